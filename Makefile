@@ -1,0 +1,26 @@
+# `make repro` runs the pipeline, `make test` the test suite; both build .venv first.
+# The venv is rebuilt only when requirements.txt or pyproject.toml change.
+VENV   := .venv
+PYTHON := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+# dvc runs stage commands through the shell: `python` must be the venv's.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: setup repro test bench clean-venv
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+repro: $(STAMP)
+	dvc repro
+
+test: $(STAMP)
+	$(PYTHON) -m pytest -ra
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,118 @@
+"""Decoding untrusted images defensively, normalising them, and writing them atomically."""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+# A truncated file must be rejected, not silently padded with grey.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+class ImageRejected(Exception):
+    """An input image cannot be used; `reason` is a short, countable code."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+def load_rgb(path: Path, *, max_pixels: int = 89_478_485, min_side: int = 1) -> Image.Image:
+    """Decode `path` into an RGB image with EXIF orientation applied.
+
+    Size is checked from the header before any pixel is decoded, so a decompression
+    bomb costs nothing. Transparency is flattened onto white (how a painting's
+    reproduction would be shown), not dropped to black.
+    """
+    try:
+        if os.path.getsize(path) == 0:
+            raise ImageRejected("empty_file")
+        with Image.open(path) as img:
+            width, height = img.size
+            if width * height > max_pixels:
+                raise ImageRejected("too_many_pixels", f"{width}x{height} exceeds {max_pixels} pixels")
+            if min(width, height) < min_side:
+                raise ImageRejected("too_small", f"{width}x{height} is below min_side={min_side}")
+            img.seek(0)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                img.load()
+            return _to_rgb(ImageOps.exif_transpose(img))
+    except ImageRejected:
+        raise
+    except FileNotFoundError:
+        raise ImageRejected("missing_file", str(path)) from None
+    except UnidentifiedImageError:
+        raise ImageRejected("not_an_image", str(path)) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageRejected("too_many_pixels", str(exc)) from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageRejected("corrupt_image", f"{type(exc).__name__}: {exc}") from None
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit greyscale: scale to 8 bits instead of letting convert() clip at 255.
+        array = np.asarray(img, dtype=np.float64)
+        peak = max(float(array.max()), 1.0)
+        scale = 255.0 / (65535.0 if peak > 255 else 255.0)
+        return Image.fromarray(np.clip(array * scale, 0, 255).astype(np.uint8)).convert("RGB")
+    return img.convert("RGB")
+
+
+def fit_within(img: Image.Image, max_side: int) -> Image.Image:
+    """Shrink (never enlarge) so that the long side is at most `max_side`, keeping aspect."""
+    if max(img.size) <= max_side:
+        return img
+    scale = max_side / max(img.size)
+    size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+    return img.resize(size, Image.Resampling.LANCZOS)
+
+
+def content_hash(img: Image.Image) -> str:
+    """SHA-256 of the decoded pixels: the same picture hashes alike whatever its file name or container."""
+    digest = hashlib.sha256(f"{img.mode}:{img.width}x{img.height}:".encode())
+    digest.update(img.tobytes())
+    return digest.hexdigest()
+
+
+def save_jpeg_atomic(img: Image.Image, path: Path, quality: int = 95) -> None:
+    """Write a JPEG so that a killed process never leaves a half-written file at `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".jpg")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            img.save(handle, format="JPEG", quality=quality, optimize=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_rgb_array(path: Path, long_side: int | None = None) -> np.ndarray:
+    """An HxWx3 uint8 array of one of the pipeline's own images, optionally resized."""
+    img = load_rgb(path)
+    if long_side is not None:
+        img = resize_long_side(img, long_side)
+    return np.asarray(img, dtype=np.uint8)
+
+
+def resize_long_side(img: Image.Image, long_side: int) -> Image.Image:
+    """Resize (up or down) so that the long side is exactly `long_side`, keeping aspect."""
+    scale = long_side / max(img.size)
+    size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+    if size == img.size:
+        return img
+    return img.resize(size, Image.Resampling.BICUBIC)
