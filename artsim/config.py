@@ -20,32 +20,75 @@ class Block(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class SplitFractions(Block):
-    val: float = Field(0.15, ge=0.0, lt=1.0)
-    test: float = Field(0.2, ge=0.0, lt=1.0)
-
-    @model_validator(mode="after")
-    def _leaves_a_train_split(self) -> "SplitFractions":
-        if self.val + self.test >= 1.0:
-            raise ValueError("val + test must be below 1 so that a train split remains")
-        return self
-
-
 class IngestParams(Block):
     source: Path
+    format: Literal["auto", "folder", "artgan", "hf_parquet"] = "auto"
     max_side: int = Field(512, ge=32, le=8192)
     min_side: int = Field(32, ge=1)
     max_pixels: int = Field(89_478_485, ge=1, description="decompression-bomb guard, checked before decoding")
     jpeg_quality: int = Field(95, ge=50, le=100)
-    split: SplitFractions = SplitFractions()
+    split: Literal["hash", "from_source"] = "hash"
+    val_fraction: float = Field(0.15, ge=0.0, lt=1.0)
+    test_fraction: float = Field(0.2, ge=0.0, lt=1.0)
+    max_images: int | None = Field(None, ge=1, description="deterministic, label-stratified subset; null = all")
+    per_class: int | None = Field(None, ge=1, description="cap per label of stratify_by; null = no cap")
+    stratify_by: Literal["style", "genre", "artist"] = "style"
+    workers: int | None = Field(None, ge=1, description="decoding processes; null = all cores")
+
+    @model_validator(mode="after")
+    def _leaves_a_train_split(self) -> "IngestParams":
+        if self.val_fraction + self.test_fraction >= 1.0:
+            raise ValueError("val_fraction + test_fraction must be below 1 so that a train split remains")
+        return self
 
 
 class GenerateParams(Block):
-    backend: Literal["style_transfer"] = "style_transfer"
-    model: Literal["magenta-arbitrary"] = "magenta-arbitrary"
+    """Block `generate`: which backend makes the variants, with what, and where finished ones are kept.
+
+    Keys that only say how to run (batch_size, device, processes, cpu_offload, store) do not
+    change a variant; changing them reruns the stage, which then reuses every stored variant.
+    Validators that look at other keys get pydantic's ValidationInfo as `info`: `info.data`
+    holds the keys declared above their own, so the order of the fields matters.
+    """
+
+    backend: Literal["style_transfer", "sdxl", "import"] = "style_transfer"
+    # None picks the backend's default (see DEFAULT_MODELS); validate_default fills it in.
+    model: str | None = Field(None, validate_default=True)
     strengths: list[float] = Field(default_factory=lambda: [0.25, 0.5, 0.75], min_length=1)
-    max_side: int = Field(256, ge=32, le=4096)
+    max_side: int = Field(256, ge=32, le=4096, description="style_transfer: long side of the variants")
     jpeg_quality: int = Field(95, ge=50, le=100)
+    store: Path = Field(Path(".artsim/cache"), description="finished variants, outside every DVC output")
+    # sdxl
+    prompt: str = "{title}, {genre} by {artist}, {style}, {year}"
+    negative_prompt: str = ""
+    steps: int = Field(25, ge=1, le=1000)
+    guidance_scale: float = Field(7.5, ge=0.0, le=50.0)
+    aesthetic_score: float = Field(6.0, ge=0.0, le=10.0)
+    negative_aesthetic_score: float = Field(2.5, ge=0.0, le=10.0)
+    resolution: int = Field(1024, ge=16, le=4096, description="sdxl: long side, rounded to the model's multiple")
+    vae: str | None = None
+    batch_size: int = Field(4, ge=1, le=256)
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    dtype: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
+    cpu_offload: bool = False
+    processes: int | Literal["auto"] = Field(1, description="ranks on this machine; 'auto' = one per visible GPU")
+    # import
+    import_dir: Path | None = Field(None, validate_default=True)
+    import_template: str = Field("{style}/{stem}_resize768_generated.jpg", validate_default=True)
+
+    @field_validator("model")
+    @classmethod
+    def _model_fits_backend(cls, value: str | None, info: Any) -> str:
+        from artsim.generate import DEFAULT_MODELS
+
+        backend = info.data.get("backend", "style_transfer")
+        if value is None:
+            return DEFAULT_MODELS[backend]
+        if backend == "style_transfer" and value != DEFAULT_MODELS["style_transfer"]:
+            raise ValueError(f"backend style_transfer has the one model {DEFAULT_MODELS['style_transfer']!r}")
+        if backend == "sdxl" and value == DEFAULT_MODELS["style_transfer"]:
+            raise ValueError(f"backend sdxl needs a diffusers model: a hub id such as {DEFAULT_MODELS['sdxl']!r} or a folder written by save_pretrained (null = that default)")
+        return value
 
     @field_validator("strengths")
     @classmethod
@@ -55,6 +98,63 @@ class GenerateParams(Block):
         if len(set(values)) != len(values):
             raise ValueError("strengths must not repeat")
         return values
+
+    @field_validator("prompt", "negative_prompt")
+    @classmethod
+    def _prompt_fields_known(cls, value: str) -> str:
+        from artsim.generate.prompts import PROMPT_FIELDS, check_template
+
+        check_template(value, PROMPT_FIELDS)
+        return value
+
+    @field_validator("steps")
+    @classmethod
+    def _every_strength_gets_a_step(cls, value: int, info: Any) -> int:
+        # img2img runs int(steps * strength) denoising steps; zero steps is an error in diffusers.
+        too_weak = [s for s in info.data.get("strengths", []) if int(value * s) < 1]
+        if too_weak:
+            weakest = min(too_weak)
+            needed = next(n for n in range(value, 100_000) if int(n * weakest) >= 1)
+            raise ValueError(f"steps={value} gives no denoising step at strength {weakest}; need steps >= {needed}")
+        return value
+
+    @field_validator("dtype")
+    @classmethod
+    def _half_precision_needs_a_gpu(cls, value: str, info: Any) -> str:
+        if value in ("fp16", "bf16") and info.data.get("device") == "cpu":
+            raise ValueError(f"{value} needs a GPU; use fp32 (or auto) with device cpu")
+        return value
+
+    @field_validator("cpu_offload")
+    @classmethod
+    def _offload_needs_a_gpu(cls, value: bool, info: Any) -> bool:
+        if value and info.data.get("device") == "cpu":
+            raise ValueError("model CPU offload moves models to a GPU when used; it needs device auto or cuda")
+        return value
+
+    @field_validator("processes")
+    @classmethod
+    def _processes_positive(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("must be 'auto' or at least 1")
+        return value
+
+    @field_validator("import_template")
+    @classmethod
+    def _import_fields_known(cls, value: str, info: Any) -> str:
+        from artsim.generate.prompts import IMPORT_FIELDS, check_template
+
+        fields = check_template(value, IMPORT_FIELDS)
+        if info.data.get("backend") == "import" and "strength" not in fields and len(info.data.get("strengths", [])) > 1:
+            raise ValueError("with several strengths the template must tell them apart with {strength}")
+        return value
+
+    @field_validator("import_dir")
+    @classmethod
+    def _import_has_a_folder(cls, value: Path | None, info: Any) -> Path | None:
+        if info.data.get("backend") == "import" and (value is None or not value.is_dir()):
+            raise ValueError("backend import needs an existing folder of generated images")
+        return value
 
 
 class DescribeParams(Block):

@@ -1,45 +1,32 @@
-"""Turning a WikiArt folder into normalised, deduplicated, labelled, split images.
+"""Turning a WikiArt source into normalised, deduplicated, labelled, split images.
 
-A WikiArt folder is `<Style>/<artist-slug>_<title-slug>[-<year>].<ext>`, optionally with a
-`metadata.csv` at its root (columns filename, artist, title, year, style, genre, ...). Labels
-come from the CSV row of a file when there is one, and from its path otherwise.
+Sources are read by `artsim.sources`; this module decodes every image defensively (in
+parallel worker processes), writes it as an RGB JPEG named by the hash of its file,
+keeps each content once, assigns a split that never changes as the dataset grows, and
+reports every file it could not use with a reason.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import logging
-import re
-from collections import Counter
-from dataclasses import asdict, dataclass, field
+from collections import Counter, defaultdict, deque
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Literal, TypeVar
 
 import pandas as pd
 from tqdm import tqdm
 
 from artsim.images import ImageRejected, content_hash, fit_within, load_rgb, save_jpeg_atomic
+from artsim.sources import LABEL_FIELDS, SourceImage, SourceItem, SourceProblem
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"}
-LABEL_FIELDS = ("artist", "title", "year", "style", "genre")
-UNKNOWN = "unknown"
 SPLITS = ("train", "val", "test")
-_YEAR_SUFFIX = re.compile(r"-(\d{3,4})$")
-
-
-@dataclass(frozen=True)
-class SourceImage:
-    """One image file of the source and the labels known for it."""
-
-    path: Path
-    relative: str
-    artist: str = UNKNOWN
-    title: str = UNKNOWN
-    year: str = ""
-    style: str = UNKNOWN
-    genre: str = UNKNOWN
+MANIFEST_COLUMNS = ["id", "hash", "path", "source_path", *LABEL_FIELDS, "split", "width", "height"]
+SplitMethod = Literal["hash", "from_source"]
 
 
 @dataclass(frozen=True)
@@ -50,7 +37,9 @@ class IngestSettings:
     jpeg_quality: int = 95
     val_fraction: float = 0.15
     test_fraction: float = 0.2
+    split_method: SplitMethod = "hash"
     seed: int = 42
+    workers: int = 1
 
 
 @dataclass
@@ -74,109 +63,126 @@ class IngestReport:
         }
 
 
-def labels_from_path(relative: str) -> dict[str, str]:
-    """Labels WikiArt encodes in its layout: `<Style>/<artist-slug>_<title-slug>[-<year>]`."""
-    parts = Path(relative).parts
-    style = parts[0] if len(parts) > 1 else UNKNOWN
-    stem = Path(relative).stem
-    artist_slug, _, title_slug = stem.partition("_")
-    year = ""
-    match = _YEAR_SUFFIX.search(title_slug)
-    if match:
-        year = match.group(1)
-        title_slug = title_slug[: match.start()]
-    return {
-        "artist": _humanise(artist_slug) or UNKNOWN,
-        "title": _humanise(title_slug) or UNKNOWN,
-        "year": year,
-        "style": style,
-        "genre": UNKNOWN,
-    }
+# --- split and subset ----------------------------------------------------------------------
+
+def _unit_draw(*parts: object) -> float:
+    """A uniform number in [0, 1) that depends only on `parts`."""
+    digest = hashlib.sha256(":".join(map(str, parts)).encode()).hexdigest()
+    return int(digest[:16], 16) / 16**16
 
 
-def _humanise(slug: str) -> str:
-    return " ".join(word.capitalize() for word in slug.replace("_", "-").split("-") if word)
+def assign_split(image_hash: str, seed: int, val_fraction: float, test_fraction: float, source_split: str | None = None) -> str:
+    """A split that depends only on the image's own content, so adding images never moves one.
 
-
-def read_metadata(csv_path: Path) -> dict[str, dict[str, str]]:
-    """Rows of a metadata.csv keyed by their relative file name; missing values become `unknown`."""
-    rows: dict[str, dict[str, str]] = {}
-    with open(csv_path, encoding="utf-8-sig", newline="") as handle:
-        for row in csv.DictReader(handle):
-            name = (row.get("filename") or "").strip()
-            if not name:
-                continue
-            labels = {key: (row.get(key) or "").strip() for key in LABEL_FIELDS}
-            rows[name] = {key: value or ("" if key == "year" else UNKNOWN) for key, value in labels.items()}
-    return rows
-
-
-def scan_folder(root: Path) -> Iterator[SourceImage]:
-    """Every image file under `root` in a stable order, labelled from metadata.csv or its path."""
-    metadata_path = root / "metadata.csv"
-    metadata = read_metadata(metadata_path) if metadata_path.is_file() else {}
-    for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
-        relative = path.relative_to(root).as_posix()
-        labels = metadata.get(relative) or labels_from_path(relative)
-        yield SourceImage(path=path, relative=relative, **labels)
-
-
-def assign_split(image_hash: str, seed: int, val_fraction: float, test_fraction: float) -> str:
-    """A split that depends only on the image's own content, so adding images never moves one."""
-    draw = int(hashlib.sha256(f"{seed}:{image_hash}".encode()).hexdigest()[:16], 16) / 16**16
+    With a split prescribed by the source (`from_source`), its test images stay test and
+    validation is carved out of its train images by the same draw.
+    """
+    draw = _unit_draw(seed, image_hash)
+    if source_split == "test":
+        return "test"
+    if source_split == "train":
+        return "val" if draw < val_fraction else "train"
     if draw < test_fraction:
         return "test"
-    if draw < test_fraction + val_fraction:
-        return "val"
-    return "train"
+    return "val" if draw < test_fraction + val_fraction else "train"
 
 
-def ingest(sources: Iterable[SourceImage], out_dir: Path, settings: IngestSettings, total: int | None = None) -> tuple[pd.DataFrame, IngestReport]:
-    """Decode, validate, normalise and deduplicate `sources` into `out_dir/images/<id>.jpg`.
+def select_subset(items: Iterable[SourceItem], max_images: int | None, per_class: int | None, stratify_by: str, seed: int) -> set[str]:
+    """The `relative` names of a deterministic, label-stratified subset of the source's images.
+
+    Within each class images are ranked by a seeded hash of their name; `per_class` keeps
+    the first ones of each class, `max_images` then takes classes in proportion to their
+    size by interleaving them on their rank quantile.
+    """
+    by_class: dict[str, list[tuple[float, str]]] = defaultdict(list)
+    for item in items:
+        if isinstance(item, SourceImage):
+            by_class[getattr(item, stratify_by)].append((_unit_draw(seed, item.relative), item.relative))
+    ranked: list[tuple[float, float, str]] = []
+    for members in by_class.values():
+        members.sort()
+        kept = members[:per_class] if per_class else members
+        ranked.extend(((rank + 0.5) / len(kept), draw, relative) for rank, (draw, relative) in enumerate(kept))
+    ranked.sort()
+    chosen = ranked[:max_images] if max_images else ranked
+    return {relative for _, _, relative in chosen}
+
+
+# --- the ingest loop -----------------------------------------------------------------------
+
+def ingest(items: Iterable[SourceItem], out_dir: Path, settings: IngestSettings, total: int | None = None) -> tuple[pd.DataFrame, IngestReport]:
+    """Decode, validate, normalise and deduplicate `items` into `out_dir/images/<id>.jpg`.
 
     Returns the manifest (one row per kept image) and a report of what was skipped and why.
+    Memory holds one manifest row per kept image and a bounded window of images in flight.
     """
     report = IngestReport()
     rows: list[dict] = []
     first_source_of: dict[str, str] = {}
-    for source in tqdm(sources, total=total, desc="ingest", unit="img"):
-        try:
-            image = load_rgb(source.path, max_pixels=settings.max_pixels, min_side=settings.min_side)
-        except ImageRejected as exc:
-            report.skip(source.relative, exc.reason, exc.detail)
+    normalise = partial(_normalise, out_dir=out_dir, settings=settings)
+    results = _ordered_map(normalise, items, settings.workers)
+    for result in tqdm(results, total=total, desc="ingest", unit="img"):
+        if isinstance(result, SourceProblem):
+            report.skip(result.relative, result.reason, result.detail)
             continue
-        image_hash = content_hash(image)
-        if image_hash in first_source_of:
-            report.skip(source.relative, "duplicate", f"same content as {first_source_of[image_hash]}")
+        if result["hash"] in first_source_of:
+            report.skip(result["source_path"], "duplicate", f"same content as {first_source_of[result['hash']]}")
             continue
-        first_source_of[image_hash] = source.relative
-        rows.append(_write_normalised(image, image_hash, source, out_dir, settings))
+        first_source_of[result["hash"]] = result["source_path"]
+        rows.append(result)
         report.kept += 1
-        report.splits[rows[-1]["split"]] += 1
-    return _manifest(rows), report
+        report.splits[result["split"]] += 1
+    frame = pd.DataFrame(rows, columns=MANIFEST_COLUMNS).sort_values("id", kind="stable").reset_index(drop=True)
+    return frame, report
 
 
-def _write_normalised(image, image_hash: str, source: SourceImage, out_dir: Path, settings: IngestSettings) -> dict:
+def _normalise(item: SourceItem, out_dir: Path, settings: IngestSettings) -> dict | SourceProblem:
+    """Runs in a worker: one source image in, one manifest row (or the reason it failed) out."""
+    if isinstance(item, SourceProblem):
+        return item
+    try:
+        data = item.data if item.data is not None else item.path.read_bytes()
+        image = load_rgb(data, max_pixels=settings.max_pixels, min_side=settings.min_side, long_side_at_least=settings.max_side)
+    except ImageRejected as exc:
+        return SourceProblem(item.relative, exc.reason, exc.detail)
+    except OSError as exc:
+        return SourceProblem(item.relative, "unreadable_file", f"{type(exc).__name__}: {exc}")
+    image_hash = content_hash(data)
     image_id = image_hash[:16]
     normalised = fit_within(image, settings.max_side)
     relative_path = f"images/{image_id}.jpg"
+    # Two files with the same content write the same bytes to the same name: harmless.
     save_jpeg_atomic(normalised, out_dir / relative_path, settings.jpeg_quality)
-    labels = {key: value for key, value in asdict(source).items() if key in LABEL_FIELDS}
+    source_split = item.source_split if settings.split_method == "from_source" else None
     return {
         "id": image_id,
         "hash": image_hash,
         "path": relative_path,
-        "source_path": source.relative,
-        **labels,
-        "split": assign_split(image_hash, settings.seed, settings.val_fraction, settings.test_fraction),
+        "source_path": item.relative,
+        **{key: getattr(item, key) for key in LABEL_FIELDS},
+        "split": assign_split(image_hash, settings.seed, settings.val_fraction, settings.test_fraction, source_split),
         "width": normalised.width,
         "height": normalised.height,
     }
 
 
-MANIFEST_COLUMNS = ["id", "hash", "path", "source_path", *LABEL_FIELDS, "split", "width", "height"]
+Item = TypeVar("Item")
+Result = TypeVar("Result")
 
 
-def _manifest(rows: list[dict]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
-    return frame.sort_values("id", kind="stable").reset_index(drop=True)
+def _ordered_map(fn: Callable[[Item], Result], items: Iterable[Item], workers: int, window_per_worker: int = 8) -> Iterator[Result]:
+    """`map(fn, items)` over worker processes, in order, with a bounded number of items in flight.
+
+    (`Pool.imap` would read the whole input ahead, holding every embedded image in memory.)
+    """
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        pending: deque = deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= workers * window_per_worker:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()

@@ -1,32 +1,61 @@
-"""Stage generate: data/ingested -> data/generated/{images/,manifest.parquet} + metrics/generate.json."""
+"""Stage generate: data/ingested -> data/generated/{images/,manifest.parquet,failures.csv} + metrics/generate.json.
+
+Runs alone or as ranks of `torchrun --nproc-per-node N -m stages.generate` (also across
+machines sharing the repository's filesystem); with `generate.processes` > 1 and no torchrun
+around it, it relaunches itself under torchrun. Every rank makes its share of the missing
+variants into the store; rank 0 then assembles the output.
+"""
 from __future__ import annotations
 
+import logging
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
 
-from artsim.generate import StyleTransferBackend, generate, plan_variants
+from artsim.generate.assemble import assemble, failures_table, generate_metrics
+from artsim.generate.distributed import process_group, processes_wanted, ranks_from_env, torchrun_command, under_torchrun
+from artsim.generate.backend import InputError
+from artsim.generate.run import generate
+from artsim.generate.store import VariantStore
 from stages.common import load_params, setup_logging, write_json
 
 INGESTED = Path("data/ingested")
 OUT_DIR = Path("data/generated")
 METRICS = Path("metrics/generate.json")
 
+log = logging.getLogger("stages.generate")
+
 
 def main() -> None:
     setup_logging()
     params = load_params()
     config = params.generate
+    if not under_torchrun():
+        processes = processes_wanted(config.processes, config.device)
+        if processes > 1:
+            log.info("relaunching as %d ranks under torchrun", processes)
+            sys.exit(subprocess.call(torchrun_command(processes, "stages.generate")))
+    ranks = ranks_from_env()
     originals = pd.read_parquet(INGESTED / "manifest.parquet")
-    requests = plan_variants(originals, config.strengths, config.backend, config.model, params.seed, config.max_side)
-    backend = StyleTransferBackend(max_side=config.max_side)
-    shutil.rmtree(OUT_DIR, ignore_errors=True)
-    original_paths = dict(zip(originals["id"], originals["path"]))
-    manifest, report = generate(requests, INGESTED, original_paths, OUT_DIR, backend, config.jpeg_quality)
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    manifest.to_parquet(OUT_DIR / "manifest.parquet", index=False)
-    write_json(METRICS, report.as_metrics(config.backend, config.model))
+    with process_group(ranks):
+        try:
+            result = generate(originals, INGESTED, config, params.seed, ranks)
+        except InputError as exc:  # inputs that params validation could not see
+            sys.exit(str(exc))
+        if not ranks.is_main:
+            return
+        shutil.rmtree(OUT_DIR, ignore_errors=True)
+        manifest = assemble(result, VariantStore(config.store), OUT_DIR)
+        OUT_DIR.mkdir(parents=True, exist_ok=True)
+        manifest.to_parquet(OUT_DIR / "manifest.parquet", index=False)
+        failures_table(result).to_csv(OUT_DIR / "failures.csv", index=False)
+        write_json(METRICS, generate_metrics(result, len(manifest), config.backend, config.model))
+    log.info("%d variants: %d reused, %d computed, %d failed", len(manifest), result.reused, result.computed, len(result.failures))
+    if result.variants and manifest.empty:
+        sys.exit("generate: no variant could be made; see metrics/generate.json and data/generated/failures.csv")
 
 
 if __name__ == "__main__":

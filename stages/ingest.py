@@ -1,12 +1,14 @@
-"""Stage ingest: WikiArt folder -> data/ingested/{images/,manifest.parquet,skipped.csv} + metrics/ingest.json."""
+"""Stage ingest: a WikiArt source -> data/ingested/{images/,manifest.parquet,skipped.csv} + metrics/ingest.json."""
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pandas as pd
 
-from artsim.ingest import IngestSettings, ingest, scan_folder
+from artsim.ingest import IngestSettings, ingest, select_subset
+from artsim.sources import SourceImage, read_source
 from stages.common import load_params, setup_logging, write_json
 
 OUT_DIR = Path("data/ingested")
@@ -24,13 +26,21 @@ def main() -> None:
         min_side=config.min_side,
         max_pixels=config.max_pixels,
         jpeg_quality=config.jpeg_quality,
-        val_fraction=config.split.val,
-        test_fraction=config.split.test,
+        val_fraction=config.val_fraction,
+        test_fraction=config.test_fraction,
+        split_method=config.split,
         seed=params.seed,
+        workers=config.workers or os.cpu_count() or 1,
+    )
+    # A first pass over the source (labels only are kept) counts it and picks the subset.
+    chosen = select_subset(read_source(config.source, config.format), config.max_images, config.per_class, config.stratify_by, params.seed)
+    items = (
+        item for item in read_source(config.source, config.format)
+        if not isinstance(item, SourceImage) or item.relative in chosen
     )
     shutil.rmtree(OUT_DIR, ignore_errors=True)
-    sources = list(scan_folder(config.source))
-    manifest, report = ingest(sources, OUT_DIR, settings, total=len(sources))
+    manifest, report = ingest(items, OUT_DIR, settings, total=len(chosen))
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
     manifest.to_parquet(OUT_DIR / "manifest.parquet", index=False)
     pd.DataFrame(report.skipped_files, columns=["source_path", "reason", "detail"]).to_csv(OUT_DIR / "skipped.csv", index=False)
     write_json(METRICS, report.as_metrics())

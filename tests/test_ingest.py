@@ -1,3 +1,4 @@
+import json
 import shutil
 from pathlib import Path
 
@@ -6,13 +7,14 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from artsim.ingest import IngestSettings, assign_split, ingest, labels_from_path, scan_folder
-from tests.helpers import random_painting
+from artsim.ingest import IngestSettings, assign_split, ingest
+from artsim.sources import labels_from_path, read_folder
+from tests.helpers import REPO_ROOT, random_painting
 
 
 def run_ingest(source: Path, out: Path, **overrides) -> tuple[pd.DataFrame, dict]:
     settings = IngestSettings(**overrides)
-    manifest, report = ingest(scan_folder(source), out, settings)
+    manifest, report = ingest(read_folder(source), out, settings)
     return manifest, report.as_metrics()
 
 
@@ -31,7 +33,7 @@ def test_images_are_normalised_rgb_jpegs_within_max_side(sample_dir, tmp_path):
     for row in manifest.itertuples():
         with Image.open(tmp_path / "out" / row.path) as img:
             assert img.format == "JPEG" and img.mode == "RGB"
-            assert max(img.size) <= 200
+            assert max(img.size) == 200  # shrunk to fit, never below it (reduced-scale JPEG decoding)
             assert img.size == (row.width, row.height)
 
 
@@ -109,3 +111,23 @@ def test_split_fractions_are_respected_on_many_images():
     assert shares["test"] == pytest.approx(0.2, abs=0.01)
     assert shares["val"] == pytest.approx(0.15, abs=0.01)
     assert shares["train"] == pytest.approx(0.65, abs=0.01)
+
+
+def test_stage_takes_a_stratified_subset_and_writes_its_reports(sample_copy, tmp_path, monkeypatch):
+    import yaml
+
+    from stages import ingest as ingest_stage
+
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    params["ingest"].update(source=str(sample_copy), max_images=10, workers=2)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    ingest_stage.main()
+
+    manifest = pd.read_parquet(tmp_path / "data/ingested/manifest.parquet")
+    assert len(manifest) == 10
+    # proportional to the sample's styles: 9 Ukiyo_e and 9 Post_Impressionism of 29
+    assert manifest["style"].value_counts()[["Ukiyo_e", "Post_Impressionism"]].tolist() == [3, 3]
+    metrics = json.loads((tmp_path / "metrics/ingest.json").read_text())
+    assert metrics["kept"] == 10 and metrics["skipped"] == 0
+    assert pd.read_csv(tmp_path / "data/ingested/skipped.csv").empty

@@ -1,0 +1,242 @@
+"""Making the variants the store lacks: plan, find what is missing, shard, batch, retry, report.
+
+Every rank plans the same variants; rank 0 alone looks in the store and tells the others
+which keys are missing, so all ranks cut the same batches from the same list and take every
+world_size-th batch. A batch's composition therefore does not depend on the number of ranks,
+and one process or several make byte-identical variants. A batch that fails (e.g. out of
+GPU memory) and a variant that comes out NaN are retried once alone; what fails again, and
+any original that cannot be loaded, is reported per key while the rest of the run goes on.
+"""
+from __future__ import annotations
+
+import logging
+from collections import Counter, deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from itertools import groupby
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+from tqdm import tqdm
+
+from artsim.config import GenerateParams
+from artsim.generate.backend import Backend, InputError, ItemFailure, Output
+from artsim.generate.distributed import ALONE, Ranks, broadcast_from_main, gather_to_all
+from artsim.generate.prompts import missing_columns
+from artsim.generate.store import VariantStore
+from artsim.generate.variants import Variant
+from artsim.images import ImageRejected
+
+log = logging.getLogger(__name__)
+
+# Finished images waiting for the writer thread; beyond this the loop waits for the disk.
+MAX_PENDING_WRITES = 64
+
+
+@dataclass(frozen=True)
+class Failure:
+    key: str
+    original_id: str
+    strength: float
+    reason: str
+    detail: str = ""
+
+
+@dataclass
+class RankReport:
+    computed: int = 0
+    failures: list[Failure] = field(default_factory=list)
+
+    def fail(self, variant: Variant, failure: ItemFailure) -> None:
+        self.failures.append(Failure(variant.key, variant.original_id, variant.strength, failure.reason, failure.detail))
+        log.warning("variant %s (original %s, strength %g) failed: %s %s", variant.key, variant.original_id, variant.strength, failure.reason, failure.detail)
+
+
+@dataclass
+class GenerationResult:
+    variants: list[Variant]  # the whole plan, stored or not
+    reused: int  # found in the store when the run started
+    computed: int  # made by this run, over all ranks
+    failures: list[Failure]
+    unmatched: list[str] = field(default_factory=list)  # import: originals without a variant file
+
+    @property
+    def failed_by_reason(self) -> dict[str, int]:
+        return dict(sorted(Counter(f.reason for f in self.failures).items()))
+
+
+def check_inputs(config: GenerateParams, originals: pd.DataFrame) -> None:
+    """What params validation cannot know before the data is there; InputError naming the key."""
+    if config.backend == "sdxl":
+        absent = missing_columns([config.prompt, config.negative_prompt], originals.columns)
+        if absent:
+            field_name = "prompt" if missing_columns([config.prompt], originals.columns) else "negative_prompt"
+            raise InputError(f"generate.{field_name}: uses {{{absent[0]}}}, but the ingested manifest has no {absent[0]} column")
+        for key, name in (("model", config.model), ("vae", config.vae)):
+            if name and Path(name).exists() and not (Path(name) / ("model_index.json" if key == "model" else "config.json")).is_file():
+                raise InputError(f"generate.{key}: {name} is a folder but not one written by save_pretrained")
+    if config.backend == "style_transfer" and len(originals) < 2:
+        raise InputError("generate.backend: style_transfer needs at least two ingested paintings")
+
+
+def open_backend(config: GenerateParams, originals_dir: Path, ranks: Ranks) -> Backend:
+    if config.backend == "sdxl":
+        from artsim.generate.sdxl import SdxlBackend, resolve_device
+
+        return SdxlBackend(config, originals_dir, resolve_device(config.device, ranks.local_rank))
+    if config.backend == "import":
+        from artsim.generate.importer import ImportBackend
+
+        assert config.import_dir is not None
+        return ImportBackend(config.import_dir)
+    from artsim.generate.style_transfer import StyleTransferBackend
+
+    return StyleTransferBackend(originals_dir, config.max_side)
+
+
+def plan(config: GenerateParams, originals: pd.DataFrame, seed: int, backend: Backend) -> tuple[list[Variant], list[str]]:
+    """Every variant the params ask for (deduplicated by key), and originals no variant could be planned for."""
+    unmatched: list[str] = []
+    if config.backend == "sdxl":
+        from artsim.generate.sdxl import plan_sdxl
+
+        variants = plan_sdxl(originals, config, seed, backend)  # type: ignore[arg-type]
+    elif config.backend == "import":
+        from artsim.generate.importer import plan_import
+
+        variants, unmatched = plan_import(originals, config, seed)
+    else:
+        from artsim.generate.style_transfer import plan_style_transfer
+
+        variants = plan_style_transfer(originals, config, seed)
+    unique = {v.key: v for v in variants}
+    return list(unique.values()), unmatched
+
+
+def make_batches(variants: Sequence[Variant], backend: Backend, batch_size: int) -> list[list[Variant]]:
+    """Batches of at most `batch_size` variants that the backend can make in one call, in a stable order."""
+    ordered = sorted(variants, key=lambda v: (repr(backend.batch_group(v)), v.key))
+    batches: list[list[Variant]] = []
+    for _, group in groupby(ordered, key=lambda v: repr(backend.batch_group(v))):
+        members = list(group)
+        batches.extend(members[i:i + batch_size] for i in range(0, len(members), batch_size))
+    return batches
+
+
+def generate(originals: pd.DataFrame, originals_dir: Path, config: GenerateParams, seed: int, ranks: Ranks = ALONE) -> GenerationResult:
+    """Make every planned variant the store lacks; this rank does its share. Collective over ranks."""
+    check_inputs(config, originals)
+    store = VariantStore(config.store)
+    backend = open_backend(config, originals_dir, ranks)
+    variants, unmatched = plan(config, originals, seed, backend)
+    missing: list[str] | None = None
+    if ranks.is_main:
+        store.remove_stale_temporaries()
+        missing = [v.key for v in variants if not store.has(v.key)]
+        log.info("%d variants planned: %d in the store, %d to make on %d rank(s)", len(variants), len(variants) - len(missing), len(missing), ranks.world_size)
+    missing = broadcast_from_main(missing, ranks)
+    assert missing is not None
+    wanted = set(missing)
+    batches = make_batches([v for v in variants if v.key in wanted], backend, config.batch_size)
+    report = run_batches(batches[ranks.rank::ranks.world_size], backend, store, config.jpeg_quality, ranks)
+    reports = gather_to_all(report, ranks)
+    return GenerationResult(
+        variants=variants,
+        reused=len(variants) - len(missing),
+        computed=sum(r.computed for r in reports),
+        failures=sorted((f for r in reports for f in r.failures), key=lambda f: (f.original_id, f.strength, f.key)),
+        unmatched=unmatched,
+    )
+
+
+def run_batches(batches: Sequence[Sequence[Variant]], backend: Backend, store: VariantStore, jpeg_quality: int, ranks: Ranks = ALONE) -> RankReport:
+    """Make `batches` into the store. Loading the next batch and writing finished images run
+    in threads beside the backend, so a GPU does not wait for the disk."""
+    report = RankReport()
+    desc = f"generate [rank {ranks.rank}/{ranks.world_size}]" if ranks.launched else "generate"
+    with (
+        ThreadPoolExecutor(1, thread_name_prefix="generate-load") as loader,
+        ThreadPoolExecutor(1, thread_name_prefix="generate-store") as writer,
+        tqdm(total=sum(map(len, batches)), desc=desc, unit="img", position=ranks.rank if ranks.launched else None) as bar,
+    ):
+        writes: deque[Future] = deque()
+        upcoming = loader.submit(_load_batch, backend, batches[0]) if batches else None
+        for index, batch in enumerate(batches):
+            assert upcoming is not None
+            loaded = upcoming.result()
+            upcoming = loader.submit(_load_batch, backend, batches[index + 1]) if index + 1 < len(batches) else None
+            ready = []
+            for variant, inputs in loaded:
+                if isinstance(inputs, ItemFailure):
+                    report.fail(variant, inputs)
+                else:
+                    ready.append((variant, inputs))
+            for variant, output in _render(backend, ready):
+                if isinstance(output, ItemFailure):
+                    report.fail(variant, output)
+                else:
+                    writes.append(writer.submit(_put, store, variant.key, output, jpeg_quality))
+            while writes and (writes[0].done() or len(writes) > MAX_PENDING_WRITES):
+                writes.popleft().result()  # re-raises a write error (e.g. a full disk): that one is fatal
+                report.computed += 1
+            bar.update(len(batch))
+        while writes:
+            writes.popleft().result()
+            report.computed += 1
+    return report
+
+
+def _load_batch(backend: Backend, batch: Sequence[Variant]) -> list[tuple[Variant, Any]]:
+    return [(variant, _load(backend, variant)) for variant in batch]
+
+
+def _load(backend: Backend, variant: Variant) -> Any:
+    for _ in range(2):  # the second try is for transient read errors (network filesystems)
+        try:
+            return backend.load(variant)
+        except ImageRejected as exc:
+            failure = ItemFailure(exc.reason, exc.detail)
+        except Exception as exc:  # noqa: BLE001 - one unreadable input must not stop the run
+            failure = ItemFailure("load_error", f"{type(exc).__name__}: {exc}")
+    return failure
+
+
+def _render(backend: Backend, items: Sequence[tuple[Variant, Any]]) -> list[tuple[Variant, Output]]:
+    if not items:
+        return []
+    variants = [v for v, _ in items]
+    try:
+        outputs = backend.render(variants, [x for _, x in items])
+    except Exception as exc:  # noqa: BLE001 - e.g. out of memory: retry each variant alone
+        log.warning("a batch of %d failed (%s: %s); retrying each variant alone", len(items), type(exc).__name__, exc)
+        backend.recover()
+        return [(variant, _render_alone(backend, variant, inputs)) for variant, inputs in items]
+    results: list[tuple[Variant, Output]] = []
+    for (variant, inputs), output in zip(items, outputs):
+        if isinstance(output, ItemFailure):
+            log.info("variant %s came out %s; retrying it alone", variant.key, output.reason)
+            output = _render_alone(backend, variant, inputs)
+        results.append((variant, output))
+    return results
+
+
+def _render_alone(backend: Backend, variant: Variant, inputs: Any) -> Output:
+    try:
+        return backend.render([variant], [inputs])[0]
+    except Exception as exc:  # noqa: BLE001
+        backend.recover()
+        return ItemFailure(_failure_reason(exc), f"{type(exc).__name__}: {exc}")
+
+
+def _failure_reason(exc: BaseException) -> str:
+    if type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower():
+        return "out_of_memory"
+    return "backend_error"
+
+
+def _put(store: VariantStore, key: str, output: Output, jpeg_quality: int) -> None:
+    if isinstance(output, bytes):
+        store.put_bytes(key, output)
+    else:
+        store.put_image(key, output, jpeg_quality)  # type: ignore[arg-type]
