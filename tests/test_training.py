@@ -33,7 +33,7 @@ ORIGINALS = [  # (style, split)
 
 def _painting(tint: tuple[int, int, int], seed: int, size: tuple[int, int] = (48, 40)) -> Image.Image:
     """A random colour field of its own (so that pairs can be told apart) tinted by its style."""
-    return Image.blend(random_painting(seed, size), Image.new("RGB", size, tint), 0.5)
+    return Image.blend(random_painting(seed, size), Image.new("RGB", size, tint), 0.75)
 
 
 def build_tiny_project(root: Path) -> dict[str, Path]:
