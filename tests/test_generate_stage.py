@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.generate_fixtures import decodes, tiny_refiner
-from tests.helpers import REPO_ROOT, random_painting
+from tests.helpers import copy_worktree, random_painting
 
 pytestmark = pytest.mark.e2e
 
@@ -61,15 +61,7 @@ def stored(store: Path) -> list[Path]:
 def clone(tmp_path_factory) -> Path:
     """A fresh clone whose params run the sdxl backend on the tiny refiner over 4 paintings."""
     target = tmp_path_factory.mktemp("clone")
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPO_ROOT, capture_output=True, text=True, check=True,
-    ).stdout
-    for name in filter(None, listed.split("\0")):
-        source = REPO_ROOT / name
-        if source.is_file():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / name)
+    copy_worktree(target)
     for index, (style, stem, size) in enumerate(PAINTINGS):
         path = target / "tiny_source" / style / f"{stem}.jpg"
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,6 @@
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import REPO_ROOT
+from tests.helpers import copy_worktree
 
 pytestmark = pytest.mark.e2e
 
@@ -37,15 +36,7 @@ def stages_run(result: subprocess.CompletedProcess) -> set[str]:
 def clone(tmp_path_factory) -> Path:
     """What a fresh clone would hold: the files git tracks or would track, and no DVC cache."""
     target = tmp_path_factory.mktemp("clone")
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPO_ROOT, capture_output=True, text=True, check=True,
-    ).stdout
-    for name in filter(None, listed.split("\0")):
-        source = REPO_ROOT / name
-        if source.is_file():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / name)
+    copy_worktree(target)
     run(["git", "init", "-q"], target)
     run(["git", "add", "-A"], target)
     run(["git", "commit", "-q", "-m", "snapshot"], target)
