@@ -48,8 +48,15 @@ def first_repro(clone: Path) -> subprocess.CompletedProcess:
     return run(["dvc", "repro"], clone)
 
 
+def stages_unchanged(result: subprocess.CompletedProcess) -> set[str]:
+    return set(re.findall(r"Stage '([\w-]+)' didn't change, skipping", result.stdout + result.stderr))
+
+
 def test_repro_runs_every_stage_and_writes_the_evaluation(clone, first_repro):
-    assert stages_run(first_repro) == ALL_STAGES
+    # A clone has no DVC cache, so every stage with a cached output must run; evaluate's
+    # outputs are in git and may already match its rebuilt (deterministic) inputs.
+    assert ALL_STAGES - {"evaluate"} <= stages_run(first_repro)
+    assert stages_run(first_repro) | stages_unchanged(first_repro) == ALL_STAGES
     metrics = json.loads((clone / "metrics" / "evaluate.json").read_text())
     assert EVALUATE_KEYS <= set(metrics)
     assert all(isinstance(metrics[key], float) for key in ("mse", "mae", "baseline_mse"))
