@@ -5,6 +5,9 @@ PYTHON := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # dvc runs stage commands through the shell: `python` must be the venv's.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+# OpenMP threads that spin while waiting make torch several times slower when anything
+# else shares the cores; passive waiting changes no result.
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: setup repro test bench clean-venv
 
