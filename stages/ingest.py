@@ -32,14 +32,18 @@ def main() -> None:
         seed=params.seed,
         workers=config.workers or os.cpu_count() or 1,
     )
-    # A first pass over the source (labels only are kept) counts it and picks the subset.
-    chosen = select_subset(read_source(config.source, config.format), config.max_images, config.per_class, config.stratify_by, params.seed)
-    items = (
-        item for item in read_source(config.source, config.format)
-        if not isinstance(item, SourceImage) or item.relative in chosen
-    )
+    items = read_source(config.source, config.format)
+    total = None
+    if config.max_images or config.per_class:
+        # Only a subset needs a first pass over the source (labels only are kept) to pick it.
+        chosen = select_subset(items, config.max_images, config.per_class, config.stratify_by, params.seed)
+        items = (
+            item for item in read_source(config.source, config.format)
+            if not isinstance(item, SourceImage) or item.relative in chosen
+        )
+        total = len(chosen)
     shutil.rmtree(OUT_DIR, ignore_errors=True)
-    manifest, report = ingest(items, OUT_DIR, settings, total=len(chosen))
+    manifest, report = ingest(items, OUT_DIR, settings, total=total)
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     manifest.to_parquet(OUT_DIR / "manifest.parquet", index=False)
     pd.DataFrame(report.skipped_files, columns=["source_path", "reason", "detail"]).to_csv(OUT_DIR / "skipped.csv", index=False)
