@@ -7,9 +7,19 @@ typo in params.yaml or in `dvc exp run -S` fails instead of being silently ignor
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+def _at_least_one(value: int | str) -> int | str:
+    if isinstance(value, int) and value < 1:
+        raise ValueError("must be 'auto' or at least 1")
+    return value
+
+
+# Ranks to run a stage as (it relaunches itself under torchrun when more than one).
+Processes = Annotated[int | Literal["auto"], AfterValidator(_at_least_one)]
 
 
 class ParamsError(ValueError):
@@ -71,7 +81,7 @@ class GenerateParams(Block):
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     dtype: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
     cpu_offload: bool = False
-    processes: int | Literal["auto"] = Field(1, description="ranks on this machine; 'auto' = one per visible GPU")
+    processes: Processes = Field(1, description="ranks on this machine; 'auto' = one per visible GPU")
     # import
     import_dir: Path | None = Field(None, validate_default=True)
     import_template: str = Field("{style}/{stem}_resize768_generated.jpg", validate_default=True)
@@ -130,13 +140,6 @@ class GenerateParams(Block):
     def _offload_needs_a_gpu(cls, value: bool, info: Any) -> bool:
         if value and info.data.get("device") == "cpu":
             raise ValueError("model CPU offload moves models to a GPU when used; it needs device auto or cuda")
-        return value
-
-    @field_validator("processes")
-    @classmethod
-    def _processes_positive(cls, value: int | str) -> int | str:
-        if isinstance(value, int) and value < 1:
-            raise ValueError("must be 'auto' or at least 1")
         return value
 
     @field_validator("import_template")
@@ -199,13 +202,26 @@ class ScoreParams(Block):
     negatives: int = Field(1, ge=0, le=100, description="negative pairs per positive pair")
 
 
-class FinetuneParams(Block):
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+TRUNK_STAGES = ("stem", "layer1", "layer2", "layer3", "layer4")
+
+
+class TrainingRun(Block):
+    """How a training stage runs (not what it learns): on GPUs only, and never on a CPU."""
+
+    precision: Precision = Field("fp32", description="autocast on GPU; auto = bf16 where supported, else fp16; CPU runs stay fp32")
+    channels_last: bool = False
+    loader_workers: int = Field(0, ge=0, le=64, description="DataLoader worker processes per rank")
+    processes: Processes = Field(1, description="ranks on this machine (relaunch under torchrun); 'auto' = one per GPU")
+
+
+class FinetuneParams(TrainingRun):
     weights: str = "none"
     label: Literal["style", "genre"] = "style"
     min_class_size: int = Field(2, ge=1, description="classes with fewer train images are merged into 'other'")
     image_size: int = Field(96, ge=32, le=1024)
     epochs: int = Field(8, ge=1)
-    batch_size: int = Field(16, ge=1)
+    batch_size: int = Field(16, ge=1, description="images per optimiser step, over all ranks")
     lr: float = Field(1e-3, gt=0.0)
     weight_decay: float = Field(1e-4, ge=0.0)
 
@@ -219,17 +235,36 @@ class FinetuneParams(Block):
         return value
 
 
-class SiameseParams(Block):
+class SiameseParams(TrainingRun):
     image_size: int = Field(64, ge=32, le=1024)
+    # Everything below the lowest trained stage is frozen, and its features are computed
+    # once per unique image and cached in feature_cache.
+    train_layers: Literal["all"] | list[Literal["stem", "layer1", "layer2", "layer3", "layer4"]] = ["layer4"]
+    feature_cache: Path = Field(Path(".artsim/features"), description="frozen-trunk features by image and weights")
     epochs: int = Field(8, ge=1)
-    batch_size: int = Field(16, ge=1)
+    batch_size: int = Field(16, ge=1, description="pairs per optimiser step, over all ranks")
     lr: float = Field(3e-4, gt=0.0)
+    trunk_lr_scale: float = Field(0.1, gt=0.0, le=1.0, description="the trained trunk stages learn at lr x this")
     weight_decay: float = Field(1e-4, ge=0.0)
     head_hidden: int = Field(256, ge=1)
+
+    @field_validator("train_layers")
+    @classmethod
+    def _top_run_of_stages(cls, value: str | list[str]) -> str | list[str]:
+        if value == "all":
+            return value
+        indices = sorted(TRUNK_STAGES.index(name) for name in value)
+        if len(set(indices)) != len(indices) or (indices and indices != list(range(indices[0], len(TRUNK_STAGES)))):
+            raise ValueError(
+                "must be 'all' or a top run of consecutive trunk stages ending at layer4, e.g. [layer4] or "
+                f"[layer3, layer4] ([] trains the head only); stages: {', '.join(TRUNK_STAGES)}; got {value!r}"
+            )
+        return [TRUNK_STAGES[i] for i in indices]
 
 
 class EvaluateParams(Block):
     batch_size: int = Field(32, ge=1)
+    loader_workers: int = Field(0, ge=0, le=64, description="DataLoader workers for embedding the test images")
 
 
 class Params(Block):

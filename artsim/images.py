@@ -94,6 +94,15 @@ def fit_within(img: Image.Image, max_side: int) -> Image.Image:
     return img.resize(size, Image.Resampling.LANCZOS)
 
 
+def file_hash(path: Path) -> str:
+    """content_hash of a file, read in blocks rather than whole."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def content_hash(data: bytes) -> str:
     """SHA-256 of a file's bytes: the same file under another name hashes alike."""
     return hashlib.sha256(data).hexdigest()

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Literal, TypeVar
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from artsim.images import ImageRejected, content_hash, fit_within, load_rgb, save_jpeg_atomic
@@ -26,6 +28,15 @@ log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 MANIFEST_COLUMNS = ["id", "hash", "path", "source_path", *LABEL_FIELDS, "split", "width", "height"]
+MANIFEST_SCHEMA = pa.schema([
+    *((name, pa.large_string()) for name in MANIFEST_COLUMNS if name not in ("width", "height")),
+    ("width", pa.int64()),
+    ("height", pa.int64()),
+])
+MANIFEST = "manifest.parquet"
+SKIPPED = "skipped.csv"
+# Manifest rows buffered before they are written out as one Parquet row group.
+ROWS_PER_GROUP = 4096
 SplitMethod = Literal["hash", "from_source"]
 
 
@@ -110,30 +121,64 @@ def select_subset(items: Iterable[SourceItem], max_images: int | None, per_class
 
 # --- the ingest loop -----------------------------------------------------------------------
 
-def ingest(items: Iterable[SourceItem], out_dir: Path, settings: IngestSettings, total: int | None = None) -> tuple[pd.DataFrame, IngestReport]:
-    """Decode, validate, normalise and deduplicate `items` into `out_dir/images/<id>.jpg`.
+def ingest(items: Iterable[SourceItem], out_dir: Path, settings: IngestSettings, total: int | None = None) -> IngestReport:
+    """Decode, validate, normalise and deduplicate `items` into `out_dir/images/<id>.jpg`,
+    `out_dir/manifest.parquet` (one row per kept image, in source order) and
+    `out_dir/skipped.csv` (every file not kept, with the reason).
 
-    Returns the manifest (one row per kept image) and a report of what was skipped and why.
-    Memory holds one manifest row per kept image and a bounded window of images in flight.
+    Memory holds a bounded window of images in flight, one row group of the manifest,
+    and the set of content hashes seen (for deduplication): rows go to disk as they come.
     """
+    out_dir.mkdir(parents=True, exist_ok=True)
     report = IngestReport()
-    rows: list[dict] = []
     first_source_of: dict[str, str] = {}
     normalise = partial(_normalise, out_dir=out_dir, settings=settings)
-    results = _ordered_map(normalise, items, settings.workers)
-    for result in tqdm(results, total=total, desc="ingest", unit="img"):
-        if isinstance(result, SourceProblem):
-            report.skip(result.relative, result.reason, result.detail)
-            continue
-        if result["hash"] in first_source_of:
-            report.skip(result["source_path"], "duplicate", f"same content as {first_source_of[result['hash']]}")
-            continue
-        first_source_of[result["hash"]] = result["source_path"]
-        rows.append(result)
-        report.kept += 1
-        report.splits[result["split"]] += 1
-    frame = pd.DataFrame(rows, columns=MANIFEST_COLUMNS).sort_values("id", kind="stable").reset_index(drop=True)
-    return frame, report
+    with ManifestWriter(out_dir / MANIFEST) as manifest:
+        for result in tqdm(_ordered_map(normalise, items, settings.workers), total=total, desc="ingest", unit="img"):
+            if isinstance(result, SourceProblem):
+                report.skip(result.relative, result.reason, result.detail)
+                continue
+            if result["hash"] in first_source_of:
+                report.skip(result["source_path"], "duplicate", f"same content as {first_source_of[result['hash']]}")
+                continue
+            first_source_of[result["hash"]] = result["source_path"]
+            manifest.add(result)
+            report.kept += 1
+            report.splits[result["split"]] += 1
+    pd.DataFrame(report.skipped_files, columns=["source_path", "reason", "detail"]).to_csv(out_dir / SKIPPED, index=False)
+    return report
+
+
+def read_manifest(out_dir: Path) -> pd.DataFrame:
+    return pd.read_parquet(Path(out_dir) / MANIFEST)
+
+
+class ManifestWriter:
+    """Manifest rows streamed to a Parquet file, one row group per ROWS_PER_GROUP rows."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rows: list[dict] = []
+        self.writer: pq.ParquetWriter | None = None
+
+    def __enter__(self) -> "ManifestWriter":
+        self.writer = pq.ParquetWriter(self.path, MANIFEST_SCHEMA)
+        return self
+
+    def add(self, row: dict) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= ROWS_PER_GROUP:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.rows and self.writer is not None:
+            self.writer.write_table(pa.Table.from_pylist(self.rows, schema=MANIFEST_SCHEMA))
+            self.rows = []
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.flush()
+        if self.writer is not None:
+            self.writer.close()
 
 
 def _normalise(item: SourceItem, out_dir: Path, settings: IngestSettings) -> dict | SourceProblem:

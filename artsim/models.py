@@ -140,8 +140,16 @@ class SiameseRegressor(nn.Module):
         return self.score_features(self.pair_features(a, b))
 
     def pair_features(self, a: Tensor, b: Tensor) -> Tensor:
-        ea, eb = self.trunk(a), self.trunk(b)
+        return self.combine(self.trunk(a), self.trunk(b))
+
+    @staticmethod
+    def combine(ea: Tensor, eb: Tensor) -> Tensor:
+        """The head's input from two trunk embeddings (symmetric in ea, eb)."""
         return torch.cat([(ea - eb).abs(), ea * eb], dim=1)
+
+    def score_embeddings(self, ea: Tensor, eb: Tensor) -> Tensor:
+        """f(a, b) from trunk embeddings computed elsewhere (e.g. once per unique image)."""
+        return self.score_features(self.combine(ea, eb))
 
     def score_features(self, features: Tensor) -> Tensor:
         return torch.sigmoid(self.head(features)).squeeze(1)

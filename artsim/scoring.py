@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.spatial.distance import cdist
 from sklearn.metrics import roc_auc_score
+from tqdm import tqdm
 
 from artsim.config import ScoreWeights
 from artsim.descriptors import DESCRIPTOR_NAMES, Descriptors
@@ -88,11 +90,16 @@ def descriptor_similarities(a: Descriptors, b: Descriptors, stats: TextureStats)
 
 def weighted_score(similarities: Mapping[str, float], weights: ScoreWeights | Mapping[str, float]) -> float:
     """Σ w·s / Σ w over the weighted descriptors."""
+    weight_map, total = _weights(weights)
+    return _unit(sum(w * similarities[name] for name, w in weight_map.items()) / total)
+
+
+def _weights(weights: ScoreWeights | Mapping[str, float]) -> tuple[dict[str, float], float]:
     weight_map = weights.as_dict() if isinstance(weights, ScoreWeights) else dict(weights)
     total = sum(weight_map.values())
     if total <= 0:
         raise ValueError("weights must sum to a positive value")
-    return _unit(sum(w * similarities[name] for name, w in weight_map.items()) / total)
+    return weight_map, total
 
 
 def similarity(
@@ -100,6 +107,83 @@ def similarity(
 ) -> float:
     """The weighted similarity score of two images."""
     return weighted_score(descriptor_similarities(a, b, stats), weights)
+
+
+# --- every image of one set against every image of another -------------------------------
+
+@dataclass(frozen=True)
+class DescriptorSet:
+    """The descriptors of n images stacked row-wise: color (n, C), texture (n, T), edges (n, E)."""
+
+    color: np.ndarray
+    texture: np.ndarray
+    edges: np.ndarray
+
+    @classmethod
+    def stack(cls, descriptors: Sequence[Descriptors]) -> "DescriptorSet":
+        if not descriptors:
+            raise ValueError("DescriptorSet.stack needs at least one image")
+        return cls(*(np.stack([getattr(d, name) for d in descriptors]) for name in DESCRIPTOR_NAMES))
+
+    def __len__(self) -> int:
+        return len(self.color)
+
+    def rows(self, start: int, stop: int) -> "DescriptorSet":
+        return DescriptorSet(self.color[start:stop], self.texture[start:stop], self.edges[start:stop])
+
+
+def cross_similarities(a: DescriptorSet, b: DescriptorSet, stats: TextureStats) -> dict[str, np.ndarray]:
+    """descriptor_similarities of every (row of a, row of b), each as an (len(a), len(b)) array.
+
+    Written with L1/L2 distances (sum of min = (Σa + Σb - L1) / 2, sum of max = (Σa + Σb + L1) / 2)
+    so that no (len(a), len(b), vector length) intermediate is ever built.
+    """
+    color_mass = np.maximum(a.color.sum(1)[:, None], b.color.sum(1)[None, :])
+    color_sums, color_l1 = _sums(a.color, b.color), cdist(a.color, b.color, "cityblock")
+    edge_sums, edge_l1 = _sums(a.edges, b.edges), cdist(a.edges, b.edges, "cityblock")
+    # "euclidean" in scipy sums the squared differences directly (no |x|² + |y|² - 2xy cancellation).
+    texture_rms = cdist(a.texture / stats.std, b.texture / stats.std, "euclidean") / np.sqrt(a.texture.shape[1])
+    return {
+        # Same conventions as the per-pair functions: two empty histograms / edgeless images are identical.
+        "color": _unit_array(_ratio_or_one((color_sums - color_l1) / 2, color_mass)),
+        "texture": _unit_array(np.exp(-texture_rms)),
+        "edges": _unit_array(_ratio_or_one((edge_sums - edge_l1) / 2, (edge_sums + edge_l1) / 2)),
+    }
+
+
+def cross_scores(a: DescriptorSet, b: DescriptorSet, stats: TextureStats, weights: ScoreWeights | Mapping[str, float]) -> np.ndarray:
+    """The weighted score of every (row of a, row of b): an (len(a), len(b)) array."""
+    weight_map, total = _weights(weights)
+    sims = cross_similarities(a, b, stats)
+    return _unit_array(sum(w * sims[name] for name, w in weight_map.items()) / total)
+
+
+def cross_score_blocks(
+    a: DescriptorSet,
+    b: DescriptorSet,
+    stats: TextureStats,
+    weights: ScoreWeights | Mapping[str, float],
+    max_pairs: int = 1 << 20,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """cross_scores in blocks of whole rows of a, (first row, block), each about `max_pairs` scores at most."""
+    rows = max(1, max_pairs // max(1, len(b)))
+    for start in tqdm(range(0, len(a), rows), desc="descriptor scores", unit="block", disable=None):
+        yield start, cross_scores(a.rows(start, start + rows), b, stats, weights)
+
+
+def _sums(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Σa + Σb of every (row of a, row of b)."""
+    return a.sum(1)[:, None] + b.sum(1)[None, :]
+
+
+def _ratio_or_one(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    positive = denominator > 0
+    return np.divide(numerator, denominator, out=np.ones_like(numerator), where=positive)
+
+
+def _unit_array(values: np.ndarray) -> np.ndarray:
+    # Guards against float round-off only, as _unit does.
+    return np.clip(values, 0.0, 1.0)
 
 
 # --- texture statistics --------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Stage evaluate: the siamese model's errors on the test pairs, against the mean-score baseline."""
+"""Stage evaluate: the siamese model on the test split: errors against the mean-score baseline,
+pair discrimination, source retrieval against the descriptor score, and the plots behind them."""
 from __future__ import annotations
 
 import json
@@ -6,16 +7,20 @@ from pathlib import Path
 
 import pandas as pd
 
-from artsim.evaluation import evaluate_on_test
+from artsim.descriptors import read_descriptors
+from artsim.evaluation import PREDICTION_COLUMNS, DescriptorScorer, evaluate_on_test
+from artsim.gallery import write_gallery
 from artsim.models import load_siamese, resolve_pairs
+from artsim.scoring import train_texture_stats
 from stages.common import load_params, setup_logging, write_json
 
 INGESTED = Path("data/ingested")
 GENERATED = Path("data/generated")
 PAIRS = Path("data/pairs/pairs.parquet")
+DESCRIPTORS = Path("data/descriptors/descriptors.parquet")
 MODEL_DIR = Path("models/siamese")
 REPORT = Path("metrics/evaluate.json")
-PREDICTIONS = Path("metrics/evaluate/predictions.csv")
+PLOTS = Path("metrics/evaluate")
 
 
 def main() -> None:
@@ -23,17 +28,20 @@ def main() -> None:
     params = load_params()
     card = json.loads((MODEL_DIR / "card.json").read_text(encoding="utf-8"))
     model = load_siamese(MODEL_DIR / "model.safetensors", head_hidden=card["head_hidden"])
-    pairs = resolve_pairs(
-        pd.read_parquet(PAIRS),
-        pd.read_parquet(INGESTED / "manifest.parquet"),
-        pd.read_parquet(GENERATED / "manifest.parquet"),
-        INGESTED,
-        GENERATED,
+    originals = pd.read_parquet(INGESTED / "manifest.parquet")
+    pairs = resolve_pairs(pd.read_parquet(PAIRS), originals, pd.read_parquet(GENERATED / "manifest.parquet"), INGESTED, GENERATED)
+    descriptors = read_descriptors(DESCRIPTORS)
+    evaluation = evaluate_on_test(
+        model, pairs, card["image_size"], params.evaluate.batch_size,
+        descriptor_scorer=DescriptorScorer(descriptors, train_texture_stats(descriptors, originals), params.score.weights),
+        styles=dict(zip(originals["id"].astype(str), originals["style"])),
+        loader_workers=params.evaluate.loader_workers,
     )
-    report, predictions = evaluate_on_test(model, pairs, card["image_size"], params.evaluate.batch_size)
-    write_json(REPORT, report)
-    PREDICTIONS.parent.mkdir(parents=True, exist_ok=True)
-    predictions.to_csv(PREDICTIONS, index=False)
+    write_json(REPORT, evaluation.report)
+    PLOTS.mkdir(parents=True, exist_ok=True)
+    evaluation.predictions[PREDICTION_COLUMNS].to_csv(PLOTS / "predictions.csv", index=False)
+    evaluation.error_by_strength.to_csv(PLOTS / "error_by_strength.csv", index=False)
+    write_gallery(evaluation.predictions, PLOTS / "gallery.png")
 
 
 if __name__ == "__main__":

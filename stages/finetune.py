@@ -1,15 +1,20 @@
-"""Stage finetune: fine-tune a ResNet-50 on the ingested paintings' style or genre."""
+"""Stage finetune: fine-tune a ResNet-50 on the ingested paintings' style or genre.
+
+Runs alone, or as several ranks: `finetune.processes: N` (or auto) relaunches it under torchrun,
+as does `torchrun --nproc-per-node=N -m stages.finetune`.
+"""
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
 import pandas as pd
-from dvclive import Live
 
+from artsim.distributed import process_group, ranks_from_env
+from artsim.finetune import finetune_card, finetune_classifier
 from artsim.models import WeightsUnavailable, initial_weights, save_weights
-from artsim.training import dvclive_epoch_logger, finetune_card, finetune_classifier
-from stages.common import load_params, setup_logging, write_json
+from artsim.training import dvclive_epoch_logger, process_group_backend, resolve_runtime
+from stages.common import load_params, main_rank_live, relaunch_under_torchrun, setup_logging, write_json
 
 INGESTED = Path("data/ingested")
 MODEL_DIR = Path("models/finetune")
@@ -19,16 +24,22 @@ METRICS_DIR = Path("metrics/finetune")
 def main() -> None:
     setup_logging()
     params = load_params()
+    relaunch_under_torchrun(params.finetune.processes, "stages.finetune")
+    ranks = ranks_from_env()
     try:
+        runtime = resolve_runtime(params.finetune, "finetune", ranks)
         initial_state = initial_weights(params.finetune.weights)
-    except WeightsUnavailable as exc:
+    except (ValueError, WeightsUnavailable) as exc:
         sys.exit(str(exc))
     manifest = pd.read_parquet(INGESTED / "manifest.parquet")
-    with Live(dir=str(METRICS_DIR), dvcyaml=None, save_dvc_exp=False, report=None) as live:
-        result = finetune_classifier(
-            manifest, INGESTED, params.finetune, params.seed, initial_state, on_epoch=dvclive_epoch_logger(live)
-        )
+    with process_group(ranks, process_group_backend()), main_rank_live(METRICS_DIR, ranks) as live:
+        result = finetune_classifier(manifest, INGESTED, params.finetune, params.seed, runtime, initial_state,
+                                     on_epoch=live and dvclive_epoch_logger(live))
+        if live is None:
+            return
         live.summary.update(result.metrics)
+        live.log_sklearn_plot("confusion_matrix", result.test_predictions["actual"],
+                              result.test_predictions["predicted"], name="confusion_matrix.json")
     save_weights(result.model, MODEL_DIR / "model.safetensors")
     write_json(MODEL_DIR / "card.json", finetune_card(result, params.finetune, params.seed))
 

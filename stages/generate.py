@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import logging
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 
 from artsim.generate.assemble import assemble, failures_table, generate_metrics
-from artsim.generate.distributed import process_group, processes_wanted, ranks_from_env, torchrun_command, under_torchrun
+from artsim.distributed import process_group, ranks_from_env
 from artsim.generate.backend import InputError
 from artsim.generate.run import generate
 from artsim.generate.store import VariantStore
-from stages.common import load_params, setup_logging, write_json
+from stages.common import load_params, relaunch_under_torchrun, setup_logging, write_json
 
 INGESTED = Path("data/ingested")
 OUT_DIR = Path("data/generated")
@@ -33,11 +32,7 @@ def main() -> None:
     setup_logging()
     params = load_params()
     config = params.generate
-    if not under_torchrun():
-        processes = processes_wanted(config.processes, config.device)
-        if processes > 1:
-            log.info("relaunching as %d ranks under torchrun", processes)
-            sys.exit(subprocess.call(torchrun_command(processes, "stages.generate")))
+    relaunch_under_torchrun(config.processes, "stages.generate", config.device)
     ranks = ranks_from_env()
     originals = pd.read_parquet(INGESTED / "manifest.parquet")
     with process_group(ranks):

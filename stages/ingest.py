@@ -5,8 +5,6 @@ import os
 import shutil
 from pathlib import Path
 
-import pandas as pd
-
 from artsim.ingest import IngestSettings, ingest, select_subset
 from artsim.sources import SourceImage, read_source
 from stages.common import load_params, setup_logging, write_json
@@ -43,10 +41,7 @@ def main() -> None:
         )
         total = len(chosen)
     shutil.rmtree(OUT_DIR, ignore_errors=True)
-    manifest, report = ingest(items, OUT_DIR, settings, total=total)
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    manifest.to_parquet(OUT_DIR / "manifest.parquet", index=False)
-    pd.DataFrame(report.skipped_files, columns=["source_path", "reason", "detail"]).to_csv(OUT_DIR / "skipped.csv", index=False)
+    report = ingest(items, OUT_DIR, settings, total=total)
     write_json(METRICS, report.as_metrics())
 
 

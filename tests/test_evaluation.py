@@ -1,4 +1,4 @@
-"""Regression metrics on hand-built arrays, test-split prediction, and the three stages chained."""
+"""Metrics on hand-built arrays, embed-once evaluation of the test split, and the stages chained."""
 from __future__ import annotations
 
 import json
@@ -8,11 +8,28 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
+from PIL import Image
+from torch import Tensor, nn
 
-from artsim.evaluation import baseline_metrics, evaluate_on_test, evaluation_report, regression_metrics, train_mean_score
-from artsim.models import SiameseRegressor
-from tests.test_training import build_tiny_project, resolved_pairs
+from artsim import descriptors as descriptor_io
+from artsim.config import DescribeParams, ScoreWeights
+from artsim.evaluation import (
+    PREDICTION_COLUMNS,
+    DescriptorScorer,
+    baseline_metrics,
+    breakdowns,
+    evaluate_on_test,
+    evaluation_report,
+    model_score_blocks,
+    pair_aucs,
+    regression_metrics,
+    train_mean_score,
+)
+from artsim.models import PairImages, SiameseRegressor, predict_pairs, save_weights
+from artsim.scoring import similarity, train_texture_stats
+from tests.tiny_project import build_tiny_project, resolved_pairs
 
 REPORT_KEYS = {"mse", "mae", "rmse", "r2", "pearson", "spearman", "baseline_mse", "baseline_mae", "n_test_pairs"}
 
@@ -80,6 +97,53 @@ def test_train_mean_score() -> None:
     assert train_mean_score(pairs) == pytest.approx(0.3)
 
 
+# --- breakdowns ---------------------------------------------------------------
+
+def test_breakdowns_by_strength_and_style() -> None:
+    predictions = pd.DataFrame({
+        "target": [0.5, 0.5, 0.5], "prediction": [0.6, 0.2, 0.7],
+        "strength": [0.25, 0.25, 0.5], "style": ["A", "B", "A"],
+    })
+    assert breakdowns(predictions) == {
+        "mae_by_strength": {"0.25": {"mae": pytest.approx(0.2), "n": 2}, "0.5": {"mae": pytest.approx(0.2), "n": 1}},
+        "mae_by_style": {"A": {"mae": pytest.approx(0.15), "n": 2}, "B": {"mae": pytest.approx(0.3), "n": 1}},
+    }
+
+
+def test_pair_auc_by_hand() -> None:
+    positive = np.array([True, True, False, False])
+    aucs = pair_aucs(positive, {"right": np.array([0.9, 0.8, 0.2, 0.1]), "wrong": np.array([0.1, 0.2, 0.8, 0.9]),
+                                "constant": np.full(4, 0.5), "half": np.array([0.9, 0.1, 0.5, 0.5])})
+    assert aucs == {"right": 1.0, "wrong": 0.0, "constant": 0.5, "half": 0.5}
+    assert pair_aucs(np.array([True, True]), {"model": np.array([0.1, 0.2])}) == {"model": None}
+
+
+# --- evaluation of the test split -----------------------------------------------
+
+def describe_tiny_project(paths: dict[str, Path]) -> Path:
+    """data/descriptors/descriptors.parquet of the tiny project (undecodable images skipped, as describe does)."""
+    table, skipped = descriptor_io.describe_manifests(paths["ingested"], paths["generated"], DescribeParams(size=32))
+    out = paths["ingested"].parent / "descriptors"
+    descriptor_io.write_descriptors(table, skipped, out)
+    return out / "descriptors.parquet"
+
+
+def descriptor_scorer(paths: dict[str, Path], weights: ScoreWeights = ScoreWeights()) -> DescriptorScorer:
+    descriptors = descriptor_io.read_descriptors(describe_tiny_project(paths))
+    stats = train_texture_stats(descriptors, pd.read_parquet(paths["ingested"] / "manifest.parquet"))
+    return DescriptorScorer(descriptors, stats, weights)
+
+
+def mostly_test(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Every pair in the test split but those of o0 (the baseline needs train pairs): 12 test originals."""
+    return pairs.assign(split=np.where(pairs["original_id"] == "o0", "train", "test"))
+
+
+def random_model(seed: int = 0) -> SiameseRegressor:
+    torch.manual_seed(seed)
+    return SiameseRegressor(head_hidden=8).eval()
+
+
 def test_evaluate_on_test_predicts_usable_test_pairs(tmp_path: Path) -> None:
     paths = build_tiny_project(tmp_path)
     (paths["generated"] / "images/g12.jpg").write_bytes(b"")  # g12 belongs to the test pair (o12, g12)
@@ -87,13 +151,135 @@ def test_evaluate_on_test_predicts_usable_test_pairs(tmp_path: Path) -> None:
     model = SiameseRegressor(head_hidden=4).eval()
     model.start_at(train_mean_score(pairs))
 
-    report, predictions = evaluate_on_test(model, pairs, image_size=32, batch_size=3)
-    assert list(predictions.columns) == ["pair_id", "target", "prediction", "positive", "strength"]
+    evaluation = evaluate_on_test(model, pairs, image_size=32, batch_size=3, descriptor_scorer=descriptor_scorer(paths))
+    report, predictions = evaluation.report, evaluation.predictions
+    assert set(PREDICTION_COLUMNS) <= set(predictions.columns)
     assert report["n_test_pairs"] == len(predictions) == 3
-    assert report["n_skipped_pairs"] == 1
+    assert report["n_skipped_pairs"] == 1 and report["n_unreadable_images"] == 1
+    assert "p12-12" not in set(predictions["pair_id"])
     # An untrained head started at the train mean *is* the baseline.
     assert report["mse"] == pytest.approx(report["baseline_mse"], rel=1e-5)
     assert report["pearson"] is None
+    # g11 looks for its source among o11 and o12; g12 is unreadable, so it asks nothing.
+    for scorer in ("model", "descriptor"):
+        assert report["retrieval"][scorer]["n_queries"] == 1 and report["retrieval"][scorer]["n_candidates"] == 2
+    # A constant model ties every candidate: ties count against it.
+    assert report["retrieval"]["model"]["recall_at_1"] == 0.0 and report["retrieval"]["model"]["mrr"] == 0.5
+    assert report["pair_auc"]["model"] == 0.5 and report["pair_auc"]["score"] == 1.0
+    json.dumps(report, allow_nan=False)
+
+
+@pytest.mark.parametrize(("broken", "skipped", "queries"), [
+    (["ingested/images/o11.jpg"], 2, 1),  # o11's two pairs; its variant g11 has no source left to find
+    (["generated/images/g11.jpg", "generated/images/g12.jpg", "generated/images/g1.jpg", "generated/images/g2.jpg"], 4, 0),
+])
+def test_unreadable_test_images_are_counted_not_fatal(tmp_path: Path, broken: list[str], skipped: int, queries: int) -> None:
+    paths = build_tiny_project(tmp_path)
+    for name in broken:
+        (tmp_path / "data" / name).write_bytes(b"\xff\xd8 truncated")
+    evaluation = evaluate_on_test(random_model(), resolved_pairs(paths), image_size=32, batch_size=4)
+    report = evaluation.report
+    assert report["n_skipped_pairs"] == skipped and report["n_test_pairs"] == 4 - skipped
+    assert report["n_unreadable_images"] == len(broken)
+    assert report["retrieval"]["model"]["n_queries"] == queries
+    if queries == 0:
+        assert report["mse"] is None and report["retrieval"]["model"]["mrr"] is None and report["pair_auc"]["model"] is None
+        assert evaluation.error_by_strength.empty
+    json.dumps(report, allow_nan=False)
+
+
+def test_embed_once_gives_the_predictions_of_two_passes_per_pair(tmp_path: Path) -> None:
+    paths = build_tiny_project(tmp_path)
+    pairs = mostly_test(resolved_pairs(paths))
+    model = random_model()
+    evaluation = evaluate_on_test(model, pairs, image_size=32, batch_size=5)
+
+    test = pairs[pairs["split"] == "test"].reset_index(drop=True)
+    indices, old = predict_pairs(model, PairImages(test, image_size=32), batch_size=24)  # the former path: model(a, b)
+    expected = pd.Series(old, index=test["pair_id"].iloc[indices].to_numpy())
+    got = evaluation.predictions.set_index("pair_id")["prediction"]
+    assert len(got) == len(expected) == 24
+    np.testing.assert_allclose(got.loc[expected.index].to_numpy(), expected.to_numpy(), atol=1e-5)
+    assert np.ptp(expected.to_numpy()) > 0.05  # a constant model would agree with anything
+
+
+class PixelModel(nn.Module):
+    """Embeds an image as its pixels and scores a pair by closeness (or, flipped, by distance).
+
+    Each variant of the tiny project is 70% its original, so its own original is the
+    nearest in pixel space: this model finds the true source first.
+    """
+
+    def __init__(self, flipped: bool = False) -> None:
+        super().__init__()
+        self.trunk = nn.Flatten()
+        self.sign = 1.0 if flipped else -1.0
+
+    def score_embeddings(self, ea: Tensor, eb: Tensor) -> Tensor:
+        return self.sign * ((ea - eb) ** 2).mean(dim=1)
+
+
+def test_a_model_that_scores_the_true_source_highest_has_perfect_retrieval(tmp_path: Path) -> None:
+    paths = build_tiny_project(tmp_path)
+    pairs, scorer = mostly_test(resolved_pairs(paths)), descriptor_scorer(paths)
+    retrieval = evaluate_on_test(PixelModel(), pairs, image_size=32, batch_size=5, descriptor_scorer=scorer).report["retrieval"]
+    assert retrieval["model"] == {"recall_at_1": 1.0, "recall_at_5": 1.0, "mrr": 1.0, "n_queries": 12, "n_candidates": 12}
+    # Flipped, the same model ranks the true source last.
+    flipped = evaluate_on_test(PixelModel(flipped=True), pairs, image_size=32, batch_size=5).report["retrieval"]["model"]
+    assert flipped["recall_at_1"] == 0.0 and flipped["mrr"] == pytest.approx(1 / 12)
+
+    # The descriptor baseline ranks as the per-pair descriptor score does.
+    originals = [f"o{i}" for i in range(1, 13)]
+    reciprocal_ranks = []
+    for i in range(1, 13):
+        scores = {o: similarity(scorer.descriptors[f"g{i}"], scorer.descriptors[o], scorer.stats, scorer.weights) for o in originals}
+        reciprocal_ranks.append(1 / sum(score >= scores[f"o{i}"] for score in scores.values()))
+    assert retrieval["descriptor"]["mrr"] == pytest.approx(np.mean(reciprocal_ranks))
+    assert retrieval["descriptor"]["n_queries"] == 12
+
+
+def test_model_score_blocks_cover_every_combination_in_bounded_calls() -> None:
+    model = random_model()
+    queries, candidates = torch.randn(7, 2048), torch.randn(5, 2048)
+    blocks = list(model_score_blocks(model, queries, candidates, torch.device("cpu"), pairs_per_call=3))
+    assert [start for start, _ in blocks] == list(range(7))  # fewer pairs per call than candidates: one row a block
+    got = np.vstack([block for _, block in blocks])
+    with torch.no_grad():
+        expected = torch.stack([model.score_embeddings(q.expand(5, -1), candidates) for q in queries]).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+def test_mae_by_style_uses_the_original_style(tmp_path: Path) -> None:
+    paths = build_tiny_project(tmp_path)
+    styles = {"o11": "Warm", "o12": None}  # an unlabelled painting
+    report = evaluate_on_test(random_model(), resolved_pairs(paths), image_size=32, batch_size=4, styles=styles).report
+    assert {style: group["n"] for style, group in report["mae_by_style"].items()} == {"Warm": 2, "unknown": 2}
+
+
+def test_evaluate_stage_writes_the_report_and_the_plots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The evaluate stage alone, on a saved model: every output dvc.yaml declares for it."""
+    paths = build_tiny_project(tmp_path)
+    describe_tiny_project(paths)
+    save_weights(random_model(), tmp_path / "models/siamese/model.safetensors")
+    (tmp_path / "models/siamese/card.json").write_text(json.dumps({"head_hidden": 8, "image_size": 32}))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"ingest": {"source": "data/sample"}, "evaluate": {"batch_size": 8}}))
+    monkeypatch.chdir(tmp_path)
+    from stages import evaluate
+
+    evaluate.main()
+    report = json.loads(Path("metrics/evaluate.json").read_text())
+    assert REPORT_KEYS | {"n_skipped_pairs", "mae_by_strength", "mae_by_style", "pair_auc", "retrieval"} <= set(report)
+    assert set(report["mae_by_style"]) == {"Warm", "Cool"}  # from data/ingested/manifest.parquet
+    assert report["retrieval"]["descriptor"]["n_queries"] == 2
+    assert list(pd.read_csv("metrics/evaluate/predictions.csv").columns) == PREDICTION_COLUMNS
+    by_strength = pd.read_csv("metrics/evaluate/error_by_strength.csv")
+    assert list(by_strength.columns) == ["strength", "mae", "n"] and by_strength["n"].sum() == 4
+    with Image.open("metrics/evaluate/gallery.png") as gallery:
+        assert gallery.format == "PNG"
+    declared = yaml.safe_load((Path(__file__).resolve().parents[1] / "dvc.yaml").read_text())
+    plot_files = {next(iter(p)) if isinstance(p, dict) else p for p in declared["plots"]}
+    plot_files |= {f for p in declared["plots"] if isinstance(p, dict) for spec in p.values() for f in (spec.get("y") or {})}
+    assert {"metrics/evaluate/predictions.csv", "metrics/evaluate/error_by_strength.csv", "metrics/evaluate/gallery.png"} <= plot_files
 
 
 def test_stages_chain_on_tiny_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -107,6 +293,7 @@ def test_stages_chain_on_tiny_data(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         "evaluate": {"batch_size": 8},
     }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    describe_tiny_project({"ingested": tmp_path / "data/ingested", "generated": tmp_path / "data/generated"})
     monkeypatch.chdir(tmp_path)
     from stages import evaluate, finetune, siamese
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 from artsim.config import GenerateParams, ParamsError, parse_params
 from artsim.generate.backend import InputError, ItemFailure
-from artsim.generate.distributed import Ranks, processes_wanted, ranks_from_env, torchrun_command
+from artsim.distributed import Ranks, processes_wanted, ranks_from_env, torchrun_command
 from artsim.generate.importer import plan_import
 from artsim.generate.prompts import check_template, import_pattern, render_prompt
 from artsim.generate.run import check_inputs, generate, make_batches, run_batches

@@ -7,14 +7,15 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from artsim.ingest import IngestSettings, assign_split, ingest
+from artsim.ingest import IngestSettings, assign_split, ingest, read_manifest
 from artsim.sources import labels_from_path, read_folder
 from tests.helpers import REPO_ROOT, random_painting
 
 
 def run_ingest(source: Path, out: Path, **overrides) -> tuple[pd.DataFrame, dict]:
     settings = IngestSettings(**overrides)
-    manifest, report = ingest(read_folder(source), out, settings)
+    report = ingest(read_folder(source), out, settings)
+    manifest = read_manifest(out)
     return manifest, report.as_metrics()
 
 

@@ -15,9 +15,13 @@ from artsim.descriptors import Descriptors, describe_array, descriptor_table, de
 from artsim.images import read_rgb_array
 from artsim.scoring import (
     PAIR_COLUMNS,
+    DescriptorSet,
     TextureStats,
     build_pairs,
     color_similarity,
+    cross_score_blocks,
+    cross_scores,
+    cross_similarities,
     descriptor_similarities,
     edge_similarity,
     score_dataset,
@@ -108,6 +112,34 @@ def test_weighted_score_respects_weights(sample_descriptors, stats):
     mixed = ScoreWeights(color=1.0, texture=0.0, edges=3.0)
     assert similarity(a, b, stats, mixed) == pytest.approx((sims["color"] + 3 * sims["edges"]) / 4, abs=1e-12)
     assert similarity(a, b, stats, WEIGHTS) == pytest.approx(0.4 * sims["color"] + 0.3 * sims["texture"] + 0.3 * sims["edges"])
+
+
+def test_cross_scores_agree_with_per_pair_scoring(sample_descriptors, stats):
+    """Every (row, column) of the vectorised sets x sets scores equals the per-pair functions."""
+    flat = describe_array(np.zeros((64, 64, 3), np.uint8), PARAMS)  # no edges at all
+    blank = Descriptors(np.zeros_like(flat.color), flat.texture, flat.edges)  # an empty histogram
+    rows = [*sample_descriptors[:12], flat, blank]
+    columns = [*sample_descriptors[8:], flat, blank]  # overlaps rows: identical pairs are in there
+    a, b = DescriptorSet.stack(rows), DescriptorSet.stack(columns)
+    weights = {"color": 1.0, "texture": 0.5, "edges": 2.0}
+    sims, scores = cross_similarities(a, b, stats), cross_scores(a, b, stats, weights)
+    assert scores.shape == (len(rows), len(columns))
+    for i, row in enumerate(rows):
+        for j, column in enumerate(columns):
+            expected = descriptor_similarities(row, column, stats)
+            for name in NAMES:
+                assert sims[name][i, j] == pytest.approx(expected[name], abs=1e-12), (name, i, j)
+            assert scores[i, j] == pytest.approx(weighted_score(expected, weights), abs=1e-12), (i, j)
+    assert scores[8, 0] == pytest.approx(1.0, abs=1e-12)  # sample 8 against itself
+    assert np.ptp(scores) > 0.1  # the comparison above is between genuinely different scores
+
+
+def test_cross_score_blocks_cover_the_matrix_in_bounded_pieces(sample_descriptors, stats):
+    a, b = DescriptorSet.stack(sample_descriptors[:10]), DescriptorSet.stack(sample_descriptors[5:])
+    blocks = list(cross_score_blocks(a, b, stats, WEIGHTS, max_pairs=3 * len(b)))
+    assert [start for start, _ in blocks] == [0, 3, 6, 9]
+    assert all(block.size <= 3 * len(b) for _, block in blocks)
+    np.testing.assert_array_equal(np.vstack([block for _, block in blocks]), cross_scores(a, b, stats, WEIGHTS))
 
 
 # --- degradations of real paintings ---------------------------------------------------------

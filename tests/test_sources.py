@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from artsim.ingest import IngestSettings, ingest, select_subset
+from artsim.ingest import IngestSettings, ingest, read_manifest, select_subset
 from artsim.sources import SourceImage, SourceProblem, detect_format, read_source
 from tests.helpers import random_painting
 
@@ -28,7 +28,8 @@ def write_tree(root: Path) -> None:
 
 
 def ingest_source(root: Path, tmp_path: Path, fmt: str = "auto", split: str = "hash") -> tuple[pd.DataFrame, dict]:
-    manifest, report = ingest(read_source(root, fmt), tmp_path / "out", IngestSettings(split_method=split, val_fraction=0.0))
+    report = ingest(read_source(root, fmt), tmp_path / "out", IngestSettings(split_method=split, val_fraction=0.0))
+    manifest = read_manifest(tmp_path / "out")
     return manifest.set_index("source_path"), report.as_metrics()
 
 

@@ -8,85 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from PIL import Image
 
-from artsim.config import FinetuneParams, SiameseParams
-from artsim.models import PairImages, resolve_pairs, save_weights, siamese_from_classifier
-from artsim.training import (
-    OTHER,
-    calibrate_feature_norm,
-    class_indices,
-    class_names,
-    classification_metrics,
-    finetune_classifier,
-    train_siamese,
-)
-from tests.helpers import random_painting
-
-# Two learnable styles told apart by colour, one style too rare to be a class of its own.
-STYLE_TINTS = {"Warm": (200, 60, 40), "Cool": (40, 80, 200), "Rare": (60, 180, 60)}
-ORIGINALS = [  # (style, split)
-    *[("Warm", "train")] * 4, *[("Cool", "train")] * 4, ("Rare", "train"),
-    ("Warm", "val"), ("Cool", "val"), ("Warm", "test"), ("Cool", "test"),
-]
-
-
-def _painting(tint: tuple[int, int, int], seed: int, size: tuple[int, int] = (48, 40)) -> Image.Image:
-    """A random colour field of its own (so that pairs can be told apart) tinted by its style."""
-    return Image.blend(random_painting(seed, size), Image.new("RGB", size, tint), 0.75)
-
-
-def build_tiny_project(root: Path) -> dict[str, Path]:
-    """data/ingested, data/generated and data/pairs as the pipeline lays them out, in miniature.
-
-    Each original has one variant (the original blended toward another painting); a
-    positive pair (original, own variant) scores high, a negative one scores low.
-    """
-    ingested, generated, pairs_dir = root / "data/ingested", root / "data/generated", root / "data/pairs"
-    for folder in (ingested / "images", generated / "images", pairs_dir):
-        folder.mkdir(parents=True, exist_ok=True)
-    originals, variants, pairs = [], [], []
-    for i, (style, split) in enumerate(ORIGINALS):
-        image = _painting(STYLE_TINTS[style], seed=i)
-        image.save(ingested / f"images/o{i}.jpg")
-        originals.append({
-            "id": f"o{i}", "hash": f"h{i}", "path": f"images/o{i}.jpg", "source_path": f"{style}/o{i}.jpg",
-            "artist": "a", "title": f"t{i}", "year": "1900", "style": style, "genre": "portrait",
-            "split": split, "width": image.width, "height": image.height,
-        })
-    for i in range(len(ORIGINALS)):
-        donor = (i + 5) % len(ORIGINALS)
-        variant = Image.blend(
-            Image.open(ingested / f"images/o{i}.jpg"), Image.open(ingested / f"images/o{donor}.jpg"), 0.3
-        )
-        variant.save(generated / f"images/g{i}.jpg")
-        variants.append({
-            "id": f"g{i}", "original_id": f"o{i}", "path": f"images/g{i}.jpg", "strength": 0.3,
-            "style_source_id": f"o{donor}", "backend": "test", "model": "blend", "seed": 0,
-            "width": variant.width, "height": variant.height,
-        })
-    for i, (_, split) in enumerate(ORIGINALS):
-        for other, positive in ((i, True), ((i + 3) % len(ORIGINALS), False)):
-            score = 0.75 + 0.02 * (i % 3) if positive else 0.25 + 0.02 * (i % 4)
-            pairs.append({
-                "pair_id": f"p{i}-{other}", "original_id": f"o{i}", "generated_id": f"g{other}",
-                "positive": positive, "strength": 0.3, "split": split,
-                "color": score, "texture": score, "edges": score, "score": score,
-            })
-    pd.DataFrame(originals).to_parquet(ingested / "manifest.parquet")
-    pd.DataFrame(variants).to_parquet(generated / "manifest.parquet")
-    pd.DataFrame(pairs).to_parquet(pairs_dir / "pairs.parquet")
-    return {"ingested": ingested, "generated": generated, "pairs": pairs_dir / "pairs.parquet"}
-
-
-def resolved_pairs(paths: dict[str, Path]) -> pd.DataFrame:
-    return resolve_pairs(
-        pd.read_parquet(paths["pairs"]),
-        pd.read_parquet(paths["ingested"] / "manifest.parquet"),
-        pd.read_parquet(paths["generated"] / "manifest.parquet"),
-        paths["ingested"],
-        paths["generated"],
-    )
+from artsim.config import FinetuneParams
+from artsim.finetune import OTHER, class_indices, class_names, classification_metrics, finetune_classifier
+from artsim.training import Runtime, resolve_runtime
+from tests.tiny_project import build_tiny_project
 
 
 @pytest.fixture
@@ -94,9 +20,9 @@ def tiny(tmp_path: Path) -> dict[str, Path]:
     return build_tiny_project(tmp_path)
 
 
+CPU = Runtime(torch.device("cpu"))
 # One batch per epoch: from-scratch ResNet-50 losses on small batches are too noisy to compare.
 FINETUNE = FinetuneParams(image_size=32, epochs=6, batch_size=9, lr=1e-3)
-SIAMESE = SiameseParams(image_size=32, epochs=4, batch_size=6, lr=1e-3, head_hidden=16)
 
 
 # --- classes ----------------------------------------------------------------
@@ -121,14 +47,16 @@ def test_classification_metrics() -> None:
     assert metrics["accuracy"] == pytest.approx(0.75)
     # F1 of class 0 = 2/3, of class 1 = 0.8.
     assert metrics["macro_f1"] == pytest.approx((2 / 3 + 0.8) / 2)
-    assert classification_metrics([], []) == {"accuracy": None, "macro_f1": None}
+    assert classification_metrics([], []) == {"accuracy": None, "macro_f1": None, "top5_accuracy": None}
+    assert metrics["top5_accuracy"] is None
+    assert classification_metrics([0, 1, 2], [0, 0, 0], top_k_hits=[True, True, False])["top5_accuracy"] == pytest.approx(2 / 3)
 
 
 # --- classifier -------------------------------------------------------------
 
 def _finetune(paths: dict[str, Path], params: FinetuneParams = FINETUNE, seed: int = 0):
     manifest = pd.read_parquet(paths["ingested"] / "manifest.parquet")
-    return finetune_classifier(manifest, paths["ingested"], params, seed)
+    return finetune_classifier(manifest, paths["ingested"], params, seed, CPU)
 
 
 def _losses(result, name: str) -> list[float]:
@@ -170,57 +98,34 @@ def test_corrupt_training_image_is_skipped_and_reported(tiny: dict[str, Path], c
 def test_finetune_without_validation_keeps_the_last_epoch(tiny: dict[str, Path]) -> None:
     manifest = pd.read_parquet(tiny["ingested"] / "manifest.parquet")
     manifest = manifest[manifest["split"] != "val"]
-    result = finetune_classifier(manifest, tiny["ingested"], FINETUNE.model_copy(update={"epochs": 2}), seed=0)
+    result = finetune_classifier(manifest, tiny["ingested"], FINETUNE.model_copy(update={"epochs": 2}), seed=0, runtime=CPU)
     assert result.metrics["best_epoch"] == 1
     assert result.metrics["val_accuracy"] is None
     assert all("val_accuracy" not in epoch for epoch in result.history)
 
 
-# --- siamese ----------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def trunk_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A briefly fine-tuned classifier, as the pipeline hands it over (its BatchNorm has seen data)."""
-    root = tmp_path_factory.mktemp("trunk")
-    path = root / "finetune.safetensors"
-    save_weights(_finetune(build_tiny_project(root), FINETUNE.model_copy(update={"epochs": 2})).model, path)
-    return path
-
-
-def test_siamese_lowers_the_loss_and_is_deterministic(tiny: dict[str, Path], trunk_weights: Path) -> None:
-    pairs = resolved_pairs(tiny)
-    first = train_siamese(pairs, trunk_weights, SIAMESE, seed=0)
-    second = train_siamese(pairs, trunk_weights, SIAMESE, seed=0)
-    losses = _losses(first, "train_mse")
-    assert losses[-1] < 0.85 * losses[0]
-    assert first.history == second.history
-    for name, tensor in first.model.state_dict().items():
-        assert torch.equal(tensor, second.model.state_dict()[name]), name
-    assert first.train_mean_score == pytest.approx(pairs.loc[pairs["split"] == "train", "score"].mean())
-    assert first.metrics["n_train_pairs"] == 18
-    assert first.metrics["skipped_pairs"] == 0
+def test_finetune_reports_the_test_predictions_for_the_confusion_matrix(tiny: dict[str, Path]) -> None:
+    result = _finetune(tiny, FINETUNE.model_copy(update={"epochs": 1}))
+    assert len(result.test_predictions) == result.metrics["n_test_images"] == 2
+    assert set(result.test_predictions["actual"]) == {"Warm", "Cool"}
+    assert set(result.test_predictions["predicted"]) <= set(result.classes)
+    accuracy = (result.test_predictions["actual"] == result.test_predictions["predicted"]).mean()
+    assert result.metrics["test_accuracy"] == pytest.approx(accuracy)
+    # Three classes: top-5 would always be 1, so it is not reported.
+    assert result.metrics["test_top5_accuracy"] is None
 
 
-def test_siamese_skips_pairs_with_a_corrupt_image(tiny: dict[str, Path], trunk_weights: Path) -> None:
-    (tiny["generated"] / "images/g0.jpg").write_bytes(b"not a jpeg")
-    result = train_siamese(resolved_pairs(tiny), trunk_weights, SIAMESE.model_copy(update={"epochs": 1}), seed=0)
-    # g0 is in the train pair (o0, g0) and in the val pair (o10, g0).
-    assert result.metrics["skipped_pairs"] == 2
-    assert result.metrics["n_train_pairs"] == 17
+def test_gpu_precision_is_refused_on_a_cpu_naming_the_key() -> None:
+    for precision in ("bf16", "fp16"):
+        with pytest.raises(ValueError, match=rf"finetune\.precision: {precision} needs a GPU"):
+            resolve_runtime(FINETUNE.model_copy(update={"precision": precision}), "finetune", gpu_available=False)
+    assert resolve_runtime(FINETUNE.model_copy(update={"precision": "auto"}), "finetune", gpu_available=False).precision == "fp32"
 
 
-def test_head_features_are_standardised_on_the_training_pairs(tiny: dict[str, Path], trunk_weights: Path) -> None:
-    pairs = resolved_pairs(tiny)
-    train = PairImages(pairs[pairs["split"] == "train"], image_size=32)
-    model = siamese_from_classifier(trunk_weights, head_hidden=4)
-    calibrate_feature_norm(model, train, batch_size=5, device=torch.device("cpu"))
-    original = torch.stack([train[i][1] for i in range(len(train))])
-    generated = torch.stack([train[i][2] for i in range(len(train))])
-    with torch.no_grad():
-        features = model.pair_features(original, generated)
-        standardised = model.feature_norm(features)
-    # BatchNorm's eps shrinks features that hardly vary; the others come out at unit variance.
-    varying = features.var(dim=0) > 100 * model.feature_norm.eps
-    assert varying.sum() > 100
-    assert standardised.mean(dim=0).abs().max() < 1e-3
-    assert torch.allclose(standardised.std(dim=0)[varying], torch.ones(int(varying.sum())), atol=1e-2)
+def test_finetune_runs_under_mixed_precision(tiny: dict[str, Path]) -> None:
+    # CPU autocast stands in for a GPU's (the stage itself refuses bf16 on a CPU).
+    runtime = Runtime(torch.device("cpu"), "bf16", channels_last=True)
+    params = FINETUNE.model_copy(update={"epochs": 2, "precision": "bf16", "channels_last": True})
+    result = finetune_classifier(pd.read_parquet(tiny["ingested"] / "manifest.parquet"), tiny["ingested"], params, 0, runtime)
+    assert all(np.isfinite(epoch["train_loss"]) for epoch in result.history)
+    assert all(t.dtype == torch.float32 for t in result.model.state_dict().values() if t.is_floating_point())

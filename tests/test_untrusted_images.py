@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from artsim.ingest import IngestSettings, ingest
+from artsim.ingest import IngestSettings, ingest, read_manifest
 from artsim.sources import read_folder
 from tests.helpers import random_painting
 
@@ -82,7 +82,8 @@ def build_odd_source(root: Path, outside: Path) -> dict[str, str]:
 def ingested_odd(tmp_path_factory):
     base = tmp_path_factory.mktemp("odd")
     expected = build_odd_source(base / "source", base / "elsewhere")
-    manifest, report = ingest(read_folder(base / "source"), base / "out", IngestSettings(max_pixels=50_000_000, workers=2))
+    report = ingest(read_folder(base / "source"), base / "out", IngestSettings(max_pixels=50_000_000, workers=2))
+    manifest = read_manifest(base / "out")
     skipped = pd.DataFrame(report.skipped_files)
     return expected, manifest, report, skipped, base / "out"
 
@@ -136,7 +137,8 @@ def test_metadata_rows_that_escape_the_root_or_name_missing_files_are_reported(s
     with open(sample_copy / "metadata.csv", "a", encoding="utf-8") as handle:
         handle.write("../outside.jpg,Someone,Escape,,Impressionism,portrait,1,1,x,x\n")
         handle.write("Impressionism/not-there.jpg,Someone,Ghost,,Impressionism,portrait,1,1,x,x\n")
-    manifest, report = ingest(read_folder(sample_copy), tmp_path / "out", IngestSettings())
+    report = ingest(read_folder(sample_copy), tmp_path / "out", IngestSettings())
+    manifest = read_manifest(tmp_path / "out")
     assert report.as_metrics()["skipped_by_reason"] == {"path_escapes_root": 1, "missing_file": 1}
     assert len(manifest) == 29
 
@@ -152,7 +154,8 @@ def test_csv_with_bom_extra_columns_and_missing_values(tmp_path):
         "Cubism/juan-gris_still-life.jpg,,,,,,\n",
         encoding="utf-8",
     )
-    manifest, report = ingest(read_folder(source), tmp_path / "out", IngestSettings())
+    report = ingest(read_folder(source), tmp_path / "out", IngestSettings())
+    manifest = read_manifest(tmp_path / "out")
     rows = manifest.set_index("source_path")
     picasso = rows.loc["Cubism/pablo-picasso_guitar-1913.jpg"]
     assert (picasso["artist"], picasso["style"], picasso["genre"]) == ("Pablo Picasso", "Cubism", "still_life")

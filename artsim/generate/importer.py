@@ -9,7 +9,6 @@ reported, not fatal.
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Hashable, Sequence
 
@@ -19,7 +18,7 @@ from artsim.config import GenerateParams
 from artsim.generate.backend import Output
 from artsim.generate.prompts import import_pattern
 from artsim.generate.variants import Variant, variant_key
-from artsim.images import load_rgb
+from artsim.images import file_hash, load_rgb
 
 BACKEND = "import"
 JPEG_MAGIC = b"\xff\xd8\xff"
@@ -44,7 +43,7 @@ def plan_import(originals: pd.DataFrame, config: GenerateParams, seed: int) -> t
                     "original": row["hash"],
                     "strength": float(strength),
                     "source": source,
-                    "content": _file_hash(path),
+                    "content": file_hash(path),
                     "jpeg_quality": config.jpeg_quality,
                 })
                 variants.append(Variant(
@@ -83,9 +82,3 @@ class ImportBackend:
         pass
 
 
-def _file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

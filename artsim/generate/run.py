@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from artsim.config import GenerateParams
 from artsim.generate.backend import Backend, InputError, ItemFailure, Output
-from artsim.generate.distributed import ALONE, Ranks, broadcast_from_main, gather_to_all
+from artsim.distributed import ALONE, Ranks, broadcast_from_main, gather_to_all
 from artsim.generate.prompts import missing_columns
 from artsim.generate.store import VariantStore
 from artsim.generate.variants import Variant

@@ -1,8 +1,9 @@
 """Ranks of a torchrun launch: who does which share of the work, and how they meet.
 
 Generation needs no collective maths between GPUs, only a little coordination (rank 0's
-list of missing keys, each rank's report, the end), so every launch uses the gloo backend
-over TCP: the same on CPUs and GPUs, on one machine or several sharing a filesystem.
+list of missing keys, each rank's report, the end), so it uses the gloo backend over TCP:
+the same on CPUs and GPUs, on one machine or several sharing a filesystem. Training
+all-reduces gradients every step, so on GPUs it uses NCCL (gloo on CPUs).
 torch is imported only when there is more than one rank.
 """
 from __future__ import annotations
@@ -66,13 +67,13 @@ def torchrun_command(processes: int, module: str) -> list[str]:
 
 
 @contextmanager
-def process_group(ranks: Ranks) -> Iterator[None]:
+def process_group(ranks: Ranks, backend: str = "gloo") -> Iterator[None]:
     if not ranks.launched:
         yield
         return
     import torch.distributed as dist
 
-    dist.init_process_group(backend="gloo", timeout=COLLECTIVE_TIMEOUT)
+    dist.init_process_group(backend=backend, timeout=COLLECTIVE_TIMEOUT)
     try:
         yield
     finally:

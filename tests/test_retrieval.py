@@ -1,0 +1,80 @@
+"""Ranking metrics of source retrieval on hand-built score matrices."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from artsim.retrieval import ranks_from_blocks, retrieval_metrics, true_source_ranks
+
+
+def _metrics(scores: list[list[float]], true_index: list[int]) -> dict:
+    scores_array = np.array(scores, dtype=np.float64)
+    return retrieval_metrics(true_source_ranks(scores_array, np.array(true_index)), scores_array.shape[1])
+
+
+def test_a_model_that_scores_the_true_source_highest_is_perfect() -> None:
+    # Three variants, four originals; the source of variant i is original (i + 1) % 4.
+    scores = [[0.1, 0.9, 0.2, 0.3], [0.4, 0.1, 0.8, 0.7], [0.5, 0.5, 0.1, 0.6]]
+    metrics = _metrics(scores, [1, 2, 3])
+    assert metrics == {"recall_at_1": 1.0, "recall_at_5": 1.0, "mrr": 1.0, "n_queries": 3, "n_candidates": 4}
+
+
+def test_known_ranks() -> None:
+    scores = [
+        [0.9, 0.8, 0.1, 0.2, 0.3, 0.4, 0.5],  # true source (1) second -> rank 2
+        [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3],  # true source (6) last -> rank 7
+        [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7],  # true source (2) fifth -> rank 5
+    ]
+    ranks = true_source_ranks(np.array(scores), np.array([1, 6, 2]))
+    assert ranks.tolist() == [2, 7, 5]
+    metrics = retrieval_metrics(ranks, 7)
+    assert metrics["recall_at_1"] == 0.0
+    assert metrics["recall_at_5"] == pytest.approx(2 / 3)
+    assert metrics["mrr"] == pytest.approx((1 / 2 + 1 / 7 + 1 / 5) / 3)
+    single = _metrics(scores[:1], [1])
+    assert (single["recall_at_1"], single["recall_at_5"], single["mrr"]) == (0.0, 1.0, 0.5)
+
+
+def test_ties_count_against_the_true_source() -> None:
+    # A constant model must not look perfect: the source ranks below every tied candidate.
+    assert true_source_ranks(np.full((2, 5), 0.5), np.array([0, 3])).tolist() == [5, 5]
+    assert true_source_ranks(np.array([[0.2, 0.7, 0.7, 0.1]]), np.array([2])).tolist() == [2]
+    # A NaN score is the lowest score: for the source it means last, for a rival nothing.
+    assert true_source_ranks(np.array([[np.nan, 0.3, 0.1]]), np.array([0])).tolist() == [3]
+    assert true_source_ranks(np.array([[0.2, np.nan, 0.1]]), np.array([0])).tolist() == [1]
+
+
+def test_ranks_match_a_sort_that_puts_the_source_after_its_ties() -> None:
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 4, size=(50, 9)).astype(np.float64)  # few values: many ties
+    true_index = rng.integers(0, 9, size=50)
+    expected = []
+    for row, true in zip(scores, true_index):
+        is_true = np.arange(len(row)) == true
+        order = np.lexsort((is_true, -row))  # by score descending, the source last among equals
+        expected.append(int(np.flatnonzero(order == true)[0]) + 1)
+    assert true_source_ranks(scores, true_index).tolist() == expected
+
+
+def test_ranks_from_blocks_equal_the_whole_matrix() -> None:
+    rng = np.random.default_rng(1)
+    scores, true_index = rng.random((10, 6)), rng.integers(0, 6, size=10)
+    blocks = [(start, scores[start:start + 3]) for start in range(0, 10, 3)]
+    np.testing.assert_array_equal(ranks_from_blocks(blocks, true_index), true_source_ranks(scores, true_index))
+    with pytest.raises(ValueError, match="cover"):
+        ranks_from_blocks(blocks[:-1], true_index)
+
+
+def test_no_query_gives_null_metrics() -> None:
+    metrics = retrieval_metrics(np.zeros(0), n_candidates=4)
+    assert metrics == {"recall_at_1": None, "recall_at_5": None, "mrr": None, "n_queries": 0, "n_candidates": 4}
+    json.dumps(metrics, allow_nan=False)
+
+
+def test_bad_shapes_are_refused() -> None:
+    with pytest.raises(ValueError, match="outside"):
+        true_source_ranks(np.zeros((2, 3)), np.array([0, 3]))
+    with pytest.raises(ValueError, match="need scores"):
+        true_source_ranks(np.zeros((2, 3)), np.array([0]))
