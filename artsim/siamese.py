@@ -25,6 +25,7 @@ from tqdm import tqdm
 from artsim.config import SiameseParams
 from artsim.distributed import gather_to_all
 from artsim.features import FeatureStore, ImageFiles, cache_features, module_digest, split_trunk
+from artsim.images import ImageRejected
 from artsim.models import ARCH, EMBEDDING_DIM, NORMALISATION, SiameseRegressor, screen_images, siamese_from_classifier
 from artsim.training import (
     BestEpoch,
@@ -92,13 +93,38 @@ class PairBatches(Dataset):
         return len(self.table)
 
     def __getitem__(self, pairs: Sequence[int]) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """The batch. Pairs whose image became unreadable since screening (a file changed or
+        deleted mid-run) are left out, down to a batch of no pairs, which still runs through
+        the model: under DDP every rank must take part in every step."""
         pairs = np.asarray(pairs, dtype=np.int64)
+        loaded, unreadable = self._load(np.union1d(self.table.first[pairs], self.table.second[pairs]))
+        if unreadable:
+            pairs = pairs[~(np.isin(self.table.first[pairs], unreadable) | np.isin(self.table.second[pairs], unreadable))]
         first, second = self.table.first[pairs], self.table.second[pairs]
         unique, where = np.unique(np.concatenate([first, second]), return_inverse=True)
-        stacked = torch.stack([self.inputs(int(image)) for image in unique])
-        where = torch.from_numpy(where)
+        stacked = torch.stack([loaded[int(image)] for image in unique]) if len(unique) else self._no_inputs()
+        where = torch.from_numpy(where).long()
         return (torch.from_numpy(pairs), stacked, where[: len(pairs)], where[len(pairs):],
                 torch.from_numpy(self.table.scores[pairs]))
+
+    def _load(self, images: np.ndarray) -> tuple[dict[int, Tensor], list[int]]:
+        loaded, unreadable = {}, []
+        for image in images.tolist():
+            try:
+                loaded[image] = self.inputs(image)
+            except (ImageRejected, OSError, ValueError) as exc:
+                log.warning("leaving out the pairs of image %d: %s", image, exc)
+                unreadable.append(image)
+        return loaded, unreadable
+
+    def _no_inputs(self) -> Tensor:
+        """A batch of zero inputs, shaped like any readable image's."""
+        for image in range(len(self.table.images)):
+            loaded, _ = self._load(np.array([image]))
+            if loaded:
+                example = loaded[image]
+                return example.new_zeros((0, *example.shape))
+        raise ValueError("no image of these pairs is readable any more")
 
 
 class ImageInputs:
@@ -125,7 +151,7 @@ class DecodedImages(ImageInputs):
     def __call__(self, image: int) -> Tensor:
         item = self.files[image]
         if item is None:  # screened before training: only a file changed since can get here
-            raise RuntimeError(f"{self.files.paths[image]} no longer decodes")
+            raise ImageRejected("no_longer_decodes", str(self.files.paths[image]))
         return item[1]
 
 
@@ -391,17 +417,19 @@ def regressor_epoch(scorer: nn.Module, loader: DataLoader, optimizer: torch.opti
     total, seen = 0.0, 0
     for batch in loader:
         predictions, targets = batch_scores(scorer, batch, runtime)
-        squared = nn.functional.mse_loss(predictions, targets, reduction="sum")
+        squared, count = nn.functional.mse_loss(predictions, targets, reduction="sum"), len(targets)
         # The mean over the global batch: DDP averages gradients over ranks, whose
-        # shares of a batch may differ in size by one pair.
-        global_count, = sum_over_ranks([float(len(targets))], runtime.ranks)
-        loss = squared * runtime.ranks.world_size / global_count
+        # shares of a batch may differ in size (by one pair, or all of it when a share's
+        # images became unreadable: that rank still runs backward, with zero gradients).
+        global_count, = sum_over_ranks([float(count)], runtime.ranks)
+        loss = squared * runtime.ranks.world_size / max(global_count, 1.0)
         optimizer.zero_grad()
         scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        if global_count:
+            scaler.step(optimizer)
+            scaler.update()
         total += squared.item()
-        seen += len(targets)
+        seen += count
     total, seen = sum_over_ranks([total, seen], runtime.ranks)
     return total / seen if seen else float("nan")
 

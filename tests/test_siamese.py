@@ -19,6 +19,7 @@ from artsim.siamese import (
     batch_scores,
     calibrate_feature_norm,
     prepare_inputs,
+    regressor_epoch,
     train_siamese,
 )
 from artsim.training import Runtime
@@ -250,3 +251,31 @@ def test_mixed_precision_trains_on_half_precision_features(tiny: dict[str, Path]
     assert all(np.isfinite(epoch["train_mse"]) and np.isfinite(epoch["val_mse"]) for epoch in result.history)
     assert [p.name.rsplit("-", 1)[1] for p in (tmp_path / "features").iterdir()] == [str(runtime.compute_dtype).removeprefix("torch.")]
     assert all(t.dtype == torch.float32 for t in result.model.state_dict().values() if t.is_floating_point())
+
+
+def test_an_image_lost_mid_run_costs_its_pairs_not_the_run(tiny: dict[str, Path], trunk_weights: Path, tmp_path: Path,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    pairs = resolved_pairs(tiny)
+    pairs = pairs[pairs["split"] == "train"].reset_index(drop=True)
+    model = siamese_from_classifier(trunk_weights, head_hidden=16)
+    bottom, top = split_trunk(model.trunk, ["layer4"])
+    inputs, _ = prepare_inputs(PairTable.from_pairs(pairs).images, bottom, params(tmp_path), CPU)
+    table = PairTable.from_pairs(pairs)
+    dataset = PairBatches(table, inputs.reindexed(pairs))
+    # The cached features of pair 0's original disappear after screening.
+    lost = table.first[0]
+    dataset.inputs.store.path(dataset.inputs.digests[lost]).unlink()
+    touching = [i for i in range(len(table)) if lost in (table.first[i], table.second[i])]
+    others = [i for i in range(len(table)) if i not in touching][:3]
+    batch = dataset[touching + others]
+    assert batch[0].tolist() == others
+    assert "leaving out the pairs of image" in caplog.text
+    empty = dataset[touching]
+    assert len(empty[0]) == 0 and empty[1].shape[1:] == batch[1].shape[1:]
+    # A training epoch over such batches runs, learning from the pairs that are left.
+    scorer = PairScorer(model, top)
+    head_before = model.head[1].weight.detach().clone()
+    optimizer = torch.optim.AdamW([p for p in scorer.parameters() if p.requires_grad], lr=1e-3)
+    mse = regressor_epoch(scorer, [empty, batch], optimizer, CPU.grad_scaler(), CPU)
+    assert np.isfinite(mse)
+    assert not torch.equal(model.head[1].weight, head_before)
