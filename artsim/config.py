@@ -203,6 +203,7 @@ class ScoreParams(Block):
 
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
+# A ResNet trunk's stages from the input up; `siamese.train_layers` names a top run of them.
 TRUNK_STAGES = ("stem", "layer1", "layer2", "layer3", "layer4")
 
 

@@ -20,16 +20,14 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision.models import ResNet
-from torchvision.transforms import v2
 from tqdm import tqdm
 
+from artsim.config import TRUNK_STAGES
 from artsim.images import ImageRejected, file_hash, load_rgb
-from artsim.models import NORMALISATION, drop_rejected, pair_resize
+from artsim.models import drop_rejected, pair_transform
 
 log = logging.getLogger(__name__)
 
-# The trunk's stages from the input up; `siamese.train_layers` names a top run of them.
-TRUNK_STAGES = ("stem", "layer1", "layer2", "layer3", "layer4")
 TrainLayers = Sequence[str] | Literal["all"]
 
 
@@ -71,7 +69,7 @@ class ImageFiles(Dataset):
 
     def __init__(self, paths: Sequence[Path], image_size: int) -> None:
         self.paths = list(paths)
-        self.transform = v2.Compose([pair_resize(image_size), v2.ToDtype(torch.float32, scale=True), v2.Normalize(**NORMALISATION)])
+        self.transform = pair_transform(image_size)
 
     def __len__(self) -> int:
         return len(self.paths)

@@ -216,6 +216,11 @@ def pair_resize(image_size: int) -> v2.Compose:
     return v2.Compose([v2.ToImage(), v2.Resize((image_size, image_size), antialias=True)])
 
 
+def pair_transform(image_size: int) -> v2.Compose:
+    """A pair's image as the siamese model takes it: resized as pair_resize, then normalised."""
+    return v2.Compose([pair_resize(image_size), *_to_normalised_tensor()])
+
+
 def screen_images(paths: Iterable[Path]) -> dict[Path, str]:
     """Decode each distinct image once; return the unusable ones with the reason."""
     rejected: dict[Path, str] = {}

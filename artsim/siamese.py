@@ -274,7 +274,7 @@ def train_siamese(
     model.start_at(train_mean)
     model.to(runtime.device, memory_format=runtime.memory_format)
     scorer = PairScorer(model, top)
-    train_set, val_set = (PairBatches(PairTable.from_pairs(part), inputs.reindexed(part)) for part in (train_pairs, val_pairs))
+    train_set, val_set = inputs.batches(train_pairs), inputs.batches(val_pairs)
     calibrate_feature_norm(scorer, train_set, params.batch_size, runtime)
     best, history = _train_regressor(scorer, train_set, val_set, params, seed, runtime, on_epoch)
     model.load_state_dict(best.state)
@@ -300,12 +300,14 @@ class PreparedInputs:
     inputs: ImageInputs
     position: dict[Path, int]
 
-    def reindexed(self, pairs: pd.DataFrame) -> ImageInputs:
-        """Inputs addressed by positions in PairTable.from_pairs(pairs).images."""
-        images = PairTable.from_pairs(pairs).images
+    def batches(self, pairs: pd.DataFrame) -> PairBatches:
+        """`pairs` (resolved, a subset of those prepared) as PairBatches over these inputs."""
+        table = PairTable.from_pairs(pairs)
         if isinstance(self.inputs, CachedFeatures):
-            return CachedFeatures(self.inputs.store, [self.inputs.digests[self.position[p]] for p in images])
-        return DecodedImages(images, self.inputs.image_size)
+            inputs = CachedFeatures(self.inputs.store, [self.inputs.digests[self.position[p]] for p in table.images])
+        else:
+            inputs = DecodedImages(table.images, self.inputs.image_size)
+        return PairBatches(table, inputs)
 
 
 def prepare_inputs(images: Sequence[Path], bottom: nn.Module, params: SiameseParams,

@@ -36,7 +36,6 @@ from artsim.features import split_trunk  # noqa: E402
 from artsim.models import PairImages, SiameseRegressor, drop_rejected  # noqa: E402
 from artsim.siamese import (  # noqa: E402
     GroupedPairBatches,
-    PairBatches,
     PairScorer,
     PairTable,
     batch_loader,
@@ -144,7 +143,7 @@ def main() -> None:
         start = time.perf_counter()
         inputs, _ = prepare_inputs(table.images, bottom, params, runtime)
         caching = time.perf_counter() - start
-        dataset = PairBatches(table, inputs.reindexed(pairs))
+        dataset = inputs.batches(pairs)
         sampler = GroupedPairBatches(table.groups, args.batch_size, seed=0)
         scorer = PairScorer(model, top)
 

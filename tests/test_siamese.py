@@ -113,7 +113,7 @@ def test_cached_path_gives_the_naive_loss_on_the_same_batch(tiny: dict[str, Path
     bottom, top = split_trunk(model.trunk, ["layer4"])
     inputs, rejected = prepare_inputs(PairTable.from_pairs(pairs).images, bottom, params(tmp_path), CPU)
     assert not rejected
-    cached = PairBatches(PairTable.from_pairs(pairs), inputs.reindexed(pairs))
+    cached = inputs.batches(pairs)
     batch = [0, 3, 4, 7, 11, 12]
 
     naive_set = PairImages(pairs, image_size=32)
@@ -213,7 +213,7 @@ def test_head_features_are_standardised_on_the_training_pairs(tiny: dict[str, Pa
     model = siamese_from_classifier(trunk_weights, head_hidden=4)
     bottom, top = split_trunk(model.trunk, ["layer4"])
     inputs, _ = prepare_inputs(PairTable.from_pairs(pairs).images, bottom, params(tmp_path), CPU)
-    calibrate_feature_norm(PairScorer(model, top), PairBatches(PairTable.from_pairs(pairs), inputs.reindexed(pairs)), 5, CPU)
+    calibrate_feature_norm(PairScorer(model, top), inputs.batches(pairs), 5, CPU)
     train = PairImages(pairs, image_size=32)
     original = torch.stack([train[i][1] for i in range(len(train))])
     generated = torch.stack([train[i][2] for i in range(len(train))])
@@ -260,8 +260,8 @@ def test_an_image_lost_mid_run_costs_its_pairs_not_the_run(tiny: dict[str, Path]
     model = siamese_from_classifier(trunk_weights, head_hidden=16)
     bottom, top = split_trunk(model.trunk, ["layer4"])
     inputs, _ = prepare_inputs(PairTable.from_pairs(pairs).images, bottom, params(tmp_path), CPU)
-    table = PairTable.from_pairs(pairs)
-    dataset = PairBatches(table, inputs.reindexed(pairs))
+    dataset = inputs.batches(pairs)
+    table = dataset.table
     # The cached features of pair 0's original disappear after screening.
     lost = table.first[0]
     dataset.inputs.store.path(dataset.inputs.digests[lost]).unlink()
