@@ -264,6 +264,9 @@ def resolve_pairs(
 class PairImages(Dataset):
     """(index, original, generated, score) per pair; None when an image fails to decode.
 
+    The per-pair path (two trunk passes per pair, see predict_pairs): the reference that
+    tests and bench/siamese.py compare the embed-once and cached-feature paths against.
+
     Each original appears in several pairs and the resize is deterministic, so resized
     images are kept in a bounded cache (uint8, `cache_size` images per process) instead
     of decoding the same JPEG again for every pair and epoch.
@@ -291,13 +294,6 @@ class PairImages(Dataset):
 
     def _decode_resized(self, path: Path) -> Tensor:
         return self.resize(load_rgb(path))
-
-
-def usable_pairs(pairs: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """The pairs whose two images both decode, and how many were skipped."""
-    rejected = screen_images([*pairs["original_path"], *pairs["generated_path"]])
-    bad = pairs["original_path"].isin(list(rejected)) | pairs["generated_path"].isin(list(rejected))
-    return pairs[~bad].reset_index(drop=True), int(bad.sum())
 
 
 @torch.no_grad()

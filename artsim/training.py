@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,21 +124,6 @@ def sum_over_ranks(values: list[float], ranks: Ranks) -> list[float]:
 def share_of(count: int, ranks: Ranks) -> range:
     """This rank's slice of `count` items in evaluation: every world_size-th one."""
     return range(ranks.rank, count, ranks.world_size)
-
-
-@contextlib.contextmanager
-def one_rank_at_a_time(ranks: Ranks) -> Iterator[None]:
-    """Rank 0 first, then the others: for work whose result the others then reuse (a cache)."""
-    if not ranks.launched:
-        yield
-        return
-    import torch.distributed as dist
-
-    if not ranks.is_main:
-        dist.barrier()
-    yield
-    if ranks.is_main:
-        dist.barrier()
 
 
 # ---------------------------------------------------------------------------
