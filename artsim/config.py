@@ -9,7 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from artsim.cache_dirs import CacheKind, default_cache
+from artsim.generate import REFINER, REFINER_REVISION, looks_like_hub_id
 
 
 def _at_least_one(value: int | str) -> int | str:
@@ -20,6 +23,52 @@ def _at_least_one(value: int | str) -> int | str:
 
 # Ranks to run a stage as (it relaunches itself under torchrun when more than one).
 Processes = Annotated[int | Literal["auto"], AfterValidator(_at_least_one)]
+
+# Every output dvc.yaml declares (outs, metrics, plots), from the repository root; a test
+# keeps this in step with dvc.yaml. DVC deletes an output before its stage runs.
+DVC_OUTPUTS = (
+    "data/ingested", "data/generated", "data/descriptors", "data/pairs", "models/finetune", "models/siamese",
+    "metrics/ingest", "metrics/ingest.json", "metrics/generate", "metrics/generate.json", "metrics/score", "metrics/score.json", "metrics/finetune",
+    "metrics/finetune.json", "metrics/siamese", "metrics/siamese.json", "metrics/evaluate", "metrics/evaluate.json",
+)
+
+
+def _outside_dvc_outputs(folder: Path) -> Path:
+    """Refuse a cache folder inside a DVC output: it would be deleted before every run of the
+    stage that writes the output. Relative paths are from the repository root, where stages run."""
+    root = Path.cwd()
+    where = (root / folder).resolve()
+    for output in DVC_OUTPUTS:
+        output_path = (root / output).resolve()
+        if where == output_path or output_path in where.parents:
+            raise ValueError(
+                f"{folder} is inside {output}, a DVC output: it is deleted before each run of the stage that "
+                f"writes {output}, so the cache would be lost every time; choose a folder outside "
+                f"{', '.join(DVC_OUTPUTS)}")
+    return folder
+
+
+# A cache that must outlive the stage runs (generate.store, siamese.feature_cache, describe.cache).
+CacheFolder = Annotated[Path, AfterValidator(_outside_dvc_outputs)]
+
+
+def _user_cache_when_null(kind: CacheKind) -> BeforeValidator:
+    """null names the user's cache folder of `kind`, outside the workspace, so that queued and
+    temporary experiments (run in a copy without git-ignored files) find it too."""
+    return BeforeValidator(lambda value: default_cache(kind) if value is None else value)
+
+# Marks a key that only says how to run (processes, workers, device, cache folders) and never
+# what a stage produces: it is no params dep in dvc.yaml, so changing it reruns nothing.
+# `run_only_keys()` lists them; tests/test_dvc_deps.py checks dvc.yaml against it both ways.
+RUN_ONLY: dict[str, Any] = {"run_only": True}
+
+# DVC deps cannot be null: a params key naming an input outside the repository (a dep in
+# dvc.yaml by interpolation) names this placeholder, a small file in git, when unused.
+NO_INPUT = Path("inputs/none")
+
+
+def _unused_input(value: Any) -> Any:
+    return None if value is not None and Path(value) == NO_INPUT else value
 
 
 class ParamsError(ValueError):
@@ -36,14 +85,16 @@ class IngestParams(Block):
     max_side: int = Field(512, ge=32, le=8192)
     min_side: int = Field(32, ge=1)
     max_pixels: int = Field(89_478_485, ge=1, description="decompression-bomb guard, checked before decoding")
+    max_file_bytes: int = Field(268_435_456, ge=1, description="larger files are skipped from their size, unread")
     jpeg_quality: int = Field(95, ge=50, le=100)
     split: Literal["hash", "from_source"] = "hash"
+    split_seed: int = Field(42, ge=0, description="which images land in which split (and subset); not the training seed")
     val_fraction: float = Field(0.15, ge=0.0, lt=1.0)
     test_fraction: float = Field(0.2, ge=0.0, lt=1.0)
     max_images: int | None = Field(None, ge=1, description="deterministic, label-stratified subset; null = all")
     per_class: int | None = Field(None, ge=1, description="cap per label of stratify_by; null = no cap")
     stratify_by: Literal["style", "genre", "artist"] = "style"
-    workers: int | None = Field(None, ge=1, description="decoding processes; null = all cores")
+    workers: int | None = Field(None, ge=1, description="decoding processes; null = all cores", json_schema_extra=RUN_ONLY)
 
     @model_validator(mode="after")
     def _leaves_a_train_split(self) -> "IngestParams":
@@ -56,7 +107,7 @@ class GenerateParams(Block):
     """Block `generate`: which backend makes the variants, with what, and where finished ones are kept.
 
     Keys that only say how to run (batch_size, device, processes, cpu_offload, store) do not
-    change a variant; changing them reruns the stage, which then reuses every stored variant.
+    change a variant: they are RUN_ONLY, no params deps, so changing one reruns nothing.
     Validators that look at other keys get pydantic's ValidationInfo as `info`: `info.data`
     holds the keys declared above their own, so the order of the fields matters.
     """
@@ -64,10 +115,14 @@ class GenerateParams(Block):
     backend: Literal["style_transfer", "sdxl", "import"] = "style_transfer"
     # None picks the backend's default (see DEFAULT_MODELS); validate_default fills it in.
     model: str | None = Field(None, validate_default=True)
+    # A hub id names a moving repository; the commit pins it (ignored for a local folder,
+    # which its content fingerprint keys instead).
+    revision: str = Field(REFINER_REVISION, pattern=r"^\S+$", validate_default=True, description="hub commit (or branch/tag) of a hub model")
     strengths: list[float] = Field(default_factory=lambda: [0.25, 0.5, 0.75], min_length=1)
     max_side: int = Field(256, ge=32, le=4096, description="style_transfer: long side of the variants")
     jpeg_quality: int = Field(95, ge=50, le=100)
-    store: Path = Field(Path(".artsim/cache"), description="finished variants, outside every DVC output")
+    store: Annotated[CacheFolder, _user_cache_when_null("variants")] = Field(
+        None, validate_default=True, description="finished variants, outside every DVC output; null = the user cache", json_schema_extra=RUN_ONLY)
     # sdxl
     prompt: str = "{title}, {genre} by {artist}, {style}, {year}"
     negative_prompt: str = ""
@@ -77,14 +132,36 @@ class GenerateParams(Block):
     negative_aesthetic_score: float = Field(2.5, ge=0.0, le=10.0)
     resolution: int = Field(1024, ge=16, le=4096, description="sdxl: long side, rounded to the model's multiple")
     vae: str | None = None
-    batch_size: int = Field(4, ge=1, le=256)
-    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    # Local folders are named by these keys, DVC deps in dvc.yaml (changing a file reruns the
+    # stage); each stands for `model` / `vae` (see _local_folders_stand_for_models).
+    model_dir: Annotated[Path | None, BeforeValidator(_unused_input)] = Field(None, description="a save_pretrained pipeline folder")
+    vae_dir: Annotated[Path | None, BeforeValidator(_unused_input)] = Field(None, description="a save_pretrained VAE folder")
+    batch_size: int = Field(4, ge=1, le=256, json_schema_extra=RUN_ONLY)
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", json_schema_extra=RUN_ONLY)
     dtype: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
-    cpu_offload: bool = False
-    processes: Processes = Field(1, description="ranks on this machine; 'auto' = one per visible GPU")
+    cpu_offload: bool = Field(False, json_schema_extra=RUN_ONLY)
+    processes: Processes = Field(1, description="ranks on this machine; 'auto' = one per visible GPU", json_schema_extra=RUN_ONLY)
     # import
-    import_dir: Path | None = Field(None, validate_default=True)
+    import_dir: Annotated[Path | None, BeforeValidator(_unused_input)] = Field(None, validate_default=True)
     import_template: str = Field("{style}/{stem}_resize768_generated.jpg", validate_default=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _local_folders_stand_for_models(cls, raw: Any) -> Any:
+        # Before the field validators: `model` must hold the folder when its default is filled in.
+        if not isinstance(raw, dict):
+            return raw
+        raw = dict(raw)
+        for folder_key, key in (("model_dir", "model"), ("vae_dir", "vae")):
+            folder = _unused_input(raw.get(folder_key))
+            if folder is None:
+                continue
+            if raw.get(key) is not None:
+                raise ValueError(f"set generate.{key} (a hub id) or generate.{folder_key} (a local folder), not both")
+            if not Path(folder).is_dir():
+                raise ValueError(f"generate.{folder_key}: {folder} is not a folder")
+            raw[key] = str(folder)
+        return raw
 
     @field_validator("model")
     @classmethod
@@ -98,6 +175,14 @@ class GenerateParams(Block):
             raise ValueError(f"backend style_transfer has the one model {DEFAULT_MODELS['style_transfer']!r}")
         if backend == "sdxl" and value == DEFAULT_MODELS["style_transfer"]:
             raise ValueError(f"backend sdxl needs a diffusers model: a hub id such as {DEFAULT_MODELS['sdxl']!r} or a folder written by save_pretrained (null = that default)")
+        return value
+
+    @field_validator("revision")
+    @classmethod
+    def _revision_fits_model(cls, value: str, info: Any) -> str:
+        model = info.data.get("model")
+        if info.data.get("backend") == "sdxl" and value == REFINER_REVISION and model != REFINER and looks_like_hub_id(model):
+            raise ValueError(f"the default is the commit of {REFINER}; give the commit (or main) of {model}")
         return value
 
     @field_validator("strengths")
@@ -145,9 +230,9 @@ class GenerateParams(Block):
     @field_validator("import_template")
     @classmethod
     def _import_fields_known(cls, value: str, info: Any) -> str:
-        from artsim.generate.prompts import IMPORT_FIELDS, check_template
+        from artsim.generate.prompts import check_import_template
 
-        fields = check_template(value, IMPORT_FIELDS)
+        fields = check_import_template(value)
         if info.data.get("backend") == "import" and "strength" not in fields and len(info.data.get("strengths", [])) > 1:
             raise ValueError("with several strengths the template must tell them apart with {strength}")
         return value
@@ -167,6 +252,14 @@ class DescribeParams(Block):
     canny_low: float = Field(50.0, ge=0.0)
     canny_high: float = Field(150.0, ge=0.0)
     edge_grid: int = Field(8, ge=1, le=64)
+    # Run-only, and left out of model_dump: descriptor_score.json and model cards record what
+    # decides a descriptor, not where this machine cached it.
+    workers: int | None = Field(None, ge=1, exclude=True, description="describing processes; null = all cores",
+                                json_schema_extra=RUN_ONLY)
+    cache: Annotated[CacheFolder, _user_cache_when_null("descriptors")] = Field(
+        None, validate_default=True, exclude=True,
+        description="descriptors per image and params, outside every DVC output; null = the user cache",
+        json_schema_extra=RUN_ONLY)
 
     @field_validator("hsv_bins")
     @classmethod
@@ -212,12 +305,37 @@ class TrainingRun(Block):
 
     precision: Precision = Field("fp32", description="autocast on GPU; auto = bf16 where supported, else fp16; CPU runs stay fp32")
     channels_last: bool = False
-    loader_workers: int = Field(0, ge=0, le=64, description="DataLoader worker processes per rank")
-    processes: Processes = Field(1, description="ranks on this machine (relaunch under torchrun); 'auto' = one per GPU")
+    loader_workers: int = Field(0, ge=0, le=64, description="DataLoader worker processes per rank", json_schema_extra=RUN_ONLY)
+    processes: Processes = Field(1, description="ranks on this machine (relaunch under torchrun); 'auto' = one per GPU", json_schema_extra=RUN_ONLY)
 
 
-class FinetuneParams(TrainingRun):
+class LearningRecipe(Block):
+    """How the weights move, in both training stages (artsim.training.follow_recipe).
+
+    On a few images, full-size first steps, a last epoch still at full rate and an epoch
+    picked by a handful of validation images turn float rounding, which differs between
+    CPUs, into different models; bench/seeds.py measures how close these keep two machines.
+    """
+
+    warmup: float = Field(0.25, ge=0.0, lt=1.0, description="fraction of the steps over which the lr rises linearly, before a cosine decay")
+    grad_clip: float | None = Field(1.0, gt=0.0, description="clip the gradient norm to this before each step; null = no clipping")
+    select_epoch: Literal["last", "best_val"] = Field(
+        "last", description="keep the last epoch's weights, or those of the epoch that did best on val")
+
+
+class FinetuneParams(TrainingRun, LearningRecipe):
     weights: str = "none"
+    # A state dict file is named here, a DVC dep in dvc.yaml; it stands for `weights`.
+    weights_file: Annotated[Path | None, BeforeValidator(_unused_input)] = Field(None, description="a state dict file to start from")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _weights_file_stands_for_weights(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict) or _unused_input(raw.get("weights_file")) is None:
+            return raw
+        if raw.get("weights", "none") != "none":
+            raise ValueError("set finetune.weights (none | imagenet) or finetune.weights_file (a state dict file), not both")
+        return {**raw, "weights": str(raw["weights_file"])}
     label: Literal["style", "genre"] = "style"
     min_class_size: int = Field(2, ge=1, description="classes with fewer train images are merged into 'other'")
     image_size: int = Field(96, ge=32, le=1024)
@@ -236,12 +354,14 @@ class FinetuneParams(TrainingRun):
         return value
 
 
-class SiameseParams(TrainingRun):
+class SiameseParams(TrainingRun, LearningRecipe):
     image_size: int = Field(64, ge=32, le=1024)
     # Everything below the lowest trained stage is frozen, and its features are computed
     # once per unique image and cached in feature_cache.
     train_layers: Literal["all"] | list[Literal["stem", "layer1", "layer2", "layer3", "layer4"]] = ["layer4"]
-    feature_cache: Path = Field(Path(".artsim/features"), description="frozen-trunk features by image and weights")
+    feature_cache: Annotated[CacheFolder, _user_cache_when_null("features")] = Field(
+        None, validate_default=True, description="frozen-trunk features by image and weights, outside every DVC output; null = the user cache",
+        json_schema_extra=RUN_ONLY)
     epochs: int = Field(8, ge=1)
     batch_size: int = Field(16, ge=1, description="pairs per optimiser step, over all ranks")
     lr: float = Field(3e-4, gt=0.0)
@@ -264,23 +384,39 @@ class SiameseParams(TrainingRun):
 
 
 class EvaluateParams(Block):
-    batch_size: int = Field(32, ge=1)
-    loader_workers: int = Field(0, ge=0, le=64, description="DataLoader workers for embedding the test images")
+    batch_size: int = Field(32, ge=1, json_schema_extra=RUN_ONLY)
+    loader_workers: int = Field(0, ge=0, le=64, description="DataLoader workers for embedding the test images", json_schema_extra=RUN_ONLY)
 
 
 class Params(Block):
     seed: int = Field(42, ge=0)
     ingest: IngestParams
-    generate: GenerateParams = GenerateParams()
-    describe: DescribeParams = DescribeParams()
+    # Validated per parse, not built at import: their cache folders follow $ARTSIM_CACHE as it is then.
+    generate: GenerateParams = Field(default_factory=dict, validate_default=True)
+    describe: DescribeParams = Field(default_factory=dict, validate_default=True)
     score: ScoreParams = ScoreParams()
     finetune: FinetuneParams = FinetuneParams()
-    siamese: SiameseParams = SiameseParams()
+    siamese: SiameseParams = Field(default_factory=dict, validate_default=True)
     evaluate: EvaluateParams = EvaluateParams()
+
+
+# Keys that take a hub id / keyword or, in the library, a local path; from params.yaml a local
+# path goes in the key beside it, a DVC dep, so that DVC reruns the stage when it changes.
+LOCAL_PATH_KEYS = {("generate", "model"): "model_dir", ("generate", "vae"): "vae_dir", ("finetune", "weights"): "weights_file"}
+
+
+def _local_paths_are_deps(raw: dict[str, Any]) -> None:
+    for (block, key), instead in LOCAL_PATH_KEYS.items():
+        value = (raw.get(block) or {}).get(key)
+        if isinstance(value, str) and value not in ("none", "imagenet") and Path(value).exists():
+            raise ParamsError(
+                f"invalid params.yaml:\n  {block}.{key}: {value!r} is a local path; name it in {block}.{instead} "
+                f"instead, a DVC dep of the stage, so that changing it reruns the stage")
 
 
 def parse_params(raw: dict[str, Any]) -> Params:
     """Validate a params mapping; on failure raise ParamsError naming each bad key."""
+    _local_paths_are_deps(raw)
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
@@ -295,3 +431,22 @@ def _describe_errors(exc: ValidationError) -> str:
         shown = "" if isinstance(got, dict) else f" (got {got!r})"
         lines.append(f"  {key}: {error['msg']}{shown}")
     return "\n".join(lines)
+
+
+def result_params(block: BaseModel) -> dict[str, Any]:
+    """A block's params without its run-only keys: what decided a result (for model cards),
+    free of worker counts and machine-specific cache folders."""
+    run_only = run_only_keys(type(block))
+    return {key: value for key, value in block.model_dump(mode="json").items() if key not in run_only}
+
+
+def run_only_keys(model: type[BaseModel] = Params, prefix: str = "") -> set[str]:
+    """The dotted params keys marked RUN_ONLY (e.g. "generate.device"), over nested blocks."""
+    keys: set[str] = set()
+    for name, field in model.model_fields.items():
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        if extra.get("run_only"):
+            keys.add(prefix + name)
+        elif isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            keys |= run_only_keys(field.annotation, f"{prefix}{name}.")
+    return keys

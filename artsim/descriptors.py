@@ -1,16 +1,13 @@
 """Classical image descriptors: HSV colour histogram, Haralick texture, Canny edge layout.
 
 Every image of a pair is resized to the same long side first, so that descriptors of an
-original and of its (possibly smaller) generated variant are comparable.
+original and of its (possibly smaller) generated variant are comparable. Describing many
+images (parallel, streamed, cached) is artsim.describe_run's job.
 """
 from __future__ import annotations
 
-import functools
-import itertools
 import logging
-import multiprocessing
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,17 +15,15 @@ import cv2
 import mahotas
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from artsim.config import DescribeParams
-from artsim.images import ImageRejected, read_rgb_array
+from artsim.images import read_rgb_array
 
 log = logging.getLogger(__name__)
 
 DESCRIPTOR_NAMES = ("color", "texture", "edges")
 SKIPPED_COLUMNS = ["id", "path", "reason", "detail"]
 HARALICK_FEATURES = 13
-MIN_IMAGES_PER_WORKER = 200
 
 
 @dataclass(frozen=True)
@@ -126,54 +121,6 @@ def manifest_entries(manifest: pd.DataFrame, root: Path, role: str) -> Iterator[
         yield ImageEntry(id=str(image_id), role=role, path=root / str(rel_path))
 
 
-def describe_stream(
-    entries: Iterable[ImageEntry], params: DescribeParams, total: int | None = None, workers: int = 1
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Describe images one at a time; returns (descriptor table, skipped table).
-
-    Only one decoded image per worker is held at a time. An image that cannot be decoded
-    is recorded in the skipped table with its reason and the stream continues. The result
-    does not depend on `workers` (order is kept, each image is described independently).
-    """
-    if total is not None:
-        # Starting a worker costs about a second: not worth it for a few hundred images each.
-        workers = min(workers, max(1, total // MIN_IMAGES_PER_WORKER))
-    rows: list[dict] = []
-    skipped: list[SkippedImage] = []
-    for entry, outcome in tqdm(_outcomes(entries, params, workers), total=total, desc="describe", unit="img", mininterval=2.0):
-        if isinstance(outcome, SkippedImage):
-            log.warning("skipping %s (%s): %s %s", entry.id, entry.path, outcome.reason, outcome.detail)
-            skipped.append(outcome)
-        else:
-            rows.append(descriptor_row(entry, outcome))
-    return descriptor_table(rows), skipped_table(skipped)
-
-
-def _outcomes(
-    entries: Iterable[ImageEntry], params: DescribeParams, workers: int
-) -> Iterator[tuple[ImageEntry, Descriptors | SkippedImage]]:
-    describe = functools.partial(_describe_entry, params=params)
-    if workers <= 1:
-        yield from map(describe, entries)
-        return
-    # spawn, not fork: forking a process that already started OpenCV's threads can deadlock.
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread) as pool:
-        yield from pool.map(describe, entries, chunksize=16)
-
-
-def _one_thread() -> None:
-    # Parallelism comes from the worker processes; OpenCV threads on top would oversubscribe.
-    cv2.setNumThreads(1)
-
-
-def _describe_entry(entry: ImageEntry, params: DescribeParams) -> tuple[ImageEntry, Descriptors | SkippedImage]:
-    # The rejection travels back as plain data: exceptions with custom fields do not pickle faithfully.
-    try:
-        return entry, describe_file(entry.path, params)
-    except ImageRejected as exc:
-        return entry, SkippedImage(entry.id, str(entry.path), exc.reason, exc.detail)
-
-
 def descriptor_row(entry: ImageEntry, desc: Descriptors) -> dict:
     return {
         "id": entry.id,
@@ -191,25 +138,6 @@ def descriptor_table(rows: list[dict]) -> pd.DataFrame:
 
 def skipped_table(skipped: list[SkippedImage]) -> pd.DataFrame:
     return pd.DataFrame([vars(s) for s in skipped], columns=SKIPPED_COLUMNS)
-
-
-def describe_manifests(
-    ingested_dir: Path, generated_dir: Path, params: DescribeParams, workers: int = 1
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Describe every original (data/ingested) and every generated variant (data/generated)."""
-    originals = pd.read_parquet(ingested_dir / "manifest.parquet", columns=["id", "path"])
-    generated = pd.read_parquet(generated_dir / "manifest.parquet", columns=["id", "path"])
-    entries = itertools.chain(
-        manifest_entries(originals, ingested_dir, "original"),
-        manifest_entries(generated, generated_dir, "generated"),
-    )
-    return describe_stream(entries, params, total=len(originals) + len(generated), workers=workers)
-
-
-def write_descriptors(table: pd.DataFrame, skipped: pd.DataFrame, out_dir: Path) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    table.to_parquet(out_dir / "descriptors.parquet", index=False)
-    skipped.to_csv(out_dir / "skipped.csv", index=False)
 
 
 def read_descriptors(path: Path) -> dict[str, Descriptors]:

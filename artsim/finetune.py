@@ -1,29 +1,39 @@
 """Fine-tuning a ResNet-50 to classify the paintings' style or genre (stage finetune).
 
-Trains for a fixed number of epochs, keeps the weights of the epoch that did best on the
-validation split (the last epoch without validation data), and reports top-1, top-5 and
+Trains for a fixed number of epochs (learning rate, clipping: training.follow_recipe), keeps
+the last epoch's weights or, with `select_epoch: best_val`, those of the epoch that did best
+on the validation split (the last without validation data), and reports top-1, top-5 and
 macro-F1 on val and test. Runs alone or as one rank of a torchrun launch (training.py).
 """
 from __future__ import annotations
 
 import logging
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.metrics import accuracy_score, f1_score
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
-from artsim.config import FinetuneParams
+from artsim.batches import ShuffledBatches, global_batch_size, global_mean
+from artsim.config import FinetuneParams, result_params
 from artsim.distributed import gather_to_all
 from artsim.images import ImageRejected, load_rgb
+from artsim.labels import (
+    check_labels,
+    class_indices,
+    classification_metrics,
+    is_labelled,
+    learnable_classes,
+    majority_accuracy,
+)
 from artsim.models import (
     ARCH,
     NORMALISATION,
@@ -38,6 +48,7 @@ from artsim.training import (
     EpochLogger,
     Runtime,
     distribute,
+    follow_recipe,
     make_deterministic,
     share_of,
     sum_over_ranks,
@@ -46,42 +57,7 @@ from artsim.training import (
 
 log = logging.getLogger(__name__)
 
-OTHER = "other"
 TOP_K = 5
-
-
-# ---------------------------------------------------------------------------
-# Classes
-# ---------------------------------------------------------------------------
-
-def class_names(train_labels: Iterable[str], min_class_size: int, eval_labels: Iterable[str] = ()) -> list[str]:
-    """Labels with at least `min_class_size` train images, sorted, then OTHER when needed.
-
-    OTHER (always last) collects the labels too rare in train to be learnt and those
-    seen only in `eval_labels` (val/test), so that every image has a class.
-    """
-    counts = Counter(train_labels)
-    kept = sorted(label for label, n in counts.items() if n >= min_class_size and label != OTHER)
-    needs_other = any(label not in kept for label in (*counts, *eval_labels))
-    return [*kept, OTHER] if needs_other else kept
-
-
-def class_indices(labels: Iterable[str], classes: Sequence[str]) -> list[int]:
-    position = {name: i for i, name in enumerate(classes)}
-    return [position[label] if label in position else position[OTHER] for label in labels]
-
-
-def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int],
-                           top_k_hits: Sequence[bool] | None = None) -> dict[str, float | None]:
-    """Top-1 accuracy, macro-F1 (over the classes present in truth or prediction) and,
-    when given which samples had their class among the top k, top-k accuracy."""
-    if len(y_true) == 0:
-        return {"accuracy": None, "macro_f1": None, "top5_accuracy": None}
-    return {
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
-        "top5_accuracy": None if top_k_hits is None else float(np.mean(top_k_hits)),
-    }
 
 
 class LabelledImages(Dataset):
@@ -128,13 +104,9 @@ def finetune_classifier(
 ) -> FinetuneResult:
     """Fine-tune a ResNet-50 to predict `params.label` from the ingested images."""
     make_deterministic(seed)
+    check_labels(manifest, params)  # before decoding any image
     files, rejected, unlabelled = _usable_labelled_files(manifest, Path(images_dir), params.label)
-    is_train = files["split"] == "train"
-    if not is_train.any():
-        raise ValueError("no usable training images: nothing to fine-tune on")
-    classes = class_names(files.loc[is_train, params.label], params.min_class_size, files.loc[~is_train, params.label])
-    if len(classes) < 2:
-        log.warning("only %d class for %s: the classifier has nothing to tell apart", len(classes), params.label)
+    classes = learnable_classes(files, params, unlabelled)  # undecodable images may have emptied a class
     splits = {split: _split_dataset(files, split, params, classes) for split in ("train", "val", "test")}
     log.info("classes (%s): %s; images train/val/test = %d/%d/%d", params.label, classes,
              len(splits["train"]), len(splits["val"]), len(splits["test"]))
@@ -150,6 +122,7 @@ def finetune_classifier(
         "best_epoch": best.epoch,
         **{f"val_{name}": value for name, value in val.metrics.items() if name != "loss"},
         **{f"test_{name}": value for name, value in test.metrics.items() if name != "loss"},
+        "test_majority_accuracy": majority_accuracy(splits["train"].targets, test.targets),
         "n_classes": len(classes),
         **{f"n_{split}_images": len(dataset) for split, dataset in splits.items()},
         "skipped_images": rejected,
@@ -163,9 +136,9 @@ def finetune_classifier(
 
 
 def _usable_labelled_files(manifest: pd.DataFrame, images_dir: Path, label: str) -> tuple[pd.DataFrame, int, int]:
-    """Manifest rows that have a label and a decodable image (with its path as `file`),
-    the number of images rejected, and the number without a label."""
-    has_label = manifest[label].notna() & (manifest[label].astype(str).str.strip() != "")
+    """Manifest rows that have a label (see is_labelled) and a decodable image (with its path
+    as `file`), the number of images rejected, and the number without a label."""
+    has_label = is_labelled(manifest[label])
     files = manifest[has_label].assign(file=[images_dir / p for p in manifest.loc[has_label, "path"]])
     rejected = screen_images(files["file"])
     return files[~files["file"].isin(list(rejected))], len(rejected), int((~has_label).sum())
@@ -177,24 +150,28 @@ def _split_dataset(files: pd.DataFrame, split: str, params: FinetuneParams, clas
     return LabelledImages(list(rows["file"]), class_indices(rows[params.label], classes), transform)
 
 
-def _train_loader(dataset: Dataset, params: FinetuneParams, seed: int, runtime: Runtime) -> DataLoader:
-    """Each rank's share of every global batch of `params.batch_size` images.
-
-    The same DistributedSampler runs alone (one replica): the global batches of one
-    process and of N ranks are the same images.
-    """
-    ranks = runtime.ranks
-    sampler = DistributedSampler(dataset, num_replicas=ranks.world_size, rank=ranks.rank, shuffle=True, seed=seed)
+def _train_loader(dataset: LabelledImages, params: FinetuneParams, seed: int, runtime: Runtime) -> DataLoader:
+    """This rank's share of every global batch of `params.batch_size` images (artsim.batches):
+    one process and N ranks step through the same global batches, and every rank takes
+    every step, with an empty share if need be."""
     return DataLoader(
         dataset,
-        batch_size=max(1, params.batch_size // ranks.world_size),
-        sampler=sampler,
+        batch_sampler=ShuffledBatches(len(dataset), params.batch_size, seed, runtime.ranks),
         num_workers=params.loader_workers,
         persistent_workers=params.loader_workers > 0,
         pin_memory=runtime.device.type == "cuda",
-        collate_fn=drop_rejected,
+        collate_fn=partial(_collate_share, image_size=params.image_size),
         generator=torch.Generator().manual_seed(seed),  # seeds the workers' augmentation
     )
+
+
+def _collate_share(samples: list[tuple[Tensor, int] | None], image_size: int) -> tuple[Tensor, Tensor]:
+    """The images of a share that decoded, and their targets: possibly none (a share that
+    was empty, or whose files broke after screening), which still takes part in the step."""
+    batch = drop_rejected(samples)
+    if batch is None:
+        return torch.zeros((0, 3, image_size, image_size)), torch.zeros(0, dtype=torch.long)
+    return batch[0], batch[1]
 
 
 def _train_classifier(
@@ -208,9 +185,12 @@ def _train_classifier(
     optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
     scaler = runtime.grad_scaler()
     loader = _train_loader(splits["train"], params, seed, runtime)
+    # A global batch of one image takes no step (see _classifier_epoch).
+    follow_recipe(optimizer, params.epochs * (len(loader) - (len(splits["train"]) % params.batch_size == 1)),
+                  params.warmup, params.grad_clip)
     best, history = BestEpoch(), []
     for epoch in tqdm(range(params.epochs), desc="finetune", unit="epoch", disable=not runtime.ranks.is_main or None):
-        loader.sampler.set_epoch(epoch)
+        loader.batch_sampler.set_epoch(epoch)
         figures = {"train_loss": _classifier_epoch(model, loader, optimizer, scaler, runtime)}
         val = _classify(unwrapped(model), splits["val"], params, runtime)
         key = None
@@ -221,29 +201,55 @@ def _train_classifier(
         history.append(figures)
         if on_epoch is not None:
             on_epoch(figures)
-        best.offer(epoch, key, model, figures)
+        best.offer(epoch, key if params.select_epoch == "best_val" else None, model, figures)
     return best, history
 
 
 def _classifier_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
                       scaler: torch.amp.GradScaler, runtime: Runtime) -> float:
+    """One pass over the training images; the mean cross-entropy over all of them.
+
+    Every rank takes every step (DDP meets in each backward): a global batch is skipped
+    only when all ranks together hold fewer than two images, which BatchNorm cannot
+    normalise (a single process skips it too); a rank with an empty share contributes
+    zero gradient.
+    """
     model.train()
     total, seen = 0.0, 0
-    for batch in loader:
-        # BatchNorm cannot normalise a batch of one image in training mode.
-        if batch is None or len(batch[0]) < 2:
+    for images, targets in loader:
+        count = len(targets)
+        global_count = global_batch_size(count, runtime.ranks)
+        if global_count < 2:
             continue
-        images, targets = runtime.to_device(batch[0]), batch[1].to(runtime.device)
+        with _running_statistics_if(model, count < 2), runtime.autocast():
+            logits = model(runtime.to_device(images))
+        summed = nn.functional.cross_entropy(logits.float(), targets.to(runtime.device), reduction="sum")
         optimizer.zero_grad()
-        with runtime.autocast():
-            loss = nn.functional.cross_entropy(model(images), targets)
-        scaler.scale(loss).backward()
+        scaler.scale(global_mean(summed, global_count, runtime.ranks)).backward()
         scaler.step(optimizer)
         scaler.update()
-        total += loss.item() * len(targets)
-        seen += len(targets)
+        total += summed.item()
+        seen += count
     total, seen = sum_over_ranks([total, seen], runtime.ranks)
     return total / seen if seen else float("nan")
+
+
+@contextmanager
+def _running_statistics_if(model: nn.Module, too_few: bool) -> Iterator[None]:
+    """Normalise with BatchNorm's running statistics while `too_few` images are in this
+    rank's share: batch statistics of one image are noise (and fail where a feature map
+    is 1x1). Only per-rank BatchNorm: SyncBatchNorm pools the whole global batch, and its
+    ranks must all join its collectives."""
+    layers = [layer for layer in model.modules()
+              if isinstance(layer, nn.modules.batchnorm._BatchNorm) and not isinstance(layer, nn.SyncBatchNorm)
+              and layer.training] if too_few else []
+    for layer in layers:
+        layer.eval()
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.train()
 
 
 @dataclass
@@ -287,6 +293,6 @@ def finetune_card(result: FinetuneResult, params: FinetuneParams, seed: int) -> 
         "classes": result.classes,
         "image_size": params.image_size,
         "normalisation": NORMALISATION,
-        "params": {"seed": seed, **params.model_dump(mode="json")},
+        "params": {"seed": seed, **result_params(params)},  # run-only keys decide nothing
         "metrics": result.metrics,
     }

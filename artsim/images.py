@@ -1,13 +1,17 @@
 """Decoding untrusted images defensively, normalising them, and writing them atomically."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import math
 import os
 import tempfile
+import threading
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -61,7 +65,7 @@ def load_rgb(source: Path | bytes, *, max_pixels: int = 89_478_485, min_side: in
         raise ImageRejected("not_an_image", name) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageRejected("too_many_pixels", str(exc)) from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except Exception as exc:  # any decoder error (crafted files raise TypeError, KeyError, ...) rejects that image only
         raise ImageRejected("corrupt_image", f"{type(exc).__name__}: {exc}") from None
 
 
@@ -110,15 +114,56 @@ def content_hash(data: bytes) -> str:
 
 def save_jpeg_atomic(img: Image.Image, path: Path, quality: int = 95) -> None:
     """Write a JPEG so that a killed process never leaves a half-written file at `path`."""
+    # No fsync: these are stage outputs, which DVC recomputes whole after a crash.
+    write_atomically(path, lambda handle: img.save(handle, format="JPEG", quality=quality, optimize=False), durable=False)
+
+
+def write_atomically(path: Path, write: Callable[[BinaryIO], object], *, durable: bool = True, prefix: str = ".tmp-") -> None:
+    """Create `path` from what `write` puts into a binary file, so that it appears whole or not at all.
+
+    The file is written under a temporary name (`prefix`...) in the same folder and renamed.
+    With `durable`, it is fsynced before the rename: without that, a power cut can leave the
+    renamed file empty. It gets the mode open() would give it (0o666 less the umask), not
+    mkstemp's 0600, so that other users of a shared filesystem can read it as they could
+    any other file of ours.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".jpg")
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=path.suffix)
     try:
         with os.fdopen(fd, "wb") as handle:
-            img.save(handle, format="JPEG", quality=quality, optimize=False)
-        os.replace(tmp, path)
+            os.fchmod(handle.fileno(), new_file_mode())
+            write(handle)
+            handle.flush()
+            if durable:
+                os.fsync(handle.fileno())
+        os.replace(temporary, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        Path(temporary).unlink(missing_ok=True)
         raise
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+@functools.cache
+def new_file_mode() -> int:
+    """0o666 less this process's umask: the mode open() gives a new file. Read once."""
+    return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    # os.umask can only be read by setting it, and it is process-wide: another thread creating
+    # a file in between would get the temporary value. Linux shows it without touching it.
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        current = os.umask(0o077)  # the strictest value while it is briefly wrong
+        os.umask(current)
+    return current
 
 
 def read_rgb_array(path: Path, long_side: int | None = None) -> np.ndarray:

@@ -3,18 +3,20 @@
 Sources are read by `artsim.sources`; this module decodes every image defensively (in
 parallel worker processes), writes it as an RGB JPEG named by the hash of its file,
 keeps each content once, assigns a split that never changes as the dataset grows, and
-reports every file it could not use with a reason.
+reports every file it could not use with a reason. Whatever the bytes of one file do to a
+decoder costs that file only; the manifest and skip list appear only when ingest finishes.
 """
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections import Counter, defaultdict, deque
-from concurrent.futures import ProcessPoolExecutor
+import os
+import stat
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Literal, TypeVar
+from typing import Iterable, Literal
 
 import pandas as pd
 import pyarrow as pa
@@ -22,6 +24,8 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from artsim.images import ImageRejected, content_hash, fit_within, load_rgb, save_jpeg_atomic
+from artsim.metadata_csv import legible
+from artsim.parallel import ordered_map
 from artsim.sources import LABEL_FIELDS, SourceImage, SourceItem, SourceProblem
 
 log = logging.getLogger(__name__)
@@ -49,7 +53,10 @@ class IngestSettings:
     val_fraction: float = 0.15
     test_fraction: float = 0.2
     split_method: SplitMethod = "hash"
-    seed: int = 42
+    # Decides the split (and a subset), independent of the training seed; 42 is the split
+    # every committed result was computed on.
+    split_seed: int = 42
+    max_file_bytes: int = 268_435_456
     workers: int = 1
 
 
@@ -61,17 +68,25 @@ class IngestReport:
     skipped_files: list[dict[str, str]] = field(default_factory=list)
 
     def skip(self, relative: str, reason: str, detail: str = "") -> None:
+        relative, detail = legible(relative), legible(detail)[:500]  # CSV/JSON-safe, bounded
         self.skipped[reason] += 1
         self.skipped_files.append({"source_path": relative, "reason": reason, "detail": detail})
         log.warning("skipped %s: %s %s", relative, reason, detail)
 
     def as_metrics(self) -> dict:
+        """The headline: the same keys on every dataset (skip reasons are a table, see skipped_by_reason)."""
         return {
             "kept": self.kept,
             "skipped": sum(self.skipped.values()),
-            "skipped_by_reason": dict(sorted(self.skipped.items())),
             "splits": {name: self.splits.get(name, 0) for name in SPLITS},
         }
+
+    @property
+    def skipped_by_reason(self) -> dict[str, int]:
+        return dict(sorted(self.skipped.items()))
+
+    def skipped_by_reason_table(self) -> pd.DataFrame:
+        return pd.DataFrame(list(self.skipped_by_reason.items()), columns=["reason", "count"])
 
 
 # --- split and subset ----------------------------------------------------------------------
@@ -134,7 +149,8 @@ def ingest(items: Iterable[SourceItem], out_dir: Path, settings: IngestSettings,
     first_source_of: dict[str, str] = {}
     normalise = partial(_normalise, out_dir=out_dir, settings=settings)
     with ManifestWriter(out_dir / MANIFEST) as manifest:
-        for result in tqdm(_ordered_map(normalise, items, settings.workers), total=total, desc="ingest", unit="img"):
+        results = ordered_map(normalise, items, settings.workers, on_crash=_decoder_crashed)
+        for result in tqdm(results, total=total, desc="ingest", unit="img"):
             if isinstance(result, SourceProblem):
                 report.skip(result.relative, result.reason, result.detail)
                 continue
@@ -145,8 +161,32 @@ def ingest(items: Iterable[SourceItem], out_dir: Path, settings: IngestSettings,
             manifest.add(result)
             report.kept += 1
             report.splits[result["split"]] += 1
-    pd.DataFrame(report.skipped_files, columns=["source_path", "reason", "detail"]).to_csv(out_dir / SKIPPED, index=False)
+        # Inside the manifest's block: a manifest (renamed into place on leaving it) implies a skip list.
+        _write_csv_atomic(pd.DataFrame(report.skipped_files, columns=["source_path", "reason", "detail"]), out_dir / SKIPPED)
     return report
+
+
+def dataset_problem(report: IngestReport, settings: IngestSettings, source: Path, out_dir: Path) -> str | None:
+    """Why the later stages cannot run on what was kept, in one line naming what to change; else None."""
+    counts = ", ".join(f"{name} {report.splits.get(name, 0)}" for name in SPLITS)
+    if report.kept == 0:
+        skips = ", ".join(f"{reason} {count}" for reason, count in sorted(report.skipped.items())) or "nothing found"
+        return (f"no image kept from ingest.source={source} (skipped: {skips}; each file's reason is in {out_dir / SKIPPED}): "
+                "point ingest.source at a folder or dataset of images")
+    if report.splits.get("train", 0) == 0:
+        return (f"no kept image is in the train split, which every model trains on ({counts}): add images to "
+                "ingest.source, lower ingest.val_fraction / ingest.test_fraction, or try another ingest.split_seed")
+    if report.splits.get("test", 0) == 0:
+        fix = ("set ingest.split: hash (the source prescribes no test image)" if settings.split_method == "from_source"
+               else "add images to ingest.source, raise ingest.test_fraction, or try another ingest.split_seed")
+        return f"no kept image is in the test split, which evaluate measures on ({counts}): {fix}"
+    return None
+
+
+def _write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
+    temporary = path.with_name(f".{path.name}.partial")
+    frame.to_csv(temporary, index=False)
+    os.replace(temporary, path)
 
 
 def read_manifest(out_dir: Path) -> pd.DataFrame:
@@ -154,15 +194,20 @@ def read_manifest(out_dir: Path) -> pd.DataFrame:
 
 
 class ManifestWriter:
-    """Manifest rows streamed to a Parquet file, one row group per ROWS_PER_GROUP rows."""
+    """Manifest rows streamed to a Parquet file, one row group per ROWS_PER_GROUP rows.
+
+    The file is written under a temporary name and renamed to `path` only when the block
+    ends without an error: a crashed ingest leaves no valid-looking partial manifest.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.partial = path.with_name(f".{path.name}.partial")
         self.rows: list[dict] = []
         self.writer: pq.ParquetWriter | None = None
 
     def __enter__(self) -> "ManifestWriter":
-        self.writer = pq.ParquetWriter(self.path, MANIFEST_SCHEMA)
+        self.writer = pq.ParquetWriter(self.partial, MANIFEST_SCHEMA)
         return self
 
     def add(self, row: dict) -> None:
@@ -175,10 +220,15 @@ class ManifestWriter:
             self.writer.write_table(pa.Table.from_pylist(self.rows, schema=MANIFEST_SCHEMA))
             self.rows = []
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.flush()
-        if self.writer is not None:
-            self.writer.close()
+    def __exit__(self, exc_type: type | None, *_: object) -> None:
+        try:
+            if exc_type is None:
+                self.flush()
+                self.writer.close()
+                os.replace(self.partial, self.path)
+        finally:
+            self.writer.close()  # a no-op once closed
+            self.partial.unlink(missing_ok=True)
 
 
 def _normalise(item: SourceItem, out_dir: Path, settings: IngestSettings) -> dict | SourceProblem:
@@ -186,15 +236,19 @@ def _normalise(item: SourceItem, out_dir: Path, settings: IngestSettings) -> dic
     if isinstance(item, SourceProblem):
         return item
     try:
-        data = item.data if item.data is not None else item.path.read_bytes()
+        data = item.data if item.data is not None else read_regular_file(item.path, settings.max_file_bytes)
+        if len(data) > settings.max_file_bytes:
+            raise ImageRejected("file_too_large", f"{len(data)} bytes, over max_file_bytes={settings.max_file_bytes}")
         image = load_rgb(data, max_pixels=settings.max_pixels, min_side=settings.min_side, long_side_at_least=settings.max_side)
+        normalised = fit_within(image, settings.max_side)
     except ImageRejected as exc:
         return SourceProblem(item.relative, exc.reason, exc.detail)
     except OSError as exc:
         return SourceProblem(item.relative, "unreadable_file", f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # whatever crafted bytes make a decoder raise costs that image only
+        return SourceProblem(item.relative, "corrupt_image", f"{type(exc).__name__}: {exc}")
     image_hash = content_hash(data)
     image_id = image_hash[:16]
-    normalised = fit_within(image, settings.max_side)
     relative_path = f"images/{image_id}.jpg"
     # Two files with the same content write the same bytes to the same name: harmless.
     save_jpeg_atomic(normalised, out_dir / relative_path, settings.jpeg_quality)
@@ -205,29 +259,32 @@ def _normalise(item: SourceItem, out_dir: Path, settings: IngestSettings) -> dic
         "path": relative_path,
         "source_path": item.relative,
         **{key: getattr(item, key) for key in LABEL_FIELDS},
-        "split": assign_split(image_hash, settings.seed, settings.val_fraction, settings.test_fraction, source_split),
+        "split": assign_split(image_hash, settings.split_seed, settings.val_fraction, settings.test_fraction, source_split),
         "width": normalised.width,
         "height": normalised.height,
     }
 
 
-Item = TypeVar("Item")
-Result = TypeVar("Result")
+def _decoder_crashed(item: SourceItem) -> SourceProblem:
+    return SourceProblem(item.relative, "decoder_crashed", "its worker process died decoding it (e.g. a segfault in a C decoder)")
 
 
-def _ordered_map(fn: Callable[[Item], Result], items: Iterable[Item], workers: int, window_per_worker: int = 8) -> Iterator[Result]:
-    """`map(fn, items)` over worker processes, in order, with a bounded number of items in flight.
+def read_regular_file(path: Path, max_bytes: int) -> bytes:
+    """The bytes of `path`, refused (ImageRejected) from its status, before reading, if it is
+    not a regular file (opening a FIFO would block forever) or is over `max_bytes`."""
+    status = os.stat(path)
+    if not stat.S_ISREG(status.st_mode):
+        raise ImageRejected("not_a_regular_file", _file_kind(status.st_mode))
+    if status.st_size > max_bytes:
+        raise ImageRejected("file_too_large", f"{status.st_size} bytes, over max_file_bytes={max_bytes}")
+    # O_NONBLOCK and fstat: a name swapped for a FIFO since the stat still cannot block us.
+    with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise ImageRejected("not_a_regular_file", "replaced while being opened")
+        return handle.read(max_bytes + 1)  # a file grown since the stat is caught by the caller's length check
 
-    (`Pool.imap` would read the whole input ahead, holding every embedded image in memory.)
-    """
-    if workers <= 1:
-        yield from map(fn, items)
-        return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        pending: deque = deque()
-        for item in items:
-            pending.append(pool.submit(fn, item))
-            if len(pending) >= workers * window_per_worker:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+
+def _file_kind(mode: int) -> str:
+    kinds = {stat.S_ISDIR: "a folder", stat.S_ISFIFO: "a FIFO (named pipe)", stat.S_ISSOCK: "a socket",
+             stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device"}
+    return next((kind for test, kind in kinds.items() if test(mode)), "not a regular file")

@@ -1,8 +1,8 @@
 """Source retrieval: given a variant, is its true original ranked first among all candidates?
 
-Scores arrive as blocks of rows of a (queries x candidates) matrix, so that the whole
-matrix (tens of thousands squared on WikiArt) is never held at once: only the rank of
-each query's true source is kept.
+Ranks are computed from blocks of rows of a (queries x candidates) matrix, so that the
+whole matrix (tens of thousands squared on WikiArt) is never held at once: only the rank
+of each query's true source is kept (see artsim.evaluation.source_retrieval).
 
 Ties are broken against the true source: it ranks below every other candidate that
 scores at least as high. A model that gives every candidate the same score therefore
@@ -10,7 +10,7 @@ ranks the source last, not first. A NaN score counts as the lowest possible scor
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -32,17 +32,6 @@ def true_source_ranks(scores: np.ndarray, true_index: np.ndarray) -> np.ndarray:
     true_scores = scores[np.arange(len(scores)), true_index]
     # Counting every candidate at or above the true score (itself included) puts ties above it.
     return (scores >= true_scores[:, None]).sum(axis=1).astype(np.int64)
-
-
-def ranks_from_blocks(blocks: Iterable[tuple[int, np.ndarray]], true_index: np.ndarray) -> np.ndarray:
-    """true_source_ranks over a matrix given as (first row, block of rows) pieces covering every row."""
-    true_index = np.asarray(true_index, dtype=np.int64)
-    ranks = np.zeros(len(true_index), dtype=np.int64)
-    for start, block in blocks:
-        ranks[start:start + len(block)] = true_source_ranks(block, true_index[start:start + len(block)])
-    if len(ranks) and ranks.min() < 1:
-        raise ValueError("the blocks did not cover every query")
-    return ranks
 
 
 def retrieval_metrics(ranks: np.ndarray, n_candidates: int, recall_at: Sequence[int] = RECALL_AT) -> RetrievalMetrics:

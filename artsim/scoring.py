@@ -1,14 +1,12 @@
-"""Similarity of two images from their descriptors, and the positive/negative pair set.
+"""Similarity of two images from their descriptors, and the scored pair set.
 
 Each descriptor similarity is in [0, 1], symmetric, and exactly 1 for identical
-descriptors. The weighted score combines them with user weights. Pairs are
-(original, its variant) = positive and (original, variant of another painting) = negative;
-the per-descriptor ROC AUC of positives vs negatives tells which descriptor actually
-separates derived from non-derived images.
+descriptors. The weighted score combines them with user weights. Pairs (built in `pairs`)
+are (original, its variant) = positive and (original, variant of another painting) =
+negative; score_report says how well each descriptor separates them.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -16,11 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy.spatial.distance import cdist
-from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
 from artsim.config import ScoreWeights
 from artsim.descriptors import DESCRIPTOR_NAMES, Descriptors
+from artsim.pairs import build_pairs, require_learnable_pairs
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +26,6 @@ PAIR_COLUMNS = [
     "pair_id", "original_id", "generated_id", "positive", "strength", "split",
     *DESCRIPTOR_NAMES, "score",
 ]
-SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -200,139 +197,6 @@ def train_texture_stats(descriptors: Mapping[str, Descriptors], originals: pd.Da
     return TextureStats.fit(np.stack([descriptors[i].texture for i in sorted(train_ids)]))
 
 
-# --- pairs ---------------------------------------------------------------------------------
-
-def pair_id(original_id: str, generated_id: str, occurrence: int = 0) -> str:
-    """Stable id of a pair; `occurrence` disambiguates a negative drawn twice from a tiny pool."""
-    key = f"{original_id}|{generated_id}|{occurrence}"
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
-
-
-def build_pairs(originals: pd.DataFrame, generated: pd.DataFrame, negatives: int, seed: int) -> pd.DataFrame:
-    """Positive and negative pairs (columns original_id, generated_id, positive, strength, split, pair_id).
-
-    originals: id, split. generated: id, original_id, strength [, style_source_id].
-    Each original with k variants gets k positives and k*negatives negatives: variants of
-    other paintings, drawn from the same split when possible (so that no pair of the train
-    split shows a val/test image) and excluding variants whose style came from the original
-    itself (those are partly derived from it).
-    """
-    split_of = dict(zip(originals["id"].astype(str), originals["split"].astype(str)))
-    variants = _known_variants(generated, split_of)
-    positives = _positive_pairs(variants)
-    negative_rows = _negative_pairs(variants, negatives, np.random.default_rng(seed))
-    pairs = pd.concat([positives, negative_rows], ignore_index=True) if len(negative_rows) else positives
-    pairs["pair_id"] = _pair_ids(pairs)
-    return pairs
-
-
-def _known_variants(generated: pd.DataFrame, split_of: Mapping[str, str]) -> pd.DataFrame:
-    variants = generated.assign(id=generated["id"].astype(str), original_id=generated["original_id"].astype(str))
-    if "style_source_id" not in variants:
-        variants = variants.assign(style_source_id="")
-    unknown = ~variants["original_id"].isin(list(split_of))
-    if unknown.any():
-        log.warning("%d variants refer to an unknown original and are left out", int(unknown.sum()))
-    variants = variants.loc[~unknown].assign(split=lambda d: d["original_id"].map(split_of))
-    return variants.sort_values(["original_id", "id"]).reset_index(drop=True)
-
-
-def _positive_pairs(variants: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({
-        "original_id": variants["original_id"],
-        "generated_id": variants["id"],
-        "positive": True,
-        "strength": variants["strength"].astype(float),
-        "split": variants["split"],
-    })
-
-
-def _negative_pairs(variants: pd.DataFrame, negatives: int, rng: np.random.Generator) -> pd.DataFrame:
-    sampler = _NegativeSampler(variants, rng)
-    chosen, original_ids, splits = [], [], []
-    for original_id, own in sorted(sampler.own.items()):
-        split = sampler.splits[own[0]]
-        picks = sampler.draw(original_id, split, len(own) * negatives)
-        chosen.append(picks)
-        original_ids += [original_id] * len(picks)
-        splits += [split] * len(picks)
-    sampler.report()
-    picked = variants.iloc[np.concatenate(chosen)] if chosen else variants.iloc[:0]
-    return pd.DataFrame({
-        "original_id": original_ids,
-        "generated_id": picked["id"].to_list(),
-        "positive": False,
-        "strength": picked["strength"].astype(float).to_numpy(),
-        "split": splits,
-    })
-
-
-class _NegativeSampler:
-    """Draws negatives for one original at a time in O(draws), so that all of WikiArt stays fast.
-
-    Candidates, in order of preference (the first non-empty one is used):
-    same split and unrelated; same split; any split and unrelated; any split. "Unrelated"
-    also excludes variants whose style was taken from the original (partly derived from it);
-    a negative is never a variant of the original itself. Staying in the split matters most:
-    a train pair must not show a val/test painting.
-    """
-
-    def __init__(self, variants: pd.DataFrame, rng: np.random.Generator) -> None:
-        self.rng = rng
-        self.splits = variants["split"].astype(str).to_numpy(dtype=object)
-        self.by_split = {str(k): v for k, v in variants.groupby("split").indices.items()}
-        self.everything = np.arange(len(variants))
-        self.own = {str(k): v for k, v in variants.groupby("original_id").indices.items()}
-        self.styled_after = {str(k): v for k, v in variants.groupby("style_source_id").indices.items()}
-        self.fallbacks = 0
-        self.missing = 0
-
-    def draw(self, original_id: str, split: str, count: int) -> np.ndarray:
-        own = self.own[original_id]
-        related = np.union1d(own, self.styled_after.get(original_id, own))
-        tiers = ((split, related), (split, own), (None, related), (None, own))
-        for tier, (pool_split, excluded) in enumerate(tiers):
-            pool = self.everything if pool_split is None else self.by_split[pool_split]
-            in_pool = excluded if pool_split is None else excluded[self.splits[excluded] == pool_split]
-            if len(pool) > len(in_pool):
-                self.fallbacks += tier > 0
-                return _draw_excluding(pool, in_pool, count, self.rng)
-        self.missing += 1
-        return np.empty(0, dtype=int)
-
-    def report(self) -> None:
-        if self.fallbacks:
-            log.warning("%d originals drew negatives outside their split or restyled after them (too few candidates)", self.fallbacks)
-        if self.missing:
-            log.warning("%d originals have no other painting's variant to pair as negative", self.missing)
-
-
-def _draw_excluding(pool: np.ndarray, excluded: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
-    """`count` positions from `pool` minus `excluded` (all in pool), distinct unless the pool is too small."""
-    eligible_size = len(pool) - len(excluded)
-    if count <= eligible_size:
-        # Over-draw by the number excluded, then drop those: uniform over eligible, without
-        # materialising the eligible set (the pool can hold a whole split of WikiArt).
-        picks = pool[rng.choice(len(pool), size=min(len(pool), count + len(excluded)), replace=False)]
-        excluded_set = set(excluded.tolist())
-        return np.array([p for p in picks.tolist() if p not in excluded_set][:count], dtype=int)
-    eligible = pool[~np.isin(pool, excluded)]
-    return eligible[_draw(len(eligible), count, rng)]
-
-
-def _draw(pool_size: int, count: int, rng: np.random.Generator) -> np.ndarray:
-    """`count` indices into the pool, each used as evenly as possible (repeats only if the pool is small)."""
-    full_rounds, rest = divmod(count, pool_size)
-    draws = [rng.permutation(pool_size) for _ in range(full_rounds)]
-    draws.append(rng.choice(pool_size, size=rest, replace=False))
-    return np.concatenate(draws).astype(int)
-
-
-def _pair_ids(pairs: pd.DataFrame) -> list[str]:
-    occurrence = pairs.groupby(["original_id", "generated_id"]).cumcount()
-    return [pair_id(o, g, int(k)) for o, g, k in zip(pairs["original_id"], pairs["generated_id"], occurrence)]
-
-
 # --- scoring -------------------------------------------------------------------------------
 
 def described_only(manifest: pd.DataFrame, descriptors: Mapping[str, Descriptors], what: str) -> pd.DataFrame:
@@ -351,79 +215,60 @@ def score_dataset(
     negatives: int,
     seed: int,
 ) -> pd.DataFrame:
-    """Build the pairs of the described images and score them (texture stats from train originals)."""
+    """Build the pairs of the described images and score them (texture stats from train originals).
+
+    NotEnoughPairs (before any scoring) when train has no positive pair or test no pair.
+    """
     originals = described_only(originals, descriptors, "originals")
     generated = described_only(generated, descriptors, "variants")
-    stats = train_texture_stats(descriptors, originals)
     pairs = build_pairs(originals, generated, negatives, seed)
+    require_learnable_pairs(pairs, originals)
+    stats = train_texture_stats(descriptors, originals)
     return score_pairs(pairs, descriptors, stats, weights)
 
 
 def score_pairs(
     pairs: pd.DataFrame, descriptors: Mapping[str, Descriptors], stats: TextureStats, weights: ScoreWeights
 ) -> pd.DataFrame:
-    """Add the per-descriptor similarities and the weighted score to each pair."""
-    sims = [
-        descriptor_similarities(descriptors[o], descriptors[g], stats)
-        for o, g in zip(pairs["original_id"], pairs["generated_id"])
-    ]
+    """Add the per-descriptor similarities and the weighted score to each pair (vectorised over pairs)."""
+    # Each image's descriptors are stacked once; a pair is then two row numbers.
+    rows, ids = pd.factorize(pd.concat([pairs["original_id"], pairs["generated_id"]], ignore_index=True).astype(str))
+    first, second = rows[:len(pairs)], rows[len(pairs):]
+    if len(ids):
+        sims = paired_similarities(DescriptorSet.stack([descriptors[i] for i in ids]), first, second, stats)
+    else:
+        sims = {name: np.empty(0) for name in DESCRIPTOR_NAMES}
+    weight_map, total = _weights(weights)
     scored = pairs.copy()
     for name in DESCRIPTOR_NAMES:
-        scored[name] = [s[name] for s in sims]
-    scored["score"] = [weighted_score(s, weights) for s in sims]
+        scored[name] = sims[name]
+    scored["score"] = _unit_array(sum(w * sims[name] for name, w in weight_map.items()) / total)
     return scored[PAIR_COLUMNS]
 
 
-# --- report --------------------------------------------------------------------------------
+def paired_similarities(images: DescriptorSet, first: np.ndarray, second: np.ndarray, stats: TextureStats,
+                        block: int = 1 << 14) -> dict[str, np.ndarray]:
+    """descriptor_similarities of the pairs (images[first[k]], images[second[k]]), as arrays over k.
 
-def score_report(scored: pd.DataFrame) -> dict:
-    """Counts, mean scores, per-descriptor ROC AUC (positives vs negatives) and means by strength."""
+    Pairs go in blocks so that the gathered rows (block x vector length) stay small however
+    many pairs there are; within a block everything is array arithmetic, no loop per pair.
+    """
+    out = {name: np.empty(len(first)) for name in DESCRIPTOR_NAMES}
+    for start in range(0, len(first), block):
+        a, b = first[start:start + block], second[start:start + block]
+        for name, values in _paired_block(images, a, b, stats).items():
+            out[name][start:start + block] = values
+    return out
+
+
+def _paired_block(images: DescriptorSet, a: np.ndarray, b: np.ndarray, stats: TextureStats) -> dict[str, np.ndarray]:
+    color_a, color_b = images.color[a], images.color[b]
+    color_mass = np.maximum(color_a.sum(1), color_b.sum(1))
+    z_diff = (images.texture[a] - images.texture[b]) / stats.std
+    edges_a, edges_b = images.edges[a], images.edges[b]
     return {
-        "pairs": _counts(scored),
-        "mean_score": _mean_scores(scored),
-        "auc": _aucs(scored),
-        "by_split": {
-            split: {"pairs": _counts(part), "mean_score": _mean_scores(part), "auc": _aucs(part)}
-            for split, part in _by_split(scored)
-        },
-        "by_strength": _means_by_strength(scored),
+        # Same conventions as the per-pair functions: two empty histograms / edgeless images are identical.
+        "color": _unit_array(_ratio_or_one(np.minimum(color_a, color_b).sum(1), color_mass)),
+        "texture": _unit_array(np.exp(-np.sqrt(np.mean(z_diff**2, axis=1)))),
+        "edges": _unit_array(_ratio_or_one(np.minimum(edges_a, edges_b).sum(1), np.maximum(edges_a, edges_b).sum(1))),
     }
-
-
-def _by_split(scored: pd.DataFrame):
-    for split in SPLITS:
-        yield split, scored[scored["split"] == split]
-
-
-def _counts(scored: pd.DataFrame) -> dict[str, int]:
-    positives = int(scored["positive"].sum())
-    return {"total": len(scored), "positives": positives, "negatives": len(scored) - positives}
-
-
-def _mean_scores(scored: pd.DataFrame) -> dict[str, float | None]:
-    return {
-        "positive": _mean(scored.loc[scored["positive"], "score"]),
-        "negative": _mean(scored.loc[~scored["positive"], "score"]),
-    }
-
-
-def _aucs(scored: pd.DataFrame) -> dict[str, float | None]:
-    """ROC AUC of each similarity as a detector of 'derived from this painting'; None if one class is missing."""
-    labels = scored["positive"].astype(bool)
-    if labels.nunique() < 2:
-        return {name: None for name in (*DESCRIPTOR_NAMES, "score")}
-    return {name: float(roc_auc_score(labels, scored[name])) for name in (*DESCRIPTOR_NAMES, "score")}
-
-
-def _means_by_strength(scored: pd.DataFrame) -> dict[str, dict[str, dict[str, float | None]]]:
-    report = {}
-    for strength, part in scored.groupby("strength", sort=True):
-        report[f"{strength:g}"] = {
-            kind: {name: _mean(part.loc[part["positive"] == is_pos, name]) for name in (*DESCRIPTOR_NAMES, "score")}
-            for kind, is_pos in (("positive", True), ("negative", False))
-        }
-    return report
-
-
-def _mean(values: pd.Series) -> float | None:
-    return float(values.mean()) if len(values) else None

@@ -2,15 +2,12 @@
 
 The trunk is split at `train_layers`: the frozen bottom's features of each unique image
 are computed once and cached on disk (artsim.features), and training runs the trained
-top and the head on them. Batches are cut from pairs ordered by original, so the pairs of
-one painting (its variants, its negatives) mostly share a batch, and every batch passes
-each of its unique images through the top once: an epoch costs in proportion to the
-images, not to the pairs.
+top and the head on them, in batches of pairs grouped by original (artsim.pair_batches).
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,19 +16,31 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from artsim.config import SiameseParams
+from artsim.batches import global_batch_size, global_mean
+from artsim.config import SiameseParams, result_params
 from artsim.distributed import gather_to_all
-from artsim.features import FeatureStore, ImageFiles, cache_features, module_digest, split_trunk
-from artsim.images import ImageRejected
+from artsim.feature_cache import cache_features, open_feature_store
+from artsim.features import split_trunk
 from artsim.models import ARCH, EMBEDDING_DIM, NORMALISATION, SiameseRegressor, screen_images, siamese_from_classifier
+from artsim.pair_batches import (
+    CachedFeatures,
+    DecodedImages,
+    GroupedPairBatches,
+    ImageInputs,
+    PairBatches,
+    PairTable,
+    batch_loader,
+    in_order,
+)
 from artsim.training import (
     BestEpoch,
     EpochLogger,
     Runtime,
     distribute,
+    follow_recipe,
     freeze_batchnorm,
     make_deterministic,
     share_of,
@@ -42,166 +51,6 @@ log = logging.getLogger(__name__)
 
 # Enough pairs to estimate the head's input statistics without a pass over a huge set.
 CALIBRATION_PAIRS = 2048
-
-
-# ---------------------------------------------------------------------------
-# Pairs as indices into a list of unique images
-# ---------------------------------------------------------------------------
-
-@dataclass
-class PairTable:
-    """Pairs over unique images: `images` holds each image file once; a pair is two
-    positions in it, its score and its group (the original's position)."""
-
-    images: list[Path]
-    first: np.ndarray
-    second: np.ndarray
-    scores: np.ndarray
-    groups: np.ndarray
-
-    @classmethod
-    def from_pairs(cls, pairs: pd.DataFrame) -> "PairTable":
-        """From resolved pairs (original_path, generated_path, score)."""
-        images = list(dict.fromkeys([*pairs["original_path"], *pairs["generated_path"]]))
-        position = {path: i for i, path in enumerate(images)}
-        first = pairs["original_path"].map(position).to_numpy(dtype=np.int64)
-        return cls(
-            images=images,
-            first=first,
-            second=pairs["generated_path"].map(position).to_numpy(dtype=np.int64),
-            scores=pairs["score"].to_numpy(dtype=np.float32),
-            groups=first,
-        )
-
-    def __len__(self) -> int:
-        return len(self.scores)
-
-
-class PairBatches(Dataset):
-    """A batch of pairs per item: each unique image's input once, and where each pair's
-    two images are among them. Indexed by a list of pair positions (see GroupedPairBatches).
-
-    `inputs(position)` gives an image's input to the trained part: its frozen-bottom
-    features from the cache, or the decoded image when nothing is frozen.
-    """
-
-    def __init__(self, table: PairTable, inputs: "ImageInputs") -> None:
-        self.table = table
-        self.inputs = inputs
-
-    def __len__(self) -> int:
-        return len(self.table)
-
-    def __getitem__(self, pairs: Sequence[int]) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-        """The batch. Pairs whose image became unreadable since screening (a file changed or
-        deleted mid-run) are left out, down to a batch of no pairs, which still runs through
-        the model: under DDP every rank must take part in every step."""
-        pairs = np.asarray(pairs, dtype=np.int64)
-        loaded, unreadable = self._load(np.union1d(self.table.first[pairs], self.table.second[pairs]))
-        if unreadable:
-            pairs = pairs[~(np.isin(self.table.first[pairs], unreadable) | np.isin(self.table.second[pairs], unreadable))]
-        first, second = self.table.first[pairs], self.table.second[pairs]
-        unique, where = np.unique(np.concatenate([first, second]), return_inverse=True)
-        stacked = torch.stack([loaded[int(image)] for image in unique]) if len(unique) else self._no_inputs()
-        where = torch.from_numpy(where).long()
-        return (torch.from_numpy(pairs), stacked, where[: len(pairs)], where[len(pairs):],
-                torch.from_numpy(self.table.scores[pairs]))
-
-    def _load(self, images: np.ndarray) -> tuple[dict[int, Tensor], list[int]]:
-        loaded, unreadable = {}, []
-        for image in images.tolist():
-            try:
-                loaded[image] = self.inputs(image)
-            except (ImageRejected, OSError, ValueError) as exc:
-                log.warning("leaving out the pairs of image %d: %s", image, exc)
-                unreadable.append(image)
-        return loaded, unreadable
-
-    def _no_inputs(self) -> Tensor:
-        """A batch of zero inputs, shaped like any readable image's."""
-        for image in range(len(self.table.images)):
-            loaded, _ = self._load(np.array([image]))
-            if loaded:
-                example = loaded[image]
-                return example.new_zeros((0, *example.shape))
-        raise ValueError("no image of these pairs is readable any more")
-
-
-class ImageInputs:
-    """Image position -> the trained part's input tensor."""
-
-    def __call__(self, image: int) -> Tensor:
-        raise NotImplementedError
-
-
-class CachedFeatures(ImageInputs):
-    def __init__(self, store: FeatureStore, digests: Sequence[str]) -> None:
-        self.store = store
-        self.digests = list(digests)
-
-    def __call__(self, image: int) -> Tensor:
-        return self.store.load(self.digests[image])
-
-
-class DecodedImages(ImageInputs):
-    def __init__(self, paths: Sequence[Path], image_size: int) -> None:
-        self.image_size = image_size
-        self.files = ImageFiles(paths, image_size)
-
-    def __call__(self, image: int) -> Tensor:
-        item = self.files[image]
-        if item is None:  # screened before training: only a file changed since can get here
-            raise ImageRejected("no_longer_decodes", str(self.files.paths[image]))
-        return item[1]
-
-
-class GroupedPairBatches(Sampler[list[int]]):
-    """Global batches of `batch_size` pairs, each rank yielding its share of each.
-
-    Every epoch shuffles the groups (originals) with (seed, epoch) and lays their pairs
-    end to end before cutting batches, so the pairs of a painting travel together. The
-    global batches do not depend on the number of ranks.
-    """
-
-    def __init__(self, groups: np.ndarray, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
-        self.groups = np.asarray(groups)
-        self.batch_size = batch_size
-        self.seed = seed
-        self.rank, self.world_size = rank, world_size
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def global_batches(self) -> list[np.ndarray]:
-        rng = np.random.default_rng([self.seed, self.epoch])
-        names, members = np.unique(self.groups, return_inverse=True)
-        order = rng.permutation(len(names))
-        rank_of_group = np.empty(len(names), dtype=np.int64)
-        rank_of_group[order] = np.arange(len(names))
-        # Within a group, pairs keep a shuffled order too (stable sort on a random tie-break).
-        ordered = np.lexsort((rng.permutation(len(self.groups)), rank_of_group[members]))
-        return [ordered[i:i + self.batch_size] for i in range(0, len(ordered), self.batch_size)]
-
-    def __iter__(self) -> Iterator[list[int]]:
-        for batch in self.global_batches():
-            share = batch[self.rank::self.world_size]
-            if len(share):
-                yield share.tolist()
-
-    def __len__(self) -> int:
-        return -(-len(self.groups) // self.batch_size)
-
-
-def batch_loader(dataset: PairBatches, sampler: Sampler[list[int]], loader_workers: int, runtime: Runtime) -> DataLoader:
-    # batch_size=None: the sampler's lists of pairs reach PairBatches whole.
-    return DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=loader_workers,
-                      persistent_workers=loader_workers > 0, pin_memory=runtime.device.type == "cuda")
-
-
-def in_order(count: int, batch_size: int, positions: Sequence[int] | None = None) -> list[list[int]]:
-    positions = list(range(count)) if positions is None else list(positions)
-    return [positions[i:i + batch_size] for i in range(0, len(positions), batch_size)]
 
 
 # ---------------------------------------------------------------------------
@@ -289,6 +138,7 @@ def train_siamese(
         "n_val_pairs": len(val_pairs),
         "skipped_pairs": int(bad.sum()),
         "cached_features": not isinstance(inputs.inputs, DecodedImages),
+        "healed_cache_entries": inputs.healed,  # damaged cached features, deleted and computed again
     }
     return SiameseResult(model.cpu().eval(), train_mean, metrics, history)
 
@@ -299,6 +149,7 @@ class PreparedInputs:
 
     inputs: ImageInputs
     position: dict[Path, int]
+    healed: int = 0  # damaged cache entries found (over all ranks), deleted and computed again
 
     def batches(self, pairs: pd.DataFrame) -> PairBatches:
         """`pairs` (resolved, a subset of those prepared) as PairBatches over these inputs."""
@@ -322,22 +173,23 @@ def prepare_inputs(images: Sequence[Path], bottom: nn.Module, params: SiamesePar
         rejected = set(screen_images(images))
         return PreparedInputs(DecodedImages(images, params.image_size), position), rejected
     bottom.to(runtime.device, memory_format=runtime.memory_format)
-    store = FeatureStore(params.feature_cache, module_digest(bottom, params.image_size, NORMALISATION, "resize"),
-                         runtime.compute_dtype)
+    store = open_feature_store(params.feature_cache, bottom, params.image_size, NORMALISATION, runtime.device,
+                               runtime.channels_last, runtime.compute_dtype)
     mine = list(share_of(len(images), runtime.ranks))
     digests, rejected = cache_features(bottom, [images[i] for i in mine], store, params.image_size,
                                        params.batch_size, runtime.device, params.loader_workers)
     # Also the barrier after which every rank's features are on disk.
-    shares = gather_to_all((mine, digests, rejected), runtime.ranks)
+    shares = gather_to_all((mine, digests, rejected, store.healed), runtime.ranks)
     all_digests = [""] * len(images)
     all_rejected: set[Path] = set()
-    for positions, share_digests, share_rejected in shares:
+    for positions, share_digests, share_rejected, _ in shares:
         for index, digest in zip(positions, share_digests):
             all_digests[index] = digest
         all_rejected.update(share_rejected)
     # The same content under another name shares the features, and the fate, of the first.
     all_rejected.update(path for path, digest in zip(images, all_digests) if not store.has(digest))
-    return PreparedInputs(CachedFeatures(store, all_digests), position), all_rejected
+    healed = sum(share[-1] for share in shares)
+    return PreparedInputs(CachedFeatures(store, all_digests), position, healed), all_rejected
 
 
 @torch.no_grad()
@@ -394,6 +246,7 @@ def _train_regressor(
     ranks = runtime.ranks
     sampler = GroupedPairBatches(train_set.table.groups, params.batch_size, seed, ranks.rank, ranks.world_size)
     loader = batch_loader(train_set, sampler, params.loader_workers, runtime)
+    follow_recipe(optimizer, params.epochs * len(sampler), params.warmup, params.grad_clip)
     trained = distribute(scorer, runtime)
     best, history = BestEpoch(), []
     for epoch in tqdm(range(params.epochs), desc="siamese", unit="epoch", disable=not ranks.is_main or None):
@@ -407,7 +260,7 @@ def _train_regressor(
         history.append(figures)
         if on_epoch is not None:
             on_epoch(figures)
-        best.offer(epoch, key, scorer.model, figures)
+        best.offer(epoch, key if params.select_epoch == "best_val" else None, scorer.model, figures)
     return best, history
 
 
@@ -420,11 +273,11 @@ def regressor_epoch(scorer: nn.Module, loader: DataLoader, optimizer: torch.opti
     for batch in loader:
         predictions, targets = batch_scores(scorer, batch, runtime)
         squared, count = nn.functional.mse_loss(predictions, targets, reduction="sum"), len(targets)
-        # The mean over the global batch: DDP averages gradients over ranks, whose
-        # shares of a batch may differ in size (by one pair, or all of it when a share's
-        # images became unreadable: that rank still runs backward, with zero gradients).
-        global_count, = sum_over_ranks([float(count)], runtime.ranks)
-        loss = squared * runtime.ranks.world_size / max(global_count, 1.0)
+        # Shares of a batch may differ in size (by one pair; all of it when a share is
+        # empty or its images became unreadable: that rank still runs backward, with zero
+        # gradients), so the loss is the mean over the global batch.
+        global_count = global_batch_size(count, runtime.ranks)
+        loss = global_mean(squared, global_count, runtime.ranks)
         optimizer.zero_grad()
         scaler.scale(loss).backward()
         if global_count:
@@ -458,6 +311,6 @@ def siamese_card(result: SiameseResult, params: SiameseParams, seed: int) -> dic
         "normalisation": NORMALISATION,
         "head_hidden": params.head_hidden,
         "train_mean_score": result.train_mean_score,
-        "params": {"seed": seed, **params.model_dump(mode="json")},
+        "params": {"seed": seed, **result_params(params)},  # run-only keys decide nothing
         "metrics": result.metrics,
     }

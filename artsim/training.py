@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.lr_scheduler import LambdaLR
 
 from artsim.config import TrainingRun
 from artsim.distributed import ALONE, Ranks
@@ -26,12 +29,59 @@ EpochLogger = Callable[[dict[str, float]], None]
 
 
 def make_deterministic(seed: int) -> None:
-    """Seed every RNG training touches and forbid non-deterministic kernels."""
+    """Seed every RNG training touches and forbid non-deterministic kernels.
+
+    That makes a run repeat bit for bit on one machine (same torch, same thread count),
+    not across machines: oneDNN's convolutions and ATen's vectorised kernels are picked by
+    the CPU's instruction set (ONEDNN_MAX_CPU_ISA, ATEN_CPU_CAPABILITY) and round
+    differently, as does another thread count. Forcing portable kernels (oneDNN off) makes
+    training about 10x slower, so instead follow_recipe keeps those rounding differences
+    from growing into different models; bench/seeds.py measures what is left.
+    """
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
     # CUDA has kernels without deterministic versions; there, warn instead of failing.
     torch.use_deterministic_algorithms(True, warn_only=torch.cuda.is_available())
+
+
+def follow_recipe(optimizer: torch.optim.Optimizer, total_steps: int, warmup_fraction: float,
+                  grad_clip: float | None) -> LambdaLR:
+    """Make every `optimizer.step()` clip the gradient norm to `grad_clip` (None: no clip),
+    and move each group's learning rate along a linear warm-up over the first
+    `warmup_fraction` of `total_steps`, then a cosine decay to zero.
+
+    Why: on a few images, full-size steps from the first one on, and a last epoch still at
+    full learning rate, turn float rounding (which differs between CPUs) into different
+    models; a gentle start and a quiet end keep runs on two machines close. Done with
+    optimizer hooks, so the training loops keep calling `scaler.step(optimizer)`; a step the
+    GradScaler skips (fp16 overflow) does not advance the schedule either.
+    """
+    warmup = max(1, round(warmup_fraction * total_steps)) if warmup_fraction > 0 else 0
+    schedule = LambdaLR(optimizer, functools.partial(warmup_cosine, warmup=warmup, total=max(total_steps, 1)))
+    parameters = [p for group in optimizer.param_groups for p in group["params"]]
+
+    def clip(*_: Any) -> None:
+        # The GradScaler unscales before optimizer.step, so this sees the true gradients.
+        nn.utils.clip_grad_norm_(parameters, grad_clip)
+
+    def advance(*_: Any) -> None:
+        schedule.step()
+
+    if grad_clip is not None:
+        optimizer.register_step_pre_hook(clip)
+    optimizer.register_step_post_hook(advance)
+    return schedule
+
+
+def warmup_cosine(step: int, warmup: int, total: int) -> float:
+    """The learning-rate factor of step `step` (0-based, of `total`): (step + 1) / warmup for
+    the first `warmup` steps, then half a cosine from 1 toward 0, which it reaches one step
+    after the last (so that the last step still moves a little)."""
+    if step < warmup:
+        return (step + 1) / warmup
+    decay_steps = max(total - warmup, 0) + 1
+    return 0.5 * (1.0 + math.cos(math.pi * min(step - warmup + 1, decay_steps) / decay_steps))
 
 
 def dvclive_epoch_logger(live: Any) -> EpochLogger:
@@ -95,7 +145,9 @@ def resolve_runtime(run: TrainingRun, block: str, ranks: Ranks = ALONE, gpu_avai
 
 
 def process_group_backend() -> str:
-    return "nccl" if torch.cuda.is_available() else "gloo"
+    # On GPUs, NCCL for the CUDA tensors (DDP's gradients) and gloo for the CPU ones
+    # (sum_over_ranks, object collectives), which NCCL alone refuses.
+    return "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
 
 
 def distribute(module: nn.Module, runtime: Runtime) -> nn.Module:

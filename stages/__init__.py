@@ -1,0 +1,1 @@
+"""The DVC stages' entry points: `python -m stages.<name>`, one per stage of dvc.yaml."""

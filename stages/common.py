@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +13,7 @@ import yaml
 from dvclive import Live
 
 from artsim.config import Params, ParamsError, parse_params
-from artsim.distributed import Ranks, processes_wanted, torchrun_command, under_torchrun
+from artsim.distributed import Ranks, relaunch_as_ranks
 
 
 def load_params(path: Path = Path("params.yaml")) -> Params:
@@ -49,12 +48,21 @@ def main_rank_live(folder: Path, ranks: Ranks) -> Iterator[Live | None]:
         yield live
 
 
+def write_stage_summary(path: Path, live_folder: Path, summary: dict[str, Any]) -> None:
+    """The stage's headline metrics as plain JSON: the file dvc.yaml declares as its metrics.
+
+    dvclive keeps the per-epoch curves (live_folder/plots); its own summary
+    (live_folder/metrics.json) always adds `step` and the last epoch's figures beside the
+    best epoch's, so it is removed: one summary, with the same keys on every run.
+    """
+    write_json(path, summary)
+    (live_folder / "metrics.json").unlink(missing_ok=True)
+
+
 def relaunch_under_torchrun(processes: int | str, module: str, device: str = "auto") -> None:
     """Run `python -m module` again as several ranks when `processes` asks for more than one
-    (and this process is not already a rank); exits with torchrun's status."""
-    if under_torchrun():
-        return
-    count = processes_wanted(processes, device)
-    if count > 1:
-        logging.getLogger(module).info("relaunching as %d ranks under torchrun", count)
-        sys.exit(subprocess.call(torchrun_command(count, module)))
+    (and this process is not already a rank); exits with torchrun's status (128 + N when
+    stopped by signal N, which stops the ranks too)."""
+    status = relaunch_as_ranks(processes, module, device)
+    if status is not None:
+        sys.exit(status)

@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from artsim.descriptors import describe_manifests, write_descriptors
+from artsim.describe_run import describe_manifests
 from stages.common import load_params, setup_logging
 
 INGESTED = Path("data/ingested")
@@ -18,12 +18,13 @@ log = logging.getLogger("stages.describe")
 
 def main() -> None:
     setup_logging()
-    params = load_params()
+    params = load_params().describe
     started = time.perf_counter()
-    # Worker count does not change the output, so it is not a param.
-    table, skipped = describe_manifests(INGESTED, GENERATED, params.describe, workers=os.cpu_count() or 1)
-    write_descriptors(table, skipped, OUT)
-    log.info("described %d images, skipped %d, in %.1f s", len(table), len(skipped), time.perf_counter() - started)
+    # Neither the worker count nor the cache changes the output: both are run-only params.
+    report = describe_manifests(INGESTED, GENERATED, params, OUT, cache_root=params.cache,
+                                workers=params.workers or os.cpu_count() or 1)
+    log.info("described %d images, skipped %d, in %.1f s", report.described, len(report.skipped),
+             time.perf_counter() - started)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Stage evaluate: the siamese model on the test split: errors against the mean-score baseline,
-pair discrimination, source retrieval against the descriptor score, and the plots behind them."""
+pair discrimination and source retrieval beside the descriptor score and its peers (pHash,
+dHash, SSIM), and the plots behind them."""
 from __future__ import annotations
 
 import json
@@ -8,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from artsim.descriptors import read_descriptors
-from artsim.evaluation import PREDICTION_COLUMNS, DescriptorScorer, evaluate_on_test
+from artsim.evaluation import PREDICTION_COLUMNS, DescribedCollection, evaluate_on_test
 from artsim.gallery import write_gallery
 from artsim.models import load_siamese, resolve_pairs
 from artsim.scoring import train_texture_stats
@@ -29,18 +30,19 @@ def main() -> None:
     card = json.loads((MODEL_DIR / "card.json").read_text(encoding="utf-8"))
     model = load_siamese(MODEL_DIR / "model.safetensors", head_hidden=card["head_hidden"])
     originals = pd.read_parquet(INGESTED / "manifest.parquet")
+    collection = originals.assign(path=[INGESTED / p for p in originals["path"]])
     pairs = resolve_pairs(pd.read_parquet(PAIRS), originals, pd.read_parquet(GENERATED / "manifest.parquet"), INGESTED, GENERATED)
     descriptors = read_descriptors(DESCRIPTORS)
     evaluation = evaluate_on_test(
-        model, pairs, card["image_size"], params.evaluate.batch_size,
-        descriptor_scorer=DescriptorScorer(descriptors, train_texture_stats(descriptors, originals), params.score.weights),
-        styles=dict(zip(originals["id"].astype(str), originals["style"])),
+        model, pairs, collection, card["image_size"], params.evaluate.batch_size,
+        descriptor_scorer=DescribedCollection(descriptors, train_texture_stats(descriptors, originals), params.score.weights),
         loader_workers=params.evaluate.loader_workers,
     )
     write_json(REPORT, evaluation.report)
     PLOTS.mkdir(parents=True, exist_ok=True)
     evaluation.predictions[PREDICTION_COLUMNS].to_csv(PLOTS / "predictions.csv", index=False)
-    evaluation.error_by_strength.to_csv(PLOTS / "error_by_strength.csv", index=False)
+    for name, table in evaluation.tables.items():
+        table.to_csv(PLOTS / name, index=False)
     write_gallery(evaluation.predictions, PLOTS / "gallery.png")
 
 

@@ -11,14 +11,17 @@ from pathlib import Path
 import pandas as pd
 
 from artsim.distributed import process_group, ranks_from_env
+from artsim.errors import NotEnoughData
 from artsim.finetune import finetune_card, finetune_classifier
+from artsim.labels import check_labels
 from artsim.models import WeightsUnavailable, initial_weights, save_weights
 from artsim.training import dvclive_epoch_logger, process_group_backend, resolve_runtime
-from stages.common import load_params, main_rank_live, relaunch_under_torchrun, setup_logging, write_json
+from stages.common import load_params, main_rank_live, relaunch_under_torchrun, setup_logging, write_json, write_stage_summary
 
 INGESTED = Path("data/ingested")
 MODEL_DIR = Path("models/finetune")
-METRICS_DIR = Path("metrics/finetune")
+METRICS_DIR = Path("metrics/finetune")  # dvclive: per-epoch curves
+SUMMARY = Path("metrics/finetune.json")
 
 
 def main() -> None:
@@ -26,20 +29,24 @@ def main() -> None:
     params = load_params()
     relaunch_under_torchrun(params.finetune.processes, "stages.finetune")
     ranks = ranks_from_env()
+    manifest = pd.read_parquet(INGESTED / "manifest.parquet")
     try:
+        check_labels(manifest, params.finetune)  # fewer than two classes: fail before any work
         runtime = resolve_runtime(params.finetune, "finetune", ranks)
         initial_state = initial_weights(params.finetune.weights)
-    except (ValueError, WeightsUnavailable) as exc:
+    except (ValueError, WeightsUnavailable) as exc:  # NotEnoughData is a ValueError
         sys.exit(str(exc))
-    manifest = pd.read_parquet(INGESTED / "manifest.parquet")
     with process_group(ranks, process_group_backend()), main_rank_live(METRICS_DIR, ranks) as live:
-        result = finetune_classifier(manifest, INGESTED, params.finetune, params.seed, runtime, initial_state,
-                                     on_epoch=live and dvclive_epoch_logger(live))
+        try:
+            result = finetune_classifier(manifest, INGESTED, params.finetune, params.seed, runtime, initial_state,
+                                         on_epoch=live and dvclive_epoch_logger(live))
+        except NotEnoughData as exc:  # undecodable images emptied a class
+            sys.exit(str(exc))
         if live is None:
             return
-        live.summary.update(result.metrics)
         live.log_sklearn_plot("confusion_matrix", result.test_predictions["actual"],
                               result.test_predictions["predicted"], name="confusion_matrix.json")
+    write_stage_summary(SUMMARY, METRICS_DIR, result.metrics)
     save_weights(result.model, MODEL_DIR / "model.safetensors")
     write_json(MODEL_DIR / "card.json", finetune_card(result, params.finetune, params.seed))
 

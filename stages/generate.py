@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from artsim.generate.assemble import assemble, failures_table, generate_metrics
+from artsim.generate.assemble import (assemble, failed_by_reason_table, failures_table, generate_metrics,
+                                      why_nothing_was_generated)
 from artsim.distributed import process_group, ranks_from_env
 from artsim.generate.backend import InputError
 from artsim.generate.run import generate
@@ -24,6 +25,7 @@ from stages.common import load_params, relaunch_under_torchrun, setup_logging, w
 INGESTED = Path("data/ingested")
 OUT_DIR = Path("data/generated")
 METRICS = Path("metrics/generate.json")
+PLOTS = Path("metrics/generate")
 
 log = logging.getLogger("stages.generate")
 
@@ -48,9 +50,11 @@ def main() -> None:
         manifest.to_parquet(OUT_DIR / "manifest.parquet", index=False)
         failures_table(result).to_csv(OUT_DIR / "failures.csv", index=False)
         write_json(METRICS, generate_metrics(result, len(manifest), config.backend, config.model))
+        PLOTS.mkdir(parents=True, exist_ok=True)
+        failed_by_reason_table(result).to_csv(PLOTS / "failed_by_reason.csv", index=False)
     log.info("%d variants: %d reused, %d computed, %d failed", len(manifest), result.reused, result.computed, len(result.failures))
-    if result.variants and manifest.empty:
-        sys.exit("generate: no variant could be made; see metrics/generate.json and data/generated/failures.csv")
+    if manifest.empty:  # nothing downstream could learn from or score: stop here, saying why
+        sys.exit(why_nothing_was_generated(result, config, len(originals)))
 
 
 if __name__ == "__main__":

@@ -5,18 +5,18 @@ import os
 import shutil
 from pathlib import Path
 
-from artsim.ingest import IngestSettings, ingest, select_subset
-from artsim.sources import SourceImage, read_source
+from artsim.ingest import IngestSettings, dataset_problem, ingest, select_subset
+from artsim.sources import SourceError, SourceImage, read_source
 from stages.common import load_params, setup_logging, write_json
 
 OUT_DIR = Path("data/ingested")
 METRICS = Path("metrics/ingest.json")
+PLOTS = Path("metrics/ingest")
 
 
 def main() -> None:
     setup_logging()
-    params = load_params()
-    config = params.ingest
+    config = load_params().ingest
     if not config.source.is_dir():
         raise SystemExit(f"ingest.source: {config.source} is not a folder")
     settings = IngestSettings(
@@ -27,22 +27,32 @@ def main() -> None:
         val_fraction=config.val_fraction,
         test_fraction=config.test_fraction,
         split_method=config.split,
-        seed=params.seed,
+        split_seed=config.split_seed,
+        max_file_bytes=config.max_file_bytes,
         workers=config.workers or os.cpu_count() or 1,
     )
-    items = read_source(config.source, config.format)
-    total = None
-    if config.max_images or config.per_class:
-        # Only a subset needs a first pass over the source (labels only are kept) to pick it.
-        chosen = select_subset(items, config.max_images, config.per_class, config.stratify_by, params.seed)
-        items = (
-            item for item in read_source(config.source, config.format)
-            if not isinstance(item, SourceImage) or item.relative in chosen
-        )
-        total = len(chosen)
+    try:
+        # File-level problems of the source (a metadata file, a shard) surface here, before any image is read.
+        items = read_source(config.source, config.format)
+        total = None
+        if config.max_images or config.per_class:
+            # Only a subset needs a first pass over the source (labels only are kept) to pick it.
+            chosen = select_subset(items, config.max_images, config.per_class, config.stratify_by, config.split_seed)
+            items = (
+                item for item in read_source(config.source, config.format)
+                if not isinstance(item, SourceImage) or item.relative in chosen
+            )
+            total = len(chosen)
+    except SourceError as exc:
+        raise SystemExit(f"ingest.source: {exc}") from None
     shutil.rmtree(OUT_DIR, ignore_errors=True)
     report = ingest(items, OUT_DIR, settings, total=total)
     write_json(METRICS, report.as_metrics())
+    PLOTS.mkdir(parents=True, exist_ok=True)
+    report.skipped_by_reason_table().to_csv(PLOTS / "skipped_by_reason.csv", index=False)
+    problem = dataset_problem(report, settings, config.source, OUT_DIR)
+    if problem:
+        raise SystemExit(f"ingest: {problem}")
 
 
 if __name__ == "__main__":

@@ -5,23 +5,30 @@ as does `torchrun --nproc-per-node=N -m stages.siamese`.
 """
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
 import pandas as pd
 
+from artsim.descriptor_score import FILE_NAME as DESCRIPTOR_SCORE_FILE
+from artsim.descriptor_score import DescriptorScoreFileError, DescriptorScorer
 from artsim.distributed import process_group, ranks_from_env
+from artsim.feature_cache import FeatureCacheTooLarge
 from artsim.models import resolve_pairs, save_weights
+from artsim.model_card import model_card, training_data_summary
 from artsim.siamese import siamese_card, train_siamese
 from artsim.training import dvclive_epoch_logger, process_group_backend, resolve_runtime
-from stages.common import load_params, main_rank_live, relaunch_under_torchrun, setup_logging, write_json
+from stages.common import load_params, main_rank_live, relaunch_under_torchrun, setup_logging, write_json, write_stage_summary
 
 INGESTED = Path("data/ingested")
 GENERATED = Path("data/generated")
 PAIRS = Path("data/pairs/pairs.parquet")
+DESCRIPTOR_SCORE = PAIRS.parent / DESCRIPTOR_SCORE_FILE
 FINETUNED = Path("models/finetune/model.safetensors")
 MODEL_DIR = Path("models/siamese")
-METRICS_DIR = Path("metrics/siamese")
+METRICS_DIR = Path("metrics/siamese")  # dvclive: per-epoch curves
+SUMMARY = Path("metrics/siamese.json")
 
 
 def main() -> None:
@@ -33,6 +40,10 @@ def main() -> None:
         runtime = resolve_runtime(params.siamese, "siamese", ranks)
     except ValueError as exc:
         sys.exit(str(exc))
+    try:  # checked before training: the model is shipped with it
+        descriptor = DescriptorScorer.load(DESCRIPTOR_SCORE)
+    except DescriptorScoreFileError as exc:
+        sys.exit(f"siamese: {exc} (written by the score stage: run `dvc repro score`)")
     pairs = resolve_pairs(
         pd.read_parquet(PAIRS),
         pd.read_parquet(INGESTED / "manifest.parquet"),
@@ -41,13 +52,26 @@ def main() -> None:
         GENERATED,
     )
     with process_group(ranks, process_group_backend()), main_rank_live(METRICS_DIR, ranks) as live:
-        result = train_siamese(pairs, FINETUNED, params.siamese, params.seed, runtime,
-                               on_epoch=live and dvclive_epoch_logger(live))
+        try:
+            result = train_siamese(pairs, FINETUNED, params.siamese, params.seed, runtime,
+                                   on_epoch=live and dvclive_epoch_logger(live))
+        except FeatureCacheTooLarge as exc:  # found before any feature is computed
+            sys.exit(str(exc))
         if live is None:
             return
-        live.summary.update(result.metrics)
+    write_stage_summary(SUMMARY, METRICS_DIR, result.metrics)
     save_weights(result.model, MODEL_DIR / "model.safetensors")
-    write_json(MODEL_DIR / "card.json", siamese_card(result, params.siamese, params.seed))
+    card = siamese_card(result, params.siamese, params.seed)
+    write_json(MODEL_DIR / "card.json", card)
+    ship_for_use(card, descriptor)
+
+
+def ship_for_use(card: dict, descriptor: DescriptorScorer) -> None:
+    """Beside the weights: what artsim.load needs for the descriptor score, and the model card for people."""
+    shutil.copyfile(DESCRIPTOR_SCORE, MODEL_DIR / DESCRIPTOR_SCORE_FILE)
+    data = training_data_summary(pd.read_parquet(PAIRS), pd.read_parquet(INGESTED / "manifest.parquet"),
+                                 pd.read_parquet(GENERATED / "manifest.parquet"))
+    (MODEL_DIR / "README.md").write_text(model_card(card, descriptor, data), encoding="utf-8")
 
 
 if __name__ == "__main__":

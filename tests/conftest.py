@@ -1,11 +1,44 @@
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import SAMPLE_DIR
+from artsim.cache_dirs import CACHE_ENV
+from tests.helpers import SAMPLE_DIR, copy_worktree
+
+_SESSION_CACHE = pytest.StashKey[Path]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Params built when test modules are imported resolve their cache folders then, before any fixture.
+    config.stash[_SESSION_CACHE] = Path(tempfile.mkdtemp(prefix="artsim-cache-"))
+    os.environ[CACHE_ENV] = str(config.stash[_SESSION_CACHE])
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _SESSION_CACHE in config.stash:
+        shutil.rmtree(config.stash[_SESSION_CACHE], ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def user_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The session's $ARTSIM_CACHE, never the real ~/.cache/artsim: the variant store and feature
+    cache of every run, shared as one user's runs share them. Autouse at session scope, so that
+    it is set before any other fixture, such as reproduced_workspace's `dvc repro` (whose
+    subprocesses, queue workers included, inherit the environment)."""
+    root = tmp_path_factory.mktemp("artsim-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CACHE_ENV, str(root))
+        yield root
 
 
 @pytest.fixture
@@ -19,3 +52,42 @@ def sample_copy(tmp_path: Path) -> Path:
     target = tmp_path / "source"
     shutil.copytree(SAMPLE_DIR, target)
     return target
+
+
+# --- one `dvc repro` of the embedded default per session, shared by the e2e modules ----------
+
+POISON = {"poisoned": "a committed evaluate.json that the first repro must replace"}
+
+
+def run_in(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """A command in a workspace, with this interpreter first on PATH (dvc runs `python -m stages.X`); must succeed."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["DVC_NO_ANALYTICS"] = "1"
+    env.update(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    return result
+
+
+@dataclass(frozen=True)
+class ReproducedWorkspace:
+    path: Path
+    first_repro: subprocess.CompletedProcess
+
+
+@pytest.fixture(scope="session")
+def reproduced_workspace(tmp_path_factory: pytest.TempPathFactory) -> ReproducedWorkspace:
+    """What a fresh clone holds (tracked files, no DVC cache), after `dvc repro`: the one pipeline
+    run the e2e modules share (minutes on a CPU). Its committed metrics/evaluate.json is poisoned
+    first: evaluate's outputs are in git and could match its rebuilt (deterministic) inputs, so
+    without the poison a skipped evaluate would leave the committed figures looking like fresh ones.
+
+    test_pipeline.py changes params and reruns in it after its first checks; whoever uses it must
+    rely only on it being a reproduced workspace (dvc status clean), not on the default params."""
+    target = tmp_path_factory.mktemp("clone")
+    copy_worktree(target)
+    for command in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-q", "-m", "snapshot"]):
+        run_in(command, target)
+    (target / "metrics" / "evaluate.json").write_text(json.dumps(POISON))
+    return ReproducedWorkspace(target, run_in(["dvc", "repro"], target))

@@ -17,16 +17,20 @@ from artsim.descriptors import (
     ImageEntry,
     color_histogram,
     describe_array,
-    describe_manifests,
-    describe_stream,
     edge_density_grid,
     haralick_texture,
     read_descriptors,
-    write_descriptors,
 )
+from artsim.describe_run import describe_manifests, describe_to_parquet
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = DescribeParams()
+
+
+def describe_stream(entries, params, out_dir: Path, workers: int = 1, cache_root=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """describe_to_parquet, read back: (descriptor table, skipped table)."""
+    describe_to_parquet(entries, params, out_dir, cache_root, workers=workers)
+    return pd.read_parquet(out_dir / "descriptors.parquet"), pd.read_csv(out_dir / "skipped.csv")
 
 
 def random_image(seed: int, size: tuple[int, int] = (48, 64)) -> np.ndarray:
@@ -107,8 +111,7 @@ def test_describe_is_deterministic_and_roundtrips_parquet(tmp_path):
     entries = [ImageEntry(f"img{i}", "original", tmp_path / f"{i}.jpg") for i in range(3)]
     for i, entry in enumerate(entries):
         save_jpeg(random_image(i, (40 + 10 * i, 60)), entry.path)
-    table, skipped = describe_stream(entries, PARAMS)
-    write_descriptors(table, skipped, tmp_path / "out")
+    describe_stream(entries, PARAMS, tmp_path / "out")
     loaded = read_descriptors(tmp_path / "out" / "descriptors.parquet")
     assert list(loaded) == ["img0", "img1", "img2"]
     for entry in entries:
@@ -135,13 +138,13 @@ def test_stream_skips_bad_files_with_their_reason(tmp_path, workers):
     for i, entry in enumerate(good):
         save_jpeg(random_image(10 + i), entry.path)
     entries = [good[0], *(ImageEntry(k, "original", p) for k, p in broken.items()), *good[1:]]
-    table, skipped = describe_stream(entries, PARAMS, workers=workers)
+    table, skipped = describe_stream(entries, PARAMS, tmp_path / "out", workers=workers)
     assert list(table["id"]) == ["good0", "good1", "good2"]
     assert set(table["role"]) == {"generated"}
     reasons = dict(zip(skipped["id"], skipped["reason"]))
     assert reasons == {"garbage": "not_an_image", "truncated": "corrupt_image", "missing": "missing_file"}
     if workers > 1:
-        serial, _ = describe_stream(entries, PARAMS, workers=1)
+        serial, _ = describe_stream(entries, PARAMS, tmp_path / "serial", workers=1)
         assert all(np.array_equal(a, b) for col in ("color", "texture", "edges") for a, b in zip(serial[col], table[col]))
 
 
@@ -165,7 +168,8 @@ def write_fake_dataset(root: Path) -> None:
 
 def test_describe_manifests_covers_both_roles(tmp_path):
     write_fake_dataset(tmp_path)
-    table, skipped = describe_manifests(tmp_path / "data/ingested", tmp_path / "data/generated", PARAMS)
+    describe_manifests(tmp_path / "data/ingested", tmp_path / "data/generated", PARAMS, tmp_path / "out")
+    table, skipped = pd.read_parquet(tmp_path / "out/descriptors.parquet"), pd.read_csv(tmp_path / "out/skipped.csv")
     assert table.set_index("id")["role"].to_dict() == {
         "orig0": "original", "orig1": "original", "orig2": "original",
         "var0": "generated", "var1": "generated", "var2": "generated",
@@ -193,7 +197,6 @@ def test_stage_reports_corrupt_image_and_writes_the_rest(tmp_path, monkeypatch):
 def test_empty_skip_list_still_has_a_header(tmp_path):
     entry = ImageEntry("only", "original", tmp_path / "only.jpg")
     save_jpeg(random_image(5), entry.path)
-    table, skipped = describe_stream([entry], PARAMS)
-    write_descriptors(table, skipped, tmp_path / "out")
+    describe_stream([entry], PARAMS, tmp_path / "out")
     assert (tmp_path / "out" / "skipped.csv").read_text().splitlines() == ["id,path,reason,detail"]
     assert isinstance(read_descriptors(tmp_path / "out" / "descriptors.parquet")["only"], Descriptors)

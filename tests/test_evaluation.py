@@ -14,17 +14,18 @@ from PIL import Image
 from torch import Tensor, nn
 
 from artsim import descriptors as descriptor_io
+from artsim.describe_run import describe_manifests
 from artsim.config import DescribeParams, ScoreWeights
-from artsim.evaluation import (
-    PREDICTION_COLUMNS,
-    DescriptorScorer,
+from artsim.evaluation import PREDICTION_COLUMNS, DescribedCollection, evaluate_on_test
+from artsim.evaluation.breakdowns import error_by_strength, error_by_style
+from artsim.evaluation.embedding import model_score_blocks
+from artsim.evaluation.regression import (
     baseline_metrics,
-    breakdowns,
-    evaluate_on_test,
     evaluation_report,
-    model_score_blocks,
+    mae_by_kind,
     pair_aucs,
     regression_metrics,
+    strength_spearmans,
     train_mean_score,
 )
 from artsim.models import PairImages, SiameseRegressor, predict_pairs, save_weights
@@ -99,15 +100,29 @@ def test_train_mean_score() -> None:
 
 # --- breakdowns ---------------------------------------------------------------
 
-def test_breakdowns_by_strength_and_style() -> None:
+def test_error_by_strength_counts_positive_pairs_only() -> None:
+    # The negative pair (0.5, 0.9) carries the strength of another painting's variant: it says
+    # nothing about how far this pair is derived, and must not land in a strength bucket.
     predictions = pd.DataFrame({
-        "target": [0.5, 0.5, 0.5], "prediction": [0.6, 0.2, 0.7],
-        "strength": [0.25, 0.25, 0.5], "style": ["A", "B", "A"],
+        "target": [0.5, 0.5, 0.5, 0.5], "prediction": [0.6, 0.2, 0.7, 0.9],
+        "strength": [0.25, 0.25, 0.5, 0.5], "style": ["A", "B", "A", "A"], "positive": [True, True, True, False],
     })
-    assert breakdowns(predictions) == {
-        "mae_by_strength": {"0.25": {"mae": pytest.approx(0.2), "n": 2}, "0.5": {"mae": pytest.approx(0.2), "n": 1}},
-        "mae_by_style": {"A": {"mae": pytest.approx(0.15), "n": 2}, "B": {"mae": pytest.approx(0.3), "n": 1}},
-    }
+    by_strength = error_by_strength(predictions)
+    assert by_strength["strength"].tolist() == [0.25, 0.5] and by_strength["n"].tolist() == [2, 1]
+    np.testing.assert_allclose(by_strength["mae"], [0.2, 0.2])
+    by_style = error_by_style(predictions)  # the original's style is the pair's own, negatives included
+    assert by_style["style"].tolist() == ["A", "B"] and by_style["n"].tolist() == [3, 1]
+    np.testing.assert_allclose(by_style["mae"], [(0.1 + 0.2 + 0.4) / 3, 0.3])
+    assert mae_by_kind(predictions["target"], predictions["prediction"], predictions["positive"]) == {
+        "mae_positive": pytest.approx(0.2), "mae_negative": pytest.approx(0.4)}
+
+
+def test_strength_spearman_on_positives_only() -> None:
+    positive = np.array([True, True, True, False, False])
+    strength = np.array([0.25, 0.5, 0.75, 0.25, 0.75])
+    scores = {"follows": np.array([0.9, 0.6, 0.3, 0.0, 1.0]), "flat": np.array([0.5, 0.5, 0.5, 0.1, 0.9])}
+    # The negatives alone would make "follows" rise with strength; on positives it falls, exactly.
+    assert strength_spearmans(positive, strength, scores) == {"follows": pytest.approx(-1.0), "flat": None}
 
 
 def test_pair_auc_by_hand() -> None:
@@ -122,16 +137,22 @@ def test_pair_auc_by_hand() -> None:
 
 def describe_tiny_project(paths: dict[str, Path]) -> Path:
     """data/descriptors/descriptors.parquet of the tiny project (undecodable images skipped, as describe does)."""
-    table, skipped = descriptor_io.describe_manifests(paths["ingested"], paths["generated"], DescribeParams(size=32))
     out = paths["ingested"].parent / "descriptors"
-    descriptor_io.write_descriptors(table, skipped, out)
+    describe_manifests(paths["ingested"], paths["generated"], DescribeParams(size=32), out)
     return out / "descriptors.parquet"
 
 
-def descriptor_scorer(paths: dict[str, Path], weights: ScoreWeights = ScoreWeights()) -> DescriptorScorer:
+def descriptor_scorer(paths: dict[str, Path], weights: ScoreWeights = ScoreWeights()) -> DescribedCollection:
     descriptors = descriptor_io.read_descriptors(describe_tiny_project(paths))
     stats = train_texture_stats(descriptors, pd.read_parquet(paths["ingested"] / "manifest.parquet"))
-    return DescriptorScorer(descriptors, stats, weights)
+    return DescribedCollection(descriptors, stats, weights)
+
+
+def collection(paths: dict[str, Path], mostly_test: bool = False) -> pd.DataFrame:
+    """The tiny project's originals with their files (what the evaluate stage passes); see mostly_test."""
+    originals = pd.read_parquet(paths["ingested"] / "manifest.parquet")
+    originals = originals.assign(path=[paths["ingested"] / p for p in originals["path"]])
+    return originals.assign(split=np.where(originals["id"] == "o0", "train", "test")) if mostly_test else originals
 
 
 def mostly_test(pairs: pd.DataFrame) -> pd.DataFrame:
@@ -144,6 +165,14 @@ def random_model(seed: int = 0) -> SiameseRegressor:
     return SiameseRegressor(head_hidden=8).eval()
 
 
+def flat(report: dict, prefix: str = "") -> dict:
+    """The report as `dvc metrics show` lists it: one dotted key per leaf."""
+    leaves = {}
+    for key, value in report.items():
+        leaves.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return leaves
+
+
 def test_evaluate_on_test_predicts_usable_test_pairs(tmp_path: Path) -> None:
     paths = build_tiny_project(tmp_path)
     (paths["generated"] / "images/g12.jpg").write_bytes(b"")  # g12 belongs to the test pair (o12, g12)
@@ -151,7 +180,8 @@ def test_evaluate_on_test_predicts_usable_test_pairs(tmp_path: Path) -> None:
     model = SiameseRegressor(head_hidden=4).eval()
     model.start_at(train_mean_score(pairs))
 
-    evaluation = evaluate_on_test(model, pairs, image_size=32, batch_size=3, descriptor_scorer=descriptor_scorer(paths))
+    evaluation = evaluate_on_test(model, pairs, collection(paths), image_size=32, batch_size=3,
+                                  descriptor_scorer=descriptor_scorer(paths))
     report, predictions = evaluation.report, evaluation.predictions
     assert set(PREDICTION_COLUMNS) <= set(predictions.columns)
     assert report["n_test_pairs"] == len(predictions) == 3
@@ -160,12 +190,13 @@ def test_evaluate_on_test_predicts_usable_test_pairs(tmp_path: Path) -> None:
     # An untrained head started at the train mean *is* the baseline.
     assert report["mse"] == pytest.approx(report["baseline_mse"], rel=1e-5)
     assert report["pearson"] is None
-    # g11 looks for its source among o11 and o12; g12 is unreadable, so it asks nothing.
-    for scorer in ("model", "descriptor"):
-        assert report["retrieval"][scorer]["n_queries"] == 1 and report["retrieval"][scorer]["n_candidates"] == 2
+    # g11 looks for its source among all 13 originals (every split), and among the 2 test ones;
+    # g12 is unreadable, so it asks nothing.
+    assert (report["n_queries"], report["n_candidates"], report["n_candidates_test_only"]) == (1, 13, 2)
     # A constant model ties every candidate: ties count against it.
-    assert report["retrieval"]["model"]["recall_at_1"] == 0.0 and report["retrieval"]["model"]["mrr"] == 0.5
-    assert report["pair_auc"]["model"] == 0.5 and report["pair_auc"]["score"] == 1.0
+    assert report["model"]["recall_at_1"] == 0.0 and report["model"]["mrr"] == pytest.approx(1 / 13)
+    assert report["model"]["recall_at_1_test_only"] == 0.0
+    assert report["model"]["pair_auc"] == 0.5 and report["descriptor"]["pair_auc"] == 1.0
     json.dumps(report, allow_nan=False)
 
 
@@ -177,14 +208,17 @@ def test_unreadable_test_images_are_counted_not_fatal(tmp_path: Path, broken: li
     paths = build_tiny_project(tmp_path)
     for name in broken:
         (tmp_path / "data" / name).write_bytes(b"\xff\xd8 truncated")
-    evaluation = evaluate_on_test(random_model(), resolved_pairs(paths), image_size=32, batch_size=4)
+    evaluation = evaluate_on_test(random_model(), resolved_pairs(paths), collection(paths), image_size=32, batch_size=4)
     report = evaluation.report
     assert report["n_skipped_pairs"] == skipped and report["n_test_pairs"] == 4 - skipped
     assert report["n_unreadable_images"] == len(broken)
-    assert report["retrieval"]["model"]["n_queries"] == queries
+    assert report["n_queries"] == queries
+    # An unreadable original is no candidate either.
+    assert report["n_candidates"] == 13 - sum(name.startswith("ingested") for name in broken)
     if queries == 0:
-        assert report["mse"] is None and report["retrieval"]["model"]["mrr"] is None and report["pair_auc"]["model"] is None
-        assert evaluation.error_by_strength.empty
+        assert report["mse"] is None and report["model"]["mrr"] is None and report["model"]["pair_auc"] is None
+        assert report["ssim"]["pair_auc"] is None and report["phash"]["mrr"] is None
+        assert evaluation.tables["error_by_strength.csv"].empty
     json.dumps(report, allow_nan=False)
 
 
@@ -192,7 +226,7 @@ def test_embed_once_gives_the_predictions_of_two_passes_per_pair(tmp_path: Path)
     paths = build_tiny_project(tmp_path)
     pairs = mostly_test(resolved_pairs(paths))
     model = random_model()
-    evaluation = evaluate_on_test(model, pairs, image_size=32, batch_size=5)
+    evaluation = evaluate_on_test(model, pairs, collection(paths, mostly_test=True), image_size=32, batch_size=5)
 
     test = pairs[pairs["split"] == "test"].reset_index(drop=True)
     indices, old = predict_pairs(model, PairImages(test, image_size=32), batch_size=24)  # the former path: model(a, b)
@@ -221,21 +255,60 @@ class PixelModel(nn.Module):
 
 def test_a_model_that_scores_the_true_source_highest_has_perfect_retrieval(tmp_path: Path) -> None:
     paths = build_tiny_project(tmp_path)
-    pairs, scorer = mostly_test(resolved_pairs(paths)), descriptor_scorer(paths)
-    retrieval = evaluate_on_test(PixelModel(), pairs, image_size=32, batch_size=5, descriptor_scorer=scorer).report["retrieval"]
-    assert retrieval["model"] == {"recall_at_1": 1.0, "recall_at_5": 1.0, "mrr": 1.0, "n_queries": 12, "n_candidates": 12}
-    # Flipped, the same model ranks the true source last.
-    flipped = evaluate_on_test(PixelModel(flipped=True), pairs, image_size=32, batch_size=5).report["retrieval"]["model"]
-    assert flipped["recall_at_1"] == 0.0 and flipped["mrr"] == pytest.approx(1 / 12)
+    pairs, scorer, originals = mostly_test(resolved_pairs(paths)), descriptor_scorer(paths), collection(paths, mostly_test=True)
+    evaluation = evaluate_on_test(PixelModel(), pairs, originals, image_size=32, batch_size=5, descriptor_scorer=scorer)
+    report, scorers = evaluation.report, evaluation.tables["scorers.csv"].set_index("scorer")
+    assert (report["n_queries"], report["n_candidates"], report["n_candidates_test_only"]) == (12, 13, 12)
+    assert {key: report["model"][key] for key in ("recall_at_1", "recall_at_5", "mrr", "recall_at_1_test_only")} == {
+        "recall_at_1": 1.0, "recall_at_5": 1.0, "mrr": 1.0, "recall_at_1_test_only": 1.0}
+    # Flipped, the same model ranks the true source last: 13th among all, 12th among the test originals.
+    flipped = evaluate_on_test(PixelModel(flipped=True), pairs, originals, image_size=32, batch_size=5)
+    assert flipped.report["model"]["recall_at_1"] == 0.0 and flipped.report["model"]["mrr"] == pytest.approx(1 / 13)
+    assert flipped.tables["scorers.csv"].set_index("scorer").at["model", "mrr_test_only"] == pytest.approx(1 / 12)
 
-    # The descriptor baseline ranks as the per-pair descriptor score does.
-    originals = [f"o{i}" for i in range(1, 13)]
+    # The descriptor baseline ranks as the per-pair descriptor score does, among all 13 originals.
+    candidates = [f"o{i}" for i in range(13)]
     reciprocal_ranks = []
     for i in range(1, 13):
-        scores = {o: similarity(scorer.descriptors[f"g{i}"], scorer.descriptors[o], scorer.stats, scorer.weights) for o in originals}
+        scores = {o: similarity(scorer.descriptors[f"g{i}"], scorer.descriptors[o], scorer.stats, scorer.weights) for o in candidates}
         reciprocal_ranks.append(1 / sum(score >= scores[f"o{i}"] for score in scores.values()))
-    assert retrieval["descriptor"]["mrr"] == pytest.approx(np.mean(reciprocal_ranks))
-    assert retrieval["descriptor"]["n_queries"] == 12
+    assert report["descriptor"]["mrr"] == pytest.approx(np.mean(reciprocal_ranks))
+    # The peers rank the same queries: a variant 70% its original is found by pixel-level measures too.
+    for peer in ("phash", "dhash", "ssim"):
+        assert scorers.at[peer, "recall_at_5"] == 1.0, peer
+    assert scorers.at["ssim", "recall_at_1"] == 1.0 and report["ssim"]["pair_auc"] == 1.0
+
+
+def test_train_originals_and_test_originals_without_a_variant_are_candidates(tmp_path: Path) -> None:
+    """The collection, not the test pairs, decides the candidates: a test painting whose
+    generation failed is still a painting a variant could come from."""
+    paths = build_tiny_project(tmp_path)
+    pairs = resolved_pairs(paths)
+    without_variant = pairs[pairs["original_id"] != "o12"]  # o12's generation failed: no pair names it
+    report = evaluate_on_test(PixelModel(), without_variant, collection(paths), image_size=32, batch_size=5).report
+    assert (report["n_queries"], report["n_candidates"], report["n_candidates_test_only"]) == (1, 13, 2)
+
+
+def test_peers_are_judged_on_the_same_pairs_as_the_model(tmp_path: Path) -> None:
+    paths = build_tiny_project(tmp_path)
+    pairs = mostly_test(resolved_pairs(paths))
+    evaluation = evaluate_on_test(PixelModel(), pairs, collection(paths, mostly_test=True), image_size=32, batch_size=5)
+    scorers = evaluation.tables["scorers.csv"].set_index("scorer")
+    positive = evaluation.predictions["positive"].to_numpy()
+    # The tiny project's descriptor columns hold its hand-set scores: their AUC is that of the target.
+    assert pair_aucs(positive, {"target": evaluation.predictions["target"].to_numpy()})["target"] == scorers.at["descriptor", "pair_auc"]
+    assert list(scorers.index) == ["model", "descriptor", "phash", "dhash", "ssim", "color", "texture", "edges"]
+    # One strength in the tiny project: no correlation with it is defined.
+    assert scorers["strength_spearman"].isna().all()
+    assert scorers.loc[["color", "texture", "edges"], "recall_at_1"].isna().all()  # parts of the score do not rank
+
+
+def test_ssim_retrieval_beyond_its_budget_is_null_not_slow(tmp_path: Path) -> None:
+    paths = build_tiny_project(tmp_path)
+    report = evaluate_on_test(PixelModel(), mostly_test(resolved_pairs(paths)), collection(paths, mostly_test=True),
+                              image_size=32, batch_size=5, ssim_retrieval_max_pairs=12 * 13 - 1).report
+    assert report["ssim"]["recall_at_1"] is None and report["ssim"]["pair_auc"] == 1.0
+    assert report["phash"]["recall_at_5"] == 1.0
 
 
 def test_model_score_blocks_cover_every_combination_in_bounded_calls() -> None:
@@ -249,11 +322,28 @@ def test_model_score_blocks_cover_every_combination_in_bounded_calls() -> None:
     np.testing.assert_allclose(got, expected, atol=1e-6)
 
 
-def test_mae_by_style_uses_the_original_style(tmp_path: Path) -> None:
+def test_error_by_style_uses_the_original_style(tmp_path: Path) -> None:
     paths = build_tiny_project(tmp_path)
-    styles = {"o11": "Warm", "o12": None}  # an unlabelled painting
-    report = evaluate_on_test(random_model(), resolved_pairs(paths), image_size=32, batch_size=4, styles=styles).report
-    assert {style: group["n"] for style, group in report["mae_by_style"].items()} == {"Warm": 2, "unknown": 2}
+    originals = collection(paths)
+    originals["style"] = originals["style"].where(originals["id"] != "o12", None)  # an unlabelled painting
+    by_style = evaluate_on_test(random_model(), resolved_pairs(paths), originals, image_size=32, batch_size=4).tables["error_by_style.csv"]
+    assert dict(zip(by_style["style"], by_style["n"])) == {"Warm": 2, "unknown": 2}  # o11 is Warm, o12 unlabelled
+
+
+def test_the_report_has_the_same_keys_on_any_data(tmp_path: Path) -> None:
+    """metrics/evaluate.json is the headline: no key named after a style or a strength, a
+    bounded number of leaves, the same keys whatever the data (breakdowns go to the CSVs)."""
+    paths = build_tiny_project(tmp_path / "a")
+    first = evaluate_on_test(random_model(), resolved_pairs(paths), collection(paths), image_size=32, batch_size=4).report
+    other_paths = build_tiny_project(tmp_path / "b")
+    other_pairs = resolved_pairs(other_paths).assign(strength=lambda d: np.where(d.index % 2, 0.8, 0.1))
+    other_originals = collection(other_paths).assign(style=lambda d: [f"Style_{i}" for i in range(len(d))])
+    second = evaluate_on_test(random_model(1), other_pairs, other_originals, image_size=32, batch_size=4).report
+    assert set(flat(first)) == set(flat(second))
+    assert len(flat(first)) <= 50
+    data_words = {"Warm", "Cool", "Rare", "Style_0", "0.3", "0.8", "0.1", "unknown"}
+    assert not [key for key in flat(second) for word in data_words if word in key]
+    assert all(value is None or isinstance(value, (int, float)) for value in flat(second).values())
 
 
 def test_evaluate_stage_writes_the_report_and_the_plots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -268,18 +358,22 @@ def test_evaluate_stage_writes_the_report_and_the_plots(tmp_path: Path, monkeypa
 
     evaluate.main()
     report = json.loads(Path("metrics/evaluate.json").read_text())
-    assert REPORT_KEYS | {"n_skipped_pairs", "mae_by_strength", "mae_by_style", "pair_auc", "retrieval"} <= set(report)
-    assert set(report["mae_by_style"]) == {"Warm", "Cool"}  # from data/ingested/manifest.parquet
-    assert report["retrieval"]["descriptor"]["n_queries"] == 2
+    assert REPORT_KEYS | {"n_skipped_pairs", "mae_positive", "mae_negative", "model", "descriptor", "phash", "dhash", "ssim"} <= set(report)
+    # Candidates come from data/ingested/manifest.parquet: all 13 originals; the descriptor score ranks.
+    assert report["n_candidates"] == 13 and report["descriptor"]["mrr"] is not None
     assert list(pd.read_csv("metrics/evaluate/predictions.csv").columns) == PREDICTION_COLUMNS
     by_strength = pd.read_csv("metrics/evaluate/error_by_strength.csv")
-    assert list(by_strength.columns) == ["strength", "mae", "n"] and by_strength["n"].sum() == 4
+    assert list(by_strength.columns) == ["strength", "mae", "n"] and by_strength["n"].sum() == 2  # the 2 positives
+    assert set(pd.read_csv("metrics/evaluate/error_by_style.csv")["style"]) == {"Warm", "Cool"}
+    assert len(pd.read_csv("metrics/evaluate/scorers.csv")) == 8
     with Image.open("metrics/evaluate/gallery.png") as gallery:
         assert gallery.format == "PNG"
     declared = yaml.safe_load((Path(__file__).resolve().parents[1] / "dvc.yaml").read_text())
     plot_files = {next(iter(p)) if isinstance(p, dict) else p for p in declared["plots"]}
     plot_files |= {f for p in declared["plots"] if isinstance(p, dict) for spec in p.values() for f in (spec.get("y") or {})}
-    assert {"metrics/evaluate/predictions.csv", "metrics/evaluate/error_by_strength.csv", "metrics/evaluate/gallery.png"} <= plot_files
+    written = {f"metrics/evaluate/{name}" for name in ("predictions.csv", "error_by_strength.csv", "error_by_style.csv",
+                                                          "scorers.csv", "gallery.png")}
+    assert written <= plot_files
 
 
 def test_stages_chain_on_tiny_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -301,11 +395,17 @@ def test_stages_chain_on_tiny_data(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         stage.main()
 
     assert json.loads(Path("models/finetune/card.json").read_text())["classes"] == ["Cool", "Warm", "other"]
-    finetune_metrics = json.loads(Path("metrics/finetune/metrics.json").read_text())
+    finetune_metrics = json.loads(Path("metrics/finetune.json").read_text())
     assert {"test_accuracy", "test_macro_f1", "val_accuracy", "val_macro_f1"} <= set(finetune_metrics)
     assert Path("metrics/finetune/plots/metrics/train_loss.tsv").is_file()
     assert Path("metrics/siamese/plots/metrics/val_mse.tsv").is_file()
+    # One summary per training stage, the best epoch's, without dvclive's `step` of the last epoch.
+    siamese_metrics = json.loads(Path("metrics/siamese.json").read_text())
+    assert {"train_mse", "val_mse", "best_epoch"} <= set(siamese_metrics) and "step" not in siamese_metrics
+    assert "step" not in finetune_metrics
+    assert not Path("metrics/siamese/metrics.json").exists() and not Path("metrics/finetune/metrics.json").exists()
     assert json.loads(Path("models/siamese/card.json").read_text())["head_hidden"] == 8
+    assert Path("models/siamese/descriptor_score.json").is_file() and Path("models/siamese/README.md").is_file()
     report = json.loads(Path("metrics/evaluate.json").read_text())
     assert REPORT_KEYS <= set(report) and report["n_test_pairs"] == 4
     assert len(pd.read_csv("metrics/evaluate/predictions.csv")) == 4

@@ -1,25 +1,29 @@
 """Generation without diffusers: keys, prompts, params, the store, the run loop, style_transfer."""
 import errno
 import os
+import re
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from PIL import Image
 
 from artsim.config import GenerateParams, ParamsError, parse_params
+from artsim.generate.assemble import failures_table
 from artsim.generate.backend import InputError, ItemFailure
 from artsim.distributed import Ranks, processes_wanted, ranks_from_env, torchrun_command
 from artsim.generate.importer import plan_import
 from artsim.generate.prompts import check_template, import_pattern, render_prompt
-from artsim.generate.run import check_inputs, generate, make_batches, run_batches
+from artsim.generate.run import check_inputs, generate, make_batches, plan, run_batches
 from artsim.generate.sdxl import fit_size, plan_sdxl
 from artsim.generate.store import TEMP_PREFIX, VariantStore
 from artsim.generate.style_transfer import StyleTransferBackend, choose_style_sources, plan_style_transfer
 from artsim.generate.variants import Variant, variant_key, variant_seed, weights_identity
 from tests.generate_fixtures import decodes, make_ingested
+from tests.helpers import REPO_ROOT
 
 
 @pytest.fixture(scope="module")
@@ -35,16 +39,54 @@ def params(**values) -> GenerateParams:
 # --- keys and plans --------------------------------------------------------------------------
 
 def test_style_source_is_another_painting_and_does_not_depend_on_order():
-    ids = [f"{i:016x}" for i in range(1, 50)]
-    chosen = choose_style_sources(ids, seed=7)
-    assert all(chosen[i] != i and chosen[i] in ids for i in ids)
-    assert chosen == choose_style_sources(list(reversed(ids)), seed=7)
-    assert chosen != choose_style_sources(ids, seed=8)
+    split_of = {f"{i:016x}": "train" for i in range(1, 50)}
+    chosen = choose_style_sources(split_of, seed=7)
+    assert all(chosen[i] != i and chosen[i] in split_of for i in split_of)
+    assert chosen == choose_style_sources(dict(reversed(split_of.items())), seed=7)
+    assert chosen != choose_style_sources(split_of, seed=8)
+    # every painting is not the style of one painting only
+    assert len(set(chosen.values())) > len(split_of) / 3
+
+
+def test_adding_paintings_changes_few_style_sources():
+    split_of = {f"p{i}": "train" for i in range(200)}
+    before = choose_style_sources(split_of, seed=3)
+    after = choose_style_sources({**split_of, **{f"new{i}": "train" for i in range(4)}}, seed=3)
+    changed = [i for i in split_of if after[i] != before[i]]
+    # consistent hashing: about one choice in 200 per new painting, where position-based choices change nearly all
+    assert len(changed) <= 20
+
+
+def split_manifest(splits: dict[str, int]) -> pd.DataFrame:
+    """What planning reads of an ingested manifest, for `splits[name]` paintings per split."""
+    rows = [(f"{name}{i:03d}", name) for name, count in splits.items() for i in range(count)]
+    return pd.DataFrame({
+        "id": [i for i, _ in rows], "hash": [f"hash-{i}" for i, _ in rows],
+        "path": [f"images/{i}.jpg" for i, _ in rows], "split": [s for _, s in rows],
+    })
+
+
+def test_no_variant_is_styled_after_a_painting_of_another_split():
+    manifest = split_manifest({"train": 20, "val": 5, "test": 7})
+    split_of = dict(zip(manifest["id"], manifest["split"]))
+    for seed in range(3):
+        variants = plan(params(strengths=[0.25, 0.5]), manifest, seed, None)[0]
+        assert len(variants) == 2 * len(manifest)
+        assert all(split_of[v.style_source_id] == split_of[v.original_id] and v.style_source_id != v.original_id for v in variants)
+
+
+def test_a_painting_alone_in_its_split_is_reported_and_empty_splits_are_fine():
+    manifest = split_manifest({"train": 3, "val": 1, "test": 0})
+    variants, left_out = plan_style_transfer(manifest, params(strengths=[0.5]), seed=1)
+    assert {v.original_id for v in variants} == {"train000", "train001", "train002"}
+    assert {i: f.reason for i, f in left_out.items()} == {"val000": "no_style_source"}
+    no_split = manifest.assign(split=["train", "train", None, "val"])
+    assert plan_style_transfer(no_split, params(strengths=[0.5]), seed=1)[1]["train002"].reason == "no_split"
 
 
 def test_style_transfer_keys_change_with_what_determines_a_variant_and_only_that(ingested):
     manifest, _ = ingested
-    base = {v.key for v in plan_style_transfer(manifest, params(strengths=[0.5]), seed=1)}
+    base = {v.key for v in plan_style_transfer(manifest, params(strengths=[0.5]), seed=1)[0]}
     assert len(base) == len(manifest)
     for config, seed in (
         (params(strengths=[0.6]), 1),
@@ -52,10 +94,10 @@ def test_style_transfer_keys_change_with_what_determines_a_variant_and_only_that
         (params(strengths=[0.5], max_side=128), 1),
         (params(strengths=[0.5], jpeg_quality=90), 1),
     ):
-        assert base.isdisjoint(v.key for v in plan_style_transfer(manifest, config, seed))
+        assert base.isdisjoint(v.key for v in plan_style_transfer(manifest, config, seed)[0])
     # how the run is executed is not part of a variant
     for config in (params(strengths=[0.5], batch_size=9), params(strengths=[0.5], store=Path("elsewhere")), params(strengths=[0.5], processes=3)):
-        assert base == {v.key for v in plan_style_transfer(manifest, config, 1)}
+        assert base == {v.key for v in plan_style_transfer(manifest, config, 1)[0]}
 
 
 class FakeSdxl:
@@ -361,6 +403,38 @@ def test_a_broken_original_is_reported_and_the_rest_finishes(ingested, tmp_path)
     assert result.computed == 4 - len(result.failures) > 0
 
 
+def test_a_painting_alone_in_its_split_is_reported_per_strength_and_the_rest_is_made(ingested, tmp_path):
+    manifest, root = ingested
+    lonely = manifest.assign(split=["train", "train", "train", "test"])
+    result = generate(lonely, root, params(strengths=[0.5, 0.75], max_side=64, store=tmp_path / "store"), seed=3)
+    assert result.computed == len(result.variants) == 6
+    assert {v.style_source_id for v in result.variants} <= set(manifest["id"].iloc[:3])
+    table = failures_table(result)
+    assert table[["original_id", "strength", "reason"]].values.tolist() == [[manifest["id"].iloc[3], s, "no_style_source"] for s in (0.5, 0.75)]
+    assert "'test'" in table["detail"].iloc[0]
+
+
+@pytest.mark.parametrize("generate_params, says", [
+    # one painting per split: style_transfer has no style source anywhere
+    ({}, r"^generate: style_transfer restyles each painting after another painting of its own split, and no split holds two paintings \(no_style_source: 3\); .*ingest\.source"),
+    ({"backend": "import", "import_dir": "published"}, r"^generate: generate\.import_template '\{style\}/\{stem\}_resize768_generated\.jpg' matched no file under generate\.import_dir \(published\) for any of the 3 ingested paintings"),
+])
+def test_generate_stage_that_makes_no_variant_fails_with_one_line_naming_the_param(tmp_path, monkeypatch, generate_params, says):
+    from stages import generate as generate_stage
+
+    manifest = make_ingested(tmp_path / "data/ingested", count=3)
+    manifest.assign(split=["train", "val", "test"]).to_parquet(tmp_path / "data/ingested/manifest.parquet", index=False)
+    (tmp_path / "published").mkdir()
+    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    raw["generate"].update(strengths=[0.5], max_side=64, store=str(tmp_path / "store"), **generate_params)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exited:
+        generate_stage.main()
+    assert re.match(says, str(exited.value.code)) and "\n" not in str(exited.value.code)
+    assert len(pd.read_csv(tmp_path / "data/generated/failures.csv")) == 3  # what each painting lacks, for the user
+
+
 # --- import -------------------------------------------------------------------------------------
 
 def test_import_adopts_matching_files_and_reports_originals_without_one(ingested, tmp_path):
@@ -373,8 +447,8 @@ def test_import_adopts_matching_files_and_reports_originals_without_one(ingested
     png = folder / manifest["style"].iloc[2] / f"{Path(manifest['source_path'].iloc[2]).stem}_resize768_generated.jpg"
     Image.new("RGB", (24, 16), (10, 20, 30)).save(png, format="PNG")  # not really a JPEG: re-encoded
     config = params(backend="import", import_dir=folder, strengths=[0.4], store=tmp_path / "store")
-    variants, unmatched = plan_import(manifest, config, 1)
-    assert unmatched == [manifest["id"].iloc[3]] and len(variants) == 3
+    variants, unmatched, refused = plan_import(manifest, config, 1)
+    assert unmatched == [manifest["id"].iloc[3]] and len(variants) == 3 and not refused
     result = generate(manifest, Path("."), config, seed=1)
     assert result.computed == 3 and result.unmatched == unmatched
     store = VariantStore(tmp_path / "store")

@@ -45,7 +45,7 @@ def ingested(tmp_path_factory) -> tuple[pd.DataFrame, Path]:
     return make_ingested(root, count=4, sizes=SIZES), root
 
 
-def sdxl_params(model: Path, store: Path, **values) -> GenerateParams:
+def sdxl_params(model: Path | str, store: Path, **values) -> GenerateParams:
     settings = dict(backend="sdxl", model=str(model), resolution=32, steps=4, strengths=[0.5], batch_size=2, device="cpu", store=store)
     return GenerateParams(**{**settings, **values})
 
@@ -151,3 +151,33 @@ def test_all_written_variants_decode(model, ingested, tmp_path):
     result = generate(manifest, root, sdxl_params(model, tmp_path, batch_size=4), seed=1)
     assert result.computed == 4
     assert all(decodes(path) for path in tmp_path.rglob("*.jpg"))
+
+
+def test_a_hub_model_loads_at_its_revision_which_keys_its_variants(model, ingested, monkeypatch):
+    import diffusers
+
+    real = diffusers.StableDiffusionXLImg2ImgPipeline
+    asked: list[tuple[str, str | None]] = []
+
+    class Hub(real):  # the hub, offline: records what is asked for and serves the tiny folder
+        @classmethod
+        def from_pretrained(cls, name, **kwargs):
+            asked.append((str(name), kwargs.pop("revision", None)))
+            return real.from_pretrained(model, **kwargs)
+
+    monkeypatch.setattr(diffusers, "StableDiffusionXLImg2ImgPipeline", Hub)
+    manifest, root = ingested
+    hub_id = "someone/refiner"
+    pinned = SdxlBackend(sdxl_params(hub_id, Path("unused"), revision="abc123"), root, "cpu")
+    moved = SdxlBackend(sdxl_params(hub_id, Path("unused"), revision="def456"), root, "cpu")
+    SdxlBackend(sdxl_params(model, Path("unused")), root, "cpu")  # a local folder
+    assert asked == [(hub_id, "abc123"), (hub_id, "def456"), (str(model), None)]  # a folder has no revision
+    keys = [{v.key for v in plan_sdxl(manifest, b.config, 5, b)} for b in (pinned, moved)]
+    assert keys[0].isdisjoint(keys[1])
+
+
+def test_another_hub_model_needs_its_own_revision(model, tmp_path):
+    with pytest.raises(ValueError, match="revision"):
+        sdxl_params("someone/refiner", tmp_path)  # the default pins SDXL Refiner 1.0
+    assert sdxl_params("someone/refiner", tmp_path, revision="main").revision == "main"
+    assert sdxl_params(model, tmp_path).model == str(model)  # a folder ignores the revision

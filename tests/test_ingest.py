@@ -1,12 +1,18 @@
+import contextlib
 import json
+import os
 import shutil
+import signal
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from PIL import Image
 
+from artsim.config import ParamsError, parse_params
+from artsim.images import content_hash, load_rgb
 from artsim.ingest import IngestSettings, assign_split, ingest, read_manifest
 from artsim.sources import labels_from_path, read_folder
 from tests.helpers import REPO_ROOT, random_painting
@@ -16,7 +22,7 @@ def run_ingest(source: Path, out: Path, **overrides) -> tuple[pd.DataFrame, dict
     settings = IngestSettings(**overrides)
     report = ingest(read_folder(source), out, settings)
     manifest = read_manifest(out)
-    return manifest, report.as_metrics()
+    return manifest, {**report.as_metrics(), "skipped_by_reason": report.skipped_by_reason}
 
 
 def test_keeps_all_29_sample_paintings_with_their_metadata(sample_dir, tmp_path):
@@ -115,12 +121,11 @@ def test_split_fractions_are_respected_on_many_images():
 
 
 def test_stage_takes_a_stratified_subset_and_writes_its_reports(sample_copy, tmp_path, monkeypatch):
-    import yaml
-
     from stages import ingest as ingest_stage
 
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
-    params["ingest"].update(source=str(sample_copy), max_images=10, workers=2)
+    # test_fraction 0.4: a subset of 10 then leaves no split empty (the stage refuses an empty train or test)
+    params["ingest"].update(source=str(sample_copy), max_images=10, workers=2, test_fraction=0.4)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
     ingest_stage.main()
@@ -132,3 +137,149 @@ def test_stage_takes_a_stratified_subset_and_writes_its_reports(sample_copy, tmp
     metrics = json.loads((tmp_path / "metrics/ingest.json").read_text())
     assert metrics["kept"] == 10 and metrics["skipped"] == 0
     assert pd.read_csv(tmp_path / "data/ingested/skipped.csv").empty
+
+
+# --- files that are not what their name says: FIFOs, folders, huge files -------------------------
+
+class Hung(BaseException):
+    """Not an Exception (nor an OSError, as TimeoutError is): no `except` in the code under test swallows it."""
+
+
+@contextlib.contextmanager
+def fails_after(seconds: float):
+    """Turn a hang (e.g. open() on a FIFO blocking forever) into a test failure."""
+    def on_alarm(signum, frame):
+        raise Hung(f"still running after {seconds} s")
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_fifo_folder_and_huge_sparse_file_are_skipped_unread(tmp_path):
+    source = tmp_path / "src" / "Style"
+    source.mkdir(parents=True)
+    random_painting(1).save(source / "good.png")
+    os.mkfifo(source / "pipe.jpg")  # opening it for reading would block until a writer comes
+    (source / "folder.jpg").mkdir()
+    with open(source / "huge.jpg", "wb") as handle:
+        handle.truncate(3 * 1024**3)  # 3 GB, sparse: reading it would cost 3 GB of memory
+    with fails_after(20):
+        manifest, metrics = run_ingest(tmp_path / "src", tmp_path / "out")
+    skipped = pd.read_csv(tmp_path / "out/skipped.csv").set_index("source_path")
+    assert skipped["reason"].to_dict() == {
+        "Style/folder.jpg": "not_a_regular_file", "Style/huge.jpg": "file_too_large", "Style/pipe.jpg": "not_a_regular_file",
+    }
+    assert "FIFO" in skipped.loc["Style/pipe.jpg", "detail"]
+    assert list(manifest["source_path"]) == ["Style/good.png"]
+
+
+def test_max_file_bytes_is_the_limit(tmp_path):
+    source = tmp_path / "src" / "Style"
+    source.mkdir(parents=True)
+    random_painting(1).save(source / "small.png")
+    random_painting(2, size=(400, 300)).save(source / "large.png")
+    limit = (source / "large.png").stat().st_size - 1
+    manifest, metrics = run_ingest(tmp_path / "src", tmp_path / "out", max_file_bytes=limit)
+    assert metrics["skipped_by_reason"] == {"file_too_large": 1}
+    assert list(manifest["source_path"]) == ["Style/small.png"]
+
+
+@pytest.mark.parametrize("value", [0, -1])
+def test_max_file_bytes_must_be_positive(value):
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    params["ingest"]["max_file_bytes"] = value
+    with pytest.raises(ParamsError, match=r"ingest\.max_file_bytes: Input should be greater than or equal to 1"):
+        parse_params(params)
+
+
+# --- a crash leaves no manifest -------------------------------------------------------------------
+
+def test_an_ingest_that_crashes_midway_leaves_no_manifest(sample_dir, tmp_path):
+    def items_then_crash():
+        for number, item in enumerate(read_folder(sample_dir)):
+            if number == 5:
+                raise RuntimeError("disk on fire")
+            yield item
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        ingest(items_then_crash(), tmp_path / "out", IngestSettings())
+    assert not (tmp_path / "out/manifest.parquet").exists()
+    assert not (tmp_path / "out/skipped.csv").exists()
+    assert not list((tmp_path / "out").glob(".*partial"))  # nor any leftover half-file
+
+
+# --- the stage: seeds, and datasets the later stages could not use ---------------------------------
+
+def run_stage(tmp_path: Path, monkeypatch, seed: int = 42, **ingest_params) -> pd.DataFrame:
+    from stages import ingest as ingest_stage
+
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    params["seed"] = seed
+    params["ingest"].update(workers=1, **ingest_params)
+    workspace = tmp_path / f"workspace-{len(list(tmp_path.glob('workspace-*')))}"
+    workspace.mkdir()
+    (workspace / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(workspace)
+    ingest_stage.main()
+    return pd.read_parquet(workspace / "data/ingested/manifest.parquet").set_index("id")
+
+
+def test_the_training_seed_does_not_move_images_between_splits_but_split_seed_does(sample_dir, tmp_path, monkeypatch):
+    source = str(sample_dir)
+    baseline = run_stage(tmp_path, monkeypatch, seed=42, source=source)
+    other_seed = run_stage(tmp_path, monkeypatch, seed=1, source=source)
+    pd.testing.assert_series_equal(baseline["split"], other_seed["split"])
+    other_split_seed = run_stage(tmp_path, monkeypatch, seed=42, source=source, split_seed=1)
+    assert (baseline["split"] != other_split_seed["split"].reindex(baseline.index)).any()
+
+
+def test_the_ingest_stage_reruns_on_ingest_params_not_on_the_training_seed():
+    stage = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]["ingest"]
+    assert "seed" not in stage["params"]
+    assert {"ingest", "ingest.split_seed"} & set(stage["params"])
+
+
+def test_stage_fails_in_one_line_when_nothing_is_kept(tmp_path, monkeypatch):
+    source = tmp_path / "src" / "Style"
+    source.mkdir(parents=True)
+    (source / "notes.jpg").write_text("not a picture")
+    (source / "empty.png").write_bytes(b"")
+    with pytest.raises(SystemExit) as failure:
+        run_stage(tmp_path, monkeypatch, source=str(tmp_path / "src"))
+    message = str(failure.value)
+    assert "\n" not in message and "no image kept" in message and f"ingest.source={tmp_path / 'src'}" in message
+    assert "empty_file 1" in message and "not_an_image 1" in message
+    workspace = next(tmp_path.glob("workspace-*"))
+    assert json.loads((workspace / "metrics/ingest.json").read_text())["skipped"] == 2
+    assert len(pd.read_csv(workspace / "data/ingested/skipped.csv")) == 2
+
+
+@pytest.mark.parametrize("prescribed, empty, advice", [("test", "train", "ingest.val_fraction"), ("train", "test", "ingest.split: hash")])
+def test_stage_fails_when_a_split_the_later_stages_need_is_empty(sample_copy, tmp_path, monkeypatch, prescribed, empty, advice):
+    metadata = pd.read_csv(sample_copy / "metadata.csv")
+    metadata["split"] = prescribed
+    metadata.to_csv(sample_copy / "metadata.csv", index=False)
+    with pytest.raises(SystemExit) as failure:
+        run_stage(tmp_path, monkeypatch, source=str(sample_copy), split="from_source")
+    message = str(failure.value)
+    assert "\n" not in message and f"no kept image is in the {empty} split" in message and advice in message
+
+
+def load_rgb_that_dies_on_poppies(data, **kwargs):
+    if content_hash(data) == POPPIES_HASH:
+        os._exit(1)  # as a segfault in a C decoder would: the worker process is gone
+    return load_rgb(data, **kwargs)
+
+
+POPPIES = "Ukiyo_e/katsushika-hokusai_poppies-1833.jpg"
+POPPIES_HASH = content_hash((REPO_ROOT / "data/sample" / POPPIES).read_bytes())
+
+
+def test_a_decoder_that_kills_its_worker_costs_only_that_image(sample_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr("artsim.ingest.load_rgb", load_rgb_that_dies_on_poppies)  # workers fork after this
+    manifest, metrics = run_ingest(sample_dir, tmp_path / "out", workers=2)
+    assert metrics["kept"] == 28 and metrics["skipped_by_reason"] == {"decoder_crashed": 1}
+    assert POPPIES not in set(manifest["source_path"])

@@ -1,12 +1,14 @@
-"""Ranking metrics of source retrieval on hand-built score matrices."""
+"""Source retrieval: ranking metrics on hand-built score matrices, and the task (queries, candidates)."""
 from __future__ import annotations
 
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from artsim.retrieval import ranks_from_blocks, retrieval_metrics, true_source_ranks
+from artsim.evaluation.source_retrieval import ranks_among_both, retrieval_report, retrieval_task
+from artsim.retrieval import retrieval_metrics, true_source_ranks
 
 
 def _metrics(scores: list[list[float]], true_index: list[int]) -> dict:
@@ -58,15 +60,6 @@ def test_ranks_match_a_sort_that_puts_the_source_after_its_ties() -> None:
     assert true_source_ranks(scores, true_index).tolist() == expected
 
 
-def test_ranks_from_blocks_equal_the_whole_matrix() -> None:
-    rng = np.random.default_rng(1)
-    scores, true_index = rng.random((10, 6)), rng.integers(0, 6, size=10)
-    blocks = [(start, scores[start:start + 3]) for start in range(0, 10, 3)]
-    np.testing.assert_array_equal(ranks_from_blocks(blocks, true_index), true_source_ranks(scores, true_index))
-    with pytest.raises(ValueError, match="cover"):
-        ranks_from_blocks(blocks[:-1], true_index)
-
-
 def test_no_query_gives_null_metrics() -> None:
     metrics = retrieval_metrics(np.zeros(0), n_candidates=4)
     assert metrics == {"recall_at_1": None, "recall_at_5": None, "mrr": None, "n_queries": 0, "n_candidates": 4}
@@ -78,3 +71,45 @@ def test_bad_shapes_are_refused() -> None:
         true_source_ranks(np.zeros((2, 3)), np.array([0, 3]))
     with pytest.raises(ValueError, match="need scores"):
         true_source_ranks(np.zeros((2, 3)), np.array([0]))
+
+
+# --- the task: test variants against the whole collection -----------------------------------
+
+def _task_inputs() -> tuple[pd.DataFrame, pd.DataFrame]:
+    collection = pd.DataFrame({
+        "id": ["t2", "a1", "t1", "v1", "t3"], "split": ["test", "train", "test", "val", "test"],
+        "path": ["t2.jpg", "a1.jpg", "t1.jpg", "v1.jpg", "t3.jpg"],  # t3: a test painting without a variant
+    })
+    test_pairs = pd.DataFrame({
+        "original_id": ["t1", "t2", "t1", "t2"], "generated_id": ["g1", "g2", "g2", "g1"],
+        "positive": [True, True, False, False], "generated_path": ["g1.jpg", "g2.jpg", "g2.jpg", "g1.jpg"],
+    })
+    return test_pairs, collection
+
+
+def test_candidates_are_the_whole_collection_and_its_test_part() -> None:
+    test_pairs, collection = _task_inputs()
+    task = retrieval_task(test_pairs, collection, usable={"t1", "t2", "t3", "a1", "v1", "g1", "g2"})
+    assert task.candidate_ids == ["a1", "t1", "t2", "t3", "v1"]
+    assert task.query_ids == ["g1", "g2"] and task.true_index.tolist() == [1, 2]
+    assert task.test_columns.tolist() == [1, 2, 3] and task.test_true_index.tolist() == [0, 1]
+    # An unusable image is neither a candidate nor a query; a query whose source is gone is dropped.
+    smaller = retrieval_task(test_pairs, collection, usable={"t2", "a1", "g1", "g2"})
+    assert smaller.candidate_ids == ["a1", "t2"] and smaller.query_ids == ["g2"] and smaller.true_index.tolist() == [1]
+
+
+def test_ranks_among_both_candidate_sets_from_one_pass() -> None:
+    test_pairs, collection = _task_inputs()
+    task = retrieval_task(test_pairs, collection, usable={"t1", "t2", "t3", "a1", "v1", "g1", "g2"})
+    #                    a1   t1   t2   t3   v1
+    scores = np.array([[0.9, 0.8, 0.1, 0.2, 0.85],   # g1 (source t1): 3rd of all, 1st of the test ones
+                       [0.1, 0.2, 0.3, 0.4, 0.0]])   # g2 (source t2): 2nd of all, 2nd of the test ones
+    collection_ranks, test_ranks = ranks_among_both([(0, scores[:1]), (1, scores[1:])], task)
+    assert collection_ranks.tolist() == [3, 2] and test_ranks.tolist() == [1, 2]
+    with pytest.raises(ValueError, match="cover"):
+        ranks_among_both([(0, scores[:1])], task)
+    report = retrieval_report(task, {"perfect_on_test": lambda: iter([(0, scores)]), "absent": None})
+    assert report["perfect_on_test"]["collection"]["mrr"] == pytest.approx((1 / 3 + 1 / 2) / 2)
+    assert report["perfect_on_test"]["test_only"]["n_candidates"] == 3
+    assert report["absent"]["collection"] == {"recall_at_1": None, "recall_at_5": None, "mrr": None,
+                                              "n_queries": 0, "n_candidates": 5}

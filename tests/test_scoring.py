@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -12,12 +15,14 @@ import pytest
 
 from artsim.config import DescribeParams, ScoreWeights
 from artsim.descriptors import Descriptors, describe_array, descriptor_table, descriptor_row, ImageEntry
+from artsim.generate.style_transfer import choose_style_sources
 from artsim.images import read_rgb_array
+from artsim.pairs import NotEnoughPairs, build_pairs
+from artsim.score_report import score_report, score_tables
 from artsim.scoring import (
     PAIR_COLUMNS,
     DescriptorSet,
     TextureStats,
-    build_pairs,
     color_similarity,
     cross_score_blocks,
     cross_scores,
@@ -26,7 +31,6 @@ from artsim.scoring import (
     edge_similarity,
     score_dataset,
     score_pairs,
-    score_report,
     similarity,
     texture_similarity,
     train_texture_stats,
@@ -313,10 +317,11 @@ def test_scored_pairs_and_report():
     assert scored[["color", "texture", "edges", "score"]].apply(lambda c: c.between(0, 1).all()).all()
     report = score_report(scored)
     assert report["pairs"] == {"total": 72, "positives": 36, "negatives": 36}
-    assert report["by_split"]["val"]["pairs"] == {"total": 18, "positives": 9, "negatives": 9}
+    by_split = score_tables(scored)["by_split.csv"].set_index("split")
+    assert by_split.loc["val", ["total", "positives", "negatives"]].tolist() == [18, 9, 9]
     assert all(report["auc"][name] == 1.0 for name in (*NAMES, "score"))
     assert report["mean_score"]["positive"] > report["mean_score"]["negative"]
-    assert set(report["by_strength"]) == {"0.25", "0.5", "0.75"}
+    assert score_tables(scored)["by_strength.csv"]["strength"].tolist() == [0.25, 0.5, 0.75]
     json.dumps(report)  # serialisable as metrics
 
 
@@ -328,17 +333,74 @@ def test_auc_reports_a_descriptor_that_does_not_separate():
     })
     auc = score_report(scored)["auc"]
     assert auc == {"color": 1.0, "texture": 0.5, "edges": 0.0, "score": 1.0}
-    assert score_report(scored)["by_split"]["test"]["auc"]["color"] is None
+    assert score_report(scored)["test_auc"]["color"] is None
 
 
 def test_images_describe_skipped_are_left_out():
-    originals, generated = fake_manifests({"train": 4})
+    originals, generated = fake_manifests({"train": 4, "test": 2})
     descs = fake_descriptors([*originals["id"], *generated["id"]])
     del descs["train00-v1"], descs["train03"]
     scored = score_dataset(originals, generated, descs, WEIGHTS, negatives=1, seed=0)
     assert "train03" not in set(scored["original_id"])
     assert "train00-v1" not in set(scored["generated_id"])
-    assert scored["positive"].sum() == (~scored["positive"]).sum() == 8
+    train = scored[scored["split"] == "train"]
+    assert train["positive"].sum() == (~train["positive"]).sum() == 8
+
+
+@pytest.mark.parametrize("per_split, undescribed, says", [
+    ({"train": 4, "val": 1}, "", r"^score: no test pair: the test split has no described painting; .*ingest\.test_fraction"),
+    ({"val": 2, "test": 2}, "", r"^score: no train pair: the train split has no described painting; .*ingest\.source"),
+    # train paintings are there but describe skipped every train variant
+    ({"train": 3, "test": 2}, "train", r"^score: no train pair: none of the 3 described train paintings has a described variant; .*failures\.csv"),
+])
+def test_no_train_or_no_test_pair_fails_before_scoring_saying_what_to_change(per_split, undescribed, says):
+    originals, generated = fake_manifests(per_split)
+    kept = generated[~generated["original_id"].str.startswith(undescribed)] if undescribed else generated
+    descs = fake_descriptors([*originals["id"], *kept["id"]])
+    with pytest.raises(NotEnoughPairs, match=says) as caught:
+        score_dataset(originals, generated, descs, WEIGHTS, negatives=1, seed=0)
+    assert "\n" not in str(caught.value)
+
+
+def test_negatives_with_split_local_style_sources_stay_in_split_and_unrelated_where_possible():
+    originals, generated = fake_manifests({"train": 9, "val": 3, "test": 2})
+    sources = choose_style_sources(dict(zip(originals["id"], originals["split"])), seed=0)
+    generated["style_source_id"] = generated["original_id"].map(sources)
+    negs = check_negatives(build_pairs(originals, generated, negatives=1, seed=0), generated, originals, 1)
+    assert (negs["variant_split"] == negs["split"]).all()
+    style_of = generated.set_index("id")["style_source_id"]
+    styled_after_own = style_of.loc[negs["generated_id"]].to_numpy() == negs["original_id"].to_numpy()
+    # Such a negative only where every other painting of the split was restyled after the original
+    # (always so in the two-painting test split); never a way out of the split.
+    split_of = dict(zip(originals["id"], originals["split"]))
+    for original_id in set(negs.loc[styled_after_own, "original_id"]):
+        others = [o for o, s in split_of.items() if s == split_of[original_id] and o != original_id]
+        assert all(sources[o] == original_id for o in others)
+    assert styled_after_own[(negs["split"] == "test").to_numpy()].all()
+
+
+def lay_out_score_inputs(root: Path, originals: pd.DataFrame, generated: pd.DataFrame, descs: dict[str, Descriptors]) -> None:
+    """data/ingested, data/generated and data/descriptors as the score stage reads them, and params.yaml."""
+    (root / "data/ingested").mkdir(parents=True)
+    (root / "data/generated").mkdir(parents=True)
+    (root / "data/descriptors").mkdir(parents=True)
+    originals.to_parquet(root / "data/ingested/manifest.parquet")
+    generated.to_parquet(root / "data/generated/manifest.parquet")
+    roles = {**{i: "original" for i in originals["id"]}, **{i: "generated" for i in generated["id"]}}
+    rows = [descriptor_row(ImageEntry(i, roles[i], Path(".")), d) for i, d in descs.items()]
+    descriptor_table(rows).to_parquet(root / "data/descriptors/descriptors.parquet")
+    shutil.copy(REPO / "params.yaml", root / "params.yaml")
+
+
+def test_score_stage_without_test_pairs_exits_with_one_line_not_a_traceback(tmp_path):
+    originals, generated = fake_manifests({"train": 3, "val": 1})
+    lay_out_score_inputs(tmp_path, originals, generated, fake_descriptors([*originals["id"], *generated["id"]]))
+    done = subprocess.run([sys.executable, "-m", "stages.score"], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("score: no test pair: the test split has no described painting")
+    assert not (tmp_path / "data/pairs").exists()
 
 
 def test_score_stage_writes_pairs_and_metrics(tmp_path, monkeypatch):
@@ -346,15 +408,7 @@ def test_score_stage_writes_pairs_and_metrics(tmp_path, monkeypatch):
 
     originals, generated = fake_manifests({"train": 5, "val": 2, "test": 2})
     descs = fake_descriptors([*originals["id"], *generated["id"]])
-    (tmp_path / "data/ingested").mkdir(parents=True)
-    (tmp_path / "data/generated").mkdir(parents=True)
-    (tmp_path / "data/descriptors").mkdir(parents=True)
-    originals.to_parquet(tmp_path / "data/ingested/manifest.parquet")
-    generated.to_parquet(tmp_path / "data/generated/manifest.parquet")
-    roles = {**{i: "original" for i in originals["id"]}, **{i: "generated" for i in generated["id"]}}
-    rows = [descriptor_row(ImageEntry(i, roles[i], Path(".")), d) for i, d in descs.items()]
-    descriptor_table(rows).to_parquet(tmp_path / "data/descriptors/descriptors.parquet")
-    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    lay_out_score_inputs(tmp_path, originals, generated, descs)
     monkeypatch.chdir(tmp_path)
     score_stage.main()
     pairs = pd.read_parquet(tmp_path / "data/pairs/pairs.parquet")

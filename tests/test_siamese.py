@@ -9,13 +9,12 @@ import pytest
 import torch
 
 from artsim.config import SiameseParams
-from artsim.features import FeatureStore, cache_features, module_digest, split_trunk
+from artsim.feature_cache import FeatureStore, cache_features, module_digest
+from artsim.features import split_trunk
 from artsim.models import NORMALISATION, PairImages, save_weights, siamese_from_classifier
+from artsim.pair_batches import GroupedPairBatches, PairBatches, PairTable
 from artsim.siamese import (
-    GroupedPairBatches,
-    PairBatches,
     PairScorer,
-    PairTable,
     batch_scores,
     calibrate_feature_norm,
     prepare_inputs,

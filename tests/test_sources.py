@@ -1,6 +1,7 @@
 """The WikiArt distribution formats, built small in code, and subset selection."""
 import io
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -10,7 +11,7 @@ import pytest
 import yaml
 
 from artsim.ingest import IngestSettings, ingest, read_manifest, select_subset
-from artsim.sources import SourceImage, SourceProblem, detect_format, read_source
+from artsim.sources import SourceError, SourceImage, SourceProblem, detect_format, read_source
 from tests.helpers import random_painting
 
 FILES = [
@@ -30,7 +31,7 @@ def write_tree(root: Path) -> None:
 def ingest_source(root: Path, tmp_path: Path, fmt: str = "auto", split: str = "hash") -> tuple[pd.DataFrame, dict]:
     report = ingest(read_source(root, fmt), tmp_path / "out", IngestSettings(split_method=split, val_fraction=0.0))
     manifest = read_manifest(tmp_path / "out")
-    return manifest.set_index("source_path"), report.as_metrics()
+    return manifest.set_index("source_path"), {**report.as_metrics(), "skipped_by_reason": report.skipped_by_reason}
 
 
 def test_kaggle_classes_csv_gives_style_lists_and_split(tmp_path):
@@ -145,3 +146,178 @@ def test_subset_is_deterministic_stratified_and_capped():
     capped = select_subset(items, max_images=None, per_class=50, stratify_by="style", seed=1)
     assert pd.Series([name.split("/")[0] for name in capped]).value_counts().to_dict() == {"A": 50, "B": 50, "C": 50}
     assert chosen != select_subset(items, max_images=100, per_class=None, stratify_by="style", seed=2)
+
+
+# --- hostile metadata: a bad row costs that row (and the file it names), a bad file fails at once ----
+
+def write_folder_with_metadata(root: Path, rows: list[bytes]) -> None:
+    write_tree(root)
+    header = b"filename,artist,title,year,style,genre\n"
+    (root / "metadata.csv").write_bytes(header + b"".join(rows))
+
+
+def good_row(relative: str, artist: str = "Someone") -> bytes:
+    return f"{relative},{artist},A Title,1900,{relative.split('/')[0]},portrait\n".encode()
+
+
+def outcomes(root: Path, tmp_path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    ingest(read_source(root), tmp_path / "out", IngestSettings(val_fraction=0.0))
+    return read_manifest(tmp_path / "out").set_index("source_path"), pd.read_csv(tmp_path / "out/skipped.csv").set_index("source_path")
+
+
+def test_kaggle_genre_cell_that_is_no_list_of_names_skips_that_row(tmp_path):
+    root = tmp_path / "kaggle"
+    write_tree(root)
+    rows = [{"filename": rel, "artist": "A", "genre": f"['{style}']", "description": "x", "subset": "train"} for rel, style, _ in FILES]
+    rows[1]["genre"] = "{[1]: 2}"  # ast.literal_eval raises TypeError (an unhashable key)
+    rows[2]["genre"] = "Cubism"  # a bare name is still a name
+    pd.DataFrame(rows).to_csv(root / "classes.csv", index=False)
+    manifest, skipped = outcomes(root, tmp_path)
+    assert skipped.loc[FILES[1][0], "reason"] == "bad_metadata_row"
+    assert "classes.csv line 3" in skipped.loc[FILES[1][0], "detail"]
+    assert set(manifest.index) == {FILES[0][0], FILES[2][0], FILES[3][0]}
+    assert manifest.loc[FILES[2][0], "style"] == "Cubism"
+
+
+def test_a_non_utf8_byte_costs_only_its_own_row(tmp_path):
+    root = tmp_path / "src"
+    write_folder_with_metadata(root, [
+        good_row(FILES[0][0]),
+        FILES[1][0].encode() + b",Edgar D\xe9gas,Dancers,,Impressionism,genre_painting\n",  # Latin-1, not UTF-8
+        good_row(FILES[2][0]),
+        good_row(FILES[3][0]),
+    ])
+    manifest, skipped = outcomes(root, tmp_path)
+    assert skipped.loc[FILES[1][0], "reason"] == "bad_metadata_row"
+    assert "line 3" in skipped.loc[FILES[1][0], "detail"] and "\\xe9" in skipped.loc[FILES[1][0], "detail"]
+    assert set(manifest.index) == {FILES[0][0], FILES[2][0], FILES[3][0]}
+    assert (manifest["artist"] == "Someone").all()  # the other rows' labels are used
+
+
+def test_a_field_over_the_csv_size_limit_costs_only_its_own_row(tmp_path):
+    root = tmp_path / "src"
+    huge_title = b"x" * 200_000  # csv's default field_size_limit is 131072
+    write_folder_with_metadata(root, [
+        good_row(FILES[0][0]),
+        FILES[1][0].encode() + b",Edgar Degas," + huge_title + b",,Impressionism,genre_painting\n",
+        good_row(FILES[2][0]),
+        good_row(FILES[3][0]),
+    ])
+    manifest, skipped = outcomes(root, tmp_path)
+    assert skipped.loc["metadata.csv:3", "reason"] == "bad_metadata_row"
+    assert "field larger than field limit" in skipped.loc["metadata.csv:3", "detail"]
+    # The row is lost, not the image: its labels come from its path, like any file without a row.
+    assert manifest.loc[FILES[1][0], "artist"] == "Edgar Degas" and manifest.loc[FILES[1][0], "title"] == "Dancers"
+    assert (manifest.drop(FILES[1][0])["artist"] == "Someone").all()
+
+
+def test_a_nul_in_a_metadata_file_name_is_a_problem_of_that_row(tmp_path):
+    root = tmp_path / "src"
+    write_folder_with_metadata(root, [good_row(relative) for relative, _, _ in FILES] + [b"Cubism/evil\x00name.jpg,A,B,,Cubism,x\n"])
+    manifest, skipped = outcomes(root, tmp_path)
+    assert len(manifest) == 4
+    assert skipped["reason"].tolist() == ["unreadable_path"]
+
+
+def test_a_metadata_file_without_its_filename_column_fails_before_any_image_is_read(tmp_path):
+    root = tmp_path / "src"
+    write_tree(root)
+    (root / "metadata.csv").write_text("file,artist\nImpressionism/edgar-degas_dancers.jpg,Degas\n")
+    with pytest.raises(SourceError, match=r"metadata\.csv line 1: no 'filename' column"):
+        read_source(root)  # raised by the call, not later while iterating
+
+
+def jpeg_bytes(seed: int) -> bytes:
+    buffer = io.BytesIO()
+    random_painting(seed).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def test_hf_shard_with_plain_binary_images_and_integer_class_names(tmp_path):
+    root = tmp_path / "hf"
+    root.mkdir()
+    features = {"image": {"_type": "Image"}, "artist": {"names": [1850, 1900], "_type": "ClassLabel"}}
+    table = pa.table({"image": pa.array([jpeg_bytes(1), jpeg_bytes(2)], pa.binary()), "artist": [0, 1]})
+    table = table.replace_schema_metadata({b"huggingface": json.dumps({"info": {"features": features}}).encode()})
+    pq.write_table(table, root / "train.parquet")
+    manifest, metrics = ingest_source(root, tmp_path)
+    assert metrics["kept"] == 2
+    assert sorted(manifest["artist"]) == ["1850", "1900"]
+
+
+@pytest.mark.parametrize("problem, message", [
+    ("bad_json", r"train-1\.parquet: its 'huggingface' schema metadata is not JSON \(.*line 1 column"),
+    ("integer_image", r"train-1\.parquet: column 'image' is int64"),
+    ("no_image", r"train-1\.parquet: no 'image' column"),
+    ("not_parquet", r"train-1\.parquet: not a readable Parquet file"),
+])
+def test_an_unusable_hf_shard_fails_before_any_image_is_read(tmp_path, problem, message):
+    root = tmp_path / "hf"
+    root.mkdir()
+    write_hf_shard(root / "train-0.parquet", [1, 2], with_metadata=True)
+    bad = root / "train-1.parquet"
+    if problem == "bad_json":
+        table = pa.table({"image": [{"bytes": jpeg_bytes(3), "path": None}], "artist": [0]})
+        pq.write_table(table.replace_schema_metadata({b"huggingface": b'{"info": {"features": '}), bad)
+    elif problem == "integer_image":
+        pq.write_table(pa.table({"image": [1, 2]}), bad)
+    elif problem == "no_image":
+        pq.write_table(pa.table({"picture": [jpeg_bytes(3)]}), bad)
+    else:
+        bad.write_bytes(b"PAR1 not really")
+    with pytest.raises(SourceError, match=message):
+        read_source(root)
+
+
+def test_a_damaged_row_group_costs_only_its_rows(tmp_path):
+    root = tmp_path / "hf"
+    root.mkdir()
+    shard = root / "train.parquet"
+    write_hf_shard(shard, [1, 2, 3, 4, 5], with_metadata=True)  # row groups of 2 rows; the 6th row is garbage
+    data = bytearray(shard.read_bytes())
+    page = pq.ParquetFile(shard).metadata.row_group(1).column(0).data_page_offset
+    data[page:page + 16] = b"\xff" * 16  # the page header of rows 2-3 no longer parses
+    shard.write_bytes(bytes(data))
+    manifest, metrics = ingest_source(root, tmp_path)
+    assert sorted(manifest.index) == ["train.parquet#0", "train.parquet#1", "train.parquet#4"]
+    assert metrics["skipped_by_reason"] == {"unreadable_rows": 1, "not_an_image": 1}
+
+
+def test_an_unreadable_dataset_card_fails_before_any_image_is_read(tmp_path):
+    root = tmp_path / "hf"
+    root.mkdir()
+    write_hf_shard(root / "train-0.parquet", [1, 2], with_metadata=False)
+    (root / "dataset_info.json").write_text('{"features": {"style": ')
+    with pytest.raises(SourceError, match=r"dataset_info\.json: not JSON \(.*line 1 column"):
+        read_source(root)
+
+
+def test_artgan_rows_that_are_not_utf8_or_lack_an_index_cost_their_file(tmp_path):
+    root = tmp_path / "artgan"
+    write_artgan(root)
+    with open(root / "genre_train.csv", "ab") as handle:
+        handle.write(FILES[2][0].encode() + b",\xff\n")  # a byte that is not UTF-8
+        handle.write(b"Baroque/no-index.jpg,\n")
+    manifest, skipped = outcomes(root, tmp_path)
+    assert skipped.loc[FILES[2][0], "reason"] == "bad_metadata_row" and "genre_train.csv line 3" in skipped.loc[FILES[2][0], "detail"]
+    assert skipped.loc["Baroque/no-index.jpg", "reason"] == "bad_metadata_row"
+    assert set(manifest.index) == {FILES[0][0], FILES[1][0], FILES[3][0]}
+
+
+def test_artgan_class_file_that_is_not_utf8_names_its_line(tmp_path):
+    root = tmp_path / "artgan"
+    write_artgan(root)
+    (root / "genre_class.txt").write_bytes(b"0 landscape\n1 portr\xe4it\n")
+    with pytest.raises(SourceError, match=r"genre_class\.txt line 2: not UTF-8"):
+        read_source(root)
+
+
+def test_file_names_that_are_not_utf8_are_kept_under_a_legible_name(tmp_path):
+    root = tmp_path / "src"
+    (root / "Cubism").mkdir(parents=True)
+    random_painting(1).save(root / "Cubism" / "fine.png")
+    name = os.fsdecode(b"Cubism/d\xe9j\xe0-vu.png")  # a Latin-1 file name on a UTF-8 system
+    random_painting(2).save(root / name)
+    manifest, skipped = outcomes(root, tmp_path)
+    assert sorted(manifest.index) == ["Cubism/d\\xe9j\\xe0-vu.png", "Cubism/fine.png"]
+    assert skipped.empty

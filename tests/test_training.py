@@ -8,10 +8,22 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 from artsim.config import FinetuneParams
-from artsim.finetune import OTHER, class_indices, class_names, classification_metrics, finetune_classifier
+from artsim import sources
+from artsim.finetune import finetune_classifier
+from artsim.labels import (
+    OTHER,
+    UNLABELLED,
+    NotEnoughClasses,
+    class_indices,
+    class_names,
+    classification_metrics,
+    majority_accuracy,
+)
 from artsim.training import Runtime, resolve_runtime
+from tests.helpers import REPO_ROOT
 from tests.tiny_project import build_tiny_project
 
 
@@ -22,7 +34,8 @@ def tiny(tmp_path: Path) -> dict[str, Path]:
 
 CPU = Runtime(torch.device("cpu"))
 # One batch per epoch: from-scratch ResNet-50 losses on small batches are too noisy to compare.
-FINETUNE = FinetuneParams(image_size=32, epochs=6, batch_size=9, lr=1e-3)
+# No warm-up: in six steps it would spend one on learning little (the cosine decay stays).
+FINETUNE = FinetuneParams(image_size=32, epochs=6, batch_size=9, lr=2e-3, warmup=0.0)
 
 
 # --- classes ----------------------------------------------------------------
@@ -50,6 +63,12 @@ def test_classification_metrics() -> None:
     assert classification_metrics([], []) == {"accuracy": None, "macro_f1": None, "top5_accuracy": None}
     assert metrics["top5_accuracy"] is None
     assert classification_metrics([0, 1, 2], [0, 0, 0], top_k_hits=[True, True, False])["top5_accuracy"] == pytest.approx(2 / 3)
+
+
+def test_majority_accuracy_is_what_always_guessing_the_commonest_train_class_scores() -> None:
+    # Train is mostly class 2; the test set holds it once in four.
+    assert majority_accuracy([2, 2, 1, 0, 2], [2, 0, 1, 1]) == pytest.approx(0.25)
+    assert majority_accuracy([], [0]) is None and majority_accuracy([0], []) is None
 
 
 # --- classifier -------------------------------------------------------------
@@ -129,3 +148,55 @@ def test_finetune_runs_under_mixed_precision(tiny: dict[str, Path]) -> None:
     result = finetune_classifier(pd.read_parquet(tiny["ingested"] / "manifest.parquet"), tiny["ingested"], params, 0, runtime)
     assert all(np.isfinite(epoch["train_loss"]) for epoch in result.history)
     assert all(t.dtype == torch.float32 for t in result.model.state_dict().values() if t.is_floating_point())
+
+
+# --- labels too few to learn from ---------------------------------------------
+
+def _relabel(paths: dict[str, Path], label: str, values: list[str]) -> pd.DataFrame:
+    """The tiny manifest with `label` set per row (rows in tiny_project.ORIGINALS order)."""
+    manifest = pd.read_parquet(paths["ingested"] / "manifest.parquet")
+    return manifest.assign(**{label: values})
+
+
+# tiny_project.ORIGINALS: 4 Warm + 4 Cool + 1 Rare train, then val Warm, Cool, test Warm, Cool
+GENRES_WITH_GAPS = ["landscape"] * 4 + ["portrait"] * 4 + ["unknown", "landscape", "", "Unknown", "portrait"]
+
+
+def test_unknown_and_empty_labels_are_left_out_of_every_split_and_counted(tiny: dict[str, Path]) -> None:
+    manifest = _relabel(tiny, "genre", GENRES_WITH_GAPS)
+    params = FINETUNE.model_copy(update={"label": "genre", "epochs": 1})
+    result = finetune_classifier(manifest, tiny["ingested"], params, 0, CPU)
+    assert result.classes == ["landscape", "portrait"]  # no `unknown` class, and no `other` it would have needed
+    assert result.metrics["unlabelled_images"] == 3
+    assert (result.metrics["n_train_images"], result.metrics["n_val_images"], result.metrics["n_test_images"]) == (8, 1, 1)
+    assert sources.UNKNOWN in UNLABELLED  # what ingest writes for "the source does not say"
+
+
+@pytest.mark.parametrize("label, values, says", [
+    # a path-only source: every genre unknown
+    ("genre", ["unknown"] * 13, r"finetune\.label: genre leaves 0 class\(es\) .*13 images without a genre .*set finetune\.label to style"),
+    # one real class; the others are too rare and would only make up `other`
+    ("style", ["Warm"] * 4 + ["Cool", "Rare", "Odd", "Warm", "Bold"] + ["Cool", "Cool", "Warm", "Cool"],
+     r"finetune\.label: style leaves 1 class\(es\) .*\(Warm\).*lower finetune\.min_class_size"),
+])
+def test_fewer_than_two_real_classes_fail_before_any_image_is_read(tiny: dict[str, Path], label: str, values: list[str], says: str) -> None:
+    manifest = _relabel(tiny, label, values)
+    params = FINETUNE.model_copy(update={"label": label})
+    with pytest.raises(NotEnoughClasses, match=says) as caught:
+        # no such folder: the check must not need a single image
+        finetune_classifier(manifest, tiny["ingested"] / "absent", params, 0, CPU)
+    assert "\n" not in str(caught.value)
+
+
+def test_finetune_stage_with_one_class_exits_with_one_line(tiny: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from stages import finetune as finetune_stage
+
+    root = tiny["ingested"].parents[1]
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    params["finetune"]["label"] = "genre"  # tiny_project gives every painting the genre "portrait"
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(root)
+    with pytest.raises(SystemExit) as exited:
+        finetune_stage.main()
+    assert str(exited.value.code).startswith("finetune.label: genre leaves 1 class(es)")
+    assert not (root / "metrics").exists() and not (root / "models").exists()

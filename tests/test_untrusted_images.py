@@ -37,6 +37,17 @@ def animated_gif(path: Path) -> None:
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
 
 
+def tiff_with_rational_strip_offsets(path: Path) -> None:
+    """Pillow's TIFF reader raises TypeError (not OSError) on a StripOffsets tag typed RATIONAL."""
+    random_painting(13, size=(48, 40)).save(path, format="TIFF")
+    data = bytearray(path.read_bytes())
+    directory = struct.unpack_from("<I", data, 4)[0]
+    for entry in range(directory + 2, directory + 2 + 12 * struct.unpack_from("<H", data, directory)[0], 12):
+        if struct.unpack_from("<H", data, entry)[0] == 273:  # StripOffsets
+            struct.pack_into("<H", data, entry + 2, 5)  # RATIONAL
+    path.write_bytes(bytes(data))
+
+
 def build_odd_source(root: Path, outside: Path) -> dict[str, str]:
     """Writes the odd files; returns file name -> expected outcome ('kept' or a skip reason)."""
     folder = root / STYLE
@@ -68,6 +79,8 @@ def build_odd_source(root: Path, outside: Path) -> dict[str, str]:
     add("web.webp", "kept", lambda p: random_painting(8).save(p, quality=90))
     add("exif-rotated.jpg", "kept", exif_rotated_jpeg)
     add("tiny.png", "too_small", lambda p: random_painting(9, size=(20, 12)).save(p))
+    add("a-folder.jpg", "not_a_regular_file", lambda p: p.mkdir())
+    add("bad-tiff-tag.tif", "corrupt_image", tiff_with_rational_strip_offsets)
     add("bomb.png", "too_many_pixels", lambda p: p.write_bytes(png_header_only(100_000, 100_000)))
     add("original name.jpg", "kept", lambda p: good.save(p, quality=95))
     add("same content, other name.jpg", "duplicate", lambda p: p.write_bytes((folder / "original name.jpg").read_bytes()))
@@ -129,6 +142,9 @@ def test_skip_report_names_each_file_and_its_reason(ingested_odd):
     assert set(skipped.columns) == {"source_path", "reason", "detail"}
     assert set(skipped["source_path"]) == {name for name, outcome in expected.items() if outcome != "kept"}
     assert "original name.jpg" in skipped.set_index("reason").loc["duplicate", "detail"]
+    details = skipped.set_index("source_path")["detail"]
+    assert details[f"{STYLE}/bad-tiff-tag.tif"].startswith("TypeError: ")  # the decoder's own exception, named
+    assert details[f"{STYLE}/a-folder.jpg"] == "a folder"
 
 
 def test_metadata_rows_that_escape_the_root_or_name_missing_files_are_reported(sample_copy, tmp_path):
@@ -139,7 +155,7 @@ def test_metadata_rows_that_escape_the_root_or_name_missing_files_are_reported(s
         handle.write("Impressionism/not-there.jpg,Someone,Ghost,,Impressionism,portrait,1,1,x,x\n")
     report = ingest(read_folder(sample_copy), tmp_path / "out", IngestSettings())
     manifest = read_manifest(tmp_path / "out")
-    assert report.as_metrics()["skipped_by_reason"] == {"path_escapes_root": 1, "missing_file": 1}
+    assert report.skipped_by_reason == {"path_escapes_root": 1, "missing_file": 1}
     assert len(manifest) == 29
 
 

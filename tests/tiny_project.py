@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from PIL import Image
 
+from artsim.config import DescribeParams, ScoreWeights
+from artsim.descriptor_score import FILE_NAME as DESCRIPTOR_SCORE_FILE
+from artsim.descriptor_score import DescriptorScorer
+from artsim.descriptors import describe_array
+from artsim.images import read_rgb_array
 from artsim.models import resolve_pairs
+from artsim.scoring import TextureStats
 from tests.helpers import random_painting
 
 # Two learnable styles told apart by colour, one style too rare to be a class of its own.
@@ -63,7 +70,17 @@ def build_tiny_project(root: Path) -> dict[str, Path]:
     pd.DataFrame(originals).to_parquet(ingested / "manifest.parquet")
     pd.DataFrame(variants).to_parquet(generated / "manifest.parquet")
     pd.DataFrame(pairs).to_parquet(pairs_dir / "pairs.parquet")
+    write_descriptor_score(ingested, pd.DataFrame(originals), pairs_dir / DESCRIPTOR_SCORE_FILE)
     return {"ingested": ingested, "generated": generated, "pairs": pairs_dir / "pairs.parquet"}
+
+
+def write_descriptor_score(ingested: Path, originals: pd.DataFrame, path: Path, size: int = 32) -> None:
+    """What the score stage ships with the pairs (and siamese with the model): describe params,
+    weights and the train originals' texture statistics."""
+    describe = DescribeParams(size=size)
+    train = originals[originals["split"] == "train"]
+    textures = [describe_array(read_rgb_array(ingested / rel, size), describe).texture for rel in train["path"]]
+    DescriptorScorer(describe, ScoreWeights(), TextureStats.fit(np.stack(textures))).save(path)
 
 
 def resolved_pairs(paths: dict[str, Path]) -> pd.DataFrame:

@@ -15,7 +15,14 @@ This package module stays import-light: `artsim.config` reads DEFAULT_MODELS fro
 """
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 REFINER = "stabilityai/stable-diffusion-xl-refiner-1.0"
+# The hub commit of SDXL Refiner 1.0 that `generate.revision` pins by default (a hub id alone
+# names whatever the repository holds today).
+REFINER_REVISION = "5d4cfe854c9a9a87939ff3653551c2b3c99a4356"
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
 
 # The model a backend uses when `generate.model` is null. `import` records this as the
 # model that made the adopted images (the published WikiArt variants are refiner outputs).
@@ -24,3 +31,8 @@ DEFAULT_MODELS: dict[str, str] = {
     "sdxl": REFINER,
     "import": REFINER,
 }
+
+
+def looks_like_hub_id(name: str | None) -> bool:
+    """Whether `name` names a hub repository ("owner/name") rather than a local folder."""
+    return bool(name) and not Path(name).exists() and HUB_ID.fullmatch(name) is not None  # type: ignore[arg-type]

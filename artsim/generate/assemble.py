@@ -2,21 +2,23 @@
 failures.csv} and the metrics of the run."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pandas as pd
 from PIL import Image
 
-from artsim.generate.run import GenerationResult
+from artsim.config import GenerateParams
+from artsim.generate.run import Failure, GenerationResult
 from artsim.generate.store import VariantStore
+
+log = logging.getLogger(__name__)
 
 # Downstream stages read id, original_id, path, strength, style_source_id. `seed` is the
 # seed of the variant's own noise for sdxl (reproducible alone with diffusers), the run's
 # seed otherwise; `source` is the adopted file for import.
 MANIFEST_COLUMNS = ["id", "original_id", "path", "strength", "style_source_id", "backend", "model", "seed", "width", "height", "prompt", "source"]
 FAILURE_COLUMNS = ["key", "original_id", "strength", "reason", "detail"]
-# metrics/generate.json lists failures per key up to this many (failures.csv has them all).
-MAX_LISTED_FAILURES = 1000
 
 
 def assemble(result: GenerationResult, store: VariantStore, out_dir: Path) -> pd.DataFrame:
@@ -25,10 +27,17 @@ def assemble(result: GenerationResult, store: VariantStore, out_dir: Path) -> pd
     for variant in sorted(result.variants, key=lambda v: (v.original_id, v.strength, v.key)):
         if not store.has(variant.key):
             continue  # failed this run: reported in failures
+        try:
+            with Image.open(store.path(variant.key)) as image:  # the header only
+                width, height = image.size
+        except (OSError, SyntaxError, ValueError) as exc:
+            # Damaged after the run checked the store: reported, deleted, made by the next run.
+            log.warning("store: %s is damaged (%s: %s); deleting it", store.path(variant.key), type(exc).__name__, exc)
+            store.discard(variant.key)
+            result.failures.append(Failure(variant.key, variant.original_id, variant.strength, "damaged_in_store", f"{type(exc).__name__}: {exc}"))
+            continue
         relative_path = f"images/{variant.key}.jpg"
         store.link_into(variant.key, out_dir / relative_path)
-        with Image.open(store.path(variant.key)) as image:  # the header only
-            width, height = image.size
         rows.append({
             "id": variant.key,
             "original_id": variant.original_id,
@@ -52,8 +61,23 @@ def failures_table(result: GenerationResult) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=FAILURE_COLUMNS)
 
 
+def why_nothing_was_generated(result: GenerationResult, config: GenerateParams, originals: int) -> str:
+    """One line for a run that made no variant at all: what is missing and which param or source to change."""
+    if originals == 0:
+        return "generate: data/ingested holds no painting to make variants of; check ingest.source"
+    if config.backend == "import" and not result.variants:
+        return (f"generate: generate.import_template {config.import_template!r} matched no file under generate.import_dir "
+                f"({config.import_dir}) for any of the {originals} ingested paintings; fix one of the two")
+    reasons = ", ".join(f"{reason}: {count}" for reason, count in result.failed_by_reason.items())
+    if not result.variants and "no_style_source" in result.failed_by_reason:
+        return (f"generate: style_transfer restyles each painting after another painting of its own split, and no split "
+                f"holds two paintings ({reasons}); ingest more paintings (ingest.source, ingest.max_images) or change generate.backend")
+    return (f"generate: none of the {len(result.variants)} planned variants could be made ({reasons or 'no failure reported'}); "
+            f"see metrics/generate.json and data/generated/failures.csv")
+
+
 def generate_metrics(result: GenerationResult, generated: int, backend: str, model: str) -> dict:
-    listed = [{"key": f.key, "original_id": f.original_id, "strength": f.strength, "reason": f.reason} for f in result.failures[:MAX_LISTED_FAILURES]]
+    """The headline: the same keys on every run (failures by reason: failed_by_reason_table; per key: failures.csv)."""
     return {
         "backend": backend,
         "model": model,
@@ -61,9 +85,14 @@ def generate_metrics(result: GenerationResult, generated: int, backend: str, mod
         "generated": generated,
         "reused": result.reused,
         "computed": result.computed,
+        "healed_store_entries": result.healed,  # damaged in the store, deleted and made again
         "failed": len(result.failures),
-        "failed_by_reason": result.failed_by_reason,
         "unmatched_originals": len(result.unmatched),
-        "failures": listed,
-        "failures_listed_all": len(result.failures) <= MAX_LISTED_FAILURES,
     }
+
+
+def failed_by_reason_table(result: GenerationResult) -> pd.DataFrame:
+    counts = dict(result.failed_by_reason)
+    if result.unmatched:
+        counts["no_variant_file"] = counts.get("no_variant_file", 0) + len(result.unmatched)
+    return pd.DataFrame(sorted(counts.items()), columns=["reason", "count"])

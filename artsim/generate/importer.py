@@ -6,59 +6,85 @@ variants of WikiArt) instead of computing them.
 several. Strength and model are recorded from params. A variant's key includes the adopted
 file's content hash, so replacing a file re-imports it. Originals without a variant are
 reported, not fatal.
+
+Metadata is untrusted: every adopted file must resolve inside the import folder (the rule
+ingest applies to a source). A row whose values would reach outside it (`..`, an absolute
+path, an empty folder name, a symlink out) is refused and reported per original with the
+reason (`path_escapes_root`, `empty_path_component`, `link_outside_source`).
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from typing import Hashable, Sequence
+from typing import Any, Hashable, Mapping, Sequence
 
 import pandas as pd
 
 from artsim.config import GenerateParams
 from artsim.generate.backend import Output
-from artsim.generate.prompts import import_pattern
+from artsim.generate.prompts import UnusablePath, import_pattern
+from artsim.generate.run import Failure
 from artsim.generate.variants import Variant, variant_key
-from artsim.images import file_hash, load_rgb
+from artsim.images import ImageRejected, file_hash, load_rgb
+from artsim.paths import PathRefused, resolve_inside
+
+log = logging.getLogger(__name__)
 
 BACKEND = "import"
 JPEG_MAGIC = b"\xff\xd8\xff"
 
 
-def plan_import(originals: pd.DataFrame, config: GenerateParams, seed: int) -> tuple[list[Variant], list[str]]:
-    """The variants found for each original, and the ids of originals with none."""
+def plan_import(originals: pd.DataFrame, config: GenerateParams, seed: int) -> tuple[list[Variant], list[str], list[Failure]]:
+    """The variants found for each original, the ids of originals with none, and the refusals."""
     assert config.import_dir is not None  # GenerateParams requires it for this backend
     root = Path(config.import_dir)
     variants: list[Variant] = []
     unmatched: list[str] = []
+    refused: list[Failure] = []
     for row in sorted(originals.to_dict("records"), key=lambda r: r["id"]):
-        found = False
-        for strength in config.strengths:
-            pattern = import_pattern(config.import_template, row, float(strength))
-            for path in sorted(p for p in root.glob(pattern) if p.is_file()):
-                found = True
-                source = path.relative_to(root).as_posix()
-                key = variant_key({
-                    "backend": BACKEND,
-                    "model": config.model,
-                    "original": row["hash"],
-                    "strength": float(strength),
-                    "source": source,
-                    "content": file_hash(path),
-                    "jpeg_quality": config.jpeg_quality,
-                })
-                variants.append(Variant(
-                    key=key,
-                    original_id=row["id"],
-                    original_path=row["path"],
-                    strength=float(strength),
-                    backend=BACKEND,
-                    model=config.model,
-                    seed=seed,
-                    source=source,
-                ))
-        if not found:
+        refused_before = len(refused)
+        found = [variant for strength in config.strengths for variant in _find(root, config, row, float(strength), seed, refused)]
+        variants.extend(found)
+        if not found and len(refused) == refused_before:
             unmatched.append(row["id"])
-    return variants, unmatched
+    return variants, unmatched, refused
+
+
+def _find(root: Path, config: GenerateParams, row: Mapping[str, Any], strength: float, seed: int, refused: list[Failure]) -> list[Variant]:
+    """The variants of one original at one strength; what is refused is added to `refused`."""
+    try:
+        pattern = import_pattern(config.import_template, row, strength)
+    except UnusablePath as exc:
+        _refuse(refused, Failure("", row["id"], strength, exc.reason, exc.detail))
+        return []
+    try:
+        matches = sorted(p for p in root.glob(pattern) if p.is_file())
+    except OSError as exc:  # e.g. a 300-character title: "File name too long"
+        _refuse(refused, Failure("", row["id"], strength, "unreadable_path", f"{pattern!r}: {exc.strerror or exc}"))
+        return []
+    found = []
+    for path in matches:
+        source = path.relative_to(root).as_posix()
+        checked = resolve_inside(root, source)
+        if isinstance(checked, PathRefused):  # checked before the file is read (hashed)
+            _refuse(refused, Failure("", row["id"], strength, checked.reason, f"{source} {checked.detail}"))
+            continue
+        key = variant_key({
+            "backend": BACKEND,
+            "model": config.model,
+            "original": row["hash"],
+            "strength": strength,
+            "source": source,
+            "content": file_hash(path),
+            "jpeg_quality": config.jpeg_quality,
+        })
+        found.append(Variant(key=key, original_id=row["id"], original_path=row["path"], strength=strength, backend=BACKEND, model=config.model, seed=seed, source=source))
+    return found
+
+
+def _refuse(refused: list[Failure], failure: Failure) -> None:
+    refused.append(failure)
+    log.warning("original %s (strength %g): import refused, %s: %s", failure.original_id, failure.strength, failure.reason, failure.detail)
 
 
 class ImportBackend:
@@ -66,7 +92,10 @@ class ImportBackend:
         self.import_dir = Path(import_dir)
 
     def load(self, variant: Variant) -> tuple[bytes, object]:
-        path = self.import_dir / variant.source
+        # Checked again: the folder may have changed (a file swapped for a link) since planning.
+        path = resolve_inside(self.import_dir, variant.source)
+        if isinstance(path, PathRefused):
+            raise ImageRejected(path.reason, path.detail)
         image = load_rgb(path)  # an unreadable file is reported like a broken original
         return path.read_bytes(), image
 

@@ -60,6 +60,7 @@ class GenerationResult:
     computed: int  # made by this run, over all ranks
     failures: list[Failure]
     unmatched: list[str] = field(default_factory=list)  # import: originals without a variant file
+    healed: int = 0  # stored variants found damaged, deleted and made again (counted in computed)
 
     @property
     def failed_by_reason(self) -> dict[str, int]:
@@ -77,7 +78,9 @@ def check_inputs(config: GenerateParams, originals: pd.DataFrame) -> None:
             if name and Path(name).exists() and not (Path(name) / ("model_index.json" if key == "model" else "config.json")).is_file():
                 raise InputError(f"generate.{key}: {name} is a folder but not one written by save_pretrained")
     if config.backend == "style_transfer" and len(originals) < 2:
-        raise InputError("generate.backend: style_transfer needs at least two ingested paintings")
+        raise InputError("generate.backend: style_transfer needs at least two ingested paintings (ingest.source)")
+    if config.backend == "style_transfer" and "split" not in originals.columns:
+        raise InputError("generate.backend: style_transfer takes styles from the same split, but the ingested manifest has no split column")
 
 
 def open_backend(config: GenerateParams, originals_dir: Path, ranks: Ranks) -> Backend:
@@ -95,9 +98,11 @@ def open_backend(config: GenerateParams, originals_dir: Path, ranks: Ranks) -> B
     return StyleTransferBackend(originals_dir, config.max_side)
 
 
-def plan(config: GenerateParams, originals: pd.DataFrame, seed: int, backend: Backend) -> tuple[list[Variant], list[str]]:
-    """Every variant the params ask for (deduplicated by key), and originals no variant could be planned for."""
+def plan(config: GenerateParams, originals: pd.DataFrame, seed: int, backend: Backend) -> tuple[list[Variant], list[str], list[Failure]]:
+    """Every variant the params ask for (deduplicated by key), originals without a variant file
+    (import), and the variants that could not be planned (style_transfer: no style source)."""
     unmatched: list[str] = []
+    unplanned: list[Failure] = []
     if config.backend == "sdxl":
         from artsim.generate.sdxl import plan_sdxl
 
@@ -105,13 +110,17 @@ def plan(config: GenerateParams, originals: pd.DataFrame, seed: int, backend: Ba
     elif config.backend == "import":
         from artsim.generate.importer import plan_import
 
-        variants, unmatched = plan_import(originals, config, seed)
+        variants, unmatched, unplanned = plan_import(originals, config, seed)  # unplanned: paths refused
     else:
         from artsim.generate.style_transfer import plan_style_transfer
 
-        variants = plan_style_transfer(originals, config, seed)
+        variants, left_out = plan_style_transfer(originals, config, seed)
+        unplanned = [Failure("", image_id, float(strength), why.reason, why.detail)
+                     for image_id, why in sorted(left_out.items()) for strength in config.strengths]
+        for failure in unplanned[::len(config.strengths)]:
+            log.warning("original %s gets no variant: %s (%s)", failure.original_id, failure.reason, failure.detail)
     unique = {v.key: v for v in variants}
-    return list(unique.values()), unmatched
+    return list(unique.values()), unmatched, unplanned
 
 
 def make_batches(variants: Sequence[Variant], backend: Backend, batch_size: int) -> list[list[Variant]]:
@@ -129,14 +138,14 @@ def generate(originals: pd.DataFrame, originals_dir: Path, config: GenerateParam
     check_inputs(config, originals)
     store = VariantStore(config.store)
     backend = open_backend(config, originals_dir, ranks)
-    variants, unmatched = plan(config, originals, seed, backend)
-    missing: list[str] | None = None
+    variants, unmatched, unplanned = plan(config, originals, seed, backend)
+    found: tuple[list[str], int] | None = None
     if ranks.is_main:
         store.remove_stale_temporaries()
-        missing = [v.key for v in variants if not store.has(v.key)]
-        log.info("%d variants planned: %d in the store, %d to make on %d rank(s)", len(variants), len(variants) - len(missing), len(missing), ranks.world_size)
-    missing = broadcast_from_main(missing, ranks)
-    assert missing is not None
+        sound, healed = store.present(v.key for v in variants)  # damaged variants are deleted: made again
+        found = ([v.key for v in variants if v.key not in sound], healed)
+        log.info("%d variants planned: %d in the store, %d to make on %d rank(s)", len(variants), len(sound), len(found[0]), ranks.world_size)
+    missing, healed = broadcast_from_main(found, ranks)
     wanted = set(missing)
     batches = make_batches([v for v in variants if v.key in wanted], backend, config.batch_size)
     report = run_batches(batches[ranks.rank::ranks.world_size], backend, store, config.jpeg_quality, ranks)
@@ -145,8 +154,9 @@ def generate(originals: pd.DataFrame, originals_dir: Path, config: GenerateParam
         variants=variants,
         reused=len(variants) - len(missing),
         computed=sum(r.computed for r in reports),
-        failures=sorted((f for r in reports for f in r.failures), key=lambda f: (f.original_id, f.strength, f.key)),
+        failures=sorted([*unplanned, *(f for r in reports for f in r.failures)], key=lambda f: (f.original_id, f.strength, f.key)),
         unmatched=unmatched,
+        healed=healed,
     )
 
 

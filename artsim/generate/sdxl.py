@@ -20,6 +20,7 @@ import pandas as pd
 from PIL import Image
 
 from artsim.config import GenerateParams
+from artsim.generate import looks_like_hub_id
 from artsim.generate.backend import InputError, ItemFailure, Output
 from artsim.generate.prompts import render_prompt
 from artsim.generate.variants import Variant, variant_key, variant_seed, weights_identity
@@ -130,6 +131,9 @@ class SdxlBackend:
             # AutoModel reads the class from the folder's config: AutoencoderTiny for TAESD-XL,
             # AutoencoderKL for e.g. an fp16-safe SDXL VAE.
             components["vae"] = AutoModel.from_pretrained(config.vae, dtype=torch_dtype)
+        if looks_like_hub_id(config.model):
+            # The pinned commit, not whatever the hub repository holds today (a folder has none).
+            components["revision"] = config.revision
         log.info("loading %s (%s on %s)", config.model, self.dtype, device)
         pipe = StableDiffusionXLImg2ImgPipeline.from_pretrained(config.model, **components)
         if config.cpu_offload:
@@ -142,7 +146,7 @@ class SdxlBackend:
         # The recipe shared by all variants of this run (see artsim.generate.variants).
         self.recipe = {
             "backend": BACKEND,
-            "model": weights_identity(config.model),
+            "model": weights_identity(config.model, config.revision),
             "vae": weights_identity(config.vae),
             "dtype": self.dtype,
             "steps": config.steps,

@@ -6,6 +6,10 @@ it by hard links (a copy where links are impossible). A file appears under its f
 only once it is complete (write to a temporary name, fsync, rename), so a killed process
 never leaves a partial image that a later run would take as done, and ranks on several
 machines may share one store on a shared filesystem.
+
+Beside each `<key>.jpg` lies `<key>.sha256` (`sha256sum -c` reads it), written before the
+image: a store that a disk fault, a full disk on another writer or a careless copy damaged
+is found by `present()`, and the damaged variants are deleted so that the run makes them again.
 """
 from __future__ import annotations
 
@@ -15,12 +19,16 @@ import logging
 import os
 import shutil
 import socket
-import tempfile
 import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from enum import Enum
 from pathlib import Path
-from typing import Iterable
 
 from PIL import Image
+from tqdm import tqdm
+
+from artsim.images import ImageRejected, content_hash, file_hash, load_rgb, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +36,14 @@ TEMP_PREFIX = ".tmp-"
 # A temporary file older than this belongs to a killed process (one write takes well under
 # a second), and can go; younger ones may be another rank's write in progress.
 STALE_TEMP_SECONDS = 3600
+# Checking reads whole files: threads overlap the reads (hashlib releases the GIL).
+CHECK_THREADS = 8
+
+
+class Entry(Enum):
+    SOUND = "sound"
+    MISSING = "missing"
+    DAMAGED = "damaged"  # found damaged and deleted
 
 
 class VariantStore:
@@ -38,11 +54,74 @@ class VariantStore:
         # Two-character fan-out keeps folders small with hundreds of thousands of variants.
         return self.root / key[:2] / f"{key}.jpg"
 
+    def checksum_path(self, key: str) -> Path:
+        return self.path(key).with_suffix(".sha256")
+
     def has(self, key: str) -> bool:
+        """Whether a variant is stored under `key` (unchecked: see `present`)."""
         return self.path(key).is_file()
 
-    def present(self, keys: Iterable[str]) -> set[str]:
-        return {key for key in keys if self.has(key)}
+    def present(self, keys: Iterable[str]) -> tuple[set[str], int]:
+        """The keys whose stored variant is sound, and how many damaged ones were deleted.
+
+        Every stored file is read and checked against its recorded checksum, so that a
+        damaged one is made again instead of being reused (and failing downstream) forever.
+        """
+        keys = list(keys)
+        with ThreadPoolExecutor(CHECK_THREADS, thread_name_prefix="store-check") as pool:
+            states = list(tqdm(pool.map(self.check, keys), total=len(keys), desc="check store", unit="img", disable=None))
+        sound = {key for key, state in zip(keys, states) if state is Entry.SOUND}
+        damaged = sum(state is Entry.DAMAGED for state in states)
+        if damaged:
+            log.warning("store %s: %d damaged variants deleted; they are made again", self.root, damaged)
+        return sound, damaged
+
+    def check(self, key: str) -> Entry:
+        """Whether the variant under `key` is sound; a damaged one is logged and deleted."""
+        if not self.has(key):
+            return Entry.MISSING
+        problem = self._damage(key)
+        if problem is None:
+            return Entry.SOUND
+        log.warning("store: %s is damaged (%s); deleting it", self.path(key), problem)
+        self.discard(key)
+        return Entry.DAMAGED
+
+    def _damage(self, key: str) -> str | None:
+        """What is wrong with the stored file, None when nothing is."""
+        path = self.path(key)
+        recorded = self._recorded_checksum(key)
+        try:
+            if recorded is None:
+                return self._adopt(key, path.read_bytes())
+            actual, size = file_hash(path), path.stat().st_size
+        except FileNotFoundError:
+            return "deleted while being checked"
+        if actual != recorded:
+            return f"sha256 {actual[:12]}… of its {size} bytes is not the recorded {recorded[:12]}…"
+        return None
+
+    def _recorded_checksum(self, key: str) -> str | None:
+        try:
+            recorded = self.checksum_path(key).read_text(encoding="ascii").split()[0]
+        except (OSError, UnicodeDecodeError, IndexError):
+            return None
+        return recorded if len(recorded) == 64 else None
+
+    def _adopt(self, key: str, data: bytes) -> str | None:
+        """A variant without a checksum (a store written before checksums were kept, or one
+        whose checksum a power cut lost): take it if it decodes whole, recording its checksum
+        so that the full decode happens once."""
+        try:
+            load_rgb(data)
+        except ImageRejected as exc:
+            return f"no recorded checksum and it does not decode: {exc}"
+        self._write_checksum(key, data)
+        return None
+
+    def discard(self, key: str) -> None:
+        self.path(key).unlink(missing_ok=True)
+        self.checksum_path(key).unlink(missing_ok=True)
 
     def put_image(self, key: str, image: Image.Image, jpeg_quality: int) -> Path:
         buffer = io.BytesIO()
@@ -51,20 +130,22 @@ class VariantStore:
         return self.put_bytes(key, buffer.getvalue())
 
     def put_bytes(self, key: str, data: bytes) -> Path:
+        # The checksum first: a variant never appears without the means to check it. A kill
+        # in between leaves a checksum without an image, which counts as missing.
+        self._write_checksum(key, data)
         target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f"{TEMP_PREFIX}{socket.gethostname()}-{os.getpid()}-", suffix=".jpg")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                # Without fsync a power cut can leave the renamed file empty.
-                os.fsync(handle.fileno())
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_atomically(target, lambda handle: handle.write(data), prefix=self._temp_prefix())
         return target
+
+    def _write_checksum(self, key: str, data: bytes) -> None:
+        line = f"{content_hash(data)}  {self.path(key).name}\n".encode("ascii")
+        # Not fsynced: a checksum lost to a power cut only costs a full decode of its variant (see _adopt).
+        write_atomically(self.checksum_path(key), lambda handle: handle.write(line), durable=False, prefix=self._temp_prefix())
+
+    @staticmethod
+    def _temp_prefix() -> str:
+        # Host and pid say whose write a leftover was, on a store shared by machines.
+        return f"{TEMP_PREFIX}{socket.gethostname()}-{os.getpid()}-"
 
     def link_into(self, key: str, target: Path) -> None:
         """Make `target` hold the stored variant: a hard link, else an atomic copy."""
@@ -77,14 +158,9 @@ class VariantStore:
         except OSError as exc:
             if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES):
                 raise
-        fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=TEMP_PREFIX, suffix=".jpg")
-        os.close(fd)
-        try:
-            shutil.copyfile(source, temporary)
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        with open(source, "rb") as stored:
+            # No fsync: data/generated is a stage output, rebuilt whole after a crash.
+            write_atomically(target, lambda handle: shutil.copyfileobj(stored, handle), durable=False)
 
     def remove_stale_temporaries(self, older_than_s: float = STALE_TEMP_SECONDS) -> int:
         """Delete what killed writers left behind; returns how many files went."""

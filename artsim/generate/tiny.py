@@ -6,7 +6,7 @@ on an aesthetic score, only the second, projecting CLIP text encoder, `text_enco
 `sdxl` backend can be tested and benchmarked end to end where no weights can be fetched:
 
     python -c "from artsim.generate.tiny import build_tiny_refiner; build_tiny_refiner('tiny')"
-    dvc exp run -S generate.backend=sdxl -S generate.model=tiny -S generate.resolution=64
+    dvc exp run -S generate.backend=sdxl -S generate.model_dir=tiny -S generate.resolution=64
 
 Its pictures are noise; only the plumbing is real.
 """

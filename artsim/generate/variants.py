@@ -1,7 +1,7 @@
 """What determines a variant, and the key and seed derived from it.
 
 A key is a hash over a variant's *recipe*: every input that changes its pixels (original
-content hash, backend, model, prompt, strength, steps, guidance, seed, resolution, VAE,
+content hash, backend, model at its hub revision, prompt, strength, steps, guidance, seed, resolution, VAE,
 dtype, JPEG quality). Whatever only says how to run (batch size, device, processes) stays
 out, so that a rerun with other settings reuses finished work. The key names the stored
 file and the manifest row, and seeds the variant's own noise.
@@ -59,17 +59,18 @@ def variant_seed(key: str) -> int:
     return int(hashlib.sha256(f"seed|{key}".encode()).hexdigest()[:15], 16)
 
 
-def weights_identity(name: str | None) -> str | None:
-    """What identifies a model for keys: a hub id as given, a local folder by a fingerprint.
+def weights_identity(name: str | None, revision: str | None = None) -> str | None:
+    """What identifies a model for keys: a hub id at its revision, a local folder by a fingerprint.
 
-    The fingerprint, not the path, keys a folder: moving it keeps its variants, changing its
-    weights or configs does not.
+    A hub id alone names whatever its repository holds today, so its revision (a commit, or
+    a branch that moves) is part of it. The fingerprint, not the path, keys a folder (whose
+    revision means nothing): moving it keeps its variants, changing its weights or configs does not.
     """
     if name is None:
         return None
     folder = Path(name)
     if not folder.is_dir():
-        return name
+        return f"{name}@{revision}" if revision else name
     digest = hashlib.sha256()
     for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
         relative = path.relative_to(folder).as_posix()

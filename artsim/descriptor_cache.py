@@ -1,0 +1,102 @@
+"""The on-disk cache of descriptors: one .npy per (descriptor family and its params, image content).
+
+Each family (color, texture, edges) has its own folder named by a digest of what decides its
+vectors: the family's own params, the describing size, and the versions of the libraries that
+decode and compute them. Changing `describe.canny_low` therefore names a new edges folder and
+leaves colour and texture found; adding images computes only theirs. Entries are keyed by the
+sha256 of the image file, so a renamed or re-generated identical image is found again.
+
+Entries are written atomically (temporary name, rename) and checked on read (dtype, shape,
+finite values): a damaged one is logged, deleted, counted in `healed` and computed again.
+Layout: `<root>/<family>-<digest[:16]>/<image sha256[:2]>/<image sha256>.npy`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import cv2
+import mahotas
+import numpy as np
+import PIL
+
+from artsim.config import DescribeParams
+from artsim.descriptors import HARALICK_FEATURES
+from artsim.images import write_atomically
+
+log = logging.getLogger(__name__)
+
+# Bump when a family's code changes what it computes, so older entries are not reused.
+FAMILY_VERSIONS = {"color": 1, "texture": 1, "edges": 1}
+
+
+def family_params(family: str, params: DescribeParams) -> dict:
+    """The params that decide one family's vector (size decides the pixels all of them see)."""
+    own = {
+        "color": {"hsv_bins": list(params.hsv_bins)},
+        "texture": {"haralick_levels": params.haralick_levels},
+        "edges": {"canny_low": params.canny_low, "canny_high": params.canny_high, "edge_grid": params.edge_grid},
+    }[family]
+    return {"size": params.size, **own}
+
+
+def family_length(family: str, params: DescribeParams) -> int:
+    return {
+        "color": int(np.prod(params.hsv_bins)),
+        "texture": HARALICK_FEATURES,
+        "edges": params.edge_grid * params.edge_grid,
+    }[family]
+
+
+def family_digest(family: str, params: DescribeParams) -> str:
+    computed_by = {"opencv": cv2.__version__, "pillow": PIL.__version__,
+                   "mahotas": mahotas.__version__ if family == "texture" else None}
+    key = {"family": family, "version": FAMILY_VERSIONS[family], "params": family_params(family, params),
+           "computed_by": computed_by}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+class DescriptorCache:
+    """Descriptor vectors of single images, one folder per family and params."""
+
+    def __init__(self, root: Path, params: DescribeParams) -> None:
+        self.root = Path(root)
+        self.folders = {f: self.root / f"{f}-{family_digest(f, params)[:16]}" for f in FAMILY_VERSIONS}
+        self.lengths = {f: family_length(f, params) for f in FAMILY_VERSIONS}
+        self.healed = 0
+
+    def path(self, family: str, image_sha256: str) -> Path:
+        return self.folders[family] / image_sha256[:2] / f"{image_sha256}.npy"
+
+    def load(self, family: str, image_sha256: str) -> np.ndarray | None:
+        """The stored vector, or None when absent or damaged (a damaged entry is deleted and counted)."""
+        path = self.path(family, image_sha256)
+        try:
+            vector = np.load(path, allow_pickle=False)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, EOFError) as exc:
+            return self._heal(path, f"not a .npy file: {exc}")
+        problem = self._damage(family, vector)
+        return vector if problem is None else self._heal(path, problem)
+
+    def _damage(self, family: str, vector: np.ndarray) -> str | None:
+        if vector.dtype != np.float64 or vector.shape != (self.lengths[family],):
+            return f"{vector.dtype} {vector.shape}, not float64 ({self.lengths[family]},)"
+        if not np.isfinite(vector).all():
+            return "non-finite values"
+        return None
+
+    def _heal(self, path: Path, problem: str) -> None:
+        log.warning("descriptor cache: %s is damaged (%s); computing it again", path, problem)
+        path.unlink(missing_ok=True)
+        self.healed += 1
+        return None
+
+    def save(self, family: str, image_sha256: str, vector: np.ndarray) -> None:
+        # No fsync: a torn entry after a power cut is caught by the check on read and recomputed.
+        write_atomically(self.path(family, image_sha256),
+                         lambda handle: np.save(handle, np.asarray(vector, dtype=np.float64), allow_pickle=False),
+                         durable=False)

@@ -1,0 +1,261 @@
+"""What DVC costs on image-sized outputs: a synthetic WikiArt-shaped dataset of N originals,
+the `import` backend with 3 variants each, `dvc repro` through `describe`, per DVC cache type.
+
+For each N and each `cache.type` it copies the repository (as a clone would hold it) to a
+scratch folder, runs `dvc repro <until>` and prints:
+
+- each stage's own time (its process' wall time, recorded by a wrapper around its command),
+- DVC's time beyond the stages (wall time of `dvc repro` minus the stages'),
+- no-op `dvc status` (first call after the run, then the best of two more),
+- disk used by the workspace outputs + DVC cache + variant store (hard links counted once)
+  against the size of the images (unique JPEG files of data/ingested and data/generated),
+- with `--push-pull`: `dvc push` to a local remote, a `git clone` elsewhere with an empty
+  variant store, `dvc pull`, then `dvc status` must be clean and `dvc repro` must run nothing.
+
+Usage (slow: N=20,000 writes 80,000 JPEGs and DVC hashes every one):
+    nice -n 15 .venv/bin/python bench/dvc_scale.py --n 2000 --cache-types copy hardlink --push-pull
+    nice -n 15 .venv/bin/python bench/dvc_scale.py --n 20000 --until generate
+The scratch folder (`--work`, default a temporary one) must be on one filesystem, as a
+workspace and its caches usually are. Internally the script also runs as the stage wrapper:
+`bench/dvc_scale.py timed <stage> <command...>`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+STAGE_ORDER = ["ingest", "generate", "describe"]
+STRENGTHS = [0.25, 0.5, 0.75]
+STYLES = [
+    "Abstract_Expressionism", "Baroque", "Cubism", "Early_Renaissance", "Expressionism",
+    "Impressionism", "Minimalism", "Naive_Art_Primitivism", "Northern_Renaissance", "Pop_Art",
+    "Post_Impressionism", "Realism", "Rococo", "Romanticism", "Symbolism", "Ukiyo_e",
+]
+# `<value>` of cache.type written to the copy's .dvc/config.
+# "copy" is DVC's default (reflink where the filesystem can, else copy): the layout before this bench.
+CACHE_TYPES = {"copy": "reflink,copy", "hardlink": "hardlink,copy", "symlink": "symlink,copy"}
+TIMES_ENV = "DVC_SCALE_TIMES"
+
+
+# --- the stage wrapper: runs inside `dvc repro` ---------------------------------------------
+
+def timed(stage: str, command: list[str]) -> int:
+    """Run one stage's command and append its wall time to $DVC_SCALE_TIMES (outside the workspace)."""
+    started = time.perf_counter()
+    code = subprocess.call(command)
+    with open(os.environ[TIMES_ENV], "a") as times:
+        times.write(json.dumps({"stage": stage, "seconds": time.perf_counter() - started}) + "\n")
+    return code
+
+
+# --- the synthetic dataset ------------------------------------------------------------------
+
+def _save_painting(rng, size: tuple[int, int], grains: list, path: Path) -> None:
+    """A smooth random colour field (its own: every file differs) plus grain from a small pool
+    (cheap to make, and compresses like a painting scan rather than like flat colour).
+    The random draws happen even when `path` exists, so an interrupted build resumes identically."""
+    import numpy as np
+    from PIL import Image
+
+    small = rng.integers(0, 256, size=(6, 8, 3), dtype=np.uint8)
+    grain = grains[int(rng.integers(len(grains)))]
+    if path.exists():
+        return
+    base = np.asarray(Image.fromarray(small).resize(size, Image.Resampling.BICUBIC), dtype=np.int16)
+    image = Image.fromarray(np.clip(base + grain[: base.shape[0], : base.shape[1]], 0, 255).astype(np.uint8))
+    image.save(path.with_name(".tmp-" + path.name), format="JPEG", quality=90)
+    path.with_name(".tmp-" + path.name).rename(path)
+
+
+def build_dataset(root: Path, count: int, side: int) -> tuple[Path, Path]:
+    """`source/<Style>/<artist>_<title>-<year>.jpg` and `import/<Style>/<stem>_<strength>.jpg` (3 per original)."""
+    import numpy as np
+    from tqdm import tqdm
+
+    source, imported = root / "source", root / "import"
+    done = root / "complete"
+    if done.exists():
+        return source, imported
+    rng = np.random.default_rng(count)
+    grains = [rng.integers(-12, 13, size=(side, side, 3), dtype=np.int16) for _ in range(8)]
+    for index in tqdm(range(count), desc=f"synthetic dataset N={count}", file=sys.stderr, mininterval=5):
+        style = STYLES[index % len(STYLES)]
+        stem = f"artist-{index % 997}_painting-{index}-{1800 + index % 200}"
+        size = (side, side * 3 // 4) if index % 2 else (side * 3 // 4, side)
+        (source / style).mkdir(parents=True, exist_ok=True)
+        (imported / style).mkdir(parents=True, exist_ok=True)
+        _save_painting(rng, size, grains, source / style / f"{stem}.jpg")
+        for strength in STRENGTHS:
+            _save_painting(rng, size, grains, imported / style / f"{stem}_{strength}.jpg")
+    done.touch()
+    return source, imported
+
+
+# --- one measured workspace -----------------------------------------------------------------
+
+def environment(artsim_cache: Path, times: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.update(DVC_NO_ANALYTICS="1", HF_HUB_OFFLINE="1", OMP_WAIT_POLICY="PASSIVE", ARTSIM_CACHE=str(artsim_cache))
+    env[TIMES_ENV] = str(times)
+    env.update(GIT_AUTHOR_NAME="b", GIT_AUTHOR_EMAIL="b@b", GIT_COMMITTER_NAME="b", GIT_COMMITTER_EMAIL="b@b")
+    return env
+
+
+def run(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
+    started = time.perf_counter()
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed in {cwd}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return seconds, result.stdout + result.stderr
+
+
+def make_workspace(target: Path, source: Path, imported: Path, cache_type: str, env: dict[str, str]) -> None:
+    """A copy of the repository (what git tracks or would track), params pointed at the dataset, stages timed."""
+    import yaml
+
+    sys.path.insert(0, str(REPO_ROOT))
+    from tests.helpers import copy_worktree
+
+    target.mkdir(parents=True)
+    copy_worktree(target)
+    params = yaml.safe_load((target / "params.yaml").read_text())
+    params["ingest"]["source"] = str(source)
+    params["generate"].update(backend="import", import_dir=str(imported), strengths=STRENGTHS,
+                              import_template="{style}/{stem}_{strength}.jpg")
+    (target / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    pipeline = yaml.safe_load((target / "dvc.yaml").read_text())
+    for name, stage in pipeline["stages"].items():
+        stage["cmd"] = f"python bench/dvc_scale.py timed {name} {stage['cmd']}"
+    (target / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
+    run(["git", "init", "-q"], target, env)
+    run(["dvc", "config", "cache.type", cache_type], target, env)
+    run(["git", "add", "-A"], target, env)
+    run(["git", "commit", "-q", "-m", "bench"], target, env)
+
+
+def disk_kib(paths: list[Path]) -> dict[str, int]:
+    """`du -sk` of each path, in one call so that an inode already counted (a hard link) counts once."""
+    existing = [p for p in paths if p.exists()]
+    out = subprocess.run(["du", "-sk", *map(str, existing)], capture_output=True, text=True, check=True).stdout
+    return {Path(line.split("\t", 1)[1]).name: int(line.split("\t", 1)[0]) for line in out.splitlines()}
+
+
+def image_kib(workspace: Path) -> int:
+    """Allocated size of the images themselves: unique inodes of the JPEGs of data/ingested and data/generated."""
+    seen: dict[tuple[int, int], int] = {}
+    for folder in ("data/ingested", "data/generated"):
+        for path in (workspace / folder).rglob("*.jpg"):
+            info = path.stat()
+            seen[(info.st_dev, info.st_ino)] = info.st_blocks * 512
+    return sum(seen.values()) // 1024
+
+
+def stage_times(times: Path) -> dict[str, float]:
+    totals: dict[str, float] = {}
+    for line in times.read_text().splitlines() if times.exists() else []:
+        record = json.loads(line)
+        totals[record["stage"]] = totals.get(record["stage"], 0.0) + record["seconds"]
+    return totals
+
+
+def measure(work: Path, count: int, kind: str, until: str, source: Path, imported: Path, push_pull: bool) -> dict:
+    root = work / f"n{count}-{kind}"
+    shutil.rmtree(root, ignore_errors=True)  # a rerun in the same --work starts from scratch
+    workspace, artsim_cache, times = root / "repo", root / "artsim-cache", root / "times.jsonl"
+    env = environment(artsim_cache, times)
+    make_workspace(workspace, source, imported, CACHE_TYPES[kind], env)
+    repro_s, _ = run(["dvc", "repro", until], workspace, env)
+    stages = stage_times(times)
+    status = ["dvc", "status", "--with-deps", until]  # the stages after `until` never ran
+    status_first, status_out = run(status, workspace, env)
+    status_best = min(run(status, workspace, env)[0] for _ in range(2))
+    dvc_cache = workspace / ".dvc" / "cache"
+    outputs = [workspace / "data" / name for name in ("ingested", "generated", "descriptors")]
+    disk = disk_kib([artsim_cache, *outputs, dvc_cache])
+    row = {
+        "n": count, "cache_type": kind, "until": until, "stages_s": stages, "repro_s": repro_s,
+        "dvc_s": repro_s - sum(stages.values()), "status_first_s": status_first, "status_best_s": status_best,
+        "status_clean": "up to date" in status_out, "disk_kib": disk, "images_kib": image_kib(workspace),
+    }
+    if push_pull:
+        row["push_pull"] = push_and_pull(root, workspace, until, env)
+    return row
+
+
+def push_and_pull(root: Path, workspace: Path, until: str, env: dict[str, str]) -> dict:
+    """Push to a local remote, clone elsewhere with an empty variant store, pull: clean and nothing to run?"""
+    run(["dvc", "remote", "add", "-d", "local", str(root / "remote")], workspace, env)
+    run(["git", "add", "-A"], workspace, env)
+    run(["git", "commit", "-q", "-m", "results"], workspace, env)
+    push_s, _ = run(["dvc", "push"], workspace, env)
+    clone = root / "clone"
+    run(["git", "clone", "-q", str(workspace), str(clone)], root, env)
+    clone_env = dict(env, ARTSIM_CACHE=str(root / "clone-artsim-cache"))  # another machine: no store
+    pull_s, _ = run(["dvc", "pull", "--with-deps", until], clone, clone_env)
+    _, status = run(["dvc", "status", "--with-deps", until], clone, clone_env)
+    _, repro = run(["dvc", "repro", until], clone, clone_env)
+    return {
+        "push_s": push_s, "pull_s": pull_s, "remote_kib": disk_kib([root / "remote"])["remote"],
+        "clone_status_clean": "up to date" in status, "clone_repro_ran": re.findall(r"Running stage '(\w+)'", repro),
+    }
+
+
+# --- report ---------------------------------------------------------------------------------
+
+def print_row(row: dict) -> None:
+    stages = " ".join(f"{name} {seconds:.1f}" for name, seconds in row["stages_s"].items())
+    compute = sum(row["stages_s"].values())
+    disk = row["disk_kib"]
+    used = sum(disk.values())
+    print(f"N={row['n']:>6} cache.type={row['cache_type']:<8} repro {row['repro_s']:7.1f} s | stages {compute:7.1f} s ({stages})"
+          f" | DVC beyond stages {row['dvc_s']:6.1f} s = {100 * row['dvc_s'] / compute:5.1f}% | no-op status"
+          f" {row['status_first_s']:5.1f} s first, {row['status_best_s']:5.1f} s best{'' if row['status_clean'] else ' NOT CLEAN'}")
+    parts = " + ".join(f"{name} {kib / 1024:.0f}" for name, kib in disk.items())
+    print(f"         disk {used / 1024:7.0f} MiB ({parts}) for {row['images_kib'] / 1024:.0f} MiB of images: x{used / max(row['images_kib'], 1):.2f}")
+    if "push_pull" in row:
+        pp = row["push_pull"]
+        print(f"         push {pp['push_s']:.1f} s ({pp['remote_kib'] / 1024:.0f} MiB), pull into a clone {pp['pull_s']:.1f} s;"
+              f" clone status clean: {pp['clone_status_clean']}; clone repro ran: {pp['clone_repro_ran'] or 'nothing'}")
+    sys.stdout.flush()
+
+
+def main() -> None:
+    if len(sys.argv) > 2 and sys.argv[1] == "timed":
+        sys.exit(timed(sys.argv[2], sys.argv[3:]))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, nargs="+", default=[2000])
+    parser.add_argument("--cache-types", nargs="+", choices=sorted(CACHE_TYPES), default=["copy", "hardlink"])
+    parser.add_argument("--until", choices=STAGE_ORDER, default="describe")
+    parser.add_argument("--side", type=int, default=384, help="long side of the synthetic paintings")
+    parser.add_argument("--work", type=Path, default=None, help="scratch folder (kept); default: a temporary one, removed")
+    parser.add_argument("--push-pull", action="store_true")
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    args = parser.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="dvc-scale-"))
+    rows = []
+    try:
+        for count in args.n:
+            source, imported = build_dataset(work / f"dataset-{count}", count, args.side)
+            for kind in args.cache_types:
+                rows.append(measure(work, count, kind, args.until, source, imported, args.push_pull))
+                print_row(rows[-1])
+                if args.json:
+                    args.json.write_text(json.dumps(rows, indent=1))
+    finally:
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""Backend `import` on untrusted metadata and folders: every adopted file stays inside
+`generate.import_dir`, and templates never let a metadata value be interpreted."""
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from artsim.config import GenerateParams, ParamsError, parse_params
+from artsim.generate.assemble import failed_by_reason_table, failures_table, generate_metrics
+from artsim.generate.importer import ImportBackend
+from artsim.generate.prompts import import_pattern, render_prompt
+from artsim.generate.run import generate
+from artsim.generate.variants import Variant
+from artsim.images import ImageRejected
+from tests.generate_fixtures import make_ingested
+
+TEMPLATE = "{style}/{stem}_resize768_generated.jpg"
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory) -> pd.DataFrame:
+    return make_ingested(tmp_path_factory.mktemp("ingested"), count=2)
+
+
+def stem(row: pd.Series) -> str:
+    return Path(row["source_path"]).stem
+
+
+def plant(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (24, 16), (200, 10, 10)).save(path, quality=90)
+    return path
+
+
+def run_import(originals: pd.DataFrame, folder: Path, tmp_path: Path, template: str = TEMPLATE):
+    config = GenerateParams(backend="import", import_dir=folder, import_template=template, strengths=[0.4], store=tmp_path / "store")
+    result = generate(originals, Path("."), config, seed=1)
+    reported = failures_table(result)
+    return result, dict(zip(reported["original_id"], reported["reason"]))
+
+
+def adopted_sources(result) -> set[str]:
+    return {v.source for v in result.variants}
+
+
+# --- what a metadata value can reach -----------------------------------------------------------
+
+def test_a_style_with_dot_dot_does_not_adopt_a_file_outside_the_folder(manifest, tmp_path):
+    originals = manifest.copy()
+    originals.loc[0, "style"] = "../outside"
+    folder = tmp_path / "published"
+    plant(folder / originals.loc[1, "style"] / f"{stem(originals.loc[1])}_resize768_generated.jpg")
+    secret = plant(tmp_path / "outside" / f"{stem(originals.loc[0])}_resize768_generated.jpg")
+    result, reported = run_import(originals, folder, tmp_path)
+    assert len(result.variants) == 1 and all(not s.startswith("..") for s in adopted_sources(result))
+    assert secret.is_file() and originals.loc[0, "id"] in reported  # reported, not adopted
+
+
+def test_an_absolute_style_is_reported_not_a_crash(manifest, tmp_path):
+    originals = manifest.copy()
+    originals.loc[0, "style"] = "/etc"
+    folder = tmp_path / "published"
+    plant(folder / originals.loc[1, "style"] / f"{stem(originals.loc[1])}_resize768_generated.jpg")
+    result, reported = run_import(originals, folder, tmp_path)
+    assert len(result.variants) == 1 and originals.loc[0, "id"] in reported
+
+
+def test_an_empty_field_never_makes_an_absolute_pattern(manifest, tmp_path):
+    originals = manifest.copy()
+    originals.loc[0, "year"] = ""
+    folder = tmp_path / "published"
+    plant(folder / originals.loc[1, "year"] / f"{stem(originals.loc[1])}.jpg")
+    plant(folder / f"{stem(originals.loc[0])}.jpg")  # at the root: the empty year must not land here by accident
+    result, reported = run_import(originals, folder, tmp_path, "{year}/{stem}.jpg")
+    assert adopted_sources(result) == {f"{originals.loc[1, 'year']}/{stem(originals.loc[1])}.jpg"}
+    assert reported[originals.loc[0, "id"]] == "empty_path_component"
+    assert result.failed_by_reason == {"empty_path_component": 1}
+
+
+def test_a_dot_or_dot_dot_value_cannot_be_a_path_component():
+    for value in (".", ".."):
+        with pytest.raises(ValueError, match="path component"):
+            import_pattern(TEMPLATE, {"style": value, "source_path": "x/a.jpg"}, 0.4)
+    # Inside a larger name a dot is just a dot; separators and NUL in a value are neutralised.
+    assert import_pattern(TEMPLATE, {"style": "..a/b\\c\0d", "source_path": "x/a.jpg"}, 0.4) == "..a_b_c_d/a_resize768_generated.jpg"
+
+
+def test_a_name_too_long_for_the_filesystem_is_reported_not_a_crash(manifest, tmp_path):
+    originals = manifest.copy()
+    originals.loc[0, "title"] = "Long " * 100
+    folder = tmp_path / "published"
+    plant(folder / f"{originals.loc[1, 'title']}.jpg")
+    result, reported = run_import(originals, folder, tmp_path, "{title}.jpg")
+    assert len(result.variants) == 1 and reported[originals.loc[0, "id"]] == "unreadable_path"
+
+
+def test_a_source_dir_that_climbs_out_is_refused(manifest, tmp_path):
+    originals = manifest.copy()
+    originals.loc[0, "source_path"] = "../outside/evil.jpg"  # e.g. a manifest written by another tool
+    folder = tmp_path / "published"
+    plant(tmp_path / "outside" / "evil.jpg")
+    plant(folder / "x.jpg")
+    result, reported = run_import(originals, folder, tmp_path, "{source_dir}/{stem}.jpg")
+    assert not result.variants and reported[originals.loc[0, "id"]] == "path_escapes_root"
+
+
+# --- links -------------------------------------------------------------------------------------
+
+def test_a_link_out_of_the_import_folder_is_refused_and_one_inside_is_adopted(manifest, tmp_path):
+    folder = tmp_path / "published"
+    secret = plant(tmp_path / "outside" / "secret.jpg")
+    first, second = manifest.loc[0], manifest.loc[1]
+    link_out = folder / first["style"] / f"{stem(first)}_resize768_generated.jpg"
+    link_out.parent.mkdir(parents=True)
+    os.symlink(secret, link_out)
+    real = plant(folder / "real" / "inside.jpg")
+    link_in = folder / second["style"] / f"{stem(second)}_resize768_generated.jpg"
+    link_in.parent.mkdir(parents=True)
+    os.symlink(real, link_in)
+    result, reported = run_import(manifest, folder, tmp_path)
+    assert adopted_sources(result) == {link_in.relative_to(folder).as_posix()}
+    assert reported == {first["id"]: "link_outside_source"}
+    assert generate_metrics(result, 1, "import", "m")["failed"] == 1
+    assert failed_by_reason_table(result).to_dict("records") == [{"reason": "link_outside_source", "count": 1}]
+    assert failures_table(result).set_index("original_id")["reason"].to_dict() == {first["id"]: "link_outside_source"}
+
+
+def test_a_linked_folder_pointing_out_is_refused(manifest, tmp_path):
+    folder = tmp_path / "published"
+    first = manifest.loc[0]
+    plant(tmp_path / "elsewhere" / f"{stem(first)}_resize768_generated.jpg")
+    folder.mkdir()
+    os.symlink(tmp_path / "elsewhere", folder / first["style"])
+    result, reported = run_import(manifest.iloc[:1], folder, tmp_path)
+    assert not result.variants and reported == {first["id"]: "link_outside_source"}
+
+
+def test_a_file_swapped_for_an_outside_link_after_planning_is_not_read(tmp_path):
+    folder = tmp_path / "published"
+    folder.mkdir()
+    os.symlink(plant(tmp_path / "secret.jpg"), folder / "a.jpg")
+    variant = Variant(key="k", original_id="o", original_path="p", strength=0.4, backend="import", model="m", seed=1, source="a.jpg")
+    with pytest.raises(ImageRejected) as rejected:
+        ImportBackend(folder).load(variant)
+    assert rejected.value.reason == "link_outside_source"
+
+
+# --- template validation -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("key", ["prompt", "negative_prompt", "import_template"])
+@pytest.mark.parametrize(
+    ("template", "says"),
+    [("{year:04d} {stem}", "format spec"), ("{title:{style}} {stem}", "format spec"), ("{title!r} {stem}", "conversion")],
+)
+def test_format_specs_and_conversions_fail_validation_naming_the_key(key, template, says, tmp_path):
+    if key != "import_template":
+        template = template.replace(" {stem}", "")
+    raw = {"ingest": {"source": "x"}, "generate": {"backend": "import", "import_dir": str(tmp_path), "strengths": [0.4], key: template}}
+    with pytest.raises(ParamsError) as error:
+        parse_params(raw)
+    assert f"generate.{key}" in str(error.value) and says in str(error.value)
+
+
+def test_format_specs_that_suit_the_field_pass():
+    parse_params({"ingest": {"source": "x"}, "generate": {"prompt": "{title:.40}, {year:>4}", "import_template": "{strength:.2f}/{stem}.jpg"}})
+
+
+@pytest.mark.parametrize("template", ["/{style}/{stem}.jpg", "../{stem}.jpg", "{style}//{stem}.jpg", "{style}/./{stem}.jpg"])
+def test_an_import_template_must_stay_a_relative_path(template, tmp_path):
+    with pytest.raises(ParamsError, match="generate.import_template.*component"):
+        parse_params({"ingest": {"source": "x"}, "generate": {"backend": "import", "import_dir": str(tmp_path), "strengths": [0.4], "import_template": template}})
+
+
+@pytest.mark.parametrize("value", ["{style}", "{0}", "{title!r:>{year}}"])
+def test_a_metadata_value_is_rendered_literally(value):
+    row = {"title": value, "style": "Baroque", "year": "1650", "source_path": "Baroque/a.jpg"}
+    assert render_prompt("{title}, {style}", row) == f"{value}, Baroque"
+    pattern = import_pattern("{style}/{title}.jpg", row, 0.4)
+    assert pattern.startswith("Baroque/") and "Baroque" not in pattern[len("Baroque/"):]
