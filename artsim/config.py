@@ -340,7 +340,7 @@ class FinetuneParams(TrainingRun, LearningRecipe):
     min_class_size: int = Field(2, ge=1, description="classes with fewer train images are merged into 'other'")
     image_size: int = Field(96, ge=32, le=1024)
     epochs: int = Field(8, ge=1)
-    batch_size: int = Field(16, ge=1, description="images per optimiser step, over all ranks")
+    batch_size: int = Field(16, ge=2, description="images per optimiser step, over all ranks (BatchNorm needs two)")
     lr: float = Field(1e-3, gt=0.0)
     weight_decay: float = Field(1e-4, ge=0.0)
 

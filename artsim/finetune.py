@@ -27,6 +27,7 @@ from artsim.config import FinetuneParams, result_params
 from artsim.distributed import gather_to_all
 from artsim.images import ImageRejected, load_rgb
 from artsim.labels import (
+    UNSEEN,
     check_labels,
     class_indices,
     classification_metrics,
@@ -146,8 +147,12 @@ def _usable_labelled_files(manifest: pd.DataFrame, images_dir: Path, label: str)
 
 def _split_dataset(files: pd.DataFrame, split: str, params: FinetuneParams, classes: Sequence[str]) -> LabelledImages:
     rows = files[files["split"] == split]
+    targets = np.asarray(class_indices(rows[params.label], classes), dtype=np.int64)
+    if (unseen := int((targets == UNSEEN).sum())):
+        log.warning("%s: %d images have a %s no class covers (none in train); left out", split, unseen, params.label)
     transform = (classifier_train_transform if split == "train" else classifier_eval_transform)(params.image_size)
-    return LabelledImages(list(rows["file"]), class_indices(rows[params.label], classes), transform)
+    keep = targets != UNSEEN
+    return LabelledImages(list(rows.loc[keep, "file"]), targets[keep].tolist(), transform)
 
 
 def _train_loader(dataset: LabelledImages, params: FinetuneParams, seed: int, runtime: Runtime) -> DataLoader:

@@ -6,6 +6,7 @@ import hashlib
 import io
 import math
 import os
+import stat
 import tempfile
 import threading
 import warnings
@@ -181,3 +182,28 @@ def resize_long_side(img: Image.Image, long_side: int) -> Image.Image:
     if size == img.size:
         return img
     return img.resize(size, Image.Resampling.BICUBIC)
+
+
+# Files from outside are read whole only when they are regular files of a sane size.
+MAX_FILE_BYTES = 268_435_456
+
+
+def read_regular_file(path: Path, max_bytes: int) -> bytes:
+    """The bytes of `path`, refused (ImageRejected) from its status, before reading, if it is
+    not a regular file (opening a FIFO would block forever) or is over `max_bytes`."""
+    status = os.stat(path)
+    if not stat.S_ISREG(status.st_mode):
+        raise ImageRejected("not_a_regular_file", _file_kind(status.st_mode))
+    if status.st_size > max_bytes:
+        raise ImageRejected("file_too_large", f"{status.st_size} bytes, over max_file_bytes={max_bytes}")
+    # O_NONBLOCK and fstat: a name swapped for a FIFO since the stat still cannot block us.
+    with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise ImageRejected("not_a_regular_file", "replaced while being opened")
+        return handle.read(max_bytes + 1)  # a file grown since the stat is caught by the caller's length check
+
+
+def _file_kind(mode: int) -> str:
+    kinds = {stat.S_ISDIR: "a folder", stat.S_ISFIFO: "a FIFO (named pipe)", stat.S_ISSOCK: "a socket",
+             stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device"}
+    return next((kind for test, kind in kinds.items() if test(mode)), "not a regular file")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import stat
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from functools import partial
@@ -23,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from artsim.images import ImageRejected, content_hash, fit_within, load_rgb, save_jpeg_atomic
+from artsim.images import ImageRejected, content_hash, fit_within, load_rgb, read_regular_file, save_jpeg_atomic
 from artsim.metadata_csv import legible
 from artsim.parallel import ordered_map
 from artsim.sources import LABEL_FIELDS, SourceImage, SourceItem, SourceProblem
@@ -267,24 +266,3 @@ def _normalise(item: SourceItem, out_dir: Path, settings: IngestSettings) -> dic
 
 def _decoder_crashed(item: SourceItem) -> SourceProblem:
     return SourceProblem(item.relative, "decoder_crashed", "its worker process died decoding it (e.g. a segfault in a C decoder)")
-
-
-def read_regular_file(path: Path, max_bytes: int) -> bytes:
-    """The bytes of `path`, refused (ImageRejected) from its status, before reading, if it is
-    not a regular file (opening a FIFO would block forever) or is over `max_bytes`."""
-    status = os.stat(path)
-    if not stat.S_ISREG(status.st_mode):
-        raise ImageRejected("not_a_regular_file", _file_kind(status.st_mode))
-    if status.st_size > max_bytes:
-        raise ImageRejected("file_too_large", f"{status.st_size} bytes, over max_file_bytes={max_bytes}")
-    # O_NONBLOCK and fstat: a name swapped for a FIFO since the stat still cannot block us.
-    with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as handle:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            raise ImageRejected("not_a_regular_file", "replaced while being opened")
-        return handle.read(max_bytes + 1)  # a file grown since the stat is caught by the caller's length check
-
-
-def _file_kind(mode: int) -> str:
-    kinds = {stat.S_ISDIR: "a folder", stat.S_ISFIFO: "a FIFO (named pipe)", stat.S_ISSOCK: "a socket",
-             stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device"}
-    return next((kind for test, kind in kinds.items() if test(mode)), "not a regular file")

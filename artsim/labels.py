@@ -23,15 +23,13 @@ class NotEnoughClasses(NotEnoughData):
     """Fewer than two real classes have enough train images: nothing for a classifier to tell apart."""
 
 
-def class_names(train_labels: Iterable[str], min_class_size: int, eval_labels: Iterable[str] = ()) -> list[str]:
-    """Labels with at least `min_class_size` train images, sorted, then OTHER when needed.
-
-    OTHER (always last) collects the labels too rare in train to be learnt and those
-    seen only in `eval_labels` (val/test), so that every image has a class.
-    """
+def class_names(train_labels: Iterable[str], min_class_size: int) -> list[str]:
+    """Labels with at least `min_class_size` train images, sorted, then OTHER when some train
+    label is too rare to be learnt. Decided by train images alone: what val/test hold never
+    shapes the model (a label only they know goes to OTHER, or is left out: class_indices)."""
     counts = Counter(train_labels)
     kept = sorted(label for label, n in counts.items() if n >= min_class_size and label != OTHER)
-    needs_other = any(label not in kept for label in (*counts, *eval_labels))
+    needs_other = any(label not in kept for label in counts)
     return [*kept, OTHER] if needs_other else kept
 
 
@@ -50,7 +48,7 @@ def learnable_classes(labelled: pd.DataFrame, params: FinetuneParams, unlabelled
     """
     is_train = labelled["split"] == "train"
     train_labels = labelled.loc[is_train, params.label]
-    classes = class_names(train_labels, params.min_class_size, labelled.loc[~is_train, params.label])
+    classes = class_names(train_labels, params.min_class_size)
     real = [name for name in classes if name != OTHER]
     if len(real) < 2:
         raise NotEnoughClasses(_too_few_classes(real, train_labels.nunique(), unlabelled, params))
@@ -74,9 +72,15 @@ def check_labels(manifest: pd.DataFrame, params: FinetuneParams) -> None:
     learnable_classes(manifest[labelled], params, int((~labelled).sum()))
 
 
+UNSEEN = -1  # class_indices of a val/test label that no class covers
+
+
 def class_indices(labels: Iterable[str], classes: Sequence[str]) -> list[int]:
+    """Each label's class: its own, else OTHER when there is one, else UNSEEN (a label only
+    val/test hold, with no OTHER to take it: such images are left out of evaluation)."""
     position = {name: i for i, name in enumerate(classes)}
-    return [position[label] if label in position else position[OTHER] for label in labels]
+    fallback = position.get(OTHER, UNSEEN)
+    return [position.get(label, fallback) for label in labels]
 
 
 def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int],

@@ -98,11 +98,12 @@ def _negative_pairs(variants: pd.DataFrame, negatives: int, rng: np.random.Gener
 class _NegativeSampler:
     """Draws negatives for one original at a time in O(draws), so that all of WikiArt stays fast.
 
-    Candidates, in order of preference (the first non-empty one is used):
-    same split and unrelated; same split; any split and unrelated; any split. "Unrelated"
-    also excludes variants whose style was taken from the original (partly derived from it);
-    a negative is never a variant of the original itself. Staying in the split matters most:
-    a train pair must not show a val/test painting.
+    Candidates, in order of preference (the first non-empty one is used): same split and
+    unrelated; same split; then, for val/test originals only, train and unrelated; train.
+    "Unrelated" also excludes variants whose style was taken from the original (partly
+    derived from it); a negative is never a variant of the original itself. A train pair
+    never shows a val/test painting, and a val pair never a test one: an original without a
+    candidate there gets no negative (counted) rather than one that leaks.
     """
 
     def __init__(self, variants: pd.DataFrame, rng: np.random.Generator) -> None:
@@ -118,10 +119,12 @@ class _NegativeSampler:
     def draw(self, original_id: str, split: str, count: int) -> np.ndarray:
         own = self.own[original_id]
         related = np.union1d(own, self.styled_after.get(original_id, own))
-        tiers = ((split, related), (split, own), (None, related), (None, own))
+        tiers = [(split, related), (split, own)]
+        if split != "train":  # the model has seen train images: they may stand in as negatives
+            tiers += [("train", related), ("train", own)]
         for tier, (pool_split, excluded) in enumerate(tiers):
-            pool = self.everything if pool_split is None else self.by_split[pool_split]
-            in_pool = excluded if pool_split is None else excluded[self.splits[excluded] == pool_split]
+            pool = self.by_split.get(pool_split, self.everything[:0])
+            in_pool = excluded[self.splits[excluded] == pool_split]
             if len(pool) > len(in_pool):
                 self.fallbacks += tier > 0
                 return _draw_excluding(pool, in_pool, count, self.rng)
@@ -130,7 +133,7 @@ class _NegativeSampler:
 
     def report(self) -> None:
         if self.fallbacks:
-            log.warning("%d originals drew negatives outside their split or restyled after them (too few candidates)", self.fallbacks)
+            log.warning("%d originals drew negatives from train or restyled after them (too few candidates)", self.fallbacks)
         if self.missing:
             log.warning("%d originals have no other painting's variant to pair as negative", self.missing)
 

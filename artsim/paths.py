@@ -30,7 +30,7 @@ def resolve_inside(root: Path, relative: str) -> Path | PathRefused:
     try:
         resolved = candidate.resolve(strict=False)
         real_root = root.resolve()
-    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
+    except (OSError, RuntimeError, ValueError) as exc:  # RuntimeError: a symlink loop; ValueError: a NUL byte
         return PathRefused(relative, "unreadable_path", str(exc))
     if resolved.is_relative_to(real_root):
         return candidate

@@ -38,6 +38,7 @@ def test_committed_params_are_valid():
         ("score.negatives", "many", "integer"),
         ("generate.strengths", [0.5, 1.5], "(0, 1]"),
         ("ingest.max_side", 8, "greater than or equal to 32"),
+        ("finetune.batch_size", 1, "greater than or equal to 2"),  # one image per step would train nothing
     ],
 )
 def test_bad_value_names_its_key_and_what_is_allowed(key, value, allowed):

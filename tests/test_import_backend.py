@@ -13,7 +13,8 @@ from artsim.generate.importer import ImportBackend
 from artsim.generate.prompts import import_pattern, render_prompt
 from artsim.generate.run import generate
 from artsim.generate.variants import Variant
-from artsim.images import ImageRejected
+from artsim.images import ImageRejected, content_hash
+from artsim.paths import resolve_inside
 from tests.generate_fixtures import make_ingested
 
 TEMPLATE = "{style}/{stem}_resize768_generated.jpg"
@@ -145,6 +146,34 @@ def test_a_file_swapped_for_an_outside_link_after_planning_is_not_read(tmp_path)
     with pytest.raises(ImageRejected) as rejected:
         ImportBackend(folder).load(variant)
     assert rejected.value.reason == "link_outside_source"
+
+
+def test_a_file_changed_since_planning_is_refused_not_stored_under_the_old_key(tmp_path):
+    folder = tmp_path / "published"
+    plant(folder / "a.jpg")
+    planned = Variant(key="k", original_id="o", original_path="p", strength=0.4, backend="import", model="m", seed=1,
+                      source="a.jpg", source_hash=content_hash((folder / "a.jpg").read_bytes()))
+    data, _ = ImportBackend(folder).load(planned)
+    assert data == (folder / "a.jpg").read_bytes()
+    Image.new("RGB", (24, 16), (10, 200, 10)).save(folder / "a.jpg")  # replaced after planning
+    with pytest.raises(ImageRejected) as rejected:
+        ImportBackend(folder).load(planned)
+    assert rejected.value.reason == "changed_since_planning"
+
+
+def test_a_fifo_in_the_import_folder_never_blocks_planning(manifest, tmp_path):
+    folder = tmp_path / "published"
+    first = manifest.iloc[0]
+    fifo = folder / first["style"] / f"{stem(first)}_resize768_generated.jpg"
+    fifo.parent.mkdir(parents=True)
+    os.mkfifo(fifo)
+    result, reported = run_import(manifest, folder, tmp_path)  # would hang if the FIFO were opened
+    assert not result.variants and first["id"] in reported
+
+
+def test_a_nul_byte_is_refused_not_raised():
+    refused = resolve_inside(Path("/tmp"), "a\x00b.jpg")
+    assert refused.reason == "unreadable_path"
 
 
 # --- template validation -----------------------------------------------------------------------

@@ -285,7 +285,21 @@ def test_negatives_leave_the_split_only_when_it_has_no_other_painting():
     originals, generated = fake_manifests({"train": 5, "val": 1, "test": 3})
     negs = check_negatives(build_pairs(originals, generated, negatives=1, seed=0), generated, originals, 1)
     assert (negs.loc[negs["split"] != "val", "variant_split"] == negs.loc[negs["split"] != "val", "split"]).all()
-    assert (negs.loc[negs["split"] == "val", "variant_split"] != "val").all()
+    assert (negs.loc[negs["split"] == "val", "variant_split"] == "train").all()
+
+
+def test_a_train_painting_never_takes_a_held_out_negative():
+    # One train painting: no other train variant to pair with. It must go without a negative
+    # (a val/test variant in a train pair would show the model a held-out painting), while
+    # the lone test painting may borrow a train variant (the model has seen those anyway).
+    originals, generated = fake_manifests({"train": 1, "val": 3, "test": 1})
+    pairs = build_pairs(originals, generated, negatives=1, seed=0)
+    split_of = originals.set_index("id")["split"]
+    source_split = split_of.loc[generated.set_index("id").loc[pairs["generated_id"], "original_id"]].to_numpy()
+    negatives = pairs.assign(variant_split=source_split)[~pairs["positive"]]
+    assert not (negatives["split"] == "train").any()
+    assert set(negatives.loc[negatives["split"] == "test", "variant_split"]) == {"train"}
+    assert set(negatives.loc[negatives["split"] == "val", "variant_split"]) == {"val"}
 
 
 def test_small_pool_repeats_negatives_evenly_with_unique_pair_ids():

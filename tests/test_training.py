@@ -16,6 +16,7 @@ from artsim.finetune import finetune_classifier
 from artsim.labels import (
     OTHER,
     UNLABELLED,
+    UNSEEN,
     NotEnoughClasses,
     class_indices,
     class_names,
@@ -42,7 +43,7 @@ FINETUNE = FinetuneParams(image_size=32, epochs=6, batch_size=9, lr=2e-3, warmup
 
 def test_rare_classes_are_merged_into_other() -> None:
     train = ["Ukiyo_e"] * 3 + ["Impressionism"] * 2 + ["Abstract_Art"]
-    classes = class_names(train, min_class_size=2, eval_labels=["Baroque"])
+    classes = class_names(train, min_class_size=2)
     assert classes == ["Impressionism", "Ukiyo_e", OTHER]
     # Rare in train, or seen only in val/test: both land in OTHER.
     assert class_indices(["Abstract_Art", "Baroque", "Ukiyo_e"], classes) == [2, 2, 1]
@@ -50,9 +51,9 @@ def test_rare_classes_are_merged_into_other() -> None:
 
 def test_other_exists_only_when_some_label_needs_it() -> None:
     assert class_names(["b", "a", "b"], min_class_size=1) == ["a", "b"]
-    assert class_names(["b", "a", "b"], min_class_size=1, eval_labels=["a", "b"]) == ["a", "b"]
-    # A label only val/test know of still needs a class.
-    assert class_names(["b", "a", "b"], min_class_size=1, eval_labels=["c"]) == ["a", "b", OTHER]
+    # A label only val/test know of never adds a class (their labels must not shape the
+    # model): with no OTHER to take it, its images are left out of evaluation.
+    assert class_indices(["a", "c"], ["a", "b"]) == [0, UNSEEN]
 
 
 def test_classification_metrics() -> None:

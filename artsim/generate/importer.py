@@ -25,7 +25,7 @@ from artsim.generate.backend import Output
 from artsim.generate.prompts import UnusablePath, import_pattern
 from artsim.generate.run import Failure
 from artsim.generate.variants import Variant, variant_key
-from artsim.images import ImageRejected, file_hash, load_rgb
+from artsim.images import MAX_FILE_BYTES, ImageRejected, content_hash, load_rgb, read_regular_file
 from artsim.paths import PathRefused, resolve_inside
 
 log = logging.getLogger(__name__)
@@ -69,16 +69,22 @@ def _find(root: Path, config: GenerateParams, row: Mapping[str, Any], strength: 
         if isinstance(checked, PathRefused):  # checked before the file is read (hashed)
             _refuse(refused, Failure("", row["id"], strength, checked.reason, f"{source} {checked.detail}"))
             continue
+        try:  # a regular file of a sane size only: never blocks on a FIFO, never reads 3 GB
+            source_hash = content_hash(read_regular_file(path, MAX_FILE_BYTES))
+        except (ImageRejected, OSError) as exc:
+            reason, detail = (exc.reason, exc.detail) if isinstance(exc, ImageRejected) else ("unreadable_path", str(exc))
+            _refuse(refused, Failure("", row["id"], strength, reason, f"{source} {detail}"))
+            continue
         key = variant_key({
             "backend": BACKEND,
             "model": config.model,
             "original": row["hash"],
             "strength": strength,
             "source": source,
-            "content": file_hash(path),
+            "content": source_hash,
             "jpeg_quality": config.jpeg_quality,
         })
-        found.append(Variant(key=key, original_id=row["id"], original_path=row["path"], strength=strength, backend=BACKEND, model=config.model, seed=seed, source=source))
+        found.append(Variant(key=key, original_id=row["id"], original_path=row["path"], strength=strength, backend=BACKEND, model=config.model, seed=seed, source=source, source_hash=source_hash))
     return found
 
 
@@ -96,8 +102,10 @@ class ImportBackend:
         path = resolve_inside(self.import_dir, variant.source)
         if isinstance(path, PathRefused):
             raise ImageRejected(path.reason, path.detail)
-        image = load_rgb(path)  # an unreadable file is reported like a broken original
-        return path.read_bytes(), image
+        data = read_regular_file(path, MAX_FILE_BYTES)  # read once: the bytes stored are the bytes checked
+        if content_hash(data) != variant.source_hash:
+            raise ImageRejected("changed_since_planning", f"{variant.source} no longer has the content its key was made from")
+        return data, load_rgb(data)  # an undecodable file is reported like a broken original
 
     def batch_group(self, variant: Variant) -> Hashable:
         return None

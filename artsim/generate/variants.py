@@ -41,6 +41,7 @@ class Variant:
     style_source_id: str = ""
     style_source_path: str = ""
     source: str = ""  # import: the adopted file, relative to generate.import_dir
+    source_hash: str = ""  # import: its sha256 when planned (load refuses a file changed since)
     size: tuple[int, int] | None = None  # sdxl: (width, height) the original is resized to
 
 
