@@ -24,7 +24,7 @@ import PIL
 
 from artsim.config import DescribeParams
 from artsim.descriptors import HARALICK_FEATURES
-from artsim.images import write_atomically
+from artsim.vector_files import read_vector, write_vector
 
 log = logging.getLogger(__name__)
 
@@ -73,30 +73,11 @@ class DescriptorCache:
     def load(self, family: str, image_sha256: str) -> np.ndarray | None:
         """The stored vector, or None when absent or damaged (a damaged entry is deleted and counted)."""
         path = self.path(family, image_sha256)
-        try:
-            vector = np.load(path, allow_pickle=False)
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError, EOFError) as exc:
-            return self._heal(path, f"not a .npy file: {exc}")
-        problem = self._damage(family, vector)
-        return vector if problem is None else self._heal(path, problem)
-
-    def _damage(self, family: str, vector: np.ndarray) -> str | None:
-        if vector.dtype != np.float64 or vector.shape != (self.lengths[family],):
-            return f"{vector.dtype} {vector.shape}, not float64 ({self.lengths[family]},)"
-        if not np.isfinite(vector).all():
-            return "non-finite values"
-        return None
-
-    def _heal(self, path: Path, problem: str) -> None:
-        log.warning("descriptor cache: %s is damaged (%s); computing it again", path, problem)
-        path.unlink(missing_ok=True)
-        self.healed += 1
-        return None
+        vector, problem = read_vector(path, np.float64, self.lengths[family])
+        if problem:
+            log.warning("descriptor cache: %s is damaged (%s); computing it again", path, problem)
+            self.healed += 1
+        return vector
 
     def save(self, family: str, image_sha256: str, vector: np.ndarray) -> None:
-        # No fsync: a torn entry after a power cut is caught by the check on read and recomputed.
-        write_atomically(self.path(family, image_sha256),
-                         lambda handle: np.save(handle, np.asarray(vector, dtype=np.float64), allow_pickle=False),
-                         durable=False)
+        write_vector(self.path(family, image_sha256), vector, np.float64)

@@ -19,8 +19,9 @@ import torch
 from artsim.api import ImageInput, Scorer, UserError
 from artsim.cache_dirs import user_cache_root
 from artsim.features import embed_images
-from artsim.images import file_hash, write_atomically
+from artsim.images import file_hash
 from artsim.models import EMBEDDING_DIM
+from artsim.vector_files import read_vector, write_vector
 
 log = logging.getLogger(__name__)
 
@@ -90,20 +91,13 @@ class EmbeddingCache:
 
     def get(self, content: str) -> np.ndarray | None:
         path = self._path(content)
-        if not path.is_file():
-            return None
-        try:
-            vector = np.load(path, allow_pickle=False)
-        except (OSError, ValueError, EOFError):
-            vector = None
-        if vector is None or vector.shape != (EMBEDDING_DIM,) or vector.dtype != np.float32 or not np.isfinite(vector).all():
-            log.warning("damaged cached embedding %s: computed again", path)
-            path.unlink(missing_ok=True)
-            return None
+        vector, problem = read_vector(path, np.float32, EMBEDDING_DIM)
+        if problem:
+            log.warning("damaged cached embedding %s (%s): computed again", path, problem)
         return vector
 
     def put(self, content: str, vector: np.ndarray) -> None:
-        write_atomically(self._path(content), lambda handle: np.save(handle, vector.astype(np.float32)), durable=False)
+        write_vector(self._path(content), vector, np.float32)
 
 
 def default_embedding_cache(scorer: Scorer) -> EmbeddingCache:

@@ -186,8 +186,9 @@ def prepare_inputs(images: Sequence[Path], bottom: nn.Module, params: SiamesePar
         for index, digest in zip(positions, share_digests):
             all_digests[index] = digest
         all_rejected.update(share_rejected)
-    # The same content under another name shares the features, and the fate, of the first.
-    all_rejected.update(path for path, digest in zip(images, all_digests) if not store.has(digest))
+    # The same content under another name shares the fate of the first (no entry was made for it).
+    failed_contents = {all_digests[position[path]] for path in all_rejected}
+    all_rejected.update(path for path, digest in zip(images, all_digests) if digest in failed_contents)
     healed = sum(share[-1] for share in shares)
     return PreparedInputs(CachedFeatures(store, all_digests), position, healed), all_rejected
 

@@ -25,7 +25,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
@@ -34,17 +33,11 @@ from artsim.config import DescribeParams  # noqa: E402
 from artsim.describe_run import describe_to_parquet  # noqa: E402
 from artsim.descriptors import ImageEntry  # noqa: E402
 from artsim.images import load_rgb, resize_long_side  # noqa: E402
+from bench.synthetic import write_painting  # noqa: E402
 
 
 def synthetic_image(index: int, folder: Path) -> None:
-    path = folder / f"{index:06d}.jpg"
-    if path.exists():
-        return
-    rng = np.random.default_rng(index)
-    coarse = rng.integers(0, 256, size=(12, 16, 3), dtype=np.uint8)
-    image = Image.fromarray(coarse).resize((512, 384), Image.Resampling.BICUBIC)
-    noise = rng.integers(-12, 12, size=(384, 512, 3))
-    Image.fromarray(np.clip(np.asarray(image, dtype=np.int16) + noise, 0, 255).astype(np.uint8)).save(path, quality=90)
+    write_painting(folder / f"{index:06d}.jpg", index, (512, 384))
 
 
 def make_images(root: Path, count: int, workers: int) -> list[Path]:

@@ -21,7 +21,6 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -29,19 +28,11 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from artsim.ingest import IngestSettings, ingest  # noqa: E402
 from artsim.sources import read_folder  # noqa: E402
+from bench.synthetic import write_painting  # noqa: E402
 
 
 def synthetic_painting(index: int, root: Path) -> None:
-    path = root / f"Style_{index % 20:02d}" / f"artist-{index % 97}_painting-{index}-1900.jpg"
-    if path.exists():
-        return
-    rng = np.random.default_rng(index)
-    coarse = rng.integers(0, 256, size=(24, 32, 3), dtype=np.uint8)
-    image = Image.fromarray(coarse).resize((1024, 768), Image.Resampling.BICUBIC)
-    noise = rng.integers(-12, 12, size=(768, 1024, 3))
-    image = Image.fromarray(np.clip(np.asarray(image, dtype=np.int16) + noise, 0, 255).astype(np.uint8))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path, quality=90)
+    write_painting(root / f"Style_{index % 20:02d}" / f"artist-{index % 97}_painting-{index}-1900.jpg", index, (1024, 768))
 
 
 def make_dataset(root: Path, count: int, workers: int) -> Path:
