@@ -188,6 +188,9 @@ def process_group(ranks: Ranks, backend: str = "gloo", stage: str | None = None)
     dist.init_process_group(backend=backend, timeout=timeout)
     try:
         yield
+        # Ranks leave together: one that tears its group down while another still holds it
+        # open (rank 0 assembling a stage's output) can abort in gloo's threads at exit.
+        dist.barrier()
     except RuntimeError as exc:  # gloo raises a bare RuntimeError: "Timed out waiting 1800000ms for recv ..."
         if "timed out" not in str(exc).lower():
             raise
