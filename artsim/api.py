@@ -29,9 +29,11 @@ from artsim.descriptor_score import FILE_NAME as DESCRIPTOR_SCORE_FILE
 from artsim.descriptor_score import DescriptorScoreFileError, DescriptorScorer
 from artsim.descriptors import Descriptors
 from artsim.images import ImageRejected, load_rgb
+from artsim.shards import ShardMember
 from artsim.models import SiameseRegressor, load_siamese, pair_transform
 
-ImageInput = Union[str, os.PathLike, Image.Image]
+# A workspace's own images (search candidates, manifests) are shard members: taken too.
+ImageInput = Union[str, os.PathLike, Image.Image, ShardMember]
 MODEL_DIR = Path("models/siamese")
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "card.json"
@@ -78,6 +80,11 @@ def open_image(source: "ImageInput | LoadedImage") -> LoadedImage:
         return source
     if isinstance(source, Image.Image):
         return LoadedImage("<PIL image>", _as_rgb(source))
+    if isinstance(source, ShardMember):
+        try:
+            return LoadedImage(str(source), load_rgb(source))
+        except (ImageRejected, OSError) as exc:
+            raise UnusableImage(f"{source}: unusable image ({exc})") from None
     if not isinstance(source, (str, os.PathLike)):
         raise UnusableImage(f"not an image path nor a PIL image: {type(source).__name__}")
     path = Path(source)
@@ -138,7 +145,7 @@ class Scorer:
 
     def embed(self, images: Sequence[ImageInput] | ImageInput) -> np.ndarray:
         """Trunk embeddings, (n, 2048) float32, in input order; one image gives (1, 2048)."""
-        if isinstance(images, (str, os.PathLike, Image.Image)):
+        if isinstance(images, (str, os.PathLike, Image.Image, ShardMember)):
             images = [images]
         return self._embed_loaded([open_image(image) for image in images]).numpy()
 

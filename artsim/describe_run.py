@@ -24,10 +24,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from artsim import descriptors as family_code
-from artsim.config import DescribeParams
+from artsim.candidates import CANDIDATES
+from artsim.config import CANDIDATE_NAMES, DescribeParams
 from artsim.descriptor_cache import DescriptorCache
-from artsim.descriptors import (DESCRIPTOR_NAMES, Descriptors, ImageEntry, SkippedImage, manifest_entries,
+from artsim.descriptors import (Descriptors, ImageEntry, SkippedImage, manifest_entries,
                                 skipped_table, to_grey)
 from artsim.images import ImageRejected, content_hash, load_rgb, resize_long_side
 from artsim.parallel import ordered_map
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 MIN_IMAGES_PER_WORKER = 200
 ROWS_PER_GROUP = 2048
 SCHEMA = pa.schema([("id", pa.string()), ("role", pa.string()),
-                    *((name, pa.list_(pa.float64())) for name in DESCRIPTOR_NAMES)])
+                    *((name, pa.list_(pa.float64())) for name in CANDIDATE_NAMES)])
 
 
 @dataclass
@@ -45,7 +45,7 @@ class DescribeReport:
     """What a run did: images described, families computed (the rest came from the cache), entries healed."""
 
     described: int = 0
-    computed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DESCRIPTOR_NAMES, 0))
+    computed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CANDIDATE_NAMES, 0))
     healed: int = 0
     skipped: list[SkippedImage] = field(default_factory=list)
 
@@ -61,13 +61,9 @@ class Outcome:
 # --- one image ---------------------------------------------------------------------------
 
 def _compute_family(family: str, rgb: np.ndarray, grey: np.ndarray, params: DescribeParams) -> np.ndarray:
-    # Looked up on the module at call time, so that tests can count the calls of each family.
-    if family == "color":
-        return family_code.color_histogram(rgb, params.hsv_bins)
-    if family == "texture":
-        return family_code.haralick_texture(grey, params.haralick_levels)
-    edges = family_code.edge_map(grey, params.canny_low, params.canny_high)
-    return family_code.edge_density_grid(edges, params.edge_grid)
+    # One candidate of the registry (artsim.candidates); its vector functions are looked up at
+    # call time, so that tests can count the calls of each.
+    return CANDIDATES[family].vector(rgb, grey, params)
 
 
 @functools.lru_cache(maxsize=4)
@@ -84,10 +80,12 @@ def describe_entry(entry: ImageEntry, params: DescribeParams, cache_root: Path |
         return Outcome(entry, SkippedImage(entry.id, str(entry.path), "missing_file", str(entry.path)))
     except OSError as exc:
         return Outcome(entry, SkippedImage(entry.id, str(entry.path), "unreadable", str(exc)))
+    except ImageRejected as exc:  # a shard shorter than its manifest says, or not a file
+        return Outcome(entry, SkippedImage(entry.id, str(entry.path), exc.reason, exc.detail))
     cache = _open_cache(cache_root, params)
     image_sha256 = content_hash(data)
     healed_before = cache.healed if cache else 0
-    vectors = {f: cache.load(f, image_sha256) if cache else None for f in DESCRIPTOR_NAMES}
+    vectors = {f: cache.load(f, image_sha256) if cache else None for f in CANDIDATE_NAMES}
     missing = tuple(f for f, v in vectors.items() if v is None)
     if missing:
         try:
@@ -131,7 +129,7 @@ class DescriptorWriter:
 
     def add(self, entry: ImageEntry, desc: Descriptors) -> None:
         self._rows.append({"id": entry.id, "role": entry.role,
-                           **{name: getattr(desc, name).tolist() for name in DESCRIPTOR_NAMES}})
+                           **{name: desc[name].tolist() for name in CANDIDATE_NAMES}})
         if len(self._rows) >= ROWS_PER_GROUP:
             self.flush()
 
@@ -185,8 +183,8 @@ def _record(outcome: Outcome, writer: DescriptorWriter, report: DescribeReport) 
 def describe_manifests(ingested_dir: Path, generated_dir: Path, params: DescribeParams, out_dir: Path,
                        cache_root: Path | None = None, workers: int = 1) -> DescribeReport:
     """Describe every original (data/ingested) and every generated variant (data/generated)."""
-    originals = pd.read_parquet(ingested_dir / "manifest.parquet", columns=["id", "path"])
-    generated = pd.read_parquet(generated_dir / "manifest.parquet", columns=["id", "path"])
+    originals = pd.read_parquet(ingested_dir / "manifest.parquet")
+    generated = pd.read_parquet(generated_dir / "manifest.parquet")
     entries = itertools.chain(
         manifest_entries(originals, ingested_dir, "original"),
         manifest_entries(generated, generated_dir, "generated"),

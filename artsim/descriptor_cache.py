@@ -1,8 +1,9 @@
 """The on-disk cache of descriptors: one .npy per (descriptor family and its params, image content).
 
-Each family (color, texture, edges) has its own folder named by a digest of what decides its
-vectors: the family's own params, the describing size, and the versions of the libraries that
-decode and compute them. Changing `describe.canny_low` therefore names a new edges folder and
+Each family (a candidate of artsim.candidates; bump its `version` when its code changes what
+it computes) has its own folder named by a digest of what decides its vectors: the family's
+own settings, the describing size, and the versions of the libraries that decode and compute
+them. Changing `describe.canny_low` therefore names a new edges folder and
 leaves colour and texture found; adding images computes only theirs. Entries are keyed by the
 sha256 of the image file, so a renamed or re-generated identical image is found again.
 
@@ -22,38 +23,26 @@ import mahotas
 import numpy as np
 import PIL
 
+from artsim.candidates import CANDIDATES, candidate
 from artsim.config import DescribeParams
-from artsim.descriptors import HARALICK_FEATURES
 from artsim.vector_files import read_vector, write_vector
 
 log = logging.getLogger(__name__)
 
-# Bump when a family's code changes what it computes, so older entries are not reused.
-FAMILY_VERSIONS = {"color": 1, "texture": 1, "edges": 1}
-
 
 def family_params(family: str, params: DescribeParams) -> dict:
     """The params that decide one family's vector (size decides the pixels all of them see)."""
-    own = {
-        "color": {"hsv_bins": list(params.hsv_bins)},
-        "texture": {"haralick_levels": params.haralick_levels},
-        "edges": {"canny_low": params.canny_low, "canny_high": params.canny_high, "edge_grid": params.edge_grid},
-    }[family]
-    return {"size": params.size, **own}
+    return {"size": params.size, **candidate(family).settings(params)}
 
 
 def family_length(family: str, params: DescribeParams) -> int:
-    return {
-        "color": int(np.prod(params.hsv_bins)),
-        "texture": HARALICK_FEATURES,
-        "edges": params.edge_grid * params.edge_grid,
-    }[family]
+    return candidate(family).length(params)
 
 
 def family_digest(family: str, params: DescribeParams) -> str:
     computed_by = {"opencv": cv2.__version__, "pillow": PIL.__version__,
-                   "mahotas": mahotas.__version__ if family == "texture" else None}
-    key = {"family": family, "version": FAMILY_VERSIONS[family], "params": family_params(family, params),
+                   "mahotas": mahotas.__version__ if candidate(family).uses_mahotas else None}
+    key = {"family": family, "version": candidate(family).version, "params": family_params(family, params),
            "computed_by": computed_by}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
@@ -63,8 +52,8 @@ class DescriptorCache:
 
     def __init__(self, root: Path, params: DescribeParams) -> None:
         self.root = Path(root)
-        self.folders = {f: self.root / f"{f}-{family_digest(f, params)[:16]}" for f in FAMILY_VERSIONS}
-        self.lengths = {f: family_length(f, params) for f in FAMILY_VERSIONS}
+        self.folders = {f: self.root / f"{f}-{family_digest(f, params)[:16]}" for f in CANDIDATES}
+        self.lengths = {f: family_length(f, params) for f in CANDIDATES}
         self.healed = 0
 
     def path(self, family: str, image_sha256: str) -> Path:

@@ -1,8 +1,11 @@
 """The descriptor score outside the pipeline: everything it needs, saved as one JSON file.
 
-The score stage writes `data/pairs/descriptor_score.json` (describe params, weights, and the
-texture statistics fitted on the train originals); the siamese stage copies it beside the
-model, so that `artsim.load(...)` scores a pair exactly as `pairs.parquet` did.
+The score stage writes `data/pairs/descriptor_score.json` (describe params, the weights the
+score used -- given in params.yaml or fitted on the train pairs -- and the texture statistics
+fitted on the train originals); the siamese stage copies it beside the model, so that
+`artsim.load(...)` scores a pair exactly as `pairs.parquet` did. An image is described by the
+candidates the weights name (zero weights included), so the similarities shown are the
+score's parts.
 """
 from __future__ import annotations
 
@@ -37,7 +40,8 @@ class DescriptorScorer:
 
     def describe_image(self, image: Image.Image) -> Descriptors:
         """Descriptors of an RGB image, resized as the describe stage resizes its files."""
-        return describe_array(np.asarray(resize_long_side(image, self.describe.size), dtype=np.uint8), self.describe)
+        return describe_array(np.asarray(resize_long_side(image, self.describe.size), dtype=np.uint8), self.describe,
+                              names=self.weights.as_dict())
 
     def similarities(self, a: Descriptors, b: Descriptors) -> dict[str, float]:
         return descriptor_similarities(a, b, self.texture)

@@ -1,8 +1,11 @@
-"""Classical image descriptors: HSV colour histogram, Haralick texture, Canny edge layout.
+"""Image descriptors: the three the default score weighs (HSV colour histogram, Haralick texture,
+Canny edge layout), the container of one image's vectors, and descriptors.parquet.
 
-Every image of a pair is resized to the same long side first, so that descriptors of an
-original and of its (possibly smaller) generated variant are comparable. Describing many
-images (parallel, streamed, cached) is artsim.describe_run's job.
+The alternative candidates (CIELAB, LBP, gradient orientation, pHash, layout) are in
+artsim.candidate_vectors; artsim.candidates is the registry of all of them. Every image of a
+pair is resized to the same long side first, so that descriptors of an original and of its
+(possibly smaller) generated variant are comparable. Describing many images (parallel,
+streamed, cached) is artsim.describe_run's job.
 """
 from __future__ import annotations
 
@@ -16,27 +19,58 @@ import mahotas
 import numpy as np
 import pandas as pd
 
-from artsim.config import DescribeParams
-from artsim.images import read_rgb_array
+from artsim.config import CANDIDATE_NAMES, DescribeParams
+from artsim.images import ImageFile, read_rgb_array
+from artsim.shards import manifest_images
 
 log = logging.getLogger(__name__)
 
+# The three descriptors the default score weighs (and the evaluation reports beside the model).
 DESCRIPTOR_NAMES = ("color", "texture", "edges")
 SKIPPED_COLUMNS = ["id", "path", "reason", "detail"]
 HARALICK_FEATURES = 13
 
 
-@dataclass(frozen=True)
 class Descriptors:
-    """The three descriptor vectors of one image (float64, fixed length for given params)."""
+    """The descriptor vectors of one image, by candidate name (float64, fixed length for given params).
 
-    color: np.ndarray
-    texture: np.ndarray
-    edges: np.ndarray
+    `Descriptors(color, texture, edges, lab=..., ...)`: the pipeline holds every registered
+    candidate; a caller may hold fewer, and is then compared on those only.
+    """
+
+    __slots__ = ("vectors",)
+
+    def __init__(self, color: Iterable[float] | None = None, texture: Iterable[float] | None = None,
+                 edges: Iterable[float] | None = None, **others: Iterable[float]) -> None:
+        given = {"color": color, "texture": texture, "edges": edges, **others}
+        self.vectors: dict[str, np.ndarray] = {
+            name: np.asarray(vector, dtype=np.float64) for name, vector in given.items() if vector is not None}
 
     @classmethod
     def from_lists(cls, color: Iterable[float], texture: Iterable[float], edges: Iterable[float]) -> "Descriptors":
         return cls(*(np.asarray(list(v), dtype=np.float64) for v in (color, texture, edges)))
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.vectors)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.vectors[name]
+
+    @property
+    def color(self) -> np.ndarray:
+        return self.vectors["color"]
+
+    @property
+    def texture(self) -> np.ndarray:
+        return self.vectors["texture"]
+
+    @property
+    def edges(self) -> np.ndarray:
+        return self.vectors["edges"]
+
+    def __repr__(self) -> str:
+        return f"Descriptors({', '.join(f'{n}[{len(v)}]' for n, v in self.vectors.items())})"
 
 
 @dataclass(frozen=True)
@@ -45,7 +79,7 @@ class ImageEntry:
 
     id: str
     role: str
-    path: Path
+    path: ImageFile
 
 
 @dataclass(frozen=True)
@@ -100,14 +134,13 @@ def edge_density_grid(edges: np.ndarray, grid: int) -> np.ndarray:
     return np.divide(sums, counts, out=np.zeros(grid * grid), where=counts > 0)
 
 
-def describe_array(rgb: np.ndarray, params: DescribeParams) -> Descriptors:
-    """Describe an HxWx3 uint8 RGB array (already resized to the describing size)."""
+def describe_array(rgb: np.ndarray, params: DescribeParams, names: Iterable[str] = CANDIDATE_NAMES) -> Descriptors:
+    """Describe an HxWx3 uint8 RGB array (already resized to the describing size) by each named candidate."""
+    # Imported here: the registry imports this module's vector functions.
+    from artsim.candidates import candidate
+
     grey = to_grey(rgb)
-    return Descriptors(
-        color=color_histogram(rgb, params.hsv_bins),
-        texture=haralick_texture(grey, params.haralick_levels),
-        edges=edge_density_grid(edge_map(grey, params.canny_low, params.canny_high), params.edge_grid),
-    )
+    return Descriptors(**{name: candidate(name).vector(rgb, grey, params) for name in names})
 
 
 def describe_file(path: Path, params: DescribeParams) -> Descriptors:
@@ -116,24 +149,18 @@ def describe_file(path: Path, params: DescribeParams) -> Descriptors:
 
 
 def manifest_entries(manifest: pd.DataFrame, root: Path, role: str) -> Iterator[ImageEntry]:
-    """The images of a manifest (columns id, path relative to `root`) as entries of one role."""
-    for image_id, rel_path in zip(manifest["id"], manifest["path"]):
-        yield ImageEntry(id=str(image_id), role=role, path=root / str(rel_path))
+    """The images of a manifest (in shards or loose files under `root`) as entries of one role."""
+    for image_id, image in zip(manifest["id"], manifest_images(manifest, root)):
+        yield ImageEntry(id=str(image_id), role=role, path=image)
 
 
 def descriptor_row(entry: ImageEntry, desc: Descriptors) -> dict:
-    return {
-        "id": entry.id,
-        "role": entry.role,
-        "color": desc.color.tolist(),
-        "texture": desc.texture.tolist(),
-        "edges": desc.edges.tolist(),
-    }
+    return {"id": entry.id, "role": entry.role, **{name: vector.tolist() for name, vector in desc.vectors.items()}}
 
 
 def descriptor_table(rows: list[dict]) -> pd.DataFrame:
-    columns = ["id", "role", *DESCRIPTOR_NAMES]
-    return pd.DataFrame(rows, columns=columns)
+    names = [name for name in CANDIDATE_NAMES if any(name in row for row in rows)] if rows else list(CANDIDATE_NAMES)
+    return pd.DataFrame(rows, columns=["id", "role", *names])
 
 
 def skipped_table(skipped: list[SkippedImage]) -> pd.DataFrame:
@@ -141,13 +168,15 @@ def skipped_table(skipped: list[SkippedImage]) -> pd.DataFrame:
 
 
 def read_descriptors(path: Path) -> dict[str, Descriptors]:
-    """Descriptors by image id from a descriptors.parquet file."""
+    """Descriptors by image id from a descriptors.parquet file (the candidates it has columns for)."""
     table = pd.read_parquet(path)
     return descriptors_by_id(table)
 
 
 def descriptors_by_id(table: pd.DataFrame) -> dict[str, Descriptors]:
+    names = [name for name in CANDIDATE_NAMES if name in table.columns]
+    columns = [table[name].to_numpy() for name in names]
     return {
-        str(image_id): Descriptors.from_lists(color, texture, edges)
-        for image_id, color, texture, edges in zip(table["id"], table["color"], table["texture"], table["edges"])
+        str(image_id): Descriptors(**{name: column[row] for name, column in zip(names, columns)})
+        for row, image_id in enumerate(table["id"])
     }

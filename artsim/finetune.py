@@ -25,7 +25,8 @@ from tqdm import tqdm
 from artsim.batches import ShuffledBatches, global_batch_size, global_mean
 from artsim.config import FinetuneParams, result_params
 from artsim.distributed import gather_to_all
-from artsim.images import ImageRejected, load_rgb
+from artsim.images import ImageFile, ImageRejected, load_rgb
+from artsim.shards import manifest_images
 from artsim.labels import (
     UNSEEN,
     check_labels,
@@ -64,7 +65,7 @@ TOP_K = 5
 class LabelledImages(Dataset):
     """(image tensor, class index) per file; None when the file fails to decode."""
 
-    def __init__(self, paths: Sequence[Path], targets: Sequence[int], transform: Callable) -> None:
+    def __init__(self, paths: Sequence[ImageFile], targets: Sequence[int], transform: Callable) -> None:
         self.paths = list(paths)
         self.targets = list(targets)
         self.transform = transform
@@ -140,7 +141,7 @@ def _usable_labelled_files(manifest: pd.DataFrame, images_dir: Path, label: str)
     """Manifest rows that have a label (see is_labelled) and a decodable image (with its path
     as `file`), the number of images rejected, and the number without a label."""
     has_label = is_labelled(manifest[label])
-    files = manifest[has_label].assign(file=[images_dir / p for p in manifest.loc[has_label, "path"]])
+    files = manifest[has_label].assign(file=manifest_images(manifest[has_label], images_dir))
     rejected = screen_images(files["file"])
     return files[~files["file"].isin(list(rejected))], len(rejected), int((~has_label).sum())
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from artsim.images import ImageRejected, load_rgb
+from artsim.images import ImageFile, ImageRejected, load_rgb
 
 THUMB = 128
 TEXT_WIDTH = 240
@@ -68,8 +68,8 @@ def render_gallery(picks: pd.DataFrame, thumb: int = THUMB) -> Image.Image:
         draw.text((PAD, HEADER), "no test pair was evaluated", fill=INK, font=font)
     for number, row in enumerate(picks.itertuples(index=False)):
         top = HEADER + number * row_height
-        canvas.paste(_thumbnail(Path(row.original_path), thumb), (PAD, top))
-        canvas.paste(_thumbnail(Path(row.generated_path), thumb), (2 * PAD + thumb, top))
+        canvas.paste(_thumbnail(row.original_path, thumb), (PAD, top))
+        canvas.paste(_thumbnail(row.generated_path, thumb), (2 * PAD + thumb, top))
         draw.multiline_text((text_x, top), "\n".join(_row_text(row)), fill=INK, font=font, spacing=4)
     return canvas
 
@@ -90,7 +90,7 @@ def _row_text(row) -> list[str]:
     ]
 
 
-def _thumbnail(path: Path, size: int) -> Image.Image:
+def _thumbnail(path: ImageFile, size: int) -> Image.Image:
     """The image fitted into size x size (aspect kept, centred); a grey tile if it no longer decodes."""
     try:
         image = ImageOps.contain(load_rgb(path), (size, size))

@@ -12,13 +12,28 @@ import threading
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol, Union
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 # A truncated file must be rejected, not silently padded with grey.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+class StoredImage(Protocol):
+    """An image kept inside a bigger file (artsim.shards.ShardMember): read whole on demand."""
+
+    def read_bytes(self) -> bytes: ...
+
+
+# Where a pipeline image lives: a loose file or a member of a shard.
+ImageFile = Union[Path, StoredImage]
+
+
+def as_image_file(value: ImageFile | str) -> ImageFile:
+    """A path given as text becomes a Path (so that both name one key); a stored image stays itself."""
+    return Path(value) if isinstance(value, str) else value
 
 
 class ImageRejected(Exception):
@@ -30,7 +45,7 @@ class ImageRejected(Exception):
         self.detail = detail
 
 
-def load_rgb(source: Path | bytes, *, max_pixels: int = 89_478_485, min_side: int = 1, long_side_at_least: int | None = None) -> Image.Image:
+def load_rgb(source: ImageFile | bytes, *, max_pixels: int = 89_478_485, min_side: int = 1, long_side_at_least: int | None = None) -> Image.Image:
     """Decode a file (or the bytes of one) into an RGB image with EXIF orientation applied.
 
     Size is checked from the header before any pixel is decoded, so a decompression
@@ -42,6 +57,8 @@ def load_rgb(source: Path | bytes, *, max_pixels: int = 89_478_485, min_side: in
     """
     name = "<bytes>" if isinstance(source, bytes) else str(source)
     try:
+        if not isinstance(source, (bytes, str, os.PathLike)):
+            source = source.read_bytes()
         if _byte_size(source) == 0:
             raise ImageRejected("empty_file")
         with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
@@ -99,8 +116,10 @@ def fit_within(img: Image.Image, max_side: int) -> Image.Image:
     return img.resize(size, Image.Resampling.LANCZOS)
 
 
-def file_hash(path: Path) -> str:
+def file_hash(path: ImageFile) -> str:
     """content_hash of a file, read in blocks rather than whole."""
+    if not isinstance(path, (str, os.PathLike)):
+        return content_hash(path.read_bytes())
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -113,10 +132,11 @@ def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def save_jpeg_atomic(img: Image.Image, path: Path, quality: int = 95) -> None:
-    """Write a JPEG so that a killed process never leaves a half-written file at `path`."""
-    # No fsync: these are stage outputs, which DVC recomputes whole after a crash.
-    write_atomically(path, lambda handle: img.save(handle, format="JPEG", quality=quality, optimize=False), durable=False)
+def jpeg_bytes(img: Image.Image, quality: int = 95) -> bytes:
+    """The image as a JPEG; the same pixels always give the same bytes (no EXIF, no optimiser pass)."""
+    buffer = io.BytesIO()
+    img.save(buffer, format="JPEG", quality=quality, optimize=False)
+    return buffer.getvalue()
 
 
 def write_atomically(path: Path, write: Callable[[BinaryIO], object], *, durable: bool = True, prefix: str = ".tmp-") -> None:
@@ -167,7 +187,7 @@ def _umask() -> int:
     return current
 
 
-def read_rgb_array(path: Path, long_side: int | None = None) -> np.ndarray:
+def read_rgb_array(path: ImageFile, long_side: int | None = None) -> np.ndarray:
     """An HxWx3 uint8 array of one of the pipeline's own images, optionally resized."""
     img = load_rgb(path)
     if long_side is not None:

@@ -2,8 +2,8 @@
 
 Sources are read by `artsim.sources`; this module decodes every image defensively (in
 parallel worker processes), writes it as an RGB JPEG named by the hash of its file,
-keeps each content once, assigns a split that never changes as the dataset grows, and
-reports every file it could not use with a reason. Whatever the bytes of one file do to a
+keeps each content once (packed into tar shards, see artsim.shards), assigns a split that
+never changes as the dataset grows, and reports every file it could not use with a reason. Whatever the bytes of one file do to a
 decoder costs that file only; the manifest and skip list appear only when ingest finishes.
 """
 from __future__ import annotations
@@ -22,20 +22,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from artsim.images import ImageRejected, content_hash, fit_within, load_rgb, read_regular_file, save_jpeg_atomic
+from artsim.images import ImageRejected, content_hash, fit_within, jpeg_bytes, load_rgb, read_regular_file
 from artsim.metadata_csv import legible
 from artsim.parallel import ordered_map
+from artsim.shards import SHARD_BYTES, SHARD_FOLDER, ShardWriter
 from artsim.sources import LABEL_FIELDS, SourceImage, SourceItem, SourceProblem
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
-MANIFEST_COLUMNS = ["id", "hash", "path", "source_path", *LABEL_FIELDS, "split", "width", "height"]
-MANIFEST_SCHEMA = pa.schema([
-    *((name, pa.large_string()) for name in MANIFEST_COLUMNS if name not in ("width", "height")),
-    ("width", pa.int64()),
-    ("height", pa.int64()),
-])
+# `path` names the image's member in its shard; `shard`, `offset` and `length` locate it.
+MANIFEST_COLUMNS = ["id", "hash", "path", "source_path", *LABEL_FIELDS, "split", "width", "height", "shard", "offset", "length"]
+INTEGER_COLUMNS = ("width", "height", "offset", "length")
+MANIFEST_SCHEMA = pa.schema([(name, pa.int64() if name in INTEGER_COLUMNS else pa.large_string()) for name in MANIFEST_COLUMNS])
 MANIFEST = "manifest.parquet"
 SKIPPED = "skipped.csv"
 # Manifest rows buffered before they are written out as one Parquet row group.
@@ -135,10 +134,11 @@ def select_subset(items: Iterable[SourceItem], max_images: int | None, per_class
 
 # --- the ingest loop -----------------------------------------------------------------------
 
-def ingest(items: Iterable[SourceItem], out_dir: Path, settings: IngestSettings, total: int | None = None) -> IngestReport:
-    """Decode, validate, normalise and deduplicate `items` into `out_dir/images/<id>.jpg`,
-    `out_dir/manifest.parquet` (one row per kept image, in source order) and
-    `out_dir/skipped.csv` (every file not kept, with the reason).
+def ingest(items: Iterable[SourceItem], out_dir: Path, settings: IngestSettings, total: int | None = None,
+           shard_bytes: int = SHARD_BYTES) -> IngestReport:
+    """Decode, validate, normalise and deduplicate `items` into `out_dir/shards/*.tar` (member
+    `images/<id>.jpg` each), `out_dir/manifest.parquet` (one row per kept image, in source
+    order, locating it) and `out_dir/skipped.csv` (every file not kept, with the reason).
 
     Memory holds a bounded window of images in flight, one row group of the manifest,
     and the set of content hashes seen (for deduplication): rows go to disk as they come.
@@ -146,8 +146,8 @@ def ingest(items: Iterable[SourceItem], out_dir: Path, settings: IngestSettings,
     out_dir.mkdir(parents=True, exist_ok=True)
     report = IngestReport()
     first_source_of: dict[str, str] = {}
-    normalise = partial(_normalise, out_dir=out_dir, settings=settings)
-    with ManifestWriter(out_dir / MANIFEST) as manifest:
+    normalise = partial(_normalise, settings=settings)
+    with ManifestWriter(out_dir / MANIFEST) as manifest, ShardWriter(out_dir / SHARD_FOLDER, shard_bytes) as shards:
         results = ordered_map(normalise, items, settings.workers, on_crash=_decoder_crashed)
         for result in tqdm(results, total=total, desc="ingest", unit="img"):
             if isinstance(result, SourceProblem):
@@ -157,7 +157,8 @@ def ingest(items: Iterable[SourceItem], out_dir: Path, settings: IngestSettings,
                 report.skip(result["source_path"], "duplicate", f"same content as {first_source_of[result['hash']]}")
                 continue
             first_source_of[result["hash"]] = result["source_path"]
-            manifest.add(result)
+            shard, offset, length = shards.add(result["path"], result.pop("jpeg"))
+            manifest.add({**result, "shard": shard, "offset": offset, "length": length})
             report.kept += 1
             report.splits[result["split"]] += 1
         # Inside the manifest's block: a manifest (renamed into place on leaving it) implies a skip list.
@@ -230,7 +231,7 @@ class ManifestWriter:
             self.partial.unlink(missing_ok=True)
 
 
-def _normalise(item: SourceItem, out_dir: Path, settings: IngestSettings) -> dict | SourceProblem:
+def _normalise(item: SourceItem, settings: IngestSettings) -> dict | SourceProblem:
     """Runs in a worker: one source image in, one manifest row (or the reason it failed) out."""
     if isinstance(item, SourceProblem):
         return item
@@ -248,19 +249,17 @@ def _normalise(item: SourceItem, out_dir: Path, settings: IngestSettings) -> dic
         return SourceProblem(item.relative, "corrupt_image", f"{type(exc).__name__}: {exc}")
     image_hash = content_hash(data)
     image_id = image_hash[:16]
-    relative_path = f"images/{image_id}.jpg"
-    # Two files with the same content write the same bytes to the same name: harmless.
-    save_jpeg_atomic(normalised, out_dir / relative_path, settings.jpeg_quality)
     source_split = item.source_split if settings.split_method == "from_source" else None
     return {
         "id": image_id,
         "hash": image_hash,
-        "path": relative_path,
+        "path": f"images/{image_id}.jpg",
         "source_path": item.relative,
         **{key: getattr(item, key) for key in LABEL_FIELDS},
         "split": assign_split(image_hash, settings.split_seed, settings.val_fraction, settings.test_fraction, source_split),
         "width": normalised.width,
         "height": normalised.height,
+        "jpeg": jpeg_bytes(normalised, settings.jpeg_quality),  # packed by the main process, in source order
     }
 
 

@@ -36,7 +36,9 @@ def _figure(value: Any) -> str:
 
 def model_card(card: dict[str, Any], descriptor: DescriptorScorer, data: dict[str, Any]) -> str:
     """The Markdown model card."""
-    weights = descriptor.weights.as_dict()
+    # Any descriptor candidate may carry weight (artsim.candidates); the three below are described in words.
+    weights = {"color": 0.0, "texture": 0.0, "edges": 0.0, **descriptor.weights.as_dict()}
+    others = ", ".join(f"{name} (weight {w:g})" for name, w in weights.items() if name not in ("color", "texture", "edges") and w > 0)
     describe = descriptor.describe.model_dump(mode="json")
     metrics = card.get("metrics", {})
     metric_rows = "\n".join(f"| {k} | {_figure(v)} |" for k, v in sorted(metrics.items()))
@@ -45,10 +47,10 @@ def model_card(card: dict[str, Any], descriptor: DescriptorScorer, data: dict[st
 
 ## What the score is
 `f(a, b)` in (0, 1): a ResNet-50 siamese network's estimate of artsim's **descriptor score** of
-two images, a weighted mean of three classical similarities — colour (HSV histogram
+two images, a weighted mean of classical similarities — colour (HSV histogram
 intersection, weight {weights['color']:g}), texture (13 Haralick features, z-normalised with
 statistics of the train paintings, weight {weights['texture']:g}) and edge layout (Canny
-edge density on a grid of {describe['edge_grid']}x{describe['edge_grid']} cells, weight {weights['edges']:g}).
+edge density on a grid of {describe['edge_grid']}x{describe['edge_grid']} cells, weight {weights['edges']:g}){f"; also {others}" if others else ""}.
 It is a learned, differentiable imitation of that hand-made score, **not a measure of human
 judgement** of similarity, of style, or of copying. The score is symmetric: f(a, b) == f(b, a).
 

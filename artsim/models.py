@@ -22,6 +22,7 @@ from torchvision.models import ResNet, ResNet50_Weights, resnet50
 from torchvision.transforms import v2
 
 from artsim.images import ImageRejected, load_rgb
+from artsim.shards import manifest_images
 
 log = logging.getLogger(__name__)
 
@@ -249,8 +250,8 @@ def resolve_pairs(
     generated_dir: Path,
 ) -> pd.DataFrame:
     """`pairs` with the image files of both sides: original_path and generated_path."""
-    original_paths = ingested.set_index("id")["path"].map(lambda p: Path(ingested_dir) / p)
-    generated_paths = generated.set_index("id")["path"].map(lambda p: Path(generated_dir) / p)
+    original_paths = pd.Series(manifest_images(ingested, ingested_dir), index=ingested["id"], dtype=object)
+    generated_paths = pd.Series(manifest_images(generated, generated_dir), index=generated["id"], dtype=object)
     resolved = pairs.assign(
         original_path=pairs["original_id"].map(original_paths),
         generated_path=pairs["generated_id"].map(generated_paths),

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import imagehash
 import numpy as np
@@ -23,7 +22,7 @@ from PIL import Image
 from skimage.metrics import structural_similarity
 from tqdm import tqdm
 
-from artsim.images import ImageRejected, load_rgb
+from artsim.images import ImageFile, ImageRejected, as_image_file, load_rgb
 
 log = logging.getLogger(__name__)
 
@@ -91,19 +90,19 @@ class PeerSignatures:
 
     phash: np.ndarray  # (n,) uint64
     dhash: np.ndarray  # (n,) uint64
-    row_of: dict[Path, int]
+    row_of: dict[ImageFile, int]
     grey: np.ndarray   # (k, SSIM_SIZE, SSIM_SIZE) uint8: 16 KB an image, so only where SSIM is wanted
-    grey_row_of: dict[Path, int]
-    unreadable: frozenset[Path]
+    grey_row_of: dict[ImageFile, int]
+    unreadable: frozenset[ImageFile]
 
-    def rows(self, paths: Iterable[Path | str]) -> np.ndarray:
-        return np.array([self.row_of[Path(p)] for p in paths], dtype=np.int64)
+    def rows(self, paths: Iterable[ImageFile | str]) -> np.ndarray:
+        return np.array([self.row_of[as_image_file(p)] for p in paths], dtype=np.int64)
 
-    def greys(self, paths: Iterable[Path | str]) -> np.ndarray:
-        return self.grey[np.array([self.grey_row_of[Path(p)] for p in paths], dtype=np.int64)]
+    def greys(self, paths: Iterable[ImageFile | str]) -> np.ndarray:
+        return self.grey[np.array([self.grey_row_of[as_image_file(p)] for p in paths], dtype=np.int64)]
 
-    def readable(self, paths: Iterable[Path | str]) -> np.ndarray:
-        return np.array([Path(p) not in self.unreadable for p in paths], dtype=bool)
+    def readable(self, paths: Iterable[ImageFile | str]) -> np.ndarray:
+        return np.array([as_image_file(p) not in self.unreadable for p in paths], dtype=bool)
 
     def hashes(self, name: str) -> np.ndarray:
         if name not in HASH_NAMES:
@@ -111,13 +110,13 @@ class PeerSignatures:
         return getattr(self, name)
 
 
-def signatures_of(paths: Iterable[Path | str], grey_for: Iterable[Path | str] | None = None) -> PeerSignatures:
+def signatures_of(paths: Iterable[ImageFile | str], grey_for: Iterable[ImageFile | str] | None = None) -> PeerSignatures:
     """The hashes of each distinct file, and the grey thumbnail of those in `grey_for` (None: all).
 
     A file that does not decode is listed (and logged), never fatal.
     """
-    distinct = list(dict.fromkeys(Path(p) for p in paths))
-    wanted = set(distinct) if grey_for is None else {Path(p) for p in grey_for}
+    distinct = list(dict.fromkeys(as_image_file(p) for p in paths))
+    wanted = set(distinct) if grey_for is None else {as_image_file(p) for p in grey_for}
     grey_paths = [p for p in distinct if p in wanted]
     phash = np.zeros(len(distinct), dtype=np.uint64)
     dhash = np.zeros(len(distinct), dtype=np.uint64)
@@ -137,12 +136,12 @@ def signatures_of(paths: Iterable[Path | str], grey_for: Iterable[Path | str] | 
     return PeerSignatures(phash, dhash, {p: i for i, p in enumerate(distinct)}, grey, grey_row_of, frozenset(unreadable))
 
 
-def pair_similarities(signatures: PeerSignatures, left: Sequence[Path | str], right: Sequence[Path | str]) -> dict[str, np.ndarray]:
+def pair_similarities(signatures: PeerSignatures, left: Sequence[ImageFile | str], right: Sequence[ImageFile | str]) -> dict[str, np.ndarray]:
     """Each peer similarity of (left[i], right[i]) for every i (all files must have signatures)."""
     a, b = signatures.rows(left), signatures.rows(right)
     scores = {name: hash_similarity(signatures.hashes(name)[a], signatures.hashes(name)[b]) for name in HASH_NAMES}
     grey, row = signatures.grey, signatures.grey_row_of
-    scores["ssim"] = np.array([ssim_similarity(grey[row[Path(x)]], grey[row[Path(y)]]) for x, y in zip(left, right)],
+    scores["ssim"] = np.array([ssim_similarity(grey[row[as_image_file(x)]], grey[row[as_image_file(y)]]) for x, y in zip(left, right)],
                               dtype=np.float64)
     return scores
 

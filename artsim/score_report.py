@@ -1,11 +1,13 @@
 """metrics/score.json and the score plots: how well each descriptor similarity separates
 positive pairs (original, its variant) from negative ones (original, another painting's
-variant), as ROC AUC, with counts and mean scores; the same keys on every dataset."""
+variant), as ROC AUC, with counts and mean scores; the same keys on every dataset. The
+alternative candidates' figures are the descriptor study's (artsim.study)."""
 from __future__ import annotations
 
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from artsim.config import CANDIDATE_NAMES
 from artsim.descriptors import DESCRIPTOR_NAMES
 
 SPLITS = ("train", "val", "test")
@@ -64,7 +66,7 @@ def _aucs(scored: pd.DataFrame) -> dict[str, float | None]:
 def _means_by_strength(scored: pd.DataFrame) -> pd.DataFrame:
     """Mean similarities of the positive pairs per strength; a negative pair's strength is that of
     another painting's variant, so negatives are only in the overall means."""
-    columns = [*DESCRIPTOR_NAMES, "score"]
+    columns = [*(name for name in CANDIDATE_NAMES if name in scored.columns), "score"]
     positives = scored[scored["positive"].astype(bool)]
     table = positives.groupby("strength", sort=True)[columns].mean().reset_index()
     return table.assign(n=positives.groupby("strength", sort=True).size().to_numpy())[["strength", "n", *columns]]

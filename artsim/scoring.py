@@ -1,54 +1,42 @@
 """Similarity of two images from their descriptors, and the scored pair set.
 
 Each descriptor similarity is in [0, 1], symmetric, and exactly 1 for identical
-descriptors. The weighted score combines them with user weights. Pairs (built in `pairs`)
-are (original, its variant) = positive and (original, variant of another painting) =
-negative; score_report says how well each descriptor separates them.
+descriptors (the candidates and their kernels: artsim.candidates). The weighted score
+combines them with `score.weights`, or with weights fitted on the train pairs
+(artsim.weight_fit). Pairs (built in `pairs`) are (original, its variant) = positive and
+(original, variant of another painting) = negative; score_report and study say how well
+each descriptor separates them and finds a variant's source.
 """
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
-from scipy.spatial.distance import cdist
 from tqdm import tqdm
 
-from artsim.config import ScoreWeights
-from artsim.descriptors import DESCRIPTOR_NAMES, Descriptors
+from artsim.candidates import CANDIDATES, candidate
+from artsim.config import CANDIDATE_NAMES, ScoreWeights
+from artsim.descriptors import Descriptors
 from artsim.pairs import build_pairs, require_learnable_pairs
+from artsim.similarity_kernels import TextureStats, unit_array
+from artsim.weight_fit import fit_weights
 
 log = logging.getLogger(__name__)
 
-PAIR_COLUMNS = [
-    "pair_id", "original_id", "generated_id", "positive", "strength", "split",
-    *DESCRIPTOR_NAMES, "score",
-]
+PAIR_KEYS = ["pair_id", "original_id", "generated_id", "positive", "strength", "split"]
+# pairs.parquet as the pipeline writes it: every registered candidate's similarity, then the score.
+PAIR_COLUMNS = [*PAIR_KEYS, *CANDIDATE_NAMES, "score"]
+
+def pair_columns(names: Sequence[str]) -> list[str]:
+    """The columns of pairs scored on these candidates."""
+    return [*PAIR_KEYS, *names, "score"]
 
 
-@dataclass(frozen=True)
-class TextureStats:
-    """Per-feature mean and std used to z-normalise Haralick vectors (features differ in scale by orders of magnitude)."""
-
-    mean: np.ndarray
-    std: np.ndarray
-
-    @classmethod
-    def fit(cls, textures: np.ndarray) -> "TextureStats":
-        """Stats of an (n_images, n_features) array; a constant feature gets std 1 (no division by 0)."""
-        textures = np.asarray(textures, dtype=np.float64)
-        if textures.ndim != 2 or len(textures) == 0:
-            raise ValueError("TextureStats.fit needs a non-empty (n_images, n_features) array")
-        std = textures.std(axis=0)
-        return cls(mean=textures.mean(axis=0), std=np.where(std > 0, std, 1.0))
-
-    def as_dict(self) -> dict[str, list[float]]:
-        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
-
-
-# --- similarities of two descriptor vectors -------------------------------------------------
+# --- similarities of two descriptor vectors (the per-pair reference of the required three) -----
 
 def color_similarity(a: np.ndarray, b: np.ndarray) -> float:
     """Histogram intersection, divided by the larger mass so that identical histograms give exactly 1."""
@@ -77,12 +65,24 @@ def _unit(value: float) -> float:
     return min(1.0, max(0.0, value))
 
 
+_REFERENCE = {"color": lambda a, b, stats: color_similarity(a, b), "texture": texture_similarity,
+              "edges": lambda a, b, stats: edge_similarity(a, b)}
+
+
+def shared_names(a: Descriptors, b: Descriptors) -> tuple[str, ...]:
+    """The candidates both images hold, in registry order."""
+    return tuple(name for name in CANDIDATE_NAMES if name in a.vectors and name in b.vectors)
+
+
 def descriptor_similarities(a: Descriptors, b: Descriptors, stats: TextureStats) -> dict[str, float]:
-    return {
-        "color": color_similarity(a.color, b.color),
-        "texture": texture_similarity(a.texture, b.texture, stats),
-        "edges": edge_similarity(a.edges, b.edges),
-    }
+    """Each candidate's similarity of two images (the candidates both hold)."""
+    out = {}
+    for name in shared_names(a, b):
+        if name in _REFERENCE:
+            out[name] = _REFERENCE[name](a[name], b[name], stats)
+        else:
+            out[name] = float(candidate(name).paired(a[name][None, :], b[name][None, :], stats)[0])
+    return out
 
 
 def weighted_score(similarities: Mapping[str, float], weights: ScoreWeights | Mapping[str, float]) -> float:
@@ -92,11 +92,12 @@ def weighted_score(similarities: Mapping[str, float], weights: ScoreWeights | Ma
 
 
 def _weights(weights: ScoreWeights | Mapping[str, float]) -> tuple[dict[str, float], float]:
+    """The positive weights and their sum (a zero weight needs no similarity)."""
     weight_map = weights.as_dict() if isinstance(weights, ScoreWeights) else dict(weights)
     total = sum(weight_map.values())
     if total <= 0:
         raise ValueError("weights must sum to a positive value")
-    return weight_map, total
+    return {name: w for name, w in weight_map.items() if w > 0}, total
 
 
 def similarity(
@@ -106,53 +107,55 @@ def similarity(
     return weighted_score(descriptor_similarities(a, b, stats), weights)
 
 
+def combine(similarities: Mapping[str, np.ndarray], weights: ScoreWeights | Mapping[str, float]) -> np.ndarray:
+    """The weighted score of arrays of similarities (any shape)."""
+    weight_map, total = _weights(weights)
+    missing = sorted(set(weight_map) - set(similarities))
+    if missing:
+        raise ValueError(f"weighted descriptors {missing} were not described; described: {sorted(similarities)}")
+    return unit_array(sum(w * similarities[name] for name, w in weight_map.items()) / total)
+
+
 # --- every image of one set against every image of another -------------------------------
 
 @dataclass(frozen=True)
 class DescriptorSet:
-    """The descriptors of n images stacked row-wise: color (n, C), texture (n, T), edges (n, E)."""
+    """The descriptors of n images stacked row-wise, by candidate: name -> (n, vector length)."""
 
-    color: np.ndarray
-    texture: np.ndarray
-    edges: np.ndarray
+    vectors: dict[str, np.ndarray]
 
     @classmethod
     def stack(cls, descriptors: Sequence[Descriptors]) -> "DescriptorSet":
         if not descriptors:
             raise ValueError("DescriptorSet.stack needs at least one image")
-        return cls(*(np.stack([getattr(d, name) for d in descriptors]) for name in DESCRIPTOR_NAMES))
+        names = [name for name in CANDIDATE_NAMES if all(name in d.vectors for d in descriptors)]
+        return cls({name: np.stack([d[name] for d in descriptors]) for name in names})
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.vectors)
 
     def __len__(self) -> int:
-        return len(self.color)
+        return len(next(iter(self.vectors.values())))
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.vectors[name]
 
     def rows(self, start: int, stop: int) -> "DescriptorSet":
-        return DescriptorSet(self.color[start:stop], self.texture[start:stop], self.edges[start:stop])
+        return DescriptorSet({name: v[start:stop] for name, v in self.vectors.items()})
 
 
-def cross_similarities(a: DescriptorSet, b: DescriptorSet, stats: TextureStats) -> dict[str, np.ndarray]:
-    """descriptor_similarities of every (row of a, row of b), each as an (len(a), len(b)) array.
-
-    Written with L1/L2 distances (sum of min = (Σa + Σb - L1) / 2, sum of max = (Σa + Σb + L1) / 2)
-    so that no (len(a), len(b), vector length) intermediate is ever built.
-    """
-    color_mass = np.maximum(a.color.sum(1)[:, None], b.color.sum(1)[None, :])
-    color_sums, color_l1 = _sums(a.color, b.color), cdist(a.color, b.color, "cityblock")
-    edge_sums, edge_l1 = _sums(a.edges, b.edges), cdist(a.edges, b.edges, "cityblock")
-    # "euclidean" in scipy sums the squared differences directly (no |x|² + |y|² - 2xy cancellation).
-    texture_rms = cdist(a.texture / stats.std, b.texture / stats.std, "euclidean") / np.sqrt(a.texture.shape[1])
-    return {
-        # Same conventions as the per-pair functions: two empty histograms / edgeless images are identical.
-        "color": _unit_array(_ratio_or_one((color_sums - color_l1) / 2, color_mass)),
-        "texture": _unit_array(np.exp(-texture_rms)),
-        "edges": _unit_array(_ratio_or_one((edge_sums - edge_l1) / 2, (edge_sums + edge_l1) / 2)),
-    }
+def cross_similarities(a: DescriptorSet, b: DescriptorSet, stats: TextureStats,
+                       names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """Each candidate's similarity of every (row of a, row of b), as (len(a), len(b)) arrays."""
+    names = [n for n in a.names if n in b.names] if names is None else names
+    return {name: CANDIDATES[name].cross(a[name], b[name], stats) for name in names}
 
 
 def cross_scores(a: DescriptorSet, b: DescriptorSet, stats: TextureStats, weights: ScoreWeights | Mapping[str, float]) -> np.ndarray:
     """The weighted score of every (row of a, row of b): an (len(a), len(b)) array."""
-    weight_map, total = _weights(weights)
-    sims = cross_similarities(a, b, stats)
-    return _unit_array(sum(w * sims[name] for name, w in weight_map.items()) / total)
+    weight_map, _ = _weights(weights)
+    return combine(cross_similarities(a, b, stats, list(weight_map)), weights)
 
 
 def cross_score_blocks(
@@ -166,21 +169,6 @@ def cross_score_blocks(
     rows = max(1, max_pairs // max(1, len(b)))
     for start in tqdm(range(0, len(a), rows), desc="descriptor scores", unit="block", disable=None):
         yield start, cross_scores(a.rows(start, start + rows), b, stats, weights)
-
-
-def _sums(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Σa + Σb of every (row of a, row of b)."""
-    return a.sum(1)[:, None] + b.sum(1)[None, :]
-
-
-def _ratio_or_one(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    positive = denominator > 0
-    return np.divide(numerator, denominator, out=np.ones_like(numerator), where=positive)
-
-
-def _unit_array(values: np.ndarray) -> np.ndarray:
-    # Guards against float round-off only, as _unit does.
-    return np.clip(values, 0.0, 1.0)
 
 
 # --- texture statistics --------------------------------------------------------------------
@@ -199,6 +187,16 @@ def train_texture_stats(descriptors: Mapping[str, Descriptors], originals: pd.Da
 
 # --- scoring -------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Scored:
+    """The scored pairs, the weights their score used (given, or fitted), and the texture stats."""
+
+    pairs: pd.DataFrame
+    weights: ScoreWeights
+    stats: TextureStats
+    fitted: bool = False
+
+
 def described_only(manifest: pd.DataFrame, descriptors: Mapping[str, Descriptors], what: str) -> pd.DataFrame:
     """Drop the images describe skipped: they cannot be scored, nor drawn as negatives."""
     known = manifest["id"].astype(str).isin(list(descriptors))
@@ -211,12 +209,13 @@ def score_dataset(
     originals: pd.DataFrame,
     generated: pd.DataFrame,
     descriptors: Mapping[str, Descriptors],
-    weights: ScoreWeights,
+    weights: ScoreWeights | Literal["fit"],
     negatives: int,
     seed: int,
-) -> pd.DataFrame:
+) -> Scored:
     """Build the pairs of the described images and score them (texture stats from train originals).
 
+    weights="fit": learned on the train pairs' similarities (artsim.weight_fit), then applied to all.
     NotEnoughPairs (before any scoring) when train has no positive pair or test no pair.
     """
     originals = described_only(originals, descriptors, "originals")
@@ -224,51 +223,56 @@ def score_dataset(
     pairs = build_pairs(originals, generated, negatives, seed)
     require_learnable_pairs(pairs, originals)
     stats = train_texture_stats(descriptors, originals)
-    return score_pairs(pairs, descriptors, stats, weights)
+    similarities = pair_similarities(pairs, descriptors, stats)
+    if weights == "fit":
+        train = similarities["split"].to_numpy() == "train"
+        names = [n for n in CANDIDATE_NAMES if n in similarities.columns]
+        used = ScoreWeights(fit_weights(similarities.loc[train, names], similarities.loc[train, "positive"]))
+        log.info("fitted weights: %s", {n: round(w, 4) for n, w in used.as_dict().items() if w > 0})
+    else:
+        used = weights
+    return Scored(with_score(similarities, used), used, stats, fitted=weights == "fit")
 
 
 def score_pairs(
     pairs: pd.DataFrame, descriptors: Mapping[str, Descriptors], stats: TextureStats, weights: ScoreWeights
 ) -> pd.DataFrame:
-    """Add the per-descriptor similarities and the weighted score to each pair (vectorised over pairs)."""
+    """Add every candidate's similarity and the weighted score to each pair (vectorised over pairs)."""
+    return with_score(pair_similarities(pairs, descriptors, stats), weights)
+
+
+def with_score(similarities: pd.DataFrame, weights: ScoreWeights | Mapping[str, float]) -> pd.DataFrame:
+    names = [n for n in CANDIDATE_NAMES if n in similarities.columns]
+    scored = similarities.copy()
+    scored["score"] = combine({n: scored[n].to_numpy(dtype=np.float64) for n in names}, weights)
+    return scored[pair_columns(names)]
+
+
+def pair_similarities(pairs: pd.DataFrame, descriptors: Mapping[str, Descriptors], stats: TextureStats) -> pd.DataFrame:
+    """The pairs with one column per candidate the images hold: its similarity (no score yet)."""
     # Each image's descriptors are stacked once; a pair is then two row numbers.
     rows, ids = pd.factorize(pd.concat([pairs["original_id"], pairs["generated_id"]], ignore_index=True).astype(str))
     first, second = rows[:len(pairs)], rows[len(pairs):]
     if len(ids):
         sims = paired_similarities(DescriptorSet.stack([descriptors[i] for i in ids]), first, second, stats)
     else:
-        sims = {name: np.empty(0) for name in DESCRIPTOR_NAMES}
-    weight_map, total = _weights(weights)
-    scored = pairs.copy()
-    for name in DESCRIPTOR_NAMES:
-        scored[name] = sims[name]
-    scored["score"] = _unit_array(sum(w * sims[name] for name, w in weight_map.items()) / total)
-    return scored[PAIR_COLUMNS]
+        sims = {name: np.empty(0) for name in CANDIDATE_NAMES}
+    out = pairs[PAIR_KEYS].copy()
+    for name, values in sims.items():
+        out[name] = values
+    return out
 
 
 def paired_similarities(images: DescriptorSet, first: np.ndarray, second: np.ndarray, stats: TextureStats,
                         block: int = 1 << 14) -> dict[str, np.ndarray]:
-    """descriptor_similarities of the pairs (images[first[k]], images[second[k]]), as arrays over k.
+    """Each candidate's similarity of the pairs (images[first[k]], images[second[k]]), as arrays over k.
 
     Pairs go in blocks so that the gathered rows (block x vector length) stay small however
     many pairs there are; within a block everything is array arithmetic, no loop per pair.
     """
-    out = {name: np.empty(len(first)) for name in DESCRIPTOR_NAMES}
+    out = {name: np.empty(len(first)) for name in images.names}
     for start in range(0, len(first), block):
         a, b = first[start:start + block], second[start:start + block]
-        for name, values in _paired_block(images, a, b, stats).items():
-            out[name][start:start + block] = values
+        for name in images.names:
+            out[name][start:start + block] = CANDIDATES[name].paired(images[name][a], images[name][b], stats)
     return out
-
-
-def _paired_block(images: DescriptorSet, a: np.ndarray, b: np.ndarray, stats: TextureStats) -> dict[str, np.ndarray]:
-    color_a, color_b = images.color[a], images.color[b]
-    color_mass = np.maximum(color_a.sum(1), color_b.sum(1))
-    z_diff = (images.texture[a] - images.texture[b]) / stats.std
-    edges_a, edges_b = images.edges[a], images.edges[b]
-    return {
-        # Same conventions as the per-pair functions: two empty histograms / edgeless images are identical.
-        "color": _unit_array(_ratio_or_one(np.minimum(color_a, color_b).sum(1), color_mass)),
-        "texture": _unit_array(np.exp(-np.sqrt(np.mean(z_diff**2, axis=1)))),
-        "edges": _unit_array(_ratio_or_one(np.minimum(edges_a, edges_b).sum(1), np.maximum(edges_a, edges_b).sum(1))),
-    }

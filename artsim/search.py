@@ -19,7 +19,8 @@ import torch
 from artsim.api import ImageInput, Scorer, UserError
 from artsim.cache_dirs import user_cache_root
 from artsim.features import embed_images
-from artsim.images import file_hash
+from artsim.images import ImageFile, file_hash
+from artsim.shards import manifest_images
 from artsim.models import EMBEDDING_DIM
 from artsim.vector_files import read_vector, write_vector
 
@@ -33,7 +34,7 @@ EMBED_BATCH = 16
 
 @dataclass(frozen=True)
 class Candidate:
-    path: Path
+    path: ImageFile  # a loose file, or an ingested original inside its shard
     artist: str
     title: str
 
@@ -59,9 +60,9 @@ def workspace_candidates(workspace: Path) -> list[Candidate]:
     if not manifest_path.is_file():
         raise UserError(f"{manifest_path} is missing: run `dvc repro` in {workspace}, or pass --originals DIR")
     manifest = pd.read_parquet(manifest_path)
-    return [Candidate(workspace / INGESTED / str(p), _text(artist), _text(title))
-            for p, artist, title in zip(manifest["path"], manifest.get("artist", [""] * len(manifest)),
-                                        manifest.get("title", [""] * len(manifest)))]
+    return [Candidate(image, _text(artist), _text(title))
+            for image, artist, title in zip(manifest_images(manifest, workspace / INGESTED), manifest.get("artist", [""] * len(manifest)),
+                                            manifest.get("title", [""] * len(manifest)))]
 
 
 def folder_candidates(folder: Path) -> list[Candidate]:

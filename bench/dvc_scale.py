@@ -7,14 +7,16 @@ scratch folder, runs `dvc repro <until>` and prints:
 - each stage's own time (its process' wall time, recorded by a wrapper around its command),
 - DVC's time beyond the stages (wall time of `dvc repro` minus the stages'),
 - no-op `dvc status` (first call after the run, then the best of two more),
-- disk used by the workspace outputs + DVC cache + variant store (hard links counted once)
-  against the size of the images (unique JPEG files of data/ingested and data/generated),
+- disk used by the workspace outputs + DVC cache + variant store (hard links counted once, and
+  not at all where they share the inputs' inodes) against the size of the images of
+  data/ingested and data/generated,
 - with `--push-pull`: `dvc push` to a local remote, a `git clone` elsewhere with an empty
   variant store, `dvc pull`, then `dvc status` must be clean and `dvc repro` must run nothing.
 
-Usage (slow: N=20,000 writes 80,000 JPEGs and DVC hashes every one):
-    nice -n 15 .venv/bin/python bench/dvc_scale.py --n 2000 --cache-types copy hardlink --push-pull
-    nice -n 15 .venv/bin/python bench/dvc_scale.py --n 20000 --until generate
+Usage (slow: N=20,000 writes 80,000 JPEGs and DVC hashes every one); `--baseline REV` measures a
+committed revision too, on the same dataset in the same command (e.g. the layout before a change):
+    nice -n 15 .venv/bin/python bench/dvc_scale.py --n 2000 --cache-types hardlink --push-pull --baseline 74ab816
+    nice -n 15 .venv/bin/python bench/dvc_scale.py --n 20000 --until generate --cache-types hardlink --baseline 74ab816
 The scratch folder (`--work`, default a temporary one) must be on one filesystem, as a
 workspace and its caches usually are. Internally the script also runs as the stage wrapper:
 `bench/dvc_scale.py timed <stage> <command...>`.
@@ -120,15 +122,21 @@ def run(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
     return seconds, result.stdout + result.stderr
 
 
-def make_workspace(target: Path, source: Path, imported: Path, cache_type: str, env: dict[str, str]) -> None:
-    """A copy of the repository (what git tracks or would track), params pointed at the dataset, stages timed."""
+def make_workspace(target: Path, source: Path, imported: Path, cache_type: str, env: dict[str, str],
+                   revision: str | None = None) -> None:
+    """A copy of the repository (what git tracks or would track, or a committed `revision` of it),
+    params pointed at the dataset, stages timed."""
     import yaml
 
     sys.path.insert(0, str(REPO_ROOT))
     from tests.helpers import copy_worktree
 
     target.mkdir(parents=True)
-    copy_worktree(target)
+    if revision is None:
+        copy_worktree(target)
+    else:
+        archive = subprocess.run(["git", "archive", revision], cwd=REPO_ROOT, capture_output=True, check=True).stdout
+        subprocess.run(["tar", "x", "-C", str(target)], input=archive, check=True)
     params = yaml.safe_load((target / "params.yaml").read_text())
     params["ingest"]["source"] = str(source)
     params["generate"].update(backend="import", import_dir=str(imported), strengths=STRENGTHS,
@@ -152,13 +160,20 @@ def disk_kib(paths: list[Path]) -> dict[str, int]:
 
 
 def image_kib(workspace: Path) -> int:
-    """Allocated size of the images themselves: unique inodes of the JPEGs of data/ingested and data/generated."""
-    seen: dict[tuple[int, int], int] = {}
+    """Size of the images themselves: the JPEG bytes the manifests of data/ingested and data/generated
+    locate in shards, or (loose layout) the allocated size of their JPEG files, each inode once."""
+    import pandas as pd
+
+    total, seen = 0, {}
     for folder in ("data/ingested", "data/generated"):
+        manifest = pd.read_parquet(workspace / folder / "manifest.parquet")
+        if "length" in manifest:
+            total += int(manifest["length"].sum())
+            continue
         for path in (workspace / folder).rglob("*.jpg"):
             info = path.stat()
             seen[(info.st_dev, info.st_ino)] = info.st_blocks * 512
-    return sum(seen.values()) // 1024
+    return (total + sum(seen.values())) // 1024
 
 
 def stage_times(times: Path) -> dict[str, float]:
@@ -169,12 +184,13 @@ def stage_times(times: Path) -> dict[str, float]:
     return totals
 
 
-def measure(work: Path, count: int, kind: str, until: str, source: Path, imported: Path, push_pull: bool) -> dict:
-    root = work / f"n{count}-{kind}"
+def measure(work: Path, count: int, kind: str, until: str, source: Path, imported: Path, push_pull: bool,
+            revision: str | None = None) -> dict:
+    root = work / f"n{count}-{kind}-{revision or 'worktree'}"
     shutil.rmtree(root, ignore_errors=True)  # a rerun in the same --work starts from scratch
     workspace, artsim_cache, times = root / "repo", root / "artsim-cache", root / "times.jsonl"
     env = environment(artsim_cache, times)
-    make_workspace(workspace, source, imported, CACHE_TYPES[kind], env)
+    make_workspace(workspace, source, imported, CACHE_TYPES[kind], env, revision)
     repro_s, _ = run(["dvc", "repro", until], workspace, env)
     stages = stage_times(times)
     status = ["dvc", "status", "--with-deps", until]  # the stages after `until` never ran
@@ -182,9 +198,12 @@ def measure(work: Path, count: int, kind: str, until: str, source: Path, importe
     status_best = min(run(status, workspace, env)[0] for _ in range(2))
     dvc_cache = workspace / ".dvc" / "cache"
     outputs = [workspace / "data" / name for name in ("ingested", "generated", "descriptors")]
-    disk = disk_kib([artsim_cache, *outputs, dvc_cache])
+    # The inputs come first so that what shares their inodes (the store's links to imported
+    # files) counts there, then they are left out: they are the user's, not the pipeline's.
+    disk = {name: kib for name, kib in disk_kib([source, imported, artsim_cache, *outputs, dvc_cache]).items()
+            if name not in (source.name, imported.name)}
     row = {
-        "n": count, "cache_type": kind, "until": until, "stages_s": stages, "repro_s": repro_s,
+        "n": count, "cache_type": kind, "revision": revision or "worktree", "until": until, "stages_s": stages, "repro_s": repro_s,
         "dvc_s": repro_s - sum(stages.values()), "status_first_s": status_first, "status_best_s": status_best,
         "status_clean": "up to date" in status_out, "disk_kib": disk, "images_kib": image_kib(workspace),
     }
@@ -218,7 +237,7 @@ def print_row(row: dict) -> None:
     compute = sum(row["stages_s"].values())
     disk = row["disk_kib"]
     used = sum(disk.values())
-    print(f"N={row['n']:>6} cache.type={row['cache_type']:<8} repro {row['repro_s']:7.1f} s | stages {compute:7.1f} s ({stages})"
+    print(f"N={row['n']:>6} {row['revision']:<9} cache.type={row['cache_type']:<8} repro {row['repro_s']:7.1f} s | stages {compute:7.1f} s ({stages})"
           f" | DVC beyond stages {row['dvc_s']:6.1f} s = {100 * row['dvc_s'] / compute:5.1f}% | no-op status"
           f" {row['status_first_s']:5.1f} s first, {row['status_best_s']:5.1f} s best{'' if row['status_clean'] else ' NOT CLEAN'}")
     parts = " + ".join(f"{name} {kib / 1024:.0f}" for name, kib in disk.items())
@@ -240,6 +259,8 @@ def main() -> None:
     parser.add_argument("--side", type=int, default=384, help="long side of the synthetic paintings")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (kept); default: a temporary one, removed")
     parser.add_argument("--push-pull", action="store_true")
+    parser.add_argument("--baseline", default=None, metavar="REV",
+                        help="also measure this committed revision (e.g. the commit before a change), on the same dataset")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="dvc-scale-"))
@@ -247,9 +268,10 @@ def main() -> None:
     try:
         for count in args.n:
             source, imported = build_dataset(work / f"dataset-{count}", count, args.side)
-            for kind in args.cache_types:
-                rows.append(measure(work, count, kind, args.until, source, imported, args.push_pull))
-                print_row(rows[-1])
+            for revision in [args.baseline, None] if args.baseline else [None]:
+                for kind in args.cache_types:
+                    rows.append(measure(work, count, kind, args.until, source, imported, args.push_pull, revision))
+                    print_row(rows[-1])
                 if args.json:
                     args.json.write_text(json.dumps(rows, indent=1))
     finally:

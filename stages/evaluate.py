@@ -8,11 +8,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from artsim.descriptor_score import FILE_NAME as DESCRIPTOR_SCORE_FILE
+from artsim.descriptor_score import DescriptorScorer
 from artsim.descriptors import read_descriptors
 from artsim.evaluation import PREDICTION_COLUMNS, DescribedCollection, evaluate_on_test
 from artsim.gallery import write_gallery
 from artsim.models import load_siamese, resolve_pairs
 from artsim.scoring import train_texture_stats
+from artsim.shards import manifest_images
 from stages.common import load_params, setup_logging, write_json
 
 INGESTED = Path("data/ingested")
@@ -30,12 +33,14 @@ def main() -> None:
     card = json.loads((MODEL_DIR / "card.json").read_text(encoding="utf-8"))
     model = load_siamese(MODEL_DIR / "model.safetensors", head_hidden=card["head_hidden"])
     originals = pd.read_parquet(INGESTED / "manifest.parquet")
-    collection = originals.assign(path=[INGESTED / p for p in originals["path"]])
+    collection = originals.assign(path=manifest_images(originals, INGESTED))
     pairs = resolve_pairs(pd.read_parquet(PAIRS), originals, pd.read_parquet(GENERATED / "manifest.parquet"), INGESTED, GENERATED)
     descriptors = read_descriptors(DESCRIPTORS)
+    # The weights the pairs were scored with: score.weights, or those `fit` learned (saved by the score stage).
+    weights = DescriptorScorer.load(PAIRS.parent / DESCRIPTOR_SCORE_FILE).weights
     evaluation = evaluate_on_test(
         model, pairs, collection, card["image_size"], params.evaluate.batch_size,
-        descriptor_scorer=DescribedCollection(descriptors, train_texture_stats(descriptors, originals), params.score.weights),
+        descriptor_scorer=DescribedCollection(descriptors, train_texture_stats(descriptors, originals), weights),
         loader_workers=params.evaluate.loader_workers,
     )
     write_json(REPORT, evaluation.report)

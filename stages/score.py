@@ -1,4 +1,5 @@
-"""DVC stage score: positive/negative pairs, descriptor similarities, weighted score, discrimination report."""
+"""DVC stage score: positive/negative pairs, every descriptor's similarity, the weighted score
+(given weights, or `fit` on the train pairs), the discrimination report and the descriptor study."""
 from __future__ import annotations
 
 import logging
@@ -12,7 +13,8 @@ from artsim.descriptor_score import DescriptorScorer
 from artsim.descriptors import read_descriptors
 from artsim.errors import NotEnoughData
 from artsim.score_report import score_report, score_tables
-from artsim.scoring import score_dataset, train_texture_stats
+from artsim.scoring import score_dataset
+from artsim.study import descriptor_study
 from stages.common import load_params, setup_logging, write_json
 
 DESCRIPTORS = Path("data/descriptors/descriptors.parquet")
@@ -29,27 +31,31 @@ log = logging.getLogger("stages.score")
 def main() -> None:
     setup_logging()
     params = load_params()
-    originals, descriptors = pd.read_parquet(ORIGINALS), read_descriptors(DESCRIPTORS)
+    originals, generated, descriptors = pd.read_parquet(ORIGINALS), pd.read_parquet(GENERATED), read_descriptors(DESCRIPTORS)
     try:
         scored = score_dataset(
             originals=originals,
-            generated=pd.read_parquet(GENERATED),
+            generated=generated,
             descriptors=descriptors,
             weights=params.score.weights,
             negatives=params.score.negatives,
             seed=params.seed,
         )
-    except NotEnoughData as exc:  # no train or no test pair: later stages could not run
+    except NotEnoughData as exc:  # no train or no test pair, or nothing to fit weights on: later stages could not run
         sys.exit(str(exc))
     PAIRS.parent.mkdir(parents=True, exist_ok=True)
-    scored.to_parquet(PAIRS, index=False)
-    # Everything the descriptor score needs outside the pipeline (the siamese stage ships it with the model).
-    DescriptorScorer(params.describe, params.score.weights, train_texture_stats(descriptors, originals)).save(DESCRIPTOR_SCORE)
-    write_json(METRICS, score_report(scored))
+    scored.pairs.to_parquet(PAIRS, index=False)
+    # Everything the descriptor score needs outside the pipeline (the siamese stage ships it with the
+    # model), with the weights the score used: fitted ones included.
+    DescriptorScorer(params.describe, scored.weights, scored.stats).save(DESCRIPTOR_SCORE)
+    study = descriptor_study(scored.pairs, descriptors, originals, generated, scored.stats, scored.weights,
+                             scored.fitted, params.score.study_queries, params.seed)
+    write_json(METRICS, {**score_report(scored.pairs), "study": study.headline})
     PLOTS.mkdir(parents=True, exist_ok=True)
-    for name, table in score_tables(scored).items():
+    tables = {**score_tables(scored.pairs), "descriptor_study.csv": study.table, "redundancy.csv": study.redundancy}
+    for name, table in tables.items():
         table.to_csv(PLOTS / name, index=False)
-    log.info("scored %d pairs", len(scored))
+    log.info("scored %d pairs; descriptor study:\n%s", len(scored.pairs), study.table.to_string(index=False))
 
 
 if __name__ == "__main__":

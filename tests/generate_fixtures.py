@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import hashlib
+import io
 from pathlib import Path
 
 import pandas as pd
 from PIL import Image
 
+from artsim.images import ImageFile
+from artsim.shards import manifest_images
 from tests.helpers import random_painting
 
 STYLES = ["Impressionism", "Ukiyo_e", "Northern_Renaissance", "Baroque"]
@@ -34,6 +37,12 @@ def make_ingested(root: Path, count: int = 4, sizes: list[tuple[int, int]] | Non
     return manifest
 
 
+def originals_of(ingested: tuple[pd.DataFrame, Path]) -> dict[str, ImageFile]:
+    """What a backend reads originals from: each ingested painting's image by id."""
+    manifest, root = ingested
+    return dict(zip(manifest["id"], manifest_images(manifest, root)))
+
+
 def tiny_refiner(base: Path) -> Path:
     """The tiny refiner under `base` (built once per test session: its weights are seeded)."""
     from artsim.generate.tiny import build_tiny_refiner
@@ -44,9 +53,9 @@ def tiny_refiner(base: Path) -> Path:
     return folder
 
 
-def decodes(path: Path) -> bool:
+def decodes(path: ImageFile) -> bool:
     try:
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(path.read_bytes())) as image:
             image.load()
         return True
     except Exception:  # noqa: BLE001

@@ -22,6 +22,7 @@ from artsim.models import NORMALISATION, build_classifier, save_weights
 from artsim.pair_batches import PairTable
 from artsim.siamese import prepare_inputs, train_siamese
 from artsim.training import Runtime
+from artsim.shards import manifest_images
 from tests.generate_fixtures import decodes, make_ingested
 from tests.tiny_project import build_tiny_project, resolved_pairs
 
@@ -56,7 +57,7 @@ def test_a_truncated_stored_variant_is_made_again_and_counted(ingested, tmp_path
     assert damaged.read_bytes() == whole  # made again, byte for byte
     manifest = assemble(healed, store, tmp_path / "generated")  # the 600-byte cut used to crash here
     assert len(manifest) == len(first.variants) and not healed.failures
-    assert all(decodes(tmp_path / "generated" / path) for path in manifest["path"])
+    assert all(decodes(image) for image in manifest_images(manifest, tmp_path / "generated"))
     assert healed.healed == 1
     assert generate_metrics(healed, len(manifest), "style_transfer", "m")["healed_store_entries"] == 1
 

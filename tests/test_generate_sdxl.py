@@ -14,7 +14,7 @@ from artsim.generate.run import generate, make_batches, run_batches
 from artsim.generate.sdxl import SdxlBackend, fit_size, plan_sdxl, resolve_device, resolve_dtype
 from artsim.generate.store import VariantStore
 from artsim.generate.tiny import build_tiny_taesd
-from tests.generate_fixtures import decodes, make_ingested, tiny_refiner
+from tests.generate_fixtures import decodes, make_ingested, originals_of, tiny_refiner
 
 SIZES = [(120, 90), (90, 120), (120, 90), (64, 64)]
 
@@ -72,7 +72,7 @@ def test_generates_every_variant_at_its_size_byte_identically_and_resumes(model,
 
 @pytest.fixture(scope="module")
 def backend(model, ingested) -> SdxlBackend:
-    return SdxlBackend(sdxl_params(model, Path("unused")), ingested[1], "cpu")
+    return SdxlBackend(sdxl_params(model, Path("unused")), originals_of(ingested), "cpu")
 
 
 def render_arrays(backend: SdxlBackend, variants) -> list[np.ndarray]:
@@ -94,7 +94,7 @@ def test_each_variant_has_its_own_noise_whatever_its_batch(backend, ingested):
 
 def test_a_nan_image_is_retried_alone_then_reported_and_the_batch_error_too(model, ingested, tmp_path):
     manifest, root = ingested
-    broken = SdxlBackend(sdxl_params(model, tmp_path), root, "cpu")
+    broken = SdxlBackend(sdxl_params(model, tmp_path), originals_of(ingested), "cpu")
     with torch.no_grad():
         broken.pipe.vae.decoder.conv_out.bias.fill_(math.nan)  # what an fp16 VAE overflow looks like
     variants = plan_sdxl(manifest, broken.config, 5, broken)
@@ -106,7 +106,7 @@ def test_a_nan_image_is_retried_alone_then_reported_and_the_batch_error_too(mode
 
 def test_a_failing_batch_is_retried_one_image_at_a_time(model, ingested, tmp_path):
     manifest, root = ingested
-    backend = SdxlBackend(sdxl_params(model, tmp_path), root, "cpu")
+    backend = SdxlBackend(sdxl_params(model, tmp_path), originals_of(ingested), "cpu")
     pipeline = backend.pipe
     sizes: list[int] = []
 
@@ -127,12 +127,12 @@ def test_a_fast_vae_replaces_the_pipelines_own(model, ingested, tmp_path):
     manifest, root = ingested
     taesd = build_tiny_taesd(tmp_path / "taesd")
     config = sdxl_params(model, tmp_path / "store", vae=str(taesd))
-    backend = SdxlBackend(config, root, "cpu")
+    backend = SdxlBackend(config, originals_of(ingested), "cpu")
     assert type(backend.pipe.vae).__name__ == "AutoencoderTiny"
     variants = plan_sdxl(manifest, config, 5, backend)
     outputs = backend.render(variants[:1], [backend.load(variants[0])])
     assert isinstance(outputs[0], Image.Image) and outputs[0].size == variants[0].size
-    plain = SdxlBackend(sdxl_params(model, tmp_path / "store"), root, "cpu")
+    plain = SdxlBackend(sdxl_params(model, tmp_path / "store"), originals_of(ingested), "cpu")
     assert backend.recipe["vae"] != plain.recipe["vae"]  # a VAE is part of every key
 
 
@@ -168,9 +168,9 @@ def test_a_hub_model_loads_at_its_revision_which_keys_its_variants(model, ingest
     monkeypatch.setattr(diffusers, "StableDiffusionXLImg2ImgPipeline", Hub)
     manifest, root = ingested
     hub_id = "someone/refiner"
-    pinned = SdxlBackend(sdxl_params(hub_id, Path("unused"), revision="abc123"), root, "cpu")
-    moved = SdxlBackend(sdxl_params(hub_id, Path("unused"), revision="def456"), root, "cpu")
-    SdxlBackend(sdxl_params(model, Path("unused")), root, "cpu")  # a local folder
+    pinned = SdxlBackend(sdxl_params(hub_id, Path("unused"), revision="abc123"), originals_of(ingested), "cpu")
+    moved = SdxlBackend(sdxl_params(hub_id, Path("unused"), revision="def456"), originals_of(ingested), "cpu")
+    SdxlBackend(sdxl_params(model, Path("unused")), originals_of(ingested), "cpu")  # a local folder
     assert asked == [(hub_id, "abc123"), (hub_id, "def456"), (str(model), None)]  # a folder has no revision
     keys = [{v.key for v in plan_sdxl(manifest, b.config, 5, b)} for b in (pinned, moved)]
     assert keys[0].isdisjoint(keys[1])

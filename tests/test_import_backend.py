@@ -1,5 +1,6 @@
 """Backend `import` on untrusted metadata and folders: every adopted file stays inside
 `generate.import_dir`, and templates never let a metadata value be interpreted."""
+import errno
 import os
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from artsim.generate.assemble import failed_by_reason_table, failures_table, gen
 from artsim.generate.importer import ImportBackend
 from artsim.generate.prompts import import_pattern, render_prompt
 from artsim.generate.run import generate
+from artsim.generate.store import VariantStore
 from artsim.generate.variants import Variant
 from artsim.images import ImageRejected, content_hash
 from artsim.paths import resolve_inside
@@ -142,7 +144,7 @@ def test_a_file_swapped_for_an_outside_link_after_planning_is_not_read(tmp_path)
     folder = tmp_path / "published"
     folder.mkdir()
     os.symlink(plant(tmp_path / "secret.jpg"), folder / "a.jpg")
-    variant = Variant(key="k", original_id="o", original_path="p", strength=0.4, backend="import", model="m", seed=1, source="a.jpg")
+    variant = Variant(key="k", original_id="o", strength=0.4, backend="import", model="m", seed=1, source="a.jpg")
     with pytest.raises(ImageRejected) as rejected:
         ImportBackend(folder).load(variant)
     assert rejected.value.reason == "link_outside_source"
@@ -151,14 +153,54 @@ def test_a_file_swapped_for_an_outside_link_after_planning_is_not_read(tmp_path)
 def test_a_file_changed_since_planning_is_refused_not_stored_under_the_old_key(tmp_path):
     folder = tmp_path / "published"
     plant(folder / "a.jpg")
-    planned = Variant(key="k", original_id="o", original_path="p", strength=0.4, backend="import", model="m", seed=1,
+    planned = Variant(key="k", original_id="o", strength=0.4, backend="import", model="m", seed=1,
                       source="a.jpg", source_hash=content_hash((folder / "a.jpg").read_bytes()))
-    data, _ = ImportBackend(folder).load(planned)
+    _, data, _ = ImportBackend(folder).load(planned)
     assert data == (folder / "a.jpg").read_bytes()
     Image.new("RGB", (24, 16), (10, 200, 10)).save(folder / "a.jpg")  # replaced after planning
     with pytest.raises(ImageRejected) as rejected:
         ImportBackend(folder).load(planned)
     assert rejected.value.reason == "changed_since_planning"
+
+
+# --- stored once: an adopted file is linked into the store, not copied -------------------------
+
+def test_an_imported_jpeg_is_linked_into_the_store_not_copied(manifest, tmp_path):
+    folder = tmp_path / "published"
+    first = manifest.iloc[0]
+    published = plant(folder / first["style"] / f"{stem(first)}_resize768_generated.jpg")
+    result, _ = run_import(manifest.iloc[:1], folder, tmp_path)
+    stored = VariantStore(tmp_path / "store").path(result.variants[0].key)
+    assert os.stat(stored).st_ino == os.stat(published).st_ino and result.computed == 1
+
+
+def test_the_store_copies_an_adopted_file_where_it_cannot_link(tmp_path, monkeypatch):
+    published = plant(tmp_path / "published" / "a.jpg")
+
+    def cross_device(*_):
+        raise OSError(errno.EXDEV, "cross-device link")
+
+    monkeypatch.setattr(os, "link", cross_device)
+    store = VariantStore(tmp_path / "store")
+    store.adopt_file("ab12", published, published.read_bytes())
+    assert store.path("ab12").read_bytes() == published.read_bytes()
+    assert os.stat(store.path("ab12")).st_ino != os.stat(published).st_ino and store.check("ab12").value == "sound"
+
+
+def test_a_file_changed_between_its_check_and_its_link_is_stored_as_checked(tmp_path, monkeypatch):
+    published = plant(tmp_path / "published" / "a.jpg")
+    checked = published.read_bytes()
+    real_link = os.link
+
+    def link_after_a_change(source, target):
+        Image.new("RGB", (24, 16), (0, 0, 255)).save(source, quality=90)  # rewritten in place meanwhile
+        real_link(source, target)
+
+    monkeypatch.setattr(os, "link", link_after_a_change)
+    store = VariantStore(tmp_path / "store")
+    store.adopt_file("ab12", published, checked)
+    assert store.path("ab12").read_bytes() == checked != published.read_bytes()
+    assert store.check("ab12").value == "sound" and not list(store.root.rglob(".tmp-*"))
 
 
 def test_a_fifo_in_the_import_folder_never_blocks_planning(manifest, tmp_path):

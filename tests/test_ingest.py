@@ -1,4 +1,5 @@
 import contextlib
+import io
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ from PIL import Image
 from artsim.config import ParamsError, parse_params
 from artsim.images import content_hash, load_rgb
 from artsim.ingest import IngestSettings, assign_split, ingest, read_manifest
+from artsim.shards import manifest_images
 from artsim.sources import labels_from_path, read_folder
 from tests.helpers import REPO_ROOT, random_painting
 
@@ -37,8 +39,8 @@ def test_keeps_all_29_sample_paintings_with_their_metadata(sample_dir, tmp_path)
 
 def test_images_are_normalised_rgb_jpegs_within_max_side(sample_dir, tmp_path):
     manifest, _ = run_ingest(sample_dir, tmp_path / "out", max_side=200)
-    for row in manifest.itertuples():
-        with Image.open(tmp_path / "out" / row.path) as img:
+    for row, image in zip(manifest.itertuples(), manifest_images(manifest, tmp_path / "out")):
+        with Image.open(io.BytesIO(image.read_bytes())) as img:
             assert img.format == "JPEG" and img.mode == "RGB"
             assert max(img.size) == 200  # shrunk to fit, never below it (reduced-scale JPEG decoding)
             assert img.size == (row.width, row.height)
@@ -96,8 +98,8 @@ def test_ingest_is_deterministic(sample_dir, tmp_path):
     first, _ = run_ingest(sample_dir, tmp_path / "a")
     second, _ = run_ingest(sample_dir, tmp_path / "b")
     pd.testing.assert_frame_equal(first, second)
-    for path in first["path"]:
-        assert (tmp_path / "a" / path).read_bytes() == (tmp_path / "b" / path).read_bytes()
+    shards = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.tar"))
+    assert shards and all((tmp_path / "a" / s).read_bytes() == (tmp_path / "b" / s).read_bytes() for s in shards)
 
 
 def test_adding_images_never_moves_an_existing_image_to_another_split(sample_copy, tmp_path):

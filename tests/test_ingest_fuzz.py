@@ -114,12 +114,12 @@ def test_every_mutant_is_normalised_or_skipped_with_a_known_reason(tmp_path):
     settings = IngestSettings(max_side=64, min_side=8)
     outcomes = []
     for name, data in mutants(CASES, seed=0):
-        result = _normalise(SourceImage(relative=name, data=data), tmp_path, settings)  # must not raise
+        result = _normalise(SourceImage(relative=name, data=data), settings)  # must not raise
         if isinstance(result, SourceProblem):
             assert result.reason in DECODE_REASONS, (name, result)
             outcomes.append(result.reason)
         else:
-            with Image.open(tmp_path / result["path"]) as written:
+            with Image.open(io.BytesIO(result["jpeg"])) as written:
                 assert written.mode == "RGB" and max(written.size) <= 64
             outcomes.append("kept")
     counts = pd.Series(outcomes).value_counts()
@@ -148,5 +148,5 @@ def test_ingest_of_a_folder_of_mutants_accounts_for_every_file(tmp_path):
 @pytest.mark.parametrize("name", sorted(valid_files()))
 def test_each_unmutated_seed_file_is_kept(tmp_path, name):
     """The corpus starts from files that decode: a mutant's rejection is the mutation's doing."""
-    result = _normalise(SourceImage(relative=name, data=valid_files()[name]), tmp_path, IngestSettings(max_side=64, min_side=8))
+    result = _normalise(SourceImage(relative=name, data=valid_files()[name]), IngestSettings(max_side=64, min_side=8))
     assert not isinstance(result, SourceProblem), result

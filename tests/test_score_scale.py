@@ -9,7 +9,7 @@ import pandas as pd
 from artsim import scoring
 from artsim.config import ScoreWeights
 from artsim.descriptors import Descriptors
-from artsim.scoring import PAIR_COLUMNS, TextureStats, descriptor_similarities, score_pairs, weighted_score
+from artsim.scoring import PAIR_COLUMNS, TextureStats, pair_columns, descriptor_similarities, score_pairs, weighted_score
 
 NAMES = ("color", "texture", "edges")
 WEIGHTS = ScoreWeights()
@@ -44,7 +44,7 @@ def test_vectorised_scores_equal_the_per_pair_reference(monkeypatch):
     # A small block size so that the pairs span several blocks, as hundreds of thousands do.
     monkeypatch.setattr(scoring, "paired_similarities", functools.partial(scoring.paired_similarities, block=256))
     scored = score_pairs(pairs, descs, stats, WEIGHTS)
-    assert list(scored.columns) == PAIR_COLUMNS
+    assert list(scored.columns) == pair_columns(NAMES)
     for k, (o, g) in enumerate(zip(pairs["original_id"], pairs["generated_id"])):
         expected = descriptor_similarities(descs[o], descs[g], stats)
         for name in NAMES:

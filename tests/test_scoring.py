@@ -20,7 +20,6 @@ from artsim.images import read_rgb_array
 from artsim.pairs import NotEnoughPairs, build_pairs
 from artsim.score_report import score_report, score_tables
 from artsim.scoring import (
-    PAIR_COLUMNS,
     DescriptorSet,
     TextureStats,
     color_similarity,
@@ -29,6 +28,7 @@ from artsim.scoring import (
     cross_similarities,
     descriptor_similarities,
     edge_similarity,
+    pair_columns,
     score_dataset,
     score_pairs,
     similarity,
@@ -109,7 +109,7 @@ def test_similarity_formulas_on_known_vectors():
 def test_weighted_score_respects_weights(sample_descriptors, stats):
     a, b = sample_descriptors[0], sample_descriptors[5]
     sims = descriptor_similarities(a, b, stats)
-    assert len(set(round(v, 6) for v in sims.values())) == 3  # otherwise the checks below prove nothing
+    assert len(set(round(v, 6) for v in sims.values())) == len(sims) == 8  # otherwise the checks below prove nothing
     only_color = ScoreWeights(color=1.0, texture=0.0, edges=0.0)
     assert similarity(a, b, stats, only_color) == pytest.approx(sims["color"], abs=1e-12)
     assert similarity(a, b, stats, {"color": 0.0, "texture": 2.0, "edges": 0.0}) == pytest.approx(sims["texture"], abs=1e-12)
@@ -326,8 +326,8 @@ def test_scored_pairs_and_report():
     for variant_id, original_id in zip(generated["id"], generated["original_id"]):
         base = descs[original_id]
         descs[variant_id] = Descriptors(base.color, base.texture + rng.normal(0, 0.05, 13), base.edges * 0.95)
-    scored = score_dataset(originals, generated, descs, WEIGHTS, negatives=1, seed=0)
-    assert list(scored.columns) == PAIR_COLUMNS
+    scored = score_dataset(originals, generated, descs, WEIGHTS, negatives=1, seed=0).pairs
+    assert list(scored.columns) == pair_columns(NAMES)
     assert scored[["color", "texture", "edges", "score"]].apply(lambda c: c.between(0, 1).all()).all()
     report = score_report(scored)
     assert report["pairs"] == {"total": 72, "positives": 36, "negatives": 36}
@@ -354,7 +354,7 @@ def test_images_describe_skipped_are_left_out():
     originals, generated = fake_manifests({"train": 4, "test": 2})
     descs = fake_descriptors([*originals["id"], *generated["id"]])
     del descs["train00-v1"], descs["train03"]
-    scored = score_dataset(originals, generated, descs, WEIGHTS, negatives=1, seed=0)
+    scored = score_dataset(originals, generated, descs, WEIGHTS, negatives=1, seed=0).pairs
     assert "train03" not in set(scored["original_id"])
     assert "train00-v1" not in set(scored["generated_id"])
     train = scored[scored["split"] == "train"]
@@ -427,7 +427,7 @@ def test_score_stage_writes_pairs_and_metrics(tmp_path, monkeypatch):
     score_stage.main()
     pairs = pd.read_parquet(tmp_path / "data/pairs/pairs.parquet")
     metrics = json.loads((tmp_path / "metrics/score.json").read_text())
-    assert list(pairs.columns) == PAIR_COLUMNS and len(pairs) == 2 * len(generated)
+    assert list(pairs.columns) == pair_columns(NAMES) and len(pairs) == 2 * len(generated)
     assert metrics["pairs"]["total"] == len(pairs)
     assert set(metrics["auc"]) == {*NAMES, "score"}
     recomputed = score_pairs(pairs.drop(columns=[*NAMES, "score"]), descs,

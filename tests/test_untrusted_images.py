@@ -1,4 +1,5 @@
 """Every kind of bad or odd file a real WikiArt download holds ends kept (normalised) or skipped with a reason."""
+import io
 import os
 import struct
 import zlib
@@ -10,7 +11,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from artsim.images import load_rgb
 from artsim.ingest import IngestSettings, ingest, read_manifest
+from artsim.shards import manifest_images
 from artsim.sources import read_folder
 from tests.helpers import random_painting
 
@@ -112,16 +115,16 @@ def test_each_file_ends_kept_or_skipped_with_its_expected_reason(ingested_odd):
 def test_kept_images_are_rgb_and_exif_orientation_is_applied(ingested_odd):
     _, manifest, _, _, out = ingested_odd
     rows = manifest.set_index("source_path")
-    for row in rows.itertuples():
-        with Image.open(out / row.path) as img:
+    for image in manifest_images(manifest, out):
+        with Image.open(io.BytesIO(image.read_bytes())) as img:
             assert img.mode == "RGB"
     rotated = rows.loc[f"{STYLE}/exif-rotated.jpg"]
     assert (rotated["width"], rotated["height"]) == (60, 120)
 
 
 def pixels(out: Path, manifest: pd.DataFrame, name: str) -> np.ndarray:
-    path = manifest.set_index("source_path").loc[f"{STYLE}/{name}", "path"]
-    return np.asarray(Image.open(out / path), dtype=np.float64)
+    position = list(manifest["source_path"]).index(f"{STYLE}/{name}")
+    return np.asarray(load_rgb(manifest_images(manifest, out)[position]), dtype=np.float64)
 
 
 def test_colour_conversions_keep_what_the_image_shows(ingested_odd):

@@ -13,6 +13,7 @@ import pytest
 
 import artsim
 from artsim.search import EmbeddingCache, search, workspace_candidates
+from artsim.shards import ShardMember, manifest_images
 
 pytestmark = [pytest.mark.e2e, pytest.mark.filterwarnings("ignore::UserWarning")]
 
@@ -27,15 +28,27 @@ def scorer(workspace):
     return artsim.load(workspace)
 
 
+def _images_by_id(folder: Path) -> dict[str, ShardMember]:
+    manifest = pd.read_parquet(folder / "manifest.parquet")
+    return dict(zip(manifest["id"], manifest_images(manifest, folder)))
+
+
 @pytest.fixture(scope="module")
-def test_pairs(workspace) -> pd.DataFrame:
-    """The test pairs of pairs.parquet with both image files."""
+def test_pairs(workspace, tmp_path_factory) -> pd.DataFrame:
+    """The test pairs of pairs.parquet with both images extracted from their shards to files (what a
+    user hands the API and the command), and where the original lies in its shard (`original_member`)."""
     pairs = pd.read_parquet(workspace / "data/pairs/pairs.parquet")
-    originals = pd.read_parquet(workspace / "data/ingested/manifest.parquet").set_index("id")["path"]
-    generated = pd.read_parquet(workspace / "data/generated/manifest.parquet").set_index("id")["path"]
+    originals, generated = _images_by_id(workspace / "data/ingested"), _images_by_id(workspace / "data/generated")
+    folder = tmp_path_factory.mktemp("extracted")
+
+    def extract(image_id: str, images: dict[str, ShardMember]) -> Path:
+        (folder / f"{image_id}.jpg").write_bytes(images[image_id].read_bytes())
+        return folder / f"{image_id}.jpg"
+
     test = pairs[pairs["split"] == "test"].reset_index(drop=True)
-    return test.assign(original_path=[workspace / "data/ingested" / originals[i] for i in test["original_id"]],
-                       generated_path=[workspace / "data/generated" / generated[i] for i in test["generated_id"]])
+    return test.assign(original_path=[extract(i, originals) for i in test["original_id"]],
+                       generated_path=[extract(i, generated) for i in test["generated_id"]],
+                       original_member=[str(originals[i]) for i in test["original_id"]])
 
 
 def artsim_command(workspace: Path, *args: str) -> subprocess.CompletedProcess:
@@ -71,7 +84,7 @@ def test_search_finds_the_sources_as_often_as_the_pipeline_measured(scorer, work
     candidates = workspace_candidates(workspace)
     cache = EmbeddingCache(tmp_path, scorer.fingerprint)
     positives = test_pairs[test_pairs["positive"]]
-    first = [search(scorer, pair.generated_path, candidates, top_k=1, cache=cache).hits[0].path == str(pair.original_path)
+    first = [search(scorer, pair.generated_path, candidates, top_k=1, cache=cache).hits[0].path == pair.original_member
              for pair in positives.itertuples()]
     measured = json.loads((workspace / "metrics/evaluate.json").read_text())["model"]["recall_at_1"]
     assert np.mean(first) == pytest.approx(measured) and np.mean(first) > 0.5
@@ -99,7 +112,7 @@ def test_search_command_lists_the_source_of_a_test_variant_first(scorer, workspa
     payload = json.loads(result.stdout)
     assert [hit["rank"] for hit in payload["results"]] == [1, 2, 3]
     assert {"rank", "score", "artist", "title", "path"} <= set(payload["results"][0])
-    assert payload["results"][0]["path"] == str(pair.original_path)
+    assert payload["results"][0]["path"] == pair.original_member
     assert payload["candidates"] == len(pd.read_parquet(workspace / "data/ingested/manifest.parquet"))
 
 

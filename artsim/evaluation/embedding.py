@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,6 +15,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from artsim.features import embed_images
+from artsim.images import ImageFile, as_image_file
 from artsim.models import SiameseRegressor
 
 log = logging.getLogger(__name__)
@@ -29,21 +29,21 @@ class EmbeddedImages:
     """Trunk embeddings of distinct image files, and the files that did not decode."""
 
     embeddings: Tensor
-    row_of: dict[Path, int]
-    unreadable: frozenset[Path]
+    row_of: dict[ImageFile, int]
+    unreadable: frozenset[ImageFile]
 
-    def rows(self, paths: Iterable[Path | str]) -> Tensor:
-        return torch.as_tensor([self.row_of[Path(p)] for p in paths], dtype=torch.long)
+    def rows(self, paths: Iterable[ImageFile | str]) -> Tensor:
+        return torch.as_tensor([self.row_of[as_image_file(p)] for p in paths], dtype=torch.long)
 
-    def readable(self, paths: Iterable[Path | str]) -> np.ndarray:
-        return np.array([Path(p) not in self.unreadable for p in paths], dtype=bool)
+    def readable(self, paths: Iterable[ImageFile | str]) -> np.ndarray:
+        return np.array([as_image_file(p) not in self.unreadable for p in paths], dtype=bool)
 
 
 def embed_files(
-    model: SiameseRegressor, paths: Iterable[Path | str], image_size: int, batch_size: int, device: torch.device, loader_workers: int = 0
+    model: SiameseRegressor, paths: Iterable[ImageFile | str], image_size: int, batch_size: int, device: torch.device, loader_workers: int = 0
 ) -> EmbeddedImages:
     """Each distinct file through the trunk once; a file that does not decode is listed, never fatal."""
-    distinct = list(dict.fromkeys(Path(p) for p in paths))
+    distinct = list(dict.fromkeys(as_image_file(p) for p in paths))
     embeddings, failed = embed_images(model.trunk, distinct, image_size, batch_size, device, loader_workers,
                                       desc="embed evaluation images")
     for position, reason in failed.items():

@@ -139,7 +139,7 @@ def _collection(originals: pd.DataFrame) -> pd.DataFrame:
     style = originals["style"] if "style" in originals else pd.Series(None, index=originals.index, dtype=object)
     return pd.DataFrame({
         "id": originals["id"].astype(str).to_numpy(),
-        "path": [Path(p) for p in originals["path"]],
+        "path": list(originals["path"]),
         "split": originals["split"].astype(str).to_numpy(),
         "style": [_style(value) for value in style],
     })

@@ -54,9 +54,9 @@ def retrieval_task(test_pairs: pd.DataFrame, collection: pd.DataFrame, usable: s
     variants = variants[variants["generated_id"].isin(usable) & variants["original_id"].astype(str).isin(index_of)]
     return RetrievalTask(
         query_ids=variants["generated_id"].astype(str).tolist(),
-        query_paths=[Path(p) for p in variants["generated_path"]],
+        query_paths=list(variants["generated_path"]),
         candidate_ids=candidates["id"].tolist(),
-        candidate_paths=[Path(p) for p in candidates["path"]],
+        candidate_paths=list(candidates["path"]),
         true_index=np.array([index_of[str(o)] for o in variants["original_id"]], dtype=np.int64),
         test_columns=np.flatnonzero(is_test),
     )

@@ -1,7 +1,8 @@
-"""The stage output, assembled from the store: data/generated/{images/<id>.jpg, manifest.parquet,
-failures.csv} and the metrics of the run."""
+"""The stage output, packed from the store: data/generated/{shards/*.tar (member images/<id>.jpg
+each), manifest.parquet, failures.csv} and the metrics of the run."""
 from __future__ import annotations
 
+import io
 import logging
 from pathlib import Path
 
@@ -11,48 +12,62 @@ from PIL import Image
 from artsim.config import GenerateParams
 from artsim.generate.run import Failure, GenerationResult
 from artsim.generate.store import VariantStore
+from artsim.generate.variants import Variant
+from artsim.shards import SHARD_BYTES, SHARD_FOLDER, ShardWriter
 
 log = logging.getLogger(__name__)
 
 # Downstream stages read id, original_id, path, strength, style_source_id. `seed` is the
 # seed of the variant's own noise for sdxl (reproducible alone with diffusers), the run's
-# seed otherwise; `source` is the adopted file for import.
-MANIFEST_COLUMNS = ["id", "original_id", "path", "strength", "style_source_id", "backend", "model", "seed", "width", "height", "prompt", "source"]
+# seed otherwise; `source` is the adopted file for import; `path` names the member of `shard`
+# that `offset` and `length` locate.
+MANIFEST_COLUMNS = ["id", "original_id", "path", "strength", "style_source_id", "backend", "model", "seed", "width", "height", "prompt",
+                    "source", "shard", "offset", "length"]
 FAILURE_COLUMNS = ["key", "original_id", "strength", "reason", "detail"]
 
 
-def assemble(result: GenerationResult, store: VariantStore, out_dir: Path) -> pd.DataFrame:
-    """Link every stored variant of the plan into `out_dir/images/` and return the manifest."""
-    rows = []
-    for variant in sorted(result.variants, key=lambda v: (v.original_id, v.strength, v.key)):
-        if not store.has(variant.key):
-            continue  # failed this run: reported in failures
-        try:
-            with Image.open(store.path(variant.key)) as image:  # the header only
-                width, height = image.size
-        except (OSError, SyntaxError, ValueError) as exc:
-            # Damaged after the run checked the store: reported, deleted, made by the next run.
-            log.warning("store: %s is damaged (%s: %s); deleting it", store.path(variant.key), type(exc).__name__, exc)
-            store.discard(variant.key)
-            result.failures.append(Failure(variant.key, variant.original_id, variant.strength, "damaged_in_store", f"{type(exc).__name__}: {exc}"))
-            continue
-        relative_path = f"images/{variant.key}.jpg"
-        store.link_into(variant.key, out_dir / relative_path)
-        rows.append({
-            "id": variant.key,
-            "original_id": variant.original_id,
-            "path": relative_path,
-            "strength": variant.strength,
-            "style_source_id": variant.style_source_id,
-            "backend": variant.backend,
-            "model": variant.model,
-            "seed": variant.seed,
-            "width": width,
-            "height": height,
-            "prompt": variant.prompt,
-            "source": variant.source,
-        })
-    return pd.DataFrame(rows, columns=MANIFEST_COLUMNS).astype({"seed": "int64", "width": "int64", "height": "int64", "strength": "float64"})
+def assemble(result: GenerationResult, store: VariantStore, out_dir: Path, shard_bytes: int = SHARD_BYTES) -> pd.DataFrame:
+    """Pack every stored variant of the plan into `out_dir/shards/` and return the manifest."""
+    with ShardWriter(out_dir / SHARD_FOLDER, shard_bytes) as shards:
+        rows = [row for variant in sorted(result.variants, key=lambda v: (v.original_id, v.strength, v.key))
+                if (row := _pack(variant, result, store, shards)) is not None]
+    return pd.DataFrame(rows, columns=MANIFEST_COLUMNS).astype(
+        {"seed": "int64", "width": "int64", "height": "int64", "strength": "float64", "offset": "int64", "length": "int64"})
+
+
+def _pack(variant: Variant, result: GenerationResult, store: VariantStore, shards: ShardWriter) -> dict | None:
+    """The manifest row of one stored variant, packed into the shards; None when it is not in the store."""
+    if not store.has(variant.key):
+        return None  # failed this run: reported in failures
+    try:
+        data = store.path(variant.key).read_bytes()
+        with Image.open(io.BytesIO(data)) as image:  # the header only
+            width, height = image.size
+    except (OSError, SyntaxError, ValueError) as exc:
+        # Damaged after the run checked the store: reported, deleted, made by the next run.
+        log.warning("store: %s is damaged (%s: %s); deleting it", store.path(variant.key), type(exc).__name__, exc)
+        store.discard(variant.key)
+        result.failures.append(Failure(variant.key, variant.original_id, variant.strength, "damaged_in_store", f"{type(exc).__name__}: {exc}"))
+        return None
+    member = f"images/{variant.key}.jpg"
+    shard, offset, length = shards.add(member, data)
+    return {
+        "id": variant.key,
+        "original_id": variant.original_id,
+        "path": member,
+        "strength": variant.strength,
+        "style_source_id": variant.style_source_id,
+        "backend": variant.backend,
+        "model": variant.model,
+        "seed": variant.seed,
+        "width": width,
+        "height": height,
+        "prompt": variant.prompt,
+        "source": variant.source,
+        "shard": shard,
+        "offset": offset,
+        "length": length,
+    }
 
 
 def failures_table(result: GenerationResult) -> pd.DataFrame:

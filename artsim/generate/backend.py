@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Hashable, Protocol, Sequence, Union
 
 from PIL import Image
@@ -20,9 +21,18 @@ class ItemFailure:
     detail: str = ""
 
 
-# What a backend returns per variant: pixels (stored as JPEG), finished JPEG bytes (stored
-# as they are), or why it failed without failing the rest of its batch.
-Output = Union[Image.Image, bytes, ItemFailure]
+@dataclass(frozen=True)
+class AdoptedFile:
+    """A finished JPEG that is already a file (the import backend's): `data` is what `path` held
+    when it was checked. The store links the file instead of copying it, where it can."""
+
+    path: Path
+    data: bytes
+
+
+# What a backend returns per variant: pixels (stored as JPEG), finished JPEG bytes or an
+# adopted JPEG file (stored as they are), or why it failed without failing the rest of its batch.
+Output = Union[Image.Image, bytes, AdoptedFile, ItemFailure]
 
 
 class Backend(Protocol):

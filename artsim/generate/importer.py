@@ -21,7 +21,7 @@ from typing import Any, Hashable, Mapping, Sequence
 import pandas as pd
 
 from artsim.config import GenerateParams
-from artsim.generate.backend import Output
+from artsim.generate.backend import AdoptedFile, Output
 from artsim.generate.prompts import UnusablePath, import_pattern
 from artsim.generate.run import Failure
 from artsim.generate.variants import Variant, variant_key
@@ -84,7 +84,7 @@ def _find(root: Path, config: GenerateParams, row: Mapping[str, Any], strength: 
             "content": source_hash,
             "jpeg_quality": config.jpeg_quality,
         })
-        found.append(Variant(key=key, original_id=row["id"], original_path=row["path"], strength=strength, backend=BACKEND, model=config.model, seed=seed, source=source, source_hash=source_hash))
+        found.append(Variant(key=key, original_id=row["id"], strength=strength, backend=BACKEND, model=config.model, seed=seed, source=source, source_hash=source_hash))
     return found
 
 
@@ -97,7 +97,7 @@ class ImportBackend:
     def __init__(self, import_dir: Path) -> None:
         self.import_dir = Path(import_dir)
 
-    def load(self, variant: Variant) -> tuple[bytes, object]:
+    def load(self, variant: Variant) -> tuple[Path, bytes, object]:
         # Checked again: the folder may have changed (a file swapped for a link) since planning.
         path = resolve_inside(self.import_dir, variant.source)
         if isinstance(path, PathRefused):
@@ -105,15 +105,15 @@ class ImportBackend:
         data = read_regular_file(path, MAX_FILE_BYTES)  # read once: the bytes stored are the bytes checked
         if content_hash(data) != variant.source_hash:
             raise ImageRejected("changed_since_planning", f"{variant.source} no longer has the content its key was made from")
-        return data, load_rgb(data)  # an undecodable file is reported like a broken original
+        return path, data, load_rgb(data)  # an undecodable file is reported like a broken original
 
     def batch_group(self, variant: Variant) -> Hashable:
         return None
 
-    def render(self, variants: Sequence[Variant], inputs: Sequence[tuple[bytes, object]]) -> list[Output]:
-        # A JPEG is kept byte for byte (re-encoding would lose quality); other formats are
-        # stored as JPEG from their decoded RGB pixels.
-        return [data if data.startswith(JPEG_MAGIC) else image for data, image in inputs]  # type: ignore[misc]
+    def render(self, variants: Sequence[Variant], inputs: Sequence[tuple[Path, bytes, object]]) -> list[Output]:
+        # A JPEG is kept byte for byte (re-encoding would lose quality), by a link where the
+        # store can make one (no second copy); other formats are stored as JPEG from their pixels.
+        return [AdoptedFile(path, data) if data.startswith(JPEG_MAGIC) else image for path, data, image in inputs]  # type: ignore[misc]
 
     def recover(self) -> None:
         pass

@@ -15,18 +15,19 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 from tqdm import tqdm
 
 from artsim.config import GenerateParams
-from artsim.generate.backend import Backend, InputError, ItemFailure, Output
+from artsim.generate.backend import AdoptedFile, Backend, InputError, ItemFailure, Output
 from artsim.distributed import ALONE, Ranks, broadcast_from_main, gather_to_all
 from artsim.generate.prompts import missing_columns
 from artsim.generate.store import VariantStore
 from artsim.generate.variants import Variant
-from artsim.images import ImageRejected
+from artsim.images import ImageFile, ImageRejected
+from artsim.shards import manifest_images
 
 log = logging.getLogger(__name__)
 
@@ -83,11 +84,11 @@ def check_inputs(config: GenerateParams, originals: pd.DataFrame) -> None:
         raise InputError("generate.backend: style_transfer takes styles from the same split, but the ingested manifest has no split column")
 
 
-def open_backend(config: GenerateParams, originals_dir: Path, ranks: Ranks) -> Backend:
+def open_backend(config: GenerateParams, originals: Mapping[str, ImageFile], ranks: Ranks) -> Backend:
     if config.backend == "sdxl":
         from artsim.generate.sdxl import SdxlBackend, resolve_device
 
-        return SdxlBackend(config, originals_dir, resolve_device(config.device, ranks.local_rank))
+        return SdxlBackend(config, originals, resolve_device(config.device, ranks.local_rank))
     if config.backend == "import":
         from artsim.generate.importer import ImportBackend
 
@@ -95,7 +96,7 @@ def open_backend(config: GenerateParams, originals_dir: Path, ranks: Ranks) -> B
         return ImportBackend(config.import_dir)
     from artsim.generate.style_transfer import StyleTransferBackend
 
-    return StyleTransferBackend(originals_dir, config.max_side)
+    return StyleTransferBackend(originals, config.max_side)
 
 
 def plan(config: GenerateParams, originals: pd.DataFrame, seed: int, backend: Backend) -> tuple[list[Variant], list[str], list[Failure]]:
@@ -137,7 +138,8 @@ def generate(originals: pd.DataFrame, originals_dir: Path, config: GenerateParam
     """Make every planned variant the store lacks; this rank does its share. Collective over ranks."""
     check_inputs(config, originals)
     store = VariantStore(config.store)
-    backend = open_backend(config, originals_dir, ranks)
+    images = dict(zip(originals["id"].astype(str), manifest_images(originals, originals_dir)))
+    backend = open_backend(config, images, ranks)
     variants, unmatched, unplanned = plan(config, originals, seed, backend)
     found: tuple[list[str], int] | None = None
     if ranks.is_main:
@@ -248,5 +250,7 @@ def _failure_reason(exc: BaseException) -> str:
 def _put(store: VariantStore, key: str, output: Output, jpeg_quality: int) -> None:
     if isinstance(output, bytes):
         store.put_bytes(key, output)
+    elif isinstance(output, AdoptedFile):
+        store.adopt_file(key, output.path, output.data)
     else:
         store.put_image(key, output, jpeg_quality)  # type: ignore[arg-type]

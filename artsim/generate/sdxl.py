@@ -12,8 +12,7 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from pathlib import Path
-from typing import Any, Hashable, Sequence
+from typing import Any, Hashable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -24,7 +23,7 @@ from artsim.generate import looks_like_hub_id
 from artsim.generate.backend import InputError, ItemFailure, Output
 from artsim.generate.prompts import render_prompt
 from artsim.generate.variants import Variant, variant_key, variant_seed, weights_identity
-from artsim.images import load_rgb
+from artsim.images import ImageFile, load_rgb
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +101,6 @@ def plan_sdxl(originals: pd.DataFrame, config: GenerateParams, seed: int, backen
             variants.append(Variant(
                 key=key,
                 original_id=row["id"],
-                original_path=row["path"],
                 strength=float(strength),
                 backend=BACKEND,
                 model=config.model,
@@ -115,12 +113,12 @@ def plan_sdxl(originals: pd.DataFrame, config: GenerateParams, seed: int, backen
 
 
 class SdxlBackend:
-    def __init__(self, config: GenerateParams, originals_dir: Path, device: str) -> None:
+    def __init__(self, config: GenerateParams, originals: Mapping[str, ImageFile], device: str) -> None:
         import torch
         from diffusers import AutoModel, StableDiffusionXLImg2ImgPipeline
 
         self.config = config
-        self.originals_dir = Path(originals_dir)
+        self.originals = originals
         self.device = device
         self.dtype = resolve_dtype(config.dtype, device)
         torch_dtype = getattr(torch, TORCH_DTYPES[self.dtype])
@@ -159,7 +157,7 @@ class SdxlBackend:
         self.pipeline_seconds = 0.0  # time inside pipeline calls, for the overhead benchmark
 
     def load(self, variant: Variant) -> Image.Image:
-        image = load_rgb(self.originals_dir / variant.original_path)
+        image = load_rgb(self.originals[variant.original_id])
         if variant.size is not None and image.size != variant.size:
             image = image.resize(variant.size, Image.Resampling.LANCZOS)
         return image

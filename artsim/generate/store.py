@@ -1,11 +1,12 @@
 """Finished variants, one JPEG per key, kept outside every DVC output.
 
 DVC deletes a stage's outputs before it runs the stage, so work kept there would be lost to
-a crash or a widened sweep; the store survives both, and `data/generated` is assembled from
-it by hard links (a copy where links are impossible). A file appears under its final name
-only once it is complete (write to a temporary name, fsync, rename), so a killed process
-never leaves a partial image that a later run would take as done, and ranks on several
-machines may share one store on a shared filesystem.
+a crash or a widened sweep; the store survives both, and `data/generated` is packed from it
+into shards (artsim.shards). The store is the user's, shared by every workspace and
+experiment; an imported JPEG is a hard link to the imported file, not a copy. A file appears
+under its final name only once it is complete (write to a temporary name, fsync, rename), so
+a killed process never leaves a partial image that a later run would take as done, and ranks
+on several machines may share one store on a shared filesystem.
 
 Beside each `<key>.jpg` lies `<key>.sha256` (`sha256sum -c` reads it), written before the
 image: a store that a disk fault, a full disk on another writer or a careless copy damaged
@@ -13,11 +14,8 @@ is found by `present()`, and the damaged variants are deleted so that the run ma
 """
 from __future__ import annotations
 
-import errno
-import io
 import logging
 import os
-import shutil
 import socket
 import time
 from collections.abc import Iterable
@@ -28,7 +26,7 @@ from pathlib import Path
 from PIL import Image
 from tqdm import tqdm
 
-from artsim.images import ImageRejected, content_hash, file_hash, load_rgb, write_atomically
+from artsim.images import ImageRejected, content_hash, file_hash, jpeg_bytes, load_rgb, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -124,10 +122,7 @@ class VariantStore:
         self.checksum_path(key).unlink(missing_ok=True)
 
     def put_image(self, key: str, image: Image.Image, jpeg_quality: int) -> Path:
-        buffer = io.BytesIO()
-        # optimize=False and no EXIF/ICC: the same pixels always give the same bytes.
-        image.save(buffer, format="JPEG", quality=jpeg_quality, optimize=False)
-        return self.put_bytes(key, buffer.getvalue())
+        return self.put_bytes(key, jpeg_bytes(image, jpeg_quality))
 
     def put_bytes(self, key: str, data: bytes) -> Path:
         # The checksum first: a variant never appears without the means to check it. A kill
@@ -135,6 +130,26 @@ class VariantStore:
         self._write_checksum(key, data)
         target = self.path(key)
         write_atomically(target, lambda handle: handle.write(data), prefix=self._temp_prefix())
+        return target
+
+    def adopt_file(self, key: str, source: Path, data: bytes) -> Path:
+        """Store `data`, which `source` held when it was checked, as a hard link to `source`:
+        an adopted file then costs no second copy. The bytes are written instead where no link
+        can be made (another filesystem) or `source` no longer holds `data`."""
+        self._write_checksum(key, data)
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        linked = target.with_name(f"{self._temp_prefix()}{target.name}")
+        try:
+            os.link(source, linked)
+        except OSError:
+            write_atomically(target, lambda handle: handle.write(data), prefix=self._temp_prefix())
+            return target
+        if file_hash(linked) == content_hash(data):
+            os.replace(linked, target)
+        else:  # changed since it was checked: keep what was checked
+            linked.unlink()
+            write_atomically(target, lambda handle: handle.write(data), prefix=self._temp_prefix())
         return target
 
     def _write_checksum(self, key: str, data: bytes) -> None:
@@ -146,21 +161,6 @@ class VariantStore:
     def _temp_prefix() -> str:
         # Host and pid say whose write a leftover was, on a store shared by machines.
         return f"{TEMP_PREFIX}{socket.gethostname()}-{os.getpid()}-"
-
-    def link_into(self, key: str, target: Path) -> None:
-        """Make `target` hold the stored variant: a hard link, else an atomic copy."""
-        source = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.unlink(missing_ok=True)
-        try:
-            os.link(source, target)
-            return
-        except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES):
-                raise
-        with open(source, "rb") as stored:
-            # No fsync: data/generated is a stage output, rebuilt whole after a crash.
-            write_atomically(target, lambda handle: shutil.copyfileobj(stored, handle), durable=False)
 
     def remove_stale_temporaries(self, older_than_s: float = STALE_TEMP_SECONDS) -> int:
         """Delete what killed writers left behind; returns how many files went."""

