@@ -11,7 +11,7 @@ A candidate is one way of describing one aspect (family) of an image:
 | lbp         | texture   | uniform LBP histograms, radius 1 and 2               | histogram intersection         |
 | orientation | edges     | gradient-orientation histograms per 4x4 grid cell    | histogram intersection         |
 | phash       | structure | pHash bits (low 8x8 DCT of a 32x32 grey image)       | 1 - Hamming distance / 64      |
-| layout      | structure | 16x16 grey thumbnail, centred, unit norm             | max(0, Pearson correlation)    |
+| layout      | structure | 16x16 grey thumbnail, centred, unit norm             | max(0, Pearson); flat: 1 if both |
 
 `color`, `texture` and `edges` are the three the default score weighs; the others are there
 for the descriptor study (artsim.study) and for `score.weights` to use. Each candidate's
@@ -48,7 +48,7 @@ class Candidate:
     # (rgb uint8 already resized to describe.size, its grey version, params) -> float64 vector.
     vector: Callable[[np.ndarray, np.ndarray, DescribeParams], np.ndarray]
     length: Callable[[DescribeParams], int]
-    # What decides the vector besides the describing size: the key of its cache folder.
+    # What decides the vector besides the describing size: the key of its entry in an image's cache file.
     settings: Callable[[DescribeParams], dict]
     paired: Kernel
     cross: Kernel

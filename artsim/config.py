@@ -318,7 +318,7 @@ class ScoreParams(Block):
         default_factory=ScoreWeights,
         description="descriptor -> weight, or 'fit': learned on the train pairs (artsim.weight_fit)")
     negatives: int = Field(1, ge=0, le=100, description="negative pairs per positive pair")
-    study_queries: int = Field(2000, ge=1, description="variants whose source the descriptor study looks for among all originals")
+    study_queries: int = Field(2000, ge=1, description="held-out (val/test) variants whose source the descriptor study looks for among all originals")
 
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]

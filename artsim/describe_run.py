@@ -19,7 +19,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
@@ -31,6 +30,7 @@ from artsim.descriptors import (Descriptors, ImageEntry, SkippedImage, manifest_
                                 skipped_table, to_grey)
 from artsim.images import ImageRejected, content_hash, load_rgb, resize_long_side
 from artsim.parallel import ordered_map
+from artsim.shards import read_locations
 
 log = logging.getLogger(__name__)
 
@@ -85,20 +85,20 @@ def describe_entry(entry: ImageEntry, params: DescribeParams, cache_root: Path |
     cache = _open_cache(cache_root, params)
     image_sha256 = content_hash(data)
     healed_before = cache.healed if cache else 0
-    vectors = {f: cache.load(f, image_sha256) if cache else None for f in CANDIDATE_NAMES}
-    missing = tuple(f for f, v in vectors.items() if v is None)
+    vectors = cache.load(image_sha256) if cache else {}
+    missing = tuple(f for f in CANDIDATE_NAMES if f not in vectors)
     if missing:
         try:
             rgb = np.asarray(resize_long_side(load_rgb(data), params.size), dtype=np.uint8)
         except ImageRejected as exc:
             return Outcome(entry, SkippedImage(entry.id, str(entry.path), exc.reason, exc.detail))
         grey = to_grey(rgb)
-        for family in missing:
-            vectors[family] = _compute_family(family, rgb, grey, params)
-            if cache:
-                cache.save(family, image_sha256, vectors[family])
+        computed = {family: _compute_family(family, rgb, grey, params) for family in missing}
+        vectors.update(computed)
+        if cache:
+            cache.save(image_sha256, computed)
     healed = (cache.healed - healed_before) if cache else 0
-    return Outcome(entry, Descriptors(**vectors), missing, healed)
+    return Outcome(entry, Descriptors(**{f: vectors[f] for f in CANDIDATE_NAMES}), missing, healed)
 
 
 def _worker_crashed(entry: ImageEntry) -> Outcome:
@@ -183,8 +183,8 @@ def _record(outcome: Outcome, writer: DescriptorWriter, report: DescribeReport) 
 def describe_manifests(ingested_dir: Path, generated_dir: Path, params: DescribeParams, out_dir: Path,
                        cache_root: Path | None = None, workers: int = 1) -> DescribeReport:
     """Describe every original (data/ingested) and every generated variant (data/generated)."""
-    originals = pd.read_parquet(ingested_dir / "manifest.parquet")
-    generated = pd.read_parquet(generated_dir / "manifest.parquet")
+    originals = read_locations(ingested_dir / "manifest.parquet")
+    generated = read_locations(generated_dir / "manifest.parquet")
     entries = itertools.chain(
         manifest_entries(originals, ingested_dir, "original"),
         manifest_entries(generated, generated_dir, "generated"),

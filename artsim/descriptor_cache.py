@@ -1,21 +1,30 @@
-"""The on-disk cache of descriptors: one .npy per (descriptor family and its params, image content).
+"""The on-disk cache of descriptors: one file per image content, holding every candidate's vector.
 
-Each family (a candidate of artsim.candidates; bump its `version` when its code changes what
-it computes) has its own folder named by a digest of what decides its vectors: the family's
-own settings, the describing size, and the versions of the libraries that decode and compute
-them. Changing `describe.canny_low` therefore names a new edges folder and
-leaves colour and texture found; adding images computes only theirs. Entries are keyed by the
-sha256 of the image file, so a renamed or re-generated identical image is found again.
+Each vector is stored under its candidate's key, `<name>-<digest[:16]>`, the digest of what
+decides it: the candidate's own settings, the describing size, its `version` (bump it when its
+code changes what it computes; see artsim.candidates) and the versions of the libraries that
+decode and compute it. A vector is used only under exactly the key the run would give it, so
+changing `describe.canny_low` recomputes edges and finds the others; adding images computes only
+theirs; a candidate just added to the registry is computed alone. Files are named by the sha256
+of the image file, so a renamed or re-generated identical image is found again.
 
-Entries are written atomically (temporary name, rename) and checked on read (dtype, shape,
-finite values): a damaged one is logged, deleted, counted in `healed` and computed again.
-Layout: `<root>/<family>-<digest[:16]>/<image sha256[:2]>/<image sha256>.npy`.
+One file per image, not one per (image, candidate): 8 tiny files an image cost a 4 KiB block
+each and 8 opens per image on a warm run. The file is artsim.vector_files' checked format
+(checksum, sizes, lengths, finite values): a damaged one is logged, deleted, counted in `healed`
+and all its vectors computed again. Saving rewrites the file atomically (temporary name, rename)
+with the new vectors added and the older-settings entries of those candidates dropped, so it
+does not grow with every setting tried. Concurrent writers of one image (experiments sharing
+the cache) each leave a whole file; the last rename wins, and a vector lost that way is
+computed again next time.
+Layout: `<root>/by-image/<image sha256[:2]>/<image sha256>.vectors`. Folders `<family>-<digest>/`
+beside it are the earlier one-.npy-per-vector layout, no longer read.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 import cv2
@@ -25,7 +34,7 @@ import PIL
 
 from artsim.candidates import CANDIDATES, candidate
 from artsim.config import DescribeParams
-from artsim.vector_files import read_vector, write_vector
+from artsim.vector_files import read_vectors, write_vectors
 
 log = logging.getLogger(__name__)
 
@@ -47,26 +56,40 @@ def family_digest(family: str, params: DescribeParams) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
+def candidate_of(key: str) -> str:
+    """The candidate name of an entry key `<name>-<digest>`."""
+    return key.rpartition("-")[0]
+
+
 class DescriptorCache:
-    """Descriptor vectors of single images, one folder per family and params."""
+    """Descriptor vectors of single images, one file per image, one entry per candidate and settings."""
 
     def __init__(self, root: Path, params: DescribeParams) -> None:
-        self.root = Path(root)
-        self.folders = {f: self.root / f"{f}-{family_digest(f, params)[:16]}" for f in CANDIDATES}
-        self.lengths = {f: family_length(f, params) for f in CANDIDATES}
+        self.folder = Path(root) / "by-image"
+        self.keys = {name: f"{name}-{family_digest(name, params)[:16]}" for name in CANDIDATES}
+        self.lengths = {self.keys[name]: family_length(name, params) for name in CANDIDATES}
         self.healed = 0
 
-    def path(self, family: str, image_sha256: str) -> Path:
-        return self.folders[family] / image_sha256[:2] / f"{image_sha256}.npy"
+    def path(self, image_sha256: str) -> Path:
+        return self.folder / image_sha256[:2] / f"{image_sha256}.vectors"
 
-    def load(self, family: str, image_sha256: str) -> np.ndarray | None:
-        """The stored vector, or None when absent or damaged (a damaged entry is deleted and counted)."""
-        path = self.path(family, image_sha256)
-        vector, problem = read_vector(path, np.float64, self.lengths[family])
+    def load(self, image_sha256: str) -> dict[str, np.ndarray]:
+        """The vectors stored for this image under this run's keys, by candidate name (none when
+        the file is absent or damaged; a damaged one is deleted and counted)."""
+        stored = self._read(image_sha256)
+        return {name: stored[key] for name, key in self.keys.items() if key in stored}
+
+    def save(self, image_sha256: str, computed: Mapping[str, np.ndarray]) -> None:
+        """Add `computed` (candidate name -> vector) to the image's file, replacing those
+        candidates' entries of other settings and keeping the rest."""
+        # Read again just before writing: keeps what a concurrent writer stored since our load.
+        kept = {key: vector for key, vector in self._read(image_sha256).items() if candidate_of(key) not in computed}
+        write_vectors(self.path(image_sha256), {**kept, **{self.keys[name]: v for name, v in computed.items()}})
+
+    def _read(self, image_sha256: str) -> dict[str, np.ndarray]:
+        path = self.path(image_sha256)
+        stored, problem = read_vectors(path, self.lengths)
         if problem:
-            log.warning("descriptor cache: %s is damaged (%s); computing it again", path, problem)
+            log.warning("descriptor cache: %s is damaged (%s); computing its vectors again", path, problem)
             self.healed += 1
-        return vector
-
-    def save(self, family: str, image_sha256: str, vector: np.ndarray) -> None:
-        write_vector(self.path(family, image_sha256), vector, np.float64)
+        return stored or {}

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from artsim.features import embed_images
-from artsim.images import file_hash, write_atomically
+from artsim.images import ImageFile, ImageRejected, file_hash, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -199,15 +199,16 @@ def cache_features(
     Only images missing from the store are decoded and computed.
     """
     # Keyed by content, not by name: a renamed or re-ingested image is found again.
-    digests = [file_hash(path) for path in tqdm(paths, desc="hash images", unit="img", disable=None)]
+    rejected: dict[Path, str] = {}
+    digests = [_content_digest(path, rejected) for path in tqdm(paths, desc="hash images", unit="img", disable=None)]
     first_path_of: dict[str, int] = {}
     for index, digest in enumerate(digests):
-        first_path_of.setdefault(digest, index)
+        if digest:
+            first_path_of.setdefault(digest, index)
     # Damaged entries are deleted here (counted in store.healed) and computed again below.
     missing = [index for digest, index in first_path_of.items() if not store.usable(digest)]
     log.info("features: %d unique images, %d already cached", len(first_path_of), len(first_path_of) - len(missing))
     check_room(store, len(missing))
-    rejected: dict[Path, str] = {}
     # Chunks bound the memory: features go to disk as soon as a chunk is done.
     chunk_size = batch_size * 16
     for start in tqdm(range(0, len(missing), chunk_size), desc="cache features", unit="chunk", disable=None):
@@ -220,3 +221,16 @@ def cache_features(
             else:
                 store.save(digests[path_index], features[row])
     return digests, rejected
+
+
+def _content_digest(path: ImageFile, rejected: dict[ImageFile, str]) -> str:
+    """The image's sha256, or "" when it cannot be read (then recorded in `rejected` with the reason)."""
+    try:
+        return file_hash(path)
+    except ImageRejected as exc:  # e.g. a shard shorter than its manifest says
+        reason = exc.reason
+    except OSError as exc:
+        reason = "missing_file" if isinstance(exc, FileNotFoundError) else "unreadable"
+    log.warning("skipping %s: %s", path, reason)
+    rejected[path] = reason
+    return ""

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from artsim.images import ImageRejected, content_hash, fit_within, jpeg_bytes, load_rgb, read_regular_file
 from artsim.metadata_csv import legible
 from artsim.parallel import ordered_map
-from artsim.shards import SHARD_BYTES, SHARD_FOLDER, ShardWriter
+from artsim.shards import SHARD_BYTES, SHARD_FOLDER, ShardWriter, bucket
 from artsim.sources import LABEL_FIELDS, SourceImage, SourceItem, SourceProblem
 
 log = logging.getLogger(__name__)
@@ -136,8 +136,8 @@ def select_subset(items: Iterable[SourceItem], max_images: int | None, per_class
 
 def ingest(items: Iterable[SourceItem], out_dir: Path, settings: IngestSettings, total: int | None = None,
            shard_bytes: int = SHARD_BYTES) -> IngestReport:
-    """Decode, validate, normalise and deduplicate `items` into `out_dir/shards/*.tar` (member
-    `images/<id>.jpg` each), `out_dir/manifest.parquet` (one row per kept image, in source
+    """Decode, validate, normalise and deduplicate `items` into `out_dir/shards/<bucket>.tar`
+    (member `images/<id>.jpg` each), `out_dir/manifest.parquet` (one row per kept image, in source
     order, locating it) and `out_dir/skipped.csv` (every file not kept, with the reason).
 
     Memory holds a bounded window of images in flight, one row group of the manifest,
@@ -157,7 +157,7 @@ def ingest(items: Iterable[SourceItem], out_dir: Path, settings: IngestSettings,
                 report.skip(result["source_path"], "duplicate", f"same content as {first_source_of[result['hash']]}")
                 continue
             first_source_of[result["hash"]] = result["source_path"]
-            shard, offset, length = shards.add(result["path"], result.pop("jpeg"))
+            shard, offset, length = shards.add(result["path"], result.pop("jpeg"), bucket(result["id"]))
             manifest.add({**result, "shard": shard, "offset": offset, "length": length})
             report.kept += 1
             report.splits[result["split"]] += 1

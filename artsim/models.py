@@ -1,4 +1,4 @@
-"""ResNet-50 models, their weights on disk, and the images they are fed.
+"""ResNet-50 models, their weights on disk, and the transforms of the images they are fed.
 
 Weights are always written as safetensors and read without unpickling untrusted data:
 the only `torch.load` here runs with `weights_only=True`, for user-supplied .pth files
@@ -6,23 +6,19 @@ and torchvision's own ImageNet checkpoint.
 """
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
 from torchvision.models import ResNet, ResNet50_Weights, resnet50
 from torchvision.transforms import v2
 
 from artsim.images import ImageRejected, load_rgb
-from artsim.shards import manifest_images
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +184,7 @@ def load_siamese(path: Path, head_hidden: int) -> SiameseRegressor:
 # Inputs
 # ---------------------------------------------------------------------------
 
-def _to_normalised_tensor() -> list[nn.Module]:
+def to_normalised_tensor() -> list[nn.Module]:
     return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(**NORMALISATION)]
 
 
@@ -198,7 +194,7 @@ def classifier_train_transform(image_size: int) -> v2.Compose:
         v2.ToImage(),
         v2.RandomResizedCrop(image_size, scale=(0.5, 1.0), antialias=True),
         v2.RandomHorizontalFlip(),
-        *_to_normalised_tensor(),
+        *to_normalised_tensor(),
     ])
 
 
@@ -207,7 +203,7 @@ def classifier_eval_transform(image_size: int) -> v2.Compose:
         v2.ToImage(),
         v2.Resize(image_size, antialias=True),
         v2.CenterCrop(image_size),
-        *_to_normalised_tensor(),
+        *to_normalised_tensor(),
     ])
 
 
@@ -219,7 +215,7 @@ def pair_resize(image_size: int) -> v2.Compose:
 
 def pair_transform(image_size: int) -> v2.Compose:
     """A pair's image as the siamese model takes it: resized as pair_resize, then normalised."""
-    return v2.Compose([pair_resize(image_size), *_to_normalised_tensor()])
+    return v2.Compose([pair_resize(image_size), *to_normalised_tensor()])
 
 
 def screen_images(paths: Iterable[Path]) -> dict[Path, str]:
@@ -240,79 +236,6 @@ def drop_rejected(batch: list[Any]) -> Any:
     if not present:
         return None
     return torch.utils.data.default_collate(present)
-
-
-def resolve_pairs(
-    pairs: pd.DataFrame,
-    ingested: pd.DataFrame,
-    generated: pd.DataFrame,
-    ingested_dir: Path,
-    generated_dir: Path,
-) -> pd.DataFrame:
-    """`pairs` with the image files of both sides: original_path and generated_path."""
-    original_paths = pd.Series(manifest_images(ingested, ingested_dir), index=ingested["id"], dtype=object)
-    generated_paths = pd.Series(manifest_images(generated, generated_dir), index=generated["id"], dtype=object)
-    resolved = pairs.assign(
-        original_path=pairs["original_id"].map(original_paths),
-        generated_path=pairs["generated_id"].map(generated_paths),
-    )
-    unknown = resolved["original_path"].isna() | resolved["generated_path"].isna()
-    if unknown.any():
-        log.warning("%d pairs name an image missing from the manifests; skipped", int(unknown.sum()))
-    return resolved[~unknown].reset_index(drop=True)
-
-
-class PairImages(Dataset):
-    """(index, original, generated, score) per pair; None when an image fails to decode.
-
-    The per-pair path (two trunk passes per pair, see predict_pairs): the reference that
-    tests and bench/siamese.py compare the embed-once and cached-feature paths against.
-
-    Each original appears in several pairs and the resize is deterministic, so resized
-    images are kept in a bounded cache (uint8, `cache_size` images per process) instead
-    of decoding the same JPEG again for every pair and epoch.
-    """
-
-    def __init__(self, pairs: pd.DataFrame, image_size: int, cache_size: int = 4096) -> None:
-        self.original_paths = list(pairs["original_path"])
-        self.generated_paths = list(pairs["generated_path"])
-        self.scores = torch.tensor(pairs["score"].to_numpy(dtype=np.float32))
-        self.resize = pair_resize(image_size)
-        self.normalise = v2.Compose(_to_normalised_tensor())
-        self._resized = functools.lru_cache(maxsize=cache_size)(self._decode_resized)
-
-    def __len__(self) -> int:
-        return len(self.scores)
-
-    def __getitem__(self, index: int) -> tuple[int, Tensor, Tensor, Tensor] | None:
-        try:
-            original = self.normalise(self._resized(self.original_paths[index]))
-            generated = self.normalise(self._resized(self.generated_paths[index]))
-        except ImageRejected as exc:
-            log.warning("skipping pair %d: %s", index, exc)
-            return None
-        return index, original, generated, self.scores[index]
-
-    def _decode_resized(self, path: Path) -> Tensor:
-        return self.resize(load_rgb(path))
-
-
-@torch.no_grad()
-def predict_pairs(model: SiameseRegressor, dataset: PairImages, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """(indices of the pairs predicted, their predictions) in dataset order."""
-    model.eval()
-    device = next(model.parameters()).device
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=drop_rejected)
-    indices, predictions = [], []
-    for batch in loader:
-        if batch is None:
-            continue
-        index, original, generated, _ = batch
-        indices.append(index.numpy())
-        predictions.append(model(original.to(device), generated.to(device)).cpu().numpy())
-    if not indices:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-    return np.concatenate(indices), np.concatenate(predictions)
 
 
 def default_device() -> torch.device:

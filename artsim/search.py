@@ -19,7 +19,7 @@ import torch
 from artsim.api import ImageInput, Scorer, UserError
 from artsim.cache_dirs import user_cache_root
 from artsim.features import embed_images
-from artsim.images import ImageFile, file_hash
+from artsim.images import ImageFile, ImageRejected, file_hash
 from artsim.shards import manifest_images
 from artsim.models import EMBEDDING_DIM
 from artsim.vector_files import read_vector, write_vector
@@ -116,6 +116,9 @@ def candidate_embeddings(scorer: Scorer, candidates: Sequence[Candidate], cache:
             content = file_hash(candidate.path)
         except OSError as exc:
             unusable[position] = f"unreadable ({exc.strerror or exc})"
+            continue
+        except ImageRejected as exc:  # a shard shorter than its manifest says
+            unusable[position] = str(exc)
             continue
         cached = cache.get(content)
         if cached is None:

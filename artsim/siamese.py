@@ -105,7 +105,7 @@ def train_siamese(
 ) -> SiameseResult:
     """Regress the descriptor `score` of (original, generated) pairs with an MSE loss.
 
-    `pairs` is the output of `artsim.models.resolve_pairs`: it carries split, score
+    `pairs` is the output of `artsim.pair_images.resolve_pairs`: it carries split, score
     and both image paths.
     """
     make_deterministic(seed)

@@ -119,11 +119,23 @@ def hamming_cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 # --- unit vectors: max(0, correlation) = max(0, 1 - |a - b|² / 2) --------------------------
+# A flat image has no layout to correlate: its vector is all zeros, and the formula would give
+# it 0.5 against any image. Pearson is undefined there; we take 1 between two flat images (they
+# look alike) and 0 between a flat image and any other (no shared structure), as documented.
+
+def _flat(vectors: np.ndarray) -> np.ndarray:
+    # Unit vectors have squared norm 1 and flat images' are exactly 0: anything under 1/2 is flat.
+    return (vectors**2).sum(1) < 0.5
+
 
 def correlation_paired(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     # Written as a distance so that identical vectors give exactly 1 (a dot product may round below).
-    return unit_array(1.0 - ((a - b) ** 2).sum(1) / 2)
+    similarity = unit_array(1.0 - ((a - b) ** 2).sum(1) / 2)
+    flat_a, flat_b = _flat(a), _flat(b)
+    return np.where(flat_a | flat_b, (flat_a & flat_b).astype(np.float64), similarity)
 
 
 def correlation_cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return unit_array(1.0 - cdist(a, b, "sqeuclidean") / 2)
+    similarity = unit_array(1.0 - cdist(a, b, "sqeuclidean") / 2)
+    flat_a, flat_b = _flat(a)[:, None], _flat(b)[None, :]
+    return np.where(flat_a | flat_b, (flat_a & flat_b).astype(np.float64), similarity)

@@ -1,15 +1,20 @@
 """The descriptor study: how well each candidate descriptor (and the weighted score) tells a
 painting's own variants from other paintings' variants, and finds a variant's source.
 
+Every figure is measured on HELD-OUT data: the val and test pairs, and variants of val/test
+paintings as retrieval queries. `score.weights: fit` learns the weights on the train pairs, so
+figures that included them would be in-sample for the fitted score (and flatter it); measured
+on held-out data, the fitted row, the default one and every candidate compare on equal terms.
+
 Per candidate, and for the weighted score:
-- pair AUC: ROC AUC of the similarity, positive pairs against negative pairs (all splits);
-- recall@1 and MRR: a variant's similarity to every described original (all splits), the rank
-  of its own source among them, ties counted against it; over a deterministic sample of at
-  most `queries` variants (seeded), because every variant against every original is too many
-  at WikiArt scale (240k x 80k);
+- pair AUC: ROC AUC of the similarity, positive pairs against negative pairs (held-out pairs);
+- recall@1 and MRR: a held-out variant's similarity to every described original (of every
+  split: the candidates a search faces), the rank of its own source among them, ties counted
+  against it; over a deterministic sample of at most `queries` variants (seeded), because every
+  variant against every original is too many at WikiArt scale (240k x 80k);
 - Spearman with strength: rank correlation of the similarity with the generation strength on
-  the positive pairs (negative: the similarity falls as the variant strays further);
-- redundancy: Spearman correlation between the candidates' similarities over all pairs.
+  the held-out positive pairs (negative: the similarity falls as the variant strays further);
+- redundancy: Spearman correlation between the candidates' similarities over the held-out pairs.
 
 Retrieval goes in blocks of whole queries against all originals (about `max_pairs` at a time).
 """
@@ -36,6 +41,7 @@ log = logging.getLogger(__name__)
 
 SCORE = "score"
 STUDY_COLUMNS = ["descriptor", "family", "weight", "auc", "recall_at_1", "mrr", "spearman_strength"]
+TRAIN = "train"  # the split `score.weights: fit` learns from: the study leaves it out
 
 
 @dataclass(frozen=True)
@@ -57,14 +63,26 @@ class Retrieval:
     candidates: int
 
 
+def heldout_pairs(scored: pd.DataFrame) -> pd.DataFrame:
+    """The pairs outside the train split (negatives stay in their original's split, so no train painting)."""
+    return scored[scored["split"].astype(str) != TRAIN]
+
+
+def heldout_originals(originals: pd.DataFrame) -> set[str]:
+    """Ids of the originals outside the train split: the sources whose variants the study queries."""
+    return set(originals.loc[originals["split"].astype(str) != TRAIN, "id"].astype(str))
+
+
 def descriptor_study(scored: pd.DataFrame, descriptors: Mapping[str, Descriptors], originals: pd.DataFrame,
                      generated: pd.DataFrame, stats: TextureStats, weights: ScoreWeights, fitted: bool,
                      queries: int, seed: int) -> Study:
-    """The study of the scored pairs and of retrieval among the described originals."""
+    """The study of the held-out pairs and of held-out variants' retrieval among all described originals."""
     names = [n for n in CANDIDATE_NAMES if n in scored.columns]
     columns = [*names, SCORE]
-    retrieval = source_retrieval(descriptors, originals, generated, stats, weights, queries, seed)
-    aucs, spearmans = pair_aucs(scored, columns), strength_spearmans(scored, columns)
+    heldout = heldout_pairs(scored)
+    retrieval = source_retrieval(descriptors, originals, generated, stats, weights, queries, seed,
+                                 sources=heldout_originals(originals))
+    aucs, spearmans = pair_aucs(heldout, columns), strength_spearmans(heldout, columns)
     weight_map = weights.as_dict()
     table = pd.DataFrame([
         {"descriptor": name, "family": CANDIDATES[name].family if name in CANDIDATES else "weighted",
@@ -72,15 +90,18 @@ def descriptor_study(scored: pd.DataFrame, descriptors: Mapping[str, Descriptors
          "recall_at_1": retrieval.recall_at_1.get(name), "mrr": retrieval.mrr.get(name),
          "spearman_strength": spearmans[name]}
         for name in columns], columns=STUDY_COLUMNS)
-    return Study(table, redundancy(scored, columns), study_headline(weight_map, fitted, retrieval, spearmans))
+    headline = study_headline(weight_map, fitted, len(heldout), aucs, retrieval, spearmans)
+    return Study(table, redundancy(heldout, columns), headline)
 
 
-def study_headline(weights: Mapping[str, float], fitted: bool, retrieval: Retrieval,
-                   spearmans: Mapping[str, float | None]) -> dict[str, Any]:
-    """Fixed keys whatever the data: every candidate's weight, and the weighted score's retrieval."""
+def study_headline(weights: Mapping[str, float], fitted: bool, pairs: int, aucs: Mapping[str, float | None],
+                   retrieval: Retrieval, spearmans: Mapping[str, float | None]) -> dict[str, Any]:
+    """Fixed keys whatever the data: every candidate's weight, and the weighted score's held-out figures."""
     return {
         "weights": {name: float(weights.get(name, 0.0)) for name in CANDIDATE_NAMES},
         "weights_fitted": fitted,
+        "heldout_pairs": pairs,
+        "score_auc": aucs.get(SCORE),
         "retrieval": {"queries": retrieval.queries, "candidates": retrieval.candidates,
                       "score_recall_at_1": retrieval.recall_at_1.get(SCORE), "score_mrr": retrieval.mrr.get(SCORE)},
         "score_spearman_strength": spearmans.get(SCORE),
@@ -108,7 +129,7 @@ def _spearman(values: np.ndarray, strength: np.ndarray) -> float | None:
 
 
 def redundancy(scored: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """Spearman correlation of every two descriptors' similarities over all pairs (the score included)."""
+    """Spearman correlation of every two descriptors' similarities over `scored` (the score included)."""
     matrix = scored[columns].astype(np.float64).corr(method="spearman")
     return matrix.rename_axis("descriptor").reset_index()
 
@@ -116,7 +137,7 @@ def redundancy(scored: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 # --- source retrieval -------------------------------------------------------------------------
 
 def query_sample(generated: pd.DataFrame, described: set[str], original_ids: set[str], queries: int, seed: int) -> pd.DataFrame:
-    """At most `queries` described variants whose source is a described original: a seeded sample, in id order."""
+    """At most `queries` described variants whose source is in `original_ids`: a seeded sample, in id order."""
     variants = pd.DataFrame({"id": generated["id"].astype(str), "original_id": generated["original_id"].astype(str)})
     usable = variants[variants["id"].isin(described) & variants["original_id"].isin(original_ids)]
     usable = usable.sort_values("id", kind="stable").reset_index(drop=True)
@@ -128,12 +149,17 @@ def query_sample(generated: pd.DataFrame, described: set[str], original_ids: set
 
 def source_retrieval(descriptors: Mapping[str, Descriptors], originals: pd.DataFrame, generated: pd.DataFrame,
                      stats: TextureStats, weights: ScoreWeights, queries: int, seed: int,
-                     max_pairs: int = 1 << 21) -> Retrieval:
-    """Recall@1 and MRR of finding each sampled variant's source among all described originals."""
+                     max_pairs: int = 1 << 21, sources: set[str] | None = None) -> Retrieval:
+    """Recall@1 and MRR of finding each sampled variant's source among all described originals.
+
+    sources: the originals whose variants may be queries (default: every one); the candidates
+    are every described original whatever its split.
+    """
     candidate_ids = sorted({str(i) for i in originals["id"]} & set(descriptors))
-    sample = query_sample(generated, set(descriptors), set(candidate_ids), queries, seed)
+    query_sources = set(candidate_ids) if sources is None else set(candidate_ids) & sources
+    sample = query_sample(generated, set(descriptors), query_sources, queries, seed)
     if sample.empty:
-        log.warning("descriptor study: no described variant with a described source: no retrieval figures")
+        log.warning("descriptor study: no described variant of a described source to query: no retrieval figures")
         return Retrieval({}, {}, 0, len(candidate_ids))
     candidates = DescriptorSet.stack([descriptors[i] for i in candidate_ids])
     query_set = DescriptorSet.stack([descriptors[i] for i in sample["id"]])

@@ -121,7 +121,7 @@ def main() -> None:
         floor_s = floor_seconds(paths, size, args.workers)
         cold_s = describe_seconds(paths, Path(scratch) / "cache", Path(scratch) / "out", args.workers)
         warm_s = describe_seconds(paths, Path(scratch) / "cache", Path(scratch) / "out", args.workers)
-        cache_files = sum(1 for _ in (Path(scratch) / "cache").rglob("*.npy"))
+        cache_files = sum(1 for _ in (Path(scratch) / "cache").rglob("*.vectors"))
     result = {
         "images": len(paths), "workers": args.workers, "cache_files": cache_files,
         "floor_images_per_s": round(len(paths) / floor_s, 1),

@@ -152,11 +152,11 @@ def make_workspace(target: Path, source: Path, imported: Path, cache_type: str, 
     run(["git", "commit", "-q", "-m", "bench"], target, env)
 
 
-def disk_kib(paths: list[Path]) -> dict[str, int]:
-    """`du -sk` of each path, in one call so that an inode already counted (a hard link) counts once."""
-    existing = [p for p in paths if p.exists()]
-    out = subprocess.run(["du", "-sk", *map(str, existing)], capture_output=True, text=True, check=True).stdout
-    return {Path(line.split("\t", 1)[1]).name: int(line.split("\t", 1)[0]) for line in out.splitlines()}
+def disk_kib(paths: dict[str, Path]) -> dict[str, int]:
+    """`du -sk` of each labelled path, in one call so that an inode already counted (a hard link) counts once."""
+    label_of = {str(path): label for label, path in paths.items() if path.exists()}
+    out = subprocess.run(["du", "-sk", *label_of], capture_output=True, text=True, check=True).stdout
+    return {label_of[line.split("\t", 1)[1]]: int(line.split("\t", 1)[0]) for line in out.splitlines()}
 
 
 def image_kib(workspace: Path) -> int:
@@ -197,11 +197,12 @@ def measure(work: Path, count: int, kind: str, until: str, source: Path, importe
     status_first, status_out = run(status, workspace, env)
     status_best = min(run(status, workspace, env)[0] for _ in range(2))
     dvc_cache = workspace / ".dvc" / "cache"
-    outputs = [workspace / "data" / name for name in ("ingested", "generated", "descriptors")]
+    outputs = {name: workspace / "data" / name for name in ("ingested", "generated", "descriptors")}
     # The inputs come first so that what shares their inodes (the store's links to imported
     # files) counts there, then they are left out: they are the user's, not the pipeline's.
-    disk = {name: kib for name, kib in disk_kib([source, imported, artsim_cache, *outputs, dvc_cache]).items()
-            if name not in (source.name, imported.name)}
+    caches = {f"{p.name} cache": p for p in sorted(artsim_cache.iterdir())} if artsim_cache.is_dir() else {}  # variants, descriptors
+    disk = {label: kib for label, kib in disk_kib({"source": source, "import": imported, **caches, **outputs, "DVC cache": dvc_cache}).items()
+            if label not in ("source", "import")}
     row = {
         "n": count, "cache_type": kind, "revision": revision or "worktree", "until": until, "stages_s": stages, "repro_s": repro_s,
         "dvc_s": repro_s - sum(stages.values()), "status_first_s": status_first, "status_best_s": status_best,
@@ -225,7 +226,7 @@ def push_and_pull(root: Path, workspace: Path, until: str, env: dict[str, str]) 
     _, status = run(["dvc", "status", "--with-deps", until], clone, clone_env)
     _, repro = run(["dvc", "repro", until], clone, clone_env)
     return {
-        "push_s": push_s, "pull_s": pull_s, "remote_kib": disk_kib([root / "remote"])["remote"],
+        "push_s": push_s, "pull_s": pull_s, "remote_kib": disk_kib({"remote": root / "remote"})["remote"],
         "clone_status_clean": "up to date" in status, "clone_repro_ran": re.findall(r"Running stage '(\w+)'", repro),
     }
 

@@ -13,7 +13,8 @@ from artsim.descriptor_score import DescriptorScorer
 from artsim.descriptors import read_descriptors
 from artsim.evaluation import PREDICTION_COLUMNS, DescribedCollection, evaluate_on_test
 from artsim.gallery import write_gallery
-from artsim.models import load_siamese, resolve_pairs
+from artsim.models import load_siamese
+from artsim.pair_images import resolve_pairs
 from artsim.scoring import train_texture_stats
 from artsim.shards import manifest_images
 from stages.common import load_params, setup_logging, write_json

@@ -1,4 +1,4 @@
-"""Stage generate: data/ingested -> data/generated/{images/,manifest.parquet,failures.csv} + metrics/generate.json.
+"""Stage generate: data/ingested -> data/generated/{shards/,manifest.parquet,failures.csv} + metrics/generate.json.
 
 Runs alone or as ranks of `torchrun --nproc-per-node N -m stages.generate` (also across
 machines sharing the repository's filesystem); with `generate.processes` > 1 and no torchrun

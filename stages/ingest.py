@@ -1,4 +1,4 @@
-"""Stage ingest: a WikiArt source -> data/ingested/{images/,manifest.parquet,skipped.csv} + metrics/ingest.json."""
+"""Stage ingest: a WikiArt source -> data/ingested/{shards/,manifest.parquet,skipped.csv} + metrics/ingest.json."""
 from __future__ import annotations
 
 import os

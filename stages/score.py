@@ -1,5 +1,7 @@
 """DVC stage score: positive/negative pairs, every descriptor's similarity, the weighted score
-(given weights, or `fit` on the train pairs), the discrimination report and the descriptor study."""
+(given weights, or `fit` on the train pairs), the discrimination report and the descriptor study
+(measured on the held-out pairs and queries only: fitted weights are never judged on their own
+fitting data)."""
 from __future__ import annotations
 
 import logging
@@ -55,7 +57,8 @@ def main() -> None:
     tables = {**score_tables(scored.pairs), "descriptor_study.csv": study.table, "redundancy.csv": study.redundancy}
     for name, table in tables.items():
         table.to_csv(PLOTS / name, index=False)
-    log.info("scored %d pairs; descriptor study:\n%s", len(scored.pairs), study.table.to_string(index=False))
+    log.info("scored %d pairs; descriptor study (%d held-out pairs, %d queries):\n%s", len(scored.pairs),
+             study.headline["heldout_pairs"], study.headline["retrieval"]["queries"], study.table.to_string(index=False))
 
 
 if __name__ == "__main__":

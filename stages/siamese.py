@@ -15,7 +15,8 @@ from artsim.descriptor_score import FILE_NAME as DESCRIPTOR_SCORE_FILE
 from artsim.descriptor_score import DescriptorScoreFileError, DescriptorScorer
 from artsim.distributed import process_group, ranks_from_env
 from artsim.feature_cache import FeatureCacheTooLarge
-from artsim.models import resolve_pairs, save_weights
+from artsim.models import save_weights
+from artsim.pair_images import resolve_pairs
 from artsim.model_card import model_card, training_data_summary
 from artsim.siamese import siamese_card, train_siamese
 from artsim.training import dvclive_epoch_logger, process_group_backend, resolve_runtime

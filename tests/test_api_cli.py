@@ -25,7 +25,8 @@ from artsim.descriptors import HARALICK_FEATURES
 from artsim.difference import difference_maps
 from artsim.models import NORMALISATION, SiameseRegressor, save_weights
 from artsim.scoring import TextureStats
-from artsim.search import EmbeddingCache, folder_candidates, search
+from artsim.search import Candidate, EmbeddingCache, folder_candidates, search
+from artsim.shards import ShardMember, ShardWriter
 from tests.helpers import random_painting
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -238,6 +239,18 @@ def test_search_embeds_each_candidate_once_and_recomputes_a_damaged_cache_entry(
     again = search(scorer, images[1], candidates, top_k=4, cache=cache).hits
     assert [h.path for h in again] == [h.path for h in first]
     assert np.load(entries[0]).shape == (2048,)
+
+
+def test_search_among_shard_members_leaves_out_one_beyond_its_shard(tmp_path, model_dir, images):
+    scorer = artsim.load(model_dir)
+    with ShardWriter(tmp_path / "shards") as shards:
+        located = [shards.add(f"images/{p.name}", p.read_bytes(), "aa") for p in images]
+    members = [ShardMember(tmp_path / shard, offset, length) for shard, offset, length in located]
+    beyond = ShardMember(members[0].shard, members[0].offset, members[0].length + 10**9)
+    candidates = [Candidate(m, "", f"painting {i}") for i, m in enumerate([beyond, *members[1:]])]
+    result = search(scorer, images[1], candidates, top_k=3, cache=EmbeddingCache(tmp_path / "cache", scorer.fingerprint))
+    assert sorted(h.path for h in result.hits) == sorted(str(m) for m in members[1:])
+    assert list(result.skipped) == [str(beyond)] and "truncated_shard" in result.skipped[str(beyond)]
 
 
 def test_a_shortlist_of_one_still_returns_what_it_can(model_dir, images, tmp_path):

@@ -22,7 +22,7 @@ from artsim.models import NORMALISATION, build_classifier, save_weights
 from artsim.pair_batches import PairTable
 from artsim.siamese import prepare_inputs, train_siamese
 from artsim.training import Runtime
-from artsim.shards import manifest_images
+from artsim.shards import ShardMember, ShardWriter, manifest_images
 from tests.generate_fixtures import decodes, make_ingested
 from tests.tiny_project import build_tiny_project, resolved_pairs
 
@@ -118,6 +118,16 @@ def _wrong_dtype(path: Path) -> None:
 
 def _wrong_shape(path: Path) -> None:
     np.save(path, np.load(path)[:, :1])
+
+
+def test_an_image_that_cannot_be_read_is_rejected_and_the_rest_cached(bottom, images: list[Path], tmp_path: Path) -> None:
+    with ShardWriter(tmp_path / "shards") as shards:
+        shard, offset, length = shards.add("images/a.jpg", images[0].read_bytes(), "aa")
+    beyond = ShardMember(tmp_path / shard, offset, length + 10_000)  # a manifest longer than its shard
+    store = open_feature_store(tmp_path / "features", bottom, 32, NORMALISATION, torch.device("cpu"), False, torch.float32)
+    digests, rejected = cache_features(bottom, [beyond, tmp_path / "gone.jpg", *images[1:]], store, 32, 4, torch.device("cpu"))
+    assert rejected == {beyond: "truncated_shard", tmp_path / "gone.jpg": "missing_file"}
+    assert digests[:2] == ["", ""] and all(store.usable(d) for d in digests[2:])
 
 
 @pytest.mark.parametrize("damage", [_empty, _truncated, _wrong_dtype, _wrong_shape])

@@ -133,3 +133,17 @@ def test_similarity_falls_as_a_painting_is_degraded(name, images, vectors, stats
         values = candidate.paired(original, degraded, stats).tolist()
         assert all(a >= b for a, b in zip(values, values[1:])), f"{path.name} {name} rose: {values}"
         assert values[-1] < values[0], f"{path.name} {name} did not fall: {values}"
+
+
+def test_layout_of_a_flat_image_matches_only_another_flat_image(vectors, stats):
+    # README: layout is max(0, Pearson); a flat image has no correlation with a painting (0), and
+    # is the same layout as another flat image (1) -- not 0.5 against everything.
+    layout, v = CANDIDATES["layout"], vectors["layout"]
+    flat_grey, black, noise = len(SAMPLE_PATHS), len(SAMPLE_PATHS) + 1, len(SAMPLE_PATHS) + 2
+    assert not v[flat_grey].any() and not v[black].any()
+    others = [*range(len(SAMPLE_PATHS)), noise]
+    matrix = layout.cross(v, v, stats)
+    assert matrix[flat_grey, black] == 1.0
+    assert (matrix[flat_grey, others] == 0.0).all() and (matrix[others, black] == 0.0).all()
+    paired = layout.paired(np.repeat(v[flat_grey:flat_grey + 1], len(others), 0), v[others], stats)
+    assert (paired == 0.0).all()

@@ -1,9 +1,11 @@
 """The descriptor cache recomputes only what changed: counted calls of each descriptor family
-(each candidate of artsim.candidates)."""
+(each candidate of artsim.candidates). One file per image; damaged files healed; concurrent
+writers leave whole files."""
 from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -14,8 +16,10 @@ import pytest
 from artsim import candidate_vectors, candidates, describe_run, descriptors
 from artsim.config import DescribeParams
 from artsim.describe_run import describe_to_parquet
-from artsim.descriptor_cache import DescriptorCache
+from artsim.descriptor_cache import DescriptorCache, candidate_of
 from artsim.descriptors import ImageEntry
+from artsim.images import content_hash
+from artsim.vector_files import read_vectors, write_vectors
 from tests.test_descriptors import random_image, save_jpeg
 
 PARAMS = DescribeParams()
@@ -55,6 +59,16 @@ def make_images(folder: Path, first: int, count: int) -> list[ImageEntry]:
     return entries
 
 
+def cache_file(cache: DescriptorCache, entry: ImageEntry) -> Path:
+    return cache.path(content_hash(entry.path.read_bytes()))
+
+
+def stored(path: Path) -> dict[str, np.ndarray]:
+    vectors, problem = read_vectors(path, {})
+    assert problem is None, problem
+    return vectors
+
+
 def run(entries: list[ImageEntry], params: DescribeParams, cache: Path, out: Path, calls: Counter) -> dict[str, int]:
     """One describe run; returns the family calls it made."""
     before = Counter(calls)
@@ -80,7 +94,7 @@ def test_cache_recomputes_only_what_changed(tmp_path, calls):
     new_canny = PARAMS.model_copy(update={"canny_low": 20.0})
     assert run(added, new_canny, cache, out, calls) == each(0, edges=8)
 
-    new_levels = PARAMS.model_copy(update={"haralick_levels": 16})
+    new_levels = new_canny.model_copy(update={"haralick_levels": 16})
     assert run(added, new_levels, cache, out, calls) == each(0, texture=8)
 
 
@@ -88,13 +102,11 @@ def test_a_new_or_changed_candidate_is_the_only_one_computed(tmp_path, calls, mo
     cache, out = tmp_path / "cache", tmp_path / "out"
     entries = make_images(tmp_path / "images", 0, 4)
     run(entries, PARAMS, cache, out, calls)
-    # A candidate just added to the registry finds no folder of its own: as if phash's were never made.
-    for folder in cache.glob("phash-*"):
-        for path in sorted(folder.rglob("*"), reverse=True):
-            path.unlink() if path.is_file() else path.rmdir()
-        folder.rmdir()
+    # A candidate just added to the registry finds no entry of its own: as if phash's were never stored.
+    for path in DescriptorCache(cache, PARAMS).folder.rglob("*.vectors"):
+        write_vectors(path, {key: v for key, v in stored(path).items() if candidate_of(key) != "phash"})
     assert run(entries, PARAMS, cache, out, calls) == each(0, phash=4)
-    # A candidate whose code changed (its version bumped) names a new folder: only it is computed again.
+    # A candidate whose code changed (its version bumped) gets a new key: only it is computed again.
     bumped = dataclasses.replace(candidates.CANDIDATES["layout"], version=candidates.CANDIDATES["layout"].version + 1)
     monkeypatch.setitem(candidates.CANDIDATES, "layout", bumped)
     describe_run._open_cache.cache_clear()  # a changed code runs in a new process, with no cache opened yet
@@ -110,25 +122,87 @@ def test_cache_is_keyed_by_content_not_by_name(tmp_path, calls):
     assert run([renamed], PARAMS, cache, tmp_path / "out2", calls) == each(0)
 
 
-def test_damaged_entries_are_recomputed_and_counted(tmp_path, calls):
-    cache_root, out = tmp_path / "cache", tmp_path / "out"
+def test_one_file_per_image_holds_every_candidate(tmp_path, calls):
+    cache_root = tmp_path / "cache"
     entries = make_images(tmp_path / "images", 0, 3)
+    run(entries, PARAMS, cache_root, tmp_path / "out", calls)
+    cache = DescriptorCache(cache_root, PARAMS)
+    files = sorted(path for path in cache_root.rglob("*") if path.is_file())
+    assert files == sorted(cache_file(cache, entry) for entry in entries)
+    for path in files:
+        assert {key: len(v) for key, v in stored(path).items()} == cache.lengths
+
+
+def test_a_changed_setting_replaces_that_candidates_entry(tmp_path, calls):
+    cache_root, out = tmp_path / "cache", tmp_path / "out"
+    entries = make_images(tmp_path / "images", 0, 2)
+    run(entries, PARAMS, cache_root, out, calls)
+    new_canny = PARAMS.model_copy(update={"canny_low": 20.0})
+    run(entries, new_canny, cache_root, out, calls)
+    old_keys, new_keys = DescriptorCache(cache_root, PARAMS).keys, DescriptorCache(cache_root, new_canny).keys
+    assert old_keys["edges"] != new_keys["edges"]
+    for entry in entries:
+        # The file does not grow with every setting tried: edges' older entry is gone.
+        assert set(stored(cache_file(DescriptorCache(cache_root, PARAMS), entry))) == set(new_keys.values())
+    # The price: going back to the earlier setting computes edges again (and only edges).
+    assert run(entries, PARAMS, cache_root, out, calls) == each(0, edges=2)
+
+
+def test_damaged_files_are_healed_counted_and_recomputed(tmp_path, calls):
+    cache_root, out = tmp_path / "cache", tmp_path / "out"
+    entries = make_images(tmp_path / "images", 0, 6)
     run(entries, PARAMS, cache_root, out, calls)
     expected = pd.read_parquet(out / "descriptors.parquet")
     cache = DescriptorCache(cache_root, PARAMS)
-    texture_entries = sorted(cache.folders["texture"].rglob("*.npy"))
-    texture_entries[0].write_bytes(b"")                                      # emptied by a crash
-    texture_entries[1].write_bytes(texture_entries[1].read_bytes()[:-8])      # truncated
-    edge_entry = next(cache.folders["edges"].rglob("*.npy"))
-    np.save(edge_entry, np.full(PARAMS.edge_grid ** 2, np.nan))               # foreign values
+    files = [cache_file(cache, entry) for entry in entries]
+    files[0].write_bytes(b"")                                                    # emptied by a crash
+    files[1].write_bytes(files[1].read_bytes()[:-100])                           # truncated
+    flipped = bytearray(files[2].read_bytes())
+    flipped[len(flipped) // 2] ^= 0x10                                            # one bit of a value changed
+    files[2].write_bytes(bytes(flipped))
+    edges, lbp = cache.keys["edges"], cache.keys["lbp"]
+    write_vectors(files[3], {**stored(files[3]), edges: np.zeros(3)})            # wrong length, valid checksum
+    write_vectors(files[4], {**stored(files[4]), lbp: np.full(cache.lengths[lbp], np.nan)})  # non-finite
 
     report = describe_to_parquet(entries, PARAMS, out, cache_root=cache_root)
-    assert report.healed == 3
-    assert report.computed == each(0, texture=2, edges=1)
+    assert report.healed == 5
+    assert report.computed == each(5)  # a damaged file is not trusted in part: all its vectors again
     healed = pd.read_parquet(out / "descriptors.parquet")
     for name in FAMILY_FUNCTIONS:
         assert all(np.array_equal(a, b) for a, b in zip(expected[name], healed[name]))
     assert run(entries, PARAMS, cache_root, out, calls) == each(0)
+
+
+def test_concurrent_writers_of_one_image_leave_a_whole_file(tmp_path):
+    """Threads stand for experiments sharing the cache: each saves its own candidate of the same
+    image again and again while another loads; no load may ever see a damaged file."""
+    image_sha256 = content_hash(b"one image")
+    reference = DescriptorCache(tmp_path, PARAMS)
+    written = {name: np.arange(reference.lengths[reference.keys[name]], dtype=np.float64) + i
+               for i, name in enumerate(["color", "lbp", "phash"])}
+    caches = {name: DescriptorCache(tmp_path, PARAMS) for name in [*written, "reader"]}
+    loaded: list[dict[str, np.ndarray]] = []
+
+    def write(name: str) -> None:
+        for _ in range(200):
+            caches[name].save(image_sha256, {name: written[name]})
+
+    def read() -> None:
+        for _ in range(400):
+            loaded.append(caches["reader"].load(image_sha256))
+
+    threads = [threading.Thread(target=write, args=(name,)) for name in written] + [threading.Thread(target=read)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    loaded.append(caches["reader"].load(image_sha256))
+    assert [cache.healed for cache in caches.values()] == [0] * len(caches)
+    assert loaded[-1], "the last writer's file is there"
+    for vectors in loaded:
+        assert set(vectors) <= set(written)
+        for name, vector in vectors.items():  # present and right, or absent (lost to a race: computed again)
+            assert np.array_equal(vector, written[name])
 
 
 def test_cache_entries_get_the_umask_mode(tmp_path, calls):
@@ -138,7 +212,7 @@ def test_cache_entries_get_the_umask_mode(tmp_path, calls):
         run(entries, PARAMS, tmp_path / "cache", tmp_path / "out", calls)
     finally:
         os.umask(previous)
-    modes = {path.stat().st_mode & 0o777 for path in (tmp_path / "cache").rglob("*.npy")}
+    modes = {path.stat().st_mode & 0o777 for path in (tmp_path / "cache").rglob("*.vectors")}
     assert modes == {0o644}, "cache entries must be readable by others as any other file is (not mkstemp's 0600)"
 
 

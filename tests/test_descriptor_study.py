@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from artsim.candidates import CANDIDATES
 from artsim.config import CANDIDATE_NAMES, DescribeParams, ParamsError, ScoreWeights, parse_params
@@ -136,7 +137,8 @@ def test_a_descriptor_that_always_finds_the_source_gets_auc_and_recall_one():
     assert list(redundancy.columns) == [*CANDIDATE_NAMES, "score"]
     np.testing.assert_allclose(np.diag(redundancy.to_numpy(dtype=float)), 1.0)
     np.testing.assert_allclose(redundancy.to_numpy(dtype=float), redundancy.to_numpy(dtype=float).T, atol=1e-12)
-    assert study.headline["retrieval"] == {"queries": len(generated), "candidates": len(originals),
+    heldout_variants = int((~generated["original_id"].str.startswith("train")).sum())  # the queries: val/test only
+    assert study.headline["retrieval"] == {"queries": heldout_variants, "candidates": len(originals),
                                            "score_recall_at_1": 1.0, "score_mrr": 1.0}
     json.dumps(study.headline, allow_nan=False)
 
@@ -203,3 +205,30 @@ def test_the_study_headline_has_the_same_few_keys_on_any_data():
     assert len(flat(headlines[0])) <= 50
     assert headlines[1]["study"]["retrieval"]["queries"] == 0
     json.dumps(headlines, allow_nan=False)
+
+
+def test_the_study_measures_fitted_weights_on_held_out_pairs_and_queries_only():
+    # Train pairs are told apart by lbp alone, val/test pairs by colour alone: `fit` learns lbp,
+    # which says nothing about held-out pairs. Figures that included the train pairs (the fitting
+    # data) would make the fitted score look good; the study must show it at chance.
+    originals, generated = fake_manifests({"train": 12, "val": 3, "test": 3})
+    descs = full_descriptors([*originals["id"], *generated["id"]])
+    in_train = generated["original_id"].str.startswith("train")
+    copy_source(descs, generated, {"lbp"}, in_train)
+    copy_source(descs, generated, {"color"}, ~in_train)
+    scored = score_dataset(originals, generated, descs, "fit", negatives=1, seed=0)
+    assert max(scored.weights.as_dict(), key=scored.weights.as_dict().get) == "lbp"
+    all_pairs_auc = roc_auc_score(scored.pairs["positive"], scored.pairs["score"])
+    assert all_pairs_auc > 0.85  # in-sample: what the study must not report
+    study = descriptor_study(scored.pairs, descs, originals, generated, scored.stats, scored.weights, True,
+                             queries=1000, seed=0)
+    table = study.table.set_index("descriptor")
+    assert table.loc["score", "auc"] < 0.75 and table.loc["lbp", "auc"] < 0.75
+    assert table.loc["color", ["auc", "recall_at_1", "mrr"]].tolist() == [1.0, 1.0, 1.0]
+    assert table.loc["score", "recall_at_1"] < 0.5  # lbp finds no held-out source; colour weighs too little
+    heldout_variants = int((~in_train).sum())
+    assert study.headline["heldout_pairs"] == 2 * heldout_variants
+    assert study.headline["retrieval"] == {
+        "queries": heldout_variants, "candidates": len(originals),  # candidates: the originals of every split
+        "score_recall_at_1": table.loc["score", "recall_at_1"], "score_mrr": table.loc["score", "mrr"]}
+    assert study.headline["score_auc"] == table.loc["score", "auc"]

@@ -28,7 +28,8 @@ from artsim.evaluation.regression import (
     strength_spearmans,
     train_mean_score,
 )
-from artsim.models import PairImages, SiameseRegressor, predict_pairs, save_weights
+from artsim.models import SiameseRegressor, save_weights
+from artsim.pair_images import PairImages, predict_pairs
 from artsim.scoring import similarity, train_texture_stats
 from tests.tiny_project import build_tiny_project, resolved_pairs
 

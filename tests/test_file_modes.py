@@ -37,11 +37,11 @@ def test_atomically_written_files_get_the_umask_mode(umask: int, tmp_path: Path)
     expected = 0o666 & ~umask  # 0644 under umask 022
     image = Image.new("RGB", (8, 8), (1, 2, 3))
     with ShardWriter(tmp_path / "ingested" / "shards") as shards:
-        shards.add("images/a.jpg", jpeg_bytes(image))
+        shards.add("images/a.jpg", jpeg_bytes(image), "aa")
     store = VariantStore(tmp_path / "store")
     store.put_image("ab12", image, 90)
     features = FeatureStore(tmp_path / "features", "key")
     features.save("cd" * 32, torch.zeros(4))
-    written = [tmp_path / "ingested" / "shards" / "000000.tar", store.path("ab12"), store.checksum_path("ab12"),
+    written = [tmp_path / "ingested" / "shards" / "aa.tar", store.path("ab12"), store.checksum_path("ab12"),
                features.path("cd" * 32)]
     assert {path.name: oct(_mode(path)) for path in written} == {path.name: oct(expected) for path in written}

@@ -252,12 +252,23 @@ def test_a_failed_write_leaves_no_visible_variant_and_stale_debris_is_removed(tm
     assert not store.has("1234") and not list(store.root.rglob("*.jpg"))
     debris = store.root / "12" / f"{TEMP_PREFIX}host-1-x.jpg"
     debris.write_bytes(b"half")
+    time.sleep(1.0)
     fresh = store.root / "12" / f"{TEMP_PREFIX}host-2-y.jpg"
     fresh.write_bytes(b"half")
-    old = time.time() - 7200
-    os.utime(debris, (old, old))
-    assert store.remove_stale_temporaries() == 1
+    assert store.remove_stale_temporaries(older_than_s=0.5) == 1
     assert not debris.exists() and fresh.exists()  # a young one may be another rank's write in progress
+
+
+def test_an_adoption_in_progress_is_not_taken_for_debris_by_another_run(tmp_path):
+    """A temporary hard link to an imported file carries that file's mtime (here a month old)."""
+    published = tmp_path / "published.jpg"
+    published.write_bytes(b"\xff\xd8\xffdata")
+    month_ago = time.time() - 30 * 86400
+    os.utime(published, (month_ago, month_ago))
+    store = VariantStore(tmp_path / "store")
+    (store.root / "ab").mkdir(parents=True)
+    os.link(published, store.root / "ab" / f"{TEMP_PREFIX}host-1-ab12.jpg")
+    assert store.remove_stale_temporaries() == 0
 
 
 # --- the run loop --------------------------------------------------------------------------------

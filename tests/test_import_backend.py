@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from artsim.config import GenerateParams, ParamsError, parse_params
-from artsim.generate.assemble import failed_by_reason_table, failures_table, generate_metrics
+from artsim.generate.assemble import assemble, failed_by_reason_table, failures_table, generate_metrics
 from artsim.generate.importer import ImportBackend
 from artsim.generate.prompts import import_pattern, render_prompt
 from artsim.generate.run import generate
@@ -172,6 +172,18 @@ def test_an_imported_jpeg_is_linked_into_the_store_not_copied(manifest, tmp_path
     result, _ = run_import(manifest.iloc[:1], folder, tmp_path)
     stored = VariantStore(tmp_path / "store").path(result.variants[0].key)
     assert os.stat(stored).st_ino == os.stat(published).st_ino and result.computed == 1
+
+
+def test_an_imported_file_edited_in_place_after_its_import_is_not_packed(manifest, tmp_path):
+    folder = tmp_path / "published"
+    first = manifest.iloc[0]
+    published = plant(folder / first["style"] / f"{stem(first)}_resize768_generated.jpg")
+    result, _ = run_import(manifest.iloc[:1], folder, tmp_path)
+    with open(published, "r+b") as handle:  # `cp` over it, or a save in place: the same inode, so the store's entry too
+        handle.seek(200)
+        handle.write(b"\x00" * 64)
+    packed = assemble(result, VariantStore(tmp_path / "store"), tmp_path / "generated")
+    assert packed.empty and [f.reason for f in result.failures] == ["damaged_in_store"]
 
 
 def test_the_store_copies_an_adopted_file_where_it_cannot_link(tmp_path, monkeypatch):

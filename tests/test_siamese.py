@@ -11,7 +11,8 @@ import torch
 from artsim.config import SiameseParams
 from artsim.feature_cache import FeatureStore, cache_features, module_digest
 from artsim.features import split_trunk
-from artsim.models import NORMALISATION, PairImages, save_weights, siamese_from_classifier
+from artsim.models import NORMALISATION, save_weights, siamese_from_classifier
+from artsim.pair_images import PairImages
 from artsim.pair_batches import GroupedPairBatches, PairBatches, PairTable
 from artsim.siamese import (
     PairScorer,

@@ -13,7 +13,7 @@ from artsim.descriptor_score import FILE_NAME as DESCRIPTOR_SCORE_FILE
 from artsim.descriptor_score import DescriptorScorer
 from artsim.descriptors import describe_array
 from artsim.images import read_rgb_array
-from artsim.models import resolve_pairs
+from artsim.pair_images import resolve_pairs
 from artsim.scoring import TextureStats
 from tests.helpers import random_painting
 

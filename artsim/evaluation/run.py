@@ -96,7 +96,7 @@ def evaluate_on_test(
 ) -> Evaluation:
     """Score every usable test pair, and rank every test variant's source among the collection.
 
-    `pairs` is the output of `artsim.models.resolve_pairs` (all splits: the baseline is the
+    `pairs` is the output of `artsim.pair_images.resolve_pairs` (all splits: the baseline is the
     train split's mean score). `originals` is the collection: the ingested manifest (id,
     split, style) with `path` resolved to the image file. Without `descriptor_scorer` the
     descriptor score does not rank (its retrieval figures are null).

@@ -1,5 +1,5 @@
-"""The stage output, packed from the store: data/generated/{shards/*.tar (member images/<id>.jpg
-each), manifest.parquet, failures.csv} and the metrics of the run."""
+"""The stage output, packed from the store: data/generated/{shards/s<strength>-<bucket>.tar
+(member images/<key>.jpg each), manifest.parquet, failures.csv} and the metrics of the run."""
 from __future__ import annotations
 
 import io
@@ -13,7 +13,8 @@ from artsim.config import GenerateParams
 from artsim.generate.run import Failure, GenerationResult
 from artsim.generate.store import VariantStore
 from artsim.generate.variants import Variant
-from artsim.shards import SHARD_BYTES, SHARD_FOLDER, ShardWriter
+from artsim.images import ImageRejected
+from artsim.shards import SHARD_BYTES, SHARD_FOLDER, ShardWriter, bucket
 
 log = logging.getLogger(__name__)
 
@@ -40,17 +41,18 @@ def _pack(variant: Variant, result: GenerationResult, store: VariantStore, shard
     if not store.has(variant.key):
         return None  # failed this run: reported in failures
     try:
-        data = store.path(variant.key).read_bytes()
+        data = store.read_checked(variant.key)
         with Image.open(io.BytesIO(data)) as image:  # the header only
             width, height = image.size
-    except (OSError, SyntaxError, ValueError) as exc:
+    except (OSError, SyntaxError, ValueError, ImageRejected) as exc:
         # Damaged after the run checked the store: reported, deleted, made by the next run.
         log.warning("store: %s is damaged (%s: %s); deleting it", store.path(variant.key), type(exc).__name__, exc)
         store.discard(variant.key)
         result.failures.append(Failure(variant.key, variant.original_id, variant.strength, "damaged_in_store", f"{type(exc).__name__}: {exc}"))
         return None
     member = f"images/{variant.key}.jpg"
-    shard, offset, length = shards.add(member, data)
+    # A new strength adds shards and leaves those of the others as they were.
+    shard, offset, length = shards.add(member, data, f"s{variant.strength:g}-{bucket(variant.key)}")
     return {
         "id": variant.key,
         "original_id": variant.original_id,

@@ -99,6 +99,15 @@ class VariantStore:
             return f"sha256 {actual[:12]}… of its {size} bytes is not the recorded {recorded[:12]}…"
         return None
 
+    def read_checked(self, key: str) -> bytes:
+        """The stored bytes, checked against the recorded checksum (ImageRejected when they
+        differ: e.g. an imported file edited in place since, through its hard link)."""
+        data = self.path(key).read_bytes()
+        recorded = self._recorded_checksum(key)
+        if recorded is not None and content_hash(data) != recorded:
+            raise ImageRejected("damaged_in_store", f"sha256 of its {len(data)} bytes is not the recorded {recorded[:12]}…")
+        return data
+
     def _recorded_checksum(self, key: str) -> str | None:
         try:
             recorded = self.checksum_path(key).read_text(encoding="ascii").split()[0]
@@ -170,7 +179,8 @@ class VariantStore:
         removed = 0
         for path in self.root.glob(f"*/{TEMP_PREFIX}*"):
             try:
-                if path.stat().st_mtime < cutoff:
+                # ctime: a temporary hard link to an imported file keeps that file's (old) mtime.
+                if path.stat().st_ctime < cutoff:
                     path.unlink()
                     removed += 1
             except FileNotFoundError:
