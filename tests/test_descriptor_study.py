@@ -102,14 +102,18 @@ def copy_source(descs: dict[str, Descriptors], generated: pd.DataFrame, names: s
         descs[variant_id] = Descriptors(**vectors)
 
 
-def test_fit_learns_on_the_train_pairs_only_and_scores_every_pair_with_its_weights():
-    originals, generated = fake_manifests({"train": 8, "val": 3, "test": 3})
+def _fitted_where_train_and_held_out_disagree(train: int):
+    """Scored with `fit` where train pairs are told apart by lbp alone and val/test pairs by colour alone."""
+    originals, generated = fake_manifests({"train": train, "val": 3, "test": 3})
     descs = full_descriptors([*originals["id"], *generated["id"]])
     in_train = generated["original_id"].str.startswith("train")
-    # On train only lbp tells the pairs apart; on val/test only color does.
     copy_source(descs, generated, {"lbp"}, in_train)
     copy_source(descs, generated, {"color"}, ~in_train)
-    scored = score_dataset(originals, generated, descs, "fit", negatives=1, seed=0)
+    return originals, generated, descs, score_dataset(originals, generated, descs, "fit", negatives=1, seed=0)
+
+
+def test_fit_learns_on_the_train_pairs_only_and_scores_every_pair_with_its_weights():
+    originals, generated, descs, scored = _fitted_where_train_and_held_out_disagree(train=8)
     weights = scored.weights.as_dict()
     assert scored.fitted and max(weights, key=weights.get) == "lbp" and weights["color"] < 0.05
     assert list(scored.pairs.columns) == PAIR_COLUMNS
@@ -211,12 +215,7 @@ def test_the_study_measures_fitted_weights_on_held_out_pairs_and_queries_only():
     # Train pairs are told apart by lbp alone, val/test pairs by colour alone: `fit` learns lbp,
     # which says nothing about held-out pairs. Figures that included the train pairs (the fitting
     # data) would make the fitted score look good; the study must show it at chance.
-    originals, generated = fake_manifests({"train": 12, "val": 3, "test": 3})
-    descs = full_descriptors([*originals["id"], *generated["id"]])
-    in_train = generated["original_id"].str.startswith("train")
-    copy_source(descs, generated, {"lbp"}, in_train)
-    copy_source(descs, generated, {"color"}, ~in_train)
-    scored = score_dataset(originals, generated, descs, "fit", negatives=1, seed=0)
+    originals, generated, descs, scored = _fitted_where_train_and_held_out_disagree(train=12)
     assert max(scored.weights.as_dict(), key=scored.weights.as_dict().get) == "lbp"
     all_pairs_auc = roc_auc_score(scored.pairs["positive"], scored.pairs["score"])
     assert all_pairs_auc > 0.85  # in-sample: what the study must not report
@@ -226,7 +225,7 @@ def test_the_study_measures_fitted_weights_on_held_out_pairs_and_queries_only():
     assert table.loc["score", "auc"] < 0.75 and table.loc["lbp", "auc"] < 0.75
     assert table.loc["color", ["auc", "recall_at_1", "mrr"]].tolist() == [1.0, 1.0, 1.0]
     assert table.loc["score", "recall_at_1"] < 0.5  # lbp finds no held-out source; colour weighs too little
-    heldout_variants = int((~in_train).sum())
+    heldout_variants = int((~generated["original_id"].str.startswith("train")).sum())
     assert study.headline["heldout_pairs"] == 2 * heldout_variants
     assert study.headline["retrieval"] == {
         "queries": heldout_variants, "candidates": len(originals),  # candidates: the originals of every split
