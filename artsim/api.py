@@ -81,21 +81,22 @@ def open_image(source: "ImageInput | LoadedImage") -> LoadedImage:
     if isinstance(source, Image.Image):
         return LoadedImage("<PIL image>", _as_rgb(source))
     if isinstance(source, ShardMember):
-        try:
-            return LoadedImage(str(source), load_rgb(source))
-        except (ImageRejected, OSError) as exc:
-            raise UnusableImage(f"{source}: unusable image ({exc})") from None
+        return _decoded(source)
     if not isinstance(source, (str, os.PathLike)):
         raise UnusableImage(f"not an image path nor a PIL image: {type(source).__name__}")
     path = Path(source)
     if path.is_dir():
         raise UnusableImage(f"{path}: is a folder, not an image")
+    return _decoded(path)
+
+
+def _decoded(source: Path | ShardMember) -> LoadedImage:
     try:
-        return LoadedImage(str(path), load_rgb(path))
+        return LoadedImage(str(source), load_rgb(source))
     except ImageRejected as exc:
-        raise UnusableImage(f"{path}: unusable image ({exc})") from None
+        raise UnusableImage(f"{source}: unusable image ({exc})") from None
     except OSError as exc:  # unreadable file (permissions, a device, ...)
-        raise UnusableImage(f"{path}: cannot be read ({exc.strerror or exc})") from None
+        raise UnusableImage(f"{source}: cannot be read ({exc.strerror or exc})") from None
 
 
 def _as_rgb(image: Image.Image) -> Image.Image:

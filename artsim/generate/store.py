@@ -137,29 +137,32 @@ class VariantStore:
         # The checksum first: a variant never appears without the means to check it. A kill
         # in between leaves a checksum without an image, which counts as missing.
         self._write_checksum(key, data)
-        target = self.path(key)
-        write_atomically(target, lambda handle: handle.write(data), prefix=self._temp_prefix())
-        return target
+        write_atomically(self.path(key), lambda handle: handle.write(data), prefix=self._temp_prefix())
+        return self.path(key)
 
     def adopt_file(self, key: str, source: Path, data: bytes) -> Path:
         """Store `data`, which `source` held when it was checked, as a hard link to `source`:
         an adopted file then costs no second copy. The bytes are written instead where no link
         can be made (another filesystem) or `source` no longer holds `data`."""
-        self._write_checksum(key, data)
+        if not self._link_if_holding(key, source, data):
+            return self.put_bytes(key, data)
+        return self.path(key)
+
+    def _link_if_holding(self, key: str, source: Path, data: bytes) -> bool:
+        """Link `source` in as the variant of `key`, checksum first, if it still holds `data`."""
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         linked = target.with_name(f"{self._temp_prefix()}{target.name}")
         try:
             os.link(source, linked)
         except OSError:
-            write_atomically(target, lambda handle: handle.write(data), prefix=self._temp_prefix())
-            return target
-        if file_hash(linked) == content_hash(data):
-            os.replace(linked, target)
-        else:  # changed since it was checked: keep what was checked
+            return False
+        if file_hash(linked) != content_hash(data):  # changed since it was checked: keep what was checked
             linked.unlink()
-            write_atomically(target, lambda handle: handle.write(data), prefix=self._temp_prefix())
-        return target
+            return False
+        self._write_checksum(key, data)
+        os.replace(linked, target)
+        return True
 
     def _write_checksum(self, key: str, data: bytes) -> None:
         line = f"{content_hash(data)}  {self.path(key).name}\n".encode("ascii")
