@@ -30,12 +30,12 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from artsim.config import GenerateParams  # noqa: E402
+from artsim.params import GenerateParams  # noqa: E402
 from artsim.generate.assemble import assemble  # noqa: E402
 from artsim.generate.run import GenerationResult, make_batches, run_batches  # noqa: E402
-from artsim.generate.sdxl import SdxlBackend, plan_sdxl  # noqa: E402
+from artsim.generate.backends.sdxl import SdxlBackend, plan_sdxl  # noqa: E402
 from artsim.generate.store import VariantStore  # noqa: E402
-from artsim.generate.tiny import build_tiny_refiner  # noqa: E402
+from tests.tiny_sdxl import build_tiny_refiner  # noqa: E402
 
 BUDGET = 0.10
 

@@ -26,8 +26,8 @@ from PIL import Image
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from artsim.ingest import IngestSettings, ingest  # noqa: E402
-from artsim.sources import read_folder  # noqa: E402
+from artsim.ingest.run import IngestSettings, ingest  # noqa: E402
+from artsim.ingest.sources.formats import read_folder  # noqa: E402
 from bench.synthetic import write_painting  # noqa: E402
 
 

@@ -23,9 +23,9 @@ import pandas as pd
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from artsim.config import ScoreWeights  # noqa: E402
-from artsim.descriptors import Descriptors  # noqa: E402
-from artsim.scoring import TextureStats, descriptor_similarities, score_pairs, weighted_score  # noqa: E402
+from artsim.params import ScoreWeights  # noqa: E402
+from artsim.describe.descriptors import Descriptors  # noqa: E402
+from artsim.score.similarity import TextureStats, descriptor_similarities, score_pairs, weighted_score  # noqa: E402
 
 
 def synthetic_descriptors(count: int, seed: int = 0) -> dict[str, Descriptors]:

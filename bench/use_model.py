@@ -7,7 +7,7 @@
   head re-ranks only the top-N by embedding cosine, for several N (N = all: the head alone).
 
 Images are read where the pipeline keeps them: inside the ingest and generate tar shards
-(`artsim.shards.manifest_images`); the CLI runs get the pair's bytes as temporary files.
+(`artsim.core.shards.manifest_images`); the CLI runs get the pair's bytes as temporary files.
 
 Usage: .venv/bin/python bench/use_model.py WORKSPACE [--repeats 5]
 """
@@ -28,10 +28,10 @@ import pandas as pd
 import torch
 
 import artsim
-from artsim.api import open_image
-from artsim.images import ImageFile
-from artsim.search import cosine_similarities, workspace_candidates
-from artsim.shards import manifest_images
+from artsim.app.api import open_image
+from artsim.core.images import ImageFile
+from artsim.app.search import cosine_similarities, workspace_candidates
+from artsim.core.shards import manifest_images
 
 
 def timed(function, repeats: int) -> float:
@@ -46,7 +46,7 @@ def timed(function, repeats: int) -> float:
 
 def command_seconds(args: list[str], env: dict[str, str]) -> float:
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "artsim.cli", *args], check=True, capture_output=True, env=env)
+    subprocess.run([sys.executable, "-m", "artsim.app.cli", *args], check=True, capture_output=True, env=env)
     return time.perf_counter() - start
 
 

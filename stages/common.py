@@ -12,8 +12,8 @@ from typing import Any
 import yaml
 from dvclive import Live
 
-from artsim.config import Params, ParamsError, parse_params
-from artsim.distributed import Ranks, relaunch_as_ranks
+from artsim.params import Params, ParamsError, parse_params
+from artsim.core.distributed import Ranks, relaunch_as_ranks
 
 
 def load_params(path: Path = Path("params.yaml")) -> Params:

@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from artsim.describe_run import describe_manifests
+from artsim.describe.run import describe_manifests
 from stages.common import load_params, setup_logging
 
 INGESTED = Path("data/ingested")

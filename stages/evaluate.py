@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from artsim.descriptor_score import FILE_NAME as DESCRIPTOR_SCORE_FILE
-from artsim.descriptor_score import DescriptorScorer
-from artsim.descriptors import read_descriptors
-from artsim.evaluation import PREDICTION_COLUMNS, DescribedCollection, evaluate_on_test
-from artsim.gallery import write_gallery
-from artsim.models import load_siamese
-from artsim.pair_images import resolve_pairs
-from artsim.scoring import train_texture_stats
-from artsim.shards import manifest_images
+from artsim.score.scorer import FILE_NAME as DESCRIPTOR_SCORE_FILE
+from artsim.score.scorer import DescriptorScorer
+from artsim.describe.descriptors import read_descriptors
+from artsim.evaluate import PREDICTION_COLUMNS, DescribedCollection, evaluate_on_test
+from artsim.evaluate.gallery import write_gallery
+from artsim.learn.models import load_siamese
+from artsim.learn.pair_images import resolve_pairs
+from artsim.score.similarity import train_texture_stats
+from artsim.core.shards import manifest_images
 from stages.common import load_params, setup_logging, write_json
 
 INGESTED = Path("data/ingested")

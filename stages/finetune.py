@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from artsim.distributed import process_group, ranks_from_env
-from artsim.errors import NotEnoughData
-from artsim.finetune import finetune_card, finetune_classifier
-from artsim.labels import check_labels
-from artsim.models import WeightsUnavailable, initial_weights, save_weights
-from artsim.training import dvclive_epoch_logger, process_group_backend, resolve_runtime
+from artsim.core.distributed import process_group, ranks_from_env
+from artsim.core.errors import NotEnoughData
+from artsim.finetune.train import finetune_card, finetune_classifier
+from artsim.finetune.labels import check_labels
+from artsim.learn.models import WeightsUnavailable, initial_weights, save_weights
+from artsim.learn.training import dvclive_epoch_logger, process_group_backend, resolve_runtime
 from stages.common import load_params, main_rank_live, relaunch_under_torchrun, setup_logging, write_json, write_stage_summary
 
 INGESTED = Path("data/ingested")

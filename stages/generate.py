@@ -16,8 +16,8 @@ import pandas as pd
 
 from artsim.generate.assemble import (assemble, failed_by_reason_table, failures_table, generate_metrics,
                                       why_nothing_was_generated)
-from artsim.distributed import process_group, ranks_from_env
-from artsim.generate.backend import InputError
+from artsim.core.distributed import process_group, ranks_from_env
+from artsim.generate.backends.base import InputError
 from artsim.generate.run import generate
 from artsim.generate.store import VariantStore
 from stages.common import load_params, relaunch_under_torchrun, setup_logging, write_json

@@ -5,8 +5,8 @@ import os
 import shutil
 from pathlib import Path
 
-from artsim.ingest import IngestSettings, dataset_problem, ingest, select_subset
-from artsim.sources import SourceError, SourceImage, read_source
+from artsim.ingest.run import IngestSettings, dataset_problem, ingest, select_subset
+from artsim.ingest.sources.formats import SourceError, SourceImage, read_source
 from stages.common import load_params, setup_logging, write_json
 
 OUT_DIR = Path("data/ingested")

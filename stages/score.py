@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from artsim.descriptor_score import FILE_NAME as DESCRIPTOR_SCORE_FILE
-from artsim.descriptor_score import DescriptorScorer
-from artsim.descriptors import read_descriptors
-from artsim.errors import NotEnoughData
-from artsim.score_report import score_report, score_tables
-from artsim.scoring import score_dataset
-from artsim.study import descriptor_study
+from artsim.score.scorer import FILE_NAME as DESCRIPTOR_SCORE_FILE
+from artsim.score.scorer import DescriptorScorer
+from artsim.describe.descriptors import read_descriptors
+from artsim.core.errors import NotEnoughData
+from artsim.score.report import score_report, score_tables
+from artsim.score.similarity import score_dataset
+from artsim.score.study import descriptor_study
 from stages.common import load_params, setup_logging, write_json
 
 DESCRIPTORS = Path("data/descriptors/descriptors.parquet")

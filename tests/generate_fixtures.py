@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image
 
-from artsim.images import ImageFile
-from artsim.shards import manifest_images
+from artsim.core.images import ImageFile
+from artsim.core.shards import manifest_images
 from tests.helpers import random_painting
 
 STYLES = ["Impressionism", "Ukiyo_e", "Northern_Renaissance", "Baroque"]
@@ -45,7 +45,7 @@ def originals_of(ingested: tuple[pd.DataFrame, Path]) -> dict[str, ImageFile]:
 
 def tiny_refiner(base: Path) -> Path:
     """The tiny refiner under `base` (built once per test session: its weights are seeded)."""
-    from artsim.generate.tiny import build_tiny_refiner
+    from tests.tiny_sdxl import build_tiny_refiner
 
     folder = base / "tiny-refiner"
     if not (folder / "model_index.json").is_file():

@@ -7,19 +7,19 @@ import importlib
 import sys
 from pathlib import Path
 
-import artsim.finetune
-from artsim.images import ImageRejected
+import artsim.finetune.train
+from artsim.core.images import ImageRejected
 
 
 def break_after_screening(name: str) -> None:
-    load_rgb = artsim.finetune.load_rgb  # screening decodes through artsim.models, not this name
+    load_rgb = artsim.finetune.train.load_rgb  # screening decodes through artsim.learn.models, not this name
 
     def load(source: Path, **kwargs: object):
         if Path(source).name == name:
             raise ImageRejected("broken after screening", str(source))
         return load_rgb(source, **kwargs)
 
-    artsim.finetune.load_rgb = load
+    artsim.finetune.train.load_rgb = load
 
 
 if __name__ == "__main__":

@@ -17,16 +17,16 @@ import pytest
 from PIL import Image
 
 import artsim
-from artsim.api import ModelNotFound
-from artsim.cli import main
-from artsim.config import DescribeParams, ScoreWeights
-from artsim.descriptor_score import DescriptorScoreFileError, DescriptorScorer
-from artsim.descriptors import HARALICK_FEATURES
-from artsim.difference import difference_maps
-from artsim.models import NORMALISATION, SiameseRegressor, save_weights
-from artsim.scoring import TextureStats
-from artsim.search import Candidate, EmbeddingCache, folder_candidates, search
-from artsim.shards import ShardMember, ShardWriter
+from artsim.app.api import ModelNotFound
+from artsim.app.cli import main
+from artsim.params import DescribeParams, ScoreWeights
+from artsim.score.scorer import DescriptorScoreFileError, DescriptorScorer
+from artsim.describe.descriptors import HARALICK_FEATURES
+from artsim.app.difference import difference_maps
+from artsim.learn.models import NORMALISATION, SiameseRegressor, save_weights
+from artsim.score.similarity import TextureStats
+from artsim.app.search import Candidate, EmbeddingCache, folder_candidates, search
+from artsim.core.shards import ShardMember, ShardWriter
 from tests.helpers import random_painting
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -263,7 +263,7 @@ def test_a_shortlist_of_one_still_returns_what_it_can(model_dir, images, tmp_pat
 def test_the_console_script_runs_and_fails_in_one_line(tmp_path):
     """The `artsim` entry point of pyproject, as a user runs it: a missing model is one line, status 2."""
     script = Path(sys.executable).with_name("artsim")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "artsim.cli"]
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "artsim.app.cli"]
     result = subprocess.run([*command, "compare", "a.png", "b.png", "--workspace", str(tmp_path / "nowhere")],
                             capture_output=True, text=True)
     assert result.returncode == 2 and result.stdout == ""
@@ -273,13 +273,13 @@ def test_the_console_script_runs_and_fails_in_one_line(tmp_path):
 def test_the_model_card_names_the_score_data_and_params_but_no_local_folder(model_dir):
     import pandas as pd
 
-    from artsim.model_card import model_card, training_data_summary
+    from artsim.siamese.model_card import model_card, training_data_summary
 
     pairs = pd.DataFrame({"split": ["train", "train", "test"], "positive": [True, False, True]})
     originals = pd.DataFrame({"id": ["a", "b"], "split": ["train", "test"], "style": ["Ukiyo_e", "Baroque"]})
     generated = pd.DataFrame({"backend": ["style_transfer"] * 2, "model": ["magenta-arbitrary"] * 2, "strength": [0.25, 0.5]})
-    from artsim.config import SiameseParams
-    from artsim.siamese import SiameseResult, siamese_card
+    from artsim.params import SiameseParams
+    from artsim.siamese.train import SiameseResult, siamese_card
 
     params = SiameseParams(epochs=8, feature_cache="/home/someone/.cache/artsim/features", loader_workers=4)
     card = siamese_card(SiameseResult(None, 0.5, {"val_mse": 0.01}, []), params, seed=42)

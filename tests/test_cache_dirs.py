@@ -11,9 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from artsim.cache_dirs import CACHE_ENV, default_cache, user_cache_root
-from artsim.config import ParamsError, parse_params
-from artsim.feature_cache import FeatureStore
+from artsim.core.cache_dirs import CACHE_ENV, default_cache, user_cache_root
+from artsim.params import ParamsError, parse_params
+from artsim.learn.feature_cache import FeatureStore
 from artsim.generate.store import TEMP_PREFIX, Entry, VariantStore
 
 KEYS = [f"{index:04x}{'ab' * 30}" for index in range(40)]

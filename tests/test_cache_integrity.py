@@ -12,17 +12,17 @@ import pytest
 import torch
 from torchvision.models import resnet50
 
-from artsim.config import GenerateParams, SiameseParams
-from artsim.feature_cache import FeatureStore, cache_features, feature_key, open_feature_store
-from artsim.features import split_trunk
+from artsim.params import GenerateParams, SiameseParams
+from artsim.learn.feature_cache import FeatureStore, cache_features, feature_key, open_feature_store
+from artsim.learn.features import split_trunk
 from artsim.generate.assemble import assemble, generate_metrics
 from artsim.generate.run import generate
 from artsim.generate.store import VariantStore
-from artsim.models import NORMALISATION, build_classifier, save_weights
-from artsim.pair_batches import PairTable
-from artsim.siamese import prepare_inputs, train_siamese
-from artsim.training import Runtime
-from artsim.shards import ShardMember, ShardWriter, manifest_images
+from artsim.learn.models import NORMALISATION, build_classifier, save_weights
+from artsim.siamese.batches import PairTable
+from artsim.siamese.train import prepare_inputs, train_siamese
+from artsim.learn.training import Runtime
+from artsim.core.shards import ShardMember, ShardWriter, manifest_images
 from tests.generate_fixtures import decodes, make_ingested
 from tests.tiny_project import build_tiny_project, resolved_pairs
 
@@ -160,7 +160,8 @@ def test_a_damaged_feature_file_costs_no_pairs_in_training(tmp_path: Path) -> No
     whole = np.load(cached[0])
     cached[0].write_bytes(cached[0].read_bytes()[:200])  # header whole, data cut short
     second = train_siamese(resolved_pairs(tiny), weights, params, 0, CPU).metrics
-    assert np.allclose(np.load(cached[0]), whole, atol=1e-5)  # computed again, not left out of training
+    # computed again, not left out of training (alone, not in a batch: float noise differs by CPU)
+    assert np.allclose(np.load(cached[0]), whole, rtol=1e-4, atol=1e-4)
     # The same pairs train the same model (up to float noise: the healed file was computed alone, not in a batch).
     assert (second["n_train_pairs"], second["n_val_pairs"], second["skipped_pairs"]) == (first["n_train_pairs"], first["n_val_pairs"], 0)
     assert second["val_mse"] == pytest.approx(first["val_mse"], rel=1e-4)

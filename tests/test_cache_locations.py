@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from artsim.config import DVC_OUTPUTS, ParamsError, parse_params
+from artsim.params import DVC_OUTPUTS, ParamsError, parse_params
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""Every descriptor candidate (artsim.candidates): a similarity in [0, 1], 1 on identical images,
+"""Every descriptor candidate (artsim.describe.registry): a similarity in [0, 1], 1 on identical images,
 symmetric, the same pair by pair and set against set, and falling as a painting is degraded."""
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-from artsim.candidates import CANDIDATES
-from artsim.config import CANDIDATE_NAMES, DescribeParams
-from artsim.descriptors import describe_array
-from artsim.images import read_rgb_array
-from artsim.similarity_kernels import TextureStats
+from artsim.describe.registry import CANDIDATES
+from artsim.params import CANDIDATE_NAMES, DescribeParams
+from artsim.describe.descriptors import describe_array
+from artsim.core.images import read_rgb_array
+from artsim.describe.kernels import TextureStats
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_PATHS = sorted((REPO / "data" / "sample").glob("*/*.jpg"))

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from artsim.config import ParamsError, parse_params
+from artsim.params import ParamsError, parse_params
 from tests.helpers import REPO_ROOT
 
 

@@ -1,5 +1,5 @@
 """The descriptor cache recomputes only what changed: counted calls of each descriptor family
-(each candidate of artsim.candidates). One file per image; damaged files healed; concurrent
+(each candidate of artsim.describe.registry). One file per image; damaged files healed; concurrent
 writers leave whole files."""
 from __future__ import annotations
 
@@ -13,13 +13,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from artsim import candidate_vectors, candidates, describe_run, descriptors
-from artsim.config import DescribeParams
-from artsim.describe_run import describe_to_parquet
-from artsim.descriptor_cache import DescriptorCache, candidate_of
-from artsim.descriptors import ImageEntry
-from artsim.images import content_hash
-from artsim.vector_files import read_vectors, write_vectors
+from artsim.describe import candidate_vectors, descriptors
+from artsim.describe import registry as candidates
+from artsim.describe import run as describe_run
+from artsim.params import DescribeParams
+from artsim.describe.run import describe_to_parquet
+from artsim.describe.cache import DescriptorCache, candidate_of
+from artsim.describe.descriptors import ImageEntry
+from artsim.core.images import content_hash
+from artsim.core.vector_files import read_vectors, write_vectors
 from tests.test_descriptors import random_image, save_jpeg
 
 PARAMS = DescribeParams()

@@ -8,15 +8,15 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from artsim.candidates import CANDIDATES
-from artsim.config import CANDIDATE_NAMES, DescribeParams, ParamsError, ScoreWeights, parse_params
-from artsim.descriptor_score import DescriptorScorer
-from artsim.descriptors import Descriptors
-from artsim.errors import NotEnoughData
-from artsim.scoring import PAIR_COLUMNS, combine, score_dataset
-from artsim.similarity_kernels import TextureStats
-from artsim.study import descriptor_study, source_retrieval
-from artsim.weight_fit import fit_weights
+from artsim.describe.registry import CANDIDATES
+from artsim.params import CANDIDATE_NAMES, DescribeParams, ParamsError, ScoreWeights, parse_params
+from artsim.score.scorer import DescriptorScorer
+from artsim.describe.descriptors import Descriptors
+from artsim.core.errors import NotEnoughData
+from artsim.score.similarity import PAIR_COLUMNS, combine, score_dataset
+from artsim.describe.kernels import TextureStats
+from artsim.score.study import descriptor_study, source_retrieval
+from artsim.score.fit import fit_weights
 from tests.test_config import committed_params
 from tests.test_scoring import fake_manifests, lay_out_score_inputs
 
@@ -192,7 +192,7 @@ def test_score_stage_with_fit_saves_the_fitted_weights_and_writes_the_study(tmp_
 
 
 def test_the_study_headline_has_the_same_few_keys_on_any_data():
-    from artsim.score_report import score_report
+    from artsim.score.report import score_report
     from tests.test_metrics_keys import flat
 
     headlines = []

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from artsim.config import DescribeParams
-from artsim.images import read_rgb_array
-from artsim.descriptors import (
+from artsim.params import DescribeParams
+from artsim.core.images import read_rgb_array
+from artsim.describe.descriptors import (
     HARALICK_FEATURES,
     Descriptors,
     ImageEntry,
@@ -21,7 +21,7 @@ from artsim.descriptors import (
     haralick_texture,
     read_descriptors,
 )
-from artsim.describe_run import describe_manifests, describe_to_parquet
+from artsim.describe.run import describe_manifests, describe_to_parquet
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = DescribeParams()

@@ -2,7 +2,7 @@
 only say how to run never rerun anything.
 
 - every project module a stage imports (at start-up or lazily, inside a function) is a dep;
-- every params.yaml key is a params dep of some stage, or RUN_ONLY (artsim.config) and a
+- every params.yaml key is a params dep of some stage, or RUN_ONLY (artsim.params) and a
   params dep of none;
 - inputs outside the repository are deps: replacing one file of `generate.import_dir` (or of
   any other outside input) makes `dvc status` report its stage changed;
@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from artsim.config import NO_INPUT, ParamsError, parse_params, run_only_keys
+from artsim.params import NO_INPUT, ParamsError, parse_params, run_only_keys
 from tests.helpers import REPO_ROOT, copy_worktree
 
 DVC_YAML = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())
@@ -170,7 +170,7 @@ def test_every_params_key_is_a_params_dep_or_run_only():
     forgotten = sorted(key for key in _leaf_keys(PARAMS) if key not in run_only and not _covering_stages(key))
     assert not forgotten, (
         f"params {forgotten} are no stage's params dep in dvc.yaml: changing them would rerun nothing. List each "
-        "under the params of the stages it decides, or, if it only says how to run, mark it RUN_ONLY in artsim/config.py"
+        "under the params of the stages it decides, or, if it only says how to run, mark it RUN_ONLY in artsim/params/__init__.py"
     )
 
 

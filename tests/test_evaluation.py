@@ -13,13 +13,13 @@ import yaml
 from PIL import Image
 from torch import Tensor, nn
 
-from artsim import descriptors as descriptor_io
-from artsim.describe_run import describe_manifests
-from artsim.config import DescribeParams, ScoreWeights
-from artsim.evaluation import PREDICTION_COLUMNS, DescribedCollection, evaluate_on_test
-from artsim.evaluation.breakdowns import error_by_strength, error_by_style
-from artsim.evaluation.embedding import model_score_blocks
-from artsim.evaluation.regression import (
+from artsim.describe import descriptors as descriptor_io
+from artsim.describe.run import describe_manifests
+from artsim.params import DescribeParams, ScoreWeights
+from artsim.evaluate import PREDICTION_COLUMNS, DescribedCollection, evaluate_on_test
+from artsim.evaluate.breakdowns import error_by_strength, error_by_style
+from artsim.evaluate.embedding import model_score_blocks
+from artsim.evaluate.regression import (
     baseline_metrics,
     evaluation_report,
     mae_by_kind,
@@ -28,9 +28,9 @@ from artsim.evaluation.regression import (
     strength_spearmans,
     train_mean_score,
 )
-from artsim.models import SiameseRegressor, save_weights
-from artsim.pair_images import PairImages, predict_pairs
-from artsim.scoring import similarity, train_texture_stats
+from artsim.learn.models import SiameseRegressor, save_weights
+from artsim.learn.pair_images import PairImages, predict_pairs
+from artsim.score.similarity import similarity, train_texture_stats
 from tests.tiny_project import build_tiny_project, resolved_pairs
 
 REPORT_KEYS = {"mse", "mae", "rmse", "r2", "pearson", "spearman", "baseline_mse", "baseline_mae", "n_test_pairs"}

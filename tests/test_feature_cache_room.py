@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from artsim import feature_cache
-from artsim.feature_cache import FeatureCacheTooLarge, FeatureStore, cache_features
+from artsim.learn import feature_cache
+from artsim.learn.feature_cache import FeatureCacheTooLarge, FeatureStore, cache_features
 from tests.tiny_project import build_tiny_project
 
 DiskUsage = namedtuple("DiskUsage", "total used free")

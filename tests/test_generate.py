@@ -11,16 +11,16 @@ import pytest
 import yaml
 from PIL import Image
 
-from artsim.config import GenerateParams, ParamsError, parse_params
+from artsim.params import GenerateParams, ParamsError, parse_params
 from artsim.generate.assemble import failures_table
-from artsim.generate.backend import InputError, ItemFailure
-from artsim.distributed import Ranks, processes_wanted, ranks_from_env, torchrun_command
-from artsim.generate.importer import plan_import
+from artsim.generate.backends.base import InputError, ItemFailure
+from artsim.core.distributed import Ranks, processes_wanted, ranks_from_env, torchrun_command
+from artsim.generate.backends.importer import plan_import
 from artsim.generate.prompts import check_template, import_pattern, render_prompt
 from artsim.generate.run import check_inputs, generate, make_batches, plan, run_batches
-from artsim.generate.sdxl import fit_size, plan_sdxl
+from artsim.generate.backends.sdxl import fit_size, plan_sdxl
 from artsim.generate.store import TEMP_PREFIX, VariantStore
-from artsim.generate.style_transfer import StyleTransferBackend, choose_style_sources, plan_style_transfer
+from artsim.generate.backends.style_transfer import StyleTransferBackend, choose_style_sources, plan_style_transfer
 from artsim.generate.variants import Variant, variant_key, variant_seed, weights_identity
 from tests.generate_fixtures import decodes, make_ingested, originals_of
 from tests.helpers import REPO_ROOT
@@ -283,7 +283,7 @@ class FlakyBackend:
 
     def load(self, variant):
         if variant.key in self.broken:
-            from artsim.images import ImageRejected
+            from artsim.core.images import ImageRejected
 
             raise ImageRejected("corrupt_image", "test")
         return variant.key

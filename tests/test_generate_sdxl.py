@@ -8,12 +8,12 @@ import pytest
 import torch
 from PIL import Image
 
-from artsim.config import GenerateParams
-from artsim.generate.backend import InputError
+from artsim.params import GenerateParams
+from artsim.generate.backends.base import InputError
 from artsim.generate.run import generate, make_batches, run_batches
-from artsim.generate.sdxl import SdxlBackend, fit_size, plan_sdxl, resolve_device, resolve_dtype
+from artsim.generate.backends.sdxl import SdxlBackend, fit_size, plan_sdxl, resolve_device, resolve_dtype
 from artsim.generate.store import VariantStore
-from artsim.generate.tiny import build_tiny_taesd
+from tests.tiny_sdxl import build_tiny_taesd
 from tests.generate_fixtures import decodes, make_ingested, originals_of, tiny_refiner
 
 SIZES = [(120, 90), (90, 120), (120, 90), (64, 64)]

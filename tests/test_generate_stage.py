@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from artsim.shards import manifest_images
+from artsim.core.shards import manifest_images
 from tests.generate_fixtures import decodes, tiny_refiner
 from tests.helpers import copy_worktree, random_painting
 

@@ -8,15 +8,15 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from artsim.config import GenerateParams, ParamsError, parse_params
+from artsim.params import GenerateParams, ParamsError, parse_params
 from artsim.generate.assemble import assemble, failed_by_reason_table, failures_table, generate_metrics
-from artsim.generate.importer import ImportBackend
+from artsim.generate.backends.importer import ImportBackend
 from artsim.generate.prompts import import_pattern, render_prompt
 from artsim.generate.run import generate
 from artsim.generate.store import VariantStore
 from artsim.generate.variants import Variant
-from artsim.images import ImageRejected, content_hash
-from artsim.paths import resolve_inside
+from artsim.core.images import ImageRejected, content_hash
+from artsim.core.paths import resolve_inside
 from tests.generate_fixtures import make_ingested
 
 TEMPLATE = "{style}/{stem}_resize768_generated.jpg"

@@ -12,11 +12,11 @@ import pytest
 import yaml
 from PIL import Image
 
-from artsim.config import ParamsError, parse_params
-from artsim.images import content_hash, load_rgb
-from artsim.ingest import IngestSettings, assign_split, ingest, read_manifest
-from artsim.shards import manifest_images
-from artsim.sources import labels_from_path, read_folder
+from artsim.params import ParamsError, parse_params
+from artsim.core.images import content_hash, load_rgb
+from artsim.ingest.run import IngestSettings, assign_split, ingest, read_manifest
+from artsim.core.shards import manifest_images
+from artsim.ingest.sources.formats import labels_from_path, read_folder
 from tests.helpers import REPO_ROOT, random_painting
 
 
@@ -281,7 +281,7 @@ POPPIES_HASH = content_hash((REPO_ROOT / "data/sample" / POPPIES).read_bytes())
 
 
 def test_a_decoder_that_kills_its_worker_costs_only_that_image(sample_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr("artsim.ingest.load_rgb", load_rgb_that_dies_on_poppies)  # workers fork after this
+    monkeypatch.setattr("artsim.ingest.run.load_rgb", load_rgb_that_dies_on_poppies)  # workers fork after this
     manifest, metrics = run_ingest(sample_dir, tmp_path / "out", workers=2)
     assert metrics["kept"] == 28 and metrics["skipped_by_reason"] == {"decoder_crashed": 1}
     assert POPPIES not in set(manifest["source_path"])

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from artsim.ingest import IngestSettings, _normalise, ingest, read_manifest
-from artsim.sources import SourceImage, SourceProblem, read_folder
+from artsim.ingest.run import IngestSettings, _normalise, ingest, read_manifest
+from artsim.ingest.sources.formats import SourceImage, SourceProblem, read_folder
 from tests.helpers import random_painting
 
 # Pillow warns (corrupt EXIF, truncated tags) on many mutants; the outcome is what is tested.

@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from artsim.score_report import score_report, score_tables
+from artsim.score.report import score_report, score_tables
 
 NAMES = ("color", "texture", "edges", "score")
 
@@ -59,7 +59,7 @@ def test_score_tables_hold_the_breakdowns() -> None:
 def test_ingest_and_generate_headlines_name_no_reason_and_breakdowns_are_tables() -> None:
     from artsim.generate.assemble import failed_by_reason_table, generate_metrics
     from artsim.generate.run import Failure, GenerationResult
-    from artsim.ingest import IngestReport
+    from artsim.ingest.run import IngestReport
 
     clean, dirty = IngestReport(kept=3), IngestReport(kept=1)
     dirty.skip("a.jpg", "corrupt_image", "OSError")

@@ -1,7 +1,7 @@
 """ordered_map: results in input order, and a worker process that dies costs only the item that killed it."""
 import os
 
-from artsim.parallel import ordered_map
+from artsim.core.parallel import ordered_map
 
 
 def double_or_die(number: int) -> int:

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from artsim.images import load_rgb
-from artsim.peers import (
+from artsim.core.images import load_rgb
+from artsim.evaluate.peers import (
     PEER_NAMES,
     hash_score_blocks,
     hash_similarity,
@@ -68,7 +68,7 @@ def test_signatures_decode_each_file_once_and_report_the_bad_one(tmp_path: Path,
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"\xff\xd8 truncated")
     decoded: list[Path] = []
-    from artsim import peers
+    from artsim.evaluate import peers
 
     def counting_load(path, **kwargs):
         decoded.append(Path(path))

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from artsim.batches import ShuffledBatches
-from artsim.distributed import DEFAULT_COLLECTIVE_TIMEOUT, TIMEOUT_VARIABLE, Ranks, collective_timeout
-from artsim.pair_batches import GroupedPairBatches
+from artsim.learn.batches import ShuffledBatches
+from artsim.core.distributed import DEFAULT_COLLECTIVE_TIMEOUT, TIMEOUT_VARIABLE, Ranks, collective_timeout
+from artsim.siamese.batches import GroupedPairBatches
 from tests.rank_processes import run_to_deadline
 
 
@@ -57,7 +57,7 @@ def test_ranks_that_stop_meeting_fail_naming_the_stage(tmp_path: Path) -> None:
         import time
         import torch
         import torch.distributed as dist
-        from artsim.distributed import process_group, ranks_from_env
+        from artsim.core.distributed import process_group, ranks_from_env
 
         ranks = ranks_from_env()
         with process_group(ranks, "gloo", stage="uneven"):

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from artsim.training import follow_recipe, warmup_cosine
+from artsim.learn.training import follow_recipe, warmup_cosine
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TOLERANCE = Path(__file__).with_name("reproducibility_tolerance.json")

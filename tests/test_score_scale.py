@@ -6,10 +6,10 @@ import functools
 import numpy as np
 import pandas as pd
 
-from artsim import scoring
-from artsim.config import ScoreWeights
-from artsim.descriptors import Descriptors
-from artsim.scoring import PAIR_COLUMNS, TextureStats, pair_columns, descriptor_similarities, score_pairs, weighted_score
+from artsim.score import similarity as scoring
+from artsim.params import ScoreWeights
+from artsim.describe.descriptors import Descriptors
+from artsim.score.similarity import PAIR_COLUMNS, TextureStats, pair_columns, descriptor_similarities, score_pairs, weighted_score
 
 NAMES = ("color", "texture", "edges")
 WEIGHTS = ScoreWeights()

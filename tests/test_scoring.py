@@ -13,13 +13,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from artsim.config import DescribeParams, ScoreWeights
-from artsim.descriptors import Descriptors, describe_array, descriptor_table, descriptor_row, ImageEntry
-from artsim.generate.style_transfer import choose_style_sources
-from artsim.images import read_rgb_array
-from artsim.pairs import NotEnoughPairs, build_pairs
-from artsim.score_report import score_report, score_tables
-from artsim.scoring import (
+from artsim.params import DescribeParams, ScoreWeights
+from artsim.describe.descriptors import Descriptors, describe_array, descriptor_table, descriptor_row, ImageEntry
+from artsim.generate.backends.style_transfer import choose_style_sources
+from artsim.core.images import read_rgb_array
+from artsim.score.pairs import NotEnoughPairs, build_pairs
+from artsim.score.report import score_report, score_tables
+from artsim.score.similarity import (
     DescriptorSet,
     TextureStats,
     color_similarity,

@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from artsim.images import ImageRejected, jpeg_bytes, load_rgb
-from artsim.shards import ShardMember, ShardWriter, bucket, manifest_images
+from artsim.core.images import ImageRejected, jpeg_bytes, load_rgb
+from artsim.core.shards import ShardMember, ShardWriter, bucket, manifest_images
 from tests.helpers import random_painting
 
 

@@ -8,13 +8,13 @@ import pandas as pd
 import pytest
 import torch
 
-from artsim.config import SiameseParams
-from artsim.feature_cache import FeatureStore, cache_features, module_digest
-from artsim.features import split_trunk
-from artsim.models import NORMALISATION, save_weights, siamese_from_classifier
-from artsim.pair_images import PairImages
-from artsim.pair_batches import GroupedPairBatches, PairBatches, PairTable
-from artsim.siamese import (
+from artsim.params import SiameseParams
+from artsim.learn.feature_cache import FeatureStore, cache_features, module_digest
+from artsim.learn.features import split_trunk
+from artsim.learn.models import NORMALISATION, save_weights, siamese_from_classifier
+from artsim.learn.pair_images import PairImages
+from artsim.siamese.batches import GroupedPairBatches, PairBatches, PairTable
+from artsim.siamese.train import (
     PairScorer,
     batch_scores,
     calibrate_feature_norm,
@@ -22,7 +22,7 @@ from artsim.siamese import (
     regressor_epoch,
     train_siamese,
 )
-from artsim.training import Runtime
+from artsim.learn.training import Runtime
 from tests.test_training import CPU, FINETUNE, _finetune
 from tests.tiny_project import build_tiny_project, resolved_pairs
 

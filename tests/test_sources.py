@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from artsim.ingest import IngestSettings, ingest, read_manifest, select_subset
-from artsim.sources import SourceError, SourceImage, SourceProblem, detect_format, read_source
+from artsim.ingest.run import IngestSettings, ingest, read_manifest, select_subset
+from artsim.ingest.sources.formats import SourceError, SourceImage, SourceProblem, detect_format, read_source
 from tests.helpers import random_painting
 
 FILES = [

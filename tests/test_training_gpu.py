@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 import torch
 
-from artsim.config import FinetuneParams, SiameseParams
-from artsim.finetune import finetune_classifier
-from artsim.models import save_weights
-from artsim.siamese import train_siamese
-from artsim.training import resolve_runtime
+from artsim.params import FinetuneParams, SiameseParams
+from artsim.finetune.train import finetune_classifier
+from artsim.learn.models import save_weights
+from artsim.siamese.train import train_siamese
+from artsim.learn.training import resolve_runtime
 from tests.tiny_project import build_tiny_project, resolved_pairs
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

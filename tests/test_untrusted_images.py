@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from artsim.images import load_rgb
-from artsim.ingest import IngestSettings, ingest, read_manifest
-from artsim.shards import manifest_images
-from artsim.sources import read_folder
+from artsim.core.images import load_rgb
+from artsim.ingest.run import IngestSettings, ingest, read_manifest
+from artsim.core.shards import manifest_images
+from artsim.ingest.sources.formats import read_folder
 from tests.helpers import random_painting
 
 STYLE = "Odd_Files"

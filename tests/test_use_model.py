@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 import artsim
-from artsim.search import EmbeddingCache, search, workspace_candidates
-from artsim.shards import ShardMember, manifest_images
+from artsim.app.search import EmbeddingCache, search, workspace_candidates
+from artsim.core.shards import ShardMember, manifest_images
 
 pytestmark = [pytest.mark.e2e, pytest.mark.filterwarnings("ignore::UserWarning")]
 
@@ -53,7 +53,7 @@ def test_pairs(workspace, tmp_path_factory) -> pd.DataFrame:
 
 def artsim_command(workspace: Path, *args: str) -> subprocess.CompletedProcess:
     script = Path(sys.executable).with_name("artsim")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "artsim.cli"]
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "artsim.app.cli"]
     return subprocess.run([*command, *args, "--workspace", str(workspace)], capture_output=True, text=True, cwd=workspace)
 
 

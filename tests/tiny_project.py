@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from artsim.config import DescribeParams, ScoreWeights
-from artsim.descriptor_score import FILE_NAME as DESCRIPTOR_SCORE_FILE
-from artsim.descriptor_score import DescriptorScorer
-from artsim.descriptors import describe_array
-from artsim.images import read_rgb_array
-from artsim.pair_images import resolve_pairs
-from artsim.scoring import TextureStats
+from artsim.params import DescribeParams, ScoreWeights
+from artsim.score.scorer import FILE_NAME as DESCRIPTOR_SCORE_FILE
+from artsim.score.scorer import DescriptorScorer
+from artsim.describe.descriptors import describe_array
+from artsim.core.images import read_rgb_array
+from artsim.learn.pair_images import resolve_pairs
+from artsim.score.similarity import TextureStats
 from tests.helpers import random_painting
 
 # Two learnable styles told apart by colour, one style too rare to be a class of its own.

@@ -11,7 +11,7 @@ Refiner img2img) and `importer` (adopt variants generated elsewhere). `prompts` 
 prompt and file-name templates over painting metadata; `tiny` builds a weightless,
 SDXL-refiner-shaped pipeline for tests and benchmarks.
 
-This package module stays import-light: `artsim.config` reads DEFAULT_MODELS from it.
+This package module stays import-light: `artsim.params` reads DEFAULT_MODELS from it.
 """
 from __future__ import annotations
 

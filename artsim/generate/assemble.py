@@ -9,12 +9,12 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image
 
-from artsim.config import GenerateParams
+from artsim.params import GenerateParams
 from artsim.generate.run import Failure, GenerationResult
 from artsim.generate.store import VariantStore
 from artsim.generate.variants import Variant
-from artsim.images import ImageRejected
-from artsim.shards import SHARD_BYTES, SHARD_FOLDER, ShardWriter, bucket
+from artsim.core.images import ImageRejected
+from artsim.core.shards import SHARD_BYTES, SHARD_FOLDER, ShardWriter, bucket
 
 log = logging.getLogger(__name__)
 

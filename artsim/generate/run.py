@@ -20,14 +20,14 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 from tqdm import tqdm
 
-from artsim.config import GenerateParams
-from artsim.generate.backend import AdoptedFile, Backend, InputError, ItemFailure, Output
-from artsim.distributed import ALONE, Ranks, broadcast_from_main, gather_to_all
+from artsim.params import GenerateParams
+from artsim.generate.backends.base import AdoptedFile, Backend, InputError, ItemFailure, Output
+from artsim.core.distributed import ALONE, Ranks, broadcast_from_main, gather_to_all
 from artsim.generate.prompts import missing_columns
 from artsim.generate.store import VariantStore
 from artsim.generate.variants import Variant
-from artsim.images import ImageFile, ImageRejected
-from artsim.shards import manifest_images
+from artsim.core.images import ImageFile, ImageRejected
+from artsim.core.shards import manifest_images
 
 log = logging.getLogger(__name__)
 
@@ -86,15 +86,15 @@ def check_inputs(config: GenerateParams, originals: pd.DataFrame) -> None:
 
 def open_backend(config: GenerateParams, originals: Mapping[str, ImageFile], ranks: Ranks) -> Backend:
     if config.backend == "sdxl":
-        from artsim.generate.sdxl import SdxlBackend, resolve_device
+        from artsim.generate.backends.sdxl import SdxlBackend, resolve_device
 
         return SdxlBackend(config, originals, resolve_device(config.device, ranks.local_rank))
     if config.backend == "import":
-        from artsim.generate.importer import ImportBackend
+        from artsim.generate.backends.importer import ImportBackend
 
         assert config.import_dir is not None
         return ImportBackend(config.import_dir)
-    from artsim.generate.style_transfer import StyleTransferBackend
+    from artsim.generate.backends.style_transfer import StyleTransferBackend
 
     return StyleTransferBackend(originals, config.max_side)
 
@@ -105,15 +105,15 @@ def plan(config: GenerateParams, originals: pd.DataFrame, seed: int, backend: Ba
     unmatched: list[str] = []
     unplanned: list[Failure] = []
     if config.backend == "sdxl":
-        from artsim.generate.sdxl import plan_sdxl
+        from artsim.generate.backends.sdxl import plan_sdxl
 
         variants = plan_sdxl(originals, config, seed, backend)  # type: ignore[arg-type]
     elif config.backend == "import":
-        from artsim.generate.importer import plan_import
+        from artsim.generate.backends.importer import plan_import
 
         variants, unmatched, unplanned = plan_import(originals, config, seed)  # unplanned: paths refused
     else:
-        from artsim.generate.style_transfer import plan_style_transfer
+        from artsim.generate.backends.style_transfer import plan_style_transfer
 
         variants, left_out = plan_style_transfer(originals, config, seed)
         unplanned = [Failure("", image_id, float(strength), why.reason, why.detail)

@@ -2,7 +2,7 @@
 
 DVC deletes a stage's outputs before it runs the stage, so work kept there would be lost to
 a crash or a widened sweep; the store survives both, and `data/generated` is packed from it
-into shards (artsim.shards). The store is the user's, shared by every workspace and
+into shards (artsim.core.shards). The store is the user's, shared by every workspace and
 experiment; an imported JPEG is a hard link to the imported file, not a copy. A file appears
 under its final name only once it is complete (write to a temporary name, fsync, rename), so
 a killed process never leaves a partial image that a later run would take as done, and ranks
@@ -26,7 +26,7 @@ from pathlib import Path
 from PIL import Image
 from tqdm import tqdm
 
-from artsim.images import ImageRejected, content_hash, file_hash, jpeg_bytes, load_rgb, write_atomically
+from artsim.core.images import ImageRejected, content_hash, file_hash, jpeg_bytes, load_rgb, write_atomically
 
 log = logging.getLogger(__name__)
 

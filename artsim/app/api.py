@@ -1,0 +1,217 @@
+"""Apply the trained model: `artsim.load(workspace_or_model_dir)` -> Scorer.
+
+    scorer = artsim.load(".")                  # a workspace after `dvc repro`, or models/siamese
+    result = scorer.score("variant.jpg", "painting.jpg")
+    result.model_score, result.descriptor_score, result.similarities["edges"]
+    vectors = scorer.embed(["a.jpg", pil_image])   # (n, 2048) trunk embeddings
+
+Images are paths or PIL images, decoded as the pipeline decodes its own (EXIF orientation,
+any mode to RGB, size limits before decoding). The descriptor score uses the describe
+params, weights and texture statistics the pipeline saved beside the model, so a pair
+scores here as it does in `data/pairs/pairs.parquet`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import torch
+from PIL import Image
+
+from artsim.score.scorer import FILE_NAME as DESCRIPTOR_SCORE_FILE
+from artsim.score.scorer import DescriptorScoreFileError, DescriptorScorer
+from artsim.describe.descriptors import Descriptors
+from artsim.core.images import ImageRejected, load_rgb
+from artsim.core.shards import ShardMember
+from artsim.learn.models import SiameseRegressor, load_siamese, pair_transform
+
+# A workspace's own images (search candidates, manifests) are shard members: taken too.
+ImageInput = Union[str, os.PathLike, Image.Image, ShardMember]
+MODEL_DIR = Path("models/siamese")
+WEIGHTS_FILE = "model.safetensors"
+CARD_FILE = "card.json"
+
+
+class UserError(Exception):
+    """A problem the user can fix (a path, an image, a missing model): one line, no traceback."""
+
+
+class ModelNotFound(UserError):
+    pass
+
+
+class UnusableImage(UserError):
+    pass
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Both scores of one pair, and what the descriptor score is made of."""
+
+    model_score: float
+    descriptor_score: float
+    similarities: dict[str, float]  # color, texture, edges, each in [0, 1]
+    weights: dict[str, float]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"model_score": self.model_score, "descriptor_score": self.descriptor_score,
+                "similarities": dict(self.similarities), "weights": dict(self.weights)}
+
+
+@dataclass
+class LoadedImage:
+    """One input decoded once, named for messages."""
+
+    name: str
+    image: Image.Image
+    _descriptors: Descriptors | None = field(default=None, repr=False)
+
+
+def open_image(source: "ImageInput | LoadedImage") -> LoadedImage:
+    """Decode a path (defensively, as the pipeline does) or take a PIL image; UnusableImage names it and why."""
+    if isinstance(source, LoadedImage):
+        return source
+    if isinstance(source, Image.Image):
+        return LoadedImage("<PIL image>", _as_rgb(source))
+    if isinstance(source, ShardMember):
+        return _decoded(source)
+    if not isinstance(source, (str, os.PathLike)):
+        raise UnusableImage(f"not an image path nor a PIL image: {type(source).__name__}")
+    path = Path(source)
+    if path.is_dir():
+        raise UnusableImage(f"{path}: is a folder, not an image")
+    return _decoded(path)
+
+
+def _decoded(source: Path | ShardMember) -> LoadedImage:
+    try:
+        return LoadedImage(str(source), load_rgb(source))
+    except ImageRejected as exc:
+        raise UnusableImage(f"{source}: unusable image ({exc})") from None
+    except OSError as exc:  # unreadable file (permissions, a device, ...)
+        raise UnusableImage(f"{source}: cannot be read ({exc.strerror or exc})") from None
+
+
+def _as_rgb(image: Image.Image) -> Image.Image:
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        # Transparency on white, as load_rgb flattens files.
+        rgba = image.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+class Scorer:
+    """The trained siamese model and the saved descriptor score, ready to apply."""
+
+    def __init__(self, model: SiameseRegressor, card: dict[str, Any], descriptor: DescriptorScorer, model_dir: Path,
+                 device: torch.device | None = None) -> None:
+        self.model = model
+        self.card = card
+        self.descriptor = descriptor
+        self.model_dir = model_dir
+        self.device = device or torch.device("cpu")
+        self.image_size = int(card["image_size"])
+        self._transform = pair_transform(self.image_size)
+        self.model.to(self.device).eval()
+
+    # --- the two scores -------------------------------------------------------------------
+
+    def score(self, a: ImageInput | LoadedImage, b: ImageInput | LoadedImage) -> Comparison:
+        """Model score and descriptor score of (a, b), with the per-descriptor similarities."""
+        first, second = open_image(a), open_image(b)
+        embeddings = self._embed_loaded([first, second])
+        model_score = float(self.head_scores(embeddings[:1], embeddings[1:])[0])
+        return self._comparison(model_score, first, second)
+
+    def _comparison(self, model_score: float, first: LoadedImage, second: LoadedImage) -> Comparison:
+        sims = self.descriptor.similarities(self.descriptors(first), self.descriptors(second))
+        return Comparison(model_score, self.descriptor.score(sims), sims, self.descriptor.weights.as_dict())
+
+    def descriptors(self, image: ImageInput | LoadedImage) -> Descriptors:
+        loaded = image if isinstance(image, LoadedImage) else open_image(image)
+        if loaded._descriptors is None:
+            loaded._descriptors = self.descriptor.describe_image(loaded.image)
+        return loaded._descriptors
+
+    # --- embeddings -----------------------------------------------------------------------
+
+    def embed(self, images: Sequence[ImageInput] | ImageInput) -> np.ndarray:
+        """Trunk embeddings, (n, 2048) float32, in input order; one image gives (1, 2048)."""
+        if isinstance(images, (str, os.PathLike, Image.Image, ShardMember)):
+            images = [images]
+        return self._embed_loaded([open_image(image) for image in images]).numpy()
+
+    @torch.no_grad()
+    def _embed_loaded(self, images: Sequence[LoadedImage]) -> torch.Tensor:
+        batch = torch.stack([self._transform(loaded.image) for loaded in images]).to(self.device)
+        return self.model.trunk(batch).float().cpu()
+
+    @torch.no_grad()
+    def head_scores(self, queries: torch.Tensor | np.ndarray, candidates: torch.Tensor | np.ndarray) -> np.ndarray:
+        """The model's score of each (query, candidate) row pair; one query row scores against every candidate."""
+        left, right = torch.as_tensor(queries, dtype=torch.float32), torch.as_tensor(candidates, dtype=torch.float32)
+        if len(left) == 1 and len(right) != 1:
+            left = left.expand(len(right), -1)
+        scores = self.model.score_embeddings(left.to(self.device), right.to(self.device))
+        return scores.float().cpu().numpy().astype(np.float64)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """What identifies this model's embeddings: its weights' bytes and input size (keys the search cache)."""
+        digest = hashlib.sha256(f"image_size={self.image_size};".encode())
+        with open(self.model_dir / WEIGHTS_FILE, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+
+
+# --- loading -----------------------------------------------------------------------------
+
+def resolve_model_dir(location: str | os.PathLike) -> Path:
+    """models/siamese of a workspace, or a folder holding model.safetensors itself."""
+    path = Path(location)
+    if not path.exists():
+        raise ModelNotFound(f"{path}: no such workspace or model folder")
+    for candidate in (path, path / MODEL_DIR):
+        if (candidate / WEIGHTS_FILE).is_file():
+            return candidate
+    if (path / "dvc.yaml").is_file():
+        raise ModelNotFound(f"no trained model in workspace {path} ({MODEL_DIR / WEIGHTS_FILE} is missing): run `dvc repro` there first")
+    raise ModelNotFound(f"{path} is neither a model folder ({WEIGHTS_FILE}) nor a workspace (dvc.yaml): "
+                        "point --workspace at one, or run `dvc repro` in a workspace first")
+
+
+def load(location: str | os.PathLike = ".", device: str | torch.device = "cpu") -> Scorer:
+    """A Scorer from a workspace after `dvc repro`, or from a model folder (models/siamese or a copy)."""
+    model_dir = resolve_model_dir(location)
+    card = _read_card(model_dir)
+    descriptor_file = model_dir / DESCRIPTOR_SCORE_FILE
+    if not descriptor_file.is_file():
+        raise ModelNotFound(f"{model_dir} has no {DESCRIPTOR_SCORE_FILE} (made before it was saved): run `dvc repro` to rebuild the model")
+    try:
+        descriptor = DescriptorScorer.load(descriptor_file)
+        model = load_siamese(model_dir / WEIGHTS_FILE, head_hidden=int(card["head_hidden"]))
+    except DescriptorScoreFileError as exc:
+        raise ModelNotFound(f"unusable model folder: {exc}") from None
+    except Exception as exc:  # a damaged or foreign weights file (safetensors/torch raise several types)
+        raise ModelNotFound(f"{model_dir / WEIGHTS_FILE}: not this model's weights ({type(exc).__name__}: {str(exc)[:200]})") from None
+    return Scorer(model, card, descriptor, model_dir, torch.device(device))
+
+
+def _read_card(model_dir: Path) -> dict[str, Any]:
+    path = model_dir / CARD_FILE
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+        int(card["head_hidden"]), int(card["image_size"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelNotFound(f"{path}: missing or damaged model card ({type(exc).__name__}: {exc})") from None
+    return card

@@ -1,0 +1,80 @@
+"""Where on the canvas two images differ: per cell of a grid (as the edge descriptor cuts it),
+the colour difference (CIELAB ΔE of the cells' mean colours) and the edge-density difference.
+`write_comparison_plot` shows both images, the scores, and those two maps.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from artsim.params import DescribeParams
+from artsim.describe.descriptors import edge_density_grid, edge_map, to_grey
+from artsim.core.images import resize_long_side
+
+
+@dataclass(frozen=True)
+class DifferenceMaps:
+    """(grid, grid) arrays: colour ΔE (0 = same mean colour; about 2.3 is just noticeable) and
+    edge density difference (0..1, share of pixels that are edges in one and not the other)."""
+
+    color: np.ndarray
+    edges: np.ndarray
+
+
+def cell_means(values: np.ndarray, grid: int) -> np.ndarray:
+    """Mean of an (H, W, C) array over each cell of a grid x grid partition of normalised coordinates."""
+    height, width, channels = values.shape
+    rows = np.arange(height) * grid // height
+    cols = np.arange(width) * grid // width
+    cell = (rows[:, None] * grid + cols[None, :]).ravel()
+    counts = np.bincount(cell, minlength=grid * grid)
+    flat = values.reshape(-1, channels).astype(np.float64)
+    sums = np.stack([np.bincount(cell, weights=flat[:, c], minlength=grid * grid) for c in range(channels)], axis=1)
+    return (sums / np.maximum(counts, 1)[:, None]).reshape(grid, grid, channels)
+
+
+def _lab(rgb: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+
+
+def difference_maps(a: Image.Image, b: Image.Image, params: DescribeParams) -> DifferenceMaps:
+    """Both images at the describe size; cells in normalised coordinates, so aspect ratios may differ."""
+    arrays = [np.asarray(resize_long_side(image, params.size), dtype=np.uint8) for image in (a, b)]
+    grid = params.edge_grid
+    colours = [cell_means(_lab(rgb), grid) for rgb in arrays]
+    edges = [edge_density_grid(edge_map(to_grey(rgb), params.canny_low, params.canny_high), grid).reshape(grid, grid)
+             for rgb in arrays]
+    return DifferenceMaps(color=np.linalg.norm(colours[0] - colours[1], axis=2), edges=np.abs(edges[0] - edges[1]))
+
+
+def write_comparison_plot(a: Image.Image, b: Image.Image, names: tuple[str, str], scores: dict,
+                          maps: DifferenceMaps, out: Path) -> None:
+    """A PNG: the two images side by side, titled with both scores, above the two difference maps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(2, 2, figsize=(9, 8.5))
+    for axis, image, name in zip(axes[0], (a, b), names):
+        axis.imshow(image)
+        axis.set_title(Path(name).name[:40], fontsize=9)
+        axis.axis("off")
+    for axis, values, title, unit in ((axes[1][0], maps.color, "colour difference per cell", "ΔE (CIELAB)"),
+                                      (axes[1][1], maps.edges, "edge density difference per cell", "|Δ edge share|")):
+        shown = axis.imshow(values, cmap="magma", vmin=0)
+        axis.set_title(title, fontsize=9)
+        axis.set_xticks([])
+        axis.set_yticks([])
+        figure.colorbar(shown, ax=axis, fraction=0.046, label=unit)
+    sims = scores["similarities"]
+    figure.suptitle(f"model score {scores['model_score']:.3f}   descriptor score {scores['descriptor_score']:.3f}\n"
+                    f"colour {sims['color']:.3f}   texture {sims['texture']:.3f}   edges {sims['edges']:.3f}", fontsize=11)
+    figure.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=80)
+    plt.close(figure)

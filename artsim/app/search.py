@@ -1,0 +1,189 @@
+"""Which originals does a query image most resemble? (`artsim search`)
+
+The head is not a distance, so scoring a query against every candidate with it costs one
+head pass per candidate; instead candidates are shortlisted by cosine similarity of trunk
+embeddings and only the shortlist is re-ranked by the head. Candidate embeddings are
+computed once per image content and model, and cached under $ARTSIM_CACHE/embeddings.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from artsim.app.api import ImageInput, Scorer, UserError
+from artsim.core.cache_dirs import user_cache_root
+from artsim.learn.features import embed_images
+from artsim.core.images import ImageFile, ImageRejected, file_hash
+from artsim.core.shards import manifest_images
+from artsim.learn.models import EMBEDDING_DIM
+from artsim.core.vector_files import read_vector, write_vector
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+INGESTED = Path("data/ingested")
+DEFAULT_SHORTLIST = 100
+EMBED_BATCH = 16
+
+
+@dataclass(frozen=True)
+class Candidate:
+    path: ImageFile  # a loose file, or an ingested original inside its shard
+    artist: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    rank: int
+    score: float
+    cosine: float
+    artist: str
+    title: str
+    path: str
+
+    def as_dict(self) -> dict:
+        return dict(vars(self))
+
+
+# --- candidates ----------------------------------------------------------------------------
+
+def workspace_candidates(workspace: Path) -> list[Candidate]:
+    """The workspace's ingested originals (data/ingested/manifest.parquet)."""
+    manifest_path = workspace / INGESTED / "manifest.parquet"
+    if not manifest_path.is_file():
+        raise UserError(f"{manifest_path} is missing: run `dvc repro` in {workspace}, or pass --originals DIR")
+    manifest = pd.read_parquet(manifest_path)
+    return [Candidate(image, _text(artist), _text(title))
+            for image, artist, title in zip(manifest_images(manifest, workspace / INGESTED), manifest.get("artist", [""] * len(manifest)),
+                                            manifest.get("title", [""] * len(manifest)))]
+
+
+def folder_candidates(folder: Path) -> list[Candidate]:
+    """Every image file under `folder` (by suffix), in a stable order; artist unknown, title = file stem."""
+    if not folder.is_dir():
+        raise UserError(f"--originals {folder}: not a folder")
+    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not paths:
+        raise UserError(f"--originals {folder}: no image file ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return [Candidate(p, "", p.stem) for p in paths]
+
+
+def _text(value: object) -> str:
+    return "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+
+
+# --- the embedding cache -------------------------------------------------------------------
+
+class EmbeddingCache:
+    """One .npy per (model, image content); verified on read (shape, dtype, finite), rebuilt if damaged."""
+
+    def __init__(self, root: Path, model_fingerprint: str) -> None:
+        self.folder = root / model_fingerprint[:24]
+
+    def _path(self, content: str) -> Path:
+        return self.folder / content[:2] / f"{content}.npy"
+
+    def get(self, content: str) -> np.ndarray | None:
+        path = self._path(content)
+        vector, problem = read_vector(path, np.float32, EMBEDDING_DIM)
+        if problem:
+            log.warning("damaged cached embedding %s (%s): computed again", path, problem)
+        return vector
+
+    def put(self, content: str, vector: np.ndarray) -> None:
+        write_vector(self._path(content), vector, np.float32)
+
+
+def default_embedding_cache(scorer: Scorer) -> EmbeddingCache:
+    return EmbeddingCache(user_cache_root() / "embeddings", scorer.fingerprint)
+
+
+def candidate_embeddings(scorer: Scorer, candidates: Sequence[Candidate], cache: EmbeddingCache
+                         ) -> tuple[np.ndarray, dict[int, str]]:
+    """(n, 2048) embeddings in candidate order, and the positions that could not be used, with why."""
+    embeddings = np.zeros((len(candidates), EMBEDDING_DIM), dtype=np.float32)
+    unusable: dict[int, str] = {}
+    missing: list[tuple[int, str]] = []
+    for position, candidate in enumerate(candidates):
+        try:
+            content = file_hash(candidate.path)
+        except OSError as exc:
+            unusable[position] = f"unreadable ({exc.strerror or exc})"
+            continue
+        except ImageRejected as exc:  # a shard shorter than its manifest says
+            unusable[position] = str(exc)
+            continue
+        cached = cache.get(content)
+        if cached is None:
+            missing.append((position, content))
+        else:
+            embeddings[position] = cached
+    if missing:
+        computed, failed = embed_images(scorer.model.trunk, [candidates[p].path for p, _ in missing], scorer.image_size,
+                                        EMBED_BATCH, scorer.device, desc="embed candidates")
+        for row, (position, content) in enumerate(missing):
+            if row in failed:
+                unusable[position] = failed[row]
+                continue
+            embeddings[position] = computed[row].numpy()
+            cache.put(content, embeddings[position])
+    for position, why in unusable.items():
+        log.warning("candidate %s left out: %s", candidates[position].path, why)
+    return embeddings, unusable
+
+
+# --- ranking -------------------------------------------------------------------------------
+
+def cosine_similarities(query: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    query_unit = query / max(float(np.linalg.norm(query)), 1e-12)
+    norms = np.maximum(np.linalg.norm(candidates, axis=1), 1e-12)
+    return candidates @ query_unit / norms
+
+
+def rank_candidates(scorer: Scorer, query_embedding: np.ndarray, embeddings: np.ndarray, usable: np.ndarray,
+                    shortlist: int) -> list[tuple[int, float, float]]:
+    """(position, head score, cosine) of the shortlisted candidates, best head score first.
+
+    Ties keep cosine order (a stable sort), so the result does not depend on the platform's sort.
+    """
+    cosine = np.where(usable, cosine_similarities(query_embedding, embeddings), -np.inf)
+    order = np.argsort(-cosine, kind="stable")[:min(shortlist, int(usable.sum()))]
+    if len(order) == 0:
+        return []
+    scores = scorer.head_scores(torch.as_tensor(query_embedding[None, :]), torch.as_tensor(embeddings[order]))
+    reranked = np.argsort(-scores, kind="stable")
+    return [(int(order[i]), float(scores[i]), float(cosine[order[i]])) for i in reranked]
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    hits: list[Hit]
+    candidates: int
+    skipped: dict[str, str]  # path of each candidate left out -> why
+
+    def as_dict(self) -> dict:
+        return {"candidates": self.candidates, "results": [hit.as_dict() for hit in self.hits],
+                "skipped": [{"path": path, "reason": why} for path, why in self.skipped.items()]}
+
+
+def search(scorer: Scorer, query: ImageInput, candidates: Sequence[Candidate], top_k: int = 5,
+           shortlist: int = DEFAULT_SHORTLIST, cache: EmbeddingCache | None = None) -> SearchResult:
+    """The `top_k` candidates most similar to `query` by the model, best first; unusable candidates are
+    left out and listed, never fatal."""
+    if top_k < 1 or shortlist < 1:
+        raise UserError("--top-k and --shortlist must be at least 1")
+    query_embedding = scorer.embed(query)[0]  # an unusable query fails before any candidate is embedded
+    embeddings, unusable = candidate_embeddings(scorer, candidates, cache or default_embedding_cache(scorer))
+    usable = np.ones(len(candidates), dtype=bool)
+    usable[list(unusable)] = False
+    ranked = rank_candidates(scorer, query_embedding, embeddings, usable, max(shortlist, top_k))[:top_k]
+    hits = [Hit(rank, score, cosine, candidates[p].artist, candidates[p].title, str(candidates[p].path))
+            for rank, (p, score, cosine) in enumerate(ranked, start=1)]
+    return SearchResult(hits, len(candidates), {str(candidates[p].path): why for p, why in sorted(unusable.items())})

@@ -1,0 +1,12 @@
+"""How well the siamese model does on the test split, beside the descriptor score and its peers.
+
+- regression.py: errors against the descriptor score and the train-mean baseline, pair AUC,
+  Spearman with strength (pure functions);
+- embedding.py: each image through the trunk once, pairs scored from the embeddings;
+- source_retrieval.py: each test variant's source ranked among the whole collection;
+- breakdowns.py: the tables behind the plots, the headline figures of each scorer;
+- run.py: all of it on the test split (evaluate_on_test).
+"""
+from artsim.evaluate.run import PREDICTION_COLUMNS, DescribedCollection, Evaluation, evaluate_on_test
+
+__all__ = ["PREDICTION_COLUMNS", "DescribedCollection", "Evaluation", "evaluate_on_test"]

@@ -1,0 +1,87 @@
+"""The model's side of evaluation: each image through the trunk once, pairs scored from the embeddings.
+
+Scoring from embeddings runs only the head, which is what makes scoring every
+(variant, original) combination of the retrieval task cheap.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from artsim.learn.features import embed_images
+from artsim.core.images import ImageFile, as_image_file
+from artsim.learn.models import SiameseRegressor
+
+log = logging.getLogger(__name__)
+
+# Pairs per call of the head: bounds memory (each pair is a 4096-float feature) whatever the test size.
+PAIRS_PER_CALL = 8192
+
+
+@dataclass(frozen=True)
+class EmbeddedImages:
+    """Trunk embeddings of distinct image files, and the files that did not decode."""
+
+    embeddings: Tensor
+    row_of: dict[ImageFile, int]
+    unreadable: frozenset[ImageFile]
+
+    def rows(self, paths: Iterable[ImageFile | str]) -> Tensor:
+        return torch.as_tensor([self.row_of[as_image_file(p)] for p in paths], dtype=torch.long)
+
+    def readable(self, paths: Iterable[ImageFile | str]) -> np.ndarray:
+        return np.array([as_image_file(p) not in self.unreadable for p in paths], dtype=bool)
+
+
+def embed_files(
+    model: SiameseRegressor, paths: Iterable[ImageFile | str], image_size: int, batch_size: int, device: torch.device, loader_workers: int = 0
+) -> EmbeddedImages:
+    """Each distinct file through the trunk once; a file that does not decode is listed, never fatal."""
+    distinct = list(dict.fromkeys(as_image_file(p) for p in paths))
+    embeddings, failed = embed_images(model.trunk, distinct, image_size, batch_size, device, loader_workers,
+                                      desc="embed evaluation images")
+    for position, reason in failed.items():
+        log.warning("image %s does not decode (%s): its pairs are skipped", distinct[position], reason)
+    return EmbeddedImages(embeddings, {p: i for i, p in enumerate(distinct)}, frozenset(distinct[i] for i in failed))
+
+
+@torch.no_grad()
+def score_embedding_pairs(
+    model: SiameseRegressor, left: Tensor, right: Tensor, device: torch.device, pairs_per_call: int = PAIRS_PER_CALL
+) -> np.ndarray:
+    """f(left[i], right[i]) for every i, from trunk embeddings."""
+    model.eval()
+    scores = [
+        model.score_embeddings(left[start:start + pairs_per_call].to(device), right[start:start + pairs_per_call].to(device)).float().cpu()
+        for start in range(0, len(left), pairs_per_call)
+    ]
+    return torch.cat(scores).numpy().astype(np.float64) if scores else np.zeros(0)
+
+
+@torch.no_grad()
+def model_score_blocks(
+    model: SiameseRegressor, queries: Tensor, candidates: Tensor, device: torch.device, pairs_per_call: int = PAIRS_PER_CALL
+) -> Iterator[tuple[int, np.ndarray]]:
+    """f(query, candidate) for every combination, as (first row, (rows, len(candidates)) block) pieces.
+
+    Pairs are gathered from the embeddings per call, so at most `pairs_per_call` pair
+    features exist at any time, never a queries x candidates x 4096 tensor.
+    """
+    model.eval()
+    queries, candidates = queries.to(device), candidates.to(device)
+    n_candidates = len(candidates)
+    rows = max(1, pairs_per_call // max(1, n_candidates))
+    for start in tqdm(range(0, len(queries), rows), desc="model scores", unit="block", disable=None):
+        block = queries[start:start + rows]
+        flat = torch.arange(len(block) * n_candidates, device=device)
+        scores = torch.cat([
+            model.score_embeddings(block[chunk // n_candidates], candidates[chunk % n_candidates]).float()
+            for chunk in flat.split(pairs_per_call)
+        ])
+        yield start, scores.view(len(block), n_candidates).cpu().numpy()

@@ -1,0 +1,159 @@
+"""Peer similarity measures: what a practitioner would try before training a model.
+
+- pHash and dHash (`imagehash`; the hashing methods imagededup computes): 64-bit perceptual
+  hashes of the image; similarity = 1 - Hamming distance / 64.
+- SSIM (scikit-image `structural_similarity`, its default 7 x 7 window) of the two images in
+  greyscale, each resized to SSIM_SIZE x SSIM_SIZE (aspect not kept: SSIM compares pixel grids
+  of one shape, and a variant keeps its original's aspect anyway); mapped from [-1, 1] to
+  [0, 1] as (1 + SSIM) / 2, which keeps every ranking and AUC.
+
+Each image is decoded once into a PeerSignature (both hashes + the small grey image); every
+similarity is computed from signatures, so scoring n x m combinations decodes n + m images.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import imagehash
+import numpy as np
+from PIL import Image
+from skimage.metrics import structural_similarity
+from tqdm import tqdm
+
+from artsim.core.images import ImageFile, ImageRejected, as_image_file, load_rgb
+
+log = logging.getLogger(__name__)
+
+HASH_NAMES = ("phash", "dhash")
+PEER_NAMES = (*HASH_NAMES, "ssim")
+HASH_BITS = 64
+SSIM_SIZE = 128
+# Hashes and SSIM look at 128 px at most: a JPEG is decoded at reduced scale down to this.
+DECODE_LONG_SIDE = 2 * SSIM_SIZE
+
+
+@dataclass(frozen=True)
+class PeerSignature:
+    """What the peer similarities need of one image: its two hashes and its grey thumbnail."""
+
+    phash: np.uint64
+    dhash: np.uint64
+    grey: np.ndarray  # (SSIM_SIZE, SSIM_SIZE) uint8
+
+
+def _hash_bits(image_hash: imagehash.ImageHash) -> np.uint64:
+    bits = np.asarray(image_hash.hash, dtype=bool).ravel()
+    if bits.size != HASH_BITS:
+        raise ValueError(f"expected a {HASH_BITS}-bit hash, got {bits.size} bits")
+    return np.frombuffer(np.packbits(bits).tobytes(), dtype=">u8")[0].astype(np.uint64)
+
+
+def signature(image: Image.Image) -> PeerSignature:
+    grey = image.convert("L")
+    thumbnail = np.asarray(grey.resize((SSIM_SIZE, SSIM_SIZE), Image.Resampling.LANCZOS), dtype=np.uint8)
+    return PeerSignature(phash=_hash_bits(imagehash.phash(grey)), dhash=_hash_bits(imagehash.dhash(grey)), grey=thumbnail)
+
+
+def hash_similarity(a: np.ndarray | np.uint64, b: np.ndarray | np.uint64) -> np.ndarray:
+    """1 - Hamming distance / 64 of 64-bit hashes (uint64), broadcast like a ^ b."""
+    distance = np.bitwise_count(np.bitwise_xor(np.asarray(a, dtype=np.uint64), np.asarray(b, dtype=np.uint64)))
+    return 1.0 - distance.astype(np.float64) / HASH_BITS
+
+
+def ssim_similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """(1 + SSIM) / 2 of two grey thumbnails of one shape (uint8)."""
+    value = structural_similarity(a, b, data_range=255)
+    return float(np.clip((1.0 + value) / 2.0, 0.0, 1.0))
+
+
+def peer_similarities(a: PeerSignature, b: PeerSignature) -> dict[str, float]:
+    return {
+        "phash": float(hash_similarity(a.phash, b.phash)),
+        "dhash": float(hash_similarity(a.dhash, b.dhash)),
+        "ssim": ssim_similarity(a.grey, b.grey),
+    }
+
+
+def image_similarities(a: Image.Image, b: Image.Image) -> dict[str, float]:
+    """Every peer similarity of two images."""
+    return peer_similarities(signature(a), signature(b))
+
+
+# --- many images ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PeerSignatures:
+    """Hashes of distinct image files (each decoded once), grey thumbnails of those asked for,
+    and the files that did not decode."""
+
+    phash: np.ndarray  # (n,) uint64
+    dhash: np.ndarray  # (n,) uint64
+    row_of: dict[ImageFile, int]
+    grey: np.ndarray   # (k, SSIM_SIZE, SSIM_SIZE) uint8: 16 KB an image, so only where SSIM is wanted
+    grey_row_of: dict[ImageFile, int]
+    unreadable: frozenset[ImageFile]
+
+    def rows(self, paths: Iterable[ImageFile | str]) -> np.ndarray:
+        return np.array([self.row_of[as_image_file(p)] for p in paths], dtype=np.int64)
+
+    def greys(self, paths: Iterable[ImageFile | str]) -> np.ndarray:
+        return self.grey[np.array([self.grey_row_of[as_image_file(p)] for p in paths], dtype=np.int64)]
+
+    def readable(self, paths: Iterable[ImageFile | str]) -> np.ndarray:
+        return np.array([as_image_file(p) not in self.unreadable for p in paths], dtype=bool)
+
+    def hashes(self, name: str) -> np.ndarray:
+        if name not in HASH_NAMES:
+            raise ValueError(f"unknown hash {name!r}; known: {', '.join(HASH_NAMES)}")
+        return getattr(self, name)
+
+
+def signatures_of(paths: Iterable[ImageFile | str], grey_for: Iterable[ImageFile | str] | None = None) -> PeerSignatures:
+    """The hashes of each distinct file, and the grey thumbnail of those in `grey_for` (None: all).
+
+    A file that does not decode is listed (and logged), never fatal.
+    """
+    distinct = list(dict.fromkeys(as_image_file(p) for p in paths))
+    wanted = set(distinct) if grey_for is None else {as_image_file(p) for p in grey_for}
+    grey_paths = [p for p in distinct if p in wanted]
+    phash = np.zeros(len(distinct), dtype=np.uint64)
+    dhash = np.zeros(len(distinct), dtype=np.uint64)
+    grey = np.zeros((len(grey_paths), SSIM_SIZE, SSIM_SIZE), dtype=np.uint8)
+    grey_row_of = {p: i for i, p in enumerate(grey_paths)}
+    unreadable = set()
+    for row, path in enumerate(tqdm(distinct, desc="peer signatures", unit="image", disable=None)):
+        try:
+            found = signature(load_rgb(path, long_side_at_least=DECODE_LONG_SIDE))
+        except ImageRejected as exc:
+            log.warning("peer signature of %s: image does not decode (%s)", path, exc.reason)
+            unreadable.add(path)
+            continue
+        phash[row], dhash[row] = found.phash, found.dhash
+        if path in grey_row_of:
+            grey[grey_row_of[path]] = found.grey
+    return PeerSignatures(phash, dhash, {p: i for i, p in enumerate(distinct)}, grey, grey_row_of, frozenset(unreadable))
+
+
+def pair_similarities(signatures: PeerSignatures, left: Sequence[ImageFile | str], right: Sequence[ImageFile | str]) -> dict[str, np.ndarray]:
+    """Each peer similarity of (left[i], right[i]) for every i (all files must have signatures)."""
+    a, b = signatures.rows(left), signatures.rows(right)
+    scores = {name: hash_similarity(signatures.hashes(name)[a], signatures.hashes(name)[b]) for name in HASH_NAMES}
+    grey, row = signatures.grey, signatures.grey_row_of
+    scores["ssim"] = np.array([ssim_similarity(grey[row[as_image_file(x)]], grey[row[as_image_file(y)]]) for x, y in zip(left, right)],
+                              dtype=np.float64)
+    return scores
+
+
+def hash_score_blocks(queries: np.ndarray, candidates: np.ndarray, max_pairs: int = 1 << 22) -> Iterator[tuple[int, np.ndarray]]:
+    """hash_similarity of every (query, candidate) as (first row, block of rows) pieces of about `max_pairs` scores."""
+    rows = max(1, max_pairs // max(1, len(candidates)))
+    for start in range(0, len(queries), rows):
+        yield start, hash_similarity(queries[start:start + rows, None], candidates[None, :])
+
+
+def ssim_score_blocks(queries: np.ndarray, candidates: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """ssim_similarity of every (query, candidate) thumbnail, one query row per block."""
+    for start, query in enumerate(tqdm(queries, desc="ssim scores", unit="query", disable=None)):
+        yield start, np.array([[ssim_similarity(query, candidate) for candidate in candidates]], dtype=np.float64)

@@ -1,0 +1,278 @@
+"""Similarity of two images from their descriptors, and the scored pair set.
+
+Each descriptor similarity is in [0, 1], symmetric, and exactly 1 for identical
+descriptors (the candidates and their kernels: artsim.describe.registry). The weighted score
+combines them with `score.weights`, or with weights fitted on the train pairs
+(artsim.score.fit). Pairs (built in `pairs`) are (original, its variant) = positive and
+(original, variant of another painting) = negative; score_report and study say how well
+each descriptor separates them and finds a variant's source.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from artsim.describe.registry import CANDIDATES, candidate
+from artsim.params import CANDIDATE_NAMES, ScoreWeights
+from artsim.describe.descriptors import Descriptors
+from artsim.score.pairs import build_pairs, require_learnable_pairs
+from artsim.describe.kernels import TextureStats, unit_array
+from artsim.score.fit import fit_weights
+
+log = logging.getLogger(__name__)
+
+PAIR_KEYS = ["pair_id", "original_id", "generated_id", "positive", "strength", "split"]
+# pairs.parquet as the pipeline writes it: every registered candidate's similarity, then the score.
+PAIR_COLUMNS = [*PAIR_KEYS, *CANDIDATE_NAMES, "score"]
+
+def pair_columns(names: Sequence[str]) -> list[str]:
+    """The columns of pairs scored on these candidates."""
+    return [*PAIR_KEYS, *names, "score"]
+
+
+# --- similarities of two descriptor vectors (the per-pair reference of the required three) -----
+
+def color_similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Histogram intersection, divided by the larger mass so that identical histograms give exactly 1."""
+    mass = max(float(np.sum(a)), float(np.sum(b)))
+    if mass <= 0:
+        return 1.0
+    return _unit(float(np.minimum(a, b).sum()) / mass)
+
+
+def texture_similarity(a: np.ndarray, b: np.ndarray, stats: TextureStats) -> float:
+    """exp(-RMS of the z-normalised difference): 1 for identical, about 1/e one std apart."""
+    z_diff = (np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) / stats.std
+    return _unit(float(np.exp(-np.sqrt(np.mean(z_diff**2)))))
+
+
+def edge_similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Generalised Jaccard of edge-density grids: sum of min / sum of max; two edgeless images are identical."""
+    union = float(np.maximum(a, b).sum())
+    if union <= 0:
+        return 1.0
+    return _unit(float(np.minimum(a, b).sum()) / union)
+
+
+def _unit(value: float) -> float:
+    # Guards against float round-off only; the formulas are already bounded.
+    return min(1.0, max(0.0, value))
+
+
+_REFERENCE = {"color": lambda a, b, stats: color_similarity(a, b), "texture": texture_similarity,
+              "edges": lambda a, b, stats: edge_similarity(a, b)}
+
+
+def shared_names(a: Descriptors, b: Descriptors) -> tuple[str, ...]:
+    """The candidates both images hold, in registry order."""
+    return tuple(name for name in CANDIDATE_NAMES if name in a.vectors and name in b.vectors)
+
+
+def descriptor_similarities(a: Descriptors, b: Descriptors, stats: TextureStats) -> dict[str, float]:
+    """Each candidate's similarity of two images (the candidates both hold)."""
+    out = {}
+    for name in shared_names(a, b):
+        if name in _REFERENCE:
+            out[name] = _REFERENCE[name](a[name], b[name], stats)
+        else:
+            out[name] = float(candidate(name).paired(a[name][None, :], b[name][None, :], stats)[0])
+    return out
+
+
+def weighted_score(similarities: Mapping[str, float], weights: ScoreWeights | Mapping[str, float]) -> float:
+    """Σ w·s / Σ w over the weighted descriptors."""
+    weight_map, total = _weights(weights)
+    return _unit(sum(w * similarities[name] for name, w in weight_map.items()) / total)
+
+
+def _weights(weights: ScoreWeights | Mapping[str, float]) -> tuple[dict[str, float], float]:
+    """The positive weights and their sum (a zero weight needs no similarity)."""
+    weight_map = weights.as_dict() if isinstance(weights, ScoreWeights) else dict(weights)
+    total = sum(weight_map.values())
+    if total <= 0:
+        raise ValueError("weights must sum to a positive value")
+    return {name: w for name, w in weight_map.items() if w > 0}, total
+
+
+def similarity(
+    a: Descriptors, b: Descriptors, stats: TextureStats, weights: ScoreWeights | Mapping[str, float]
+) -> float:
+    """The weighted similarity score of two images."""
+    return weighted_score(descriptor_similarities(a, b, stats), weights)
+
+
+def combine(similarities: Mapping[str, np.ndarray], weights: ScoreWeights | Mapping[str, float]) -> np.ndarray:
+    """The weighted score of arrays of similarities (any shape)."""
+    weight_map, total = _weights(weights)
+    missing = sorted(set(weight_map) - set(similarities))
+    if missing:
+        raise ValueError(f"weighted descriptors {missing} were not described; described: {sorted(similarities)}")
+    return unit_array(sum(w * similarities[name] for name, w in weight_map.items()) / total)
+
+
+# --- every image of one set against every image of another -------------------------------
+
+@dataclass(frozen=True)
+class DescriptorSet:
+    """The descriptors of n images stacked row-wise, by candidate: name -> (n, vector length)."""
+
+    vectors: dict[str, np.ndarray]
+
+    @classmethod
+    def stack(cls, descriptors: Sequence[Descriptors]) -> "DescriptorSet":
+        if not descriptors:
+            raise ValueError("DescriptorSet.stack needs at least one image")
+        names = [name for name in CANDIDATE_NAMES if all(name in d.vectors for d in descriptors)]
+        return cls({name: np.stack([d[name] for d in descriptors]) for name in names})
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.vectors)
+
+    def __len__(self) -> int:
+        return len(next(iter(self.vectors.values())))
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.vectors[name]
+
+    def rows(self, start: int, stop: int) -> "DescriptorSet":
+        return DescriptorSet({name: v[start:stop] for name, v in self.vectors.items()})
+
+
+def cross_similarities(a: DescriptorSet, b: DescriptorSet, stats: TextureStats,
+                       names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """Each candidate's similarity of every (row of a, row of b), as (len(a), len(b)) arrays."""
+    names = [n for n in a.names if n in b.names] if names is None else names
+    return {name: CANDIDATES[name].cross(a[name], b[name], stats) for name in names}
+
+
+def cross_scores(a: DescriptorSet, b: DescriptorSet, stats: TextureStats, weights: ScoreWeights | Mapping[str, float]) -> np.ndarray:
+    """The weighted score of every (row of a, row of b): an (len(a), len(b)) array."""
+    weight_map, _ = _weights(weights)
+    return combine(cross_similarities(a, b, stats, list(weight_map)), weights)
+
+
+def cross_score_blocks(
+    a: DescriptorSet,
+    b: DescriptorSet,
+    stats: TextureStats,
+    weights: ScoreWeights | Mapping[str, float],
+    max_pairs: int = 1 << 20,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """cross_scores in blocks of whole rows of a, (first row, block), each about `max_pairs` scores at most."""
+    rows = max(1, max_pairs // max(1, len(b)))
+    for start in tqdm(range(0, len(a), rows), desc="descriptor scores", unit="block", disable=None):
+        yield start, cross_scores(a.rows(start, start + rows), b, stats, weights)
+
+
+# --- texture statistics --------------------------------------------------------------------
+
+def train_texture_stats(descriptors: Mapping[str, Descriptors], originals: pd.DataFrame) -> TextureStats:
+    """Texture stats from the TRAIN-split originals only, so val/test images never shape the metric."""
+    train_ids = [i for i in originals.loc[originals["split"] == "train", "id"].astype(str) if i in descriptors]
+    if not train_ids:
+        # Only possible on toy data; still better than failing the stage.
+        log.warning("no described train original: texture stats fall back to all described originals")
+        train_ids = [i for i in originals["id"].astype(str) if i in descriptors]
+    if not train_ids:
+        raise ValueError("no described original to compute texture statistics from")
+    return TextureStats.fit(np.stack([descriptors[i].texture for i in sorted(train_ids)]))
+
+
+# --- scoring -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Scored:
+    """The scored pairs, the weights their score used (given, or fitted), and the texture stats."""
+
+    pairs: pd.DataFrame
+    weights: ScoreWeights
+    stats: TextureStats
+    fitted: bool = False
+
+
+def described_only(manifest: pd.DataFrame, descriptors: Mapping[str, Descriptors], what: str) -> pd.DataFrame:
+    """Drop the images describe skipped: they cannot be scored, nor drawn as negatives."""
+    known = manifest["id"].astype(str).isin(list(descriptors))
+    if not known.all():
+        log.warning("%d %s have no descriptors (see describe's skipped.csv) and are left out", int((~known).sum()), what)
+    return manifest.loc[known].reset_index(drop=True)
+
+
+def score_dataset(
+    originals: pd.DataFrame,
+    generated: pd.DataFrame,
+    descriptors: Mapping[str, Descriptors],
+    weights: ScoreWeights | Literal["fit"],
+    negatives: int,
+    seed: int,
+) -> Scored:
+    """Build the pairs of the described images and score them (texture stats from train originals).
+
+    weights="fit": learned on the train pairs' similarities (artsim.score.fit), then applied to all.
+    NotEnoughPairs (before any scoring) when train has no positive pair or test no pair.
+    """
+    originals = described_only(originals, descriptors, "originals")
+    generated = described_only(generated, descriptors, "variants")
+    pairs = build_pairs(originals, generated, negatives, seed)
+    require_learnable_pairs(pairs, originals)
+    stats = train_texture_stats(descriptors, originals)
+    similarities = pair_similarities(pairs, descriptors, stats)
+    if weights == "fit":
+        train = similarities["split"].to_numpy() == "train"
+        names = [n for n in CANDIDATE_NAMES if n in similarities.columns]
+        used = ScoreWeights(fit_weights(similarities.loc[train, names], similarities.loc[train, "positive"]))
+        log.info("fitted weights: %s", {n: round(w, 4) for n, w in used.as_dict().items() if w > 0})
+    else:
+        used = weights
+    return Scored(with_score(similarities, used), used, stats, fitted=weights == "fit")
+
+
+def score_pairs(
+    pairs: pd.DataFrame, descriptors: Mapping[str, Descriptors], stats: TextureStats, weights: ScoreWeights
+) -> pd.DataFrame:
+    """Add every candidate's similarity and the weighted score to each pair (vectorised over pairs)."""
+    return with_score(pair_similarities(pairs, descriptors, stats), weights)
+
+
+def with_score(similarities: pd.DataFrame, weights: ScoreWeights | Mapping[str, float]) -> pd.DataFrame:
+    names = [n for n in CANDIDATE_NAMES if n in similarities.columns]
+    scored = similarities.copy()
+    scored["score"] = combine({n: scored[n].to_numpy(dtype=np.float64) for n in names}, weights)
+    return scored[pair_columns(names)]
+
+
+def pair_similarities(pairs: pd.DataFrame, descriptors: Mapping[str, Descriptors], stats: TextureStats) -> pd.DataFrame:
+    """The pairs with one column per candidate the images hold: its similarity (no score yet)."""
+    # Each image's descriptors are stacked once; a pair is then two row numbers.
+    rows, ids = pd.factorize(pd.concat([pairs["original_id"], pairs["generated_id"]], ignore_index=True).astype(str))
+    first, second = rows[:len(pairs)], rows[len(pairs):]
+    if len(ids):
+        sims = paired_similarities(DescriptorSet.stack([descriptors[i] for i in ids]), first, second, stats)
+    else:
+        sims = {name: np.empty(0) for name in CANDIDATE_NAMES}
+    out = pairs[PAIR_KEYS].copy()
+    for name, values in sims.items():
+        out[name] = values
+    return out
+
+
+def paired_similarities(images: DescriptorSet, first: np.ndarray, second: np.ndarray, stats: TextureStats,
+                        block: int = 1 << 14) -> dict[str, np.ndarray]:
+    """Each candidate's similarity of the pairs (images[first[k]], images[second[k]]), as arrays over k.
+
+    Pairs go in blocks so that the gathered rows (block x vector length) stay small however
+    many pairs there are; within a block everything is array arithmetic, no loop per pair.
+    """
+    out = {name: np.empty(len(first)) for name in images.names}
+    for start in range(0, len(first), block):
+        a, b = first[start:start + block], second[start:start + block]
+        for name in images.names:
+            out[name][start:start + block] = CANDIDATES[name].paired(images[name][a], images[name][b], stats)
+    return out

@@ -1,0 +1,192 @@
+"""The descriptor study: how well each candidate descriptor (and the weighted score) tells a
+painting's own variants from other paintings' variants, and finds a variant's source.
+
+Every figure is measured on HELD-OUT data: the val and test pairs, and variants of val/test
+paintings as retrieval queries. `score.weights: fit` learns the weights on the train pairs, so
+figures that included them would be in-sample for the fitted score (and flatter it); measured
+on held-out data, the fitted row, the default one and every candidate compare on equal terms.
+
+Per candidate, and for the weighted score:
+- pair AUC: ROC AUC of the similarity, positive pairs against negative pairs (held-out pairs);
+- recall@1 and MRR: a held-out variant's similarity to every described original (of every
+  split: the candidates a search faces), the rank of its own source among them, ties counted
+  against it; over a deterministic sample of at most `queries` variants (seeded), because every
+  variant against every original is too many at WikiArt scale (240k x 80k);
+- Spearman with strength: rank correlation of the similarity with the generation strength on
+  the held-out positive pairs (negative: the similarity falls as the variant strays further);
+- redundancy: Spearman correlation between the candidates' similarities over the held-out pairs.
+
+Retrieval goes in blocks of whole queries against all originals (about `max_pairs` at a time).
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+from sklearn.metrics import roc_auc_score
+from tqdm import tqdm
+
+from artsim.describe.registry import CANDIDATES
+from artsim.params import CANDIDATE_NAMES, ScoreWeights
+from artsim.describe.descriptors import Descriptors
+from artsim.score.similarity import DescriptorSet, combine, cross_similarities
+from artsim.describe.kernels import TextureStats
+
+log = logging.getLogger(__name__)
+
+SCORE = "score"
+STUDY_COLUMNS = ["descriptor", "family", "weight", "auc", "recall_at_1", "mrr", "spearman_strength"]
+TRAIN = "train"  # the split `score.weights: fit` learns from: the study leaves it out
+
+
+@dataclass(frozen=True)
+class Study:
+    """descriptor_study.csv (`table`), redundancy.csv (`redundancy`) and the few figures of score.json."""
+
+    table: pd.DataFrame
+    redundancy: pd.DataFrame
+    headline: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """Source retrieval figures by descriptor (and the score), and how many queries and candidates."""
+
+    recall_at_1: dict[str, float | None]
+    mrr: dict[str, float | None]
+    queries: int
+    candidates: int
+
+
+def heldout_pairs(scored: pd.DataFrame) -> pd.DataFrame:
+    """The pairs outside the train split (negatives stay in their original's split, so no train painting)."""
+    return scored[scored["split"].astype(str) != TRAIN]
+
+
+def heldout_originals(originals: pd.DataFrame) -> set[str]:
+    """Ids of the originals outside the train split: the sources whose variants the study queries."""
+    return set(originals.loc[originals["split"].astype(str) != TRAIN, "id"].astype(str))
+
+
+def descriptor_study(scored: pd.DataFrame, descriptors: Mapping[str, Descriptors], originals: pd.DataFrame,
+                     generated: pd.DataFrame, stats: TextureStats, weights: ScoreWeights, fitted: bool,
+                     queries: int, seed: int) -> Study:
+    """The study of the held-out pairs and of held-out variants' retrieval among all described originals."""
+    names = [n for n in CANDIDATE_NAMES if n in scored.columns]
+    columns = [*names, SCORE]
+    heldout = heldout_pairs(scored)
+    retrieval = source_retrieval(descriptors, originals, generated, stats, weights, queries, seed,
+                                 sources=heldout_originals(originals))
+    aucs, spearmans = pair_aucs(heldout, columns), strength_spearmans(heldout, columns)
+    weight_map = weights.as_dict()
+    table = pd.DataFrame([
+        {"descriptor": name, "family": CANDIDATES[name].family if name in CANDIDATES else "weighted",
+         "weight": weight_map.get(name, 0.0) if name != SCORE else None, "auc": aucs[name],
+         "recall_at_1": retrieval.recall_at_1.get(name), "mrr": retrieval.mrr.get(name),
+         "spearman_strength": spearmans[name]}
+        for name in columns], columns=STUDY_COLUMNS)
+    headline = study_headline(weight_map, fitted, len(heldout), aucs, retrieval, spearmans)
+    return Study(table, redundancy(heldout, columns), headline)
+
+
+def study_headline(weights: Mapping[str, float], fitted: bool, pairs: int, aucs: Mapping[str, float | None],
+                   retrieval: Retrieval, spearmans: Mapping[str, float | None]) -> dict[str, Any]:
+    """Fixed keys whatever the data: every candidate's weight, and the weighted score's held-out figures."""
+    return {
+        "weights": {name: float(weights.get(name, 0.0)) for name in CANDIDATE_NAMES},
+        "weights_fitted": fitted,
+        "heldout_pairs": pairs,
+        "score_auc": aucs.get(SCORE),
+        "retrieval": {"queries": retrieval.queries, "candidates": retrieval.candidates,
+                      "score_recall_at_1": retrieval.recall_at_1.get(SCORE), "score_mrr": retrieval.mrr.get(SCORE)},
+        "score_spearman_strength": spearmans.get(SCORE),
+    }
+
+
+def pair_aucs(scored: pd.DataFrame, columns: list[str]) -> dict[str, float | None]:
+    labels = scored["positive"].to_numpy(dtype=bool)
+    if len(np.unique(labels)) < 2:
+        return dict.fromkeys(columns)
+    return {name: float(roc_auc_score(labels, scored[name].to_numpy(dtype=np.float64))) for name in columns}
+
+
+def strength_spearmans(scored: pd.DataFrame, columns: list[str]) -> dict[str, float | None]:
+    positives = scored[scored["positive"].to_numpy(dtype=bool)]
+    strength = positives["strength"].to_numpy(dtype=np.float64)
+    return {name: _spearman(positives[name].to_numpy(dtype=np.float64), strength) for name in columns}
+
+
+def _spearman(values: np.ndarray, strength: np.ndarray) -> float | None:
+    # Undefined for fewer than 3 pairs or a constant side (e.g. a single strength).
+    if len(values) < 3 or np.ptp(values) == 0 or np.ptp(strength) == 0:
+        return None
+    return float(spearmanr(values, strength).statistic)
+
+
+def redundancy(scored: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Spearman correlation of every two descriptors' similarities over `scored` (the score included)."""
+    matrix = scored[columns].astype(np.float64).corr(method="spearman")
+    return matrix.rename_axis("descriptor").reset_index()
+
+
+# --- source retrieval -------------------------------------------------------------------------
+
+def query_sample(generated: pd.DataFrame, described: set[str], original_ids: set[str], queries: int, seed: int) -> pd.DataFrame:
+    """At most `queries` described variants whose source is in `original_ids`: a seeded sample, in id order."""
+    variants = pd.DataFrame({"id": generated["id"].astype(str), "original_id": generated["original_id"].astype(str)})
+    usable = variants[variants["id"].isin(described) & variants["original_id"].isin(original_ids)]
+    usable = usable.sort_values("id", kind="stable").reset_index(drop=True)
+    if len(usable) > queries:
+        chosen = np.sort(np.random.default_rng(seed).choice(len(usable), size=queries, replace=False))
+        usable = usable.iloc[chosen].reset_index(drop=True)
+    return usable
+
+
+def source_retrieval(descriptors: Mapping[str, Descriptors], originals: pd.DataFrame, generated: pd.DataFrame,
+                     stats: TextureStats, weights: ScoreWeights, queries: int, seed: int,
+                     max_pairs: int = 1 << 21, sources: set[str] | None = None) -> Retrieval:
+    """Recall@1 and MRR of finding each sampled variant's source among all described originals.
+
+    sources: the originals whose variants may be queries (default: every one); the candidates
+    are every described original whatever its split.
+    """
+    candidate_ids = sorted({str(i) for i in originals["id"]} & set(descriptors))
+    query_sources = set(candidate_ids) if sources is None else set(candidate_ids) & sources
+    sample = query_sample(generated, set(descriptors), query_sources, queries, seed)
+    if sample.empty:
+        log.warning("descriptor study: no described variant of a described source to query: no retrieval figures")
+        return Retrieval({}, {}, 0, len(candidate_ids))
+    candidates = DescriptorSet.stack([descriptors[i] for i in candidate_ids])
+    query_set = DescriptorSet.stack([descriptors[i] for i in sample["id"]])
+    position = {image_id: row for row, image_id in enumerate(candidate_ids)}
+    targets = sample["original_id"].map(position).to_numpy()
+    ranks = source_ranks(query_set, candidates, targets, stats, weights, max_pairs)
+    return Retrieval(
+        recall_at_1={name: float(np.mean(r == 1)) for name, r in ranks.items()},
+        mrr={name: float(np.mean(1.0 / r)) for name, r in ranks.items()},
+        queries=len(sample), candidates=len(candidate_ids))
+
+
+def source_ranks(queries: DescriptorSet, candidates: DescriptorSet, targets: np.ndarray, stats: TextureStats,
+                 weights: ScoreWeights, max_pairs: int = 1 << 21) -> dict[str, np.ndarray]:
+    """Rank (1 = best) of candidate targets[q] for query q, by each descriptor and the score.
+
+    Ties count against the source: its rank is the number of candidates scoring at least as high.
+    """
+    names = [n for n in queries.names if n in candidates.names]
+    ranks = {name: np.empty(len(queries), dtype=np.int64) for name in (*names, SCORE)}
+    rows = max(1, max_pairs // max(1, len(candidates)))
+    for start in tqdm(range(0, len(queries), rows), desc="descriptor study", unit="block", disable=None):
+        block = queries.rows(start, start + rows)
+        sims = cross_similarities(block, candidates, stats, names)
+        sims[SCORE] = combine(sims, weights)
+        own = targets[start:start + len(block)]
+        for name, matrix in sims.items():
+            source = matrix[np.arange(len(block)), own]
+            ranks[name][start:start + len(block)] = (matrix >= source[:, None]).sum(1)
+    return ranks

@@ -1,0 +1,176 @@
+"""Batches of image pairs for the siamese regressor (stage siamese).
+
+Pairs are indices into a list of unique images. Batches are cut from pairs ordered by
+original, so the pairs of one painting (its variants, its negatives) mostly share a
+batch, and every batch passes each of its unique images through the trained part once:
+an epoch costs in proportion to the images, not to the pairs.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from artsim.learn.batches import RankShares
+from artsim.core.distributed import Ranks
+from artsim.learn.feature_cache import FeatureStore
+from artsim.learn.features import ImageFiles
+from artsim.core.images import ImageRejected
+from artsim.learn.training import Runtime
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PairTable:
+    """Pairs over unique images: `images` holds each image file once; a pair is two
+    positions in it, its score and its group (the original's position)."""
+
+    images: list[Path]
+    first: np.ndarray
+    second: np.ndarray
+    scores: np.ndarray
+    groups: np.ndarray
+
+    @classmethod
+    def from_pairs(cls, pairs: pd.DataFrame) -> "PairTable":
+        """From resolved pairs (original_path, generated_path, score)."""
+        images = list(dict.fromkeys([*pairs["original_path"], *pairs["generated_path"]]))
+        position = {path: i for i, path in enumerate(images)}
+        first = pairs["original_path"].map(position).to_numpy(dtype=np.int64)
+        return cls(
+            images=images,
+            first=first,
+            second=pairs["generated_path"].map(position).to_numpy(dtype=np.int64),
+            scores=pairs["score"].to_numpy(dtype=np.float32),
+            groups=first,
+        )
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+
+class PairBatches(Dataset):
+    """A batch of pairs per item: each unique image's input once, and where each pair's
+    two images are among them. Indexed by a list of pair positions (see GroupedPairBatches).
+
+    `inputs(position)` gives an image's input to the trained part: its frozen-bottom
+    features from the cache, or the decoded image when nothing is frozen.
+    """
+
+    def __init__(self, table: PairTable, inputs: "ImageInputs") -> None:
+        self.table = table
+        self.inputs = inputs
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __getitem__(self, pairs: Sequence[int]) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """The batch. Pairs whose image became unreadable since screening (a file changed or
+        deleted mid-run) are left out, down to a batch of no pairs, which still runs through
+        the model: under DDP every rank must take part in every step."""
+        pairs = np.asarray(pairs, dtype=np.int64)
+        loaded, unreadable = self._load(np.union1d(self.table.first[pairs], self.table.second[pairs]))
+        if unreadable:
+            pairs = pairs[~(np.isin(self.table.first[pairs], unreadable) | np.isin(self.table.second[pairs], unreadable))]
+        first, second = self.table.first[pairs], self.table.second[pairs]
+        unique, where = np.unique(np.concatenate([first, second]), return_inverse=True)
+        stacked = torch.stack([loaded[int(image)] for image in unique]) if len(unique) else self._no_inputs()
+        where = torch.from_numpy(where).long()
+        return (torch.from_numpy(pairs), stacked, where[: len(pairs)], where[len(pairs):],
+                torch.from_numpy(self.table.scores[pairs]))
+
+    def _load(self, images: np.ndarray) -> tuple[dict[int, Tensor], list[int]]:
+        loaded, unreadable = {}, []
+        for image in images.tolist():
+            try:
+                loaded[image] = self.inputs(image)
+            except (ImageRejected, OSError, ValueError) as exc:
+                log.warning("leaving out the pairs of image %d: %s", image, exc)
+                unreadable.append(image)
+        return loaded, unreadable
+
+    def _no_inputs(self) -> Tensor:
+        """A batch of zero inputs, shaped like any readable image's."""
+        for image in range(len(self.table.images)):
+            loaded, _ = self._load(np.array([image]))
+            if loaded:
+                example = loaded[image]
+                return example.new_zeros((0, *example.shape))
+        raise ValueError("no image of these pairs is readable any more")
+
+
+class ImageInputs:
+    """Image position -> the trained part's input tensor."""
+
+    def __call__(self, image: int) -> Tensor:
+        raise NotImplementedError
+
+
+class CachedFeatures(ImageInputs):
+    def __init__(self, store: FeatureStore, digests: Sequence[str]) -> None:
+        self.store = store
+        self.digests = list(digests)
+
+    def __call__(self, image: int) -> Tensor:
+        return self.store.load(self.digests[image])
+
+
+class DecodedImages(ImageInputs):
+    def __init__(self, paths: Sequence[Path], image_size: int) -> None:
+        self.image_size = image_size
+        self.files = ImageFiles(paths, image_size)
+
+    def __call__(self, image: int) -> Tensor:
+        item = self.files[image]
+        if item is None:  # screened before training: only a file changed since can get here
+            raise ImageRejected("no_longer_decodes", str(self.files.paths[image]))
+        return item[1]
+
+
+class GroupedPairBatches(RankShares):
+    """Global batches of `batch_size` pairs, each rank yielding its share of each (see
+    artsim.learn.batches: an empty share too, so that every rank takes every step).
+
+    Every epoch shuffles the groups (originals) with (seed, epoch) and lays their pairs
+    end to end before cutting batches, so the pairs of a painting travel together. The
+    global batches do not depend on the number of ranks.
+    """
+
+    def __init__(self, groups: np.ndarray, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
+        super().__init__(Ranks(rank, world_size))
+        self.groups = np.asarray(groups)
+        self.batch_size = batch_size
+        self.seed = seed
+
+    def global_batches(self) -> list[np.ndarray]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        names, members = np.unique(self.groups, return_inverse=True)
+        order = rng.permutation(len(names))
+        rank_of_group = np.empty(len(names), dtype=np.int64)
+        rank_of_group[order] = np.arange(len(names))
+        # Within a group, pairs keep a shuffled order too (stable sort on a random tie-break).
+        ordered = np.lexsort((rng.permutation(len(self.groups)), rank_of_group[members]))
+        return [ordered[i:i + self.batch_size] for i in range(0, len(ordered), self.batch_size)]
+
+    def __len__(self) -> int:
+        return -(-len(self.groups) // self.batch_size)
+
+
+def batch_loader(dataset: PairBatches, sampler: Sampler[list[int]], loader_workers: int, runtime: Runtime) -> DataLoader:
+    # batch_size=None: the sampler's lists of pairs reach PairBatches whole.
+    return DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=loader_workers,
+                      persistent_workers=loader_workers > 0, pin_memory=runtime.device.type == "cuda")
+
+
+def in_order(count: int, batch_size: int, positions: Sequence[int] | None = None) -> list[list[int]]:
+    positions = list(range(count)) if positions is None else list(positions)
+    return [positions[i:i + batch_size] for i in range(0, len(positions), batch_size)]
+

@@ -1,0 +1,317 @@
+"""Training the siamese regressor of the descriptor score (stage siamese).
+
+The trunk is split at `train_layers`: the frozen bottom's features of each unique image
+are computed once and cached on disk (artsim.learn.features), and training runs the trained
+top and the head on them, in batches of pairs grouped by original (artsim.siamese.batches).
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from artsim.learn.batches import global_batch_size, global_mean
+from artsim.params import SiameseParams, result_params
+from artsim.core.distributed import gather_to_all
+from artsim.learn.feature_cache import cache_features, open_feature_store
+from artsim.learn.features import split_trunk
+from artsim.learn.models import ARCH, EMBEDDING_DIM, NORMALISATION, SiameseRegressor, screen_images, siamese_from_classifier
+from artsim.siamese.batches import (
+    CachedFeatures,
+    DecodedImages,
+    GroupedPairBatches,
+    ImageInputs,
+    PairBatches,
+    PairTable,
+    batch_loader,
+    in_order,
+)
+from artsim.learn.training import (
+    BestEpoch,
+    EpochLogger,
+    Runtime,
+    distribute,
+    follow_recipe,
+    freeze_batchnorm,
+    make_deterministic,
+    share_of,
+    sum_over_ranks,
+)
+
+log = logging.getLogger(__name__)
+
+# Enough pairs to estimate the head's input statistics without a pass over a huge set.
+CALIBRATION_PAIRS = 2048
+
+
+# ---------------------------------------------------------------------------
+# The trained part
+# ---------------------------------------------------------------------------
+
+class PairScorer(nn.Module):
+    """The trained top of the trunk and the head as one module (what DDP wraps):
+    unique inputs -> embeddings -> a score per pair."""
+
+    def __init__(self, model: SiameseRegressor, top: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.top = top
+
+    def forward(self, inputs: Tensor, first: Tensor, second: Tensor) -> Tensor:
+        embeddings = self.top(inputs)
+        return self.model.score_embeddings(embeddings[first], embeddings[second])
+
+
+def batch_scores(scorer: nn.Module, batch: Sequence[Tensor], runtime: Runtime) -> tuple[Tensor, Tensor]:
+    """(predictions, targets) of one PairBatches item, on the runtime's device."""
+    _, inputs, first, second, scores = batch
+    if inputs.dim() == 4:
+        inputs = runtime.to_device(inputs)
+    else:
+        inputs = inputs.to(runtime.device)
+    with runtime.autocast():
+        predictions = scorer(inputs, first.to(runtime.device), second.to(runtime.device))
+    return predictions.float(), scores.to(runtime.device)
+
+
+# ---------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------
+
+@dataclass
+class SiameseResult:
+    model: SiameseRegressor
+    train_mean_score: float
+    metrics: dict[str, Any]
+    history: list[dict[str, float]]
+
+
+def train_siamese(
+    pairs: pd.DataFrame,
+    trunk_weights: Path,
+    params: SiameseParams,
+    seed: int,
+    runtime: Runtime,
+    on_epoch: EpochLogger | None = None,
+) -> SiameseResult:
+    """Regress the descriptor `score` of (original, generated) pairs with an MSE loss.
+
+    `pairs` is the output of `artsim.learn.pair_images.resolve_pairs`: it carries split, score
+    and both image paths.
+    """
+    make_deterministic(seed)
+    model = siamese_from_classifier(trunk_weights, params.head_hidden)
+    bottom, top = split_trunk(model.trunk, params.train_layers)
+    pairs = pairs[pairs["split"].isin(["train", "val"])].reset_index(drop=True)
+    inputs, rejected = prepare_inputs(PairTable.from_pairs(pairs).images, bottom, params, runtime)
+    bad = pairs["original_path"].isin(rejected) | pairs["generated_path"].isin(rejected)
+    pairs = pairs[~bad].reset_index(drop=True)
+    train_pairs, val_pairs = (pairs[pairs["split"] == split].reset_index(drop=True) for split in ("train", "val"))
+    if train_pairs.empty:
+        raise ValueError("no usable training pairs: nothing to train the siamese model on")
+    train_mean = float(train_pairs["score"].mean())
+
+    model.start_at(train_mean)
+    model.to(runtime.device, memory_format=runtime.memory_format)
+    scorer = PairScorer(model, top)
+    train_set, val_set = inputs.batches(train_pairs), inputs.batches(val_pairs)
+    calibrate_feature_norm(scorer, train_set, params.batch_size, runtime)
+    best, history = _train_regressor(scorer, train_set, val_set, params, seed, runtime, on_epoch)
+    model.load_state_dict(best.state)
+
+    val_scores = val_pairs["score"].to_numpy(dtype=np.float64)
+    metrics = {
+        **best.figures,
+        "best_epoch": best.epoch,
+        "val_baseline_mse": float(np.mean((val_scores - train_mean) ** 2)) if len(val_scores) else None,
+        "train_mean_score": train_mean,
+        "n_train_pairs": len(train_pairs),
+        "n_val_pairs": len(val_pairs),
+        "skipped_pairs": int(bad.sum()),
+        "cached_features": not isinstance(inputs.inputs, DecodedImages),
+        "healed_cache_entries": inputs.healed,  # damaged cached features, deleted and computed again
+    }
+    return SiameseResult(model.cpu().eval(), train_mean, metrics, history)
+
+
+@dataclass
+class PreparedInputs:
+    """The inputs of every usable image, addressable by path."""
+
+    inputs: ImageInputs
+    position: dict[Path, int]
+    healed: int = 0  # damaged cache entries found (over all ranks), deleted and computed again
+
+    def batches(self, pairs: pd.DataFrame) -> PairBatches:
+        """`pairs` (resolved, a subset of those prepared) as PairBatches over these inputs."""
+        table = PairTable.from_pairs(pairs)
+        if isinstance(self.inputs, CachedFeatures):
+            inputs = CachedFeatures(self.inputs.store, [self.inputs.digests[self.position[p]] for p in table.images])
+        else:
+            inputs = DecodedImages(table.images, self.inputs.image_size)
+        return PairBatches(table, inputs)
+
+
+def prepare_inputs(images: Sequence[Path], bottom: nn.Module, params: SiameseParams,
+                   runtime: Runtime) -> tuple[PreparedInputs, set[Path]]:
+    """What the trained part reads per image, and the images that failed to decode.
+
+    With a frozen bottom, its features are cached (each rank computes its share of the
+    missing ones); otherwise the images are only screened, decoded again each epoch.
+    """
+    position = {path: i for i, path in enumerate(images)}
+    if len(bottom) == 0:
+        rejected = set(screen_images(images))
+        return PreparedInputs(DecodedImages(images, params.image_size), position), rejected
+    bottom.to(runtime.device, memory_format=runtime.memory_format)
+    store = open_feature_store(params.feature_cache, bottom, params.image_size, NORMALISATION, runtime.device,
+                               runtime.channels_last, runtime.compute_dtype)
+    mine = list(share_of(len(images), runtime.ranks))
+    digests, rejected = cache_features(bottom, [images[i] for i in mine], store, params.image_size,
+                                       params.batch_size, runtime.device, params.loader_workers)
+    # Also the barrier after which every rank's features are on disk.
+    shares = gather_to_all((mine, digests, rejected, store.healed), runtime.ranks)
+    all_digests = [""] * len(images)
+    all_rejected: set[Path] = set()
+    for positions, share_digests, share_rejected, _ in shares:
+        for index, digest in zip(positions, share_digests):
+            all_digests[index] = digest
+        all_rejected.update(share_rejected)
+    # The same content under another name shares the fate of the first (no entry was made for it).
+    failed_contents = {all_digests[position[path]] for path in all_rejected}
+    all_rejected.update(path for path, digest in zip(images, all_digests) if digest in failed_contents)
+    healed = sum(share[-1] for share in shares)
+    return PreparedInputs(CachedFeatures(store, all_digests), position, healed), all_rejected
+
+
+@torch.no_grad()
+def calibrate_feature_norm(scorer: PairScorer, pairs: PairBatches, batch_size: int, runtime: Runtime,
+                           max_pairs: int = CALIBRATION_PAIRS) -> None:
+    """Set the head's feature standardisation to the mean and variance of the training
+    pairs' features under the starting trunk (over at most `max_pairs` evenly spread pairs).
+
+    It stays frozen during training, like the trunk's BatchNorm: batch statistics of a
+    few pairs would be noise. Every rank computes the same figures.
+    """
+    model = scorer.model
+    scorer.eval()
+    chosen = sorted(set(np.linspace(0, len(pairs) - 1, num=min(len(pairs), max_pairs)).round().astype(int).tolist()))
+    total = torch.zeros(2 * EMBEDDING_DIM, dtype=torch.float64, device=runtime.device)
+    total_sq, count = torch.zeros_like(total), 0
+    for batch in batch_loader(pairs, in_order(len(pairs), batch_size, chosen), 0, runtime):
+        _, inputs, first, second, _ = batch
+        inputs = runtime.to_device(inputs) if inputs.dim() == 4 else inputs.to(runtime.device)
+        with runtime.autocast():
+            embeddings = scorer.top(inputs)
+        embeddings = embeddings.double()
+        features = model.combine(embeddings[first.to(runtime.device)], embeddings[second.to(runtime.device)])
+        total += features.sum(0)
+        total_sq += (features**2).sum(0)
+        count += len(features)
+    if count == 0:
+        raise ValueError("no usable training pair to calibrate the siamese head on")
+    mean = total / count
+    variance = ((total_sq - count * mean**2) / max(count - 1, 1)).clamp_min(0)
+    model.feature_norm.running_mean.copy_(mean)
+    model.feature_norm.running_var.copy_(variance)
+
+
+def _siamese_optimizer(scorer: PairScorer, params: SiameseParams) -> torch.optim.Optimizer:
+    trunk = [p for p in scorer.top.parameters() if p.requires_grad]
+    groups = [{"params": scorer.model.head.parameters(), "lr": params.lr}]
+    if trunk:
+        groups.insert(0, {"params": trunk, "lr": params.lr * params.trunk_lr_scale})
+    return torch.optim.AdamW(groups, weight_decay=params.weight_decay)
+
+
+def _train_regressor(
+    scorer: PairScorer,
+    train_set: PairBatches,
+    val_set: PairBatches,
+    params: SiameseParams,
+    seed: int,
+    runtime: Runtime,
+    on_epoch: EpochLogger | None,
+) -> tuple[BestEpoch, list[dict[str, float]]]:
+    optimizer = _siamese_optimizer(scorer, params)
+    scaler = runtime.grad_scaler()
+    ranks = runtime.ranks
+    sampler = GroupedPairBatches(train_set.table.groups, params.batch_size, seed, ranks.rank, ranks.world_size)
+    loader = batch_loader(train_set, sampler, params.loader_workers, runtime)
+    follow_recipe(optimizer, params.epochs * len(sampler), params.warmup, params.grad_clip)
+    trained = distribute(scorer, runtime)
+    best, history = BestEpoch(), []
+    for epoch in tqdm(range(params.epochs), desc="siamese", unit="epoch", disable=not ranks.is_main or None):
+        sampler.set_epoch(epoch)
+        figures = {"train_mse": regressor_epoch(trained, loader, optimizer, scaler, runtime)}
+        val_mse = mean_squared_error(scorer, val_set, params.batch_size, runtime)
+        key = None
+        if val_mse is not None:
+            figures["val_mse"] = val_mse
+            key = (-val_mse,)
+        history.append(figures)
+        if on_epoch is not None:
+            on_epoch(figures)
+        best.offer(epoch, key if params.select_epoch == "best_val" else None, scorer.model, figures)
+    return best, history
+
+
+def regressor_epoch(scorer: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
+                    scaler: torch.amp.GradScaler, runtime: Runtime) -> float:
+    """One pass over the training pairs; the mean squared error over all of them."""
+    scorer.train()
+    freeze_batchnorm(scorer)
+    total, seen = 0.0, 0
+    for batch in loader:
+        predictions, targets = batch_scores(scorer, batch, runtime)
+        squared, count = nn.functional.mse_loss(predictions, targets, reduction="sum"), len(targets)
+        # Shares of a batch may differ in size (by one pair; all of it when a share is
+        # empty or its images became unreadable: that rank still runs backward, with zero
+        # gradients), so the loss is the mean over the global batch.
+        global_count = global_batch_size(count, runtime.ranks)
+        loss = global_mean(squared, global_count, runtime.ranks)
+        optimizer.zero_grad()
+        scaler.scale(loss).backward()
+        if global_count:
+            scaler.step(optimizer)
+            scaler.update()
+        total += squared.item()
+        seen += count
+    total, seen = sum_over_ranks([total, seen], runtime.ranks)
+    return total / seen if seen else float("nan")
+
+
+@torch.no_grad()
+def mean_squared_error(scorer: PairScorer, dataset: PairBatches, batch_size: int, runtime: Runtime) -> float | None:
+    """MSE over `dataset` (each rank its share, summed over ranks)."""
+    scorer.eval()
+    squared, seen = 0.0, 0
+    mine = list(share_of(len(dataset), runtime.ranks))
+    for batch in batch_loader(dataset, in_order(len(dataset), batch_size, mine), 0, runtime):
+        predictions, targets = batch_scores(scorer, batch, runtime)
+        squared += ((predictions - targets) ** 2).sum().item()
+        seen += len(targets)
+    squared, seen = sum_over_ranks([squared, seen], runtime.ranks)
+    return squared / seen if seen else None
+
+
+def siamese_card(result: SiameseResult, params: SiameseParams, seed: int) -> dict[str, Any]:
+    """What evaluate (or any user) needs to rebuild and feed models/siamese/model.safetensors."""
+    return {
+        "arch": f"siamese {ARCH} trunk, head on concat(|a-b|, a*b)",
+        "image_size": params.image_size,
+        "normalisation": NORMALISATION,
+        "head_hidden": params.head_hidden,
+        "train_mean_score": result.train_mean_score,
+        "params": {"seed": seed, **result_params(params)},  # run-only keys decide nothing
+        "metrics": result.metrics,
+    }
