@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from artsim.params import DescribeParams  # noqa: E402
 from artsim.describe.run import describe_to_parquet  # noqa: E402
-from artsim.describe.descriptors import ImageEntry  # noqa: E402
+from artsim.describe.table import ImageEntry  # noqa: E402
 from artsim.core.images import load_rgb, resize_long_side  # noqa: E402
 from bench.synthetic import write_painting  # noqa: E402
 

@@ -24,7 +24,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from artsim.params import ScoreWeights  # noqa: E402
-from artsim.describe.descriptors import Descriptors  # noqa: E402
+from artsim.describe.table import Descriptors  # noqa: E402
 from artsim.score.similarity import TextureStats, descriptor_similarities, score_pairs, weighted_score  # noqa: E402
 
 

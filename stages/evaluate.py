@@ -10,12 +10,11 @@ import pandas as pd
 
 from artsim.score.scorer import FILE_NAME as DESCRIPTOR_SCORE_FILE
 from artsim.score.scorer import DescriptorScorer
-from artsim.describe.descriptors import read_descriptors
+from artsim.describe.table import read_descriptors
 from artsim.evaluate import PREDICTION_COLUMNS, DescribedCollection, evaluate_on_test
 from artsim.evaluate.gallery import write_gallery
 from artsim.learn.models import load_siamese
 from artsim.learn.pair_images import resolve_pairs
-from artsim.score.similarity import train_texture_stats
 from artsim.core.shards import manifest_images
 from stages.common import load_params, setup_logging, write_json
 
@@ -37,11 +36,12 @@ def main() -> None:
     collection = originals.assign(path=manifest_images(originals, INGESTED))
     pairs = resolve_pairs(pd.read_parquet(PAIRS), originals, pd.read_parquet(GENERATED / "manifest.parquet"), INGESTED, GENERATED)
     descriptors = read_descriptors(DESCRIPTORS)
-    # The weights the pairs were scored with: score.weights, or those `fit` learned (saved by the score stage).
-    weights = DescriptorScorer.load(PAIRS.parent / DESCRIPTOR_SCORE_FILE).weights
+    # The weights the pairs were scored with (score.weights, or those `fit` learned) and the texture
+    # statistics they used, as the score stage saved them: read, never fitted again.
+    saved = DescriptorScorer.load(PAIRS.parent / DESCRIPTOR_SCORE_FILE)
     evaluation = evaluate_on_test(
         model, pairs, collection, card["image_size"], params.evaluate.batch_size,
-        descriptor_scorer=DescribedCollection(descriptors, train_texture_stats(descriptors, originals), weights),
+        descriptor_scorer=DescribedCollection(descriptors, saved.texture, saved.weights),
         loader_workers=params.evaluate.loader_workers,
     )
     write_json(REPORT, evaluation.report)

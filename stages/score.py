@@ -12,7 +12,7 @@ import pandas as pd
 
 from artsim.score.scorer import FILE_NAME as DESCRIPTOR_SCORE_FILE
 from artsim.score.scorer import DescriptorScorer
-from artsim.describe.descriptors import read_descriptors
+from artsim.describe.table import read_descriptors
 from artsim.core.errors import NotEnoughData
 from artsim.score.report import score_report, score_tables
 from artsim.score.similarity import score_dataset

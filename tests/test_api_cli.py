@@ -21,7 +21,7 @@ from artsim.app.api import ModelNotFound
 from artsim.app.cli import main
 from artsim.params import DescribeParams, ScoreWeights
 from artsim.score.scorer import DescriptorScoreFileError, DescriptorScorer
-from artsim.describe.descriptors import HARALICK_FEATURES
+from artsim.describe.texture import HARALICK_FEATURES
 from artsim.app.difference import difference_maps
 from artsim.learn.models import NORMALISATION, SiameseRegressor, save_weights
 from artsim.score.similarity import TextureStats

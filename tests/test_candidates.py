@@ -1,4 +1,4 @@
-"""Every descriptor candidate (artsim.describe.registry): a similarity in [0, 1], 1 on identical images,
+"""Every descriptor (artsim.describe.registry): a similarity in [0, 1], 1 on identical images,
 symmetric, the same pair by pair and set against set, and falling as a painting is degraded."""
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from artsim.describe.registry import CANDIDATES
+from artsim.describe.registry import DESCRIPTORS, describe_array
 from artsim.params import CANDIDATE_NAMES, DescribeParams
-from artsim.describe.descriptors import describe_array
 from artsim.core.images import read_rgb_array
 from artsim.describe.kernels import TextureStats
 
@@ -41,8 +40,8 @@ def stats(vectors) -> TextureStats:
 
 
 def test_the_registry_covers_four_families_with_an_alternative_for_each_required_one():
-    assert tuple(CANDIDATES) == CANDIDATE_NAMES
-    families = {name: c.family for name, c in CANDIDATES.items()}
+    assert tuple(DESCRIPTORS) == CANDIDATE_NAMES
+    families = {name: c.family for name, c in DESCRIPTORS.items()}
     for family in ("color", "texture", "edges"):
         assert sum(f == family for f in families.values()) >= 2, family
     assert sum(f == "structure" for f in families.values()) >= 1
@@ -51,13 +50,13 @@ def test_the_registry_covers_four_families_with_an_alternative_for_each_required
 @pytest.mark.parametrize("name", CANDIDATE_NAMES)
 def test_vectors_have_the_registered_length_and_are_finite(name, vectors):
     assert SAMPLE_PATHS, "data/sample is missing"
-    assert vectors[name].shape == (len(SAMPLE_PATHS) + 3, CANDIDATES[name].length(PARAMS))
+    assert vectors[name].shape == (len(SAMPLE_PATHS) + 3, DESCRIPTORS[name].length(PARAMS))
     assert np.isfinite(vectors[name]).all()
 
 
 @pytest.mark.parametrize("name", CANDIDATE_NAMES)
 def test_similarity_is_one_on_identical_images_symmetric_and_bounded(name, vectors, stats):
-    candidate, v = CANDIDATES[name], vectors[name]
+    candidate, v = DESCRIPTORS[name], vectors[name]
     own = candidate.paired(v, v.copy(), stats)
     assert (own == 1.0).all(), f"{name}: identical images must give exactly 1, got {own.min()}"
     matrix = candidate.cross(v, v, stats)
@@ -70,7 +69,7 @@ def test_similarity_is_one_on_identical_images_symmetric_and_bounded(name, vecto
 
 @pytest.mark.parametrize("name", CANDIDATE_NAMES)
 def test_pairwise_and_set_against_set_agree(name, vectors, stats):
-    candidate, v = CANDIDATES[name], vectors[name]
+    candidate, v = DESCRIPTORS[name], vectors[name]
     rng = np.random.default_rng(1)
     first, second = rng.integers(0, len(v), 200), rng.integers(0, len(v), 200)
     matrix = candidate.cross(v, v, stats)
@@ -126,7 +125,7 @@ def test_every_candidate_has_a_degradation():
 @pytest.mark.parametrize("name", CANDIDATE_NAMES)
 def test_similarity_falls_as_a_painting_is_degraded(name, images, vectors, stats):
     degrade, levels = DEGRADATIONS[name]
-    candidate = CANDIDATES[name]
+    candidate = DESCRIPTORS[name]
     for index, path in enumerate(SAMPLE_PATHS):
         degraded = np.stack([describe_array(degrade(images[index], level), PARAMS, [name])[name] for level in levels])
         original = np.repeat(vectors[name][index:index + 1], len(levels), axis=0)
@@ -138,7 +137,7 @@ def test_similarity_falls_as_a_painting_is_degraded(name, images, vectors, stats
 def test_layout_of_a_flat_image_matches_only_another_flat_image(vectors, stats):
     # README: layout is max(0, Pearson); a flat image has no correlation with a painting (0), and
     # is the same layout as another flat image (1) -- not 0.5 against everything.
-    layout, v = CANDIDATES["layout"], vectors["layout"]
+    layout, v = DESCRIPTORS["layout"], vectors["layout"]
     flat_grey, black, noise = len(SAMPLE_PATHS), len(SAMPLE_PATHS) + 1, len(SAMPLE_PATHS) + 2
     assert not v[flat_grey].any() and not v[black].any()
     others = [*range(len(SAMPLE_PATHS)), noise]

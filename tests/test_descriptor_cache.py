@@ -1,5 +1,5 @@
-"""The descriptor cache recomputes only what changed: counted calls of each descriptor family
-(each candidate of artsim.describe.registry). One file per image; damaged files healed; concurrent
+"""The descriptor cache recomputes only what changed: counted calls of each descriptor's vector
+function (each descriptor of artsim.describe.registry). One file per image; damaged files healed; concurrent
 writers leave whole files."""
 from __future__ import annotations
 
@@ -13,41 +13,40 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from artsim.describe import candidate_vectors, descriptors
-from artsim.describe import registry as candidates
+from artsim.describe import color, edges, registry, structure, texture
 from artsim.describe import run as describe_run
 from artsim.params import DescribeParams
 from artsim.describe.run import describe_to_parquet
-from artsim.describe.cache import DescriptorCache, candidate_of
-from artsim.describe.descriptors import ImageEntry
+from artsim.describe.cache import DescriptorCache, descriptor_of
+from artsim.describe.table import ImageEntry
 from artsim.core.images import content_hash
 from artsim.core.vector_files import read_vectors, write_vectors
 from tests.test_descriptors import random_image, save_jpeg
 
 PARAMS = DescribeParams()
-# The function that computes each candidate's vector, on the module it lives in.
-FAMILY_FUNCTIONS = {
-    "color": (descriptors, "color_histogram"), "texture": (descriptors, "haralick_texture"),
-    "edges": (descriptors, "edge_density_grid"), "lab": (candidate_vectors, "lab_grid"),
-    "lbp": (candidate_vectors, "lbp_histograms"), "orientation": (candidate_vectors, "orientation_grid"),
-    "phash": (candidate_vectors, "phash_bits"), "layout": (candidate_vectors, "layout_thumbnail"),
+# The function that computes each descriptor's vector, on its family's module.
+VECTOR_FUNCTIONS = {
+    "color": (color, "color_histogram"), "texture": (texture, "haralick_texture"),
+    "edges": (edges, "edge_density_grid"), "lab": (color, "lab_grid"),
+    "lbp": (texture, "lbp_histograms"), "orientation": (edges, "orientation_grid"),
+    "phash": (structure, "phash_bits"), "layout": (structure, "layout_thumbnail"),
 }
 
 
 def each(count: int, **overrides: int) -> dict[str, int]:
-    """`count` calls of every family, but `overrides`."""
-    return {**dict.fromkeys(FAMILY_FUNCTIONS, count), **overrides}
+    """`count` calls of every descriptor, but `overrides`."""
+    return {**dict.fromkeys(VECTOR_FUNCTIONS, count), **overrides}
 
 
 @pytest.fixture
 def calls(monkeypatch) -> Counter:
-    """Counts the calls of each family's function (the describe runs in-process, workers=1)."""
+    """Counts the calls of each descriptor's function (the describe runs in-process, workers=1)."""
     counted: Counter = Counter()
-    for family, (module, name) in FAMILY_FUNCTIONS.items():
+    for descriptor, (module, name) in VECTOR_FUNCTIONS.items():
         original = getattr(module, name)
 
-        def counting(*args, _family=family, _original=original, **kwargs):
-            counted[_family] += 1
+        def counting(*args, _descriptor=descriptor, _original=original, **kwargs):
+            counted[_descriptor] += 1
             return _original(*args, **kwargs)
 
         monkeypatch.setattr(module, name, counting)
@@ -72,10 +71,10 @@ def stored(path: Path) -> dict[str, np.ndarray]:
 
 
 def run(entries: list[ImageEntry], params: DescribeParams, cache: Path, out: Path, calls: Counter) -> dict[str, int]:
-    """One describe run; returns the family calls it made."""
+    """One describe run; returns the vector function calls it made, by descriptor."""
     before = Counter(calls)
     describe_to_parquet(entries, params, out, cache_root=cache)
-    return {family: calls[family] - before[family] for family in FAMILY_FUNCTIONS}
+    return {name: calls[name] - before[name] for name in VECTOR_FUNCTIONS}
 
 
 def test_cache_recomputes_only_what_changed(tmp_path, calls):
@@ -87,7 +86,7 @@ def test_cache_recomputes_only_what_changed(tmp_path, calls):
 
     assert run(entries, PARAMS, cache, out, calls) == each(0)
     again = pd.read_parquet(out / "descriptors.parquet")
-    for name in FAMILY_FUNCTIONS:
+    for name in VECTOR_FUNCTIONS:
         assert all(np.array_equal(a, b) for a, b in zip(first[name], again[name]))
 
     added = entries + make_images(tmp_path / "images", 5, 3)
@@ -106,11 +105,11 @@ def test_a_new_or_changed_candidate_is_the_only_one_computed(tmp_path, calls, mo
     run(entries, PARAMS, cache, out, calls)
     # A candidate just added to the registry finds no entry of its own: as if phash's were never stored.
     for path in DescriptorCache(cache, PARAMS).folder.rglob("*.vectors"):
-        write_vectors(path, {key: v for key, v in stored(path).items() if candidate_of(key) != "phash"})
+        write_vectors(path, {key: v for key, v in stored(path).items() if descriptor_of(key) != "phash"})
     assert run(entries, PARAMS, cache, out, calls) == each(0, phash=4)
     # A candidate whose code changed (its version bumped) gets a new key: only it is computed again.
-    bumped = dataclasses.replace(candidates.CANDIDATES["layout"], version=candidates.CANDIDATES["layout"].version + 1)
-    monkeypatch.setitem(candidates.CANDIDATES, "layout", bumped)
+    bumped = dataclasses.replace(registry.DESCRIPTORS["layout"], version=registry.DESCRIPTORS["layout"].version + 1)
+    monkeypatch.setitem(registry.DESCRIPTORS, "layout", bumped)
     describe_run._open_cache.cache_clear()  # a changed code runs in a new process, with no cache opened yet
     assert run(entries, PARAMS, cache, out, calls) == each(0, layout=4)
 
@@ -170,7 +169,7 @@ def test_damaged_files_are_healed_counted_and_recomputed(tmp_path, calls):
     assert report.healed == 5
     assert report.computed == each(5)  # a damaged file is not trusted in part: all its vectors again
     healed = pd.read_parquet(out / "descriptors.parquet")
-    for name in FAMILY_FUNCTIONS:
+    for name in VECTOR_FUNCTIONS:
         assert all(np.array_equal(a, b) for a, b in zip(expected[name], healed[name]))
     assert run(entries, PARAMS, cache_root, out, calls) == each(0)
 

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from artsim.describe.registry import CANDIDATES
+from artsim.describe.registry import DESCRIPTORS
 from artsim.params import CANDIDATE_NAMES, DescribeParams, ParamsError, ScoreWeights, parse_params
 from artsim.score.scorer import DescriptorScorer
-from artsim.describe.descriptors import Descriptors
+from artsim.describe.table import Descriptors
 from artsim.core.errors import NotEnoughData
 from artsim.score.similarity import PAIR_COLUMNS, combine, score_dataset
 from artsim.describe.kernels import TextureStats
@@ -88,7 +88,7 @@ def full_descriptors(ids: list[str], seed: int = 0) -> dict[str, Descriptors]:
     rng = np.random.default_rng(seed)
     out = {}
     for image_id in ids:
-        vectors = {name: rng.random(CANDIDATES[name].length(PARAMS)) for name in CANDIDATE_NAMES}
+        vectors = {name: rng.random(DESCRIPTORS[name].length(PARAMS)) for name in CANDIDATE_NAMES}
         vectors["phash"] = (vectors["phash"] > 0.5).astype(np.float64)
         out[image_id] = Descriptors(**vectors)
     return out

@@ -11,16 +11,11 @@ from PIL import Image
 
 from artsim.params import DescribeParams
 from artsim.core.images import read_rgb_array
-from artsim.describe.descriptors import (
-    HARALICK_FEATURES,
-    Descriptors,
-    ImageEntry,
-    color_histogram,
-    describe_array,
-    edge_density_grid,
-    haralick_texture,
-    read_descriptors,
-)
+from artsim.describe.color import color_histogram
+from artsim.describe.edges import edge_density_grid
+from artsim.describe.registry import describe_array
+from artsim.describe.table import Descriptors, ImageEntry, read_descriptors
+from artsim.describe.texture import HARALICK_FEATURES, haralick_texture
 from artsim.describe.run import describe_manifests, describe_to_parquet
 
 REPO = Path(__file__).resolve().parents[1]

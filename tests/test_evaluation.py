@@ -13,19 +13,18 @@ import yaml
 from PIL import Image
 from torch import Tensor, nn
 
-from artsim.describe import descriptors as descriptor_io
+from artsim.describe import table as descriptor_io
 from artsim.describe.run import describe_manifests
 from artsim.params import DescribeParams, ScoreWeights
 from artsim.evaluate import PREDICTION_COLUMNS, DescribedCollection, evaluate_on_test
 from artsim.evaluate.breakdowns import error_by_strength, error_by_style
 from artsim.evaluate.embedding import model_score_blocks
+from artsim.core.metrics import pair_aucs, strength_spearmans
 from artsim.evaluate.regression import (
     baseline_metrics,
     evaluation_report,
     mae_by_kind,
-    pair_aucs,
     regression_metrics,
-    strength_spearmans,
     train_mean_score,
 )
 from artsim.learn.models import SiameseRegressor, save_weights

@@ -8,7 +8,7 @@ import pandas as pd
 
 from artsim.score import similarity as scoring
 from artsim.params import ScoreWeights
-from artsim.describe.descriptors import Descriptors
+from artsim.describe.table import Descriptors
 from artsim.score.similarity import PAIR_COLUMNS, TextureStats, pair_columns, descriptor_similarities, score_pairs, weighted_score
 
 NAMES = ("color", "texture", "edges")

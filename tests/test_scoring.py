@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from artsim.params import DescribeParams, ScoreWeights
-from artsim.describe.descriptors import Descriptors, describe_array, descriptor_table, descriptor_row, ImageEntry
+from artsim.describe.registry import describe_array
+from artsim.describe.table import Descriptors, ImageEntry, descriptor_row, descriptor_table
 from artsim.generate.backends.style_transfer import choose_style_sources
 from artsim.core.images import read_rgb_array
 from artsim.score.pairs import NotEnoughPairs, build_pairs

@@ -11,7 +11,7 @@ from PIL import Image
 from artsim.params import DescribeParams, ScoreWeights
 from artsim.score.scorer import FILE_NAME as DESCRIPTOR_SCORE_FILE
 from artsim.score.scorer import DescriptorScorer
-from artsim.describe.descriptors import describe_array
+from artsim.describe.registry import describe_array
 from artsim.core.images import read_rgb_array
 from artsim.learn.pair_images import resolve_pairs
 from artsim.score.similarity import TextureStats

@@ -27,7 +27,7 @@ from PIL import Image
 
 from artsim.score.scorer import FILE_NAME as DESCRIPTOR_SCORE_FILE
 from artsim.score.scorer import DescriptorScoreFileError, DescriptorScorer
-from artsim.describe.descriptors import Descriptors
+from artsim.describe.table import Descriptors
 from artsim.core.images import ImageRejected, load_rgb
 from artsim.core.shards import ShardMember
 from artsim.learn.models import SiameseRegressor, load_siamese, pair_transform

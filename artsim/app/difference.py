@@ -11,9 +11,11 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from artsim.params import DescribeParams
-from artsim.describe.descriptors import edge_density_grid, edge_map, to_grey
+from artsim.core.grid import cell_means
 from artsim.core.images import resize_long_side
+from artsim.describe.edges import edge_density_grid, edge_map
+from artsim.describe.registry import to_grey
+from artsim.params import DescribeParams
 
 
 @dataclass(frozen=True)
@@ -23,18 +25,6 @@ class DifferenceMaps:
 
     color: np.ndarray
     edges: np.ndarray
-
-
-def cell_means(values: np.ndarray, grid: int) -> np.ndarray:
-    """Mean of an (H, W, C) array over each cell of a grid x grid partition of normalised coordinates."""
-    height, width, channels = values.shape
-    rows = np.arange(height) * grid // height
-    cols = np.arange(width) * grid // width
-    cell = (rows[:, None] * grid + cols[None, :]).ravel()
-    counts = np.bincount(cell, minlength=grid * grid)
-    flat = values.reshape(-1, channels).astype(np.float64)
-    sums = np.stack([np.bincount(cell, weights=flat[:, c], minlength=grid * grid) for c in range(channels)], axis=1)
-    return (sums / np.maximum(counts, 1)[:, None]).reshape(grid, grid, channels)
 
 
 def _lab(rgb: np.ndarray) -> np.ndarray:

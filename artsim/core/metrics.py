@@ -1,21 +1,61 @@
-"""Source retrieval: given a variant, is its true original ranked first among all candidates?
+"""The metrics every stage judges a score by: arrays in, plain values out (None where undefined,
+so that it is written as JSON null instead of NaN).
 
-Ranks are computed from blocks of rows of a (queries x candidates) matrix, so that the
+- pair AUC: ROC AUC of a score as a detector of "this variant derives from this original";
+- Spearman with strength: rank correlation of a score with the generation strength (positives);
+- source retrieval: the rank of a variant's true original among the candidates, recall@k, MRR.
+
+Retrieval ranks come from blocks of rows of a (queries x candidates) matrix, so that the
 whole matrix (tens of thousands squared on WikiArt) is never held at once: only the rank
-of each query's true source is kept (see artsim.evaluate.source_retrieval).
-
+of each query's true source is kept (artsim.evaluate.source_retrieval, artsim.score.study).
 Ties are broken against the true source: it ranks below every other candidate that
 scores at least as high. A model that gives every candidate the same score therefore
 ranks the source last, not first. A NaN score counts as the lowest possible score.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
+from scipy import stats
+from sklearn.metrics import roc_auc_score
 
 RetrievalMetrics = dict[str, float | int | None]
 RECALL_AT = (1, 5)
+
+
+def finite_or_none(value: float) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def correlation(fn: Callable, target: np.ndarray, prediction: np.ndarray) -> float | None:
+    """fn(target, prediction).statistic (scipy pearsonr/spearmanr); None with fewer than 2 points or a constant."""
+    target, prediction = np.asarray(target, dtype=np.float64), np.asarray(prediction, dtype=np.float64)
+    if len(target) < 2 or np.ptp(target) == 0 or np.ptp(prediction) == 0:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", stats.ConstantInputWarning)
+        return finite_or_none(fn(target, prediction).statistic)
+
+
+def pair_aucs(positive: np.ndarray, scores: Mapping[str, np.ndarray]) -> dict[str, float | None]:
+    """ROC AUC of each score as a detector of 'this variant derives from this original'; None with one class."""
+    positive = np.asarray(positive, dtype=bool)
+    if len(np.unique(positive)) < 2:
+        return dict.fromkeys(scores)
+    return {name: finite_or_none(roc_auc_score(positive, np.asarray(values, dtype=np.float64)))
+            for name, values in scores.items()}
+
+
+def strength_spearmans(positive: np.ndarray, strength: np.ndarray, scores: Mapping[str, np.ndarray]) -> dict[str, float | None]:
+    """Spearman of each score with the variant's strength, on positive pairs only (a negative's
+    strength is that of an unrelated variant). A similarity that follows strength is negative."""
+    positive = np.asarray(positive, dtype=bool)
+    strength = np.asarray(strength, dtype=np.float64)[positive]
+    return {name: correlation(stats.spearmanr, strength, np.asarray(values)[positive]) for name, values in scores.items()}
 
 
 def true_source_ranks(scores: np.ndarray, true_index: np.ndarray) -> np.ndarray:

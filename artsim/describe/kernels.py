@@ -4,8 +4,8 @@
 - cross(a, b): every row of a (n, d) against every row of b (m, d) -> (n, m), written with
   scipy's cdist so that no (n, m, d) intermediate is ever built.
 
-Every similarity is in [0, 1], symmetric, and exactly 1 for identical vectors. Which candidate
-uses which kernel is artsim.describe.registry' registry.
+Every similarity is in [0, 1], symmetric, and exactly 1 for identical vectors. Which descriptor
+uses which kernel is artsim.describe.registry.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial.distance import cdist
 
-from artsim.describe.candidate_vectors import LAB_GRID
+from artsim.describe.color import LAB_GRID
 
 # ΔE76 (CIELAB distance) at which the colour-layout similarity falls to 1/e; a just noticeable
 # difference is about 2.3, two unrelated paintings' cells differ by 20 to 40.

@@ -3,9 +3,9 @@
 Memory does not grow with the number of images: entries go to the workers a bounded window
 at a time (artsim.core.parallel.ordered_map, which also survives a worker killed by a decoder),
 and finished rows go to the Parquet file in row groups. Only the skipped images (with their
-reasons) are kept until the end. Each family's vector is looked up in the
+reasons) are kept until the end. Each descriptor's vector is looked up in the
 descriptor cache (artsim.describe.cache) by the image's sha256 first; an image is decoded
-only when one of its families is missing, and only the missing families are computed.
+only when one of its descriptors is missing, and only the missing ones are computed.
 """
 from __future__ import annotations
 
@@ -23,11 +23,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from artsim.describe.registry import CANDIDATES
-from artsim.params import CANDIDATE_NAMES, DescribeParams
 from artsim.describe.cache import DescriptorCache
-from artsim.describe.descriptors import (Descriptors, ImageEntry, SkippedImage, manifest_entries,
-                                skipped_table, to_grey)
+from artsim.describe.registry import DESCRIPTORS, to_grey
+from artsim.describe.table import (Descriptors, ImageEntry, SkippedImage, descriptor_row, manifest_entries,
+                                   skipped_table)
+from artsim.params import CANDIDATE_NAMES, DescribeParams
 from artsim.core.images import ImageRejected, content_hash, load_rgb, resize_long_side
 from artsim.core.parallel import ordered_map
 from artsim.core.shards import read_locations
@@ -42,7 +42,7 @@ SCHEMA = pa.schema([("id", pa.string()), ("role", pa.string()),
 
 @dataclass
 class DescribeReport:
-    """What a run did: images described, families computed (the rest came from the cache), entries healed."""
+    """What a run did: images described, vectors computed per descriptor (the rest came from the cache), entries healed."""
 
     described: int = 0
     computed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CANDIDATE_NAMES, 0))
@@ -60,10 +60,10 @@ class Outcome:
 
 # --- one image ---------------------------------------------------------------------------
 
-def _compute_family(family: str, rgb: np.ndarray, grey: np.ndarray, params: DescribeParams) -> np.ndarray:
-    # One candidate of the registry (artsim.describe.registry); its vector functions are looked up at
+def _compute(name: str, rgb: np.ndarray, grey: np.ndarray, params: DescribeParams) -> np.ndarray:
+    # One descriptor of the registry (artsim.describe.registry); its vector functions are looked up at
     # call time, so that tests can count the calls of each.
-    return CANDIDATES[family].vector(rgb, grey, params)
+    return DESCRIPTORS[name].vector(rgb, grey, params)
 
 
 @functools.lru_cache(maxsize=4)
@@ -86,19 +86,19 @@ def describe_entry(entry: ImageEntry, params: DescribeParams, cache_root: Path |
     image_sha256 = content_hash(data)
     healed_before = cache.healed if cache else 0
     vectors = cache.load(image_sha256) if cache else {}
-    missing = tuple(f for f in CANDIDATE_NAMES if f not in vectors)
+    missing = tuple(name for name in CANDIDATE_NAMES if name not in vectors)
     if missing:
         try:
             rgb = np.asarray(resize_long_side(load_rgb(data), params.size), dtype=np.uint8)
         except ImageRejected as exc:
             return Outcome(entry, SkippedImage(entry.id, str(entry.path), exc.reason, exc.detail))
         grey = to_grey(rgb)
-        computed = {family: _compute_family(family, rgb, grey, params) for family in missing}
+        computed = {name: _compute(name, rgb, grey, params) for name in missing}
         vectors.update(computed)
         if cache:
             cache.save(image_sha256, computed)
     healed = (cache.healed - healed_before) if cache else 0
-    return Outcome(entry, Descriptors(**{f: vectors[f] for f in CANDIDATE_NAMES}), missing, healed)
+    return Outcome(entry, Descriptors(**{name: vectors[name] for name in CANDIDATE_NAMES}), missing, healed)
 
 
 def _worker_crashed(entry: ImageEntry) -> Outcome:
@@ -128,8 +128,7 @@ class DescriptorWriter:
         self._rows: list[dict] = []
 
     def add(self, entry: ImageEntry, desc: Descriptors) -> None:
-        self._rows.append({"id": entry.id, "role": entry.role,
-                           **{name: desc[name].tolist() for name in CANDIDATE_NAMES}})
+        self._rows.append(descriptor_row(entry, desc))
         if len(self._rows) >= ROWS_PER_GROUP:
             self.flush()
 
@@ -169,8 +168,8 @@ def describe_to_parquet(entries: Iterable[ImageEntry], params: DescribeParams, o
 
 def _record(outcome: Outcome, writer: DescriptorWriter, report: DescribeReport) -> None:
     report.healed += outcome.healed
-    for family in outcome.computed:
-        report.computed[family] += 1
+    for name in outcome.computed:
+        report.computed[name] += 1
     if isinstance(outcome.result, SkippedImage):
         entry, skip = outcome.entry, outcome.result
         log.warning("skipping %s (%s): %s %s", entry.id, entry.path, skip.reason, skip.detail)

@@ -1,7 +1,7 @@
 """How well the siamese model does on the test split, beside the descriptor score and its peers.
 
-- regression.py: errors against the descriptor score and the train-mean baseline, pair AUC,
-  Spearman with strength (pure functions);
+- regression.py: errors against the descriptor score and the train-mean baseline (pure
+  functions; pair AUC, Spearman and retrieval metrics are artsim.core.metrics);
 - embedding.py: each image through the trunk once, pairs scored from the embeddings;
 - source_retrieval.py: each test variant's source ranked among the whole collection;
 - breakdowns.py: the tables behind the plots, the headline figures of each scorer;

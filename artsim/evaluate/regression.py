@@ -1,4 +1,5 @@
-"""Pure metrics of scores against targets: arrays in, dict out.
+"""Pure metrics of the model's predictions against the target scores: arrays in, dict out
+(pair AUC, Spearman with strength and retrieval are artsim.core.metrics).
 
 A metric that is undefined for the data (a correlation of a constant, R² of a constant
 target, anything on no data) is None, so that it is written as JSON null instead of NaN.
@@ -6,30 +7,14 @@ target, anything on no data) is None, so that it is written as JSON null instead
 from __future__ import annotations
 
 import math
-import warnings
-from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sklearn.metrics import roc_auc_score
+
+from artsim.core.metrics import correlation
 
 Metrics = dict[str, float | int | None]
-
-
-def finite_or_none(value: float) -> float | None:
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def correlation(fn: Callable, target: np.ndarray, prediction: np.ndarray) -> float | None:
-    """fn(target, prediction).statistic (scipy pearsonr/spearmanr); None with fewer than 2 points or a constant."""
-    target, prediction = np.asarray(target, dtype=np.float64), np.asarray(prediction, dtype=np.float64)
-    if len(target) < 2 or np.ptp(target) == 0 or np.ptp(prediction) == 0:
-        return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", stats.ConstantInputWarning)
-        return finite_or_none(fn(target, prediction).statistic)
 
 
 def regression_metrics(target: np.ndarray, prediction: np.ndarray) -> Metrics:
@@ -89,19 +74,3 @@ def train_mean_score(pairs: pd.DataFrame) -> float:
     if train_scores.empty:
         raise ValueError("no train pairs: the mean-score baseline is undefined")
     return float(train_scores.mean())
-
-
-def pair_aucs(positive: np.ndarray, scores: Mapping[str, np.ndarray]) -> dict[str, float | None]:
-    """ROC AUC of each score as a detector of 'this variant derives from this original'; None with one class."""
-    positive = np.asarray(positive, dtype=bool)
-    if len(np.unique(positive)) < 2:
-        return dict.fromkeys(scores)
-    return {name: finite_or_none(roc_auc_score(positive, values)) for name, values in scores.items()}
-
-
-def strength_spearmans(positive: np.ndarray, strength: np.ndarray, scores: Mapping[str, np.ndarray]) -> dict[str, float | None]:
-    """Spearman of each score with the variant's strength, on positive pairs only (a negative's
-    strength is that of an unrelated variant). A similarity that follows strength is negative."""
-    positive = np.asarray(positive, dtype=bool)
-    strength = np.asarray(strength, dtype=np.float64)[positive]
-    return {name: correlation(stats.spearmanr, strength, np.asarray(values)[positive]) for name, values in scores.items()}

@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from artsim.params import ScoreWeights
-from artsim.describe.descriptors import DESCRIPTOR_NAMES, Descriptors
+from artsim.core.metrics import pair_aucs, strength_spearmans
+from artsim.params import DEFAULT_SCORE_WEIGHTS, ScoreWeights
+from artsim.describe.table import Descriptors
 from artsim.evaluate.breakdowns import (
     HEADLINE_SCORERS,
     error_by_strength,
@@ -28,7 +29,7 @@ from artsim.evaluate.breakdowns import (
     scorer_table,
 )
 from artsim.evaluate.embedding import EmbeddedImages, embed_files, model_score_blocks, score_embedding_pairs
-from artsim.evaluate.regression import evaluation_report, mae_by_kind, pair_aucs, strength_spearmans, train_mean_score
+from artsim.evaluate.regression import evaluation_report, mae_by_kind, train_mean_score
 from artsim.evaluate.source_retrieval import RetrievalTask, ScoreBlocks, retrieval_report, retrieval_task
 from artsim.learn.models import SiameseRegressor, default_device
 from artsim.evaluate.peers import HASH_NAMES, PeerSignatures, hash_score_blocks, pair_similarities, signatures_of, ssim_score_blocks
@@ -41,8 +42,9 @@ UNKNOWN_STYLE = "unknown"
 # SSIM costs about 2 ms a pair on one core and has no index: ranking more (query, candidate)
 # combinations than this (about a quarter of an hour) is skipped, its retrieval figures null.
 SSIM_RETRIEVAL_MAX_PAIRS = 500_000
-# The scorer table: the headline scorers, then the descriptor score's parts.
-SCORER_ORDER = (*HEADLINE_SCORERS, *DESCRIPTOR_NAMES)
+# The scorer table: the headline scorers, then the default-weighted descriptors (fixed rows whatever the weights).
+DESCRIPTOR_ROWS = tuple(DEFAULT_SCORE_WEIGHTS)
+SCORER_ORDER = (*HEADLINE_SCORERS, *DESCRIPTOR_ROWS)
 
 
 @dataclass(frozen=True)
@@ -211,7 +213,7 @@ def _scorer_figures(scored: pd.DataFrame, prediction: np.ndarray, signatures: Pe
         "model": prediction,
         "descriptor": scored["score"].to_numpy(dtype=np.float64),
         **pair_similarities(signatures, list(scored["original_path"]), list(scored["generated_path"])),
-        **{name: scored[name].to_numpy(dtype=np.float64) for name in DESCRIPTOR_NAMES},
+        **{name: scored[name].to_numpy(dtype=np.float64) for name in DESCRIPTOR_ROWS},
     }
     positive, strength = scored["positive"].to_numpy(dtype=bool), scored["strength"].to_numpy(dtype=np.float64)
     return scorer_table(pair_aucs(positive, pair_scores), strength_spearmans(positive, strength, pair_scores),

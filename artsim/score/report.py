@@ -1,16 +1,19 @@
 """metrics/score.json and the score plots: how well each descriptor similarity separates
 positive pairs (original, its variant) from negative ones (original, another painting's
 variant), as ROC AUC, with counts and mean scores; the same keys on every dataset. The
-alternative candidates' figures are the descriptor study's (artsim.score.study)."""
+other descriptors' figures are the descriptor study's (artsim.score.study)."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
 
-from artsim.params import CANDIDATE_NAMES
-from artsim.describe.descriptors import DESCRIPTOR_NAMES
+from artsim.core.metrics import pair_aucs
+from artsim.params import CANDIDATE_NAMES, DEFAULT_SCORE_WEIGHTS
 
 SPLITS = ("train", "val", "test")
+# The report's AUC keys: the default-weighted descriptors and the score, whatever the weights, so
+# that score.json has the same keys on every run (every descriptor's figures: the study's table).
+AUC_COLUMNS = (*DEFAULT_SCORE_WEIGHTS, "score")
 
 def score_report(scored: pd.DataFrame) -> dict:
     """The headline of metrics/score.json, with the same keys on every dataset: counts, mean
@@ -57,10 +60,8 @@ def _mean_scores(scored: pd.DataFrame) -> dict[str, float | None]:
 
 def _aucs(scored: pd.DataFrame) -> dict[str, float | None]:
     """ROC AUC of each similarity as a detector of 'derived from this painting'; None if one class is missing."""
-    labels = scored["positive"].astype(bool)
-    if labels.nunique() < 2:
-        return {name: None for name in (*DESCRIPTOR_NAMES, "score")}
-    return {name: float(roc_auc_score(labels, scored[name])) for name in (*DESCRIPTOR_NAMES, "score")}
+    return pair_aucs(scored["positive"].to_numpy(dtype=bool),
+                     {name: scored[name].to_numpy(dtype=np.float64) for name in AUC_COLUMNS})
 
 
 def _means_by_strength(scored: pd.DataFrame) -> pd.DataFrame:

@@ -3,9 +3,10 @@
 The score stage writes `data/pairs/descriptor_score.json` (describe params, the weights the
 score used -- given in params.yaml or fitted on the train pairs -- and the texture statistics
 fitted on the train originals); the siamese stage copies it beside the model, so that
-`artsim.load(...)` scores a pair exactly as `pairs.parquet` did. An image is described by the
-candidates the weights name (zero weights included), so the similarities shown are the
-score's parts.
+`artsim.load(...)` scores a pair exactly as `pairs.parquet` did (the same kernels,
+artsim.score.similarity), and the evaluate stage ranks with the texture statistics saved here
+instead of fitting them again. An image is described by the descriptors the weights name
+(zero weights included), so the similarities shown are the score's parts.
 """
 from __future__ import annotations
 
@@ -17,9 +18,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from artsim.params import DescribeParams, ScoreWeights
-from artsim.describe.descriptors import HARALICK_FEATURES, Descriptors, describe_array
 from artsim.core.images import resize_long_side
+from artsim.describe.registry import describe_array
+from artsim.describe.table import Descriptors
+from artsim.describe.texture import HARALICK_FEATURES
+from artsim.params import DescribeParams, ScoreWeights
 from artsim.score.similarity import TextureStats, descriptor_similarities, weighted_score
 
 FILE_NAME = "descriptor_score.json"

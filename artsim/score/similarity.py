@@ -1,7 +1,8 @@
 """Similarity of two images from their descriptors, and the scored pair set.
 
 Each descriptor similarity is in [0, 1], symmetric, and exactly 1 for identical
-descriptors (the candidates and their kernels: artsim.describe.registry). The weighted score
+descriptors (the descriptors and their kernels: artsim.describe.registry); one pair, a batch of
+pairs and every image against every other all go through the same kernels. The weighted score
 combines them with `score.weights`, or with weights fitted on the train pairs
 (artsim.score.fit). Pairs (built in `pairs`) are (original, its variant) = positive and
 (original, variant of another painting) = negative; score_report and study say how well
@@ -18,77 +19,41 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from artsim.describe.registry import CANDIDATES, candidate
-from artsim.params import CANDIDATE_NAMES, ScoreWeights
-from artsim.describe.descriptors import Descriptors
-from artsim.score.pairs import build_pairs, require_learnable_pairs
 from artsim.describe.kernels import TextureStats, unit_array
+from artsim.describe.registry import DESCRIPTORS, descriptor
+from artsim.describe.table import Descriptors
+from artsim.params import CANDIDATE_NAMES, ScoreWeights
 from artsim.score.fit import fit_weights
+from artsim.score.pairs import build_pairs, require_learnable_pairs
 
 log = logging.getLogger(__name__)
 
 PAIR_KEYS = ["pair_id", "original_id", "generated_id", "positive", "strength", "split"]
-# pairs.parquet as the pipeline writes it: every registered candidate's similarity, then the score.
+# pairs.parquet as the pipeline writes it: every registered descriptor's similarity, then the score.
 PAIR_COLUMNS = [*PAIR_KEYS, *CANDIDATE_NAMES, "score"]
 
 def pair_columns(names: Sequence[str]) -> list[str]:
-    """The columns of pairs scored on these candidates."""
+    """The columns of pairs scored on these descriptors."""
     return [*PAIR_KEYS, *names, "score"]
 
 
-# --- similarities of two descriptor vectors (the per-pair reference of the required three) -----
-
-def color_similarity(a: np.ndarray, b: np.ndarray) -> float:
-    """Histogram intersection, divided by the larger mass so that identical histograms give exactly 1."""
-    mass = max(float(np.sum(a)), float(np.sum(b)))
-    if mass <= 0:
-        return 1.0
-    return _unit(float(np.minimum(a, b).sum()) / mass)
-
-
-def texture_similarity(a: np.ndarray, b: np.ndarray, stats: TextureStats) -> float:
-    """exp(-RMS of the z-normalised difference): 1 for identical, about 1/e one std apart."""
-    z_diff = (np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) / stats.std
-    return _unit(float(np.exp(-np.sqrt(np.mean(z_diff**2)))))
-
-
-def edge_similarity(a: np.ndarray, b: np.ndarray) -> float:
-    """Generalised Jaccard of edge-density grids: sum of min / sum of max; two edgeless images are identical."""
-    union = float(np.maximum(a, b).sum())
-    if union <= 0:
-        return 1.0
-    return _unit(float(np.minimum(a, b).sum()) / union)
-
-
-def _unit(value: float) -> float:
-    # Guards against float round-off only; the formulas are already bounded.
-    return min(1.0, max(0.0, value))
-
-
-_REFERENCE = {"color": lambda a, b, stats: color_similarity(a, b), "texture": texture_similarity,
-              "edges": lambda a, b, stats: edge_similarity(a, b)}
-
+# --- two images (the saved scorer and the API): the kernels of the pair set, on one pair ---------
 
 def shared_names(a: Descriptors, b: Descriptors) -> tuple[str, ...]:
-    """The candidates both images hold, in registry order."""
+    """The descriptors both images hold, in registry order."""
     return tuple(name for name in CANDIDATE_NAMES if name in a.vectors and name in b.vectors)
 
 
 def descriptor_similarities(a: Descriptors, b: Descriptors, stats: TextureStats) -> dict[str, float]:
-    """Each candidate's similarity of two images (the candidates both hold)."""
-    out = {}
-    for name in shared_names(a, b):
-        if name in _REFERENCE:
-            out[name] = _REFERENCE[name](a[name], b[name], stats)
-        else:
-            out[name] = float(candidate(name).paired(a[name][None, :], b[name][None, :], stats)[0])
-    return out
+    """Each descriptor's similarity of two images (the descriptors both hold): the very kernels
+    pairs.parquet is scored with, on a one-pair batch."""
+    return {name: float(descriptor(name).paired(a[name][None, :], b[name][None, :], stats)[0])
+            for name in shared_names(a, b)}
 
 
 def weighted_score(similarities: Mapping[str, float], weights: ScoreWeights | Mapping[str, float]) -> float:
-    """Σ w·s / Σ w over the weighted descriptors."""
-    weight_map, total = _weights(weights)
-    return _unit(sum(w * similarities[name] for name, w in weight_map.items()) / total)
+    """Σ w·s / Σ w over the weighted descriptors, for one pair (`combine` on scalars)."""
+    return float(combine(similarities, weights))
 
 
 def _weights(weights: ScoreWeights | Mapping[str, float]) -> tuple[dict[str, float], float]:
@@ -120,7 +85,7 @@ def combine(similarities: Mapping[str, np.ndarray], weights: ScoreWeights | Mapp
 
 @dataclass(frozen=True)
 class DescriptorSet:
-    """The descriptors of n images stacked row-wise, by candidate: name -> (n, vector length)."""
+    """The descriptors of n images stacked row-wise, by descriptor: name -> (n, vector length)."""
 
     vectors: dict[str, np.ndarray]
 
@@ -147,9 +112,9 @@ class DescriptorSet:
 
 def cross_similarities(a: DescriptorSet, b: DescriptorSet, stats: TextureStats,
                        names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-    """Each candidate's similarity of every (row of a, row of b), as (len(a), len(b)) arrays."""
+    """Each descriptor's similarity of every (row of a, row of b), as (len(a), len(b)) arrays."""
     names = [n for n in a.names if n in b.names] if names is None else names
-    return {name: CANDIDATES[name].cross(a[name], b[name], stats) for name in names}
+    return {name: DESCRIPTORS[name].cross(a[name], b[name], stats) for name in names}
 
 
 def cross_scores(a: DescriptorSet, b: DescriptorSet, stats: TextureStats, weights: ScoreWeights | Mapping[str, float]) -> np.ndarray:
@@ -237,7 +202,7 @@ def score_dataset(
 def score_pairs(
     pairs: pd.DataFrame, descriptors: Mapping[str, Descriptors], stats: TextureStats, weights: ScoreWeights
 ) -> pd.DataFrame:
-    """Add every candidate's similarity and the weighted score to each pair (vectorised over pairs)."""
+    """Add every descriptor's similarity and the weighted score to each pair (vectorised over pairs)."""
     return with_score(pair_similarities(pairs, descriptors, stats), weights)
 
 
@@ -249,7 +214,7 @@ def with_score(similarities: pd.DataFrame, weights: ScoreWeights | Mapping[str, 
 
 
 def pair_similarities(pairs: pd.DataFrame, descriptors: Mapping[str, Descriptors], stats: TextureStats) -> pd.DataFrame:
-    """The pairs with one column per candidate the images hold: its similarity (no score yet)."""
+    """The pairs with one column per descriptor the images hold: its similarity (no score yet)."""
     # Each image's descriptors are stacked once; a pair is then two row numbers.
     rows, ids = pd.factorize(pd.concat([pairs["original_id"], pairs["generated_id"]], ignore_index=True).astype(str))
     first, second = rows[:len(pairs)], rows[len(pairs):]
@@ -265,7 +230,7 @@ def pair_similarities(pairs: pd.DataFrame, descriptors: Mapping[str, Descriptors
 
 def paired_similarities(images: DescriptorSet, first: np.ndarray, second: np.ndarray, stats: TextureStats,
                         block: int = 1 << 14) -> dict[str, np.ndarray]:
-    """Each candidate's similarity of the pairs (images[first[k]], images[second[k]]), as arrays over k.
+    """Each descriptor's similarity of the pairs (images[first[k]], images[second[k]]), as arrays over k.
 
     Pairs go in blocks so that the gathered rows (block x vector length) stay small however
     many pairs there are; within a block everything is array arithmetic, no loop per pair.
@@ -274,5 +239,5 @@ def paired_similarities(images: DescriptorSet, first: np.ndarray, second: np.nda
     for start in range(0, len(first), block):
         a, b = first[start:start + block], second[start:start + block]
         for name in images.names:
-            out[name][start:start + block] = CANDIDATES[name].paired(images[name][a], images[name][b], stats)
+            out[name][start:start + block] = DESCRIPTORS[name].paired(images[name][a], images[name][b], stats)
     return out

@@ -1,12 +1,12 @@
-"""The descriptor study: how well each candidate descriptor (and the weighted score) tells a
+"""The descriptor study: how well each descriptor (and the weighted score) tells a
 painting's own variants from other paintings' variants, and finds a variant's source.
 
 Every figure is measured on HELD-OUT data: the val and test pairs, and variants of val/test
 paintings as retrieval queries. `score.weights: fit` learns the weights on the train pairs, so
 figures that included them would be in-sample for the fitted score (and flatter it); measured
-on held-out data, the fitted row, the default one and every candidate compare on equal terms.
+on held-out data, the fitted row, the default one and every descriptor compare on equal terms.
 
-Per candidate, and for the weighted score:
+Per descriptor, and for the weighted score (the metrics themselves: artsim.core.metrics):
 - pair AUC: ROC AUC of the similarity, positive pairs against negative pairs (held-out pairs);
 - recall@1 and MRR: a held-out variant's similarity to every described original (of every
   split: the candidates a search faces), the rank of its own source among them, ties counted
@@ -14,7 +14,7 @@ Per candidate, and for the weighted score:
   variant against every original is too many at WikiArt scale (240k x 80k);
 - Spearman with strength: rank correlation of the similarity with the generation strength on
   the held-out positive pairs (negative: the similarity falls as the variant strays further);
-- redundancy: Spearman correlation between the candidates' similarities over the held-out pairs.
+- redundancy: Spearman correlation between the descriptors' similarities over the held-out pairs.
 
 Retrieval goes in blocks of whole queries against all originals (about `max_pairs` at a time).
 """
@@ -27,15 +27,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
-from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
-from artsim.describe.registry import CANDIDATES
-from artsim.params import CANDIDATE_NAMES, ScoreWeights
-from artsim.describe.descriptors import Descriptors
-from artsim.score.similarity import DescriptorSet, combine, cross_similarities
+from artsim.core.metrics import pair_aucs, retrieval_metrics, strength_spearmans, true_source_ranks
 from artsim.describe.kernels import TextureStats
+from artsim.describe.registry import DESCRIPTORS
+from artsim.describe.table import Descriptors
+from artsim.params import CANDIDATE_NAMES, ScoreWeights
+from artsim.score.similarity import DescriptorSet, combine, cross_similarities
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +81,10 @@ def descriptor_study(scored: pd.DataFrame, descriptors: Mapping[str, Descriptors
     heldout = heldout_pairs(scored)
     retrieval = source_retrieval(descriptors, originals, generated, stats, weights, queries, seed,
                                  sources=heldout_originals(originals))
-    aucs, spearmans = pair_aucs(heldout, columns), strength_spearmans(heldout, columns)
+    aucs, spearmans = heldout_aucs(heldout, columns), heldout_spearmans(heldout, columns)
     weight_map = weights.as_dict()
     table = pd.DataFrame([
-        {"descriptor": name, "family": CANDIDATES[name].family if name in CANDIDATES else "weighted",
+        {"descriptor": name, "family": DESCRIPTORS[name].family if name in DESCRIPTORS else "weighted",
          "weight": weight_map.get(name, 0.0) if name != SCORE else None, "auc": aucs[name],
          "recall_at_1": retrieval.recall_at_1.get(name), "mrr": retrieval.mrr.get(name),
          "spearman_strength": spearmans[name]}
@@ -96,7 +95,7 @@ def descriptor_study(scored: pd.DataFrame, descriptors: Mapping[str, Descriptors
 
 def study_headline(weights: Mapping[str, float], fitted: bool, pairs: int, aucs: Mapping[str, float | None],
                    retrieval: Retrieval, spearmans: Mapping[str, float | None]) -> dict[str, Any]:
-    """Fixed keys whatever the data: every candidate's weight, and the weighted score's held-out figures."""
+    """Fixed keys whatever the data: every descriptor's weight, and the weighted score's held-out figures."""
     return {
         "weights": {name: float(weights.get(name, 0.0)) for name in CANDIDATE_NAMES},
         "weights_fitted": fitted,
@@ -108,24 +107,17 @@ def study_headline(weights: Mapping[str, float], fitted: bool, pairs: int, aucs:
     }
 
 
-def pair_aucs(scored: pd.DataFrame, columns: list[str]) -> dict[str, float | None]:
-    labels = scored["positive"].to_numpy(dtype=bool)
-    if len(np.unique(labels)) < 2:
-        return dict.fromkeys(columns)
-    return {name: float(roc_auc_score(labels, scored[name].to_numpy(dtype=np.float64))) for name in columns}
+def _columns(scored: pd.DataFrame, columns: list[str]) -> dict[str, np.ndarray]:
+    return {name: scored[name].to_numpy(dtype=np.float64) for name in columns}
 
 
-def strength_spearmans(scored: pd.DataFrame, columns: list[str]) -> dict[str, float | None]:
-    positives = scored[scored["positive"].to_numpy(dtype=bool)]
-    strength = positives["strength"].to_numpy(dtype=np.float64)
-    return {name: _spearman(positives[name].to_numpy(dtype=np.float64), strength) for name in columns}
+def heldout_aucs(scored: pd.DataFrame, columns: list[str]) -> dict[str, float | None]:
+    return pair_aucs(scored["positive"].to_numpy(dtype=bool), _columns(scored, columns))
 
 
-def _spearman(values: np.ndarray, strength: np.ndarray) -> float | None:
-    # Undefined for fewer than 3 pairs or a constant side (e.g. a single strength).
-    if len(values) < 3 or np.ptp(values) == 0 or np.ptp(strength) == 0:
-        return None
-    return float(spearmanr(values, strength).statistic)
+def heldout_spearmans(scored: pd.DataFrame, columns: list[str]) -> dict[str, float | None]:
+    return strength_spearmans(scored["positive"].to_numpy(dtype=bool), scored["strength"].to_numpy(dtype=np.float64),
+                              _columns(scored, columns))
 
 
 def redundancy(scored: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -166,18 +158,17 @@ def source_retrieval(descriptors: Mapping[str, Descriptors], originals: pd.DataF
     position = {image_id: row for row, image_id in enumerate(candidate_ids)}
     targets = sample["original_id"].map(position).to_numpy()
     ranks = source_ranks(query_set, candidates, targets, stats, weights, max_pairs)
+    metrics = {name: retrieval_metrics(r, len(candidate_ids), recall_at=(1,)) for name, r in ranks.items()}
     return Retrieval(
-        recall_at_1={name: float(np.mean(r == 1)) for name, r in ranks.items()},
-        mrr={name: float(np.mean(1.0 / r)) for name, r in ranks.items()},
+        recall_at_1={name: m["recall_at_1"] for name, m in metrics.items()},
+        mrr={name: m["mrr"] for name, m in metrics.items()},
         queries=len(sample), candidates=len(candidate_ids))
 
 
 def source_ranks(queries: DescriptorSet, candidates: DescriptorSet, targets: np.ndarray, stats: TextureStats,
                  weights: ScoreWeights, max_pairs: int = 1 << 21) -> dict[str, np.ndarray]:
-    """Rank (1 = best) of candidate targets[q] for query q, by each descriptor and the score.
-
-    Ties count against the source: its rank is the number of candidates scoring at least as high.
-    """
+    """Rank (1 = best, ties against the source: artsim.core.metrics) of candidate targets[q] for
+    query q, by each descriptor and the score."""
     names = [n for n in queries.names if n in candidates.names]
     ranks = {name: np.empty(len(queries), dtype=np.int64) for name in (*names, SCORE)}
     rows = max(1, max_pairs // max(1, len(candidates)))
@@ -187,6 +178,5 @@ def source_ranks(queries: DescriptorSet, candidates: DescriptorSet, targets: np.
         sims[SCORE] = combine(sims, weights)
         own = targets[start:start + len(block)]
         for name, matrix in sims.items():
-            source = matrix[np.arange(len(block)), own]
-            ranks[name][start:start + len(block)] = (matrix >= source[:, None]).sum(1)
+            ranks[name][start:start + len(block)] = true_source_ranks(matrix, own)
     return ranks
