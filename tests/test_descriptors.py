@@ -11,6 +11,7 @@ from PIL import Image
 
 from artsim.params import DescribeParams
 from artsim.core.images import read_rgb_array
+from artsim.core.grid import cell_index, cell_means
 from artsim.describe.color import color_histogram
 from artsim.describe.edges import edge_density_grid
 from artsim.describe.registry import describe_array
@@ -89,6 +90,18 @@ def test_edge_grid_locates_edges_in_normalised_coordinates():
         grid = edge_density_grid(edges, 4).reshape(4, 4)
         assert (grid[:, 0] > 0).all()
         assert not grid[:, 1:].any()
+
+
+def test_grid_cells_split_any_size_into_near_equal_row_major_cells():
+    """The one grid of the edge, lab and orientation descriptors and the difference maps."""
+    for height, width, grid in [(64, 64, 4), (7, 13, 4), (4, 9, 4), (200, 120, 8)]:
+        cells = cell_index(height, width, grid).reshape(height, width)
+        counts = np.bincount(cells.ravel(), minlength=grid * grid)
+        assert counts.min() > 0 and len(counts) == grid * grid  # no empty cell once both sides reach grid
+        assert counts.max() <= (-(-height // grid)) * (-(-width // grid))  # cells differ by at most a pixel row/column
+        assert cells[0, 0] == 0 and cells[0, -1] == grid - 1 and cells[-1, 0] == grid * (grid - 1)
+    values = np.arange(4 * 6 * 2, dtype=np.float64).reshape(4, 6, 2)
+    np.testing.assert_array_equal(cell_means(values, 2)[0, 1], values[:2, 3:].reshape(-1, 2).mean(0))
 
 
 def test_edge_descriptor_tells_where_edges_are():

@@ -376,6 +376,33 @@ def test_evaluate_stage_writes_the_report_and_the_plots(tmp_path: Path, monkeypa
     assert written <= plot_files
 
 
+def test_evaluate_stage_ranks_with_the_saved_texture_stats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The descriptor score evaluate ranks with is the score stage's, texture statistics included:
+    read from descriptor_score.json, never fitted again on the descriptors."""
+    paths = build_tiny_project(tmp_path)
+    describe_tiny_project(paths)
+    save_weights(random_model(), tmp_path / "models/siamese/model.safetensors")
+    (tmp_path / "models/siamese/card.json").write_text(json.dumps({"head_hidden": 8, "image_size": 32}))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"ingest": {"source": "data/sample"}}))
+    saved_file = tmp_path / "data/pairs/descriptor_score.json"
+    saved = json.loads(saved_file.read_text())
+    saved["texture_stats"] = {"mean": [0.5] * 13, "std": [7.0] * 13}  # what no fit on these images gives
+    saved_file.write_text(json.dumps(saved))
+    monkeypatch.chdir(tmp_path)
+    from stages import evaluate
+
+    used = {}
+
+    def capture(*args, descriptor_scorer, **kwargs):
+        used["stats"] = descriptor_scorer.stats
+        raise SystemExit(0)  # the rest of the stage is the test above's
+
+    monkeypatch.setattr(evaluate, "evaluate_on_test", capture)
+    with pytest.raises(SystemExit):
+        evaluate.main()
+    assert used["stats"].std.tolist() == [7.0] * 13 and used["stats"].mean.tolist() == [0.5] * 13
+
+
 def test_stages_chain_on_tiny_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """finetune -> siamese -> evaluate from params.yaml, writing what dvc.yaml declares."""
     build_tiny_project(tmp_path)

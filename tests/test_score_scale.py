@@ -1,15 +1,19 @@
-"""score_pairs at scale: vectorised over pairs, equal to the per-pair reference."""
+"""score_pairs at scale: vectorised over pairs, equal to the per-pair oracle; and the saved scorer
+(what the API uses) scores a pair exactly as pairs.parquet does."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import numpy as np
 import pandas as pd
 
 from artsim.score import similarity as scoring
-from artsim.params import ScoreWeights
+from artsim.params import DescribeParams, ScoreWeights
 from artsim.describe.table import Descriptors
-from artsim.score.similarity import PAIR_COLUMNS, TextureStats, pair_columns, descriptor_similarities, score_pairs, weighted_score
+from artsim.score.scorer import DescriptorScorer
+from artsim.score.similarity import PAIR_COLUMNS, TextureStats, pair_columns, score_pairs
+from tests.similarity_oracle import oracle_score, oracle_similarities
 
 NAMES = ("color", "texture", "edges")
 WEIGHTS = ScoreWeights()
@@ -37,7 +41,7 @@ def random_pairs(ids: list[str], count: int, seed: int = 1) -> pd.DataFrame:
     })
 
 
-def test_vectorised_scores_equal_the_per_pair_reference(monkeypatch):
+def test_vectorised_scores_equal_the_per_pair_oracle(monkeypatch):
     descs = descriptors_with_degenerate_cases(40)
     pairs = random_pairs(list(descs), 3000)
     stats = TextureStats(mean=np.zeros(13), std=np.linspace(0.5, 3.0, 13))
@@ -46,10 +50,25 @@ def test_vectorised_scores_equal_the_per_pair_reference(monkeypatch):
     scored = score_pairs(pairs, descs, stats, WEIGHTS)
     assert list(scored.columns) == pair_columns(NAMES)
     for k, (o, g) in enumerate(zip(pairs["original_id"], pairs["generated_id"])):
-        expected = descriptor_similarities(descs[o], descs[g], stats)
+        expected = oracle_similarities(descs[o], descs[g], stats)
         for name in NAMES:
             assert abs(scored[name].iloc[k] - expected[name]) <= 1e-12, (name, o, g)
-        assert abs(scored["score"].iloc[k] - weighted_score(expected, WEIGHTS)) <= 1e-12
+        assert abs(scored["score"].iloc[k] - oracle_score(expected, WEIGHTS.as_dict())) <= 1e-12
+
+
+def test_the_saved_scorer_scores_a_pair_exactly_as_pairs_parquet():
+    """One implementation: the API's descriptor score (DescriptorScorer) goes through the kernels
+    pairs.parquet is scored with, so the two agree to the last bit, not merely closely."""
+    descs = descriptors_with_degenerate_cases(40, seed=3)
+    pairs = random_pairs(list(descs), 400, seed=4)
+    stats = TextureStats(mean=np.zeros(13), std=np.linspace(0.5, 3.0, 13))
+    weights = ScoreWeights(color=0.35, texture=0.4, edges=0.25)
+    scored = score_pairs(pairs, descs, stats, weights)
+    scorer = DescriptorScorer(DescribeParams(), weights, stats)
+    for k, (o, g) in enumerate(zip(pairs["original_id"], pairs["generated_id"])):
+        sims = scorer.similarities(descs[o], descs[g])
+        assert {name: scored[name].iloc[k] for name in NAMES} == sims, (o, g)
+        assert scorer.score(sims) == scored["score"].iloc[k], (o, g)
 
 
 def test_scoring_makes_no_python_call_per_pair(monkeypatch):
@@ -69,3 +88,16 @@ def test_no_pairs_give_an_empty_table():
     empty = random_pairs(["a"], 0)
     scored = score_pairs(empty, {}, TextureStats(mean=np.zeros(13), std=np.ones(13)), WEIGHTS)
     assert list(scored.columns) == PAIR_COLUMNS and scored.empty
+
+
+def test_the_saved_scorer_has_no_similarity_of_its_own(monkeypatch):
+    """Changing a descriptor's kernel in the registry changes the API's similarity too: there is
+    no second, per-pair copy of the formulas for it to fall back on."""
+    from artsim.describe import registry
+
+    stats = TextureStats(mean=np.zeros(13), std=np.ones(13))
+    a, b = descriptors_with_degenerate_cases(2, seed=5).values()
+    for name in NAMES:
+        marked = dataclasses.replace(registry.DESCRIPTORS[name], paired=lambda x, y, s: np.full(len(x), 0.125))
+        monkeypatch.setitem(registry.DESCRIPTORS, name, marked)
+    assert DescriptorScorer(DescribeParams(), WEIGHTS, stats).similarities(a, b) == dict.fromkeys(NAMES, 0.125)

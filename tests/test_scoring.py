@@ -20,20 +20,19 @@ from artsim.generate.backends.style_transfer import choose_style_sources
 from artsim.core.images import read_rgb_array
 from artsim.score.pairs import NotEnoughPairs, build_pairs
 from artsim.score.report import score_report, score_tables
+from tests.similarity_oracle import (color_similarity, edge_similarity, oracle_score, oracle_similarities,
+                                     texture_similarity)
 from artsim.score.similarity import (
     DescriptorSet,
     TextureStats,
-    color_similarity,
     cross_score_blocks,
     cross_scores,
     cross_similarities,
     descriptor_similarities,
-    edge_similarity,
     pair_columns,
     score_dataset,
     score_pairs,
     similarity,
-    texture_similarity,
     train_texture_stats,
     weighted_score,
 )
@@ -95,16 +94,29 @@ def test_similarities_are_symmetric_bounded_and_below_one_for_different_images(s
         assert forward["color"] < 1.0 and forward["texture"] < 1.0 and forward["score"] < 1.0
 
 
-def test_similarity_formulas_on_known_vectors():
-    assert color_similarity(np.array([0.5, 0.5, 0.0]), np.array([0.0, 0.5, 0.5])) == pytest.approx(0.5)
-    assert color_similarity(np.array([1.0, 0.0]), np.array([0.0, 1.0])) == 0.0
-    assert edge_similarity(np.array([0.2, 0.4]), np.array([0.4, 0.2])) == pytest.approx(0.5)
-    assert edge_similarity(np.array([0.3, 0.0]), np.array([0.0, 0.3])) == 0.0
-    assert edge_similarity(np.zeros(4), np.zeros(4)) == 1.0
+def one_pair(name: str, a: np.ndarray, b: np.ndarray, stats: TextureStats | None = None) -> float:
+    """The library's similarity of one pair (the kernels, through descriptor_similarities)."""
+    vectors = {"color": np.ones(2), "texture": np.zeros(3), "edges": np.ones(2)}
+    first, second = Descriptors(**{**vectors, name: a}), Descriptors(**{**vectors, name: b})
+    return descriptor_similarities(first, second, stats or TextureStats(np.zeros(3), np.ones(3)))[name]
+
+
+@pytest.mark.parametrize("similarity_of", ["oracle", "library"])
+def test_similarity_formulas_on_known_vectors(similarity_of):
+    color, edges, texture = (
+        (color_similarity, edge_similarity, texture_similarity) if similarity_of == "oracle" else
+        (lambda a, b: one_pair("color", a, b), lambda a, b: one_pair("edges", a, b),
+         lambda a, b, stats: one_pair("texture", a, b, stats)))
+    assert color(np.array([0.5, 0.5, 0.0]), np.array([0.0, 0.5, 0.5])) == pytest.approx(0.5)
+    assert color(np.array([1.0, 0.0]), np.array([0.0, 1.0])) == 0.0
+    assert color(np.zeros(3), np.zeros(3)) == 1.0
+    assert edges(np.array([0.2, 0.4]), np.array([0.4, 0.2])) == pytest.approx(0.5)
+    assert edges(np.array([0.3, 0.0]), np.array([0.0, 0.3])) == 0.0
+    assert edges(np.zeros(4), np.zeros(4)) == 1.0
     stats = TextureStats(mean=np.zeros(3), std=np.array([1.0, 10.0, 100.0]))
-    one_std_apart = texture_similarity(np.zeros(3), np.array([1.0, 10.0, 100.0]), stats)
+    one_std_apart = texture(np.zeros(3), np.array([1.0, 10.0, 100.0]), stats)
     assert one_std_apart == pytest.approx(np.exp(-1.0))
-    assert texture_similarity(np.zeros(3), np.array([2.0, 0.0, 0.0]), stats) < one_std_apart
+    assert texture(np.zeros(3), np.array([2.0, 0.0, 0.0]), stats) < one_std_apart
 
 
 def test_weighted_score_respects_weights(sample_descriptors, stats):
@@ -120,7 +132,7 @@ def test_weighted_score_respects_weights(sample_descriptors, stats):
 
 
 def test_cross_scores_agree_with_per_pair_scoring(sample_descriptors, stats):
-    """Every (row, column) of the vectorised sets x sets scores equals the per-pair functions."""
+    """Every (row, column) of the vectorised sets x sets scores equals the per-pair oracle."""
     flat = describe_array(np.zeros((64, 64, 3), np.uint8), PARAMS)  # no edges at all
     blank = Descriptors(np.zeros_like(flat.color), flat.texture, flat.edges)  # an empty histogram
     rows = [*sample_descriptors[:12], flat, blank]
@@ -131,10 +143,10 @@ def test_cross_scores_agree_with_per_pair_scoring(sample_descriptors, stats):
     assert scores.shape == (len(rows), len(columns))
     for i, row in enumerate(rows):
         for j, column in enumerate(columns):
-            expected = descriptor_similarities(row, column, stats)
+            expected = oracle_similarities(row, column, stats)
             for name in NAMES:
                 assert sims[name][i, j] == pytest.approx(expected[name], abs=1e-12), (name, i, j)
-            assert scores[i, j] == pytest.approx(weighted_score(expected, weights), abs=1e-12), (i, j)
+            assert scores[i, j] == pytest.approx(oracle_score(expected, weights), abs=1e-12), (i, j)
     assert scores[8, 0] == pytest.approx(1.0, abs=1e-12)  # sample 8 against itself
     assert np.ptp(scores) > 0.1  # the comparison above is between genuinely different scores
 
