@@ -15,7 +15,9 @@ from artsim.evaluate import PREDICTION_COLUMNS, DescribedCollection, evaluate_on
 from artsim.evaluate.gallery import write_gallery
 from artsim.learn.models import load_siamese
 from artsim.learn.pair_images import resolve_pairs
+from artsim.core.images import file_hash
 from artsim.core.shards import manifest_images
+from artsim.evaluate.verdict import VERDICT_FILE, ShippedThresholds
 from stages.common import load_params, setup_logging, write_json
 
 INGESTED = Path("data/ingested")
@@ -23,6 +25,8 @@ GENERATED = Path("data/generated")
 PAIRS = Path("data/pairs/pairs.parquet")
 DESCRIPTORS = Path("data/descriptors/descriptors.parquet")
 MODEL_DIR = Path("models/siamese")
+# The model's thresholds, beside the model folder (the siamese stage owns models/siamese itself).
+VERDICT = MODEL_DIR.parent / VERDICT_FILE
 REPORT = Path("metrics/evaluate.json")
 PLOTS = Path("metrics/evaluate")
 
@@ -41,14 +45,16 @@ def main() -> None:
     saved = DescriptorScorer.load(PAIRS.parent / DESCRIPTOR_SCORE_FILE)
     evaluation = evaluate_on_test(
         model, pairs, collection, card["image_size"], params.evaluate.batch_size,
-        descriptor_scorer=DescribedCollection(descriptors, saved.texture, saved.weights),
+        descriptor_scorer=DescribedCollection(descriptors, saved.texture, saved.weights, saved.describe),
         loader_workers=params.evaluate.loader_workers,
     )
     write_json(REPORT, evaluation.report)
     PLOTS.mkdir(parents=True, exist_ok=True)
     evaluation.predictions[PREDICTION_COLUMNS].to_csv(PLOTS / "predictions.csv", index=False)
     for name, table in evaluation.tables.items():
+        (PLOTS / name).parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(PLOTS / name, index=False)
+    ShippedThresholds(file_hash(MODEL_DIR / "model.safetensors"), evaluation.thresholds["model"]).save(VERDICT)
     write_gallery(evaluation.predictions, PLOTS / "gallery.png")
 
 

@@ -145,7 +145,7 @@ def describe_tiny_project(paths: dict[str, Path]) -> Path:
 def descriptor_scorer(paths: dict[str, Path], weights: ScoreWeights = ScoreWeights()) -> DescribedCollection:
     descriptors = descriptor_io.read_descriptors(describe_tiny_project(paths))
     stats = train_texture_stats(descriptors, pd.read_parquet(paths["ingested"] / "manifest.parquet"))
-    return DescribedCollection(descriptors, stats, weights)
+    return DescribedCollection(descriptors, stats, weights, DescribeParams(size=32))
 
 
 def collection(paths: dict[str, Path], mostly_test: bool = False) -> pd.DataFrame:
@@ -340,7 +340,8 @@ def test_the_report_has_the_same_keys_on_any_data(tmp_path: Path) -> None:
     other_originals = collection(other_paths).assign(style=lambda d: [f"Style_{i}" for i in range(len(d))])
     second = evaluate_on_test(random_model(1), other_pairs, other_originals, image_size=32, batch_size=4).report
     assert set(flat(first)) == set(flat(second))
-    assert len(flat(first)) <= 50
+    # 5 scorers x (6 figures + 4 threshold keys + 3 transformed figures) + the regression and count keys.
+    assert len(flat(first)) <= 90
     data_words = {"Warm", "Cool", "Rare", "Style_0", "0.3", "0.8", "0.1", "unknown"}
     assert not [key for key in flat(second) for word in data_words if word in key]
     assert all(value is None or isinstance(value, (int, float)) for value in flat(second).values())

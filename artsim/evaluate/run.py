@@ -32,8 +32,13 @@ from artsim.evaluate.embedding import EmbeddedImages, embed_files, model_score_b
 from artsim.evaluate.regression import evaluation_report, mae_by_kind, train_mean_score
 from artsim.evaluate.source_retrieval import RetrievalTask, ScoreBlocks, retrieval_report, retrieval_task
 from artsim.learn.models import SiameseRegressor, default_device
-from artsim.evaluate.peers import HASH_NAMES, PeerSignatures, hash_score_blocks, pair_similarities, signatures_of, ssim_score_blocks
-from artsim.score.similarity import DescriptorSet, TextureStats, cross_score_blocks
+from artsim.evaluate.peers import HASH_NAMES, PeerSignatures, pair_similarities, signatures_of
+from artsim.evaluate.scorer_inputs import DescriptorWeighting, ScorerInputs, score_blocks
+from artsim.evaluate.transformed import AlteredReaders, evaluate_transformed, transformed_headline, transformed_task
+from artsim.evaluate.verdict import Thresholds, precision_recall_table, threshold_reports
+from artsim.params import DescribeParams
+from artsim.score.scorer import DescriptorScorer
+from artsim.score.similarity import DescriptorSet, TextureStats
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +60,13 @@ class DescribedCollection:
     descriptors: Mapping[str, Descriptors]
     stats: TextureStats
     weights: ScoreWeights
+    # How the pipeline described its images: evaluate describes the altered test variants with it
+    # (None: the descriptor score does not take part in the transformed evaluation).
+    describe: DescribeParams | None = None
+
+    @property
+    def weighting(self) -> DescriptorWeighting:
+        return DescriptorWeighting(self.stats, self.weights.as_dict())
 
 
 @dataclass(frozen=True)
@@ -62,12 +74,15 @@ class Evaluation:
     """metrics/evaluate.json (`report`), and the tables behind the plots.
 
     predictions: PREDICTION_COLUMNS (predictions.csv) plus style and the two image paths (for the gallery).
-    tables: file name under metrics/evaluate/ -> table (error by strength and style, every scorer's figures).
+    tables: file name under metrics/evaluate/ -> table (error by strength and style, every scorer's
+    figures, the transformed set, each scorer's precision / recall curve).
+    thresholds: each scorer's thresholds on the held-out pairs (the model's are shipped beside it).
     """
 
     report: dict[str, Any]
     predictions: pd.DataFrame
     tables: dict[str, pd.DataFrame]
+    thresholds: dict[str, Thresholds]
 
 
 @dataclass(frozen=True)
@@ -116,8 +131,19 @@ def evaluate_on_test(
                                        readers.images.embeddings[readers.images.rows(scored["generated_path"])], device)
     predictions = prediction_table(scored, prediction, dict(zip(collection["id"], collection["style"])))
     task = retrieval_task(test, collection, usable_ids(test, collection, readers, descriptor_scorer))
-    retrieval = retrieval_report(task, _rankers(model, task, readers, descriptor_scorer, device, ssim_ranks))
-    table = _scorer_figures(scored, prediction, readers.signatures, retrieval)
+    queries, candidates = (_scorer_inputs(readers, paths, ids, descriptor_scorer, ssim_ranks)
+                           for paths, ids in ((task.query_paths, task.query_ids), (task.candidate_paths, task.candidate_ids)))
+    weighting = descriptor_scorer.weighting if descriptor_scorer is not None else None
+    retrieval = retrieval_report(task, score_blocks(model, queries, candidates, weighting, device))
+    pair_scores = _pair_scores(scored, prediction, readers.signatures)
+    table = _scorer_figures(scored, pair_scores, retrieval)
+    positive_pairs = scored["positive"].to_numpy(dtype=bool)
+    # Thresholds on the scored test pairs only: a train or val pair never moves them.
+    thresholds = threshold_reports(positive_pairs, {name: pair_scores[name] for name in HEADLINE_SCORERS})
+    transformed = evaluate_transformed(
+        transformed_task(task, scored), candidates,
+        AlteredReaders(model, image_size, batch_size, device, _describer(descriptor_scorer), with_greys=ssim_ranks),
+        weighting)
     target, positive = predictions["target"].to_numpy(), predictions["positive"].to_numpy()
     report = {
         **evaluation_report(target, prediction, baseline),
@@ -127,14 +153,27 @@ def evaluate_on_test(
         "n_queries": len(task.query_ids),
         "n_candidates": len(task.candidate_ids),
         "n_candidates_test_only": len(task.test_columns),
-        **scorer_headline(table),
+        **_with_thresholds(scorer_headline(table), thresholds),
+        "transformed": transformed_headline(transformed),
     }
     tables = {
         "error_by_strength.csv": error_by_strength(predictions),
         "error_by_style.csv": error_by_style(predictions),
         "scorers.csv": table,
+        "transformed.csv": transformed,
+        **{f"precision_recall/{name}.csv": precision_recall_table(positive_pairs, pair_scores[name]) for name in HEADLINE_SCORERS},
     }
-    return Evaluation(report, predictions, tables)
+    return Evaluation(report, predictions, tables, thresholds)
+
+
+def _with_thresholds(headline: dict[str, dict[str, Any]], thresholds: Mapping[str, Thresholds]) -> dict[str, dict[str, Any]]:
+    return {name: {**figures, **thresholds[name].report()} for name, figures in headline.items()}
+
+
+def _describer(descriptor_scorer: DescribedCollection | None) -> Callable | None:
+    if descriptor_scorer is None or descriptor_scorer.describe is None:
+        return None
+    return DescriptorScorer(descriptor_scorer.describe, descriptor_scorer.weights, descriptor_scorer.stats).describe_image
 
 
 def _collection(originals: pd.DataFrame) -> pd.DataFrame:
@@ -175,46 +214,32 @@ def usable_ids(test_pairs: pd.DataFrame, collection: pd.DataFrame, readers: _Rea
     return set(ids[readers.readable(paths) & described])
 
 
-def _rankers(
-    model: SiameseRegressor, task: RetrievalTask, readers: _Readers, descriptor_scorer: DescribedCollection | None,
-    device: torch.device, ssim_ranks: bool,
-) -> dict[str, Callable[[], ScoreBlocks] | None]:
-    """Each scorer's (queries x candidates) score blocks of `task`, or None where it does not rank."""
+def _scorer_inputs(readers: _Readers, paths: list[Path], ids: list[str], descriptor_scorer: DescribedCollection | None,
+                   with_greys: bool) -> ScorerInputs:
+    """Every scorer's reading of these images (all read by every scorer: see usable_ids)."""
     images, signatures = readers.images, readers.signatures
+    rows = signatures.rows(paths)
+    described = descriptor_scorer is not None and len(ids) > 0
+    return ScorerInputs(
+        embeddings=images.embeddings[images.rows(paths)],
+        descriptors=DescriptorSet.stack([descriptor_scorer.descriptors[i] for i in ids]) if described else None,
+        hashes={name: signatures.hashes(name)[rows] for name in HASH_NAMES},
+        greys=signatures.greys(paths) if with_greys else None,
+    )
 
-    def model_blocks() -> ScoreBlocks:
-        embeddings = images.embeddings
-        return model_score_blocks(model, embeddings[images.rows(task.query_paths)],
-                                  embeddings[images.rows(task.candidate_paths)], device)
 
-    def descriptor_blocks() -> ScoreBlocks:
-        stacked = [DescriptorSet.stack([descriptor_scorer.descriptors[i] for i in ids]) for ids in (task.query_ids, task.candidate_ids)]
-        return cross_score_blocks(*stacked, descriptor_scorer.stats, descriptor_scorer.weights)
-
-    def hash_blocks(name: str) -> Callable[[], ScoreBlocks]:
-        hashes = signatures.hashes(name)
-        return lambda: hash_score_blocks(hashes[signatures.rows(task.query_paths)], hashes[signatures.rows(task.candidate_paths)])
-
-    def ssim_blocks() -> ScoreBlocks:
-        return ssim_score_blocks(signatures.greys(task.query_paths), signatures.greys(task.candidate_paths))
-
+def _pair_scores(scored: pd.DataFrame, prediction: np.ndarray, signatures: PeerSignatures) -> dict[str, np.ndarray]:
+    """Every scorer's score of each scored pair (and the default weights' descriptors)."""
     return {
-        "model": model_blocks,
-        "descriptor": descriptor_blocks if descriptor_scorer is not None else None,
-        **{name: hash_blocks(name) for name in HASH_NAMES},
-        "ssim": ssim_blocks if ssim_ranks else None,
-    }
-
-
-def _scorer_figures(scored: pd.DataFrame, prediction: np.ndarray, signatures: PeerSignatures,
-                    retrieval: Mapping[str, Any]) -> pd.DataFrame:
-    """Pair AUC and Spearman with strength of every scorer on the scored pairs, beside its retrieval figures."""
-    pair_scores = {
         "model": prediction,
         "descriptor": scored["score"].to_numpy(dtype=np.float64),
         **pair_similarities(signatures, list(scored["original_path"]), list(scored["generated_path"])),
         **{name: scored[name].to_numpy(dtype=np.float64) for name in DESCRIPTOR_ROWS},
     }
+
+
+def _scorer_figures(scored: pd.DataFrame, pair_scores: Mapping[str, np.ndarray], retrieval: Mapping[str, Any]) -> pd.DataFrame:
+    """Pair AUC and Spearman with strength of every scorer on the scored pairs, beside its retrieval figures."""
     positive, strength = scored["positive"].to_numpy(dtype=bool), scored["strength"].to_numpy(dtype=np.float64)
     return scorer_table(pair_aucs(positive, pair_scores), strength_spearmans(positive, strength, pair_scores),
                         retrieval, SCORER_ORDER)

@@ -1,0 +1,170 @@
+"""The held-out transformed evaluation: every test variant also under each alteration of
+artsim.core.alterations.EVALUATION (mirror, crop_70, half_size, jpeg_40, rotate_5, greyscale),
+made here from the variant file and never written to disk, so no training stage can see it.
+
+Each altered variant is a query among all originals (the plain task's candidates), and each of
+its test pairs (its source: derived; the unrelated original of its negative pair) is scored
+from the same (query x candidates) blocks. Every scorer judges the very same altered images.
+Every alteration is deterministic (fixed settings, no randomness), so the set is too.
+Memory: one alteration's queries at a time (an embedding, descriptors and a thumbnail each).
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from artsim.core.alterations import EVALUATION, Alteration
+from artsim.core.images import ImageFile, ImageRejected, load_rgb
+from artsim.core.metrics import pair_aucs, retrieval_metrics, true_source_ranks
+from artsim.describe.table import Descriptors
+from artsim.evaluate.peers import HASH_NAMES, signature
+from artsim.evaluate.scorer_inputs import SCORER_NAMES, DescriptorWeighting, ScorerInputs, score_blocks
+from artsim.evaluate.source_retrieval import RetrievalTask, ScoreBlocks
+from artsim.learn.models import SiameseRegressor, pair_transform
+from artsim.score.similarity import DescriptorSet
+
+log = logging.getLogger(__name__)
+
+TRANSFORMED_COLUMNS = ["case", "transform", "scorer", "pair_auc", "recall_at_1", "mrr", "n_queries", "n_pairs"]
+TRANSFORMED_FIGURES = ("pair_auc", "recall_at_1", "mrr")
+OVERALL = "all"
+
+
+@dataclass(frozen=True)
+class TransformedTask:
+    """The plain retrieval task, and the test pairs to score as (query row, candidate column, derived)."""
+
+    task: RetrievalTask
+    pair_rows: np.ndarray
+    pair_columns: np.ndarray
+    pair_positive: np.ndarray
+
+
+def transformed_task(task: RetrievalTask, test_pairs: pd.DataFrame) -> TransformedTask:
+    """The test pairs whose variant is a query and whose original a candidate of `task`."""
+    row_of = {image_id: i for i, image_id in enumerate(task.query_ids)}
+    column_of = {image_id: i for i, image_id in enumerate(task.candidate_ids)}
+    kept = test_pairs[test_pairs["generated_id"].astype(str).isin(row_of) & test_pairs["original_id"].astype(str).isin(column_of)]
+    return TransformedTask(task,
+                           np.array([row_of[str(i)] for i in kept["generated_id"]], dtype=np.int64),
+                           np.array([column_of[str(i)] for i in kept["original_id"]], dtype=np.int64),
+                           kept["positive"].to_numpy(dtype=bool))
+
+
+@dataclass(frozen=True)
+class AlteredReaders:
+    """How an altered image is read by each scorer: the model's input size, the descriptor score's describe."""
+
+    model: SiameseRegressor
+    image_size: int
+    batch_size: int
+    device: torch.device
+    describe: Callable[[Image.Image], Descriptors] | None
+    with_greys: bool
+
+
+def evaluate_transformed(
+    setup: TransformedTask, candidates: ScorerInputs, readers: AlteredReaders, weighting: DescriptorWeighting | None,
+    alterations: Mapping[str, Alteration] = EVALUATION,
+) -> pd.DataFrame:
+    """TRANSFORMED_COLUMNS per (alteration, scorer), then the pooled rows (transform = OVERALL)."""
+    pooled: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {name: [] for name in SCORER_NAMES}
+    rows = []
+    for name, alteration in alterations.items():
+        kept, queries = altered_inputs(setup.task.query_paths, alteration, readers)
+        blocks = score_blocks(readers.model, queries, candidates, weighting, readers.device)
+        in_kept = np.isin(setup.pair_rows, kept)
+        new_row = np.searchsorted(kept, setup.pair_rows[in_kept])
+        for scorer in SCORER_NAMES:
+            made = blocks[scorer]
+            ranks, pair_scores = (_ranks_and_pair_scores(made(), setup.task.true_index[kept], new_row, setup.pair_columns[in_kept])
+                                  if made is not None and len(kept) else (np.zeros(0, dtype=np.int64), np.zeros(0)))
+            positive = setup.pair_positive[in_kept] if made is not None else np.zeros(0, dtype=bool)
+            pooled[scorer].append((ranks, pair_scores, positive))
+            rows.append(_row(name, scorer, ranks, pair_scores, positive, len(setup.task.candidate_ids)))
+    for scorer, parts in pooled.items():
+        ranks, scores, positive = (np.concatenate([part[i] for part in parts]) for i in range(3))
+        rows.append(_row(OVERALL, scorer, ranks, scores, positive, len(setup.task.candidate_ids)))
+    return pd.DataFrame(rows, columns=TRANSFORMED_COLUMNS)
+
+
+def _row(transform: str, scorer: str, ranks: np.ndarray, scores: np.ndarray, positive: np.ndarray, n_candidates: int) -> dict:
+    metrics = retrieval_metrics(ranks, n_candidates)
+    auc = pair_aucs(positive, {scorer: scores})[scorer] if len(positive) else None
+    return {"case": f"{transform} / {scorer}", "transform": transform, "scorer": scorer, "pair_auc": auc, "recall_at_1": metrics["recall_at_1"],
+            "mrr": metrics["mrr"], "n_queries": int(len(ranks)), "n_pairs": int(len(positive))}
+
+
+def _ranks_and_pair_scores(blocks: ScoreBlocks, true_index: np.ndarray, pair_rows: np.ndarray,
+                           pair_columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each query's source rank among all candidates and each pair's score, from one pass over the blocks."""
+    ranks = np.zeros(len(true_index), dtype=np.int64)
+    scores = np.full(len(pair_rows), np.nan)
+    for start, block in blocks:
+        stop = start + len(block)
+        ranks[start:stop] = true_source_ranks(block, true_index[start:stop])
+        here = (pair_rows >= start) & (pair_rows < stop)
+        scores[here] = block[pair_rows[here] - start, pair_columns[here]]
+    return ranks, scores
+
+
+def altered_images(paths: Sequence[ImageFile], alteration: Alteration) -> Iterable[tuple[int, Image.Image]]:
+    """(position, altered image) of each path that decodes; one that does not is logged and left out."""
+    for position, path in enumerate(tqdm(paths, desc=f"transformed set: {alteration.name}", unit="image", disable=None)):
+        try:
+            yield position, alteration.apply(load_rgb(path))
+        except ImageRejected as exc:
+            log.warning("transformed set: %s does not decode (%s): left out of %s", path, exc.reason, alteration.name)
+
+
+def altered_inputs(paths: Sequence[ImageFile], alteration: Alteration, readers: AlteredReaders) -> tuple[np.ndarray, ScorerInputs]:
+    """The positions of the paths that were altered, and every scorer's reading of their altered images."""
+    transform = pair_transform(readers.image_size)
+    kept: list[int] = []
+    batch: list[torch.Tensor] = []
+    embeddings: list[torch.Tensor] = []
+    descriptors: list[Descriptors] = []
+    hashes: dict[str, list] = {name: [] for name in HASH_NAMES}
+    greys: list[np.ndarray] = []
+
+    def flush() -> None:
+        if batch:
+            with torch.no_grad():
+                embeddings.append(readers.model.trunk(torch.stack(batch).to(readers.device)).float().cpu())
+            batch.clear()
+
+    readers.model.eval()
+    for position, image in altered_images(paths, alteration):
+        kept.append(position)
+        batch.append(transform(image))
+        signed = signature(image)
+        for name in HASH_NAMES:
+            hashes[name].append(getattr(signed, name))
+        if readers.with_greys:
+            greys.append(signed.grey)
+        if readers.describe is not None:
+            descriptors.append(readers.describe(image))
+        if len(batch) >= readers.batch_size:
+            flush()
+    flush()
+    inputs = ScorerInputs(
+        embeddings=torch.cat(embeddings) if embeddings else torch.zeros((0, 0)),
+        descriptors=DescriptorSet.stack(descriptors) if descriptors else None,
+        hashes={name: np.array(values, dtype=np.uint64) for name, values in hashes.items()},
+        greys=np.stack(greys) if greys else None,
+    )
+    return np.array(kept, dtype=np.int64), inputs
+
+
+def transformed_headline(table: pd.DataFrame) -> dict[str, dict[str, float | None]]:
+    """transformed.<scorer>.<figure> of the pooled rows: fixed keys, NaN as None."""
+    pooled = table[table["transform"] == OVERALL].set_index("scorer")
+    return {scorer: {figure: (None if scorer not in pooled.index or pd.isna(pooled.at[scorer, figure]) else float(pooled.at[scorer, figure]))
+                     for figure in TRANSFORMED_FIGURES} for scorer in SCORER_NAMES}

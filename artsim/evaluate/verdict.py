@@ -1,0 +1,193 @@
+"""A score people can act on: the thresholds at which "derived from" reaches a given precision on
+the held-out pairs, and the verdict they give one score.
+
+evaluate computes, for the model and every peer, the precision / recall curve of derived
+(positive pair) against unrelated (negative pair) on the test pairs only (never a train or
+val pair), and the lowest score threshold at which precision reaches PRECISION_LEVELS (the
+threshold with the most recall at that precision; None where no threshold reaches it). The
+model's thresholds are shipped beside the model (models/verdict.json, bound to the weights by
+their SHA-256) and `verdict_for` turns one score into the verdict line the CLI prints.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import precision_recall_curve
+
+PRECISION_LEVELS = (0.90, 0.99)
+VERDICT_FILE = "verdict.json"
+FORMAT_VERSION = 1
+# Below this many held-out positives a threshold is rough: every output that shows one says so.
+FEW_POSITIVES = 100
+CURVE_COLUMNS = ["threshold", "precision", "recall"]
+
+
+def level_key(level: float) -> str:
+    return f"threshold_at_precision_{round(level * 100)}"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The score thresholds of one scorer at each precision level, and the held-out pairs they rest on."""
+
+    at_precision: dict[float, float | None]  # level -> lowest threshold reaching it, None if none does
+    recall: dict[float, float | None]        # level -> recall of "score >= threshold"
+    positives: int
+    negatives: int
+
+    @property
+    def pairs(self) -> int:
+        return self.positives + self.negatives
+
+    def report(self) -> dict[str, float | int | None]:
+        """The fixed keys of metrics/evaluate.json (<scorer>.threshold_at_precision_90, ...)."""
+        return {**{level_key(level): value for level, value in self.at_precision.items()},
+                "threshold_positives": self.positives, "threshold_negatives": self.negatives}
+
+
+def thresholds_at_precision(positive: np.ndarray, scores: np.ndarray, levels: tuple[float, ...] = PRECISION_LEVELS) -> Thresholds:
+    """Lowest threshold t with precision(score >= t) >= level, per level; None without both classes or
+    where no t reaches it. NaN scores count as the lowest score."""
+    positive = np.asarray(positive, dtype=bool)
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    found: dict[float, float | None] = dict.fromkeys(levels)
+    recalls: dict[float, float | None] = dict.fromkeys(levels)
+    if n_pos and n_neg:
+        precision, recall, threshold = _curve(positive, scores)
+        for level in levels:
+            reached = np.flatnonzero(precision[:-1] >= level)  # the last point is sklearn's (1, 0) sentinel
+            if reached.size:
+                found[level], recalls[level] = float(threshold[reached[0]]), float(recall[reached[0]])
+    return Thresholds(found, recalls, n_pos, n_neg)
+
+
+def _curve(positive: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    values = np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=-np.inf)
+    return precision_recall_curve(positive, values)
+
+
+def precision_recall_table(positive: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
+    """The curve behind the thresholds (CURVE_COLUMNS, increasing threshold); empty without both classes."""
+    positive = np.asarray(positive, dtype=bool)
+    if positive.all() or not positive.any():
+        return pd.DataFrame(columns=CURVE_COLUMNS)
+    precision, recall, threshold = _curve(positive, scores)
+    return pd.DataFrame({"threshold": threshold, "precision": precision[:-1], "recall": recall[:-1]})
+
+
+def threshold_reports(positive: np.ndarray, scores: Mapping[str, np.ndarray]) -> dict[str, Thresholds]:
+    return {name: thresholds_at_precision(positive, values) for name, values in scores.items()}
+
+
+# --- shipped beside the model ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ShippedThresholds:
+    """models/verdict.json: the model's thresholds, for the weights whose SHA-256 is `model_sha256`."""
+
+    model_sha256: str
+    thresholds: Thresholds
+
+    def as_dict(self) -> dict[str, Any]:
+        t = self.thresholds
+        return {"format": FORMAT_VERSION, "model_sha256": self.model_sha256, "split": "test",
+                "levels": [{"precision": level, "threshold": t.at_precision[level], "recall": t.recall[level]}
+                           for level in t.at_precision],
+                "positives": t.positives, "negatives": t.negatives}
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.as_dict(), indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> "ShippedThresholds":
+        """Validated; a damaged or hand-edited file raises ValueError naming what is wrong."""
+        try:
+            levels = {float(row["precision"]): _finite_or_none(row["threshold"]) for row in raw["levels"]}
+            recalls = {float(row["precision"]): _finite_or_none(row.get("recall")) for row in raw["levels"]}
+            positives, negatives, sha = int(raw["positives"]), int(raw["negatives"]), str(raw["model_sha256"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{VERDICT_FILE}: {type(exc).__name__}: {exc}") from None
+        if not levels or min(positives, negatives) < 0 or not all(0 < level <= 1 for level in levels):
+            raise ValueError(f"{VERDICT_FILE}: levels must be precisions in (0, 1], counts non-negative")
+        return cls(sha, Thresholds(dict(sorted(levels.items())), dict(sorted(recalls.items())), positives, negatives))
+
+
+def _finite_or_none(value: Any) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"threshold {value} is not finite")
+    return value
+
+
+def read_shipped(path: Path, model_sha256: str) -> tuple[Thresholds | None, str]:
+    """The thresholds in `path` if they are for these weights, else None; and why not (empty if found)."""
+    if not path.is_file():
+        return None, f"no thresholds shipped with this model ({VERDICT_FILE} is missing: run the evaluate stage)"
+    try:
+        shipped = ShippedThresholds.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
+        return None, f"no thresholds shipped with this model ({path}: unusable: {exc})"
+    if shipped.model_sha256 != model_sha256:
+        return None, f"no thresholds shipped with this model ({path} was computed for other weights)"
+    return shipped.thresholds, ""
+
+
+# --- the verdict -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Verdict:
+    """What one score means. verdict: very_likely | likely | no_evidence | none (no usable threshold)."""
+
+    verdict: str
+    text: str
+    threshold: float | None
+    precision: float | None
+    pairs: int | None
+    positives: int | None
+    negatives: int | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+VERDICT_WORDS = {"very_likely": "derived: very likely", "likely": "derived: likely"}
+
+
+def verdict_for(score: float, thresholds: Thresholds | None, why_none: str = "no thresholds shipped with this model") -> Verdict:
+    """The verdict of `score` by the highest precision level whose threshold it reaches (levels in
+    increasing precision: the lowest is 'likely', a higher one 'very likely'); below the lowest,
+    no evidence of derivation. Every text names the threshold, its precision and its pairs."""
+    if thresholds is None:
+        return Verdict("none", f"no verdict: {why_none}", None, None, None, None, None)
+    levels = sorted(level for level, value in thresholds.at_precision.items() if value is not None)
+    counts = (thresholds.pairs, thresholds.positives, thresholds.negatives)
+    if not levels:
+        lowest = min(thresholds.at_precision)
+        return Verdict("none", f"no verdict: {lowest:.0%} precision was not reached on {_pairs_text(thresholds)}",
+                       None, None, *counts)
+    reached = [level for level in levels if score >= thresholds.at_precision[level]]
+    if reached:
+        level = reached[-1]
+        word = "very_likely" if level != levels[0] else "likely"
+        text = f"{VERDICT_WORDS[word]} (score {score:.3f} >= {thresholds.at_precision[level]:.3f}, "
+    else:
+        level, word = levels[0], "no_evidence"
+        text = f"no evidence of derivation (score {score:.3f} < {thresholds.at_precision[level]:.3f}, "
+    text += f"the threshold at {level:.0%} precision on {_pairs_text(thresholds)})"
+    return Verdict(word, text, thresholds.at_precision[level], level, *counts)
+
+
+def _pairs_text(thresholds: Thresholds) -> str:
+    text = f"{thresholds.pairs} held-out pairs: {thresholds.positives} derived, {thresholds.negatives} unrelated"
+    if thresholds.positives < FEW_POSITIVES:
+        text += "; few pairs, a rough threshold"
+    return text
