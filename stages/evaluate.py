@@ -55,7 +55,7 @@ def main() -> None:
         (PLOTS / name).parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(PLOTS / name, index=False)
     ShippedThresholds(file_hash(MODEL_DIR / "model.safetensors"), evaluation.thresholds["model"]).save(VERDICT)
-    write_gallery(evaluation.predictions, PLOTS / "gallery.png")
+    write_gallery(evaluation.predictions, PLOTS / "gallery.png", weights=saved.weights.as_dict())
 
 
 if __name__ == "__main__":

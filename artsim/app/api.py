@@ -4,11 +4,14 @@
     result = scorer.score("variant.jpg", "painting.jpg")
     result.model_score, result.descriptor_score, result.similarities["edges"]
     vectors = scorer.embed(["a.jpg", pil_image])   # (n, 2048) trunk embeddings
+    scorer.verdict(result.model_score).text        # "derived: likely (score 0.81 >= 0.74, ...)"
 
 Images are paths or PIL images, decoded as the pipeline decodes its own (EXIF orientation,
 any mode to RGB, size limits before decoding). The descriptor score uses the describe
 params, weights and texture statistics the pipeline saved beside the model, so a pair
-scores here as it does in `data/pairs/pairs.parquet`.
+scores here as it does in `data/pairs/pairs.parquet`. The verdict thresholds are those the
+evaluate stage measured for these very weights (models/verdict.json, beside the model folder);
+without them every verdict is "no verdict", never an error.
 """
 from __future__ import annotations
 
@@ -28,7 +31,8 @@ from PIL import Image
 from artsim.score.scorer import FILE_NAME as DESCRIPTOR_SCORE_FILE
 from artsim.score.scorer import DescriptorScoreFileError, DescriptorScorer
 from artsim.describe.table import Descriptors
-from artsim.core.images import ImageRejected, load_rgb
+from artsim.core.images import ImageRejected, file_hash, load_rgb
+from artsim.evaluate.verdict import VERDICT_FILE, Thresholds, Verdict, read_shipped, verdict_for
 from artsim.core.shards import ShardMember
 from artsim.learn.models import SiameseRegressor, load_siamese, pair_transform
 
@@ -57,8 +61,12 @@ class Comparison:
 
     model_score: float
     descriptor_score: float
-    similarities: dict[str, float]  # color, texture, edges, each in [0, 1]
+    similarities: dict[str, float]  # the score's parts as configured (the weights in force), each in [0, 1]
     weights: dict[str, float]
+
+    def parts_text(self) -> str:
+        """Each part of the descriptor score with its weight, as every display shows them."""
+        return ", ".join(f"{name} {value:.3f} (weight {self.weights.get(name, 0.0):g})" for name, value in self.similarities.items())
 
     def as_dict(self) -> dict[str, Any]:
         return {"model_score": self.model_score, "descriptor_score": self.descriptor_score,
@@ -163,6 +171,24 @@ class Scorer:
             left = left.expand(len(right), -1)
         scores = self.model.score_embeddings(left.to(self.device), right.to(self.device))
         return scores.float().cpu().numpy().astype(np.float64)
+
+    # --- the verdict --------------------------------------------------------------------------
+
+    @cached_property
+    def _shipped(self) -> tuple[Thresholds | None, str]:
+        # In the model folder (a copy made to carry them), else beside it (models/verdict.json).
+        found = [path for path in (self.model_dir / VERDICT_FILE, self.model_dir.parent / VERDICT_FILE) if path.exists()]
+        return read_shipped(found[0] if found else self.model_dir.parent / VERDICT_FILE, file_hash(self.model_dir / WEIGHTS_FILE))
+
+    @property
+    def thresholds(self) -> Thresholds | None:
+        """The model's thresholds at 90% / 99% precision on the held-out pairs; None if none were shipped."""
+        return self._shipped[0]
+
+    def verdict(self, model_score: float) -> Verdict:
+        """What a model score means by the shipped thresholds (artsim.evaluate.verdict.verdict_for)."""
+        thresholds, why = self._shipped
+        return verdict_for(model_score, thresholds, why_none=why)
 
     @cached_property
     def fingerprint(self) -> str:

@@ -103,19 +103,27 @@ def run_compare(args: argparse.Namespace) -> int:
     scorer = _scorer(args)
     first, second = open_image(args.a), open_image(args.b)
     comparison = scorer.score(first, second)
-    payload = {"a": args.a, "b": args.b, **comparison.as_dict()}
+    verdict = scorer.verdict(comparison.model_score)
+    payload = {"a": args.a, "b": args.b, **comparison.as_dict(), **verdict_fields(verdict)}
     if args.plot is not None:
         maps = difference_maps(first.image, second.image, scorer.descriptor.describe)
-        write_comparison_plot(first.image, second.image, (args.a, args.b), payload, maps, args.plot)
+        write_comparison_plot(first.image, second.image, (args.a, args.b), comparison, verdict, maps, args.plot)
         payload["plot"] = str(args.plot)
-    sims, weights = comparison.similarities, comparison.weights
-    parts = ", ".join(f"{name} {sims[name]:.3f} (weight {weights[name]:g})" for name in sims)
     text = (f"model score       {comparison.model_score:.4f}   (the model's estimate of the descriptor score)\n"
-            f"descriptor score  {comparison.descriptor_score:.4f}   {parts}")
+            f"descriptor score  {comparison.descriptor_score:.4f}   {comparison.parts_text()}\n"
+            f"verdict           {verdict.text}")
     if args.plot is not None:
         text += f"\nplot              {args.plot}"
     _print(payload, args.json, text)
     return 0
+
+
+def verdict_fields(verdict) -> dict[str, Any]:
+    """The verdict as --json carries it: verdict (very_likely | likely | no_evidence | none), the
+    threshold it was judged by, that threshold's precision, the held-out pairs it rests on."""
+    return {"verdict": verdict.verdict, "verdict_text": verdict.text, "threshold": verdict.threshold,
+            "precision": verdict.precision, "pairs": verdict.pairs, "positives": verdict.positives,
+            "negatives": verdict.negatives}
 
 
 def run_search(args: argparse.Namespace) -> int:
@@ -126,8 +134,10 @@ def run_search(args: argparse.Namespace) -> int:
     found = search(scorer, args.query, candidates, args.top_k, args.shortlist or DEFAULT_SHORTLIST)
     for path, why in found.skipped.items():
         print(f"artsim: skipped candidate {path}: {why}", file=sys.stderr)
-    lines = [f"{hit.rank:>4}  {hit.score:.4f}  {hit.artist or '?'} — {hit.title or '?'}  {hit.path}" for hit in found.hits]
-    _print({"query": args.query, **found.as_dict()}, args.json, "\n".join(["rank  score   artist — title  path", *lines]))
+    lines = [f"{hit.rank:>4}  {hit.score:.4f}{' *' if hit.likely_derived else '  '}  {hit.artist or '?'} — {hit.title or '?'}  {hit.path}"
+             for hit in found.hits]
+    legend = found.threshold_note
+    _print({"query": args.query, **found.as_dict()}, args.json, "\n".join(["rank  score     artist — title  path", *lines, legend]))
     return 0
 
 

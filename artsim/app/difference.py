@@ -1,9 +1,10 @@
 """Where on the canvas two images differ: per cell of a grid (as the edge descriptor cuts it),
 the colour difference (CIELAB ΔE of the cells' mean colours) and the edge-density difference.
-`write_comparison_plot` shows both images, the scores, and those two maps.
+`write_comparison_plot` shows both images, the scores with their parts and verdict, and those two maps.
 """
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,10 +12,12 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from artsim.app.api import Comparison
 from artsim.core.grid import cell_means
 from artsim.core.images import resize_long_side
 from artsim.describe.edges import edge_density_grid, edge_map
 from artsim.describe.registry import to_grey
+from artsim.evaluate.verdict import Verdict
 from artsim.params import DescribeParams
 
 
@@ -41,9 +44,10 @@ def difference_maps(a: Image.Image, b: Image.Image, params: DescribeParams) -> D
     return DifferenceMaps(color=np.linalg.norm(colours[0] - colours[1], axis=2), edges=np.abs(edges[0] - edges[1]))
 
 
-def write_comparison_plot(a: Image.Image, b: Image.Image, names: tuple[str, str], scores: dict,
-                          maps: DifferenceMaps, out: Path) -> None:
-    """A PNG: the two images side by side, titled with both scores, above the two difference maps."""
+def write_comparison_plot(a: Image.Image, b: Image.Image, names: tuple[str, str], comparison: Comparison,
+                          verdict: Verdict, maps: DifferenceMaps, out: Path) -> None:
+    """A PNG: the two images side by side, titled with both scores, the score's parts as configured
+    (whatever descriptors the weights in force name) and the verdict, above the two difference maps."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -61,9 +65,8 @@ def write_comparison_plot(a: Image.Image, b: Image.Image, names: tuple[str, str]
         axis.set_xticks([])
         axis.set_yticks([])
         figure.colorbar(shown, ax=axis, fraction=0.046, label=unit)
-    sims = scores["similarities"]
-    figure.suptitle(f"model score {scores['model_score']:.3f}   descriptor score {scores['descriptor_score']:.3f}\n"
-                    f"colour {sims['color']:.3f}   texture {sims['texture']:.3f}   edges {sims['edges']:.3f}", fontsize=11)
+    figure.suptitle(f"model score {comparison.model_score:.3f}   descriptor score {comparison.descriptor_score:.3f}\n"
+                    f"{textwrap.fill(comparison.parts_text(), 110)}\n{textwrap.fill(verdict.text, 110)}", fontsize=9)
     figure.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out, dpi=80)

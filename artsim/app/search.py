@@ -47,6 +47,8 @@ class Hit:
     artist: str
     title: str
     path: str
+    # At or above the model's threshold at 90% precision (the shipped thresholds); None without them.
+    likely_derived: bool | None = None
 
     def as_dict(self) -> dict:
         return dict(vars(self))
@@ -167,10 +169,21 @@ class SearchResult:
     hits: list[Hit]
     candidates: int
     skipped: dict[str, str]  # path of each candidate left out -> why
+    threshold_note: str = ""  # what marks a hit (the threshold, its precision, its pairs), or why none does
 
     def as_dict(self) -> dict:
         return {"candidates": self.candidates, "results": [hit.as_dict() for hit in self.hits],
-                "skipped": [{"path": path, "reason": why} for path, why in self.skipped.items()]}
+                "skipped": [{"path": path, "reason": why} for path, why in self.skipped.items()],
+                "threshold_note": self.threshold_note}
+
+
+def threshold_note(scorer: Scorer) -> str:
+    """The legend of the marked hits: the lowest-precision threshold with its evidence, or why there is none."""
+    lowest = scorer.verdict(-float("inf"))  # below every threshold: judged by the lowest one
+    if lowest.derived is None:
+        return lowest.text
+    return (f"* score >= {lowest.threshold:.3f}: derived likely (the threshold at {lowest.precision:.0%} precision on "
+            f"{lowest.pairs} held-out pairs: {lowest.positives} derived, {lowest.negatives} unrelated)")
 
 
 def search(scorer: Scorer, query: ImageInput, candidates: Sequence[Candidate], top_k: int = 5,
@@ -184,6 +197,7 @@ def search(scorer: Scorer, query: ImageInput, candidates: Sequence[Candidate], t
     usable = np.ones(len(candidates), dtype=bool)
     usable[list(unusable)] = False
     ranked = rank_candidates(scorer, query_embedding, embeddings, usable, max(shortlist, top_k))[:top_k]
-    hits = [Hit(rank, score, cosine, candidates[p].artist, candidates[p].title, str(candidates[p].path))
+    hits = [Hit(rank, score, cosine, candidates[p].artist, candidates[p].title, str(candidates[p].path), scorer.verdict(score).derived)
             for rank, (p, score, cosine) in enumerate(ranked, start=1)]
-    return SearchResult(hits, len(candidates), {str(candidates[p].path): why for p, why in sorted(unusable.items())})
+    return SearchResult(hits, len(candidates), {str(candidates[p].path): why for p, why in sorted(unusable.items())},
+                        threshold_note(scorer))

@@ -7,6 +7,8 @@ and the text uses PIL's bundled default font.
 """
 from __future__ import annotations
 
+import textwrap
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +20,7 @@ THUMB = 128
 TEXT_WIDTH = 240
 PAD = 6
 HEADER = 24
+LINE = 12
 PER_GROUP = 3
 BACKGROUND = (255, 255, 255)
 PLACEHOLDER = (200, 200, 200)
@@ -53,30 +56,42 @@ def gallery_picks(predictions: pd.DataFrame, per_group: int = PER_GROUP) -> pd.D
     return ranked.iloc[shown].assign(group=[group_of[p] for p in shown]).reset_index(drop=True)
 
 
-def render_gallery(picks: pd.DataFrame, thumb: int = THUMB) -> Image.Image:
-    """Rows of original | variant | scores under a header, one per row of `picks` (see gallery_picks)."""
+def weights_text(weights: Mapping[str, float]) -> str:
+    """The descriptor score as configured: its parts (the weights in force) and their weights."""
+    return "descriptor score = weighted mean of " + ", ".join(f"{name} (weight {w:g})" for name, w in weights.items())
+
+
+def render_gallery(picks: pd.DataFrame, thumb: int = THUMB, weights: Mapping[str, float] | None = None) -> Image.Image:
+    """Rows of original | variant | scores under a header, one per row of `picks` (see gallery_picks);
+    with `weights`, the header says what the descriptor score is made of."""
     font = ImageFont.load_default()
     row_height = thumb + PAD
     width = 3 * PAD + 2 * thumb + TEXT_WIDTH
-    height = HEADER + max(1, len(picks)) * row_height + PAD
+    # About 6 px a character in PIL's default font.
+    legend = textwrap.wrap(weights_text(weights), (width - 2 * PAD) // 6) if weights else []
+    header = HEADER + LINE * len(legend)
+    height = header + max(1, len(picks)) * row_height + PAD
     canvas = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(canvas)
     text_x = 3 * PAD + 2 * thumb
     for x, title in ((PAD, "original"), (2 * PAD + thumb, "variant"), (text_x, "scores (descriptor = target)")):
         draw.text((x, PAD), title, fill=INK, font=font)
+    for number, line in enumerate(legend):
+        draw.text((PAD, HEADER - PAD + number * LINE), line, fill=INK, font=font)
     if picks.empty:
-        draw.text((PAD, HEADER), "no test pair was evaluated", fill=INK, font=font)
+        draw.text((PAD, header), "no test pair was evaluated", fill=INK, font=font)
     for number, row in enumerate(picks.itertuples(index=False)):
-        top = HEADER + number * row_height
+        top = header + number * row_height
         canvas.paste(_thumbnail(row.original_path, thumb), (PAD, top))
         canvas.paste(_thumbnail(row.generated_path, thumb), (2 * PAD + thumb, top))
         draw.multiline_text((text_x, top), "\n".join(_row_text(row)), fill=INK, font=font, spacing=4)
     return canvas
 
 
-def write_gallery(predictions: pd.DataFrame, path: Path, per_group: int = PER_GROUP) -> None:
+def write_gallery(predictions: pd.DataFrame, path: Path, per_group: int = PER_GROUP,
+                  weights: Mapping[str, float] | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    render_gallery(gallery_picks(predictions, per_group)).save(path, format="PNG")
+    render_gallery(gallery_picks(predictions, per_group), weights=weights).save(path, format="PNG")
 
 
 def _row_text(row) -> list[str]:

@@ -155,6 +155,11 @@ class Verdict:
     positives: int | None
     negatives: int | None
 
+    @property
+    def derived(self) -> bool | None:
+        """At or above the lowest-precision threshold; None where there is no verdict."""
+        return None if self.verdict == "none" else self.verdict in VERDICT_WORDS
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
