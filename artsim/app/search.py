@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from artsim.app.api import ImageInput, Scorer, UserError
+from artsim.evaluate.verdict import evidence_text
 from artsim.core.cache_dirs import user_cache_root
 from artsim.learn.features import embed_images
 from artsim.core.images import ImageFile, ImageRejected, file_hash
@@ -183,7 +184,7 @@ def threshold_note(scorer: Scorer) -> str:
     if lowest.derived is None:
         return lowest.text
     return (f"* score >= {lowest.threshold:.3f}: derived likely (the threshold at {lowest.precision:.0%} precision on "
-            f"{lowest.pairs} held-out pairs: {lowest.positives} derived, {lowest.negatives} unrelated)")
+            f"{evidence_text(scorer.thresholds)})")
 
 
 def search(scorer: Scorer, query: ImageInput, candidates: Sequence[Candidate], top_k: int = 5,

@@ -177,7 +177,7 @@ def verdict_for(score: float, thresholds: Thresholds | None, why_none: str = "no
     counts = (thresholds.pairs, thresholds.positives, thresholds.negatives)
     if not levels:
         lowest = min(thresholds.at_precision)
-        return Verdict("none", f"no verdict: {lowest:.0%} precision was not reached on {_pairs_text(thresholds)}",
+        return Verdict("none", f"no verdict: {lowest:.0%} precision was not reached on {evidence_text(thresholds)}",
                        None, None, *counts)
     reached = [level for level in levels if score >= thresholds.at_precision[level]]
     if reached:
@@ -187,11 +187,12 @@ def verdict_for(score: float, thresholds: Thresholds | None, why_none: str = "no
     else:
         level, word = levels[0], "no_evidence"
         text = f"no evidence of derivation (score {score:.3f} < {thresholds.at_precision[level]:.3f}, "
-    text += f"the threshold at {level:.0%} precision on {_pairs_text(thresholds)})"
+    text += f"the threshold at {level:.0%} precision on {evidence_text(thresholds)})"
     return Verdict(word, text, thresholds.at_precision[level], level, *counts)
 
 
-def _pairs_text(thresholds: Thresholds) -> str:
+def evidence_text(thresholds: Thresholds) -> str:
+    """The held-out pairs a threshold rests on, and a warning when they are few."""
     text = f"{thresholds.pairs} held-out pairs: {thresholds.positives} derived, {thresholds.negatives} unrelated"
     if thresholds.positives < FEW_POSITIVES:
         text += "; few pairs, a rough threshold"
