@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from artsim.core.alterations import EVALUATION, Alteration
 from artsim.core.metrics import pair_aucs, strength_spearmans
 from artsim.params import DEFAULT_SCORE_WEIGHTS, ScoreWeights
 from artsim.describe.table import Descriptors
@@ -110,13 +111,15 @@ def evaluate_on_test(
     descriptor_scorer: DescribedCollection | None = None,
     loader_workers: int = 0,
     ssim_retrieval_max_pairs: int = SSIM_RETRIEVAL_MAX_PAIRS,
+    alterations: Mapping[str, Alteration] = EVALUATION,
 ) -> Evaluation:
     """Score every usable test pair, and rank every test variant's source among the collection.
 
     `pairs` is the output of `artsim.learn.pair_images.resolve_pairs` (all splits: the baseline is the
     train split's mean score). `originals` is the collection: the ingested manifest (id,
     split, style) with `path` resolved to the image file. Without `descriptor_scorer` the
-    descriptor score does not rank (its retrieval figures are null).
+    descriptor score does not rank (its retrieval figures are null). `alterations`: the held-out
+    transformed set (every test variant under each).
     """
     baseline = train_mean_score(pairs)  # before any image is read: no train pairs is a setup error
     device = default_device()
@@ -143,7 +146,7 @@ def evaluate_on_test(
     transformed = evaluate_transformed(
         transformed_task(task, scored), candidates,
         AlteredReaders(model, image_size, batch_size, device, _describer(descriptor_scorer), with_greys=ssim_ranks),
-        weighting)
+        weighting, alterations)
     target, positive = predictions["target"].to_numpy(), predictions["positive"].to_numpy()
     report = {
         **evaluation_report(target, prediction, baseline),
