@@ -286,5 +286,6 @@ def test_the_model_card_names_the_score_data_and_params_but_no_local_folder(mode
     text = model_card(card, DescriptorScorer.load(model_dir / "descriptor_score.json"), training_data_summary(pairs, originals, generated))
     assert "not a measure of human" in text and "weight 0.4" in text and "Ukiyo_e (1)" in text
     assert "magenta-arbitrary" in text and "| val_mse | 0.0100 |" in text and "artsim.load" in text
+    assert "verdict.json" in text and "90% and 99% precision" in text  # where the thresholds are shipped
     assert "/home/someone" not in text and "loader_workers" not in text and '"epochs": 8' in text
     assert "feature_cache" not in card["params"] and "processes" not in card["params"]

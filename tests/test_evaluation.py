@@ -344,6 +344,10 @@ def test_the_report_has_the_same_keys_on_any_data(tmp_path: Path) -> None:
     assert len(flat(first)) <= 90
     data_words = {"Warm", "Cool", "Rare", "Style_0", "0.3", "0.8", "0.1", "unknown"}
     assert not [key for key in flat(second) for word in data_words if word in key]
+    for scorer in ("model", "descriptor", "phash", "dhash", "ssim"):
+        assert {f"{scorer}.threshold_at_precision_90", f"{scorer}.threshold_at_precision_99", f"{scorer}.threshold_positives",
+                f"{scorer}.threshold_negatives", f"transformed.{scorer}.pair_auc", f"transformed.{scorer}.recall_at_1",
+                f"transformed.{scorer}.mrr"} <= set(flat(first))
     assert all(value is None or isinstance(value, (int, float)) for value in flat(second).values())
 
 
@@ -373,8 +377,15 @@ def test_evaluate_stage_writes_the_report_and_the_plots(tmp_path: Path, monkeypa
     plot_files = {next(iter(p)) if isinstance(p, dict) else p for p in declared["plots"]}
     plot_files |= {f for p in declared["plots"] if isinstance(p, dict) for spec in p.values() for f in (spec.get("y") or {})}
     written = {f"metrics/evaluate/{name}" for name in ("predictions.csv", "error_by_strength.csv", "error_by_style.csv",
-                                                          "scorers.csv", "gallery.png")}
-    assert written <= plot_files
+                                                          "scorers.csv", "gallery.png", "transformed.csv",
+                                                          *(f"precision_recall/{s}.csv" for s in ("model", "descriptor", "phash", "dhash", "ssim")))}
+    assert written <= plot_files and all(Path(name).is_file() for name in written)
+    # The model's thresholds beside the model, an output of this stage; the same as the report's.
+    assert "models/verdict.json" in declared["stages"]["evaluate"]["outs"]
+    shipped = json.loads(Path("models/verdict.json").read_text())
+    assert [level["threshold"] for level in shipped["levels"]] == [report["model"]["threshold_at_precision_90"],
+                                                                    report["model"]["threshold_at_precision_99"]]
+    assert shipped["positives"] == report["model"]["threshold_positives"]
 
 
 def test_evaluate_stage_ranks_with_the_saved_texture_stats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
