@@ -100,7 +100,13 @@ def test_compare_command_prints_the_api_scores_as_json_and_plots(scorer, workspa
     expected = scorer.score(pair.generated_path, pair.original_path)
     assert payload["model_score"] == pytest.approx(expected.model_score, abs=1e-6)
     assert payload["descriptor_score"] == pytest.approx(pair.score, abs=1e-6)
-    assert set(payload["similarities"]) == {"color", "texture", "edges"} and plot.stat().st_size > 0
+    assert set(payload["similarities"]) == set(scorer.descriptor.weights.as_dict()) and plot.stat().st_size > 0
+    # The verdict by the thresholds evaluate measured for this model, on the pairs it names.
+    report = json.loads((workspace / "metrics/evaluate.json").read_text())["model"]
+    assert payload["pairs"] == report["threshold_positives"] + report["threshold_negatives"] > 0
+    if report["threshold_at_precision_90"] is not None:
+        derived = expected.model_score >= report["threshold_at_precision_90"]
+        assert (payload["verdict"] in ("likely", "very_likely")) == derived and payload["precision"] in (0.9, 0.99)
 
 
 def test_search_command_lists_the_source_of_a_test_variant_first(scorer, workspace, test_pairs, tmp_path):
@@ -114,6 +120,7 @@ def test_search_command_lists_the_source_of_a_test_variant_first(scorer, workspa
     assert {"rank", "score", "artist", "title", "path"} <= set(payload["results"][0])
     assert payload["results"][0]["path"] == pair.original_member
     assert payload["candidates"] == len(pd.read_parquet(workspace / "data/ingested/manifest.parquet"))
+    assert all(hit["likely_derived"] is not None for hit in payload["results"]) and "held-out pairs" in payload["threshold_note"]
 
 
 def test_info_command_describes_the_reproduced_workspace(workspace):
