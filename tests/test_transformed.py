@@ -111,3 +111,12 @@ def test_only_evaluate_uses_the_held_out_alteration_settings() -> None:
     users = {path.relative_to(REPO).as_posix() for folder in ("artsim", "stages") for path in (REPO / folder).rglob("*.py")
              if "EVALUATION" in _names_used(path)} - {"artsim/core/alterations.py"}  # where it is defined
     assert users and all(user.startswith("artsim/evaluate/") for user in users), users
+
+
+def test_ssim_on_the_transformed_set_keeps_the_plain_budget(project) -> None:
+    plain = run(project)
+    budget = plain.report["n_queries"] * plain.report["n_candidates"]  # plain retrieval fits, six times more does not
+    evaluation = run(project, ssim_retrieval_max_pairs=budget)
+    assert evaluation.report["ssim"]["recall_at_1"] is not None
+    assert evaluation.report["transformed"]["ssim"] == {"pair_auc": None, "recall_at_1": None, "mrr": None}
+    assert evaluation.report["transformed"]["phash"]["recall_at_1"] is not None

@@ -145,7 +145,8 @@ def evaluate_on_test(
     thresholds = threshold_reports(positive_pairs, {name: pair_scores[name] for name in HEADLINE_SCORERS})
     transformed = evaluate_transformed(
         transformed_task(task, scored), candidates,
-        AlteredReaders(model, image_size, batch_size, device, _describer(descriptor_scorer), with_greys=ssim_ranks),
+        AlteredReaders(model, image_size, batch_size, device, _describer(descriptor_scorer),
+                       with_greys=_ssim_ranks_transformed(ssim_ranks, task, len(alterations), ssim_retrieval_max_pairs)),
         weighting, alterations)
     target, positive = predictions["target"].to_numpy(), predictions["positive"].to_numpy()
     report = {
@@ -167,6 +168,14 @@ def evaluate_on_test(
         **{f"precision_recall/{name}.csv": precision_recall_table(positive_pairs, pair_scores[name]) for name in HEADLINE_SCORERS},
     }
     return Evaluation(report, predictions, tables, thresholds)
+
+
+def _ssim_ranks_transformed(ssim_ranks: bool, task: RetrievalTask, n_alterations: int, max_pairs: int) -> bool:
+    """SSIM takes part in the transformed set within the same budget of combinations as plain retrieval."""
+    combinations = len(task.query_ids) * len(task.candidate_ids) * n_alterations
+    if ssim_ranks and combinations > max_pairs:
+        log.warning("SSIM skipped on the transformed set: %d combinations exceed %d", combinations, max_pairs)
+    return ssim_ranks and combinations <= max_pairs
 
 
 def _with_thresholds(headline: dict[str, dict[str, Any]], thresholds: Mapping[str, Thresholds]) -> dict[str, dict[str, Any]]:
