@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import shutil
 import sys
-from pathlib import Path
 
 import pandas as pd
 
@@ -23,11 +22,12 @@ from artsim.params import ParamsError
 from artsim.generate.run import generate
 from artsim.generate.store import VariantStore
 from stages.common import load_params, relaunch_under_torchrun, setup_logging, write_json
+from artsim.core import layout
 
-INGESTED = Path("data/ingested")
-OUT_DIR = Path("data/generated")
-METRICS = Path("metrics/generate.json")
-PLOTS = Path("metrics/generate")
+INGESTED = layout.INGESTED
+OUT_DIR = layout.GENERATED
+METRICS = layout.metrics_json("generate")
+PLOTS = layout.plots_dir("generate")
 
 log = logging.getLogger("stages.generate")
 

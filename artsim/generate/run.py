@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import pandas as pd
 from tqdm import tqdm
 
-from artsim.core.distributed import ALONE, Ranks, broadcast_from_main, gather_to_all
+from artsim.core.distributed import ALONE, Ranks, broadcast_from_main, gather_to_all, rank_share
 from artsim.core.images import ImageRejected
 from artsim.core.shards import manifest_images
 from artsim.generate.backends import backend_named, check_params
@@ -103,7 +103,7 @@ def generate(originals: pd.DataFrame, originals_dir: Path, config: GenerateParam
     missing, healed = broadcast_from_main(found, ranks)
     wanted = set(missing)
     batches = make_batches([v for v in variants if v.key in wanted], backend, config.batch_size)
-    report = run_batches(batches[ranks.rank::ranks.world_size], backend, store, config.jpeg_quality, ranks)
+    report = run_batches(rank_share(batches, ranks), backend, store, config.jpeg_quality, ranks)
     reports = gather_to_all(report, ranks)
     return GenerationResult(
         variants=variants,

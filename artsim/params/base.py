@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 
 from artsim.core.cache_dirs import CacheKind, default_cache
+from artsim.core.layout import DVC_OUTPUTS
 
 
 def _at_least_one(value: int | str) -> int | str:
@@ -19,13 +20,6 @@ def _at_least_one(value: int | str) -> int | str:
 # Ranks to run a stage as (it relaunches itself under torchrun when more than one).
 Processes = Annotated[int | Literal["auto"], AfterValidator(_at_least_one)]
 
-# Every output dvc.yaml declares (outs, metrics, plots), from the repository root; a test
-# keeps this in step with dvc.yaml. DVC deletes an output before its stage runs.
-DVC_OUTPUTS = (
-    "data/ingested", "data/generated", "data/descriptors", "data/pairs", "models/finetune", "models/siamese",
-    "metrics/ingest", "metrics/ingest.json", "metrics/generate", "metrics/generate.json", "metrics/score", "metrics/score.json", "metrics/finetune",
-    "metrics/finetune.json", "metrics/siamese", "metrics/siamese.json", "metrics/evaluate", "metrics/evaluate.json",
-)
 
 
 def _outside_dvc_outputs(folder: Path) -> Path:

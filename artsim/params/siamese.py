@@ -6,14 +6,14 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 
 from artsim.params.base import RUN_ONLY, CacheFolder, user_cache_when_null
-from artsim.params.training import TRUNK_STAGES, LearningRecipe, TrainingRun
+from artsim.params.training import TRUNK_STAGES, LearningRecipe, TrainingRun, TrunkStage
 
 
 class SiameseParams(TrainingRun, LearningRecipe):
     image_size: int = Field(64, ge=32, le=1024)
     # Everything below the lowest trained stage is frozen, and its features are computed
     # once per unique image and cached in feature_cache.
-    train_layers: Literal["all"] | list[Literal["stem", "layer1", "layer2", "layer3", "layer4"]] = ["layer4"]
+    train_layers: Literal["all"] | list[TrunkStage] = ["layer4"]
     feature_cache: Annotated[CacheFolder, user_cache_when_null("features")] = Field(
         None, validate_default=True, description="frozen-trunk features by image and weights, outside every DVC output; null = the user cache",
         json_schema_extra=RUN_ONLY)

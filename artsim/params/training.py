@@ -1,7 +1,7 @@
 """What both training stages (finetune, siamese) share: how a run runs and how the weights move."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field
 
@@ -10,7 +10,8 @@ from artsim.params.base import RUN_ONLY, Block, Processes
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 # A ResNet trunk's stages from the input up; `siamese.train_layers` names a top run of them.
-TRUNK_STAGES = ("stem", "layer1", "layer2", "layer3", "layer4")
+TrunkStage = Literal["stem", "layer1", "layer2", "layer3", "layer4"]
+TRUNK_STAGES: tuple[str, ...] = get_args(TrunkStage)  # the one list of them (artsim.learn.features builds them by these names)
 
 
 class TrainingRun(Block):
