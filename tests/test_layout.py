@@ -177,3 +177,33 @@ def test_params_allow_exactly_the_registered_backends():
     from artsim.params.generate import DEFAULT_MODELS, BackendName
 
     assert list(typing.get_args(BackendName)) == list(BACKENDS) == list(DEFAULT_MODELS)
+
+
+def test_workspace_paths_are_spelled_only_in_core_layout():
+    # dvc.yaml spells them too (DVC needs literals); tests/test_cache_locations.py checks that
+    # layout.DVC_OUTPUTS is exactly what dvc.yaml declares.
+    literal = ("Path(\"data/", "Path(\"models/", "Path(\"metrics/")
+    files = [*PACKAGE.rglob("*.py"), *(REPO_ROOT / "stages").glob("*.py")]
+    spelled = sorted(str(path.relative_to(REPO_ROOT)) for path in files
+                     if path != PACKAGE / "core" / "layout.py" and any(text in path.read_text(encoding="utf-8") for text in literal))
+    assert not spelled
+
+
+def test_a_backend_module_is_imported_only_when_asked_for():
+    import subprocess
+    import sys
+
+    probe = ("import sys\nfrom artsim.generate.backends import backend_named\nimport artsim.generate.run\n"
+             "assert backend_named('style_transfer').name == 'style_transfer'\n"
+             "print(sorted(m for m in sys.modules if m.startswith(('diffusers', 'artsim.generate.backends.'))))")
+    loaded = subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout
+    assert "diffusers" not in loaded and "backends.sdxl" not in loaded and "backends.importer" not in loaded
+    assert "backends.style_transfer" in loaded
+
+
+def test_an_unknown_backend_name_fails_naming_the_allowed_ones():
+    from artsim.generate.backends import backend_named
+    from artsim.params import ParamsError
+
+    with pytest.raises(ParamsError, match=r"generate\.backend: unknown backend 'dall-e'; allowed: style_transfer, sdxl, import"):
+        backend_named("dall-e")
