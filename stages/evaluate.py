@@ -4,7 +4,6 @@ dHash, SSIM), and the plots behind them."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
 
@@ -17,14 +16,15 @@ from artsim.learn.models import load_siamese
 from artsim.learn.pair_images import resolve_pairs
 from artsim.core.shards import manifest_images
 from stages.common import load_params, setup_logging, write_json
+from artsim.core import layout
 
-INGESTED = Path("data/ingested")
-GENERATED = Path("data/generated")
-PAIRS = Path("data/pairs/pairs.parquet")
-DESCRIPTORS = Path("data/descriptors/descriptors.parquet")
-MODEL_DIR = Path("models/siamese")
-REPORT = Path("metrics/evaluate.json")
-PLOTS = Path("metrics/evaluate")
+INGESTED = layout.INGESTED
+GENERATED = layout.GENERATED
+PAIRS = layout.PAIRS_TABLE
+DESCRIPTORS = layout.DESCRIPTORS_TABLE
+MODEL_DIR = layout.MODELS["siamese"]
+REPORT = layout.metrics_json("evaluate")
+PLOTS = layout.plots_dir("evaluate")
 
 
 def main() -> None:

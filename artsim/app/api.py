@@ -31,10 +31,11 @@ from artsim.describe.table import Descriptors
 from artsim.core.images import ImageRejected, load_rgb
 from artsim.core.shards import ShardMember
 from artsim.learn.models import SiameseRegressor, load_siamese, pair_transform
+from artsim.core import layout
 
 # A workspace's own images (search candidates, manifests) are shard members: taken too.
 ImageInput = Union[str, os.PathLike, Image.Image, ShardMember]
-MODEL_DIR = Path("models/siamese")
+MODEL_DIR = layout.MODELS["siamese"]
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "card.json"
 

@@ -23,11 +23,11 @@ from artsim.core.images import ImageFile, ImageRejected, file_hash
 from artsim.core.shards import manifest_images
 from artsim.learn.models import EMBEDDING_DIM
 from artsim.core.vector_files import read_vector, write_vector
+from artsim.core import layout
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
-INGESTED = Path("data/ingested")
 DEFAULT_SHORTLIST = 100
 EMBED_BATCH = 16
 
@@ -56,12 +56,12 @@ class Hit:
 
 def workspace_candidates(workspace: Path) -> list[Candidate]:
     """The workspace's ingested originals (data/ingested/manifest.parquet)."""
-    manifest_path = workspace / INGESTED / "manifest.parquet"
+    manifest_path = workspace / layout.INGESTED / layout.MANIFEST
     if not manifest_path.is_file():
         raise UserError(f"{manifest_path} is missing: run `dvc repro` in {workspace}, or pass --originals DIR")
     manifest = pd.read_parquet(manifest_path)
     return [Candidate(image, _text(artist), _text(title))
-            for image, artist, title in zip(manifest_images(manifest, workspace / INGESTED), manifest.get("artist", [""] * len(manifest)),
+            for image, artist, title in zip(manifest_images(manifest, workspace / layout.INGESTED), manifest.get("artist", [""] * len(manifest)),
                                             manifest.get("title", [""] * len(manifest)))]
 
 
