@@ -198,7 +198,7 @@ def create_app(state: ServiceState, limits: ServiceLimits = ServiceLimits()) -> 
         if isinstance(form.get("b_original"), str):
             image_id = str(form["b_original"])
             image = original_file(state, image_id)
-            second = (image_id, None)
+            second = (safe_name(getattr(image, "name", ""), image_id), None)  # its file name, for the plot
         else:
             second, image = await upload_bytes(form, "b", limits), None
         return lambda: (decode(*first, limits),
