@@ -3,7 +3,10 @@
 Starts `artsim serve` as its own process (a real uvicorn), then sends --requests requests to
 POST /compare and as many to POST /search, --concurrency at a time, and stops: latency p50/p95,
 throughput, the statuses, and the server's resident memory after a warm-up and after the run
-(no growth per request: the two should be equal, give or take the allocator).
+(no growth per request: the two should be equal, give or take the allocator). The baseline, in
+the same run: the same work in this process, one request at a time, without HTTP (decode +
+compare_payload; decode + the service's search over the same collection), whose throughput the
+served one is reported against.
 
 Without --workspace/--model: an untrained model at the siamese defaults (image size, head) and
 --originals synthetic paintings (bench/synthetic.py, built once) as the collection (--index).
@@ -29,6 +32,11 @@ import httpx
 import psutil
 from PIL import Image
 
+import artsim
+from artsim.app.api import LoadedImage, compare_payload
+from artsim.app.search import folder_candidates, workspace_candidates
+from artsim.app.service import Collection
+from artsim.core.images import load_rgb
 from artsim.params import SiameseParams
 from bench.synthetic import write_painting
 from tests.helpers import write_untrained_model
@@ -106,6 +114,28 @@ def load(client: httpx.Client, route: str, files_of, count: int, concurrency: in
             "throughput_rps": round(count / elapsed, 1), "statuses": statuses}
 
 
+def in_process_ms(args: argparse.Namespace, queries: list[bytes], cache: Path, repeats: int = 40) -> dict[str, float]:
+    """Median ms of one compare and one search without HTTP, one at a time: the floor."""
+    os.environ["ARTSIM_CACHE"] = str(cache)  # the server's embeddings, computed at its start
+    scorer = artsim.load(args.model if args.model is not None else args.workspace)
+    candidates = folder_candidates(args.index) if args.index else workspace_candidates(args.workspace)
+    search = Collection.embedded(scorer, candidates).model_search(scorer)
+
+    def decoded(index: int) -> LoadedImage:
+        return LoadedImage("q", load_rgb(queries[index % len(queries)]))
+
+    def median_ms(work) -> float:
+        times = []
+        for index in range(repeats):
+            start = time.perf_counter()
+            work(index)
+            times.append(time.perf_counter() - start)
+        return round(1000 * statistics.median(times), 1)
+
+    return {"compare": median_ms(lambda i: compare_payload(scorer, decoded(i), decoded(i + 1))),
+            "search": median_ms(lambda i: search(decoded(i), 5))}
+
+
 def rss_mib(process: psutil.Process) -> float:
     return round(process.memory_info().rss / 2**20, 1)
 
@@ -150,6 +180,10 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(30)
+    floor = in_process_ms(args, queries, scratch / "cache")
+    for name, served in (("compare", compare), ("search", search)):
+        served["in_process_ms"] = floor[name]
+        served["throughput_vs_in_process"] = round(served["throughput_rps"] * floor[name] / 1000, 2)
     print(json.dumps({"index_size": health["index_size"], "concurrency": args.concurrency, "cpus": os.cpu_count(),
                       "compare": compare, "search": search,
                       "rss_mib": {"after_warm_up": before, "after_run": after, "growth": round(after - before, 1)}}, indent=2))

@@ -4,6 +4,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -291,3 +293,10 @@ def test_serve_refuses_a_bad_option_in_one_line(capsys, args):
 def test_serve_without_a_model_exits_2_in_one_line(capsys, tmp_path):
     assert main(["serve", "--workspace", str(tmp_path)]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_serve_help_starts_fast_without_torch_or_fastapi():
+    code = ("import sys\nfrom artsim.app.cli import main\ntry:\n    main(['serve', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print('torch' in sys.modules, 'fastapi' in sys.modules, file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "--index" in done.stdout and done.stderr.strip() == "False False"

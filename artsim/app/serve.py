@@ -194,15 +194,21 @@ def create_app(state: ServiceState, limits: ServiceLimits = ServiceLimits()) -> 
             admission.leave()
 
     async def pair(form: FormData) -> Callable[[], tuple[LoadedImage, LoadedImage]]:
+        """Read both fields now (capped); decode later, in the worker thread."""
         first = await upload_bytes(form, "a", limits)
-        if isinstance(form.get("b_original"), str):
-            image_id = str(form["b_original"])
-            image = original_file(state, image_id)
-            second = (safe_name(getattr(image, "name", ""), image_id), None)  # its file name, for the plot
+        original_id = form.get("b_original")
+        if isinstance(original_id, str):
+            image = original_file(state, original_id)
+            name = safe_name(getattr(image, "name", ""), original_id)  # its file name, for the plot
+
+            def second() -> LoadedImage:  # read in the worker too: disk I/O
+                return decode(name, original_bytes(image, limits), limits)
         else:
-            second, image = await upload_bytes(form, "b", limits), None
-        return lambda: (decode(*first, limits),
-                        decode(second[0], original_bytes(image, limits), limits) if image is not None else decode(*second, limits))
+            uploaded = await upload_bytes(form, "b", limits)
+
+            def second() -> LoadedImage:
+                return decode(*uploaded, limits)
+        return lambda: (decode(*first, limits), second())
 
     def plot_png(a: LoadedImage, b: LoadedImage, payload: dict) -> Response:
         buffer = io.BytesIO()

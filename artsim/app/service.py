@@ -67,7 +67,8 @@ class FileStamps:
         return cls({str(path): _stamp(path) for path in paths})
 
     def changed(self) -> list[str]:
-        return [path for path, stamp in self.stamps.items() if _stamp(Path(path)) != stamp]
+        """The names (not the paths: /health may be reachable by others) of the files changed or gone."""
+        return [Path(path).name for path, stamp in self.stamps.items() if _stamp(Path(path)) != stamp]
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:
