@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 from artsim.describe.texture import HARALICK_FEATURES
@@ -39,15 +40,18 @@ def copy_worktree(target: Path) -> None:
             shutil.copy2(source, target / name)
 
 
-def write_untrained_model(folder: Path, image_size: int = 32, head_hidden: int = 8) -> Path:
+def write_untrained_model(folder: Path, image_size: int = 32, head_hidden: int = 8, seed: int = 0) -> Path:
     """What the siamese stage ships, from an untrained model: weights, card, descriptor score.
 
-    The head's last layer is random (not constant), so rankings come from the head.
+    The head's last layer is random (not constant), so rankings come from the head; the same
+    `seed` gives the same weights (and the same rankings) on every run.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    model = SiameseRegressor(head_hidden=head_hidden)
-    model.start_at(0.5)
-    model.head[-1].weight.data.normal_(0, 0.01)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = SiameseRegressor(head_hidden=head_hidden)
+        model.start_at(0.5)
+        model.head[-1].weight.data.normal_(0, 0.01)
     save_weights(model.eval(), folder / "model.safetensors")
     card = {"image_size": image_size, "head_hidden": head_hidden, "normalisation": NORMALISATION}
     (folder / "card.json").write_text(json.dumps(card))
