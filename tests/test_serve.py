@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -20,6 +21,7 @@ from artsim.app.cli import build_parser, main
 from artsim.app.search import folder_candidates, search
 from artsim.app.serve import create_app
 from artsim.app.service import Collection, ServiceLimits, build_state, load_state
+from artsim.core.shards import ShardWriter
 from tests.helpers import random_painting, write_untrained_model
 from tests.test_api_cli import png_header_only
 
@@ -300,3 +302,24 @@ def test_serve_help_starts_fast_without_torch_or_fastapi():
             "print('torch' in sys.modules, 'fastapi' in sys.modules, file=sys.stderr)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "--index" in done.stdout and done.stderr.strip() == "False False"
+
+
+def test_a_workspace_serves_its_ingested_originals_by_their_manifest_ids(model_dir, originals, tmp_path, monkeypatch):
+    monkeypatch.setenv("ARTSIM_CACHE", str(tmp_path / "cache"))
+    ingested = tmp_path / "ws" / "data" / "ingested"
+    paintings = sorted(originals.glob("painting_*.png"))
+    with ShardWriter(ingested / "shards") as shards:
+        located = [shards.add(f"images/{i:016x}.png", p.read_bytes(), "aa") for i, p in enumerate(paintings)]
+    pd.DataFrame({"id": [f"{i:016x}" for i in range(len(paintings))], "path": [f"images/{i:016x}.png" for i in range(len(paintings))],
+                  "artist": ["someone"] * len(paintings), "title": [p.stem for p in paintings],
+                  "shard": [s for s, _, _ in located], "offset": [o for _, o, _ in located],
+                  "length": [n for _, _, n in located]}).to_parquet(ingested / "manifest.parquet")
+    client = TestClient(create_app(load_state(tmp_path / "ws", model=model_dir)))
+    assert client.get("/health").json()["index_size"] == len(paintings)
+    found = client.post("/search", files={"image": upload(paintings[2].read_bytes())}, data={"top_k": "5"}).json()
+    assert sorted(hit["id"] for hit in found["results"]) == [f"{i:016x}" for i in range(5)]
+    for hit in found["results"]:
+        assert client.get(f"/original/{hit['id']}").content == paintings[int(hit["id"], 16)].read_bytes()
+        assert hit["title"] == paintings[int(hit["id"], 16)].stem
+    by_id = client.post("/compare", files={"a": upload(paintings[2].read_bytes())}, data={"b_original": f"{2:016x}"})
+    assert by_id.status_code == 200 and by_id.json()["descriptor_score"] == pytest.approx(1.0)
