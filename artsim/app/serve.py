@@ -137,7 +137,9 @@ def decode(name: str, data: bytes, limits: ServiceLimits) -> LoadedImage:
     try:
         return LoadedImage(name, load_rgb(data, max_pixels=limits.max_pixels))
     except ImageRejected as exc:
-        raise ApiError(REJECTION_STATUS.get(exc.reason, 400), exc.reason, f"{name}: {exc}") from None
+        # load_rgb names a source given as bytes "<bytes>": the upload's own name says more.
+        detail = f" ({exc.detail})" if exc.detail and exc.detail != "<bytes>" else ""
+        raise ApiError(REJECTION_STATUS.get(exc.reason, 400), exc.reason, f"{name}: {exc.reason.replace('_', ' ')}{detail}") from None
 
 
 def original_file(state: ServiceState, image_id: str) -> ImageFile:
