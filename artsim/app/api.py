@@ -175,6 +175,13 @@ class Scorer:
         return digest.hexdigest()
 
 
+def compare_payload(scorer: Scorer, a: LoadedImage, b: LoadedImage, names: tuple[str, str] | None = None) -> dict[str, Any]:
+    """The compare JSON (`artsim compare --json`, the service's POST /compare): the names, both scores, the parts."""
+    comparison = scorer.score(a, b)
+    first, second = names or (a.name, b.name)
+    return {"a": first, "b": second, **comparison.as_dict()}
+
+
 # --- loading -----------------------------------------------------------------------------
 
 def resolve_model_dir(location: str | os.PathLike) -> Path:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np
@@ -42,14 +43,15 @@ def difference_maps(a: Image.Image, b: Image.Image, params: DescribeParams) -> D
 
 
 def write_comparison_plot(a: Image.Image, b: Image.Image, names: tuple[str, str], scores: dict,
-                          maps: DifferenceMaps, out: Path) -> None:
-    """A PNG: the two images side by side, titled with both scores, above the two difference maps."""
-    import matplotlib
+                          maps: DifferenceMaps, out: Path | BinaryIO) -> None:
+    """A PNG: the two images side by side, titled with both scores, above the two difference maps.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    A Figure of its own, not pyplot's global state: the service draws plots in several threads at once.
+    """
+    from matplotlib.figure import Figure
 
-    figure, axes = plt.subplots(2, 2, figsize=(9, 8.5))
+    figure = Figure(figsize=(9, 8.5))
+    axes = figure.subplots(2, 2)
     for axis, image, name in zip(axes[0], (a, b), names):
         axis.imshow(image)
         axis.set_title(Path(name).name[:40], fontsize=9)
@@ -65,6 +67,6 @@ def write_comparison_plot(a: Image.Image, b: Image.Image, names: tuple[str, str]
     figure.suptitle(f"model score {scores['model_score']:.3f}   descriptor score {scores['descriptor_score']:.3f}\n"
                     f"colour {sims['color']:.3f}   texture {sims['texture']:.3f}   edges {sims['edges']:.3f}", fontsize=11)
     figure.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=80)
-    plt.close(figure)
+    if isinstance(out, Path):
+        out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=80, format="png")

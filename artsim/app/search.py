@@ -7,6 +7,7 @@ computed once per image content and model, and cached under $ARTSIM_CACHE/embedd
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,10 +38,12 @@ class Candidate:
     path: ImageFile  # a loose file, or an ingested original inside its shard
     artist: str
     title: str
+    id: str = ""  # the manifest's id, or a digest of the path under --originals: [0-9a-f]{16}, safe in a URL
 
 
 @dataclass(frozen=True)
 class Hit:
+    id: str
     rank: int
     score: float
     cosine: float
@@ -60,9 +63,10 @@ def workspace_candidates(workspace: Path) -> list[Candidate]:
     if not manifest_path.is_file():
         raise UserError(f"{manifest_path} is missing: run `dvc repro` in {workspace}, or pass --originals DIR")
     manifest = pd.read_parquet(manifest_path)
-    return [Candidate(image, _text(artist), _text(title))
-            for image, artist, title in zip(manifest_images(manifest, workspace / layout.INGESTED), manifest.get("artist", [""] * len(manifest)),
-                                            manifest.get("title", [""] * len(manifest)))]
+    blank = [""] * len(manifest)
+    return [Candidate(image, _text(artist), _text(title), _text(image_id))
+            for image, artist, title, image_id in zip(manifest_images(manifest, workspace / layout.INGESTED), manifest.get("artist", blank),
+                                                      manifest.get("title", blank), manifest.get("id", blank))]
 
 
 def folder_candidates(folder: Path) -> list[Candidate]:
@@ -72,7 +76,7 @@ def folder_candidates(folder: Path) -> list[Candidate]:
     paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not paths:
         raise UserError(f"--originals {folder}: no image file ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    return [Candidate(p, "", p.stem) for p in paths]
+    return [Candidate(p, "", p.stem, hashlib.sha256(p.relative_to(folder).as_posix().encode()).hexdigest()[:16]) for p in paths]
 
 
 def _text(value: object) -> str:
@@ -184,6 +188,10 @@ def search(scorer: Scorer, query: ImageInput, candidates: Sequence[Candidate], t
     usable = np.ones(len(candidates), dtype=bool)
     usable[list(unusable)] = False
     ranked = rank_candidates(scorer, query_embedding, embeddings, usable, max(shortlist, top_k))[:top_k]
-    hits = [Hit(rank, score, cosine, candidates[p].artist, candidates[p].title, str(candidates[p].path))
+    return SearchResult(hits_of(ranked, candidates), len(candidates),
+                        {str(candidates[p].path): why for p, why in sorted(unusable.items())})
+
+
+def hits_of(ranked: Sequence[tuple[int, float, float]], candidates: Sequence[Candidate]) -> list[Hit]:
+    return [Hit(candidates[p].id, rank, score, cosine, candidates[p].artist, candidates[p].title, str(candidates[p].path))
             for rank, (p, score, cosine) in enumerate(ranked, start=1)]
-    return SearchResult(hits, len(candidates), {str(candidates[p].path): why for p, why in sorted(unusable.items())})
