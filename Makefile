@@ -24,7 +24,7 @@ repro: $(STAMP)
 	dvc repro
 
 test: $(STAMP)
-	$(PYTHON) -m pytest -ra
+	$(PYTHON) -m pytest -ra -n 2 --dist loadgroup
 
 clean-venv:
 	rm -rf $(VENV)

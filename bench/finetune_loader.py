@@ -21,7 +21,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from artsim.params import FinetuneParams  # noqa: E402
-from artsim.finetune.train import LabelledImages, _classifier_epoch, _train_loader  # noqa: E402
+from artsim.finetune.data import LabelledImages, train_loader as _train_loader  # noqa: E402
+from artsim.finetune.train import _classifier_epoch  # noqa: E402
 from artsim.learn.models import build_classifier, classifier_train_transform  # noqa: E402
 from artsim.learn.training import Runtime  # noqa: E402
 from tests.helpers import random_painting  # noqa: E402

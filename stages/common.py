@@ -1,4 +1,4 @@
-"""What every stage entry point shares: reading params.yaml, logging, seeding."""
+"""What every stage entry point shares: reading params.yaml, logging, JSON and dvclive summaries, relaunching under torchrun."""
 from __future__ import annotations
 
 import json

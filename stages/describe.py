@@ -1,17 +1,17 @@
-"""DVC stage describe: colour, texture and edge descriptors of every original and variant."""
+"""Stage describe: data/ingested + data/generated -> data/descriptors (every registered descriptor of every original and variant)."""
 from __future__ import annotations
 
 import logging
 import os
 import time
-from pathlib import Path
 
 from artsim.describe.run import describe_manifests
 from stages.common import load_params, setup_logging
+from artsim.core import layout
 
-INGESTED = Path("data/ingested")
-GENERATED = Path("data/generated")
-OUT = Path("data/descriptors")
+INGESTED = layout.INGESTED
+GENERATED = layout.GENERATED
+OUT = layout.DESCRIPTORS
 
 log = logging.getLogger("stages.describe")
 

@@ -4,7 +4,6 @@ dHash, SSIM), and the plots behind them."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
 
@@ -17,18 +16,19 @@ from artsim.learn.models import load_siamese
 from artsim.learn.pair_images import resolve_pairs
 from artsim.core.images import file_hash
 from artsim.core.shards import manifest_images
-from artsim.evaluate.verdict import VERDICT_FILE, ShippedThresholds
+from artsim.evaluate.verdict import ShippedThresholds
 from stages.common import load_params, setup_logging, write_json
+from artsim.core import layout
 
-INGESTED = Path("data/ingested")
-GENERATED = Path("data/generated")
-PAIRS = Path("data/pairs/pairs.parquet")
-DESCRIPTORS = Path("data/descriptors/descriptors.parquet")
-MODEL_DIR = Path("models/siamese")
+INGESTED = layout.INGESTED
+GENERATED = layout.GENERATED
+PAIRS = layout.PAIRS_TABLE
+DESCRIPTORS = layout.DESCRIPTORS_TABLE
+MODEL_DIR = layout.MODELS["siamese"]
+REPORT = layout.metrics_json("evaluate")
+PLOTS = layout.plots_dir("evaluate")
 # The model's thresholds, beside the model folder (the siamese stage owns models/siamese itself).
-VERDICT = MODEL_DIR.parent / VERDICT_FILE
-REPORT = Path("metrics/evaluate.json")
-PLOTS = Path("metrics/evaluate")
+VERDICT = layout.VERDICT
 
 
 def main() -> None:

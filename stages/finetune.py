@@ -6,7 +6,6 @@ as does `torchrun --nproc-per-node=N -m stages.finetune`.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import pandas as pd
 
@@ -17,11 +16,12 @@ from artsim.finetune.labels import check_labels
 from artsim.learn.models import WeightsUnavailable, initial_weights, save_weights
 from artsim.learn.training import dvclive_epoch_logger, process_group_backend, resolve_runtime
 from stages.common import load_params, main_rank_live, relaunch_under_torchrun, setup_logging, write_json, write_stage_summary
+from artsim.core import layout
 
-INGESTED = Path("data/ingested")
-MODEL_DIR = Path("models/finetune")
-METRICS_DIR = Path("metrics/finetune")  # dvclive: per-epoch curves
-SUMMARY = Path("metrics/finetune.json")
+INGESTED = layout.INGESTED
+MODEL_DIR = layout.MODELS["finetune"]
+METRICS_DIR = layout.plots_dir("finetune")  # dvclive: per-epoch curves
+SUMMARY = layout.metrics_json("finetune")
 
 
 def main() -> None:

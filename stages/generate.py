@@ -10,22 +10,24 @@ from __future__ import annotations
 import logging
 import shutil
 import sys
-from pathlib import Path
 
 import pandas as pd
 
 from artsim.generate.assemble import (assemble, failed_by_reason_table, failures_table, generate_metrics,
                                       why_nothing_was_generated)
 from artsim.core.distributed import process_group, ranks_from_env
+from artsim.generate.backends import check_params
 from artsim.generate.backends.base import InputError
+from artsim.params import ParamsError
 from artsim.generate.run import generate
 from artsim.generate.store import VariantStore
 from stages.common import load_params, relaunch_under_torchrun, setup_logging, write_json
+from artsim.core import layout
 
-INGESTED = Path("data/ingested")
-OUT_DIR = Path("data/generated")
-METRICS = Path("metrics/generate.json")
-PLOTS = Path("metrics/generate")
+INGESTED = layout.INGESTED
+OUT_DIR = layout.GENERATED
+METRICS = layout.metrics_json("generate")
+PLOTS = layout.plots_dir("generate")
 
 log = logging.getLogger("stages.generate")
 
@@ -34,13 +36,17 @@ def main() -> None:
     setup_logging()
     params = load_params()
     config = params.generate
+    try:  # the backend's own checks, before any work (and before relaunching as ranks)
+        check_params(config)
+    except ParamsError as exc:
+        sys.exit(str(exc))
     relaunch_under_torchrun(config.processes, "stages.generate", config.device)
     ranks = ranks_from_env()
     originals = pd.read_parquet(INGESTED / "manifest.parquet")
     with process_group(ranks):
         try:
             result = generate(originals, INGESTED, config, params.seed, ranks)
-        except InputError as exc:  # inputs that params validation could not see
+        except (InputError, ParamsError) as exc:  # inputs that params validation could not see
             sys.exit(str(exc))
         if not ranks.is_main:
             return

@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 
 from artsim.ingest.run import IngestSettings, dataset_problem, ingest, select_subset
 from artsim.ingest.sources.formats import SourceError, SourceImage, read_source
 from stages.common import load_params, setup_logging, write_json
+from artsim.core import layout
 
-OUT_DIR = Path("data/ingested")
-METRICS = Path("metrics/ingest.json")
-PLOTS = Path("metrics/ingest")
+OUT_DIR = layout.INGESTED
+METRICS = layout.metrics_json("ingest")
+PLOTS = layout.plots_dir("ingest")
 
 
 def main() -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from pathlib import Path
 
 import pandas as pd
 
@@ -18,14 +17,15 @@ from artsim.score.report import score_report, score_tables
 from artsim.score.similarity import score_dataset
 from artsim.score.study import descriptor_study
 from stages.common import load_params, setup_logging, write_json
+from artsim.core import layout
 
-DESCRIPTORS = Path("data/descriptors/descriptors.parquet")
-ORIGINALS = Path("data/ingested/manifest.parquet")
-GENERATED = Path("data/generated/manifest.parquet")
-PAIRS = Path("data/pairs/pairs.parquet")
+DESCRIPTORS = layout.DESCRIPTORS_TABLE
+ORIGINALS = layout.INGESTED / layout.MANIFEST
+GENERATED = layout.GENERATED / layout.MANIFEST
+PAIRS = layout.PAIRS_TABLE
 DESCRIPTOR_SCORE = PAIRS.parent / DESCRIPTOR_SCORE_FILE
-METRICS = Path("metrics/score.json")
-PLOTS = Path("metrics/score")
+METRICS = layout.metrics_json("score")
+PLOTS = layout.plots_dir("score")
 
 log = logging.getLogger("stages.score")
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import shutil
 import sys
-from pathlib import Path
 
 import pandas as pd
 
@@ -21,15 +20,16 @@ from artsim.siamese.model_card import model_card, training_data_summary
 from artsim.siamese.train import siamese_card, train_siamese
 from artsim.learn.training import dvclive_epoch_logger, process_group_backend, resolve_runtime
 from stages.common import load_params, main_rank_live, relaunch_under_torchrun, setup_logging, write_json, write_stage_summary
+from artsim.core import layout
 
-INGESTED = Path("data/ingested")
-GENERATED = Path("data/generated")
-PAIRS = Path("data/pairs/pairs.parquet")
+INGESTED = layout.INGESTED
+GENERATED = layout.GENERATED
+PAIRS = layout.PAIRS_TABLE
 DESCRIPTOR_SCORE = PAIRS.parent / DESCRIPTOR_SCORE_FILE
-FINETUNED = Path("models/finetune/model.safetensors")
-MODEL_DIR = Path("models/siamese")
-METRICS_DIR = Path("metrics/siamese")  # dvclive: per-epoch curves
-SUMMARY = Path("metrics/siamese.json")
+FINETUNED = layout.MODELS["finetune"] / "model.safetensors"
+MODEL_DIR = layout.MODELS["siamese"]
+METRICS_DIR = layout.plots_dir("siamese")  # dvclive: per-epoch curves
+SUMMARY = layout.metrics_json("siamese")
 
 
 def main() -> None:

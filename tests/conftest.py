@@ -91,3 +91,11 @@ def reproduced_workspace(tmp_path_factory: pytest.TempPathFactory) -> Reproduced
         run_in(command, target)
     (target / "metrics" / "evaluate.json").write_text(json.dumps(POISON))
     return ReproducedWorkspace(target, run_in(["dvc", "repro"], target))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Under pytest-xdist (`make test` runs two workers) the tests that share the session's
+    # `dvc repro` go to one worker, so that the repro runs once and not once per worker.
+    for item in items:
+        if "reproduced_workspace" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("reproduced_workspace"))

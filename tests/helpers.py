@@ -1,12 +1,20 @@
 """Small builders shared by the tests."""
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
+
+from artsim.describe.texture import HARALICK_FEATURES
+from artsim.learn.models import NORMALISATION, SiameseRegressor, save_weights
+from artsim.params import DescribeParams, ScoreWeights
+from artsim.score.scorer import DescriptorScorer
+from artsim.score.similarity import TextureStats
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = REPO_ROOT / "data" / "sample"
@@ -30,3 +38,23 @@ def copy_worktree(target: Path) -> None:
         if source.is_file():
             (target / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target / name)
+
+
+def write_untrained_model(folder: Path, image_size: int = 32, head_hidden: int = 8, seed: int = 0) -> Path:
+    """What the siamese stage ships, from an untrained model: weights, card, descriptor score.
+
+    The head's last layer is random (not constant), so rankings come from the head; the same
+    `seed` gives the same weights (and the same rankings) on every run.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = SiameseRegressor(head_hidden=head_hidden)
+        model.start_at(0.5)
+        model.head[-1].weight.data.normal_(0, 0.01)
+    save_weights(model.eval(), folder / "model.safetensors")
+    card = {"image_size": image_size, "head_hidden": head_hidden, "normalisation": NORMALISATION}
+    (folder / "card.json").write_text(json.dumps(card))
+    stats = TextureStats(mean=np.zeros(HARALICK_FEATURES), std=np.full(HARALICK_FEATURES, 2.0))
+    DescriptorScorer(DescribeParams(size=64), ScoreWeights(), stats).save(folder / "descriptor_score.json")
+    return folder

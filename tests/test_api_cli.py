@@ -21,13 +21,10 @@ from artsim.app.api import ModelNotFound
 from artsim.app.cli import main
 from artsim.params import DescribeParams, ScoreWeights
 from artsim.score.scorer import DescriptorScoreFileError, DescriptorScorer
-from artsim.describe.texture import HARALICK_FEATURES
 from artsim.app.difference import difference_maps
-from artsim.learn.models import NORMALISATION, SiameseRegressor, save_weights
-from artsim.score.similarity import TextureStats
 from artsim.app.search import Candidate, EmbeddingCache, folder_candidates, search
 from artsim.core.shards import ShardMember, ShardWriter
-from tests.helpers import random_painting
+from tests.helpers import random_painting, write_untrained_model
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -35,15 +32,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
     """What the siamese stage ships, from an untrained model: weights, card, descriptor score."""
-    folder = tmp_path_factory.mktemp("model")
-    model = SiameseRegressor(head_hidden=8)
-    model.start_at(0.5)
-    model.head[-1].weight.data.normal_(0, 0.01)  # not constant: rankings must come from the head
-    save_weights(model.eval(), folder / "model.safetensors")
-    (folder / "card.json").write_text(json.dumps({"image_size": 32, "head_hidden": 8, "normalisation": NORMALISATION}))
-    stats = TextureStats(mean=np.zeros(HARALICK_FEATURES), std=np.full(HARALICK_FEATURES, 2.0))
-    DescriptorScorer(DescribeParams(size=64), ScoreWeights(), stats).save(folder / "descriptor_score.json")
-    return folder
+    return write_untrained_model(tmp_path_factory.mktemp("model"))
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ from artsim.generate.backends.base import InputError, ItemFailure
 from artsim.core.distributed import Ranks, processes_wanted, ranks_from_env, torchrun_command
 from artsim.generate.backends.importer import plan_import
 from artsim.generate.prompts import check_template, import_pattern, render_prompt
+from artsim.generate.backends import check_params
 from artsim.generate.run import check_inputs, generate, make_batches, plan, run_batches
 from artsim.generate.backends.sdxl import fit_size, plan_sdxl
 from artsim.generate.store import TEMP_PREFIX, VariantStore
@@ -70,7 +71,7 @@ def test_no_variant_is_styled_after_a_painting_of_another_split():
     manifest = split_manifest({"train": 20, "val": 5, "test": 7})
     split_of = dict(zip(manifest["id"], manifest["split"]))
     for seed in range(3):
-        variants = plan(params(strengths=[0.25, 0.5]), manifest, seed, None)[0]
+        variants = plan(params(strengths=[0.25, 0.5]), manifest, seed, None).variants
         assert len(variants) == 2 * len(manifest)
         assert all(split_of[v.style_source_id] == split_of[v.original_id] and v.style_source_id != v.original_id for v in variants)
 
@@ -206,7 +207,7 @@ def test_import_pattern_escapes_metadata_but_keeps_template_wildcards():
 def test_bad_generate_params_fail_with_their_key(values, key, says):
     raw = {"ingest": {"source": "data/sample"}, "generate": values}
     with pytest.raises(ParamsError) as error:
-        parse_params(raw)
+        check_params(parse_params(raw).generate)  # what the generate stage does before any work
     assert key in str(error.value) and says in str(error.value)
 
 
@@ -218,8 +219,8 @@ def test_model_defaults_to_the_backends_own():
 
 def test_import_with_several_strengths_needs_strength_in_the_template(tmp_path):
     with pytest.raises(ParamsError, match="generate.import_template"):
-        parse_params({"ingest": {"source": "x"}, "generate": {"backend": "import", "import_dir": str(tmp_path), "strengths": [0.2, 0.4]}})
-    parse_params({"ingest": {"source": "x"}, "generate": {"backend": "import", "import_dir": str(tmp_path), "strengths": [0.2, 0.4], "import_template": "{strength}/{stem}.jpg"}})
+        check_params(parse_params({"ingest": {"source": "x"}, "generate": {"backend": "import", "import_dir": str(tmp_path), "strengths": [0.2, 0.4]}}).generate)
+    check_params(parse_params({"ingest": {"source": "x"}, "generate": {"backend": "import", "import_dir": str(tmp_path), "strengths": [0.2, 0.4], "import_template": "{strength}/{stem}.jpg"}}).generate)
 
 
 def test_a_prompt_field_the_data_lacks_fails_before_any_work(ingested):

@@ -9,6 +9,8 @@ import torch
 from PIL import Image
 
 from artsim.params import GenerateParams
+from artsim.generate.backends import check_params
+from artsim.params import ParamsError
 from artsim.generate.backends.base import InputError
 from artsim.generate.run import generate, make_batches, run_batches
 from artsim.generate.backends.sdxl import SdxlBackend, fit_size, plan_sdxl, resolve_device, resolve_dtype
@@ -177,7 +179,7 @@ def test_a_hub_model_loads_at_its_revision_which_keys_its_variants(model, ingest
 
 
 def test_another_hub_model_needs_its_own_revision(model, tmp_path):
-    with pytest.raises(ValueError, match="revision"):
-        sdxl_params("someone/refiner", tmp_path)  # the default pins SDXL Refiner 1.0
-    assert sdxl_params("someone/refiner", tmp_path, revision="main").revision == "main"
-    assert sdxl_params(model, tmp_path).model == str(model)  # a folder ignores the revision
+    with pytest.raises(ParamsError, match="generate.revision"):
+        check_params(sdxl_params("someone/refiner", tmp_path))  # the default pins SDXL Refiner 1.0
+    check_params(sdxl_params("someone/refiner", tmp_path, revision="main"))
+    check_params(sdxl_params(model, tmp_path))  # a folder ignores the revision

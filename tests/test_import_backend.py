@@ -10,6 +10,7 @@ from PIL import Image
 
 from artsim.params import GenerateParams, ParamsError, parse_params
 from artsim.generate.assemble import assemble, failed_by_reason_table, failures_table, generate_metrics
+from artsim.generate.backends import check_params
 from artsim.generate.backends.importer import ImportBackend
 from artsim.generate.prompts import import_pattern, render_prompt
 from artsim.generate.run import generate
@@ -242,18 +243,18 @@ def test_format_specs_and_conversions_fail_validation_naming_the_key(key, templa
         template = template.replace(" {stem}", "")
     raw = {"ingest": {"source": "x"}, "generate": {"backend": "import", "import_dir": str(tmp_path), "strengths": [0.4], key: template}}
     with pytest.raises(ParamsError) as error:
-        parse_params(raw)
+        check_params(parse_params(raw).generate)
     assert f"generate.{key}" in str(error.value) and says in str(error.value)
 
 
 def test_format_specs_that_suit_the_field_pass():
-    parse_params({"ingest": {"source": "x"}, "generate": {"prompt": "{title:.40}, {year:>4}", "import_template": "{strength:.2f}/{stem}.jpg"}})
+    check_params(parse_params({"ingest": {"source": "x"}, "generate": {"prompt": "{title:.40}, {year:>4}", "import_template": "{strength:.2f}/{stem}.jpg"}}).generate)
 
 
 @pytest.mark.parametrize("template", ["/{style}/{stem}.jpg", "../{stem}.jpg", "{style}//{stem}.jpg", "{style}/./{stem}.jpg"])
 def test_an_import_template_must_stay_a_relative_path(template, tmp_path):
     with pytest.raises(ParamsError, match="generate.import_template.*component"):
-        parse_params({"ingest": {"source": "x"}, "generate": {"backend": "import", "import_dir": str(tmp_path), "strengths": [0.4], "import_template": template}})
+        check_params(parse_params({"ingest": {"source": "x"}, "generate": {"backend": "import", "import_dir": str(tmp_path), "strengths": [0.4], "import_template": template}}).generate)
 
 
 @pytest.mark.parametrize("value", ["{style}", "{0}", "{title!r:>{year}}"])

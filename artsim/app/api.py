@@ -35,10 +35,11 @@ from artsim.core.images import ImageRejected, file_hash, load_rgb
 from artsim.evaluate.verdict import VERDICT_FILE, Thresholds, Verdict, read_shipped, verdict_for
 from artsim.core.shards import ShardMember
 from artsim.learn.models import SiameseRegressor, load_siamese, pair_transform
+from artsim.core import layout
 
 # A workspace's own images (search candidates, manifests) are shard members: taken too.
 ImageInput = Union[str, os.PathLike, Image.Image, ShardMember]
-MODEL_DIR = Path("models/siamese")
+MODEL_DIR = layout.MODELS["siamese"]
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "card.json"
 
@@ -55,6 +56,11 @@ class UnusableImage(UserError):
     pass
 
 
+def parts_text(similarities: dict[str, float], weights: dict[str, float]) -> str:
+    """Each part of the descriptor score with its weight, as every display shows them (the parts in force)."""
+    return ", ".join(f"{name} {value:.3f} (weight {weights.get(name, 0.0):g})" for name, value in similarities.items())
+
+
 @dataclass(frozen=True)
 class Comparison:
     """Both scores of one pair, and what the descriptor score is made of."""
@@ -64,9 +70,6 @@ class Comparison:
     similarities: dict[str, float]  # the score's parts as configured (the weights in force), each in [0, 1]
     weights: dict[str, float]
 
-    def parts_text(self) -> str:
-        """Each part of the descriptor score with its weight, as every display shows them."""
-        return ", ".join(f"{name} {value:.3f} (weight {self.weights.get(name, 0.0):g})" for name, value in self.similarities.items())
 
     def as_dict(self) -> dict[str, Any]:
         return {"model_score": self.model_score, "descriptor_score": self.descriptor_score,
@@ -198,6 +201,14 @@ class Scorer:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
         return digest.hexdigest()
+
+
+def compare_payload(scorer: Scorer, a: LoadedImage, b: LoadedImage, names: tuple[str, str] | None = None) -> dict[str, Any]:
+    """The compare JSON (`artsim compare --json`, the service's POST /compare): the names, both scores, the
+    parts, and the verdict (verdict, verdict_text, threshold, precision, pairs, positives, negatives)."""
+    comparison = scorer.score(a, b)
+    first, second = names or (a.name, b.name)
+    return {"a": first, "b": second, **comparison.as_dict(), **scorer.verdict(comparison.model_score).payload()}
 
 
 # --- loading -----------------------------------------------------------------------------

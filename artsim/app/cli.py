@@ -1,6 +1,6 @@
-"""The `artsim` command: compare two images, search the originals, describe a workspace.
+"""The `artsim` command: compare two images, search the originals, serve both over HTTP, describe a workspace.
 
-A thin layer over artsim.app.api, artsim.app.search and artsim.app.workspace_info. Results go to stdout
+A thin layer over artsim.app.api, artsim.app.search, artsim.app.serve and artsim.app.workspace_info. Results go to stdout
 (text, or JSON with --json); progress and warnings to stderr. A problem the user can fix
 (no trained model, an unusable image, a bad option) exits with status 2 and one line on
 stderr, never a traceback.
@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 from artsim import __version__
 
 EXIT_USER_ERROR = 2
+LOOPBACK = "127.0.0.1"
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -34,6 +35,17 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    return positive_int(text) if text.strip() != "0" else 0
+
+
+def port_number(text: str) -> int:
+    value = positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a port is at most 65535, got {value}")
     return value
 
 
@@ -60,6 +72,16 @@ def build_parser() -> OneLineParser:
                         help="a folder of images to search (default: the workspace's ingested originals)")
     search.add_argument("--shortlist", type=positive_int, default=None,
                         help="candidates re-ranked by the model after the embedding-cosine shortlist (default 100)")
+
+    serve = commands.add_parser("serve", help="the model and the collection behind a local HTTP API and page")
+    serve.add_argument("--workspace", type=Path, default=Path("."), help="an artsim workspace after `dvc repro` (default: the current folder)")
+    serve.add_argument("--model", type=Path, default=None, help="a model folder; default: the workspace's")
+    serve.add_argument("--index", type=Path, default=None,
+                       help="the collection to search: a folder of images (default: the workspace's ingested originals)")
+    serve.add_argument("--host", default=LOOPBACK, help=f"address to listen on (default {LOOPBACK}: this machine only)")
+    serve.add_argument("--port", type=port_number, default=8000, help="port (default 8000)")
+    serve.add_argument("--max-concurrent", type=positive_int, default=2, help="requests computed at once (default 2)")
+    serve.add_argument("--max-queue", type=non_negative_int, default=8, help="requests waiting beyond those; more get 503 (default 8)")
 
     info = commands.add_parser("info", parents=[common], help="what the workspace holds")
     info.add_argument("--no-status", action="store_true", help="skip `dvc status` (stale stages)")
@@ -97,33 +119,23 @@ def _print(payload: Any, as_json: bool, text: str) -> None:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from artsim.app.api import open_image
+    from artsim.app.api import compare_payload, open_image, parts_text
     from artsim.app.difference import difference_maps, write_comparison_plot
 
     scorer = _scorer(args)
     first, second = open_image(args.a), open_image(args.b)
-    comparison = scorer.score(first, second)
-    verdict = scorer.verdict(comparison.model_score)
-    payload = {"a": args.a, "b": args.b, **comparison.as_dict(), **verdict_fields(verdict)}
+    payload = compare_payload(scorer, first, second, (args.a, args.b))
     if args.plot is not None:
         maps = difference_maps(first.image, second.image, scorer.descriptor.describe)
-        write_comparison_plot(first.image, second.image, (args.a, args.b), comparison, verdict, maps, args.plot)
+        write_comparison_plot(first.image, second.image, (args.a, args.b), payload, maps, args.plot)
         payload["plot"] = str(args.plot)
-    text = (f"model score       {comparison.model_score:.4f}   (the model's estimate of the descriptor score)\n"
-            f"descriptor score  {comparison.descriptor_score:.4f}   {comparison.parts_text()}\n"
-            f"verdict           {verdict.text}")
+    text = (f"model score       {payload['model_score']:.4f}   (the model's estimate of the descriptor score)\n"
+            f"descriptor score  {payload['descriptor_score']:.4f}   {parts_text(payload['similarities'], payload['weights'])}\n"
+            f"verdict           {payload['verdict_text']}")
     if args.plot is not None:
         text += f"\nplot              {args.plot}"
     _print(payload, args.json, text)
     return 0
-
-
-def verdict_fields(verdict) -> dict[str, Any]:
-    """The verdict as --json carries it: verdict (very_likely | likely | no_evidence | none), the
-    threshold it was judged by, that threshold's precision, the held-out pairs it rests on."""
-    return {"verdict": verdict.verdict, "verdict_text": verdict.text, "threshold": verdict.threshold,
-            "precision": verdict.precision, "pairs": verdict.pairs, "positives": verdict.positives,
-            "negatives": verdict.negatives}
 
 
 def run_search(args: argparse.Namespace) -> int:
@@ -152,6 +164,24 @@ def run_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from artsim.app.serve import create_app
+    from artsim.app.service import ServiceLimits, load_state
+
+    limits = ServiceLimits(max_concurrent=args.max_concurrent, max_queue=args.max_queue)
+    if args.host not in (LOOPBACK, "localhost", "::1"):
+        print(f"artsim: warning: listening on {args.host}, not only this machine: anyone who can reach port {args.port} "
+              "can send images to score (there is no authentication)", file=sys.stderr)
+    state = load_state(args.workspace, args.model, args.index)
+    health = state.health()
+    print(f"artsim: serving {health['index_size']} originals with model {health['model_fingerprint'][:12]} "
+          f"on http://{args.host}:{args.port}/ (API: /docs)", file=sys.stderr)
+    uvicorn.run(create_app(state, limits), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 def info_text(info: dict[str, Any]) -> str:
     originals, variants, pairs = info["originals"], info["variants"], info["pairs"]
     lines = [f"workspace   {info['workspace']}",
@@ -171,7 +201,7 @@ def info_text(info: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-COMMANDS = {"compare": run_compare, "search": run_search, "info": run_info}
+COMMANDS = {"compare": run_compare, "search": run_search, "serve": run_serve, "info": run_info}
 
 
 if __name__ == "__main__":

@@ -7,17 +7,17 @@ from __future__ import annotations
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np
 from PIL import Image
 
-from artsim.app.api import Comparison
+from artsim.app.api import parts_text
 from artsim.core.grid import cell_means
 from artsim.core.images import resize_long_side
 from artsim.describe.edges import edge_density_grid, edge_map
 from artsim.describe.registry import to_grey
-from artsim.evaluate.verdict import Verdict
 from artsim.params import DescribeParams
 
 
@@ -44,16 +44,17 @@ def difference_maps(a: Image.Image, b: Image.Image, params: DescribeParams) -> D
     return DifferenceMaps(color=np.linalg.norm(colours[0] - colours[1], axis=2), edges=np.abs(edges[0] - edges[1]))
 
 
-def write_comparison_plot(a: Image.Image, b: Image.Image, names: tuple[str, str], comparison: Comparison,
-                          verdict: Verdict, maps: DifferenceMaps, out: Path) -> None:
+def write_comparison_plot(a: Image.Image, b: Image.Image, names: tuple[str, str], scores: dict,
+                          maps: DifferenceMaps, out: Path | BinaryIO) -> None:
     """A PNG: the two images side by side, titled with both scores, the score's parts as configured
-    (whatever descriptors the weights in force name) and the verdict, above the two difference maps."""
-    import matplotlib
+    (whatever descriptors the weights in force name) and the verdict, above the two difference maps.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    A Figure of its own, not pyplot's global state: the service draws plots in several threads at once.
+    """
+    from matplotlib.figure import Figure
 
-    figure, axes = plt.subplots(2, 2, figsize=(9, 8.5))
+    figure = Figure(figsize=(9, 8.5))
+    axes = figure.subplots(2, 2)
     for axis, image, name in zip(axes[0], (a, b), names):
         axis.imshow(image)
         axis.set_title(Path(name).name[:40], fontsize=9)
@@ -65,9 +66,11 @@ def write_comparison_plot(a: Image.Image, b: Image.Image, names: tuple[str, str]
         axis.set_xticks([])
         axis.set_yticks([])
         figure.colorbar(shown, ax=axis, fraction=0.046, label=unit)
-    figure.suptitle(f"model score {comparison.model_score:.3f}   descriptor score {comparison.descriptor_score:.3f}\n"
-                    f"{textwrap.fill(comparison.parts_text(), 110)}\n{textwrap.fill(verdict.text, 110)}", fontsize=9)
+    # `scores` is compare's payload (artsim.app.api.compare_payload): the parts in force and the verdict.
+    parts = parts_text(scores["similarities"], scores["weights"])
+    figure.suptitle(f"model score {scores['model_score']:.3f}   descriptor score {scores['descriptor_score']:.3f}\n"
+                    f"{textwrap.fill(parts, 110)}\n{textwrap.fill(scores.get('verdict_text', ''), 110)}", fontsize=9)
     figure.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=80)
-    plt.close(figure)
+    if isinstance(out, Path):
+        out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=80, format="png")

@@ -7,6 +7,7 @@ computed once per image content and model, and cached under $ARTSIM_CACHE/embedd
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,11 +25,11 @@ from artsim.core.images import ImageFile, ImageRejected, file_hash
 from artsim.core.shards import manifest_images
 from artsim.learn.models import EMBEDDING_DIM
 from artsim.core.vector_files import read_vector, write_vector
+from artsim.core import layout
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
-INGESTED = Path("data/ingested")
 DEFAULT_SHORTLIST = 100
 EMBED_BATCH = 16
 
@@ -38,10 +39,12 @@ class Candidate:
     path: ImageFile  # a loose file, or an ingested original inside its shard
     artist: str
     title: str
+    id: str = ""  # the manifest's id, or a digest of the path under --originals: [0-9a-f]{16}, safe in a URL
 
 
 @dataclass(frozen=True)
 class Hit:
+    id: str
     rank: int
     score: float
     cosine: float
@@ -59,13 +62,14 @@ class Hit:
 
 def workspace_candidates(workspace: Path) -> list[Candidate]:
     """The workspace's ingested originals (data/ingested/manifest.parquet)."""
-    manifest_path = workspace / INGESTED / "manifest.parquet"
+    manifest_path = workspace / layout.INGESTED / layout.MANIFEST
     if not manifest_path.is_file():
         raise UserError(f"{manifest_path} is missing: run `dvc repro` in {workspace}, or pass --originals DIR")
     manifest = pd.read_parquet(manifest_path)
-    return [Candidate(image, _text(artist), _text(title))
-            for image, artist, title in zip(manifest_images(manifest, workspace / INGESTED), manifest.get("artist", [""] * len(manifest)),
-                                            manifest.get("title", [""] * len(manifest)))]
+    blank = [""] * len(manifest)
+    return [Candidate(image, _text(artist), _text(title), _text(image_id))
+            for image, artist, title, image_id in zip(manifest_images(manifest, workspace / layout.INGESTED), manifest.get("artist", blank),
+                                                      manifest.get("title", blank), manifest.get("id", blank))]
 
 
 def folder_candidates(folder: Path) -> list[Candidate]:
@@ -75,7 +79,7 @@ def folder_candidates(folder: Path) -> list[Candidate]:
     paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not paths:
         raise UserError(f"--originals {folder}: no image file ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    return [Candidate(p, "", p.stem) for p in paths]
+    return [Candidate(p, "", p.stem, hashlib.sha256(p.relative_to(folder).as_posix().encode()).hexdigest()[:16]) for p in paths]
 
 
 def _text(value: object) -> str:
@@ -198,7 +202,12 @@ def search(scorer: Scorer, query: ImageInput, candidates: Sequence[Candidate], t
     usable = np.ones(len(candidates), dtype=bool)
     usable[list(unusable)] = False
     ranked = rank_candidates(scorer, query_embedding, embeddings, usable, max(shortlist, top_k))[:top_k]
-    hits = [Hit(rank, score, cosine, candidates[p].artist, candidates[p].title, str(candidates[p].path), scorer.verdict(score).derived)
+    return SearchResult(hits_of(ranked, candidates, scorer), len(candidates),
+                        {str(candidates[p].path): why for p, why in sorted(unusable.items())}, threshold_note(scorer))
+
+
+def hits_of(ranked: Sequence[tuple[int, float, float]], candidates: Sequence[Candidate], scorer: Scorer) -> list[Hit]:
+    """The ranked candidates as hits, each marked by the model's verdict (at or above the 90% threshold)."""
+    return [Hit(candidates[p].id, rank, score, cosine, candidates[p].artist, candidates[p].title, str(candidates[p].path),
+                scorer.verdict(score).derived)
             for rank, (p, score, cosine) in enumerate(ranked, start=1)]
-    return SearchResult(hits, len(candidates), {str(candidates[p].path): why for p, why in sorted(unusable.items())},
-                        threshold_note(scorer))

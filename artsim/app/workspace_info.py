@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from artsim.core import layout
 
-INGESTED = Path("data/ingested/manifest.parquet")
-GENERATED = Path("data/generated/manifest.parquet")
-PAIRS = Path("data/pairs/pairs.parquet")
-MODELS = {"finetune": Path("models/finetune"), "siamese": Path("models/siamese")}
-METRICS = {"finetune": Path("metrics/finetune.json"), "siamese": Path("metrics/siamese.json")}
-EVALUATE = Path("metrics/evaluate.json")
+INGESTED = layout.INGESTED / layout.MANIFEST
+GENERATED = layout.GENERATED / layout.MANIFEST
+PAIRS = layout.PAIRS_TABLE
+MODELS = layout.MODELS
+METRICS = {name: layout.metrics_json(name) for name in MODELS}
+EVALUATE = layout.metrics_json("evaluate")
 # The test figures worth a line: regression against the descriptor score, and source retrieval.
 EVALUATE_HEADLINE = ("mse", "mae", "r2", "pearson", "spearman", "baseline_mse", "n_test_pairs")
 DVC_STATUS_TIMEOUT_S = 120

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,15 @@ class Ranks:
 
 
 ALONE = Ranks()  # a process not launched by torchrun
+
+Shareable = TypeVar("Shareable", bound=Sequence)
+
+
+def rank_share(items: Shareable, ranks: Ranks) -> Shareable:
+    """This rank's share of `items`: every world_size-th one from its rank. The one place ranks
+    split work (generate's batches, the training batches, evaluation items), so that the ranks'
+    shares are disjoint and together whole, in the same order on every rank."""
+    return items[ranks.rank::ranks.world_size]  # type: ignore[return-value]
 
 
 def ranks_from_env(environ: dict[str, str] | None = None) -> Ranks:

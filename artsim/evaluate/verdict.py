@@ -20,8 +20,10 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import precision_recall_curve
 
+from artsim.core import layout
+
 PRECISION_LEVELS = (0.90, 0.99)
-VERDICT_FILE = "verdict.json"
+VERDICT_FILE = layout.VERDICT.name
 FORMAT_VERSION = 1
 # Below this many held-out positives a threshold is rough: every output that shows one says so.
 FEW_POSITIVES = 100
@@ -162,6 +164,11 @@ class Verdict:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def payload(self) -> dict[str, Any]:
+        """The fields compare's JSON carries (CLI and service alike)."""
+        return {"verdict": self.verdict, "verdict_text": self.text, "threshold": self.threshold, "precision": self.precision,
+                "pairs": self.pairs, "positives": self.positives, "negatives": self.negatives}
 
 
 VERDICT_WORDS = {"very_likely": "derived: very likely", "likely": "derived: likely"}

@@ -8,10 +8,9 @@ macro-F1 on val and test. Runs alone or as one rank of a torchrun launch (traini
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,32 +18,15 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from artsim.learn.batches import ShuffledBatches, global_batch_size, global_mean
+from artsim.learn.batches import global_batch_size, global_mean
 from artsim.params import FinetuneParams, result_params
 from artsim.core.distributed import gather_to_all
-from artsim.core.images import ImageFile, ImageRejected, load_rgb
-from artsim.core.shards import manifest_images
-from artsim.finetune.labels import (
-    UNSEEN,
-    check_labels,
-    class_indices,
-    classification_metrics,
-    is_labelled,
-    learnable_classes,
-    majority_accuracy,
-)
-from artsim.learn.models import (
-    ARCH,
-    NORMALISATION,
-    build_classifier,
-    classifier_eval_transform,
-    classifier_train_transform,
-    drop_rejected,
-    screen_images,
-)
+from artsim.finetune.labels import check_labels, classification_metrics, learnable_classes, majority_accuracy
+from artsim.finetune.data import LabelledImages, split_dataset, train_loader, usable_labelled_files
+from artsim.learn.models import ARCH, NORMALISATION, build_classifier, drop_rejected
 from artsim.learn.training import (
     BestEpoch,
     EpochLogger,
@@ -60,26 +42,6 @@ from artsim.learn.training import (
 log = logging.getLogger(__name__)
 
 TOP_K = 5
-
-
-class LabelledImages(Dataset):
-    """(image tensor, class index) per file; None when the file fails to decode."""
-
-    def __init__(self, paths: Sequence[ImageFile], targets: Sequence[int], transform: Callable) -> None:
-        self.paths = list(paths)
-        self.targets = list(targets)
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int) -> tuple[Tensor, int] | None:
-        try:
-            image = load_rgb(self.paths[index])
-        except ImageRejected as exc:
-            log.warning("skipping %s: %s", self.paths[index], exc)
-            return None
-        return self.transform(image), self.targets[index]
 
 
 # ---------------------------------------------------------------------------
@@ -107,9 +69,9 @@ def finetune_classifier(
     """Fine-tune a ResNet-50 to predict `params.label` from the ingested images."""
     make_deterministic(seed)
     check_labels(manifest, params)  # before decoding any image
-    files, rejected, unlabelled = _usable_labelled_files(manifest, Path(images_dir), params.label)
+    files, rejected, unlabelled = usable_labelled_files(manifest, Path(images_dir), params.label)
     classes = learnable_classes(files, params, unlabelled)  # undecodable images may have emptied a class
-    splits = {split: _split_dataset(files, split, params, classes) for split in ("train", "val", "test")}
+    splits = {split: split_dataset(files, split, params, classes) for split in ("train", "val", "test")}
     log.info("classes (%s): %s; images train/val/test = %d/%d/%d", params.label, classes,
              len(splits["train"]), len(splits["val"]), len(splits["test"]))
 
@@ -137,49 +99,6 @@ def finetune_classifier(
     return FinetuneResult(model.cpu(), classes, metrics, history, test_predictions)
 
 
-def _usable_labelled_files(manifest: pd.DataFrame, images_dir: Path, label: str) -> tuple[pd.DataFrame, int, int]:
-    """Manifest rows that have a label (see is_labelled) and a decodable image (with its path
-    as `file`), the number of images rejected, and the number without a label."""
-    has_label = is_labelled(manifest[label])
-    files = manifest[has_label].assign(file=manifest_images(manifest[has_label], images_dir))
-    rejected = screen_images(files["file"])
-    return files[~files["file"].isin(list(rejected))], len(rejected), int((~has_label).sum())
-
-
-def _split_dataset(files: pd.DataFrame, split: str, params: FinetuneParams, classes: Sequence[str]) -> LabelledImages:
-    rows = files[files["split"] == split]
-    targets = np.asarray(class_indices(rows[params.label], classes), dtype=np.int64)
-    if (unseen := int((targets == UNSEEN).sum())):
-        log.warning("%s: %d images have a %s no class covers (none in train); left out", split, unseen, params.label)
-    transform = (classifier_train_transform if split == "train" else classifier_eval_transform)(params.image_size)
-    keep = targets != UNSEEN
-    return LabelledImages(list(rows.loc[keep, "file"]), targets[keep].tolist(), transform)
-
-
-def _train_loader(dataset: LabelledImages, params: FinetuneParams, seed: int, runtime: Runtime) -> DataLoader:
-    """This rank's share of every global batch of `params.batch_size` images (artsim.learn.batches):
-    one process and N ranks step through the same global batches, and every rank takes
-    every step, with an empty share if need be."""
-    return DataLoader(
-        dataset,
-        batch_sampler=ShuffledBatches(len(dataset), params.batch_size, seed, runtime.ranks),
-        num_workers=params.loader_workers,
-        persistent_workers=params.loader_workers > 0,
-        pin_memory=runtime.device.type == "cuda",
-        collate_fn=partial(_collate_share, image_size=params.image_size),
-        generator=torch.Generator().manual_seed(seed),  # seeds the workers' augmentation
-    )
-
-
-def _collate_share(samples: list[tuple[Tensor, int] | None], image_size: int) -> tuple[Tensor, Tensor]:
-    """The images of a share that decoded, and their targets: possibly none (a share that
-    was empty, or whose files broke after screening), which still takes part in the step."""
-    batch = drop_rejected(samples)
-    if batch is None:
-        return torch.zeros((0, 3, image_size, image_size)), torch.zeros(0, dtype=torch.long)
-    return batch[0], batch[1]
-
-
 def _train_classifier(
     model: nn.Module,
     splits: dict[str, LabelledImages],
@@ -190,7 +109,7 @@ def _train_classifier(
 ) -> tuple[BestEpoch, list[dict[str, float]]]:
     optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
     scaler = runtime.grad_scaler()
-    loader = _train_loader(splits["train"], params, seed, runtime)
+    loader = train_loader(splits["train"], params, seed, runtime)
     # A global batch of one image takes no step (see _classifier_epoch).
     follow_recipe(optimizer, params.epochs * (len(loader) - (len(splits["train"]) % params.batch_size == 1)),
                   params.warmup, params.grad_clip)

@@ -15,33 +15,26 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import pandas as pd
 from tqdm import tqdm
 
-from artsim.params import GenerateParams
-from artsim.generate.backends.base import AdoptedFile, Backend, InputError, ItemFailure, Output
-from artsim.core.distributed import ALONE, Ranks, broadcast_from_main, gather_to_all
-from artsim.generate.prompts import missing_columns
+from artsim.core.distributed import ALONE, Ranks, broadcast_from_main, gather_to_all, rank_share
+from artsim.core.images import ImageRejected
+from artsim.core.shards import manifest_images
+from artsim.generate.backends import backend_named, check_params
+from artsim.generate.backends.base import AdoptedFile, Backend, Failure, InputError, ItemFailure, Output, Plan, Renderer
 from artsim.generate.store import VariantStore
 from artsim.generate.variants import Variant
-from artsim.core.images import ImageFile, ImageRejected
-from artsim.core.shards import manifest_images
+from artsim.params import GenerateParams
+
+__all__ = ["Failure", "GenerationResult", "InputError", "check_inputs", "generate", "make_batches", "plan", "run_batches"]
 
 log = logging.getLogger(__name__)
 
 # Finished images waiting for the writer thread; beyond this the loop waits for the disk.
 MAX_PENDING_WRITES = 64
-
-
-@dataclass(frozen=True)
-class Failure:
-    key: str
-    original_id: str
-    strength: float
-    reason: str
-    detail: str = ""
 
 
 @dataclass
@@ -68,63 +61,22 @@ class GenerationResult:
         return dict(sorted(Counter(f.reason for f in self.failures).items()))
 
 
-def check_inputs(config: GenerateParams, originals: pd.DataFrame) -> None:
-    """What params validation cannot know before the data is there; InputError naming the key."""
-    if config.backend == "sdxl":
-        absent = missing_columns([config.prompt, config.negative_prompt], originals.columns)
-        if absent:
-            field_name = "prompt" if missing_columns([config.prompt], originals.columns) else "negative_prompt"
-            raise InputError(f"generate.{field_name}: uses {{{absent[0]}}}, but the ingested manifest has no {absent[0]} column")
-        for key, name in (("model", config.model), ("vae", config.vae)):
-            if name and Path(name).exists() and not (Path(name) / ("model_index.json" if key == "model" else "config.json")).is_file():
-                raise InputError(f"generate.{key}: {name} is a folder but not one written by save_pretrained")
-    if config.backend == "style_transfer" and len(originals) < 2:
-        raise InputError("generate.backend: style_transfer needs at least two ingested paintings (ingest.source)")
-    if config.backend == "style_transfer" and "split" not in originals.columns:
-        raise InputError("generate.backend: style_transfer takes styles from the same split, but the ingested manifest has no split column")
+def check_inputs(config: GenerateParams, originals: pd.DataFrame) -> Backend:
+    """Params and data checked by generate and the backend, before any work: ParamsError or
+    InputError naming the key. Returns the backend."""
+    backend = check_params(config)
+    backend.check_inputs(config, originals)
+    return backend
 
 
-def open_backend(config: GenerateParams, originals: Mapping[str, ImageFile], ranks: Ranks) -> Backend:
-    if config.backend == "sdxl":
-        from artsim.generate.backends.sdxl import SdxlBackend, resolve_device
-
-        return SdxlBackend(config, originals, resolve_device(config.device, ranks.local_rank))
-    if config.backend == "import":
-        from artsim.generate.backends.importer import ImportBackend
-
-        assert config.import_dir is not None
-        return ImportBackend(config.import_dir)
-    from artsim.generate.backends.style_transfer import StyleTransferBackend
-
-    return StyleTransferBackend(originals, config.max_side)
+def plan(config: GenerateParams, originals: pd.DataFrame, seed: int, renderer: Renderer | None) -> Plan:
+    """The backend's plan, every variant once (by key)."""
+    planned = backend_named(config.backend).plan(config, originals, seed, renderer)  # type: ignore[arg-type]
+    planned.variants = list({v.key: v for v in planned.variants}.values())
+    return planned
 
 
-def plan(config: GenerateParams, originals: pd.DataFrame, seed: int, backend: Backend) -> tuple[list[Variant], list[str], list[Failure]]:
-    """Every variant the params ask for (deduplicated by key), originals without a variant file
-    (import), and the variants that could not be planned (style_transfer: no style source)."""
-    unmatched: list[str] = []
-    unplanned: list[Failure] = []
-    if config.backend == "sdxl":
-        from artsim.generate.backends.sdxl import plan_sdxl
-
-        variants = plan_sdxl(originals, config, seed, backend)  # type: ignore[arg-type]
-    elif config.backend == "import":
-        from artsim.generate.backends.importer import plan_import
-
-        variants, unmatched, unplanned = plan_import(originals, config, seed)  # unplanned: paths refused
-    else:
-        from artsim.generate.backends.style_transfer import plan_style_transfer
-
-        variants, left_out = plan_style_transfer(originals, config, seed)
-        unplanned = [Failure("", image_id, float(strength), why.reason, why.detail)
-                     for image_id, why in sorted(left_out.items()) for strength in config.strengths]
-        for failure in unplanned[::len(config.strengths)]:
-            log.warning("original %s gets no variant: %s (%s)", failure.original_id, failure.reason, failure.detail)
-    unique = {v.key: v for v in variants}
-    return list(unique.values()), unmatched, unplanned
-
-
-def make_batches(variants: Sequence[Variant], backend: Backend, batch_size: int) -> list[list[Variant]]:
+def make_batches(variants: Sequence[Variant], backend: Renderer, batch_size: int) -> list[list[Variant]]:
     """Batches of at most `batch_size` variants that the backend can make in one call, in a stable order."""
     ordered = sorted(variants, key=lambda v: (repr(backend.batch_group(v)), v.key))
     batches: list[list[Variant]] = []
@@ -136,11 +88,12 @@ def make_batches(variants: Sequence[Variant], backend: Backend, batch_size: int)
 
 def generate(originals: pd.DataFrame, originals_dir: Path, config: GenerateParams, seed: int, ranks: Ranks = ALONE) -> GenerationResult:
     """Make every planned variant the store lacks; this rank does its share. Collective over ranks."""
-    check_inputs(config, originals)
+    entry = check_inputs(config, originals)
     store = VariantStore(config.store)
     images = dict(zip(originals["id"].astype(str), manifest_images(originals, originals_dir)))
-    backend = open_backend(config, images, ranks)
-    variants, unmatched, unplanned = plan(config, originals, seed, backend)
+    backend = entry.open(config, images, ranks)
+    planned = plan(config, originals, seed, backend)
+    variants, unmatched, unplanned = planned.variants, planned.unmatched, planned.unplanned
     found: tuple[list[str], int] | None = None
     if ranks.is_main:
         store.remove_stale_temporaries()
@@ -150,7 +103,7 @@ def generate(originals: pd.DataFrame, originals_dir: Path, config: GenerateParam
     missing, healed = broadcast_from_main(found, ranks)
     wanted = set(missing)
     batches = make_batches([v for v in variants if v.key in wanted], backend, config.batch_size)
-    report = run_batches(batches[ranks.rank::ranks.world_size], backend, store, config.jpeg_quality, ranks)
+    report = run_batches(rank_share(batches, ranks), backend, store, config.jpeg_quality, ranks)
     reports = gather_to_all(report, ranks)
     return GenerationResult(
         variants=variants,
@@ -162,7 +115,7 @@ def generate(originals: pd.DataFrame, originals_dir: Path, config: GenerateParam
     )
 
 
-def run_batches(batches: Sequence[Sequence[Variant]], backend: Backend, store: VariantStore, jpeg_quality: int, ranks: Ranks = ALONE) -> RankReport:
+def run_batches(batches: Sequence[Sequence[Variant]], backend: Renderer, store: VariantStore, jpeg_quality: int, ranks: Ranks = ALONE) -> RankReport:
     """Make `batches` into the store. Loading the next batch and writing finished images run
     in threads beside the backend, so a GPU does not wait for the disk."""
     report = RankReport()
@@ -199,11 +152,11 @@ def run_batches(batches: Sequence[Sequence[Variant]], backend: Backend, store: V
     return report
 
 
-def _load_batch(backend: Backend, batch: Sequence[Variant]) -> list[tuple[Variant, Any]]:
+def _load_batch(backend: Renderer, batch: Sequence[Variant]) -> list[tuple[Variant, Any]]:
     return [(variant, _load(backend, variant)) for variant in batch]
 
 
-def _load(backend: Backend, variant: Variant) -> Any:
+def _load(backend: Renderer, variant: Variant) -> Any:
     for _ in range(2):  # the second try is for transient read errors (network filesystems)
         try:
             return backend.load(variant)
@@ -214,7 +167,7 @@ def _load(backend: Backend, variant: Variant) -> Any:
     return failure
 
 
-def _render(backend: Backend, items: Sequence[tuple[Variant, Any]]) -> list[tuple[Variant, Output]]:
+def _render(backend: Renderer, items: Sequence[tuple[Variant, Any]]) -> list[tuple[Variant, Output]]:
     if not items:
         return []
     variants = [v for v, _ in items]
@@ -233,7 +186,7 @@ def _render(backend: Backend, items: Sequence[tuple[Variant, Any]]) -> list[tupl
     return results
 
 
-def _render_alone(backend: Backend, variant: Variant, inputs: Any) -> Output:
+def _render_alone(backend: Renderer, variant: Variant, inputs: Any) -> Output:
     try:
         return backend.render([variant], [inputs])[0]
     except Exception as exc:  # noqa: BLE001

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Sampler
 
-from artsim.core.distributed import ALONE, Ranks
+from artsim.core.distributed import ALONE, Ranks, rank_share
 from artsim.learn.training import sum_over_ranks
 
 
@@ -39,7 +39,7 @@ class RankShares(Sampler[list[int]]):
 
     def __iter__(self) -> Iterator[list[int]]:
         for batch in self.global_batches():
-            yield batch[self.ranks.rank::self.ranks.world_size].tolist()
+            yield rank_share(batch, self.ranks).tolist()
 
     def __len__(self) -> int:
         return len(self.global_batches())

@@ -30,13 +30,9 @@ TrainLayers = Sequence[str] | Literal["all"]
 
 
 def trunk_stages(trunk: ResNet) -> dict[str, nn.Module]:
-    return {
-        "stem": nn.Sequential(trunk.conv1, trunk.bn1, trunk.relu, trunk.maxpool),
-        "layer1": trunk.layer1,
-        "layer2": trunk.layer2,
-        "layer3": trunk.layer3,
-        "layer4": trunk.layer4,
-    }
+    """The trunk's stages by the names params use (TRUNK_STAGES); the stem is the layers before layer1."""
+    stem = nn.Sequential(trunk.conv1, trunk.bn1, trunk.relu, trunk.maxpool)
+    return {name: stem if name == "stem" else getattr(trunk, name) for name in TRUNK_STAGES}
 
 
 def first_trained_stage(train_layers: TrainLayers) -> int:

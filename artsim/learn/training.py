@@ -23,7 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.lr_scheduler import LambdaLR
 
 from artsim.params import TrainingRun
-from artsim.core.distributed import ALONE, Ranks
+from artsim.core.distributed import ALONE, Ranks, rank_share
 
 EpochLogger = Callable[[dict[str, float]], None]
 
@@ -174,8 +174,8 @@ def sum_over_ranks(values: list[float], ranks: Ranks) -> list[float]:
 
 
 def share_of(count: int, ranks: Ranks) -> range:
-    """This rank's slice of `count` items in evaluation: every world_size-th one."""
-    return range(ranks.rank, count, ranks.world_size)
+    """This rank's slice of `count` items in evaluation."""
+    return rank_share(range(count), ranks)
 
 
 # ---------------------------------------------------------------------------

@@ -20,13 +20,14 @@ from typing import Any, Hashable, Mapping, Sequence
 
 import pandas as pd
 
-from artsim.params import GenerateParams
-from artsim.generate.backends.base import AdoptedFile, Output
-from artsim.generate.prompts import UnusablePath, import_pattern
-from artsim.generate.run import Failure
-from artsim.generate.variants import Variant, variant_key
-from artsim.core.images import MAX_FILE_BYTES, ImageRejected, content_hash, load_rgb, read_regular_file
+from artsim.core.distributed import Ranks
+from artsim.core.images import MAX_FILE_BYTES, ImageFile, ImageRejected, content_hash, load_rgb, read_regular_file
 from artsim.core.paths import PathRefused, resolve_inside
+from artsim.generate.backends import register
+from artsim.generate.backends.base import AdoptedFile, Failure, Output, ParamsProblem, Plan
+from artsim.generate.prompts import UnusablePath, check_import_template, import_pattern
+from artsim.generate.variants import Variant, variant_key
+from artsim.params import GenerateParams
 
 log = logging.getLogger(__name__)
 
@@ -119,3 +120,33 @@ class ImportBackend:
         pass
 
 
+class Import:
+    """The registry's entry for backend `import`."""
+
+    name = BACKEND
+
+    def check_params(self, config: GenerateParams) -> list[ParamsProblem]:
+        problems = []
+        if config.import_dir is None or not config.import_dir.is_dir():
+            problems.append(("import_dir", f"backend import needs an existing folder of generated images (got {config.import_dir!r})"))
+        try:
+            several_unnamed = "strength" not in check_import_template(config.import_template) and len(config.strengths) > 1
+        except ValueError:
+            several_unnamed = False  # reported by the template check every backend gets
+        if several_unnamed:
+            problems.append(("import_template", f"with several strengths the template must tell them apart with {{strength}} (got {config.import_template!r})"))
+        return problems
+
+    def check_inputs(self, config: GenerateParams, originals: pd.DataFrame) -> None:
+        pass  # every original is looked for; one without a file is reported, not fatal
+
+    def open(self, config: GenerateParams, originals: Mapping[str, ImageFile], ranks: Ranks) -> ImportBackend:
+        assert config.import_dir is not None  # check_params requires it
+        return ImportBackend(config.import_dir)
+
+    def plan(self, config: GenerateParams, originals: pd.DataFrame, seed: int, renderer: object) -> Plan:
+        variants, unmatched, refused = plan_import(originals, config, seed)
+        return Plan(variants, unmatched=unmatched, unplanned=refused)
+
+
+register(Import())

@@ -18,12 +18,16 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from artsim.params import GenerateParams
-from artsim.generate import looks_like_hub_id
-from artsim.generate.backends.base import InputError, ItemFailure, Output
-from artsim.generate.prompts import render_prompt
-from artsim.generate.variants import Variant, variant_key, variant_seed, weights_identity
+from pathlib import Path
+
+from artsim.core.distributed import Ranks
+from artsim.core.hub import looks_like_hub_id
 from artsim.core.images import ImageFile, load_rgb
+from artsim.generate.backends import register
+from artsim.generate.backends.base import InputError, ItemFailure, Output, ParamsProblem, Plan
+from artsim.generate.prompts import missing_columns, render_prompt
+from artsim.generate.variants import Variant, variant_key, variant_seed, weights_identity
+from artsim.params import DEFAULT_MODELS, REFINER, REFINER_REVISION, GenerateParams
 
 log = logging.getLogger(__name__)
 
@@ -207,3 +211,35 @@ def _to_image(array: np.ndarray) -> Output:
     if float(array.max()) <= 0.0:
         return ItemFailure("nan_image", "all-black output")
     return Image.fromarray((np.clip(array, 0.0, 1.0) * 255).round().astype(np.uint8))
+
+
+class Sdxl:
+    """The registry's entry for backend `sdxl`."""
+
+    name = BACKEND
+
+    def check_params(self, config: GenerateParams) -> list[ParamsProblem]:
+        if config.model == DEFAULT_MODELS["style_transfer"]:
+            return [("model", f"backend sdxl needs a diffusers model: a hub id such as {DEFAULT_MODELS[BACKEND]!r} or a folder "
+                              f"written by save_pretrained (null = that default) (got {config.model!r})")]
+        if config.revision == REFINER_REVISION and config.model != REFINER and looks_like_hub_id(config.model):
+            return [("revision", f"the default is the commit of {REFINER}; give the commit (or main) of {config.model} (got {config.revision!r})")]
+        return []
+
+    def check_inputs(self, config: GenerateParams, originals: pd.DataFrame) -> None:
+        absent = missing_columns([config.prompt, config.negative_prompt], originals.columns)
+        if absent:
+            field_name = "prompt" if missing_columns([config.prompt], originals.columns) else "negative_prompt"
+            raise InputError(f"generate.{field_name}: uses {{{absent[0]}}}, but the ingested manifest has no {absent[0]} column")
+        for key, name in (("model", config.model), ("vae", config.vae)):
+            if name and Path(name).exists() and not (Path(name) / ("model_index.json" if key == "model" else "config.json")).is_file():
+                raise InputError(f"generate.{key}: {name} is a folder but not one written by save_pretrained")
+
+    def open(self, config: GenerateParams, originals: Mapping[str, ImageFile], ranks: Ranks) -> SdxlBackend:
+        return SdxlBackend(config, originals, resolve_device(config.device, ranks.local_rank))
+
+    def plan(self, config: GenerateParams, originals: pd.DataFrame, seed: int, renderer: SdxlBackend) -> Plan:  # type: ignore[override]
+        return Plan(plan_sdxl(originals, config, seed, renderer))
+
+
+register(Sdxl())

@@ -9,6 +9,7 @@ painting's style.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Mapping
 from typing import Hashable, Sequence
 
@@ -16,10 +17,14 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from artsim.params import GenerateParams
-from artsim.generate.backends.base import ItemFailure, Output
-from artsim.generate.variants import Variant, variant_key
+from artsim.core.distributed import Ranks
 from artsim.core.images import ImageFile, load_rgb
+from artsim.generate.backends import register
+from artsim.generate.backends.base import Failure, InputError, ItemFailure, Output, ParamsProblem, Plan
+from artsim.generate.variants import Variant, variant_key
+from artsim.params import DEFAULT_MODELS, GenerateParams
+
+log = logging.getLogger(__name__)
 
 BACKEND = "style_transfer"
 # Points each painting holds on its split's hash ring: more points, more even use of the
@@ -165,3 +170,34 @@ class StyleTransferBackend:
 
     def recover(self) -> None:
         pass
+
+
+class StyleTransfer:
+    """The registry's entry for backend `style_transfer`."""
+
+    name = BACKEND
+
+    def check_params(self, config: GenerateParams) -> list[ParamsProblem]:
+        if config.model != DEFAULT_MODELS[BACKEND]:
+            return [("model", f"backend style_transfer has the one model {DEFAULT_MODELS[BACKEND]!r} (got {config.model!r})")]
+        return []
+
+    def check_inputs(self, config: GenerateParams, originals: pd.DataFrame) -> None:
+        if len(originals) < 2:
+            raise InputError("generate.backend: style_transfer needs at least two ingested paintings (ingest.source)")
+        if "split" not in originals.columns:
+            raise InputError("generate.backend: style_transfer takes styles from the same split, but the ingested manifest has no split column")
+
+    def open(self, config: GenerateParams, originals: Mapping[str, ImageFile], ranks: Ranks) -> StyleTransferBackend:
+        return StyleTransferBackend(originals, config.max_side)
+
+    def plan(self, config: GenerateParams, originals: pd.DataFrame, seed: int, renderer: object) -> Plan:
+        variants, left_out = plan_style_transfer(originals, config, seed)
+        unplanned = [Failure("", image_id, float(strength), why.reason, why.detail)
+                     for image_id, why in sorted(left_out.items()) for strength in config.strengths]
+        for failure in unplanned[::len(config.strengths)]:
+            log.warning("original %s gets no variant: %s (%s)", failure.original_id, failure.reason, failure.detail)
+        return Plan(variants, unplanned=unplanned)
+
+
+register(StyleTransfer())

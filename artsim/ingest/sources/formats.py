@@ -30,7 +30,6 @@ __all__ = ["LABEL_FIELDS", "UNKNOWN", "SourceError", "SourceImage", "SourceItem"
            "labels_from_path", "read_artgan", "read_folder", "read_hf_parquet", "read_source"]
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"}
-FORMATS = ("folder", "artgan", "hf_parquet")
 Format = Literal["auto", "folder", "artgan", "hf_parquet"]
 _ARTGAN_TASKS = ("style", "genre", "artist")
 

@@ -1,0 +1,39 @@
+"""Block `siamese`: the siamese ResNet-50 that regresses the descriptor score."""
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+
+from artsim.params.base import RUN_ONLY, CacheFolder, user_cache_when_null
+from artsim.params.training import TRUNK_STAGES, LearningRecipe, TrainingRun, TrunkStage
+
+
+class SiameseParams(TrainingRun, LearningRecipe):
+    image_size: int = Field(64, ge=32, le=1024)
+    # Everything below the lowest trained stage is frozen, and its features are computed
+    # once per unique image and cached in feature_cache.
+    train_layers: Literal["all"] | list[TrunkStage] = ["layer4"]
+    feature_cache: Annotated[CacheFolder, user_cache_when_null("features")] = Field(
+        None, validate_default=True, description="frozen-trunk features by image and weights, outside every DVC output; null = the user cache",
+        json_schema_extra=RUN_ONLY)
+    epochs: int = Field(8, ge=1)
+    batch_size: int = Field(16, ge=1, description="pairs per optimiser step, over all ranks")
+    lr: float = Field(3e-4, gt=0.0)
+    trunk_lr_scale: float = Field(0.1, gt=0.0, le=1.0, description="the trained trunk stages learn at lr x this")
+    weight_decay: float = Field(1e-4, ge=0.0)
+    head_hidden: int = Field(256, ge=1)
+
+    @field_validator("train_layers")
+    @classmethod
+    def _top_run_of_stages(cls, value: str | list[str]) -> str | list[str]:
+        if value == "all":
+            return value
+        indices = sorted(TRUNK_STAGES.index(name) for name in value)
+        if len(set(indices)) != len(indices) or (indices and indices != list(range(indices[0], len(TRUNK_STAGES)))):
+            raise ValueError(
+                "must be 'all' or a top run of consecutive trunk stages ending at layer4, e.g. [layer4] or "
+                f"[layer3, layer4] ([] trains the head only); stages: {', '.join(TRUNK_STAGES)}; got {value!r}"
+            )
+        return [TRUNK_STAGES[i] for i in indices]
+

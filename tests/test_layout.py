@@ -1,0 +1,209 @@
+"""The package layout: one package per dvc.yaml stage, imports going downward only
+(core <- params <- stages in DAG order <- app), no import cycle, short modules.
+
+Imports are read from the source with `ast`, at module level and inside functions alike (an
+import inside a function to dodge a cycle is still an arrow). Imports under
+`if TYPE_CHECKING:` are left out: they never run. The checks are plain functions, run on
+the real tree and on small synthetic graphs that break each rule, so a broken checker fails too.
+"""
+from __future__ import annotations
+
+import ast
+import typing
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = REPO_ROOT / "artsim"
+# Lowest first: a package may import only from its own layer or below.
+LAYERS = ["core", "params", "ingest", "generate", "describe", "score", "learn", "finetune", "siamese", "evaluate", "index", "app"]
+MAX_LINES = 320
+# What `import artsim` may load: the package must stay light, every stage and the API import it.
+LIGHT_MODULES = {"__future__", "importlib", "typing"}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(REPO_ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node except those under `if TYPE_CHECKING:` (imports for annotations only)."""
+    nodes, todo = [], [tree]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.If) and ast.unparse(node.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING"):
+            todo.extend(node.orelse)
+            continue
+        nodes.append(node)
+        todo.extend(ast.iter_child_nodes(node))
+    return nodes
+
+
+def imported_modules(source: str, name: str, is_package: bool) -> set[str]:
+    """The absolute names of the modules `source` (module `name`) imports, anywhere in it.
+    `from a import b` counts as `a.b` too (b may be a module); callers keep the names that exist."""
+    package = name if is_package else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in _runtime_nodes(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return found
+
+
+def project_graph() -> dict[str, set[str]]:
+    """artsim module -> the artsim modules it imports (the deepest existing name of each import)."""
+    files = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+    graph = {}
+    for name, path in files.items():
+        imported = imported_modules(path.read_text(encoding="utf-8"), name, path.name == "__init__.py")
+        graph[name] = {target for target in imported if target in files and target != name}
+    return graph
+
+
+def layer_of(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in LAYERS else None
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Arrows from a package to a higher layer, as 'a -> b'."""
+    wrong = []
+    for source, targets in graph.items():
+        for target in targets:
+            low, high = layer_of(source), layer_of(target)
+            if low and high and LAYERS.index(high) > LAYERS.index(low):
+                wrong.append(f"{source} -> {target}")
+    return sorted(wrong)
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One cycle of the graph as a path [a, b, ..., a], or [] when there is none."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        state[node] = 1
+        path.append(node)
+        for target in sorted(graph.get(node, ())):
+            if state.get(target) == 1:
+                return path[path.index(target):] + [target]
+            if target not in state and (cycle := visit(target)):
+                return cycle
+        state[node] = 2
+        path.pop()
+        return []
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return []
+
+
+# --- the checker on synthetic graphs: each rule catches what it is for ---------------------------
+
+def test_the_checker_finds_an_upward_import_and_a_cycle():
+    old_layout = {  # what main had: params imported generate; importer <-> run through a function-level import
+        "artsim.params": {"artsim.generate", "artsim.core.cache_dirs"},
+        "artsim.generate.backends.importer": {"artsim.generate.run"},
+        "artsim.generate.run": {"artsim.generate.backends.importer"},
+        "artsim.core.cache_dirs": set(),
+    }
+    assert upward_imports(old_layout) == ["artsim.params -> artsim.generate"]
+    assert find_cycle(old_layout) == ["artsim.generate.backends.importer", "artsim.generate.run", "artsim.generate.backends.importer"]
+    assert upward_imports({"artsim.app.cli": {"artsim.core"}, "artsim.evaluate.run": {"artsim.score.pairs"}}) == []
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) == []
+
+
+def test_function_level_imports_count_and_type_checking_ones_do_not():
+    source = (
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    from artsim.app import api\n"
+        "def later():\n    from artsim.generate import run\n    import artsim.score.pairs\n"
+        "from . import sibling\n"
+    )
+    found = imported_modules(source, "artsim.params.generate", is_package=False)
+    assert {"artsim.generate.run", "artsim.score.pairs", "artsim.params.sibling"} <= found
+    assert "artsim.app.api" not in found and "artsim.app" not in found
+
+
+# --- the real tree ------------------------------------------------------------------------------
+
+def test_every_package_is_a_layer():
+    packages = {path.parent.name for path in PACKAGE.glob("*/__init__.py")}
+    assert packages <= set(LAYERS), f"packages outside LAYERS: {sorted(packages - set(LAYERS))}"
+
+
+def test_imports_go_downward_only():
+    assert upward_imports(project_graph()) == []
+
+
+def test_no_import_cycle_among_modules():
+    assert find_cycle(project_graph()) == []
+
+
+def test_the_top_package_imports_nothing_heavy():
+    source = (PACKAGE / "__init__.py").read_text(encoding="utf-8")
+    roots = {name.split(".")[0] for name in imported_modules(source, "artsim", is_package=True)}
+    assert roots <= LIGHT_MODULES, sorted(roots - LIGHT_MODULES)
+
+
+def test_every_module_is_short():
+    long = {str(path.relative_to(REPO_ROOT)): n for path in PACKAGE.rglob("*.py")
+            if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    assert not long, f"modules over {MAX_LINES} lines: {long}"
+
+
+STAGES = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_every_stage_has_its_package_among_its_deps(stage):
+    assert (PACKAGE / stage / "__init__.py").is_file(), f"stage {stage} has no package artsim/{stage}"
+    assert f"artsim/{stage}" in STAGES[stage]["deps"]
+
+
+def test_params_allow_exactly_the_registered_backends():
+    from artsim.generate.backends import BACKENDS
+    from artsim.params.generate import DEFAULT_MODELS, BackendName
+
+    assert list(typing.get_args(BackendName)) == list(BACKENDS) == list(DEFAULT_MODELS)
+
+
+def test_workspace_paths_are_spelled_only_in_core_layout():
+    # dvc.yaml spells them too (DVC needs literals); tests/test_cache_locations.py checks that
+    # layout.DVC_OUTPUTS is exactly what dvc.yaml declares.
+    literal = ("Path(\"data/", "Path(\"models/", "Path(\"metrics/")
+    files = [*PACKAGE.rglob("*.py"), *(REPO_ROOT / "stages").glob("*.py")]
+    spelled = sorted(str(path.relative_to(REPO_ROOT)) for path in files
+                     if path != PACKAGE / "core" / "layout.py" and any(text in path.read_text(encoding="utf-8") for text in literal))
+    assert not spelled
+
+
+def test_a_backend_module_is_imported_only_when_asked_for():
+    import subprocess
+    import sys
+
+    probe = ("import sys\nfrom artsim.generate.backends import backend_named\nimport artsim.generate.run\n"
+             "assert backend_named('style_transfer').name == 'style_transfer'\n"
+             "print(sorted(m for m in sys.modules if m.startswith(('diffusers', 'artsim.generate.backends.'))))")
+    loaded = subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout
+    assert "diffusers" not in loaded and "backends.sdxl" not in loaded and "backends.importer" not in loaded
+    assert "backends.style_transfer" in loaded
+
+
+def test_an_unknown_backend_name_fails_naming_the_allowed_ones():
+    from artsim.generate.backends import backend_named
+    from artsim.params import ParamsError
+
+    with pytest.raises(ParamsError, match=r"generate\.backend: unknown backend 'dall-e'; allowed: style_transfer, sdxl, import"):
+        backend_named("dall-e")
