@@ -96,7 +96,8 @@ def test_compare_payload_is_what_the_scorer_says(model_dir, originals):
     a, b = open_image(originals / "painting_0.png"), open_image(originals / "painting_3.png")
     payload = compare_payload(scorer, a, b, ("x", "y"))
     comparison = scorer.score(a, b)
-    assert payload == {"a": "x", "b": "y", **comparison.as_dict()}
+    assert payload == {"a": "x", "b": "y", **comparison.as_dict(), **scorer.verdict(comparison.model_score).payload()}
+    assert payload["verdict"] == "none" and payload["verdict_text"].startswith("no verdict: no thresholds shipped")
 
 
 @pytest.mark.parametrize("route", ["/plot", "/compare?plot=1"])
