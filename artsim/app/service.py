@@ -19,7 +19,8 @@ import numpy as np
 
 from artsim.app.api import WEIGHTS_FILE, LoadedImage, Scorer, compare_payload, load
 from artsim.app.search import (DEFAULT_SHORTLIST, Candidate, SearchResult, candidate_embeddings, default_embedding_cache,
-                               folder_candidates, hits_of, rank_candidates, workspace_candidates, INGESTED)
+                               folder_candidates, hits_of, rank_candidates, workspace_candidates)
+from artsim.core import layout
 from artsim.core.images import MAX_FILE_BYTES, ImageFile
 from artsim.params import IngestParams
 from artsim.score.scorer import FILE_NAME as DESCRIPTOR_SCORE_FILE
@@ -143,5 +144,5 @@ def load_state(workspace: Path, model: Path | None = None, index: Path | None = 
     if index is not None:
         candidates, watched = folder_candidates(index), [index]
     else:
-        candidates, watched = workspace_candidates(workspace), [workspace / INGESTED / "manifest.parquet"]
+        candidates, watched = workspace_candidates(workspace), [workspace / layout.INGESTED / layout.MANIFEST]
     return build_state(scorer, Collection.embedded(scorer, candidates), watched)
