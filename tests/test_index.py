@@ -149,5 +149,5 @@ def test_reciprocal_rank_fusion_follows_the_formula_and_rewards_agreement():
     fused = reciprocal_rank_fusion([np.array([1, 2, 3]), np.array([3, 1, 0])])
     np.testing.assert_allclose(fused, [1 / (RRF_K + 1) + 1 / (RRF_K + 3), 1 / (RRF_K + 2) + 1 / (RRF_K + 1), 1 / (RRF_K + 3)])
     # of four, first for one scorer and last for the other loses to second for both
-    model, phash = np.array([4.0, 3.0, 2.0, 1.0]), np.array([0.0, 3.0, 4.0, 1.0])
+    model, phash = np.array([4.0, 3.0, 2.0, 1.0]), np.array([0.0, 3.0, 2.0, 4.0])
     assert int(np.argmax(fused_scores(model, phash))) == 1
