@@ -279,6 +279,20 @@ def test_a_model_that_scores_the_true_source_highest_has_perfect_retrieval(tmp_p
     assert scorers.at["ssim", "recall_at_1"] == 1.0 and report["ssim"]["pair_auc"] == 1.0
 
 
+def test_fused_ranks_the_held_out_queries_between_its_two_rankings_and_the_best_is_the_search_default(tmp_path: Path) -> None:
+    paths = build_tiny_project(tmp_path)
+    pairs, originals = mostly_test(resolved_pairs(paths)), collection(paths, mostly_test=True)
+    # The flipped model ranks every source last; pHash finds them near the top: fused lies between.
+    worst = evaluate_on_test(PixelModel(flipped=True), pairs, originals, image_size=32, batch_size=5).report
+    assert worst["n_queries"] == 12  # the test variants only, as for every scorer
+    assert worst["fused"]["pair_auc"] is None  # a ranking, not a pair score
+    assert worst["model"]["mrr"] < worst["fused"]["mrr"] < worst["phash"]["mrr"]
+    assert worst["search_default_by"] == "phash"
+    # The right model finds every source first: fused agrees at least as often as pHash alone.
+    best = evaluate_on_test(PixelModel(), pairs, originals, image_size=32, batch_size=5).report
+    assert best["fused"]["mrr"] >= best["phash"]["mrr"] and best["search_default_by"] == "model"
+
+
 def test_train_originals_and_test_originals_without_a_variant_are_candidates(tmp_path: Path) -> None:
     """The collection, not the test pairs, decides the candidates: a test painting whose
     generation failed is still a painting a variant could come from."""
@@ -297,7 +311,7 @@ def test_peers_are_judged_on_the_same_pairs_as_the_model(tmp_path: Path) -> None
     positive = evaluation.predictions["positive"].to_numpy()
     # The tiny project's descriptor columns hold its hand-set scores: their AUC is that of the target.
     assert pair_aucs(positive, {"target": evaluation.predictions["target"].to_numpy()})["target"] == scorers.at["descriptor", "pair_auc"]
-    assert list(scorers.index) == ["model", "descriptor", "phash", "dhash", "ssim", "color", "texture", "edges"]
+    assert list(scorers.index) == ["model", "descriptor", "phash", "dhash", "ssim", "fused", "color", "texture", "edges"]
     # One strength in the tiny project: no correlation with it is defined.
     assert scorers["strength_spearman"].isna().all()
     assert scorers.loc[["color", "texture", "edges"], "recall_at_1"].isna().all()  # parts of the score do not rank

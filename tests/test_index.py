@@ -145,7 +145,7 @@ def test_an_empty_collection_is_refused_with_a_reason(tmp_path):
 
 
 def test_reciprocal_rank_fusion_follows_the_formula_and_rewards_agreement():
-    np.testing.assert_array_equal(ranks_from_scores(np.array([0.2, 0.9, 0.5, 0.9])), [4, 1, 3, 2])
+    np.testing.assert_array_equal(ranks_from_scores(np.array([0.2, 0.9, 0.5, 0.9])), [4, 1, 3, 1])
     fused = reciprocal_rank_fusion([np.array([1, 2, 3]), np.array([3, 1, 0])])
     np.testing.assert_allclose(fused, [1 / (RRF_K + 1) + 1 / (RRF_K + 3), 1 / (RRF_K + 2) + 1 / (RRF_K + 1), 1 / (RRF_K + 3)])
     # of four, first for one scorer and last for the other loses to second for both

@@ -8,16 +8,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from scipy.stats import rankdata
 
 RRF_K = 60
 
 
 def ranks_from_scores(scores: np.ndarray) -> np.ndarray:
-    """1-based rank of each item along the last axis, best (highest) score first; ties keep item order."""
-    order = np.argsort(-np.asarray(scores, dtype=np.float64), axis=-1, kind="stable")
-    ranks = np.empty_like(order)
-    np.put_along_axis(ranks, order, np.arange(1, order.shape[-1] + 1), axis=-1)
-    return ranks
+    """1-based rank of each item along the last axis, best (highest) score first. Tied items share the best
+    rank of their group (pHash similarities take 65 values: the order of the items must not decide)."""
+    return rankdata(-np.asarray(scores, dtype=np.float64), method="min", axis=-1).astype(np.int64)
 
 
 def reciprocal_rank_fusion(ranks: Sequence[np.ndarray], k: int = RRF_K) -> np.ndarray:

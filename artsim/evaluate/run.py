@@ -21,8 +21,10 @@ import torch
 from artsim.core.metrics import pair_aucs, strength_spearmans
 from artsim.params import DEFAULT_SCORE_WEIGHTS, ScoreWeights
 from artsim.describe.table import Descriptors
+from artsim.core.fusion import fused_scores
 from artsim.evaluate.breakdowns import (
     HEADLINE_SCORERS,
+    best_search_ranking,
     error_by_strength,
     error_by_style,
     scorer_headline,
@@ -32,7 +34,8 @@ from artsim.evaluate.embedding import EmbeddedImages, embed_files, model_score_b
 from artsim.evaluate.regression import evaluation_report, mae_by_kind, train_mean_score
 from artsim.evaluate.source_retrieval import RetrievalTask, ScoreBlocks, retrieval_report, retrieval_task
 from artsim.learn.models import SiameseRegressor, default_device
-from artsim.evaluate.peers import HASH_NAMES, PeerSignatures, hash_score_blocks, pair_similarities, signatures_of, ssim_score_blocks
+from artsim.evaluate.peers import (HASH_NAMES, PeerSignatures, hash_score_blocks, hash_similarity, pair_similarities, signatures_of,
+                                   ssim_score_blocks)
 from artsim.score.similarity import DescriptorSet, TextureStats, cross_score_blocks
 
 log = logging.getLogger(__name__)
@@ -128,6 +131,7 @@ def evaluate_on_test(
         "n_candidates": len(task.candidate_ids),
         "n_candidates_test_only": len(task.test_columns),
         **scorer_headline(table),
+        "search_default_by": best_search_ranking(table),
     }
     tables = {
         "error_by_strength.csv": error_by_strength(predictions),
@@ -198,11 +202,19 @@ def _rankers(
     def ssim_blocks() -> ScoreBlocks:
         return ssim_score_blocks(signatures.greys(task.query_paths), signatures.greys(task.candidate_paths))
 
+    def fused_blocks() -> ScoreBlocks:
+        """RRF of the model's and pHash's ranks of the candidates, query by query (test queries only, like every ranker)."""
+        query_hashes, candidate_hashes = (signatures.hashes("phash")[signatures.rows(p)] for p in (task.query_paths, task.candidate_paths))
+        for start, block in model_blocks():
+            phash = hash_similarity(query_hashes[start:start + len(block), None], candidate_hashes[None, :])
+            yield start, fused_scores(block, phash)
+
     return {
         "model": model_blocks,
         "descriptor": descriptor_blocks if descriptor_scorer is not None else None,
         **{name: hash_blocks(name) for name in HASH_NAMES},
         "ssim": ssim_blocks if ssim_ranks else None,
+        "fused": fused_blocks,
     }
 
 
