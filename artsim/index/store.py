@@ -5,7 +5,8 @@
   model's head still sees the raw embedding (unit * norm).
 - manifest.json: format version, the model fingerprint, the entries as columns (id, location
   relative to the collection's root, sha256, size, mtime_ns, pHash, artist, title, problem: why an
-  original has no vector, "" when it has one), and the sha256 of each array file and of the entries.
+  original has no vector, "" when it has one), the sha256 of the entries, and of each array file with
+  the size and mtime it had when written.
 
 Every file is written under a temporary name and renamed (artsim.core.images.write_atomically), the
 manifest last: a crash leaves the old index, or arrays that do not match the manifest's checksums.
@@ -99,6 +100,21 @@ def new_vector_file(folder: Path, count: int, dim: int) -> tuple[Path, np.ndarra
     return path, np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(count, dim))
 
 
+def _file_record(path: Path) -> dict[str, object]:
+    status = path.stat()
+    return {"sha256": file_sha256(path), "size": status.st_size, "mtime_ns": status.st_mtime_ns}
+
+
+def _file_problem(path: Path, record: dict) -> str | None:
+    """None when `path` is the file the manifest recorded. The same size and mtime as when written means
+    nobody wrote it since (hashing 800 MB of vectors at each search would cost seconds); anything else is
+    hashed, and must match."""
+    status = path.stat()
+    if (status.st_size, status.st_mtime_ns) == (record["size"], record["mtime_ns"]):
+        return None
+    return None if file_sha256(path) == record["sha256"] else f"{path.name} does not match its checksum"
+
+
 def save_index(folder: Path, model: str, root: Path, entries: Entries, vector_file: Path, vectors: np.ndarray, norms: np.ndarray) -> None:
     """Put the index in place: `vector_file` (from new_vector_file, holding `vectors`) is renamed to
     vectors.npy; the norms, then the manifest with every checksum, are written after it."""
@@ -109,7 +125,7 @@ def save_index(folder: Path, model: str, root: Path, entries: Entries, vector_fi
     write_atomically(folder / NORMS, lambda handle: np.save(handle, np.asarray(norms, dtype=np.float32)), durable=False)
     columns = entries.as_json()
     manifest = {"format": FORMAT_VERSION, "model": model, "root": str(root), "count": len(entries), "dim": int(vectors.shape[1]),
-                "files": {VECTORS: file_sha256(folder / VECTORS), NORMS: file_sha256(folder / NORMS)},
+                "files": {name: _file_record(folder / name) for name in (VECTORS, NORMS)},
                 "entries_sha256": _entries_checksum(columns), "entries": columns}
     write_atomically(folder / MANIFEST, lambda handle: handle.write(json.dumps(manifest).encode()), durable=False)
 
@@ -117,8 +133,9 @@ def save_index(folder: Path, model: str, root: Path, entries: Entries, vector_fi
 def load_index(folder: Path, verify_files: bool = True) -> tuple[StoredIndex | None, str | None]:
     """(the index, None), (None, why it cannot be used), or (None, None) when there is none yet.
 
-    `verify_files` hashes the array files against the manifest (a flipped byte is caught); without it only
-    their shapes are checked (a truncated or swapped file is still caught).
+    `verify_files` checks the array files against the manifest (size and mtime, else their sha256: a file
+    written since is caught, a flipped byte included); without it only their shapes are checked (a
+    truncated or swapped file is still caught).
     """
     if not (folder / MANIFEST).exists():
         return None, None
@@ -132,9 +149,11 @@ def load_index(folder: Path, verify_files: bool = True) -> tuple[StoredIndex | N
         entries = Entries(**{column.name: list(columns[column.name]) for column in fields(Entries)})
         count, dim = int(manifest["count"]), int(manifest["dim"])
         if verify_files:
-            for name, expected in manifest["files"].items():
-                if name not in (VECTORS, NORMS) or file_sha256(folder / name) != expected:
-                    return None, f"{name} does not match its checksum"
+            if set(manifest["files"]) != {VECTORS, NORMS}:
+                return None, f"the manifest lists files {sorted(manifest['files'])}"
+            for name, record in manifest["files"].items():
+                if problem := _file_problem(folder / name, record):
+                    return None, problem
         vectors = np.load(folder / VECTORS, mmap_mode="r", allow_pickle=False)
         norms = np.load(folder / NORMS, allow_pickle=False)
     except (OSError, ValueError, KeyError, TypeError) as exc:
