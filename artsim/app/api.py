@@ -30,14 +30,13 @@ from artsim.describe.table import Descriptors
 from artsim.core.errors import UserError
 from artsim.core.images import ImageRejected, load_rgb
 from artsim.core.shards import ShardMember
+from artsim.index.embedder import CARD_FILE, WEIGHTS_FILE, TrunkEmbedder
 from artsim.index.fingerprint import model_fingerprint
-from artsim.learn.models import EMBEDDING_DIM, SiameseRegressor, load_siamese, pair_transform
+from artsim.learn.models import SiameseRegressor, load_siamese, pair_transform
 
 # A workspace's own images (search candidates, manifests) are shard members: taken too.
 ImageInput = Union[str, os.PathLike, Image.Image, ShardMember]
 MODEL_DIR = Path("models/siamese")
-WEIGHTS_FILE = "model.safetensors"
-CARD_FILE = "card.json"
 
 
 class ModelNotFound(UserError):
@@ -166,8 +165,9 @@ class Scorer:
         """What identifies this model's embeddings: its weights' bytes and input size (keys the search cache)."""
         return model_fingerprint(self.model_dir / WEIGHTS_FILE, self.image_size)
 
-    def index_embedder(self) -> "IndexEmbedder":
-        return IndexEmbedder(self)
+    def index_embedder(self) -> TrunkEmbedder:
+        """This model as artsim.index embeds with it (the same transform and trunk as embed())."""
+        return TrunkEmbedder(self.model.trunk, self.image_size, self.fingerprint, self.device)
 
     def score_many(self, pairs: Sequence[tuple[LoadedImage, LoadedImage]]) -> list[Comparison]:
         """score() of each pair, the embeddings of the batch's distinct images computed in one pass."""
@@ -180,19 +180,6 @@ class Scorer:
         right = embeddings[[row_of[id(b)] for _, b in pairs]]
         model_scores = self.head_scores(left, right)
         return [self._comparison(float(score), a, b) for score, (a, b) in zip(model_scores, pairs)]
-
-
-class IndexEmbedder:
-    """The Scorer as artsim.index sees it (artsim.index.build.Embedder): fingerprint, dimension, trunk embeddings."""
-
-    dim = EMBEDDING_DIM
-
-    def __init__(self, scorer: Scorer) -> None:
-        self.scorer = scorer
-        self.fingerprint = scorer.fingerprint
-
-    def __call__(self, images: Sequence[Image.Image]) -> np.ndarray:
-        return self.scorer._embed_loaded([LoadedImage("", image) for image in images]).numpy()
 
 
 # --- loading -----------------------------------------------------------------------------

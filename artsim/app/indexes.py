@@ -1,4 +1,5 @@
-"""Which index a search uses: `--index DIR` as built, or the index of a collection kept in the user cache.
+"""Which index a search uses: `--index DIR` as built; by default the workspace's data/index (stage index)
+when it was built with the model in use; else the index of a collection kept in the user cache.
 
 `--originals DIR` and the workspace's ingested originals (the default) are indexed on first use under
 $ARTSIM_CACHE/index/<key of the collection's folder>, and brought up to date on each later call
@@ -15,10 +16,12 @@ from artsim.app.api import Scorer
 from artsim.core.cache_dirs import user_cache_root
 from artsim.core.errors import UserError
 from artsim.index.build import BuildReport, update_index
-from artsim.index.collection import Collection, CollectionError, folder_collection, workspace_collection
+from artsim.index.collection import INGESTED, Collection, CollectionError, folder_collection, workspace_collection
 from artsim.index.store import StoredIndex, load_index
 
 log = logging.getLogger(__name__)
+
+WORKSPACE_INDEX = Path("data/index")  # the index stage's output (dvc.yaml)
 
 
 @dataclass(frozen=True)
@@ -41,9 +44,24 @@ def index_collection(scorer: Scorer, collection: Collection, folder: Path | None
     return OpenIndex(index, folder, collection.root, report)
 
 
+def _workspace_index(scorer: Scorer, workspace: Path) -> OpenIndex | None:
+    """The index stage's data/index when it was built with this model (`dvc repro` keeps it current);
+    None otherwise (the workspace's originals are then indexed in the user cache)."""
+    index, problem = load_index(workspace / WORKSPACE_INDEX)
+    if problem:
+        log.warning("%s cannot be used (%s): indexing the originals in the user cache instead", workspace / WORKSPACE_INDEX, problem)
+    if index is None or index.model != scorer.fingerprint:
+        return None
+    return OpenIndex(index, workspace / WORKSPACE_INDEX, workspace / INGESTED, None)
+
+
 def open_index(scorer: Scorer, index_dir: Path | None, originals: Path | None, workspace: Path) -> OpenIndex:
     if index_dir is not None and originals is not None:
         raise UserError("give --index or --originals, not both")
+    if index_dir is None and originals is None:
+        built = _workspace_index(scorer, workspace)
+        if built is not None:
+            return built
     if index_dir is None:
         try:
             collection = folder_collection(originals) if originals is not None else workspace_collection(workspace)

@@ -14,6 +14,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
 
 from artsim.core.cache_dirs import CacheKind, default_cache
 from artsim.generate import REFINER, REFINER_REVISION, looks_like_hub_id
+from artsim.params.index import IndexParams
 
 
 def _at_least_one(value: int | str) -> int | str:
@@ -424,6 +425,7 @@ class Params(Block):
     finetune: FinetuneParams = FinetuneParams()
     siamese: SiameseParams = Field(default_factory=dict, validate_default=True)
     evaluate: EvaluateParams = EvaluateParams()
+    index: IndexParams = IndexParams()
 
 
 # Keys that take a hub id / keyword or, in the library, a local path; from params.yaml a local
