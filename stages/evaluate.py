@@ -47,6 +47,7 @@ def main() -> None:
     write_json(REPORT, evaluation.report)
     PLOTS.mkdir(parents=True, exist_ok=True)
     evaluation.predictions[PREDICTION_COLUMNS].to_csv(PLOTS / "predictions.csv", index=False)
+    write_json(PLOTS / "search.json", {"default_by": evaluation.search_default_by})
     for name, table in evaluation.tables.items():
         table.to_csv(PLOTS / name, index=False)
     write_gallery(evaluation.predictions, PLOTS / "gallery.png")

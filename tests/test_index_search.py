@@ -18,6 +18,7 @@ import artsim
 from artsim.app.bulk import compare_pairs, header
 from artsim.app.indexes import cached_index_folder, index_collection, open_index
 from artsim.app.search import EmbeddingCache, folder_candidates, search, search_index, workspace_candidates
+from artsim.core.fusion import RRF_K
 from artsim.core.shards import ShardWriter
 from artsim.index.collection import folder_collection, workspace_collection
 from tests.helpers import SAMPLE_DIR, random_painting
@@ -58,14 +59,17 @@ def test_a_workspace_index_of_shard_members_ranks_as_the_per_query_search(scorer
     assert [h.title for h in result.hits] == [h.title for h in reference.hits] and {h.artist for h in result.hits} == {"a"}
 
 
-def test_phash_and_fused_find_the_query_itself_first(scorer, tmp_path, images):  # noqa: F811
+def test_phash_finds_the_query_itself_first_and_fused_is_the_rrf_of_the_model_and_phash_ranks(scorer, tmp_path, images):  # noqa: F811
     opened = index_collection(scorer, folder_collection(images[0].parent), tmp_path / "index")
-    for by in ("phash", "fused"):
-        [result] = search_index(scorer, opened, [str(images[2])], top_k=3, by=by)
-        assert Path(result.hits[0].path).name == images[2].name, by
-        assert [h.score for h in result.hits] == sorted((h.score for h in result.hits), reverse=True)
-    [by_phash] = search_index(scorer, opened, [str(images[2])], top_k=1, by="phash")
-    assert by_phash.hits[0].score == 1.0
+    [by_phash] = search_index(scorer, opened, [str(images[2])], top_k=len(images), by="phash")
+    assert Path(by_phash.hits[0].path).name == images[2].name and by_phash.hits[0].score == 1.0
+    [by_model] = search_index(scorer, opened, [str(images[2])], top_k=len(images), by="model")
+    [fused] = search_index(scorer, opened, [str(images[2])], top_k=len(images), by="fused")
+    phash_scores = {h.path: h.score for h in by_phash.hits}
+    phash_rank = {path: 1 + sum(other > score for other in phash_scores.values()) for path, score in phash_scores.items()}  # ties share
+    expected = {h.path: 1 / (RRF_K + h.rank) + 1 / (RRF_K + phash_rank[h.path]) for h in by_model.hits}
+    assert {h.path: h.score for h in fused.hits} == pytest.approx(expected)
+    assert [h.score for h in fused.hits] == sorted(expected.values(), reverse=True)
 
 
 def test_many_queries_one_result_each_in_order_and_a_bad_query_costs_only_its_result(capsys, tmp_path, model_dir, images):  # noqa: F811
@@ -137,3 +141,14 @@ def test_the_command_answers_help_and_mistakes_without_importing_torch(tmp_path,
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path,
                             env={"PYTHONPATH": str(Path(__file__).resolve().parents[1]), "PATH": "/usr/bin:/bin"})
     assert result.stdout.strip().splitlines()[-1] == "[]", result.stderr
+
+
+def test_the_default_ranking_is_what_evaluate_found_best_and_the_model_otherwise(tmp_path):
+    from artsim.app.indexes import SEARCH_DEFAULT, default_ranking
+
+    assert default_ranking(tmp_path) == "model"
+    (tmp_path / SEARCH_DEFAULT).parent.mkdir(parents=True)
+    (tmp_path / SEARCH_DEFAULT).write_text(json.dumps({"default_by": "phash"}))
+    assert default_ranking(tmp_path) == "phash"
+    (tmp_path / SEARCH_DEFAULT).write_text(json.dumps({"default_by": "../../etc"}))
+    assert default_ranking(tmp_path) == "model"

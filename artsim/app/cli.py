@@ -69,7 +69,7 @@ def build_parser() -> OneLineParser:
                         help="a folder of images to search, indexed in the user cache (default: the workspace's ingested originals)")
     search.add_argument("--index", type=Path, default=None, help="an index made by `artsim index DIR --out INDEX`")
     search.add_argument("--by", choices=RANKINGS, default=None,
-                        help="rank by the model, pHash, or both fused (default: the best on held-out pairs, from the model card)")
+                        help="rank by the model, pHash, or both fused (default: the best on held-out queries, metrics/evaluate/search.json)")
     search.add_argument("--shortlist", type=positive_int, default=None,
                         help="candidates re-ranked by the model after the embedding-cosine shortlist (default 100)")
     search.add_argument("--jsonl", action="store_true", help="one JSON line per query")
@@ -194,14 +194,14 @@ def query_paths(args: argparse.Namespace) -> list[str]:
 
 def run_search(args: argparse.Namespace) -> int:
     queries = query_paths(args)
-    from artsim.app.indexes import open_index
+    from artsim.app.indexes import default_ranking, open_index
     from artsim.app.search import DEFAULT_SHORTLIST, index_skipped, search_index
 
     scorer = _scorer(args)
     opened = open_index(scorer, args.index, args.originals, args.workspace)
     for path, why in index_skipped(opened).items():
         print(f"artsim: skipped candidate {path}: {why}", file=sys.stderr)
-    by = args.by or scorer.card.get("search_default_by", "model")
+    by = args.by or default_ranking(args.workspace)
     results = search_index(scorer, opened, queries, args.top_k, args.shortlist or DEFAULT_SHORTLIST, by)
     failed = _write_results(args, results, skipped=index_skipped(opened))
     return EXIT_USER_ERROR if failed else 0

@@ -8,6 +8,7 @@ $ARTSIM_CACHE/index/<key of the collection's folder>, and brought up to date on 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 from artsim.app.api import Scorer
 from artsim.core.cache_dirs import user_cache_root
 from artsim.core.errors import UserError
+from artsim.index import RANKINGS
 from artsim.index.build import BuildReport, update_index
 from artsim.index.collection import INGESTED, Collection, CollectionError, folder_collection, workspace_collection
 from artsim.index.store import StoredIndex, load_index
@@ -22,6 +24,7 @@ from artsim.index.store import StoredIndex, load_index
 log = logging.getLogger(__name__)
 
 WORKSPACE_INDEX = Path("data/index")  # the index stage's output (dvc.yaml)
+SEARCH_DEFAULT = Path("metrics/evaluate/search.json")  # written by the evaluate stage
 
 
 @dataclass(frozen=True)
@@ -75,3 +78,13 @@ def open_index(scorer: Scorer, index_dir: Path | None, originals: Path | None, w
     if index.model != scorer.fingerprint:
         raise UserError(f"--index {index_dir} was built with another model: rebuild it with `artsim index` for this one")
     return OpenIndex(index, index_dir, Path(index.root), None)
+
+
+def default_ranking(workspace: Path) -> str:
+    """`--by` when not given: what the evaluate stage found best on held-out queries
+    (metrics/evaluate/search.json), else the model."""
+    try:
+        chosen = json.loads((workspace / SEARCH_DEFAULT).read_text(encoding="utf-8"))["default_by"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return RANKINGS[0]
+    return chosen if chosen in RANKINGS else RANKINGS[0]

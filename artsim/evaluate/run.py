@@ -66,11 +66,13 @@ class Evaluation:
 
     predictions: PREDICTION_COLUMNS (predictions.csv) plus style and the two image paths (for the gallery).
     tables: file name under metrics/evaluate/ -> table (error by strength and style, every scorer's figures).
+    search_default_by: written to metrics/evaluate/search.json, where `artsim search` reads it.
     """
 
     report: dict[str, Any]
     predictions: pd.DataFrame
     tables: dict[str, pd.DataFrame]
+    search_default_by: str  # `artsim search --by` default: the best held-out MRR of model, phash, fused
 
 
 @dataclass(frozen=True)
@@ -131,14 +133,13 @@ def evaluate_on_test(
         "n_candidates": len(task.candidate_ids),
         "n_candidates_test_only": len(task.test_columns),
         **scorer_headline(table),
-        "search_default_by": best_search_ranking(table),
     }
     tables = {
         "error_by_strength.csv": error_by_strength(predictions),
         "error_by_style.csv": error_by_style(predictions),
         "scorers.csv": table,
     }
-    return Evaluation(report, predictions, tables)
+    return Evaluation(report, predictions, tables, best_search_ranking(table))
 
 
 def _collection(originals: pd.DataFrame) -> pd.DataFrame:
