@@ -97,19 +97,18 @@ class _Builder:
         self.report = BuildReport(originals=count, rebuilt_because=None)
 
     def add(self, row: int, original: Original) -> None:
-        values = {"id": original.id, "location": location_of(original.image, self.collection.root), "sha256": "", "size": -1,
-                  "mtime_ns": -1, "phash": "", "artist": original.artist, "title": original.title, "problem": ""}
+        # One entry's columns (artsim.index.store.Entries), filled in as the original is looked at.
+        entry = {"ids": original.id, "locations": location_of(original.image, self.collection.root), "sha256": "",
+                 "sizes": -1, "mtimes_ns": -1, "phash": "", "artists": original.artist, "titles": original.title, "problems": ""}
         try:
-            values["size"], values["mtime_ns"] = original.stat_key()
-            source, image = self._content(original, values)
+            entry["sizes"], entry["mtimes_ns"] = original.stat_key()
+            source, image = self._content(original, entry)
         except (OSError, ImageRejected) as exc:
-            values["problem"] = exc.reason if isinstance(exc, ImageRejected) else f"unreadable ({exc.strerror or exc})"
+            entry["problems"] = exc.reason if isinstance(exc, ImageRejected) else f"unreadable ({exc.strerror or exc})"
             source, image = None, None
-        self.entries.append(**{"ids": values["id"], "locations": values["location"], "sha256": values["sha256"],
-                               "sizes": values["size"], "mtimes_ns": values["mtime_ns"], "phash": values["phash"],
-                               "artists": values["artist"], "titles": values["title"], "problems": values["problem"]})
-        if values["problem"]:
-            self.report.skipped[original.id] = values["problem"]
+        self.entries.append(**entry)
+        if entry["problems"]:
+            self.report.skipped[original.id] = entry["problems"]
         elif source is not None:
             self.vectors[row], self.norms[row] = self.previous.index.vectors[source], self.previous.index.norms[source]
         else:
@@ -117,11 +116,11 @@ class _Builder:
             if len(self.pending) >= self.batch_size:
                 self.flush()
 
-    def _content(self, original: Original, values: dict) -> tuple[int | None, Image.Image | None]:
+    def _content(self, original: Original, entry: dict) -> tuple[int | None, Image.Image | None]:
         """(old row whose vector serves, None) or (None, the decoded image to embed); fills sha256 and phash."""
         old, row = self.previous.entries, self.previous.row_of_id.get(original.id)
         unchanged = row is not None and (old.locations[row], old.sizes[row], old.mtimes_ns[row]) == (
-            values["location"], values["size"], values["mtime_ns"])
+            entry["locations"], entry["sizes"], entry["mtimes_ns"])
         data = None
         if unchanged:
             self.report.unchanged += 1
@@ -131,15 +130,15 @@ class _Builder:
         else:
             data = _read(original.image)
             self.report.hashed += 1
-            source = self.previous.row_of_sha.get(content_hash(data))
-            values["sha256"] = content_hash(data)
+            entry["sha256"] = content_hash(data)
+            source = self.previous.row_of_sha.get(entry["sha256"])
         if source is not None:
-            values["sha256"], values["phash"] = old.sha256[source], old.phash[source]
+            entry["sha256"], entry["phash"] = old.sha256[source], old.phash[source]
             if self.previous.same_model:
                 return source, None
         image = load_rgb(data if data is not None else _read(original.image))
-        if not values["phash"]:
-            values["phash"] = f"{int(phash_bits(image)):016x}"
+        if not entry["phash"]:
+            entry["phash"] = f"{int(phash_bits(image)):016x}"
         return None, image
 
     def flush(self) -> None:
