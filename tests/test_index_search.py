@@ -152,3 +152,10 @@ def test_the_default_ranking_is_what_evaluate_found_best_and_the_model_otherwise
     assert default_ranking(tmp_path) == "phash"
     (tmp_path / SEARCH_DEFAULT).write_text(json.dumps({"default_by": "../../etc"}))
     assert default_ranking(tmp_path) == "model"
+
+
+def test_a_single_unusable_query_prints_nothing_on_stdout_and_one_line_on_stderr(capsys, tmp_path, model_dir, images):  # noqa: F811
+    hostile = tmp_path / "query.jpg"
+    hostile.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    status, out, err = run_cli(capsys, "search", str(hostile), "--originals", str(images[0].parent), "--model", str(model_dir))
+    assert status == 2 and out == "" and len(err.strip().splitlines()) == 1 and "query.jpg" in err

@@ -224,7 +224,7 @@ def _write_results(args: argparse.Namespace, results, skipped: dict[str, str]) -
             print(json.dumps(result.as_dict()), flush=True)
         elif args.json:
             collected.append(result.as_dict() | {"skipped": [{"path": p, "reason": w} for p, w in skipped.items()]})
-        else:
+        elif not result.error:  # text: a query that could not be used is only its line on stderr
             lines = [f"{h.rank:>4}  {h.score:.4f}  {h.artist or '?'} — {h.title or '?'}  {h.path}" for h in result.hits]
             print("\n".join([f"query {result.query}", "rank  score   artist — title  path", *lines]))
     if args.json:
