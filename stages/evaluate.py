@@ -51,6 +51,7 @@ def main() -> None:
     write_json(REPORT, evaluation.report)
     PLOTS.mkdir(parents=True, exist_ok=True)
     evaluation.predictions[PREDICTION_COLUMNS].to_csv(PLOTS / "predictions.csv", index=False)
+    write_json(layout.SEARCH_DEFAULT, {"default_by": evaluation.search_default_by})
     for name, table in evaluation.tables.items():
         (PLOTS / name).parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(PLOTS / name, index=False)

@@ -271,6 +271,7 @@ RUN_ONLY_VALUES = {
     "siamese.processes": 2,
     "evaluate.batch_size": 7,
     "evaluate.loader_workers": 2,
+    "index.batch_size": 64,
 }
 # A key that decides results per stage, and the stages whose params it is.
 RESULT_VALUES = {

@@ -279,6 +279,21 @@ def test_a_model_that_scores_the_true_source_highest_has_perfect_retrieval(tmp_p
     assert scorers.at["ssim", "recall_at_1"] == 1.0 and report["ssim"]["pair_auc"] == 1.0
 
 
+def test_fused_ranks_the_held_out_queries_between_its_two_rankings_and_the_best_is_the_search_default(tmp_path: Path) -> None:
+    paths = build_tiny_project(tmp_path)
+    pairs, originals = mostly_test(resolved_pairs(paths)), collection(paths, mostly_test=True)
+    # The flipped model ranks every source last; pHash finds them near the top: fused lies between.
+    flipped = evaluate_on_test(PixelModel(flipped=True), pairs, originals, image_size=32, batch_size=5)
+    worst = flipped.report
+    assert worst["n_queries"] == 12  # the test variants only, as for every scorer
+    assert worst["fused"]["pair_auc"] is None  # a ranking, not a pair score
+    assert worst["model"]["mrr"] < worst["fused"]["mrr"] < worst["phash"]["mrr"]
+    assert flipped.search_default_by == "phash"
+    # The right model finds every source first: fused agrees at least as often as pHash alone.
+    right = evaluate_on_test(PixelModel(), pairs, originals, image_size=32, batch_size=5)
+    assert right.report["fused"]["mrr"] >= right.report["phash"]["mrr"] and right.search_default_by == "model"
+
+
 def test_train_originals_and_test_originals_without_a_variant_are_candidates(tmp_path: Path) -> None:
     """The collection, not the test pairs, decides the candidates: a test painting whose
     generation failed is still a painting a variant could come from."""
@@ -297,7 +312,7 @@ def test_peers_are_judged_on_the_same_pairs_as_the_model(tmp_path: Path) -> None
     positive = evaluation.predictions["positive"].to_numpy()
     # The tiny project's descriptor columns hold its hand-set scores: their AUC is that of the target.
     assert pair_aucs(positive, {"target": evaluation.predictions["target"].to_numpy()})["target"] == scorers.at["descriptor", "pair_auc"]
-    assert list(scorers.index) == ["model", "descriptor", "phash", "dhash", "ssim", "color", "texture", "edges"]
+    assert list(scorers.index) == ["model", "descriptor", "phash", "dhash", "ssim", "fused", "color", "texture", "edges"]
     # One strength in the tiny project: no correlation with it is defined.
     assert scorers["strength_spearman"].isna().all()
     assert scorers.loc[["color", "texture", "edges"], "recall_at_1"].isna().all()  # parts of the score do not rank
@@ -340,8 +355,9 @@ def test_the_report_has_the_same_keys_on_any_data(tmp_path: Path) -> None:
     other_originals = collection(other_paths).assign(style=lambda d: [f"Style_{i}" for i in range(len(d))])
     second = evaluate_on_test(random_model(1), other_pairs, other_originals, image_size=32, batch_size=4).report
     assert set(flat(first)) == set(flat(second))
-    # 5 scorers x (6 figures + 4 threshold keys + 3 transformed figures) + the regression and count keys.
-    assert len(flat(first)) <= 90
+    # 6 headline scorers x 6 figures (fused: ranks only) + 5 scorers x (4 threshold keys + 3 transformed figures)
+    # + the regression and count keys.
+    assert len(flat(first)) <= 95
     data_words = {"Warm", "Cool", "Rare", "Style_0", "0.3", "0.8", "0.1", "unknown"}
     assert not [key for key in flat(second) for word in data_words if word in key]
     for scorer in ("model", "descriptor", "phash", "dhash", "ssim"):
@@ -370,7 +386,7 @@ def test_evaluate_stage_writes_the_report_and_the_plots(tmp_path: Path, monkeypa
     by_strength = pd.read_csv("metrics/evaluate/error_by_strength.csv")
     assert list(by_strength.columns) == ["strength", "mae", "n"] and by_strength["n"].sum() == 2  # the 2 positives
     assert set(pd.read_csv("metrics/evaluate/error_by_style.csv")["style"]) == {"Warm", "Cool"}
-    assert len(pd.read_csv("metrics/evaluate/scorers.csv")) == 8
+    assert len(pd.read_csv("metrics/evaluate/scorers.csv")) == 9
     with Image.open("metrics/evaluate/gallery.png") as gallery:
         assert gallery.format == "PNG"
     declared = yaml.safe_load((Path(__file__).resolve().parents[1] / "dvc.yaml").read_text())

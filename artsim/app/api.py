@@ -15,7 +15,6 @@ without them every verdict is "no verdict", never an error.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -31,21 +30,18 @@ from PIL import Image
 from artsim.score.scorer import FILE_NAME as DESCRIPTOR_SCORE_FILE
 from artsim.score.scorer import DescriptorScoreFileError, DescriptorScorer
 from artsim.describe.table import Descriptors
-from artsim.core.images import ImageRejected, file_hash, load_rgb
+from artsim.core.errors import UserError
+from artsim.core.images import ImageRejected, load_rgb
 from artsim.evaluate.verdict import VERDICT_FILE, Thresholds, Verdict, read_shipped, verdict_for
 from artsim.core.shards import ShardMember
+from artsim.index.embedder import CARD_FILE, WEIGHTS_FILE, TrunkEmbedder
+from artsim.index.fingerprint import model_fingerprint
 from artsim.learn.models import SiameseRegressor, load_siamese, pair_transform
 from artsim.core import layout
 
 # A workspace's own images (search candidates, manifests) are shard members: taken too.
 ImageInput = Union[str, os.PathLike, Image.Image, ShardMember]
 MODEL_DIR = layout.MODELS["siamese"]
-WEIGHTS_FILE = "model.safetensors"
-CARD_FILE = "card.json"
-
-
-class UserError(Exception):
-    """A problem the user can fix (a path, an image, a missing model): one line, no traceback."""
 
 
 class ModelNotFound(UserError):
@@ -196,11 +192,23 @@ class Scorer:
     @cached_property
     def fingerprint(self) -> str:
         """What identifies this model's embeddings: its weights' bytes and input size (keys the search cache)."""
-        digest = hashlib.sha256(f"image_size={self.image_size};".encode())
-        with open(self.model_dir / WEIGHTS_FILE, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        return digest.hexdigest()
+        return model_fingerprint(self.model_dir / WEIGHTS_FILE, self.image_size)
+
+    def index_embedder(self) -> TrunkEmbedder:
+        """This model as artsim.index embeds with it (the same transform and trunk as embed())."""
+        return TrunkEmbedder(self.model.trunk, self.image_size, self.fingerprint, self.device)
+
+    def score_many(self, pairs: Sequence[tuple[LoadedImage, LoadedImage]]) -> list[Comparison]:
+        """score() of each pair, the embeddings of the batch's distinct images computed in one pass."""
+        distinct = list({id(image): image for pair in pairs for image in pair}.values())
+        if not distinct:
+            return []
+        row_of = {id(image): row for row, image in enumerate(distinct)}
+        embeddings = self._embed_loaded(distinct)
+        left = embeddings[[row_of[id(a)] for a, _ in pairs]]
+        right = embeddings[[row_of[id(b)] for _, b in pairs]]
+        model_scores = self.head_scores(left, right)
+        return [self._comparison(float(score), a, b) for score, (a, b) in zip(model_scores, pairs)]
 
 
 def compare_payload(scorer: Scorer, a: LoadedImage, b: LoadedImage, names: tuple[str, str] | None = None) -> dict[str, Any]:

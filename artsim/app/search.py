@@ -1,5 +1,10 @@
 """Which originals does a query image most resemble? (`artsim search`)
 
+`search_index` answers many queries against a persistent index (artsim.index; artsim.app.indexes
+finds it): queries are embedded in batches and ranked `--by` model, phash or fused. `search` is the
+per-query path it replaced, which reads every candidate again (kept as the reference the index's
+results and speed are checked against: tests/test_index_search.py, bench/search.py).
+
 The head is not a distance, so scoring a query against every candidate with it costs one
 head pass per candidate; instead candidates are shortlisted by cosine similarity of trunk
 embeddings and only the shortlist is re-ranked by the head. Candidate embeddings are
@@ -9,16 +14,21 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+from tqdm import tqdm
 
-from artsim.app.api import ImageInput, Scorer, UserError
+from artsim.app.api import ImageInput, Scorer, UnusableImage, UserError, open_image
+from artsim.app.indexes import OpenIndex
+from artsim.evaluate.peers import phash_bits
 from artsim.evaluate.verdict import evidence_text
+from artsim.index.collection import IMAGE_SUFFIXES
+from artsim.index.query import IndexSearch, Ranked
 from artsim.core.cache_dirs import user_cache_root
 from artsim.learn.features import embed_images
 from artsim.core.images import ImageFile, ImageRejected, file_hash
@@ -29,7 +39,6 @@ from artsim.core import layout
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 DEFAULT_SHORTLIST = 100
 EMBED_BATCH = 16
 
@@ -211,3 +220,70 @@ def hits_of(ranked: Sequence[tuple[int, float, float]], candidates: Sequence[Can
     return [Hit(candidates[p].id, rank, score, cosine, candidates[p].artist, candidates[p].title, str(candidates[p].path),
                 scorer.verdict(score).derived)
             for rank, (p, score, cosine) in enumerate(ranked, start=1)]
+
+
+# --- many queries against an index ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class QueryResult:
+    query: str
+    hits: list[Hit]
+    candidates: int
+    error: str | None = None  # the query could not be used: it has no hit
+
+    def as_dict(self) -> dict:
+        found = {"query": self.query, "candidates": self.candidates, "results": [hit.as_dict() for hit in self.hits]}
+        return found | ({"error": self.error} if self.error else {})
+
+
+def search_index(scorer: Scorer, opened: OpenIndex, queries: Sequence[str], top_k: int = 5,
+                 shortlist: int = DEFAULT_SHORTLIST, by: str = "model") -> Iterator[QueryResult]:
+    """One result per query, in query order; an unusable query gets its error, never stops the others."""
+    if top_k < 1 or shortlist < 1:
+        raise UserError("--top-k and --shortlist must be at least 1")
+    searcher = IndexSearch(opened.index)
+    for start in tqdm(range(0, len(queries), EMBED_BATCH), desc="search", unit="batch", disable=None if len(queries) > EMBED_BATCH else True):
+        yield from _search_batch(scorer, opened, searcher, queries[start:start + EMBED_BATCH], top_k, shortlist, by)
+
+
+def _search_batch(scorer: Scorer, opened: OpenIndex, searcher: IndexSearch, queries: Sequence[str], top_k: int,
+                  shortlist: int, by: str) -> Iterator[QueryResult]:
+    loaded, errors = {}, {}
+    for position, query in enumerate(queries):
+        try:
+            loaded[position] = open_image(query)
+        except UnusableImage as exc:
+            errors[position] = str(exc)
+    positions = sorted(loaded)
+    embeddings = scorer._embed_loaded([loaded[p] for p in positions]).numpy() if positions else np.zeros((0, EMBEDDING_DIM), np.float32)
+    shortlists = dict(zip(positions, searcher.shortlists(embeddings, max(shortlist, top_k))))
+    embedding_of = dict(zip(positions, embeddings))
+    count = len(opened.index.entries)
+    for position, query in enumerate(queries):
+        if position in errors:
+            yield QueryResult(str(query), [], count, errors[position])
+            continue
+        ranked = _ranked(scorer, searcher, loaded[position], embedding_of[position], shortlists[position], top_k, by)
+        yield QueryResult(str(query), [_hit(scorer, opened, rank, r) for rank, r in enumerate(ranked, start=1)], count)
+
+
+def _ranked(scorer: Scorer, searcher: IndexSearch, query, embedding: np.ndarray, shortlisted: tuple[np.ndarray, np.ndarray],
+            top_k: int, by: str) -> list[Ranked]:
+    if by == "phash":
+        return searcher.by_phash(phash_bits(query.image), embedding, top_k)
+    model_ranked = searcher.by_model(embedding, *shortlisted, scorer.head_scores)
+    if by == "fused":
+        return searcher.fused(model_ranked, phash_bits(query.image), embedding, top_k)
+    return model_ranked[:top_k]
+
+
+def _hit(scorer: Scorer, opened: OpenIndex, rank: int, ranked: Ranked) -> Hit:
+    entries = opened.index.entries
+    return Hit(entries.ids[ranked.row], rank, ranked.score, ranked.cosine, entries.artists[ranked.row], entries.titles[ranked.row],
+               str(opened.root / entries.locations[ranked.row]), scorer.verdict(ranked.score).derived)
+
+
+def index_skipped(opened: OpenIndex) -> dict[str, str]:
+    """Originals of the index that have no vector (unreadable, not an image), with why."""
+    entries = opened.index.entries
+    return {str(opened.root / location): problem for location, problem in zip(entries.locations, entries.problems) if problem}

@@ -16,9 +16,13 @@ PAIRS_TABLE = PAIRS / "pairs.parquet"
 MODELS = {"finetune": Path("models/finetune"), "siamese": Path("models/siamese")}
 # The siamese model's verdict thresholds (evaluate writes them; artsim.load reads them beside models/siamese).
 VERDICT = Path("models/verdict.json")
+# The search index of the originals (stage index; artsim search uses it when built with its model).
+INDEX = Path("data/index")
+# `artsim search --by` default, the best held-out MRR (the evaluate stage writes it).
+SEARCH_DEFAULT = Path("metrics/evaluate/search.json")
 
 # Stages that write metrics/<stage>.json and the folder metrics/<stage> (plots, dvclive curves).
-METRIC_STAGES = ("ingest", "generate", "score", "finetune", "siamese", "evaluate")
+METRIC_STAGES = ("ingest", "generate", "score", "finetune", "siamese", "evaluate", "index")
 
 
 def metrics_json(stage: str) -> Path:
@@ -31,6 +35,6 @@ def plots_dir(stage: str) -> Path:
 
 # Every output dvc.yaml declares (outs, metrics, plots). DVC deletes an output before its stage runs.
 DVC_OUTPUTS = tuple(path.as_posix() for path in (
-    INGESTED, GENERATED, DESCRIPTORS, PAIRS, *MODELS.values(), VERDICT,
+    INGESTED, GENERATED, DESCRIPTORS, PAIRS, *MODELS.values(), VERDICT, INDEX,
     *(p for stage in METRIC_STAGES for p in (plots_dir(stage), metrics_json(stage))),
 ))

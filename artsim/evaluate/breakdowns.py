@@ -13,8 +13,11 @@ import pandas as pd
 
 from artsim.core.metrics import RetrievalMetrics
 
-# Scorers compared in the headline: the model, the descriptor score it learns, and the peers.
-HEADLINE_SCORERS = ("model", "descriptor", "phash", "dhash", "ssim")
+# Scorers compared in the headline: the model, the descriptor score it learns, the peers, and the
+# model's and pHash's ranks fused (artsim.core.fusion: a ranking only, so no pair figures).
+HEADLINE_SCORERS = ("model", "descriptor", "phash", "dhash", "ssim", "fused")
+# What `artsim search --by` may default to: the one of these with the best held-out MRR.
+SEARCH_RANKINGS = ("model", "phash", "fused")
 SCORER_COLUMNS = ["scorer", "pair_auc", "strength_spearman", "recall_at_1", "recall_at_5", "mrr",
                   "recall_at_1_test_only", "recall_at_5_test_only", "mrr_test_only"]
 HEADLINE_FIGURES = ("pair_auc", "strength_spearman", "recall_at_1", "recall_at_5", "mrr", "recall_at_1_test_only")
@@ -66,3 +69,11 @@ def scorer_headline(table: pd.DataFrame) -> dict[str, dict[str, float | None]]:
 
 def _none_if_nan(value: object) -> float | None:
     return None if value is None or pd.isna(value) else float(value)
+
+
+def best_search_ranking(table: pd.DataFrame) -> str:
+    """The SEARCH_RANKINGS scorer with the best MRR among the collection (held-out queries); ties and
+    missing figures go to the first listed (the model)."""
+    indexed = table.set_index("scorer")
+    mrr = {name: _none_if_nan(indexed.at[name, "mrr"]) if name in indexed.index else None for name in SEARCH_RANKINGS}
+    return max(SEARCH_RANKINGS, key=lambda name: (mrr[name] if mrr[name] is not None else -1.0, -SEARCH_RANKINGS.index(name)))

@@ -53,7 +53,12 @@ def _hash_bits(image_hash: imagehash.ImageHash) -> np.uint64:
 def signature(image: Image.Image) -> PeerSignature:
     grey = image.convert("L")
     thumbnail = np.asarray(grey.resize((SSIM_SIZE, SSIM_SIZE), Image.Resampling.LANCZOS), dtype=np.uint8)
-    return PeerSignature(phash=_hash_bits(imagehash.phash(grey)), dhash=_hash_bits(imagehash.dhash(grey)), grey=thumbnail)
+    return PeerSignature(phash=phash_bits(grey), dhash=_hash_bits(imagehash.dhash(grey)), grey=thumbnail)
+
+
+def phash_bits(image: Image.Image) -> np.uint64:
+    """The 64-bit pHash of an image (what the search index keeps per original)."""
+    return _hash_bits(imagehash.phash(image.convert("L")))
 
 
 def hash_similarity(a: np.ndarray | np.uint64, b: np.ndarray | np.uint64) -> np.ndarray:

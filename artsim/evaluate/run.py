@@ -24,6 +24,7 @@ from artsim.params import DEFAULT_SCORE_WEIGHTS, ScoreWeights
 from artsim.describe.table import Descriptors
 from artsim.evaluate.breakdowns import (
     HEADLINE_SCORERS,
+    best_search_ranking,
     error_by_strength,
     error_by_style,
     scorer_headline,
@@ -34,7 +35,7 @@ from artsim.evaluate.regression import evaluation_report, mae_by_kind, train_mea
 from artsim.evaluate.source_retrieval import RetrievalTask, ScoreBlocks, retrieval_report, retrieval_task
 from artsim.learn.models import SiameseRegressor, default_device
 from artsim.evaluate.peers import HASH_NAMES, PeerSignatures, pair_similarities, signatures_of
-from artsim.evaluate.scorer_inputs import DescriptorWeighting, ScorerInputs, score_blocks
+from artsim.evaluate.scorer_inputs import SCORER_NAMES, DescriptorWeighting, ScorerInputs, score_blocks
 from artsim.evaluate.transformed import AlteredReaders, evaluate_transformed, transformed_headline, transformed_task
 from artsim.evaluate.verdict import Thresholds, precision_recall_table, threshold_reports
 from artsim.params import DescribeParams
@@ -78,12 +79,14 @@ class Evaluation:
     tables: file name under metrics/evaluate/ -> table (error by strength and style, every scorer's
     figures, the transformed set, each scorer's precision / recall curve).
     thresholds: each scorer's thresholds on the held-out pairs (the model's are shipped beside it).
+    search_default_by: written to metrics/evaluate/search.json, where `artsim search` reads it.
     """
 
     report: dict[str, Any]
     predictions: pd.DataFrame
     tables: dict[str, pd.DataFrame]
     thresholds: dict[str, Thresholds]
+    search_default_by: str  # `artsim search --by` default: the best held-out MRR of model, phash, fused
 
 
 @dataclass(frozen=True)
@@ -137,12 +140,12 @@ def evaluate_on_test(
     queries, candidates = (_scorer_inputs(readers, paths, ids, descriptor_scorer, ssim_ranks)
                            for paths, ids in ((task.query_paths, task.query_ids), (task.candidate_paths, task.candidate_ids)))
     weighting = descriptor_scorer.weighting if descriptor_scorer is not None else None
-    retrieval = retrieval_report(task, score_blocks(model, queries, candidates, weighting, device))
+    retrieval = retrieval_report(task, score_blocks(model, queries, candidates, weighting, device, with_fused=True))
     pair_scores = _pair_scores(scored, prediction, readers.signatures)
     table = _scorer_figures(scored, pair_scores, retrieval)
     positive_pairs = scored["positive"].to_numpy(dtype=bool)
     # Thresholds on the scored test pairs only: a train or val pair never moves them.
-    thresholds = threshold_reports(positive_pairs, {name: pair_scores[name] for name in HEADLINE_SCORERS})
+    thresholds = threshold_reports(positive_pairs, {name: pair_scores[name] for name in SCORER_NAMES})
     transformed = evaluate_transformed(
         transformed_task(task, scored), candidates,
         AlteredReaders(model, image_size, batch_size, device, _describer(descriptor_scorer),
@@ -165,9 +168,9 @@ def evaluate_on_test(
         "error_by_style.csv": error_by_style(predictions),
         "scorers.csv": table,
         "transformed.csv": transformed,
-        **{f"precision_recall/{name}.csv": precision_recall_table(positive_pairs, pair_scores[name]) for name in HEADLINE_SCORERS},
+        **{f"precision_recall/{name}.csv": precision_recall_table(positive_pairs, pair_scores[name]) for name in SCORER_NAMES},
     }
-    return Evaluation(report, predictions, tables, thresholds)
+    return Evaluation(report, predictions, tables, thresholds, best_search_ranking(table))
 
 
 def _ssim_ranks_transformed(ssim_ranks: bool, task: RetrievalTask, n_alterations: int, max_pairs: int) -> bool:
@@ -179,7 +182,8 @@ def _ssim_ranks_transformed(ssim_ranks: bool, task: RetrievalTask, n_alterations
 
 
 def _with_thresholds(headline: dict[str, dict[str, Any]], thresholds: Mapping[str, Thresholds]) -> dict[str, dict[str, Any]]:
-    return {name: {**figures, **thresholds[name].report()} for name, figures in headline.items()}
+    # fused ranks only (no score of its own for one pair): no thresholds
+    return {name: {**figures, **(thresholds[name].report() if name in thresholds else {})} for name, figures in headline.items()}
 
 
 def _describer(descriptor_scorer: DescribedCollection | None) -> Callable | None:

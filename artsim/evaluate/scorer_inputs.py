@@ -12,7 +12,8 @@ import torch
 from torch import Tensor
 
 from artsim.evaluate.embedding import model_score_blocks
-from artsim.evaluate.peers import HASH_NAMES, hash_score_blocks, ssim_score_blocks
+from artsim.core.fusion import fused_scores
+from artsim.evaluate.peers import HASH_NAMES, hash_score_blocks, hash_similarity, ssim_score_blocks
 from artsim.evaluate.source_retrieval import ScoreBlocks
 from artsim.learn.models import SiameseRegressor
 from artsim.score.similarity import DescriptorSet, TextureStats, cross_score_blocks
@@ -40,9 +41,10 @@ class DescriptorWeighting:
 
 def score_blocks(
     model: SiameseRegressor, queries: ScorerInputs, candidates: ScorerInputs, weighting: DescriptorWeighting | None,
-    device: torch.device,
+    device: torch.device, with_fused: bool = False,
 ) -> dict[str, Callable[[], ScoreBlocks] | None]:
-    """Each scorer's score blocks of every (query, candidate), or None where it does not score."""
+    """Each scorer's score blocks of every (query, candidate), or None where it does not score; with_fused
+    adds `fused`, the reciprocal rank fusion of the model's and pHash's ranks of the candidates."""
     def model_blocks() -> ScoreBlocks:
         return model_score_blocks(model, queries.embeddings, candidates.embeddings, device)
 
@@ -55,10 +57,15 @@ def score_blocks(
     def ssim_blocks() -> ScoreBlocks:
         return ssim_score_blocks(queries.greys, candidates.greys)
 
+    def fused_blocks() -> ScoreBlocks:
+        for start, block in model_blocks():
+            phash = hash_similarity(queries.hashes["phash"][start:start + len(block), None], candidates.hashes["phash"][None, :])
+            yield start, fused_scores(block, phash)
+
     described = weighting is not None and queries.descriptors is not None and candidates.descriptors is not None
     return {
         "model": model_blocks,
         "descriptor": descriptor_blocks if described else None,
         **{name: hash_blocks(name) for name in HASH_NAMES},
         "ssim": ssim_blocks if queries.greys is not None and candidates.greys is not None else None,
-    }
+    } | ({"fused": fused_blocks} if with_fused else {})

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field, ValidationError
 from artsim.params.base import DVC_OUTPUTS, NO_INPUT, RUN_ONLY, Block, CacheFolder, ParamsError, Processes
 from artsim.params.describe import DescribeParams
 from artsim.params.evaluate import EvaluateParams
+from artsim.params.index import IndexParams
 from artsim.params.finetune import FinetuneParams
 from artsim.params.generate import DEFAULT_MODELS, REFINER, REFINER_REVISION, GenerateParams
 from artsim.params.ingest import IngestParams
@@ -25,7 +26,7 @@ __all__ = [
     "Block", "ParamsError", "RUN_ONLY", "NO_INPUT", "DVC_OUTPUTS", "CacheFolder", "Processes",
     "IngestParams", "GenerateParams", "DEFAULT_MODELS", "REFINER", "REFINER_REVISION", "DescribeParams",
     "ScoreParams", "ScoreWeights", "CANDIDATE_NAMES", "DEFAULT_SCORE_WEIGHTS", "TrainingRun", "LearningRecipe",
-    "Precision", "TRUNK_STAGES", "FinetuneParams", "SiameseParams", "EvaluateParams", "Params",
+    "Precision", "TRUNK_STAGES", "FinetuneParams", "SiameseParams", "EvaluateParams", "IndexParams", "Params",
     "LOCAL_PATH_KEYS", "parse_params", "describe_errors", "result_params", "run_only_keys",
 ]
 
@@ -40,6 +41,7 @@ class Params(Block):
     finetune: FinetuneParams = FinetuneParams()
     siamese: SiameseParams = Field(default_factory=dict, validate_default=True)
     evaluate: EvaluateParams = EvaluateParams()
+    index: IndexParams = IndexParams()
 
 
 # Keys that take a hub id / keyword or, in the library, a local path; from params.yaml a local

@@ -1,0 +1,43 @@
+"""The model side of an index (artsim.index.build.Embedder) from a siamese model folder or a loaded trunk.
+
+The index stage loads models/siamese itself (stages import no app); the app wraps the trunk its
+Scorer already holds. Both embed exactly as the API does: pair_transform at the card's image size.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from artsim.index.fingerprint import model_fingerprint
+from artsim.learn.models import EMBEDDING_DIM, load_siamese, pair_transform
+
+WEIGHTS_FILE = "model.safetensors"
+CARD_FILE = "card.json"
+
+
+class TrunkEmbedder:
+    dim = EMBEDDING_DIM
+
+    def __init__(self, trunk: nn.Module, image_size: int, fingerprint: str, device: torch.device | None = None) -> None:
+        self.trunk, self.fingerprint = trunk, fingerprint
+        self.device = device or torch.device("cpu")
+        self.transform = pair_transform(image_size)
+
+    @torch.no_grad()
+    def __call__(self, images: Sequence[Image.Image]) -> np.ndarray:
+        self.trunk.eval()
+        batch = torch.stack([self.transform(image) for image in images]).to(self.device)
+        return self.trunk(batch).float().cpu().numpy()
+
+
+def model_folder_embedder(model_dir: Path) -> TrunkEmbedder:
+    """The trunk of the siamese model saved in `model_dir` (model.safetensors + card.json)."""
+    card = json.loads((model_dir / CARD_FILE).read_text(encoding="utf-8"))
+    model = load_siamese(model_dir / WEIGHTS_FILE, head_hidden=int(card["head_hidden"]))
+    return TrunkEmbedder(model.trunk, int(card["image_size"]), model_fingerprint(model_dir / WEIGHTS_FILE, int(card["image_size"])))

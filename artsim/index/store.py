@@ -1,0 +1,164 @@
+"""The index on disk: manifest.json (entries and checksums) beside vectors.npy and norms.npy.
+
+- vectors.npy: (n, dim) float32 unit embeddings, one row per entry, loaded with mmap_mode="r" (a
+  search reads the pages it touches, not the whole file); norms.npy: each embedding's length, so the
+  model's head still sees the raw embedding (unit * norm).
+- manifest.json: format version, the model fingerprint, the entries as columns (id, location
+  relative to the collection's root, sha256, size, mtime_ns, pHash, artist, title, problem: why an
+  original has no vector, "" when it has one), the sha256 of the entries, and of each array file with
+  the size and mtime it had when written.
+
+Every file is written under a temporary name and renamed (artsim.core.images.write_atomically), the
+manifest last: a crash leaves the old index, or arrays that do not match the manifest's checksums.
+Whatever does not check out (missing, truncated, edited, another format) is reported by load_index and
+the index is rebuilt, never used.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from artsim.core.images import write_atomically
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+VECTORS = "vectors.npy"
+NORMS = "norms.npy"
+
+
+@dataclass
+class Entries:
+    """The per-original columns, in row order."""
+
+    ids: list[str]
+    locations: list[str]
+    sha256: list[str]
+    sizes: list[int]
+    mtimes_ns: list[int]
+    phash: list[str]  # 16 hex digits, "" when unknown
+    artists: list[str]
+    titles: list[str]
+    problems: list[str]
+
+    @classmethod
+    def empty(cls) -> "Entries":
+        return cls(*([] for _ in fields(cls)))
+
+    def append(self, **values: object) -> None:
+        for column in fields(self):
+            getattr(self, column.name).append(values[column.name])
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def as_json(self) -> dict[str, list]:
+        return {column.name: getattr(self, column.name) for column in fields(self)}
+
+
+@dataclass
+class StoredIndex:
+    model: str
+    root: str  # the collection's root when built: locations are relative to it
+    entries: Entries
+    vectors: np.ndarray  # (n, dim) float32 unit rows, memory-mapped
+    norms: np.ndarray    # (n,) float32
+
+    @property
+    def usable(self) -> np.ndarray:
+        return np.array([not problem for problem in self.entries.problems], dtype=bool)
+
+    @property
+    def phash_bits(self) -> np.ndarray:
+        return np.array([int(h, 16) if h else 0 for h in self.entries.phash], dtype=np.uint64)
+
+
+def _entries_checksum(entries: dict[str, list]) -> str:
+    return hashlib.sha256(json.dumps(entries, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def new_vector_file(folder: Path, count: int, dim: int) -> tuple[Path, np.ndarray]:
+    """A temporary (count, dim) float32 .npy in `folder`, memory-mapped for writing row by row (memory stays
+    flat however big the collection); save_index renames it into place."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f".tmp-{VECTORS}.{os.getpid()}"
+    return path, np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(count, dim))
+
+
+def _file_record(path: Path) -> dict[str, object]:
+    status = path.stat()
+    return {"sha256": file_sha256(path), "size": status.st_size, "mtime_ns": status.st_mtime_ns}
+
+
+def _file_problem(path: Path, record: dict) -> str | None:
+    """None when `path` is the file the manifest recorded. The same size and mtime as when written means
+    nobody wrote it since (hashing 800 MB of vectors at each search would cost seconds); anything else is
+    hashed, and must match."""
+    status = path.stat()
+    if (status.st_size, status.st_mtime_ns) == (record["size"], record["mtime_ns"]):
+        return None
+    return None if file_sha256(path) == record["sha256"] else f"{path.name} does not match its checksum"
+
+
+def save_index(folder: Path, model: str, root: Path, entries: Entries, vector_file: Path, vectors: np.ndarray, norms: np.ndarray) -> None:
+    """Put the index in place: `vector_file` (from new_vector_file, holding `vectors`) is renamed to
+    vectors.npy; the norms, then the manifest with every checksum, are written after it."""
+    if len(vectors) != len(entries) or len(norms) != len(entries):
+        raise ValueError(f"{len(entries)} entries but {len(vectors)} vectors and {len(norms)} norms")
+    vectors.flush()
+    os.replace(vector_file, folder / VECTORS)
+    write_atomically(folder / NORMS, lambda handle: np.save(handle, np.asarray(norms, dtype=np.float32)), durable=False)
+    columns = entries.as_json()
+    manifest = {"format": FORMAT_VERSION, "model": model, "root": str(root), "count": len(entries), "dim": int(vectors.shape[1]),
+                "files": {name: _file_record(folder / name) for name in (VECTORS, NORMS)},
+                "entries_sha256": _entries_checksum(columns), "entries": columns}
+    write_atomically(folder / MANIFEST, lambda handle: handle.write(json.dumps(manifest).encode()), durable=False)
+
+
+def load_index(folder: Path, verify_files: bool = True) -> tuple[StoredIndex | None, str | None]:
+    """(the index, None), (None, why it cannot be used), or (None, None) when there is none yet.
+
+    `verify_files` checks the array files against the manifest (size and mtime, else their sha256: a file
+    written since is caught, a flipped byte included); without it only their shapes are checked (a
+    truncated or swapped file is still caught).
+    """
+    if not (folder / MANIFEST).exists():
+        return None, None
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        if manifest.get("format") != FORMAT_VERSION:
+            return None, f"format {manifest.get('format')!r}, this version reads {FORMAT_VERSION}"
+        columns = manifest["entries"]
+        if _entries_checksum(columns) != manifest["entries_sha256"]:
+            return None, "the manifest's entries do not match their checksum"
+        entries = Entries(**{column.name: list(columns[column.name]) for column in fields(Entries)})
+        count, dim = int(manifest["count"]), int(manifest["dim"])
+        if verify_files:
+            if set(manifest["files"]) != {VECTORS, NORMS}:
+                return None, f"the manifest lists files {sorted(manifest['files'])}"
+            for name, record in manifest["files"].items():
+                if problem := _file_problem(folder / name, record):
+                    return None, problem
+        vectors = np.load(folder / VECTORS, mmap_mode="r", allow_pickle=False)
+        norms = np.load(folder / NORMS, allow_pickle=False)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+    if (vectors.shape != (count, dim) or vectors.dtype != np.float32 or norms.shape != (count,)
+            or any(len(getattr(entries, f.name)) != count for f in fields(Entries))):
+        return None, f"arrays of shape {vectors.shape}/{norms.shape} for {count} entries of dimension {dim}"
+    return StoredIndex(str(manifest["model"]), str(manifest["root"]), entries, vectors, norms), None
