@@ -31,7 +31,7 @@ from artsim.score.scorer import FILE_NAME as DESCRIPTOR_SCORE_FILE
 from artsim.score.scorer import DescriptorScoreFileError, DescriptorScorer
 from artsim.describe.table import Descriptors
 from artsim.core.errors import UserError
-from artsim.core.images import ImageRejected, load_rgb
+from artsim.core.images import ImageRejected, file_hash, load_rgb
 from artsim.evaluate.verdict import VERDICT_FILE, Thresholds, Verdict, read_shipped, verdict_for
 from artsim.core.shards import ShardMember
 from artsim.index.embedder import CARD_FILE, WEIGHTS_FILE, TrunkEmbedder

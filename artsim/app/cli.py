@@ -189,7 +189,7 @@ def run_compare_pairs(args: argparse.Namespace) -> int:
 def run_search(args: argparse.Namespace) -> int:
     queries = query_paths(args)
     from artsim.app.indexes import default_ranking, open_index
-    from artsim.app.search import DEFAULT_SHORTLIST, index_skipped, search_index
+    from artsim.app.search import DEFAULT_SHORTLIST, index_skipped, search_index, threshold_note
 
     scorer = _scorer(args)
     opened = open_index(scorer, args.index, args.originals, args.workspace)
