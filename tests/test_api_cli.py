@@ -38,7 +38,7 @@ def model_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("model")
     model = SiameseRegressor(head_hidden=8)
     model.start_at(0.5)
-    model.head[-1].weight.data.normal_(0, 0.01)  # not constant: rankings must come from the head
+    model.head.log_scale.data.fill_(-6.0)  # not the constant baseline: rankings must come from the head
     save_weights(model.eval(), folder / "model.safetensors")
     (folder / "card.json").write_text(json.dumps({"image_size": 32, "head_hidden": 8, "normalisation": NORMALISATION}))
     stats = TextureStats(mean=np.zeros(HARALICK_FEATURES), std=np.full(HARALICK_FEATURES, 2.0))

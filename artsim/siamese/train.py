@@ -24,7 +24,7 @@ from artsim.params import SiameseParams, result_params
 from artsim.core.distributed import gather_to_all
 from artsim.learn.feature_cache import cache_features, open_feature_store
 from artsim.learn.features import split_trunk
-from artsim.learn.models import ARCH, EMBEDDING_DIM, NORMALISATION, SiameseRegressor, screen_images, siamese_from_classifier
+from artsim.learn.models import ARCH, NORMALISATION, SiameseRegressor, screen_images, siamese_from_classifier
 from artsim.siamese.batches import (
     CachedFeatures,
     DecodedImages,
@@ -120,11 +120,10 @@ def train_siamese(
         raise ValueError("no usable training pairs: nothing to train the siamese model on")
     train_mean = float(train_pairs["score"].mean())
 
-    model.start_at(train_mean)
     model.to(runtime.device, memory_format=runtime.memory_format)
     scorer = PairScorer(model, top)
     train_set, val_set = inputs.batches(train_pairs), inputs.batches(val_pairs)
-    calibrate_feature_norm(scorer, train_set, params.batch_size, runtime)
+    calibrate_head(scorer, train_set, params.batch_size, train_mean, runtime)
     best, history = _train_regressor(scorer, train_set, val_set, params, seed, runtime, on_epoch)
     model.load_state_dict(best.state)
 
@@ -194,35 +193,28 @@ def prepare_inputs(images: Sequence[Path], bottom: nn.Module, params: SiamesePar
 
 
 @torch.no_grad()
-def calibrate_feature_norm(scorer: PairScorer, pairs: PairBatches, batch_size: int, runtime: Runtime,
-                           max_pairs: int = CALIBRATION_PAIRS) -> None:
-    """Set the head's feature standardisation to the mean and variance of the training
-    pairs' features under the starting trunk (over at most `max_pairs` evenly spread pairs).
+def calibrate_head(scorer: PairScorer, pairs: PairBatches, batch_size: int, mean_score: float, runtime: Runtime,
+                   max_pairs: int = CALIBRATION_PAIRS) -> None:
+    """Set the head's standardisation of |ea - eb| from the training pairs under the starting
+    trunk (at most `max_pairs` evenly spread pairs), and start it at the mean baseline
+    (artsim.learn.distance_head.DistanceHead.calibrate).
 
-    It stays frozen during training, like the trunk's BatchNorm: batch statistics of a
-    few pairs would be noise. Every rank computes the same figures.
+    The standardisation stays fixed during training, like the trunk's BatchNorm: batch
+    statistics of a few pairs would be noise. Every rank computes the same figures.
     """
-    model = scorer.model
     scorer.eval()
     chosen = sorted(set(np.linspace(0, len(pairs) - 1, num=min(len(pairs), max_pairs)).round().astype(int).tolist()))
-    total = torch.zeros(2 * EMBEDDING_DIM, dtype=torch.float64, device=runtime.device)
-    total_sq, count = torch.zeros_like(total), 0
+    firsts, seconds = [], []
     for batch in batch_loader(pairs, in_order(len(pairs), batch_size, chosen), 0, runtime):
         _, inputs, first, second, _ = batch
         inputs = runtime.to_device(inputs) if inputs.dim() == 4 else inputs.to(runtime.device)
         with runtime.autocast():
-            embeddings = scorer.top(inputs)
-        embeddings = embeddings.double()
-        features = model.combine(embeddings[first.to(runtime.device)], embeddings[second.to(runtime.device)])
-        total += features.sum(0)
-        total_sq += (features**2).sum(0)
-        count += len(features)
-    if count == 0:
+            embeddings = scorer.top(inputs).float()
+        firsts.append(embeddings[first.to(runtime.device)])
+        seconds.append(embeddings[second.to(runtime.device)])
+    if not firsts or sum(len(f) for f in firsts) == 0:
         raise ValueError("no usable training pair to calibrate the siamese head on")
-    mean = total / count
-    variance = ((total_sq - count * mean**2) / max(count - 1, 1)).clamp_min(0)
-    model.feature_norm.running_mean.copy_(mean)
-    model.feature_norm.running_var.copy_(variance)
+    scorer.model.head.calibrate(torch.cat(firsts), torch.cat(seconds), mean_score)
 
 
 def _siamese_optimizer(scorer: PairScorer, params: SiameseParams) -> torch.optim.Optimizer:
@@ -307,7 +299,7 @@ def mean_squared_error(scorer: PairScorer, dataset: PairBatches, batch_size: int
 def siamese_card(result: SiameseResult, params: SiameseParams, seed: int) -> dict[str, Any]:
     """What evaluate (or any user) needs to rebuild and feed models/siamese/model.safetensors."""
     return {
-        "arch": f"siamese {ARCH} trunk, head on concat(|a-b|, a*b)",
+        "arch": f"siamese {ARCH} trunk, DistanceHead on |a-b|: floor + (1 - floor) exp(-f), f(0) = 0",
         "image_size": params.image_size,
         "normalisation": NORMALISATION,
         "head_hidden": params.head_hidden,
