@@ -201,7 +201,7 @@ def test_a_batch_passes_each_unique_image_once(tiny: dict[str, Path]) -> None:
 
     inputs = Recorded()
     # Pairs 0 and 1 share their original; a positive and a negative pair share a variant.
-    _, stacked, first, second, _ = PairBatches(table, inputs)[[0, 1]]
+    _, stacked, first, second, *_ = PairBatches(table, inputs)[[0, 1]]
     assert len(inputs.seen) == len(set(inputs.seen)) == 3
     assert torch.equal(stacked[first][:, 0], torch.tensor([float(table.first[0]), float(table.first[1])]))
     assert torch.equal(stacked[second][:, 0], torch.tensor([float(table.second[0]), float(table.second[1])]))

@@ -2,14 +2,17 @@
 
     score(a, b) = floor + (1 - floor) * exp(-f(|ea - eb|))
 
-f is a bias-free ReLU layer on the standardised |ea - eb| followed by non-negative output
-weights (softplus) and a positive scale, so f >= 0 and f(0) = 0 exactly: identical
+f is a bias-free linear projection of the standardised |ea - eb|, squared, summed with
+non-negative weights (softplus) and a positive scale, so f >= 0 and f(0) = 0 exactly: identical
 embeddings score exactly 1 whatever the weights, and every score lies in [floor, 1] within
 [0, 1]. |ea - eb| is symmetric in floating point, so f(a, b) == f(b, a) bit for bit.
 
 The floor (sigmoid of a learned logit) is what unrelated paintings score: their descriptor
 targets sit near 0.3, not 0, and a head without a floor would have to spend its whole range
 of distances reaching them (which cost the regression most of its R² in an earlier try).
+Squares rather than ReLUs: a ReLU unit pushed negative on every (non-negative) difference
+dies, and a head whose units all die scores every pair 1; a square's gradient vanishes
+only where its projection is exactly 0.
 """
 from __future__ import annotations
 
@@ -38,7 +41,7 @@ class DistanceHead(nn.Module):
 
     def distance(self, ea: Tensor, eb: Tensor) -> Tensor:
         """f(|ea - eb|) >= 0 per row, exactly 0 where ea == eb."""
-        hidden = torch.relu(self.hidden((ea - eb).abs() * self.feature_scale))
+        hidden = self.hidden((ea - eb).abs() * self.feature_scale).square()
         weights = nn.functional.softplus(self.output_logits) / hidden.shape[1]
         return self.log_scale.exp() * (hidden @ weights)
 

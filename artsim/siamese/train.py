@@ -25,6 +25,7 @@ from artsim.core.distributed import gather_to_all
 from artsim.learn.feature_cache import cache_features, open_feature_store
 from artsim.learn.features import split_trunk
 from artsim.learn.models import ARCH, NORMALISATION, SiameseRegressor, screen_images, siamese_from_classifier
+from artsim.siamese.ranking import RankingPairs, ranking_loss, ranking_pairs
 from artsim.siamese.batches import (
     CachedFeatures,
     DecodedImages,
@@ -73,14 +74,24 @@ class PairScorer(nn.Module):
 
 def batch_scores(scorer: nn.Module, batch: Sequence[Tensor], runtime: Runtime) -> tuple[Tensor, Tensor]:
     """(predictions, targets) of one PairBatches item, on the runtime's device."""
-    _, inputs, first, second, scores = batch
-    if inputs.dim() == 4:
-        inputs = runtime.to_device(inputs)
-    else:
-        inputs = inputs.to(runtime.device)
+    predictions, targets, _ = scores_and_ranking(scorer, batch, runtime, rank=False)
+    return predictions, targets
+
+
+def scores_and_ranking(scorer: nn.Module, batch: Sequence[Tensor], runtime: Runtime,
+                       rank: bool) -> tuple[Tensor, Tensor, tuple[Tensor, RankingPairs] | None]:
+    """(predictions, targets, and with `rank` the ranking pairs' scores and the pairs) of one
+    PairBatches item: one pass of the batch's unique inputs scores both kinds of pair."""
+    _, inputs, first, second, scores, positive = batch
+    inputs = runtime.to_device(inputs) if inputs.dim() == 4 else inputs.to(runtime.device)
+    extra = ranking_pairs(first, second, positive) if rank else None
+    if extra is not None:
+        first, second = torch.cat([first, extra.first]), torch.cat([second, extra.second])
     with runtime.autocast():
-        predictions = scorer(inputs, first.to(runtime.device), second.to(runtime.device))
-    return predictions.float(), scores.to(runtime.device)
+        predictions = scorer(inputs, first.to(runtime.device), second.to(runtime.device)).float()
+    count = len(scores)
+    ranking = None if extra is None else (predictions[count:], extra)
+    return predictions[:count], scores.to(runtime.device), ranking
 
 
 # ---------------------------------------------------------------------------
@@ -206,7 +217,7 @@ def calibrate_head(scorer: PairScorer, pairs: PairBatches, batch_size: int, mean
     chosen = sorted(set(np.linspace(0, len(pairs) - 1, num=min(len(pairs), max_pairs)).round().astype(int).tolist()))
     firsts, seconds = [], []
     for batch in batch_loader(pairs, in_order(len(pairs), batch_size, chosen), 0, runtime):
-        _, inputs, first, second, _ = batch
+        _, inputs, first, second, *_ = batch
         inputs = runtime.to_device(inputs) if inputs.dim() == 4 else inputs.to(runtime.device)
         with runtime.autocast():
             embeddings = scorer.top(inputs).float()
@@ -244,7 +255,7 @@ def _train_regressor(
     best, history = BestEpoch(), []
     for epoch in tqdm(range(params.epochs), desc="siamese", unit="epoch", disable=not ranks.is_main or None):
         sampler.set_epoch(epoch)
-        figures = {"train_mse": regressor_epoch(trained, loader, optimizer, scaler, runtime)}
+        figures = {"train_mse": regressor_epoch(trained, loader, optimizer, scaler, runtime, params.rank_weight)}
         val_mse = mean_squared_error(scorer, val_set, params.batch_size, runtime)
         key = None
         if val_mse is not None:
@@ -258,19 +269,25 @@ def _train_regressor(
 
 
 def regressor_epoch(scorer: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
-                    scaler: torch.amp.GradScaler, runtime: Runtime) -> float:
-    """One pass over the training pairs; the mean squared error over all of them."""
+                    scaler: torch.amp.GradScaler, runtime: Runtime, rank_weight: float = 0.0) -> float:
+    """One pass over the training pairs; the mean squared error over all of them.
+
+    The loss is the MSE plus, with `rank_weight` > 0, that times the in-batch ranking term
+    (artsim.siamese.ranking), each a mean over the global batch."""
     scorer.train()
     freeze_batchnorm(scorer)
     total, seen = 0.0, 0
     for batch in loader:
-        predictions, targets = batch_scores(scorer, batch, runtime)
+        predictions, targets, ranking = scores_and_ranking(scorer, batch, runtime, rank=rank_weight > 0)
         squared, count = nn.functional.mse_loss(predictions, targets, reduction="sum"), len(targets)
         # Shares of a batch may differ in size (by one pair; all of it when a share is
         # empty or its images became unreadable: that rank still runs backward, with zero
         # gradients), so the loss is the mean over the global batch.
         global_count = global_batch_size(count, runtime.ranks)
         loss = global_mean(squared, global_count, runtime.ranks)
+        if ranking is not None:
+            ranked, positives = ranking_loss(*ranking)
+            loss = loss + rank_weight * global_mean(ranked, global_batch_size(positives, runtime.ranks), runtime.ranks)
         optimizer.zero_grad()
         scaler.scale(loss).backward()
         if global_count:
