@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from artsim.learn.augment import with_augmented_copies
 from artsim.learn.batches import global_batch_size, global_mean
 from artsim.params import SiameseParams, result_params
 from artsim.core.distributed import gather_to_all
@@ -114,7 +115,9 @@ def train_siamese(
     runtime: Runtime,
     on_epoch: EpochLogger | None = None,
 ) -> SiameseResult:
-    """Regress the descriptor `score` of (original, generated) pairs with an MSE loss.
+    """Regress the descriptor `score` of (original, generated) pairs with an MSE loss (and the
+    ranking term, siamese.rank_weight), on the train pairs and siamese.augment_copies altered
+    copies of each (artsim.learn.augment).
 
     `pairs` is the output of `artsim.learn.pair_images.resolve_pairs`: it carries split, score
     and both image paths.
@@ -123,8 +126,10 @@ def train_siamese(
     model = siamese_from_classifier(trunk_weights, params.head_hidden)
     bottom, top = split_trunk(model.trunk, params.train_layers)
     pairs = pairs[pairs["split"].isin(["train", "val"])].reset_index(drop=True)
+    pairs = with_augmented_copies(pairs, params.augment_copies, seed)
     inputs, rejected = prepare_inputs(PairTable.from_pairs(pairs).images, bottom, params, runtime)
     bad = pairs["original_path"].isin(rejected) | pairs["generated_path"].isin(rejected)
+    skipped = int((bad & (pairs["augmented"] == 0)).sum())  # pairs, not their altered copies
     pairs = pairs[~bad].reset_index(drop=True)
     train_pairs, val_pairs = (pairs[pairs["split"] == split].reset_index(drop=True) for split in ("train", "val"))
     if train_pairs.empty:
@@ -144,9 +149,10 @@ def train_siamese(
         "best_epoch": best.epoch,
         "val_baseline_mse": float(np.mean((val_scores - train_mean) ** 2)) if len(val_scores) else None,
         "train_mean_score": train_mean,
-        "n_train_pairs": len(train_pairs),
+        "n_train_pairs": int((train_pairs["augmented"] == 0).sum()),
+        "n_augmented_pairs": int((train_pairs["augmented"] > 0).sum()),  # altered copies (artsim.learn.augment)
         "n_val_pairs": len(val_pairs),
-        "skipped_pairs": int(bad.sum()),
+        "skipped_pairs": skipped,
         "cached_features": not isinstance(inputs.inputs, DecodedImages),
         "healed_cache_entries": inputs.healed,  # damaged cached features, deleted and computed again
     }
