@@ -61,6 +61,9 @@ def test_copies_are_deterministic_given_the_seed_and_differ_between_seeds(painti
     other = [draw_augmentation(painting, f"g{i}", copy, seed=6) for i in range(20) for copy in (1, 2)]
     assert draws == again and draws != other
     assert len({d.kind for d in draws}) >= 4  # the family, not one kind
+    # One variant's copies are of different kinds, so never the same image twice.
+    six = [draw_augmentation(painting, "g0", copy, seed=5) for copy in range(1, 7)]
+    assert {d.kind for d in six} == set(TRAINING)
     assert draws[0].read_bytes() == again[0].read_bytes()
     assert file_hash(draws[0]) == file_hash(again[0]) != file_hash(painting)
 

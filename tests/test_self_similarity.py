@@ -44,9 +44,8 @@ def _trained_looking_model(seed: int) -> SiameseRegressor:
     images = torch.randn(12, 3, IMAGE_SIZE, IMAGE_SIZE)
     with torch.no_grad():
         embeddings = model.trunk(images)
-        model.head.calibrate(embeddings[:6], embeddings[6:], 0.5)
         torch.nn.init.normal_(model.head.output_logits, std=1.0)
-        torch.nn.init.normal_(model.head.hidden.weight, std=0.05)
+        model.head.calibrate(embeddings[:6], embeddings[6:], 0.5)
         model.head.floor_logit.fill_(-0.8)
     return model
 

@@ -72,6 +72,21 @@ def test_siamese_lowers_the_loss_and_is_deterministic(tiny: dict[str, Path], tru
     assert first.metrics["cached_features"] == (train_layers != "all")
 
 
+def test_augmented_copies_are_cached_one_entry_each_and_rank_weight_zero_is_allowed(tiny: dict[str, Path], trunk_weights: Path,
+                                                                                     tmp_path: Path) -> None:
+    pairs = resolved_pairs(tiny)
+    used = pairs[pairs["split"].isin(["train", "val"])]
+    train_variants = used.loc[used["split"] == "train", "generated_path"].nunique()
+    unique_images = len(set(used["original_path"]) | set(used["generated_path"]))
+    result = train_siamese(pairs, trunk_weights, params(tmp_path, epochs=1, augment_copies=2, rank_weight=0.0), 0, CPU)
+    assert result.metrics["n_augmented_pairs"] == 2 * result.metrics["n_train_pairs"]
+    entries = list((tmp_path / "features").rglob("*.npy"))
+    assert len(entries) == unique_images + 2 * train_variants  # a variant's copies differ (kinds drawn without repeats)
+    plain = train_siamese(pairs, trunk_weights, params(tmp_path, epochs=1, augment_copies=0), 0, CPU)
+    assert plain.metrics["n_augmented_pairs"] == 0 and plain.metrics["n_train_pairs"] == result.metrics["n_train_pairs"]
+    assert len(list((tmp_path / "features").rglob("*.npy"))) == len(entries)  # nothing new to compute
+
+
 def test_only_the_trained_layers_change(tiny: dict[str, Path], trunk_weights: Path, tmp_path: Path) -> None:
     start = siamese_from_classifier(trunk_weights, head_hidden=16).state_dict()
     trained = train_siamese(resolved_pairs(tiny), trunk_weights, params(tmp_path, epochs=1), seed=0, runtime=CPU)

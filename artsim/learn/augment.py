@@ -95,10 +95,12 @@ def draw_augmentation(source: ImageFile, key: str, copy: int, seed: int) -> Augm
     """The `copy`-th altered copy of the image known as `key` (its id): drawn from (seed, copy,
     key) alone, so the same variant gets the same copies whatever the order or the other pairs."""
     digest = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little")
-    rng = np.random.default_rng([seed, copy, digest])
+    # A variant's copies take its kinds in a seeded order: up to len(TRAINING) copies are all
+    # of different kinds (never two identical images), each with its own setting.
     kinds = list(TRAINING)
-    kind = kinds[int(rng.integers(len(kinds)))]
-    return AugmentedImage(source, kind, TRAINING[kind].draw(rng))
+    order = np.random.default_rng([seed, digest]).permutation(len(kinds))
+    kind = kinds[int(order[(copy - 1) % len(kinds)])]
+    return AugmentedImage(source, kind, TRAINING[kind].draw(np.random.default_rng([seed, copy, digest])))
 
 
 def with_augmented_copies(pairs: pd.DataFrame, copies: int, seed: int) -> pd.DataFrame:

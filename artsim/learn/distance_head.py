@@ -34,14 +34,20 @@ class DistanceHead(nn.Module):
         # 1 / root mean square of each |ea - eb| dimension over the train pairs (calibrate);
         # a scale only, no shift, so that a zero difference stays zero.
         self.register_buffer("feature_scale", torch.ones(width))
+        # Weights of unit scale, the projection divided by sqrt(width): |ea - eb| is non-negative,
+        # so an optimiser step that moves every weight by lr the same way moves a projection by
+        # lr x sum(|d|); at the usual 1/sqrt(width) init scale one Adam step at lr 1e-3 would
+        # throw every pair to the floor. (Weight-scale reparametrisation, as in weight norm.)
         self.hidden = nn.Linear(width, hidden, bias=False)
+        nn.init.normal_(self.hidden.weight)
+        self.projection_scale = 1.0 / math.sqrt(width)
         self.output_logits = nn.Parameter(torch.zeros(hidden))  # softplus: the output weights, >= 0
         self.log_scale = nn.Parameter(torch.zeros(()))
         self.floor_logit = nn.Parameter(torch.zeros(()))
 
     def distance(self, ea: Tensor, eb: Tensor) -> Tensor:
         """f(|ea - eb|) >= 0 per row, exactly 0 where ea == eb."""
-        hidden = self.hidden((ea - eb).abs() * self.feature_scale).square()
+        hidden = (self.hidden((ea - eb).abs() * self.feature_scale) * self.projection_scale).square()
         weights = nn.functional.softplus(self.output_logits) / hidden.shape[1]
         return self.log_scale.exp() * (hidden @ weights)
 
