@@ -1,6 +1,6 @@
 """The siamese head: a score that is 1 for an image with itself, by construction.
 
-    score(a, b) = floor + (1 - floor) * exp(-f(|ea - eb|))
+    score(a, b) = floor + (1 - floor) / (1 + f(|ea - eb|))
 
 f is a bias-free linear projection of the standardised |ea - eb|, squared, summed with
 non-negative weights (softplus) and a positive scale, so f >= 0 and f(0) = 0 exactly: identical
@@ -24,8 +24,8 @@ from torch import Tensor, nn
 # The untrained head's floor as a fraction of the mean train score: below what unrelated
 # pairs score, so training can move it either way.
 START_FLOOR_SHARE = 0.5
-# exp(-e^40 x d) is 0 in float32 for any distance d above 1e-15.
-BASELINE_LOG_SCALE = 40.0
+# 1 / (1 + e^60 x d) is below 1e-8 for any distance d above 1e-18 (and e^60 fits in float32).
+BASELINE_LOG_SCALE = 60.0
 
 
 class DistanceHead(nn.Module):
@@ -57,7 +57,7 @@ class DistanceHead(nn.Module):
 
     def forward(self, ea: Tensor, eb: Tensor) -> Tensor:
         floor = self.floor
-        return floor + (1 - floor) * torch.exp(-self.distance(ea, eb))
+        return floor + (1 - floor) * kernel(self.distance(ea, eb))
 
     @torch.no_grad()
     def calibrate(self, ea: Tensor, eb: Tensor, mean_score: float) -> None:
@@ -71,16 +71,23 @@ class DistanceHead(nn.Module):
         score = _inside(mean_score)
         floor = START_FLOOR_SHARE * score
         self.floor_logit.fill_(_logit(floor))
-        wanted = -math.log((score - floor) / (1 - floor))  # the distance that scores `score`
+        wanted = (1 - floor) / (score - floor) - 1  # the distance that scores `score`
         if typical > 0:
             self.log_scale.fill_(math.log(wanted / typical))
 
     @torch.no_grad()
     def start_at(self, score: float) -> None:
         """The mean baseline: every pair of different images scores `score` (an image with
-        itself still 1). Distances are scaled beyond exp's range, so nothing but the floor shows."""
+        itself still 1). Distances are scaled so far that nothing but the floor shows."""
         self.floor_logit.fill_(_logit(_inside(score)))
         self.log_scale.fill_(BASELINE_LOG_SCALE)
+
+
+def kernel(distance: Tensor) -> Tensor:
+    """1 at distance 0, falling toward 0 as 1 / (1 + d): a heavy tail rather than exp(-d), whose
+    gradient vanishes once pairs drift far (a trunk that moves in training throws them there)
+    and leaves a head stuck at its floor."""
+    return 1.0 / (1.0 + distance)
 
 
 def _inside(score: float) -> float:
