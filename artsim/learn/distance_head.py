@@ -1,6 +1,6 @@
 """The siamese head: a score that is 1 for an image with itself, by construction.
 
-    score(a, b) = floor + (1 - floor) / (1 + f(|ea - eb|))
+    score(a, b) = floor + (1 - floor) * exp(-f(|ea - eb|))
 
 f is a bias-free linear projection of the standardised |ea - eb|, squared, summed with
 non-negative weights (softplus) and a positive scale, so f >= 0 and f(0) = 0 exactly: identical
@@ -24,7 +24,7 @@ from torch import Tensor, nn
 # The untrained head's floor as a fraction of the mean train score: below what unrelated
 # pairs score, so training can move it either way.
 START_FLOOR_SHARE = 0.5
-# 1 / (1 + e^60 x d) is below 1e-8 for any distance d above 1e-18 (and e^60 fits in float32).
+# exp(-e^60 x d) is 0 in float32 for any distance d above 1e-24 (and e^60 fits in float32).
 BASELINE_LOG_SCALE = 60.0
 
 
@@ -71,7 +71,7 @@ class DistanceHead(nn.Module):
         score = _inside(mean_score)
         floor = START_FLOOR_SHARE * score
         self.floor_logit.fill_(_logit(floor))
-        wanted = (1 - floor) / (score - floor) - 1  # the distance that scores `score`
+        wanted = -math.log((score - floor) / (1 - floor))  # the distance that scores `score`
         if typical > 0:
             self.log_scale.fill_(math.log(wanted / typical))
 
@@ -84,10 +84,10 @@ class DistanceHead(nn.Module):
 
 
 def kernel(distance: Tensor) -> Tensor:
-    """1 at distance 0, falling toward 0 as 1 / (1 + d): a heavy tail rather than exp(-d), whose
-    gradient vanishes once pairs drift far (a trunk that moves in training throws them there)
-    and leaves a head stuck at its floor."""
-    return 1.0 / (1.0 + distance)
+    """1 at distance 0, falling toward 0. exp(-d) measured better on the sample than a
+    heavy-tailed 1 / (1 + d) (test R² 0.56 against 0.45, README "Training for retrieval and
+    robustness"), though its gradient vanishes for pairs thrown far."""
+    return torch.exp(-distance)
 
 
 def _inside(score: float) -> float:
