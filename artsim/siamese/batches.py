@@ -53,7 +53,8 @@ class PairTable:
             second=pairs["generated_path"].map(position).to_numpy(dtype=np.int64),
             scores=pairs["score"].to_numpy(dtype=np.float32),
             groups=first,
-            positive=pairs["positive"].to_numpy(dtype=bool),
+            # Without the column nothing is known to be positive: the ranking term then ranks nothing.
+            positive=(pairs["positive"] if "positive" in pairs else pd.Series(False, index=pairs.index)).to_numpy(dtype=bool),
         )
 
     def __len__(self) -> int:
