@@ -57,7 +57,9 @@ def _losses(result, name: str) -> list[float]:
 def test_siamese_lowers_the_loss_and_is_deterministic(tiny: dict[str, Path], trunk_weights: Path, tmp_path: Path,
                                                       train_layers) -> None:
     pairs = resolved_pairs(tiny)
-    chosen = params(tmp_path, train_layers=train_layers)
+    # The default lr: at SIAMESE's 1e-3 the fixed-point head's train MSE does not fall (the trunk
+    # moves under its fixed standardisation; README "Training for retrieval and robustness").
+    chosen = params(tmp_path, train_layers=train_layers, lr=3e-4, epochs=6)
     first = train_siamese(pairs, trunk_weights, chosen, seed=0, runtime=CPU)
     # The second run of the cached path reads every feature from the cache.
     second = train_siamese(pairs, trunk_weights, chosen, seed=0, runtime=CPU)
