@@ -43,7 +43,7 @@ def copy_worktree(target: Path) -> None:
 def write_untrained_model(folder: Path, image_size: int = 32, head_hidden: int = 8, seed: int = 0) -> Path:
     """What the siamese stage ships, from an untrained model: weights, card, descriptor score.
 
-    The head's last layer is random (not constant), so rankings come from the head; the same
+    The head is not at its constant baseline, so rankings come from the head; the same
     `seed` gives the same weights (and the same rankings) on every run.
     """
     folder.mkdir(parents=True, exist_ok=True)
@@ -51,7 +51,7 @@ def write_untrained_model(folder: Path, image_size: int = 32, head_hidden: int =
         torch.manual_seed(seed)
         model = SiameseRegressor(head_hidden=head_hidden)
         model.start_at(0.5)
-        model.head[-1].weight.data.normal_(0, 0.01)
+        model.head.log_scale.data.fill_(-6.0)
     save_weights(model.eval(), folder / "model.safetensors")
     card = {"image_size": image_size, "head_hidden": head_hidden, "normalisation": NORMALISATION}
     (folder / "card.json").write_text(json.dumps(card))

@@ -19,7 +19,7 @@ from PIL import Image
 import artsim
 from artsim.app.api import ModelNotFound
 from artsim.app.cli import main
-from artsim.params import DescribeParams, ScoreWeights
+from artsim.params import DEFAULT_SCORE_WEIGHTS, DescribeParams, ScoreWeights
 from artsim.score.scorer import DescriptorScoreFileError, DescriptorScorer
 from artsim.app.difference import difference_maps
 from artsim.app.search import Candidate, EmbeddingCache, folder_candidates, search
@@ -58,7 +58,7 @@ def test_score_breaks_the_descriptor_score_down_and_an_image_matches_itself_best
     scorer = artsim.load(model_dir)
     itself = scorer.score(images[0], images[0])
     assert itself.descriptor_score == pytest.approx(1.0)
-    assert set(itself.similarities) == {"color", "texture", "edges"} and itself.weights == ScoreWeights().as_dict()
+    assert set(itself.similarities) == set(DEFAULT_SCORE_WEIGHTS) and itself.weights == ScoreWeights().as_dict()
     others = [scorer.score(images[0], other) for other in images[1:]]
     assert all(o.descriptor_score < itself.descriptor_score for o in others)
     weighted = sum(others[0].weights[k] * others[0].similarities[k] for k in others[0].weights)
@@ -273,7 +273,7 @@ def test_the_model_card_names_the_score_data_and_params_but_no_local_folder(mode
     params = SiameseParams(epochs=8, feature_cache="/home/someone/.cache/artsim/features", loader_workers=4)
     card = siamese_card(SiameseResult(None, 0.5, {"val_mse": 0.01}, []), params, seed=42)
     text = model_card(card, DescriptorScorer.load(model_dir / "descriptor_score.json"), training_data_summary(pairs, originals, generated))
-    assert "not a measure of human" in text and "weight 0.4" in text and "Ukiyo_e (1)" in text
+    assert "not a measure of human" in text and f"weight {DEFAULT_SCORE_WEIGHTS['layout']}" in text and "Ukiyo_e (1)" in text
     assert "magenta-arbitrary" in text and "| val_mse | 0.0100 |" in text and "artsim.load" in text
     assert "verdict.json" in text and "90% and 99% precision" in text  # where the thresholds are shipped
     assert "/home/someone" not in text and "loader_workers" not in text and '"epochs": 8' in text

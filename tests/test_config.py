@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from artsim.params import ParamsError, parse_params
+from artsim.params import DEFAULT_SCORE_WEIGHTS, ParamsError, parse_params
 from tests.helpers import REPO_ROOT
 
 
@@ -25,7 +25,7 @@ def with_value(raw: dict, dotted_key: str, value) -> dict:
 def test_committed_params_are_valid():
     params = parse_params(committed_params())
     assert params.generate.backend == "style_transfer"
-    assert params.score.weights.as_dict() == {"color": 0.4, "texture": 0.3, "edges": 0.3}
+    assert params.score.weights.as_dict() == DEFAULT_SCORE_WEIGHTS
 
 
 @pytest.mark.parametrize(

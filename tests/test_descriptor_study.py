@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -178,8 +179,8 @@ def test_score_stage_with_fit_saves_the_fitted_weights_and_writes_the_study(tmp_
     copy_source(descs, generated, {"orientation"}, generated["id"] == generated["id"])
     lay_out_score_inputs(tmp_path, originals, generated, descs)
     params = (tmp_path / "params.yaml").read_text()
-    (tmp_path / "params.yaml").write_text(params.replace("  weights:\n    color: 0.4\n    texture: 0.3\n    edges: 0.3\n",
-                                                         "  weights: fit\n"))
+    weights_block = re.search(r"^  weights:\n(?:    \w+: [0-9.]+\n)+", params, flags=re.MULTILINE)
+    (tmp_path / "params.yaml").write_text(params.replace(weights_block.group(0), "  weights: fit\n"))
     monkeypatch.chdir(tmp_path)
     score_stage.main()
     saved = DescriptorScorer.load(tmp_path / "data/pairs/descriptor_score.json").weights.as_dict()

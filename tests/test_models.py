@@ -21,11 +21,13 @@ def _images(seed: int, n: int = 3, size: int = 32) -> torch.Tensor:
 
 
 def _trained_looking_siamese(seed: int = 0) -> SiameseRegressor:
-    """A siamese model whose head is not the symmetric-by-accident zero init."""
+    """A siamese model whose head scores pairs apart (calibrated on random pairs), not the constant baseline."""
     torch.manual_seed(seed)
     model = SiameseRegressor(head_hidden=8)
-    model.start_at(0.4)
-    torch.nn.init.normal_(model.head[-1].weight, std=0.5)
+    with torch.no_grad():
+        model.eval()
+        model.head.calibrate(model.trunk(_images(10, n=6)), model.trunk(_images(11, n=6)), 0.4)
+        torch.nn.init.normal_(model.head.output_logits, std=0.5)
     return model
 
 
@@ -34,6 +36,8 @@ def test_siamese_is_exactly_symmetric_with_outputs_in_unit_interval(training: bo
     model = _trained_looking_siamese().train(training)
     a, b = _images(1), _images(2)
     with torch.no_grad():
+        # Calibrated in the mode it runs in (training mode normalises by the batch's statistics).
+        model.head.calibrate(model.trunk(a), model.trunk(b), 0.4)
         ab, ba = model(a, b), model(b, a)
     assert ab.shape == (3,)
     assert torch.equal(ab, ba)
@@ -57,12 +61,26 @@ def test_siamese_trunk_is_one_shared_parameter_set() -> None:
         assert not torch.equal(model.trunk(a), before)
 
 
-def test_start_at_predicts_that_score_everywhere() -> None:
+def test_start_at_predicts_that_score_for_every_pair_of_different_images() -> None:
     model = SiameseRegressor(head_hidden=8).eval()
     model.start_at(0.37)
+    a = _images(4)
     with torch.no_grad():
-        out = model(_images(4), _images(5))
+        out, same = model(a, _images(5)), model(a, a)
     assert torch.allclose(out, torch.full((3,), 0.37), atol=1e-6)
+    assert torch.allclose(same, torch.ones(3), atol=1e-6)
+
+
+def test_calibrated_head_starts_at_the_mean_for_the_median_pair_and_varies() -> None:
+    model = _trained_looking_siamese()
+    torch.nn.init.zeros_(model.head.output_logits)
+    with torch.no_grad():
+        ea, eb = model.trunk(_images(10, n=6)), model.trunk(_images(11, n=6))
+        model.head.calibrate(ea, eb, 0.4)
+        scores = model.score_embeddings(ea, eb)
+    assert float((scores - 0.4).abs().min()) < 1e-5  # the pair of median distance
+    assert float(scores.std()) > 1e-3
+    assert 0.0 < float(model.head.floor) < 0.4
 
 
 def test_safetensors_round_trip_is_exact_and_never_unpickles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,9 +14,10 @@ vector functions are in the module of that name:
 | phash       | structure | pHash bits (low 8x8 DCT of a 32x32 grey image)       | 1 - Hamming distance / 64      |
 | layout      | structure | 16x16 grey thumbnail, centred, unit norm             | max(0, Pearson); flat: 1 if both |
 
-`color`, `texture` and `edges` are the three the default score weighs
-(artsim.params.DEFAULT_SCORE_WEIGHTS); the others are there for the descriptor study
-(artsim.score.study) and for `score.weights` to use. Each descriptor's vectors are cached on
+The default score weighs seven of them, as the descriptor study's fit does
+(artsim.params.DEFAULT_SCORE_WEIGHTS); `color`, `texture` and `edges` alone are the
+three-descriptor alternative (artsim.params.CLASSIC_SCORE_WEIGHTS); every candidate is
+measured by the descriptor study (artsim.score.study) and can be named in `score.weights`. Each descriptor's vectors are cached on
 their own (artsim.describe.cache), keyed by `settings`: adding or changing one descriptor
 recomputes only it. To add a descriptor: write its vector function in its family's module,
 pick (or write) a kernel in artsim.describe.kernels, add a Descriptor below and its name to

@@ -20,7 +20,7 @@ import torch
 
 from artsim.core.alterations import EVALUATION, Alteration
 from artsim.core.metrics import pair_aucs, strength_spearmans
-from artsim.params import DEFAULT_SCORE_WEIGHTS, ScoreWeights
+from artsim.params import CLASSIC_SCORE_WEIGHTS, ScoreWeights
 from artsim.describe.table import Descriptors
 from artsim.evaluate.breakdowns import (
     HEADLINE_SCORERS,
@@ -50,7 +50,7 @@ UNKNOWN_STYLE = "unknown"
 # combinations than this (about a quarter of an hour) is skipped, its retrieval figures null.
 SSIM_RETRIEVAL_MAX_PAIRS = 500_000
 # The scorer table: the headline scorers, then the default-weighted descriptors (fixed rows whatever the weights).
-DESCRIPTOR_ROWS = tuple(DEFAULT_SCORE_WEIGHTS)
+DESCRIPTOR_ROWS = tuple(CLASSIC_SCORE_WEIGHTS)
 SCORER_ORDER = (*HEADLINE_SCORERS, *DESCRIPTOR_ROWS)
 
 

@@ -11,7 +11,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
@@ -19,6 +18,7 @@ from torchvision.models import ResNet, ResNet50_Weights, resnet50
 from torchvision.transforms import v2
 
 from artsim.core.images import ImageRejected, load_rgb
+from artsim.learn.distance_head import DistanceHead
 
 log = logging.getLogger(__name__)
 
@@ -110,53 +110,29 @@ def build_classifier(num_classes: int, initial_state: Mapping[str, Tensor] | Non
 # ---------------------------------------------------------------------------
 
 class SiameseRegressor(nn.Module):
-    """f(a, b) in (0, 1): one shared ResNet-50 trunk, a head on symmetric features.
+    """f(a, b) in [0, 1], f(a, a) == 1: one shared ResNet-50 trunk, a DistanceHead on |ea - eb|.
 
-    The head only sees |ea - eb| and ea * eb, both exactly symmetric in floating point,
-    and each image goes through the trunk on its own, so f(a, b) == f(b, a) bit for bit.
+    Each image goes through the trunk on its own and the head sees only |ea - eb|, so
+    f(a, b) == f(b, a) bit for bit, and an image with itself scores 1 by construction
+    (artsim.learn.distance_head).
     """
 
     def __init__(self, head_hidden: int) -> None:
         super().__init__()
         self.trunk = resnet50(weights=None)
         self.trunk.fc = nn.Identity()
-        self.head = nn.Sequential(
-            # Standardises the features: what tells pairs apart is a small |ea - eb| next
-            # to a large, nearly constant ea * eb, at a scale that depends on the trunk.
-            nn.BatchNorm1d(2 * EMBEDDING_DIM),
-            nn.Linear(2 * EMBEDDING_DIM, head_hidden),
-            nn.ReLU(inplace=True),
-            nn.Linear(head_hidden, 1),
-        )
-
-    @property
-    def feature_norm(self) -> nn.BatchNorm1d:
-        return self.head[0]
+        self.head = DistanceHead(EMBEDDING_DIM, head_hidden)
 
     def forward(self, a: Tensor, b: Tensor) -> Tensor:
-        return self.score_features(self.pair_features(a, b))
-
-    def pair_features(self, a: Tensor, b: Tensor) -> Tensor:
-        return self.combine(self.trunk(a), self.trunk(b))
-
-    @staticmethod
-    def combine(ea: Tensor, eb: Tensor) -> Tensor:
-        """The head's input from two trunk embeddings (symmetric in ea, eb)."""
-        return torch.cat([(ea - eb).abs(), ea * eb], dim=1)
+        return self.score_embeddings(self.trunk(a), self.trunk(b))
 
     def score_embeddings(self, ea: Tensor, eb: Tensor) -> Tensor:
         """f(a, b) from trunk embeddings computed elsewhere (e.g. once per unique image)."""
-        return self.score_features(self.combine(ea, eb))
-
-    def score_features(self, features: Tensor) -> Tensor:
-        return torch.sigmoid(self.head(features)).squeeze(1)
+        return self.head(ea, eb)
 
     def start_at(self, score: float) -> None:
-        """Make the untrained head predict `score` everywhere: training starts from the mean baseline."""
-        last = self.head[-1]
-        nn.init.zeros_(last.weight)
-        clipped = min(max(score, 1e-4), 1 - 1e-4)
-        nn.init.constant_(last.bias, float(np.log(clipped / (1 - clipped))))
+        """The mean baseline: every pair of different images scores `score`."""
+        self.head.start_at(score)
 
 
 def siamese_from_classifier(weights_path: Path, head_hidden: int) -> SiameseRegressor:

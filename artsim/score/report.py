@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 
 from artsim.core.metrics import pair_aucs
-from artsim.params import CANDIDATE_NAMES, DEFAULT_SCORE_WEIGHTS
+from artsim.params import CANDIDATE_NAMES, CLASSIC_SCORE_WEIGHTS
 
 SPLITS = ("train", "val", "test")
 # The report's AUC keys: the default-weighted descriptors and the score, whatever the weights, so
 # that score.json has the same keys on every run (every descriptor's figures: the study's table).
-AUC_COLUMNS = (*DEFAULT_SCORE_WEIGHTS, "score")
+AUC_COLUMNS = (*CLASSIC_SCORE_WEIGHTS, "score")
 
 def score_report(scored: pd.DataFrame) -> dict:
     """The headline of metrics/score.json, with the same keys on every dataset: counts, mean

@@ -31,17 +31,19 @@ log = logging.getLogger(__name__)
 @dataclass
 class PairTable:
     """Pairs over unique images: `images` holds each image file once; a pair is two
-    positions in it, its score and its group (the original's position)."""
+    positions in it, its score, its group (the original's position) and whether it is a
+    positive pair (an original and its own variant)."""
 
     images: list[Path]
     first: np.ndarray
     second: np.ndarray
     scores: np.ndarray
     groups: np.ndarray
+    positive: np.ndarray
 
     @classmethod
     def from_pairs(cls, pairs: pd.DataFrame) -> "PairTable":
-        """From resolved pairs (original_path, generated_path, score)."""
+        """From resolved pairs (original_path, generated_path, score, positive)."""
         images = list(dict.fromkeys([*pairs["original_path"], *pairs["generated_path"]]))
         position = {path: i for i, path in enumerate(images)}
         first = pairs["original_path"].map(position).to_numpy(dtype=np.int64)
@@ -51,6 +53,8 @@ class PairTable:
             second=pairs["generated_path"].map(position).to_numpy(dtype=np.int64),
             scores=pairs["score"].to_numpy(dtype=np.float32),
             groups=first,
+            # Without the column nothing is known to be positive: the ranking term then ranks nothing.
+            positive=(pairs["positive"] if "positive" in pairs else pd.Series(False, index=pairs.index)).to_numpy(dtype=bool),
         )
 
     def __len__(self) -> int:
@@ -72,7 +76,7 @@ class PairBatches(Dataset):
     def __len__(self) -> int:
         return len(self.table)
 
-    def __getitem__(self, pairs: Sequence[int]) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    def __getitem__(self, pairs: Sequence[int]) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
         """The batch. Pairs whose image became unreadable since screening (a file changed or
         deleted mid-run) are left out, down to a batch of no pairs, which still runs through
         the model: under DDP every rank must take part in every step."""
@@ -85,7 +89,7 @@ class PairBatches(Dataset):
         stacked = torch.stack([loaded[int(image)] for image in unique]) if len(unique) else self._no_inputs()
         where = torch.from_numpy(where).long()
         return (torch.from_numpy(pairs), stacked, where[: len(pairs)], where[len(pairs):],
-                torch.from_numpy(self.table.scores[pairs]))
+                torch.from_numpy(self.table.scores[pairs]), torch.from_numpy(self.table.positive[pairs]))
 
     def _load(self, images: np.ndarray) -> tuple[dict[int, Tensor], list[int]]:
         loaded, unreadable = {}, []

@@ -19,11 +19,13 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from artsim.learn.augment import with_augmented_copies
 from artsim.learn.batches import global_batch_size, global_mean
 from artsim.params import SiameseParams, result_params
 from artsim.learn.features import split_trunk
-from artsim.learn.models import ARCH, EMBEDDING_DIM, NORMALISATION, SiameseRegressor, siamese_from_classifier
+from artsim.learn.models import ARCH, NORMALISATION, SiameseRegressor, siamese_from_classifier
 from artsim.siamese.inputs import prepare_inputs
+from artsim.siamese.ranking import RankingPairs, ranking_loss, ranking_pairs
 from artsim.siamese.batches import DecodedImages, GroupedPairBatches, PairBatches, PairTable, batch_loader, in_order
 from artsim.learn.training import (
     BestEpoch,
@@ -63,14 +65,24 @@ class PairScorer(nn.Module):
 
 def batch_scores(scorer: nn.Module, batch: Sequence[Tensor], runtime: Runtime) -> tuple[Tensor, Tensor]:
     """(predictions, targets) of one PairBatches item, on the runtime's device."""
-    _, inputs, first, second, scores = batch
-    if inputs.dim() == 4:
-        inputs = runtime.to_device(inputs)
-    else:
-        inputs = inputs.to(runtime.device)
+    predictions, targets, _ = scores_and_ranking(scorer, batch, runtime, rank=False)
+    return predictions, targets
+
+
+def scores_and_ranking(scorer: nn.Module, batch: Sequence[Tensor], runtime: Runtime,
+                       rank: bool) -> tuple[Tensor, Tensor, tuple[Tensor, RankingPairs] | None]:
+    """(predictions, targets, and with `rank` the ranking pairs' scores and the pairs) of one
+    PairBatches item: one pass of the batch's unique inputs scores both kinds of pair."""
+    _, inputs, first, second, scores, positive = batch
+    inputs = runtime.to_device(inputs) if inputs.dim() == 4 else inputs.to(runtime.device)
+    extra = ranking_pairs(first, second, positive) if rank else None
+    if extra is not None:
+        first, second = torch.cat([first, extra.first]), torch.cat([second, extra.second])
     with runtime.autocast():
-        predictions = scorer(inputs, first.to(runtime.device), second.to(runtime.device))
-    return predictions.float(), scores.to(runtime.device)
+        predictions = scorer(inputs, first.to(runtime.device), second.to(runtime.device)).float()
+    count = len(scores)
+    ranking = None if extra is None else (predictions[count:], extra)
+    return predictions[:count], scores.to(runtime.device), ranking
 
 
 # ---------------------------------------------------------------------------
@@ -93,7 +105,9 @@ def train_siamese(
     runtime: Runtime,
     on_epoch: EpochLogger | None = None,
 ) -> SiameseResult:
-    """Regress the descriptor `score` of (original, generated) pairs with an MSE loss.
+    """Regress the descriptor `score` of (original, generated) pairs with an MSE loss (and the
+    ranking term, siamese.rank_weight), on the train pairs and siamese.augment_copies altered
+    copies of each (artsim.learn.augment).
 
     `pairs` is the output of `artsim.learn.pair_images.resolve_pairs`: it carries split, score
     and both image paths.
@@ -102,19 +116,20 @@ def train_siamese(
     model = siamese_from_classifier(trunk_weights, params.head_hidden)
     bottom, top = split_trunk(model.trunk, params.train_layers)
     pairs = pairs[pairs["split"].isin(["train", "val"])].reset_index(drop=True)
+    pairs = with_augmented_copies(pairs, params.augment_copies, seed)
     inputs, rejected = prepare_inputs(PairTable.from_pairs(pairs).images, bottom, params, runtime)
     bad = pairs["original_path"].isin(rejected) | pairs["generated_path"].isin(rejected)
+    skipped = int((bad & (pairs["augmented"] == 0)).sum())  # pairs, not their altered copies
     pairs = pairs[~bad].reset_index(drop=True)
     train_pairs, val_pairs = (pairs[pairs["split"] == split].reset_index(drop=True) for split in ("train", "val"))
     if train_pairs.empty:
         raise ValueError("no usable training pairs: nothing to train the siamese model on")
     train_mean = float(train_pairs["score"].mean())
 
-    model.start_at(train_mean)
     model.to(runtime.device, memory_format=runtime.memory_format)
     scorer = PairScorer(model, top)
     train_set, val_set = inputs.batches(train_pairs), inputs.batches(val_pairs)
-    calibrate_feature_norm(scorer, train_set, params.batch_size, runtime)
+    calibrate_head(scorer, train_set, params.batch_size, train_mean, runtime)
     best, history = _train_regressor(scorer, train_set, val_set, params, seed, runtime, on_epoch)
     model.load_state_dict(best.state)
 
@@ -124,9 +139,10 @@ def train_siamese(
         "best_epoch": best.epoch,
         "val_baseline_mse": float(np.mean((val_scores - train_mean) ** 2)) if len(val_scores) else None,
         "train_mean_score": train_mean,
-        "n_train_pairs": len(train_pairs),
+        "n_train_pairs": int((train_pairs["augmented"] == 0).sum()),
+        "n_augmented_pairs": int((train_pairs["augmented"] > 0).sum()),  # altered copies (artsim.learn.augment)
         "n_val_pairs": len(val_pairs),
-        "skipped_pairs": int(bad.sum()),
+        "skipped_pairs": skipped,
         "cached_features": not isinstance(inputs.inputs, DecodedImages),
         "healed_cache_entries": inputs.healed,  # damaged cached features, deleted and computed again
     }
@@ -134,35 +150,28 @@ def train_siamese(
 
 
 @torch.no_grad()
-def calibrate_feature_norm(scorer: PairScorer, pairs: PairBatches, batch_size: int, runtime: Runtime,
-                           max_pairs: int = CALIBRATION_PAIRS) -> None:
-    """Set the head's feature standardisation to the mean and variance of the training
-    pairs' features under the starting trunk (over at most `max_pairs` evenly spread pairs).
+def calibrate_head(scorer: PairScorer, pairs: PairBatches, batch_size: int, mean_score: float, runtime: Runtime,
+                   max_pairs: int = CALIBRATION_PAIRS) -> None:
+    """Set the head's standardisation of |ea - eb| from the training pairs under the starting
+    trunk (at most `max_pairs` evenly spread pairs), and start it at the mean baseline
+    (artsim.learn.distance_head.DistanceHead.calibrate).
 
-    It stays frozen during training, like the trunk's BatchNorm: batch statistics of a
-    few pairs would be noise. Every rank computes the same figures.
+    The standardisation stays fixed during training, like the trunk's BatchNorm: batch
+    statistics of a few pairs would be noise. Every rank computes the same figures.
     """
-    model = scorer.model
     scorer.eval()
     chosen = sorted(set(np.linspace(0, len(pairs) - 1, num=min(len(pairs), max_pairs)).round().astype(int).tolist()))
-    total = torch.zeros(2 * EMBEDDING_DIM, dtype=torch.float64, device=runtime.device)
-    total_sq, count = torch.zeros_like(total), 0
+    firsts, seconds = [], []
     for batch in batch_loader(pairs, in_order(len(pairs), batch_size, chosen), 0, runtime):
-        _, inputs, first, second, _ = batch
+        _, inputs, first, second, *_ = batch
         inputs = runtime.to_device(inputs) if inputs.dim() == 4 else inputs.to(runtime.device)
         with runtime.autocast():
-            embeddings = scorer.top(inputs)
-        embeddings = embeddings.double()
-        features = model.combine(embeddings[first.to(runtime.device)], embeddings[second.to(runtime.device)])
-        total += features.sum(0)
-        total_sq += (features**2).sum(0)
-        count += len(features)
-    if count == 0:
+            embeddings = scorer.top(inputs).float()
+        firsts.append(embeddings[first.to(runtime.device)])
+        seconds.append(embeddings[second.to(runtime.device)])
+    if not firsts or sum(len(f) for f in firsts) == 0:
         raise ValueError("no usable training pair to calibrate the siamese head on")
-    mean = total / count
-    variance = ((total_sq - count * mean**2) / max(count - 1, 1)).clamp_min(0)
-    model.feature_norm.running_mean.copy_(mean)
-    model.feature_norm.running_var.copy_(variance)
+    scorer.model.head.calibrate(torch.cat(firsts), torch.cat(seconds), mean_score)
 
 
 def _siamese_optimizer(scorer: PairScorer, params: SiameseParams) -> torch.optim.Optimizer:
@@ -192,7 +201,7 @@ def _train_regressor(
     best, history = BestEpoch(), []
     for epoch in tqdm(range(params.epochs), desc="siamese", unit="epoch", disable=not ranks.is_main or None):
         sampler.set_epoch(epoch)
-        figures = {"train_mse": regressor_epoch(trained, loader, optimizer, scaler, runtime)}
+        figures = {"train_mse": regressor_epoch(trained, loader, optimizer, scaler, runtime, params.rank_weight)}
         val_mse = mean_squared_error(scorer, val_set, params.batch_size, runtime)
         key = None
         if val_mse is not None:
@@ -206,19 +215,25 @@ def _train_regressor(
 
 
 def regressor_epoch(scorer: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
-                    scaler: torch.amp.GradScaler, runtime: Runtime) -> float:
-    """One pass over the training pairs; the mean squared error over all of them."""
+                    scaler: torch.amp.GradScaler, runtime: Runtime, rank_weight: float = 0.0) -> float:
+    """One pass over the training pairs; the mean squared error over all of them.
+
+    The loss is the MSE plus, with `rank_weight` > 0, that times the in-batch ranking term
+    (artsim.siamese.ranking), each a mean over the global batch."""
     scorer.train()
     freeze_batchnorm(scorer)
     total, seen = 0.0, 0
     for batch in loader:
-        predictions, targets = batch_scores(scorer, batch, runtime)
+        predictions, targets, ranking = scores_and_ranking(scorer, batch, runtime, rank=rank_weight > 0)
         squared, count = nn.functional.mse_loss(predictions, targets, reduction="sum"), len(targets)
         # Shares of a batch may differ in size (by one pair; all of it when a share is
         # empty or its images became unreadable: that rank still runs backward, with zero
         # gradients), so the loss is the mean over the global batch.
         global_count = global_batch_size(count, runtime.ranks)
         loss = global_mean(squared, global_count, runtime.ranks)
+        if ranking is not None:
+            ranked, positives = ranking_loss(*ranking)
+            loss = loss + rank_weight * global_mean(ranked, global_batch_size(positives, runtime.ranks), runtime.ranks)
         optimizer.zero_grad()
         scaler.scale(loss).backward()
         if global_count:
@@ -247,7 +262,7 @@ def mean_squared_error(scorer: PairScorer, dataset: PairBatches, batch_size: int
 def siamese_card(result: SiameseResult, params: SiameseParams, seed: int) -> dict[str, Any]:
     """What evaluate (or any user) needs to rebuild and feed models/siamese/model.safetensors."""
     return {
-        "arch": f"siamese {ARCH} trunk, head on concat(|a-b|, a*b)",
+        "arch": f"siamese {ARCH} trunk, DistanceHead on |a-b|: floor + (1 - floor) exp(-f), f(0) = 0",
         "image_size": params.image_size,
         "normalisation": NORMALISATION,
         "head_hidden": params.head_hidden,
