@@ -13,7 +13,6 @@ import pytest
 
 import artsim
 from artsim.app.search import EmbeddingCache, search, workspace_candidates
-from artsim.params import DEFAULT_SCORE_WEIGHTS
 from artsim.core.shards import ShardMember, manifest_images
 
 pytestmark = [pytest.mark.e2e, pytest.mark.filterwarnings("ignore::UserWarning")]
