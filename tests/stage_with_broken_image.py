@@ -7,19 +7,19 @@ import importlib
 import sys
 from pathlib import Path
 
-import artsim.finetune.train
+import artsim.finetune.data
 from artsim.core.images import ImageRejected
 
 
 def break_after_screening(name: str) -> None:
-    load_rgb = artsim.finetune.train.load_rgb  # screening decodes through artsim.learn.models, not this name
+    load_rgb = artsim.finetune.data.load_rgb  # screening decodes through artsim.learn.models, not this name
 
     def load(source: Path, **kwargs: object):
         if Path(source).name == name:
             raise ImageRejected("broken after screening", str(source))
         return load_rgb(source, **kwargs)
 
-    artsim.finetune.train.load_rgb = load
+    artsim.finetune.data.load_rgb = load
 
 
 if __name__ == "__main__":

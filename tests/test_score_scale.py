@@ -9,14 +9,14 @@ import numpy as np
 import pandas as pd
 
 from artsim.score import similarity as scoring
-from artsim.params import DescribeParams, ScoreWeights
+from artsim.params import CLASSIC_SCORE_WEIGHTS, DescribeParams, ScoreWeights
 from artsim.describe.table import Descriptors
 from artsim.score.scorer import DescriptorScorer
 from artsim.score.similarity import PAIR_COLUMNS, TextureStats, pair_columns, score_pairs
 from tests.similarity_oracle import oracle_score, oracle_similarities
 
 NAMES = ("color", "texture", "edges")
-WEIGHTS = ScoreWeights()
+WEIGHTS = ScoreWeights(CLASSIC_SCORE_WEIGHTS)  # the three descriptors these tests describe
 
 
 def descriptors_with_degenerate_cases(count: int, seed: int = 0) -> dict[str, Descriptors]:

@@ -12,8 +12,9 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
-from artsim.params import DescribeParams, ScoreWeights
+from artsim.params import CLASSIC_SCORE_WEIGHTS, DescribeParams, ScoreWeights
 from artsim.describe.registry import describe_array
 from artsim.describe.table import Descriptors, ImageEntry, descriptor_row, descriptor_table
 from artsim.generate.backends.style_transfer import choose_style_sources
@@ -40,7 +41,7 @@ from artsim.score.similarity import (
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_PATHS = sorted((REPO / "data" / "sample").glob("*/*.jpg"))
 PARAMS = DescribeParams()
-WEIGHTS = ScoreWeights()
+WEIGHTS = ScoreWeights(CLASSIC_SCORE_WEIGHTS)  # the three descriptors these tests describe
 NAMES = ("color", "texture", "edges")
 
 
@@ -416,7 +417,10 @@ def lay_out_score_inputs(root: Path, originals: pd.DataFrame, generated: pd.Data
     roles = {**{i: "original" for i in originals["id"]}, **{i: "generated" for i in generated["id"]}}
     rows = [descriptor_row(ImageEntry(i, roles[i], Path(".")), d) for i, d in descs.items()]
     descriptor_table(rows).to_parquet(root / "data/descriptors/descriptors.parquet")
-    shutil.copy(REPO / "params.yaml", root / "params.yaml")
+    # The project's params with the three-descriptor weights: the fake descriptors are colour, texture, edges.
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["score"]["weights"] = dict(CLASSIC_SCORE_WEIGHTS)
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
 
 
 def test_score_stage_without_test_pairs_exits_with_one_line_not_a_traceback(tmp_path):
@@ -444,5 +448,5 @@ def test_score_stage_writes_pairs_and_metrics(tmp_path, monkeypatch):
     assert metrics["pairs"]["total"] == len(pairs)
     assert set(metrics["auc"]) == {*NAMES, "score"}
     recomputed = score_pairs(pairs.drop(columns=[*NAMES, "score"]), descs,
-                             train_texture_stats(descs, originals), ScoreWeights())
+                             train_texture_stats(descs, originals), WEIGHTS)
     np.testing.assert_allclose(recomputed["score"], pairs["score"])
