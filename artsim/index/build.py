@@ -75,6 +75,21 @@ def location_of(image: ImageFile, root: Path) -> str:
     return _relative(Path(image), root)
 
 
+def image_at(root: Path, location: str) -> ImageFile:
+    """The image a location of location_of names. The manifest is untrusted (edited, copied): a location that
+    leads out of `root` ('..', an absolute path, a link outward) or a malformed shard range is ImageRejected."""
+    path_part, shard_mark, extent = location.partition("#")
+    path = (root / path_part).resolve()
+    if not path.is_relative_to(root.resolve()):
+        raise ImageRejected("outside_collection", f"{location!r} is not inside the collection's folder")
+    if not shard_mark:
+        return path
+    offset, plus, length = extent.partition("+")
+    if not (offset.isdigit() and plus and length.isdigit()):
+        raise ImageRejected("bad_shard_location", f"{location!r} is not shard#offset+length")
+    return ShardMember(path, int(offset), int(length))
+
+
 def _relative(path: Path, root: Path) -> str:
     try:
         return path.relative_to(root).as_posix()
