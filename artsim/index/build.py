@@ -12,6 +12,7 @@ Embeddings are computed in batches and written row by row into a memory-mapped f
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,10 +78,11 @@ def location_of(image: ImageFile, root: Path) -> str:
 
 def image_at(root: Path, location: str) -> ImageFile:
     """The image a location of location_of names. The manifest is untrusted (edited, copied): a location that
-    leads out of `root` ('..', an absolute path, a link outward) or a malformed shard range is ImageRejected."""
+    leads out of `root` ('..', an absolute path) or a malformed shard range is ImageRejected. Checked on the
+    names, not through links: a link the collection itself holds is the owner's choice, as when indexing."""
     path_part, shard_mark, extent = location.partition("#")
-    path = (root / path_part).resolve()
-    if not path.is_relative_to(root.resolve()):
+    path = Path(os.path.normpath(root / path_part))
+    if not path.is_relative_to(os.path.normpath(root)):
         raise ImageRejected("outside_collection", f"{location!r} is not inside the collection's folder")
     if not shard_mark:
         return path
