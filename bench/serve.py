@@ -1,17 +1,20 @@
 """A bounded load test of `artsim serve` on the loopback (README, "Use the model").
 
-Starts `artsim serve` as its own process (a real uvicorn), then sends --requests requests to
-POST /compare and as many to POST /search, --concurrency at a time, and stops: latency p50/p95,
+Starts `artsim serve` as its own process (a real uvicorn) on an index, then sends --requests requests
+to POST /compare and as many to POST /search, --concurrency at a time, and stops: latency p50/p95,
 throughput, the statuses, and the server's resident memory after a warm-up and after the run
 (no growth per request: the two should be equal, give or take the allocator). The baseline, in
 the same run: the same work in this process, one request at a time, without HTTP (decode +
-compare_payload; decode + the service's search over the same collection), whose throughput the
+compare_payload; decode + the service's search over the same index), whose throughput the
 served one is reported against.
 
-Without --workspace/--model: an untrained model at the siamese defaults (image size, head) and
---originals synthetic paintings (bench/synthetic.py, built once) as the collection (--index).
+Without --workspace/--model: an untrained model at the siamese defaults (image size, head). Without
+--index/--workspace: the scale corpus of bench/dvc_scale.py (--originals paintings, built once under
+the temporary folder), indexed with `artsim index --out` (timed); the queries are its `import`
+variants (derived copies, shrunk and re-encoded as an uploader sends them).
 
-Usage: .venv/bin/python bench/serve.py [--workspace DIR | --model DIR --index DIR] [--requests 500] [--concurrency 4]
+Usage: .venv/bin/python bench/serve.py [--workspace DIR | --model DIR --index INDEX] [--originals 2000]
+                                       [--requests 500] [--concurrency 4]
 """
 from __future__ import annotations
 
@@ -34,15 +37,16 @@ from PIL import Image
 
 import artsim
 from artsim.app.api import LoadedImage, compare_payload
-from artsim.app.search import folder_candidates, workspace_candidates
-from artsim.app.service import Collection
+from artsim.app.indexes import open_index
+from artsim.app.service import build_state
 from artsim.core.images import load_rgb
 from artsim.params import SiameseParams
-from bench.synthetic import write_painting
+from bench.dvc_scale import build_dataset
 from tests.helpers import write_untrained_model
 
-SYNTHETIC = Path(tempfile.gettempdir()) / "artsim-bench-serve"
+SCRATCH = Path(tempfile.gettempdir()) / "artsim-bench-serve"
 WARM_UP = 20
+QUERIES = 8
 
 
 def free_port() -> int:
@@ -51,21 +55,30 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def synthetic_collection(count: int) -> Path:
-    folder = SYNTHETIC / f"originals-{count}"
-    for index in range(count):
-        write_painting(folder / f"{index:05d}.jpg", index, (512, 384))
-    return folder
+def scale_corpus(count: int, side: int) -> tuple[Path, Path]:
+    """bench/dvc_scale.py's synthetic WikiArt-shaped originals (source/) and their variants (import/)."""
+    return build_dataset(SCRATCH / f"scale-{count}-{side}", count, side)
 
 
-def query_images(count: int) -> list[bytes]:
-    """Derived copies (shrunk, re-encoded) of synthetic paintings: what an uploader sends."""
+def build_index(args: argparse.Namespace, source: Path, cache: Path) -> tuple[Path, float]:
+    """`artsim index SOURCE --out INDEX` with the served model; its wall time (0 when already built)."""
+    out = SCRATCH / f"index-{source.parent.name}-{artsim.load(args.model).fingerprint[:12]}"
+    if (out / "manifest.json").is_file():
+        return out, 0.0
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "artsim.app.cli", "index", str(source), "--out", str(out), "--model", str(args.model)],
+                   check=True, env={**os.environ, "ARTSIM_CACHE": str(cache)})
+    return out, round(time.perf_counter() - start, 1)
+
+
+def query_images(imported: Path | None) -> list[bytes]:
+    """Derived copies (shrunk, re-encoded): the corpus's variants, else synthetic paintings' own."""
+    sources = sorted(imported.rglob("*.jpg"))[:QUERIES] if imported else []
     images = []
-    for index in range(count):
-        path = SYNTHETIC / "queries" / f"{index}.jpg"
-        write_painting(path, index, (512, 384))
+    for index in range(QUERIES):
+        image = Image.open(sources[index]) if sources else Image.new("RGB", (512, 384), (index * 30, 90, 200 - index * 20))
         buffer = io.BytesIO()
-        Image.open(path).resize((400, 300)).save(buffer, format="JPEG", quality=80)
+        image.convert("RGB").resize((400, 300)).save(buffer, format="JPEG", quality=80)
         images.append(buffer.getvalue())
     return images
 
@@ -94,11 +107,11 @@ def start_server(args: argparse.Namespace, port: int, cache: Path) -> subprocess
     sys.exit(f"artsim serve did not answer /health within {args.startup_timeout} s")
 
 
-def load(client: httpx.Client, route: str, files_of, count: int, concurrency: int) -> dict:
+def load(client: httpx.Client, route: str, files_of, count: int, concurrency: int, data: dict | None = None) -> dict:
     """`count` requests, `concurrency` at a time; latency of each, the statuses, the throughput."""
     def one(index: int) -> tuple[float, int]:
         start = time.perf_counter()
-        status = client.post(route, files=files_of(index)).status_code
+        status = client.post(route, files=files_of(index), data=data).status_code
         return time.perf_counter() - start, status
 
     start = time.perf_counter()
@@ -116,10 +129,10 @@ def load(client: httpx.Client, route: str, files_of, count: int, concurrency: in
 
 def in_process_ms(args: argparse.Namespace, queries: list[bytes], cache: Path, repeats: int = 40) -> dict[str, float]:
     """Median ms of one compare and one search without HTTP, one at a time: the floor."""
-    os.environ["ARTSIM_CACHE"] = str(cache)  # the server's embeddings, computed at its start
-    scorer = artsim.load(args.model if args.model is not None else args.workspace)
-    candidates = folder_candidates(args.index) if args.index else workspace_candidates(args.workspace)
-    search = Collection.embedded(scorer, candidates).model_search(scorer)
+    os.environ["ARTSIM_CACHE"] = str(cache)
+    workspace = args.workspace or Path(".")
+    scorer = artsim.load(args.model if args.model is not None else workspace)
+    state = build_state(scorer, open_index(scorer, args.index, None, workspace))
 
     def decoded(index: int) -> LoadedImage:
         return LoadedImage("q", load_rgb(queries[index % len(queries)]))
@@ -133,7 +146,7 @@ def in_process_ms(args: argparse.Namespace, queries: list[bytes], cache: Path, r
         return round(1000 * statistics.median(times), 1)
 
     return {"compare": median_ms(lambda i: compare_payload(scorer, decoded(i), decoded(i + 1))),
-            "search": median_ms(lambda i: search(decoded(i), 5))}
+            "search": median_ms(lambda i: state.search(decoded(i), 5, args.by))}
 
 
 def rss_mib(process: psutil.Process) -> float:
@@ -144,8 +157,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workspace", type=Path, default=None)
     parser.add_argument("--model", type=Path, default=None)
-    parser.add_argument("--index", type=Path, default=None, help="a folder of images to search")
-    parser.add_argument("--originals", type=int, default=1000, help="synthetic originals when no --index/--workspace")
+    parser.add_argument("--index", type=Path, default=None, help="an index made by `artsim index DIR --out INDEX`")
+    parser.add_argument("--originals", type=int, default=2000, help="scale-corpus originals when no --index/--workspace")
+    parser.add_argument("--side", type=int, default=384, help="long side of the scale corpus's paintings")
+    parser.add_argument("--by", choices=("model", "phash", "fused"), default="model", help="the ranking POST /search asks for")
     parser.add_argument("--requests", type=int, default=500, help="per endpoint")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--startup-timeout", type=float, default=600)
@@ -153,10 +168,12 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="artsim-bench-serve-"))
     if args.workspace is None and args.model is None:
         defaults = SiameseParams.model_fields
-        args.model = write_untrained_model(scratch / "model", defaults["image_size"].default, defaults["head_hidden"].default)
+        args.model = write_untrained_model(SCRATCH / "model", defaults["image_size"].default, defaults["head_hidden"].default)
+    imported, index_seconds = None, None
     if args.workspace is None and args.index is None:
-        args.index = synthetic_collection(args.originals)
-    queries = query_images(8)
+        source, imported = scale_corpus(args.originals, args.side)
+        args.index, index_seconds = build_index(args, source, scratch / "cache")
+    queries = query_images(imported)
     port = free_port()
     server = start_server(args, port, scratch / "cache")
     try:
@@ -172,10 +189,10 @@ def main() -> None:
                 return {"image": ("q.jpg", queries[index % 8], "image/jpeg")}
 
             load(client, "/compare", pair, WARM_UP, args.concurrency)
-            load(client, "/search", image, WARM_UP, args.concurrency)
+            load(client, "/search", image, WARM_UP, args.concurrency, {"by": args.by})
             before = rss_mib(process)
             compare = load(client, "/compare", pair, args.requests, args.concurrency)
-            search = load(client, "/search", image, args.requests, args.concurrency)
+            search = load(client, "/search", image, args.requests, args.concurrency, {"by": args.by})
             after = rss_mib(process)
     finally:
         server.terminate()
@@ -184,7 +201,8 @@ def main() -> None:
     for name, served in (("compare", compare), ("search", search)):
         served["in_process_ms"] = floor[name]
         served["throughput_vs_in_process"] = round(served["throughput_rps"] * floor[name] / 1000, 2)
-    print(json.dumps({"index_size": health["index_size"], "concurrency": args.concurrency, "cpus": os.cpu_count(),
+    print(json.dumps({"index_size": health["index_size"], "index_build_s": index_seconds, "by": args.by,
+                      "concurrency": args.concurrency, "cpus": os.cpu_count(), "load_average": os.getloadavg(),
                       "compare": compare, "search": search,
                       "rss_mib": {"after_warm_up": before, "after_run": after, "growth": round(after - before, 1)}}, indent=2))
 

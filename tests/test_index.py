@@ -14,7 +14,9 @@ import pytest
 from PIL import Image
 
 from artsim.core.fusion import RRF_K, fused_scores, ranks_from_scores, reciprocal_rank_fusion
-from artsim.index.build import update_index
+from artsim.core.images import ImageRejected
+from artsim.core.shards import ShardMember, ShardWriter
+from artsim.index.build import image_at, location_of, update_index
 from artsim.index.collection import folder_collection
 from artsim.index.store import MANIFEST, NORMS, VECTORS, load_index
 from tests.helpers import random_painting
@@ -142,6 +144,23 @@ def test_an_empty_collection_is_refused_with_a_reason(tmp_path):
     (tmp_path / "none").mkdir()
     with pytest.raises(ValueError, match="no image file"):
         folder_collection(tmp_path / "none")
+
+
+def test_a_location_names_its_image_again_and_never_one_outside_the_collection(tmp_path):
+    root = tmp_path / "collection"
+    (root / "sub").mkdir(parents=True)
+    loose = root / "sub" / "a.png"
+    random_painting(0).save(loose)
+    with ShardWriter(root / "shards") as shards:
+        shard, offset, length = shards.add("images/b.png", loose.read_bytes(), "aa")
+    member = ShardMember(root / shard, offset, length)
+    assert image_at(root, location_of(loose, root)) == loose
+    found = image_at(root, location_of(member, root))
+    assert isinstance(found, ShardMember) and found.read_bytes() == loose.read_bytes()
+    (tmp_path / "secret.png").write_bytes(b"x")
+    for location in ("../secret.png", str(tmp_path / "secret.png"), "sub/../../secret.png", "shards/x.tar#12+abc"):
+        with pytest.raises(ImageRejected):
+            image_at(root, location)
 
 
 def test_reciprocal_rank_fusion_follows_the_formula_and_rewards_agreement():

@@ -1,6 +1,7 @@
 """`artsim serve`: every endpoint, every error status, the concurrency limit (FastAPI's TestClient)."""
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -9,7 +10,6 @@ import sys
 import threading
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
@@ -18,9 +18,9 @@ from PIL import Image
 import artsim
 from artsim.app.api import compare_payload, open_image
 from artsim.app.cli import build_parser, main
-from artsim.app.search import folder_candidates, search
 from artsim.app.serve import create_app
-from artsim.app.service import Collection, ServiceLimits, build_state, load_state
+from artsim.app.service import ServiceLimits, load_state
+from artsim.index import RANKINGS
 from artsim.core.shards import ShardWriter
 from tests.helpers import random_painting, write_untrained_model
 from tests.test_api_cli import png_header_only
@@ -43,11 +43,23 @@ def originals(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def state(model_dir, originals, tmp_path_factory):
-    cache = tmp_path_factory.mktemp("cache")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def state(model_dir, originals, cache):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("ARTSIM_CACHE", str(cache))
-        yield load_state(Path("."), model=model_dir, index=originals)
+        yield load_state(Path("."), model=model_dir, originals=originals)
+
+
+@pytest.fixture(scope="module")
+def built_index(model_dir, originals, tmp_path_factory) -> Path:
+    """An index made by `artsim index DIR --out INDEX`."""
+    out = tmp_path_factory.mktemp("index") / "index"
+    assert main(["index", str(originals), "--out", str(out), "--model", str(model_dir)]) == 0
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +78,13 @@ def upload(data: bytes, name: str = "query.png") -> tuple[str, bytes, str]:
 
 
 def id_of(originals: Path, name: str) -> str:
-    return next(c.id for c in folder_candidates(originals) if Path(c.path).name == name)
+    return (originals / name).relative_to(originals).as_posix()  # a folder's entry ids (artsim.index.collection)
+
+
+def cli_search_json(capsys, query: Path, *options: str) -> dict:
+    capsys.readouterr()
+    main(["search", str(query), "--json", *options])
+    return json.loads(capsys.readouterr().out)
 
 
 # --- the endpoints ---------------------------------------------------------------------------
@@ -109,18 +127,59 @@ def test_the_plot_is_a_png_of_both_images_and_the_maps(client, originals, route)
     assert plot.format == "PNG" and plot.size[0] > 400
 
 
-def test_search_ranks_as_the_cli_search_does_and_lists_the_broken_original(client, state, model_dir, originals):
-    query = (originals / "painting_3.png").read_bytes()
-    response = client.post("/search", files={"image": upload(query)}, data={"top_k": "3"})
+@pytest.mark.parametrize("by", RANKINGS)
+def test_search_by_each_ranking_returns_what_the_cli_search_json_does(client, model_dir, originals, cache, capsys, monkeypatch, by):
+    monkeypatch.setenv("ARTSIM_CACHE", str(cache))  # the same index in the user cache as the server's
+    query = originals / "painting_3.png"
+    response = client.post("/search", files={"image": upload(query.read_bytes(), "painting_3.png")}, data={"top_k": "3", "by": by})
     assert response.status_code == 200
-    found = response.json()
-    expected = search(artsim.load(model_dir), originals / "painting_3.png", folder_candidates(originals), 3).as_dict()
-    assert found["by"] == "model" and found["candidates"] == 6
-    assert [(h["id"], h["path"]) for h in found["results"]] == [(h["id"], h["path"]) for h in expected["results"]]
-    assert [h["score"] for h in found["results"]] == pytest.approx([h["score"] for h in expected["results"]], abs=1e-6)
-    scores = [h["score"] for h in found["results"]]
-    assert scores == sorted(scores, reverse=True) and [h["rank"] for h in found["results"]] == [1, 2, 3]
-    assert [s["path"] for s in found["skipped"]] == [str(originals / "broken.png")]
+    served = response.json()
+    cli = cli_search_json(capsys, query, "--originals", str(originals), "--model", str(model_dir), "--top-k", "3", "--by", by)
+    assert served.pop("by") == by and served.pop("query") == "painting_3.png"
+    cli.pop("query")
+    assert served == cli
+    assert served["candidates"] == 6 and [h["rank"] for h in served["results"]] == [1, 2, 3]
+    assert [s["path"] for s in served["skipped"]] == [str(originals / "broken.png")]
+    assert "threshold_note" in served and all("likely_derived" in h for h in served["results"])
+
+
+@pytest.mark.parametrize("by", RANKINGS)
+def test_search_over_a_built_index_returns_what_the_cli_does_on_it(model_dir, built_index, capsys, by):
+    client = TestClient(create_app(load_state(Path("."), model=model_dir, index=built_index)))
+    query = built_index.parent / "query.png"
+    random_painting(11).save(query)
+    served = client.post("/search", files={"image": upload(query.read_bytes(), "query.png")}, data={"top_k": "4", "by": by}).json()
+    cli = cli_search_json(capsys, query, "--index", str(built_index), "--model", str(model_dir), "--top-k", "4", "--by", by)
+    served.pop("by"), served.pop("query"), cli.pop("query")
+    assert served == cli and len(served["results"]) == 4
+
+
+def test_search_defaults_to_the_ranking_the_workspace_found_best(model_dir, originals, cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("ARTSIM_CACHE", str(cache))
+    (tmp_path / "metrics" / "evaluate").mkdir(parents=True)
+    (tmp_path / "metrics" / "evaluate" / "search.json").write_text(json.dumps({"default_by": "phash"}))
+    client = TestClient(create_app(load_state(tmp_path, model=model_dir, originals=originals)))
+    found = client.post("/search", files={"image": upload((originals / "painting_1.png").read_bytes())}).json()
+    assert found["by"] == "phash" and client.get("/health").json()["default_by"] == "phash"
+
+
+def test_an_index_built_with_another_model_is_refused(model_dir, built_index, tmp_path, capsys):
+    other_model = write_untrained_model(tmp_path / "other", seed=1)
+    assert artsim.load(other_model).fingerprint != artsim.load(model_dir).fingerprint
+    assert main(["serve", "--model", str(other_model), "--index", str(built_index)]) == 2
+    assert "built with another model: rebuild it with `artsim index`" in capsys.readouterr().err
+
+
+def test_a_workspace_index_of_another_model_is_rebuilt_in_the_user_cache(model_dir, built_index, originals, tmp_path, monkeypatch):
+    monkeypatch.setenv("ARTSIM_CACHE", str(tmp_path / "cache"))
+    workspace = ingested_workspace(tmp_path / "ws", sorted(originals.glob("painting_*.png")))
+    other_model = write_untrained_model(tmp_path / "other", seed=1)
+    assert main(["index", str(workspace), "--out", str(workspace / "data" / "index"), "--model", str(other_model)]) == 0
+    state = load_state(workspace, model=model_dir)
+    assert state.opened.folder.is_relative_to(tmp_path / "cache")  # not the workspace's data/index
+    health = TestClient(create_app(state)).get("/health").json()
+    assert health["index_model_match"] is True and health["index_size"] == 5
+    assert load_state(workspace, model=other_model).opened.folder == workspace / "data" / "index"  # its own model: used as built
 
 
 def test_every_search_result_is_served_by_its_id(client, originals):
@@ -131,18 +190,32 @@ def test_every_search_result_is_served_by_its_id(client, originals):
         assert response.content == Path(hit["path"]).read_bytes()
 
 
-def test_health_names_the_model_and_the_collection_and_notices_a_change(model_dir, originals, tmp_path, monkeypatch):
+def test_health_names_the_model_and_the_index_and_notices_a_change(model_dir, originals, tmp_path, monkeypatch):
     monkeypatch.setenv("ARTSIM_CACHE", str(tmp_path / "cache"))
     collection = tmp_path / "collection"
     collection.mkdir()
     for name in ("painting_0.png", "painting_1.png"):
         (collection / name).write_bytes((originals / name).read_bytes())
-    client = TestClient(create_app(load_state(Path("."), model=model_dir, index=collection)))
+    client = TestClient(create_app(load_state(Path("."), model=model_dir, originals=collection)))
     health = client.get("/health").json()
-    assert health["model_fingerprint"] == artsim.load(model_dir).fingerprint
-    assert health["index_size"] == 2 and health["stale"] is False and health["search_by"] == ["model"]
+    fingerprint = artsim.load(model_dir).fingerprint
+    assert health["model_fingerprint"] == health["index_model_fingerprint"] == fingerprint and health["index_model_match"] is True
+    assert health["index_size"] == 2 and health["stale"] is False and health["search_by"] == sorted(RANKINGS)
+    assert health["requests_admitted"] == 0
     (collection / "new.png").write_bytes((originals / "painting_2.png").read_bytes())
     assert client.get("/health").json()["stale"] is True
+
+
+def test_health_notices_the_index_rewritten_since_loading(model_dir, built_index, tmp_path):
+    index = tmp_path / "index"
+    index.mkdir()
+    for part in built_index.iterdir():
+        (index / part.name).write_bytes(part.read_bytes())
+    client = TestClient(create_app(load_state(Path("."), model=model_dir, index=index)))
+    assert client.get("/health").json()["stale"] is False
+    (index / "norms.npy").write_bytes((index / "norms.npy").read_bytes() + b"\0")
+    health = client.get("/health").json()
+    assert health["stale"] is True and health["changed"] == ["norms.npy"]
 
 
 def test_the_page_and_its_files_come_from_the_server_only(client):
@@ -197,7 +270,8 @@ def test_a_body_over_the_limit_is_refused_from_content_length_and_from_the_strea
 @pytest.mark.parametrize("files, data, status, code", [
     ({}, {}, 400, "missing_field"),
     ({"a": ("a.png", b"x", "image/png")}, {}, 400, "missing_field"),
-    ({"a": ("a.png", b"x", "image/png")}, {"b_original": "../../etc/passwd"}, 400, "bad_id"),
+    ({"a": ("a.png", b"x", "image/png")}, {"b_original": "../../etc/passwd"}, 404, "unknown_original"),  # not an entry id
+    ({"a": ("a.png", b"x", "image/png")}, {"b_original": "painting_0.png\x1b[2J"}, 400, "bad_id"),
     ({"a": ("a.png", b"x", "image/png")}, {"b_original": "0123456789abcdef"}, 404, "unknown_original"),
 ])
 def test_compare_names_the_field_that_is_wrong(client, files, data, status, code):
@@ -216,24 +290,35 @@ def test_a_json_body_is_a_400_not_a_500(client):
     assert_error(client.post("/compare", json={"a": "x"}), 400, "missing_field")
 
 
-@pytest.mark.parametrize("image_id, status", [("..%2F..%2Fetc%2Fpasswd", 404), ("a.b", 400), ("x" * 65, 400),
-                                              ("0123456789abcdef", 404)])
+@pytest.mark.parametrize("image_id, status", [("..%2F..%2Fetc%2Fpasswd", 404), ("../../etc/passwd", 404), ("x" * 1025, 400),
+                                              ("painting_0.png%00", 400), ("0123456789abcdef", 404), ("%2Fetc%2Fpasswd", 404)])
 def test_an_original_id_never_reaches_the_filesystem(client, image_id, status):
     response = client.get(f"/original/{image_id}")
     assert response.status_code == status and "root:" not in response.text
 
 
+def test_an_index_location_leading_out_of_the_collection_is_not_served(state, tmp_path):
+    (tmp_path / "secret.png").write_bytes(png(random_painting(5)))
+    entries = dataclasses.replace(state.opened.index.entries, locations=["../" * 20 + str(tmp_path / "secret.png")[1:],
+                                                                         *state.opened.index.entries.locations[1:]])
+    edited = dataclasses.replace(state.opened, index=dataclasses.replace(state.opened.index, entries=entries))
+    client = TestClient(create_app(dataclasses.replace(state, opened=edited)))
+    first_id = entries.ids[0]
+    assert_error(client.get(f"/original/{first_id}"), 404, "unreadable_original")
+    assert client.get(f"/original/{entries.ids[1]}").status_code == 200
+
+
 def test_a_fifo_in_the_collection_cannot_hang_the_server(model_dir, originals, tmp_path, monkeypatch):
     monkeypatch.setenv("ARTSIM_CACHE", str(tmp_path / "cache"))
-    scorer = artsim.load(model_dir)
-    candidates = folder_candidates(originals)
-    collection = Collection.embedded(scorer, candidates)
-    fifo = tmp_path / "swapped.png"
-    os.mkfifo(fifo)
-    collection.by_id[candidates[0].id] = fifo  # the original replaced by a FIFO after startup
-    client = TestClient(create_app(build_state(scorer, collection, [])))
-    assert_error(client.get(f"/original/{candidates[0].id}"), 404, "unreadable_original")
-    response = client.post("/compare", files={"a": upload(png(random_painting(1)))}, data={"b_original": candidates[0].id})
+    collection = tmp_path / "collection"
+    collection.mkdir()
+    for name in ("painting_0.png", "painting_1.png"):
+        (collection / name).write_bytes((originals / name).read_bytes())
+    client = TestClient(create_app(load_state(Path("."), model=model_dir, originals=collection)))
+    (collection / "painting_0.png").unlink()
+    os.mkfifo(collection / "painting_0.png")  # the original replaced by a FIFO after startup
+    assert_error(client.get("/original/painting_0.png"), 404, "unreadable_original")
+    response = client.post("/compare", files={"a": upload(png(random_painting(1)))}, data={"b_original": "painting_0.png"})
     assert_error(response, 404, "unreadable_original")
 
 
@@ -248,8 +333,7 @@ def test_requests_beyond_the_concurrency_and_queue_limits_get_503_and_the_admitt
         assert release.wait(30)
         return real_compare(a, b, names)
 
-    blocked = build_state(state.scorer, Collection([], np.zeros((0, 2048), np.float32), np.zeros(0, bool), {}), [])
-    blocked.compare = slow_compare
+    blocked = dataclasses.replace(state, compare=slow_compare)
     client = TestClient(create_app(blocked, ServiceLimits(max_concurrent=1, max_queue=1)))
     files = {"a": upload(png(random_painting(1))), "b": upload(png(random_painting(2)))}
     results: list[int] = []
@@ -279,7 +363,7 @@ def test_serve_binds_to_loopback_by_default_and_warns_otherwise(monkeypatch, mod
     assert build_parser().parse_args(["serve"]).host == "127.0.0.1"
     calls = []
     monkeypatch.setattr("uvicorn.run", lambda app, host, port, **_: calls.append((host, port)))
-    args = ["serve", "--model", str(model_dir), "--index", str(originals), "--port", "8123"]
+    args = ["serve", "--model", str(model_dir), "--originals", str(originals), "--port", "8123"]
     assert main(args) == 0
     assert calls == [("127.0.0.1", 8123)] and "warning" not in capsys.readouterr().err
     assert main([*args, "--host", "0.0.0.0"]) == 0
@@ -305,17 +389,22 @@ def test_serve_help_starts_fast_without_torch_or_fastapi():
     assert "--index" in done.stdout and done.stderr.strip() == "False False"
 
 
-def test_a_workspace_serves_its_ingested_originals_by_their_manifest_ids(model_dir, originals, tmp_path, monkeypatch):
-    monkeypatch.setenv("ARTSIM_CACHE", str(tmp_path / "cache"))
-    ingested = tmp_path / "ws" / "data" / "ingested"
-    paintings = sorted(originals.glob("painting_*.png"))
+def ingested_workspace(workspace: Path, paintings: list[Path]) -> Path:
+    """A workspace whose data/ingested holds `paintings` in a shard, ids 0000…, titles their stems."""
+    ingested = workspace / "data" / "ingested"
     with ShardWriter(ingested / "shards") as shards:
         located = [shards.add(f"images/{i:016x}.png", p.read_bytes(), "aa") for i, p in enumerate(paintings)]
     pd.DataFrame({"id": [f"{i:016x}" for i in range(len(paintings))], "path": [f"images/{i:016x}.png" for i in range(len(paintings))],
                   "artist": ["someone"] * len(paintings), "title": [p.stem for p in paintings],
                   "shard": [s for s, _, _ in located], "offset": [o for _, o, _ in located],
                   "length": [n for _, _, n in located]}).to_parquet(ingested / "manifest.parquet")
-    client = TestClient(create_app(load_state(tmp_path / "ws", model=model_dir)))
+    return workspace
+
+
+def test_a_workspace_serves_its_ingested_originals_by_their_manifest_ids(model_dir, originals, tmp_path, monkeypatch):
+    monkeypatch.setenv("ARTSIM_CACHE", str(tmp_path / "cache"))
+    paintings = sorted(originals.glob("painting_*.png"))
+    client = TestClient(create_app(load_state(ingested_workspace(tmp_path / "ws", paintings), model=model_dir)))
     assert client.get("/health").json()["index_size"] == len(paintings)
     found = client.post("/search", files={"image": upload(paintings[2].read_bytes())}, data={"top_k": "5"}).json()
     assert sorted(hit["id"] for hit in found["results"]) == [f"{i:016x}" for i in range(5)]

@@ -40,7 +40,7 @@ def server(tmp_path_factory) -> Iterator[str]:
     model = write_untrained_model(tmp_path_factory.mktemp("model"))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("ARTSIM_CACHE", str(tmp_path_factory.mktemp("cache")))
-        state = load_state(Path("."), model=model, index=SAMPLE_DIR)
+        state = load_state(Path("."), model=model, originals=SAMPLE_DIR)
     port = free_port()
     uvicorn_server = uvicorn.Server(uvicorn.Config(create_app(state), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=uvicorn_server.run, daemon=True)

@@ -97,7 +97,9 @@ def build_parser() -> OneLineParser:
     serve.add_argument("--workspace", type=Path, default=Path("."), help="an artsim workspace after `dvc repro` (default: the current folder)")
     serve.add_argument("--model", type=Path, default=None, help="a model folder; default: the workspace's")
     serve.add_argument("--index", type=Path, default=None,
-                       help="the collection to search: a folder of images (default: the workspace's ingested originals)")
+                       help="an index made by `artsim index DIR --out INDEX` (default: the workspace's data/index when built "
+                            "with this model, else its ingested originals, indexed in the user cache)")
+    serve.add_argument("--originals", type=Path, default=None, help="a folder of images to search instead, indexed in the user cache")
     serve.add_argument("--host", default=LOOPBACK, help=f"address to listen on (default {LOOPBACK}: this machine only)")
     serve.add_argument("--port", type=port_number, default=8000, help="port (default 8000)")
     serve.add_argument("--max-concurrent", type=positive_int, default=2, help="requests computed at once (default 2)")
@@ -204,6 +206,8 @@ def run_search(args: argparse.Namespace) -> int:
 def _write_results(args: argparse.Namespace, results, skipped: dict[str, str], legend: str) -> int:
     """Print each query's result as it comes (hits at the 90%-precision threshold marked, the legend saying
     on how many pairs it rests); the number of queries that could not be used."""
+    from artsim.app.search import search_json  # torch: imported once a command needs it, as everywhere here
+
     failed, collected = 0, []
     writer = csv.writer(sys.stdout, lineterminator="\n") if args.csv else None
     if writer:
@@ -219,7 +223,7 @@ def _write_results(args: argparse.Namespace, results, skipped: dict[str, str], l
         elif args.jsonl:
             print(json.dumps(result.as_dict() | {"threshold_note": legend}), flush=True)
         elif args.json:
-            collected.append(result.as_dict() | {"threshold_note": legend, "skipped": [{"path": p, "reason": w} for p, w in skipped.items()]})
+            collected.append(search_json(result, skipped, legend))
         elif not result.error:  # text: a query that could not be used is only its line on stderr
             lines = [f"{h.rank:>4}  {h.score:.4f}{' *' if h.likely_derived else '  '}  {h.artist or '?'} — {h.title or '?'}  {h.path}"
                      for h in result.hits]
@@ -269,7 +273,7 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.host not in (LOOPBACK, "localhost", "::1"):
         print(f"artsim: warning: listening on {args.host}, not only this machine: anyone who can reach port {args.port} "
               "can send images to score (there is no authentication)", file=sys.stderr)
-    state = load_state(args.workspace, args.model, args.index)
+    state = load_state(args.workspace, args.model, args.index, args.originals)
     health = state.health()
     print(f"artsim: serving {health['index_size']} originals with model {health['model_fingerprint'][:12]} "
           f"on http://{args.host}:{args.port}/ (API: /docs)", file=sys.stderr)

@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from artsim.app.api import ImageInput, Scorer, UnusableImage, UserError, open_image
+from artsim.app.api import ImageInput, LoadedImage, Scorer, UnusableImage, UserError, open_image
 from artsim.app.indexes import OpenIndex
 from artsim.evaluate.peers import phash_bits
 from artsim.evaluate.verdict import evidence_text
@@ -236,17 +236,19 @@ class QueryResult:
         return found | ({"error": self.error} if self.error else {})
 
 
-def search_index(scorer: Scorer, opened: OpenIndex, queries: Sequence[str], top_k: int = 5,
-                 shortlist: int = DEFAULT_SHORTLIST, by: str = "model") -> Iterator[QueryResult]:
-    """One result per query, in query order; an unusable query gets its error, never stops the others."""
+def search_index(scorer: Scorer, opened: OpenIndex, queries: Sequence[str | LoadedImage], top_k: int = 5,
+                 shortlist: int = DEFAULT_SHORTLIST, by: str = "model", searcher: IndexSearch | None = None
+                 ) -> Iterator[QueryResult]:
+    """One result per query (a path, or an image already decoded: an upload), in query order; an unusable
+    query gets its error, never stops the others. `searcher`: one made before for this index (a server)."""
     if top_k < 1 or shortlist < 1:
         raise UserError("--top-k and --shortlist must be at least 1")
-    searcher = IndexSearch(opened.index)
+    searcher = searcher if searcher is not None else IndexSearch(opened.index)
     for start in tqdm(range(0, len(queries), EMBED_BATCH), desc="search", unit="batch", disable=None if len(queries) > EMBED_BATCH else True):
         yield from _search_batch(scorer, opened, searcher, queries[start:start + EMBED_BATCH], top_k, shortlist, by)
 
 
-def _search_batch(scorer: Scorer, opened: OpenIndex, searcher: IndexSearch, queries: Sequence[str], top_k: int,
+def _search_batch(scorer: Scorer, opened: OpenIndex, searcher: IndexSearch, queries: Sequence[str | LoadedImage], top_k: int,
                   shortlist: int, by: str) -> Iterator[QueryResult]:
     loaded, errors = {}, {}
     for position, query in enumerate(queries):
@@ -261,10 +263,19 @@ def _search_batch(scorer: Scorer, opened: OpenIndex, searcher: IndexSearch, quer
     count = len(opened.index.entries)
     for position, query in enumerate(queries):
         if position in errors:
-            yield QueryResult(str(query), [], count, errors[position])
+            yield QueryResult(_query_name(query), [], count, errors[position])
             continue
         ranked = _ranked(scorer, searcher, loaded[position], embedding_of[position], shortlists[position], top_k, by)
-        yield QueryResult(str(query), [_hit(scorer, opened, rank, r) for rank, r in enumerate(ranked, start=1)], count)
+        yield QueryResult(_query_name(query), [_hit(scorer, opened, rank, r) for rank, r in enumerate(ranked, start=1)], count)
+
+
+def _query_name(query: str | LoadedImage) -> str:
+    return query.name if isinstance(query, LoadedImage) else str(query)
+
+
+def search_json(result: QueryResult, skipped: dict[str, str], legend: str) -> dict:
+    """One query's result as `artsim search --json` prints it (and POST /search returns it)."""
+    return result.as_dict() | {"threshold_note": legend, "skipped": [{"path": p, "reason": w} for p, w in skipped.items()]}
 
 
 def _ranked(scorer: Scorer, searcher: IndexSearch, query, embedding: np.ndarray, shortlisted: tuple[np.ndarray, np.ndarray],

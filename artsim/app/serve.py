@@ -9,7 +9,6 @@ a 400; every error is JSON `{"error": code, "detail": why}`, never a traceback.
 from __future__ import annotations
 
 import io
-import re
 import threading
 import unicodedata
 from http import HTTPStatus
@@ -32,7 +31,8 @@ from artsim.app.service import MAX_TOP_K, ServiceLimits, ServiceState
 from artsim.core.images import ImageFile, ImageRejected, load_rgb, read_regular_file
 
 STATIC = Path(str(files("artsim.app") / "static"))
-ORIGINAL_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# Entry ids are a manifest's ids, or paths relative to a folder (artsim.index.collection).
+MAX_ID_LENGTH = 1024
 # Which ImageRejected reasons are the client's "too large" or "not an image"; any other is a 400.
 REJECTION_STATUS = {"too_many_pixels": 413, "file_too_large": 413, "not_an_image": 415}
 # The page loads nothing from elsewhere, and runs no inline script.
@@ -143,12 +143,17 @@ def decode(name: str, data: bytes, limits: ServiceLimits) -> LoadedImage:
 
 
 def original_file(state: ServiceState, image_id: str) -> ImageFile:
-    """An original by id: the id is only ever a key of the collection, never part of a path."""
-    if not ORIGINAL_ID.fullmatch(image_id):
-        raise ApiError(400, "bad_id", "an original's id is 1-64 letters, digits, '_' or '-'")
-    if image_id not in state.originals:
-        raise ApiError(404, "unknown_original", f"no original {image_id!r} in the collection")
-    return state.originals[image_id]
+    """An original by the index's entry id: the id is only ever a key of the index, never part of a path
+    (where the original lies comes from the index)."""
+    if len(image_id) > MAX_ID_LENGTH or any(unicodedata.category(c)[0] == "C" for c in image_id):
+        raise ApiError(400, "bad_id", f"an original's id is at most {MAX_ID_LENGTH} printable characters")
+    try:
+        image = state.original(image_id)
+    except ImageRejected as exc:
+        raise ApiError(404, "unreadable_original", f"the original cannot be read ({exc})") from None
+    if image is None:
+        raise ApiError(404, "unknown_original", f"no original {image_id[:100]!r} in the index")
+    return image
 
 
 def original_bytes(image: ImageFile, limits: ServiceLimits) -> bytes:
@@ -245,13 +250,13 @@ def create_app(state: ServiceState, limits: ServiceLimits = ServiceLimits()) -> 
         async def work(form: FormData) -> Callable[[], Response]:
             query = await upload_bytes(form, "image", limits)
             top_k = form_int(form, "top_k", 5, 1, MAX_TOP_K)
-            by = form.get("by", "model")
+            by = form.get("by", state.default_by)
             if by not in state.searches:
                 raise ApiError(400, "bad_field", f"by must be one of {', '.join(sorted(state.searches))}")
             return lambda: JSONResponse(state.search(decode(*query, limits), top_k, str(by)))
         return await admitted(request, work)
 
-    @app.get("/original/{image_id}", summary="An original of the collection, as stored", response_class=Response)
+    @app.get("/original/{image_id:path}", summary="An original of the index, by its entry id, as stored", response_class=Response)
     def original(image_id: str) -> Response:
         data = original_bytes(original_file(state, image_id), limits)
         try:
@@ -260,7 +265,7 @@ def create_app(state: ServiceState, limits: ServiceLimits = ServiceLimits()) -> 
             media_type = "application/octet-stream"
         return Response(data, media_type=media_type, headers={"X-Content-Type-Options": "nosniff"})
 
-    @app.get("/health", summary="Model fingerprint, collection size, and whether its files changed since loading")
+    @app.get("/health", summary="Model fingerprint, index size and model, and whether their files changed since loading")
     def health() -> dict[str, Any]:
         return {**state.health(), "requests_admitted": admission.admitted, "limits": {"max_image_bytes": limits.max_image_bytes, "max_pixels": limits.max_pixels,
                                              "max_concurrent": limits.max_concurrent, "max_queue": limits.max_queue}}

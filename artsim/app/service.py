@@ -1,11 +1,10 @@
-"""What `artsim serve` holds in memory: the model, the descriptor scorer and the collection,
-loaded once at startup, and the limits every request is held to.
+"""What `artsim serve` holds in memory: the model, the descriptor scorer and the index of the collection
+(artsim.index), loaded once at startup, and the limits every request is held to.
 
 `ServiceState` is the seam between the HTTP layer (artsim.app.serve) and the model: `compare`
-and each search method (`searches`, keyed by the `by` of POST /search) are plain callables, so
-another search (an index) or a verdict plugs in by handing the state other callables, without
-touching the routes. Search here shortlists by embedding cosine and re-ranks by the head, as
-`artsim search` does, over embeddings computed (or read from the cache) once at startup.
+and each search method (`searches`, keyed by the `by` of POST /search: model, phash, fused) are plain
+callables over the index, the very search of `artsim search --json` (artsim.app.search.search_index),
+so the routes never rank anything themselves. Originals are named by the index's entry ids only.
 """
 from __future__ import annotations
 
@@ -15,13 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from artsim.app.api import WEIGHTS_FILE, LoadedImage, Scorer, compare_payload, load
-from artsim.app.search import (DEFAULT_SHORTLIST, Candidate, SearchResult, candidate_embeddings, default_embedding_cache,
-                               folder_candidates, hits_of, rank_candidates, threshold_note, workspace_candidates)
+from artsim.app.indexes import OpenIndex, default_ranking, open_index
+from artsim.app.search import DEFAULT_SHORTLIST, index_skipped, search_index, search_json, threshold_note
 from artsim.core import layout
 from artsim.core.images import MAX_FILE_BYTES, ImageFile
+from artsim.index import RANKINGS
+from artsim.index.build import image_at
+from artsim.index.query import IndexSearch
+from artsim.index.store import MANIFEST as INDEX_MANIFEST, NORMS, VECTORS
 from artsim.params import IngestParams
 from artsim.score.scorer import FILE_NAME as DESCRIPTOR_SCORE_FILE
 
@@ -81,69 +82,70 @@ def _stamp(path: Path) -> tuple[int, int] | None:
 
 
 @dataclass
-class Collection:
-    """The originals a query is searched among, with their embeddings computed once."""
-
-    candidates: list[Candidate]
-    embeddings: np.ndarray
-    usable: np.ndarray
-    skipped: dict[str, str]
-    by_id: dict[str, ImageFile] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.by_id = {candidate.id: candidate.path for candidate in self.candidates if candidate.id}
-
-    @classmethod
-    def embedded(cls, scorer: Scorer, candidates: Sequence[Candidate]) -> "Collection":
-        embeddings, unusable = candidate_embeddings(scorer, candidates, default_embedding_cache(scorer))
-        usable = np.ones(len(candidates), dtype=bool)
-        usable[list(unusable)] = False
-        return cls(list(candidates), embeddings, usable,
-                   {str(candidates[p].path): why for p, why in sorted(unusable.items())})
-
-    def model_search(self, scorer: Scorer, shortlist: int = DEFAULT_SHORTLIST) -> SearchFn:
-        """The search of `artsim search`: cosine shortlist, re-ranked by the head; the same JSON."""
-        def search(query: LoadedImage, top_k: int) -> dict[str, Any]:
-            ranked = rank_candidates(scorer, scorer.embed(query.image)[0], self.embeddings, self.usable,
-                                     max(shortlist, top_k))[:top_k]
-            return SearchResult(hits_of(ranked, self.candidates, scorer), len(self.candidates), self.skipped,
-                                threshold_note(scorer)).as_dict()
-        return search
-
-
-@dataclass
 class ServiceState:
     scorer: Scorer
     compare: CompareFn
     searches: Mapping[str, SearchFn]  # POST /search's `by` -> how
-    originals: Mapping[str, ImageFile]  # id -> image, for GET /original/{id} and compare's b_original
+    opened: OpenIndex  # the index searched; its entry ids are GET /original/{id}'s and compare's b_original
     sources: FileStamps
+    default_by: str = RANKINGS[0]
+    row_of_id: dict[str, int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.row_of_id = {identifier: row for row, identifier in enumerate(self.opened.index.entries.ids)}
 
     def search(self, image: LoadedImage, top_k: int, by: str) -> dict[str, Any]:
         return {"by": by, **self.searches[by](image, top_k)}
 
+    def original(self, image_id: str) -> ImageFile | None:
+        """The original of an index entry id (None: no such entry); where it lies comes from the index only."""
+        row = self.row_of_id.get(image_id)
+        return None if row is None else image_at(self.opened.root, self.opened.index.entries.locations[row])
+
     def health(self) -> dict[str, Any]:
         changed = self.sources.changed()
-        return {"status": "ok", "model_fingerprint": self.scorer.fingerprint, "index_size": len(self.originals),
-                "stale": bool(changed), "changed": changed, "search_by": sorted(self.searches)}
+        index_model = self.opened.index.model
+        return {"status": "ok", "model_fingerprint": self.scorer.fingerprint, "index_size": len(self.opened.index.entries),
+                "index_model_fingerprint": index_model, "index_model_match": index_model == self.scorer.fingerprint,
+                "stale": bool(changed), "changed": changed, "search_by": sorted(self.searches), "default_by": self.default_by}
 
 
-def build_state(scorer: Scorer, collection: Collection, watched: Sequence[Path]) -> ServiceState:
-    """The default wiring: the CLI's compare payload, search by the model."""
+def index_searches(scorer: Scorer, opened: OpenIndex, shortlist: int = DEFAULT_SHORTLIST) -> dict[str, SearchFn]:
+    """One search per ranking, each the search of `artsim search --json --by X` for one query (search_json)."""
+    searcher = IndexSearch(opened.index)  # built once: its usable mask and pHashes are per index, not per request
+    skipped, legend = index_skipped(opened), threshold_note(scorer)
+
+    def ranked_by(by: str) -> SearchFn:
+        def search(query: LoadedImage, top_k: int) -> dict[str, Any]:
+            result = next(iter(search_index(scorer, opened, [query], top_k, shortlist, by, searcher)))
+            return search_json(result, skipped, legend)
+        return search
+    return {by: ranked_by(by) for by in RANKINGS}
+
+
+def watched_files(scorer: Scorer, opened: OpenIndex) -> list[Path]:
+    """What the state was loaded from: the model's files, the index's own, and the collection's listing (its
+    manifest, or a folder's own entry, whose mtime changes when a file is added or removed)."""
+    model_files = [scorer.model_dir / WEIGHTS_FILE, scorer.model_dir / DESCRIPTOR_SCORE_FILE]
+    index_files = [opened.folder / name for name in (INDEX_MANIFEST, VECTORS, NORMS)]
+    listing = opened.root / layout.MANIFEST
+    return [*model_files, *index_files, listing if listing.is_file() else opened.root]
+
+
+def build_state(scorer: Scorer, opened: OpenIndex, default_by: str = RANKINGS[0]) -> ServiceState:
+    """The default wiring: the CLI's compare payload, the CLI's search over the index by each ranking."""
     def compare(a: LoadedImage, b: LoadedImage, names: tuple[str, str]) -> dict[str, Any]:
         return compare_payload(scorer, a, b, names)
 
-    model_files = [scorer.model_dir / WEIGHTS_FILE, scorer.model_dir / DESCRIPTOR_SCORE_FILE]
-    return ServiceState(scorer, compare, {"model": collection.model_search(scorer)}, collection.by_id,
-                        FileStamps.of([*model_files, *watched]))
+    return ServiceState(scorer, compare, index_searches(scorer, opened), opened,
+                        FileStamps.of(watched_files(scorer, opened)), default_by)
 
 
-def load_state(workspace: Path, model: Path | None = None, index: Path | None = None) -> ServiceState:
-    """The model of `--model` (default: the workspace's) and the collection of `--index` (a folder of
-    images, until an index format exists; default: the workspace's ingested originals)."""
+def load_state(workspace: Path, model: Path | None = None, index: Path | None = None,
+               originals: Path | None = None) -> ServiceState:
+    """The model of `--model` (default: the workspace's) and the index `artsim search` would use with the same
+    options (artsim.app.indexes.open_index): `--index DIR` as built (refused when built with another model),
+    `--originals DIR` indexed in the user cache, else the workspace's data/index when built with this model,
+    else the workspace's originals indexed in the user cache."""
     scorer = load(model if model is not None else workspace)
-    if index is not None:
-        candidates, watched = folder_candidates(index), [index]
-    else:
-        candidates, watched = workspace_candidates(workspace), [workspace / layout.INGESTED / layout.MANIFEST]
-    return build_state(scorer, Collection.embedded(scorer, candidates), watched)
+    return build_state(scorer, open_index(scorer, index, originals, workspace), default_ranking(workspace))

@@ -12,6 +12,7 @@ Embeddings are computed in batches and written row by row into a memory-mapped f
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,6 +74,22 @@ def location_of(image: ImageFile, root: Path) -> str:
     if isinstance(image, ShardMember):
         return f"{_relative(image.shard, root)}#{image.offset}+{image.length}"
     return _relative(Path(image), root)
+
+
+def image_at(root: Path, location: str) -> ImageFile:
+    """The image a location of location_of names. The manifest is untrusted (edited, copied): a location that
+    leads out of `root` ('..', an absolute path) or a malformed shard range is ImageRejected. Checked on the
+    names, not through links: a link the collection itself holds is the owner's choice, as when indexing."""
+    path_part, shard_mark, extent = location.partition("#")
+    path = Path(os.path.normpath(root / path_part))
+    if not path.is_relative_to(os.path.normpath(root)):
+        raise ImageRejected("outside_collection", f"{location!r} is not inside the collection's folder")
+    if not shard_mark:
+        return path
+    offset, plus, length = extent.partition("+")
+    if not (offset.isdigit() and plus and length.isdigit()):
+        raise ImageRejected("bad_shard_location", f"{location!r} is not shard#offset+length")
+    return ShardMember(path, int(offset), int(length))
 
 
 def _relative(path: Path, root: Path) -> str:

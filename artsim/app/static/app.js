@@ -35,7 +35,9 @@ function element(tag, className, text) {
 }
 
 function verdictText(payload) {
-  // The verdict, where the server gives one: a string, or an object with a label.
+  // The verdict, where the server gives one: a search hit's likely_derived mark, or compare's verdict
+  // (a string, or an object with a label).
+  if (payload.likely_derived === true) return "likely derived";
   const verdict = payload.verdict;
   if (verdict === undefined || verdict === null) return "";
   return typeof verdict === "string" ? verdict : (verdict.label || verdict.verdict || JSON.stringify(verdict));
@@ -54,7 +56,8 @@ async function search(file) {
   try {
     const found = await (await post("/search", form)).json();
     showResults(found);
-    setStatus(`${found.results.length} of ${found.candidates} originals shown, best first.`);
+    const note = found.threshold_note ? ` ${found.threshold_note}` : "";
+    setStatus(`${found.results.length} of ${found.candidates} originals shown, best first (by ${found.by}).${note}`);
   } catch (exc) {
     $("results-section").hidden = true;
     setStatus("");
