@@ -46,7 +46,7 @@ def _trained_looking_model(seed: int) -> SiameseRegressor:
         embeddings = model.trunk(images)
         torch.nn.init.normal_(model.head.output_logits, std=1.0)
         model.head.calibrate(embeddings[:6], embeddings[6:], 0.5)
-        _uneven_floor(model, bias=-0.8)
+        _uneven_floor(model, bias=-0.8, std=0.1)
     return model
 
 
@@ -110,8 +110,8 @@ def test_self_score_is_one_whatever_the_head_weights() -> None:
 
 def test_head_is_its_floor_far_from_identity_and_between_floor_and_one_elsewhere() -> None:
     model = _trained_looking_model(4)
-    ea, eb = torch.randn(6, 2048), torch.randn(6, 2048)
     with torch.no_grad():
+        ea, eb = (model.trunk(torch.randn(6, 3, IMAGE_SIZE, IMAGE_SIZE)) for _ in range(2))
         floors, ba_floors = model.head.floor(ea, eb), model.head.floor(eb, ea)
         scores = model.score_embeddings(ea, eb)
         near = model.score_embeddings(ea, ea + 1e-3 * eb)

@@ -25,8 +25,10 @@ import torch
 from torch import Tensor, nn
 
 # exp(-f) of the median train pair at calibration: small, so that p carries unrelated pairs'
-# scores, yet not so small that f's gradient ((1 - p) * exp(-f)) vanishes before it learns.
-START_KERNEL = 0.1
+# scores and f only lifts near-copies. Measured on the sample (README "Training for retrieval
+# and robustness"): 0.02 beat 0.1 and 0.3 on retrieval (recall@1 0.90 against 0.86, 0.86) at
+# R² 0.67 (0.71, 0.68); trained, unrelated test pairs then keep exp(-f) near 0.04.
+START_KERNEL = 0.02
 # exp(-e^60 x d) is 0 in float32 for any distance d above 1e-24 (and e^60 fits in float32).
 BASELINE_LOG_SCALE = 60.0
 
