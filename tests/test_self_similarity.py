@@ -3,7 +3,6 @@ construction of its head) and on every candidate descriptor, for images seen and
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
