@@ -45,7 +45,7 @@ def model_folder(root: Path, weights: dict[str, float] | None) -> Path:
     folder.mkdir(parents=True)
     torch_model = SiameseRegressor(head_hidden=8)
     torch_model.start_at(0.5)
-    torch_model.head.floor_output.weight.data.normal_(0, 0.01)  # rankings from the floor, not the constant
+    torch_model.head[-1].weight.data.normal_(0, 0.01)
     save_weights(torch_model.eval(), folder / "model.safetensors")
     (folder / "card.json").write_text(json.dumps({"image_size": 32, "head_hidden": 8, "normalisation": NORMALISATION}))
     stats = TextureStats(mean=np.zeros(HARALICK_FEATURES), std=np.full(HARALICK_FEATURES, 2.0))
