@@ -51,6 +51,8 @@ def write_untrained_model(folder: Path, image_size: int = 32, head_hidden: int =
         torch.manual_seed(seed)
         model = SiameseRegressor(head_hidden=head_hidden)
         model.start_at(0.5)
+        # Off the constant baseline in both parts of the head: a pair-dependent floor and distance.
+        model.head.floor_output.weight.data.normal_(0, 0.01)
         model.head.log_scale.data.fill_(-6.0)
     save_weights(model.eval(), folder / "model.safetensors")
     card = {"image_size": image_size, "head_hidden": head_hidden, "normalisation": NORMALISATION}

@@ -3,7 +3,6 @@ construction of its head) and on every candidate descriptor, for images seen and
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -38,7 +37,7 @@ def _unseen() -> dict[str, Image.Image]:
 
 
 def _trained_looking_model(seed: int) -> SiameseRegressor:
-    """Weights as training leaves them: calibrated differences, uneven output weights, a floor."""
+    """Weights as training leaves them: calibrated features, uneven output weights, a pair-dependent floor."""
     torch.manual_seed(seed)
     model = SiameseRegressor(head_hidden=16).eval()
     images = torch.randn(12, 3, IMAGE_SIZE, IMAGE_SIZE)
@@ -46,8 +45,14 @@ def _trained_looking_model(seed: int) -> SiameseRegressor:
         embeddings = model.trunk(images)
         torch.nn.init.normal_(model.head.output_logits, std=1.0)
         model.head.calibrate(embeddings[:6], embeddings[6:], 0.5)
-        model.head.floor_logit.fill_(-0.8)
+        _uneven_floor(model, bias=-0.8, std=0.1)
     return model
+
+
+def _uneven_floor(model: SiameseRegressor, bias: float, std: float = 1.0) -> None:
+    with torch.no_grad():
+        torch.nn.init.normal_(model.head.floor_output.weight, std=std)
+        model.head.floor_output.bias.fill_(bias)
 
 
 @pytest.fixture(scope="module", params=[0, 1])
@@ -87,15 +92,37 @@ def test_model_score_is_symmetric_in_the_unit_interval_and_below_one_for_differe
 
 
 def test_self_score_is_one_whatever_the_head_weights() -> None:
-    # By construction: f(0) = 0 for any weights, so no training can lose the fixed point.
+    # By construction: f(0) = 0 for any weights, so no training can lose the fixed point,
+    # whatever the pair-dependent floor p says (even p near 0 or near 1).
     model = _trained_looking_model(3)
     embeddings = torch.randn(5, 2048)
-    for scale in (-5.0, 0.0, 5.0, 40.0):
+    for scale, floor_bias in ((-5.0, -8.0), (0.0, 0.0), (5.0, 3.0), (40.0, -0.8)):
         with torch.no_grad():
             model.head.log_scale.fill_(scale)
             torch.nn.init.normal_(model.head.output_logits, std=3.0)
+            _uneven_floor(model, floor_bias, std=3.0)
             same = model.score_embeddings(embeddings, embeddings)
+            floors = model.head.floor(embeddings, embeddings)
+        assert bool((floors < 1 - 1e-3).any())  # the floor alone would not give 1
         assert torch.allclose(same, torch.ones(5), atol=1e-6)
+
+
+def test_head_is_its_floor_far_from_identity_and_between_floor_and_one_elsewhere() -> None:
+    model = _trained_looking_model(4)
+    with torch.no_grad():
+        images = torch.randn(12, 3, IMAGE_SIZE, IMAGE_SIZE, generator=torch.Generator().manual_seed(5))
+        ea, eb = model.trunk(images[:6]), model.trunk(images[6:])
+        floors, ba_floors = model.head.floor(ea, eb), model.head.floor(eb, ea)
+        scores = model.score_embeddings(ea, eb)
+        near = model.score_embeddings(ea, ea + 1e-3 * eb)
+        model.head.log_scale.fill_(30.0)  # every distance far
+        far = model.score_embeddings(ea, eb)
+    assert torch.equal(floors, ba_floors)  # p is symmetric bit for bit
+    assert float(floors.std()) > 1e-3  # and pair-dependent
+    # In [p, 1] (p within float rounding: 1 - (1 - p) is p to one ulp of 1), and not 1.
+    assert bool((scores >= floors - 1e-6).all() & (scores <= 1).all() & (scores < 1 - 1e-4).all())
+    assert bool((near > scores).all())  # the distance lifts close pairs toward 1
+    assert torch.allclose(far, floors, atol=1e-6)
 
 
 def test_descriptor_score_of_an_image_with_itself_is_one_for_every_candidate(scorer) -> None:

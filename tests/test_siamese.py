@@ -11,6 +11,7 @@ import torch
 from artsim.params import SiameseParams
 from artsim.learn.feature_cache import FeatureStore, cache_features, module_digest
 from artsim.learn.features import split_trunk
+from artsim.learn.distance_head import floor_features
 from artsim.learn.models import NORMALISATION, save_weights, siamese_from_classifier
 from artsim.learn.pair_images import PairImages
 from artsim.siamese.batches import GroupedPairBatches, PairBatches, PairTable
@@ -239,11 +240,17 @@ def test_head_differences_are_scaled_to_unit_rms_on_the_training_pairs(tiny: dic
         model.eval()
         difference = (model.trunk(original) - model.trunk(generated)).abs()
         scaled = difference * model.head.feature_scale
+        ea, eb = model.trunk(original), model.trunk(generated)
+        standardised = (floor_features(ea, eb) - model.head.floor_mean) * model.head.floor_scale
         scores = model(original, generated)
     # A scale only (no shift: a zero difference must stay zero), to unit root mean square.
     varying = difference.pow(2).mean(0).sqrt() > 1e-6
     assert varying.sum() > 100
     assert torch.allclose(scaled.pow(2).mean(0).sqrt()[varying], torch.ones(int(varying.sum())), atol=1e-3)
+    # The floor's features [|ea - eb|, ea * eb] standardised to mean 0, standard deviation 1.
+    spread = floor_features(ea, eb).std(0) > 1e-6
+    assert torch.allclose(standardised.mean(0), torch.zeros(standardised.shape[1]), atol=1e-3)
+    assert torch.allclose(standardised.std(0)[spread], torch.ones(int(spread.sum())), atol=1e-3)
     # The median train pair (by distance) starts at the train mean, and pairs differ.
     assert float((scores - mean).abs().min()) < 1e-4
     assert float(scores.std()) > 1e-4

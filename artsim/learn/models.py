@@ -110,9 +110,10 @@ def build_classifier(num_classes: int, initial_state: Mapping[str, Tensor] | Non
 # ---------------------------------------------------------------------------
 
 class SiameseRegressor(nn.Module):
-    """f(a, b) in [0, 1], f(a, a) == 1: one shared ResNet-50 trunk, a DistanceHead on |ea - eb|.
+    """f(a, b) in [0, 1], f(a, a) == 1: one shared ResNet-50 trunk, a DistanceHead on the pair's
+    embeddings (a learned floor from [|ea - eb|, ea * eb], lifted to 1 as |ea - eb| -> 0).
 
-    Each image goes through the trunk on its own and the head sees only |ea - eb|, so
+    Each image goes through the trunk on its own and the head's features are symmetric, so
     f(a, b) == f(b, a) bit for bit, and an image with itself scores 1 by construction
     (artsim.learn.distance_head).
     """

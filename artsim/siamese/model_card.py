@@ -65,7 +65,7 @@ judgement** of similarity, of style, or of copying. The score is symmetric: f(a,
 ## Parameters
 - input: {card['image_size']}x{card['image_size']} RGB (whole image resized, aspect not kept), normalised with
   {json.dumps(card['normalisation'])}
-- head: floor + (1 - floor) exp(-f(|ea - eb|)), f = scale x softplus-weighted sum of ReLU(Linear(2048, {card['head_hidden']}, no bias)) on\n  the standardised |ea - eb|: f >= 0 and f(0) = 0, so an image scores exactly 1 with itself; floor = sigmoid(learned)
+- head: p + (1 - p) exp(-f(|ea - eb|)), computed as 1 - (1 - p)(1 - exp(-f)). The floor p = sigmoid(MLP: Linear(4096, {card['head_hidden']}), ReLU, Linear(1)) on the\n  standardised [|ea - eb|, ea * eb]; f = scale x softplus-weighted sum of squares of Linear(2048, {card['head_hidden']}, no bias) on the\n  standardised |ea - eb|: f >= 0 and f(0) = 0, so an image scores exactly 1 with itself; far from it the score tends to p
 - training: `{json.dumps(card.get('params', {}), sort_keys=True)}`
 - descriptor score: describe `{json.dumps(describe, sort_keys=True)}` (see descriptor_score.json)
 

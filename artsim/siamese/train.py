@@ -152,7 +152,7 @@ def train_siamese(
 @torch.no_grad()
 def calibrate_head(scorer: PairScorer, pairs: PairBatches, batch_size: int, mean_score: float, runtime: Runtime,
                    max_pairs: int = CALIBRATION_PAIRS) -> None:
-    """Set the head's standardisation of |ea - eb| from the training pairs under the starting
+    """Set the head's standardisation of its features from the training pairs under the starting
     trunk (at most `max_pairs` evenly spread pairs), and start it at the mean baseline
     (artsim.learn.distance_head.DistanceHead.calibrate).
 
@@ -262,7 +262,7 @@ def mean_squared_error(scorer: PairScorer, dataset: PairBatches, batch_size: int
 def siamese_card(result: SiameseResult, params: SiameseParams, seed: int) -> dict[str, Any]:
     """What evaluate (or any user) needs to rebuild and feed models/siamese/model.safetensors."""
     return {
-        "arch": f"siamese {ARCH} trunk, DistanceHead on |a-b|: floor + (1 - floor) exp(-f), f(0) = 0",
+        "arch": f"siamese {ARCH} trunk, DistanceHead: p + (1 - p) exp(-f(|a-b|)), p = MLP floor on [|a-b|, a*b], f(0) = 0",
         "image_size": params.image_size,
         "normalisation": NORMALISATION,
         "head_hidden": params.head_hidden,
