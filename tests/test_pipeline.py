@@ -15,7 +15,7 @@ from tests.helpers import REPO_ROOT
 pytestmark = pytest.mark.e2e
 
 EVALUATE_KEYS = {"mse", "mae", "rmse", "r2", "pearson", "spearman", "baseline_mse", "baseline_mae"}
-ALL_STAGES = {"ingest", "generate", "describe", "score", "finetune", "siamese", "evaluate"}
+ALL_STAGES = {"ingest", "generate", "describe", "score", "finetune", "siamese", "evaluate", "index"}
 
 
 def stages_run(result: subprocess.CompletedProcess) -> set[str]:
@@ -73,7 +73,9 @@ def test_metrics_files_are_headlines_that_name_no_data(clone, first_repro):
     strengths = {f"{s:g}" for s in pd.read_parquet(clone / "data" / "generated" / "manifest.parquet")["strength"]}
     for name in declared["metrics"]:
         keys = leaves(json.loads((clone / name).read_text()))
-        assert len(keys) <= 50, name
+        # evaluate.json also holds, per scorer, the verdict thresholds and the transformed set's
+        # figures (fixed keys, issue 17): 6 scorers x 6 figures + 5 x 7 + regression and counts.
+        assert len(keys) <= (95 if name == "metrics/evaluate.json" else 50), name
         assert not [k for k in keys for word in styles | strengths | {"step"} if f".{word}." in f".{k}."], name
     for plot in declared["plots"]:
         spec = next(iter(plot.values())) if isinstance(plot, dict) else {}
@@ -117,4 +119,5 @@ def test_changing_a_score_weight_reruns_only_what_depends_on_it(clone, first_rep
     params = yaml.safe_load(params_file.read_text())
     params["score"]["weights"]["color"] = 0.7
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
-    assert stages_run(run(["dvc", "repro"], clone)) == {"score", "siamese", "evaluate"}
+    # A new target trains a new model, whose embeddings the index takes up.
+    assert stages_run(run(["dvc", "repro"], clone)) == {"score", "siamese", "evaluate", "index"}
