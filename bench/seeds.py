@@ -66,6 +66,10 @@ HEADLINE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "evaluate spearman": (("evaluate.json",), ("spearman",)),
     "evaluate pair auc": (("evaluate.json",), ("model.pair_auc", "pair_auc.model")),
     "evaluate recall@1": (("evaluate.json",), ("model.recall_at_1", "retrieval.model.recall_at_1")),
+    "evaluate threshold@90% (model)": (("evaluate.json",), ("model.threshold_at_precision_90",)),
+    "evaluate threshold@99% (model)": (("evaluate.json",), ("model.threshold_at_precision_99",)),
+    "evaluate transformed pair auc (model)": (("evaluate.json",), ("transformed.model.pair_auc",)),
+    "evaluate transformed recall@1 (model)": (("evaluate.json",), ("transformed.model.recall_at_1",)),
 }
 
 
