@@ -194,6 +194,9 @@ def _train_regressor(
     optimizer = _siamese_optimizer(scorer, params)
     scaler = runtime.grad_scaler()
     ranks = runtime.ranks
+    if params.rank_weight > 0 and ranks.world_size > 1:
+        log.warning("siamese.rank_weight %g under %d ranks: the ranking term's negatives are each rank's share of the "
+                    "batch, so this trains another model than one process does", params.rank_weight, ranks.world_size)
     sampler = GroupedPairBatches(train_set.table.groups, params.batch_size, seed, ranks.rank, ranks.world_size)
     loader = batch_loader(train_set, sampler, params.loader_workers, runtime)
     follow_recipe(optimizer, params.epochs * len(sampler), params.warmup, params.grad_clip)
