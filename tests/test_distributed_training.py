@@ -95,9 +95,10 @@ def test_siamese_under_ddp_matches_one_process(alone: Path, tmp_path: Path, n_tr
     one, two = card(one_root, "siamese")["metrics"], card(ddp, "siamese")["metrics"]
     assert two["n_train_pairs"] == one["n_train_pairs"] == n_train_pairs
     # Same global batches, same loss normalisation: only the order of float sums differs
-    # (measured here: 5e-8 relative after 3 epochs).
+    # (measured here: 5e-8 relative after 3 epochs with the single-MLP head; the composite head,
+    # two float32 parts, drifts to 2e-5; a ranking term with per-rank negatives lands 40% apart).
     for name in ("train_mse", "val_mse"):
-        assert two[name] == pytest.approx(one[name], rel=1e-5), name
+        assert two[name] == pytest.approx(one[name], rel=1e-4), name
     weights_one = load_file(one_root / "models/siamese/model.safetensors")
     weights_two = load_file(ddp / "models/siamese/model.safetensors")
     assert max(float((weights_one[k] - weights_two[k]).abs().max()) for k in weights_one) < 1e-4
