@@ -38,6 +38,7 @@ from PIL import Image, ImageFilter
 from tqdm import tqdm
 
 from dvc_scale import STRENGTHS, CACHE_TYPES, build_dataset, environment, make_workspace, run, stage_times
+from seeds import dotted, parse_overrides, set_params
 
 SCORERS = ("model", "descriptor", "phash", "dhash", "ssim", "fused")
 RANKING = ("recall_at_1", "mrr", "pair_auc")
@@ -75,38 +76,6 @@ def derive_variants(source: Path, target: Path) -> Path:
     return target
 
 
-def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """`-S key=value` (dotted keys, YAML values), as `dvc exp run -S`."""
-    overrides = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            sys.exit(f"-S {pair}: expected key=value")
-        overrides[key] = yaml.safe_load(value)
-    return overrides
-
-
-def dotted(params: dict, key: str) -> Any:
-    value: Any = params
-    for part in key.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return value
-
-
-def apply_overrides(workspace: Path, overrides: dict[str, Any]) -> dict[str, Any]:
-    """Write the overrides into the copy's params.yaml; return the params in force."""
-    path = workspace / "params.yaml"
-    params = yaml.safe_load(path.read_text(encoding="utf-8"))
-    for key, value in overrides.items():
-        *parents, leaf = key.split(".")
-        block = params
-        for part in parents:
-            block = block.setdefault(part, {})
-        block[leaf] = value
-    path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
-    return params
-
-
 def measure(work: Path, count: int, side: int, overrides: dict[str, Any]) -> dict:
     dataset = work / f"dataset-{count}-side{side}"
     source, _unrelated = build_dataset(dataset, count, side)
@@ -116,7 +85,8 @@ def measure(work: Path, count: int, side: int, overrides: dict[str, Any]) -> dic
     workspace, times = root / "repo", root / "times.jsonl"
     env = environment(root / "artsim-cache", times)
     make_workspace(workspace, source, imported, CACHE_TYPES["hardlink"], env)
-    params = apply_overrides(workspace, overrides)
+    set_params(workspace, overrides)
+    params = yaml.safe_load((workspace / "params.yaml").read_text(encoding="utf-8"))
     started = time.perf_counter()
     run(["dvc", "repro", "evaluate"], workspace, env)
     repro_s = time.perf_counter() - started

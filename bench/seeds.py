@@ -128,10 +128,11 @@ def set_params(repo: Path, overrides: dict[str, Any]) -> None:
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """`-S key=value` (dotted keys, YAML values), as `dvc exp run -S`."""
     overrides = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep:
+        if not sep or not key:
             sys.exit(f"-S {pair}: expected key=value")
         overrides[key] = yaml.safe_load(value)
     return overrides
