@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
 
+from artsim.siamese.batches import BatchShare, GroupedPairBatches, PairBatch, PairBatches, PairTable
 from artsim.siamese.ranking import ranking_loss, ranking_pairs
 from artsim.siamese.train import PairScorer, regressor_epoch
 from artsim.learn.models import SiameseRegressor
@@ -18,10 +20,11 @@ CPU = Runtime(torch.device("cpu"))
 FIRST = torch.tensor([0, 0, 1, 0, 1])
 SECOND = torch.tensor([2, 3, 4, 4, 2])
 POSITIVE = torch.tensor([True, True, True, False, False])
+CANDIDATES = torch.tensor([0, 1])
 
 
 def test_ranking_pairs_score_each_positive_variant_against_every_original_of_the_batch() -> None:
-    pairs = ranking_pairs(FIRST, SECOND, POSITIVE)
+    pairs = ranking_pairs(FIRST, SECOND, POSITIVE, CANDIDATES)
     assert pairs.shape == (3, 2)
     assert pairs.first.tolist() == [0, 1, 0, 1, 0, 1]
     assert pairs.second.tolist() == [2, 2, 3, 3, 4, 4]
@@ -29,7 +32,7 @@ def test_ranking_pairs_score_each_positive_variant_against_every_original_of_the
 
 
 def test_the_term_is_low_when_the_source_ranks_first_and_high_when_it_does_not() -> None:
-    pairs = ranking_pairs(FIRST, SECOND, POSITIVE)
+    pairs = ranking_pairs(FIRST, SECOND, POSITIVE, CANDIDATES)
     right = torch.tensor([0.9, 0.3, 0.8, 0.35, 0.3, 0.85])  # every variant closest to its own source
     wrong = torch.tensor([0.3, 0.9, 0.35, 0.8, 0.85, 0.3])
     low, count = ranking_loss(right, pairs)
@@ -37,7 +40,7 @@ def test_the_term_is_low_when_the_source_ranks_first_and_high_when_it_does_not()
     assert count == 3
     assert float(low) < 0.01 * 3 < float(high)
     # One original ranks nothing.
-    alone = ranking_pairs(torch.tensor([0, 0]), torch.tensor([1, 2]), torch.tensor([True, True]))
+    alone = ranking_pairs(torch.tensor([0, 0]), torch.tensor([1, 2]), torch.tensor([True, True]), torch.tensor([0]))
     zero, none = ranking_loss(torch.tensor([0.5, 0.6]), alone)
     assert float(zero) == 0.0 and none == 0
 
@@ -57,7 +60,7 @@ def _batch(seed: int) -> tuple[torch.Tensor, ...]:
     generator = torch.Generator().manual_seed(seed)
     inputs = torch.rand(5, 2048, generator=generator)
     scores = torch.tensor([0.7, 0.6, 0.65, 0.3, 0.35])
-    return torch.arange(5), inputs, FIRST, SECOND, scores, POSITIVE
+    return PairBatch(torch.arange(5), inputs, FIRST, SECOND, scores, POSITIVE, CANDIDATES)
 
 
 def _train(rank_weight: float, steps: int = 3) -> tuple[dict[str, torch.Tensor], float]:
@@ -84,7 +87,7 @@ def test_rank_weight_zero_is_exactly_the_mse_loss_and_a_positive_weight_changes_
         model.head.calibrate(batches[0][1][FIRST], batches[0][1][SECOND], 0.5)
     optimizer = torch.optim.AdamW([p for p in scorer.parameters() if p.requires_grad], lr=1e-2)
     scorer.train()
-    for _, inputs, first, second, scores, _ in batches:
+    for _, inputs, first, second, scores, *_ in batches:
         loss = nn.functional.mse_loss(scorer(inputs, first, second), scores)
         optimizer.zero_grad()
         loss.backward()
@@ -94,3 +97,63 @@ def test_rank_weight_zero_is_exactly_the_mse_loss_and_a_positive_weight_changes_
     assert all(torch.equal(without[name], reference[name]) for name in reference)
     with_rank, _ = _train(0.5)
     assert not all(torch.equal(with_rank[name], reference[name]) for name in reference)
+
+
+def _table() -> PairTable:
+    """4 originals, 2 variants each (positive pairs) and a negative pair per original."""
+    rows = []
+    for o in range(4):
+        rows += [{"original_path": f"o{o}", "generated_path": f"g{o}_{v}", "score": 0.7, "positive": True} for v in range(2)]
+        rows.append({"original_path": f"o{o}", "generated_path": f"g{(o + 1) % 4}_0", "score": 0.3, "positive": False})
+    return PairTable.from_pairs(pd.DataFrame(rows))
+
+
+def _ranking_term(scorer: PairScorer, batch: PairBatch) -> tuple[torch.Tensor, int]:
+    _, inputs, first, second, _, positive, candidates = batch
+    pairs = ranking_pairs(first, second, positive, candidates)
+    return ranking_loss(scorer(inputs, pairs.first, pairs.second), pairs)
+
+
+@pytest.mark.parametrize("world_size", [2, 3, 5])
+def test_ranks_rank_against_the_whole_global_batch_so_their_terms_and_gradients_sum_to_one_process(world_size: int) -> None:
+    table = _table()
+    embedding = {i: torch.rand(2048, generator=torch.Generator().manual_seed(i)) for i in range(len(table.images))}
+    dataset = PairBatches(table, embedding.__getitem__)
+    make_deterministic(0)
+    scorer = PairScorer(SiameseRegressor(head_hidden=8), _Inputs())
+    with torch.no_grad():
+        scorer.model.head.calibrate(torch.stack(list(embedding.values())), torch.stack(list(embedding.values())).flip(0), 0.5)
+
+    def term_and_gradient(share: BatchShare) -> tuple[float, int, list[torch.Tensor]]:
+        scorer.zero_grad()
+        loss, count = _ranking_term(scorer, dataset[share])
+        loss.backward()
+        return loss.item(), count, [p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in scorer.parameters()]
+
+    alone = GroupedPairBatches(table.groups, 6, seed=1, with_candidates=True)
+    shares = [list(GroupedPairBatches(table.groups, 6, seed=1, rank=r, world_size=world_size, with_candidates=True))
+              for r in range(world_size)]
+    for step, whole in enumerate(alone):
+        assert len(whole.candidates) >= 2  # a batch of 6 grouped pairs spans at least two originals
+        loss, count, gradient = term_and_gradient(whole)
+        parts = [term_and_gradient(rank_shares[step]) for rank_shares in shares]
+        assert all(part_share.candidates == whole.candidates for part_share in (s[step] for s in shares))
+        assert sum(part[1] for part in parts) == count
+        assert sum(part[0] for part in parts) == pytest.approx(loss, rel=1e-5)
+        for name_index, summed in enumerate(zip(*(part[2] for part in parts))):
+            assert torch.allclose(sum(summed), gradient[name_index], rtol=1e-4, atol=1e-7)
+
+
+def test_a_rank_ranking_against_its_own_share_only_would_train_another_model() -> None:
+    """What DDP did before the candidates travelled with each share: a rank's share of a batch
+    holds fewer originals, its positives meet fewer candidates, and the term changes."""
+    table = _table()
+    dataset = PairBatches(table, lambda image: torch.rand(2048, generator=torch.Generator().manual_seed(image)))
+    make_deterministic(0)
+    scorer = PairScorer(SiameseRegressor(head_hidden=8), _Inputs())
+    changed = 0
+    for share in GroupedPairBatches(table.groups, 6, seed=1, rank=0, world_size=6, with_candidates=True):
+        own = BatchShare(list(share), sorted({int(table.first[i]) for i in share}))
+        term, own_term = _ranking_term(scorer, dataset[share])[0].item(), _ranking_term(scorer, dataset[own])[0].item()
+        changed += own.candidates != share.candidates and own_term != pytest.approx(term)
+    assert changed

@@ -8,9 +8,10 @@ an epoch costs in proportion to the images, not to the pairs.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -19,13 +20,38 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from artsim.learn.batches import RankShares
-from artsim.core.distributed import Ranks
+from artsim.core.distributed import Ranks, rank_share
 from artsim.learn.feature_cache import FeatureStore
 from artsim.learn.features import ImageFiles
 from artsim.core.images import ImageRejected
 from artsim.learn.training import Runtime
 
 log = logging.getLogger(__name__)
+
+
+class BatchShare(list):
+    """A rank's share of a global batch (pair positions, a plain list to everything else) and the
+    originals of the whole global batch (image positions): the ranking term's candidates
+    (artsim.siamese.ranking). Every rank embeds all of them, so that its positives are ranked
+    against the same candidates, with the same gradients, as one process ranks them all; empty
+    when nothing ranks."""
+
+    def __init__(self, pairs: Sequence[int], candidates: Sequence[int] = ()) -> None:
+        super().__init__(pairs)
+        self.candidates = list(candidates)
+
+
+class PairBatch(NamedTuple):
+    """One PairBatches item. `first`, `second` and `candidates` index `inputs`, the batch's unique
+    images, in the order of their positions in the table (so candidates are sorted as in one process)."""
+
+    pairs: Tensor
+    inputs: Tensor
+    first: Tensor
+    second: Tensor
+    scores: Tensor
+    positive: Tensor
+    candidates: Tensor
 
 
 @dataclass
@@ -76,20 +102,25 @@ class PairBatches(Dataset):
     def __len__(self) -> int:
         return len(self.table)
 
-    def __getitem__(self, pairs: Sequence[int]) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-        """The batch. Pairs whose image became unreadable since screening (a file changed or
-        deleted mid-run) are left out, down to a batch of no pairs, which still runs through
-        the model: under DDP every rank must take part in every step."""
+    def __getitem__(self, pairs: Sequence[int]) -> PairBatch:
+        """The batch (with a BatchShare, its candidates' inputs too). Pairs whose image became
+        unreadable since screening (a file changed or deleted mid-run) are left out, down to a
+        batch of no pairs, which still runs through the model: under DDP every rank must take
+        part in every step."""
+        wanted = np.asarray(getattr(pairs, "candidates", ()), dtype=np.int64)
         pairs = np.asarray(pairs, dtype=np.int64)
-        loaded, unreadable = self._load(np.union1d(self.table.first[pairs], self.table.second[pairs]))
+        loaded, unreadable = self._load(np.union1d(np.union1d(self.table.first[pairs], self.table.second[pairs]), wanted))
         if unreadable:
             pairs = pairs[~(np.isin(self.table.first[pairs], unreadable) | np.isin(self.table.second[pairs], unreadable))]
+            wanted = wanted[~np.isin(wanted, unreadable)]
         first, second = self.table.first[pairs], self.table.second[pairs]
-        unique, where = np.unique(np.concatenate([first, second]), return_inverse=True)
+        unique, where = np.unique(np.concatenate([first, second, wanted]), return_inverse=True)
         stacked = torch.stack([loaded[int(image)] for image in unique]) if len(unique) else self._no_inputs()
         where = torch.from_numpy(where).long()
-        return (torch.from_numpy(pairs), stacked, where[: len(pairs)], where[len(pairs):],
-                torch.from_numpy(self.table.scores[pairs]), torch.from_numpy(self.table.positive[pairs]))
+        count = len(pairs)
+        return PairBatch(torch.from_numpy(pairs), stacked, where[:count], where[count:2 * count],
+                         torch.from_numpy(self.table.scores[pairs]), torch.from_numpy(self.table.positive[pairs]),
+                         where[2 * count:])
 
     def _load(self, images: np.ndarray) -> tuple[dict[int, Tensor], list[int]]:
         loaded, unreadable = {}, []
@@ -141,18 +172,26 @@ class DecodedImages(ImageInputs):
 
 class GroupedPairBatches(RankShares):
     """Global batches of `batch_size` pairs, each rank yielding its share of each (see
-    artsim.learn.batches: an empty share too, so that every rank takes every step).
+    artsim.learn.batches: an empty share too, so that every rank takes every step), as a
+    BatchShare: `with_candidates`, it carries the originals of the whole global batch.
 
     Every epoch shuffles the groups (originals) with (seed, epoch) and lays their pairs
     end to end before cutting batches, so the pairs of a painting travel together. The
     global batches do not depend on the number of ranks.
     """
 
-    def __init__(self, groups: np.ndarray, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(self, groups: np.ndarray, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
+                 with_candidates: bool = False) -> None:
         super().__init__(Ranks(rank, world_size))
         self.groups = np.asarray(groups)
         self.batch_size = batch_size
         self.seed = seed
+        self.with_candidates = with_candidates
+
+    def __iter__(self) -> Iterator[BatchShare]:
+        for batch in self.global_batches():
+            candidates = np.unique(self.groups[batch]).tolist() if self.with_candidates else ()
+            yield BatchShare(rank_share(batch, self.ranks).tolist(), candidates)
 
     def global_batches(self) -> list[np.ndarray]:
         rng = np.random.default_rng([self.seed, self.epoch])

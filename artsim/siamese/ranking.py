@@ -7,7 +7,11 @@ variant) of a batch, the variant is scored against every original of the batch, 
 is the cross-entropy of picking its own source: -log softmax(score / TEMPERATURE)[source].
 
 Batches are cut from pairs grouped by original (artsim.siamese.batches), so a batch holds a
-few originals, each with its variants and negatives: the candidates are those originals.
+few originals, each with its variants and negatives: the candidates are those originals, all of
+the global batch's on every rank (a BatchShare carries them). A rank embeds them all, its
+positives only, so the ranks' terms sum to one process's term, and so do their gradients
+(DDP averages them; artsim.learn.batches.global_mean scales for that): under DDP the model is
+the one a single process trains, at the cost of embedding a batch's few originals on every rank.
 """
 from __future__ import annotations
 
@@ -36,11 +40,12 @@ class RankingPairs:
         return len(self.first)
 
 
-def ranking_pairs(first: Tensor, second: Tensor, positive: Tensor) -> RankingPairs:
-    """The (original, variant) combinations of a batch's positives against its originals."""
-    originals, source = torch.unique(first, return_inverse=True)
+def ranking_pairs(first: Tensor, second: Tensor, positive: Tensor, candidates: Tensor) -> RankingPairs:
+    """The (original, variant) combinations of a batch's positives against `candidates`, the
+    global batch's originals (sorted; each positive's source among them)."""
     variants = second[positive]
-    target = source[positive]
+    target = torch.searchsorted(candidates, first[positive])
+    originals = candidates
     n_variants, n_originals = len(variants), len(originals)
     return RankingPairs(
         first=originals.repeat(n_variants),

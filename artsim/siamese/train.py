@@ -73,9 +73,9 @@ def scores_and_ranking(scorer: nn.Module, batch: Sequence[Tensor], runtime: Runt
                        rank: bool) -> tuple[Tensor, Tensor, tuple[Tensor, RankingPairs] | None]:
     """(predictions, targets, and with `rank` the ranking pairs' scores and the pairs) of one
     PairBatches item: one pass of the batch's unique inputs scores both kinds of pair."""
-    _, inputs, first, second, scores, positive = batch
+    _, inputs, first, second, scores, positive, candidates = batch
     inputs = runtime.to_device(inputs) if inputs.dim() == 4 else inputs.to(runtime.device)
-    extra = ranking_pairs(first, second, positive) if rank else None
+    extra = ranking_pairs(first, second, positive, candidates) if rank else None
     if extra is not None:
         first, second = torch.cat([first, extra.first]), torch.cat([second, extra.second])
     with runtime.autocast():
@@ -194,10 +194,8 @@ def _train_regressor(
     optimizer = _siamese_optimizer(scorer, params)
     scaler = runtime.grad_scaler()
     ranks = runtime.ranks
-    if params.rank_weight > 0 and ranks.world_size > 1:
-        log.warning("siamese.rank_weight %g under %d ranks: the ranking term's negatives are each rank's share of the "
-                    "batch, so this trains another model than one process does", params.rank_weight, ranks.world_size)
-    sampler = GroupedPairBatches(train_set.table.groups, params.batch_size, seed, ranks.rank, ranks.world_size)
+    sampler = GroupedPairBatches(train_set.table.groups, params.batch_size, seed, ranks.rank, ranks.world_size,
+                                 with_candidates=params.rank_weight > 0)
     loader = batch_loader(train_set, sampler, params.loader_workers, runtime)
     follow_recipe(optimizer, params.epochs * len(sampler), params.warmup, params.grad_clip)
     trained = distribute(scorer, runtime)
