@@ -26,6 +26,7 @@ Usage (about 6 minutes on 2 cores with the defaults):
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import shutil
@@ -152,6 +153,10 @@ def prepare(source: Path, workdir: Path, overrides: dict[str, Any]) -> Path:
     run(["dvc", "repro", "score"], repo, env)
     print(f"data stages (once): {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return repo
+# Per held-out transform (issue 17 §3: the README says by how much the model misses each peer):
+# every scorer's recall@1 and pair AUC from this plot file; the peers' do not move with the seed.
+TRANSFORMED_PLOT = Path("evaluate") / "transformed.csv"
+PER_TRANSFORM = {"recall_at_1": "recall@1", "pair_auc": "pair auc"}
 
 
 # The key each headline metric was found at, for the tolerance file.
@@ -171,7 +176,17 @@ def learn(repo: Path, seed: int, kernel: str) -> dict[str, float | None]:
         key, value = first_present(report, keys)
         METRIC_KEYS[name] = key
         row[name] = float(value) if value is not None else None
-    return row
+    return {**row, **per_transform(repo / "metrics" / TRANSFORMED_PLOT)}
+
+
+def per_transform(path: Path) -> dict[str, float | None]:
+    """'transformed <transform> <figure> (<scorer>)' for every row of metrics/evaluate/transformed.csv."""
+    if not path.is_file():
+        return {}
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    return {f"transformed {row['transform']} {label} ({row['scorer']})": float(row[column]) if row[column] else None
+            for row in rows for column, label in PER_TRANSFORM.items()}
 
 
 def spread(values: list[float | None]) -> tuple[float, float] | None:
@@ -187,15 +202,15 @@ def summarise(results: dict[str, dict[int, dict[str, float | None]]], k: float) 
     kernels = list(results)
     seeds = list(results[kernels[0]])
     summary = {}
-    for name in HEADLINE:
-        per_kernel = {kernel: spread([results[kernel][s][name] for s in seeds]) for kernel in kernels}
+    for name in dict.fromkeys(name for seed_rows in results[kernels[0]].values() for name in seed_rows):
+        per_kernel = {kernel: spread([results[kernel][s].get(name) for s in seeds]) for kernel in kernels}
         if any(v is None for v in per_kernel.values()):
             continue
         # Pooled within-setting std: the seed spread, not the gap between settings.
         std = statistics.fmean(sd**2 for _, sd in per_kernel.values()) ** 0.5
         diffs = [abs(results[a][s][name] - results[kernels[0]][s][name])
                  for a in kernels[1:] for s in seeds
-                 if results[a][s][name] is not None and results[kernels[0]][s][name] is not None]
+                 if results[a][s].get(name) is not None and results[kernels[0]][s].get(name) is not None]
         summary[name] = {
             **{f"{kernel}_mean": mean for kernel, (mean, _) in per_kernel.items()},
             **{f"{kernel}_std": sd for kernel, (_, sd) in per_kernel.items()},
@@ -208,19 +223,19 @@ def summarise(results: dict[str, dict[int, dict[str, float | None]]], k: float) 
 
 
 def print_report(summary: dict[str, dict[str, float]], kernels: list[str], n_seeds: int) -> None:
-    header = f"{'metric':<22}" + "".join(f"{kernel + ' mean ± std':>26}" for kernel in kernels)
+    header = f"{'metric':<44}" + "".join(f"{kernel + ' mean ± std':>26}" for kernel in kernels)
     header += f"{'|Δ kernel| mean/max':>24}{'tolerance':>11}"
     print(f"\n{n_seeds} seeds; Δ kernel: |{' - '.join(kernels)}| for the same seed")
     print(header)
     for name, row in summary.items():
-        line = f"{name:<22}" + "".join(f"{row[f'{k}_mean']:>15.4f} ± {row[f'{k}_std']:<8.4f}" for k in kernels)
+        line = f"{name:<44}" + "".join(f"{row[f'{k}_mean']:>15.4f} ± {row[f'{k}_std']:<8.4f}" for k in kernels)
         line += f"{row['cross_kernel_mean']:>12.4f} / {row['cross_kernel_max']:<9.4f}{row['tolerance']:>9.4f}"
         print(line)
 
 
 def write_tolerance(path: Path, summary: dict[str, dict[str, float]], args: argparse.Namespace) -> None:
     evaluate = {METRIC_KEYS[name]: {key: round(value, 6) for key, value in row.items()}
-                for name, row in summary.items() if HEADLINE[name][0] == ("evaluate.json",)}
+                for name, row in summary.items() if name in HEADLINE and HEADLINE[name][0] == ("evaluate.json",)}
     payload = {
         "about": ("How far metrics/evaluate.json may land from the committed one when the pipeline is "
                   "reproduced on another machine: per dotted key, tolerance = max(largest difference "
@@ -262,7 +277,7 @@ def main() -> None:
                 results[kernel][seed] = learn(repo, seed, kernel)
                 print(f"seed {seed} {kernel:<6} {time.perf_counter() - run_started:5.0f} s  "
                       + "  ".join(f"{name.split(' ', 1)[1]}={value:.4g}" for name, value in results[kernel][seed].items()
-                                  if value is not None), file=sys.stderr)
+                                  if value is not None and name in HEADLINE), file=sys.stderr)
     summary = summarise(results, args.k)
     print_report(summary, kernels, args.seeds)
     print(f"\ntotal {time.perf_counter() - started:.0f} s", file=sys.stderr)
