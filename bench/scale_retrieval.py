@@ -16,10 +16,11 @@ needed) and prints, from the copy's metrics/evaluate.json:
   queries, candidates and test pairs,
 - each stage's wall time, and DVC's time beyond the stages.
 
-Usage (N=2000: about 20 minutes on 2 cores; the dataset is kept in --work and reused):
+Usage (N=2000: 81 minutes on 2 shared cores, 50 of them in evaluate; N=500: 16; the dataset is kept in --work and reused):
     nice -n 10 .venv/bin/python bench/scale_retrieval.py --n 2000 --work /tmp/scale-retrieval --json /tmp/scale-retrieval/n2000.json
     nice -n 10 .venv/bin/python bench/scale_retrieval.py --n 40    # a smoke run, a few minutes
     ... -S siamese.rank_weight=0.2 -S siamese.epochs=4            # params.yaml overrides, as dvc exp run -S
+    ... --then siamese.rank_weight=0 --then siamese.rank_weight=0.2  # then each of these, rerunning siamese + evaluate only
 """
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ RANKING = ("recall_at_1", "mrr", "pair_auc")
 REGRESSION = ("mse", "baseline_mse", "r2", "mae", "pearson", "spearman")
 COUNTS = ("n_queries", "n_candidates", "n_test_pairs", "n_skipped_pairs", "n_unreadable_images")
 # The params that decide how the model is trained for ranking, shown beside the figures.
-SHOWN_PARAMS = ("seed", "score.weights", "siamese.rank_weight", "siamese.augment_copies", "siamese.epochs",
+SHOWN_PARAMS = ("seed", "score.weights", "siamese.rank_weight", "siamese.rank_candidates", "siamese.augment_copies", "siamese.epochs",
                 "finetune.epochs")
 
 
@@ -76,7 +77,10 @@ def derive_variants(source: Path, target: Path) -> Path:
     return target
 
 
-def measure(work: Path, count: int, side: int, overrides: dict[str, Any]) -> dict:
+def measure(work: Path, count: int, side: int, overrides: dict[str, Any],
+            then: list[dict[str, Any]] = ()) -> list[dict]:
+    """The figures of `overrides`, then of each of `then` on top of them, in one workspace:
+    after the first `dvc repro evaluate`, each further one reruns only the stages its params reach."""
     dataset = work / f"dataset-{count}-side{side}"
     source, _unrelated = build_dataset(dataset, count, side)
     imported = derive_variants(source, dataset / "derived")
@@ -85,7 +89,17 @@ def measure(work: Path, count: int, side: int, overrides: dict[str, Any]) -> dic
     workspace, times = root / "repo", root / "times.jsonl"
     env = environment(root / "artsim-cache", times)
     make_workspace(workspace, source, imported, CACHE_TYPES["hardlink"], env)
-    set_params(workspace, overrides)
+    rows = []
+    for step in [overrides, *({**overrides, **more} for more in then)]:
+        set_params(workspace, step)
+        times.unlink(missing_ok=True)
+        rows.append(repro_and_read(workspace, env, times, count, side, step))
+        report(rows[-1])
+    return rows
+
+
+def repro_and_read(workspace: Path, env: dict[str, str], times: Path, count: int, side: int,
+                   overrides: dict[str, Any]) -> dict:
     params = yaml.safe_load((workspace / "params.yaml").read_text(encoding="utf-8"))
     started = time.perf_counter()
     run(["dvc", "repro", "evaluate"], workspace, env)
@@ -152,17 +166,19 @@ def main() -> None:
     parser.add_argument("--side", type=int, default=384, help="long side of the synthetic paintings")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (kept, dataset reused); default: a temporary one, removed")
     parser.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE", help="params.yaml override, as dvc exp run -S")
-    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--then", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
+                        help="a further configuration on top of -S, measured after it in the same workspace (repeatable)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here (a list, one row per configuration)")
     args = parser.parse_args()
     if args.n < 1 or args.side < 32:
         sys.exit("--n must be >= 1 and --side >= 32 (ingest.min_side)")
     overrides = parse_overrides(args.set)
     work = args.work or Path(tempfile.mkdtemp(prefix="scale-retrieval-"))
     try:
-        row = measure(work.resolve(), args.n, args.side, overrides)
-        report(row)
+        then = [parse_overrides(step.split(",")) for step in args.then]
+        rows = measure(work.resolve(), args.n, args.side, overrides, then)
         if args.json:
-            args.json.write_text(json.dumps(row, indent=1))
+            args.json.write_text(json.dumps(rows, indent=1))
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -157,3 +157,37 @@ def test_a_rank_ranking_against_its_own_share_only_would_train_another_model() -
         term, own_term = _ranking_term(scorer, dataset[share])[0].item(), _ranking_term(scorer, dataset[own])[0].item()
         changed += own.candidates != share.candidates and own_term != pytest.approx(term)
     assert changed
+
+
+@pytest.mark.parametrize("extra", [0, 2, 100])
+def test_extra_candidates_are_the_batchs_originals_and_others_drawn_alike_on_every_rank(extra: int) -> None:
+    groups = np.repeat(np.arange(10), 4)  # 10 originals, 4 pairs each
+    alone = list(GroupedPairBatches(groups, 8, seed=5, with_candidates=True, extra_candidates=extra))
+    ranks = [list(GroupedPairBatches(groups, 8, seed=5, rank=r, world_size=3, with_candidates=True, extra_candidates=extra))
+             for r in range(3)]
+    batches = GroupedPairBatches(groups, 8, seed=5).global_batches()
+    for step, (share, batch) in enumerate(zip(alone, batches)):
+        own = set(groups[batch].tolist())
+        assert own <= set(share.candidates) and share.candidates == sorted(set(share.candidates))
+        assert len(share.candidates) == min(len(own) + extra, 10)
+        assert all(rank_shares[step].candidates == share.candidates for rank_shares in ranks)
+    if extra == 2:  # drawn anew per batch and per epoch, reproducibly
+        again = GroupedPairBatches(groups, 8, seed=5, with_candidates=True, extra_candidates=extra)
+        assert [s.candidates for s in again] == [s.candidates for s in alone]
+        again.set_epoch(1)
+        assert [s.candidates for s in again] != [s.candidates for s in alone]
+
+
+def test_a_batch_loads_its_extra_candidates_and_ranks_against_them() -> None:
+    table = _table()
+    dataset = PairBatches(table, lambda image: torch.rand(2048, generator=torch.Generator().manual_seed(image)))
+    make_deterministic(0)
+    scorer = PairScorer(SiameseRegressor(head_hidden=8), _Inputs())
+    share = next(iter(GroupedPairBatches(table.groups, 3, seed=1, with_candidates=True)))
+    wider = next(iter(GroupedPairBatches(table.groups, 3, seed=1, with_candidates=True, extra_candidates=3)))
+    assert list(share) == list(wider) and len(share.candidates) == 1 and len(wider.candidates) == 4
+    batch = dataset[wider]
+    assert len(batch.candidates) == 4 and len(batch.inputs) == len(set(batch.first.tolist()) | set(batch.second.tolist())) + 3
+    # One original alone ranks nothing; with three more drawn the term counts every positive.
+    assert _ranking_term(scorer, dataset[share])[1] == 0
+    assert _ranking_term(scorer, batch)[1] == int(batch.positive.sum()) > 0

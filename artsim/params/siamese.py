@@ -27,6 +27,7 @@ class SiameseParams(TrainingRun, LearningRecipe):
     # regression and steadied it over seeds (and trains the same model under DDP as on one
     # process); altered copies cost R², so they are off.
     rank_weight: float = Field(0.05, ge=0.0, description="weight of the in-batch ranking term beside the MSE (artsim.siamese.ranking); 0 = MSE only")
+    rank_candidates: int = Field(0, ge=0, le=4096, description="train originals beyond the batch's own that the ranking term ranks each positive against, drawn per global batch")
     augment_copies: int = Field(0, ge=0, le=16, description="altered copies of each train variant (artsim.learn.augment); 0 = none")
 
     @field_validator("train_layers")

@@ -173,7 +173,9 @@ class DecodedImages(ImageInputs):
 class GroupedPairBatches(RankShares):
     """Global batches of `batch_size` pairs, each rank yielding its share of each (see
     artsim.learn.batches: an empty share too, so that every rank takes every step), as a
-    BatchShare: `with_candidates`, it carries the originals of the whole global batch.
+    BatchShare: `with_candidates`, it carries the originals of the whole global batch and
+    `extra_candidates` more originals of these pairs, drawn per batch (harder ranking: a batch
+    of grouped pairs holds only a few originals).
 
     Every epoch shuffles the groups (originals) with (seed, epoch) and lays their pairs
     end to end before cutting batches, so the pairs of a painting travel together. The
@@ -181,17 +183,27 @@ class GroupedPairBatches(RankShares):
     """
 
     def __init__(self, groups: np.ndarray, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
-                 with_candidates: bool = False) -> None:
+                 with_candidates: bool = False, extra_candidates: int = 0) -> None:
         super().__init__(Ranks(rank, world_size))
         self.groups = np.asarray(groups)
         self.batch_size = batch_size
         self.seed = seed
         self.with_candidates = with_candidates
+        self.extra_candidates = extra_candidates
 
     def __iter__(self) -> Iterator[BatchShare]:
-        for batch in self.global_batches():
-            candidates = np.unique(self.groups[batch]).tolist() if self.with_candidates else ()
+        for step, batch in enumerate(self.global_batches()):
+            candidates = self.candidates(batch, step) if self.with_candidates else ()
             yield BatchShare(rank_share(batch, self.ranks).tolist(), candidates)
+
+    def candidates(self, batch: np.ndarray, step: int) -> list[int]:
+        """The batch's originals and `extra_candidates` others of these groups (all there are, if
+        fewer), drawn with (seed, epoch, step): the same on every rank, sorted."""
+        own = np.unique(self.groups[batch])
+        others = np.setdiff1d(np.unique(self.groups), own)
+        count = min(self.extra_candidates, len(others))
+        drawn = np.random.default_rng([self.seed, self.epoch, step]).choice(others, size=count, replace=False) if count else []
+        return np.union1d(own, drawn).astype(np.int64).tolist()
 
     def global_batches(self) -> list[np.ndarray]:
         rng = np.random.default_rng([self.seed, self.epoch])

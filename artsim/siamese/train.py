@@ -195,7 +195,7 @@ def _train_regressor(
     scaler = runtime.grad_scaler()
     ranks = runtime.ranks
     sampler = GroupedPairBatches(train_set.table.groups, params.batch_size, seed, ranks.rank, ranks.world_size,
-                                 with_candidates=params.rank_weight > 0)
+                                 with_candidates=params.rank_weight > 0, extra_candidates=params.rank_candidates)
     loader = batch_loader(train_set, sampler, params.loader_workers, runtime)
     follow_recipe(optimizer, params.epochs * len(sampler), params.warmup, params.grad_clip)
     trained = distribute(scorer, runtime)
