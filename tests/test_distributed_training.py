@@ -83,11 +83,12 @@ def siamese_project(root: Path, trunk_from: Path, extra_pairs: int, **siamese: o
 # 18 train pairs in batches of 6 split evenly over 2 ranks; 19 leave a last batch of one
 # pair, so one rank has an empty share of it (it used to skip that step while the other
 # waited for it in the step's collectives); 20 leave a last batch of one pair per rank.
-# With the ranking term (the default siamese.rank_weight) and with MSE alone (rank_weight 0).
-@pytest.mark.parametrize(("n_train_pairs", "rank_weight"), [(18, None), (19, None), (20, None), (19, 0.0)])
-def test_siamese_under_ddp_matches_one_process(alone: Path, tmp_path: Path, n_train_pairs: int, rank_weight: float | None) -> None:
+# With the ranking term (the default siamese.rank_weight), with MSE alone (rank_weight 0), and
+# with more ranking candidates drawn per batch (so that the last batch's empty share still ranks).
+@pytest.mark.parametrize(("n_train_pairs", "chosen"), [(18, {}), (19, {}), (20, {}), (19, {"rank_weight": 0.0}),
+                                                       (19, {"rank_candidates": 2})])
+def test_siamese_under_ddp_matches_one_process(alone: Path, tmp_path: Path, n_train_pairs: int, chosen: dict) -> None:
     extra = n_train_pairs - 18
-    chosen = {} if rank_weight is None else {"rank_weight": rank_weight}
     one_root = alone if extra == 0 and not chosen else siamese_project(tmp_path / "one", alone, extra, **chosen)
     if one_root is not alone:
         run_stage(one_root, "siamese")

@@ -171,11 +171,23 @@ def test_extra_candidates_are_the_batchs_originals_and_others_drawn_alike_on_eve
         assert own <= set(share.candidates) and share.candidates == sorted(set(share.candidates))
         assert len(share.candidates) == min(len(own) + extra, 10)
         assert all(rank_shares[step].candidates == share.candidates for rank_shares in ranks)
-    if extra == 2:  # drawn anew per batch and per epoch, reproducibly
-        again = GroupedPairBatches(groups, 8, seed=5, with_candidates=True, extra_candidates=extra)
-        assert [s.candidates for s in again] == [s.candidates for s in alone]
-        again.set_epoch(1)
-        assert [s.candidates for s in again] != [s.candidates for s in alone]
+    again = GroupedPairBatches(groups, 8, seed=5, with_candidates=True, extra_candidates=extra)
+    assert [s.candidates for s in again] == [s.candidates for s in alone]  # reproducible
+
+
+def test_extra_candidates_are_drawn_anew_for_every_batch() -> None:
+    groups = np.repeat(np.arange(30), 2)  # batches of 2 pairs: one original each
+    drawn = [sorted(set(share.candidates) - {int(groups[share[0]])})
+             for share in GroupedPairBatches(groups, 2, seed=5, with_candidates=True, extra_candidates=3)]
+    assert all(len(extras) == 3 for extras in drawn)
+    assert len({tuple(extras) for extras in drawn}) > len(drawn) // 2
+
+
+def test_a_positive_whose_source_is_not_a_candidate_is_an_error_not_a_wrong_target() -> None:
+    with pytest.raises(ValueError, match="not among the ranking candidates"):
+        ranking_pairs(FIRST, SECOND, POSITIVE, torch.tensor([0]))
+    with pytest.raises(ValueError, match="not among the ranking candidates"):
+        ranking_pairs(FIRST, SECOND, POSITIVE, torch.tensor([1, 5]))
 
 
 def test_a_batch_loads_its_extra_candidates_and_ranks_against_them() -> None:

@@ -190,6 +190,7 @@ class GroupedPairBatches(RankShares):
         self.seed = seed
         self.with_candidates = with_candidates
         self.extra_candidates = extra_candidates
+        self.originals = np.unique(self.groups)  # once: a sampler step must not cost O(pairs)
 
     def __iter__(self) -> Iterator[BatchShare]:
         for step, batch in enumerate(self.global_batches()):
@@ -200,9 +201,11 @@ class GroupedPairBatches(RankShares):
         """The batch's originals and `extra_candidates` others of these groups (all there are, if
         fewer), drawn with (seed, epoch, step): the same on every rank, sorted."""
         own = np.unique(self.groups[batch])
-        others = np.setdiff1d(np.unique(self.groups), own)
+        if not self.extra_candidates:
+            return own.astype(np.int64).tolist()
+        others = np.setdiff1d(self.originals, own, assume_unique=True)
         count = min(self.extra_candidates, len(others))
-        drawn = np.random.default_rng([self.seed, self.epoch, step]).choice(others, size=count, replace=False) if count else []
+        drawn = np.random.default_rng([self.seed, self.epoch, step]).choice(others, size=count, replace=False)
         return np.union1d(own, drawn).astype(np.int64).tolist()
 
     def global_batches(self) -> list[np.ndarray]:

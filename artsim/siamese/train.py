@@ -194,6 +194,8 @@ def _train_regressor(
     optimizer = _siamese_optimizer(scorer, params)
     scaler = runtime.grad_scaler()
     ranks = runtime.ranks
+    if params.rank_candidates and not params.rank_weight:
+        log.warning("siamese.rank_candidates %d is unused: siamese.rank_weight is 0 (no ranking term)", params.rank_candidates)
     sampler = GroupedPairBatches(train_set.table.groups, params.batch_size, seed, ranks.rank, ranks.world_size,
                                  with_candidates=params.rank_weight > 0, extra_candidates=params.rank_candidates)
     loader = batch_loader(train_set, sampler, params.loader_workers, runtime)
