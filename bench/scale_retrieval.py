@@ -20,7 +20,7 @@ Usage (N=2000: 81 minutes on 2 shared cores, 50 of them in evaluate; N=500: 16; 
     nice -n 10 .venv/bin/python bench/scale_retrieval.py --n 2000 --work /tmp/scale-retrieval --json /tmp/scale-retrieval/n2000.json
     nice -n 10 .venv/bin/python bench/scale_retrieval.py --n 40    # a smoke run, a few minutes
     ... -S siamese.rank_weight=0.2 -S siamese.epochs=4            # params.yaml overrides, as dvc exp run -S
-    ... --then siamese.rank_weight=0 --then siamese.rank_weight=0.2  # then each of these, rerunning siamese + evaluate only
+    ... --then siamese.rank_weight=0 --then siamese.rank_weight=0.2  # then each on top of -S alone, rerunning what it changes
 """
 from __future__ import annotations
 
@@ -79,8 +79,9 @@ def derive_variants(source: Path, target: Path) -> Path:
 
 def measure(work: Path, count: int, side: int, overrides: dict[str, Any],
             then: list[dict[str, Any]] = ()) -> list[dict]:
-    """The figures of `overrides`, then of each of `then` on top of them, in one workspace:
-    after the first `dvc repro evaluate`, each further one reruns only the stages its params reach."""
+    """The figures of `overrides`, then of each of `then` on top of them (not of the steps before it),
+    in one workspace: after the first `dvc repro evaluate`, each further one reruns only the stages
+    whose params differ from the previous step's."""
     dataset = work / f"dataset-{count}-side{side}"
     source, _unrelated = build_dataset(dataset, count, side)
     imported = derive_variants(source, dataset / "derived")
@@ -89,8 +90,11 @@ def measure(work: Path, count: int, side: int, overrides: dict[str, Any],
     workspace, times = root / "repo", root / "times.jsonl"
     env = environment(root / "artsim-cache", times)
     make_workspace(workspace, source, imported, CACHE_TYPES["hardlink"], env)
+    base_params = (workspace / "params.yaml").read_text(encoding="utf-8")
     rows = []
     for step in [overrides, *({**overrides, **more} for more in then)]:
+        # Each step on the workspace's own params: a step's keys must not linger into the next.
+        (workspace / "params.yaml").write_text(base_params, encoding="utf-8")
         set_params(workspace, step)
         times.unlink(missing_ok=True)
         rows.append(repro_and_read(workspace, env, times, count, side, step))
@@ -144,6 +148,7 @@ def report(row: dict) -> None:
           f"{counts['n_candidates']} originals, {counts['n_test_pairs']} test pairs "
           f"(skipped {counts['n_skipped_pairs']}, unreadable {counts['n_unreadable_images']})")
     print("params: " + ", ".join(f"{key}={json.dumps(value)}" for key, value in row["params"].items()))
+    print("overrides: " + (", ".join(f"{key}={json.dumps(value)}" for key, value in row["overrides"].items()) or "none"))
     print(f"{'scorer':<11}| {'plain R@1':>9} {'MRR':>6} {'AUC':>6} | {'transf R@1':>10} {'MRR':>6} {'AUC':>6}")
     for scorer in SCORERS:
         plain, transformed = row["plain"][scorer], row["transformed"][scorer]

@@ -154,7 +154,8 @@ def test_a_damaged_feature_file_costs_no_pairs_in_training(tmp_path: Path) -> No
     weights = tmp_path / "trunk.safetensors"
     torch.manual_seed(0)
     save_weights(build_classifier(3), weights)
-    params = SiameseParams(image_size=32, epochs=1, batch_size=6, head_hidden=8, feature_cache=tmp_path / "features")
+    params = SiameseParams(image_size=32, epochs=1, batch_size=6, head_hidden=8, train_layers=["layer4"],
+                           feature_cache=tmp_path / "features")
     first = train_siamese(resolved_pairs(tiny), weights, params, 0, CPU).metrics
     cached = sorted((tmp_path / "features").rglob("*.npy"))
     whole = np.load(cached[0])

@@ -45,7 +45,8 @@ def trunk_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def params(tmp_path: Path, **update) -> SiameseParams:
-    return SIAMESE.model_copy(update={"feature_cache": tmp_path / "features", **update})
+    """Layer4 trained over cached frozen features unless a test says otherwise (the default trains all)."""
+    return SIAMESE.model_copy(update={"feature_cache": tmp_path / "features", "train_layers": ["layer4"], **update})
 
 
 def _losses(result, name: str) -> list[float]:

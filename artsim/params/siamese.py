@@ -12,8 +12,10 @@ from artsim.params.training import TRUNK_STAGES, LearningRecipe, TrainingRun, Tr
 class SiameseParams(TrainingRun, LearningRecipe):
     image_size: int = Field(64, ge=32, le=1024)
     # Everything below the lowest trained stage is frozen, and its features are computed
-    # once per unique image and cached in feature_cache.
-    train_layers: Literal["all"] | list[TrunkStage] = ["layer4"]
+    # once per unique image and cached in feature_cache. "all" by default: at a collection's
+    # scale a trunk trained whole finds far more sources (README, "Training for retrieval and
+    # robustness"); [layer4] is the cheaper, cached alternative.
+    train_layers: Literal["all"] | list[TrunkStage] = "all"
     feature_cache: Annotated[CacheFolder, user_cache_when_null("features")] = Field(
         None, validate_default=True, description="frozen-trunk features by image and weights, outside every DVC output; null = the user cache",
         json_schema_extra=RUN_ONLY)
