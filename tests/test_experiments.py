@@ -132,6 +132,5 @@ def test_queued_siamese_finds_every_feature_in_the_user_cache(queued: dict, user
         counts[name] = tuple(map(int, re.search(r"features: (\d+) unique images, (\d+) already cached", log).groups()))
     # The one-strength experiment's images are a subset of the other's: whichever runs second
     # (the queue's order is not promised) finds every image they share, all of the smaller set.
-    unique, cached = zip(*counts.values())
     smaller = counts[COLOR_AND_ONE_STRENGTH][0]
-    assert 0 < smaller < counts[ONLY_COLOR][0] and max(cached) == smaller, counts
+    assert 0 < smaller < counts[ONLY_COLOR][0] and max(cached for _, cached in counts.values()) == smaller, counts

@@ -27,7 +27,8 @@ from artsim.learn.training import Runtime
 from tests.test_training import CPU, FINETUNE, _finetune
 from tests.tiny_project import build_tiny_project, resolved_pairs
 
-SIAMESE = SiameseParams(image_size=32, epochs=4, batch_size=6, lr=1e-3, head_hidden=16)
+# Layer4 trained over cached frozen features unless a test says otherwise (the default trains all).
+SIAMESE = SiameseParams(image_size=32, epochs=4, batch_size=6, lr=1e-3, head_hidden=16, train_layers=["layer4"])
 
 
 @pytest.fixture
@@ -45,8 +46,7 @@ def trunk_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def params(tmp_path: Path, **update) -> SiameseParams:
-    """Layer4 trained over cached frozen features unless a test says otherwise (the default trains all)."""
-    return SIAMESE.model_copy(update={"feature_cache": tmp_path / "features", "train_layers": ["layer4"], **update})
+    return SIAMESE.model_copy(update={"feature_cache": tmp_path / "features", **update})
 
 
 def _losses(result, name: str) -> list[float]:
