@@ -129,7 +129,7 @@ def make_workspace(target: Path, source: Path, imported: Path, cache_type: str, 
     import yaml
 
     sys.path.insert(0, str(REPO_ROOT))
-    from tests.helpers import copy_worktree
+    from tests.support.helpers import copy_worktree
 
     target.mkdir(parents=True)
     if revision is None:

@@ -25,7 +25,7 @@ from artsim.finetune.data import LabelledImages, train_loader as _train_loader  
 from artsim.finetune.train import _classifier_epoch  # noqa: E402
 from artsim.learn.models import build_classifier, classifier_train_transform  # noqa: E402
 from artsim.learn.training import Runtime  # noqa: E402
-from tests.helpers import random_painting  # noqa: E402
+from tests.support.helpers import random_painting  # noqa: E402
 
 
 def timed(model, batches, runtime: Runtime) -> float:

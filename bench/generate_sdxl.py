@@ -35,7 +35,7 @@ from artsim.generate.assemble import assemble  # noqa: E402
 from artsim.generate.run import GenerationResult, make_batches, run_batches  # noqa: E402
 from artsim.generate.backends.sdxl import SdxlBackend, plan_sdxl  # noqa: E402
 from artsim.generate.store import VariantStore  # noqa: E402
-from tests.tiny_sdxl import build_tiny_refiner  # noqa: E402
+from tests.support.tiny_sdxl import build_tiny_refiner  # noqa: E402
 
 BUDGET = 0.10
 

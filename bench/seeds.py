@@ -17,11 +17,11 @@ rounds floats differently, which is what makes two machines differ.
 
 With --write-tolerance FILE it records, per metric of metrics/evaluate.json, the tolerance
 a reproduction elsewhere should meet: max(largest cross-setting difference, k x seed std).
-tests/test_pipeline.py compares a fresh `dvc repro` with the committed metrics within it.
+tests/e2e/test_pipeline.py compares a fresh `dvc repro` with the committed metrics within it.
 
 Usage (about 6 minutes on 2 cores with the defaults):
     .venv/bin/python bench/seeds.py --seeds 5 [--kernels native,avx2] [-S finetune.lr=3e-4 ...]
-        [--write-tolerance tests/reproducibility_tolerance.json] [--k 3] [--workdir DIR] [--source CHECKOUT]
+        [--write-tolerance tests/support/reproducibility_tolerance.json] [--k 3] [--workdir DIR] [--source CHECKOUT]
 """
 from __future__ import annotations
 
@@ -240,7 +240,7 @@ def write_tolerance(path: Path, summary: dict[str, dict[str, float]], args: argp
         "about": ("How far metrics/evaluate.json may land from the committed one when the pipeline is "
                   "reproduced on another machine: per dotted key, tolerance = max(largest difference "
                   "between kernel settings for one seed, k x std over seeds). Written by bench/seeds.py; "
-                  "read by tests/test_pipeline.py."),
+                  "read by tests/e2e/test_pipeline.py."),
         "command": " ".join(["python", "bench/seeds.py", *sys.argv[1:]]),
         "seeds": args.seeds,
         "kernels": args.kernels.split(","),

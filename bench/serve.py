@@ -42,7 +42,7 @@ from artsim.app.service import build_state
 from artsim.core.images import load_rgb
 from artsim.params import SiameseParams
 from bench.dvc_scale import build_dataset
-from tests.helpers import write_untrained_model
+from tests.support.helpers import write_untrained_model
 
 SCRATCH = Path(tempfile.gettempdir()) / "artsim-bench-serve"
 WARM_UP = 20

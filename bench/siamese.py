@@ -38,7 +38,7 @@ from artsim.learn.pair_images import PairImages  # noqa: E402
 from artsim.siamese.batches import GroupedPairBatches, PairTable, batch_loader  # noqa: E402
 from artsim.siamese.train import PairScorer, prepare_inputs, regressor_epoch  # noqa: E402
 from artsim.learn.training import Runtime, freeze_batchnorm  # noqa: E402
-from tests.helpers import random_painting  # noqa: E402
+from tests.support.helpers import random_painting  # noqa: E402
 
 
 def write_painting(seed: int, size: tuple[int, int], path: Path) -> None:

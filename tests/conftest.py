@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from artsim.core.cache_dirs import CACHE_ENV
-from tests.helpers import SAMPLE_DIR, copy_worktree
+from tests.support.helpers import SAMPLE_DIR, copy_worktree
 
 _SESSION_CACHE = pytest.StashKey[Path]()
 

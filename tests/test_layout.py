@@ -1,5 +1,6 @@
 """The package layout: one package per dvc.yaml stage, imports going downward only
-(core <- params <- stages in DAG order <- app), no import cycle, short modules.
+(core <- params <- stages in DAG order <- app), no import cycle, short modules; and tests/
+mirroring it (tests/<package>/test_<module>.py).
 
 Imports are read from the source with `ast`, at module level and inside functions alike (an
 import inside a function to dodge a cycle is still an arrow). Imports under
@@ -22,6 +23,9 @@ LAYERS = ["core", "params", "ingest", "generate", "describe", "score", "learn", 
 MAX_LINES = 320
 # What `import artsim` may load: the package must stay light, every stage and the API import it.
 LIGHT_MODULES = {"__future__", "importlib", "typing"}
+# tests/ mirrors artsim/: a folder per package, and beside them these (no package of artsim has their names).
+TEST_FOLDERS_BESIDE_PACKAGES = {"stages", "e2e", "support"}
+TESTS_AT_THE_TOP = {"test_layout.py"}
 
 
 def module_name(path: Path) -> str:
@@ -180,7 +184,7 @@ def test_params_allow_exactly_the_registered_backends():
 
 
 def test_workspace_paths_are_spelled_only_in_core_layout():
-    # dvc.yaml spells them too (DVC needs literals); tests/test_cache_locations.py checks that
+    # dvc.yaml spells them too (DVC needs literals); tests/params/test_base.py checks that
     # layout.DVC_OUTPUTS is exactly what dvc.yaml declares.
     literal = ("Path(\"data/", "Path(\"models/", "Path(\"metrics/")
     files = [*PACKAGE.rglob("*.py"), *(REPO_ROOT / "stages").glob("*.py")]
@@ -207,3 +211,40 @@ def test_an_unknown_backend_name_fails_naming_the_allowed_ones():
 
     with pytest.raises(ParamsError, match=r"generate\.backend: unknown backend 'dall-e'; allowed: style_transfer, sdxl, import"):
         backend_named("dall-e")
+
+
+# --- the tests mirror the code ------------------------------------------------------------------
+
+def misplaced_tests(tests: Path, package: Path) -> list[str]:
+    """What breaks tests/<package>/test_<module>[_<aspect>].py, where <package> is a package of artsim and
+    <module> one of its modules (or the package itself, for its __init__): test files elsewhere, folders
+    that name no package, folders without __init__.py (duplicate file names need packages)."""
+    problems = [path.name for path in tests.glob("test_*.py") if path.name not in TESTS_AT_THE_TOP]
+    for folder in sorted(path for path in tests.iterdir() if path.is_dir() and path.name != "__pycache__"):
+        if not (folder / "__init__.py").is_file():
+            problems.append(f"{folder.name}/ has no __init__.py")
+        if folder.name in TEST_FOLDERS_BESIDE_PACKAGES:
+            continue
+        if not (package / folder.name / "__init__.py").is_file():
+            problems.append(f"{folder.name}/ names no artsim package")
+            continue
+        modules = {folder.name} | {path.stem for path in (package / folder.name).rglob("*.py")}
+        named = {f"test_{name}" for name in modules}
+        problems += [f"{folder.name}/{path.name}" for path in sorted(folder.glob("test_*.py"))
+                     if not any(path.stem == stem or path.stem.startswith(f"{stem}_") for stem in named)]
+    return problems
+
+
+def test_every_test_module_sits_in_the_folder_of_the_package_it_tests():
+    assert misplaced_tests(REPO_ROOT / "tests", PACKAGE) == []
+
+
+def test_a_test_outside_the_mirror_is_found(tmp_path):
+    for name in ["artsim/core/__init__.py", "artsim/core/images.py", "tests/core/__init__.py",
+                 "tests/core/test_images.py", "tests/core/test_images_modes.py", "tests/core/test_core.py",
+                 "tests/core/test_pictures.py", "tests/nowhere/__init__.py", "tests/e2e/test_pipeline.py",
+                 "tests/test_layout.py", "tests/test_stray.py"]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).touch()
+    assert misplaced_tests(tmp_path / "tests", tmp_path / "artsim") == [
+        "test_stray.py", "core/test_pictures.py", "e2e/ has no __init__.py", "nowhere/ names no artsim package"]

@@ -3,7 +3,7 @@
 `search_index` answers many queries against a persistent index (artsim.index; artsim.app.indexes
 finds it): queries are embedded in batches and ranked `--by` model, phash or fused. `search` is the
 per-query path it replaced, which reads every candidate again (kept as the reference the index's
-results and speed are checked against: tests/test_index_search.py, bench/search.py).
+results and speed are checked against: tests/app/test_search.py, bench/search.py).
 
 The head is not a distance, so scoring a query against every candidate with it costs one
 head pass per candidate; instead candidates are shortlisted by cosine similarity of trunk

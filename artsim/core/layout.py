@@ -1,6 +1,6 @@
 """Where each stage's outputs live in a workspace, relative to its root (stages run there;
 the app joins them to the workspace it is given). dvc.yaml spells the same paths out, as DVC
-needs; tests/test_layout.py and tests/test_cache_locations.py keep the two in step."""
+needs; tests/test_layout.py and tests/params/test_base.py keep the two in step."""
 from __future__ import annotations
 
 from pathlib import Path

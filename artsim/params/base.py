@@ -48,7 +48,7 @@ def user_cache_when_null(kind: CacheKind) -> BeforeValidator:
 
 # Marks a key that only says how to run (processes, workers, device, cache folders) and never
 # what a stage produces: it is no params dep in dvc.yaml, so changing it reruns nothing.
-# `run_only_keys()` lists them; tests/test_dvc_deps.py checks dvc.yaml against it both ways.
+# `run_only_keys()` lists them; tests/e2e/test_dvc_deps.py checks dvc.yaml against it both ways.
 RUN_ONLY: dict[str, Any] = {"run_only": True}
 
 # DVC deps cannot be null: a params key naming an input outside the repository (a dep in

@@ -1,0 +1,161 @@
+"""What the user sees follows the model's shipped thresholds and the weights in force: `artsim compare`
+(text, --json, --plot), `artsim search` and evaluate's gallery, with the default weights, weights as
+`fit` learns them (every candidate, some zero) and a single other descriptor ({layout: 1})."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+import artsim
+from artsim.app.cli import main
+from artsim.core.images import file_hash
+from artsim.describe.texture import HARALICK_FEATURES
+from artsim.evaluate.gallery import PICK_COLUMNS, gallery_picks, render_gallery, weights_text
+from artsim.evaluate.verdict import ShippedThresholds, Thresholds
+from artsim.learn.models import NORMALISATION, SiameseRegressor, save_weights
+from artsim.params import CANDIDATE_NAMES, DescribeParams, ScoreWeights
+from artsim.score.fit import fit_weights
+from artsim.score.scorer import DescriptorScorer
+from artsim.score.similarity import TextureStats
+from tests.support.helpers import random_painting
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+def fitted_weights() -> dict[str, float]:
+    """What `score.weights: fit` saves: a weight for every candidate, found on labelled pairs."""
+    rng = np.random.default_rng(0)
+    positive = np.arange(40) % 2 == 0
+    similarities = pd.DataFrame({name: rng.uniform(0, 1, 40) + (0.5 * positive if name in ("layout", "lbp") else 0.0)
+                                 for name in CANDIDATE_NAMES})
+    return fit_weights(similarities, positive)
+
+
+WEIGHTINGS = {"default": None, "fit": fitted_weights(), "layout": {"layout": 1.0}}
+
+
+def model_folder(root: Path, weights: dict[str, float] | None) -> Path:
+    """models/siamese as the siamese stage ships it (untrained), under root/models."""
+    folder = root / "models" / "siamese"
+    folder.mkdir(parents=True)
+    torch_model = SiameseRegressor(head_hidden=8)
+    torch_model.start_at(0.5)
+    torch_model.head.log_scale.data.fill_(-6.0)  # not the constant baseline: rankings come from the head
+    save_weights(torch_model.eval(), folder / "model.safetensors")
+    (folder / "card.json").write_text(json.dumps({"image_size": 32, "head_hidden": 8, "normalisation": NORMALISATION}))
+    stats = TextureStats(mean=np.zeros(HARALICK_FEATURES), std=np.full(HARALICK_FEATURES, 2.0))
+    weighting = ScoreWeights() if weights is None else ScoreWeights(weights)
+    DescriptorScorer(DescribeParams(size=64), weighting, stats).save(folder / "descriptor_score.json")
+    return folder
+
+
+def ship(folder: Path, likely: float, very_likely: float | None, positives: int = 36, negatives: int = 36) -> None:
+    thresholds = Thresholds({0.90: likely, 0.99: very_likely}, {0.90: 0.8, 0.99: 0.5}, positives, negatives)
+    ShippedThresholds(file_hash(folder / "model.safetensors"), thresholds).save(folder.parent / "verdict.json")
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("images")
+    paths = []
+    for seed in range(3):
+        random_painting(seed).save(folder / f"painting_{seed}.png")
+        paths.append(folder / f"painting_{seed}.png")
+    return paths
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    status = main(list(args))
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+@pytest.mark.parametrize("weighting", list(WEIGHTINGS))
+def test_compare_shows_the_parts_in_force_and_the_verdict(capsys, tmp_path, images, weighting) -> None:
+    folder = model_folder(tmp_path, WEIGHTINGS[weighting])
+    score = artsim.load(folder).score(images[0], images[1]).model_score
+    ship(folder, likely=score - 0.01, very_likely=min(1.0, score + 0.2))
+    plot = tmp_path / "plot.png"
+    status, out, err = run_cli(capsys, "compare", str(images[0]), str(images[1]), "--model", str(folder), "--plot", str(plot))
+    assert status == 0, err
+    weights = WEIGHTINGS[weighting] or ScoreWeights().as_dict()
+    descriptor_line = next(line for line in out.splitlines() if line.startswith("descriptor score"))
+    assert [name for name in weights if f" {name} " in descriptor_line] == list(weights)  # every part in force, no other
+    assert f"verdict           derived: likely (score {score:.3f} >= {score - 0.01:.3f}, the threshold at 90% precision on 72 held-out pairs" in out
+    with Image.open(plot) as image:
+        assert image.size[0] > 200
+    status, out, _ = run_cli(capsys, "compare", str(images[0]), str(images[1]), "--model", str(folder), "--json")
+    payload = json.loads(out)
+    assert set(payload["similarities"]) == set(weights)
+    assert (payload["verdict"], payload["threshold"], payload["precision"], payload["pairs"]) == ("likely", pytest.approx(score - 0.01), 0.9, 72)
+    assert (payload["positives"], payload["negatives"]) == (36, 36) and "few pairs" in payload["verdict_text"]
+
+
+def test_compare_below_the_threshold_says_no_evidence_and_above_the_99_very_likely(capsys, tmp_path, images) -> None:
+    folder = model_folder(tmp_path, None)
+    score = artsim.load(folder).score(images[0], images[2]).model_score
+    ship(folder, likely=score + 0.01, very_likely=None, positives=150, negatives=300)
+    _, out, _ = run_cli(capsys, "compare", str(images[0]), str(images[2]), "--model", str(folder), "--json")
+    payload = json.loads(out)
+    assert payload["verdict"] == "no_evidence" and payload["verdict_text"].startswith(f"no evidence of derivation (score {score:.3f} <")
+    assert payload["pairs"] == 450 and "few pairs" not in payload["verdict_text"]
+    ship(folder, likely=score - 0.2, very_likely=score - 0.1)
+    _, out, _ = run_cli(capsys, "compare", str(images[0]), str(images[2]), "--model", str(folder), "--json")
+    assert json.loads(out)["verdict"] == "very_likely" and json.loads(out)["precision"] == 0.99
+
+
+@pytest.mark.parametrize("problem", ["absent", "other weights", "damaged"])
+def test_without_shipped_thresholds_compare_and_search_say_so_and_do_not_fail(capsys, tmp_path, images, problem) -> None:
+    folder = model_folder(tmp_path, None)
+    if problem == "other weights":
+        ShippedThresholds("0" * 64, Thresholds({0.9: 0.1, 0.99: 0.2}, {0.9: 1.0, 0.99: 1.0}, 5, 5)).save(folder.parent / "verdict.json")
+    elif problem == "damaged":
+        (folder.parent / "verdict.json").write_text('{"levels": [')
+    status, out, err = run_cli(capsys, "compare", str(images[0]), str(images[1]), "--model", str(folder), "--json")
+    assert status == 0, err
+    payload = json.loads(out)
+    assert payload["verdict"] == "none" and payload["threshold"] is None
+    assert payload["verdict_text"].startswith("no verdict: no thresholds shipped with this model")
+    status, out, err = run_cli(capsys, "search", str(images[0]), "--originals", str(images[0].parent), "--model", str(folder))
+    assert status == 0, err
+    assert "no thresholds shipped" in out and " * " not in out
+
+
+@pytest.mark.parametrize("weighting", list(WEIGHTINGS))
+def test_search_marks_the_hits_at_or_above_the_90_threshold(capsys, tmp_path, images, weighting) -> None:
+    folder = model_folder(tmp_path, WEIGHTINGS[weighting])
+    status, out, _ = run_cli(capsys, "search", str(images[0]), "--originals", str(images[0].parent), "--model", str(folder), "--json")
+    scores = sorted(hit["score"] for hit in json.loads(out)["results"])
+    cut = (scores[0] + scores[-1]) / 2
+    assert scores[0] < cut < scores[-1]
+    ship(folder, likely=cut, very_likely=None)
+    status, out, err = run_cli(capsys, "search", str(images[0]), "--originals", str(images[0].parent), "--model", str(folder), "--json")
+    assert status == 0, err
+    payload = json.loads(out)
+    assert [hit["likely_derived"] for hit in payload["results"]] == [hit["score"] >= cut for hit in payload["results"]]
+    assert payload["threshold_note"].startswith(f"* score >= {cut:.3f}: derived likely (the threshold at 90% precision on 72")
+    _, text, _ = run_cli(capsys, "search", str(images[0]), "--originals", str(images[0].parent), "--model", str(folder))
+    marked = [line for line in text.splitlines()[1:] if line[:4].strip().isdigit()]
+    assert [" * " in line for line in marked] == [hit["likely_derived"] for hit in payload["results"]]
+
+
+@pytest.mark.parametrize("weighting", list(WEIGHTINGS))
+def test_the_gallery_says_what_the_descriptor_score_is_made_of(tmp_path, weighting) -> None:
+    weights = WEIGHTINGS[weighting] or ScoreWeights().as_dict()
+    rows = []
+    for i in range(4):
+        original, generated = tmp_path / f"o{i}.png", tmp_path / f"g{i}.png"
+        random_painting(i).save(original)
+        random_painting(i + 10).save(generated)
+        rows.append({"pair_id": f"p{i}", "original_path": original, "generated_path": generated, "target": 0.5,
+                     "prediction": 0.5 + 0.1 * i, "positive": True, "strength": 0.5})
+    picks = gallery_picks(pd.DataFrame(rows, columns=PICK_COLUMNS))
+    legend = weights_text(weights)
+    assert all(f"{name} (weight {w:g})" in legend for name, w in weights.items()) and legend.count("weight ") == len(weights)
+    with_weights, without = render_gallery(picks, weights=weights), render_gallery(picks)
+    assert with_weights.height > without.height  # the legend's lines above the rows

@@ -1,0 +1,161 @@
+"""Search through the index and bulk compare, on a small untrained model (seconds, no pipeline run):
+the index ranks as the per-query search did, many queries and pairs give what single calls give,
+and the command starts without importing torch for --help, a bad option or a missing file."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import artsim
+from artsim.app.bulk import compare_pairs, header
+from artsim.app.indexes import cached_index_folder, index_collection, open_index
+from artsim.app.search import EmbeddingCache, folder_candidates, search, search_index, workspace_candidates
+from artsim.core.fusion import RRF_K
+from artsim.core.shards import ShardWriter
+from artsim.index.collection import folder_collection, workspace_collection
+from tests.support.helpers import SAMPLE_DIR, random_painting
+from tests.app.test_api import images, model_dir, run_cli  # noqa: F401  (fixtures)
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+@pytest.fixture(scope="module")
+def scorer(model_dir):  # noqa: F811
+    return artsim.load(model_dir)
+
+
+def test_by_model_the_index_ranks_the_sample_as_the_per_query_search_did(scorer, tmp_path):
+    opened = index_collection(scorer, folder_collection(SAMPLE_DIR), tmp_path / "index")
+    queries = [str(p) for p in sorted(SAMPLE_DIR.rglob("*.jpg"))[:3]] + [str(tmp_path / "q.png")]
+    random_painting(3).save(queries[-1])
+    found = list(search_index(scorer, opened, queries, top_k=10, shortlist=20, by="model"))
+    for query, result in zip(queries, found):
+        reference = search(scorer, query, folder_candidates(SAMPLE_DIR), top_k=10, shortlist=20,
+                           cache=EmbeddingCache(tmp_path / "cache", scorer.fingerprint))
+        assert [h.path for h in result.hits] == [h.path for h in reference.hits]
+        np.testing.assert_allclose([h.score for h in result.hits], [h.score for h in reference.hits], rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose([h.cosine for h in result.hits], [h.cosine for h in reference.hits], atol=1e-5)
+
+
+def test_a_workspace_index_of_shard_members_ranks_as_the_per_query_search(scorer, tmp_path, images):  # noqa: F811
+    root = tmp_path / "data" / "ingested"
+    with ShardWriter(root / "shards") as shards:
+        located = [shards.add(f"images/{p.name}", p.read_bytes(), "aa") for p in images]
+    pd.DataFrame({"id": [f"o{i}" for i in range(len(images))], "path": [f"images/{p.name}" for p in images],
+                  "shard": [s for s, _, _ in located], "offset": [o for _, o, _ in located], "length": [n for _, _, n in located],
+                  "artist": ["a"] * len(images), "title": [p.stem for p in images]}).to_parquet(root / "manifest.parquet")
+    opened = index_collection(scorer, workspace_collection(tmp_path), tmp_path / "index")
+    [result] = search_index(scorer, opened, [str(images[1])], top_k=4)
+    reference = search(scorer, images[1], workspace_candidates(tmp_path), top_k=4, cache=EmbeddingCache(tmp_path / "c", scorer.fingerprint))
+    assert [h.path for h in result.hits] == [h.path for h in reference.hits]
+    assert [h.title for h in result.hits] == [h.title for h in reference.hits] and {h.artist for h in result.hits} == {"a"}
+
+
+def test_phash_finds_the_query_itself_first_and_fused_is_the_rrf_of_the_model_and_phash_ranks(scorer, tmp_path, images):  # noqa: F811
+    opened = index_collection(scorer, folder_collection(images[0].parent), tmp_path / "index")
+    [by_phash] = search_index(scorer, opened, [str(images[2])], top_k=len(images), by="phash")
+    assert Path(by_phash.hits[0].path).name == images[2].name and by_phash.hits[0].score == 1.0
+    [by_model] = search_index(scorer, opened, [str(images[2])], top_k=len(images), by="model")
+    [fused] = search_index(scorer, opened, [str(images[2])], top_k=len(images), by="fused")
+    phash_scores = {h.path: h.score for h in by_phash.hits}
+    phash_rank = {path: 1 + sum(other > score for other in phash_scores.values()) for path, score in phash_scores.items()}  # ties share
+    expected = {h.path: 1 / (RRF_K + h.rank) + 1 / (RRF_K + phash_rank[h.path]) for h in by_model.hits}
+    assert {h.path: h.score for h in fused.hits} == pytest.approx(expected)
+    assert [h.score for h in fused.hits] == sorted(expected.values(), reverse=True)
+
+
+def test_many_queries_one_result_each_in_order_and_a_bad_query_costs_only_its_result(capsys, tmp_path, model_dir, images):  # noqa: F811
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    listed = tmp_path / "queries.txt"
+    listed.write_text(f"{images[3]}\n\n")
+    status, out, err = run_cli(capsys, "search", str(images[0]), str(broken), "--queries-file", str(listed),
+                               "--originals", str(images[0].parent), "--model", str(model_dir), "--top-k", "2", "--jsonl")
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert status == 2 and [line["query"] for line in lines] == [str(images[0]), str(broken), str(images[3])]
+    assert [len(line["results"]) for line in lines] == [2, 0, 2] and "not_an_image" in lines[1]["error"]
+    assert "broken.png" in err
+    status, out, _ = run_cli(capsys, "search", "--queries", str(images[0].parent), "--originals", str(images[0].parent),
+                             "--model", str(model_dir), "--csv", "--top-k", "1")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert status == 0 and [Path(r["query"]).name for r in rows] == [p.name for p in images]
+
+
+def test_the_second_search_of_a_folder_reads_none_of_its_unchanged_images(scorer, tmp_path, images):  # noqa: F811
+    folder = tmp_path / "originals"
+    folder.mkdir()
+    for path in images:
+        (folder / path.name).write_bytes(path.read_bytes())
+    first = open_index(scorer, None, folder, tmp_path)
+    second = open_index(scorer, None, folder, tmp_path)
+    assert first.folder == second.folder == cached_index_folder(folder)
+    assert (first.report.embedded, second.report.hashed, second.report.embedded) == (len(images), 0, 0)
+
+
+def test_bulk_compare_gives_each_pair_what_a_single_compare_gives(scorer, tmp_path, images):  # noqa: F811
+    broken = tmp_path / "broken.jpg"
+    broken.write_text("no")
+    pairs = [(str(images[0]), str(images[1])), (str(broken), str(images[1])), (str(images[2]), str(images[2])),
+             (str(images[0]), str(images[1])), (str(images[3]), str(tmp_path / "missing.png"))]
+    rows = list(compare_pairs(scorer, pairs, batch_size=2))
+    head = header(scorer)
+    assert len(rows) == len(pairs) and all(len(row) == len(head) for row in rows)
+    for (a, b), row in zip(pairs, rows):
+        found = dict(zip(head, row))
+        assert (found["a"], found["b"]) == (a, b)
+        if "broken" in a or "missing" in b:
+            assert found["model_score"] == "" and found["error"]
+            continue
+        single = scorer.score(a, b)
+        assert found["descriptor_score"] == single.descriptor_score and found["error"] == ""
+        assert found["model_score"] == pytest.approx(single.model_score, abs=1e-5)
+        assert all(found[name] == single.similarities[name] for name in single.similarities)
+
+
+def test_compare_pairs_writes_a_csv_with_a_header_and_a_row_per_pair(capsys, tmp_path, model_dir, images):  # noqa: F811
+    pairs_file, out_file = tmp_path / "pairs.csv", tmp_path / "scores.csv"
+    pairs_file.write_text(f"a,b\n{images[0]},{images[1]}\n{images[1]},{tmp_path / 'gone.png'}\n")
+    status, _, err = run_cli(capsys, "compare", "--pairs", str(pairs_file), "--out", str(out_file), "--model", str(model_dir))
+    rows = list(csv.DictReader(out_file.open()))
+    assert status == 0, err
+    assert [r["b"] for r in rows] == [str(images[1]), str(tmp_path / "gone.png")] and rows[1]["error"] and not rows[0]["error"]
+    pairs_file.write_text("left,right\nx,y\n")
+    status, _, err = run_cli(capsys, "compare", "--pairs", str(pairs_file), "--model", str(model_dir))
+    assert status == 2 and "columns a and b" in err
+
+
+@pytest.mark.parametrize("args", [["--help"], ["search", "--help"], ["compare", "one.png"], ["search", "missing.png"],
+                                  ["compare", "--pairs", "missing.csv"], ["index", "no-such-folder"]])
+def test_the_command_answers_help_and_mistakes_without_importing_torch(tmp_path, args):
+    probe = ("import sys\nfrom artsim.app.cli import main\n"
+             f"try:\n    main({args!r})\nexcept SystemExit:\n    pass\n"
+             "print(sorted(m for m in ('torch', 'torchvision', 'faiss', 'pandas', 'artsim.app.api') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path,
+                            env={"PYTHONPATH": str(Path(__file__).resolve().parents[2]), "PATH": "/usr/bin:/bin"})
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stderr
+
+
+def test_the_default_ranking_is_what_evaluate_found_best_and_the_model_otherwise(tmp_path):
+    from artsim.app.indexes import SEARCH_DEFAULT, default_ranking
+
+    assert default_ranking(tmp_path) == "model"
+    (tmp_path / SEARCH_DEFAULT).parent.mkdir(parents=True)
+    (tmp_path / SEARCH_DEFAULT).write_text(json.dumps({"default_by": "phash"}))
+    assert default_ranking(tmp_path) == "phash"
+    (tmp_path / SEARCH_DEFAULT).write_text(json.dumps({"default_by": "../../etc"}))
+    assert default_ranking(tmp_path) == "model"
+
+
+def test_a_single_unusable_query_prints_nothing_on_stdout_and_one_line_on_stderr(capsys, tmp_path, model_dir, images):  # noqa: F811
+    hostile = tmp_path / "query.jpg"
+    hostile.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    status, out, err = run_cli(capsys, "search", str(hostile), "--originals", str(images[0].parent), "--model", str(model_dir))
+    assert status == 2 and out == "" and len(err.strip().splitlines()) == 1 and "query.jpg" in err

@@ -1,0 +1,106 @@
+"""Thresholds at a precision on the held-out pairs, the verdict they give a score, shipped beside the model."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from artsim.evaluate import evaluate_on_test
+from artsim.evaluate.verdict import (
+    FEW_POSITIVES,
+    ShippedThresholds,
+    Thresholds,
+    precision_recall_table,
+    read_shipped,
+    thresholds_at_precision,
+    verdict_for,
+)
+from tests.evaluate.test_run import collection, descriptor_scorer, mostly_test, random_model
+from tests.support.tiny_project import build_tiny_project, resolved_pairs
+
+
+def test_the_threshold_is_the_lowest_score_reaching_the_precision() -> None:
+    # Scores high to low: + + + + + + + + + - + - (10 positives, 2 negatives).
+    scores = np.array([1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.5, 0.45])
+    positive = np.array([1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0], dtype=bool)
+    found = thresholds_at_precision(positive, scores)
+    # >= 0.5: 10 of 11 are derived (0.909); >= 0.55: 9 of 10 (0.90); the lowest reaching 0.90 is 0.5.
+    assert found.at_precision[0.90] == 0.5 and found.recall[0.90] == 1.0
+    # 0.99 only where no negative is above: >= 0.6, 9 of the 10 positives.
+    assert found.at_precision[0.99] == 0.6 and found.recall[0.99] == pytest.approx(0.9)
+    assert (found.positives, found.negatives, found.pairs) == (10, 2, 12)
+    assert found.report() == {"threshold_at_precision_90": 0.5, "threshold_at_precision_99": 0.6,
+                              "threshold_positives": 10, "threshold_negatives": 2}
+
+
+def test_a_precision_never_reached_is_null_and_the_keys_stay() -> None:
+    # The highest score is a negative: precision 0.99 is reached by no threshold.
+    found = thresholds_at_precision(np.array([0, 1, 1, 0], dtype=bool), np.array([0.9, 0.8, 0.7, 0.1]))
+    assert found.at_precision[0.99] is None and found.at_precision[0.90] is None
+    one_class = thresholds_at_precision(np.ones(3, dtype=bool), np.array([0.2, 0.4, 0.6]))
+    assert one_class.report() == {"threshold_at_precision_90": None, "threshold_at_precision_99": None,
+                                  "threshold_positives": 3, "threshold_negatives": 0}
+    assert precision_recall_table(np.ones(3, dtype=bool), np.array([0.2, 0.4, 0.6])).empty
+
+
+def test_thresholds_come_from_the_held_out_pairs_only(tmp_path: Path) -> None:
+    """A train pair never moves a threshold: a negative train pair scored above every test pair would."""
+    paths = build_tiny_project(tmp_path)
+    pairs = mostly_test(resolved_pairs(paths))
+    described = descriptor_scorer(paths)
+    plain = evaluate_on_test(random_model(), pairs, collection(paths, mostly_test=True), 32, 4, descriptor_scorer=described)
+    train_negative = (pairs["split"] == "train") & ~pairs["positive"]
+    assert train_negative.any()
+    tampered = pairs.assign(score=np.where(train_negative, 0.999, pairs["score"]))
+    again = evaluate_on_test(random_model(), tampered, collection(paths, mostly_test=True), 32, 4, descriptor_scorer=described)
+    assert again.thresholds["descriptor"] == plain.thresholds["descriptor"]
+    assert again.report["descriptor"]["threshold_at_precision_90"] == plain.report["descriptor"]["threshold_at_precision_90"]
+    test = pairs["split"] == "test"
+    assert plain.thresholds["descriptor"].pairs == int(test.sum())
+    # The same computation on every split's pairs would give another threshold.
+    every_split = thresholds_at_precision(tampered["positive"].to_numpy(bool), tampered["score"].to_numpy())
+    assert every_split.at_precision != plain.thresholds["descriptor"].at_precision
+    curve = plain.tables["precision_recall/descriptor.csv"]
+    assert list(curve.columns) == ["threshold", "precision", "recall"] and len(curve) > 0
+
+
+THRESHOLDS = Thresholds({0.90: 0.74, 0.99: 0.9}, {0.90: 0.8, 0.99: 0.4}, positives=36, negatives=36)
+
+
+@pytest.mark.parametrize(("score", "verdict", "threshold", "precision", "start"), [
+    (0.95, "very_likely", 0.9, 0.99, "derived: very likely (score 0.950 >= 0.900, the threshold at 99% precision on 72 held-out pairs"),
+    (0.81, "likely", 0.74, 0.90, "derived: likely (score 0.810 >= 0.740, the threshold at 90% precision on 72 held-out pairs"),
+    (0.74, "likely", 0.74, 0.90, "derived: likely"),
+    (0.31, "no_evidence", 0.74, 0.90, "no evidence of derivation (score 0.310 < 0.740, the threshold at 90% precision on 72"),
+])
+def test_the_verdict_names_its_threshold_precision_and_pairs(score, verdict, threshold, precision, start) -> None:
+    found = verdict_for(score, THRESHOLDS)
+    assert (found.verdict, found.threshold, found.precision, found.pairs) == (verdict, threshold, precision, 72)
+    assert found.text.startswith(start)
+    assert "36 derived, 36 unrelated" in found.text
+    assert ("few pairs" in found.text) == (36 < FEW_POSITIVES)
+
+
+def test_without_usable_thresholds_there_is_no_verdict() -> None:
+    assert verdict_for(0.9, None).verdict == "none"
+    assert verdict_for(0.9, None).text == "no verdict: no thresholds shipped with this model"
+    unreached = Thresholds({0.90: None, 0.99: None}, {0.90: None, 0.99: None}, positives=3, negatives=3)
+    assert verdict_for(0.9, unreached).text == "no verdict: 90% precision was not reached on 6 held-out pairs: 3 derived, 3 unrelated; few pairs, a rough threshold"
+    only_90 = Thresholds({0.90: 0.5, 0.99: None}, {0.90: 1.0, 0.99: None}, positives=200, negatives=200)
+    assert verdict_for(0.99, only_90).verdict == "likely" and "few pairs" not in verdict_for(0.99, only_90).text
+
+
+def test_shipped_thresholds_bind_to_their_weights(tmp_path: Path) -> None:
+    path = tmp_path / "verdict.json"
+    assert read_shipped(path, "abc")[0] is None and "missing" in read_shipped(path, "abc")[1]
+    ShippedThresholds("abc", THRESHOLDS).save(path)
+    assert read_shipped(path, "abc") == (THRESHOLDS, "")
+    other, why = read_shipped(path, "def")
+    assert other is None and "other weights" in why
+    for damaged in ("{", json.dumps({"model_sha256": "abc"}), json.dumps({"model_sha256": "abc", "positives": 1, "negatives": 1,
+                                                                           "levels": [{"precision": 0.9, "threshold": "NaN"}]})):
+        path.write_text(damaged)
+        found, why = read_shipped(path, "abc")
+        assert found is None and "unusable" in why
