@@ -41,6 +41,8 @@ from typing import Any
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+from bench.results import record  # noqa: E402
 LEARNING_STAGES = ("finetune", "siamese", "evaluate")
 
 KERNEL_SETTINGS: dict[str, dict[str, str]] = {
@@ -283,6 +285,10 @@ def main() -> None:
     print(f"\ntotal {time.perf_counter() - started:.0f} s", file=sys.stderr)
     if args.write_tolerance:
         write_tolerance(args.write_tolerance, summary, args)
+    record("seeds", ["metric", *kernels, f"|{' − '.join(kernels)}| mean / max", "tolerance"], [
+        [name, *(f"{row[f'{k}_mean']:.4f} ± {row[f'{k}_std']:.4f}" for k in kernels),
+         f"{row['cross_kernel_mean']:.4f} / {row['cross_kernel_max']:.4f}", f"{row['tolerance']:.4f}"]
+        for name, row in summary.items()], note=f"mean ± std over seeds 0–{args.seeds - 1} per kernel setting")
 
 
 if __name__ == "__main__":

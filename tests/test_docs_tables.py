@@ -89,3 +89,18 @@ def test_the_readme_quotes_no_measured_figure():
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
     assert len(readme.splitlines()) <= 250
     assert not re.findall(r"(?<![\w.])0\.\d\d+", readme), "a figure in README.md: link to the generated docs instead"
+
+
+def test_a_bench_records_its_table_with_the_command_and_commit_that_made_it(tmp_path, monkeypatch):
+    from bench import results
+
+    monkeypatch.setattr(results, "RESULTS", tmp_path)
+    monkeypatch.setattr(results.sys, "argv", ["bench/serve.py", "--requests", "10"])
+    monkeypatch.setattr(results, "_commit", lambda: "abc1234")
+    path = results.record("serve", ["what", "p50"], [["POST /compare", "12 ms"]], note="RSS 1 MiB")
+    written = json.loads(path.read_text(encoding="utf-8"))
+    assert written["source"].startswith("python bench/serve.py --requests 10, at commit abc1234, on ")
+    assert written["source"].endswith("; RSS 1 MiB")
+    assert tables.bench(written).markdown().splitlines()[-1] == "| POST /compare | 12 ms |"
+    with pytest.raises(ValueError, match="2 cells"):
+        results.record("serve", ["what", "p50"], [["only one"]])
