@@ -155,7 +155,7 @@ def prepare(source: Path, workdir: Path, overrides: dict[str, Any]) -> Path:
     run(["dvc", "repro", "score"], repo, env)
     print(f"data stages (once): {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return repo
-# Per held-out transform (issue 17 §3: the README says by how much the model misses each peer):
+# Per held-out transform (docs/using.md, "Reading a score", compares the model with each peer):
 # every scorer's recall@1 and pair AUC from this plot file; the peers' do not move with the seed.
 TRANSFORMED_PLOT = Path("evaluate") / "transformed.csv"
 PER_TRANSFORM = {"recall_at_1": "recall@1", "pair_auc": "pair auc"}
