@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # else shares the cores; passive waiting changes no result.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup repro test bench clean-venv
+.PHONY: setup repro test docs bench clean-venv
 
 setup: $(STAMP)
 
@@ -25,6 +25,13 @@ repro: $(STAMP)
 
 test: $(STAMP)
 	$(PYTHON) -m pytest -ra -n 2 --dist loadgroup
+	$(MAKE) docs
+
+# The documentation site (site/, git-ignored): its generated tables must be current, and
+# --strict fails on any warning (a broken link, a page missing from the nav).
+docs: $(STAMP)
+	$(PYTHON) docs/gen_tables.py --check
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 clean-venv:
 	rm -rf $(VENV)

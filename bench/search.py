@@ -1,4 +1,4 @@
-"""What searching an index and comparing in bulk cost (README, "Indexing a collection and bulk use").
+"""What searching an index and comparing in bulk cost (docs/using.md, "Indexing a collection and bulk use").
 
 - synthetic: an index of N random unit vectors of the model's dimension (2048) with pHashes:
   load time (manifest + checksums, then shape checks only), query latency p50/p95 (one query at a time,

@@ -41,6 +41,8 @@ from typing import Any
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+from bench.results import record  # noqa: E402
 LEARNING_STAGES = ("finetune", "siamese", "evaluate")
 
 KERNEL_SETTINGS: dict[str, dict[str, str]] = {
@@ -153,7 +155,7 @@ def prepare(source: Path, workdir: Path, overrides: dict[str, Any]) -> Path:
     run(["dvc", "repro", "score"], repo, env)
     print(f"data stages (once): {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return repo
-# Per held-out transform (issue 17 §3: the README says by how much the model misses each peer):
+# Per held-out transform (docs/using.md, "Reading a score", compares the model with each peer):
 # every scorer's recall@1 and pair AUC from this plot file; the peers' do not move with the seed.
 TRANSFORMED_PLOT = Path("evaluate") / "transformed.csv"
 PER_TRANSFORM = {"recall_at_1": "recall@1", "pair_auc": "pair auc"}
@@ -283,6 +285,10 @@ def main() -> None:
     print(f"\ntotal {time.perf_counter() - started:.0f} s", file=sys.stderr)
     if args.write_tolerance:
         write_tolerance(args.write_tolerance, summary, args)
+    record("seeds", ["metric", *kernels, f"|{' − '.join(kernels)}| mean / max", "tolerance"], [
+        [name, *(f"{row[f'{k}_mean']:.4f} ± {row[f'{k}_std']:.4f}" for k in kernels),
+         f"{row['cross_kernel_mean']:.4f} / {row['cross_kernel_max']:.4f}", f"{row['tolerance']:.4f}"]
+        for name, row in summary.items()], note=f"mean ± std over seeds 0–{args.seeds - 1} per kernel setting")
 
 
 if __name__ == "__main__":

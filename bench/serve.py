@@ -1,4 +1,4 @@
-"""A bounded load test of `artsim serve` on the loopback (README, "Use the model").
+"""A bounded load test of `artsim serve` on the loopback (docs/using.md). Writes bench/results/serve.json.
 
 Starts `artsim serve` as its own process (a real uvicorn) on an index, then sends --requests requests
 to POST /compare and as many to POST /search, --concurrency at a time, and stops: latency p50/p95,
@@ -42,6 +42,7 @@ from artsim.app.service import build_state
 from artsim.core.images import load_rgb
 from artsim.params import SiameseParams
 from bench.dvc_scale import build_dataset
+from bench.results import record
 from tests.support.helpers import write_untrained_model
 
 SCRATCH = Path(tempfile.gettempdir()) / "artsim-bench-serve"
@@ -205,6 +206,20 @@ def main() -> None:
                       "concurrency": args.concurrency, "cpus": os.cpu_count(), "load_average": os.getloadavg(),
                       "compare": compare, "search": search,
                       "rss_mib": {"after_warm_up": before, "after_run": after, "growth": round(after - before, 1)}}, indent=2))
+    columns = (f"{args.requests} requests, {args.concurrency} at a time", *SERVE_COLUMNS)
+    record(f"serve_{args.by}" if args.by != "model" else "serve", columns, [
+        served_row("`POST /compare` (two JPEGs)", compare),
+        served_row(f"`POST /search` (top 5 of {health['index_size']:,}, `by={args.by}`)", search)],
+        note=f"RSS {before:.0f} MiB after the warm-up, {after:.0f} MiB after the run")
+
+
+SERVE_COLUMNS = ("p50", "p95", "throughput", "in-process, one at a time (baseline, same run)")
+
+
+def served_row(what: str, served: dict) -> list[str]:
+    floor = served["in_process_ms"]
+    return [what, f"{served['p50_ms']:.0f} ms", f"{served['p95_ms']:.0f} ms", f"{served['throughput_rps']:.1f} req/s",
+            f"{floor:.0f} ms ({1000 / floor:.0f} req/s): served {served['throughput_vs_in_process']:.2f}×"]
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""What applying the model costs, on a workspace after `dvc repro` (README, "Use the model").
+"""What applying the model costs, on a workspace after `dvc repro` (docs/using.md).
 
 - compare: `artsim compare A B --json` as a process (start-up included), and the same pair
   through the API after loading, split into decoding, trunk passes, head and descriptors;

@@ -12,6 +12,7 @@ from artsim.score.scorer import DescriptorScorer
 from artsim.describe.table import read_descriptors
 from artsim.evaluate import PREDICTION_COLUMNS, DescribedCollection, evaluate_on_test
 from artsim.evaluate.gallery import write_gallery
+from artsim.evaluate.headline import headline
 from artsim.learn.models import load_siamese
 from artsim.learn.pair_images import resolve_pairs
 from artsim.core.images import file_hash
@@ -49,6 +50,7 @@ def main() -> None:
         loader_workers=params.evaluate.loader_workers,
     )
     write_json(REPORT, evaluation.report)
+    write_json(layout.HEADLINE, headline(evaluation.report))
     PLOTS.mkdir(parents=True, exist_ok=True)
     evaluation.predictions[PREDICTION_COLUMNS].to_csv(PLOTS / "predictions.csv", index=False)
     write_json(layout.SEARCH_DEFAULT, {"default_by": evaluation.search_default_by})

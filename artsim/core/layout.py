@@ -33,8 +33,12 @@ def plots_dir(stage: str) -> Path:
     return Path("metrics") / stage
 
 
+# The only DVC metrics file (what `dvc exp show` lists): a few headline figures of evaluate.
+HEADLINE = metrics_json("headline")
+
+
 # Every output dvc.yaml declares (outs, metrics, plots). DVC deletes an output before its stage runs.
 DVC_OUTPUTS = tuple(path.as_posix() for path in (
     INGESTED, GENERATED, DESCRIPTORS, PAIRS, *MODELS.values(), VERDICT, INDEX,
-    *(p for stage in METRIC_STAGES for p in (plots_dir(stage), metrics_json(stage))), metrics_json("index"),
+    *(p for stage in METRIC_STAGES for p in (plots_dir(stage), metrics_json(stage))), metrics_json("index"), HEADLINE,
 ))

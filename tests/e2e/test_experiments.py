@@ -104,7 +104,7 @@ def test_both_queued_experiments_succeed_and_are_shown_with_their_metrics(queued
     for name, color in ((ONLY_COLOR, 0.5), (COLOR_AND_ONE_STRENGTH, 0.6)):
         data = queued["experiments"][name]
         assert data["params"]["params.yaml"]["data"]["score"]["weights"]["color"] == color
-        assert {"mse", "mae", "pearson"} <= set(metrics(data, "metrics/evaluate.json")), data["metrics"]
+        assert {"mse", "mae", "r2", "recall_at_1"} <= set(metrics(data, "metrics/headline.json")), data["metrics"]
 
 
 def test_queueing_leaves_the_workspace_as_it_was(queued: dict) -> None:

@@ -1,0 +1,40 @@
+"""Where a bench leaves the figures the docs quote: bench/results/<name>.json, a table of text
+cells ({"source", "columns", "rows"}) that docs/gen_tables.py writes into the pages
+(artsim.report.tables.bench). `source` names the command and the commit that produced it, so a
+figure in the docs always says where it comes from; the next run of the bench replaces it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _commit() -> str:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=RESULTS.parent, capture_output=True, text=True).stdout.strip()
+    commit = git("rev-parse", "--short", "HEAD") or "an unknown commit"
+    return commit + (" with uncommitted changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def source(note: str = "") -> str:
+    """`python bench/<script> <its arguments>, at commit <sha>`, the machine's cores, and `note`."""
+    command = " ".join(["python", f"bench/{Path(sys.argv[0]).name}", *sys.argv[1:]])
+    load = ", load average {:.1f}".format(os.getloadavg()[0]) if hasattr(os, "getloadavg") else ""
+    return f"{command}, at commit {_commit()}, on {os.cpu_count()} cores{load}" + (f"; {note}" if note else "")
+
+
+def record(name: str, columns: Sequence[str], rows: Sequence[Sequence[str]], note: str = "") -> Path:
+    """Write bench/results/<name>.json (every row as long as `columns`); returns its path."""
+    if any(len(row) != len(columns) for row in rows):
+        raise ValueError(f"{name}: every row needs {len(columns)} cells")
+    path = RESULTS / f"{name}.json"
+    payload = {"source": source(note), "columns": list(columns), "rows": [list(map(str, row)) for row in rows]}
+    path.write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"wrote {path.relative_to(RESULTS.parent.parent)} (python docs/gen_tables.py puts it in the docs)", file=sys.stderr)
+    return path
