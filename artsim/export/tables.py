@@ -1,0 +1,142 @@
+"""The workspace's originals, variants and pairs as the export's rows: metadata columns, the Hugging
+Face split of each row, and where its image is stored (a shard member or a loose file).
+
+Only metadata is held here (tens of bytes per row); images are read one row group at a time by
+the writer. Row order is fixed (split, then id), so the same workspace gives the same export.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from artsim.core import layout
+from artsim.core.shards import manifest_images
+from artsim.export.features import (ORIGINAL_COLUMNS, PAIR_KEY_COLUMNS, VARIANT_COLUMNS, Column,
+                                    pair_columns)
+
+# The pipeline's split names -> the names `datasets` and the Hub use.
+SPLIT_NAMES = {"train": "train", "val": "validation", "test": "test"}
+SPLITS = tuple(SPLIT_NAMES.values())
+IMAGE, SIZE, SPLIT = "_image", "_bytes", "_split"  # the rows' own columns, not exported as such
+DEFAULTS = {"string": "", "int64": 0, "float64": float("nan"), "float32": float("nan"), "bool": False}
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A row left out of the export, and why (a short, countable reason)."""
+
+    table: str
+    id: str
+    reason: str
+    detail: str = ""
+
+
+@dataclass
+class Table:
+    """One config of the export: its columns and its rows (with IMAGE, SIZE and SPLIT beside them)."""
+
+    name: str
+    columns: tuple[Column, ...]
+    rows: pd.DataFrame
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def split(self, name: str) -> pd.DataFrame:
+        return self.rows[self.rows[SPLIT] == name]
+
+
+def originals(workspace: Path, licences: dict[str, tuple[str, str]]) -> Table:
+    """The ingested originals; `licences` maps a source path to its (licence, source) where the
+    manifest does not carry them."""
+    manifest = _manifest(workspace / layout.INGESTED)
+    if "license" not in manifest and len(manifest):
+        found = [licences.get(str(path), ("", "")) for path in manifest.get("source_path", [""] * len(manifest))]
+        manifest["license"], manifest["source"] = [f[0] for f in found], [f[1] for f in found]
+    table = Table("originals", ORIGINAL_COLUMNS, _rows(manifest, ORIGINAL_COLUMNS))
+    return _known_splits(table, _column(manifest, "split"))
+
+
+def variants(workspace: Path, original_splits: pd.Series) -> Table:
+    """The generated variants, each in its original's split (`original_splits`: original id -> split,
+    of the originals actually exported); one whose original is not there is left out."""
+    manifest = _manifest(workspace / layout.GENERATED)
+    table = Table("variants", VARIANT_COLUMNS, _rows(manifest, VARIANT_COLUMNS))
+    splits = table.rows["original_id"].map(original_splits)
+    orphans = splits.isna()
+    table.skipped = [Skipped("variants", i, "original_not_exported", f"its original {o} is not in the export")
+                     for i, o in zip(table.rows.loc[orphans, "id"], table.rows.loc[orphans, "original_id"])]
+    table.rows = _ordered(table.rows[~orphans].assign(**{SPLIT: splits[~orphans]}))
+    return table
+
+
+def pairs(workspace: Path, original_ids: set[str], variant_ids: set[str]) -> Table:
+    """The scored pairs, by the ids of their two images; a pair whose original or variant is not in
+    the export is left out (its images could not be joined)."""
+    path = workspace / layout.PAIRS_TABLE
+    table = pd.read_parquet(path) if path.is_file() else pd.DataFrame(columns=[c.name for c in PAIR_KEY_COLUMNS])
+    keys = {c.name for c in PAIR_KEY_COLUMNS} | {"split"}
+    scores = [name for name in table.columns if name not in keys and pd.api.types.is_float_dtype(table[name])]
+    columns = pair_columns(scores)
+    rows = _rows(table, columns)
+    joined = rows["original_id"].isin(original_ids) & rows["generated_id"].isin(variant_ids)
+    result = Table("pairs", columns, rows[joined])
+    result.skipped = [Skipped("pairs", p, "image_not_exported", "its original or variant is not in the export")
+                      for p in rows.loc[~joined, "pair_id"]]
+    return _known_splits(result, _column(table, "split")[joined])
+
+
+def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+    return frame[name] if name in frame else pd.Series([""] * len(frame), index=frame.index, dtype=object)
+
+
+def _manifest(folder: Path) -> pd.DataFrame:
+    """A stage's manifest with IMAGE (where each image is) and SIZE (its bytes, for planning shards)."""
+    path = folder / layout.MANIFEST
+    if not path.is_file():
+        return pd.DataFrame({IMAGE: [], SIZE: []})
+    manifest = pd.read_parquet(path)
+    manifest[IMAGE] = manifest_images(manifest, folder)
+    manifest[SIZE] = [getattr(image, "length", 0) for image in manifest[IMAGE]]
+    return manifest
+
+
+def _rows(frame: pd.DataFrame, columns: tuple[Column, ...]) -> pd.DataFrame:
+    """The exported columns of `frame`, missing ones filled with their type's empty value, values
+    cast to the column's type (a manifest written by hand may hold numbers as text)."""
+    rows = {IMAGE: frame.get(IMAGE, pd.Series([None] * len(frame), index=frame.index)),
+            SIZE: frame.get(SIZE, pd.Series([0] * len(frame), index=frame.index))}
+    for column in columns:
+        if column.dtype == "image":
+            continue
+        values = frame[column.name] if column.name in frame else pd.Series([DEFAULTS[column.dtype]] * len(frame), index=frame.index)
+        rows[column.name] = _cast(values, column.dtype)
+    return pd.DataFrame(rows, index=frame.index)
+
+
+def _cast(values: pd.Series, dtype: str) -> pd.Series:
+    if dtype == "string":
+        return values.fillna("").astype(str)
+    if dtype == "bool":
+        return values.fillna(False).astype(bool)
+    numbers = pd.to_numeric(values, errors="coerce")
+    return numbers.fillna(0).round().astype("int64") if dtype == "int64" else numbers.astype(dtype)
+
+
+def _known_splits(table: Table, pipeline_splits: pd.Series) -> Table:
+    """Rows in the Hub's split names; a row with any other split is left out."""
+    given = pd.Series(pipeline_splits.astype(str).to_numpy(), index=table.rows.index)
+    mapped = given.map(SPLIT_NAMES)
+    unknown = mapped.isna()
+    ids = table.rows[table.columns[0].name]
+    table.skipped += [Skipped(table.name, i, "unknown_split", f"split {s!r} is none of {sorted(SPLIT_NAMES)}")
+                      for i, s in zip(ids[unknown], given[unknown])]
+    table.rows = _ordered(table.rows[~unknown].assign(**{SPLIT: mapped[~unknown]}))
+    return table
+
+
+def _ordered(rows: pd.DataFrame) -> pd.DataFrame:
+    """By split (train, validation, test), then by the first column (the id)."""
+    first = next(name for name in rows.columns if name not in (IMAGE, SIZE, SPLIT))
+    order = rows[SPLIT].map(SPLITS.index).astype("int64")
+    return rows.assign(_order=order).sort_values(["_order", first], kind="stable").drop(columns="_order").reset_index(drop=True)
