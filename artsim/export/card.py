@@ -27,6 +27,7 @@ def dataset_card(report: ExportReport) -> str:
 
 def _header(report: ExportReport) -> dict[str, Any]:
     images = sum(report.configs[name].count() for name in ("originals", "variants"))
+    present = _present(report)
     return {
         "pretty_name": "artsim: paintings and their generated variants",
         "license": "other",
@@ -35,20 +36,27 @@ def _header(report: ExportReport) -> dict[str, Any]:
         "tags": ["art", "image-similarity", "image-to-image", "artsim"],
         "task_categories": ["image-to-image", "image-classification"],
         "size_categories": [next((label for limit, label in SIZE_CATEGORIES if images < limit), "n>1M")],
-        "configs": [{"config_name": name, **({"default": True} if name == "originals" else {}),
-                     "data_files": [{"split": split, "path": f"{name}/{split}-*.parquet"} for split in SPLITS]}
-                    for name in report.configs],
-        "dataset_info": [_info(name, exported) for name, exported in report.configs.items()],
+        # Only splits with rows: `datasets` cannot load an empty one (the Contents table shows the zeros).
+        "configs": [{"config_name": name, **({"default": True} if name == next(iter(present)) else {}),
+                     "data_files": [{"split": split, "path": f"{name}/{split}-*.parquet"} for split in splits]}
+                    for name, splits in present.items()],
+        "dataset_info": [_info(name, report.configs[name], splits) for name, splits in present.items()],
     }
 
 
-def _info(name: str, exported: Exported) -> dict[str, Any]:
-    size = sum(written.bytes for written in exported.splits.values())
+def _present(report: ExportReport) -> dict[str, list[str]]:
+    """Config -> its splits that hold rows, for the configs that hold any."""
+    present = {name: [split for split in SPLITS if exported.count(split)] for name, exported in report.configs.items()}
+    return {name: splits for name, splits in present.items() if splits}
+
+
+def _info(name: str, exported: Exported, splits: list[str]) -> dict[str, Any]:
+    size = sum(exported.splits[split].bytes for split in splits)
     return {
         "config_name": name,
         "features": card_features(exported.table.columns),
-        "splits": [{"name": split, "num_bytes": written.bytes, "num_examples": written.rows}
-                   for split, written in exported.splits.items()],
+        "splits": [{"name": split, "num_bytes": exported.splits[split].bytes, "num_examples": exported.splits[split].rows}
+                   for split in splits],
         "download_size": size,
         "dataset_size": size,
     }
@@ -60,6 +68,7 @@ def _counts(report: ExportReport) -> str:
     return "\n".join(["## Contents", "",
                       "Originals are the ingested paintings; variants are images generated from them; pairs join an",
                       "original and a variant (its own: `positive`, or another painting's) with their similarity scores.",
+                      "A split without rows has no files and is not among the configs above (`datasets` loads no empty split).",
                       "", "| config | " + " | ".join(SPLITS) + " | total |", "|---|" + "---:|" * (len(SPLITS) + 1), *rows])
 
 

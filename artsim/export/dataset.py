@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from artsim.core.images import write_atomically
-from artsim.export import tables
+import artsim.export.tables as tables
 from artsim.export.card import CARD, dataset_card
 from artsim.export.provenance import Provenance, read_provenance, source_licences
 from artsim.export.targets import EXPORT_ENTRIES, check_dataset_target

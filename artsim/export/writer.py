@@ -63,7 +63,7 @@ def plan_shards(sizes: list[int], limits: ShardLimits) -> list[range]:
 def write_split(folder: Path, split: str, rows: pd.DataFrame, columns: tuple[Column, ...], limits: ShardLimits,
                 skipped: Callable[[Skipped], None], table: str) -> SplitWritten:
     """`rows` as `folder/<split>-NNNNN-of-NNNNN.parquet`; a row whose image cannot be read is
-    reported through `skipped` and left out."""
+    reported through `skipped` and left out; no file at all when no row is left."""
     folder.mkdir(parents=True, exist_ok=True)
     plan = plan_shards(rows[SIZE].astype("int64").tolist(), limits)
     schema = arrow_schema(columns)
@@ -75,20 +75,23 @@ def write_split(folder: Path, split: str, rows: pd.DataFrame, columns: tuple[Col
         with pq.ParquetWriter(path, schema, compression=_compression(columns), write_statistics=_statistics(columns)) as out:
             for group in _groups(rows.iloc[shard.start:shard.stop], limits.rows_per_group):
                 records = [record for record in _records(group, columns, has_image, skipped, table) if record is not None]
-                out.write_table(pa.Table.from_pylist(records, schema=schema), row_group_size=max(1, len(records)))
+                if records:  # a row group of 0 rows stops `datasets` (batch size 0); an empty file is read as 0 rows
+                    out.write_table(pa.Table.from_pylist(records, schema=schema), row_group_size=len(records))
                 written.rows += len(records)
                 progress.update(len(group))
         written.files.append(path.name)
         written.bytes += path.stat().st_size
     progress.close()
+    if not written.rows:  # `datasets` cannot load a split without rows: the split is left out of the export
+        for name in written.files:
+            (folder / name).unlink()
+        return SplitWritten(0, [], 0)
     return written
 
 
 def _groups(rows: pd.DataFrame, size: int) -> Iterator[pd.DataFrame]:
     for start in range(0, len(rows), size):
         yield rows.iloc[start:start + size]
-    if not len(rows):
-        yield rows  # an empty shard still gets its schema (an empty split loads as 0 rows)
 
 
 def _records(group: pd.DataFrame, columns: tuple[Column, ...], has_image: bool,
