@@ -39,14 +39,15 @@ def _pack(folder: Path, rows: list[dict], images: list[bytes], group=bucket) -> 
         for row, data in zip(rows, images):
             row["path"] = f"images/{row['id']}.jpg"
             row["shard"], row["offset"], row["length"] = shards.add(row["path"], data, group(row["id"]))
-    pd.DataFrame(rows, columns=list(rows[0]) if rows else ["id", "path", "split", "shard", "offset", "length"]).to_parquet(
-        folder / layout.MANIFEST)
+    columns = list(rows[0]) if rows else ["id", "path", "split", "shard", "offset", "length"]
+    pd.DataFrame(rows, columns=columns).to_parquet(folder / layout.MANIFEST)
 
 
 def build_workspace(root: Path, *, originals=ORIGINALS, with_variants: bool = True) -> Path:
     (root / layout.INGESTED).mkdir(parents=True)
-    rows = [{"id": i, "hash": f"h-{i}", "source_path": f"Style/{i}.jpg", "artist": "A", "title": f"T {i}", "year": "1900",
-             "style": "Style", "genre": "portrait", "split": split, "width": 24, "height": 20} for i, split in originals]
+    rows = [{"id": i, "hash": f"h-{i}", "source_path": f"Style/{i}.jpg", "artist": "A", "title": f"T {i}",
+             "year": "1900", "style": "Style", "genre": "portrait", "split": split, "width": 24, "height": 20}
+            for i, split in originals]
     _pack(root / layout.INGESTED, rows, [_jpeg(n) for n in range(len(rows))])
     (root / "src").mkdir()
     (root / "src/metadata.csv").write_text("filename,license,source\n" + "".join(
@@ -61,16 +62,17 @@ def build_workspace(root: Path, *, originals=ORIGINALS, with_variants: bool = Tr
 
 
 def _variants_and_pairs(root: Path, sources: list[str]) -> None:
+    """Variants of `sources` at each strength, one orphan (its original "gone" is in no manifest),
+    and a positive pair per variant (the orphan's included), each in its original's split."""
     (root / layout.GENERATED).mkdir(parents=True)
-    rows = [{"id": f"v-{o}-{s}", "original_id": o, "strength": s, "style_source_id": "", "backend": "sdxl",
+    made = [(f"v-{o}-{s}", o, s) for o in sources for s in STRENGTHS] + [(ORPHAN, "gone", STRENGTHS[0])]
+    rows = [{"id": key, "original_id": o, "strength": s, "style_source_id": "", "backend": "sdxl",
              "model": "org/model@abc123", "seed": 7, "width": 24, "height": 20, "prompt": f"a painting {o}"}
-            for o in [*sources, "gone"] for s in STRENGTHS]
-    rows[-1]["id"] = ORPHAN
-    rows = [row for row in rows if row["original_id"] != "gone" or row["id"] == ORPHAN]
+            for key, o, s in made]
     _pack(root / layout.GENERATED, rows, [_jpeg(100 + n) for n in range(len(rows))], group=lambda key: "s")
-    pairs = [{"pair_id": f"p-{row['id']}", "original_id": row["original_id"], "generated_id": row["id"], "positive": True,
-              "strength": row["strength"], "split": dict(ORIGINALS).get(row["original_id"], "train"), "color": 0.5,
-              "score": 0.75} for row in rows]
+    splits = dict(ORIGINALS)
+    pairs = [{"pair_id": f"p-{key}", "original_id": o, "generated_id": key, "positive": True, "strength": s,
+              "split": splits.get(o, "train"), "color": 0.5, "score": 0.75} for key, o, s in made]
     (root / layout.PAIRS).mkdir(parents=True)
     pd.DataFrame(pairs).to_parquet(root / layout.PAIRS_TABLE)
 
@@ -140,7 +142,8 @@ def test_datasets_loads_every_config_with_its_splits_and_the_stored_images(hf_da
 
 def test_streaming_reads_the_shards_as_they_come(hf_datasets, exported):
     _, out = exported
-    files = {split: sorted(str(p) for p in (out / "variants").glob(f"{split}-*.parquet")) for split in ("train", "test")}
+    files = {split: sorted(str(path) for path in (out / "variants").glob(f"{split}-*.parquet"))
+             for split in ("train", "test")}
     streamed = hf_datasets.load_dataset("parquet", data_files=files, streaming=True)
     rows = list(streamed["train"])
     assert len(rows) == 6 and rows[0]["image"].convert("RGB").size == (24, 20)
@@ -153,7 +156,8 @@ def test_the_card_counts_are_the_data_and_it_names_the_run(hf_datasets, exported
     assert [c["config_name"] for c in header["configs"]] == ["originals", "variants", "pairs"]
     for info in header["dataset_info"]:
         loaded = _load(hf_datasets, out, info["config_name"], tmp_path)
-        assert {s["name"]: s["num_examples"] for s in info["splits"]} == {split: len(rows) for split, rows in loaded.items()}
+        card_counts = {split["name"]: split["num_examples"] for split in info["splits"]}
+        assert card_counts == {split: len(rows) for split, rows in loaded.items()}
         assert [f["name"] for f in info["features"]] == loaded["train"].column_names
     assert "| originals | 3 | 1 | 2 | 6 |" in body
     assert "| sdxl | org/model | abc123 | 10 |" in body  # backend, model and its revision, from the variants' rows
@@ -242,7 +246,8 @@ def test_export_image_by_id_and_by_location(exported, tmp_path, capsys):
     workspace, _ = exported
     stored = {**_stored(workspace, layout.INGESTED), **_stored(workspace, layout.GENERATED)}
     for ident in ("o2", "v-o1-0.75"):
-        assert _run(capsys, "export", "image", ident, str(tmp_path / f"{ident}.jpg"), "--workspace", str(workspace))[0] == 0
+        out = tmp_path / f"{ident}.jpg"
+        assert _run(capsys, "export", "image", ident, str(out), "--workspace", str(workspace))[0] == 0
         assert (tmp_path / f"{ident}.jpg").read_bytes() == stored[ident]
     row = pd.read_parquet(workspace / layout.INGESTED / layout.MANIFEST).set_index("id").loc["o4"]
     location = f"{workspace / layout.INGESTED / row['shard']}#{row['offset']}+{row['length']}"  # as search prints it
@@ -262,7 +267,8 @@ def test_export_image_refuses_in_one_line(exported, tmp_path, capsys, ident, tar
     (tmp_path / "taken.jpg").write_bytes(b"keep")
     (tmp_path / "folder").mkdir()
     out = workspace.parent / target if target.startswith("ws/") else tmp_path / target
-    code, _, err = _run(capsys, "export", "image", ident, str(out), "--workspace", str(workspace), *(["--force"] if force else []))
+    forced = ["--force"] if force else []
+    code, _, err = _run(capsys, "export", "image", ident, str(out), "--workspace", str(workspace), *forced)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
     assert (tmp_path / "taken.jpg").read_bytes() == b"keep" and not (tmp_path / "new.jpg").exists()
 
@@ -270,5 +276,16 @@ def test_export_image_refuses_in_one_line(exported, tmp_path, capsys, ident, tar
 def test_export_image_overwrites_with_force(exported, tmp_path, capsys):
     workspace, _ = exported
     (tmp_path / "taken.jpg").write_bytes(b"old")
-    assert _run(capsys, "export", "image", "o2", str(tmp_path / "taken.jpg"), "--workspace", str(workspace), "--force")[0] == 0
+    out = tmp_path / "taken.jpg"
+    assert _run(capsys, "export", "image", "o2", str(out), "--workspace", str(workspace), "--force")[0] == 0
     assert (tmp_path / "taken.jpg").read_bytes() == _stored(workspace, layout.INGESTED)["o2"]
+
+
+def test_an_id_named_twice_is_exported_once(tmp_path):
+    workspace = build_workspace(tmp_path / "ws", with_variants=False)
+    path = workspace / layout.INGESTED / layout.MANIFEST
+    manifest = pd.read_parquet(path)
+    pd.concat([manifest, manifest[manifest["id"] == "o0"].assign(split="test")]).to_parquet(path)
+    report = export_dataset(workspace, tmp_path / "out")
+    assert [(s.id, s.reason) for s in report.skipped] == [("o0", "duplicate_id")]
+    assert report.configs["originals"].count() == 6

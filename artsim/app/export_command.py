@@ -18,8 +18,10 @@ def add_export_parser(commands: argparse._SubParsersAction, parser_class: type[a
     image.add_argument("id", help="its id in the manifests, or its location as search prints it (shard#offset+length)")
     image.add_argument("out", type=Path, help="the file to write")
     for kind in (dataset, image):
-        kind.add_argument("--workspace", type=Path, default=Path("."), help="an artsim workspace (default: the current folder)")
-        kind.add_argument("--force", action="store_true", help="replace what is at OUT (an earlier export, an image file)")
+        kind.add_argument("--workspace", type=Path, default=Path("."),
+                          help="an artsim workspace (default: the current folder)")
+        kind.add_argument("--force", action="store_true",
+                          help="replace what is at OUT (an earlier export, an image file)")
         kind.add_argument("--json", action="store_true", help="print JSON instead of text")
 
 
@@ -33,7 +35,8 @@ def run_export(args: argparse.Namespace) -> int:
         print(json.dumps({"id": args.id, "out": str(written)}) if args.json else str(written))
         return 0
     report = export_dataset(args.workspace, args.out, force=args.force)
-    counts = {name: {split: w.rows for split, w in exported.splits.items()} for name, exported in report.configs.items()}
+    counts = {name: {split: written.rows for split, written in exported.splits.items()}
+              for name, exported in report.configs.items()}
     summary = {"out": str(report.folder), "rows": counts, "left_out": len(report.skipped)}
     text = "\n".join([f"dataset    {report.folder}", *(f"{name:<10} {json.dumps(c)}" for name, c in counts.items()),
                       f"left out   {len(report.skipped)} (see README.md, 'Left out')"])

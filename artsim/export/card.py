@@ -55,8 +55,8 @@ def _info(name: str, exported: Exported, splits: list[str]) -> dict[str, Any]:
     return {
         "config_name": name,
         "features": card_features(exported.table.columns),
-        "splits": [{"name": split, "num_bytes": exported.splits[split].bytes, "num_examples": exported.splits[split].rows}
-                   for split in splits],
+        "splits": [{"name": split, "num_bytes": exported.splits[split].bytes,
+                    "num_examples": exported.splits[split].rows} for split in splits],
         "download_size": size,
         "dataset_size": size,
     }
@@ -66,10 +66,11 @@ def _counts(report: ExportReport) -> str:
     rows = [f"| {name} | " + " | ".join(str(exported.count(split)) for split in SPLITS) + f" | {exported.count()} |"
             for name, exported in report.configs.items()]
     return "\n".join(["## Contents", "",
-                      "Originals are the ingested paintings; variants are images generated from them; pairs join an",
-                      "original and a variant (its own: `positive`, or another painting's) with their similarity scores.",
-                      "A split without rows has no files and is not among the configs above (`datasets` loads no empty split).",
-                      "", "| config | " + " | ".join(SPLITS) + " | total |", "|---|" + "---:|" * (len(SPLITS) + 1), *rows])
+                      "Originals are the ingested paintings; variants are images generated from them; pairs join",
+                      "an original and a variant (its own: `positive`, or another painting's) with their similarity",
+                      "scores. A split without rows has no files and is not among the configs above (`datasets`",
+                      "loads no empty split).", "",
+                      "| config | " + " | ".join(SPLITS) + " | total |", "|---|" + "---:|" * (len(SPLITS) + 1), *rows])
 
 
 def _generation(report: ExportReport) -> str:
@@ -83,7 +84,8 @@ def _generation(report: ExportReport) -> str:
         name, _, revision = model.partition("@")  # the pipeline records a hub model as id@revision
         lines.append(f"| {backend} | {name} | {revision or '-'} | {count} |")
     strengths = sorted(set(variants["strength"]))
-    lines += ["", f"Strengths: {', '.join(f'{s:g}' for s in strengths)}. Each variant's seed and prompt are in its row."]
+    lines += ["", f"Strengths: {', '.join(f'{s:g}' for s in strengths)}. "
+              "Each variant's seed and prompt are in its row."]
     return "\n".join(lines)
 
 
@@ -96,7 +98,8 @@ def _params(report: ExportReport) -> str:
     recorded = {key: value for values in params.values() for key, value in values.items()}  # keys name their stage
     lines += ["", "```yaml", yaml.safe_dump(recorded, sort_keys=True, allow_unicode=True, width=1000).rstrip(), "```"]
     if report.provenance.outputs:
-        lines += ["", "Outputs (DVC md5): " + ", ".join(f"`{p}` {h}" for p, h in sorted(report.provenance.outputs.items()))]
+        outputs = sorted(report.provenance.outputs.items())
+        lines += ["", "Outputs (DVC md5): " + ", ".join(f"`{path}` {md5}" for path, md5 in outputs)]
     return "\n".join(lines)
 
 
@@ -125,15 +128,17 @@ def _left_out(report: ExportReport) -> str:
 def _usage(report: ExportReport) -> str:
     return "\n".join(["## Loading", "", "```python", "from datasets import load_dataset", "",
                       'originals = load_dataset("path/to/this/folder", "originals")  # or "variants", "pairs"',
-                      'variants = load_dataset("parquet", data_files={"train": "variants/train-*.parquet"}, split="train")',
+                      'variants = load_dataset("parquet", data_files={"train": "variants/train-*.parquet"},',
+                      '                        split="train", streaming=True)  # shard by shard',
                       "```", "",
-                      "Pairs name their images by id: `original_id` is an original's `id`, `generated_id` a variant's."])
+                      "Pairs name their images by id: `original_id` is an original's `id`, `generated_id` a",
+                      "variant's."])
 
 
 def _citation(report: ExportReport) -> str:
     return "\n".join(["## Citation", "",
-                      f"Exported by artsim {__version__} (`artsim export dataset`). Cite the sources of the originals and the",
-                      "model that made the variants as their authors ask, and this export as:", "", "```bibtex",
+                      f"Exported by artsim {__version__} (`artsim export dataset`). Cite the sources of the originals",
+                      "and the model that made the variants as their authors ask, and this export as:", "", "```bibtex",
                       "@misc{artsim_export,", "  title = {artsim: paintings and their generated variants},",
                       f"  note = {{Exported with artsim {__version__}}},", "}", "```"])
 

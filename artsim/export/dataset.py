@@ -53,7 +53,8 @@ class ExportReport:
     skipped: list[Skipped] = field(default_factory=list)
 
 
-def export_dataset(workspace: Path, out: Path, *, force: bool = False, limits: ShardLimits = ShardLimits()) -> ExportReport:
+def export_dataset(workspace: Path, out: Path, *, force: bool = False,
+                   limits: ShardLimits = ShardLimits()) -> ExportReport:
     """Write the export of `workspace` to `out` (a new folder, or with `force` an earlier export)."""
     workspace, out = Path(workspace), Path(out)
     check_dataset_target(workspace, out, force)

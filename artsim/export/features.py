@@ -14,7 +14,8 @@ import pyarrow as pa
 
 IMAGE_TYPE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 # The arrow type and the dtype name `datasets` gives it (Value(dtype) in the features, `dtype:` in the card).
-VALUE_TYPES = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64(), "float32": pa.float32(), "bool": pa.bool_()}
+VALUE_TYPES = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64(), "float32": pa.float32(),
+               "bool": pa.bool_()}
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,8 @@ def _matching(manifest: pd.DataFrame, folder: Path, ident: str) -> pd.DataFrame:
         return by_id
     # A search result names the shard by the path it was opened with: compare its tail, `data/<stage>/shards/x.tar`.
     shard = location["shard"].replace("\\", "/")
-    named = [shard == full or shard.endswith("/" + full) for full in ((folder / s).as_posix() for s in manifest["shard"].astype(str))]
+    fulls = ((folder / name).as_posix() for name in manifest["shard"].astype(str))
+    named = [shard == full or shard.endswith("/" + full) for full in fulls]
     same = (pd.Series(named, index=manifest.index) & (manifest["offset"] == int(location["offset"]))
             & (manifest["length"] == int(location["length"])))
     return manifest[same]

@@ -54,19 +54,28 @@ def originals(workspace: Path, licences: dict[str, tuple[str, str]]) -> Table:
         found = [licences.get(str(path), ("", "")) for path in manifest.get("source_path", [""] * len(manifest))]
         manifest["license"], manifest["source"] = [f[0] for f in found], [f[1] for f in found]
     table = Table("originals", ORIGINAL_COLUMNS, _rows(manifest, ORIGINAL_COLUMNS))
-    return _known_splits(table, _column(manifest, "split"))
+    return _unique_ids(_known_splits(table, _column(manifest, "split")))
 
 
 def variants(workspace: Path, original_splits: pd.Series) -> Table:
     """The generated variants, each in its original's split (`original_splits`: original id -> split,
     of the originals actually exported); one whose original is not there is left out."""
     manifest = _manifest(workspace / layout.GENERATED)
-    table = Table("variants", VARIANT_COLUMNS, _rows(manifest, VARIANT_COLUMNS))
+    table = _unique_ids(Table("variants", VARIANT_COLUMNS, _rows(manifest, VARIANT_COLUMNS)))
     splits = table.rows["original_id"].map(original_splits)
     orphans = splits.isna()
     table.skipped = [Skipped("variants", i, "original_not_exported", f"its original {o} is not in the export")
                      for i, o in zip(table.rows.loc[orphans, "id"], table.rows.loc[orphans, "original_id"])]
     table.rows = _ordered(table.rows[~orphans].assign(**{SPLIT: splits[~orphans]}))
+    return table
+
+
+def _unique_ids(table: Table) -> Table:
+    """A manifest made by hand may name an id twice: the first row keeps it (ids join the configs)."""
+    repeated = table.rows["id"].duplicated()
+    table.skipped += [Skipped(table.name, i, "duplicate_id", "an earlier row has this id")
+                      for i in table.rows.loc[repeated, "id"]]
+    table.rows = table.rows[~repeated]
     return table
 
 
@@ -109,7 +118,8 @@ def _rows(frame: pd.DataFrame, columns: tuple[Column, ...]) -> pd.DataFrame:
     for column in columns:
         if column.dtype == "image":
             continue
-        values = frame[column.name] if column.name in frame else pd.Series([DEFAULTS[column.dtype]] * len(frame), index=frame.index)
+        empty = pd.Series([DEFAULTS[column.dtype]] * len(frame), index=frame.index)
+        values = frame[column.name] if column.name in frame else empty
         rows[column.name] = _cast(values, column.dtype)
     return pd.DataFrame(rows, index=frame.index)
 
@@ -139,4 +149,5 @@ def _ordered(rows: pd.DataFrame) -> pd.DataFrame:
     """By split (train, validation, test), then by the first column (the id)."""
     first = next(name for name in rows.columns if name not in (IMAGE, SIZE, SPLIT))
     order = rows[SPLIT].map(SPLITS.index).astype("int64")
-    return rows.assign(_order=order).sort_values(["_order", first], kind="stable").drop(columns="_order").reset_index(drop=True)
+    ordered = rows.assign(_order=order).sort_values(["_order", first], kind="stable")
+    return ordered.drop(columns="_order").reset_index(drop=True)

@@ -22,7 +22,8 @@ def _inside(path: Path, folder: Path) -> bool:
 def check_not_pipeline_output(workspace: Path, out: Path) -> None:
     for output in layout.DVC_OUTPUTS:
         if _inside(out, workspace / output) or _inside(workspace / output, out):
-            raise UserError(f"{out}: inside or over the workspace's pipeline output {output}; write the export elsewhere")
+            raise UserError(f"{out}: inside or over the workspace's pipeline output {output}; "
+                            "write the export elsewhere")
 
 
 def check_dataset_target(workspace: Path, out: Path, force: bool) -> None:

@@ -72,9 +72,10 @@ def write_split(folder: Path, split: str, rows: pd.DataFrame, columns: tuple[Col
     progress = tqdm(total=len(rows), desc=f"export {table}/{split}", unit="row", disable=not len(rows))
     for number, shard in enumerate(plan):
         path = folder / f"{split}-{number:05d}-of-{len(plan):05d}.parquet"
-        with pq.ParquetWriter(path, schema, compression=_compression(columns), write_statistics=_statistics(columns)) as out:
+        options = {"compression": _compression(columns), "write_statistics": _statistics(columns)}
+        with pq.ParquetWriter(path, schema, **options) as out:
             for group in _groups(rows.iloc[shard.start:shard.stop], limits.rows_per_group):
-                records = [record for record in _records(group, columns, has_image, skipped, table) if record is not None]
+                records = [r for r in _records(group, columns, has_image, skipped, table) if r is not None]
                 if records:  # a row group of 0 rows stops `datasets` (batch size 0); an empty file is read as 0 rows
                     out.write_table(pa.Table.from_pylist(records, schema=schema), row_group_size=len(records))
                 written.rows += len(records)
