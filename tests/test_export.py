@@ -18,7 +18,7 @@ from artsim.app.cli import main
 from artsim.core import layout
 from artsim.core.shards import SHARD_FOLDER, ShardMember, ShardWriter, bucket
 from artsim.export import ShardLimits, export_dataset
-from tests.helpers import random_painting
+from tests.helpers import REPO_ROOT, random_painting
 
 # (id, split) of the originals; o5 gets no variant (its generation failed).
 ORIGINALS = [("o0", "train"), ("o1", "train"), ("o2", "train"), ("o3", "val"), ("o4", "test"), ("o5", "test")]
@@ -289,3 +289,10 @@ def test_an_id_named_twice_is_exported_once(tmp_path):
     report = export_dataset(workspace, tmp_path / "out")
     assert [(s.id, s.reason) for s in report.skipped] == [("o0", "duplicate_id")]
     assert report.configs["originals"].count() == 6
+
+
+def test_the_user_page_states_the_shard_limits_in_force():
+    page = (REPO_ROOT / "docs/dataset.md").read_text(encoding="utf-8")
+    limits = ShardLimits()
+    stated = (f"{limits.rows_per_shard:,} rows or {limits.bytes_per_shard >> 20} MB", f"{limits.rows_per_group} rows")
+    assert all(text in " ".join(page.split()) for text in stated)
