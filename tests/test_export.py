@@ -296,3 +296,13 @@ def test_the_user_page_states_the_shard_limits_in_force():
     limits = ShardLimits()
     stated = (f"{limits.rows_per_shard:,} rows or {limits.bytes_per_shard >> 20} MB", f"{limits.rows_per_group} rows")
     assert all(text in " ".join(page.split()) for text in stated)
+
+
+def test_a_damaged_manifest_stops_the_export_in_one_line_and_writes_nothing(tmp_path, capsys):
+    workspace = build_workspace(tmp_path / "ws")
+    path = workspace / layout.GENERATED / layout.MANIFEST
+    pd.read_parquet(path).assign(shard="../../elsewhere.tar").to_parquet(path)
+    code, _, err = _run(capsys, "export", "dataset", str(tmp_path / "out"), "--workspace", str(workspace))
+    assert code == 2 and err.startswith("artsim: error: ") and "rerun its stage" in err  # before any progress bar
+    assert len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ws"]  # no export, no staging folder left

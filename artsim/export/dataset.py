@@ -75,10 +75,12 @@ def _export_into(workspace: Path, folder: Path, limits: ShardLimits) -> ExportRe
     provenance = read_provenance(workspace)
     report = ExportReport(folder, provenance)
     licences = source_licences(workspace, provenance.param("ingest.source"))
-    originals = _write(folder, tables.originals(workspace, licences), limits, report)
-    splits = originals.rows.set_index("id")[SPLIT]
-    variants = _write(folder, tables.variants(workspace, splits), limits, report)
-    _write(folder, tables.pairs(workspace, set(splits.index), set(variants.rows["id"])), limits, report)
+    # Every table is read (and a damaged one refused) before any image is written.
+    originals, variants = tables.originals(workspace, licences), tables.variants(workspace)
+    pairs = tables.pairs(workspace)
+    splits = _write(folder, originals, limits, report).rows.set_index("id")[SPLIT]
+    variant_ids = set(_write(folder, tables.in_original_splits(variants, splits), limits, report).rows["id"])
+    _write(folder, tables.joined(pairs, set(splits.index), variant_ids), limits, report)
     card = dataset_card(report)
     write_atomically(folder / CARD, lambda handle: handle.write(card.encode("utf-8")), durable=False)
     return report

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from artsim.core import layout
+from artsim.core.errors import UserError
 from artsim.core.shards import manifest_images
 from artsim.export.features import (ORIGINAL_COLUMNS, PAIR_KEY_COLUMNS, VARIANT_COLUMNS, Column,
                                     pair_columns)
@@ -57,15 +58,19 @@ def originals(workspace: Path, licences: dict[str, tuple[str, str]]) -> Table:
     return _unique_ids(_known_splits(table, _column(manifest, "split")))
 
 
-def variants(workspace: Path, original_splits: pd.Series) -> Table:
-    """The generated variants, each in its original's split (`original_splits`: original id -> split,
-    of the originals actually exported); one whose original is not there is left out."""
+def variants(workspace: Path) -> Table:
+    """The generated variants, not yet in a split (they take their original's: `in_original_splits`)."""
     manifest = _manifest(workspace / layout.GENERATED)
-    table = _unique_ids(Table("variants", VARIANT_COLUMNS, _rows(manifest, VARIANT_COLUMNS)))
+    return _unique_ids(Table("variants", VARIANT_COLUMNS, _rows(manifest, VARIANT_COLUMNS)))
+
+
+def in_original_splits(table: Table, original_splits: pd.Series) -> Table:
+    """Each variant in its original's split (`original_splits`: id -> split of the originals actually
+    exported); one whose original is not there is left out."""
     splits = table.rows["original_id"].map(original_splits)
     orphans = splits.isna()
-    table.skipped = [Skipped("variants", i, "original_not_exported", f"its original {o} is not in the export")
-                     for i, o in zip(table.rows.loc[orphans, "id"], table.rows.loc[orphans, "original_id"])]
+    table.skipped += [Skipped("variants", i, "original_not_exported", f"its original {o} is not in the export")
+                      for i, o in zip(table.rows.loc[orphans, "id"], table.rows.loc[orphans, "original_id"])]
     table.rows = _ordered(table.rows[~orphans].assign(**{SPLIT: splits[~orphans]}))
     return table
 
@@ -79,20 +84,36 @@ def _unique_ids(table: Table) -> Table:
     return table
 
 
-def pairs(workspace: Path, original_ids: set[str], variant_ids: set[str]) -> Table:
-    """The scored pairs, by the ids of their two images; a pair whose original or variant is not in
-    the export is left out (its images could not be joined)."""
-    path = workspace / layout.PAIRS_TABLE
-    table = pd.read_parquet(path) if path.is_file() else pd.DataFrame(columns=[c.name for c in PAIR_KEY_COLUMNS])
+def pairs(workspace: Path) -> Table:
+    """The scored pairs, by the ids of their two images (`joined` keeps those whose images are exported)."""
+    table = _read_pairs(workspace / layout.PAIRS_TABLE)
     keys = {c.name for c in PAIR_KEY_COLUMNS} | {"split"}
     scores = [name for name in table.columns if name not in keys and pd.api.types.is_float_dtype(table[name])]
     columns = pair_columns(scores)
-    rows = _rows(table, columns)
-    joined = rows["original_id"].isin(original_ids) & rows["generated_id"].isin(variant_ids)
-    result = Table("pairs", columns, rows[joined])
-    result.skipped = [Skipped("pairs", p, "image_not_exported", "its original or variant is not in the export")
-                      for p in rows.loc[~joined, "pair_id"]]
-    return _known_splits(result, _column(table, "split")[joined])
+    return _known_splits(Table("pairs", columns, _rows(table, columns)), _column(table, "split"))
+
+
+def joined(table: Table, original_ids: set[str], variant_ids: set[str]) -> Table:
+    """The pairs whose original and variant are both in the export; the others are left out."""
+    rows = table.rows
+    kept = rows["original_id"].isin(original_ids) & rows["generated_id"].isin(variant_ids)
+    table.skipped += [Skipped("pairs", p, "image_not_exported", "its original or variant is not in the export")
+                      for p in rows.loc[~kept, "pair_id"]]
+    table.rows = rows[kept].reset_index(drop=True)
+    return table
+
+
+def _read_pairs(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        return pd.DataFrame(columns=[column.name for column in PAIR_KEY_COLUMNS])
+    try:
+        table = pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: the pairs table cannot be read ({exc}); rerun the score stage") from None
+    missing = [column.name for column in PAIR_KEY_COLUMNS if column.name not in table]
+    if missing:
+        raise UserError(f"{path}: the pairs table has no column {missing[0]!r}; rerun the score stage")
+    return table
 
 
 def _column(frame: pd.DataFrame, name: str) -> pd.Series:
@@ -104,8 +125,14 @@ def _manifest(folder: Path) -> pd.DataFrame:
     path = folder / layout.MANIFEST
     if not path.is_file():
         return pd.DataFrame({IMAGE: [], SIZE: []})
-    manifest = pd.read_parquet(path)
-    manifest[IMAGE] = manifest_images(manifest, folder)
+    try:
+        manifest = pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: not a readable manifest ({exc}); rerun its stage") from None
+    try:
+        manifest[IMAGE] = manifest_images(manifest, folder)
+    except ValueError as exc:  # it names shards outside its folder: no row of it can be trusted
+        raise UserError(str(exc)) from None
     manifest[SIZE] = [getattr(image, "length", 0) for image in manifest[IMAGE]]
     return manifest
 
