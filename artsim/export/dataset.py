@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from artsim.core.images import write_atomically
 import artsim.export.tables as tables
+from artsim.core.images import write_atomically
 from artsim.export.card import CARD, dataset_card
 from artsim.export.provenance import Provenance, read_provenance, source_licences
-from artsim.export.targets import EXPORT_ENTRIES, check_dataset_target
+from artsim.export.targets import check_dataset_target
 from artsim.export.tables import SPLIT, SPLITS, Skipped, Table
 from artsim.export.writer import ShardLimits, SplitWritten, write_split
 
@@ -93,13 +93,24 @@ def _write(folder: Path, table: Table, limits: ShardLimits, report: ExportReport
     for split in SPLITS:
         exported.splits[split] = write_split(folder / table.name, split, table.split(split), table.columns, limits,
                                              lost.append, table.name)
+    if (folder / table.name).is_dir() and not any((folder / table.name).iterdir()):
+        (folder / table.name).rmdir()  # a config without rows has no folder
     lost_ids = {skipped.id for skipped in lost}
     table.rows = table.rows[~table.rows[table.columns[0].name].isin(lost_ids)].drop(columns=[tables.IMAGE])
     report.skipped += table.skipped + lost
-    for skipped in table.skipped + lost:
-        log.warning("export: %s %s left out: %s %s", skipped.table, skipped.id, skipped.reason, skipped.detail)
+    _log_left_out(table.skipped + lost)
     report.configs[table.name] = exported
     return exported
+
+
+def _log_left_out(skipped: list[Skipped]) -> None:
+    """One line per reason (with its first row): a damaged shard can cost thousands of rows."""
+    by_reason: dict[tuple[str, str], list[Skipped]] = {}
+    for row in skipped:
+        by_reason.setdefault((row.table, row.reason), []).append(row)
+    for (table, reason), rows in by_reason.items():
+        first = rows[0]
+        log.warning("export: %d %s left out (%s), e.g. %s %s", len(rows), table, reason, first.id, first.detail)
 
 
 def _replace(staging: Path, out: Path) -> None:
@@ -112,6 +123,3 @@ def _replace(staging: Path, out: Path) -> None:
         shutil.rmtree(old)
     else:
         os.replace(staging, out)
-
-
-__all__ = ["EXPORT_ENTRIES", "ExportReport", "ShardLimits", "export_dataset"]
