@@ -68,8 +68,8 @@ def _counts(report: ExportReport) -> str:
     return "\n".join(["## Contents", "",
                       "Originals are the ingested paintings; variants are images generated from them; pairs join",
                       "an original and a variant (its own: `positive`, or another painting's) with their similarity",
-                      "scores. A split without rows has no files and is not among the configs above (`datasets`",
-                      "loads no empty split).", "",
+                      "scores. A split without rows has no files and is not listed in the header's `configs`",
+                      "(`datasets` loads no empty split).", "",
                       "| config | " + " | ".join(SPLITS) + " | total |", "|---|" + "---:|" * (len(SPLITS) + 1), *rows])
 
 
