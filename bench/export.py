@@ -13,7 +13,6 @@ The workspace is synthetic: 32 distinct paintings packed under many ids into rea
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import resource
 import shutil
@@ -23,7 +22,6 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))

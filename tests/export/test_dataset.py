@@ -1,80 +1,18 @@
-"""`artsim export`: the workspace as a Hugging Face dataset that `datasets` loads offline (eagerly
-and streaming), with a card whose counts are the data's, and single images by id or location.
-
-The workspace is built in miniature as ingest and generate lay theirs out: images packed into
-tar shards by core.shards, manifests locating them, pairs, a dvc.lock and a source metadata.csv.
-"""
+"""artsim.export.dataset: the workspace as a Hugging Face dataset that `datasets` loads offline (eagerly
+and streaming), with a card whose counts are the data's; deterministic, bounded shards, the edge cases."""
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-import yaml
 
-from artsim.app.cli import main
 from artsim.core import layout
-from artsim.core.shards import SHARD_FOLDER, ShardMember, ShardWriter, bucket
+from artsim.core.errors import UserError
 from artsim.export import ShardLimits, export_dataset
-from tests.helpers import REPO_ROOT, random_painting
-
-# (id, split) of the originals; o5 gets no variant (its generation failed).
-ORIGINALS = [("o0", "train"), ("o1", "train"), ("o2", "train"), ("o3", "val"), ("o4", "test"), ("o5", "test")]
-STRENGTHS = (0.25, 0.75)
-ORPHAN = "v-orphan"  # a variant whose original is not among the originals
-LICENCE = "public domain"
-
-
-def _jpeg(seed: int) -> bytes:
-    buffer = io.BytesIO()
-    random_painting(seed, (24, 20)).save(buffer, format="JPEG", quality=90)
-    return buffer.getvalue()
-
-
-def _pack(folder: Path, rows: list[dict], images: list[bytes], group=bucket) -> None:
-    """rows + images as a stage writes them: shards under folder/shards, manifest.parquet locating each."""
-    with ShardWriter(folder / SHARD_FOLDER) as shards:
-        for row, data in zip(rows, images):
-            row["path"] = f"images/{row['id']}.jpg"
-            row["shard"], row["offset"], row["length"] = shards.add(row["path"], data, group(row["id"]))
-    columns = list(rows[0]) if rows else ["id", "path", "split", "shard", "offset", "length"]
-    pd.DataFrame(rows, columns=columns).to_parquet(folder / layout.MANIFEST)
-
-
-def build_workspace(root: Path, *, originals=ORIGINALS, with_variants: bool = True) -> Path:
-    (root / layout.INGESTED).mkdir(parents=True)
-    rows = [{"id": i, "hash": f"h-{i}", "source_path": f"Style/{i}.jpg", "artist": "A", "title": f"T {i}",
-             "year": "1900", "style": "Style", "genre": "portrait", "split": split, "width": 24, "height": 20}
-            for i, split in originals]
-    _pack(root / layout.INGESTED, rows, [_jpeg(n) for n in range(len(rows))])
-    (root / "src").mkdir()
-    (root / "src/metadata.csv").write_text("filename,license,source\n" + "".join(
-        f"{row['source_path']},{LICENCE},a museum\n" for row in rows))
-    generate = {"generate.backend": "sdxl", "generate.strengths": list(STRENGTHS)}
-    (root / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": {
-        "ingest": {"params": {"params.yaml": {"ingest.source": "src"}}},
-        "generate": {"params": {"params.yaml": generate}}}}))
-    if with_variants:
-        _variants_and_pairs(root, [i for i, _ in originals if i != "o5"])
-    return root
-
-
-def _variants_and_pairs(root: Path, sources: list[str]) -> None:
-    """Variants of `sources` at each strength, one orphan (its original "gone" is in no manifest),
-    and a positive pair per variant (the orphan's included), each in its original's split."""
-    (root / layout.GENERATED).mkdir(parents=True)
-    made = [(f"v-{o}-{s}", o, s) for o in sources for s in STRENGTHS] + [(ORPHAN, "gone", STRENGTHS[0])]
-    rows = [{"id": key, "original_id": o, "strength": s, "style_source_id": "", "backend": "sdxl",
-             "model": "org/model@abc123", "seed": 7, "width": 24, "height": 20, "prompt": f"a painting {o}"}
-            for key, o, s in made]
-    _pack(root / layout.GENERATED, rows, [_jpeg(100 + n) for n in range(len(rows))], group=lambda key: "s")
-    splits = dict(ORIGINALS)
-    pairs = [{"pair_id": f"p-{key}", "original_id": o, "generated_id": key, "positive": True, "strength": s,
-              "split": splits.get(o, "train"), "color": 0.5, "score": 0.75} for key, o, s in made]
-    (root / layout.PAIRS).mkdir(parents=True)
-    pd.DataFrame(pairs).to_parquet(root / layout.PAIRS_TABLE)
+from tests.support.export_workspace import (LICENCE, ORPHAN, REPO_ROOT, build_workspace, built_and_exported,
+                                            read_card, stored_images)
 
 
 @pytest.fixture(scope="module")
@@ -93,21 +31,7 @@ def hf_datasets(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("export")
-    workspace = build_workspace(root / "ws")
-    export_dataset(workspace, root / "out")
-    return workspace, root / "out"
-
-
-def _card(out: Path) -> tuple[dict, str]:
-    _, header, body = (out / "README.md").read_text(encoding="utf-8").split("---\n", 2)
-    return yaml.safe_load(header), body
-
-
-def _stored(workspace: Path, stage: Path) -> dict[str, bytes]:
-    manifest = pd.read_parquet(workspace / stage / layout.MANIFEST)
-    return {row.id: ShardMember(workspace / stage / row.shard, row.offset, row.length, row.path).read_bytes()
-            for row in manifest.itertuples()}
+    return built_and_exported(tmp_path_factory.mktemp("export"))
 
 
 def _load(hf_datasets, out: Path, config: str, tmp_path: Path):
@@ -123,7 +47,7 @@ def test_datasets_loads_every_config_with_its_splits_and_the_stored_images(hf_da
     assert isinstance(originals["train"].features["image"], hf_datasets.Image)
     first = originals["train"][0]
     assert first["id"] == "o0" and first["image"].size == (24, 20) and first["license"] == LICENCE
-    stored = _stored(workspace, layout.INGESTED)
+    stored = stored_images(workspace, layout.INGESTED)
     raw = originals.cast_column("image", hf_datasets.Image(decode=False))
     assert {row["id"]: row["image"]["bytes"] for split in raw.values() for row in split} == stored
 
@@ -132,7 +56,7 @@ def test_datasets_loads_every_config_with_its_splits_and_the_stored_images(hf_da
     assert {split: len(rows) for split, rows in variants.items()} == {"train": 6, "validation": 2, "test": 2}
     assert ORPHAN not in {row["id"] for split in variants.values() for row in split}
     raw = variants.cast_column("image", hf_datasets.Image(decode=False))
-    stored = _stored(workspace, layout.GENERATED)
+    stored = stored_images(workspace, layout.GENERATED)
     assert all(row["image"]["bytes"] == stored[row["id"]] for split in raw.values() for row in split)
 
     pairs = _load(hf_datasets, out, "pairs", tmp_path)
@@ -152,7 +76,7 @@ def test_streaming_reads_the_shards_as_they_come(hf_datasets, exported):
 
 def test_the_card_counts_are_the_data_and_it_names_the_run(hf_datasets, exported, tmp_path):
     _, out = exported
-    header, body = _card(out)
+    header, body = read_card(out)
     assert [c["config_name"] for c in header["configs"]] == ["originals", "variants", "pairs"]
     for info in header["dataset_info"]:
         loaded = _load(hf_datasets, out, info["config_name"], tmp_path)
@@ -190,7 +114,7 @@ def test_a_workspace_without_variants_exports_its_originals(hf_datasets, tmp_pat
     export_dataset(workspace, tmp_path / "out")
     assert hf_datasets.get_dataset_config_names(str(tmp_path / "out")) == ["originals"]
     assert sum(len(rows) for rows in _load(hf_datasets, tmp_path / "out", "originals", tmp_path).values()) == 6
-    header, body = _card(tmp_path / "out")
+    header, body = read_card(tmp_path / "out")
     assert [c["config_name"] for c in header["configs"]] == ["originals"]
     assert "This workspace has no generated variants." in body and "| variants | 0 | 0 | 0 | 0 |" in body
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["README.md", "originals"]
@@ -201,7 +125,7 @@ def test_zero_images_give_a_card_and_no_data_files(tmp_path):
     report = export_dataset(workspace, tmp_path / "out")
     assert all(exported.count() == 0 for exported in report.configs.values())
     assert not list((tmp_path / "out").rglob("*.parquet"))
-    header, body = _card(tmp_path / "out")
+    header, body = read_card(tmp_path / "out")
     assert header["configs"] == [] and "| originals | 0 | 0 | 0 | 0 |" in body
 
 
@@ -216,69 +140,8 @@ def test_an_unreadable_original_is_left_out_with_its_variants_and_pairs(hf_datas
     for config, train in (("originals", 3), ("variants", 6), ("pairs", 6)):
         loaded = _load(hf_datasets, tmp_path / "out", config, tmp_path)
         assert set(loaded) == {"train", "test"} and len(loaded["train"]) == train
-    body = _card(tmp_path / "out")[1]
+    body = read_card(tmp_path / "out")[1]
     assert "| originals | shard_mismatch | 1 |" in body and "| variants | original_not_exported | 3 |" in body
-
-
-# --- where exports may write ---------------------------------------------------------------------
-
-def _run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def test_export_dataset_replaces_only_an_earlier_export(exported, tmp_path, capsys):
-    workspace, _ = exported
-    out = tmp_path / "out"
-    assert _run(capsys, "export", "dataset", str(out), "--workspace", str(workspace))[0] == 0
-    code, _, err = _run(capsys, "export", "dataset", str(out), "--workspace", str(workspace))
-    assert code == 2 and "--force" in err and len(err.strip().splitlines()) == 1
-    assert _run(capsys, "export", "dataset", str(out), "--workspace", str(workspace), "--force")[0] == 0
-    (out / "notes.txt").write_text("mine")
-    code, _, err = _run(capsys, "export", "dataset", str(out), "--workspace", str(workspace), "--force")
-    assert code == 2 and "notes.txt" in err and (out / "notes.txt").read_text() == "mine"
-    code, _, err = _run(capsys, "export", "dataset", str(workspace / "data"), "--workspace", str(workspace), "--force")
-    assert code == 2 and "pipeline output" in err
-
-
-def test_export_image_by_id_and_by_location(exported, tmp_path, capsys):
-    workspace, _ = exported
-    stored = {**_stored(workspace, layout.INGESTED), **_stored(workspace, layout.GENERATED)}
-    for ident in ("o2", "v-o1-0.75"):
-        out = tmp_path / f"{ident}.jpg"
-        assert _run(capsys, "export", "image", ident, str(out), "--workspace", str(workspace))[0] == 0
-        assert (tmp_path / f"{ident}.jpg").read_bytes() == stored[ident]
-    row = pd.read_parquet(workspace / layout.INGESTED / layout.MANIFEST).set_index("id").loc["o4"]
-    location = f"{workspace / layout.INGESTED / row['shard']}#{row['offset']}+{row['length']}"  # as search prints it
-    assert _run(capsys, "export", "image", location, str(tmp_path / "o4.jpg"), "--workspace", str(workspace))[0] == 0
-    assert (tmp_path / "o4.jpg").read_bytes() == stored["o4"]
-
-
-@pytest.mark.parametrize("ident, target, force, message", [
-    ("nope", "new.jpg", False, "no original or variant"),
-    ("data/ingested/shards/00.tar#512+1", "new.jpg", False, "no original or variant"),  # no manifest row names it
-    ("o2", "taken.jpg", False, "exists; --force"),
-    ("o2", "folder", True, "is a folder"),
-    ("o2", "ws/data/ingested/o2.jpg", True, "pipeline output"),
-])
-def test_export_image_refuses_in_one_line(exported, tmp_path, capsys, ident, target, force, message):
-    workspace, _ = exported
-    (tmp_path / "taken.jpg").write_bytes(b"keep")
-    (tmp_path / "folder").mkdir()
-    out = workspace.parent / target if target.startswith("ws/") else tmp_path / target
-    forced = ["--force"] if force else []
-    code, _, err = _run(capsys, "export", "image", ident, str(out), "--workspace", str(workspace), *forced)
-    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
-    assert (tmp_path / "taken.jpg").read_bytes() == b"keep" and not (tmp_path / "new.jpg").exists()
-
-
-def test_export_image_overwrites_with_force(exported, tmp_path, capsys):
-    workspace, _ = exported
-    (tmp_path / "taken.jpg").write_bytes(b"old")
-    out = tmp_path / "taken.jpg"
-    assert _run(capsys, "export", "image", "o2", str(out), "--workspace", str(workspace), "--force")[0] == 0
-    assert (tmp_path / "taken.jpg").read_bytes() == _stored(workspace, layout.INGESTED)["o2"]
 
 
 def test_an_id_named_twice_is_exported_once(tmp_path):
@@ -298,11 +161,12 @@ def test_the_user_page_states_the_shard_limits_in_force():
     assert all(text in " ".join(page.split()) for text in stated)
 
 
-def test_a_damaged_manifest_stops_the_export_in_one_line_and_writes_nothing(tmp_path, capsys):
+
+
+def test_a_damaged_manifest_stops_the_export_before_any_image_and_leaves_nothing(tmp_path):
     workspace = build_workspace(tmp_path / "ws")
     path = workspace / layout.GENERATED / layout.MANIFEST
     pd.read_parquet(path).assign(shard="../../elsewhere.tar").to_parquet(path)
-    code, _, err = _run(capsys, "export", "dataset", str(tmp_path / "out"), "--workspace", str(workspace))
-    assert code == 2 and err.startswith("artsim: error: ") and "rerun its stage" in err  # before any progress bar
-    assert len(err.strip().splitlines()) == 1
+    with pytest.raises(UserError, match="outside its folder"):
+        export_dataset(workspace, tmp_path / "out")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ws"]  # no export, no staging folder left
