@@ -17,7 +17,9 @@ if TYPE_CHECKING:
     from artsim.export.dataset import Exported, ExportReport
 
 CARD = "README.md"
-SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"))
+# The Hub's size_categories, by the number of images (originals and variants).
+SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
+                   (10_000_000, "1M<n<10M"))
 
 
 def dataset_card(report: ExportReport) -> str:
@@ -35,7 +37,7 @@ def _header(report: ExportReport) -> dict[str, Any]:
         "license_details": "Each original carries its own licence and source (columns license, source); see Licences.",
         "tags": ["art", "image-similarity", "image-to-image", "artsim"],
         "task_categories": ["image-to-image", "image-classification"],
-        "size_categories": [next((label for limit, label in SIZE_CATEGORIES if images < limit), "n>1M")],
+        "size_categories": [next((label for limit, label in SIZE_CATEGORIES if images < limit), "10M<n<100M")],
         # Only splits with rows: `datasets` cannot load an empty one (the Contents table shows the zeros).
         "configs": [{"config_name": name, **({"default": True} if name == next(iter(present)) else {}),
                      "data_files": [{"split": split, "path": f"{name}/{split}-*.parquet"} for split in splits]}
