@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 from artsim import __version__
 from artsim.core import layout
 from artsim.core.errors import UserError
+from artsim.app.export_command import add_export_parser, run_export
 from artsim.app.inputs import must_exist, query_paths
 from artsim.index import RANKINGS
 
@@ -107,6 +108,7 @@ def build_parser() -> OneLineParser:
 
     info = commands.add_parser("info", parents=[common], help="what the workspace holds")
     info.add_argument("--no-status", action="store_true", help="skip `dvc status` (stale stages)")
+    add_export_parser(commands, OneLineParser)
     return parser
 
 
@@ -300,7 +302,8 @@ def info_text(info: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-COMMANDS = {"compare": run_compare, "search": run_search, "index": run_index, "serve": run_serve, "info": run_info}
+COMMANDS = {"compare": run_compare, "search": run_search, "index": run_index, "serve": run_serve, "info": run_info,
+            "export": run_export}
 
 
 if __name__ == "__main__":
