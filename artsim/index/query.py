@@ -18,7 +18,7 @@ from typing import ClassVar
 import numpy as np
 
 from artsim.core.fusion import RRF_K, ranks_from_scores, reciprocal_rank_fusion
-from artsim.evaluate.peers import hash_similarity
+from artsim.core.hashes import hash_similarity
 from artsim.index.ann import top_inner_products
 from artsim.index.store import StoredIndex
 

@@ -19,7 +19,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from artsim.core.errors import UserError
-from artsim.evaluate.peers import phash_bits
+from artsim.core.hashes import phash_bits
 from artsim.index import DEFAULT_SHORTLIST
 from artsim.index.query import HeadScores, IndexSearch, Ranked, ranking_named
 from artsim.index.store import StoredIndex
