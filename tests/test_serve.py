@@ -23,6 +23,7 @@ from artsim.app.limits import ServiceLimits
 from artsim.app.service import ServiceState, load_state
 from artsim.index import RANKING_NAMES
 from artsim.core.shards import ShardWriter
+from artsim.index.search import Query
 from tests.helpers import random_painting, write_untrained_model
 from tests.test_api_cli import png_header_only
 
@@ -86,6 +87,22 @@ def cli_search_json(capsys, query: Path, *options: str) -> dict:
     capsys.readouterr()
     main(["search", str(query), "--json", *options])
     return json.loads(capsys.readouterr().out)
+
+
+# --- the state, without HTTP -----------------------------------------------------------------
+
+def test_the_state_answers_each_route_from_the_model_and_the_searcher(state, originals, model_dir):
+    a, b = open_image(originals / "painting_0.png"), open_image(originals / "painting_1.png")
+    assert state.compare(a, b) == compare_payload(artsim.load(model_dir), a, b)
+    [expected] = state.searcher.search([Query(a.name, a.image)], 3, "fused")
+    found = state.search(a, 3, "fused")
+    assert found["by"] == "fused" and found["results"] == [hit.as_dict() for hit in expected.hits]
+    assert found["skipped"] == [{"path": str(originals / "broken.png"), "reason": "not_an_image"}]
+    assert state.original("painting_2.png") == originals / "painting_2.png" and state.original("painting_9.png") is None
+    health = state.health()
+    assert health["index_size"] == 6 and health["stale"] is False and health["default_by"] == state.default_ranking
+    with pytest.raises(ValueError, match="one of model, phash, fused"):
+        state.search(a, 3, "colour")
 
 
 # --- the endpoints ---------------------------------------------------------------------------
