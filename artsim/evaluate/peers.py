@@ -122,7 +122,8 @@ def signatures_of(paths: Iterable[ImageFile | str], grey_for: Iterable[ImageFile
     return PeerSignatures(phash, dhash, {p: i for i, p in enumerate(distinct)}, grey, grey_row_of, frozenset(unreadable))
 
 
-def pair_similarities(signatures: PeerSignatures, left: Sequence[ImageFile | str], right: Sequence[ImageFile | str]) -> dict[str, np.ndarray]:
+def peer_similarities_of_pairs(signatures: PeerSignatures, left: Sequence[ImageFile | str],
+                               right: Sequence[ImageFile | str]) -> dict[str, np.ndarray]:
     """Each peer similarity of (left[i], right[i]) for every i (all files must have signatures)."""
     a, b = signatures.rows(left), signatures.rows(right)
     scores = {name: hash_similarity(signatures.hashes(name)[a], signatures.hashes(name)[b]) for name in HASH_NAMES}
