@@ -96,7 +96,7 @@ def test_the_state_answers_each_route_from_the_model_and_the_searcher(state, ori
     assert state.compare(a, b) == compare_payload(artsim.load(model_dir), a, b)
     [expected] = state.searcher.search([Query(a.name, a.image)], 3, "fused")
     found = state.search(a, 3, "fused")
-    assert found["by"] == "fused" and found["results"] == [hit.as_dict() for hit in expected.hits]
+    assert found["by"] == "fused" and found["results"] == [dataclasses.asdict(hit) for hit in expected.hits]
     assert found["skipped"] == [{"path": str(originals / "broken.png"), "reason": "not_an_image"}]
     assert state.original("painting_2.png") == originals / "painting_2.png" and state.original("painting_9.png") is None
     health = state.health()

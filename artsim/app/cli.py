@@ -186,12 +186,14 @@ def run_search(args: argparse.Namespace) -> int:
     queries = query_paths(args)
     from artsim.app.indexes import decoded_queries, default_ranking, open_index, searcher_for
     from artsim.app.render import threshold_note, write_search_results
+    from artsim.index.search import Searcher
 
+    ranking = args.ranking or default_ranking(args.workspace)
     scorer = _scorer(args)
-    searcher = searcher_for(scorer, open_index(scorer, args.index, args.originals, args.workspace), args.shortlist)
+    opened = open_index(scorer, args.index, args.originals, args.workspace)
+    searcher: Searcher = searcher_for(scorer, opened, args.shortlist)
     for path, why in searcher.skipped.items():
         print(f"artsim: skipped candidate {path}: {why}", file=sys.stderr)
-    ranking = args.ranking or default_ranking(args.workspace)
     results = searcher.search(decoded_queries(queries), args.top_k, ranking, count=len(queries))
     form = "csv" if args.csv else "jsonl" if args.jsonl else "json" if args.json else "text"
     failed = write_search_results(form, results, searcher.skipped, threshold_note(scorer))

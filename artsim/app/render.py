@@ -9,6 +9,7 @@ import csv
 import json
 import sys
 from collections.abc import Iterable
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, TextIO
 
 from artsim.evaluate.verdict import evidence_text
@@ -70,9 +71,15 @@ def skipped_json(skipped: dict[str, str]) -> list[dict[str, str]]:
     return [{"path": path, "reason": why} for path, why in skipped.items()]
 
 
+def result_json(result: QueryResult) -> dict:
+    """One query's hits, as `artsim search --jsonl` prints them; an unusable query with its error."""
+    found = {"query": result.query, "candidates": result.candidates, "results": [asdict(hit) for hit in result.hits]}
+    return found | ({"error": result.error} if result.error else {})
+
+
 def search_json(result: QueryResult, skipped: dict[str, str], note: str) -> dict:
     """One query's result as `artsim search --json` prints it (and POST /search returns it, with its ranking)."""
-    return result.as_dict() | {"threshold_note": note, "skipped": skipped_json(skipped)}
+    return result_json(result) | {"threshold_note": note, "skipped": skipped_json(skipped)}
 
 
 def served_search_json(ranking: str, result: QueryResult, skipped: dict[str, str], note: str) -> dict:
@@ -106,7 +113,7 @@ def write_search_results(form: str, results: Iterable[QueryResult], skipped: dic
         if writer:
             writer.writerows(search_csv_rows(result))
         elif form == "jsonl":
-            print(json.dumps(result.as_dict() | {"threshold_note": note}), flush=True)
+            print(json.dumps(result_json(result) | {"threshold_note": note}), flush=True)
         elif form == "json":
             collected.append(search_json(result, skipped, note))
         elif not result.error:  # text: a query that could not be used is only its line on stderr

@@ -19,9 +19,9 @@ from artsim.app.indexes import OpenIndex, default_ranking, open_index, searcher_
 from artsim.app.render import served_search_json, threshold_note
 from artsim.core import layout
 from artsim.core.images import ImageFile
-from artsim.index import RANKING_NAMES
+from artsim.index import DEFAULT_SHORTLIST, RANKING_NAMES
 from artsim.index.build import image_at
-from artsim.index.search import DEFAULT_SHORTLIST, Query
+from artsim.index.search import Query, Searcher
 from artsim.index.store import MANIFEST as INDEX_MANIFEST, NORMS, VECTORS
 from artsim.score.scorer import FILE_NAME as DESCRIPTOR_SCORE_FILE
 
@@ -54,11 +54,19 @@ def _stamp(path: Path) -> tuple[int, int] | None:
 class ServiceState:
     """The model and the index a server answers with: one method per route."""
 
+    scorer: Scorer
+    opened: OpenIndex  # the index searched; its entry ids are GET /original/{id}'s and compare's b_original
+    searcher: Searcher  # built once: per index, not per request
+    default_ranking: str
+    sources: FileStamps
+    threshold_note: str
+    row_of_id: dict[str, int]
+
     def __init__(self, scorer: Scorer, opened: OpenIndex, default_ranking: str = RANKING_NAMES[0],
                  shortlist: int = DEFAULT_SHORTLIST) -> None:
         self.scorer = scorer
-        self.opened = opened  # the index searched; its entry ids are GET /original/{id}'s and compare's b_original
-        self.searcher = searcher_for(scorer, opened, shortlist)  # built once: per index, not per request
+        self.opened = opened
+        self.searcher = searcher_for(scorer, opened, shortlist)
         self.default_ranking = default_ranking
         self.sources = FileStamps.of(watched_files(scorer, opened))
         self.threshold_note = threshold_note(scorer)

@@ -50,9 +50,6 @@ class Hit:
     path: str
     likely_derived: bool | None = None  # at or above the model's threshold at 90% precision; None without one
 
-    def as_dict(self) -> dict:
-        return dict(vars(self))
-
 
 @dataclass(frozen=True)
 class QueryResult:
@@ -60,10 +57,6 @@ class QueryResult:
     hits: list[Hit]
     candidates: int
     error: str | None = None  # the query could not be used: it has no hit
-
-    def as_dict(self) -> dict:
-        found = {"query": self.query, "candidates": self.candidates, "results": [hit.as_dict() for hit in self.hits]}
-        return found | ({"error": self.error} if self.error else {})
 
 
 class Searcher:
