@@ -8,7 +8,7 @@
 - real: the scale corpus (bench/dvc_scale.py's generator) indexed with a model built in code (the
   siamese at the embedded default's image size, untrained: costs are the same as a trained one's):
   first build, +100 originals, a call with nothing changed, load, query p50/p95 through the index
-  against the per-query path it replaced (tests/search_oracle.py, embedding cache warm);
+  against the per-query path it replaced (tests/support/search_oracle.py, embedding cache warm);
 - bulk: `compare --pairs` pairs/s over the corpus, and how its time splits (trunk, descriptors).
 
 Usage (2-core CPU; N=1,000,000 needs ~9 GB of disk in --work):
@@ -121,7 +121,7 @@ def bench_real(work: Path, count: int, queries: int, pairs: int) -> dict:
     from artsim.app.bulk import compare_pairs
     from artsim.app.indexes import decoded_queries, index_collection, searcher_for
     from artsim.index.collection import folder_collection
-    from tests.search_oracle import EmbeddingCache, search
+    from tests.support.search_oracle import EmbeddingCache, search
     from bench.dvc_scale import build_dataset
     torch.manual_seed(0)
     scorer = _model(work)

@@ -1,7 +1,6 @@
 """Search through the index and bulk compare, on a small untrained model (seconds, no pipeline run):
-the Searcher ranks as the per-query search did (tests/search_oracle.py), each registered ranking ranks as
-it says, many queries and pairs give what single calls give,
-and the command starts without importing torch for --help, a bad option or a missing file."""
+the Searcher ranks as the per-query search did (tests/support/search_oracle.py), many queries and pairs give
+what single calls give, and the command starts without importing torch for --help, a bad option or a missing file."""
 from __future__ import annotations
 
 import csv
@@ -23,7 +22,7 @@ from artsim.core.fusion import RRF_K
 from artsim.core.shards import ShardWriter
 from artsim.index.collection import folder_collection, workspace_collection
 from tests.helpers import SAMPLE_DIR, random_painting
-from tests.search_oracle import EmbeddingCache, search
+from tests.support.search_oracle import EmbeddingCache, search
 from tests.test_api_cli import images, model_dir, run_cli  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")

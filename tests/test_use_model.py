@@ -13,7 +13,7 @@ import pytest
 
 import artsim
 from artsim.index.collection import workspace_collection
-from tests.search_oracle import EmbeddingCache, search
+from tests.support.search_oracle import EmbeddingCache, search
 from artsim.core.shards import ShardMember, manifest_images
 
 pytestmark = [pytest.mark.e2e, pytest.mark.filterwarnings("ignore::UserWarning")]

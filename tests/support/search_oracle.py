@@ -1,5 +1,5 @@
 """The per-query search that the index replaced, kept as the reference the Searcher is checked against
-(tests/test_index_search.py; bench/search.py times both): every candidate embedded (cached per image content
+(the app's search tests; bench/search.py times both): every candidate embedded (cached per image content
 under a given folder), the cosine shortlist re-ranked by the head, one query at a time. Not used by artsim.
 """
 from __future__ import annotations
