@@ -8,7 +8,7 @@
 - real: the scale corpus (bench/dvc_scale.py's generator) indexed with a model built in code (the
   siamese at the embedded default's image size, untrained: costs are the same as a trained one's):
   first build, +100 originals, a call with nothing changed, load, query p50/p95 through the index
-  against today's per-query path (artsim.app.search.search, embedding cache warm);
+  against the per-query path it replaced (tests/support/search_oracle.py, embedding cache warm);
 - bulk: `compare --pairs` pairs/s over the corpus, and how its time splits (trunk, descriptors).
 
 Usage (2-core CPU; N=1,000,000 needs ~9 GB of disk in --work):
@@ -119,9 +119,9 @@ def bench_real(work: Path, count: int, queries: int, pairs: int) -> dict:
     import torch
 
     from artsim.app.bulk import compare_pairs
-    from artsim.app.indexes import index_collection
-    from artsim.app.search import EmbeddingCache, folder_candidates, search, search_index
+    from artsim.app.indexes import decoded_queries, index_collection, searcher_for
     from artsim.index.collection import folder_collection
+    from tests.support.search_oracle import EmbeddingCache, search
     from bench.dvc_scale import build_dataset
     torch.manual_seed(0)
     scorer = _model(work)
@@ -148,16 +148,17 @@ def bench_real(work: Path, count: int, queries: int, pairs: int) -> dict:
     load_index(work / f"index-{count}")
     row["load_s"] = time.perf_counter() - started
     query_paths = [str(p) for p in originals[: queries]]
+    searcher = searcher_for(scorer, opened)
     one = []
     for query in query_paths:
         started = time.perf_counter()
-        list(search_index(scorer, opened, [query], top_k=5))
+        list(searcher.search(decoded_queries([query]), 5, "model"))
         one.append(time.perf_counter() - started)
     row["index_query"] = percentiles(one)
     started = time.perf_counter()
-    list(search_index(scorer, opened, query_paths, top_k=5))
+    list(searcher.search(decoded_queries(query_paths), 5, "model"))
     row["index_batched_ms_per_query"] = 1000 * (time.perf_counter() - started) / len(query_paths)
-    cache, candidates = EmbeddingCache(work / "embedding-cache", scorer.fingerprint), folder_candidates(corpus)
+    cache, candidates = EmbeddingCache(work / "embedding-cache", scorer.fingerprint), folder_collection(corpus).originals
     search(scorer, query_paths[0], candidates, cache=cache)  # warm the per-query path's cache
     legacy = []
     for query in query_paths[:3]:

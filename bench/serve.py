@@ -38,7 +38,7 @@ from PIL import Image
 import artsim
 from artsim.app.api import LoadedImage, compare_payload
 from artsim.app.indexes import open_index
-from artsim.app.service import build_state
+from artsim.app.service import ServiceState
 from artsim.core.images import load_rgb
 from artsim.params import SiameseParams
 from bench.dvc_scale import build_dataset
@@ -133,7 +133,7 @@ def in_process_ms(args: argparse.Namespace, queries: list[bytes], cache: Path, r
     os.environ["ARTSIM_CACHE"] = str(cache)
     workspace = args.workspace or Path(".")
     scorer = artsim.load(args.model if args.model is not None else workspace)
-    state = build_state(scorer, open_index(scorer, args.index, None, workspace))
+    state = ServiceState(scorer, open_index(scorer, args.index, None, workspace))
 
     def decoded(index: int) -> LoadedImage:
         return LoadedImage("q", load_rgb(queries[index % len(queries)]))

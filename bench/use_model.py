@@ -30,7 +30,8 @@ import torch
 import artsim
 from artsim.app.api import open_image
 from artsim.core.images import ImageFile
-from artsim.app.search import cosine_similarities, workspace_candidates
+from artsim.index.collection import workspace_collection
+from artsim.index.query import unit_rows
 from artsim.core.shards import manifest_images
 
 
@@ -69,8 +70,8 @@ def positive_test_pairs(workspace: Path) -> pd.DataFrame:
 
 def shortlist_recall(scorer, workspace: Path, sizes: list[int]) -> dict[str, float]:
     """recall@1 of the source when the head re-ranks the top-N by cosine."""
-    candidates = [c.path for c in workspace_candidates(workspace)]
-    # workspace_candidates keeps the manifest's row order: the ids say which candidate is the source.
+    candidates = [original.image for original in workspace_collection(workspace).originals]
+    # workspace_collection keeps the manifest's row order: the ids say which candidate is the source.
     candidate_ids = pd.read_parquet(workspace / "data/ingested/manifest.parquet")["id"].astype(str).to_list()
     assert len(candidate_ids) == len(candidates)
     pairs = positive_test_pairs(workspace)
@@ -78,7 +79,7 @@ def shortlist_recall(scorer, workspace: Path, sizes: list[int]) -> dict[str, flo
     query_embeddings = scorer.embed(list(pairs["query"]))
     hits = {size: 0 for size in sizes}
     for query, source_id in zip(query_embeddings, pairs["source_id"]):
-        cosine = cosine_similarities(query, candidate_embeddings)
+        cosine = unit_rows(candidate_embeddings) @ unit_rows(query)
         order = np.argsort(-cosine, kind="stable")
         for size in sizes:
             shortlist = order[:size]

@@ -18,9 +18,10 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = REPO_ROOT / "artsim"
-# Lowest first: a package may import only from its own layer or below.
-LAYERS = ["core", "params", "ingest", "generate", "describe", "score", "learn", "finetune", "siamese", "evaluate", "report",
-          "index", "export", "app"]
+# Lowest first: a package may import only from its own layer or below. index sits below the training
+# stages and evaluate: it needs only core and learn (the model folder), so evaluate may rank through it.
+LAYERS = ["core", "params", "ingest", "generate", "describe", "score", "learn", "index", "finetune", "siamese", "evaluate",
+          "report", "export", "app"]
 MAX_LINES = 320
 # What `import artsim` may load: the package must stay light, every stage and the API import it.
 LIGHT_MODULES = {"__future__", "importlib", "typing"}
@@ -249,3 +250,42 @@ def test_a_test_outside_the_mirror_is_found(tmp_path):
         (tmp_path / name).touch()
     assert misplaced_tests(tmp_path / "tests", tmp_path / "artsim") == [
         "test_stray.py", "core/test_pictures.py", "e2e/ has no __init__.py", "nowhere/ names no artsim package"]
+
+
+def branches_on_a_ranking_name(source: str, names: set[str]) -> list[int]:
+    """Lines that compare something with a ranking's name (`x == "phash"`, `x in ("model", ...)`)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Compare):
+            constants = [c for c in [node.left, *node.comparators] for c in ([c] if isinstance(c, ast.Constant) else
+                         getattr(c, "elts", []))]
+            if any(isinstance(c, ast.Constant) and c.value in names for c in constants):
+                found.append(node.lineno)
+    return found
+
+
+def test_the_checker_finds_a_branch_on_a_ranking_name():
+    assert branches_on_a_ranking_name("if by == 'phash':\n    pass\nok = by in RANKINGS\n", {"phash"}) == [1]
+    assert branches_on_a_ranking_name("x = name in ('model', 'fused')\n", {"model"}) == [1]
+
+
+def test_what_varies_per_ranking_is_decided_only_in_its_registry():
+    # The rankings (artsim.index.query.RANKINGS) are classes; the CLI, the service and evaluate look them up.
+    from artsim.index import RANKING_NAMES
+
+    registry = PACKAGE / "index" / "query.py"
+    where_ranked = [path for package in ("app", "index", "evaluate") for path in (PACKAGE / package).rglob("*.py")]
+    branching = {str(path.relative_to(REPO_ROOT)): lines for path in where_ranked if path != registry
+                 and (lines := branches_on_a_ranking_name(path.read_text(encoding="utf-8"), set(RANKING_NAMES)))}
+    assert not branching, f"a ranking chosen by its name outside its registry: {branching}"
+
+
+def test_the_serving_side_keeps_its_floors():
+    # The index knows no model file, verdict or front end (it is given embed/head/mark); the shapes of
+    # the answers (render) and the command's defaults (limits) import no web framework.
+    graph = project_graph()
+    index_imports = {target for name, targets in graph.items() if name.startswith("artsim.index") for target in targets}
+    assert not {t for t in index_imports if t.startswith(("artsim.app", "artsim.evaluate"))}
+    for light in ("artsim.app.render", "artsim.app.limits"):
+        assert not {t for t in imported_modules((PACKAGE / "app" / f"{light.rsplit('.', 1)[1]}.py").read_text(),
+                                                light, is_package=False) if t.startswith(("fastapi", "starlette"))}

@@ -52,11 +52,6 @@ class UnusableImage(UserError):
     pass
 
 
-def parts_text(similarities: dict[str, float], weights: dict[str, float]) -> str:
-    """Each part of the descriptor score with its weight, as every display shows them (the parts in force)."""
-    return ", ".join(f"{name} {value:.3f} (weight {weights.get(name, 0.0):g})" for name, value in similarities.items())
-
-
 @dataclass(frozen=True)
 class Comparison:
     """Both scores of one pair, and what the descriptor score is made of."""
@@ -65,7 +60,6 @@ class Comparison:
     descriptor_score: float
     similarities: dict[str, float]  # the score's parts as configured (the weights in force), each in [0, 1]
     weights: dict[str, float]
-
 
     def as_dict(self) -> dict[str, Any]:
         return {"model_score": self.model_score, "descriptor_score": self.descriptor_score,
@@ -78,7 +72,7 @@ class LoadedImage:
 
     name: str
     image: Image.Image
-    _descriptors: Descriptors | None = field(default=None, repr=False)
+    descriptors: Descriptors | None = field(default=None, repr=False)  # filled by Scorer.descriptors on first use
 
 
 def open_image(source: "ImageInput | LoadedImage") -> LoadedImage:
@@ -135,7 +129,7 @@ class Scorer:
     def score(self, a: ImageInput | LoadedImage, b: ImageInput | LoadedImage) -> Comparison:
         """Model score and descriptor score of (a, b), with the per-descriptor similarities."""
         first, second = open_image(a), open_image(b)
-        embeddings = self._embed_loaded([first, second])
+        embeddings = self.embed_loaded([first, second])
         model_score = float(self.head_scores(embeddings[:1], embeddings[1:])[0])
         return self._comparison(model_score, first, second)
 
@@ -145,9 +139,9 @@ class Scorer:
 
     def descriptors(self, image: ImageInput | LoadedImage) -> Descriptors:
         loaded = image if isinstance(image, LoadedImage) else open_image(image)
-        if loaded._descriptors is None:
-            loaded._descriptors = self.descriptor.describe_image(loaded.image)
-        return loaded._descriptors
+        if loaded.descriptors is None:
+            loaded.descriptors = self.descriptor.describe_image(loaded.image)
+        return loaded.descriptors
 
     # --- embeddings -----------------------------------------------------------------------
 
@@ -155,10 +149,11 @@ class Scorer:
         """Trunk embeddings, (n, 2048) float32, in input order; one image gives (1, 2048)."""
         if isinstance(images, (str, os.PathLike, Image.Image, ShardMember)):
             images = [images]
-        return self._embed_loaded([open_image(image) for image in images]).numpy()
+        return self.embed_loaded([open_image(image) for image in images]).numpy()
 
     @torch.no_grad()
-    def _embed_loaded(self, images: Sequence[LoadedImage]) -> torch.Tensor:
+    def embed_loaded(self, images: Sequence[LoadedImage]) -> torch.Tensor:
+        """Trunk embeddings of images already decoded (LoadedImage), as a (n, 2048) float32 tensor."""
         batch = torch.stack([self._transform(loaded.image) for loaded in images]).to(self.device)
         return self.model.trunk(batch).float().cpu()
 
@@ -189,6 +184,10 @@ class Scorer:
         thresholds, why = self._shipped
         return verdict_for(model_score, thresholds, why_none=why)
 
+    def likely_derived(self, model_score: float) -> bool | None:
+        """Whether a score marks a likely derived image (at or above the 90%-precision threshold); None without one."""
+        return self.verdict(model_score).derived
+
     @cached_property
     def fingerprint(self) -> str:
         """What identifies this model's embeddings: its weights' bytes and input size (keys the search cache)."""
@@ -204,7 +203,7 @@ class Scorer:
         if not distinct:
             return []
         row_of = {id(image): row for row, image in enumerate(distinct)}
-        embeddings = self._embed_loaded(distinct)
+        embeddings = self.embed_loaded(distinct)
         left = embeddings[[row_of[id(a)] for a, _ in pairs]]
         right = embeddings[[row_of[id(b)] for _, b in pairs]]
         model_scores = self.head_scores(left, right)

@@ -2,14 +2,14 @@
 
 The output is a CSV: a header, then one row per input pair in input order (model score, descriptor
 score, each descriptor similarity); a pair with an unusable image keeps its row, with the reason in
-`error` and the scores empty. Each batch decodes each distinct image once and embeds them in one pass.
+`error` and the scores empty (the columns: artsim.app.render.pairs_header). Each batch decodes each distinct
+image once and embeds them in one pass.
 """
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TextIO
 
 from tqdm import tqdm
 
@@ -36,10 +36,6 @@ def read_pairs(path: Path) -> list[tuple[str, str]]:
     return pairs
 
 
-def header(scorer: Scorer) -> list[str]:
-    return ["a", "b", "model_score", "descriptor_score", *scorer.descriptor.weights.as_dict(), "error"]
-
-
 def compare_pairs(scorer: Scorer, pairs: list[tuple[str, str]], batch_size: int = PAIR_BATCH) -> Iterator[list[object]]:
     """One CSV row per pair, in input order."""
     for start in tqdm(range(0, len(pairs), batch_size), desc="compare pairs", unit="batch", disable=None):
@@ -63,13 +59,3 @@ def _batch_rows(scorer: Scorer, pairs: list[tuple[str, str]]) -> Iterator[list[o
         else:
             why = next(opened[n] for n in (a, b) if isinstance(opened[n], str))
             yield [a, b, "", "", *([""] * len(names)), why]
-
-
-def write_rows(handle: TextIO, head: list[str], rows: Iterable[list[object]]) -> int:
-    writer = csv.writer(handle, lineterminator="\n")
-    writer.writerow(head)
-    count = 0
-    for row in rows:
-        writer.writerow(row)
-        count += 1
-    return count

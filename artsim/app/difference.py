@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from artsim.app.api import parts_text
+from artsim.app.render import parts_text
 from artsim.core.grid import cell_means
 from artsim.core.images import resize_long_side
 from artsim.describe.edges import edge_density_grid, edge_map

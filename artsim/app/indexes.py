@@ -10,16 +10,19 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from artsim.app.api import Scorer
+from artsim.app.api import LoadedImage, Scorer, UnusableImage, open_image
 from artsim.core import layout
 from artsim.core.cache_dirs import user_cache_root
 from artsim.core.errors import UserError
-from artsim.index import RANKINGS
+from artsim.index import RANKING_NAMES
 from artsim.index.build import BuildReport, update_index
 from artsim.index.collection import INGESTED, Collection, CollectionError, folder_collection, workspace_collection
+from artsim.index import DEFAULT_SHORTLIST
+from artsim.index.search import Query, Searcher
 from artsim.index.store import StoredIndex, load_index
 
 log = logging.getLogger(__name__)
@@ -59,6 +62,15 @@ def _workspace_index(scorer: Scorer, workspace: Path) -> OpenIndex | None:
     return OpenIndex(index, workspace / WORKSPACE_INDEX, workspace / INGESTED, None)
 
 
+def collection_at(folder: Path) -> Collection:
+    """A workspace's ingested originals when `folder` is a workspace (it has them), else the folder's images."""
+    try:
+        is_workspace = (folder / INGESTED / layout.MANIFEST).is_file()
+        return workspace_collection(folder) if is_workspace else folder_collection(folder)
+    except CollectionError as exc:
+        raise UserError(str(exc)) from None
+
+
 def open_index(scorer: Scorer, index_dir: Path | None, originals: Path | None, workspace: Path) -> OpenIndex:
     if index_dir is not None and originals is not None:
         raise UserError("give --index or --originals, not both")
@@ -81,11 +93,27 @@ def open_index(scorer: Scorer, index_dir: Path | None, originals: Path | None, w
     return OpenIndex(index, index_dir, Path(index.root), None)
 
 
+def searcher_for(scorer: Scorer, opened: OpenIndex, shortlist: int = DEFAULT_SHORTLIST) -> Searcher:
+    """The search of an opened index with this model: its trunk embeds, its head scores, its thresholds mark."""
+    return Searcher(opened.index, opened.root, scorer.embed, scorer.head_scores, scorer.likely_derived, shortlist)
+
+
+def decoded_queries(sources: Iterable[str | LoadedImage]) -> Iterator[Query]:
+    """Each query image decoded (as the pipeline decodes its own) when the search reaches it, or why it cannot be."""
+    for source in sources:
+        try:
+            loaded = open_image(source)
+        except UnusableImage as exc:
+            yield Query(str(source), None, str(exc))
+            continue
+        yield Query(loaded.name, loaded.image)
+
+
 def default_ranking(workspace: Path) -> str:
-    """`--by` when not given: what the evaluate stage found best on held-out queries
+    """The ranking when `--by` is not given: what the evaluate stage found best on held-out queries
     (metrics/evaluate/search.json), else the model."""
     try:
         chosen = json.loads((workspace / SEARCH_DEFAULT).read_text(encoding="utf-8"))["default_by"]
     except (OSError, ValueError, KeyError, TypeError):
-        return RANKINGS[0]
-    return chosen if chosen in RANKINGS else RANKINGS[0]
+        return RANKING_NAMES[0]
+    return chosen if chosen in RANKING_NAMES else RANKING_NAMES[0]

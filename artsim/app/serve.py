@@ -9,13 +9,14 @@ a 400; every error is JSON `{"error": code, "detail": why}`, never a traceback.
 from __future__ import annotations
 
 import io
-import threading
 import unicodedata
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
 from http import HTTPStatus
-from collections.abc import Callable
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -25,10 +26,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.datastructures import FormData, UploadFile
 
+from artsim.app.admission import Admission, ApiError, BodyLimit, error_response
 from artsim.app.api import LoadedImage
 from artsim.app.difference import difference_maps, write_comparison_plot
-from artsim.app.service import MAX_TOP_K, ServiceLimits, ServiceState
+from artsim.app.limits import ServiceLimits
+from artsim.app.service import MAX_TOP_K, ServiceState
 from artsim.core.images import ImageFile, ImageRejected, load_rgb, read_regular_file
+from artsim.index import DEFAULT_TOP_K, RANKING_NAMES
 
 STATIC = Path(str(files("artsim.app") / "static"))
 # Entry ids are a manifest's ids, or paths relative to a folder (artsim.index.collection).
@@ -36,80 +40,8 @@ MAX_ID_LENGTH = 1024
 # Which ImageRejected reasons are the client's "too large" or "not an image"; any other is a 400.
 REJECTION_STATUS = {"too_many_pixels": 413, "file_too_large": 413, "not_an_image": 415}
 # The page loads nothing from elsewhere, and runs no inline script.
+LIMITS_SHOWN = ("max_image_bytes", "max_pixels", "max_concurrent", "max_queue")  # by GET /health
 PAGE_POLICY = "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
-T = TypeVar("T")
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status, self.code, self.detail = status, code, detail
-
-
-def error_response(status: int, code: str, detail: str) -> JSONResponse:
-    return JSONResponse({"error": code, "detail": detail}, status_code=status)
-
-
-# --- limits ----------------------------------------------------------------------------------
-
-class Admission:
-    """At most `concurrent` requests compute at once and `queue` more wait; beyond, 503 at once.
-
-    Thread primitives, not asyncio ones: the work runs in Starlette's thread pool, and a test
-    client may drive the app from several event loops.
-    """
-
-    def __init__(self, concurrent: int, queue: int) -> None:
-        self._slots = threading.BoundedSemaphore(concurrent)
-        self._limit = concurrent + queue
-        self._admitted = 0
-        self._lock = threading.Lock()
-
-    def admit(self) -> None:
-        with self._lock:
-            if self._admitted >= self._limit:
-                raise ApiError(503, "busy", f"{self._admitted} requests in progress or waiting (the limit): retry shortly")
-            self._admitted += 1
-
-    @property
-    def admitted(self) -> int:
-        return self._admitted
-
-    def leave(self) -> None:
-        with self._lock:
-            self._admitted -= 1
-
-    def run(self, work: Callable[[], T]) -> T:
-        with self._slots:
-            return work()
-
-
-class BodyLimit:
-    """ASGI middleware: a request body over `max_bytes` is refused from its Content-Length, or as
-    soon as the bytes streamed in pass the limit (a missing or lying Content-Length)."""
-
-    def __init__(self, app: Any, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
-
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            response = error_response(413, "request_too_large", f"Content-Length {declared.decode('latin-1')[:20]} "
-                                      f"is over the limit of {self.max_bytes} bytes")
-            return await response(scope, receive, send)
-        received = 0
-
-        async def capped_receive() -> dict:
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.max_bytes:
-                raise ApiError(413, "request_too_large", f"the request body is over the limit of {self.max_bytes} bytes")
-            return message
-
-        await self.app(scope, capped_receive, send)
 
 
 # --- reading a request -----------------------------------------------------------------------
@@ -171,6 +103,122 @@ def form_int(form: FormData, key: str, default: int, low: int, high: int) -> int
     return int(text)
 
 
+# --- the routes ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Served:
+    """What every route reads: the state, the limits and the admission (on app.state.served)."""
+
+    state: ServiceState
+    limits: ServiceLimits
+    admission: Admission
+
+
+@dataclass(frozen=True)
+class PairRequest:
+    """A pair as read from the form (capped): the first upload, and the second upload or an original."""
+
+    first: tuple[str, bytes]
+    second: tuple[str, bytes] | None = None
+    original: tuple[str, ImageFile] | None = None
+
+    def decoded(self, limits: ServiceLimits) -> tuple[LoadedImage, LoadedImage]:
+        """Both images decoded (in the worker thread: decoding and reading an original are the heavy part)."""
+        second = self.second if self.original is None else (self.original[0], original_bytes(self.original[1], limits))
+        return decode(*self.first, limits), decode(*second, limits)
+
+
+async def admitted(request: Request, read: Callable[[Served, FormData], Awaitable[Callable[[], Response]]]) -> Response:
+    """Admit, read the form (capped) into a job, then run the job in a worker thread under the concurrency limit."""
+    served: Served = request.app.state.served
+    served.admission.admit()
+    try:
+        async with request.form(max_files=3, max_fields=8) as form:
+            job = await read(served, form)
+            return await run_in_threadpool(served.admission.run, job)
+    finally:
+        served.admission.leave()
+
+
+async def read_pair(served: Served, form: FormData) -> PairRequest:
+    """Both fields read now (capped); decoded later, in the worker thread."""
+    first = await upload_bytes(form, "a", served.limits)
+    original_id = form.get("b_original")
+    if isinstance(original_id, str):
+        image = original_file(served.state, original_id)
+        return PairRequest(first, original=(safe_name(getattr(image, "name", ""), original_id), image))
+    return PairRequest(first, await upload_bytes(form, "b", served.limits))
+
+
+async def read_compare(served: Served, form: FormData, plot: bool) -> Callable[[], Response]:
+    return partial(answer_compare, served, await read_pair(served, form), plot)
+
+
+def answer_compare(served: Served, pair: PairRequest, plot: bool) -> Response:
+    a, b = pair.decoded(served.limits)
+    payload = served.state.compare(a, b)
+    if not plot:
+        return JSONResponse(payload)
+    buffer = io.BytesIO()
+    write_comparison_plot(a.image, b.image, (a.name, b.name), payload,
+                          difference_maps(a.image, b.image, served.state.scorer.descriptor.describe), buffer)
+    return Response(buffer.getvalue(), media_type="image/png")
+
+
+async def compare(request: Request, plot: bool = False) -> Response:
+    return await admitted(request, partial(read_compare, plot=plot))
+
+
+async def plot(request: Request) -> Response:
+    return await compare(request, True)
+
+
+async def read_search(served: Served, form: FormData) -> Callable[[], Response]:
+    query = await upload_bytes(form, "image", served.limits)
+    top_k = form_int(form, "top_k", DEFAULT_TOP_K, 1, MAX_TOP_K)
+    ranking = form.get("by", served.state.default_ranking)
+    if ranking not in RANKING_NAMES:
+        raise ApiError(400, "bad_field", f"by must be one of {', '.join(sorted(RANKING_NAMES))}")
+    return partial(answer_search, served, query, top_k, str(ranking))
+
+
+def answer_search(served: Served, query: tuple[str, bytes], top_k: int, ranking: str) -> Response:
+    return JSONResponse(served.state.search(decode(*query, served.limits), top_k, ranking))
+
+
+async def search(request: Request) -> Response:
+    return await admitted(request, read_search)
+
+
+def original(request: Request, image_id: str) -> Response:
+    served: Served = request.app.state.served
+    data = original_bytes(original_file(served.state, image_id), served.limits)
+    try:
+        media_type = Image.MIME.get(Image.open(io.BytesIO(data)).format or "", "application/octet-stream")
+    except Exception:  # noqa: BLE001 - a damaged original is still served as bytes; the page says it did not load
+        media_type = "application/octet-stream"
+    return Response(data, media_type=media_type, headers={"X-Content-Type-Options": "nosniff"})
+
+
+def health(request: Request) -> dict[str, Any]:
+    served: Served = request.app.state.served
+    return {**served.state.health(), "requests_admitted": served.admission.admitted,
+            "limits": {name: getattr(served.limits, name) for name in LIMITS_SHOWN}}
+
+
+def page() -> FileResponse:
+    return FileResponse(STATIC / "index.html", headers={"Content-Security-Policy": PAGE_POLICY})
+
+
+def api_error(request: Request, exc: ApiError) -> JSONResponse:
+    return error_response(exc.status, exc.code, exc.detail)
+
+
+def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    """Starlette's own errors (unknown route, a malformed multipart body) in the same shape."""
+    return error_response(exc.status_code, HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_"), str(exc.detail))
+
+
 # --- the app ---------------------------------------------------------------------------------
 
 def multipart_body(*fields: str) -> dict:
@@ -180,99 +228,29 @@ def multipart_body(*fields: str) -> dict:
                                          for name, kind in (f.split(":") for f in fields)}}}}}}
 
 
+PAIR_FIELDS = multipart_body("a:file", "b:file", "b_original:text")
+# path, handler, method, summary, OpenAPI extra
+ROUTES = [
+    ("/compare", compare, "POST", "Both scores of a pair (b, or b_original: an original's id); ?plot=1 for the difference plot PNG",
+     PAIR_FIELDS),
+    ("/plot", plot, "POST", "The difference plot PNG of a pair: both images, the scores, where they differ", PAIR_FIELDS),
+    ("/search", search, "POST", "The originals most similar to an image, best first",
+     multipart_body("image:file", "top_k:text", "by:text")),
+    ("/original/{image_id:path}", original, "GET", "An original of the index, by its entry id, as stored", None),
+    ("/health", health, "GET", "Model fingerprint, index size and model, and whether their files changed since loading", None),
+]
+
+
 def create_app(state: ServiceState, limits: ServiceLimits = ServiceLimits()) -> FastAPI:
     app = FastAPI(title="artsim", description="Was this image made from that painting? The model's and the "
                   "descriptor score of a pair, and the originals an image most resembles.")
-    admission = Admission(limits.max_concurrent, limits.max_queue)
+    app.state.served = Served(state, limits, Admission(limits.max_concurrent, limits.max_queue))
     app.add_middleware(BodyLimit, max_bytes=limits.max_request_bytes)
-    app.add_exception_handler(ApiError, lambda request, exc: error_response(exc.status, exc.code, exc.detail))
-    # Starlette's own (unknown route, a malformed multipart body) in the same shape.
-    app.add_exception_handler(HTTPException, lambda request, exc: error_response(
-        exc.status_code, HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_"), str(exc.detail)))
-
-    async def admitted(request: Request, work: Callable[[FormData], Callable[[], T]]) -> T:
-        """Admit, read the form (capped), then compute in a worker thread under the concurrency limit."""
-        admission.admit()
-        try:
-            async with request.form(max_files=3, max_fields=8) as form:
-                job = await work(form)
-                return await run_in_threadpool(admission.run, job)
-        finally:
-            admission.leave()
-
-    async def pair(form: FormData) -> Callable[[], tuple[LoadedImage, LoadedImage]]:
-        """Read both fields now (capped); decode later, in the worker thread."""
-        first = await upload_bytes(form, "a", limits)
-        original_id = form.get("b_original")
-        if isinstance(original_id, str):
-            image = original_file(state, original_id)
-            name = safe_name(getattr(image, "name", ""), original_id)  # its file name, for the plot
-
-            def second() -> LoadedImage:  # read in the worker too: disk I/O
-                return decode(name, original_bytes(image, limits), limits)
-        else:
-            uploaded = await upload_bytes(form, "b", limits)
-
-            def second() -> LoadedImage:
-                return decode(*uploaded, limits)
-        return lambda: (decode(*first, limits), second())
-
-    def plot_png(a: LoadedImage, b: LoadedImage, payload: dict) -> Response:
-        buffer = io.BytesIO()
-        write_comparison_plot(a.image, b.image, (a.name, b.name), payload,
-                              difference_maps(a.image, b.image, state.scorer.descriptor.describe), buffer)
-        return Response(buffer.getvalue(), media_type="image/png")
-
-    async def compare_or_plot(request: Request, plot: bool) -> Response:
-        async def work(form: FormData) -> Callable[[], Response]:
-            images = await pair(form)
-
-            def job() -> Response:
-                a, b = images()
-                payload = state.compare(a, b, (a.name, b.name))
-                return plot_png(a, b, payload) if plot else JSONResponse(payload)
-            return job
-        return await admitted(request, work)
-
-    @app.post("/compare", openapi_extra=multipart_body("a:file", "b:file", "b_original:text"),
-              summary="Both scores of a pair (b, or b_original: an original's id); ?plot=1 for the difference plot PNG")
-    async def compare(request: Request, plot: bool = False) -> Response:
-        return await compare_or_plot(request, plot)
-
-    @app.post("/plot", openapi_extra=multipart_body("a:file", "b:file", "b_original:text"),
-              summary="The difference plot PNG of a pair: both images, the scores, where they differ")
-    async def plot(request: Request) -> Response:
-        return await compare_or_plot(request, True)
-
-    @app.post("/search", openapi_extra=multipart_body("image:file", "top_k:text", "by:text"),
-              summary="The originals most similar to an image, best first")
-    async def search(request: Request) -> Response:
-        async def work(form: FormData) -> Callable[[], Response]:
-            query = await upload_bytes(form, "image", limits)
-            top_k = form_int(form, "top_k", 5, 1, MAX_TOP_K)
-            by = form.get("by", state.default_by)
-            if by not in state.searches:
-                raise ApiError(400, "bad_field", f"by must be one of {', '.join(sorted(state.searches))}")
-            return lambda: JSONResponse(state.search(decode(*query, limits), top_k, str(by)))
-        return await admitted(request, work)
-
-    @app.get("/original/{image_id:path}", summary="An original of the index, by its entry id, as stored", response_class=Response)
-    def original(image_id: str) -> Response:
-        data = original_bytes(original_file(state, image_id), limits)
-        try:
-            media_type = Image.MIME.get(Image.open(io.BytesIO(data)).format or "", "application/octet-stream")
-        except Exception:  # noqa: BLE001 - a damaged original is still served as bytes; the page says it did not load
-            media_type = "application/octet-stream"
-        return Response(data, media_type=media_type, headers={"X-Content-Type-Options": "nosniff"})
-
-    @app.get("/health", summary="Model fingerprint, index size and model, and whether their files changed since loading")
-    def health() -> dict[str, Any]:
-        return {**state.health(), "requests_admitted": admission.admitted, "limits": {"max_image_bytes": limits.max_image_bytes, "max_pixels": limits.max_pixels,
-                                             "max_concurrent": limits.max_concurrent, "max_queue": limits.max_queue}}
-
-    @app.get("/", include_in_schema=False)
-    def page() -> FileResponse:
-        return FileResponse(STATIC / "index.html", headers={"Content-Security-Policy": PAGE_POLICY})
-
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(HTTPException, http_error)
+    for path, handler, method, summary, extra in ROUTES:
+        app.add_api_route(path, handler, methods=[method], summary=summary, openapi_extra=extra,
+                          response_class=Response if handler is original else JSONResponse)
+    app.add_api_route("/", page, methods=["GET"], include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

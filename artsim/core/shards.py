@@ -183,3 +183,10 @@ def _shard_inside(root: Path, name: str) -> Path:
     if "\0" in name or os.path.commonpath([plain_root, os.path.normpath(os.path.join(plain_root, name))]) != plain_root:
         raise ValueError(f"{root}: the manifest names shard {name!r}, outside its folder; the manifest is damaged: rerun its stage")
     return root / name
+
+
+def cell_text(value: object) -> str:
+    """A manifest cell as text: "" for a missing one (None, NaN, pd.NA), never "nan"."""
+    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
+        return ""
+    return str(value)

@@ -21,7 +21,7 @@ measured by the descriptor study (artsim.score.study) and can be named in `score
 their own (artsim.describe.cache), keyed by `settings`: adding or changing one descriptor
 recomputes only it. To add a descriptor: write its vector function in its family's module,
 pick (or write) a kernel in artsim.describe.kernels, add a Descriptor below and its name to
-artsim.params.CANDIDATE_NAMES.
+artsim.params.DESCRIPTOR_NAMES.
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ import numpy as np
 
 from artsim.describe import color, edges, kernels as k, structure, texture
 from artsim.describe.table import Descriptors
-from artsim.params import CANDIDATE_NAMES, DescribeParams
+from artsim.params import DESCRIPTOR_NAMES, DescribeParams
 
 Family = Literal["color", "texture", "edges", "structure"]
 Kernel = Callable[[np.ndarray, np.ndarray, k.TextureStats], np.ndarray]
@@ -108,7 +108,7 @@ _ALTERNATIVES = (
         paired=_ignoring_stats(k.intersection_paired), cross=_ignoring_stats(k.intersection_cross)),
     Descriptor(
         "phash", "structure", "pHash bits (low 8x8 DCT block of a 32x32 grey image), 1 - Hamming distance / 64",
-        vector=lambda rgb, grey, p: structure.phash_bits(grey),
+        vector=lambda rgb, grey, p: structure.phash_vector(grey),
         length=lambda p: structure.PHASH_BLOCK**2,
         settings=lambda p: {"side": structure.PHASH_SIDE, "block": structure.PHASH_BLOCK},
         paired=_ignoring_stats(k.hamming_paired), cross=_ignoring_stats(k.hamming_cross)),
@@ -122,9 +122,9 @@ _ALTERNATIVES = (
 
 DESCRIPTORS: dict[str, Descriptor] = {d.name: d for d in (*_DEFAULT_WEIGHTED, *_ALTERNATIVES)}
 
-if tuple(DESCRIPTORS) != CANDIDATE_NAMES:
+if tuple(DESCRIPTORS) != DESCRIPTOR_NAMES:
     # artsim.params validates score.weights without importing OpenCV, from its own copy of the names.
-    raise ImportError(f"artsim.params.CANDIDATE_NAMES {CANDIDATE_NAMES} must list the registry's {tuple(DESCRIPTORS)}")
+    raise ImportError(f"artsim.params.DESCRIPTOR_NAMES {DESCRIPTOR_NAMES} must list the registry's {tuple(DESCRIPTORS)}")
 
 
 def descriptor(name: str) -> Descriptor:
@@ -139,7 +139,7 @@ def to_grey(rgb: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
 
 
-def describe_array(rgb: np.ndarray, params: DescribeParams, names: Iterable[str] = CANDIDATE_NAMES) -> Descriptors:
+def describe_array(rgb: np.ndarray, params: DescribeParams, names: Iterable[str] = DESCRIPTOR_NAMES) -> Descriptors:
     """Describe an HxWx3 uint8 RGB array (already resized to the describing size) by each named descriptor."""
     grey = to_grey(rgb)
     return Descriptors(**{name: descriptor(name).vector(rgb, grey, params) for name in names})

@@ -27,7 +27,7 @@ from artsim.describe.cache import DescriptorCache
 from artsim.describe.registry import DESCRIPTORS, to_grey
 from artsim.describe.table import (Descriptors, ImageEntry, SkippedImage, descriptor_row, manifest_entries,
                                    skipped_table)
-from artsim.params import CANDIDATE_NAMES, DescribeParams
+from artsim.params import DESCRIPTOR_NAMES, DescribeParams
 from artsim.core.images import ImageRejected, content_hash, load_rgb, resize_long_side
 from artsim.core.parallel import ordered_map
 from artsim.core.shards import read_locations
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 MIN_IMAGES_PER_WORKER = 200
 ROWS_PER_GROUP = 2048
 SCHEMA = pa.schema([("id", pa.string()), ("role", pa.string()),
-                    *((name, pa.list_(pa.float64())) for name in CANDIDATE_NAMES)])
+                    *((name, pa.list_(pa.float64())) for name in DESCRIPTOR_NAMES)])
 
 
 @dataclass
@@ -45,7 +45,7 @@ class DescribeReport:
     """What a run did: images described, vectors computed per descriptor (the rest came from the cache), entries healed."""
 
     described: int = 0
-    computed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CANDIDATE_NAMES, 0))
+    computed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DESCRIPTOR_NAMES, 0))
     healed: int = 0
     skipped: list[SkippedImage] = field(default_factory=list)
 
@@ -86,7 +86,7 @@ def describe_entry(entry: ImageEntry, params: DescribeParams, cache_root: Path |
     image_sha256 = content_hash(data)
     healed_before = cache.healed if cache else 0
     vectors = cache.load(image_sha256) if cache else {}
-    missing = tuple(name for name in CANDIDATE_NAMES if name not in vectors)
+    missing = tuple(name for name in DESCRIPTOR_NAMES if name not in vectors)
     if missing:
         try:
             rgb = np.asarray(resize_long_side(load_rgb(data), params.size), dtype=np.uint8)
@@ -98,7 +98,7 @@ def describe_entry(entry: ImageEntry, params: DescribeParams, cache_root: Path |
         if cache:
             cache.save(image_sha256, computed)
     healed = (cache.healed - healed_before) if cache else 0
-    return Outcome(entry, Descriptors(**{name: vectors[name] for name in CANDIDATE_NAMES}), missing, healed)
+    return Outcome(entry, Descriptors(**{name: vectors[name] for name in DESCRIPTOR_NAMES}), missing, healed)
 
 
 def _worker_crashed(entry: ImageEntry) -> Outcome:

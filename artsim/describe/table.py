@@ -2,7 +2,7 @@
 (`ImageEntry`, from the manifests), the ones skipped with their reason, and descriptors.parquet.
 
 The vectors themselves are the families' (color, texture, edges, structure); which descriptors
-exist is artsim.describe.registry. Column order follows the registry's (artsim.params.CANDIDATE_NAMES).
+exist is artsim.describe.registry. Column order follows the registry's (artsim.params.DESCRIPTOR_NAMES).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pandas as pd
 
 from artsim.core.images import ImageFile
 from artsim.core.shards import manifest_images
-from artsim.params import CANDIDATE_NAMES
+from artsim.params import DESCRIPTOR_NAMES
 
 SKIPPED_COLUMNS = ["id", "path", "reason", "detail"]
 
@@ -87,7 +87,7 @@ def descriptor_row(entry: ImageEntry, desc: Descriptors) -> dict:
 
 
 def descriptor_table(rows: list[dict]) -> pd.DataFrame:
-    names = [name for name in CANDIDATE_NAMES if any(name in row for row in rows)] if rows else list(CANDIDATE_NAMES)
+    names = [name for name in DESCRIPTOR_NAMES if any(name in row for row in rows)] if rows else list(DESCRIPTOR_NAMES)
     return pd.DataFrame(rows, columns=["id", "role", *names])
 
 
@@ -101,7 +101,7 @@ def read_descriptors(path: Path) -> dict[str, Descriptors]:
 
 
 def descriptors_by_id(table: pd.DataFrame) -> dict[str, Descriptors]:
-    names = [name for name in CANDIDATE_NAMES if name in table.columns]
+    names = [name for name in DESCRIPTOR_NAMES if name in table.columns]
     columns = [table[name].to_numpy() for name in names]
     return {
         str(image_id): Descriptors(**{name: column[row] for name, column in zip(names, columns)})

@@ -12,12 +12,13 @@ from typing import Any
 import pandas as pd
 
 from artsim.core.metrics import RetrievalMetrics
+from artsim.index.query import RANKINGS
 
 # Scorers compared in the headline: the model, the descriptor score it learns, the peers, and the
 # model's and pHash's ranks fused (artsim.core.fusion: a ranking only, so no pair figures).
 HEADLINE_SCORERS = ("model", "descriptor", "phash", "dhash", "ssim", "fused")
-# What `artsim search --by` may default to: the one of these with the best held-out MRR.
-SEARCH_RANKINGS = ("model", "phash", "fused")
+# What `artsim search --by` may default to: the search ranking with the best held-out MRR.
+SEARCH_RANKINGS = tuple(RANKINGS)
 SCORER_COLUMNS = ["scorer", "pair_auc", "strength_spearman", "recall_at_1", "recall_at_5", "mrr",
                   "recall_at_1_test_only", "recall_at_5_test_only", "mrr_test_only"]
 HEADLINE_FIGURES = ("pair_auc", "strength_spearman", "recall_at_1", "recall_at_5", "mrr", "recall_at_1_test_only")

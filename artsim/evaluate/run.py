@@ -34,7 +34,7 @@ from artsim.evaluate.embedding import EmbeddedImages, embed_files, model_score_b
 from artsim.evaluate.regression import evaluation_report, mae_by_kind, train_mean_score
 from artsim.evaluate.source_retrieval import RetrievalTask, ScoreBlocks, retrieval_report, retrieval_task
 from artsim.learn.models import SiameseRegressor, default_device
-from artsim.evaluate.peers import HASH_NAMES, PeerSignatures, pair_similarities, signatures_of
+from artsim.evaluate.peers import HASH_NAMES, PeerSignatures, peer_similarities_of_pairs, signatures_of
 from artsim.evaluate.scorer_inputs import SCORER_NAMES, DescriptorWeighting, ScorerInputs, score_blocks
 from artsim.evaluate.transformed import AlteredReaders, evaluate_transformed, transformed_headline, transformed_task
 from artsim.evaluate.verdict import Thresholds, precision_recall_table, threshold_reports
@@ -249,7 +249,7 @@ def _pair_scores(scored: pd.DataFrame, prediction: np.ndarray, signatures: PeerS
     return {
         "model": prediction,
         "descriptor": scored["score"].to_numpy(dtype=np.float64),
-        **pair_similarities(signatures, list(scored["original_path"]), list(scored["generated_path"])),
+        **peer_similarities_of_pairs(signatures, list(scored["original_path"]), list(scored["generated_path"])),
         **{name: scored[name].to_numpy(dtype=np.float64) for name in DESCRIPTOR_ROWS},
     }
 

@@ -13,7 +13,7 @@ import string
 from pathlib import PurePosixPath
 from typing import Any, Iterable, Mapping
 
-import pandas as pd
+from artsim.core.shards import cell_text
 
 # Metadata fields of the ingested manifest a prompt may use; `caption` is an optional
 # column a user may add to a dataset (e.g. BLIP-2 captions).
@@ -87,7 +87,7 @@ def render_prompt(template: str, row: Mapping[str, Any]) -> str:
     """
     if not template:
         return ""
-    values = {name: _text(row.get(name)) for name in PROMPT_FIELDS}
+    values = {name: cell_text(row.get(name)).strip() for name in PROMPT_FIELDS}
     for name in ("style", "genre"):
         values[name] = values[name].replace("_", " ")
     text = template.format(**values)
@@ -115,7 +115,7 @@ def import_pattern(template: str, row: Mapping[str, Any], strength: float) -> st
     `source_path` and `source_dir` keep their levels but may not climb out. UnusablePath
     when a row breaks these rules or an empty value leaves a path component empty.
     """
-    source = PurePosixPath(_PATH_UNSAFE_CHARS.sub("_", _text(row.get("source_path"))))
+    source = PurePosixPath(_PATH_UNSAFE_CHARS.sub("_", cell_text(row.get("source_path")).strip()))
     used = {name for _, name, _, _ in string.Formatter().parse(template) if name}
     if used & {"source_path", "source_dir"} and (source.is_absolute() or ".." in source.parts):
         raise UnusablePath("path_escapes_root", f"source_path {str(source)!r} leaves its folder")
@@ -141,7 +141,7 @@ _PATH_UNSAFE_CHARS = re.compile(r"[\\\0]")  # source_path keeps its "/"
 
 
 def _component(name: str, value: Any) -> str:
-    text = _UNSAFE_CHARS.sub("_", _text(value))
+    text = _UNSAFE_CHARS.sub("_", cell_text(value).strip())
     if text in (".", ".."):
         reason = "path_escapes_root" if text == ".." else "empty_path_component"
         raise UnusablePath(reason, f"{name} is {text!r}, which cannot be a path component")
@@ -154,9 +154,3 @@ def _path_problem(pattern: str) -> str | None:
         if component in ("", ".", ".."):
             return f"{pattern!r} has the path component {component!r}"
     return None
-
-
-def _text(value: Any) -> str:
-    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
-        return ""
-    return str(value).strip()

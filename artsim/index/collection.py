@@ -9,12 +9,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from artsim.core import layout
 from artsim.core.images import ImageFile
-from artsim.core.shards import ShardMember, manifest_images
+from artsim.core.shards import ShardMember, cell_text, manifest_images
 from artsim.index import IMAGE_SUFFIXES
 
 INGESTED = layout.INGESTED
@@ -55,7 +54,7 @@ def workspace_collection(workspace: Path) -> Collection:
     manifest = pd.read_parquet(manifest_path)
     blank = [""] * len(manifest)
     ids = manifest["id"] if "id" in manifest.columns else manifest["path"]
-    originals = [Original(str(i), image, _text(artist), _text(title))
+    originals = [Original(str(i), image, cell_text(artist), cell_text(title))
                  for i, image, artist, title in zip(ids, manifest_images(manifest, root), manifest.get("artist", blank),
                                                      manifest.get("title", blank))]
     return Collection(root, originals)
@@ -70,7 +69,3 @@ def folder_collection(folder: Path) -> Collection:
     if not paths:
         raise CollectionError(f"--originals {folder}: no image file ({', '.join(sorted(IMAGE_SUFFIXES))})")
     return Collection(folder, [Original(p.relative_to(folder).as_posix(), p, "", p.stem) for p in paths])
-
-
-def _text(value: object) -> str:
-    return "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)

@@ -1,25 +1,119 @@
-"""Top-k originals of an index for query embeddings and pHashes, by one of three rankings.
+"""Top-k originals of an index for one query, by a ranking of RANKINGS (the registry, defined here):
 
 - model: shortlist by cosine of trunk embeddings (exact, faiss), re-ranked by the model's head (the
   head is not a distance: it scores only the shortlist), as `artsim search` always did;
 - phash: Hamming similarity of 64-bit pHashes over every original;
 - fused: reciprocal rank fusion (artsim.core.fusion) of the model's ranks (over its shortlist) and pHash's.
+
+A ranking turns the head's scores (-inf outside the shortlist) and the pHash similarities (-inf where an
+original is unusable) into one score per original, on arrays of any leading shape: `IndexSearch.rank` runs
+it for one query, the evaluate stage for blocks of queries, so both measure and run the same ranking.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from artsim.core.fusion import RRF_K, ranks_from_scores, reciprocal_rank_fusion
-from artsim.evaluate.peers import hash_similarity
-from artsim.index import RANKINGS  # noqa: F401  (the rankings implemented here)
+from artsim.core.hashes import hash_similarity
 from artsim.index.ann import top_inner_products
 from artsim.index.store import StoredIndex
 
 # The head's score of one query embedding (1, dim) against candidate embeddings (k, dim).
 HeadScores = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+class Ranking:
+    """One way of ordering the originals for a query."""
+
+    name: ClassVar[str]
+    over_shortlist: ClassVar[bool] = False  # ranks the cosine shortlist only (else every usable original)
+    uses_head: ClassVar[bool] = True  # needs the head's scores of the shortlist
+
+    def scores(self, head: np.ndarray, phash: np.ndarray) -> np.ndarray:
+        """The ranking's score of each original (higher first; -inf: not ranked) along the last axis."""
+        raise NotImplementedError
+
+
+RANKINGS: dict[str, Ranking] = {}
+
+
+def register(ranking: type[Ranking]) -> type[Ranking]:
+    RANKINGS[ranking.name] = ranking()
+    return ranking
+
+
+def ranking_named(name: str) -> Ranking:
+    """The registered ranking `name`; ValueError naming the allowed ones otherwise."""
+    if name not in RANKINGS:
+        raise ValueError(f"unknown ranking {name!r}: one of {', '.join(RANKINGS)}")
+    return RANKINGS[name]
+
+
+@register
+class ModelRanking(Ranking):
+    name = "model"
+    over_shortlist = True
+
+    def scores(self, head: np.ndarray, phash: np.ndarray) -> np.ndarray:
+        return head
+
+
+@register
+class PhashRanking(Ranking):
+    name = "phash"
+    uses_head = False
+
+    def scores(self, head: np.ndarray, phash: np.ndarray) -> np.ndarray:
+        return phash
+
+
+@register
+class FusedRanking(Ranking):
+    """RRF of the model's ranks (its shortlist; the rest ranks nowhere) and pHash's ranks over every usable original.
+    Tied scores share the best rank of their group (ranks_from_scores), for the model as for pHash."""
+
+    name = "fused"
+
+    def scores(self, head: np.ndarray, phash: np.ndarray, k: int = RRF_K) -> np.ndarray:
+        usable = np.isfinite(phash)
+        model_ranks = np.where(np.isfinite(head), ranks_from_scores(head), 0)
+        phash_ranks = np.where(usable, ranks_from_scores(phash), 0)
+        return np.where(usable, reciprocal_rank_fusion([model_ranks, phash_ranks], k), -np.inf)
+
+
+def shortlist_rows(query_units: np.ndarray, units: np.ndarray, shortlist: int, usable: np.ndarray
+                   ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(rows, cosines) per query row: the `shortlist` usable rows of `units` of highest cosine, best first."""
+    unusable = int((~usable).sum())
+    scores, rows = top_inner_products(query_units.astype(np.float32), units, shortlist + unusable)
+    found = []
+    for score_row, index_row in zip(scores, rows):
+        keep = (index_row >= 0) & usable[np.maximum(index_row, 0)]
+        found.append((index_row[keep][:shortlist].astype(np.int64), score_row[keep][:shortlist].astype(np.float64)))
+    return found
+
+
+def unit_rows(embeddings: np.ndarray) -> np.ndarray:
+    return embeddings / np.maximum(np.linalg.norm(embeddings, axis=-1, keepdims=True), 1e-12)
+
+
+def within_shortlist(head: np.ndarray, query_embeddings: np.ndarray, candidate_embeddings: np.ndarray,
+                     shortlist: int) -> np.ndarray:
+    """Head scores (queries, candidates) kept only within each query's cosine shortlist (shortlist_rows, as
+    IndexSearch picks it), -inf elsewhere: what a search's head scores, for a block of queries at once."""
+    if shortlist >= head.shape[-1]:
+        return head  # the shortlist holds every candidate
+    everyone = np.ones(len(candidate_embeddings), dtype=bool)
+    shortlists = shortlist_rows(unit_rows(query_embeddings), unit_rows(candidate_embeddings).astype(np.float32),
+                                shortlist, everyone)
+    kept = np.full(head.shape, -np.inf)
+    for row, (columns, _) in enumerate(shortlists):
+        kept[row, columns] = head[row, columns]
+    return kept
 
 
 @dataclass(frozen=True)
@@ -36,43 +130,37 @@ class IndexSearch:
         self.index = index
         self.usable = index.usable
         self.phash = index.phash_bits
-        self.unusable_count = int((~self.usable).sum())
 
     def shortlists(self, query_embeddings: np.ndarray, shortlist: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """(rows, cosines) per query: the `shortlist` usable originals of highest cosine, best first."""
-        units = query_embeddings / np.maximum(np.linalg.norm(query_embeddings, axis=1, keepdims=True), 1e-12)
-        scores, rows = top_inner_products(units.astype(np.float32), self.index.vectors, shortlist + self.unusable_count)
-        found = []
-        for score_row, index_row in zip(scores, rows):
-            keep = (index_row >= 0) & self.usable[np.maximum(index_row, 0)]
-            found.append((index_row[keep][:shortlist].astype(np.int64), score_row[keep][:shortlist].astype(np.float64)))
-        return found
+        return shortlist_rows(unit_rows(query_embeddings), self.index.vectors, shortlist, self.usable)
 
-    def by_model(self, query_embedding: np.ndarray, rows: np.ndarray, cosines: np.ndarray, head: HeadScores) -> list[Ranked]:
-        if len(rows) == 0:
-            return []
-        candidates = np.asarray(self.index.vectors[rows], dtype=np.float32) * self.index.norms[rows][:, None]
-        scores = head(query_embedding[None, :], candidates)
-        order = np.argsort(-scores, kind="stable")
-        return [Ranked(int(rows[i]), float(scores[i]), float(cosines[i])) for i in order]
+    def rank(self, ranking: str, query_embedding: np.ndarray, query_phash: np.uint64,
+             shortlisted: tuple[np.ndarray, np.ndarray], head: HeadScores, top_k: int) -> list[Ranked]:
+        """The `top_k` best originals for one query by `ranking`; ties keep the order of the originals ranked
+        (the shortlist's cosine order, or the index's row order)."""
+        chosen = ranking_named(ranking)
+        rows, cosines = shortlisted
+        head_scores = self.head_scores(query_embedding, rows if chosen.uses_head else rows[:0], head)
+        scores = chosen.scores(head_scores, self.phash_similarities(query_phash))
+        ranked_rows = rows if chosen.over_shortlist else np.flatnonzero(self.usable)
+        ranked = scores[ranked_rows]
+        order = [i for i in np.argsort(-ranked, kind="stable")[:top_k] if np.isfinite(ranked[i])]
+        if chosen.over_shortlist:
+            return [Ranked(int(ranked_rows[i]), float(ranked[i]), float(cosines[i])) for i in order]
+        return [Ranked(int(ranked_rows[i]), float(ranked[i]), self._cosine(query_embedding, int(ranked_rows[i])))
+                for i in order]
+
+    def head_scores(self, query_embedding: np.ndarray, rows: np.ndarray, head: HeadScores) -> np.ndarray:
+        """The head's score of each shortlisted original; -inf for every other."""
+        scores = np.full(len(self.usable), -np.inf)
+        if len(rows):
+            candidates = np.asarray(self.index.vectors[rows], dtype=np.float32) * self.index.norms[rows][:, None]
+            scores[rows] = head(query_embedding[None, :], candidates)
+        return scores
 
     def phash_similarities(self, query_phash: np.uint64) -> np.ndarray:
         return np.where(self.usable, hash_similarity(query_phash, self.phash), -np.inf)
-
-    def by_phash(self, query_phash: np.uint64, query_embedding: np.ndarray, top_k: int) -> list[Ranked]:
-        similarity = self.phash_similarities(query_phash)
-        order = np.argsort(-similarity, kind="stable")[:min(top_k, int(self.usable.sum()))]
-        return [Ranked(int(r), float(similarity[r]), self._cosine(query_embedding, r)) for r in order]
-
-    def fused(self, model_ranked: list[Ranked], query_phash: np.uint64, query_embedding: np.ndarray, top_k: int,
-              k: int = RRF_K) -> list[Ranked]:
-        """RRF of the model's ranks (its shortlist; the rest ranks nowhere) and pHash's ranks over every usable original."""
-        model_ranks = np.zeros(len(self.usable), dtype=np.int64)
-        model_ranks[[r.row for r in model_ranked]] = np.arange(1, len(model_ranked) + 1)
-        phash_ranks = np.where(self.usable, ranks_from_scores(self.phash_similarities(query_phash)), 0)
-        fused = np.where(self.usable, reciprocal_rank_fusion([model_ranks, phash_ranks], k), -np.inf)
-        order = np.argsort(-fused, kind="stable")[:min(top_k, int(self.usable.sum()))]
-        return [Ranked(int(r), float(fused[r]), self._cosine(query_embedding, r)) for r in order]
 
     def _cosine(self, query_embedding: np.ndarray, row: int) -> float:
         unit = query_embedding / max(float(np.linalg.norm(query_embedding)), 1e-12)

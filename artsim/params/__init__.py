@@ -18,14 +18,14 @@ from artsim.params.index import IndexParams
 from artsim.params.finetune import FinetuneParams
 from artsim.params.generate import DEFAULT_MODELS, REFINER, REFINER_REVISION, GenerateParams
 from artsim.params.ingest import IngestParams
-from artsim.params.score import CANDIDATE_NAMES, CLASSIC_SCORE_WEIGHTS, DEFAULT_SCORE_WEIGHTS, ScoreParams, ScoreWeights
+from artsim.params.score import DESCRIPTOR_NAMES, CLASSIC_SCORE_WEIGHTS, DEFAULT_SCORE_WEIGHTS, ScoreParams, ScoreWeights
 from artsim.params.siamese import SiameseParams
 from artsim.params.training import TRUNK_STAGES, LearningRecipe, Precision, TrainingRun
 
 __all__ = [
     "Block", "ParamsError", "RUN_ONLY", "NO_INPUT", "DVC_OUTPUTS", "CacheFolder", "Processes",
     "IngestParams", "GenerateParams", "DEFAULT_MODELS", "REFINER", "REFINER_REVISION", "DescribeParams",
-    "ScoreParams", "ScoreWeights", "CANDIDATE_NAMES", "CLASSIC_SCORE_WEIGHTS", "DEFAULT_SCORE_WEIGHTS", "TrainingRun", "LearningRecipe",
+    "ScoreParams", "ScoreWeights", "DESCRIPTOR_NAMES", "CLASSIC_SCORE_WEIGHTS", "DEFAULT_SCORE_WEIGHTS", "TrainingRun", "LearningRecipe",
     "Precision", "TRUNK_STAGES", "FinetuneParams", "SiameseParams", "EvaluateParams", "IndexParams", "Params",
     "LOCAL_PATH_KEYS", "parse_params", "describe_errors", "result_params", "run_only_keys",
 ]

@@ -10,7 +10,7 @@ from artsim.params.base import Block
 
 # The descriptor candidates of artsim.describe.registry' registry, in its order (it checks that they
 # agree at import); a copy here so that params validate without importing OpenCV.
-CANDIDATE_NAMES = ("color", "texture", "edges", "lab", "lbp", "orientation", "phash", "layout")
+DESCRIPTOR_NAMES = ("color", "texture", "edges", "lab", "lbp", "orientation", "phash", "layout")
 # The default target: the descriptor study's `fit` on the embedded sample's train pairs, rounded
 # to two decimals (sums to 1; lbp's 0.005 rounds away). README, "The descriptor study".
 DEFAULT_SCORE_WEIGHTS = {"layout": 0.34, "phash": 0.21, "edges": 0.12, "orientation": 0.11, "lab": 0.09,
@@ -31,11 +31,11 @@ class ScoreWeights(RootModel[dict[str, Weight]]):
 
     @model_validator(mode="after")
     def _known_and_not_all_zero(self) -> "ScoreWeights":
-        unknown = sorted(set(self.root) - set(CANDIDATE_NAMES))
+        unknown = sorted(set(self.root) - set(DESCRIPTOR_NAMES))
         if unknown:
-            raise ValueError(f"unknown descriptor {', '.join(map(repr, unknown))}; allowed: {', '.join(CANDIDATE_NAMES)}")
+            raise ValueError(f"unknown descriptor {', '.join(map(repr, unknown))}; allowed: {', '.join(DESCRIPTOR_NAMES)}")
         if sum(self.root.values()) <= 0:
-            raise ValueError(f"at least one weight must be positive (descriptors: {', '.join(CANDIDATE_NAMES)})")
+            raise ValueError(f"at least one weight must be positive (descriptors: {', '.join(DESCRIPTOR_NAMES)})")
         return self
 
     def as_dict(self) -> dict[str, float]:
@@ -47,7 +47,7 @@ def _fit_or_weights(value: Any, handler: Any) -> "ScoreWeights | Literal['fit']"
     if isinstance(value, str):
         if value == "fit":
             return value
-        raise ValueError(f"must be 'fit' or a mapping of descriptor to weight ({', '.join(CANDIDATE_NAMES)})")
+        raise ValueError(f"must be 'fit' or a mapping of descriptor to weight ({', '.join(DESCRIPTOR_NAMES)})")
     return value if isinstance(value, ScoreWeights) else ScoreWeights.model_validate(value)
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from artsim.core.metrics import pair_aucs
-from artsim.params import CANDIDATE_NAMES, CLASSIC_SCORE_WEIGHTS
+from artsim.params import DESCRIPTOR_NAMES, CLASSIC_SCORE_WEIGHTS
 
 SPLITS = ("train", "val", "test")
 # The report's AUC keys: the default-weighted descriptors and the score, whatever the weights, so
@@ -67,7 +67,7 @@ def _aucs(scored: pd.DataFrame) -> dict[str, float | None]:
 def _means_by_strength(scored: pd.DataFrame) -> pd.DataFrame:
     """Mean similarities of the positive pairs per strength; a negative pair's strength is that of
     another painting's variant, so negatives are only in the overall means."""
-    columns = [*(name for name in CANDIDATE_NAMES if name in scored.columns), "score"]
+    columns = [*(name for name in DESCRIPTOR_NAMES if name in scored.columns), "score"]
     positives = scored[scored["positive"].astype(bool)]
     table = positives.groupby("strength", sort=True)[columns].mean().reset_index()
     return table.assign(n=positives.groupby("strength", sort=True).size().to_numpy())[["strength", "n", *columns]]

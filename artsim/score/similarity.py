@@ -22,7 +22,7 @@ from tqdm import tqdm
 from artsim.describe.kernels import TextureStats, unit_array
 from artsim.describe.registry import DESCRIPTORS, descriptor
 from artsim.describe.table import Descriptors
-from artsim.params import CANDIDATE_NAMES, ScoreWeights
+from artsim.params import DESCRIPTOR_NAMES, ScoreWeights
 from artsim.score.fit import fit_weights
 from artsim.score.pairs import build_pairs, require_learnable_pairs
 
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 PAIR_KEYS = ["pair_id", "original_id", "generated_id", "positive", "strength", "split"]
 # pairs.parquet as the pipeline writes it: every registered descriptor's similarity, then the score.
-PAIR_COLUMNS = [*PAIR_KEYS, *CANDIDATE_NAMES, "score"]
+PAIR_COLUMNS = [*PAIR_KEYS, *DESCRIPTOR_NAMES, "score"]
 
 def pair_columns(names: Sequence[str]) -> list[str]:
     """The columns of pairs scored on these descriptors."""
@@ -41,7 +41,7 @@ def pair_columns(names: Sequence[str]) -> list[str]:
 
 def shared_names(a: Descriptors, b: Descriptors) -> tuple[str, ...]:
     """The descriptors both images hold, in registry order."""
-    return tuple(name for name in CANDIDATE_NAMES if name in a.vectors and name in b.vectors)
+    return tuple(name for name in DESCRIPTOR_NAMES if name in a.vectors and name in b.vectors)
 
 
 def descriptor_similarities(a: Descriptors, b: Descriptors, stats: TextureStats) -> dict[str, float]:
@@ -93,7 +93,7 @@ class DescriptorSet:
     def stack(cls, descriptors: Sequence[Descriptors]) -> "DescriptorSet":
         if not descriptors:
             raise ValueError("DescriptorSet.stack needs at least one image")
-        names = [name for name in CANDIDATE_NAMES if all(name in d.vectors for d in descriptors)]
+        names = [name for name in DESCRIPTOR_NAMES if all(name in d.vectors for d in descriptors)]
         return cls({name: np.stack([d[name] for d in descriptors]) for name in names})
 
     @property
@@ -191,7 +191,7 @@ def score_dataset(
     similarities = pair_similarities(pairs, descriptors, stats)
     if weights == "fit":
         train = similarities["split"].to_numpy() == "train"
-        names = [n for n in CANDIDATE_NAMES if n in similarities.columns]
+        names = [n for n in DESCRIPTOR_NAMES if n in similarities.columns]
         used = ScoreWeights(fit_weights(similarities.loc[train, names], similarities.loc[train, "positive"]))
         log.info("fitted weights: %s", {n: round(w, 4) for n, w in used.as_dict().items() if w > 0})
     else:
@@ -207,7 +207,7 @@ def score_pairs(
 
 
 def with_score(similarities: pd.DataFrame, weights: ScoreWeights | Mapping[str, float]) -> pd.DataFrame:
-    names = [n for n in CANDIDATE_NAMES if n in similarities.columns]
+    names = [n for n in DESCRIPTOR_NAMES if n in similarities.columns]
     scored = similarities.copy()
     scored["score"] = combine({n: scored[n].to_numpy(dtype=np.float64) for n in names}, weights)
     return scored[pair_columns(names)]
@@ -221,7 +221,7 @@ def pair_similarities(pairs: pd.DataFrame, descriptors: Mapping[str, Descriptors
     if len(ids):
         sims = paired_similarities(DescriptorSet.stack([descriptors[i] for i in ids]), first, second, stats)
     else:
-        sims = {name: np.empty(0) for name in CANDIDATE_NAMES}
+        sims = {name: np.empty(0) for name in DESCRIPTOR_NAMES}
     out = pairs[PAIR_KEYS].copy()
     for name, values in sims.items():
         out[name] = values

@@ -33,7 +33,7 @@ from artsim.core.metrics import pair_aucs, retrieval_metrics, strength_spearmans
 from artsim.describe.kernels import TextureStats
 from artsim.describe.registry import DESCRIPTORS
 from artsim.describe.table import Descriptors
-from artsim.params import CANDIDATE_NAMES, ScoreWeights
+from artsim.params import DESCRIPTOR_NAMES, ScoreWeights
 from artsim.score.similarity import DescriptorSet, combine, cross_similarities
 
 log = logging.getLogger(__name__)
@@ -76,10 +76,10 @@ def descriptor_study(scored: pd.DataFrame, descriptors: Mapping[str, Descriptors
                      generated: pd.DataFrame, stats: TextureStats, weights: ScoreWeights, fitted: bool,
                      queries: int, seed: int) -> Study:
     """The study of the held-out pairs and of held-out variants' retrieval among all described originals."""
-    names = [n for n in CANDIDATE_NAMES if n in scored.columns]
+    names = [n for n in DESCRIPTOR_NAMES if n in scored.columns]
     columns = [*names, SCORE]
     heldout = heldout_pairs(scored)
-    retrieval = source_retrieval(descriptors, originals, generated, stats, weights, queries, seed,
+    retrieval = descriptor_source_retrieval(descriptors, originals, generated, stats, weights, queries, seed,
                                  sources=heldout_originals(originals))
     aucs, spearmans = heldout_aucs(heldout, columns), heldout_spearmans(heldout, columns)
     weight_map = weights.as_dict()
@@ -97,7 +97,7 @@ def study_headline(weights: Mapping[str, float], fitted: bool, pairs: int, aucs:
                    retrieval: Retrieval, spearmans: Mapping[str, float | None]) -> dict[str, Any]:
     """Fixed keys whatever the data: every descriptor's weight, and the weighted score's held-out figures."""
     return {
-        "weights": {name: float(weights.get(name, 0.0)) for name in CANDIDATE_NAMES},
+        "weights": {name: float(weights.get(name, 0.0)) for name in DESCRIPTOR_NAMES},
         "weights_fitted": fitted,
         "heldout_pairs": pairs,
         "score_auc": aucs.get(SCORE),
@@ -139,9 +139,9 @@ def query_sample(generated: pd.DataFrame, described: set[str], original_ids: set
     return usable
 
 
-def source_retrieval(descriptors: Mapping[str, Descriptors], originals: pd.DataFrame, generated: pd.DataFrame,
-                     stats: TextureStats, weights: ScoreWeights, queries: int, seed: int,
-                     max_pairs: int = 1 << 21, sources: set[str] | None = None) -> Retrieval:
+def descriptor_source_retrieval(descriptors: Mapping[str, Descriptors], originals: pd.DataFrame,
+                                generated: pd.DataFrame, stats: TextureStats, weights: ScoreWeights, queries: int,
+                                seed: int, max_pairs: int = 1 << 21, sources: set[str] | None = None) -> Retrieval:
     """Recall@1 and MRR of finding each sampled variant's source among all described originals.
 
     sources: the originals whose variants may be queries (default: every one); the candidates

@@ -22,7 +22,8 @@ from artsim.app.cli import main
 from artsim.params import DEFAULT_SCORE_WEIGHTS, DescribeParams, ScoreWeights
 from artsim.score.scorer import DescriptorScoreFileError, DescriptorScorer
 from artsim.app.difference import difference_maps
-from artsim.app.search import Candidate, EmbeddingCache, folder_candidates, search
+from artsim.app.indexes import decoded_queries, index_collection, searcher_for
+from artsim.index.collection import Collection, Original, folder_collection
 from artsim.core.shards import ShardMember, ShardWriter
 from tests.support.helpers import random_painting, write_untrained_model
 
@@ -217,36 +218,24 @@ def test_search_a_folder_ranks_best_first_and_skips_a_broken_candidate(capsys, t
     assert "broken.jpg" in err and all("broken" not in r["path"] for r in results)
 
 
-def test_search_embeds_each_candidate_once_and_recomputes_a_damaged_cache_entry(tmp_path, model_dir, images):
-    scorer = artsim.load(model_dir)
-    cache = EmbeddingCache(tmp_path / "cache", scorer.fingerprint)
-    candidates = folder_candidates(images[0].parent)
-    first = search(scorer, images[1], candidates, top_k=4, cache=cache).hits
-    entries = sorted(cache.folder.rglob("*.npy"))
-    assert len(entries) == len(candidates)
-    entries[0].write_bytes(b"garbage")
-    again = search(scorer, images[1], candidates, top_k=4, cache=cache).hits
-    assert [h.path for h in again] == [h.path for h in first]
-    assert np.load(entries[0]).shape == (2048,)
-
-
 def test_search_among_shard_members_leaves_out_one_beyond_its_shard(tmp_path, model_dir, images):
     scorer = artsim.load(model_dir)
     with ShardWriter(tmp_path / "shards") as shards:
         located = [shards.add(f"images/{p.name}", p.read_bytes(), "aa") for p in images]
     members = [ShardMember(tmp_path / shard, offset, length) for shard, offset, length in located]
     beyond = ShardMember(members[0].shard, members[0].offset, members[0].length + 10**9)
-    candidates = [Candidate(m, "", f"painting {i}") for i, m in enumerate([beyond, *members[1:]])]
-    result = search(scorer, images[1], candidates, top_k=3, cache=EmbeddingCache(tmp_path / "cache", scorer.fingerprint))
-    assert sorted(h.path for h in result.hits) == sorted(str(m) for m in members[1:])
-    assert list(result.skipped) == [str(beyond)] and "truncated_shard" in result.skipped[str(beyond)]
+    originals = [Original(f"o{i}", m, "", f"painting {i}") for i, m in enumerate([beyond, *members[1:]])]
+    searcher = searcher_for(scorer, index_collection(scorer, Collection(tmp_path, originals), tmp_path / "index"))
+    [result] = searcher.search(decoded_queries([images[1]]), 3, "model")
+    assert sorted(h.id for h in result.hits) == [f"o{i}" for i in range(1, len(originals))]
+    assert len(searcher.skipped) == 1 and "truncated_shard" in next(iter(searcher.skipped.values()))
 
 
 def test_a_shortlist_of_one_still_returns_what_it_can(model_dir, images, tmp_path):
     scorer = artsim.load(model_dir)
-    hits = search(scorer, images[0], folder_candidates(images[0].parent), top_k=2, shortlist=1,
-                  cache=EmbeddingCache(tmp_path, scorer.fingerprint)).hits
-    assert len(hits) == 2  # the shortlist never holds fewer than top_k
+    opened = index_collection(scorer, folder_collection(images[0].parent), tmp_path / "index")
+    [result] = searcher_for(scorer, opened, shortlist=1).search(decoded_queries([images[0]]), 2, "model")
+    assert len(result.hits) == 2  # the shortlist never holds fewer than top_k
 
 
 def test_the_console_script_runs_and_fails_in_one_line(tmp_path):

@@ -18,7 +18,7 @@ from artsim.describe.texture import HARALICK_FEATURES
 from artsim.evaluate.gallery import PICK_COLUMNS, gallery_picks, render_gallery, weights_text
 from artsim.evaluate.verdict import ShippedThresholds, Thresholds
 from artsim.learn.models import NORMALISATION, SiameseRegressor, save_weights
-from artsim.params import CANDIDATE_NAMES, DescribeParams, ScoreWeights
+from artsim.params import DESCRIPTOR_NAMES, DescribeParams, ScoreWeights
 from artsim.score.fit import fit_weights
 from artsim.score.scorer import DescriptorScorer
 from artsim.score.similarity import TextureStats
@@ -32,7 +32,7 @@ def fitted_weights() -> dict[str, float]:
     rng = np.random.default_rng(0)
     positive = np.arange(40) % 2 == 0
     similarities = pd.DataFrame({name: rng.uniform(0, 1, 40) + (0.5 * positive if name in ("layout", "lbp") else 0.0)
-                                 for name in CANDIDATE_NAMES})
+                                 for name in DESCRIPTOR_NAMES})
     return fit_weights(similarities, positive)
 
 

@@ -19,11 +19,13 @@ import artsim
 from artsim.app.api import compare_payload, open_image
 from artsim.app.cli import build_parser, main
 from artsim.app.serve import create_app
-from artsim.app.service import ServiceLimits, load_state
-from artsim.index import RANKINGS
+from artsim.app.limits import ServiceLimits
+from artsim.app.service import ServiceState, load_state
+from artsim.index import RANKING_NAMES
 from artsim.core.shards import ShardWriter
-from tests.support.helpers import random_painting, write_untrained_model
+from artsim.index.search import Query
 from tests.app.test_api import png_header_only
+from tests.support.helpers import random_painting, write_untrained_model
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -87,6 +89,22 @@ def cli_search_json(capsys, query: Path, *options: str) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
+# --- the state, without HTTP -----------------------------------------------------------------
+
+def test_the_state_answers_each_route_from_the_model_and_the_searcher(state, originals, model_dir):
+    a, b = open_image(originals / "painting_0.png"), open_image(originals / "painting_1.png")
+    assert state.compare(a, b) == compare_payload(artsim.load(model_dir), a, b)
+    [expected] = state.searcher.search([Query(a.name, a.image)], 3, "fused")
+    found = state.search(a, 3, "fused")
+    assert found["by"] == "fused" and found["results"] == [dataclasses.asdict(hit) for hit in expected.hits]
+    assert found["skipped"] == [{"path": str(originals / "broken.png"), "reason": "not_an_image"}]
+    assert state.original("painting_2.png") == originals / "painting_2.png" and state.original("painting_9.png") is None
+    health = state.health()
+    assert health["index_size"] == 6 and health["stale"] is False and health["default_by"] == state.default_ranking
+    with pytest.raises(ValueError, match="one of model, phash, fused"):
+        state.search(a, 3, "colour")
+
+
 # --- the endpoints ---------------------------------------------------------------------------
 
 def test_compare_returns_the_json_of_the_cli(client, model_dir, originals, capsys):
@@ -127,7 +145,7 @@ def test_the_plot_is_a_png_of_both_images_and_the_maps(client, originals, route)
     assert plot.format == "PNG" and plot.size[0] > 400
 
 
-@pytest.mark.parametrize("by", RANKINGS)
+@pytest.mark.parametrize("by", RANKING_NAMES)
 def test_search_by_each_ranking_returns_what_the_cli_search_json_does(client, model_dir, originals, cache, capsys, monkeypatch, by):
     monkeypatch.setenv("ARTSIM_CACHE", str(cache))  # the same index in the user cache as the server's
     query = originals / "painting_3.png"
@@ -143,7 +161,7 @@ def test_search_by_each_ranking_returns_what_the_cli_search_json_does(client, mo
     assert "threshold_note" in served and all("likely_derived" in h for h in served["results"])
 
 
-@pytest.mark.parametrize("by", RANKINGS)
+@pytest.mark.parametrize("by", RANKING_NAMES)
 def test_search_over_a_built_index_returns_what_the_cli_does_on_it(model_dir, built_index, capsys, by):
     client = TestClient(create_app(load_state(Path("."), model=model_dir, index=built_index)))
     query = built_index.parent / "query.png"
@@ -200,7 +218,7 @@ def test_health_names_the_model_and_the_index_and_notices_a_change(model_dir, or
     health = client.get("/health").json()
     fingerprint = artsim.load(model_dir).fingerprint
     assert health["model_fingerprint"] == health["index_model_fingerprint"] == fingerprint and health["index_model_match"] is True
-    assert health["index_size"] == 2 and health["stale"] is False and health["search_by"] == sorted(RANKINGS)
+    assert health["index_size"] == 2 and health["stale"] is False and health["search_by"] == sorted(RANKING_NAMES)
     assert health["requests_admitted"] == 0
     (collection / "new.png").write_bytes((originals / "painting_2.png").read_bytes())
     assert client.get("/health").json()["stale"] is True
@@ -302,7 +320,7 @@ def test_an_index_location_leading_out_of_the_collection_is_not_served(state, tm
     entries = dataclasses.replace(state.opened.index.entries, locations=["../" * 20 + str(tmp_path / "secret.png")[1:],
                                                                          *state.opened.index.entries.locations[1:]])
     edited = dataclasses.replace(state.opened, index=dataclasses.replace(state.opened.index, entries=entries))
-    client = TestClient(create_app(dataclasses.replace(state, opened=edited)))
+    client = TestClient(create_app(ServiceState(state.scorer, edited)))
     first_id = entries.ids[0]
     assert_error(client.get(f"/original/{first_id}"), 404, "unreadable_original")
     assert client.get(f"/original/{entries.ids[1]}").status_code == 200
@@ -324,17 +342,17 @@ def test_a_fifo_in_the_collection_cannot_hang_the_server(model_dir, originals, t
 
 # --- bounded concurrency ---------------------------------------------------------------------
 
-def test_requests_beyond_the_concurrency_and_queue_limits_get_503_and_the_admitted_ones_finish(state):
+def test_requests_beyond_the_concurrency_and_queue_limits_get_503_and_the_admitted_ones_finish(state, monkeypatch):
     inside, release = threading.Event(), threading.Event()
     real_compare = state.compare
 
-    def slow_compare(a, b, names):
+    def slow_compare(a, b):
         inside.set()
         assert release.wait(30)
-        return real_compare(a, b, names)
+        return real_compare(a, b)
 
-    blocked = dataclasses.replace(state, compare=slow_compare)
-    client = TestClient(create_app(blocked, ServiceLimits(max_concurrent=1, max_queue=1)))
+    monkeypatch.setattr(state, "compare", slow_compare)
+    client = TestClient(create_app(state, ServiceLimits(max_concurrent=1, max_queue=1)))
     files = {"a": upload(png(random_painting(1))), "b": upload(png(random_painting(2)))}
     results: list[int] = []
     first = threading.Thread(target=lambda: results.append(client.post("/compare", files=files).status_code))

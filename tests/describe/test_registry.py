@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from artsim.describe.registry import DESCRIPTORS, describe_array
-from artsim.params import CANDIDATE_NAMES, DescribeParams
+from artsim.params import DESCRIPTOR_NAMES, DescribeParams
 from artsim.core.images import read_rgb_array
 from artsim.describe.kernels import TextureStats
 
@@ -31,7 +31,7 @@ def images() -> list[np.ndarray]:
 def vectors(images) -> dict[str, np.ndarray]:
     """Every candidate's vectors of every image, stacked: name -> (n images, length)."""
     described = [describe_array(image, PARAMS) for image in images]
-    return {name: np.stack([d[name] for d in described]) for name in CANDIDATE_NAMES}
+    return {name: np.stack([d[name] for d in described]) for name in DESCRIPTOR_NAMES}
 
 
 @pytest.fixture(scope="module")
@@ -40,21 +40,21 @@ def stats(vectors) -> TextureStats:
 
 
 def test_the_registry_covers_four_families_with_an_alternative_for_each_required_one():
-    assert tuple(DESCRIPTORS) == CANDIDATE_NAMES
+    assert tuple(DESCRIPTORS) == DESCRIPTOR_NAMES
     families = {name: c.family for name, c in DESCRIPTORS.items()}
     for family in ("color", "texture", "edges"):
         assert sum(f == family for f in families.values()) >= 2, family
     assert sum(f == "structure" for f in families.values()) >= 1
 
 
-@pytest.mark.parametrize("name", CANDIDATE_NAMES)
+@pytest.mark.parametrize("name", DESCRIPTOR_NAMES)
 def test_vectors_have_the_registered_length_and_are_finite(name, vectors):
     assert SAMPLE_PATHS, "data/sample is missing"
     assert vectors[name].shape == (len(SAMPLE_PATHS) + 3, DESCRIPTORS[name].length(PARAMS))
     assert np.isfinite(vectors[name]).all()
 
 
-@pytest.mark.parametrize("name", CANDIDATE_NAMES)
+@pytest.mark.parametrize("name", DESCRIPTOR_NAMES)
 def test_similarity_is_one_on_identical_images_symmetric_and_bounded(name, vectors, stats):
     candidate, v = DESCRIPTORS[name], vectors[name]
     own = candidate.paired(v, v.copy(), stats)
@@ -67,7 +67,7 @@ def test_similarity_is_one_on_identical_images_symmetric_and_bounded(name, vecto
     assert (off_diagonal < 1).mean() > 0.9, f"{name} cannot tell most different paintings apart"
 
 
-@pytest.mark.parametrize("name", CANDIDATE_NAMES)
+@pytest.mark.parametrize("name", DESCRIPTOR_NAMES)
 def test_pairwise_and_set_against_set_agree(name, vectors, stats):
     candidate, v = DESCRIPTORS[name], vectors[name]
     rng = np.random.default_rng(1)
@@ -119,10 +119,10 @@ DEGRADATIONS = {
 
 
 def test_every_candidate_has_a_degradation():
-    assert set(DEGRADATIONS) == set(CANDIDATE_NAMES)
+    assert set(DEGRADATIONS) == set(DESCRIPTOR_NAMES)
 
 
-@pytest.mark.parametrize("name", CANDIDATE_NAMES)
+@pytest.mark.parametrize("name", DESCRIPTOR_NAMES)
 def test_similarity_falls_as_a_painting_is_degraded(name, images, vectors, stats):
     degrade, levels = DEGRADATIONS[name]
     candidate = DESCRIPTORS[name]

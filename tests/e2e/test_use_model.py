@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 import artsim
-from artsim.app.search import EmbeddingCache, search, workspace_candidates
+from artsim.index.collection import workspace_collection
+from tests.support.search_oracle import EmbeddingCache, search
 from artsim.core.shards import ShardMember, manifest_images
 
 pytestmark = [pytest.mark.e2e, pytest.mark.filterwarnings("ignore::UserWarning")]
@@ -68,7 +69,7 @@ def test_the_api_scores_every_test_pair_as_the_pipeline_did(scorer, workspace, t
 
 
 def test_an_image_scores_highest_with_itself(scorer, workspace, test_pairs):
-    candidates = [c.path for c in workspace_candidates(workspace)]
+    candidates = [original.image for original in workspace_collection(workspace).originals]
     images = list(dict.fromkeys([*candidates, *test_pairs["generated_path"]]))
     embeddings = scorer.embed(images)
     for row, image in enumerate(images):
@@ -81,7 +82,7 @@ def test_an_image_scores_highest_with_itself(scorer, workspace, test_pairs):
 def test_search_finds_the_sources_as_often_as_the_pipeline_measured(scorer, workspace, test_pairs, tmp_path):
     """Each positive test variant searched among all originals: the share whose source comes first
     is evaluate's model recall@1 (the shortlist covers the whole sample), and most do."""
-    candidates = workspace_candidates(workspace)
+    candidates = workspace_collection(workspace).originals
     cache = EmbeddingCache(tmp_path, scorer.fingerprint)
     positives = test_pairs[test_pairs["positive"]]
     first = [search(scorer, pair.generated_path, candidates, top_k=1, cache=cache).hits[0].path == pair.original_member

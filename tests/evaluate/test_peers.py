@@ -13,7 +13,7 @@ from artsim.evaluate.peers import (
     hash_score_blocks,
     hash_similarity,
     image_similarities,
-    pair_similarities,
+    peer_similarities_of_pairs,
     signatures_of,
 )
 from tests.support.helpers import SAMPLE_DIR
@@ -80,7 +80,7 @@ def test_signatures_decode_each_file_once_and_report_the_bad_one(tmp_path: Path,
     assert sorted(decoded) == sorted({*PAINTINGS[:2], bad})
     assert signatures.unreadable == {bad}
     assert signatures.readable(paths).tolist() == [True, True, True, False, True]
-    pairs = pair_similarities(signatures, [PAINTINGS[0], PAINTINGS[0]], [PAINTINGS[0], PAINTINGS[1]])
+    pairs = peer_similarities_of_pairs(signatures, [PAINTINGS[0], PAINTINGS[0]], [PAINTINGS[0], PAINTINGS[1]])
     direct = image_similarities(load_rgb(PAINTINGS[0]), load_rgb(PAINTINGS[1]))
     assert {name: values[0] for name, values in pairs.items()} == {name: 1.0 for name in PEER_NAMES}
     # The reduced-scale decode hardly moves the figures (the sample's long side is at most 512).

@@ -13,7 +13,7 @@ import yaml
 from artsim.core.alterations import EVALUATION, Alteration
 from artsim.evaluate import evaluate_on_test
 from artsim.core.metrics import pair_aucs
-from artsim.evaluate.peers import pair_similarities, signatures_of
+from artsim.evaluate.peers import peer_similarities_of_pairs, signatures_of
 from artsim.evaluate.transformed import OVERALL, TRANSFORMED_COLUMNS
 from artsim.learn.models import save_weights
 from tests.evaluate.test_run import collection, describe_tiny_project, descriptor_scorer, mostly_test, random_model
@@ -67,7 +67,7 @@ def test_an_identity_alteration_reproduces_the_plain_figures_of_every_scorer(pro
     assert len(queried) < len(predictions)  # the fixture has such variants: the subset matters
     signatures = signatures_of([*queried["original_path"], *queried["generated_path"]])
     expected = {"model": queried["prediction"].to_numpy(),
-                **pair_similarities(signatures, list(queried["original_path"]), list(queried["generated_path"]))}
+                **peer_similarities_of_pairs(signatures, list(queried["original_path"]), list(queried["generated_path"]))}
     for scorer, auc in pair_aucs(queried["positive"].to_numpy(), expected).items():
         assert table.at[scorer, "pair_auc"] == pytest.approx(auc), scorer
     assert table.at["model", "n_pairs"] == len(queried)

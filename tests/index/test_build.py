@@ -170,3 +170,13 @@ def test_reciprocal_rank_fusion_follows_the_formula_and_rewards_agreement():
     # of four, first for one scorer and last for the other loses to second for both
     model, phash = np.array([4.0, 3.0, 2.0, 1.0]), np.array([0.0, 3.0, 2.0, 4.0])
     assert int(np.argmax(fused_scores(model, phash))) == 1
+
+
+def test_a_missing_manifest_cell_is_empty_text_whatever_marks_it_missing():
+    import pandas as pd
+
+    from artsim.core.shards import cell_text
+
+    column = pd.Series(["Monet", None, float("nan"), pd.NA], dtype=object)
+    assert [cell_text(value) for value in column] == ["Monet", "", "", ""]
+    assert [cell_text(value) for value in pd.Series(["a", None], dtype="string")] == ["a", ""]  # not "<NA>"

@@ -10,13 +10,13 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from artsim.describe.registry import DESCRIPTORS
-from artsim.params import CANDIDATE_NAMES, DescribeParams, ParamsError, ScoreWeights, parse_params
+from artsim.params import DESCRIPTOR_NAMES, DescribeParams, ParamsError, ScoreWeights, parse_params
 from artsim.score.scorer import DescriptorScorer
 from artsim.describe.table import Descriptors
 from artsim.core.errors import NotEnoughData
 from artsim.score.similarity import PAIR_COLUMNS, combine, score_dataset
 from artsim.describe.kernels import TextureStats
-from artsim.score.study import descriptor_study, source_retrieval
+from artsim.score.study import descriptor_source_retrieval, descriptor_study
 from artsim.score.fit import fit_weights
 from tests.params.test_params import committed_params
 from tests.score.test_similarity import fake_manifests, lay_out_score_inputs
@@ -34,7 +34,7 @@ def test_unknown_weight_name_fails_naming_the_key_and_the_allowed_names():
         parse_params(raw)
     message = str(error.value)
     assert "score.weights" in message and "'colour'" in message
-    assert all(name in message for name in CANDIDATE_NAMES)
+    assert all(name in message for name in DESCRIPTOR_NAMES)
 
 
 def test_weights_name_any_candidate_or_fit():
@@ -58,7 +58,7 @@ def one_informative(informative: str, count: int = 600, seed: int = 0) -> tuple[
     ANTI lower on them, the others noise."""
     rng = np.random.default_rng(seed)
     positive = rng.random(count) < 0.5
-    table = pd.DataFrame({name: rng.random(count) for name in CANDIDATE_NAMES})
+    table = pd.DataFrame({name: rng.random(count) for name in DESCRIPTOR_NAMES})
     table[informative] = np.clip(np.where(positive, 0.6, 0.4) + rng.normal(0, 0.1, count), 0, 1)
     table[ANTI] = np.clip(np.where(positive, 0.45, 0.55) + rng.normal(0, 0.1, count), 0, 1)
     return table, positive
@@ -68,7 +68,7 @@ def one_informative(informative: str, count: int = 600, seed: int = 0) -> tuple[
 def test_fit_recovers_the_one_informative_descriptor(informative):
     table, positive = one_informative(informative)
     weights = fit_weights(table, positive)
-    assert set(weights) == set(CANDIDATE_NAMES)
+    assert set(weights) == set(DESCRIPTOR_NAMES)
     assert all(w >= 0 for w in weights.values()) and weights[ANTI] == 0.0
     assert sum(weights.values()) == pytest.approx(1.0, abs=1e-12)
     assert max(weights, key=weights.get) == informative and weights[informative] > 0.8
@@ -78,7 +78,7 @@ def test_fit_fails_clearly_without_both_classes_or_without_any_useful_descriptor
     table, positive = one_informative("lbp")
     with pytest.raises(NotEnoughData, match="score.weights: fit needs positive and negative train pairs"):
         fit_weights(table, np.ones(len(table), dtype=bool))
-    upside_down = table.assign(**{name: 1.0 - table[name] for name in CANDIDATE_NAMES})
+    upside_down = table.assign(**{name: 1.0 - table[name] for name in DESCRIPTOR_NAMES})
     only_lbp = upside_down[["lbp"]]  # lower on positives: no non-negative weight helps
     with pytest.raises(NotEnoughData, match="no descriptor whose similarity is higher"):
         fit_weights(only_lbp, positive)
@@ -89,7 +89,7 @@ def full_descriptors(ids: list[str], seed: int = 0) -> dict[str, Descriptors]:
     rng = np.random.default_rng(seed)
     out = {}
     for image_id in ids:
-        vectors = {name: rng.random(DESCRIPTORS[name].length(PARAMS)) for name in CANDIDATE_NAMES}
+        vectors = {name: rng.random(DESCRIPTORS[name].length(PARAMS)) for name in DESCRIPTOR_NAMES}
         vectors["phash"] = (vectors["phash"] > 0.5).astype(np.float64)
         out[image_id] = Descriptors(**vectors)
     return out
@@ -118,7 +118,7 @@ def test_fit_learns_on_the_train_pairs_only_and_scores_every_pair_with_its_weigh
     weights = scored.weights.as_dict()
     assert scored.fitted and max(weights, key=weights.get) == "lbp" and weights["color"] < 0.05
     assert list(scored.pairs.columns) == PAIR_COLUMNS
-    expected = combine({n: scored.pairs[n].to_numpy() for n in CANDIDATE_NAMES}, weights)
+    expected = combine({n: scored.pairs[n].to_numpy() for n in DESCRIPTOR_NAMES}, weights)
     np.testing.assert_allclose(scored.pairs["score"], expected, atol=1e-12)
 
 
@@ -133,13 +133,13 @@ def test_a_descriptor_that_always_finds_the_source_gets_auc_and_recall_one():
     study = descriptor_study(scored.pairs, descs, originals, generated, scored.stats, scored.weights, False,
                              queries=1000, seed=0)
     table = study.table.set_index("descriptor")
-    assert list(table.index) == [*CANDIDATE_NAMES, "score"]
+    assert list(table.index) == [*DESCRIPTOR_NAMES, "score"]
     assert table.loc["layout", ["auc", "recall_at_1", "mrr"]].tolist() == [1.0, 1.0, 1.0]
     assert table.loc["score", "recall_at_1"] == 1.0  # layout's weight carries it past random colour
     assert (table.loc[["lab", "lbp", "texture"], "recall_at_1"] < 0.7).all()  # random vectors: about 1 in 12
     assert table.loc["layout", "weight"] == 1.0 and table.loc["lbp", "weight"] == 0.0
     redundancy = study.redundancy.set_index("descriptor")
-    assert list(redundancy.columns) == [*CANDIDATE_NAMES, "score"]
+    assert list(redundancy.columns) == [*DESCRIPTOR_NAMES, "score"]
     np.testing.assert_allclose(np.diag(redundancy.to_numpy(dtype=float)), 1.0)
     np.testing.assert_allclose(redundancy.to_numpy(dtype=float), redundancy.to_numpy(dtype=float).T, atol=1e-12)
     heldout_variants = int((~generated["original_id"].str.startswith("train")).sum())  # the queries: val/test only
@@ -154,7 +154,7 @@ def test_retrieval_takes_a_seeded_bounded_sample_of_queries_and_ranks_ties_again
     # Every variant and every original the same: all candidates tie, so no source is found first.
     same = descs[originals["id"].iloc[0]]
     descs = {i: same for i in descs}
-    first = source_retrieval(descs, originals, generated, STATS, ScoreWeights(), queries=5, seed=3)
+    first = descriptor_source_retrieval(descs, originals, generated, STATS, ScoreWeights(), queries=5, seed=3)
     assert first.queries == 5 and first.candidates == len(originals)
     assert first.recall_at_1["color"] == 0.0 and first.mrr["color"] == pytest.approx(1 / len(originals))
 

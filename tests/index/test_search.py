@@ -1,6 +1,6 @@
 """Search through the index and bulk compare, on a small untrained model (seconds, no pipeline run):
-the index ranks as the per-query search did, many queries and pairs give what single calls give,
-and the command starts without importing torch for --help, a bad option or a missing file."""
+the Searcher ranks as the per-query search did (tests/support/search_oracle.py), many queries and pairs give
+what single calls give, and the command starts without importing torch for --help, a bad option or a missing file."""
 from __future__ import annotations
 
 import csv
@@ -15,14 +15,15 @@ import pandas as pd
 import pytest
 
 import artsim
-from artsim.app.bulk import compare_pairs, header
-from artsim.app.indexes import cached_index_folder, index_collection, open_index
-from artsim.app.search import EmbeddingCache, folder_candidates, search, search_index, workspace_candidates
+from artsim.app.bulk import compare_pairs
+from artsim.app.indexes import cached_index_folder, decoded_queries, index_collection, open_index, searcher_for
+from artsim.app.render import pairs_header
 from artsim.core.fusion import RRF_K
 from artsim.core.shards import ShardWriter
 from artsim.index.collection import folder_collection, workspace_collection
-from tests.support.helpers import SAMPLE_DIR, random_painting
 from tests.app.test_api import images, model_dir, run_cli  # noqa: F401  (fixtures)
+from tests.support.helpers import SAMPLE_DIR, random_painting
+from tests.support.search_oracle import EmbeddingCache, search
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -32,13 +33,18 @@ def scorer(model_dir):  # noqa: F811
     return artsim.load(model_dir)
 
 
+def search_index(scorer, opened, queries, top_k=5, shortlist=100, ranking="model"):
+    """The Searcher of `artsim search` over an opened index, the queries decoded as the command decodes them."""
+    return list(searcher_for(scorer, opened, shortlist).search(decoded_queries(queries), top_k, ranking))
+
+
 def test_by_model_the_index_ranks_the_sample_as_the_per_query_search_did(scorer, tmp_path):
     opened = index_collection(scorer, folder_collection(SAMPLE_DIR), tmp_path / "index")
     queries = [str(p) for p in sorted(SAMPLE_DIR.rglob("*.jpg"))[:3]] + [str(tmp_path / "q.png")]
     random_painting(3).save(queries[-1])
-    found = list(search_index(scorer, opened, queries, top_k=10, shortlist=20, by="model"))
+    found = search_index(scorer, opened, queries, top_k=10, shortlist=20, ranking="model")
     for query, result in zip(queries, found):
-        reference = search(scorer, query, folder_candidates(SAMPLE_DIR), top_k=10, shortlist=20,
+        reference = search(scorer, query, folder_collection(SAMPLE_DIR).originals, top_k=10, shortlist=20,
                            cache=EmbeddingCache(tmp_path / "cache", scorer.fingerprint))
         assert [h.path for h in result.hits] == [h.path for h in reference.hits]
         np.testing.assert_allclose([h.score for h in result.hits], [h.score for h in reference.hits], rtol=1e-4, atol=1e-6)
@@ -54,17 +60,18 @@ def test_a_workspace_index_of_shard_members_ranks_as_the_per_query_search(scorer
                   "artist": ["a"] * len(images), "title": [p.stem for p in images]}).to_parquet(root / "manifest.parquet")
     opened = index_collection(scorer, workspace_collection(tmp_path), tmp_path / "index")
     [result] = search_index(scorer, opened, [str(images[1])], top_k=4)
-    reference = search(scorer, images[1], workspace_candidates(tmp_path), top_k=4, cache=EmbeddingCache(tmp_path / "c", scorer.fingerprint))
+    reference = search(scorer, images[1], workspace_collection(tmp_path).originals, top_k=4,
+                       cache=EmbeddingCache(tmp_path / "c", scorer.fingerprint))
     assert [h.path for h in result.hits] == [h.path for h in reference.hits]
     assert [h.title for h in result.hits] == [h.title for h in reference.hits] and {h.artist for h in result.hits} == {"a"}
 
 
 def test_phash_finds_the_query_itself_first_and_fused_is_the_rrf_of_the_model_and_phash_ranks(scorer, tmp_path, images):  # noqa: F811
     opened = index_collection(scorer, folder_collection(images[0].parent), tmp_path / "index")
-    [by_phash] = search_index(scorer, opened, [str(images[2])], top_k=len(images), by="phash")
+    [by_phash] = search_index(scorer, opened, [str(images[2])], top_k=len(images), ranking="phash")
     assert Path(by_phash.hits[0].path).name == images[2].name and by_phash.hits[0].score == 1.0
-    [by_model] = search_index(scorer, opened, [str(images[2])], top_k=len(images), by="model")
-    [fused] = search_index(scorer, opened, [str(images[2])], top_k=len(images), by="fused")
+    [by_model] = search_index(scorer, opened, [str(images[2])], top_k=len(images), ranking="model")
+    [fused] = search_index(scorer, opened, [str(images[2])], top_k=len(images), ranking="fused")
     phash_scores = {h.path: h.score for h in by_phash.hits}
     phash_rank = {path: 1 + sum(other > score for other in phash_scores.values()) for path, score in phash_scores.items()}  # ties share
     expected = {h.path: 1 / (RRF_K + h.rank) + 1 / (RRF_K + phash_rank[h.path]) for h in by_model.hits}
@@ -106,7 +113,7 @@ def test_bulk_compare_gives_each_pair_what_a_single_compare_gives(scorer, tmp_pa
     pairs = [(str(images[0]), str(images[1])), (str(broken), str(images[1])), (str(images[2]), str(images[2])),
              (str(images[0]), str(images[1])), (str(images[3]), str(tmp_path / "missing.png"))]
     rows = list(compare_pairs(scorer, pairs, batch_size=2))
-    head = header(scorer)
+    head = pairs_header(scorer.descriptor.weights.as_dict())
     assert len(rows) == len(pairs) and all(len(row) == len(head) for row in rows)
     for (a, b), row in zip(pairs, rows):
         found = dict(zip(head, row))

@@ -1,0 +1,113 @@
+"""Which originals of an index does a query image most resemble? One `Searcher` per index, built once (by
+`artsim search`, by `artsim serve` at startup), answering queries already decoded.
+
+Queries are embedded in batches; each is ranked by a ranking of artsim.index.query.RANKINGS. The head is not
+a distance, so scoring a query against every original with it costs one head pass per original; instead the
+originals are shortlisted by cosine similarity of trunk embeddings and only the shortlist is scored by the head.
+What embeds, what scores a pair and what marks a likely derived hit are given (the app's model), so this
+package knows no model file and no verdict.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from artsim.core.errors import UserError
+from artsim.core.hashes import phash_bits
+from artsim.index import DEFAULT_SHORTLIST
+from artsim.index.query import HeadScores, IndexSearch, Ranked, ranking_named
+from artsim.index.store import StoredIndex
+
+EMBED_BATCH = 16
+
+# Trunk embeddings (n, dim) of decoded RGB images, in order.
+Embed = Callable[[Sequence[Image.Image]], np.ndarray]
+# Whether a model score marks a likely derived image (the shipped threshold at 90% precision); None without one.
+Mark = Callable[[float], "bool | None"]
+
+
+@dataclass(frozen=True)
+class Query:
+    name: str
+    image: Image.Image | None
+    error: str | None = None  # why the query could not be decoded: it gets no hit
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: str
+    rank: int
+    score: float
+    cosine: float
+    artist: str
+    title: str
+    path: str
+    likely_derived: bool | None = None  # at or above the model's threshold at 90% precision; None without one
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    query: str
+    hits: list[Hit]
+    candidates: int
+    error: str | None = None  # the query could not be used: it has no hit
+
+
+class Searcher:
+    """Searches of one index: `search(queries, top_k, ranking)` gives one QueryResult per query, in order."""
+
+    def __init__(self, index: StoredIndex, root: Path, embed: Embed, head: HeadScores, mark: Mark,
+                 shortlist: int = DEFAULT_SHORTLIST) -> None:
+        if shortlist < 1:
+            raise UserError("--shortlist must be at least 1")
+        self.index, self.root = index, root  # hit paths are root / location
+        self.embed, self.head, self.mark, self.shortlist = embed, head, mark, shortlist
+        self.ranker = IndexSearch(index)  # its usable mask and pHashes are per index, not per query
+
+    @property
+    def skipped(self) -> dict[str, str]:
+        """Originals of the index that have no vector (unreadable, not an image), with why."""
+        entries = self.index.entries
+        return {str(self.root / location): problem for location, problem in zip(entries.locations, entries.problems)
+                if problem}
+
+    def search(self, queries: Iterable[Query], top_k: int, ranking: str, count: int | None = None
+               ) -> Iterator[QueryResult]:
+        """One result per query, in query order; an undecodable query gets its error, never stops the others.
+        `queries` is read a batch at a time (a generator decoding them lazily keeps memory bounded); `count`:
+        how many there are, for the progress bar (shown past one batch)."""
+        if top_k < 1:
+            raise UserError("--top-k and --shortlist must be at least 1")
+        ranking_named(ranking)  # an unknown ranking fails before any query is embedded
+        pending = iter(queries)
+        quiet = True if count is None or count <= EMBED_BATCH else None  # None: shown on a terminal
+        with tqdm(total=count, desc="search", unit="query", disable=quiet) as progress:
+            while batch := list(islice(pending, EMBED_BATCH)):
+                yield from self._search_batch(batch, top_k, ranking)
+                progress.update(len(batch))
+
+    def _search_batch(self, queries: Sequence[Query], top_k: int, ranking: str) -> Iterator[QueryResult]:
+        usable = [query for query in queries if query.image is not None]
+        embeddings = self.embed([query.image for query in usable]) if usable else []
+        shortlists = self.ranker.shortlists(np.asarray(embeddings, dtype=np.float32).reshape(len(usable), -1),
+                                            max(self.shortlist, top_k)) if usable else []
+        found = {id(query): (embedding, shortlisted) for query, embedding, shortlisted in zip(usable, embeddings, shortlists)}
+        count = len(self.index.entries)
+        for query in queries:
+            if id(query) not in found:
+                yield QueryResult(query.name, [], count, query.error or "no image")
+                continue
+            embedding, shortlisted = found[id(query)]
+            ranked = self.ranker.rank(ranking, embedding, phash_bits(query.image), shortlisted, self.head, top_k)
+            yield QueryResult(query.name, [self._hit(rank, r) for rank, r in enumerate(ranked, start=1)], count)
+
+    def _hit(self, rank: int, ranked: Ranked) -> Hit:
+        entries, row = self.index.entries, ranked.row
+        return Hit(entries.ids[row], rank, ranked.score, ranked.cosine, entries.artists[row], entries.titles[row],
+                   str(self.root / entries.locations[row]), self.mark(ranked.score))
