@@ -1,4 +1,5 @@
 """Stage report: the technical report of the run -> data/report/report.html (and report.pdf)."""
+
 from __future__ import annotations
 
 import sys
@@ -28,8 +29,14 @@ def main() -> None:
     if params.report.pdf and (why := pdf_available()):
         sys.exit(why)
     settings = ReportSettings(examples=params.report.examples, thumbnail=params.report.thumbnail)
-    write_report(Path("."), layout.REPORT_HTML, layout.REPORT_PDF if params.report.pdf else None, settings,
-                 shown_params(params), code_version(CODE_FOLDERS))
+    write_report(
+        Path("."),
+        layout.REPORT_HTML,
+        layout.REPORT_PDF if params.report.pdf else None,
+        settings,
+        shown_params(params),
+        code_version(CODE_FOLDERS),
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Block `report`: what the technical report of the run shows (stage report, artsim.report)."""
+
 from __future__ import annotations
 
 from pydantic import Field

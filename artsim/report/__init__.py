@@ -8,6 +8,7 @@ opens offline, drawn from the workspace's files as the stages left them.
 - sections.py, outcomes.py: the sections; blocks.py: what they are made of;
 - document.py: the template, the PDF, the code version.
 """
+
 from artsim.report.document import ReportSettings, code_version, pdf_available, render_html, write_report
 
 __all__ = ["ReportSettings", "code_version", "pdf_available", "render_html", "write_report"]

@@ -1,10 +1,10 @@
 """What a section of the report is made of; the template draws each kind of block. Text in a
 block is plain (untrusted metadata included): the template escapes it."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Union
 
 from artsim.report.examples import Example, Thumb
 from artsim.report.rows import Table
@@ -26,6 +26,7 @@ class TableBlock:
 class Figure:
     uri: str
     alt: str
+    style: str = "plot"  # "plot": a chart, two a row; "wide": an image shown on its own row
     kind: str = "figure"
 
 
@@ -41,7 +42,7 @@ class Thumbs:
     kind: str = "thumbs"
 
 
-Block = Union[Text, TableBlock, Figure, Examples, Thumbs]
+Block = Text | TableBlock | Figure | Examples | Thumbs
 
 
 @dataclass

@@ -5,6 +5,7 @@ inlined as a data: URI, and the same HTML printed to PDF by WeasyPrint.
 Deterministic: the same run's files, params and code give the same bytes (no timestamp; the code
 version is a digest of the source folders, not `git`, since DVC caches the report by its deps).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -16,10 +17,10 @@ from typing import Any
 
 import jinja2
 
-from artsim.core import layout
-from artsim.core.images import write_atomically
 import artsim.report.outcomes as outcomes
 import artsim.report.sections as sections
+from artsim.core import layout
+from artsim.core.images import write_atomically
 from artsim.report.blocks import Section
 from artsim.report.rows import Table, flat
 from artsim.report.sources import Gaps, Workspace, figure_text
@@ -47,14 +48,22 @@ def _dir_md5(folder: Path) -> str:
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder)
         if path.is_file() and not any(part in NOT_CODE for part in relative.parts):
-            entries.append({"md5": hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest(), "relpath": relative.as_posix()})
+            entries.append(
+                {
+                    "md5": hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest(),
+                    "relpath": relative.as_posix(),
+                }
+            )
     entries.sort(key=lambda entry: entry["relpath"].split("/"))
     return hashlib.md5(json.dumps(entries, sort_keys=True).encode(), usedforsecurity=False).hexdigest() + ".dir"
 
 
 def params_table(params: Mapping[str, Any]) -> Table:
-    return Table(["key", "value"], [[key, figure_text(value)] for key, value in flat(params).items()],
-                 "params.yaml as this run used it (keys that decide results; run-only keys left out)")
+    return Table(
+        ["key", "value"],
+        [[key, figure_text(value)] for key, value in flat(params).items()],
+        "params.yaml as this run used it (keys that decide results; run-only keys left out)",
+    )
 
 
 def build_sections(root: Path, settings: ReportSettings) -> tuple[list[Section], Gaps]:
@@ -76,13 +85,25 @@ def build_sections(root: Path, settings: ReportSettings) -> tuple[list[Section],
 
 def render_html(root: Path, settings: ReportSettings, params: Mapping[str, Any], code: Mapping[str, str]) -> str:
     built, gaps = build_sections(root, settings)
-    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-                                     autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    return environment.get_template(TEMPLATE).render(sections=built, gaps=gaps.notes, params=params_table(params), code=code)
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    return environment.get_template(TEMPLATE).render(
+        sections=built, gaps=gaps.notes, params=params_table(params), code=code
+    )
 
 
-def write_report(root: Path, html_path: Path, pdf_path: Path | None, settings: ReportSettings,
-                 params: Mapping[str, Any], code: Mapping[str, str]) -> None:
+def write_report(
+    root: Path,
+    html_path: Path,
+    pdf_path: Path | None,
+    settings: ReportSettings,
+    params: Mapping[str, Any],
+    code: Mapping[str, str],
+) -> None:
     """report.html (and report.pdf when `pdf_path` is given), each written atomically."""
     html = render_html(root, settings, params, code)
     html_path.parent.mkdir(parents=True, exist_ok=True)
@@ -106,7 +127,8 @@ def pdf_available() -> str:
     try:
         import weasyprint  # noqa: F401
     except (ImportError, OSError) as exc:  # OSError: libpango missing
-        return (f"report.pdf needs WeasyPrint and Debian's libpango-1.0-0 and libpangoft2-1.0-0 "
-                f"({type(exc).__name__}: {exc}); install them or set report.pdf: false")
+        return (
+            f"report.pdf needs WeasyPrint and Debian's libpango-1.0-0 and libpangoft2-1.0-0 "
+            f"({type(exc).__name__}: {exc}); install them or set report.pdf: false"
+        )
     return ""
-

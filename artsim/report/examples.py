@@ -3,6 +3,7 @@ strength, one variant under each held-out alteration, and evaluate's gallery. On
 images are read (one pread each from their shard); the manifests are read for the columns
 that choose them. Every image is decoded defensively and shown as a small JPEG data: URI; one
 that cannot be read is a placeholder with its reason, never a crash."""
+
 from __future__ import annotations
 
 import base64
@@ -64,8 +65,12 @@ def pick_originals(originals: pd.DataFrame, with_variants: set[str], count: int)
         return originals.iloc[0:0]
     candidates = originals[originals["id"].astype(str).isin(with_variants)]
     style = candidates["style"].astype(str) if "style" in candidates else pd.Series("", index=candidates.index)
-    ordered = candidates.assign(_style=style, _id=candidates["id"].astype(str)).sort_values(["_style", "_id"], kind="stable")
-    ordered = ordered.assign(_turn=ordered.groupby("_style").cumcount()).sort_values(["_turn", "_style", "_id"], kind="stable")
+    ordered = candidates.assign(_style=style, _id=candidates["id"].astype(str)).sort_values(
+        ["_style", "_id"], kind="stable"
+    )
+    ordered = ordered.assign(_turn=ordered.groupby("_style").cumcount()).sort_values(
+        ["_turn", "_style", "_id"], kind="stable"
+    )
     return ordered.head(count).drop(columns=["_style", "_id", "_turn"])
 
 
@@ -87,13 +92,19 @@ def examples(workspace: Workspace, count: int, side: int) -> list[Example]:
     variants = _manifest(workspace, layout.GENERATED, ["original_id", "strength"])
     if originals is None or variants is None or not {"original_id", "strength"} <= set(variants.columns):
         return []
-    variants = variants.assign(original_id=variants["original_id"].astype(str),
-                               strength=pd.to_numeric(variants["strength"], errors="coerce"))
+    variants = variants.assign(
+        original_id=variants["original_id"].astype(str), strength=pd.to_numeric(variants["strength"], errors="coerce")
+    )
     picked = pick_originals(originals, set(variants["original_id"]), count)
-    chosen = (variants[variants["original_id"].isin(set(picked["id"].astype(str)))]
-              .sort_values(["original_id", "strength", "id"], kind="stable")
-              .drop_duplicates(["original_id", "strength"]))
-    original_files, variant_files = _images(workspace, picked, layout.INGESTED), _images(workspace, chosen, layout.GENERATED)
+    chosen = (
+        variants[variants["original_id"].isin(set(picked["id"].astype(str)))]
+        .sort_values(["original_id", "strength", "id"], kind="stable")
+        .drop_duplicates(["original_id", "strength"])
+    )
+    original_files, variant_files = (
+        _images(workspace, picked, layout.INGESTED),
+        _images(workspace, chosen, layout.GENERATED),
+    )
     if original_files is None or variant_files is None:
         return []
     variant_of = {}
@@ -112,7 +123,11 @@ def altered(workspace: Workspace, side: int) -> list[Thumb]:
     variants = _manifest(workspace, layout.GENERATED, ["strength"])
     if variants is None or variants.empty:
         return []
-    strengths = sorted(pd.to_numeric(variants.get("strength"), errors="coerce").dropna().unique()) if "strength" in variants else []
+    strengths = (
+        sorted(pd.to_numeric(variants.get("strength"), errors="coerce").dropna().unique())
+        if "strength" in variants
+        else []
+    )
     if strengths:
         variants = variants[pd.to_numeric(variants["strength"], errors="coerce") == strengths[len(strengths) // 2]]
     first = variants.sort_values("id", kind="stable").head(1)
@@ -123,8 +138,10 @@ def altered(workspace: Workspace, side: int) -> list[Thumb]:
         image = fit_within(load_rgb(files[0], long_side_at_least=side), side)
     except ImageRejected as exc:
         return [Thumb("variant", None, exc.reason)]
-    return [Thumb("variant as generated", jpeg_uri(image)),
-            *(Thumb(name, jpeg_uri(alteration.apply(image))) for name, alteration in EVALUATION.items())]
+    return [
+        Thumb("variant as generated", jpeg_uri(image)),
+        *(Thumb(name, jpeg_uri(alteration.apply(image))) for name, alteration in EVALUATION.items()),
+    ]
 
 
 def gallery(workspace: Workspace) -> str | None:

@@ -1,6 +1,7 @@
 """The report's figures: matplotlib drawn off-screen (the Agg canvas, no pyplot and its global
 state) into PNG data: URIs, so the document needs nothing from outside to show them. The same
 data gives the same bytes: PNG from Agg carries no date, and the `Software` tag is dropped."""
+
 from __future__ import annotations
 
 import base64
@@ -44,7 +45,9 @@ def curves(series: Mapping[str, pd.DataFrame], x: str, title: str, ylabel: str =
     return _finish(figure)
 
 
-def grouped_bars(table: pd.DataFrame, label: str, values: Sequence[str], title: str, xlim: tuple[float, float] | None = None) -> str:
+def grouped_bars(
+    table: pd.DataFrame, label: str, values: Sequence[str], title: str, xlim: tuple[float, float] | None = None
+) -> str:
     """Horizontal bars: one group per row of `table` (named by `label`), one bar per column of `values`."""
     rows = len(table)
     figure, axes = _new(max(2.0, 0.9 + rows * (0.22 + 0.14 * len(values))))
@@ -57,7 +60,7 @@ def grouped_bars(table: pd.DataFrame, label: str, values: Sequence[str], title: 
     axes.set(title=title, xlim=xlim)
     axes.grid(axis="x", alpha=0.3)
     if len(values) > 1:
-        axes.legend(fontsize="small", loc="lower right")
+        axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside the bars, never over them
     return _finish(figure)
 
 

@@ -1,11 +1,12 @@
 """The report's result sections: the test figures of the model beside every peer, the
 thresholds and their precision, the transformed held-out set, the gallery and the index."""
+
 from __future__ import annotations
 
-from artsim.core import layout
-from artsim.evaluate.verdict import PRECISION_LEVELS
 import artsim.report.figures as figures
 import artsim.report.rows as rows
+from artsim.core import layout
+from artsim.evaluate.verdict import PRECISION_LEVELS
 from artsim.report.blocks import Figure, Section, Thumbs
 from artsim.report.examples import altered, gallery
 from artsim.report.sources import Workspace
@@ -20,47 +21,72 @@ def results(workspace: Workspace, evaluate: dict | None) -> Section:
         section.text("The siamese model's errors against the descriptor score it regresses (held-out test pairs):")
         section.table(rows.regression(evaluate))
     scorers = workspace.table(PLOTS / "scorers.csv", ["scorer", *SCORER_FIGURES], SCORER_FIGURES)
-    section.table(rows.frame_table(scorers, "every scorer: pair discrimination and source retrieval among the whole collection"))
-    section.figure(lambda: figures.grouped_bars(scorers, "scorer", SCORER_FIGURES, "Scorers on the test split", (0, 1.05)),
-                   "bars: pair AUC, recall@1 and MRR by scorer", when=scorers is not None and not scorers.empty)
-    predictions = workspace.table(PLOTS / "predictions.csv", ["target", "prediction", "positive"], ["target", "prediction"])
-    section.figure(lambda: figures.scatter(predictions, "target", "prediction", "positive",
-                                           "Predicted vs descriptor score (test pairs)"),
-                   "scatter: model prediction against the descriptor score", when=predictions is not None and not predictions.empty)
+    section.table(
+        rows.frame_table(scorers, "every scorer: pair discrimination and source retrieval among the whole collection")
+    )
+    section.figure(
+        lambda: figures.grouped_bars(scorers, "scorer", SCORER_FIGURES, "Scorers on the test split", (0, 1.05)),
+        "bars: pair AUC, recall@1 and MRR by scorer",
+        when=scorers is not None and not scorers.empty,
+    )
+    predictions = workspace.table(
+        PLOTS / "predictions.csv", ["target", "prediction", "positive"], ["target", "prediction"]
+    )
+    section.figure(
+        lambda: figures.scatter(
+            predictions, "target", "prediction", "positive", "Predicted vs descriptor score (test pairs)"
+        ),
+        "scatter: model prediction against the descriptor score",
+        when=predictions is not None and not predictions.empty,
+    )
     for column in ("strength", "style"):
         errors = workspace.table(PLOTS / f"error_by_{column}.csv", [column, "mae", "n"], ["mae"])
-        section.figure(lambda e=errors, c=column: figures.grouped_bars(e, c, ["mae"], f"Mean absolute error by {c} (test pairs)"),
-                       f"bars: mean absolute error by {column}", when=errors is not None and not errors.empty)
+        section.figure(
+            lambda e=errors, c=column: figures.grouped_bars(e, c, ["mae"], f"Mean absolute error by {c} (test pairs)"),
+            f"bars: mean absolute error by {column}",
+            when=errors is not None and not errors.empty,
+        )
     return section
 
 
 def thresholds(workspace: Workspace, evaluate: dict | None) -> Section:
     section = Section("thresholds", "Verdict thresholds and their precision")
-    section.text("The lowest score at which \"derived from\" reaches each precision on the held-out test pairs "
-                 "(derived: a painting and its own variant; unrelated: every other held-out pair).")
+    section.text(
+        'The lowest score at which "derived from" reaches each precision on the held-out test pairs '
+        "(derived: a painting and its own variant; unrelated: every other held-out pair)."
+    )
     if evaluate:
         section.table(rows.thresholds(evaluate))
     shipped = workspace.json(layout.VERDICT)
     if shipped:
         sha = str(shipped.get("model_sha256", ""))
-        section.text(f"Shipped with the model (models/verdict.json, for the weights with SHA-256 {sha[:16]}…), "
-                     f"on {shipped.get('positives', '—')} derived and {shipped.get('negatives', '—')} unrelated pairs; "
-                     "artsim compare, search and serve state their verdicts with these:")
+        section.text(
+            f"Shipped with the model (models/verdict.json, for the weights with SHA-256 {sha[:16]}…), "
+            f"on {shipped.get('positives', '—')} derived and {shipped.get('negatives', '—')} unrelated pairs; "
+            "artsim compare, search and serve state their verdicts with these:"
+        )
         section.table(rows.verdict(shipped))
     curves = {}
     for name in rows.scorer_names(evaluate or {}):
-        table = workspace.table(PLOTS / "precision_recall" / f"{name}.csv", ["precision", "recall"], ["precision", "recall"])
+        table = workspace.table(
+            PLOTS / "precision_recall" / f"{name}.csv", ["precision", "recall"], ["precision", "recall"]
+        )
         if table is not None and not table.empty:
             curves[name] = table
-    section.figure(lambda: figures.precision_recall(curves, PRECISION_LEVELS, "Precision / recall, derived vs unrelated (test)"),
-                   "lines: precision against recall by scorer", when=bool(curves))
+    section.figure(
+        lambda: figures.precision_recall(curves, PRECISION_LEVELS, "Precision / recall, derived vs unrelated (test)"),
+        "lines: precision against recall by scorer",
+        when=bool(curves),
+    )
     return section
 
 
 def transformed(workspace: Workspace, evaluate: dict | None, thumbnail: int) -> Section:
     section = Section("transformed", "The transformed held-out set")
-    section.text("Every test variant also mirrored, cropped, halved, recompressed, tilted and turned grey (never seen in "
-                 "training), as a query among all originals; one variant under each alteration:")
+    section.text(
+        "Every test variant also mirrored, cropped, halved, recompressed, tilted and turned grey (never seen in "
+        "training), as a query among all originals; one variant under each alteration:"
+    )
     shown = altered(workspace, thumbnail)
     if shown:
         section.blocks.append(Thumbs(shown))
@@ -69,10 +95,18 @@ def transformed(workspace: Workspace, evaluate: dict | None, thumbnail: int) -> 
     for value in ("recall_at_1", "pair_auc"):
         section.table(rows.pivot(table, "transform", "scorer", value, scorers))
     if table is not None and not table.empty:
-        wide = table.pivot_table(index="transform", columns="scorer", values="recall_at_1", aggfunc="first", sort=True).reset_index()
-        order = [s for s in scorers if s in wide.columns] + sorted(c for c in wide.columns if c not in scorers and c != "transform")
-        section.figure(lambda: figures.grouped_bars(wide, "transform", order, "Source recall@1 by alteration and scorer", (0, 1.05)),
-                       "bars: recall@1 by alteration and scorer")
+        wide = table.pivot_table(
+            index="transform", columns="scorer", values="recall_at_1", aggfunc="first", sort=True
+        ).reset_index()
+        order = [s for s in scorers if s in wide.columns] + sorted(
+            c for c in wide.columns if c not in scorers and c != "transform"
+        )
+        section.figure(
+            lambda: figures.grouped_bars(
+                wide, "transform", order, "Source recall@1 by alteration and scorer", (0, 1.05)
+            ),
+            "bars: recall@1 by alteration and scorer",
+        )
     return section
 
 
@@ -80,7 +114,7 @@ def gallery_section(workspace: Workspace) -> Section:
     section = Section("gallery", "Gallery: best, median and worst test pairs")
     uri = gallery(workspace)
     if uri:
-        section.blocks.append(Figure(uri, "evaluate's gallery of test pairs with their scores"))
+        section.blocks.append(Figure(uri, "evaluate's gallery of test pairs with their scores", style="wide"))
     return section
 
 

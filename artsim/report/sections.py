@@ -1,4 +1,5 @@
 """The report's first sections: the dataset, the descriptor study and the two trainings."""
+
 from __future__ import annotations
 
 import json
@@ -6,9 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
+import artsim.report.figures as figures
 from artsim.core import layout
 from artsim.ingest.run import SKIPPED
-import artsim.report.figures as figures
 from artsim.report.blocks import Examples, Section
 from artsim.report.examples import examples
 from artsim.report.rows import Table, counts, frame_table, key_values
@@ -53,26 +54,51 @@ def descriptors(workspace: Workspace) -> Section:
     study = score.get("study") if isinstance(score.get("study"), dict) else {}
     weights = study.get("weights") if isinstance(study.get("weights"), dict) else {}
     if weights:
-        fitted = "fitted on the train pairs" if study.get("weights_fitted") is True else "as set in params (score.weights)"
+        fitted = (
+            "fitted on the train pairs" if study.get("weights_fitted") is True else "as set in params (score.weights)"
+        )
         section.text(f"The descriptor score is the weighted mean of these similarities; weights {fitted}.")
-        section.table(Table(["descriptor", "weight"], [[str(k), f"{number(v):g}" if number(v) is not None else "—"]
-                                                       for k, v in weights.items()]))
+        section.table(
+            Table(
+                ["descriptor", "weight"],
+                [[str(k), f"{number(v):g}" if number(v) is not None else "—"] for k, v in weights.items()],
+            )
+        )
     section.table(key_values(score, "metrics/score.json", skip=["study.weights"]))
     plots = layout.plots_dir("score")
-    study_table = workspace.table(plots / "descriptor_study.csv", ["descriptor", "auc", "recall_at_1"], ["auc", "recall_at_1"])
+    study_table = workspace.table(
+        plots / "descriptor_study.csv", ["descriptor", "auc", "recall_at_1"], ["auc", "recall_at_1"]
+    )
     section.table(frame_table(study_table, "every candidate descriptor on the held-out pairs"))
-    section.figure(lambda: figures.grouped_bars(study_table, "descriptor", ["auc", "recall_at_1"],
-                                                "Descriptor study: pair AUC and source recall@1 (held-out)", (0, 1.05)),
-                   "bars: pair AUC and recall@1 by descriptor", when=study_table is not None and not study_table.empty)
+    section.figure(
+        lambda: figures.grouped_bars(
+            study_table,
+            "descriptor",
+            ["auc", "recall_at_1"],
+            "Descriptor study: pair AUC and source recall@1 (held-out)",
+            (0, 1.05),
+        ),
+        "bars: pair AUC and recall@1 by descriptor",
+        when=study_table is not None and not study_table.empty,
+    )
     by_strength = _numeric_columns(workspace.table(plots / "by_strength.csv", ["strength"], ["strength"]))
     if by_strength is not None and len(by_strength.columns) > 1:
-        series = {c: by_strength[["strength", c]].rename(columns={c: "y"}) for c in by_strength.columns if c != "strength"}
-        section.figure(lambda: figures.curves(series, "strength", "Mean similarity of positive pairs by strength", "similarity"),
-                       "lines: mean similarity of positive pairs by strength, per descriptor")
+        series = {
+            c: by_strength[["strength", c]].rename(columns={c: "y"})
+            for c in by_strength.columns
+            if c not in ("strength", "n")  # n: the pairs behind each point, not a similarity
+        }
+        section.figure(
+            lambda: figures.curves(series, "strength", "Mean similarity of positive pairs by strength", "similarity"),
+            "lines: mean similarity of positive pairs by strength, per descriptor",
+        )
     redundancy = workspace.table(plots / "redundancy.csv", ["descriptor"])
     matrix = _square(redundancy)
-    section.figure(lambda: figures.heatmap(matrix, "Redundancy: Spearman correlation between similarities"),
-                   "heatmap: Spearman correlation between descriptor similarities", when=matrix is not None)
+    section.figure(
+        lambda: figures.heatmap(matrix, "Redundancy: Spearman correlation between similarities"),
+        "heatmap: Spearman correlation between descriptor similarities",
+        when=matrix is not None,
+    )
     section.table(frame_table(workspace.table(plots / "by_split.csv", ["split"]), "pairs and AUC by split"))
     return section
 
@@ -99,12 +125,19 @@ def training(workspace: Workspace) -> Section:
         section.table(key_values(workspace.json(layout.metrics_json(stage)), f"{stage}: {what}"))
         curves = live_curves(workspace, layout.plots_dir(stage) / "plots" / "metrics")
         for name, table in curves.items():
-            section.figure(lambda n=name, t=table: figures.curves({n: t}, "step", f"{stage}: {n} by epoch", n),
-                           f"line: {stage} {name} by epoch")
+            section.figure(
+                lambda n=name, t=table, s=stage: figures.curves({n: t}, "step", f"{s}: {n} by epoch", n),
+                f"line: {stage} {name} by epoch",
+            )
     confusion = workspace.path(layout.plots_dir("finetune") / "plots" / "sklearn" / "confusion_matrix.json")
     matrix = confusion_matrix(workspace, confusion)
-    section.figure(lambda: figures.heatmap(matrix, "finetune: confusion matrix (test images)", "predicted", "actual", integers=True),
-                   "heatmap: finetune confusion matrix", when=matrix is not None)
+    section.figure(
+        lambda: figures.heatmap(
+            matrix, "finetune: confusion matrix (test images)", "predicted", "actual", integers=True
+        ),
+        "heatmap: finetune confusion matrix",
+        when=matrix is not None,
+    )
     return section
 
 
@@ -132,8 +165,11 @@ def confusion_matrix(workspace: Workspace, path: Path) -> pd.DataFrame | None:
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         workspace.gaps.add(relative, f"unreadable: {type(exc).__name__}: {exc}")
         return None
-    if not isinstance(records, list) or not records or not all(isinstance(r, dict) and {"actual", "predicted"} <= set(r)
-                                                               for r in records):
+    if (
+        not isinstance(records, list)
+        or not records
+        or not all(isinstance(r, dict) and {"actual", "predicted"} <= set(r) for r in records)
+    ):
         workspace.gaps.add(relative, "not a list of {actual, predicted} records")
         return None
     frame = pd.DataFrame(records)

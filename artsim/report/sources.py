@@ -1,6 +1,7 @@
 """The run's files as the report reads them: untrusted, possibly missing (a stage that did not
 run) or malformed (hand-edited, truncated). Every reader returns None instead of raising and
 records why in `Gaps`, which the report shows as its list of what is missing."""
+
 from __future__ import annotations
 
 import json
@@ -65,7 +66,9 @@ class Workspace:
             return None
         return value
 
-    def table(self, relative: Path | str, columns: Iterable[str], numeric: Iterable[str] = (), sep: str = ",") -> pd.DataFrame | None:
+    def table(
+        self, relative: Path | str, columns: Iterable[str], numeric: Iterable[str] = (), sep: str = ","
+    ) -> pd.DataFrame | None:
         """A CSV/TSV with at least `columns`, its `numeric` ones as floats (empty cells NaN; rows with
         text where a number belongs dropped, and said), or None. A table without rows is a table."""
         path = self.readable(relative)
@@ -73,7 +76,11 @@ class Workspace:
             return None
         try:
             frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
-        except (OSError, UnicodeDecodeError, ValueError) as exc:  # pandas' ParserError and EmptyDataError are ValueErrors
+        except (
+            OSError,
+            UnicodeDecodeError,
+            ValueError,
+        ) as exc:  # pandas' ParserError and EmptyDataError are ValueErrors
             self.gaps.add(relative, f"unreadable: {type(exc).__name__}: {exc}")
             return None
         return self._checked(relative, frame, list(columns), list(numeric))
@@ -95,7 +102,9 @@ class Workspace:
             self.gaps.add(relative, f"unreadable: {type(exc).__name__}: {exc}")
             return None
 
-    def _checked(self, relative: Path | str, frame: pd.DataFrame, columns: list[str], numeric: list[str]) -> pd.DataFrame | None:
+    def _checked(
+        self, relative: Path | str, frame: pd.DataFrame, columns: list[str], numeric: list[str]
+    ) -> pd.DataFrame | None:
         missing = [c for c in columns if c not in frame.columns]
         if missing:
             self.gaps.add(relative, f"lacks the columns {missing}")
@@ -104,10 +113,14 @@ class Workspace:
         for name in numeric:
             # An empty cell is a figure that does not apply (NaN); other text where a number belongs is damage.
             values = pd.to_numeric(frame[name].replace("", "nan"), errors="coerce")
-            bad |= (values.isna() & ~frame[name].str.strip().str.lower().isin(("", "nan", "none", "null"))) | np.isinf(values)
+            bad |= (values.isna() & ~frame[name].str.strip().str.lower().isin(("", "nan", "none", "null"))) | np.isinf(
+                values
+            )
             frame[name] = values
         if bad.any():
-            self.gaps.add(relative, f"{int(bad.sum())} of {len(frame)} rows have a value that is not a number: left out")
+            self.gaps.add(
+                relative, f"{int(bad.sum())} of {len(frame)} rows have a value that is not a number: left out"
+            )
         return frame[~bad].reset_index(drop=True)
 
 

@@ -2,6 +2,7 @@
 images and manifests (two strengths per original), the repository's committed metrics of the
 embedded default (real files, as the stages wrote them), a skipped image and the model's
 thresholds; and helpers that read the HTML report the way a browser would."""
+
 from __future__ import annotations
 
 import shutil
@@ -23,8 +24,9 @@ def build_report_workspace(root: Path) -> Path:
     build_tiny_project(root)
     _add_strength(root, STRENGTHS[1])
     shutil.copytree(REPO_ROOT / "metrics", root / "metrics")
-    pd.DataFrame([{"source_path": "Warm/broken.jpg", "reason": "corrupt_image", "detail": "OSError: truncated"}]).to_csv(
-        root / layout.INGESTED / "skipped.csv", index=False)
+    pd.DataFrame(
+        [{"source_path": "Warm/broken.jpg", "reason": "corrupt_image", "detail": "OSError: truncated"}]
+    ).to_csv(root / layout.INGESTED / "skipped.csv", index=False)
     thresholds = Thresholds({0.9: 0.51, 0.99: 0.55}, {0.9: 0.95, 0.99: 0.8}, positives=21, negatives=21)
     ShippedThresholds("ab" * 32, thresholds).save(root / layout.VERDICT)
     return root

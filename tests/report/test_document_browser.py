@@ -3,8 +3,9 @@ chromium and chromium-driver, which .ci/run installs) opens report.html from dis
 figure and example renders from the file alone.
 
 Run as a script it photographs a report for the docs (a script, not a hand, makes the figure):
-    python -m tests.test_report_browser data/report/report.html docs/report.png
+    python -m tests.report.test_document_browser data/report/report.html docs/report.png
 """
+
 from __future__ import annotations
 
 import shutil
@@ -14,15 +15,21 @@ from pathlib import Path
 import pytest
 
 from artsim.report import ReportSettings, render_html
-from tests.report_workspace import Elements, build_report_workspace
+from tests.support.report_workspace import Elements, build_report_workspace
 
 CHROMIUM, DRIVER = shutil.which("chromium") or shutil.which("chromium-browser"), shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver "
-                                "(apt-get install -y chromium chromium-driver; .ci/run installs them)")
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and DRIVER),
+    reason="needs Debian's chromium and chromium-driver "
+    "(apt-get install -y chromium chromium-driver; .ci/run installs them)",
+)
 # Every request that would leave the machine fails: no name resolves, the proxy is a closed port.
-OFFLINE_FLAGS = ("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost", "--proxy-server=127.0.0.1:9",
-                 "--proxy-bypass-list=<-loopback>")
-ALL_IMAGES_SHOWN = ("return Array.from(document.images).every(img => img.complete && img.naturalWidth > 0)")
+OFFLINE_FLAGS = (
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost",
+    "--proxy-server=127.0.0.1:9",
+    "--proxy-bypass-list=<-loopback>",
+)
+ALL_IMAGES_SHOWN = "return Array.from(document.images).every(img => img.complete && img.naturalWidth > 0)"
 
 
 def offline_browser(width: int = 1200, height: int = 1500):
@@ -31,14 +38,22 @@ def offline_browser(width: int = 1200, height: int = 1500):
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                 f"--window-size={width},{height}", *OFFLINE_FLAGS):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        f"--window-size={width},{height}",
+        *OFFLINE_FLAGS,
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
     driver.set_page_load_timeout(60)
     driver.execute_cdp_cmd("Network.enable", {})
-    driver.execute_cdp_cmd("Network.emulateNetworkConditions",
-                           {"offline": True, "latency": 0, "downloadThroughput": 0, "uploadThroughput": 0})
+    driver.execute_cdp_cmd(
+        "Network.emulateNetworkConditions",
+        {"offline": True, "latency": 0, "downloadThroughput": 0, "uploadThroughput": 0},
+    )
     return driver
 
 
@@ -59,8 +74,9 @@ def browser():
 def test_every_figure_renders_offline(browser, tmp_path):
     root = build_report_workspace(tmp_path / "run")
     html = tmp_path / "report.html"
-    html.write_text(render_html(root, ReportSettings(examples=2, thumbnail=96), {"seed": 42}, {"artsim": "0.dir"}),
-                    encoding="utf-8")
+    html.write_text(
+        render_html(root, ReportSettings(examples=2, thumbnail=96), {"seed": 42}, {"artsim": "0.dir"}), encoding="utf-8"
+    )
     assert Elements(html.read_text(encoding="utf-8")).outside_references() == []
     open_report(browser, html)
     assert browser.execute_script("return navigator.onLine") is False  # the network really is off

@@ -1,9 +1,9 @@
 """The technical report (stage report, artsim.report): every section from a whole run's files,
 offline (every image inlined, no outside reference), deterministic, bounded in what it reads,
 and robust to missing or damaged inputs and to markup in the metadata."""
+
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -14,13 +14,10 @@ import pandas as pd
 import pytest
 import yaml
 
-import artsim.report.examples as examples_module
-from artsim.core import layout
-from artsim.params import ParamsError, parse_params, run_only_keys
 from artsim.report import ReportSettings, code_version, render_html
 from artsim.report.examples import pick_originals
-from tests.helpers import REPO_ROOT
-from tests.report_workspace import STRENGTHS, Elements, build_report_workspace, set_metadata
+from artsim.report.rows import key_values
+from tests.support.report_workspace import STRENGTHS, Elements, build_report_workspace, set_metadata
 
 SECTIONS = ["dataset", "descriptors", "training", "results", "thresholds", "transformed", "gallery", "index", "params"]
 PARAMS = {"seed": 42, "siamese": {"epochs": 8}}
@@ -38,7 +35,7 @@ def render(root: Path, examples: int = 3) -> str:
 
 def missing_list(html: str) -> str:
     """The text of the report's list of what is missing ('' when it has none)."""
-    found = re.search(r'<section class="gaps" id="missing">(.*?)</section>', html, re.S)
+    found = re.search(r'<section class="gaps" id="missing">(.*?)</section>', html, re.DOTALL)
     return found.group(1) if found else ""
 
 
@@ -49,7 +46,7 @@ def test_a_whole_run_gives_every_section_offline_and_nothing_missing(workspace):
     assert missing_list(html) == ""
     assert elements.outside_references() == []
     text = re.sub(r'"data:image/(?:png|jpeg);base64,[A-Za-z0-9+/=]*"', '""', html)
-    assert not re.search(r"://|url\(|@import|\bsrc=\"//", text, re.I), "an outside URL in the report"
+    assert not re.search(r"://|url\(|@import|\bsrc=\"//", text, re.IGNORECASE), "an outside URL in the report"
     images = [img["src"] for img in elements.named("img")]
     assert images and all(src.startswith(("data:image/png;base64,", "data:image/jpeg;base64,")) for src in images)
     # the figures: descriptor study, strength curve, redundancy, 4 curves, confusion, scorers, scatter,
@@ -58,8 +55,18 @@ def test_a_whole_run_gives_every_section_offline_and_nothing_missing(workspace):
     assert html.count('<div class="example">') == 3
     captions = re.findall(r"<figcaption>(.*?)</figcaption>", html)
     assert captions.count("original") == 3 and all(captions.count(f"strength {s:g}") == 3 for s in STRENGTHS)
-    for expected in ("Warm/broken.jpg", "corrupt_image", "threshold at 90% precision", "<figcaption>mirror</figcaption>",
-                     "siamese.epochs", CODE["artsim"], "recall_at_1", "phash", "dhash", "ssim"):
+    for expected in (
+        "Warm/broken.jpg",
+        "corrupt_image",
+        "threshold at 90% precision",
+        "<figcaption>mirror</figcaption>",
+        "siamese.epochs",
+        CODE["artsim"],
+        "recall_at_1",
+        "phash",
+        "dhash",
+        "ssim",
+    ):
         assert expected in html, expected
 
 
@@ -70,8 +77,16 @@ def test_the_same_run_gives_the_same_bytes(workspace):
 def test_an_empty_workspace_gives_a_report_that_lists_what_is_missing(tmp_path):
     html = render(tmp_path)
     listed = missing_list(html)
-    for path in ("metrics/ingest.json", "data/ingested/manifest.parquet", "metrics/score.json", "metrics/finetune/plots/metrics",
-                 "metrics/evaluate.json", "metrics/evaluate/scorers.csv", "models/verdict.json", "metrics/evaluate/gallery.png"):
+    for path in (
+        "metrics/ingest.json",
+        "data/ingested/manifest.parquet",
+        "metrics/score.json",
+        "metrics/finetune/plots/metrics",
+        "metrics/evaluate.json",
+        "metrics/evaluate/scorers.csv",
+        "models/verdict.json",
+        "metrics/evaluate/gallery.png",
+    ):
         assert f"<code>{path}</code>" in listed, path
     assert "Nothing to show" in html
     assert Elements(html).named("img") == []
@@ -91,12 +106,15 @@ def test_damaged_inputs_are_named_with_their_reason_and_the_rest_is_shown(worksp
     (damaged / "data/generated/manifest.parquet").write_bytes(b"PAR1 truncated")
     html = render(damaged)
     listed = missing_list(html)
-    for path, why in [("metrics/evaluate.json", "JSONDecodeError"), ("models/verdict.json", "not a JSON object"),
-                      ("metrics/evaluate/scorers.csv", "1 of 9 rows have a value that is not a number"),
-                      ("metrics/evaluate/gallery.png", "not an image"),
-                      ("metrics/finetune/plots/sklearn/confusion_matrix.json", "records"),
-                      ("metrics/siamese/plots/metrics/val_mse.tsv", "lacks the columns"),
-                      ("data/generated/manifest.parquet", "unreadable")]:
+    for path, why in [
+        ("metrics/evaluate.json", "JSONDecodeError"),
+        ("models/verdict.json", "not a JSON object"),
+        ("metrics/evaluate/scorers.csv", "1 of 9 rows have a value that is not a number"),
+        ("metrics/evaluate/gallery.png", "not an image"),
+        ("metrics/finetune/plots/sklearn/confusion_matrix.json", "records"),
+        ("metrics/siamese/plots/metrics/val_mse.tsv", "lacks the columns"),
+        ("data/generated/manifest.parquet", "unreadable"),
+    ]:
         assert re.search(f"<code>{re.escape(path)}</code>: [^<]*{re.escape(why)}", listed), (path, why)
     assert "train_mse" in html and "<h2>Descriptor study and weights</h2>" in html  # the intact parts are still there
 
@@ -104,29 +122,16 @@ def test_damaged_inputs_are_named_with_their_reason_and_the_rest_is_shown(worksp
 def test_metadata_is_text_never_markup(tmp_path):
     root = build_report_workspace(tmp_path / "run")
     first = pick_originals(pd.read_parquet(root / "data/ingested/manifest.parquet"), {f"o{i}" for i in range(13)}, 1)
-    set_metadata(root, first["id"].iloc[0], title='<script>alert("title")</script>', artist="<img src=x onerror=alert(1)>")
+    set_metadata(
+        root, first["id"].iloc[0], title='<script>alert("title")</script>', artist="<img src=x onerror=alert(1)>"
+    )
     html = render(root)
     elements = Elements(html)
     assert elements.named("script") == []
     assert all(img["src"].startswith("data:") and "onerror" not in img for img in elements.named("img"))
-    assert "&lt;script&gt;alert(&#34;title&#34;)&lt;/script&gt;" in html and "&lt;img src=x onerror=alert(1)&gt;" in html
-
-
-def test_only_the_shown_images_are_read(workspace, monkeypatch):
-    reads = []
-    real = examples_module.load_rgb
-    monkeypatch.setattr(examples_module, "load_rgb", lambda source, **kw: reads.append(source) or real(source, **kw))
-    render(workspace, examples=2)
-    # 2 originals and their variants at each strength, one variant to alter, the gallery: not the 39 images there are
-    assert len(reads) == 2 * (1 + len(STRENGTHS)) + 1 + 1
-
-
-def test_examples_are_taken_in_turn_from_each_style():
-    originals = pd.DataFrame({"id": ["b2", "a1", "c1", "b1", "a2"], "style": ["B", "A", "C", "B", "A"]})
-    picked = pick_originals(originals, {"a1", "a2", "b1", "b2", "c1"}, 4)
-    assert list(picked["id"]) == ["a1", "b1", "c1", "a2"]
-    assert list(pick_originals(originals, {"b2"}, 3)["id"]) == ["b2"]  # only originals with variants
-    assert pick_originals(originals, {"a1"}, 0).empty
+    assert (
+        "&lt;script&gt;alert(&#34;title&#34;)&lt;/script&gt;" in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    )
 
 
 def test_the_code_version_is_the_digest_dvc_records_for_the_folder(tmp_path):
@@ -147,47 +152,6 @@ def test_the_code_version_is_the_digest_dvc_records_for_the_folder(tmp_path):
     assert code_version([code]) != {"code": recorded}
 
 
-def test_the_stage_writes_html_and_pdf_the_same_twice(tmp_path, monkeypatch):
-    root = build_report_workspace(tmp_path / "run")
-    raw = {"ingest": {"source": "data/sample"}, "report": {"examples": 1, "thumbnail": 48, "pdf": True}}
-    (root / "params.yaml").write_text(yaml.safe_dump(raw))
-    monkeypatch.chdir(root)
-    from stages import report
-
-    written = []
-    for _ in range(2):
-        report.main()
-        written.append({name: (root / layout.REPORT / name).read_bytes() for name in ("report.html", "report.pdf")})
-    assert written[0] == written[1]
-    assert written[0]["report.pdf"].startswith(b"%PDF-")
-    html = written[0]["report.html"].decode()
-    assert "report.examples" in html and "siamese.lr" in html and "siamese.loader_workers" not in html  # run-only left out
-
-
-def test_report_params_are_checked_before_any_work():
-    with pytest.raises(ParamsError, match=r"report\.examples"):
-        parse_params({"ingest": {"source": "data/sample"}, "report": {"examples": -1}})
-    with pytest.raises(ParamsError, match=r"report\.colour"):
-        parse_params({"ingest": {"source": "data/sample"}, "report": {"colour": "red"}})
-
-
-def _leaf_keys(tree: dict, prefix: str = "") -> set[str]:
-    return {key for name, value in tree.items()
-            for key in (_leaf_keys(value, f"{prefix}{name}.") if isinstance(value, dict) else {prefix + name})}
-
-
-def test_the_stage_depends_on_every_key_it_shows_and_on_no_run_only_key():
-    stage = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]["report"]
-    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
-    listed = set(stage["params"])
-    covered = {key for key in _leaf_keys(params) if any(key == d or key.startswith(d + ".") for d in listed)}
-    assert covered == _leaf_keys(params) - run_only_keys()
-    assert stage["outs"] == [layout.REPORT.as_posix()]
-    assert {"artsim", "stages"} <= set(stage["deps"])  # the code version is their digest
-
-
-def test_a_report_json_value_may_be_anything(workspace, tmp_path):
-    root = build_report_workspace(tmp_path / "run")
-    (root / "metrics/index.json").write_text(json.dumps({"originals": "many", "nested": {"x": [1, None]}, "nan": None}))
-    html = render(root)
-    assert "<td>many</td>" in html and "<td>nested.x</td><td>[1, null]</td>" in html
+def test_a_metrics_value_of_any_type_is_shown_as_text():
+    table = key_values({"originals": "many", "nested": {"x": [1, None]}, "none": None, "nan": float("nan"), "ok": 0.123456})
+    assert table.rows == [["nan", "—"], ["nested.x", "[1, null]"], ["none", "—"], ["ok", "0.1235"], ["originals", "many"]]
