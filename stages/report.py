@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -25,6 +26,7 @@ def shown_params(params: Params) -> dict:
 
 def main() -> None:
     setup_logging()
+    logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)  # a line per page otherwise
     params = load_params()
     if params.report.pdf and (why := pdf_available()):
         sys.exit(why)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,8 @@ from artsim.core.images import write_atomically
 from artsim.report.blocks import Section
 from artsim.report.rows import Table, flat
 from artsim.report.sources import Gaps, Workspace, figure_text
+
+log = logging.getLogger(__name__)
 
 TEMPLATE = "report.html.j2"
 # Folders and files that are no part of the code (DVC's .dvcignore leaves them out of its hashes too).
@@ -85,6 +88,10 @@ def build_sections(root: Path, settings: ReportSettings) -> tuple[list[Section],
 
 def render_html(root: Path, settings: ReportSettings, params: Mapping[str, Any], code: Mapping[str, str]) -> str:
     built, gaps = build_sections(root, settings)
+    return render_sections(built, gaps, params, code)
+
+
+def render_sections(built: list[Section], gaps: Gaps, params: Mapping[str, Any], code: Mapping[str, str]) -> str:
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
         autoescape=True,
@@ -105,12 +112,18 @@ def write_report(
     code: Mapping[str, str],
 ) -> None:
     """report.html (and report.pdf when `pdf_path` is given), each written atomically."""
-    html = render_html(root, settings, params, code)
+    built, gaps = build_sections(root, settings)
+    for path, why in gaps.notes:
+        log.warning("the report could not use %s: %s", path, why)
+    html = render_sections(built, gaps, params, code)
     html_path.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(html_path, lambda handle: handle.write(html.encode("utf-8")))
     if pdf_path is not None:
         pdf = pdf_bytes(html)
         write_atomically(pdf_path, lambda handle: handle.write(pdf))
+    log.info(
+        "wrote %s%s (%d inputs missing or unusable)", html_path, f" and {pdf_path}" if pdf_path else "", len(gaps.notes)
+    )
 
 
 def pdf_bytes(html: str) -> bytes:

@@ -108,10 +108,10 @@ def examples(workspace: Workspace, count: int, side: int) -> list[Example]:
     if original_files is None or variant_files is None:
         return []
     variant_of = {}
-    for row, image in zip(chosen.itertuples(index=False), variant_files):
+    for row, image in zip(chosen.itertuples(index=False), variant_files, strict=True):
         variant_of.setdefault(row.original_id, []).append(thumbnail(image, side, f"strength {row.strength:g}"))
     found = []
-    for (_, row), image in zip(picked.iterrows(), original_files):
+    for (_, row), image in zip(picked.iterrows(), original_files, strict=True):
         about = {key: str(row[key]) for key in ORIGINAL_TEXT if key in row.index}
         found.append(Example(thumbnail(image, side, "original"), about, variant_of.get(str(row["id"]), [])))
     return found

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -129,8 +128,7 @@ def training(workspace: Workspace) -> Section:
                 lambda n=name, t=table, s=stage: figures.curves({n: t}, "step", f"{s}: {n} by epoch", n),
                 f"line: {stage} {name} by epoch",
             )
-    confusion = workspace.path(layout.plots_dir("finetune") / "plots" / "sklearn" / "confusion_matrix.json")
-    matrix = confusion_matrix(workspace, confusion)
+    matrix = confusion_matrix(workspace, layout.plots_dir("finetune") / "plots" / "sklearn" / "confusion_matrix.json")
     section.figure(
         lambda: figures.heatmap(
             matrix, "finetune: confusion matrix (test images)", "predicted", "actual", integers=True
@@ -155,15 +153,10 @@ def live_curves(workspace: Workspace, folder: Path) -> dict[str, pd.DataFrame]:
     return found
 
 
-def confusion_matrix(workspace: Workspace, path: Path) -> pd.DataFrame | None:
+def confusion_matrix(workspace: Workspace, relative: Path) -> pd.DataFrame | None:
     """dvclive's sklearn confusion matrix ([{actual, predicted}, ...]) as counts, actual by predicted."""
-    relative = path.relative_to(workspace.root)
-    if workspace.readable(relative) is None:
-        return None
-    try:
-        records = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        workspace.gaps.add(relative, f"unreadable: {type(exc).__name__}: {exc}")
+    records = workspace.json_value(relative)
+    if records is None:
         return None
     if (
         not isinstance(records, list)

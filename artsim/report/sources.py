@@ -53,18 +53,22 @@ class Workspace:
 
     def json(self, relative: Path | str) -> dict[str, Any] | None:
         """A JSON object, or None (missing, not JSON, not an object)."""
+        value = self.json_value(relative)
+        if value is not None and not isinstance(value, dict):
+            self.gaps.add(relative, f"not a JSON object (a {type(value).__name__})")
+            return None
+        return value
+
+    def json_value(self, relative: Path | str) -> Any:
+        """Whatever JSON value the file holds, or None (missing, not JSON)."""
         path = self.readable(relative)
         if path is None:
             return None
         try:
-            value = json.loads(path.read_text(encoding="utf-8"))
+            return json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             self.gaps.add(relative, f"unreadable: {type(exc).__name__}: {exc}")
             return None
-        if not isinstance(value, dict):
-            self.gaps.add(relative, f"not a JSON object (a {type(value).__name__})")
-            return None
-        return value
 
     def table(
         self, relative: Path | str, columns: Iterable[str], numeric: Iterable[str] = (), sep: str = ","

@@ -153,5 +153,6 @@ def test_the_code_version_is_the_digest_dvc_records_for_the_folder(tmp_path):
 
 
 def test_a_metrics_value_of_any_type_is_shown_as_text():
-    table = key_values({"originals": "many", "nested": {"x": [1, None]}, "none": None, "nan": float("nan"), "ok": 0.123456})
-    assert table.rows == [["nan", "—"], ["nested.x", "[1, null]"], ["none", "—"], ["ok", "0.1235"], ["originals", "many"]]
+    metrics = {"originals": "many", "nested": {"x": [1, None]}, "none": None, "nan": float("nan"), "ok": 0.123456}
+    assert key_values(metrics).rows == [
+        ["nan", "—"], ["nested.x", "[1, null]"], ["none", "—"], ["ok", "0.1235"], ["originals", "many"]]
