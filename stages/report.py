@@ -11,7 +11,12 @@ from pydantic import BaseModel
 import artsim
 from artsim.core import layout
 from artsim.params import Params, result_params
-from artsim.report import ReportSettings, code_version, pdf_available, write_report
+from artsim.report.document import (
+    ReportSettings,
+    code_version,
+    pdf_available,
+    write_report,
+)
 from stages.common import load_params, setup_logging
 
 # The folders whose digests are the report's code version (dvc.yaml lists both as deps).

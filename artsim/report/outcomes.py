@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import artsim.report.figures as figures
 import artsim.report.rows as rows
+import artsim.report.tables as tables
 from artsim.core import layout
-from artsim.evaluate.verdict import PRECISION_LEVELS
+from artsim.evaluate.verdict import FEW_POSITIVES, PRECISION_LEVELS
 from artsim.report.blocks import Figure, Section, Thumbs
 from artsim.report.examples import altered, gallery
 from artsim.report.sources import Workspace
@@ -17,13 +18,27 @@ SCORER_FIGURES = ["pair_auc", "recall_at_1", "mrr"]
 
 def results(workspace: Workspace, evaluate: dict | None) -> Section:
     section = Section("results", "Results on the test split, every peer side by side")
+    evaluate_json = layout.metrics_json("evaluate")
     if evaluate:
-        section.text("The siamese model's errors against the descriptor score it regresses (held-out test pairs):")
-        section.table(rows.regression(evaluate))
+        score = workspace.json(layout.metrics_json("score")) or {}
+        finetune = workspace.json(layout.metrics_json("finetune")) or {}
+        section.table(
+            rows.from_docs(
+                lambda: tables.regression(evaluate, score, finetune),
+                "the run's headline figures",
+                evaluate_json,
+                workspace.gaps,
+            )
+        )
+        section.table(
+            rows.from_docs(
+                lambda: tables.peers(evaluate),
+                "every scorer: pair discrimination and source retrieval among the whole collection",
+                evaluate_json,
+                workspace.gaps,
+            )
+        )
     scorers = workspace.table(PLOTS / "scorers.csv", ["scorer", *SCORER_FIGURES], SCORER_FIGURES)
-    section.table(
-        rows.frame_table(scorers, "every scorer: pair discrimination and source retrieval among the whole collection")
-    )
     section.figure(
         lambda: figures.grouped_bars(scorers, "scorer", SCORER_FIGURES, "Scorers on the test split", (0, 1.05)),
         "bars: pair AUC, recall@1 and MRR by scorer",
@@ -56,7 +71,15 @@ def thresholds(workspace: Workspace, evaluate: dict | None) -> Section:
         "(derived: a painting and its own variant; unrelated: every other held-out pair)."
     )
     if evaluate:
-        section.table(rows.thresholds(evaluate))
+        section.table(
+            rows.from_docs(
+                lambda: tables.thresholds(evaluate),
+                "each scorer's thresholds",
+                layout.metrics_json("evaluate"),
+                workspace.gaps,
+            )
+        )
+        section.text(f"Under {FEW_POSITIVES} derived pairs a threshold is rough: its precision rests on few pairs.")
     shipped = workspace.json(layout.VERDICT)
     if shipped:
         sha = str(shipped.get("model_sha256", ""))
@@ -92,9 +115,15 @@ def transformed(workspace: Workspace, evaluate: dict | None, thumbnail: int) -> 
         section.blocks.append(Thumbs(shown))
     table = workspace.table(PLOTS / "transformed.csv", ["transform", "scorer", *SCORER_FIGURES], SCORER_FIGURES)
     scorers = rows.scorer_names(evaluate or {})
-    for value in ("recall_at_1", "pair_auc"):
-        section.table(rows.pivot(table, "transform", "scorer", value, scorers))
     if table is not None and not table.empty:
+        section.table(
+            rows.from_docs(
+                lambda: tables.transformed(table),
+                "per alteration, each scorer's recall@1 / pair AUC",
+                PLOTS / "transformed.csv",
+                workspace.gaps,
+            )
+        )
         wide = table.pivot_table(
             index="transform", columns="scorer", values="recall_at_1", aggfunc="first", sort=True
         ).reset_index()

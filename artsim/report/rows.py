@@ -4,35 +4,16 @@ plain text; the template escapes them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
+import artsim.report.tables as tables
 from artsim.evaluate.scorer_inputs import SCORER_NAMES
-from artsim.evaluate.verdict import FEW_POSITIVES, PRECISION_LEVELS, level_key
-from artsim.report.sources import figure_text, number
-
-# metrics/evaluate.json: the model's figure and the train-mean baseline's beside it.
-REGRESSION = [
-    ("mse", "baseline_mse"),
-    ("mae", "baseline_mae"),
-    ("rmse", None),
-    ("r2", None),
-    ("pearson", None),
-    ("spearman", None),
-    ("mae_positive", None),
-    ("mae_negative", None),
-]
-EVALUATION_COUNTS = [
-    "n_test_pairs",
-    "n_skipped_pairs",
-    "n_unreadable_images",
-    "n_queries",
-    "n_candidates",
-    "n_candidates_test_only",
-]
+from artsim.evaluate.verdict import PRECISION_LEVELS, level_key
+from artsim.report.sources import Gaps, figure_text, number
 
 
 @dataclass(frozen=True)
@@ -119,41 +100,6 @@ def scorer_names(evaluate: Mapping[str, Any]) -> list[str]:
     )
 
 
-def regression(evaluate: Mapping[str, Any]) -> Table:
-    """The model's errors against the descriptor score on the test pairs, beside the train-mean baseline."""
-    rows = [
-        [name, figure_text(number(evaluate.get(name))), figure_text(number(evaluate.get(base))) if base else ""]
-        for name, base in REGRESSION
-        if name in evaluate
-    ]
-    rows += [[name, figure_text(evaluate.get(name)), ""] for name in EVALUATION_COUNTS if name in evaluate]
-    return Table(["figure", "model", "train-mean baseline"], rows)
-
-
-def thresholds(evaluate: Mapping[str, Any]) -> Table:
-    """Each scorer's thresholds at the precision levels and the held-out pairs they rest on."""
-    levels = [f"threshold at {level:.0%} precision" for level in PRECISION_LEVELS]
-    rows = []
-    for name in scorer_names(evaluate):
-        figures = evaluate[name]
-        positives = figures.get("threshold_positives")
-        note = (
-            f"rough: under {FEW_POSITIVES} positives"
-            if isinstance(positives, int) and positives < FEW_POSITIVES
-            else ""
-        )
-        rows.append(
-            [
-                name,
-                *(figure_text(number(figures.get(level_key(level)))) for level in PRECISION_LEVELS),
-                figure_text(positives),
-                figure_text(figures.get("threshold_negatives")),
-                note,
-            ]
-        )
-    return Table(["scorer", *levels, "positives", "negatives", "note"], rows)
-
-
 def verdict(shipped: Mapping[str, Any]) -> Table:
     """models/verdict.json, validated: the model's thresholds as artsim compare/search use them."""
     levels = shipped.get("levels") if isinstance(shipped.get("levels"), list) else []
@@ -169,15 +115,12 @@ def verdict(shipped: Mapping[str, Any]) -> Table:
     return Table(["precision", "threshold", "recall at it"], rows)
 
 
-def pivot(table: pd.DataFrame | None, index: str, columns: str, value: str, order: Sequence[str] = ()) -> Table:
-    """`value` of a long table laid out with one row per `index` and one column per `columns`."""
-    if table is None or table.empty:
-        return Table([], [])
-    grid = table.pivot_table(index=index, columns=columns, values=value, aggfunc="first", sort=True)
-    known = [c for c in order if c in grid.columns]
-    grid = grid[known + [c for c in grid.columns if c not in known]]
-    return Table(
-        [index, *map(str, grid.columns)],
-        [[str(label), *(figure_text(number(v)) for v in row)] for label, row in grid.iterrows()],
-        f"{value}, by {index} and {columns}",
-    )
+def from_docs(build: Callable[[], tables.Table], caption: str, source: str, gaps: Gaps) -> Table:
+    """A table of artsim.report.tables (shared with the docs, which read trusted metrics): here a
+    metrics file that lacks what it needs, or holds the wrong types, is a gap, not a crash."""
+    try:
+        made = build()
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        gaps.add(source, f"lacks what the table '{caption}' needs ({type(exc).__name__}: {exc})")
+        return Table([], [], caption)
+    return Table(list(made.header), [list(row) for row in made.rows], caption)

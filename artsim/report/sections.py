@@ -7,11 +7,12 @@ from pathlib import Path
 import pandas as pd
 
 import artsim.report.figures as figures
+import artsim.report.tables as tables
 from artsim.core import layout
 from artsim.ingest.run import SKIPPED
 from artsim.report.blocks import Examples, Section
 from artsim.report.examples import examples
-from artsim.report.rows import Table, counts, frame_table, key_values
+from artsim.report.rows import Table, counts, frame_table, from_docs, key_values
 from artsim.report.sources import Workspace, number
 
 # Rows of a per-file table (skipped images) printed before the report says how many more there are.
@@ -68,7 +69,15 @@ def descriptors(workspace: Workspace) -> Section:
     study_table = workspace.table(
         plots / "descriptor_study.csv", ["descriptor", "auc", "recall_at_1"], ["auc", "recall_at_1"]
     )
-    section.table(frame_table(study_table, "every candidate descriptor on the held-out pairs"))
+    if study_table is not None:
+        section.table(
+            from_docs(
+                lambda: tables.descriptor_study(study_table),
+                "every candidate descriptor on the held-out pairs",
+                plots / "descriptor_study.csv",
+                workspace.gaps,
+            )
+        )
     section.figure(
         lambda: figures.grouped_bars(
             study_table,

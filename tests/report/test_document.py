@@ -4,6 +4,7 @@ and robust to missing or damaged inputs and to markup in the metadata."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -14,10 +15,15 @@ import pandas as pd
 import pytest
 import yaml
 
-from artsim.report import ReportSettings, code_version, render_html
+from artsim.report.document import ReportSettings, code_version, render_html
 from artsim.report.examples import pick_originals
 from artsim.report.rows import key_values
-from tests.support.report_workspace import STRENGTHS, Elements, build_report_workspace, set_metadata
+from tests.support.report_workspace import (
+    STRENGTHS,
+    Elements,
+    build_report_workspace,
+    set_metadata,
+)
 
 SECTIONS = ["dataset", "descriptors", "training", "results", "thresholds", "transformed", "gallery", "index", "params"]
 PARAMS = {"seed": 42, "siamese": {"epochs": 8}}
@@ -62,10 +68,11 @@ def test_a_whole_run_gives_every_section_offline_and_nothing_missing(workspace):
         "<figcaption>mirror</figcaption>",
         "siamese.epochs",
         CODE["artsim"],
-        "recall_at_1",
-        "phash",
-        "dhash",
-        "ssim",
+        "siamese model",
+        "pHash",
+        "dHash",
+        "SSIM",
+        "the run&#39;s headline",
     ):
         assert expected in html, expected
 
@@ -155,4 +162,19 @@ def test_the_code_version_is_the_digest_dvc_records_for_the_folder(tmp_path):
 def test_a_metrics_value_of_any_type_is_shown_as_text():
     metrics = {"originals": "many", "nested": {"x": [1, None]}, "none": None, "nan": float("nan"), "ok": 0.123456}
     assert key_values(metrics).rows == [
-        ["nan", "—"], ["nested.x", "[1, null]"], ["none", "—"], ["ok", "0.1235"], ["originals", "many"]]
+        ["nan", "—"],
+        ["nested.x", "[1, null]"],
+        ["none", "—"],
+        ["ok", "0.1235"],
+        ["originals", "many"],
+    ]
+
+
+def test_a_metrics_file_without_what_a_table_needs_is_a_gap(tmp_path):
+    root = build_report_workspace(tmp_path / "run")
+    (root / "metrics/evaluate.json").write_text(json.dumps({"model": {"threshold_at_precision_90": [1]}, "mse": "x"}))
+    listed = missing_list(render(root))
+    for table in ("the run&#39;s headline figures", "each scorer&#39;s thresholds"):
+        assert re.search(f"<code>metrics/evaluate.json</code>: lacks what the table &#39;{table}&#39; needs", listed), (
+            table
+        )

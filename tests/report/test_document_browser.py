@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from artsim.report import ReportSettings, render_html
+from artsim.report.document import ReportSettings, render_html
 from tests.support.report_workspace import Elements, build_report_workspace
 
 CHROMIUM, DRIVER = shutil.which("chromium") or shutil.which("chromium-browser"), shutil.which("chromedriver")

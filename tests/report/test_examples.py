@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import artsim.report.examples as examples_module
-from artsim.report import ReportSettings, render_html
+from artsim.report.document import ReportSettings, render_html
 from artsim.report.examples import pick_originals
 from tests.support.report_workspace import STRENGTHS, build_report_workspace
 

@@ -1,0 +1,118 @@
+"""Rows of the documentation's tables, computed from what the stages wrote (metrics/*.json and
+the CSV tables beside them) and from the benches' JSON (bench/results/<name>.json).
+
+Pure functions: each takes the parsed metrics and returns a `Table` (a header and rows of
+text), so a table in the docs can be regenerated and compared with the committed one.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+# The scorers of metrics/evaluate.json, in the order the docs show them, with their names for people.
+SCORER_NAMES = {"model": "siamese model", "descriptor": "descriptor score", "phash": "pHash", "dhash": "dHash",
+                "ssim": "SSIM (grey, 128 px)", "fused": "fused (RRF of model and pHash ranks)"}
+PAIR_SCORERS = ("model", "descriptor", "phash", "dhash", "ssim")
+MISSING = "—"
+
+
+@dataclass(frozen=True)
+class Table:
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+    def markdown(self) -> str:
+        lines = [self.header, tuple("---" for _ in self.header), *self.rows]
+        return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
+
+
+def figure(value: Any, digits: int = 3) -> str:
+    """A number as the docs print it: `digits` decimals, a dash for null/NaN, integers as they are."""
+    if value is None or (isinstance(value, float) and value != value):
+        return MISSING
+    if isinstance(value, bool) or isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:.{digits}f}"
+
+
+def thresholds(report: Mapping[str, Any]) -> Table:
+    """Per scorer: the lowest score at 90% and 99% held-out precision, and the pairs they rest on."""
+    rows = []
+    for scorer in PAIR_SCORERS:
+        figures = report[scorer]
+        pairs = f"{figure(figures['threshold_positives'])} / {figure(figures['threshold_negatives'])}"
+        rows.append((SCORER_NAMES[scorer], figure(figures["threshold_at_precision_90"]),
+                     figure(figures["threshold_at_precision_99"]), pairs))
+    return Table(("scorer", "threshold at 90% precision", "threshold at 99% precision", "pairs (derived / unrelated)"),
+                 tuple(rows))
+
+
+def peers(report: Mapping[str, Any]) -> Table:
+    """Per scorer: pair AUC, Spearman with strength, retrieval among every original and among test ones."""
+    candidates, test_only = report["n_candidates"], report["n_candidates_test_only"]
+    rows = []
+    for scorer in SCORER_NAMES:
+        f = report[scorer]
+        retrieval = " / ".join(figure(f[key], 2) for key in ("recall_at_1", "recall_at_5", "mrr"))
+        rows.append((SCORER_NAMES[scorer], figure(f["pair_auc"]), figure(f["strength_spearman"], 2), retrieval,
+                     figure(f["recall_at_1_test_only"], 2)))
+    return Table(("scorer", "pair AUC", "Spearman with strength",
+                  f"recall@1 / recall@5 / MRR among {candidates} originals", f"recall@1 among {test_only} test originals"),
+                 tuple(rows))
+
+
+def transformed(table: pd.DataFrame) -> Table:
+    """metrics/evaluate/transformed.csv: per held-out transform, each scorer's recall@1 / pair AUC."""
+    scorers = [s for s in PAIR_SCORERS if s in set(table["scorer"])]
+    rows = []
+    for transform, group in table.groupby("transform", sort=False):
+        by_scorer = group.set_index("scorer")
+        cells = [f"{figure(by_scorer.at[s, 'recall_at_1'], 2)} / {figure(by_scorer.at[s, 'pair_auc'], 2)}" for s in scorers]
+        rows.append((str(transform), *cells))
+    return Table(("transform", *(f"{SCORER_NAMES[s]}: recall@1 / AUC" for s in scorers)), tuple(rows))
+
+
+def regression(evaluate: Mapping[str, Any], score: Mapping[str, Any], finetune: Mapping[str, Any]) -> Table:
+    """The headline of a run: the descriptor score's separation, the classifier, the siamese regression."""
+    auc = score["auc"]
+    rows = (
+        ("descriptor ROC AUC, positives vs negatives (all pairs): colour / texture / edges / weighted score",
+         " / ".join(figure(auc[key]) for key in ("color", "texture", "edges", "score"))),
+        ("mean weighted score, positive / negative pairs",
+         f"{figure(score['mean_score']['positive'])} / {figure(score['mean_score']['negative'])}"),
+        ("finetune test top-1 / macro-F1 / always the commonest train class",
+         " / ".join(figure(finetune[key], 2) for key in ("test_accuracy", "test_macro_f1", "test_majority_accuracy"))),
+        ("siamese test MSE / MAE", f"{figure(evaluate['mse'], 4)} / {figure(evaluate['mae'])}"),
+        ("mean-of-train baseline test MSE / MAE", f"{figure(evaluate['baseline_mse'], 4)} / {figure(evaluate['baseline_mae'])}"),
+        ("siamese test R² / Pearson / Spearman", " / ".join(figure(evaluate[k], 2) for k in ("r2", "pearson", "spearman"))),
+        ("siamese test MAE, positive / negative pairs",
+         f"{figure(evaluate['mae_positive'])} / {figure(evaluate['mae_negative'])}"),
+        ("test pairs / queries / originals searched",
+         " / ".join(figure(evaluate[k]) for k in ("n_test_pairs", "n_queries", "n_candidates"))),
+    )
+    return Table(("what", "value"), rows)
+
+
+def error_by(table: pd.DataFrame, column: str) -> Table:
+    """metrics/evaluate/error_by_<column>.csv: the model's MAE per value, with the pairs behind it."""
+    rows = tuple((str(row[column]), figure(row["mae"]), figure(int(row["n"]))) for _, row in table.iterrows())
+    return Table((column, "MAE", "pairs"), rows)
+
+
+def descriptor_study(table: pd.DataFrame) -> Table:
+    """metrics/score/descriptor_study.csv: each candidate descriptor's held-out figures and weight."""
+    rows = tuple((str(r["descriptor"]), str(r["family"]), figure(r["weight"], 2), figure(r["auc"]),
+                  figure(r["recall_at_1"], 2), figure(r["mrr"], 2), figure(r["spearman_strength"], 2))
+                 for _, r in table.iterrows())
+    return Table(("descriptor", "family", "weight", "pair AUC", "recall@1", "MRR", "Spearman with strength"), rows)
+
+
+def bench(result: Mapping[str, Any]) -> Table:
+    """A bench's JSON (bench/results/<name>.json): {"columns": [...], "rows": [[...]], "source": ...}."""
+    columns: Sequence[str] = result["columns"]
+    return Table(tuple(columns), tuple(tuple(figure(cell) for cell in row) for row in result["rows"]))
