@@ -20,6 +20,11 @@ VERDICT = Path("models/verdict.json")
 INDEX = Path("data/index")
 # `artsim search --by` default, the best held-out MRR (the evaluate stage writes it).
 SEARCH_DEFAULT = Path("metrics/evaluate/search.json")
+# The technical report of the run (stage report): a DVC-cached output under data/, not a git-committed
+# metrics file, because it inlines its images (megabytes per experiment) and each experiment has its own.
+REPORT = Path("data/report")
+REPORT_HTML = REPORT / "report.html"
+REPORT_PDF = REPORT / "report.pdf"
 
 # Stages that write metrics/<stage>.json and the folder metrics/<stage> (plots, dvclive curves).
 METRIC_STAGES = ("ingest", "generate", "score", "finetune", "siamese", "evaluate")
@@ -39,6 +44,6 @@ HEADLINE = metrics_json("headline")
 
 # Every output dvc.yaml declares (outs, metrics, plots). DVC deletes an output before its stage runs.
 DVC_OUTPUTS = tuple(path.as_posix() for path in (
-    INGESTED, GENERATED, DESCRIPTORS, PAIRS, *MODELS.values(), VERDICT, INDEX,
+    INGESTED, GENERATED, DESCRIPTORS, PAIRS, *MODELS.values(), VERDICT, INDEX, REPORT,
     *(p for stage in METRIC_STAGES for p in (plots_dir(stage), metrics_json(stage))), metrics_json("index"), HEADLINE,
 ))

@@ -19,6 +19,7 @@ from artsim.params.finetune import FinetuneParams
 from artsim.params.generate import DEFAULT_MODELS, REFINER, REFINER_REVISION, GenerateParams
 from artsim.params.ingest import IngestParams
 from artsim.params.score import DESCRIPTOR_NAMES, CLASSIC_SCORE_WEIGHTS, DEFAULT_SCORE_WEIGHTS, ScoreParams, ScoreWeights
+from artsim.params.report import ReportParams
 from artsim.params.siamese import SiameseParams
 from artsim.params.training import TRUNK_STAGES, LearningRecipe, Precision, TrainingRun
 
@@ -26,7 +27,7 @@ __all__ = [
     "Block", "ParamsError", "RUN_ONLY", "NO_INPUT", "DVC_OUTPUTS", "CacheFolder", "Processes",
     "IngestParams", "GenerateParams", "DEFAULT_MODELS", "REFINER", "REFINER_REVISION", "DescribeParams",
     "ScoreParams", "ScoreWeights", "DESCRIPTOR_NAMES", "CLASSIC_SCORE_WEIGHTS", "DEFAULT_SCORE_WEIGHTS", "TrainingRun", "LearningRecipe",
-    "Precision", "TRUNK_STAGES", "FinetuneParams", "SiameseParams", "EvaluateParams", "IndexParams", "Params",
+    "Precision", "TRUNK_STAGES", "FinetuneParams", "SiameseParams", "EvaluateParams", "IndexParams", "ReportParams", "Params",
     "LOCAL_PATH_KEYS", "parse_params", "describe_errors", "result_params", "run_only_keys",
 ]
 
@@ -42,6 +43,7 @@ class Params(Block):
     siamese: SiameseParams = Field(default_factory=dict, validate_default=True)
     evaluate: EvaluateParams = EvaluateParams()
     index: IndexParams = IndexParams()
+    report: ReportParams = ReportParams()
 
 
 # Keys that take a hub id / keyword or, in the library, a local path; from params.yaml a local
