@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from artsim.app.auth import TOKEN_ENV, TokenGate, is_loopback
 from artsim.app.cli import main
-from tests.helpers import random_painting, write_untrained_model
+from tests.helpers import random_painting
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 TOKEN = "s3cret-token-for-the-tests-0123456789"
@@ -18,12 +18,8 @@ GATED = ["/", "/static/app.js", "/static/style.css", "/health", "/docs", "/opena
 
 
 @pytest.fixture(scope="module")
-def serve_args(tmp_path_factory) -> list[str]:
-    model = write_untrained_model(tmp_path_factory.mktemp("model"))
-    originals = tmp_path_factory.mktemp("originals")
-    for seed in range(2):
-        random_painting(seed).save(originals / f"painting_{seed}.png")
-    return ["serve", "--model", str(model), "--originals", str(originals)]
+def serve_args(model_dir, paintings) -> list[str]:
+    return ["serve", "--model", str(model_dir), "--originals", str(paintings)]
 
 
 def png_of(image) -> bytes:

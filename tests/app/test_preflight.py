@@ -17,7 +17,6 @@ from artsim.app.cli import main
 from artsim.app.serve import create_app
 from artsim.app.service import load_state
 from artsim.params import IngestParams
-from tests.helpers import random_painting, write_untrained_model
 from tests.test_untrusted_images import png_header_only
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -25,19 +24,6 @@ LIMIT = IngestParams.model_fields["max_pixels"].default
 # Runs the command and says on stderr, last, whether torch was imported.
 WRAPPER = ("import sys\nfrom artsim.app.cli import main\nstatus = main(sys.argv[1:])\n"
            "print('torch imported:', 'torch' in sys.modules, file=sys.stderr)\nsys.exit(status)")
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    return write_untrained_model(tmp_path_factory.mktemp("model"))
-
-
-@pytest.fixture(scope="module")
-def paintings(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("paintings")
-    for seed in range(3):
-        random_painting(seed).save(folder / f"painting_{seed}.png")
-    return folder
 
 
 def bad_input(folder: Path, kind: str) -> tuple[Path, str]:
