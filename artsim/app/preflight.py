@@ -2,7 +2,7 @@
 
 An input that cannot be used answers at once, with status 2 and one line naming the file (by the option the
 user gave it with) and why: missing, unreadable, not a regular file (a folder, a FIFO: never opened to wait on),
-empty, not an image by its header, or over the one pixel limit (artsim.core.images.MAX_PIXELS, ingest's
+empty, not an image by its header, or over the one pixel limit (artsim.core.image_header.MAX_PIXELS, ingest's
 `max_pixels` default, the server's too). Only the header is read: a file whose pixels turn out damaged is still
 reported by the command itself, as one result. `search` with several queries is not stopped by some bad ones:
 each is answered or reported on its own; only when none is usable does it stop here.
@@ -19,7 +19,7 @@ from pathlib import Path
 from artsim.app.inputs import must_exist, query_paths
 from artsim.core import layout
 from artsim.core.errors import UserError
-from artsim.core.images import ImageRejected, image_header
+from artsim.core.image_header import ImageRejected, image_header
 from artsim.index import IMAGE_SUFFIXES
 
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from artsim.core.images import MAX_PIXELS
+from artsim.core.image_header import MAX_PIXELS
 from artsim.params.base import RUN_ONLY, Block
 
 

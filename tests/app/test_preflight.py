@@ -49,6 +49,7 @@ def bad_input(folder: Path, kind: str) -> tuple[Path, str]:
 def run_cli(*args: str) -> tuple[int, str, str, bool]:
     """Status, stdout, stderr (the marker line removed) and whether torch was imported, in a fresh process."""
     done = subprocess.run([sys.executable, "-c", WRAPPER, *args], capture_output=True, text=True, timeout=120,
+                          check=False,
                           env={**os.environ, "PYTHONWARNINGS": "default"})
     *err, marker = done.stderr.strip().splitlines()
     return done.returncode, done.stdout, "\n".join(err), marker.endswith("True")
@@ -69,7 +70,8 @@ def test_compare_refuses_an_unusable_image_before_torch_in_one_line(tmp_path, mo
 
 def test_a_single_search_query_too_large_is_refused_before_torch(tmp_path, model_dir, paintings):
     bad, reason = bad_input(tmp_path, "bomb")
-    status, _, err, torch_imported = run_cli("search", str(bad), "--originals", str(paintings), "--model", str(model_dir))
+    status, _, err, torch_imported = run_cli("search", str(bad), "--originals", str(paintings),
+                                             "--model", str(model_dir))
     assert status == 2 and not torch_imported and len(err.splitlines()) == 1 and reason in err and "Warning" not in err
 
 
@@ -93,7 +95,8 @@ def test_search_with_no_usable_query_names_each_and_stops_before_torch(tmp_path,
     (["compare", "{query}", "{query}", "--plot", "{folder}"], "--plot {folder}: is a folder", None),
     (["serve", "--originals", "{empty}"], "--originals {empty}: no image file", None),
 ])
-def test_a_bad_file_or_folder_option_is_named_as_given_before_torch(tmp_path, model_dir, paintings, args, named, unnamed):
+def test_a_bad_file_or_folder_option_is_named_as_given_before_torch(tmp_path, model_dir, paintings, args, named,
+                                                                   unnamed):
     places = {"empty": tmp_path / "empty", "missing": tmp_path / "missing", "folder": tmp_path / "folder",
               "fifo": tmp_path / "queries.txt", "query": paintings / "painting_0.png"}
     places["empty"].mkdir()
@@ -104,7 +107,8 @@ def test_a_bad_file_or_folder_option_is_named_as_given_before_torch(tmp_path, mo
     assert named.format(**places) in err and (unnamed is None or unnamed not in err), err
 
 
-def test_search_answers_its_good_queries_and_exits_2_for_the_bad_ones(tmp_path, model_dir, paintings, capsys, monkeypatch):
+def test_search_answers_its_good_queries_and_exits_2_for_the_bad_ones(tmp_path, model_dir, paintings, capsys,
+                                                                     monkeypatch):
     monkeypatch.setenv("ARTSIM_CACHE", str(tmp_path / "cache"))
     good = paintings / "painting_1.png"
     bad = [bad_input(tmp_path, kind)[0] for kind in ("bomb", "folder", "missing")]
@@ -132,5 +136,6 @@ def test_the_server_refuses_a_bomb_with_the_same_limit_and_no_warning(model_dir,
         assert response.status_code == 413 and response.json()["error"] == "too_many_pixels"
         assert f"over the limit of {LIMIT:,}" in response.json()["detail"] and "bomb" not in response.json()["detail"]
         assert not [w for w in caught if "DecompressionBomb" in type(w.message).__name__]
-    assert client.post("/compare", files={"a": ("a.png", good, "image/png"), "b": ("b.png", good, "image/png")}).status_code == 200
+    pair = {"a": ("a.png", good, "image/png"), "b": ("b.png", good, "image/png")}
+    assert client.post("/compare", files=pair).status_code == 200
 
