@@ -34,19 +34,11 @@ def image_problem(path: str | os.PathLike) -> str | None:
 
 def check_arguments(args: argparse.Namespace) -> None:
     """The files and folders a command was given (its queries aside: `checked_queries`); UserError on the first
-    that cannot be used."""
-    if args.command != "info":
+    that cannot be used. A command without an entry in CHECKS checks its own."""
+    check = CHECKS.get(args.command)
+    if check is not None:
         must_exist([], args)  # the workspace or model folder first: without it nothing else matters
-    if args.command == "compare":
-        _check_compare(args)
-    elif args.command == "search":
-        if args.queries_file is not None:
-            _check_readable_file(args.queries_file, "--queries-file")
-        _check_sources(args)
-    elif args.command == "index":
-        _check_folder(args.folder, "", needs_images=not _is_workspace(args.folder))
-    elif args.command == "serve":
-        _check_sources(args)
+        check(args)
 
 
 def checked_queries(args: argparse.Namespace) -> list[str]:
@@ -72,6 +64,16 @@ def _check_compare(args: argparse.Namespace) -> None:
     for option, path in (("--plot", args.plot), ("--out", args.out)):
         if path is not None:
             _check_writable_place(path, option)
+
+
+def _check_search(args: argparse.Namespace) -> None:
+    if args.queries_file is not None:
+        _check_readable_file(args.queries_file, "--queries-file")
+    _check_sources(args)
+
+
+def _check_index(args: argparse.Namespace) -> None:
+    _check_folder(args.folder, "", needs_images=not _is_workspace(args.folder))
 
 
 def _check_sources(args: argparse.Namespace) -> None:
@@ -124,3 +126,7 @@ def _check_writable_place(path: Path, option: str) -> None:
         raise UserError(f"{option} {path}: is a folder, not a file")
     if not path.parent.is_dir():
         raise UserError(f"{option} {path}: no such folder {path.parent}")
+
+
+# What each command checks before it imports anything heavy.
+CHECKS = {"compare": _check_compare, "search": _check_search, "index": _check_index, "serve": _check_sources}
