@@ -106,7 +106,8 @@ def build_parser() -> OneLineParser:
     serve.add_argument("--port", type=port_number, default=8000, help="port (default 8000)")
     serve.add_argument("--max-concurrent", type=positive_int, default=2, help="requests computed at once (default 2)")
     serve.add_argument("--max-queue", type=non_negative_int, default=8, help="requests waiting beyond those; more get 503 (default 8)")
-    serve.add_argument("--token", default=None, help=f"required beyond {LOOPBACK}: clients send it (better: set {TOKEN_ENV})")
+    serve.add_argument("--token", default=None,
+                       help=f"required beyond {LOOPBACK}: clients send it (better: set {TOKEN_ENV})")
 
     info = commands.add_parser("info", parents=[common], help="what the workspace holds")
     info.add_argument("--no-status", action="store_true", help="skip `dvc status` (stale stages)")
