@@ -19,7 +19,9 @@ from typing import NoReturn
 
 from artsim import __version__
 from artsim.app.export_command import add_export_parser, run_export
-from artsim.app.inputs import must_exist, query_paths
+from artsim.app.auth import TOKEN_ENV, serve_token, with_token
+from artsim.app.inputs import must_exist
+from artsim.app.preflight import check_arguments, checked_queries
 from artsim.app.limits import ServiceLimits
 from artsim.core.errors import UserError
 from artsim.index import DEFAULT_SHORTLIST, DEFAULT_TOP_K, RANKING_NAMES
@@ -106,6 +108,8 @@ def build_parser() -> OneLineParser:
                        help=f"requests computed at once (default {limits.max_concurrent})")
     serve.add_argument("--max-queue", type=non_negative_int, default=limits.max_queue,
                        help=f"requests waiting beyond those; more get 503 (default {limits.max_queue})")
+    serve.add_argument("--token", default=None,
+                       help=f"required beyond {LOOPBACK}: clients send it (better: set {TOKEN_ENV})")
 
     info = commands.add_parser("info", parents=[common], help="what the workspace holds")
     info.add_argument("--no-status", action="store_true", help="skip `dvc status` (stale stages)")
@@ -119,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _check_combinations(parser, args)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     try:
+        check_arguments(args)  # files and folders, before torch or a model (artsim.app.preflight)
         return COMMANDS[args.command](args)
     except UserError as exc:
         return _fail(str(exc))
@@ -185,7 +190,7 @@ def run_compare_pairs(args: argparse.Namespace) -> int:
 
 
 def run_search(args: argparse.Namespace) -> int:
-    queries = query_paths(args)
+    queries = checked_queries(args)
     from artsim.app.indexes import decoded_queries, default_ranking, open_index, searcher_for
     from artsim.app.render import threshold_note, write_search_results
     from artsim.index.search import Searcher
@@ -227,20 +232,18 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    token = serve_token(args.host, args.token)  # beyond the loopback: none, no start (artsim.app.auth)
     import uvicorn
 
     from artsim.app.serve import create_app
     from artsim.app.service import load_state
 
     limits = ServiceLimits(max_concurrent=args.max_concurrent, max_queue=args.max_queue)
-    if args.host not in (LOOPBACK, "localhost", "::1"):
-        print(f"artsim: warning: listening on {args.host}, not only this machine: anyone who can reach port {args.port} "
-              "can send images to score (there is no authentication)", file=sys.stderr)
     state = load_state(args.workspace, args.model, args.index, args.originals)
     health = state.health()
     print(f"artsim: serving {health['index_size']} originals with model {health['model_fingerprint'][:12]} "
           f"on http://{args.host}:{args.port}/ (API: /docs)", file=sys.stderr)
-    uvicorn.run(create_app(state, limits), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(with_token(create_app(state, limits), token), host=args.host, port=args.port, log_level="warning")
     return 0
 
 

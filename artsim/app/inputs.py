@@ -34,5 +34,5 @@ def query_paths(args: argparse.Namespace) -> list[str]:
             raise UserError(f"--queries-file {args.queries_file}: cannot be read ({exc})") from None
     if not queries:
         raise UserError("search needs at least one query image (positional, --queries DIR or --queries-file)")
-    must_exist(queries, args)
+    must_exist([], args)  # each query is checked on its own (artsim.app.preflight.checked_queries)
     return queries

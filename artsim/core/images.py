@@ -9,13 +9,15 @@ import os
 import stat
 import tempfile
 import threading
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, Protocol, Union
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+# ImageRejected and MAX_PIXELS are imported from here too, by the decoding stages.
+from artsim.core.image_header import MAX_PIXELS, ImageRejected, check_pixels, file_kind, open_regular
 
 # A truncated file must be rejected, not silently padded with grey.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -36,21 +38,14 @@ def as_image_file(value: ImageFile | str) -> ImageFile:
     return Path(value) if isinstance(value, str) else value
 
 
-class ImageRejected(Exception):
-    """An input image cannot be used; `reason` is a short, countable code."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-        self.detail = detail
-
-
-def load_rgb(source: ImageFile | bytes, *, max_pixels: int = 89_478_485, min_side: int = 1, long_side_at_least: int | None = None) -> Image.Image:
+def load_rgb(source: ImageFile | bytes, *, max_pixels: int = MAX_PIXELS, min_side: int = 1,
+             long_side_at_least: int | None = None) -> Image.Image:
     """Decode a file (or the bytes of one) into an RGB image with EXIF orientation applied.
 
     Size is checked from the header before any pixel is decoded, so a decompression
-    bomb costs nothing. Transparency is flattened onto white (how a painting's
-    reproduction would be shown), not dropped to black. Animations give their first frame.
+    bomb costs nothing; a path must name a regular file (a FIFO is refused, never read).
+    Transparency is flattened onto white (how a painting's reproduction would be shown),
+    not dropped to black. Animations give their first frame.
     With `long_side_at_least`, a JPEG may be decoded at a reduced scale (DCT scaling, as
     `Image.thumbnail` does) as long as its long side stays at least that large: several
     times faster for images that will be shrunk anyway.
@@ -59,21 +54,17 @@ def load_rgb(source: ImageFile | bytes, *, max_pixels: int = 89_478_485, min_sid
     try:
         if not isinstance(source, (bytes, str, os.PathLike)):
             source = source.read_bytes()
-        if _byte_size(source) == 0:
+        if isinstance(source, bytes) and not source:
             raise ImageRejected("empty_file")
-        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
-            width, height = img.size
-            if width * height > max_pixels:
-                raise ImageRejected("too_many_pixels", f"{width}x{height} exceeds {max_pixels} pixels")
-            if min(width, height) < min_side:
-                raise ImageRejected("too_small", f"{width}x{height} is below min_side={min_side}")
+        opened = io.BytesIO(source) if isinstance(source, bytes) else open_regular(source)
+        with opened as handle, Image.open(handle) as img:
+            width, height = check_pixels(img.size, max_pixels, min_side)
             if long_side_at_least is not None and max(width, height) > long_side_at_least:
                 scale = long_side_at_least / max(width, height)
                 img.draft("RGB", (math.ceil(width * scale), math.ceil(height * scale)))
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                img.seek(0)
-                img.load()
+            img.seek(0)
+            img.load()
+            check_pixels(img.size, max_pixels, min_side)  # a frame that grew the canvas while loading
             return _to_rgb(ImageOps.exif_transpose(img))
     except ImageRejected:
         raise
@@ -81,14 +72,8 @@ def load_rgb(source: ImageFile | bytes, *, max_pixels: int = 89_478_485, min_sid
         raise ImageRejected("missing_file", name) from None
     except UnidentifiedImageError:
         raise ImageRejected("not_an_image", name) from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageRejected("too_many_pixels", str(exc)) from None
     except Exception as exc:  # any decoder error (crafted files raise TypeError, KeyError, ...) rejects that image only
         raise ImageRejected("corrupt_image", f"{type(exc).__name__}: {exc}") from None
-
-
-def _byte_size(source: Path | bytes) -> int:
-    return len(source) if isinstance(source, bytes) else os.path.getsize(source)
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -213,7 +198,7 @@ def read_regular_file(path: Path, max_bytes: int) -> bytes:
     not a regular file (opening a FIFO would block forever) or is over `max_bytes`."""
     status = os.stat(path)
     if not stat.S_ISREG(status.st_mode):
-        raise ImageRejected("not_a_regular_file", _file_kind(status.st_mode))
+        raise ImageRejected("not_a_regular_file", file_kind(status.st_mode))
     if status.st_size > max_bytes:
         raise ImageRejected("file_too_large", f"{status.st_size} bytes, over max_file_bytes={max_bytes}")
     # O_NONBLOCK and fstat: a name swapped for a FIFO since the stat still cannot block us.
@@ -221,9 +206,3 @@ def read_regular_file(path: Path, max_bytes: int) -> bytes:
         if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
             raise ImageRejected("not_a_regular_file", "replaced while being opened")
         return handle.read(max_bytes + 1)  # a file grown since the stat is caught by the caller's length check
-
-
-def _file_kind(mode: int) -> str:
-    kinds = {stat.S_ISDIR: "a folder", stat.S_ISFIFO: "a FIFO (named pipe)", stat.S_ISSOCK: "a socket",
-             stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device"}
-    return next((kind for test, kind in kinds.items() if test(mode)), "not a regular file")

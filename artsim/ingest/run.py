@@ -22,7 +22,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from artsim.core.images import ImageRejected, content_hash, fit_within, jpeg_bytes, load_rgb, read_regular_file
+from artsim.core.images import (MAX_PIXELS, ImageRejected, content_hash, fit_within, jpeg_bytes, load_rgb,
+                                read_regular_file)
 from artsim.ingest.sources.metadata_csv import legible
 from artsim.core.parallel import ordered_map
 from artsim.core.shards import SHARD_BYTES, SHARD_FOLDER, ShardWriter, bucket
@@ -46,7 +47,7 @@ SplitMethod = Literal["hash", "from_source"]
 class IngestSettings:
     max_side: int = 512
     min_side: int = 32
-    max_pixels: int = 89_478_485
+    max_pixels: int = MAX_PIXELS
     jpeg_quality: int = 95
     val_fraction: float = 0.15
     test_fraction: float = 0.2

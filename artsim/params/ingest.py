@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from artsim.core.image_header import MAX_PIXELS
 from artsim.params.base import RUN_ONLY, Block
 
 
@@ -14,7 +15,7 @@ class IngestParams(Block):
     format: Literal["auto", "folder", "artgan", "hf_parquet"] = "auto"
     max_side: int = Field(512, ge=32, le=8192)
     min_side: int = Field(32, ge=1)
-    max_pixels: int = Field(89_478_485, ge=1, description="decompression-bomb guard, checked before decoding")
+    max_pixels: int = Field(MAX_PIXELS, ge=1, description="decompression-bomb guard, checked before decoding")
     max_file_bytes: int = Field(268_435_456, ge=1, description="larger files are skipped from their size, unread")
     jpeg_quality: int = Field(95, ge=50, le=100)
     split: Literal["hash", "from_source"] = "hash"

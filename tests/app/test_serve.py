@@ -376,16 +376,17 @@ def test_requests_beyond_the_concurrency_and_queue_limits_get_503_and_the_admitt
 
 # --- the command -----------------------------------------------------------------------------
 
-def test_serve_binds_to_loopback_by_default_and_warns_otherwise(monkeypatch, model_dir, originals, tmp_path, capsys):
+def test_serve_binds_to_loopback_by_default_and_needs_a_token_otherwise(monkeypatch, model_dir, originals, tmp_path, capsys):
     monkeypatch.setenv("ARTSIM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("ARTSIM_TOKEN", raising=False)
     assert build_parser().parse_args(["serve"]).host == "127.0.0.1"
     calls = []
     monkeypatch.setattr("uvicorn.run", lambda app, host, port, **_: calls.append((host, port)))
     args = ["serve", "--model", str(model_dir), "--originals", str(originals), "--port", "8123"]
     assert main(args) == 0
     assert calls == [("127.0.0.1", 8123)] and "warning" not in capsys.readouterr().err
-    assert main([*args, "--host", "0.0.0.0"]) == 0
-    assert "warning: listening on 0.0.0.0" in capsys.readouterr().err
+    assert main([*args, "--host", "0.0.0.0"]) == 2 and len(calls) == 1  # refused before loading (tests/app/test_auth.py)
+    assert "--token" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("args", [["serve", "--port", "70000"], ["serve", "--max-concurrent", "0"]])
