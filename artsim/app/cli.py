@@ -22,6 +22,7 @@ from artsim import __version__
 from artsim.core import layout
 from artsim.core.errors import UserError
 from artsim.app.inputs import must_exist, query_paths
+from artsim.app.plot_words import plot_path
 from artsim.index import RANKINGS
 
 EXIT_USER_ERROR = 2
@@ -70,7 +71,8 @@ def build_parser() -> OneLineParser:
     compare = commands.add_parser("compare", parents=[common], help="score two images (or every pair of a CSV): model, descriptor score and its parts")
     compare.add_argument("a", nargs="?", help="an image (e.g. the generated variant)")
     compare.add_argument("b", nargs="?", help="another image (e.g. the painting)")
-    compare.add_argument("--plot", type=Path, default=None, help="write a PNG: both images, the scores, where they differ")
+    compare.add_argument("--plot", type=plot_path, default=None,
+                         help="write the picture (.png, .jpg, .svg or .pdf): both images, the scores, where they differ")
     compare.add_argument("--pairs", type=Path, default=None, help="a CSV with columns a,b: score every pair, write a CSV")
     compare.add_argument("--out", type=Path, default=None, help="with --pairs: write the CSV there (default: stdout)")
 
@@ -155,14 +157,15 @@ def run_compare(args: argparse.Namespace) -> int:
         return run_compare_pairs(args)
     must_exist([args.a, args.b], args)
     from artsim.app.api import compare_payload, open_image, parts_text
-    from artsim.app.difference import difference_maps, write_comparison_plot
+    from artsim.app.difference import difference_maps, image_label, write_comparison_plot
 
     scorer = _scorer(args)
     first, second = open_image(args.a), open_image(args.b)
     payload = compare_payload(scorer, first, second, (args.a, args.b))
     if args.plot is not None:
         maps = difference_maps(first.image, second.image, scorer.descriptor.describe)
-        write_comparison_plot(first.image, second.image, (args.a, args.b), payload, maps, args.plot)
+        labels = (image_label(Path(args.a), args.workspace), image_label(Path(args.b), args.workspace))
+        write_comparison_plot(first.image, second.image, labels, payload, maps, args.plot)
         payload["plot"] = str(args.plot)
     text = (f"model score       {payload['model_score']:.4f}   (the model's estimate of the descriptor score)\n"
             f"descriptor score  {payload['descriptor_score']:.4f}   {parts_text(payload['similarities'], payload['weights'])}\n"
