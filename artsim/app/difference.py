@@ -91,10 +91,20 @@ def _shown(label: str) -> str:
 
 def write_comparison_plot(a: Image.Image, b: Image.Image, names: tuple[str, str], scores: dict,
                           maps: DifferenceMaps, out: Path | BinaryIO) -> None:
-    """The picture, in the format `out`'s suffix names (a stream gets PNG): the verdict in words above both
-    images and the two difference maps over the first image, each at the images' own aspect; beside them the
-    model's score, the descriptor score and its parts (the weights in force) as bars, with a line saying
-    whether and where they disagree. `scores` is compare's payload (artsim.app.api.compare_payload).
+    """comparison_figure, in the format `out`'s suffix names (artsim.app.plot_words.PLOT_FORMATS; a stream
+    gets PNG)."""
+    figure = comparison_figure(a, b, names, scores, maps)
+    if isinstance(out, Path):
+        out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=90, format=plot_format(out) if isinstance(out, Path) else "png")
+
+
+def comparison_figure(a: Image.Image, b: Image.Image, names: tuple[str, str], scores: dict,
+                      maps: DifferenceMaps) -> Figure:
+    """The verdict in words above both images and the two difference maps over the first image, each at the
+    images' own aspect; beside them the model's score, the descriptor score and its parts (the weights in
+    force) as bars, with a line saying whether and where they disagree. `scores` is compare's payload
+    (artsim.app.api.compare_payload); `names` what to call the images (image_label).
 
     A Figure of its own, not pyplot's global state: the service draws plots in several threads at once.
     """
@@ -113,9 +123,7 @@ def write_comparison_plot(a: Image.Image, b: Image.Image, names: tuple[str, str]
     headline, _, evidence = verdict_words(scores).partition("\n")
     figure.suptitle(f"{headline}\n{textwrap.fill(evidence, 150)}", fontsize=12)
     figure.supxlabel(textwrap.fill(SCORES_GLOSS, 160), fontsize=10)
-    if isinstance(out, Path):
-        out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=90, format=plot_format(out) if isinstance(out, Path) else "png")
+    return figure
 
 
 def _overlay(figure: Figure, axis: Axes, image: Image.Image, values: np.ndarray, scale: tuple[float, float],
