@@ -27,6 +27,7 @@ from artsim.core.grid import cell_means
 from artsim.core.images import file_hash, resize_long_side
 from artsim.describe.edges import edge_density_grid, edge_map
 from artsim.describe.registry import DESCRIPTORS, to_grey
+from artsim.index.store import Entries
 from artsim.ingest.sources.items import UNKNOWN
 from artsim.params import DescribeParams
 
@@ -72,6 +73,11 @@ def image_label(path: Path, workspace: Path | None) -> str:
         if len(found):
             return painting_label(found.iloc[0]["title"], found.iloc[0]["artist"], path.name)
     return path.name
+
+
+def entry_label(entries: Entries, row: int | None, fallback: str) -> str:
+    """An indexed original's "Title — Artist" (the service's b_original), else `fallback`."""
+    return fallback if row is None else painting_label(entries.titles[row], entries.artists[row], fallback)
 
 
 def painting_label(title: Any, artist: Any, fallback: str) -> str:

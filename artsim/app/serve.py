@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException
 from starlette.datastructures import FormData, UploadFile
 
 from artsim.app.api import LoadedImage
-from artsim.app.difference import difference_maps, write_comparison_plot
+from artsim.app.difference import difference_maps, entry_label, write_comparison_plot
 from artsim.app.service import MAX_TOP_K, ServiceLimits, ServiceState
 from artsim.core.images import ImageFile, ImageRejected, load_rgb, read_regular_file
 
@@ -206,7 +206,8 @@ def create_app(state: ServiceState, limits: ServiceLimits = ServiceLimits()) -> 
         original_id = form.get("b_original")
         if isinstance(original_id, str):
             image = original_file(state, original_id)
-            name = safe_name(getattr(image, "name", ""), original_id)  # its file name, for the plot
+            name = entry_label(state.opened.index.entries, state.row_of_id.get(original_id),  # its title, for the plot
+                               safe_name(getattr(image, "name", ""), original_id))
 
             def second() -> LoadedImage:  # read in the worker too: disk I/O
                 return decode(name, original_bytes(image, limits), limits)

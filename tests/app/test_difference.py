@@ -8,12 +8,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from fastapi.testclient import TestClient
 from PIL import Image
 
 from artsim.app.cli import main
+from artsim.app.serve import create_app
+from artsim.app.service import load_state
 from artsim.app.difference import comparison_figure, difference_maps, image_label, write_comparison_plot
 from artsim.core import layout
 from artsim.core.images import file_hash
+from artsim.describe.registry import DESCRIPTORS
 from artsim.params import DescribeParams, ScoreWeights
 from tests.support.helpers import random_painting, write_untrained_model
 
@@ -98,3 +102,27 @@ def test_an_unknown_suffix_is_refused_before_any_work(tmp_path, capsys, name) ->
     error = capsys.readouterr().err
     assert all(suffix in error for suffix in (".png", ".jpg", ".svg", ".pdf")) and "missing-a" not in error
     assert not (tmp_path / name).exists()
+
+
+def test_the_service_names_an_original_by_its_title(pair_and_model, tmp_path, monkeypatch) -> None:
+    """POST /compare (and /plot, whose picture uses the same names) with b_original: the index's title
+    (a folder's original: its file stem), not the stored file's name."""
+    a, _, model = pair_and_model
+    originals = tmp_path / "originals"
+    originals.mkdir()
+    random_painting(3).save(originals / "The Harvest.png")
+    monkeypatch.setenv("ARTSIM_CACHE", str(tmp_path / "cache"))
+    client = TestClient(create_app(load_state(tmp_path, model=model, originals=originals)))
+    response = client.post("/compare", files={"a": ("a.png", a.read_bytes(), "image/png")},
+                           data={"b_original": "The Harvest.png"})
+    assert response.status_code == 200 and response.json()["b"] == "The Harvest"
+
+
+def test_the_bars_name_each_part_in_force_in_plain_words() -> None:
+    figure = figure_of(random_painting(0), random_painting(1))
+    bars = next(axis for axis in figure.axes if axis.get_title(loc="left").startswith("The model finds them"))
+    labels = [tick.get_text() for tick in bars.get_yticklabels()]
+    weights = ScoreWeights().as_dict()
+    assert labels[:2] == ["model score", "descriptor score"]
+    assert [label.split("  (")[0] for label in labels[2:]] == [DESCRIPTORS[name].plain
+                                                                for name in sorted(weights, key=weights.get, reverse=True)]
