@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.colors import Normalize, PowerNorm
 from matplotlib.figure import Figure
 from PIL import Image
 
@@ -31,9 +32,10 @@ from artsim.index.store import Entries
 from artsim.ingest.sources.items import UNKNOWN
 from artsim.params import DescribeParams
 
-# Fixed colour scales, so that two pictures read alike: ΔE 20 and an edge share of 0.25 are already large.
-COLOUR_SCALE = (0.0, 20.0)
-EDGE_SCALE = (0.0, 0.25)
+# Fixed scales, so that two pictures read alike. ΔE on a square-root scale: the steps that matter (2, 10)
+# stay visible, and unrelated paintings (ΔE 30-60) still differ from cell to cell.
+COLOUR_SCALE = PowerNorm(0.5, vmin=0.0, vmax=50.0)
+EDGE_SCALE = Normalize(vmin=0.0, vmax=0.25)
 LABEL_CHARS = 70
 MODEL_COLOUR, DESCRIPTOR_COLOUR, PART_COLOUR = "#1f4e79", "#c55a11", "#f4b183"
 
@@ -122,7 +124,7 @@ def comparison_figure(a: Image.Image, b: Image.Image, names: tuple[str, str], sc
         axis.set_title(f"{which} image\n{_shown(name)}", fontsize=11)
         axis.set_axis_off()
     _overlay(figure, figure.add_subplot(grid[1, 0]), a, maps.color, COLOUR_SCALE,
-             "where the colours differ", COLOUR_GLOSS, (0, 2, 10, 20))
+             "where the colours differ", COLOUR_GLOSS, (0, 2, 10, 25, 50))
     _overlay(figure, figure.add_subplot(grid[1, 1]), a, maps.edges, EDGE_SCALE,
              "where the edges differ", EDGE_GLOSS, (0, 0.1, 0.2))
     _score_bars(figure.add_subplot(grid[:, 2]), scores)
@@ -132,12 +134,12 @@ def comparison_figure(a: Image.Image, b: Image.Image, names: tuple[str, str], sc
     return figure
 
 
-def _overlay(figure: Figure, axis: Axes, image: Image.Image, values: np.ndarray, scale: tuple[float, float],
+def _overlay(figure: Figure, axis: Axes, image: Image.Image, values: np.ndarray, scale: Normalize,
              title: str, gloss: str, ticks: tuple[float, ...]) -> None:
     """`values` (cells in normalised coordinates) laid over a faded grey copy of `image`, at its aspect."""
     width, height = image.size
     axis.imshow(np.asarray(image.convert("L")), cmap="gray", vmin=-160, vmax=255)  # faded: the map reads on top
-    shown = axis.imshow(values, cmap="magma_r", vmin=scale[0], vmax=scale[1], alpha=0.6, interpolation="nearest",
+    shown = axis.imshow(values, cmap="magma_r", norm=scale, alpha=0.6, interpolation="nearest",
                         extent=(0, width, height, 0))
     axis.set_title(f"{title}\n(drawn over the first image)", fontsize=11)
     axis.set_axis_off()
