@@ -22,12 +22,12 @@ from matplotlib.colors import Normalize, PowerNorm
 from matplotlib.figure import Figure
 from PIL import Image
 
-from artsim.app.plot_words import COLOUR_GLOSS, EDGE_GLOSS, SCORES_GLOSS, plot_format, reading, verdict_words
+from artsim.app.plot_words import COLOUR_GLOSS, EDGE_GLOSS, SCORES_GLOSS, plain_name, plot_format, reading, verdict_words
 from artsim.core import layout
 from artsim.core.grid import cell_means
 from artsim.core.images import file_hash, resize_long_side
 from artsim.describe.edges import edge_density_grid, edge_map
-from artsim.describe.registry import DESCRIPTORS, to_grey
+from artsim.describe.registry import to_grey
 from artsim.index.store import Entries
 from artsim.ingest.sources.items import UNKNOWN
 from artsim.params import DescribeParams
@@ -154,7 +154,7 @@ def _score_bars(axis: Axes, scores: dict) -> None:
     total = sum(weights.values()) or 1.0
     parts = sorted(weights, key=weights.get, reverse=True)
     labels = ["model score", "descriptor score",
-              *[f"{DESCRIPTORS[n].plain if n in DESCRIPTORS else n}  ({weights[n] / total:.0%} of it)" for n in parts]]
+              *[f"{plain_name(n)}  ({weights[n] / total:.0%} of it)" for n in parts]]
     values = [scores["model_score"], scores["descriptor_score"], *[scores["similarities"][n] for n in parts]]
     colours = [MODEL_COLOUR, DESCRIPTOR_COLOUR, *[PART_COLOUR] * len(parts)]
     rows = np.arange(len(values))
@@ -173,6 +173,5 @@ def _score_bars(axis: Axes, scores: dict) -> None:
     axis.set_xlim(0, 1.1)
     axis.set_xticks([0, 0.25, 0.5, 0.75, 1.0], ["0\nunrelated", "0.25", "0.5", "0.75", "1\nthe same"])
     axis.spines[["top", "right"]].set_visible(False)
-    plain = {name: d.plain for name, d in DESCRIPTORS.items()}
-    line = reading(scores, plain)
+    line = reading(scores)
     axis.set_title(textwrap.fill(line[:1].upper() + line[1:], 42), fontsize=11, loc="left")

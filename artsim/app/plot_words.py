@@ -20,6 +20,11 @@ COLOUR_GLOSS = "colour difference (ΔE, CIELAB): under ~2 is invisible, over ~10
 EDGE_GLOSS = "edge difference: share of the region's pixels that are an edge in one image only"
 SCORES_GLOSS = ("Scores run from 0 (unrelated) to 1 (the same image). The descriptor score is a weighted mean of "
                 "classical measures (the bars below it); the model is a neural network trained to predict it.")
+# Each descriptor (artsim.params.CANDIDATE_NAMES) in words a non-expert reads. Here, not in the describe
+# registry: display words must not change the deps of every stage from describe on (a retrain).
+PLAIN_NAMES = {"color": "colour palette", "texture": "texture", "edges": "where the edges are",
+               "lab": "colour by region", "lbp": "fine texture", "orientation": "stroke directions",
+               "phash": "overall structure", "layout": "composition (light and dark)"}
 NEAR = "close"
 FAR = "far apart"
 
@@ -59,16 +64,15 @@ def verdict_words(payload: Mapping[str, Any]) -> str:
     return f"{strength} made from one another: model score {score:.2f} is at least {threshold:.2f}.\n({rule})"
 
 
-def reading(payload: Mapping[str, Any], plain: Mapping[str, str]) -> str:
-    """One line: how the model judges the pair, and whether (and on which parts) the descriptors agree.
-    `plain`: each descriptor's name in plain words (the registry's)."""
+def reading(payload: Mapping[str, Any]) -> str:
+    """One line: how the model judges the pair, and whether (and on which parts) the descriptors agree."""
     model, descriptor = payload["model_score"], payload["descriptor_score"]
     threshold = payload.get("threshold")
     near = model >= (threshold if threshold is not None else 0.5)
     line = f"the model finds them {NEAR if near else FAR} ({model:.2f})"
     parts = {name: value for name, value in payload["similarities"].items() if payload["weights"].get(name, 0) > 0}
-    low = _named(sorted((v, n) for n, v in parts.items() if v < descriptor - PART_GAP), plain)
-    high = _named(sorted(((v, n) for n, v in parts.items() if v > descriptor + PART_GAP), reverse=True), plain)
+    low = _named(sorted((v, n) for n, v in parts.items() if v < descriptor - PART_GAP))
+    high = _named(sorted(((v, n) for n, v in parts.items() if v > descriptor + PART_GAP), reverse=True))
     if abs(model - descriptor) <= AGREEMENT:
         line += f"; the descriptors agree ({descriptor:.2f})"
         return line + (f", though less on {low}" if low else "")
@@ -77,7 +81,11 @@ def reading(payload: Mapping[str, Any], plain: Mapping[str, str]) -> str:
     return line + f"; the descriptors score them higher ({descriptor:.2f})" + (f", mostly on {high}" if high else "")
 
 
-def _named(ranked: list[tuple[float, str]], plain: Mapping[str, str]) -> str:
+def plain_name(descriptor: str) -> str:
+    return PLAIN_NAMES.get(descriptor, descriptor)
+
+
+def _named(ranked: list[tuple[float, str]]) -> str:
     """The first two parts of `ranked` in plain words: "colour palette (0.42) and texture (0.51)"."""
-    words = [f"{plain.get(name, name)} ({value:.2f})" for value, name in ranked[:2]]
+    words = [f"{plain_name(name)} ({value:.2f})" for value, name in ranked[:2]]
     return " and ".join(words)

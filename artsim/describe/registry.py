@@ -46,8 +46,6 @@ class Descriptor:
 
     name: str
     family: Family
-    # What it compares, in words a non-expert reads (the compare picture's bars).
-    plain: str
     summary: str
     # (rgb uint8 already resized to describe.size, its grey version, params) -> float64 vector.
     vector: Callable[[np.ndarray, np.ndarray, DescribeParams], np.ndarray]
@@ -68,19 +66,19 @@ def _ignoring_stats(kernel: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> K
 # The functions are looked up on their modules at call time, so that tests can count the calls.
 _DEFAULT_WEIGHTED = (
     Descriptor(
-        "color", "color", "colour palette", "joint HSV histogram, histogram intersection",
+        "color", "color", "joint HSV histogram, histogram intersection",
         vector=lambda rgb, grey, p: color.color_histogram(rgb, p.hsv_bins),
         length=lambda p: int(np.prod(p.hsv_bins)),
         settings=lambda p: {"hsv_bins": list(p.hsv_bins)},
         paired=_ignoring_stats(k.intersection_paired), cross=_ignoring_stats(k.intersection_cross)),
     Descriptor(
-        "texture", "texture", "texture", "13 Haralick features, exp(-RMS of the z-scored difference)",
+        "texture", "texture", "13 Haralick features, exp(-RMS of the z-scored difference)",
         vector=lambda rgb, grey, p: texture.haralick_texture(grey, p.haralick_levels),
         length=lambda p: texture.HARALICK_FEATURES,
         settings=lambda p: {"haralick_levels": p.haralick_levels},
         paired=k.texture_paired, cross=k.texture_cross, uses_mahotas=True),
     Descriptor(
-        "edges", "edges", "where the edges are", "Canny edge density per grid cell, generalised Jaccard",
+        "edges", "edges", "Canny edge density per grid cell, generalised Jaccard",
         vector=lambda rgb, grey, p: edges.edge_density_grid(edges.edge_map(grey, p.canny_low, p.canny_high), p.edge_grid),
         length=lambda p: p.edge_grid * p.edge_grid,
         settings=lambda p: {"canny_low": p.canny_low, "canny_high": p.canny_high, "edge_grid": p.edge_grid},
@@ -89,21 +87,19 @@ _DEFAULT_WEIGHTED = (
 
 _ALTERNATIVES = (
     Descriptor(
-        "lab", "color", "colour by region",
-        f"mean CIELAB per cell of a {color.LAB_GRID}x{color.LAB_GRID} grid, exp(-mean ΔE76 / {k.LAB_DELTA_E_SCALE:g})",
+        "lab", "color", f"mean CIELAB per cell of a {color.LAB_GRID}x{color.LAB_GRID} grid, exp(-mean ΔE76 / {k.LAB_DELTA_E_SCALE:g})",
         vector=lambda rgb, grey, p: color.lab_grid(rgb),
         length=lambda p: color.LAB_GRID**2 * 3,
         settings=lambda p: {"grid": color.LAB_GRID, "thumb": color.LAB_THUMB},
         paired=_ignoring_stats(k.delta_e_paired), cross=_ignoring_stats(k.delta_e_cross)),
     Descriptor(
-        "lbp", "texture", "fine texture",
-        f"rotation-invariant uniform LBP histograms at radii {list(texture.LBP_RADII)}, histogram intersection",
+        "lbp", "texture", f"rotation-invariant uniform LBP histograms at radii {list(texture.LBP_RADII)}, histogram intersection",
         vector=lambda rgb, grey, p: texture.lbp_histograms(grey),
         length=lambda p: texture.LBP_BINS * len(texture.LBP_RADII),
         settings=lambda p: {"radii": list(texture.LBP_RADII)},
         paired=_ignoring_stats(k.intersection_paired), cross=_ignoring_stats(k.intersection_cross)),
     Descriptor(
-        "orientation", "edges", "stroke directions",
+        "orientation", "edges",
         f"gradient-orientation histograms ({edges.ORIENTATION_BINS} bins, magnitude-weighted) per cell of a "
         f"{edges.ORIENTATION_GRID}x{edges.ORIENTATION_GRID} grid, histogram intersection",
         vector=lambda rgb, grey, p: edges.orientation_grid(grey),
@@ -111,15 +107,13 @@ _ALTERNATIVES = (
         settings=lambda p: {"grid": edges.ORIENTATION_GRID, "bins": edges.ORIENTATION_BINS},
         paired=_ignoring_stats(k.intersection_paired), cross=_ignoring_stats(k.intersection_cross)),
     Descriptor(
-        "phash", "structure", "overall structure",
-        "pHash bits (low 8x8 DCT block of a 32x32 grey image), 1 - Hamming distance / 64",
+        "phash", "structure", "pHash bits (low 8x8 DCT block of a 32x32 grey image), 1 - Hamming distance / 64",
         vector=lambda rgb, grey, p: structure.phash_bits(grey),
         length=lambda p: structure.PHASH_BLOCK**2,
         settings=lambda p: {"side": structure.PHASH_SIDE, "block": structure.PHASH_BLOCK},
         paired=_ignoring_stats(k.hamming_paired), cross=_ignoring_stats(k.hamming_cross)),
     Descriptor(
-        "layout", "structure", "composition (light and dark)",
-        f"{structure.LAYOUT_SIDE}x{structure.LAYOUT_SIDE} grey thumbnail, max(0, Pearson correlation)",
+        "layout", "structure", f"{structure.LAYOUT_SIDE}x{structure.LAYOUT_SIDE} grey thumbnail, max(0, Pearson correlation)",
         vector=lambda rgb, grey, p: structure.layout_thumbnail(grey),
         length=lambda p: structure.LAYOUT_SIDE**2,
         settings=lambda p: {"side": structure.LAYOUT_SIDE},

@@ -14,10 +14,10 @@ from PIL import Image
 from artsim.app.cli import main
 from artsim.app.serve import create_app
 from artsim.app.service import load_state
+from artsim.app.plot_words import PLAIN_NAMES
 from artsim.app.difference import comparison_figure, difference_maps, image_label, write_comparison_plot
 from artsim.core import layout
 from artsim.core.images import file_hash
-from artsim.describe.registry import DESCRIPTORS
 from artsim.params import DescribeParams, ScoreWeights
 from tests.support.helpers import random_painting, write_untrained_model
 
@@ -124,5 +124,5 @@ def test_the_bars_name_each_part_in_force_in_plain_words() -> None:
     labels = [tick.get_text() for tick in bars.get_yticklabels()]
     weights = ScoreWeights().as_dict()
     assert labels[:2] == ["model score", "descriptor score"]
-    assert [label.split("  (")[0] for label in labels[2:]] == [DESCRIPTORS[name].plain
+    assert [label.split("  (")[0] for label in labels[2:]] == [PLAIN_NAMES[name]
                                                                 for name in sorted(weights, key=weights.get, reverse=True)]
