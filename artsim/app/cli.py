@@ -22,7 +22,7 @@ from artsim import __version__
 from artsim.core import layout
 from artsim.core.errors import UserError
 from artsim.app.inputs import must_exist, query_paths
-from artsim.app.plot_words import plot_path
+from artsim.app.plot_words import PLOT_FORMATS, plot_path
 from artsim.index import RANKINGS
 
 EXIT_USER_ERROR = 2
@@ -72,7 +72,8 @@ def build_parser() -> OneLineParser:
     compare.add_argument("a", nargs="?", help="an image (e.g. the generated variant)")
     compare.add_argument("b", nargs="?", help="another image (e.g. the painting)")
     compare.add_argument("--plot", type=plot_path, default=None,
-                         help="write the picture (.png, .jpg, .svg or .pdf): both images, the scores, where they differ")
+                         help=f"write the picture ({', '.join(PLOT_FORMATS)}: the suffix decides): both images, "
+                              "the scores in words, where they differ")
     compare.add_argument("--pairs", type=Path, default=None, help="a CSV with columns a,b: score every pair, write a CSV")
     compare.add_argument("--out", type=Path, default=None, help="with --pairs: write the CSV there (default: stdout)")
 

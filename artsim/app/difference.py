@@ -69,12 +69,14 @@ def image_label(path: Path, workspace: Path | None) -> str:
     """"Title — Artist" when the workspace ingested this very file (the manifest's content hash), else its
     file name."""
     manifest = None if workspace is None else workspace / layout.INGESTED / layout.MANIFEST
-    if manifest is not None and manifest.is_file():
+    if manifest is None or not manifest.is_file():
+        return path.name
+    try:
         rows = pd.read_parquet(manifest, columns=["hash", "title", "artist"])
-        found = rows[rows["hash"] == file_hash(path)]
-        if len(found):
-            return painting_label(found.iloc[0]["title"], found.iloc[0]["artist"], path.name)
-    return path.name
+    except (OSError, ValueError, KeyError):  # a damaged or foreign manifest only costs the title
+        return path.name
+    found = rows[rows["hash"] == file_hash(path)]
+    return painting_label(found.iloc[0]["title"], found.iloc[0]["artist"], path.name) if len(found) else path.name
 
 
 def entry_label(entries: Entries, row: int | None, fallback: str) -> str:

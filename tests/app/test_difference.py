@@ -14,6 +14,7 @@ from PIL import Image
 from artsim.app.cli import main
 from artsim.app.serve import create_app
 from artsim.app.service import load_state
+from artsim.app import difference
 from artsim.app.plot_words import PLAIN_NAMES
 from artsim.app.difference import comparison_figure, difference_maps, image_label, write_comparison_plot
 from artsim.core import layout
@@ -21,6 +22,7 @@ from artsim.core.images import file_hash
 from artsim.params import DescribeParams, ScoreWeights
 from tests.support.helpers import random_painting, write_untrained_model
 
+real_figure = comparison_figure
 MAGIC = {".png": b"\x89PNG\r\n\x1a\n", ".jpg": b"\xff\xd8\xff", ".jpeg": b"\xff\xd8\xff", ".pdf": b"%PDF"}
 
 
@@ -60,8 +62,12 @@ def test_an_ingested_original_is_named_by_its_title_and_any_other_file_by_its_na
     assert image_label(painting, tmp_path) == "Mona Lisa — Leonardo da Vinci"
     assert image_label(other, tmp_path) == "my variant.png"
     assert image_label(painting, tmp_path / "no workspace") == "painting.png"
+    manifest.write_bytes(b"not parquet")  # a damaged manifest costs the title only
+    assert image_label(painting, tmp_path) == "painting.png"
+    pd.DataFrame({"path": ["x"]}).to_parquet(manifest)  # one without the columns
+    assert image_label(painting, tmp_path) == "painting.png"
     titles = " ".join(axis.get_title() for axis in figure_of(random_painting(0), random_painting(1),
-                                                             ("my variant.png", image_label(painting, tmp_path))).axes)
+                                                             ("my variant.png", "Mona Lisa — Leonardo da Vinci")).axes)
     assert "Mona Lisa — Leonardo da Vinci" in titles and "my variant.png" in titles
 
 
@@ -79,6 +85,18 @@ def pair_and_model(tmp_path_factory) -> tuple[Path, Path, Path]:
     for seed in (0, 1):
         random_painting(seed, (150, 100)).save(folder / f"p{seed}.png")
     return folder / "p0.png", folder / "p1.png", write_untrained_model(folder / "model")
+
+
+def test_compare_plot_names_the_workspace_original_by_its_title(pair_and_model, tmp_path, monkeypatch) -> None:
+    a, b, model = pair_and_model
+    manifest = tmp_path / layout.INGESTED / layout.MANIFEST
+    manifest.parent.mkdir(parents=True)
+    pd.DataFrame({"hash": [file_hash(b)], "title": ["The Harvest"], "artist": ["Vincent van Gogh"]}).to_parquet(manifest)
+    drawn = []
+    monkeypatch.setattr(difference, "comparison_figure", lambda *args: drawn.append(args[2]) or real_figure(*args))
+    plot = tmp_path / "plot.png"
+    assert main(["compare", str(a), str(b), "--model", str(model), "--workspace", str(tmp_path), "--plot", str(plot)]) == 0
+    assert drawn == [("p0.png", "The Harvest — Vincent van Gogh")] and plot.is_file()
 
 
 @pytest.mark.parametrize("suffix", [".png", ".jpg", ".jpeg", ".PDF", ".svg"])
