@@ -25,6 +25,7 @@ from artsim.app.preflight import check_arguments, checked_queries
 from artsim.app.limits import ServiceLimits
 from artsim.core.errors import UserError
 from artsim.index import DEFAULT_SHORTLIST, DEFAULT_TOP_K, RANKING_NAMES
+from artsim.app.plot_words import PLOT_FORMATS, plot_path
 
 EXIT_USER_ERROR = 2
 LOOPBACK = "127.0.0.1"
@@ -73,7 +74,9 @@ def build_parser() -> OneLineParser:
     compare = commands.add_parser("compare", parents=[common], help="score two images (or every pair of a CSV): model, descriptor score and its parts")
     compare.add_argument("a", nargs="?", help="an image (e.g. the generated variant)")
     compare.add_argument("b", nargs="?", help="another image (e.g. the painting)")
-    compare.add_argument("--plot", type=Path, default=None, help="write a PNG: both images, the scores, where they differ")
+    compare.add_argument("--plot", type=plot_path, default=None,
+                         help=f"write the picture ({', '.join(PLOT_FORMATS)}: the suffix decides): both images, "
+                              "the scores in words, where they differ")
     compare.add_argument("--pairs", type=Path, default=None, help="a CSV with columns a,b: score every pair, write a CSV")
     compare.add_argument("--out", type=Path, default=None, help="with --pairs: write the CSV there (default: stdout)")
 
@@ -159,7 +162,7 @@ def run_compare(args: argparse.Namespace) -> int:
         return run_compare_pairs(args)
     must_exist([args.a, args.b], args)
     from artsim.app.api import compare_payload, open_image
-    from artsim.app.difference import difference_maps, write_comparison_plot
+    from artsim.app.difference import difference_maps, image_label, write_comparison_plot
     from artsim.app.render import compare_text, print_payload
 
     scorer = _scorer(args)
@@ -167,7 +170,8 @@ def run_compare(args: argparse.Namespace) -> int:
     payload = compare_payload(scorer, first, second, (args.a, args.b))
     if args.plot is not None:
         maps = difference_maps(first.image, second.image, scorer.descriptor.describe)
-        write_comparison_plot(first.image, second.image, (args.a, args.b), payload, maps, args.plot)
+        labels = (image_label(Path(args.a), args.workspace), image_label(Path(args.b), args.workspace))
+        write_comparison_plot(first.image, second.image, labels, payload, maps, args.plot)
         payload["plot"] = str(args.plot)
     print_payload(payload, args.json, compare_text(payload))
     return 0

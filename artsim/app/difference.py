@@ -1,24 +1,43 @@
-"""Where on the canvas two images differ: per cell of a grid (as the edge descriptor cuts it),
-the colour difference (CIELAB ΔE of the cells' mean colours) and the edge-density difference.
-`write_comparison_plot` shows both images, the scores with their parts and verdict, and those two maps.
+"""Where on the canvas two images differ, and the comparison picture of `artsim compare --plot` and the
+service's /plot.
+
+Per cell of a grid (as the edge descriptor cuts it): the colour difference (CIELAB ΔE of the cells' mean
+colours) and the edge-density difference. `write_comparison_plot` draws both images at their own aspect,
+those two maps laid over the first image, the verdict in words, and the model's score beside the descriptor
+score and its parts, with a line saying where they disagree (artsim.app.plot_words holds the words).
 """
 from __future__ import annotations
 
 import textwrap
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import cv2
 import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.colors import Normalize, PowerNorm
+from matplotlib.figure import Figure
 from PIL import Image
 
-from artsim.app.render import parts_text
+from artsim.app.plot_words import COLOUR_GLOSS, EDGE_GLOSS, SCORES_GLOSS, plain_name, plot_format, reading, verdict_words
+from artsim.core import layout
 from artsim.core.grid import cell_means
-from artsim.core.images import resize_long_side
+from artsim.core.images import file_hash, resize_long_side
 from artsim.describe.edges import edge_density_grid, edge_map
 from artsim.describe.registry import to_grey
+from artsim.index.store import Entries
+from artsim.ingest.sources.items import UNKNOWN
 from artsim.params import DescribeParams
+
+# Fixed scales, so that two pictures read alike. ΔE on a square-root scale: the steps that matter (2, 10)
+# stay visible, and unrelated paintings (ΔE 30-60) still differ from cell to cell.
+COLOUR_SCALE = PowerNorm(0.5, vmin=0.0, vmax=50.0)
+EDGE_SCALE = Normalize(vmin=0.0, vmax=0.25)
+LABEL_CHARS = 70
+MODEL_COLOUR, DESCRIPTOR_COLOUR, PART_COLOUR = "#1f4e79", "#c55a11", "#f4b183"
 
 
 @dataclass(frozen=True)
@@ -44,33 +63,117 @@ def difference_maps(a: Image.Image, b: Image.Image, params: DescribeParams) -> D
     return DifferenceMaps(color=np.linalg.norm(colours[0] - colours[1], axis=2), edges=np.abs(edges[0] - edges[1]))
 
 
+# --- naming the images ---------------------------------------------------------------------
+
+def image_label(path: Path, workspace: Path | None) -> str:
+    """"Title — Artist" when the workspace ingested this very file (the manifest's content hash), else its
+    file name."""
+    manifest = None if workspace is None else workspace / layout.INGESTED / layout.MANIFEST
+    if manifest is None or not manifest.is_file():
+        return path.name
+    try:
+        rows = pd.read_parquet(manifest, columns=["hash", "title", "artist"])
+    except (OSError, ValueError, KeyError):  # a damaged or foreign manifest only costs the title
+        return path.name
+    found = rows[rows["hash"] == file_hash(path)]
+    return painting_label(found.iloc[0]["title"], found.iloc[0]["artist"], path.name) if len(found) else path.name
+
+
+def entry_label(entries: Entries, row: int | None, fallback: str) -> str:
+    """An indexed original's "Title — Artist" (the service's b_original), else `fallback`."""
+    return fallback if row is None else painting_label(entries.titles[row], entries.artists[row], fallback)
+
+
+def painting_label(title: Any, artist: Any, fallback: str) -> str:
+    """"Title — Artist" from metadata (either may be missing), else `fallback`."""
+    known = [str(value) for value in (title, artist) if isinstance(value, str) and value and value != UNKNOWN]
+    return " — ".join(known) or fallback
+
+
+def _shown(label: str) -> str:
+    """An outside name as the picture shows it: printable, at most LABEL_CHARS, wrapped, no mathtext ($)."""
+    printable = "".join(c for c in label if unicodedata.category(c)[0] != "C")
+    short = printable if len(printable) <= LABEL_CHARS else printable[:LABEL_CHARS - 1] + "…"
+    return textwrap.fill(short, 40).replace("$", r"\$")
+
+
+# --- the picture ---------------------------------------------------------------------------
+
 def write_comparison_plot(a: Image.Image, b: Image.Image, names: tuple[str, str], scores: dict,
                           maps: DifferenceMaps, out: Path | BinaryIO) -> None:
-    """A PNG: the two images side by side, titled with both scores, the score's parts as configured
-    (whatever descriptors the weights in force name) and the verdict, above the two difference maps.
+    """comparison_figure, in the format `out`'s suffix names (artsim.app.plot_words.PLOT_FORMATS; a stream
+    gets PNG)."""
+    figure = comparison_figure(a, b, names, scores, maps)
+    if isinstance(out, Path):
+        out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=90, format=plot_format(out) if isinstance(out, Path) else "png")
+
+
+def comparison_figure(a: Image.Image, b: Image.Image, names: tuple[str, str], scores: dict,
+                      maps: DifferenceMaps) -> Figure:
+    """The verdict in words above both images and the two difference maps over the first image, each at the
+    images' own aspect; beside them the model's score, the descriptor score and its parts (the weights in
+    force) as bars, with a line saying whether and where they disagree. `scores` is compare's payload
+    (artsim.app.api.compare_payload); `names` what to call the images (image_label).
 
     A Figure of its own, not pyplot's global state: the service draws plots in several threads at once.
     """
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(9, 8.5))
-    axes = figure.subplots(2, 2)
-    for axis, image, name in zip(axes[0], (a, b), names):
+    figure = Figure(figsize=(14, 10), layout="constrained")
+    grid = figure.add_gridspec(2, 3, width_ratios=[1, 1, 1])
+    for cell, image, name, which in ((grid[0, 0], a, names[0], "first"), (grid[0, 1], b, names[1], "second")):
+        axis = figure.add_subplot(cell)
         axis.imshow(image)
-        axis.set_title(Path(name).name[:40], fontsize=9)
-        axis.axis("off")
-    for axis, values, title, unit in ((axes[1][0], maps.color, "colour difference per cell", "ΔE (CIELAB)"),
-                                      (axes[1][1], maps.edges, "edge density difference per cell", "|Δ edge share|")):
-        shown = axis.imshow(values, cmap="magma", vmin=0)
-        axis.set_title(title, fontsize=9)
-        axis.set_xticks([])
-        axis.set_yticks([])
-        figure.colorbar(shown, ax=axis, fraction=0.046, label=unit)
-    # `scores` is compare's payload (artsim.app.api.compare_payload): the parts in force and the verdict.
-    parts = parts_text(scores["similarities"], scores["weights"])
-    figure.suptitle(f"model score {scores['model_score']:.3f}   descriptor score {scores['descriptor_score']:.3f}\n"
-                    f"{textwrap.fill(parts, 110)}\n{textwrap.fill(scores.get('verdict_text', ''), 110)}", fontsize=9)
-    figure.tight_layout()
-    if isinstance(out, Path):
-        out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=80, format="png")
+        axis.set_title(f"{which} image\n{_shown(name)}", fontsize=11)
+        axis.set_axis_off()
+    _overlay(figure, figure.add_subplot(grid[1, 0]), a, maps.color, COLOUR_SCALE,
+             "where the colours differ", COLOUR_GLOSS, (0, 2, 10, 25, 50))
+    _overlay(figure, figure.add_subplot(grid[1, 1]), a, maps.edges, EDGE_SCALE,
+             "where the edges differ", EDGE_GLOSS, (0, 0.1, 0.2))
+    _score_bars(figure.add_subplot(grid[:, 2]), scores)
+    headline, _, evidence = verdict_words(scores).partition("\n")
+    figure.suptitle(f"{headline}\n{textwrap.fill(evidence, 150)}", fontsize=12)
+    figure.supxlabel(textwrap.fill(SCORES_GLOSS, 160), fontsize=10)
+    return figure
+
+
+def _overlay(figure: Figure, axis: Axes, image: Image.Image, values: np.ndarray, scale: Normalize,
+             title: str, gloss: str, ticks: tuple[float, ...]) -> None:
+    """`values` (cells in normalised coordinates) laid over a faded grey copy of `image`, at its aspect."""
+    width, height = image.size
+    axis.imshow(np.asarray(image.convert("L")), cmap="gray", vmin=-160, vmax=255)  # faded: the map reads on top
+    shown = axis.imshow(values, cmap="magma_r", norm=scale, alpha=0.6, interpolation="nearest",
+                        extent=(0, width, height, 0))
+    axis.set_title(f"{title}\n(drawn over the first image)", fontsize=11)
+    axis.set_axis_off()
+    bar = figure.colorbar(shown, ax=axis, location="bottom", fraction=0.06, pad=0.02, extend="max", ticks=ticks)
+    bar.set_label(textwrap.fill(gloss, 48), fontsize=9)
+
+
+def _score_bars(axis: Axes, scores: dict) -> None:
+    """The model's score, the descriptor score and each part in force (heaviest first), 0..1, with the
+    verdict's threshold on the model's bar."""
+    weights = {name: w for name, w in scores["weights"].items() if w > 0}
+    total = sum(weights.values()) or 1.0
+    parts = sorted(weights, key=weights.get, reverse=True)
+    labels = ["model score", "descriptor score",
+              *[f"{plain_name(n)}  ({weights[n] / total:.0%} of it)" for n in parts]]
+    values = [scores["model_score"], scores["descriptor_score"], *[scores["similarities"][n] for n in parts]]
+    colours = [MODEL_COLOUR, DESCRIPTOR_COLOUR, *[PART_COLOUR] * len(parts)]
+    rows = np.arange(len(values))
+    rows[2:] += 1  # a gap between the two scores and the descriptor score's parts
+    axis.barh(rows, values, color=colours, height=0.7)
+    axis.text(0.01, 2, "the descriptor score's parts, by weight:", va="center", fontsize=10, style="italic")
+    for row, value in zip(rows, values):
+        axis.text(min(value, 1.0) + 0.01, row, f"{value:.2f}", va="center", fontsize=10)
+    threshold = scores.get("threshold")
+    if threshold is not None:
+        axis.vlines(threshold, -0.5, 0.5, colors="black", linestyles="--")
+        axis.text(threshold, -0.55, f"above this: derived\n(right {scores['precision']:.0%} of the time)",
+                  ha="center", va="bottom", fontsize=8)
+    axis.set_yticks(rows, labels, fontsize=10)
+    axis.invert_yaxis()
+    axis.set_xlim(0, 1.1)
+    axis.set_xticks([0, 0.25, 0.5, 0.75, 1.0], ["0\nunrelated", "0.25", "0.5", "0.75", "1\nthe same"])
+    axis.spines[["top", "right"]].set_visible(False)
+    line = reading(scores)
+    axis.set_title(textwrap.fill(line[:1].upper() + line[1:], 42), fontsize=11, loc="left")

@@ -28,7 +28,7 @@ from starlette.datastructures import FormData, UploadFile
 
 from artsim.app.admission import Admission, ApiError, BodyLimit, error_response
 from artsim.app.api import LoadedImage
-from artsim.app.difference import difference_maps, write_comparison_plot
+from artsim.app.difference import difference_maps, entry_label, write_comparison_plot
 from artsim.app.limits import ServiceLimits
 from artsim.app.service import MAX_TOP_K, ServiceState
 from artsim.core.images import ImageFile, ImageRejected, load_rgb, read_regular_file
@@ -146,7 +146,9 @@ async def read_pair(served: Served, form: FormData) -> PairRequest:
     original_id = form.get("b_original")
     if isinstance(original_id, str):
         image = original_file(served.state, original_id)
-        return PairRequest(first, original=(safe_name(getattr(image, "name", ""), original_id), image))
+        name = entry_label(served.state.opened.index.entries, served.state.row_of_id.get(original_id),  # its title
+                           safe_name(getattr(image, "name", ""), original_id))
+        return PairRequest(first, original=(name, image))
     return PairRequest(first, await upload_bytes(form, "b", served.limits))
 
 
