@@ -7,6 +7,11 @@ from pathlib import Path
 
 MANIFEST = "manifest.parquet"
 
+# Stage params: each params block's values that decide results, one JSON file per block, written once
+# the whole of params.yaml is valid. Every other stage depends on its block's file, so the check runs
+# before DVC removes any output; the folder persists (DVC never deletes it), so a failed check loses nothing.
+VALIDATED_PARAMS = Path("data/params")
+
 INGESTED = Path("data/ingested")
 GENERATED = Path("data/generated")
 DESCRIPTORS = Path("data/descriptors")
@@ -25,6 +30,10 @@ SEARCH_DEFAULT = Path("metrics/evaluate/search.json")
 METRIC_STAGES = ("ingest", "generate", "score", "finetune", "siamese", "evaluate")
 
 
+def validated_params(block: str) -> Path:
+    return VALIDATED_PARAMS / f"{block}.json"
+
+
 def metrics_json(stage: str) -> Path:
     return Path("metrics") / f"{stage}.json"
 
@@ -35,6 +44,6 @@ def plots_dir(stage: str) -> Path:
 
 # Every output dvc.yaml declares (outs, metrics, plots). DVC deletes an output before its stage runs.
 DVC_OUTPUTS = tuple(path.as_posix() for path in (
-    INGESTED, GENERATED, DESCRIPTORS, PAIRS, *MODELS.values(), VERDICT, INDEX,
+    VALIDATED_PARAMS, INGESTED, GENERATED, DESCRIPTORS, PAIRS, *MODELS.values(), VERDICT, INDEX,
     *(p for stage in METRIC_STAGES for p in (plots_dir(stage), metrics_json(stage))), metrics_json("index"),
 ))
