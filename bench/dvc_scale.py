@@ -129,6 +129,7 @@ def make_workspace(target: Path, source: Path, imported: Path, cache_type: str, 
     import yaml
 
     sys.path.insert(0, str(REPO_ROOT))
+    from stages.common import edit_params
     from tests.support.helpers import copy_worktree
 
     target.mkdir(parents=True)
@@ -137,11 +138,9 @@ def make_workspace(target: Path, source: Path, imported: Path, cache_type: str, 
     else:
         archive = subprocess.run(["git", "archive", revision], cwd=REPO_ROOT, capture_output=True, check=True).stdout
         subprocess.run(["tar", "x", "-C", str(target)], input=archive, check=True)
-    params = yaml.safe_load((target / "params.yaml").read_text())
-    params["ingest"]["source"] = str(source)
-    params["generate"].update(backend="import", import_dir=str(imported), strengths=STRENGTHS,
-                              import_template="{style}/{stem}_{strength}.jpg")
-    (target / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    edit_params(target / "params.yaml", {"ingest.source": str(source), "generate.backend": "import",
+                                         "generate.import_dir": str(imported), "generate.strengths": STRENGTHS,
+                                         "generate.import_template": "{style}/{stem}_{strength}.jpg"})
     pipeline = yaml.safe_load((target / "dvc.yaml").read_text())
     for name, stage in pipeline["stages"].items():
         stage["cmd"] = f"python bench/dvc_scale.py timed {name} {stage['cmd']}"

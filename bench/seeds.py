@@ -43,6 +43,7 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 from bench.results import record  # noqa: E402
+from stages.common import edit_params  # noqa: E402
 LEARNING_STAGES = ("finetune", "siamese", "evaluate")
 
 KERNEL_SETTINGS: dict[str, dict[str, str]] = {
@@ -119,15 +120,7 @@ def run(args: list[str], cwd: Path, env: dict[str, str]) -> None:
 
 def set_params(repo: Path, overrides: dict[str, Any]) -> None:
     """Write `overrides` (dotted keys, like `dvc exp run -S`) into the copy's params.yaml."""
-    path = repo / "params.yaml"
-    params = yaml.safe_load(path.read_text(encoding="utf-8"))
-    for key, value in overrides.items():
-        *parents, leaf = key.split(".")
-        block = params
-        for part in parents:
-            block = block.setdefault(part, {})
-        block[leaf] = value
-    path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    edit_params(repo / "params.yaml", overrides)  # as DVC writes it: every other line kept
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:

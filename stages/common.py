@@ -4,13 +4,14 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
 from dvclive import Live
+from ruamel.yaml import YAML
 
 from artsim.params import Params, ParamsError, parse_params
 from artsim.core.distributed import Ranks, relaunch_as_ranks
@@ -24,6 +25,23 @@ def load_params(path: Path = Path("params.yaml")) -> Params:
         return parse_params(raw)
     except ParamsError as exc:
         sys.exit(str(exc))
+
+
+def edit_params(path: Path, values: Mapping[str, Any]) -> None:
+    """Set dotted keys (`seed`, `score.weights.color`; missing blocks are made) in a params file,
+    written as `dvc exp run -S` writes it: a round trip through DVC's YAML library with its settings,
+    so comments and every other line stay as they are (tests/test_params_file.py)."""
+    round_trip = YAML()
+    round_trip.default_flow_style = False
+    tree = round_trip.load(path.read_text(encoding="utf-8")) or {}
+    for dotted, value in values.items():
+        *parents, leaf = dotted.split(".")
+        block = tree
+        for part in parents:
+            block = block.setdefault(part, {})
+        block[leaf] = value
+    with open(path, "w", encoding="utf-8") as handle:
+        round_trip.dump(tree, handle)
 
 
 def setup_logging() -> None:

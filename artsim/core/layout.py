@@ -7,6 +7,11 @@ from pathlib import Path
 
 MANIFEST = "manifest.parquet"
 
+# Stage params: each params block's values that decide results, one JSON file per block, written once
+# the whole of params.yaml is valid. Every other stage depends on its block's file, so the check runs
+# before DVC removes any output; the folder persists (DVC never deletes it), so a failed check loses nothing.
+VALIDATED_PARAMS = Path("data/params")
+
 INGESTED = Path("data/ingested")
 GENERATED = Path("data/generated")
 DESCRIPTORS = Path("data/descriptors")
@@ -30,6 +35,10 @@ REPORT_PDF = REPORT / "report.pdf"
 METRIC_STAGES = ("ingest", "generate", "score", "finetune", "siamese", "evaluate")
 
 
+def validated_params(block: str) -> Path:
+    return VALIDATED_PARAMS / f"{block}.json"
+
+
 def metrics_json(stage: str) -> Path:
     return Path("metrics") / f"{stage}.json"
 
@@ -44,6 +53,6 @@ HEADLINE = metrics_json("headline")
 
 # Every output dvc.yaml declares (outs, metrics, plots). DVC deletes an output before its stage runs.
 DVC_OUTPUTS = tuple(path.as_posix() for path in (
-    INGESTED, GENERATED, DESCRIPTORS, PAIRS, *MODELS.values(), VERDICT, INDEX, REPORT,
+    VALIDATED_PARAMS, INGESTED, GENERATED, DESCRIPTORS, PAIRS, *MODELS.values(), VERDICT, INDEX, REPORT,
     *(p for stage in METRIC_STAGES for p in (plots_dir(stage), metrics_json(stage))), metrics_json("index"), HEADLINE,
 ))

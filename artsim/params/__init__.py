@@ -28,7 +28,7 @@ __all__ = [
     "IngestParams", "GenerateParams", "DEFAULT_MODELS", "REFINER", "REFINER_REVISION", "DescribeParams",
     "ScoreParams", "ScoreWeights", "DESCRIPTOR_NAMES", "CLASSIC_SCORE_WEIGHTS", "DEFAULT_SCORE_WEIGHTS", "TrainingRun", "LearningRecipe",
     "Precision", "TRUNK_STAGES", "FinetuneParams", "SiameseParams", "EvaluateParams", "IndexParams", "ReportParams", "Params",
-    "LOCAL_PATH_KEYS", "parse_params", "describe_errors", "result_params", "run_only_keys",
+    "LOCAL_PATH_KEYS", "parse_params", "describe_errors", "result_params", "run_only_keys", "result_blocks",
 ]
 
 
@@ -84,6 +84,14 @@ def result_params(block: BaseModel) -> dict[str, Any]:
     free of worker counts and machine-specific cache folders."""
     run_only = run_only_keys(type(block))
     return {key: value for key, value in block.model_dump(mode="json").items() if key not in run_only}
+
+
+def result_blocks(params: Params) -> dict[str, dict[str, Any]]:
+    """Each block's params without its run-only keys, by block name (the stage of the same name):
+    what stage params writes, one file per block, so that a file changes only when a value that
+    decides its stage's results does (top-level keys such as seed are stages' params deps instead)."""
+    return {name: result_params(value) for name in type(params).model_fields
+            if isinstance(value := getattr(params, name), BaseModel)}
 
 
 def run_only_keys(model: type[BaseModel] = Params, prefix: str = "") -> set[str]:

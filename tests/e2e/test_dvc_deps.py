@@ -6,8 +6,10 @@ only say how to run never rerun anything.
   params dep of none;
 - inputs outside the repository are deps: replacing one file of `generate.import_dir` (or of
   any other outside input) makes `dvc status` report its stage changed;
-- changing every run-only key leaves `dvc status` clean; changing a key that decides results
-  does not.
+- changing every run-only key reruns only stage params (the check of params.yaml); changing a
+  key that decides results reruns the stages it decides;
+- stage params checks every key before any other stage runs: each stage depends on its
+  block's file there (stages/params.py).
 """
 from __future__ import annotations
 
@@ -23,7 +25,9 @@ from typing import Any
 import pytest
 import yaml
 
+from artsim.core import layout
 from artsim.params import NO_INPUT, ParamsError, parse_params, run_only_keys
+from stages.common import edit_params
 from tests.support.helpers import REPO_ROOT, copy_worktree
 
 DVC_YAML = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())
@@ -31,6 +35,8 @@ STAGES = DVC_YAML["stages"]
 PARAMS = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
 PROJECT_PACKAGES = ("artsim", "stages")
 INTERPOLATION = re.compile(r"\$\{([^}]+)\}")
+# The stage that checks the whole of params.yaml before the others (stages/params.py).
+CHECK = "params"
 
 
 def _select(tree: dict[str, Any], dotted: str) -> Any:
@@ -184,6 +190,20 @@ def test_every_dep_exists_with_the_default_params(stage):
     assert (REPO_ROOT / NO_INPUT).is_file()
 
 
+# --- stage params checks every key before any other stage runs --------------------------------
+
+def test_the_check_tracks_every_key_and_keeps_its_output_when_it_fails():
+    check = STAGES[CHECK]
+    assert check["params"] == [{"params.yaml": None}]  # the whole file: run-only keys and unknown ones too
+    assert check["outs"] == [{layout.VALIDATED_PARAMS.as_posix(): {"cache": False, "persist": True}}]
+
+
+@pytest.mark.parametrize("stage", sorted(set(STAGES) - {CHECK}))
+def test_every_stage_runs_after_the_check_of_its_block(stage):
+    # DVC runs a stage after those whose outputs it depends on, and stops at the first failure.
+    assert layout.validated_params(stage).as_posix() in _deps(stage)
+
+
 # --- every params key is a params dep or run-only -----------------------------------------
 
 def _leaf_keys(tree: dict[str, Any], prefix: str = "") -> set[str]:
@@ -262,18 +282,8 @@ def _changed_params(status: dict[str, Any]) -> dict[str, set[str]]:
     return found
 
 
-def _set(params: dict[str, Any], dotted: str, value: Any) -> None:
-    *parents, last = dotted.split(".")
-    for part in parents:
-        params = params[part]
-    params[last] = value
-
-
 def _edit_params(repo: Path, values: dict[str, Any]) -> None:
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    for key, value in values.items():
-        _set(params, key, value)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    edit_params(repo / "params.yaml", values)
 
 
 @pytest.fixture
@@ -342,17 +352,19 @@ def test_run_only_values_cover_the_run_only_keys():
     assert set(RUN_ONLY_VALUES) == run_only_keys()
 
 
-def test_changing_run_only_keys_keeps_dvc_status_clean_and_result_keys_do_not(committed_repo):
+def test_changing_run_only_keys_reruns_only_the_check_and_result_keys_rerun_their_stages(committed_repo):
     _edit_params(committed_repo, RUN_ONLY_VALUES)
     changed = _changed_params(_status(committed_repo))
-    assert changed == {}, f"run-only keys would rerun stages: {changed}"
+    # The check reruns (seconds) and writes the same files: no stage that depends on them reruns.
+    assert set(changed) == {CHECK}, f"run-only keys would rerun stages: {changed}"
+    _dvc(["commit", "--force", "--quiet", CHECK], committed_repo)
 
     _edit_params(committed_repo, {key: value for key, (value, _) in RESULT_VALUES.items()})
     changed = _changed_params(_status(committed_repo))
     for key, (_, stages) in RESULT_VALUES.items():
         # a stage that lists a whole block (`- describe`) is reported by the block's name
         reported = {stage for stage, keys in changed.items() if any(key == k or key.startswith(k + ".") for k in keys)}
-        expected = stages | {"report"}  # the report shows every key that decides a result
+        expected = stages | {"report", CHECK}  # the report shows every key that decides a result
         assert reported == expected, f"{key}: dvc status reports {sorted(reported)} changed, expected {sorted(expected)}"
 
 
@@ -377,7 +389,7 @@ def test_replacing_one_file_of_an_outside_input_changes_its_stage(committed_repo
     named = {key: _write_input(tmp_path / key, kind) for key, _, kind in OUTSIDE_INPUTS}
     _edit_params(committed_repo, {key: str(path) for key, (path, _) in named.items()})
     # the report shows the params, so their new values change it too
-    _dvc(["commit", "--force", "--quiet", "generate", "finetune", "report"], committed_repo)
+    _dvc(["commit", "--force", "--quiet", CHECK, "generate", "finetune", "report"], committed_repo)
     assert _status(committed_repo) == {}
 
     for key, stage, _ in OUTSIDE_INPUTS:  # one at a time: each must show on its own

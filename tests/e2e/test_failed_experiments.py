@@ -1,0 +1,94 @@
+"""End to end: nothing lost on a bad experiment. `dvc exp run -S` of a bad value in any params block
+fails at stage params, before DVC removes any stage's outputs: it exits non-zero with the line naming
+the key and what is allowed, and every output and metric stays as it was. A good value still reruns
+only what it decides (docs/experiments.md)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_in as run
+from tests.stages.test_params import BAD_VALUES
+
+pytestmark = pytest.mark.e2e
+
+# What a run could lose: every output and metric, and the record of them.
+OUTPUT_ROOTS = ("data", "models", "metrics")
+
+
+def fingerprint(repo: Path) -> dict[str, str]:
+    files = [path for root in OUTPUT_ROOTS for path in (repo / root).rglob("*") if path.is_file()]
+    files.append(repo / "dvc.lock")
+    return {path.relative_to(repo).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(files)}
+
+
+def exp_run(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    """`dvc exp run ARGS` as a user runs it, failing or not."""
+    env = dict(os.environ, DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t",
+               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return subprocess.run(["dvc", "exp", "run", *args], cwd=repo, env=env, capture_output=True, text=True)
+
+
+def stages_run(result: subprocess.CompletedProcess) -> set[str]:
+    return set(re.findall(r"Running stage '([\w-]+)'", result.stdout + result.stderr))
+
+
+def status(repo: Path) -> dict:
+    return json.loads(run(["dvc", "status", "--json"], repo).stdout or "{}")
+
+
+@pytest.fixture(scope="module")
+def workspace(reproduced_workspace) -> Path:
+    repo = reproduced_workspace.path
+    assert status(repo) == {}
+    return repo
+
+
+@pytest.mark.parametrize("key", sorted(BAD_VALUES))
+def test_a_bad_value_fails_naming_its_key_before_any_output_is_removed(key, workspace):
+    before, params = fingerprint(workspace), (workspace / "params.yaml").read_text()
+    value, line = BAD_VALUES[key]
+    try:
+        result = exp_run(workspace, "-S", f"{key}={value}")
+    finally:  # drop the failed experiment's params, as docs/experiments.md says
+        (workspace / "params.yaml").write_text(params)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    assert line in output
+    assert stages_run(result) == {"params"}
+    assert fingerprint(workspace) == before
+    assert status(workspace) == {}
+
+
+def test_a_run_only_value_reruns_only_the_check(workspace):
+    before = fingerprint(workspace)
+    params, lock = (workspace / "params.yaml").read_text(), (workspace / "dvc.lock").read_text()
+    try:
+        result = exp_run(workspace, "-S", "index.batch_size=64")
+    finally:
+        (workspace / "params.yaml").write_text(params)
+        (workspace / "dvc.lock").write_text(lock)  # the check's record of the params, the only change
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert stages_run(result) == {"params"}
+    assert fingerprint(workspace) == before
+    assert status(workspace) == {}
+
+
+def test_a_good_value_reruns_only_the_stages_downstream_of_it(workspace):
+    # --temp: the experiment runs in a copy of the last commit, and the shared workspace stays as it was.
+    run(["git", "add", "-A"], workspace)
+    run(["git", "commit", "-q", "--allow-empty", "-m", "reproduced"], workspace)
+    before = fingerprint(workspace)
+    result = exp_run(workspace, "--temp", "-n", "one-epoch", "-S", "siamese.epochs=1")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert stages_run(result) == {"params", "siamese", "evaluate", "index"}
+    assert fingerprint(workspace) == before
+    run(["dvc", "exp", "remove", "one-epoch"], workspace)
