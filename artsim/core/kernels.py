@@ -81,7 +81,7 @@ def pin_cpu_kernels(environ: MutableMapping[str, str] = os.environ, avx2: bool |
         return {}
     pins = {**THREAD_PINS, **(ISA_PINS if (has_avx2() if avx2 is None else avx2) else {})}
     loaded = sorted(name for name in _READ_AT_LOAD if name in sys.modules)
-    if loaded and any(environ.get(key) != value for key, value in pins.items()):
+    if environ is os.environ and loaded and any(environ.get(key) != value for key, value in pins.items()):
         warnings.warn(f"{', '.join(loaded)} loaded before the CPU kernels were pinned: this process computes on its "
                       "own kernels, the processes it starts on the pinned ones", RuntimeWarning, stacklevel=2)
     environ.update(pins)
