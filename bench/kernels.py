@@ -131,7 +131,8 @@ def table(results: dict[str, dict], names: list[str]) -> list[str]:
         row = results[name]
         cells = [f"{mark(row['native'], reference['native'], w)} / {mark(row['pinned'], reference['pinned'], w)}"
                  for w in WORKLOADS]
-        lines.append(f"| {name} | {row['native']['threads']} / {row['pinned']['threads']} | " + " | ".join(cells) + " |")
+        threads = f"{row['native']['threads']} / {row['pinned']['threads']}"
+        lines.append(f"| {name} | {threads} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -141,9 +142,9 @@ def costs(results: dict[str, dict], names: list[str]) -> list[str]:
              "|---|" + "---|" * len(WORKLOADS)]
     for name in [n for n in names if n in (names[0], "1 core")]:
         row = results[name]
-        lines.append(f"| {name} | " + " | ".join(
-            f"{row['native'][w][1]:.1f} s -> {row['pinned'][w][1]:.1f} s ({row['pinned'][w][1] / row['native'][w][1]:.2f}x)"
-            for w in WORKLOADS) + " |")
+        seconds = [(row["native"][w][1], row["pinned"][w][1]) for w in WORKLOADS]
+        lines.append(f"| {name} | " + " | ".join(f"{native:.1f} s -> {pinned:.1f} s ({pinned / native:.2f}x)"
+                                                 for native, pinned in seconds) + " |")
     return lines
 
 

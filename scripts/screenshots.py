@@ -104,7 +104,8 @@ def upload(browser: Any, url: str, query: Path) -> list[Any]:
     browser.get(url + "/")
     browser.find_element(By.ID, "file").send_keys(str(query))
     results = wait_for(browser, lambda: browser.find_elements(By.CSS_SELECTOR, ".result"), "the search results")
-    wait_for(browser, lambda: all(_loaded(browser, img) for img in browser.find_elements(By.CSS_SELECTOR, ".result img")),
+    images = ".result img"
+    wait_for(browser, lambda: all(_loaded(browser, img) for img in browser.find_elements(By.CSS_SELECTOR, images)),
              "the originals' images")
     return results
 
