@@ -29,7 +29,7 @@ VECTOR_FUNCTIONS = {
     "color": (color, "color_histogram"), "texture": (texture, "haralick_texture"),
     "edges": (edges, "edge_density_grid"), "lab": (color, "lab_grid"),
     "lbp": (texture, "lbp_histograms"), "orientation": (edges, "orientation_grid"),
-    "phash": (structure, "phash_bits"), "layout": (structure, "layout_thumbnail"),
+    "phash": (structure, "phash_vector"), "layout": (structure, "layout_thumbnail"),
 }
 
 

@@ -125,6 +125,55 @@ def test_every_module_a_stage_imports_is_one_of_its_deps(stage):
     assert not missing, f"stage {stage} imports {missing}, which its deps in dvc.yaml lack"
 
 
+def _code_deps(stage: str) -> list[str]:
+    return [dep for dep in _deps(stage) if dep.split("/", 1)[0] in PROJECT_PACKAGES]
+
+
+def _unused_code_deps(stage: str, deps: list[str]) -> list[str]:
+    imported = _loaded_at_import(stage) | _static_closure(f"stages/{stage}.py")
+    return [dep for dep in deps if not any(_covered(path, [dep]) for path in imported)]
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_every_code_dep_of_a_stage_holds_a_module_it_imports(stage):
+    # An extra dep reruns the stage on edits that cannot change its output.
+    unused = _unused_code_deps(stage, _code_deps(stage))
+    assert not unused, f"stage {stage} lists deps {unused} in dvc.yaml, which nothing it runs imports"
+
+
+def _blocks_read(stage: str) -> set[str]:
+    """The params.yaml blocks (and top-level keys such as seed) the stage's entry script reads:
+    `params.<block>` or `load_params().<block>`."""
+    read: set[str] = set()
+    for node in ast.walk(ast.parse((REPO_ROOT / f"stages/{stage}.py").read_text())):
+        if isinstance(node, ast.Attribute):
+            owner = node.value
+            if (isinstance(owner, ast.Name) and owner.id == "params") or (
+                    isinstance(owner, ast.Call) and isinstance(owner.func, ast.Name) and owner.func.id == "load_params"):
+                read.add(node.attr)
+    return read
+
+
+def _unread_params(stage: str, keys: set[str]) -> list[str]:
+    return sorted(key for key in keys if key.split(".", 1)[0] not in _blocks_read(stage))
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_every_params_dep_of_a_stage_is_read_by_it(stage):
+    unread = _unread_params(stage, _params_deps()[stage])
+    assert not unread, f"stage {stage} lists params {unread} in dvc.yaml, which it never reads"
+
+
+def test_the_unused_dep_checks_catch_the_deps_index_and_evaluate_once_had():
+    # index listed artsim/generate (and describe, score, evaluate) through a pHash it took from evaluate;
+    # evaluate listed score.weights, which it reads from data/pairs instead
+    once = ["artsim/generate", "artsim/describe", "artsim/score", "artsim/evaluate"]
+    assert _unused_code_deps("index", [*_code_deps("index"), *once]) == once
+    assert _unread_params("evaluate", {"score.weights"}) == ["score.weights"]
+    assert _unread_params("score", {"seed", "score.negatives", "describe.size"}) == []
+    assert _unread_params("ingest", {"ingest.source"}) == []
+
+
 @pytest.mark.parametrize("stage", sorted(STAGES))
 def test_every_dep_exists_with_the_default_params(stage):
     # An unused outside input names the placeholder (DVC deps cannot be null); a stale
@@ -284,7 +333,7 @@ RESULT_VALUES = {
     "finetune.batch_size": (8, {"finetune"}),
     "finetune.precision": ("bf16", {"finetune"}),
     "siamese.image_size": (96, {"siamese"}),
-    "score.weights.color": (0.5, {"score", "evaluate"}),
+    "score.weights.color": (0.5, {"score"}),
     "seed": (7, {"generate", "score", "finetune", "siamese"}),
 }
 

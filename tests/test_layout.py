@@ -17,8 +17,10 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = REPO_ROOT / "artsim"
-# Lowest first: a package may import only from its own layer or below.
-LAYERS = ["core", "params", "ingest", "generate", "describe", "score", "learn", "finetune", "siamese", "evaluate", "index", "app"]
+# Lowest first: a package may import only from its own layer or below. index sits below the training
+# stages and evaluate: it needs only core and learn (the model folder), so evaluate may rank through it.
+LAYERS = ["core", "params", "ingest", "generate", "describe", "score", "learn", "index", "finetune", "siamese", "evaluate",
+          "app"]
 MAX_LINES = 320
 # What `import artsim` may load: the package must stay light, every stage and the API import it.
 LIGHT_MODULES = {"__future__", "importlib", "typing"}

@@ -108,7 +108,7 @@ _ALTERNATIVES = (
         paired=_ignoring_stats(k.intersection_paired), cross=_ignoring_stats(k.intersection_cross)),
     Descriptor(
         "phash", "structure", "pHash bits (low 8x8 DCT block of a 32x32 grey image), 1 - Hamming distance / 64",
-        vector=lambda rgb, grey, p: structure.phash_bits(grey),
+        vector=lambda rgb, grey, p: structure.phash_vector(grey),
         length=lambda p: structure.PHASH_BLOCK**2,
         settings=lambda p: {"side": structure.PHASH_SIDE, "block": structure.PHASH_BLOCK},
         paired=_ignoring_stats(k.hamming_paired), cross=_ignoring_stats(k.hamming_cross)),

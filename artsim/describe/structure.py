@@ -1,4 +1,4 @@
-"""Structure descriptors: pHash bits and a small centred grey thumbnail (the luminance layout).
+"""Structure descriptors: pHash bits as a 0/1 vector and a small centred grey thumbnail (the luminance layout).
 
 Each takes the grey image at the describing size and returns a float64 vector. The constants
 are part of the descriptor cache's key (artsim.describe.registry, `Descriptor.settings`).
@@ -15,7 +15,7 @@ PHASH_BLOCK = 8
 LAYOUT_SIDE = 16
 
 
-def phash_bits(grey: np.ndarray) -> np.ndarray:
+def phash_vector(grey: np.ndarray) -> np.ndarray:
     """pHash's 64 bits as 0/1: the low 8x8 DCT block of a 32x32 grey image, above its median."""
     small = cv2.resize(grey, (PHASH_SIDE, PHASH_SIDE), interpolation=cv2.INTER_AREA).astype(np.float32)
     low = cv2.dct(small)[:PHASH_BLOCK, :PHASH_BLOCK].astype(np.float64).ravel()

@@ -1,7 +1,7 @@
 """Peer similarity measures: what a practitioner would try before training a model.
 
-- pHash and dHash (`imagehash`; the hashing methods imagededup computes): 64-bit perceptual
-  hashes of the image; similarity = 1 - Hamming distance / 64.
+- pHash and dHash (artsim.core.hashes: `imagehash`'s, the hashing methods imagededup computes):
+  64-bit perceptual hashes of the image; similarity = 1 - Hamming distance / 64.
 - SSIM (scikit-image `structural_similarity`, its default 7 x 7 window) of the two images in
   greyscale, each resized to SSIM_SIZE x SSIM_SIZE (aspect not kept: SSIM compares pixel grids
   of one shape, and a variant keeps its original's aspect anyway); mapped from [-1, 1] to
@@ -16,19 +16,18 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-import imagehash
 import numpy as np
 from PIL import Image
 from skimage.metrics import structural_similarity
 from tqdm import tqdm
 
+from artsim.core.hashes import dhash_bits, hash_similarity, phash_bits
 from artsim.core.images import ImageFile, ImageRejected, as_image_file, load_rgb
 
 log = logging.getLogger(__name__)
 
 HASH_NAMES = ("phash", "dhash")
 PEER_NAMES = (*HASH_NAMES, "ssim")
-HASH_BITS = 64
 SSIM_SIZE = 128
 # Hashes and SSIM look at 128 px at most: a JPEG is decoded at reduced scale down to this.
 DECODE_LONG_SIDE = 2 * SSIM_SIZE
@@ -43,28 +42,10 @@ class PeerSignature:
     grey: np.ndarray  # (SSIM_SIZE, SSIM_SIZE) uint8
 
 
-def _hash_bits(image_hash: imagehash.ImageHash) -> np.uint64:
-    bits = np.asarray(image_hash.hash, dtype=bool).ravel()
-    if bits.size != HASH_BITS:
-        raise ValueError(f"expected a {HASH_BITS}-bit hash, got {bits.size} bits")
-    return np.frombuffer(np.packbits(bits).tobytes(), dtype=">u8")[0].astype(np.uint64)
-
-
 def signature(image: Image.Image) -> PeerSignature:
     grey = image.convert("L")
     thumbnail = np.asarray(grey.resize((SSIM_SIZE, SSIM_SIZE), Image.Resampling.LANCZOS), dtype=np.uint8)
-    return PeerSignature(phash=phash_bits(grey), dhash=_hash_bits(imagehash.dhash(grey)), grey=thumbnail)
-
-
-def phash_bits(image: Image.Image) -> np.uint64:
-    """The 64-bit pHash of an image (what the search index keeps per original)."""
-    return _hash_bits(imagehash.phash(image.convert("L")))
-
-
-def hash_similarity(a: np.ndarray | np.uint64, b: np.ndarray | np.uint64) -> np.ndarray:
-    """1 - Hamming distance / 64 of 64-bit hashes (uint64), broadcast like a ^ b."""
-    distance = np.bitwise_count(np.bitwise_xor(np.asarray(a, dtype=np.uint64), np.asarray(b, dtype=np.uint64)))
-    return 1.0 - distance.astype(np.float64) / HASH_BITS
+    return PeerSignature(phash=phash_bits(grey), dhash=dhash_bits(grey), grey=thumbnail)
 
 
 def ssim_similarity(a: np.ndarray, b: np.ndarray) -> float:

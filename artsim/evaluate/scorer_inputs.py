@@ -13,7 +13,8 @@ from torch import Tensor
 
 from artsim.evaluate.embedding import model_score_blocks
 from artsim.core.fusion import fused_scores
-from artsim.evaluate.peers import HASH_NAMES, hash_score_blocks, hash_similarity, ssim_score_blocks
+from artsim.core.hashes import hash_similarity
+from artsim.evaluate.peers import HASH_NAMES, hash_score_blocks, ssim_score_blocks
 from artsim.evaluate.source_retrieval import ScoreBlocks
 from artsim.learn.models import SiameseRegressor
 from artsim.score.similarity import DescriptorSet, TextureStats, cross_score_blocks

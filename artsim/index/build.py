@@ -22,9 +22,9 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from artsim.core.hashes import hash_hex, phash_bits
 from artsim.core.images import MAX_FILE_BYTES, ImageFile, ImageRejected, content_hash, load_rgb, read_regular_file
 from artsim.core.shards import ShardMember
-from artsim.evaluate.peers import phash_bits
 from artsim.index.collection import Collection, Original
 from artsim.index.store import Entries, StoredIndex, load_index, new_vector_file, save_index
 
@@ -155,7 +155,7 @@ class _Builder:
                 return source, None
         image = load_rgb(data if data is not None else _read(original.image))
         if not entry["phash"]:
-            entry["phash"] = f"{int(phash_bits(image)):016x}"
+            entry["phash"] = hash_hex(phash_bits(image))
         return None, image
 
     def flush(self) -> None:

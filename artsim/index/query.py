@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from artsim.core.fusion import RRF_K, ranks_from_scores, reciprocal_rank_fusion
-from artsim.evaluate.peers import hash_similarity
+from artsim.core.hashes import hash_similarity
 from artsim.index import RANKINGS  # noqa: F401  (the rankings implemented here)
 from artsim.index.ann import top_inner_products
 from artsim.index.store import StoredIndex

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from artsim.core.hashes import hashes_from_hex
 from artsim.core.images import write_atomically
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ class StoredIndex:
 
     @property
     def phash_bits(self) -> np.ndarray:
-        return np.array([int(h, 16) if h else 0 for h in self.entries.phash], dtype=np.uint64)
+        return hashes_from_hex(self.entries.phash)
 
 
 def _entries_checksum(entries: dict[str, list]) -> str:
