@@ -12,9 +12,10 @@ from artsim.core import layout
 from artsim.index.build import update_index
 from artsim.index.collection import workspace_collection
 from artsim.index.embedder import model_folder_embedder
+from artsim.learn import model_folder
 from stages.common import load_params, setup_logging, write_json
 
-MODEL_DIR = layout.MODELS["siamese"]
+MODEL_DIR = model_folder.MODEL_DIR
 INDEX_DIR = layout.INDEX
 REPORT = layout.metrics_json("index")
 
