@@ -47,11 +47,13 @@ def main() -> None:
     write_json(REPORT, evaluation.report)
     PLOTS.mkdir(parents=True, exist_ok=True)
     evaluation.predictions[PREDICTION_COLUMNS].to_csv(PLOTS / "predictions.csv", index=False)
-    write_json(layout.SEARCH_DEFAULT, {"default_by": evaluation.search_default_by})
+    # A result (which ranking won on held-out queries); the app reads it from VERDICT, bound to the weights.
+    write_json(PLOTS / "search.json", {"default_by": evaluation.search_default_by})
     for name, table in evaluation.tables.items():
         (PLOTS / name).parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(PLOTS / name, index=False)
-    ShippedThresholds(model_folder.weights_hash(MODEL_DIR), evaluation.thresholds["model"]).save(VERDICT)
+    ShippedThresholds(model_folder.weights_hash(MODEL_DIR), evaluation.thresholds["model"],
+                      evaluation.search_default_by).save(VERDICT)
     write_gallery(evaluation.predictions, PLOTS / "gallery.png", weights=saved.weights.as_dict())
 
 

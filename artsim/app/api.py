@@ -31,7 +31,7 @@ from artsim.score.scorer import DescriptorScoreFileError, DescriptorScorer
 from artsim.describe.table import Descriptors
 from artsim.core.errors import UserError
 from artsim.core.images import ImageRejected, load_rgb
-from artsim.evaluate.verdict import VERDICT_FILE, Thresholds, Verdict, read_shipped, verdict_for
+from artsim.evaluate.verdict import VERDICT_FILE, ShippedThresholds, Thresholds, Verdict, read_shipped, verdict_for
 from artsim.core.shards import ShardMember
 from artsim.index.embedder import TrunkEmbedder
 from artsim.learn import model_folder
@@ -169,20 +169,27 @@ class Scorer:
     # --- the verdict --------------------------------------------------------------------------
 
     @cached_property
-    def _shipped(self) -> tuple[Thresholds | None, str]:
+    def _shipped(self) -> tuple[ShippedThresholds | None, str]:
         # In the model folder (a copy made to carry them), else beside it (models/verdict.json).
         found = [path for path in (self.model_dir / VERDICT_FILE, self.model_dir.parent / VERDICT_FILE) if path.exists()]
-        return read_shipped(found[0] if found else self.model_dir.parent / VERDICT_FILE, model_folder.weights_hash(self.model_dir))
+        return read_shipped(found[0] if found else self.model_dir.parent / VERDICT_FILE,
+                            model_folder.weights_hash(self.model_dir))
 
     @property
     def thresholds(self) -> Thresholds | None:
         """The model's thresholds at 90% / 99% precision on the held-out pairs; None if none were shipped."""
-        return self._shipped[0]
+        shipped = self._shipped[0]
+        return shipped.thresholds if shipped else None
+
+    @property
+    def search_default(self) -> str | None:
+        """The ranking evaluate found best for these weights (held-out MRR); None if none was shipped."""
+        shipped = self._shipped[0]
+        return shipped.default_by if shipped else None
 
     def verdict(self, model_score: float) -> Verdict:
         """What a model score means by the shipped thresholds (artsim.evaluate.verdict.verdict_for)."""
-        thresholds, why = self._shipped
-        return verdict_for(model_score, thresholds, why_none=why)
+        return verdict_for(model_score, self.thresholds, why_none=self._shipped[1])
 
     @cached_property
     def fingerprint(self) -> str:

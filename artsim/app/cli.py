@@ -197,7 +197,7 @@ def run_search(args: argparse.Namespace) -> int:
     opened = open_index(scorer, args.index, args.originals, args.workspace)
     for path, why in index_skipped(opened).items():
         print(f"artsim: skipped candidate {path}: {why}", file=sys.stderr)
-    by = args.by or default_ranking(args.workspace)
+    by = args.by or default_ranking(scorer)
     results = search_index(scorer, opened, queries, args.top_k, args.shortlist or DEFAULT_SHORTLIST, by)
     failed = _write_results(args, results, index_skipped(opened), threshold_note(scorer))
     return EXIT_USER_ERROR if failed else 0

@@ -148,4 +148,4 @@ def load_state(workspace: Path, model: Path | None = None, index: Path | None = 
     `--originals DIR` indexed in the user cache, else the workspace's data/index when built with this model,
     else the workspace's originals indexed in the user cache."""
     scorer = load(model if model is not None else workspace)
-    return build_state(scorer, open_index(scorer, index, originals, workspace), default_ranking(workspace))
+    return build_state(scorer, open_index(scorer, index, originals, workspace), default_ranking(scorer))

@@ -18,8 +18,6 @@ MODELS = {"finetune": Path("models/finetune"), "siamese": Path("models/siamese")
 VERDICT = Path("models/verdict.json")
 # The search index of the originals (stage index; artsim search uses it when built with its model).
 INDEX = Path("data/index")
-# `artsim search --by` default, the best held-out MRR (the evaluate stage writes it).
-SEARCH_DEFAULT = Path("metrics/evaluate/search.json")
 
 # Stages that write metrics/<stage>.json and the folder metrics/<stage> (plots, dvclive curves).
 METRIC_STAGES = ("ingest", "generate", "score", "finetune", "siamese", "evaluate")

@@ -79,7 +79,7 @@ class Evaluation:
     tables: file name under metrics/evaluate/ -> table (error by strength and style, every scorer's
     figures, the transformed set, each scorer's precision / recall curve).
     thresholds: each scorer's thresholds on the held-out pairs (the model's are shipped beside it).
-    search_default_by: written to metrics/evaluate/search.json, where `artsim search` reads it.
+    search_default_by: shipped in models/verdict.json (default_by), where `artsim search` reads it.
     """
 
     report: dict[str, Any]
