@@ -14,7 +14,7 @@ import sys
 import pandas as pd
 
 from artsim.generate.assemble import (assemble, failed_by_reason_table, failures_table, generate_metrics,
-                                      why_nothing_was_generated)
+                                      run_tallies, why_nothing_was_generated)
 from artsim.core.distributed import process_group, ranks_from_env
 from artsim.generate.backends import check_params
 from artsim.generate.backends.base import InputError
@@ -55,10 +55,10 @@ def main() -> None:
         OUT_DIR.mkdir(parents=True, exist_ok=True)
         manifest.to_parquet(OUT_DIR / "manifest.parquet", index=False)
         failures_table(result).to_csv(OUT_DIR / "failures.csv", index=False)
-        write_json(METRICS, generate_metrics(result, len(manifest), config.backend, config.model))
+        write_json(METRICS, generate_metrics(result, len(manifest)))
         PLOTS.mkdir(parents=True, exist_ok=True)
         failed_by_reason_table(result).to_csv(PLOTS / "failed_by_reason.csv", index=False)
-    log.info("%d variants: %d reused, %d computed, %d failed", len(manifest), result.reused, result.computed, len(result.failures))
+    log.info("%d variants: %s", len(manifest), run_tallies(result))
     if manifest.empty:  # nothing downstream could learn from or score: stop here, saying why
         sys.exit(why_nothing_was_generated(result, config, len(originals)))
 
