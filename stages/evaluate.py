@@ -32,9 +32,10 @@ def main() -> None:
     setup_logging()
     params = load_params()
     model, card = model_folder.load(MODEL_DIR)
-    originals = pd.read_parquet(INGESTED / "manifest.parquet")
+    originals = pd.read_parquet(INGESTED / layout.MANIFEST)
     collection = originals.assign(path=manifest_images(originals, INGESTED))
-    pairs = resolve_pairs(pd.read_parquet(PAIRS), originals, pd.read_parquet(GENERATED / "manifest.parquet"), INGESTED, GENERATED)
+    pairs = resolve_pairs(pd.read_parquet(PAIRS), originals, pd.read_parquet(GENERATED / layout.MANIFEST),
+                          INGESTED, GENERATED)
     descriptors = read_descriptors(DESCRIPTORS)
     # The weights the pairs were scored with (score.weights, or those `fit` learned) and the texture
     # statistics they used, as the score stage saved them: read, never fitted again.

@@ -30,7 +30,7 @@ def main() -> None:
     params = load_params()
     relaunch_under_torchrun(params.finetune.processes, "stages.finetune")
     ranks = ranks_from_env()
-    manifest = pd.read_parquet(INGESTED / "manifest.parquet")
+    manifest = pd.read_parquet(INGESTED / layout.MANIFEST)
     try:
         check_labels(manifest, params.finetune)  # fewer than two classes: fail before any work
         runtime = resolve_runtime(params.finetune, "finetune", ranks)

@@ -42,7 +42,7 @@ def main() -> None:
         sys.exit(str(exc))
     relaunch_under_torchrun(config.processes, "stages.generate", config.device)
     ranks = ranks_from_env()
-    originals = pd.read_parquet(INGESTED / "manifest.parquet")
+    originals = pd.read_parquet(INGESTED / layout.MANIFEST)
     with process_group(ranks):
         try:
             result = generate(originals, INGESTED, config, params.seed, ranks)
@@ -53,7 +53,7 @@ def main() -> None:
         shutil.rmtree(OUT_DIR, ignore_errors=True)
         manifest = assemble(result, VariantStore(config.store), OUT_DIR)
         OUT_DIR.mkdir(parents=True, exist_ok=True)
-        manifest.to_parquet(OUT_DIR / "manifest.parquet", index=False)
+        manifest.to_parquet(OUT_DIR / layout.MANIFEST, index=False)
         failures_table(result).to_csv(OUT_DIR / "failures.csv", index=False)
         write_json(METRICS, generate_metrics(result, len(manifest)))
         PLOTS.mkdir(parents=True, exist_ok=True)

@@ -48,8 +48,8 @@ def main() -> None:
         sys.exit(f"siamese: {exc} (written by the score stage: run `dvc repro score`)")
     pairs = resolve_pairs(
         pd.read_parquet(PAIRS),
-        pd.read_parquet(INGESTED / "manifest.parquet"),
-        pd.read_parquet(GENERATED / "manifest.parquet"),
+        pd.read_parquet(INGESTED / layout.MANIFEST),
+        pd.read_parquet(GENERATED / layout.MANIFEST),
         INGESTED,
         GENERATED,
     )
@@ -71,8 +71,8 @@ def main() -> None:
 def ship_for_use(card: dict, descriptor: DescriptorScorer) -> None:
     """Beside the weights: what artsim.load needs for the descriptor score, and the model card for people."""
     shutil.copyfile(DESCRIPTOR_SCORE, MODEL_DIR / DESCRIPTOR_SCORE_FILE)
-    data = training_data_summary(pd.read_parquet(PAIRS), pd.read_parquet(INGESTED / "manifest.parquet"),
-                                 pd.read_parquet(GENERATED / "manifest.parquet"))
+    data = training_data_summary(pd.read_parquet(PAIRS), pd.read_parquet(INGESTED / layout.MANIFEST),
+                                 pd.read_parquet(GENERATED / layout.MANIFEST))
     (MODEL_DIR / "README.md").write_text(model_card(card, descriptor, data), encoding="utf-8")
 
 

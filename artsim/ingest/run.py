@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from artsim.core.layout import MANIFEST
 from artsim.core.images import ImageRejected, content_hash, fit_within, jpeg_bytes, load_rgb, read_regular_file
 from artsim.ingest.sources.metadata_csv import legible
 from artsim.core.parallel import ordered_map
@@ -35,7 +36,6 @@ SPLITS = ("train", "val", "test")
 MANIFEST_COLUMNS = ["id", "hash", "path", "source_path", *LABEL_FIELDS, "split", "width", "height", "shard", "offset", "length"]
 INTEGER_COLUMNS = ("width", "height", "offset", "length")
 MANIFEST_SCHEMA = pa.schema([(name, pa.int64() if name in INTEGER_COLUMNS else pa.large_string()) for name in MANIFEST_COLUMNS])
-MANIFEST = "manifest.parquet"
 SKIPPED = "skipped.csv"
 # Manifest rows buffered before they are written out as one Parquet row group.
 ROWS_PER_GROUP = 4096
