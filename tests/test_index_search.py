@@ -144,7 +144,7 @@ def test_the_command_answers_help_and_mistakes_without_importing_torch(tmp_path,
     assert result.stdout.strip().splitlines()[-1] == "[]", result.stderr
 
 
-def test_the_default_ranking_is_what_evaluate_found_best_for_these_weights_and_the_model_otherwise(tmp_path, model_dir):  # noqa: F811
+def test_the_default_ranking_is_what_evaluate_shipped_for_these_weights(tmp_path, model_dir):  # noqa: F811
     from artsim.app.indexes import default_ranking
     from artsim.evaluate.verdict import ShippedThresholds, Thresholds
     from artsim.learn.model_folder import weights_hash

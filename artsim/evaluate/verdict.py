@@ -126,7 +126,8 @@ class ShippedThresholds:
         if not levels or min(positives, negatives) < 0 or not all(0 < level <= 1 for level in levels):
             raise ValueError(f"{VERDICT_FILE}: levels must be precisions in (0, 1], counts non-negative")
         if default_by is not None and default_by not in SEARCH_RANKINGS:
-            raise ValueError(f"{VERDICT_FILE}: default_by must be one of {', '.join(SEARCH_RANKINGS)}, not {default_by!r}")
+            raise ValueError(f"{VERDICT_FILE}: default_by must be one of {', '.join(SEARCH_RANKINGS)}, "
+                             f"not {default_by!r}")
         thresholds = Thresholds(dict(sorted(levels.items())), dict(sorted(recalls.items())), positives, negatives)
         return cls(sha, thresholds, default_by)
 

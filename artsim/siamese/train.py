@@ -145,8 +145,8 @@ def train_siamese(
         "skipped_pairs": skipped,
     }
     # How the features were come by differs between machines with the same result: logged, not a metric.
-    log.info("siamese: frozen-trunk features %s; %d damaged cached features computed again",
-             "decoded per batch (no frozen layer)" if isinstance(inputs.inputs, DecodedImages) else "cached", inputs.healed)
+    source = "decoded per batch (no frozen layer)" if isinstance(inputs.inputs, DecodedImages) else "cached"
+    log.info("siamese: frozen-trunk features %s; %d damaged cached features computed again", source, inputs.healed)
     return SiameseResult(model.cpu().eval(), train_mean, metrics, history)
 
 
