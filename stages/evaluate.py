@@ -3,8 +3,6 @@ pair discrimination and source retrieval beside the descriptor score and its pee
 dHash, SSIM), and the plots behind them."""
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 
 from artsim.score.scorer import FILE_NAME as DESCRIPTOR_SCORE_FILE
@@ -13,9 +11,8 @@ from artsim.describe.table import read_descriptors
 from artsim.evaluate import PREDICTION_COLUMNS, DescribedCollection, evaluate_on_test
 from artsim.evaluate.gallery import write_gallery
 from artsim.evaluate.headline import headline
-from artsim.learn.models import load_siamese
+from artsim.learn import model_folder
 from artsim.learn.pair_images import resolve_pairs
-from artsim.core.images import file_hash
 from artsim.core.shards import manifest_images
 from artsim.evaluate.verdict import ShippedThresholds
 from stages.common import load_params, setup_logging, write_json
@@ -25,7 +22,7 @@ INGESTED = layout.INGESTED
 GENERATED = layout.GENERATED
 PAIRS = layout.PAIRS_TABLE
 DESCRIPTORS = layout.DESCRIPTORS_TABLE
-MODEL_DIR = layout.MODELS["siamese"]
+MODEL_DIR = model_folder.MODEL_DIR
 REPORT = layout.metrics_json("evaluate")
 PLOTS = layout.plots_dir("evaluate")
 # The model's thresholds, beside the model folder (the siamese stage owns models/siamese itself).
@@ -35,11 +32,11 @@ VERDICT = layout.VERDICT
 def main() -> None:
     setup_logging()
     params = load_params()
-    card = json.loads((MODEL_DIR / "card.json").read_text(encoding="utf-8"))
-    model = load_siamese(MODEL_DIR / "model.safetensors", head_hidden=card["head_hidden"])
-    originals = pd.read_parquet(INGESTED / "manifest.parquet")
+    model, card = model_folder.load(MODEL_DIR)
+    originals = pd.read_parquet(INGESTED / layout.MANIFEST)
     collection = originals.assign(path=manifest_images(originals, INGESTED))
-    pairs = resolve_pairs(pd.read_parquet(PAIRS), originals, pd.read_parquet(GENERATED / "manifest.parquet"), INGESTED, GENERATED)
+    pairs = resolve_pairs(pd.read_parquet(PAIRS), originals, pd.read_parquet(GENERATED / layout.MANIFEST),
+                          INGESTED, GENERATED)
     descriptors = read_descriptors(DESCRIPTORS)
     # The weights the pairs were scored with (score.weights, or those `fit` learned) and the texture
     # statistics they used, as the score stage saved them: read, never fitted again.
@@ -53,11 +50,13 @@ def main() -> None:
     write_json(layout.HEADLINE, headline(evaluation.report))
     PLOTS.mkdir(parents=True, exist_ok=True)
     evaluation.predictions[PREDICTION_COLUMNS].to_csv(PLOTS / "predictions.csv", index=False)
-    write_json(layout.SEARCH_DEFAULT, {"default_by": evaluation.search_default_by})
+    # A result (which ranking won on held-out queries); the app reads it from VERDICT, bound to the weights.
+    write_json(PLOTS / "search.json", {"default_by": evaluation.search_default_by})
     for name, table in evaluation.tables.items():
         (PLOTS / name).parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(PLOTS / name, index=False)
-    ShippedThresholds(file_hash(MODEL_DIR / "model.safetensors"), evaluation.thresholds["model"]).save(VERDICT)
+    ShippedThresholds(model_folder.weights_hash(MODEL_DIR), evaluation.thresholds["model"],
+                      evaluation.search_default_by).save(VERDICT)
     write_gallery(evaluation.predictions, PLOTS / "gallery.png", weights=saved.weights.as_dict())
 
 

@@ -13,6 +13,7 @@ from artsim.core.distributed import process_group, ranks_from_env
 from artsim.core.errors import NotEnoughData
 from artsim.finetune.train import finetune_card, finetune_classifier
 from artsim.finetune.labels import check_labels
+from artsim.learn.model_folder import CARD_FILE, WEIGHTS_FILE
 from artsim.learn.models import WeightsUnavailable, initial_weights, save_weights
 from artsim.learn.training import dvclive_epoch_logger, process_group_backend, resolve_runtime
 from stages.common import load_params, main_rank_live, relaunch_under_torchrun, setup_logging, write_json, write_stage_summary
@@ -29,7 +30,7 @@ def main() -> None:
     params = load_params()
     relaunch_under_torchrun(params.finetune.processes, "stages.finetune")
     ranks = ranks_from_env()
-    manifest = pd.read_parquet(INGESTED / "manifest.parquet")
+    manifest = pd.read_parquet(INGESTED / layout.MANIFEST)
     try:
         check_labels(manifest, params.finetune)  # fewer than two classes: fail before any work
         runtime = resolve_runtime(params.finetune, "finetune", ranks)
@@ -47,8 +48,8 @@ def main() -> None:
         live.log_sklearn_plot("confusion_matrix", result.test_predictions["actual"],
                               result.test_predictions["predicted"], name="confusion_matrix.json")
     write_stage_summary(SUMMARY, METRICS_DIR, result.metrics)
-    save_weights(result.model, MODEL_DIR / "model.safetensors")
-    write_json(MODEL_DIR / "card.json", finetune_card(result, params.finetune, params.seed))
+    save_weights(result.model, MODEL_DIR / WEIGHTS_FILE)
+    write_json(MODEL_DIR / CARD_FILE, finetune_card(result, params.finetune, params.seed))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import sys
 import pandas as pd
 
 from artsim.generate.assemble import (assemble, failed_by_reason_table, failures_table, generate_metrics,
-                                      why_nothing_was_generated)
+                                      run_tallies, why_nothing_was_generated)
 from artsim.core.distributed import process_group, ranks_from_env
 from artsim.generate.backends import check_params
 from artsim.generate.backends.base import InputError
@@ -42,7 +42,7 @@ def main() -> None:
         sys.exit(str(exc))
     relaunch_under_torchrun(config.processes, "stages.generate", config.device)
     ranks = ranks_from_env()
-    originals = pd.read_parquet(INGESTED / "manifest.parquet")
+    originals = pd.read_parquet(INGESTED / layout.MANIFEST)
     with process_group(ranks):
         try:
             result = generate(originals, INGESTED, config, params.seed, ranks)
@@ -53,12 +53,12 @@ def main() -> None:
         shutil.rmtree(OUT_DIR, ignore_errors=True)
         manifest = assemble(result, VariantStore(config.store), OUT_DIR)
         OUT_DIR.mkdir(parents=True, exist_ok=True)
-        manifest.to_parquet(OUT_DIR / "manifest.parquet", index=False)
+        manifest.to_parquet(OUT_DIR / layout.MANIFEST, index=False)
         failures_table(result).to_csv(OUT_DIR / "failures.csv", index=False)
-        write_json(METRICS, generate_metrics(result, len(manifest), config.backend, config.model))
+        write_json(METRICS, generate_metrics(result, len(manifest)))
         PLOTS.mkdir(parents=True, exist_ok=True)
         failed_by_reason_table(result).to_csv(PLOTS / "failed_by_reason.csv", index=False)
-    log.info("%d variants: %d reused, %d computed, %d failed", len(manifest), result.reused, result.computed, len(result.failures))
+    log.info("%d variants: %s", len(manifest), run_tallies(result))
     if manifest.empty:  # nothing downstream could learn from or score: stop here, saying why
         sys.exit(why_nothing_was_generated(result, config, len(originals)))
 

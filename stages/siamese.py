@@ -14,6 +14,7 @@ from artsim.score.scorer import FILE_NAME as DESCRIPTOR_SCORE_FILE
 from artsim.score.scorer import DescriptorScoreFileError, DescriptorScorer
 from artsim.core.distributed import process_group, ranks_from_env
 from artsim.learn.feature_cache import FeatureCacheTooLarge
+from artsim.learn.model_folder import CARD_FILE, WEIGHTS_FILE
 from artsim.learn.models import save_weights
 from artsim.learn.pair_images import resolve_pairs
 from artsim.siamese.model_card import model_card, training_data_summary
@@ -26,7 +27,7 @@ INGESTED = layout.INGESTED
 GENERATED = layout.GENERATED
 PAIRS = layout.PAIRS_TABLE
 DESCRIPTOR_SCORE = PAIRS.parent / DESCRIPTOR_SCORE_FILE
-FINETUNED = layout.MODELS["finetune"] / "model.safetensors"
+FINETUNED = layout.MODELS["finetune"] / WEIGHTS_FILE
 MODEL_DIR = layout.MODELS["siamese"]
 METRICS_DIR = layout.plots_dir("siamese")  # dvclive: per-epoch curves
 SUMMARY = layout.metrics_json("siamese")
@@ -47,8 +48,8 @@ def main() -> None:
         sys.exit(f"siamese: {exc} (written by the score stage: run `dvc repro score`)")
     pairs = resolve_pairs(
         pd.read_parquet(PAIRS),
-        pd.read_parquet(INGESTED / "manifest.parquet"),
-        pd.read_parquet(GENERATED / "manifest.parquet"),
+        pd.read_parquet(INGESTED / layout.MANIFEST),
+        pd.read_parquet(GENERATED / layout.MANIFEST),
         INGESTED,
         GENERATED,
     )
@@ -61,17 +62,17 @@ def main() -> None:
         if live is None:
             return
     write_stage_summary(SUMMARY, METRICS_DIR, result.metrics)
-    save_weights(result.model, MODEL_DIR / "model.safetensors")
+    save_weights(result.model, MODEL_DIR / WEIGHTS_FILE)
     card = siamese_card(result, params.siamese, params.seed)
-    write_json(MODEL_DIR / "card.json", card)
+    write_json(MODEL_DIR / CARD_FILE, card)
     ship_for_use(card, descriptor)
 
 
 def ship_for_use(card: dict, descriptor: DescriptorScorer) -> None:
     """Beside the weights: what artsim.load needs for the descriptor score, and the model card for people."""
     shutil.copyfile(DESCRIPTOR_SCORE, MODEL_DIR / DESCRIPTOR_SCORE_FILE)
-    data = training_data_summary(pd.read_parquet(PAIRS), pd.read_parquet(INGESTED / "manifest.parquet"),
-                                 pd.read_parquet(GENERATED / "manifest.parquet"))
+    data = training_data_summary(pd.read_parquet(PAIRS), pd.read_parquet(INGESTED / layout.MANIFEST),
+                                 pd.read_parquet(GENERATED / layout.MANIFEST))
     (MODEL_DIR / "README.md").write_text(model_card(card, descriptor, data), encoding="utf-8")
 
 

@@ -185,14 +185,27 @@ def test_params_allow_exactly_the_registered_backends():
     assert list(typing.get_args(BackendName)) == list(BACKENDS) == list(DEFAULT_MODELS)
 
 
+def _spelling(literals: tuple[str, ...], owner: Path) -> list[str]:
+    """The project modules other than `owner` whose code holds one of `literals`."""
+    files = [*PACKAGE.rglob("*.py"), *(REPO_ROOT / "stages").glob("*.py")]
+    return sorted(str(path.relative_to(REPO_ROOT)) for path in files
+                  if path != owner and any(text in path.read_text(encoding="utf-8") for text in literals))
+
+
 def test_workspace_paths_are_spelled_only_in_core_layout():
     # dvc.yaml spells them too (DVC needs literals); tests/params/test_base.py checks that
     # layout.DVC_OUTPUTS is exactly what dvc.yaml declares.
-    literal = ("Path(\"data/", "Path(\"models/", "Path(\"metrics/")
-    files = [*PACKAGE.rglob("*.py"), *(REPO_ROOT / "stages").glob("*.py")]
-    spelled = sorted(str(path.relative_to(REPO_ROOT)) for path in files
-                     if path != PACKAGE / "core" / "layout.py" and any(text in path.read_text(encoding="utf-8") for text in literal))
-    assert not spelled
+    from artsim.core import layout
+
+    names = (layout.MANIFEST, layout.DESCRIPTORS_TABLE.name, layout.PAIRS_TABLE.name, layout.VERDICT.name)
+    literal = ("Path(\"data/", "Path(\"models/", "Path(\"metrics/", *(f'"{name}"' for name in names))
+    assert not _spelling(literal, PACKAGE / "core" / "layout.py")
+
+
+def test_model_folder_file_names_are_spelled_only_in_learn_model_folder():
+    from artsim.learn.model_folder import CARD_FILE, WEIGHTS_FILE
+
+    assert not _spelling((f'"{WEIGHTS_FILE}"', f'"{CARD_FILE}"'), PACKAGE / "learn" / "model_folder.py")
 
 
 def test_a_backend_module_is_imported_only_when_asked_for():

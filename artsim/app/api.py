@@ -15,7 +15,6 @@ without them every verdict is "no verdict", never an error.
 """
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,21 +30,17 @@ from artsim.score.scorer import FILE_NAME as DESCRIPTOR_SCORE_FILE
 from artsim.score.scorer import DescriptorScoreFileError, DescriptorScorer
 from artsim.describe.table import Descriptors
 from artsim.core.errors import UserError
-from artsim.core.images import ImageRejected, file_hash, load_rgb
-from artsim.evaluate.verdict import VERDICT_FILE, Thresholds, Verdict, read_shipped, verdict_for
+from artsim.core.images import ImageRejected, load_rgb
+from artsim.evaluate.verdict import VERDICT_FILE, ShippedThresholds, Thresholds, Verdict, read_shipped, verdict_for
 from artsim.core.shards import ShardMember
-from artsim.index.embedder import CARD_FILE, WEIGHTS_FILE, TrunkEmbedder
-from artsim.index.fingerprint import model_fingerprint
-from artsim.learn.models import SiameseRegressor, load_siamese, pair_transform
-from artsim.core import layout
+from artsim.index.embedder import TrunkEmbedder
+from artsim.learn import model_folder
+# WEIGHTS_FILE: app/service.py still takes it from here
+from artsim.learn.model_folder import WEIGHTS_FILE, ModelNotFound  # noqa: F401
+from artsim.learn.models import SiameseRegressor, pair_transform
 
 # A workspace's own images (search candidates, manifests) are shard members: taken too.
 ImageInput = Union[str, os.PathLike, Image.Image, ShardMember]
-MODEL_DIR = layout.MODELS["siamese"]
-
-
-class ModelNotFound(UserError):
-    pass
 
 
 class UnusableImage(UserError):
@@ -169,20 +164,27 @@ class Scorer:
     # --- the verdict --------------------------------------------------------------------------
 
     @cached_property
-    def _shipped(self) -> tuple[Thresholds | None, str]:
+    def _shipped(self) -> tuple[ShippedThresholds | None, str]:
         # In the model folder (a copy made to carry them), else beside it (models/verdict.json).
         found = [path for path in (self.model_dir / VERDICT_FILE, self.model_dir.parent / VERDICT_FILE) if path.exists()]
-        return read_shipped(found[0] if found else self.model_dir.parent / VERDICT_FILE, file_hash(self.model_dir / WEIGHTS_FILE))
+        return read_shipped(found[0] if found else self.model_dir.parent / VERDICT_FILE,
+                            model_folder.weights_hash(self.model_dir))
 
     @property
     def thresholds(self) -> Thresholds | None:
         """The model's thresholds at 90% / 99% precision on the held-out pairs; None if none were shipped."""
-        return self._shipped[0]
+        shipped = self._shipped[0]
+        return shipped.thresholds if shipped else None
+
+    @property
+    def search_default(self) -> str | None:
+        """The ranking evaluate found best for these weights (held-out MRR); None if none was shipped."""
+        shipped = self._shipped[0]
+        return shipped.default_by if shipped else None
 
     def verdict(self, model_score: float) -> Verdict:
         """What a model score means by the shipped thresholds (artsim.evaluate.verdict.verdict_for)."""
-        thresholds, why = self._shipped
-        return verdict_for(model_score, thresholds, why_none=why)
+        return verdict_for(model_score, self.thresholds, why_none=self._shipped[1])
 
     def likely_derived(self, model_score: float) -> bool | None:
         """Whether a score marks a likely derived image (at or above the 90%-precision threshold); None without one."""
@@ -191,7 +193,7 @@ class Scorer:
     @cached_property
     def fingerprint(self) -> str:
         """What identifies this model's embeddings: its weights' bytes and input size (keys the search cache)."""
-        return model_fingerprint(self.model_dir / WEIGHTS_FILE, self.image_size)
+        return model_folder.fingerprint(self.model_dir, self.image_size)
 
     def index_embedder(self) -> TrunkEmbedder:
         """This model as artsim.index embeds with it (the same transform and trunk as embed())."""
@@ -220,42 +222,16 @@ def compare_payload(scorer: Scorer, a: LoadedImage, b: LoadedImage, names: tuple
 
 # --- loading -----------------------------------------------------------------------------
 
-def resolve_model_dir(location: str | os.PathLike) -> Path:
-    """models/siamese of a workspace, or a folder holding model.safetensors itself."""
-    path = Path(location)
-    if not path.exists():
-        raise ModelNotFound(f"{path}: no such workspace or model folder")
-    for candidate in (path, path / MODEL_DIR):
-        if (candidate / WEIGHTS_FILE).is_file():
-            return candidate
-    if (path / "dvc.yaml").is_file():
-        raise ModelNotFound(f"no trained model in workspace {path} ({MODEL_DIR / WEIGHTS_FILE} is missing): run `dvc repro` there first")
-    raise ModelNotFound(f"{path} is neither a model folder ({WEIGHTS_FILE}) nor a workspace (dvc.yaml): "
-                        "point --workspace at one, or run `dvc repro` in a workspace first")
-
-
 def load(location: str | os.PathLike = ".", device: str | torch.device = "cpu") -> Scorer:
     """A Scorer from a workspace after `dvc repro`, or from a model folder (models/siamese or a copy)."""
-    model_dir = resolve_model_dir(location)
-    card = _read_card(model_dir)
+    model_dir = model_folder.resolve(location)
+    model, card = model_folder.load(model_dir)
     descriptor_file = model_dir / DESCRIPTOR_SCORE_FILE
     if not descriptor_file.is_file():
-        raise ModelNotFound(f"{model_dir} has no {DESCRIPTOR_SCORE_FILE} (made before it was saved): run `dvc repro` to rebuild the model")
+        raise ModelNotFound(f"{model_dir} has no {DESCRIPTOR_SCORE_FILE} (made before it was saved): "
+                            "run `dvc repro` to rebuild the model")
     try:
         descriptor = DescriptorScorer.load(descriptor_file)
-        model = load_siamese(model_dir / WEIGHTS_FILE, head_hidden=int(card["head_hidden"]))
     except DescriptorScoreFileError as exc:
         raise ModelNotFound(f"unusable model folder: {exc}") from None
-    except Exception as exc:  # a damaged or foreign weights file (safetensors/torch raise several types)
-        raise ModelNotFound(f"{model_dir / WEIGHTS_FILE}: not this model's weights ({type(exc).__name__}: {str(exc)[:200]})") from None
     return Scorer(model, card, descriptor, model_dir, torch.device(device))
-
-
-def _read_card(model_dir: Path) -> dict[str, Any]:
-    path = model_dir / CARD_FILE
-    try:
-        card = json.loads(path.read_text(encoding="utf-8"))
-        int(card["head_hidden"]), int(card["image_size"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ModelNotFound(f"{path}: missing or damaged model card ({type(exc).__name__}: {exc})") from None
-    return card

@@ -199,8 +199,8 @@ def run_search(args: argparse.Namespace) -> int:
     from artsim.app.render import threshold_note, write_search_results
     from artsim.index.search import Searcher
 
-    ranking = args.ranking or default_ranking(args.workspace)
     scorer = _scorer(args)
+    ranking = args.ranking or default_ranking(scorer)
     opened = open_index(scorer, args.index, args.originals, args.workspace)
     searcher: Searcher = searcher_for(scorer, opened, args.shortlist)
     for path, why in searcher.skipped.items():

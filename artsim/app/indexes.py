@@ -8,7 +8,6 @@ $ARTSIM_CACHE/index/<key of the collection's folder>, and brought up to date on 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -28,7 +27,6 @@ from artsim.index.store import StoredIndex, load_index
 log = logging.getLogger(__name__)
 
 WORKSPACE_INDEX = layout.INDEX  # the index stage's output (dvc.yaml)
-SEARCH_DEFAULT = layout.SEARCH_DEFAULT  # written by the evaluate stage
 
 
 @dataclass(frozen=True)
@@ -109,11 +107,8 @@ def decoded_queries(sources: Iterable[str | LoadedImage]) -> Iterator[Query]:
         yield Query(loaded.name, loaded.image)
 
 
-def default_ranking(workspace: Path) -> str:
-    """The ranking when `--by` is not given: what the evaluate stage found best on held-out queries
-    (metrics/evaluate/search.json), else the model."""
-    try:
-        chosen = json.loads((workspace / SEARCH_DEFAULT).read_text(encoding="utf-8"))["default_by"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return RANKING_NAMES[0]
+def default_ranking(scorer: Scorer) -> str:
+    """`--by` when not given: what the evaluate stage found best on held-out queries for these weights
+    (models/verdict.json), else the model."""
+    chosen = scorer.search_default
     return chosen if chosen in RANKING_NAMES else RANKING_NAMES[0]

@@ -111,4 +111,4 @@ def load_state(workspace: Path, model: Path | None = None, index: Path | None = 
     `--originals DIR` indexed in the user cache, else the workspace's data/index when built with this model,
     else the workspace's originals indexed in the user cache."""
     scorer = load(model if model is not None else workspace)
-    return ServiceState(scorer, open_index(scorer, index, originals, workspace), default_ranking(workspace))
+    return ServiceState(scorer, open_index(scorer, index, originals, workspace), default_ranking(scorer))

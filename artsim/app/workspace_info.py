@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
 from artsim.core import layout
+from artsim.learn.model_folder import CARD_FILE, WEIGHTS_FILE
 
 INGESTED = layout.INGESTED / layout.MANIFEST
 GENERATED = layout.GENERATED / layout.MANIFEST
@@ -82,10 +84,10 @@ def _json(path: Path) -> dict[str, Any] | None:
 
 def _model(workspace: Path, name: str) -> dict[str, Any]:
     folder = workspace / MODELS[name]
-    card = _json(folder / "card.json") or {}
+    card = _json(folder / CARD_FILE) or {}
     info = {
         "path": str(MODELS[name]),
-        "trained": (folder / "model.safetensors").is_file(),
+        "trained": (folder / WEIGHTS_FILE).is_file(),
         "params": card.get("params"),
         "metrics": _json(workspace / METRICS[name]),
     }

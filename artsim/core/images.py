@@ -101,11 +101,12 @@ def fit_within(img: Image.Image, max_side: int) -> Image.Image:
     return img.resize(size, Image.Resampling.LANCZOS)
 
 
-def file_hash(path: ImageFile) -> str:
-    """content_hash of a file, read in blocks rather than whole."""
+def file_hash(path: ImageFile, prefix: bytes = b"") -> str:
+    """content_hash of a file (of `prefix` + its bytes), read in blocks rather than whole: the one
+    file hasher (images, stored variants, cached features, index files, model weights)."""
     if not isinstance(path, (str, os.PathLike)):
-        return content_hash(path.read_bytes())
-    digest = hashlib.sha256()
+        return content_hash(prefix + path.read_bytes())
+    digest = hashlib.sha256(prefix)
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)

@@ -23,8 +23,6 @@ MODELS = {"finetune": Path("models/finetune"), "siamese": Path("models/siamese")
 VERDICT = Path("models/verdict.json")
 # The search index of the originals (stage index; artsim search uses it when built with its model).
 INDEX = Path("data/index")
-# `artsim search --by` default, the best held-out MRR (the evaluate stage writes it).
-SEARCH_DEFAULT = Path("metrics/evaluate/search.json")
 # The technical report of the run (stage report): a DVC-cached output under data/, not a git-committed
 # metrics file, because it inlines its images (megabytes per experiment) and each experiment has its own.
 REPORT = Path("data/report")

@@ -28,6 +28,7 @@ from artsim.describe.registry import DESCRIPTORS, to_grey
 from artsim.describe.table import (Descriptors, ImageEntry, SkippedImage, descriptor_row, manifest_entries,
                                    skipped_table)
 from artsim.params import DESCRIPTOR_NAMES, DescribeParams
+from artsim.core import layout
 from artsim.core.images import ImageRejected, content_hash, load_rgb, resize_long_side
 from artsim.core.parallel import ordered_map
 from artsim.core.shards import read_locations
@@ -153,7 +154,7 @@ def describe_to_parquet(entries: Iterable[ImageEntry], params: DescribeParams, o
         # Starting a worker costs about a second: not worth it for a few hundred images each.
         workers = min(workers, max(1, total // MIN_IMAGES_PER_WORKER))
     report = DescribeReport()
-    writer = DescriptorWriter(out_dir / "descriptors.parquet")
+    writer = DescriptorWriter(out_dir / layout.DESCRIPTORS_TABLE.name)
     try:
         for outcome in tqdm(outcomes(entries, params, cache_root, workers), total=total, desc="describe", unit="img",
                             mininterval=2.0):
@@ -182,8 +183,8 @@ def _record(outcome: Outcome, writer: DescriptorWriter, report: DescribeReport) 
 def describe_manifests(ingested_dir: Path, generated_dir: Path, params: DescribeParams, out_dir: Path,
                        cache_root: Path | None = None, workers: int = 1) -> DescribeReport:
     """Describe every original (data/ingested) and every generated variant (data/generated)."""
-    originals = read_locations(ingested_dir / "manifest.parquet")
-    generated = read_locations(generated_dir / "manifest.parquet")
+    originals = read_locations(ingested_dir / layout.MANIFEST)
+    generated = read_locations(generated_dir / layout.MANIFEST)
     entries = itertools.chain(
         manifest_entries(originals, ingested_dir, "original"),
         manifest_entries(generated, generated_dir, "generated"),

@@ -30,9 +30,9 @@ from artsim.evaluate.breakdowns import (
     scorer_headline,
     scorer_table,
 )
-from artsim.evaluate.embedding import EmbeddedImages, embed_files, model_score_blocks, score_embedding_pairs
+from artsim.evaluate.embedding import EmbeddedImages, embed_files, score_embedding_pairs
 from artsim.evaluate.regression import evaluation_report, mae_by_kind, train_mean_score
-from artsim.evaluate.source_retrieval import RetrievalTask, ScoreBlocks, retrieval_report, retrieval_task
+from artsim.evaluate.source_retrieval import RetrievalTask, retrieval_report, retrieval_task
 from artsim.learn.models import SiameseRegressor, default_device
 from artsim.evaluate.peers import HASH_NAMES, PeerSignatures, peer_similarities_of_pairs, signatures_of
 from artsim.evaluate.scorer_inputs import SCORER_NAMES, DescriptorWeighting, ScorerInputs, score_blocks
@@ -79,7 +79,7 @@ class Evaluation:
     tables: file name under metrics/evaluate/ -> table (error by strength and style, every scorer's
     figures, the transformed set, each scorer's precision / recall curve).
     thresholds: each scorer's thresholds on the held-out pairs (the model's are shipped beside it).
-    search_default_by: written to metrics/evaluate/search.json, where `artsim search` reads it.
+    search_default_by: shipped in models/verdict.json (default_by), where `artsim search` reads it.
     """
 
     report: dict[str, Any]

@@ -6,7 +6,9 @@ evaluate computes, for the model and every peer, the precision / recall curve of
 val pair), and the lowest score threshold at which precision reaches PRECISION_LEVELS (the
 threshold with the most recall at that precision; None where no threshold reaches it). The
 model's thresholds are shipped beside the model (models/verdict.json, bound to the weights by
-their SHA-256) and `verdict_for` turns one score into the verdict line the CLI prints.
+their SHA-256) and `verdict_for` turns one score into the verdict line the CLI prints. The same
+file carries the model's search default (`default_by`: the ranking with the best held-out MRR),
+so what `artsim search` does by default follows the weights, not a metrics file.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import pandas as pd
 from sklearn.metrics import precision_recall_curve
 
 from artsim.core import layout
+from artsim.evaluate.breakdowns import SEARCH_RANKINGS
 
 PRECISION_LEVELS = (0.90, 0.99)
 VERDICT_FILE = layout.VERDICT.name
@@ -91,17 +94,20 @@ def threshold_reports(positive: np.ndarray, scores: Mapping[str, np.ndarray]) ->
 
 @dataclass(frozen=True)
 class ShippedThresholds:
-    """models/verdict.json: the model's thresholds, for the weights whose SHA-256 is `model_sha256`."""
+    """models/verdict.json: the model's thresholds and search default, for the weights whose SHA-256 is
+    `model_sha256` (default_by None: a file written before it was kept)."""
 
     model_sha256: str
     thresholds: Thresholds
+    default_by: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         t = self.thresholds
         return {"format": FORMAT_VERSION, "model_sha256": self.model_sha256, "split": "test",
                 "levels": [{"precision": level, "threshold": t.at_precision[level], "recall": t.recall[level]}
                            for level in t.at_precision],
-                "positives": t.positives, "negatives": t.negatives}
+                "positives": t.positives, "negatives": t.negatives,
+                **({"default_by": self.default_by} if self.default_by is not None else {})}
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -114,11 +120,16 @@ class ShippedThresholds:
             levels = {float(row["precision"]): _finite_or_none(row["threshold"]) for row in raw["levels"]}
             recalls = {float(row["precision"]): _finite_or_none(row.get("recall")) for row in raw["levels"]}
             positives, negatives, sha = int(raw["positives"]), int(raw["negatives"]), str(raw["model_sha256"])
-        except (KeyError, TypeError, ValueError) as exc:
+            default_by = raw.get("default_by")
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"{VERDICT_FILE}: {type(exc).__name__}: {exc}") from None
         if not levels or min(positives, negatives) < 0 or not all(0 < level <= 1 for level in levels):
             raise ValueError(f"{VERDICT_FILE}: levels must be precisions in (0, 1], counts non-negative")
-        return cls(sha, Thresholds(dict(sorted(levels.items())), dict(sorted(recalls.items())), positives, negatives))
+        if default_by is not None and default_by not in SEARCH_RANKINGS:
+            raise ValueError(f"{VERDICT_FILE}: default_by must be one of {', '.join(SEARCH_RANKINGS)}, "
+                             f"not {default_by!r}")
+        thresholds = Thresholds(dict(sorted(levels.items())), dict(sorted(recalls.items())), positives, negatives)
+        return cls(sha, thresholds, default_by)
 
 
 def _finite_or_none(value: Any) -> float | None:
@@ -130,8 +141,8 @@ def _finite_or_none(value: Any) -> float | None:
     return value
 
 
-def read_shipped(path: Path, model_sha256: str) -> tuple[Thresholds | None, str]:
-    """The thresholds in `path` if they are for these weights, else None; and why not (empty if found)."""
+def read_shipped(path: Path, model_sha256: str) -> tuple[ShippedThresholds | None, str]:
+    """What `path` ships if it is for these weights, else None; and why not (empty if found)."""
     if not path.is_file():
         return None, f"no thresholds shipped with this model ({VERDICT_FILE} is missing: run the evaluate stage)"
     try:
@@ -140,7 +151,7 @@ def read_shipped(path: Path, model_sha256: str) -> tuple[Thresholds | None, str]
         return None, f"no thresholds shipped with this model ({path}: unusable: {exc})"
     if shipped.model_sha256 != model_sha256:
         return None, f"no thresholds shipped with this model ({path} was computed for other weights)"
-    return shipped.thresholds, ""
+    return shipped, ""
 
 
 # --- the verdict -------------------------------------------------------------------------

@@ -93,19 +93,22 @@ def why_nothing_was_generated(result: GenerationResult, config: GenerateParams, 
             f"see metrics/generate.json and data/generated/failures.csv")
 
 
-def generate_metrics(result: GenerationResult, generated: int, backend: str, model: str) -> dict:
-    """The headline: the same keys on every run (failures by reason: failed_by_reason_table; per key: failures.csv)."""
+def generate_metrics(result: GenerationResult, generated: int) -> dict:
+    """The headline: what the output is, the same keys on every run (failures by reason: failed_by_reason_table;
+    per key: failures.csv). How the run made it (reused from the store or computed, store entries healed)
+    differs between two machines with the same output, so it is logged (run_tallies), not a metric."""
     return {
-        "backend": backend,
-        "model": model,
         "planned": len(result.variants),
         "generated": generated,
-        "reused": result.reused,
-        "computed": result.computed,
-        "healed_store_entries": result.healed,  # damaged in the store, deleted and made again
         "failed": len(result.failures),
         "unmatched_originals": len(result.unmatched),
     }
+
+
+def run_tallies(result: GenerationResult) -> str:
+    """How this run made its variants, for the log."""
+    return (f"{result.reused} reused, {result.computed} computed, {len(result.failures)} failed, "
+            f"{result.healed} damaged store entries made again")
 
 
 def failed_by_reason_table(result: GenerationResult) -> pd.DataFrame:

@@ -48,7 +48,7 @@ class Collection:
 def workspace_collection(workspace: Path) -> Collection:
     """The workspace's ingested originals (data/ingested/manifest.parquet), ids from the manifest."""
     root = workspace / INGESTED
-    manifest_path = root / "manifest.parquet"
+    manifest_path = root / layout.MANIFEST
     if not manifest_path.is_file():
         raise CollectionError(f"{manifest_path} is missing: run `dvc repro` in {workspace}, or pass --originals DIR")
     manifest = pd.read_parquet(manifest_path)

@@ -5,7 +5,6 @@ Scorer already holds. Both embed exactly as the API does: pair_transform at the 
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,11 +13,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from artsim.index.fingerprint import model_fingerprint
-from artsim.learn.models import EMBEDDING_DIM, load_siamese, pair_transform
-
-WEIGHTS_FILE = "model.safetensors"
-CARD_FILE = "card.json"
+from artsim.learn import model_folder
+from artsim.learn.models import EMBEDDING_DIM, pair_transform
 
 
 class TrunkEmbedder:
@@ -37,7 +33,7 @@ class TrunkEmbedder:
 
 
 def model_folder_embedder(model_dir: Path) -> TrunkEmbedder:
-    """The trunk of the siamese model saved in `model_dir` (model.safetensors + card.json)."""
-    card = json.loads((model_dir / CARD_FILE).read_text(encoding="utf-8"))
-    model = load_siamese(model_dir / WEIGHTS_FILE, head_hidden=int(card["head_hidden"]))
-    return TrunkEmbedder(model.trunk, int(card["image_size"]), model_fingerprint(model_dir / WEIGHTS_FILE, int(card["image_size"])))
+    """The trunk of the siamese model saved in `model_dir` (artsim.learn.model_folder)."""
+    model, card = model_folder.load(model_dir)
+    image_size = int(card["image_size"])
+    return TrunkEmbedder(model.trunk, image_size, model_folder.fingerprint(model_dir, image_size))

@@ -15,7 +15,6 @@ the index is rebuilt, never used.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -25,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from artsim.core.hashes import hashes_from_hex
-from artsim.core.images import write_atomically
+from artsim.core.images import content_hash, file_hash, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -82,15 +81,7 @@ class StoredIndex:
 
 
 def _entries_checksum(entries: dict[str, list]) -> str:
-    return hashlib.sha256(json.dumps(entries, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return content_hash(json.dumps(entries, sort_keys=True, separators=(",", ":")).encode())
 
 
 def new_vector_file(folder: Path, count: int, dim: int) -> tuple[Path, np.ndarray]:
@@ -103,7 +94,7 @@ def new_vector_file(folder: Path, count: int, dim: int) -> tuple[Path, np.ndarra
 
 def _file_record(path: Path) -> dict[str, object]:
     status = path.stat()
-    return {"sha256": file_sha256(path), "size": status.st_size, "mtime_ns": status.st_mtime_ns}
+    return {"sha256": file_hash(path), "size": status.st_size, "mtime_ns": status.st_mtime_ns}
 
 
 def _file_problem(path: Path, record: dict) -> str | None:
@@ -113,7 +104,7 @@ def _file_problem(path: Path, record: dict) -> str | None:
     status = path.stat()
     if (status.st_size, status.st_mtime_ns) == (record["size"], record["mtime_ns"]):
         return None
-    return None if file_sha256(path) == record["sha256"] else f"{path.name} does not match its checksum"
+    return None if file_hash(path) == record["sha256"] else f"{path.name} does not match its checksum"
 
 
 def save_index(folder: Path, model: str, root: Path, entries: Entries, vector_file: Path, vectors: np.ndarray, norms: np.ndarray) -> None:

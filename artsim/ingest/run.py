@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from artsim.core.images import (MAX_PIXELS, ImageRejected, content_hash, fit_within, jpeg_bytes, load_rgb,
                                 read_regular_file)
+from artsim.core.layout import MANIFEST
 from artsim.ingest.sources.metadata_csv import legible
 from artsim.core.parallel import ordered_map
 from artsim.core.shards import SHARD_BYTES, SHARD_FOLDER, ShardWriter, bucket
@@ -36,7 +37,6 @@ SPLITS = ("train", "val", "test")
 MANIFEST_COLUMNS = ["id", "hash", "path", "source_path", *LABEL_FIELDS, "split", "width", "height", "shard", "offset", "length"]
 INTEGER_COLUMNS = ("width", "height", "offset", "length")
 MANIFEST_SCHEMA = pa.schema([(name, pa.int64() if name in INTEGER_COLUMNS else pa.large_string()) for name in MANIFEST_COLUMNS])
-MANIFEST = "manifest.parquet"
 SKIPPED = "skipped.csv"
 # Manifest rows buffered before they are written out as one Parquet row group.
 ROWS_PER_GROUP = 4096

@@ -143,9 +143,10 @@ def train_siamese(
         "n_augmented_pairs": int((train_pairs["augmented"] > 0).sum()),  # altered copies (artsim.learn.augment)
         "n_val_pairs": len(val_pairs),
         "skipped_pairs": skipped,
-        "cached_features": not isinstance(inputs.inputs, DecodedImages),
-        "healed_cache_entries": inputs.healed,  # damaged cached features, deleted and computed again
     }
+    # How the features were come by differs between machines with the same result: logged, not a metric.
+    source = "decoded per batch (no frozen layer)" if isinstance(inputs.inputs, DecodedImages) else "cached"
+    log.info("siamese: frozen-trunk features %s; %d damaged cached features computed again", source, inputs.healed)
     return SiameseResult(model.cpu().eval(), train_mean, metrics, history)
 
 

@@ -5,6 +5,7 @@ import dataclasses
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -22,6 +23,8 @@ from artsim.app.serve import create_app
 from artsim.app.limits import ServiceLimits
 from artsim.app.service import ServiceState, load_state
 from artsim.index import RANKING_NAMES
+from artsim.evaluate.verdict import ShippedThresholds, Thresholds
+from artsim.learn.model_folder import weights_hash
 from artsim.core.shards import ShardWriter
 from artsim.index.search import Query
 from tests.app.test_api import png_header_only
@@ -174,9 +177,11 @@ def test_search_over_a_built_index_returns_what_the_cli_does_on_it(model_dir, bu
 
 def test_search_defaults_to_the_ranking_the_workspace_found_best(model_dir, originals, cache, tmp_path, monkeypatch):
     monkeypatch.setenv("ARTSIM_CACHE", str(cache))
-    (tmp_path / "metrics" / "evaluate").mkdir(parents=True)
-    (tmp_path / "metrics" / "evaluate" / "search.json").write_text(json.dumps({"default_by": "phash"}))
-    client = TestClient(create_app(load_state(tmp_path, model=model_dir, originals=originals)))
+    shipped = tmp_path / "models" / "siamese"
+    shutil.copytree(model_dir, shipped)
+    thresholds = Thresholds({0.9: 0.5, 0.99: 0.8}, {0.9: 1.0, 0.99: 0.5}, 10, 10)
+    ShippedThresholds(weights_hash(shipped), thresholds, "phash").save(shipped.parent / "verdict.json")
+    client = TestClient(create_app(load_state(tmp_path, originals=originals)))
     found = client.post("/search", files={"image": upload((originals / "painting_1.png").read_bytes())}).json()
     assert found["by"] == "phash" and client.get("/health").json()["default_by"] == "phash"
 

@@ -154,8 +154,9 @@ def _blocks_read(stage: str) -> set[str]:
     for node in ast.walk(ast.parse((REPO_ROOT / f"stages/{stage}.py").read_text())):
         if isinstance(node, ast.Attribute):
             owner = node.value
+            called = owner.func if isinstance(owner, ast.Call) else None
             if (isinstance(owner, ast.Name) and owner.id == "params") or (
-                    isinstance(owner, ast.Call) and isinstance(owner.func, ast.Name) and owner.func.id == "load_params"):
+                    isinstance(called, ast.Name) and called.id == "load_params"):
                 read.add(node.attr)
     return read
 

@@ -3,6 +3,7 @@ repository: `dvc repro`, kill -9 and resume, a widened sweep, and two torchrun r
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -54,6 +55,22 @@ def metrics(clone: Path) -> dict:
     return json.loads((clone / "metrics" / "generate.json").read_text())
 
 
+# The stage logs how it came by its variants (artsim.generate.assemble.run_tallies); the metrics say only what it made.
+TALLIES = re.compile(r"(\d+) variants: (\d+) reused, (\d+) computed, (\d+) failed")
+
+
+def tallies(result: subprocess.CompletedProcess) -> dict:
+    found = TALLIES.findall(result.stdout + result.stderr)
+    assert found, f"no tallies logged:\n{result.stderr[-3000:]}"
+    return dict(zip(("generated", "reused", "computed", "failed"), map(int, found[-1])))
+
+
+def repro_generate(clone: Path) -> dict:
+    """`dvc repro generate`: metrics/generate.json with the run's logged tallies."""
+    result = run(["dvc", "repro", "generate"], clone)
+    return {**tallies(result), **metrics(clone)}
+
+
 def stored(store: Path) -> list[Path]:
     return sorted(p for p in store.rglob("*.jpg") if not p.name.startswith("."))
 
@@ -82,15 +99,13 @@ def clone(tmp_path_factory) -> Path:
 def single_process(clone, tmp_path_factory) -> dict:
     """`dvc repro` three times: first run, no-op, widened sweep; keeps what each left."""
     runs = {}
-    run(["dvc", "repro", "generate"], clone)
-    runs["first"] = metrics(clone)
+    runs["first"] = repro_generate(clone)
     manifest = pd.read_parquet(clone / "data" / "generated" / "manifest.parquet")
     runs["decoded"] = all(decodes(image) for image in manifest_images(manifest, clone / "data" / "generated"))
     runs["manifest"] = manifest
     runs["noop"] = run(["dvc", "repro", "generate"], clone).stdout
     set_generate(clone, strengths=[0.5, 0.75])
-    run(["dvc", "repro", "generate"], clone)
-    runs["widened"] = metrics(clone)
+    runs["widened"] = repro_generate(clone)
     runs["status"] = run(["dvc", "status", "generate"], clone).stdout
     runs["output"] = tmp_path_factory.mktemp("single") / "generated"
     shutil.copytree(clone / "data" / "generated", runs["output"])
@@ -114,7 +129,7 @@ def test_two_torchrun_ranks_make_the_same_output_as_one_process(clone, single_pr
     # Both keys are run-only (dvc status stays clean), so the rerun is forced.
     result = run(["dvc", "repro", "--force", "--single-item", "generate"], clone)
     assert "rank 1/2" in result.stdout + result.stderr
-    assert metrics(clone)["computed"] == 8
+    assert tallies(result)["computed"] == 8
     single, two = single_process["output"], clone / "data" / "generated"
     one_manifest = pd.read_parquet(single / "manifest.parquet")
     pd.testing.assert_frame_equal(one_manifest, pd.read_parquet(two / "manifest.parquet"))
@@ -151,8 +166,7 @@ def test_kill_9_at_random_points_then_repro_completes_computing_only_the_missing
     if (generated / "manifest.parquet").exists():  # an output left behind locates only whole images
         assert all(decodes(image) for image in manifest_images(pd.read_parquet(generated / "manifest.parquet"), generated))
 
-    run(["dvc", "repro", "generate"], clone)
-    after = metrics(clone)
+    after = repro_generate(clone)
     assert (after["planned"], after["reused"], after["computed"], after["failed"]) == (16, before, 16 - before, 0)
     manifest = pd.read_parquet(generated / "manifest.parquet")
     assert len(manifest) == 16 and all(decodes(image) for image in manifest_images(manifest, generated))

@@ -402,6 +402,10 @@ def test_evaluate_stage_writes_the_report_and_the_plots(tmp_path: Path, monkeypa
     assert [level["threshold"] for level in shipped["levels"]] == [report["model"]["threshold_at_precision_90"],
                                                                     report["model"]["threshold_at_precision_99"]]
     assert shipped["positives"] == report["model"]["threshold_positives"]
+    # The search default is shipped with them (artsim search reads it there, bound to the weights); the
+    # result file keeps the same ranking.
+    assert shipped["default_by"] == json.loads(Path("metrics/evaluate/search.json").read_text())["default_by"]
+    assert shipped["default_by"] in ("model", "phash", "fused")
 
 
 def test_evaluate_stage_ranks_with_the_saved_texture_stats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -96,7 +96,7 @@ def test_shipped_thresholds_bind_to_their_weights(tmp_path: Path) -> None:
     path = tmp_path / "verdict.json"
     assert read_shipped(path, "abc")[0] is None and "missing" in read_shipped(path, "abc")[1]
     ShippedThresholds("abc", THRESHOLDS).save(path)
-    assert read_shipped(path, "abc") == (THRESHOLDS, "")
+    assert read_shipped(path, "abc") == (ShippedThresholds("abc", THRESHOLDS), "")
     other, why = read_shipped(path, "def")
     assert other is None and "other weights" in why
     for damaged in ("{", json.dumps({"model_sha256": "abc"}), json.dumps({"model_sha256": "abc", "positives": 1, "negatives": 1,
@@ -104,3 +104,15 @@ def test_shipped_thresholds_bind_to_their_weights(tmp_path: Path) -> None:
         path.write_text(damaged)
         found, why = read_shipped(path, "abc")
         assert found is None and "unusable" in why
+
+
+def test_the_search_default_ships_with_the_thresholds_and_is_checked(tmp_path: Path) -> None:
+    path = tmp_path / "verdict.json"
+    ShippedThresholds("abc", THRESHOLDS, "phash").save(path)
+    assert json.loads(path.read_text())["default_by"] == "phash"
+    assert read_shipped(path, "abc")[0] == ShippedThresholds("abc", THRESHOLDS, "phash")
+    assert read_shipped(path, "def")[0] is None  # bound to the weights, as the thresholds are
+    for damaged in ("../../etc", 3, ["model"]):
+        path.write_text(json.dumps({**ShippedThresholds("abc", THRESHOLDS).as_dict(), "default_by": damaged}))
+        found, why = read_shipped(path, "abc")
+        assert found is None and "default_by" in why

@@ -126,7 +126,7 @@ def test_a_link_out_of_the_import_folder_is_refused_and_one_inside_is_adopted(ma
     result, reported = run_import(manifest, folder, tmp_path)
     assert adopted_sources(result) == {link_in.relative_to(folder).as_posix()}
     assert reported == {first["id"]: "link_outside_source"}
-    assert generate_metrics(result, 1, "import", "m")["failed"] == 1
+    assert generate_metrics(result, 1)["failed"] == 1
     assert failed_by_reason_table(result).to_dict("records") == [{"reason": "link_outside_source", "count": 1}]
     assert failures_table(result).set_index("original_id")["reason"].to_dict() == {first["id"]: "link_outside_source"}
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -150,15 +151,19 @@ def test_the_command_answers_help_and_mistakes_without_importing_torch(tmp_path,
     assert result.stdout.strip().splitlines()[-1] == "[]", result.stderr
 
 
-def test_the_default_ranking_is_what_evaluate_found_best_and_the_model_otherwise(tmp_path):
-    from artsim.app.indexes import SEARCH_DEFAULT, default_ranking
+def test_the_default_ranking_is_what_evaluate_shipped_for_these_weights(tmp_path, model_dir):  # noqa: F811
+    from artsim.app.indexes import default_ranking
+    from artsim.evaluate.verdict import ShippedThresholds, Thresholds
+    from artsim.learn.model_folder import weights_hash
 
-    assert default_ranking(tmp_path) == "model"
-    (tmp_path / SEARCH_DEFAULT).parent.mkdir(parents=True)
-    (tmp_path / SEARCH_DEFAULT).write_text(json.dumps({"default_by": "phash"}))
-    assert default_ranking(tmp_path) == "phash"
-    (tmp_path / SEARCH_DEFAULT).write_text(json.dumps({"default_by": "../../etc"}))
-    assert default_ranking(tmp_path) == "model"
+    folder = tmp_path / "models" / "siamese"
+    shutil.copytree(model_dir, folder)
+    assert default_ranking(artsim.load(folder)) == "model"
+    thresholds = Thresholds({0.9: 0.5, 0.99: 0.8}, {0.9: 1.0, 0.99: 0.5}, 10, 10)
+    ShippedThresholds(weights_hash(folder), thresholds, "phash").save(folder.parent / "verdict.json")
+    assert default_ranking(artsim.load(folder)) == "phash"
+    ShippedThresholds("0" * 64, thresholds, "phash").save(folder.parent / "verdict.json")  # other weights
+    assert default_ranking(artsim.load(folder)) == "model"
 
 
 def test_a_single_unusable_query_prints_nothing_on_stdout_and_one_line_on_stderr(capsys, tmp_path, model_dir, images):  # noqa: F811
