@@ -1,5 +1,6 @@
 """What the `artsim` command checks of its inputs before anything heavy is imported: the files named
-exist, and the queries of `search` (positional, --queries DIR, --queries-file)."""
+exist, and the queries of `search` (positional, --queries DIR, --queries-file), each of which is then
+searched or reported on its own."""
 from __future__ import annotations
 
 import argparse
@@ -34,5 +35,5 @@ def query_paths(args: argparse.Namespace) -> list[str]:
             raise UserError(f"--queries-file {args.queries_file}: cannot be read ({exc})") from None
     if not queries:
         raise UserError("search needs at least one query image (positional, --queries DIR or --queries-file)")
-    must_exist(queries, args)
+    must_exist([], args)  # a query that cannot be read is reported in its own result (artsim.index.search)
     return queries
