@@ -3,8 +3,8 @@ index and info, in one place, so that the CLI and HTTP say the same thing the sa
 
 Nothing here computes a score or reads a file: each function shapes what it is given. Every input gets its
 result in the shape asked for, an unusable one with its reason (`error`) in place of its scores. Text is for
-people: lines of at most TEXT_WIDTH columns (only a path longer than that overflows), figures to 3
-significant digits (`figure`); JSON keeps full precision.
+people: lines of at most TEXT_WIDTH columns (a path too long for its place gets a line of its own, and only
+one longer than TEXT_WIDTH overflows it), figures to 3 significant digits (`figure`); JSON keeps full precision.
 """
 from __future__ import annotations
 
@@ -46,6 +46,8 @@ def figure(value: object) -> str:
 
 def labelled(label: str, text: str, width: int = LABEL_WIDTH) -> str:
     """`text` after `label`, wrapped to TEXT_WIDTH under itself (words and paths are never broken)."""
+    if " " not in text and width + len(text) > TEXT_WIDTH:  # a long path: on a line of its own, whole
+        return f"{label.rstrip()}\n{text}" if label.strip() else text
     head = label.ljust(width) if len(label) < width or not label else label + " "
     wrapped = textwrap.fill(text, TEXT_WIDTH, initial_indent=head, subsequent_indent=" " * width,
                             break_long_words=False, break_on_hyphens=False)
@@ -153,7 +155,7 @@ def search_text(result: QueryResult, note: str) -> str:
     for hit in result.hits:
         mark = "*" if hit.likely_derived else " "
         lines += [fitted(f"{hit.rank:>4}  {figure(hit.score):<7} {mark}  {hit.artist or '?'} — {hit.title or '?'}"),
-                  f"{'':<6}{hit.path}"]
+                  labelled("", hit.path, 6)]
     return "\n".join([*lines, labelled("", note, 0)])
 
 
