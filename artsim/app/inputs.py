@@ -35,5 +35,7 @@ def query_paths(args: argparse.Namespace) -> list[str]:
             raise UserError(f"--queries-file {args.queries_file}: cannot be read ({exc})") from None
     if not queries:
         raise UserError("search needs at least one query image (positional, --queries DIR or --queries-file)")
-    must_exist([], args)  # a query that cannot be read is reported in its own result (artsim.index.search)
+    if not any(Path(query).exists() for query in queries):  # nothing to search: the call fails, before torch
+        must_exist(queries, args)
+    must_exist([], args)  # else a query that cannot be read is answered in its own result, with why
     return queries
