@@ -150,8 +150,8 @@ def search_text(result: QueryResult, note: str) -> str:
     """One query's hits, best first: rank, score (* at or above the threshold), artist — title, then the path
     on a line of its own; an unusable query with its error instead."""
     if result.error:
-        return "\n".join([f"query {result.query}", labelled("error", result.error, 6)])
-    lines = [f"query {result.query}", "rank  score      artist — title / path"]
+        return "\n".join([labelled("query", result.query, 6), labelled("error", result.error, 6)])
+    lines = [labelled("query", result.query, 6), "rank  score      artist — title / path"]
     for hit in result.hits:
         mark = "*" if hit.likely_derived else " "
         lines += [fitted(f"{hit.rank:>4}  {figure(hit.score):<7} {mark}  {hit.artist or '?'} — {hit.title or '?'}"),
