@@ -6,8 +6,9 @@ The parser and the COMMANDS table over artsim.app.api, .indexes (the index and i
 --json); progress and warnings to stderr. Every usable input is answered; an unusable one (missing, not an
 image, damaged) costs only its own result, which carries its reason in the output and on stderr, and the
 status is 2 when any result failed, 0 only when all succeeded. A problem with the call itself (no trained
-model, a bad option) exits with status 2 and one line on stderr, never a traceback. Nothing heavy (torch, faiss) is imported before the arguments and the
-input files were checked, so --help and mistakes answer at once.
+model, a bad option, a search none of whose queries exists) exits with status 2 and one line on stderr, never a
+traceback. Nothing heavy (torch, faiss) is imported before the arguments and the input files were checked, so
+--help and mistakes answer at once.
 """
 from __future__ import annotations
 
@@ -135,6 +136,8 @@ def _check_combinations(parser: OneLineParser, args: argparse.Namespace) -> None
         parser.error("compare needs two images (a b), or --pairs pairs.csv")
     if args.command == "compare" and args.pairs is not None and (args.a is not None or args.plot is not None):
         parser.error("--pairs scores the CSV's pairs: give no image and no --plot with it")
+    if args.command == "compare" and args.pairs is not None and args.json:
+        parser.error("--pairs writes a CSV (one row per pair, its error column): give no --json with it")
     if args.command == "search" and sum([args.json, args.jsonl, args.csv]) > 1:
         parser.error("give one of --json, --jsonl, --csv")
 

@@ -78,7 +78,8 @@ def compare_text(payload: dict[str, Any]) -> str:
     if "error" in payload:
         return "\n".join([*lines, labelled("error", payload["error"])])
     weights = payload["weights"]
-    lines += [labelled("model score", f"{figure(payload['model_score']):<7} the model's estimate of the descriptor score"),
+    model_score = f"{figure(payload['model_score']):<7} the model's estimate of the descriptor score"
+    lines += [labelled("model score", model_score),
               labelled("descriptor score", f"{figure(payload['descriptor_score']):<7} the weighted mean of its parts:"),
               *(labelled(f"  {name}", f"{figure(value):<7} weight {figure(weights.get(name, 0.0))}")
                 for name, value in payload["similarities"].items()),
@@ -232,7 +233,8 @@ def info_text(info: dict[str, Any]) -> str:
         shown = figures_text(model["metrics"], INFO_FIGURES.get(name, ()))
         lines.append(labelled(name, f"{model['path']}" + (f": {shown}" if shown else ""), INFO_LABEL))
         test = model.get("test_metrics") or {}
-        tested = ", ".join(filter(None, [figures_text(test, TEST_FIGURES), figures_text(test.get("model"), MODEL_TEST_FIGURES)]))
+        tested = ", ".join(filter(None, [figures_text(test, TEST_FIGURES),
+                                         figures_text(test.get("model"), MODEL_TEST_FIGURES)]))
         if tested:
             lines.append(labelled("  test", tested, INFO_LABEL))
     stale = info["stale_stages"]

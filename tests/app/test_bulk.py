@@ -62,6 +62,12 @@ def test_an_unusable_row_costs_only_itself_and_the_status_is_2(capsys, pairs_fol
     assert all(f"line {n}" in line for n, line in zip((2, 4, 5), err.strip().splitlines()))
 
 
+def test_json_is_refused_with_pairs_rather_than_ignored(capsys, pairs_folder):
+    with pytest.raises(SystemExit) as stopped:
+        main(["compare", "--pairs", str(pairs_folder / "pairs.csv"), "--json"])
+    assert stopped.value.code == 2 and "CSV" in capsys.readouterr().err
+
+
 def test_every_row_failing_is_status_2(capsys, pairs_folder, model_dir):
     status, out, _ = run_pairs(capsys, pairs_folder / "pairs.csv", model_dir, [("images/nope.png", "images/p0.png")])
     assert status == 2 and len(out) == 1 and "missing_file" in out[0]["error"]

@@ -91,7 +91,8 @@ def test_compare_shows_the_parts_in_force_and_the_verdict(capsys, tmp_path, imag
     parts = [line.split()[0] for line in parts[:[line.startswith("verdict") for line in parts].index(True)]]
     assert sorted(parts) == sorted(weights)  # every part in force, one a line, no other
     verdict = " ".join(out[out.index("\nverdict "):].split())
-    assert verdict.startswith(f"verdict derived: likely (score {score:.3f} >= {score - 0.01:.3f}, the threshold at 90% precision on 72 held-out pairs")
+    assert verdict.startswith(f"verdict derived: likely (score {score:.3f} >= {score - 0.01:.3f}, "
+                              "the threshold at 90% precision on 72 held-out pairs")
     with Image.open(plot) as image:
         assert image.size[0] > 200
     status, out, _ = run_cli(capsys, "compare", str(images[0]), str(images[1]), "--model", str(folder), "--json")
@@ -178,13 +179,15 @@ def search_answers(form: str, out: str) -> dict[str, tuple[int, str | None]]:
     """query -> (hits, error) as each output form says it."""
     if form == "json":
         loaded = json.loads(out)  # one query: its object; several: a list
-        return {r["query"]: (len(r["results"]), r.get("error")) for r in ([loaded] if isinstance(loaded, dict) else loaded)}
+        results = [loaded] if isinstance(loaded, dict) else loaded
+        return {r["query"]: (len(r["results"]), r.get("error")) for r in results}
     if form == "jsonl":
         return {r["query"]: (len(r["results"]), r.get("error")) for r in map(json.loads, out.splitlines())}
     if form == "csv":
         rows = list(csv.DictReader(io.StringIO(out)))
         return {q: (sum(1 for r in rows if r["query"] == q and r["rank"]),
-                    next((r["error"] for r in rows if r["query"] == q and r["error"]), None)) for q in {r["query"] for r in rows}}
+                    next((r["error"] for r in rows if r["query"] == q and r["error"]), None))
+                for q in {r["query"] for r in rows}}
     blocks = ["query " + block for block in out.split("\nquery ") if block.strip()]
     blocks[0] = blocks[0].removeprefix("query ")
     answers = {}
@@ -196,7 +199,8 @@ def search_answers(form: str, out: str) -> dict[str, tuple[int, str | None]]:
 
 
 @pytest.mark.parametrize("form", ["text", "json", "jsonl", "csv"])
-def test_search_answers_every_usable_query_and_reports_each_unusable_one(capsys, tmp_path, images, form, monkeypatch) -> None:
+def test_search_answers_every_usable_query_and_reports_each_unusable_one(capsys, tmp_path, images, form,
+                                                                        monkeypatch) -> None:
     monkeypatch.setenv("ARTSIM_CACHE", str(tmp_path / "cache"))
     folder = model_folder(tmp_path, None)
     bad = unusable_queries(tmp_path / "queries")
@@ -210,7 +214,8 @@ def test_search_answers_every_usable_query_and_reports_each_unusable_one(capsys,
         hits, error = answers[str(path)]
         assert hits == 0 and reason in error and str(path) in error
     assert len(err.strip().splitlines()) == 2 and all(str(path) in err for path in bad.values())
-    status, out, _ = run_cli(capsys, "search", str(images[0]), "--originals", str(images[0].parent), "--model", str(folder), *flags)
+    status, out, _ = run_cli(capsys, "search", str(images[0]), "--originals", str(images[0].parent),
+                             "--model", str(folder), *flags)
     assert status == 0 and search_answers(form, out)[str(images[0])][1] is None
 
 

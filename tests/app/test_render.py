@@ -62,7 +62,8 @@ def test_compare_search_and_index_text_fit_100_columns_and_3_digits(capsys, at_s
     assert status == 0 and "descriptor score" in out
     assert_for_people(out)
     longest = max(images, key=len)  # its path alone is over 100 columns: on a line of its own
-    status, out = run_cli(capsys, "search", images[0], longest, "--originals", ".", "--model", str(model_dir), "--top-k", "29")
+    status, out = run_cli(capsys, "search", images[0], longest, "--originals", ".", "--model", str(model_dir),
+                          "--top-k", "29")
     assert status == 0 and out.count("\nquery") == 1 and f"query\n{longest}\n" in out
     assert_for_people(out)
     status, out = run_cli(capsys, "index", ".", "--out", str(tmp_path / "index"), "--model", str(model_dir))

@@ -433,8 +433,8 @@ def test_a_workspace_serves_its_ingested_originals_by_their_manifest_ids(model_d
     assert by_id.status_code == 200 and by_id.json()["descriptor_score"] == pytest.approx(1.0)
 
 
-def test_each_fault_costs_only_its_own_result_with_the_reason_the_cli_gives(client, model_dir, originals, cache, tmp_path,
-                                                                          capsys, monkeypatch):
+def test_each_fault_costs_only_its_own_result_with_the_reason_the_cli_gives(client, model_dir, originals, cache,
+                                                                          tmp_path, capsys, monkeypatch):
     """One behaviour per fault: the service refuses the request with the reason code that `artsim search` puts in
     that query's result, and answers the next request; the CLI answers its other queries and exits 2."""
     monkeypatch.setenv("ARTSIM_CACHE", str(cache))
@@ -444,8 +444,8 @@ def test_each_fault_costs_only_its_own_result_with_the_reason_the_cli_gives(clie
     for code, data in faults.items():
         paths[code].write_bytes(data)
     good = originals / "painting_0.png"
-    status = main(["search", *map(str, paths.values()), str(good), "--originals", str(originals), "--model", str(model_dir),
-                   "--json"])
+    status = main(["search", *map(str, paths.values()), str(good), "--originals", str(originals),
+                   "--model", str(model_dir), "--json"])
     answered = {r["query"]: r for r in json.loads(capsys.readouterr().out)}
     assert status == 2 and answered[str(good)]["results"] and "error" not in answered[str(good)]
     for code, data in faults.items():

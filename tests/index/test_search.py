@@ -161,7 +161,7 @@ def test_the_default_ranking_is_what_evaluate_found_best_and_the_model_otherwise
     assert default_ranking(tmp_path) == "model"
 
 
-def test_a_single_unusable_query_is_answered_with_its_error_and_one_line_on_stderr(capsys, tmp_path, model_dir, images):  # noqa: F811
+def test_a_lone_unusable_query_is_answered_with_its_error(capsys, tmp_path, model_dir, images):  # noqa: F811
     hostile = tmp_path / "query.jpg"
     hostile.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     status, out, err = run_cli(capsys, "search", str(hostile), "--originals", str(images[0].parent), "--model", str(model_dir))
