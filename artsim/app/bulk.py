@@ -2,8 +2,9 @@
 
 The output is a CSV: a header, then one row per input pair in input order (model score, descriptor
 score, each descriptor similarity); a pair with an unusable image keeps its row, with the reason in
-`error` and the scores empty (the columns: artsim.app.render.pairs_header). Each batch decodes each distinct
-image once and embeds them in one pass.
+`error` and the scores empty, and the command's status is 2 (the columns: artsim.app.render.pairs_header).
+A relative path is read from the CSV's folder. Each batch decodes each distinct image once and embeds them
+in one pass.
 """
 from __future__ import annotations
 
@@ -36,17 +37,19 @@ def read_pairs(path: Path) -> list[tuple[str, str]]:
     return pairs
 
 
-def compare_pairs(scorer: Scorer, pairs: list[tuple[str, str]], batch_size: int = PAIR_BATCH) -> Iterator[list[object]]:
-    """One CSV row per pair, in input order."""
+def compare_pairs(scorer: Scorer, pairs: list[tuple[str, str]], batch_size: int = PAIR_BATCH,
+                  base: Path = Path(".")) -> Iterator[list[object]]:
+    """One CSV row per pair, in input order, the paths as given; a relative path names a file under `base`
+    (the CSV's folder), an absolute one itself."""
     for start in tqdm(range(0, len(pairs), batch_size), desc="compare pairs", unit="batch", disable=None):
-        yield from _batch_rows(scorer, pairs[start:start + batch_size])
+        yield from _batch_rows(scorer, pairs[start:start + batch_size], base)
 
 
-def _batch_rows(scorer: Scorer, pairs: list[tuple[str, str]]) -> Iterator[list[object]]:
+def _batch_rows(scorer: Scorer, pairs: list[tuple[str, str]], base: Path) -> Iterator[list[object]]:
     opened: dict[str, LoadedImage | str] = {}
     for name in dict.fromkeys(name for pair in pairs for name in pair):
         try:
-            opened[name] = open_image(name) if name else "empty path"
+            opened[name] = open_image(base / name) if name else "empty path"
         except UnusableImage as exc:
             opened[name] = str(exc)
     usable = [(a, b) for a, b in pairs if not isinstance(opened[a], str) and not isinstance(opened[b], str)]

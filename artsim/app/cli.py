@@ -3,10 +3,12 @@ serve the model and the collection over HTTP, describe a workspace.
 
 The parser and the COMMANDS table over artsim.app.api, .indexes (the index and its Searcher), .bulk, .serve and
 .workspace_info; every shape printed comes from artsim.app.render. Results go to stdout (text, or JSON with
---json); progress and warnings to stderr. A problem the user can fix
-(no trained model, an unusable image, a bad option) exits with status 2 and one line on
-stderr, never a traceback. Nothing heavy (torch, faiss) is imported before the arguments and the
-input files were checked, so --help and mistakes answer at once.
+--json); progress and warnings to stderr. Every usable input is answered; an unusable one (missing, not an
+image, damaged) costs only its own result, which carries its reason in the output and on stderr, and the
+status is 2 when any result failed, 0 only when all succeeded. A problem with the call itself (no trained
+model, a bad option, a search none of whose queries exists) exits with status 2 and one line on stderr, never a
+traceback. Nothing heavy (torch, faiss) is imported before the arguments and the input files were checked, so
+--help and mistakes answer at once.
 """
 from __future__ import annotations
 
@@ -142,6 +144,8 @@ def _check_combinations(parser: OneLineParser, args: argparse.Namespace) -> None
         parser.error("compare needs two images (a b), or --pairs pairs.csv")
     if args.command == "compare" and args.pairs is not None and (args.a is not None or args.plot is not None):
         parser.error("--pairs scores the CSV's pairs: give no image and no --plot with it")
+    if args.command == "compare" and args.pairs is not None and args.json:
+        parser.error("--pairs writes a CSV (one row per pair, its error column): give no --json with it")
     if args.command == "search" and sum([args.json, args.jsonl, args.csv]) > 1:
         parser.error("give one of --json, --jsonl, --csv")
 
@@ -160,14 +164,24 @@ def _scorer(args: argparse.Namespace):
 def run_compare(args: argparse.Namespace) -> int:
     if args.pairs is not None:
         return run_compare_pairs(args)
-    must_exist([args.a, args.b], args)
-    from artsim.app.api import compare_payload, open_image
+    must_exist([], args)
+    from artsim.app.api import UnusableImage, compare_payload, open_image
     from artsim.app.difference import difference_maps, image_label, write_comparison_plot
-    from artsim.app.render import compare_text, print_payload
+    from artsim.app.render import compare_error_json, compare_text, print_payload
 
+    names, opened, errors = (args.a, args.b), [], []
+    for name in names:
+        try:
+            opened.append(open_image(name))
+        except UnusableImage as exc:
+            errors.append(str(exc))
+    if errors:  # the pair is compare's one result: printed with its error, and the error on stderr
+        payload = compare_error_json(names, "; ".join(errors))
+        print_payload(payload, args.json, compare_text(payload))
+        return _fail(payload["error"])
     scorer = _scorer(args)
-    first, second = open_image(args.a), open_image(args.b)
-    payload = compare_payload(scorer, first, second, (args.a, args.b))
+    first, second = opened
+    payload = compare_payload(scorer, first, second, names)
     if args.plot is not None:
         maps = difference_maps(first.image, second.image, scorer.descriptor.describe)
         labels = (image_label(Path(args.a), args.workspace), image_label(Path(args.b), args.workspace))
@@ -180,17 +194,18 @@ def run_compare(args: argparse.Namespace) -> int:
 def run_compare_pairs(args: argparse.Namespace) -> int:
     must_exist([args.pairs], args)
     from artsim.app.bulk import compare_pairs, read_pairs
-    from artsim.app.render import pairs_header, write_rows
+    from artsim.app.render import pairs_header, write_pairs
 
     pairs = read_pairs(args.pairs)
     scorer = _scorer(args)
-    rows, head = compare_pairs(scorer, pairs), pairs_header(scorer.descriptor.weights.as_dict())
+    # Relative paths in the CSV name files beside it, wherever the command runs.
+    rows, head = compare_pairs(scorer, pairs, base=args.pairs.parent), pairs_header(scorer.descriptor.weights.as_dict())
     if args.out is None:
-        write_rows(sys.stdout, head, rows)
+        _, failed = write_pairs(sys.stdout, head, rows)
     else:
         with open(args.out, "w", newline="", encoding="utf-8") as handle:
-            write_rows(handle, head, rows)
-    return 0
+            _, failed = write_pairs(handle, head, rows)
+    return EXIT_USER_ERROR if failed else 0
 
 
 def run_search(args: argparse.Namespace) -> int:

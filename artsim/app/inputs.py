@@ -1,5 +1,6 @@
 """What the `artsim` command checks of its inputs before anything heavy is imported: the files named
-exist, and the queries of `search` (positional, --queries DIR, --queries-file)."""
+exist, and the queries of `search` (positional, --queries DIR, --queries-file), each of which is then
+searched or reported on its own."""
 from __future__ import annotations
 
 import argparse

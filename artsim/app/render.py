@@ -1,13 +1,18 @@
 """Every shape the `artsim` command and `artsim serve` answer with: the text, CSV and JSON of compare, search,
 index and info, in one place, so that the CLI and HTTP say the same thing the same way.
 
-Nothing here computes a score or reads a file: each function shapes what it is given.
+Nothing here computes a score or reads a file: each function shapes what it is given. Every input gets its
+result in the shape asked for, an unusable one with its reason (`error`) in place of its scores. Text is for
+people: lines of at most TEXT_WIDTH columns (a path too long for its place gets a line of its own, and only
+one longer than TEXT_WIDTH overflows it), figures to 3 significant digits (`figure`); JSON keeps full precision.
 """
 from __future__ import annotations
 
 import csv
 import json
+import math
 import sys
+import textwrap
 from collections.abc import Iterable
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, TextIO
@@ -20,10 +25,44 @@ if TYPE_CHECKING:
 
 SEARCH_FORMATS = ("text", "json", "jsonl", "csv")
 SEARCH_CSV_HEADER = ["query", "rank", "score", "cosine", "likely_derived", "artist", "title", "path", "error"]
+TEXT_WIDTH = 100
+LABEL_WIDTH = 18  # compare's labels ("descriptor score  ")
+KEEP_TOGETHER = "\xa0"  # a space `labelled` never breaks a line at (textwrap splits at ASCII whitespace only)
 
 
 def print_payload(payload: Any, as_json: bool, text: str) -> None:
     print(json.dumps(payload, indent=2) if as_json else text)
+
+
+def figure(value: object) -> str:
+    """A number as text shows it: 3 significant digits (0.812, 0.0206, 123), whole numbers as they are."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int) or not math.isfinite(value):
+        return str(value)
+    rounded = float(f"{value:.3g}")
+    return str(int(rounded)) if rounded.is_integer() and abs(rounded) < 1e6 else f"{rounded:.3g}"
+
+
+def labelled(label: str, text: str, width: int = LABEL_WIDTH) -> str:
+    """`text` after `label`, wrapped to TEXT_WIDTH under itself (words and paths are never broken)."""
+    if " " not in text and width + len(text) > TEXT_WIDTH:  # a long path: on a line of its own, whole
+        return f"{label.rstrip()}\n{text}" if label.strip() else text
+    head = label.ljust(width) if len(label) < width or not label else label + " "
+    wrapped = textwrap.fill(text, TEXT_WIDTH, initial_indent=head, subsequent_indent=" " * width,
+                            break_long_words=False, break_on_hyphens=False)
+    return wrapped.replace(KEEP_TOGETHER, " ") or label.rstrip()
+
+
+def fitted(text: str, width: int = TEXT_WIDTH) -> str:
+    """One line cut to `width` columns, an ellipsis where it was cut."""
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def report_unusable(what: str, name: str, why: str) -> None:
+    """One line on stderr per input that could not be used (its result, with `why`, is in the output too)."""
+    said = " ".join(why.split())
+    print(f"artsim: {what} {name}: {said}" if not said.startswith(name) else f"artsim: {what} {said}", file=sys.stderr)
 
 
 # --- compare ---------------------------------------------------------------------------------
@@ -34,11 +73,23 @@ def parts_text(similarities: dict[str, float], weights: dict[str, float]) -> str
 
 
 def compare_text(payload: dict[str, Any]) -> str:
-    text = (f"model score       {payload['model_score']:.4f}   (the model's estimate of the descriptor score)\n"
-            f"descriptor score  {payload['descriptor_score']:.4f}   "
-            f"{parts_text(payload['similarities'], payload['weights'])}\n"
-            f"verdict           {payload['verdict_text']}")
-    return text + (f"\nplot              {payload['plot']}" if "plot" in payload else "")
+    """compare's text: the pair, both scores, the descriptor score's parts one per line, the verdict; or the error."""
+    lines = [labelled("a", str(payload["a"])), labelled("b", str(payload["b"]))]
+    if "error" in payload:
+        return "\n".join([*lines, labelled("error", payload["error"])])
+    weights = payload["weights"]
+    model_score = f"{figure(payload['model_score']):<7} the model's estimate of the descriptor score"
+    lines += [labelled("model score", model_score),
+              labelled("descriptor score", f"{figure(payload['descriptor_score']):<7} the weighted mean of its parts:"),
+              *(labelled(f"  {name}", f"{figure(value):<7} weight {figure(weights.get(name, 0.0))}")
+                for name, value in payload["similarities"].items()),
+              labelled("verdict", payload["verdict_text"])]
+    return "\n".join(lines + ([labelled("plot", str(payload["plot"]))] if "plot" in payload else []))
+
+
+def compare_error_json(names: tuple[str, str], error: str) -> dict[str, str]:
+    """compare's answer for a pair it could not score: the pair and why (no score)."""
+    return {"a": names[0], "b": names[1], "error": error}
 
 
 def pairs_header(descriptor_names: Iterable[str]) -> list[str]:
@@ -46,14 +97,17 @@ def pairs_header(descriptor_names: Iterable[str]) -> list[str]:
     return ["a", "b", "model_score", "descriptor_score", *descriptor_names, "error"]
 
 
-def write_rows(handle: TextIO, head: list[str], rows: Iterable[list[object]]) -> int:
+def write_pairs(handle: TextIO, head: list[str], rows: Iterable[list[object]]) -> tuple[int, int]:
+    """The CSV of `compare --pairs`, one row per pair; (rows, rows with an error), each of those also on stderr."""
     writer = csv.writer(handle, lineterminator="\n")
     writer.writerow(head)
-    count = 0
-    for row in rows:
+    count = failed = 0
+    for count, row in enumerate(rows, start=1):
         writer.writerow(row)
-        count += 1
-    return count
+        if row[-1]:
+            failed += 1
+            report_unusable("pair on line", str(count + 1), str(row[-1]))
+    return count, failed
 
 
 # --- search ----------------------------------------------------------------------------------
@@ -94,14 +148,22 @@ def search_csv_rows(result: QueryResult) -> list[list[object]]:
 
 
 def search_text(result: QueryResult, note: str) -> str:
-    lines = [f"{h.rank:>4}  {h.score:.4f}{' *' if h.likely_derived else '  '}  {h.artist or '?'} — {h.title or '?'}  {h.path}"
-             for h in result.hits]
-    return "\n".join([f"query {result.query}", "rank  score     artist — title  path", *lines, note])
+    """One query's hits, best first: rank, score (* at or above the threshold), artist — title, then the path
+    on a line of its own; an unusable query with its error instead."""
+    if result.error:
+        return "\n".join([labelled("query", result.query, 6), labelled("error", result.error, 6)])
+    lines = [labelled("query", result.query, 6), "rank  score      artist — title / path"]
+    for hit in result.hits:
+        mark = "*" if hit.likely_derived else " "
+        lines += [fitted(f"{hit.rank:>4}  {figure(hit.score):<7} {mark}  {hit.artist or '?'} — {hit.title or '?'}"),
+                  labelled("", hit.path, 6)]
+    return "\n".join([*lines, labelled("", note, 0)])
 
 
 def write_search_results(form: str, results: Iterable[QueryResult], skipped: dict[str, str], note: str) -> int:
     """Print each query's result as it comes in `form` (SEARCH_FORMATS), hits at the 90%-precision threshold
-    marked and the note saying on how many pairs it rests; the number of queries that could not be used."""
+    marked and the note saying on how many pairs it rests, an unusable query with its error (and a line on
+    stderr); the number of queries that could not be used."""
     failed, collected = 0, []
     writer = csv.writer(sys.stdout, lineterminator="\n") if form == "csv" else None
     if writer:
@@ -109,15 +171,15 @@ def write_search_results(form: str, results: Iterable[QueryResult], skipped: dic
     for result in results:
         failed += result.error is not None
         if result.error:
-            print(f"artsim: query {result.query}: {result.error}", file=sys.stderr)
+            report_unusable("query", result.query, result.error)
         if writer:
             writer.writerows(search_csv_rows(result))
         elif form == "jsonl":
             print(json.dumps(result_json(result) | {"threshold_note": note}), flush=True)
         elif form == "json":
             collected.append(search_json(result, skipped, note))
-        elif not result.error:  # text: a query that could not be used is only its line on stderr
-            print(search_text(result, note))
+        else:
+            print(search_text(result, note), flush=True)
     if form == "json":
         print(json.dumps(collected[0] if len(collected) == 1 else collected, indent=2))
     return failed
@@ -125,26 +187,58 @@ def write_search_results(form: str, results: Iterable[QueryResult], skipped: dic
 
 # --- index and info --------------------------------------------------------------------------
 
+INFO_LABEL = 11
+# The figures `artsim info` shows of each model (metrics/<model>.json) and of the test (metrics/evaluate.json,
+# the model's own under "model"), by the names --json gives them; --json has every figure.
+INFO_FIGURES = {"finetune": ("test_accuracy", "test_macro_f1", "test_majority_accuracy"),
+                "siamese": ("val_mse", "val_baseline_mse")}
+TEST_FIGURES = ("mse", "baseline_mse", "r2", "spearman", "n_test_pairs")
+MODEL_TEST_FIGURES = ("pair_auc", "mrr", "recall_at_1", "recall_at_5")
+
+
 def index_text(report: dict[str, Any]) -> str:
-    return (f"index      {report['index']}\noriginals  {report['originals']} ({report['embedded']} embedded, "
-            f"{report['hashed']} read, {report['unchanged']} unchanged, {len(report['skipped'])} without a vector)")
+    """`artsim index`'s text, in the words of its JSON (embedded, hashed, unchanged, skipped)."""
+    counts = ", ".join(f"{report[key]} {key}" for key in ("embedded", "hashed", "unchanged"))
+    lines = [labelled("index", str(report["index"]), INFO_LABEL),
+             labelled("originals", f"{report['originals']}: {counts}, {len(report['skipped'])} skipped", INFO_LABEL)]
+    if report.get("rebuilt_because"):
+        lines.append(labelled("rebuilt", str(report["rebuilt_because"]), INFO_LABEL))
+    lines += [labelled("skipped", f"{name}: {why}", INFO_LABEL) for name, why in report["skipped"].items()]
+    return "\n".join(lines)
+
+
+def figures_text(values: dict[str, Any] | None, keys: Iterable[str]) -> str:
+    """`key value, ...` of the keys present (not null), values to 3 significant digits."""
+    values = values or {}
+    return ", ".join(f"{key}{KEEP_TOGETHER}{figure(values[key])}" for key in keys if values.get(key) is not None)
+
+
+def counts_text(counts: dict[str, int] | None) -> str:
+    return ", ".join(f"{name} {count}" for name, count in (counts or {}).items())
 
 
 def info_text(info: dict[str, Any]) -> str:
+    """`artsim info`: a short summary of the workspace (`--json` for everything, at full precision)."""
     originals, variants, pairs = info["originals"], info["variants"], info["pairs"]
-    lines = [f"workspace   {info['workspace']}",
-             f"originals   {originals['count']} {originals['by_split']}" if originals else "originals   none (run `dvc repro`)",
-             f"variants    {variants['count']} {variants['by_backend']}" if variants else "variants    none",
-             f"pairs       {pairs['count']} ({pairs['positives']} positive)" if pairs else "pairs       none"]
+    lines = [labelled("workspace", info["workspace"], INFO_LABEL),
+             labelled("originals", f"{originals['count']}: {counts_text(originals['by_split'])}" if originals
+                      else "none (run `dvc repro`)", INFO_LABEL),
+             labelled("variants", f"{variants['count']}: {counts_text(variants['by_backend'])}" if variants else "none",
+                      INFO_LABEL),
+             labelled("pairs", f"{pairs['count']}: {pairs['positives']} positive" if pairs else "none", INFO_LABEL)]
     for name, model in info["models"].items():
         if not model["trained"]:
-            lines.append(f"{name:<11} not trained")
+            lines.append(labelled(name, "not trained", INFO_LABEL))
             continue
-        lines.append(f"{name:<11} {model['path']}  metrics: {json.dumps(model['metrics'])}")
-        if model.get("test_metrics"):
-            lines.append(f"{'':<11} test: {json.dumps(model['test_metrics'])}")
+        shown = figures_text(model["metrics"], INFO_FIGURES.get(name, ()))
+        lines.append(labelled(name, f"{model['path']}" + (f": {shown}" if shown else ""), INFO_LABEL))
+        test = model.get("test_metrics") or {}
+        tested = ", ".join(filter(None, [figures_text(test, TEST_FIGURES),
+                                         figures_text(test.get("model"), MODEL_TEST_FIGURES)]))
+        if tested:
+            lines.append(labelled("  test", tested, INFO_LABEL))
     stale = info["stale_stages"]
     if info["stale_stages_checked"]:
-        lines.append("stale       " + ("unknown (dvc status failed)" if stale is None else ", ".join(stale)
-                                       or "none: up to date"))
-    return "\n".join(lines)
+        lines.append(labelled("stale", "unknown (dvc status failed)" if stale is None else ", ".join(stale)
+                              or "none: up to date", INFO_LABEL))
+    return "\n".join([*lines, "(every figure: artsim info --json)"])

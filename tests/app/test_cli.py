@@ -3,6 +3,8 @@
 `fit` learns them (every candidate, some zero) and a single other descriptor ({layout: 1})."""
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -84,9 +86,13 @@ def test_compare_shows_the_parts_in_force_and_the_verdict(capsys, tmp_path, imag
     status, out, err = run_cli(capsys, "compare", str(images[0]), str(images[1]), "--model", str(folder), "--plot", str(plot))
     assert status == 0, err
     weights = WEIGHTINGS[weighting] or ScoreWeights().as_dict()
-    descriptor_line = next(line for line in out.splitlines() if line.startswith("descriptor score"))
-    assert [name for name in weights if f" {name} " in descriptor_line] == list(weights)  # every part in force, no other
-    assert f"verdict           derived: likely (score {score:.3f} >= {score - 0.01:.3f}, the threshold at 90% precision on 72 held-out pairs" in out
+    lines = out.splitlines()
+    parts = lines[[line.startswith("descriptor score") for line in lines].index(True) + 1:]
+    parts = [line.split()[0] for line in parts[:[line.startswith("verdict") for line in parts].index(True)]]
+    assert sorted(parts) == sorted(weights)  # every part in force, one a line, no other
+    verdict = " ".join(out[out.index("\nverdict "):].split())
+    assert verdict.startswith(f"verdict derived: likely (score {score:.3f} >= {score - 0.01:.3f}, "
+                              "the threshold at 90% precision on 72 held-out pairs")
     with Image.open(plot) as image:
         assert image.size[0] > 200
     status, out, _ = run_cli(capsys, "compare", str(images[0]), str(images[1]), "--model", str(folder), "--json")
@@ -159,3 +165,83 @@ def test_the_gallery_says_what_the_descriptor_score_is_made_of(tmp_path, weighti
     assert all(f"{name} (weight {w:g})" in legend for name, w in weights.items()) and legend.count("weight ") == len(weights)
     with_weights, without = render_gallery(picks, weights=weights), render_gallery(picks)
     assert with_weights.height > without.height  # the legend's lines above the rows
+
+
+# --- one behaviour per fault: an unusable input costs only its own result, status 2 when any failed -----------
+
+def unusable_queries(folder: Path) -> dict[str, Path]:
+    folder.mkdir(exist_ok=True)
+    (folder / "notes.jpg").write_text("not an image")
+    return {"missing_file": folder / "nope.jpg", "not_an_image": folder / "notes.jpg"}
+
+
+def search_answers(form: str, out: str) -> dict[str, tuple[int, str | None]]:
+    """query -> (hits, error) as each output form says it."""
+    if form == "json":
+        loaded = json.loads(out)  # one query: its object; several: a list
+        results = [loaded] if isinstance(loaded, dict) else loaded
+        return {r["query"]: (len(r["results"]), r.get("error")) for r in results}
+    if form == "jsonl":
+        return {r["query"]: (len(r["results"]), r.get("error")) for r in map(json.loads, out.splitlines())}
+    if form == "csv":
+        rows = list(csv.DictReader(io.StringIO(out)))
+        return {q: (sum(1 for r in rows if r["query"] == q and r["rank"]),
+                    next((r["error"] for r in rows if r["query"] == q and r["error"]), None))
+                for q in {r["query"] for r in rows}}
+    blocks = ["query " + block for block in out.split("\nquery ") if block.strip()]
+    blocks[0] = blocks[0].removeprefix("query ")
+    answers = {}
+    for block in blocks:
+        lines = block.splitlines()
+        error = " ".join(lines[1:]).removeprefix("error ") if lines[1].startswith("error") else None
+        answers[lines[0].removeprefix("query ")] = (sum(1 for line in lines if line[:4].strip().isdigit()), error)
+    return answers
+
+
+@pytest.mark.parametrize("form", ["text", "json", "jsonl", "csv"])
+def test_search_answers_every_usable_query_and_reports_each_unusable_one(capsys, tmp_path, images, form,
+                                                                        monkeypatch) -> None:
+    monkeypatch.setenv("ARTSIM_CACHE", str(tmp_path / "cache"))
+    folder = model_folder(tmp_path, None)
+    bad = unusable_queries(tmp_path / "queries")
+    flags = [] if form == "text" else [f"--{form}"]
+    status, out, err = run_cli(capsys, "search", str(bad["missing_file"]), str(images[0]), str(bad["not_an_image"]),
+                               "--originals", str(images[0].parent), "--model", str(folder), "--top-k", "2", *flags)
+    assert status == 2
+    answers = search_answers(form, out)
+    assert answers[str(images[0])] == (2, None)
+    for reason, path in bad.items():
+        hits, error = answers[str(path)]
+        assert hits == 0 and reason in error and str(path) in error
+    assert len(err.strip().splitlines()) == 2 and all(str(path) in err for path in bad.values())
+    status, out, _ = run_cli(capsys, "search", str(images[0]), "--originals", str(images[0].parent),
+                             "--model", str(folder), *flags)
+    assert status == 0 and search_answers(form, out)[str(images[0])][1] is None
+
+
+@pytest.mark.parametrize("reason", ["missing_file", "not_an_image"])
+def test_compare_answers_an_unusable_pair_in_its_json_with_why(capsys, tmp_path, images, reason) -> None:
+    folder = model_folder(tmp_path, None)
+    bad = unusable_queries(tmp_path / "queries")[reason]
+    status, out, err = run_cli(capsys, "compare", str(images[0]), str(bad), "--model", str(folder), "--json")
+    payload = json.loads(out)
+    assert status == 2 and (payload["a"], payload["b"]) == (str(images[0]), str(bad)) and "model_score" not in payload
+    assert reason in payload["error"] and str(bad) in payload["error"]
+    assert len(err.strip().splitlines()) == 1 and reason in err
+
+
+def test_index_text_says_what_its_json_says(capsys, tmp_path, images) -> None:
+    folder, originals = model_folder(tmp_path, None), tmp_path / "originals"
+    originals.mkdir()
+    for path in images:
+        (originals / path.name).write_bytes(path.read_bytes())
+    (originals / "broken.png").write_text("not an image")
+    common = ["index", str(originals), "--out", str(tmp_path / "index"), "--model", str(folder)]
+    assert run_cli(capsys, *common)[0] == 0
+    status, text, _ = run_cli(capsys, *common)
+    status_json, out, _ = run_cli(capsys, *common, "--json")
+    report = json.loads(out)
+    assert status == status_json == 0 and (report["unchanged"], report["hashed"]) == (len(images) + 1, 0)
+    for key in ("embedded", "hashed", "unchanged"):
+        assert f"{report[key]} {key}" in text
+    assert f"{len(report['skipped'])} skipped" in text and "broken.png: not_an_image" in text

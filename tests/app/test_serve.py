@@ -437,3 +437,25 @@ def test_a_workspace_serves_its_ingested_originals_by_their_manifest_ids(model_d
         assert hit["title"] == paintings[int(hit["id"], 16)].stem
     by_id = client.post("/compare", files={"a": upload(paintings[2].read_bytes())}, data={"b_original": f"{2:016x}"})
     assert by_id.status_code == 200 and by_id.json()["descriptor_score"] == pytest.approx(1.0)
+
+
+def test_each_fault_costs_only_its_own_result_with_the_reason_the_cli_gives(client, model_dir, originals, cache,
+                                                                          tmp_path, capsys, monkeypatch):
+    """One behaviour per fault: the service refuses the request with the reason code that `artsim search` puts in
+    that query's result, and answers the next request; the CLI answers its other queries and exits 2."""
+    monkeypatch.setenv("ARTSIM_CACHE", str(cache))
+    faults = {"empty_file": b"", "not_an_image": b"not an image at all",
+              "corrupt_image": png(random_painting(1))[:300], "too_many_pixels": png_header_only(100_000, 100_000)}
+    paths = {code: tmp_path / f"{code}.png" for code in faults}
+    for code, data in faults.items():
+        paths[code].write_bytes(data)
+    good = originals / "painting_0.png"
+    status = main(["search", *map(str, paths.values()), str(good), "--originals", str(originals),
+                   "--model", str(model_dir), "--json"])
+    answered = {r["query"]: r for r in json.loads(capsys.readouterr().out)}
+    assert status == 2 and answered[str(good)]["results"] and "error" not in answered[str(good)]
+    for code, data in faults.items():
+        assert f"unusable image ({code}" in answered[str(paths[code])]["error"]
+        refused = client.post("/search", files={"image": upload(data)})
+        assert refused.status_code in (400, 413, 415) and refused.json()["error"] == code
+        assert client.post("/search", files={"image": upload(good.read_bytes())}).json()["results"]

@@ -1,0 +1,73 @@
+"""`artsim compare --pairs`: every pair of a CSV answered in order, an unusable one with why, paths read from
+the CSV's folder, status 2 when any row failed (a small untrained model, seconds)."""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+
+from artsim.app.cli import main
+from tests.support.helpers import random_painting, write_untrained_model
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    return write_untrained_model(tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture()
+def pairs_folder(tmp_path) -> Path:
+    """A CSV's folder with its images under images/, as a dataset ships them."""
+    folder = tmp_path / "dataset"
+    (folder / "images").mkdir(parents=True)
+    for seed in range(3):
+        random_painting(seed).save(folder / "images" / f"p{seed}.png")
+    (folder / "images" / "notes.png").write_text("not an image")
+    return folder
+
+
+def run_pairs(capsys, csv_path: Path, model_dir: Path, rows: list[tuple[str, str]]) -> tuple[int, list[dict], str]:
+    csv_path.write_text("a,b\n" + "".join(f"{a},{b}\n" for a, b in rows))
+    status = main(["compare", "--pairs", str(csv_path), "--model", str(model_dir)])
+    captured = capsys.readouterr()
+    return status, list(csv.DictReader(io.StringIO(captured.out))), captured.err
+
+
+def test_relative_paths_are_read_from_the_csv_folder_absolute_ones_as_given(capsys, tmp_path, pairs_folder, model_dir,
+                                                                             monkeypatch):
+    monkeypatch.chdir(tmp_path)  # not the CSV's folder: a path read from here would be missing
+    absolute = str(pairs_folder / "images" / "p2.png")
+    rows = [("images/p0.png", "images/p1.png"), ("images/p1.png", absolute)]
+    status, out, err = run_pairs(capsys, pairs_folder / "pairs.csv", model_dir, rows)
+    assert status == 0, err
+    assert [(r["a"], r["b"]) for r in out] == rows  # the paths as written, to join on
+    assert all(r["error"] == "" and 0 <= float(r["model_score"]) <= 1 for r in out)
+
+
+def test_an_unusable_row_costs_only_itself_and_the_status_is_2(capsys, pairs_folder, model_dir):
+    rows = [("images/p0.png", "images/missing.png"), ("images/p0.png", "images/p1.png"),
+            ("images/notes.png", "images/p2.png"), ("", "images/p2.png")]
+    status, out, err = run_pairs(capsys, pairs_folder / "pairs.csv", model_dir, rows)
+    assert status == 2
+    assert [(r["a"], r["b"]) for r in out] == rows
+    assert "missing_file" in out[0]["error"] and str(pairs_folder / "images" / "missing.png") in out[0]["error"]
+    assert out[1]["error"] == "" and out[1]["model_score"] != ""
+    assert "not_an_image" in out[2]["error"] and out[2]["model_score"] == ""
+    assert out[3]["error"] == "empty path"
+    assert [line.split(":")[0] for line in err.strip().splitlines()] == ["artsim"] * 3
+    assert all(f"line {n}" in line for n, line in zip((2, 4, 5), err.strip().splitlines()))
+
+
+def test_json_is_refused_with_pairs_rather_than_ignored(capsys, pairs_folder):
+    with pytest.raises(SystemExit) as stopped:
+        main(["compare", "--pairs", str(pairs_folder / "pairs.csv"), "--json"])
+    assert stopped.value.code == 2 and "CSV" in capsys.readouterr().err
+
+
+def test_every_row_failing_is_status_2(capsys, pairs_folder, model_dir):
+    status, out, _ = run_pairs(capsys, pairs_folder / "pairs.csv", model_dir, [("images/nope.png", "images/p0.png")])
+    assert status == 2 and len(out) == 1 and "missing_file" in out[0]["error"]
