@@ -28,7 +28,7 @@ DESCRIPTORS = layout.DESCRIPTORS_TABLE
 MODEL_DIR = layout.MODELS["siamese"]
 REPORT = layout.metrics_json("evaluate")
 PLOTS = layout.plots_dir("evaluate")
-# The model's thresholds, beside the model folder (the siamese stage owns models/siamese itself).
+# Every scorer's thresholds, beside the model folder (the siamese stage owns models/siamese itself).
 VERDICT = layout.VERDICT
 
 
@@ -57,7 +57,7 @@ def main() -> None:
     for name, table in evaluation.tables.items():
         (PLOTS / name).parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(PLOTS / name, index=False)
-    ShippedThresholds(file_hash(MODEL_DIR / "model.safetensors"), evaluation.thresholds["model"]).save(VERDICT)
+    ShippedThresholds.of(file_hash(MODEL_DIR / "model.safetensors"), evaluation.thresholds).save(VERDICT)
     write_gallery(evaluation.predictions, PLOTS / "gallery.png", weights=saved.weights.as_dict())
 
 

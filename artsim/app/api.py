@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -169,7 +169,7 @@ class Scorer:
     # --- the verdict --------------------------------------------------------------------------
 
     @cached_property
-    def _shipped(self) -> tuple[Thresholds | None, str]:
+    def _shipped(self) -> tuple[dict[str, Thresholds] | None, str]:
         # In the model folder (a copy made to carry them), else beside it (models/verdict.json).
         found = [path for path in (self.model_dir / VERDICT_FILE, self.model_dir.parent / VERDICT_FILE) if path.exists()]
         return read_shipped(found[0] if found else self.model_dir.parent / VERDICT_FILE, file_hash(self.model_dir / WEIGHTS_FILE))
@@ -177,16 +177,24 @@ class Scorer:
     @property
     def thresholds(self) -> Thresholds | None:
         """The model's thresholds at 90% / 99% precision on the held-out pairs; None if none were shipped."""
-        return self._shipped[0]
+        return self.thresholds_of("model")
 
-    def verdict(self, model_score: float) -> Verdict:
-        """What a model score means by the shipped thresholds (artsim.evaluate.verdict.verdict_for)."""
-        thresholds, why = self._shipped
-        return verdict_for(model_score, thresholds, why_none=why)
+    def thresholds_of(self, scorer: str) -> Thresholds | None:
+        """The shipped thresholds of one of evaluate's scorers (model, phash, ...); None if none were shipped."""
+        return (self._shipped[0] or {}).get(scorer)
 
-    def likely_derived(self, model_score: float) -> bool | None:
-        """Whether a score marks a likely derived image (at or above the 90%-precision threshold); None without one."""
-        return self.verdict(model_score).derived
+    def verdict(self, score: float, scorer: str = "model") -> Verdict:
+        """What a score of `scorer` means by that scorer's own shipped thresholds (evaluate.verdict.verdict_for)."""
+        shipped, why = self._shipped
+        if shipped is not None and scorer not in shipped:
+            why = f"no thresholds shipped for {scorer} ({VERDICT_FILE} predates them: run the evaluate stage)"
+        return verdict_for(score, self.thresholds_of(scorer), why_none=why)
+
+    def likely_derived(self, evidence: Mapping[str, float]) -> bool | None:
+        """Whether every score of `evidence` (scorer -> score) reaches its own scorer's 90%-precision threshold;
+        None where one of them has no threshold."""
+        marks = [self.verdict(score, scorer).derived for scorer, score in evidence.items()]
+        return None if not marks or None in marks else all(marks)
 
     @cached_property
     def fingerprint(self) -> str:

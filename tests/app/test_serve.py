@@ -26,6 +26,7 @@ from artsim.core.shards import ShardWriter
 from artsim.index.search import Query
 from tests.app.test_api import png_header_only
 from tests.support.helpers import random_painting, write_untrained_model
+from tests.support.marks import COPIES, marked_model, unrelated_images
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -159,6 +160,29 @@ def test_search_by_each_ranking_returns_what_the_cli_search_json_does(client, mo
     assert served["candidates"] == 6 and [h["rank"] for h in served["results"]] == [1, 2, 3]
     assert [s["path"] for s in served["skipped"]] == [str(originals / "broken.png")]
     assert "threshold_note" in served and all("likely_derived" in h for h in served["results"])
+
+
+@pytest.fixture(scope="module")
+def marked_client(originals, cache, tmp_path_factory) -> TestClient:
+    """A server whose model ships each scorer's thresholds, measured on the originals' copies and pairs."""
+    model = marked_model(tmp_path_factory.mktemp("marked"), sorted(originals.glob("painting_*.png")))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ARTSIM_CACHE", str(cache))
+        return TestClient(create_app(load_state(Path("."), model=model, originals=originals)))
+
+
+@pytest.mark.parametrize("by", RANKING_NAMES)
+def test_the_service_marks_no_unrelated_image_by_any_ranking(marked_client, originals, by):
+    for name, image in unrelated_images().items():
+        found = marked_client.post("/search", files={"image": upload(png(image), f"{name}.png")},
+                                   data={"top_k": "5", "by": by}).json()
+        assert found["by"] == by and len(found["results"]) == 5
+        assert [hit["likely_derived"] for hit in found["results"]] == [False] * 5, name
+        assert f"(by {by})" in found["threshold_note"]
+    copy = COPIES[0](Image.open(originals / "painting_2.png").convert("RGB"))
+    found = marked_client.post("/search", files={"image": upload(png(copy), "copy.png")}, data={"by": by}).json()
+    assert [hit["likely_derived"] for hit in found["results"]] == [True] + [False] * (len(found["results"]) - 1)
+    assert found["results"][0]["id"].startswith("painting_2")
 
 
 @pytest.mark.parametrize("by", RANKING_NAMES)

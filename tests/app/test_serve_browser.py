@@ -4,12 +4,14 @@ comparison, by keyboard; errors shown in the page; readable at phone width. Save
 """
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.request import urlopen
 
 import pytest
 from PIL import ImageOps
@@ -106,6 +108,9 @@ def test_upload_results_and_comparison_by_keyboard(server, browser, query):
              "the difference plot")
     shown = browser.find_element(By.ID, "scores").text
     assert "model score" in shown and "descriptor score" in shown and "color similarity" in shown
+    # The verdict as the sentence the CLI prints (no thresholds ship with this model: it says so), not its code.
+    verdict = browser.find_element(By.CSS_SELECTOR, "#scores dt:first-child + dd").text
+    assert verdict.startswith("no verdict: no thresholds shipped with this model")
     assert results[0].get_attribute("aria-pressed") == "true"
     browser.execute_script("window.scrollTo(0, 0)")
     SCREENSHOT.parent.mkdir(exist_ok=True)
@@ -113,6 +118,25 @@ def test_upload_results_and_comparison_by_keyboard(server, browser, query):
         browser.set_window_size(1200, browser.execute_script("return document.documentElement.scrollHeight") + 200)
     browser.save_screenshot(str(SCREENSHOT))
     browser.set_window_size(1200, 1500)
+
+
+def test_the_page_names_the_ranking_in_force_and_lets_the_user_choose_it(server, browser, query):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    browser.get(server + "/")
+    choice = Select(wait_for(browser, lambda: browser.find_element(By.ID, "by").find_elements(By.TAG_NAME, "option")
+                             and browser.find_element(By.ID, "by"), "the rankings"))
+    assert [option.text for option in choice.options] == ["fused", "model", "phash"]
+    default = json.loads(urlopen(server + "/health").read())["default_by"]
+    assert choice.first_selected_option.text == default  # the server's default, chosen
+    browser.find_element(By.ID, "file").send_keys(str(query))
+    status = browser.find_element(By.ID, "status")
+    wait_for(browser, lambda: f"ranked by {default}." in status.text, "the results by the default ranking")
+    assert f"no mark by {default}: no verdict" in status.text  # the legend names the ranking whose thresholds mark
+    other = next(name for name in ("fused", "model") if name != default)
+    choice.select_by_visible_text(other)  # the query is searched again, by the ranking chosen
+    wait_for(browser, lambda: f"ranked by {other}." in status.text, "the results by the ranking chosen")
 
 
 def test_a_bad_upload_is_explained_in_the_page(server, browser, tmp_path):

@@ -96,7 +96,7 @@ def test_shipped_thresholds_bind_to_their_weights(tmp_path: Path) -> None:
     path = tmp_path / "verdict.json"
     assert read_shipped(path, "abc")[0] is None and "missing" in read_shipped(path, "abc")[1]
     ShippedThresholds("abc", THRESHOLDS).save(path)
-    assert read_shipped(path, "abc") == (THRESHOLDS, "")
+    assert read_shipped(path, "abc") == ({"model": THRESHOLDS}, "")
     other, why = read_shipped(path, "def")
     assert other is None and "other weights" in why
     for damaged in ("{", json.dumps({"model_sha256": "abc"}), json.dumps({"model_sha256": "abc", "positives": 1, "negatives": 1,
@@ -104,3 +104,20 @@ def test_shipped_thresholds_bind_to_their_weights(tmp_path: Path) -> None:
         path.write_text(damaged)
         found, why = read_shipped(path, "abc")
         assert found is None and "unusable" in why
+
+
+def test_every_scorers_thresholds_travel_with_the_model_and_a_format_1_file_still_reads(tmp_path: Path) -> None:
+    path = tmp_path / "verdict.json"
+    phash = Thresholds({0.9: 0.81, 0.99: None}, {0.9: 0.7, 0.99: None}, 21, 588)
+    ShippedThresholds.of("abc", {"model": THRESHOLDS, "phash": phash}).save(path)
+    assert read_shipped(path, "abc") == ({"model": THRESHOLDS, "phash": phash}, "")
+    raw = json.loads(path.read_text())
+    assert raw["levels"][0]["threshold"] == 0.74 and raw["scorers"]["phash"]["negatives"] == 588  # the model's on top
+    del raw["scorers"]
+    raw["format"] = 1
+    path.write_text(json.dumps(raw))  # as evaluate wrote it before: the model's only
+    assert read_shipped(path, "abc") == ({"model": THRESHOLDS}, "")
+    raw["scorers"] = {"phash": {"levels": [{"precision": 0.9, "threshold": "NaN"}], "positives": 1, "negatives": 1}}
+    path.write_text(json.dumps(raw))
+    found, why = read_shipped(path, "abc")
+    assert found is None and "unusable" in why  # a damaged table of one scorer spoils the file, named
