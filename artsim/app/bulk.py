@@ -1,7 +1,8 @@
 """`artsim compare --pairs pairs.csv`: every pair of a CSV (columns a, b) scored in one process, in batches.
 
 The output is a CSV: a header, then one row per input pair in input order (model score, descriptor
-score, each descriptor similarity, the model score's verdict); a pair with an unusable image keeps its row, with the reason in
+score, each descriptor similarity, the model score's verdict);
+a pair with an unusable image keeps its row, with the reason in
 `error` and the scores empty (the columns: artsim.app.render.pairs_header). Each batch decodes each distinct
 image once and embeds them in one pass.
 """
@@ -56,7 +57,8 @@ def _batch_rows(scorer: Scorer, pairs: list[tuple[str, str]]) -> Iterator[list[o
         if (a, b) in comparisons:
             found = comparisons[(a, b)]
             verdict = scorer.verdict(found.model_score).verdict
-            yield [a, b, found.model_score, found.descriptor_score, *(found.similarities[n] for n in names), verdict, ""]
+            parts = [found.similarities[n] for n in names]
+            yield [a, b, found.model_score, found.descriptor_score, *parts, verdict, ""]
         else:
             why = next(opened[n] for n in (a, b) if isinstance(opened[n], str))
             yield [a, b, "", "", *([""] * len(names)), "", why]

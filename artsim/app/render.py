@@ -67,8 +67,8 @@ def threshold_note(scorer: "Scorer", ranking: str) -> str:
         lowest = scorer.verdict(-float("inf"), name)  # below every threshold: judged by the lowest one
         if lowest.derived is None:
             return f"no mark by {ranking}: {lowest.text}"
-        rules.append(f"{SCORER_WORDS[name]} >= {lowest.threshold:.3f} (the threshold at {lowest.precision:.0%} precision "
-                     f"on {evidence_text(scorer.thresholds_of(name))})")
+        rules.append(f"{SCORER_WORDS[name]} >= {lowest.threshold:.3f} (the threshold at {lowest.precision:.0%} "
+                     f"precision on {evidence_text(scorer.thresholds_of(name))})")
     return f"* derived likely (by {ranking}): " + " and ".join(rules)
 
 

@@ -170,7 +170,8 @@ class IndexSearch:
         for i in order:
             row = int(ranked_rows[i])
             cosine = float(cosines[i]) if chosen.over_shortlist else self._cosine(query_embedding, row)
-            found.append(Ranked(row, float(ranked[i]), cosine, chosen.evidence(float(head_scores[row]), float(phash[row]))))
+            evidence = chosen.evidence(float(head_scores[row]), float(phash[row]))
+            found.append(Ranked(row, float(ranked[i]), cosine, evidence))
         return found
 
     def head_scores(self, query_embedding: np.ndarray, rows: np.ndarray, head: HeadScores) -> np.ndarray:

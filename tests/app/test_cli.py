@@ -134,21 +134,19 @@ def test_without_shipped_thresholds_compare_and_search_say_so_and_do_not_fail(ca
 def test_search_marks_the_hits_at_or_above_the_90_threshold(capsys, tmp_path, images, weighting) -> None:
     folder = model_folder(tmp_path, WEIGHTINGS[weighting])
     by_model = ("--by", "model")  # the model's threshold judges the model's ranking (not the workspace's default)
-    status, out, _ = run_cli(capsys, "search", str(images[0]), "--originals", str(images[0].parent), "--model", str(folder),
-                             "--json", *by_model)
+    search = ("search", str(images[0]), "--originals", str(images[0].parent), "--model", str(folder), *by_model)
+    status, out, _ = run_cli(capsys, *search, "--json")
     scores = sorted(hit["score"] for hit in json.loads(out)["results"])
     cut = (scores[0] + scores[-1]) / 2
     assert scores[0] < cut < scores[-1]
     ship(folder, likely=cut, very_likely=None)
-    status, out, err = run_cli(capsys, "search", str(images[0]), "--originals", str(images[0].parent), "--model", str(folder),
-                               "--json", *by_model)
+    status, out, err = run_cli(capsys, *search, "--json")
     assert status == 0, err
     payload = json.loads(out)
     assert [hit["likely_derived"] for hit in payload["results"]] == [hit["score"] >= cut for hit in payload["results"]]
-    assert payload["threshold_note"].startswith(f"* derived likely (by model): model score >= {cut:.3f} (the threshold at 90% "
-                                                "precision on 72")
-    _, text, _ = run_cli(capsys, "search", str(images[0]), "--originals", str(images[0].parent), "--model", str(folder),
-                         *by_model)
+    assert payload["threshold_note"].startswith(f"* derived likely (by model): model score >= {cut:.3f} "
+                                                "(the threshold at 90% precision on 72")
+    _, text, _ = run_cli(capsys, *search)
     marked = [line for line in text.splitlines()[1:] if line[:4].strip().isdigit()]
     assert [" * " in line for line in marked] == [hit["likely_derived"] for hit in payload["results"]]
 
@@ -165,7 +163,8 @@ def search_outputs(capsys, queries: list[Path], *args: str) -> dict[str, dict[st
                       for r in map(json.loads, out.splitlines())}
     _, out, _ = run_cli(capsys, "search", *common, "--csv")
     rows = pd.read_csv(io.StringIO(out), dtype=str)
-    found["csv"] = {Path(q).name: list(group["likely_derived"] == "True") for q, group in rows.groupby("query", sort=False)}
+    found["csv"] = {Path(q).name: list(group["likely_derived"] == "True")
+                    for q, group in rows.groupby("query", sort=False)}
     _, out, _ = run_cli(capsys, "search", *common)
     blocks = [block.splitlines() for block in ("\n" + out).split("\nquery ")[1:]]
     found["text"] = {Path(block[0]).name: [" * " in line for line in block[2:] if line[:4].strip().isdigit()]
@@ -230,8 +229,9 @@ def test_each_ranking_is_marked_by_its_own_scorers_thresholds(capsys, tmp_path, 
     assert max(model_scores) < 0.9999 and min(model_scores) >= 0.3  # pHash's threshold would mark none
     assert [hit["likely_derived"] for hit in found["model"]["results"]] == [True] * len(model_scores)
     assert not any(hit["likely_derived"] for hit in found["fused"]["results"])  # pHash's own does not agree
-    assert "pHash similarity >= 1.000" in found["phash"]["threshold_note"] and "(by phash)" in found["phash"]["threshold_note"]
-    assert "model score >= 0.300" in found["fused"]["threshold_note"] and "pHash similarity" in found["fused"]["threshold_note"]
+    notes = {ranking: found[ranking]["threshold_note"] for ranking in RANKING_NAMES}
+    assert "pHash similarity >= 1.000" in notes["phash"] and "(by phash)" in notes["phash"]
+    assert "model score >= 0.300" in notes["fused"] and "pHash similarity" in notes["fused"]
     _, out, _ = run_cli(capsys, "search", str(images[2]), "--originals", str(images[0].parent), "--model", str(folder),
                         "--by", "fused", "--json")
     top = json.loads(out)["results"][0]

@@ -72,7 +72,8 @@ async function search(file) {
     const found = await (await post("/search", form)).json();
     showResults(found);
     const note = found.threshold_note ? ` ${found.threshold_note}` : "";
-    setStatus(`${found.results.length} of ${found.candidates} originals shown, best first, ranked by ${found.by}.${note}`);
+    const shown = `${found.results.length} of ${found.candidates} originals shown`;
+    setStatus(`${shown}, best first, ranked by ${found.by}.${note}`);
   } catch (exc) {
     $("results-section").hidden = true;
     setStatus("");
