@@ -402,6 +402,8 @@ def test_evaluate_stage_writes_the_report_and_the_plots(tmp_path: Path, monkeypa
     assert [level["threshold"] for level in shipped["levels"]] == [report["model"]["threshold_at_precision_90"],
                                                                     report["model"]["threshold_at_precision_99"]]
     assert shipped["positives"] == report["model"]["threshold_positives"]
+    # Every other scorer's beside it, so that a search ranked by pHash is marked by pHash's own thresholds.
+    assert shipped["scorers"]["phash"]["levels"][0]["threshold"] == report["phash"]["threshold_at_precision_90"]
 
 
 def test_evaluate_stage_ranks_with_the_saved_texture_stats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
