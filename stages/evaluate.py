@@ -25,7 +25,7 @@ DESCRIPTORS = layout.DESCRIPTORS_TABLE
 MODEL_DIR = model_folder.MODEL_DIR
 REPORT = layout.metrics_json("evaluate")
 PLOTS = layout.plots_dir("evaluate")
-# The model's thresholds, beside the model folder (the siamese stage owns models/siamese itself).
+# Every scorer's thresholds, beside the model folder (the siamese stage owns models/siamese itself).
 VERDICT = layout.VERDICT
 
 
@@ -55,8 +55,8 @@ def main() -> None:
     for name, table in evaluation.tables.items():
         (PLOTS / name).parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(PLOTS / name, index=False)
-    ShippedThresholds(model_folder.weights_hash(MODEL_DIR), evaluation.thresholds["model"],
-                      evaluation.search_default_by).save(VERDICT)
+    ShippedThresholds.of(model_folder.weights_hash(MODEL_DIR), evaluation.thresholds,
+                         evaluation.search_default_by).save(VERDICT)
     write_gallery(evaluation.predictions, PLOTS / "gallery.png", weights=saved.weights.as_dict())
 
 

@@ -16,7 +16,7 @@ without them every verdict is "no verdict", never an error.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -173,8 +173,12 @@ class Scorer:
     @property
     def thresholds(self) -> Thresholds | None:
         """The model's thresholds at 90% / 99% precision on the held-out pairs; None if none were shipped."""
+        return self.thresholds_of("model")
+
+    def thresholds_of(self, scorer: str) -> Thresholds | None:
+        """The shipped thresholds of one of evaluate's scorers (model, phash, ...); None if none were shipped."""
         shipped = self._shipped[0]
-        return shipped.thresholds if shipped else None
+        return shipped.by_scorer().get(scorer) if shipped else None
 
     @property
     def search_default(self) -> str | None:
@@ -182,13 +186,18 @@ class Scorer:
         shipped = self._shipped[0]
         return shipped.default_by if shipped else None
 
-    def verdict(self, model_score: float) -> Verdict:
-        """What a model score means by the shipped thresholds (artsim.evaluate.verdict.verdict_for)."""
-        return verdict_for(model_score, self.thresholds, why_none=self._shipped[1])
+    def verdict(self, score: float, scorer: str = "model") -> Verdict:
+        """What a score of `scorer` means by that scorer's own shipped thresholds (evaluate.verdict.verdict_for)."""
+        shipped, why = self._shipped
+        if shipped is not None and scorer not in shipped.by_scorer():
+            why = f"no thresholds shipped for {scorer} ({VERDICT_FILE} predates them: run the evaluate stage)"
+        return verdict_for(score, self.thresholds_of(scorer), why_none=why)
 
-    def likely_derived(self, model_score: float) -> bool | None:
-        """Whether a score marks a likely derived image (at or above the 90%-precision threshold); None without one."""
-        return self.verdict(model_score).derived
+    def likely_derived(self, evidence: Mapping[str, float]) -> bool | None:
+        """Whether every score of `evidence` (scorer -> score) reaches its own scorer's 90%-precision threshold;
+        None where one of them has no threshold."""
+        marks = [self.verdict(score, scorer).derived for scorer, score in evidence.items()]
+        return None if not marks or None in marks else all(marks)
 
     @cached_property
     def fingerprint(self) -> str:

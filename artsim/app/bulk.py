@@ -1,10 +1,10 @@
 """`artsim compare --pairs pairs.csv`: every pair of a CSV (columns a, b) scored in one process, in batches.
 
 The output is a CSV: a header, then one row per input pair in input order (model score, descriptor
-score, each descriptor similarity); a pair with an unusable image keeps its row, with the reason in
-`error` and the scores empty, and the command's status is 2 (the columns: artsim.app.render.pairs_header).
-A relative path is read from the CSV's folder. Each batch decodes each distinct image once and embeds them
-in one pass.
+score, each descriptor similarity, the model score's verdict); a pair with an unusable image keeps its row,
+with the reason in `error` and the scores empty, and the command's status is 2 (the columns:
+artsim.app.render.pairs_header). A relative path is read from the CSV's folder. Each batch decodes each distinct
+image once and embeds them in one pass.
 """
 from __future__ import annotations
 
@@ -58,7 +58,9 @@ def _batch_rows(scorer: Scorer, pairs: list[tuple[str, str]], base: Path) -> Ite
     for a, b in pairs:
         if (a, b) in comparisons:
             found = comparisons[(a, b)]
-            yield [a, b, found.model_score, found.descriptor_score, *(found.similarities[n] for n in names), ""]
+            verdict = scorer.verdict(found.model_score).verdict
+            parts = [found.similarities[n] for n in names]
+            yield [a, b, found.model_score, found.descriptor_score, *parts, verdict, ""]
         else:
             why = next(opened[n] for n in (a, b) if isinstance(opened[n], str))
-            yield [a, b, "", "", *([""] * len(names)), why]
+            yield [a, b, "", "", *([""] * len(names)), "", why]

@@ -222,7 +222,7 @@ def run_search(args: argparse.Namespace) -> int:
         print(f"artsim: skipped candidate {path}: {why}", file=sys.stderr)
     results = searcher.search(decoded_queries(queries), args.top_k, ranking, count=len(queries))
     form = "csv" if args.csv else "jsonl" if args.jsonl else "json" if args.json else "text"
-    failed = write_search_results(form, results, searcher.skipped, threshold_note(scorer))
+    failed = write_search_results(form, results, searcher.skipped, threshold_note(scorer, ranking))
     return EXIT_USER_ERROR if failed else 0
 
 

@@ -18,6 +18,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, TextIO
 
 from artsim.evaluate.verdict import evidence_text
+from artsim.index.query import SCORER_WORDS, ranking_named
 from artsim.index.search import QueryResult
 
 if TYPE_CHECKING:
@@ -93,8 +94,8 @@ def compare_error_json(names: tuple[str, str], error: str) -> dict[str, str]:
 
 
 def pairs_header(descriptor_names: Iterable[str]) -> list[str]:
-    """The columns of `artsim compare --pairs`."""
-    return ["a", "b", "model_score", "descriptor_score", *descriptor_names, "error"]
+    """The columns of `artsim compare --pairs` (verdict: the model score's, as compare's JSON names it)."""
+    return ["a", "b", "model_score", "descriptor_score", *descriptor_names, "verdict", "error"]
 
 
 def write_pairs(handle: TextIO, head: list[str], rows: Iterable[list[object]]) -> tuple[int, int]:
@@ -112,13 +113,17 @@ def write_pairs(handle: TextIO, head: list[str], rows: Iterable[list[object]]) -
 
 # --- search ----------------------------------------------------------------------------------
 
-def threshold_note(scorer: "Scorer") -> str:
-    """What marks a hit: the lowest-precision threshold with its evidence, or why there is none."""
-    lowest = scorer.verdict(-float("inf"))  # below every threshold: judged by the lowest one
-    if lowest.derived is None:
-        return lowest.text
-    return (f"* score >= {lowest.threshold:.3f}: derived likely (the threshold at {lowest.precision:.0%} precision on "
-            f"{evidence_text(scorer.thresholds)})")
+def threshold_note(scorer: "Scorer", ranking: str) -> str:
+    """What marks a hit of `ranking`: the lowest-precision threshold of each scorer judging it (Ranking.judged_by)
+    with its evidence, or why there is none."""
+    rules = []
+    for name in ranking_named(ranking).judged_by:
+        lowest = scorer.verdict(-float("inf"), name)  # below every threshold: judged by the lowest one
+        if lowest.derived is None:
+            return f"no mark by {ranking}: {lowest.text}"
+        rules.append(f"{SCORER_WORDS[name]} >= {lowest.threshold:.3f} (the threshold at {lowest.precision:.0%} "
+                     f"precision on {evidence_text(scorer.thresholds_of(name))})")
+    return f"* derived likely (by {ranking}): " + " and ".join(rules)
 
 
 def skipped_json(skipped: dict[str, str]) -> list[dict[str, str]]:

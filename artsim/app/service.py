@@ -59,7 +59,7 @@ class ServiceState:
     searcher: Searcher  # built once: per index, not per request
     default_ranking: str
     sources: FileStamps
-    threshold_note: str
+    threshold_notes: dict[str, str]  # per ranking: what marks its hits
     row_of_id: dict[str, int]
 
     def __init__(self, scorer: Scorer, opened: OpenIndex, default_ranking: str = RANKING_NAMES[0],
@@ -69,7 +69,7 @@ class ServiceState:
         self.searcher = searcher_for(scorer, opened, shortlist)
         self.default_ranking = default_ranking
         self.sources = FileStamps.of(watched_files(scorer, opened))
-        self.threshold_note = threshold_note(scorer)
+        self.threshold_notes = {ranking: threshold_note(scorer, ranking) for ranking in RANKING_NAMES}
         self.row_of_id = {identifier: row for row, identifier in enumerate(opened.index.entries.ids)}
 
     def compare(self, a: LoadedImage, b: LoadedImage) -> dict[str, Any]:
@@ -79,7 +79,7 @@ class ServiceState:
     def search(self, image: LoadedImage, top_k: int, ranking: str) -> dict[str, Any]:
         """The search of `artsim search --json --by RANKING` for one query, with the ranking used."""
         [result] = self.searcher.search([Query(image.name, image.image)], top_k, ranking)
-        return served_search_json(ranking, result, self.searcher.skipped, self.threshold_note)
+        return served_search_json(ranking, result, self.searcher.skipped, self.threshold_notes[ranking])
 
     def original(self, image_id: str) -> ImageFile | None:
         """The original of an index entry id (None: no such entry); where it lies comes from the index only."""

@@ -83,5 +83,7 @@ EVALUATION: Mapping[str, Alteration] = {
         Alteration("jpeg_40", lambda img: recompress(img, 40)),
         Alteration("rotate_5", lambda img: rotate(img, 5.0)),
         Alteration("greyscale", greyscale),
+        # Copies travel through several alterations at once: mirrored, then cropped, then recompressed.
+        Alteration("combined", lambda img: recompress(centre_crop(mirror(img), 0.70), 40)),
     )
 }

@@ -1,5 +1,6 @@
 """The held-out transformed evaluation: every test variant also under each alteration of
-artsim.core.alterations.EVALUATION (mirror, crop_70, half_size, jpeg_40, rotate_5, greyscale),
+artsim.core.alterations.EVALUATION (mirror, crop_70, half_size, jpeg_40, rotate_5, greyscale,
+combined: mirror then crop_70 then jpeg_40),
 made here from the variant file and never written to disk, so no training stage can see it.
 
 Each altered variant is a query among all originals (the plain task's candidates), and each of

@@ -5,16 +5,16 @@ evaluate computes, for the model and every peer, the precision / recall curve of
 (positive pair) against unrelated (negative pair) on the test pairs only (never a train or
 val pair), and the lowest score threshold at which precision reaches PRECISION_LEVELS (the
 threshold with the most recall at that precision; None where no threshold reaches it). The
-model's thresholds are shipped beside the model (models/verdict.json, bound to the weights by
-their SHA-256) and `verdict_for` turns one score into the verdict line the CLI prints. The same
-file carries the model's search default (`default_by`: the ranking with the best held-out MRR),
-so what `artsim search` does by default follows the weights, not a metrics file.
+thresholds of the model and of every peer are shipped beside the model (models/verdict.json, bound to the weights by
+their SHA-256) and `verdict_for` turns one score into the verdict line the CLI prints. The same file carries
+the model's search default (`default_by`: the ranking with the best held-out MRR), so what `artsim search` does by
+default follows the weights, not a metrics file.
 """
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +27,11 @@ from artsim.evaluate.breakdowns import SEARCH_RANKINGS
 
 PRECISION_LEVELS = (0.90, 0.99)
 VERDICT_FILE = layout.VERDICT.name
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the other scorers' thresholds under "scorers"; a format-1 file has the model's only
 # Below this many held-out positives a threshold is rough: every output that shows one says so.
 FEW_POSITIVES = 100
 CURVE_COLUMNS = ["threshold", "precision", "recall"]
+MODEL_SCORER = "model"  # the scorer whose thresholds head the file (evaluate's name for the siamese model)
 
 
 def level_key(level: float) -> str:
@@ -94,19 +95,31 @@ def threshold_reports(positive: np.ndarray, scores: Mapping[str, np.ndarray]) ->
 
 @dataclass(frozen=True)
 class ShippedThresholds:
-    """models/verdict.json: the model's thresholds and search default, for the weights whose SHA-256 is
-    `model_sha256` (default_by None: a file written before it was kept)."""
+    """models/verdict.json: the thresholds of the model and of the other scorers a search ranks by (`others`:
+    pHash, ...) and the search default, for the weights whose SHA-256 is `model_sha256`. The model's thresholds
+    stay at the top level (as in format 1), every other scorer's under "scorers" (default_by None: a file written
+    before it was kept)."""
 
     model_sha256: str
     thresholds: Thresholds
+    others: Mapping[str, Thresholds] = field(default_factory=dict)
     default_by: str | None = None
 
+    @classmethod
+    def of(cls, model_sha256: str, by_scorer: Mapping[str, Thresholds],
+           default_by: str | None = None) -> "ShippedThresholds":
+        """Every scorer's thresholds (evaluate's `thresholds`), the model's among them: a search ranking picks the
+        ones that judge its hits (artsim.index.query.Ranking.judged_by)."""
+        others = dict(by_scorer)
+        return cls(model_sha256, others.pop(MODEL_SCORER), others, default_by)
+
+    def by_scorer(self) -> dict[str, Thresholds]:
+        return {MODEL_SCORER: self.thresholds, **self.others}
+
     def as_dict(self) -> dict[str, Any]:
-        t = self.thresholds
         return {"format": FORMAT_VERSION, "model_sha256": self.model_sha256, "split": "test",
-                "levels": [{"precision": level, "threshold": t.at_precision[level], "recall": t.recall[level]}
-                           for level in t.at_precision],
-                "positives": t.positives, "negatives": t.negatives,
+                **_thresholds_dict(self.thresholds),
+                "scorers": {name: _thresholds_dict(thresholds) for name, thresholds in self.others.items()},
                 **({"default_by": self.default_by} if self.default_by is not None else {})}
 
     def save(self, path: Path) -> None:
@@ -117,19 +130,30 @@ class ShippedThresholds:
     def from_dict(cls, raw: Any) -> "ShippedThresholds":
         """Validated; a damaged or hand-edited file raises ValueError naming what is wrong."""
         try:
-            levels = {float(row["precision"]): _finite_or_none(row["threshold"]) for row in raw["levels"]}
-            recalls = {float(row["precision"]): _finite_or_none(row.get("recall")) for row in raw["levels"]}
-            positives, negatives, sha = int(raw["positives"]), int(raw["negatives"]), str(raw["model_sha256"])
-            default_by = raw.get("default_by")
+            sha = str(raw["model_sha256"])
+            others = {str(name): _thresholds_from(table) for name, table in dict(raw.get("scorers") or {}).items()}
+            shipped = cls(sha, _thresholds_from(raw), others, raw.get("default_by"))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"{VERDICT_FILE}: {type(exc).__name__}: {exc}") from None
-        if not levels or min(positives, negatives) < 0 or not all(0 < level <= 1 for level in levels):
-            raise ValueError(f"{VERDICT_FILE}: levels must be precisions in (0, 1], counts non-negative")
-        if default_by is not None and default_by not in SEARCH_RANKINGS:
+        if shipped.default_by is not None and shipped.default_by not in SEARCH_RANKINGS:
             raise ValueError(f"{VERDICT_FILE}: default_by must be one of {', '.join(SEARCH_RANKINGS)}, "
-                             f"not {default_by!r}")
-        thresholds = Thresholds(dict(sorted(levels.items())), dict(sorted(recalls.items())), positives, negatives)
-        return cls(sha, thresholds, default_by)
+                             f"not {shipped.default_by!r}")
+        return shipped
+
+
+def _thresholds_dict(t: Thresholds) -> dict[str, Any]:
+    return {"levels": [{"precision": level, "threshold": t.at_precision[level], "recall": t.recall[level]}
+                       for level in t.at_precision],
+            "positives": t.positives, "negatives": t.negatives}
+
+
+def _thresholds_from(raw: Any) -> Thresholds:
+    levels = {float(row["precision"]): _finite_or_none(row["threshold"]) for row in raw["levels"]}
+    recalls = {float(row["precision"]): _finite_or_none(row.get("recall")) for row in raw["levels"]}
+    positives, negatives = int(raw["positives"]), int(raw["negatives"])
+    if not levels or min(positives, negatives) < 0 or not all(0 < level <= 1 for level in levels):
+        raise ValueError("levels must be precisions in (0, 1], counts non-negative")
+    return Thresholds(dict(sorted(levels.items())), dict(sorted(recalls.items())), positives, negatives)
 
 
 def _finite_or_none(value: Any) -> float | None:
@@ -142,7 +166,8 @@ def _finite_or_none(value: Any) -> float | None:
 
 
 def read_shipped(path: Path, model_sha256: str) -> tuple[ShippedThresholds | None, str]:
-    """What `path` ships if it is for these weights, else None; and why not (empty if found)."""
+    """What `path` ships (every scorer's thresholds, the search default) if it is for these weights, else None;
+    and why not (empty if found)."""
     if not path.is_file():
         return None, f"no thresholds shipped with this model ({VERDICT_FILE} is missing: run the evaluate stage)"
     try:

@@ -32,12 +32,25 @@ class Ranking:
     name: ClassVar[str]
     over_shortlist: ClassVar[bool] = False  # ranks the cosine shortlist only (else every usable original)
     uses_head: ClassVar[bool] = True  # needs the head's scores of the shortlist
+    # The scorers (evaluate's names) whose own held-out thresholds judge a hit of this ranking: a hit is marked
+    # only where each of their scores reaches its scorer's threshold, never the ranking's score another's.
+    judged_by: ClassVar[tuple[str, ...]]
 
     def scores(self, head: np.ndarray, phash: np.ndarray) -> np.ndarray:
         """The ranking's score of each original (higher first; -inf: not ranked) along the last axis."""
         raise NotImplementedError
 
+    def evidence(self, head: float, phash: float) -> dict[str, float]:
+        """The score of each scorer of `judged_by` for one original (the head's score, its pHash similarity)."""
+        return {name: {"model": head, "phash": phash}[name] for name in self.judged_by}
 
+    @classmethod
+    def scorers_named(cls) -> str:
+        return " and ".join(SCORER_WORDS[name] for name in cls.judged_by)
+
+
+# How a legend names each scorer's score.
+SCORER_WORDS = {"model": "model score", "phash": "pHash similarity"}
 RANKINGS: dict[str, Ranking] = {}
 
 
@@ -57,6 +70,7 @@ def ranking_named(name: str) -> Ranking:
 class ModelRanking(Ranking):
     name = "model"
     over_shortlist = True
+    judged_by = ("model",)
 
     def scores(self, head: np.ndarray, phash: np.ndarray) -> np.ndarray:
         return head
@@ -66,6 +80,7 @@ class ModelRanking(Ranking):
 class PhashRanking(Ranking):
     name = "phash"
     uses_head = False
+    judged_by = ("phash",)
 
     def scores(self, head: np.ndarray, phash: np.ndarray) -> np.ndarray:
         return phash
@@ -74,9 +89,12 @@ class PhashRanking(Ranking):
 @register
 class FusedRanking(Ranking):
     """RRF of the model's ranks (its shortlist; the rest ranks nowhere) and pHash's ranks over every usable original.
-    Tied scores share the best rank of their group (ranks_from_scores), for the model as for pHash."""
+    Tied scores share the best rank of their group (ranks_from_scores), for the model as for pHash.
+    An RRF sum is no similarity and has no threshold: a fused hit is marked where both the model's score and
+    pHash's similarity reach their own held-out thresholds."""
 
     name = "fused"
+    judged_by = ("model", "phash")
 
     def scores(self, head: np.ndarray, phash: np.ndarray, k: int = RRF_K) -> np.ndarray:
         usable = np.isfinite(phash)
@@ -121,6 +139,7 @@ class Ranked:
     row: int
     score: float   # the ranking's own score (head score, pHash similarity, or fused RRF score)
     cosine: float
+    evidence: dict[str, float]  # the scores that judge it (Ranking.evidence): -inf where not computed
 
 
 class IndexSearch:
@@ -142,14 +161,18 @@ class IndexSearch:
         chosen = ranking_named(ranking)
         rows, cosines = shortlisted
         head_scores = self.head_scores(query_embedding, rows if chosen.uses_head else rows[:0], head)
-        scores = chosen.scores(head_scores, self.phash_similarities(query_phash))
+        phash = self.phash_similarities(query_phash)
+        scores = chosen.scores(head_scores, phash)
         ranked_rows = rows if chosen.over_shortlist else np.flatnonzero(self.usable)
         ranked = scores[ranked_rows]
         order = [i for i in np.argsort(-ranked, kind="stable")[:top_k] if np.isfinite(ranked[i])]
-        if chosen.over_shortlist:
-            return [Ranked(int(ranked_rows[i]), float(ranked[i]), float(cosines[i])) for i in order]
-        return [Ranked(int(ranked_rows[i]), float(ranked[i]), self._cosine(query_embedding, int(ranked_rows[i])))
-                for i in order]
+        found = []
+        for i in order:
+            row = int(ranked_rows[i])
+            cosine = float(cosines[i]) if chosen.over_shortlist else self._cosine(query_embedding, row)
+            evidence = chosen.evidence(float(head_scores[row]), float(phash[row]))
+            found.append(Ranked(row, float(ranked[i]), cosine, evidence))
+        return found
 
     def head_scores(self, query_embedding: np.ndarray, rows: np.ndarray, head: HeadScores) -> np.ndarray:
         """The head's score of each shortlisted original; -inf for every other."""

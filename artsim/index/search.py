@@ -9,7 +9,7 @@ package knows no model file and no verdict.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -28,8 +28,9 @@ EMBED_BATCH = 16
 
 # Trunk embeddings (n, dim) of decoded RGB images, in order.
 Embed = Callable[[Sequence[Image.Image]], np.ndarray]
-# Whether a model score marks a likely derived image (the shipped threshold at 90% precision); None without one.
-Mark = Callable[[float], "bool | None"]
+# Whether the scores judging a hit (Ranked.evidence: scorer -> score) each reach their own scorer's threshold at
+# 90% precision, marking a likely derived image; None where a scorer has no threshold.
+Mark = Callable[[Mapping[str, float]], "bool | None"]
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class Hit:
     artist: str
     title: str
     path: str
-    likely_derived: bool | None = None  # at or above the model's threshold at 90% precision; None without one
+    likely_derived: bool | None = None  # judged by its ranking's scorers' thresholds at 90% precision; None without
 
 
 @dataclass(frozen=True)
@@ -110,4 +111,4 @@ class Searcher:
     def _hit(self, rank: int, ranked: Ranked) -> Hit:
         entries, row = self.index.entries, ranked.row
         return Hit(entries.ids[row], rank, ranked.score, ranked.cosine, entries.artists[row], entries.titles[row],
-                   str(self.root / entries.locations[row]), self.mark(ranked.score))
+                   str(self.root / entries.locations[row]), self.mark(ranked.evidence))

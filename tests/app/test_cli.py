@@ -18,13 +18,16 @@ from artsim.app.cli import main
 from artsim.core.images import file_hash
 from artsim.describe.texture import HARALICK_FEATURES
 from artsim.evaluate.gallery import PICK_COLUMNS, gallery_picks, render_gallery, weights_text
+from artsim.core.images import load_rgb
 from artsim.evaluate.verdict import ShippedThresholds, Thresholds
+from artsim.index import RANKING_NAMES
 from artsim.learn.models import NORMALISATION, SiameseRegressor, save_weights
 from artsim.params import DESCRIPTOR_NAMES, DescribeParams, ScoreWeights
 from artsim.score.fit import fit_weights
 from artsim.score.scorer import DescriptorScorer
 from artsim.score.similarity import TextureStats
 from tests.support.helpers import random_painting
+from tests.support.marks import COPIES, marked_model, unrelated_images
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -135,19 +138,109 @@ def test_without_shipped_thresholds_compare_and_search_say_so_and_do_not_fail(ca
 @pytest.mark.parametrize("weighting", list(WEIGHTINGS))
 def test_search_marks_the_hits_at_or_above_the_90_threshold(capsys, tmp_path, images, weighting) -> None:
     folder = model_folder(tmp_path, WEIGHTINGS[weighting])
-    status, out, _ = run_cli(capsys, "search", str(images[0]), "--originals", str(images[0].parent), "--model", str(folder), "--json")
+    by_model = ("--by", "model")  # the model's threshold judges the model's ranking (not the workspace's default)
+    search = ("search", str(images[0]), "--originals", str(images[0].parent), "--model", str(folder), *by_model)
+    status, out, _ = run_cli(capsys, *search, "--json")
     scores = sorted(hit["score"] for hit in json.loads(out)["results"])
     cut = (scores[0] + scores[-1]) / 2
     assert scores[0] < cut < scores[-1]
     ship(folder, likely=cut, very_likely=None)
-    status, out, err = run_cli(capsys, "search", str(images[0]), "--originals", str(images[0].parent), "--model", str(folder), "--json")
+    status, out, err = run_cli(capsys, *search, "--json")
     assert status == 0, err
     payload = json.loads(out)
     assert [hit["likely_derived"] for hit in payload["results"]] == [hit["score"] >= cut for hit in payload["results"]]
-    assert payload["threshold_note"].startswith(f"* score >= {cut:.3f}: derived likely (the threshold at 90% precision on 72")
-    _, text, _ = run_cli(capsys, "search", str(images[0]), "--originals", str(images[0].parent), "--model", str(folder))
+    assert payload["threshold_note"].startswith(f"* derived likely (by model): model score >= {cut:.3f} "
+                                                "(the threshold at 90% precision on 72")
+    _, text, _ = run_cli(capsys, *search)
     marked = [line for line in text.splitlines()[1:] if line[:4].strip().isdigit()]
     assert [" * " in line for line in marked] == [hit["likely_derived"] for hit in payload["results"]]
+
+
+def search_outputs(capsys, queries: list[Path], *args: str) -> dict[str, dict[str, list[bool]]]:
+    """Each query's hits' marks as every output form of `artsim search` gives them: {form: {query name: marks}}."""
+    found: dict[str, dict[str, list[bool]]] = {}
+    common = [*map(str, queries), *args]
+    status, out, err = run_cli(capsys, "search", *common, "--json")
+    assert status == 0, err
+    found["json"] = {Path(r["query"]).name: [h["likely_derived"] for h in r["results"]] for r in json.loads(out)}
+    _, out, _ = run_cli(capsys, "search", *common, "--jsonl")
+    found["jsonl"] = {Path(r["query"]).name: [h["likely_derived"] for h in r["results"]]
+                      for r in map(json.loads, out.splitlines())}
+    _, out, _ = run_cli(capsys, "search", *common, "--csv")
+    rows = pd.read_csv(io.StringIO(out), dtype=str)
+    found["csv"] = {Path(q).name: list(group["likely_derived"] == "True")
+                    for q, group in rows.groupby("query", sort=False)}
+    _, out, _ = run_cli(capsys, "search", *common)
+    blocks = [block.splitlines() for block in ("\n" + out).split("\nquery ")[1:]]
+    found["text"] = {Path(block[0]).name: [" * " in line for line in block[2:] if line[:4].strip().isdigit()]
+                     for block in blocks}
+    return found
+
+
+@pytest.fixture(scope="module")
+def marked(tmp_path_factory, images) -> Path:
+    return marked_model(tmp_path_factory.mktemp("marked"), images)
+
+
+@pytest.mark.parametrize("ranking", RANKING_NAMES)
+def test_an_image_unrelated_to_every_original_gets_no_mark_by_any_ranking_in_any_form(capsys, tmp_path, images, marked,
+                                                                                     ranking) -> None:
+    for name, image in unrelated_images().items():
+        image.save(tmp_path / f"{name}.png")
+    COPIES[0](load_rgb(images[1])).save(tmp_path / "copy.png")  # derived: its source is marked, so marks are live
+    queries = sorted(tmp_path.glob("*.png"))
+    outputs = search_outputs(capsys, queries, "--originals", str(images[0].parent), "--model", str(marked),
+                             "--by", ranking, "--top-k", "3")
+    for form, marks in outputs.items():
+        assert set(marks) == {"copy.png", "flat.png", "noise.png", "shapes.png"}, form
+        assert marks["copy.png"][0] is True and not any(marks["copy.png"][1:]), (form, marks)
+        assert not any(mark for name in ("flat.png", "noise.png", "shapes.png") for mark in marks[name]), (form, marks)
+
+
+def test_compare_pairs_gives_each_pair_the_verdict_compare_gives(capsys, tmp_path, images, marked) -> None:
+    copy, shapes = tmp_path / "copy.png", tmp_path / "shapes.png"
+    COPIES[0](load_rgb(images[0])).save(copy)
+    unrelated_images()["shapes"].save(shapes)
+    pairs = [(copy, images[0]), (shapes, images[0]), (tmp_path / "gone.png", images[0])]
+    (tmp_path / "pairs.csv").write_text("a,b\n" + "".join(f"{a},{b}\n" for a, b in pairs))
+    status, out, err = run_cli(capsys, "compare", "--pairs", str(tmp_path / "pairs.csv"), "--model", str(marked))
+    assert status == 0, err
+    rows = list(pd.read_csv(io.StringIO(out), dtype=str, keep_default_na=False).to_dict("records"))
+    for (a, b), row in zip(pairs[:2], rows):
+        _, single, _ = run_cli(capsys, "compare", str(a), str(b), "--model", str(marked), "--json")
+        assert row["verdict"] == json.loads(single)["verdict"]
+    assert [row["verdict"] for row in rows] == ["very_likely", "no_evidence", ""] and rows[2]["error"]
+
+
+def test_each_ranking_is_marked_by_its_own_scorers_thresholds(capsys, tmp_path, images) -> None:
+    """Thresholds where the model's would mark pHash's similarities and pHash's would not mark the model's
+    scores: each ranking's hits follow their own scorer's, fused both."""
+    folder = model_folder(tmp_path, None)
+    loose, strict = Thresholds({0.9: 0.3, 0.99: None}, {0.9: 1.0, 0.99: None}, 36, 36), \
+        Thresholds({0.9: 0.9999, 0.99: None}, {0.9: 1.0, 0.99: None}, 36, 36)
+    ShippedThresholds.of(file_hash(folder / "model.safetensors"), {"model": loose, "phash": strict}).save(
+        folder.parent / "verdict.json")
+    query = tmp_path / "shapes.png"
+    unrelated_images()["shapes"].save(query)
+    found = {}
+    for ranking in RANKING_NAMES:
+        _, out, _ = run_cli(capsys, "search", str(query), "--originals", str(images[0].parent), "--model", str(folder),
+                            "--by", ranking, "--json")
+        found[ranking] = json.loads(out)
+    phash_scores = [hit["score"] for hit in found["phash"]["results"]]
+    model_scores = [hit["score"] for hit in found["model"]["results"]]
+    assert min(phash_scores) >= 0.3 and max(phash_scores) < 0.9999  # the model's threshold would mark every one
+    assert [hit["likely_derived"] for hit in found["phash"]["results"]] == [False] * len(phash_scores)
+    assert max(model_scores) < 0.9999 and min(model_scores) >= 0.3  # pHash's threshold would mark none
+    assert [hit["likely_derived"] for hit in found["model"]["results"]] == [True] * len(model_scores)
+    assert not any(hit["likely_derived"] for hit in found["fused"]["results"])  # pHash's own does not agree
+    notes = {ranking: found[ranking]["threshold_note"] for ranking in RANKING_NAMES}
+    assert "pHash similarity >= 1.000" in notes["phash"] and "(by phash)" in notes["phash"]
+    assert "model score >= 0.300" in notes["fused"] and "pHash similarity" in notes["fused"]
+    _, out, _ = run_cli(capsys, "search", str(images[2]), "--originals", str(images[0].parent), "--model", str(folder),
+                        "--by", "fused", "--json")
+    top = json.loads(out)["results"][0]
+    assert top["path"] == str(images[2]) and top["likely_derived"] is True  # the original itself: both agree
 
 
 @pytest.mark.parametrize("weighting", list(WEIGHTINGS))

@@ -29,6 +29,7 @@ from artsim.core.shards import ShardWriter
 from artsim.index.search import Query
 from tests.app.test_api import png_header_only
 from tests.support.helpers import random_painting, write_untrained_model
+from tests.support.marks import COPIES, marked_model, unrelated_images
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -164,6 +165,29 @@ def test_search_by_each_ranking_returns_what_the_cli_search_json_does(client, mo
     assert "threshold_note" in served and all("likely_derived" in h for h in served["results"])
 
 
+@pytest.fixture(scope="module")
+def marked_client(originals, cache, tmp_path_factory) -> TestClient:
+    """A server whose model ships each scorer's thresholds, measured on the originals' copies and pairs."""
+    model = marked_model(tmp_path_factory.mktemp("marked"), sorted(originals.glob("painting_*.png")))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ARTSIM_CACHE", str(cache))
+        return TestClient(create_app(load_state(Path("."), model=model, originals=originals)))
+
+
+@pytest.mark.parametrize("by", RANKING_NAMES)
+def test_the_service_marks_no_unrelated_image_by_any_ranking(marked_client, originals, by):
+    for name, image in unrelated_images().items():
+        found = marked_client.post("/search", files={"image": upload(png(image), f"{name}.png")},
+                                   data={"top_k": "5", "by": by}).json()
+        assert found["by"] == by and len(found["results"]) == 5
+        assert [hit["likely_derived"] for hit in found["results"]] == [False] * 5, name
+        assert f"(by {by})" in found["threshold_note"]
+    copy = COPIES[0](Image.open(originals / "painting_2.png").convert("RGB"))
+    found = marked_client.post("/search", files={"image": upload(png(copy), "copy.png")}, data={"by": by}).json()
+    assert [hit["likely_derived"] for hit in found["results"]] == [True] + [False] * (len(found["results"]) - 1)
+    assert found["results"][0]["id"].startswith("painting_2")
+
+
 @pytest.mark.parametrize("by", RANKING_NAMES)
 def test_search_over_a_built_index_returns_what_the_cli_does_on_it(model_dir, built_index, capsys, by):
     client = TestClient(create_app(load_state(Path("."), model=model_dir, index=built_index)))
@@ -180,7 +204,7 @@ def test_search_defaults_to_the_ranking_the_workspace_found_best(model_dir, orig
     shipped = tmp_path / "models" / "siamese"
     shutil.copytree(model_dir, shipped)
     thresholds = Thresholds({0.9: 0.5, 0.99: 0.8}, {0.9: 1.0, 0.99: 0.5}, 10, 10)
-    ShippedThresholds(weights_hash(shipped), thresholds, "phash").save(shipped.parent / "verdict.json")
+    ShippedThresholds(weights_hash(shipped), thresholds, default_by="phash").save(shipped.parent / "verdict.json")
     client = TestClient(create_app(load_state(tmp_path, originals=originals)))
     found = client.post("/search", files={"image": upload((originals / "painting_1.png").read_bytes())}).json()
     assert found["by"] == "phash" and client.get("/health").json()["default_by"] == "phash"

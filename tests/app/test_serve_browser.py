@@ -5,8 +5,10 @@ scripts/screenshots.py's, which makes docs/serve.png; a test writes only under i
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.request import urlopen
 
 import pytest
 from PIL import Image
@@ -55,12 +57,34 @@ def test_upload_results_and_comparison_by_keyboard(server, browser, query, tmp_p
     open_comparison(browser, results[0])
     shown = browser.find_element(By.ID, "scores").text
     assert "model score" in shown and "descriptor score" in shown and "color similarity" in shown
+    # The verdict as the sentence the CLI prints (no thresholds ship with this model: it says so), not its code.
+    verdict = browser.find_element(By.CSS_SELECTOR, "#scores dt:first-child + dd").text
+    assert verdict.startswith("no verdict: no thresholds shipped with this model")
     assert results[0].get_attribute("aria-pressed") == "true"
     screenshot = tmp_path / "serve.png"
     save_whole_page(browser, screenshot)
     page_height = browser.execute_script("return document.documentElement.scrollHeight")
     with Image.open(screenshot) as image:  # the whole page, not the window's part of it
         assert image.format == "PNG" and image.height >= page_height
+
+
+def test_the_page_names_the_ranking_in_force_and_lets_the_user_choose_it(server, browser, query):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    browser.get(server + "/")
+    choice = Select(wait_for(browser, lambda: browser.find_element(By.ID, "by").find_elements(By.TAG_NAME, "option")
+                             and browser.find_element(By.ID, "by"), "the rankings"))
+    assert [option.text for option in choice.options] == ["fused", "model", "phash"]
+    default = json.loads(urlopen(server + "/health").read())["default_by"]
+    assert choice.first_selected_option.text == default  # the server's default, chosen
+    browser.find_element(By.ID, "file").send_keys(str(query))
+    status = browser.find_element(By.ID, "status")
+    wait_for(browser, lambda: f"ranked by {default}." in status.text, "the results by the default ranking")
+    assert f"no mark by {default}: no verdict" in status.text  # the legend names the ranking whose thresholds mark
+    other = next(name for name in ("fused", "model") if name != default)
+    choice.select_by_visible_text(other)  # the query is searched again, by the ranking chosen
+    wait_for(browser, lambda: f"ranked by {other}." in status.text, "the results by the ranking chosen")
 
 
 def test_a_bad_upload_is_explained_in_the_page(server, browser, tmp_path):

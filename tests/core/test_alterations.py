@@ -25,6 +25,16 @@ def test_each_alteration_changes_the_image_as_named() -> None:
     assert not np.array_equal(np.asarray(recompress(img, 40)), np.asarray(img))
 
 
+def test_combined_is_mirror_then_crop_then_jpeg() -> None:
+    img = _painting()
+    combined = np.asarray(EVALUATION["combined"].apply(img)).astype(int)
+    expected = np.asarray(recompress(centre_crop(mirror(img), 0.70), 40)).astype(int)
+    unmirrored = np.asarray(recompress(centre_crop(img, 0.70), 40)).astype(int)
+    assert np.array_equal(combined, expected)
+    assert np.abs(combined - unmirrored).mean() > 10  # the mirror is part of it, not only crop and JPEG
+    assert combined.shape == np.asarray(centre_crop(img, 0.70)).shape
+
+
 @pytest.mark.parametrize("name", sorted(EVALUATION))
 @pytest.mark.parametrize("size", [(1, 1), (3, 700), (700, 3), (64, 64)])
 def test_every_evaluation_alteration_is_deterministic_rgb_at_any_size(name: str, size: tuple[int, int]) -> None:

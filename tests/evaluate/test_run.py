@@ -406,6 +406,8 @@ def test_evaluate_stage_writes_the_report_and_the_plots(tmp_path: Path, monkeypa
     # result file keeps the same ranking.
     assert shipped["default_by"] == json.loads(Path("metrics/evaluate/search.json").read_text())["default_by"]
     assert shipped["default_by"] in ("model", "phash", "fused")
+    # Every other scorer's beside it, so that a search ranked by pHash is marked by pHash's own thresholds.
+    assert shipped["scorers"]["phash"]["levels"][0]["threshold"] == report["phash"]["threshold_at_precision_90"]
 
 
 def test_evaluate_stage_ranks_with_the_saved_texture_stats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -108,11 +108,28 @@ def test_shipped_thresholds_bind_to_their_weights(tmp_path: Path) -> None:
 
 def test_the_search_default_ships_with_the_thresholds_and_is_checked(tmp_path: Path) -> None:
     path = tmp_path / "verdict.json"
-    ShippedThresholds("abc", THRESHOLDS, "phash").save(path)
+    ShippedThresholds("abc", THRESHOLDS, default_by="phash").save(path)
     assert json.loads(path.read_text())["default_by"] == "phash"
-    assert read_shipped(path, "abc")[0] == ShippedThresholds("abc", THRESHOLDS, "phash")
+    assert read_shipped(path, "abc")[0] == ShippedThresholds("abc", THRESHOLDS, default_by="phash")
     assert read_shipped(path, "def")[0] is None  # bound to the weights, as the thresholds are
     for damaged in ("../../etc", 3, ["model"]):
         path.write_text(json.dumps({**ShippedThresholds("abc", THRESHOLDS).as_dict(), "default_by": damaged}))
         found, why = read_shipped(path, "abc")
         assert found is None and "default_by" in why
+
+
+def test_every_scorers_thresholds_travel_with_the_model_and_a_format_1_file_still_reads(tmp_path: Path) -> None:
+    path = tmp_path / "verdict.json"
+    phash = Thresholds({0.9: 0.81, 0.99: None}, {0.9: 0.7, 0.99: None}, 21, 588)
+    ShippedThresholds.of("abc", {"model": THRESHOLDS, "phash": phash}).save(path)
+    assert read_shipped(path, "abc")[0].by_scorer() == {"model": THRESHOLDS, "phash": phash}
+    raw = json.loads(path.read_text())
+    assert raw["levels"][0]["threshold"] == 0.74 and raw["scorers"]["phash"]["negatives"] == 588  # the model's on top
+    del raw["scorers"]
+    raw["format"] = 1
+    path.write_text(json.dumps(raw))  # as evaluate wrote it before: the model's only
+    assert read_shipped(path, "abc")[0].by_scorer() == {"model": THRESHOLDS}
+    raw["scorers"] = {"phash": {"levels": [{"precision": 0.9, "threshold": "NaN"}], "positives": 1, "negatives": 1}}
+    path.write_text(json.dumps(raw))
+    found, why = read_shipped(path, "abc")
+    assert found is None and "unusable" in why  # a damaged table of one scorer spoils the file, named

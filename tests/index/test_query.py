@@ -15,7 +15,7 @@ from artsim.evaluate.embedding import model_score_blocks
 from artsim.evaluate.peers import HASH_NAMES
 from artsim.evaluate.scorer_inputs import ScorerInputs, score_blocks
 from artsim.index import RANKING_NAMES
-from artsim.index.query import RANKINGS, IndexSearch, ranking_named, unit_rows, within_shortlist
+from artsim.index.query import RANKINGS, SCORER_WORDS, IndexSearch, ranking_named, unit_rows, within_shortlist
 from artsim.index.search import Query, Searcher
 from artsim.index.store import Entries, StoredIndex
 from artsim.learn.models import SiameseRegressor
@@ -124,3 +124,12 @@ def test_evaluate_ranks_as_before_when_the_shortlist_holds_every_candidate_and_w
         np.testing.assert_array_equal(kept[row, sorted(top)], full_model[row, sorted(top)])
     np.testing.assert_array_equal(within_shortlist(full_model, queries.embeddings.numpy(),
                                                    candidates.embeddings.numpy(), 29), full_model)
+
+
+def test_every_ranking_names_the_scorers_whose_thresholds_judge_its_hits() -> None:
+    for ranking in RANKINGS.values():
+        assert ranking.judged_by and set(ranking.judged_by) <= set(SCORER_WORDS), ranking.name
+    # Each hit is judged by its scorers' own scores, never by the ranking's score (an RRF sum for fused).
+    assert RANKINGS["model"].evidence(0.8, 0.6) == {"model": 0.8}
+    assert RANKINGS["phash"].evidence(0.8, 0.6) == {"phash": 0.6}
+    assert RANKINGS["fused"].evidence(0.8, 0.6) == {"model": 0.8, "phash": 0.6}

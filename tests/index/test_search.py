@@ -160,7 +160,7 @@ def test_the_default_ranking_is_what_evaluate_shipped_for_these_weights(tmp_path
     shutil.copytree(model_dir, folder)
     assert default_ranking(artsim.load(folder)) == "model"
     thresholds = Thresholds({0.9: 0.5, 0.99: 0.8}, {0.9: 1.0, 0.99: 0.5}, 10, 10)
-    ShippedThresholds(weights_hash(folder), thresholds, "phash").save(folder.parent / "verdict.json")
+    ShippedThresholds(weights_hash(folder), thresholds, default_by="phash").save(folder.parent / "verdict.json")
     assert default_ranking(artsim.load(folder)) == "phash"
     ShippedThresholds("0" * 64, thresholds, "phash").save(folder.parent / "verdict.json")  # other weights
     assert default_ranking(artsim.load(folder)) == "model"

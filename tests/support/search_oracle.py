@@ -124,6 +124,6 @@ def search(scorer: Scorer, query: ImageInput, candidates: Sequence[Original], ca
     usable[list(unusable)] = False
     ranked = head_ranked(scorer, query_embedding, embeddings, usable, max(shortlist, top_k))[:top_k]
     hits = [Hit(candidates[p].id, rank, score, cosine, candidates[p].artist, candidates[p].title, str(candidates[p].image),
-                scorer.likely_derived(score)) for rank, (p, score, cosine) in enumerate(ranked, start=1)]
+                scorer.likely_derived({"model": score})) for rank, (p, score, cosine) in enumerate(ranked, start=1)]
     return SearchResult(hits, len(candidates), {str(candidates[p].image): why for p, why in sorted(unusable.items())},
-                        threshold_note(scorer))
+                        threshold_note(scorer, "model"))

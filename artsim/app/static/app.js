@@ -35,12 +35,26 @@ function element(tag, className, text) {
 }
 
 function verdictText(payload) {
-  // The verdict, where the server gives one: a search hit's likely_derived mark, or compare's verdict
-  // (a string, or an object with a label).
-  if (payload.likely_derived === true) return "likely derived";
-  const verdict = payload.verdict;
-  if (verdict === undefined || verdict === null) return "";
-  return typeof verdict === "string" ? verdict : (verdict.label || verdict.verdict || JSON.stringify(verdict));
+  // The verdict in words, where the server gives one: a search hit's mark (judged by the thresholds of the
+  // ranking's own scorers, which the status line names), or compare's sentence (verdict_text).
+  if (payload.likely_derived === true) return "derived: likely";
+  return payload.verdict_text || "";
+}
+
+async function loadRankings() {
+  // The rankings the server offers (GET /health), its default chosen; without them the server's default is used.
+  try {
+    const response = await fetch("/health");
+    if (!response.ok) return;
+    const health = await response.json();
+    const select = $("by");
+    for (const name of health.search_by || []) {
+      const option = element("option", "", name);
+      option.value = name;
+      option.selected = name === health.default_by;
+      select.append(option);
+    }
+  } catch (_) { /* the search still runs, by the server's default */ }
 }
 
 async function search(file) {
@@ -52,12 +66,14 @@ async function search(file) {
   const form = new FormData();
   form.append("image", file);
   form.append("top_k", $("top-k").value || "5");
+  if ($("by").value) form.append("by", $("by").value);
   setStatus("Searching…");
   try {
     const found = await (await post("/search", form)).json();
     showResults(found);
     const note = found.threshold_note ? ` ${found.threshold_note}` : "";
-    setStatus(`${found.results.length} of ${found.candidates} originals shown, best first (by ${found.by}).${note}`);
+    const shown = `${found.results.length} of ${found.candidates} originals shown`;
+    setStatus(`${shown}, best first, ranked by ${found.by}.${note}`);
   } catch (exc) {
     $("results-section").hidden = true;
     setStatus("");
@@ -136,6 +152,8 @@ function chosen(files) {
 
 document.addEventListener("DOMContentLoaded", () => {
   const drop = $("drop");
+  loadRankings();
+  $("by").addEventListener("change", () => { if (query) search(query); });
   $("file").addEventListener("change", (event) => chosen(event.target.files));
   drop.addEventListener("keydown", (event) => {
     if (event.target === drop && (event.key === "Enter" || event.key === " ")) { event.preventDefault(); $("file").click(); }

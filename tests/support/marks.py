@@ -1,0 +1,51 @@
+"""What the tests of search marks share: images unrelated to every original, and a model whose verdict.json holds
+thresholds measured as evaluate measures them (derived copies against unrelated originals), per scorer."""
+from __future__ import annotations
+
+from itertools import permutations
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+import artsim
+from artsim.core.alterations import recompress, shrink
+from artsim.core.hashes import hash_similarity, phash_bits
+from artsim.core.images import file_hash, load_rgb
+from artsim.evaluate.verdict import ShippedThresholds, Thresholds, thresholds_at_precision
+from tests.support.helpers import write_untrained_model
+
+COPIES = (lambda img: recompress(img, 40), lambda img: shrink(img, 0.5))
+
+
+def unrelated_images(size: tuple[int, int] = (120, 90)) -> dict[str, Image.Image]:
+    """Drawn shapes, seeded noise and a flat colour: derived from no original."""
+    shapes = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(shapes)
+    draw.ellipse((10, 10, 60, 60), fill="yellow")
+    draw.rectangle((70, 30, 110, 80), fill="red")
+    noise = Image.fromarray(np.random.default_rng(7).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+    return {"shapes": shapes, "noise": noise, "flat": Image.new("RGB", size, (40, 90, 160))}
+
+
+def measured_scores(model_dir: Path, originals: list[Path]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(derived?, score) of every copy against its source and every original against every other, per scorer."""
+    scorer, images = artsim.load(model_dir), [load_rgb(path) for path in originals]
+    pairs = [(copy(image), image, True) for image in images for copy in COPIES]
+    pairs += [(a, b, False) for a, b in permutations(images, 2)]
+    positive = np.array([derived for _, _, derived in pairs])
+    model = np.array([scorer.score(a, b).model_score for a, b, _ in pairs])
+    phash = np.array([hash_similarity(phash_bits(a), phash_bits(b)) for a, b, _ in pairs])
+    return {"model": (positive, model), "phash": (positive, phash)}
+
+
+def ship(model_dir: Path, by_scorer: dict[str, Thresholds]) -> None:
+    ShippedThresholds.of(file_hash(model_dir / "model.safetensors"), by_scorer).save(model_dir.parent / "verdict.json")
+
+
+def marked_model(folder: Path, originals: list[Path]) -> Path:
+    """An untrained model (in folder/siamese) shipped with each scorer's thresholds measured on `originals`."""
+    model_dir = write_untrained_model(folder / "siamese")
+    ship(model_dir, {name: thresholds_at_precision(positive, scores)
+                     for name, (positive, scores) in measured_scores(model_dir, originals).items()})
+    return model_dir
