@@ -5,8 +5,9 @@ relative to the collection's root (what the index stores, so that it never trust
 """
 from __future__ import annotations
 
+import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -15,8 +16,10 @@ from artsim.core import layout
 from artsim.core.images import ImageFile
 from artsim.core.shards import ShardMember, cell_text, manifest_images
 from artsim.index import IMAGE_SUFFIXES
+from artsim.ingest.sources.formats import SourceError, SourceProblem, legible, read_folder_metadata
 
 INGESTED = layout.INGESTED
+log = logging.getLogger(__name__)
 
 
 class CollectionError(ValueError):
@@ -43,6 +46,7 @@ class Original:
 class Collection:
     root: Path
     originals: list[Original]
+    problems: dict[str, str] = field(default_factory=dict)  # what of the folder's metadata CSV was ignored, and why
 
 
 def workspace_collection(workspace: Path) -> Collection:
@@ -62,10 +66,35 @@ def workspace_collection(workspace: Path) -> Collection:
 
 def folder_collection(folder: Path) -> Collection:
     """Every image file under `folder` (by suffix; FIFOs and devices are not files), in a stable order;
-    id = path relative to the folder, title = file stem."""
+    id = path relative to the folder; artist and title from the folder's metadata CSV where it has them (as
+    ingest reads it), else no artist and the file's stem. What of the CSV cannot be used is reported and ignored."""
     if not folder.is_dir():
         raise CollectionError(f"--originals {folder}: not a folder")
     paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not paths:
         raise CollectionError(f"--originals {folder}: no image file ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    return Collection(folder, [Original(p.relative_to(folder).as_posix(), p, "", p.stem) for p in paths])
+    ids = [p.relative_to(folder).as_posix() for p in paths]
+    labels, problems = _folder_labels(folder, {legible(i) for i in ids})
+    for where, why in problems.items():
+        log.warning("%s: metadata ignored: %s", where, why)
+    rows = [labels.get(legible(i), {}) for i in ids]
+    originals = [Original(i, p, row.get("artist", ""), row.get("title") or p.stem) for i, p, row in zip(ids, paths, rows)]
+    return Collection(folder, originals, problems)
+
+
+def _folder_labels(folder: Path, images: set[str]) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+    """The metadata rows of the folder's images (file -> labels), and what could not be used (where -> why):
+    the whole CSV when it is unusable, a malformed row, a row naming no image of the folder (`..` included)."""
+    try:
+        rows = read_folder_metadata(folder)
+    except (SourceError, OSError) as exc:
+        return {}, {str(getattr(exc, "filename", None) or folder): str(exc)}
+    labels, problems = {}, {}
+    for name, row in rows.items():
+        if isinstance(row, SourceProblem):
+            problems[legible(name)] = f"{row.reason}: {row.detail}"
+        elif name not in images:
+            problems[legible(name)] = "the metadata CSV names no such image file in the folder"
+        else:
+            labels[name] = row
+    return labels, problems
