@@ -13,13 +13,14 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, TextIO
 
 from artsim.evaluate.verdict import evidence_text
-from artsim.index.search import QueryResult
+from artsim.index.search import Hit, QueryResult
 
 if TYPE_CHECKING:
     from artsim.app.api import Scorer
 
 SEARCH_FORMATS = ("text", "json", "jsonl", "csv")
-SEARCH_CSV_HEADER = ["query", "rank", "score", "cosine", "likely_derived", "artist", "title", "path", "error"]
+SEARCH_CSV_HEADER = ["query", "rank", "score", "cosine", "likely_derived", "artist", "title", "path", "id", "export_id",
+                     "error"]
 
 
 def print_payload(payload: Any, as_json: bool, text: str) -> None:
@@ -89,14 +90,24 @@ def served_search_json(ranking: str, result: QueryResult, skipped: dict[str, str
 
 def search_csv_rows(result: QueryResult) -> list[list[object]]:
     rows = [[result.query, h.rank, h.score, h.cosine, "" if h.likely_derived is None else h.likely_derived, h.artist,
-             h.title, h.path, ""] for h in result.hits]
-    return rows or [[result.query, "", "", "", "", "", "", "", result.error or ""]]
+             h.title, h.path, h.id, h.export_id or "", ""] for h in result.hits]
+    return rows or [[result.query, *[""] * (len(SEARCH_CSV_HEADER) - 2), result.error or ""]]
+
+
+def hit_name(hit: Hit) -> str:
+    """"Title — Artist", what of them is known ("?" when neither is)."""
+    return " — ".join(part for part in (hit.title, hit.artist) if part) or "?"
+
+
+def hit_opener(hit: Hit) -> str:
+    """What opens the hit: `export ID` (for `artsim export image ID OUT`) in a workspace, else its file."""
+    return f"export {hit.export_id}" if hit.export_id is not None else hit.path
 
 
 def search_text(result: QueryResult, note: str) -> str:
-    lines = [f"{h.rank:>4}  {h.score:.4f}{' *' if h.likely_derived else '  '}  {h.artist or '?'} — {h.title or '?'}  {h.path}"
+    lines = [f"{h.rank:>4}  {h.score:.4f}{' *' if h.likely_derived else '  '}  {hit_name(h)}  {hit_opener(h)}"
              for h in result.hits]
-    return "\n".join([f"query {result.query}", "rank  score     artist — title  path", *lines, note])
+    return "\n".join([f"query {result.query}", "rank  score     title — artist  file, or export ID", *lines, note])
 
 
 def write_search_results(form: str, results: Iterable[QueryResult], skipped: dict[str, str], note: str) -> int:

@@ -429,6 +429,7 @@ def test_a_workspace_serves_its_ingested_originals_by_their_manifest_ids(model_d
     assert sorted(hit["id"] for hit in found["results"]) == [f"{i:016x}" for i in range(5)]
     for hit in found["results"]:
         assert client.get(f"/original/{hit['id']}").content == paintings[int(hit["id"], 16)].read_bytes()
-        assert hit["title"] == paintings[int(hit["id"], 16)].stem
+        assert hit["title"] == paintings[int(hit["id"], 16)].stem and hit["artist"] == "someone"
+        assert hit["export_id"] == hit["id"]  # what `artsim export image ID OUT` takes
     by_id = client.post("/compare", files={"a": upload(paintings[2].read_bytes())}, data={"b_original": f"{2:016x}"})
     assert by_id.status_code == 200 and by_id.json()["descriptor_score"] == pytest.approx(1.0)
