@@ -5,6 +5,7 @@ import dataclasses
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -251,6 +252,23 @@ def test_the_openapi_page_lists_every_endpoint(client):
     assert {"/compare", "/plot", "/search", "/original/{image_id}", "/health"} <= set(paths)
     assert "multipart/form-data" in paths["/search"]["post"]["requestBody"]["content"]
     assert client.get("/docs").status_code == 200
+
+
+def asset_urls(html: str) -> list[str]:
+    return re.findall(r"""(?:src|href)=["']([^"']+)["']|url: *["']([^"']+)["']""", html)
+
+
+@pytest.mark.parametrize("page, assets", [("/docs", {"swagger-ui-bundle.js", "swagger-ui.css"}),
+                                          ("/redoc", {"redoc.standalone.js"})])
+def test_the_api_docs_load_nothing_from_elsewhere_and_their_assets_are_served(client, page, assets):
+    html = client.get(page).text
+    assert not re.search(r"https?:|//", html), "an external URL in " + page
+    urls = {url for pair in asset_urls(html) for url in pair if url}
+    assert {url.rsplit("/", 1)[-1] for url in urls} >= assets | {"favicon.png"}
+    for url in urls - {"/openapi.json"}:
+        response = client.get(url)
+        assert response.status_code == 200 and len(response.content) > 1000, url
+    assert "/openapi.json" in html
 
 
 # --- untrusted input: every error status, with a reason, never a traceback --------------------

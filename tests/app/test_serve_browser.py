@@ -1,6 +1,7 @@
 """The page of `artsim serve` in a real browser: headless Chromium (Debian's chromium and
 chromium-driver, which .ci/run installs) driven by selenium through upload -> results ->
-comparison, by keyboard; errors shown in the page; readable at phone width. Saves docs/serve.png.
+comparison, by keyboard; errors shown in the page; readable at phone width; the API docs (Swagger UI, ReDoc)
+drawn from the server's own files. The browser has no network beyond the loopback. Saves docs/serve.png.
 """
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ pytestmark = [pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian
               pytest.mark.filterwarnings("ignore::UserWarning")]
 SCREENSHOT = REPO_ROOT / "docs" / "serve.png"
 QUERY_SOURCE = SAMPLE_DIR / "Post_Impressionism"
+# No network but the loopback: every other host name unresolvable, every other address through a dead proxy.
+OFFLINE_FLAGS = ("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", "--proxy-server=http://127.0.0.1:9")
 
 
 def free_port() -> int:
@@ -61,7 +64,8 @@ def browser():
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1200,1500"):
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1200,1500",
+                 *OFFLINE_FLAGS):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
     driver.set_page_load_timeout(30)
@@ -138,3 +142,13 @@ def test_the_drop_zone_opens_from_the_keyboard_and_the_page_fits_a_phone(server,
         assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
     finally:
         browser.set_window_size(1200, 1500)
+
+
+@pytest.mark.parametrize("page, operation", [("/docs", ".opblock-summary-path"), ("/redoc", "[data-section-id^='operation']")])
+def test_the_api_docs_show_every_operation_without_network(server, browser, page, operation):
+    from selenium.webdriver.common.by import By
+
+    browser.get(server + page)
+    shown = wait_for(browser, lambda: browser.find_elements(By.CSS_SELECTOR, operation), f"the operations of {page}")
+    text = browser.find_element(By.TAG_NAME, "body").text
+    assert len(shown) >= 5 and all(path in text for path in ("/compare", "/plot", "/search", "/original/", "/health"))
