@@ -16,7 +16,9 @@ from artsim.core import layout
 from artsim.core.images import ImageFile
 from artsim.core.shards import ShardMember, cell_text, manifest_images
 from artsim.index import IMAGE_SUFFIXES
-from artsim.ingest.sources.formats import SourceError, SourceProblem, legible, read_folder_metadata
+from artsim.ingest.sources.formats import read_folder_metadata
+from artsim.ingest.sources.items import SourceProblem
+from artsim.ingest.sources.metadata_csv import SourceError, legible
 
 INGESTED = layout.INGESTED
 log = logging.getLogger(__name__)
@@ -78,7 +80,8 @@ def folder_collection(folder: Path) -> Collection:
     for where, why in problems.items():
         log.warning("%s: metadata ignored: %s", where, why)
     rows = [labels.get(legible(i), {}) for i in ids]
-    originals = [Original(i, p, row.get("artist", ""), row.get("title") or p.stem) for i, p, row in zip(ids, paths, rows)]
+    originals = [Original(i, p, row.get("artist", ""), row.get("title") or p.stem)
+                 for i, p, row in zip(ids, paths, rows)]
     return Collection(folder, originals, problems)
 
 

@@ -64,8 +64,8 @@ def browser():
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1200,1500",
-                 *OFFLINE_FLAGS):
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                 "--window-size=1200,1500", *OFFLINE_FLAGS):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
     driver.set_page_load_timeout(30)
@@ -144,7 +144,8 @@ def test_the_drop_zone_opens_from_the_keyboard_and_the_page_fits_a_phone(server,
         browser.set_window_size(1200, 1500)
 
 
-@pytest.mark.parametrize("page, operation", [("/docs", ".opblock-summary-path"), ("/redoc", "[data-section-id^='operation']")])
+@pytest.mark.parametrize("page, operation", [("/docs", ".opblock-summary-path"),
+                                             ("/redoc", "[data-section-id^='operation']")])
 def test_the_api_docs_show_every_operation_without_network(server, browser, page, operation):
     from selenium.webdriver.common.by import By
 

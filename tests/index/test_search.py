@@ -183,9 +183,11 @@ def search_forms(capsys, *args: str) -> dict[str, str]:
     return printed
 
 
-def test_workspace_hits_name_title_artist_and_the_id_export_image_opens(capsys, tmp_path, model_dir, images):  # noqa: F811
+def test_workspace_hits_name_title_artist_and_the_id_export_image_opens(capsys, tmp_path, model_dir,  # noqa: F811
+                                                                       images):  # noqa: F811
     workspace = shard_workspace(tmp_path / "ws", images)
-    printed = search_forms(capsys, str(images[2]), "--workspace", str(workspace), "--model", str(model_dir), "--top-k", "2")
+    printed = search_forms(capsys, str(images[2]), "--workspace", str(workspace), "--model", str(model_dir),
+                           "--top-k", "2")
     hits = json.loads(printed["json"])["results"]
     assert json.loads(printed["jsonl"])["results"] == hits
     assert [h["export_id"] for h in hits] == [h["id"] for h in hits] and "#" in hits[0]["path"]  # a shard member
@@ -206,11 +208,13 @@ def test_folder_hits_name_title_and_artist_from_its_csv_and_the_file(capsys, tmp
         (folder / image.name).write_bytes(image.read_bytes())
     (folder / "metadata.csv").write_text("filename,artist,title\n" + "".join(
         f"{p.name},Artist {i},Title {i}\n" for i, p in enumerate(images)), encoding="utf-8")
-    printed = search_forms(capsys, str(images[1]), "--originals", str(folder), "--model", str(model_dir), "--top-k", "2")
+    printed = search_forms(capsys, str(images[1]), "--originals", str(folder), "--model", str(model_dir),
+                           "--top-k", "2")
     hits = json.loads(printed["json"])["results"]
     assert all(h["export_id"] is None and Path(h["path"]).is_file() for h in hits)
     named = {p.name: i for i, p in enumerate(images)}
-    assert [(h["title"], h["artist"]) for h in hits] == [(f"Title {named[h['id']]}", f"Artist {named[h['id']]}") for h in hits]
+    assert [(h["title"], h["artist"]) for h in hits] == [(f"Title {named[h['id']]}", f"Artist {named[h['id']]}")
+                                                         for h in hits]
     rows = list(csv.DictReader(io.StringIO(printed["csv"])))
     assert [(r["path"], r["export_id"]) for r in rows] == [(h["path"], "") for h in hits]
     for hit in hits:
