@@ -20,7 +20,8 @@ from artsim.app.indexes import cached_index_folder, decoded_queries, index_colle
 from artsim.app.render import pairs_header
 from artsim.core.fusion import RRF_K
 from artsim.core.shards import ShardWriter
-from artsim.index.collection import folder_collection, workspace_collection
+from artsim.index.collection import workspace_collection
+from artsim.index.folder import folder_collection
 from tests.app.test_api import images, model_dir, run_cli  # noqa: F401  (fixtures)
 from tests.support.helpers import SAMPLE_DIR, random_painting
 from tests.support.search_oracle import EmbeddingCache, search

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from artsim.index.collection import folder_collection
+from artsim.index.folder import folder_collection
 
 HEADER = "filename,artist,title,year,style,genre\n"
 
