@@ -5,7 +5,9 @@ from pathlib import Path
 
 from PIL import Image
 
+from artsim.index.build import update_index
 from artsim.index.folder import folder_collection
+from tests.index.test_build import PixelEmbedder
 
 HEADER = "filename,artist,title,year,style,genre\n"
 
@@ -59,3 +61,14 @@ def test_a_csv_that_is_not_text_is_ignored(tmp_path):
     (root / "metadata.csv").write_bytes(b"\xff\xfe\x00\x01" * 50)
     assert labels(root)["loose.png"] == ("", "loose")
     assert folder_collection(root).problems
+
+
+def test_an_index_takes_a_csv_added_later_without_embedding_again(tmp_path):
+    root = make_folder(tmp_path / "folder", None)
+    embedder = PixelEmbedder()
+    update_index(tmp_path / "index", folder_collection(root), embedder)
+    (root / "metadata.csv").write_text(HEADER + "loose.png,An Artist,A Title,,,\n", encoding="utf-8")
+    index, _ = update_index(tmp_path / "index", folder_collection(root), embedder)
+    row = index.entries.ids.index("loose.png")
+    assert (index.entries.artists[row], index.entries.titles[row]) == ("An Artist", "A Title")
+    assert embedder.embedded == 2  # each image once, on the first build
