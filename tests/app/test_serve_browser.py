@@ -5,6 +5,7 @@ drawn from the server's own files. The browser has no network beyond the loopbac
 """
 from __future__ import annotations
 
+import csv
 import shutil
 import socket
 import threading
@@ -101,6 +102,9 @@ def test_upload_results_and_comparison_by_keyboard(server, browser, query):
     wait_for(browser, lambda: all(browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", img)
                                   for img in browser.find_elements(By.CSS_SELECTOR, ".result img")), "the originals' images")
     scores = [float(r.find_element(By.CLASS_NAME, "score").text) for r in results]
+    # Each hit named "Title — Artist", as the sample's metadata.csv names it.
+    named = {f"{row['title']} — {row['artist']}" for row in csv.DictReader((SAMPLE_DIR / "metadata.csv").open())}
+    assert all(r.find_element(By.CLASS_NAME, "title").text in named for r in results)
     assert scores == sorted(scores, reverse=True)
     assert not browser.find_element(By.ID, "error").is_displayed()
 
