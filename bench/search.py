@@ -120,7 +120,7 @@ def bench_real(work: Path, count: int, queries: int, pairs: int) -> dict:
 
     from artsim.app.bulk import compare_pairs
     from artsim.app.indexes import decoded_queries, index_collection, searcher_for
-    from artsim.index.collection import folder_collection
+    from artsim.index.folder import folder_collection
     from tests.support.search_oracle import EmbeddingCache, search
     from bench.dvc_scale import build_dataset
     torch.manual_seed(0)

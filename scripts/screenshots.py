@@ -60,6 +60,10 @@ def serving(state: ServiceState) -> Iterator[str]:
         thread.join(10)
 
 
+# No network but the loopback: every other host name unresolvable, every other address through a dead proxy.
+OFFLINE_FLAGS = ("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", "--proxy-server=http://127.0.0.1:9")
+
+
 @contextmanager
 def chromium() -> Iterator[Any]:
     """Headless Chromium under selenium, at WINDOW."""
@@ -69,7 +73,7 @@ def chromium() -> Iterator[Any]:
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                 f"--window-size={WINDOW[0]},{WINDOW[1]}"):
+                 f"--window-size={WINDOW[0]},{WINDOW[1]}", *OFFLINE_FLAGS):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
     driver.set_page_load_timeout(30)

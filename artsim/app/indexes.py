@@ -19,7 +19,8 @@ from artsim.core.cache_dirs import user_cache_root
 from artsim.core.errors import UserError
 from artsim.index import RANKING_NAMES
 from artsim.index.build import BuildReport, update_index
-from artsim.index.collection import INGESTED, Collection, CollectionError, folder_collection, workspace_collection
+from artsim.index.collection import INGESTED, Collection, CollectionError, workspace_collection
+from artsim.index.folder import folder_collection
 from artsim.index import DEFAULT_SHORTLIST
 from artsim.index.search import Query, Searcher
 from artsim.index.store import StoredIndex, load_index

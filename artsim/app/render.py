@@ -19,13 +19,14 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from artsim.evaluate.verdict import evidence_text
 from artsim.index.query import SCORER_WORDS, ranking_named
-from artsim.index.search import QueryResult
+from artsim.index.search import Hit, QueryResult
 
 if TYPE_CHECKING:
     from artsim.app.api import Scorer
 
 SEARCH_FORMATS = ("text", "json", "jsonl", "csv")
-SEARCH_CSV_HEADER = ["query", "rank", "score", "cosine", "likely_derived", "artist", "title", "path", "error"]
+SEARCH_CSV_HEADER = ["query", "rank", "score", "cosine", "likely_derived", "artist", "title", "path", "id",
+                      "export_id", "error"]
 TEXT_WIDTH = 100
 LABEL_WIDTH = 18  # compare's labels ("descriptor score  ")
 KEEP_TOGETHER = "\xa0"  # a space `labelled` never breaks a line at (textwrap splits at ASCII whitespace only)
@@ -148,8 +149,18 @@ def served_search_json(ranking: str, result: QueryResult, skipped: dict[str, str
 
 def search_csv_rows(result: QueryResult) -> list[list[object]]:
     rows = [[result.query, h.rank, h.score, h.cosine, "" if h.likely_derived is None else h.likely_derived, h.artist,
-             h.title, h.path, ""] for h in result.hits]
-    return rows or [[result.query, "", "", "", "", "", "", "", result.error or ""]]
+             h.title, h.path, h.id, h.export_id or "", ""] for h in result.hits]
+    return rows or [[result.query, *[""] * (len(SEARCH_CSV_HEADER) - 2), result.error or ""]]
+
+
+def hit_name(hit: Hit) -> str:
+    """"Title — Artist", what of them is known ("?" when neither is)."""
+    return " — ".join(part for part in (hit.title, hit.artist) if part) or "?"
+
+
+def hit_opener(hit: Hit) -> str:
+    """What opens the hit: `export ID` (for `artsim export image ID OUT`) in a workspace, else its file."""
+    return f"export {hit.export_id}" if hit.export_id is not None else hit.path
 
 
 def search_text(result: QueryResult, note: str) -> str:
@@ -157,11 +168,11 @@ def search_text(result: QueryResult, note: str) -> str:
     on a line of its own; an unusable query with its error instead."""
     if result.error:
         return "\n".join([labelled("query", result.query, 6), labelled("error", result.error, 6)])
-    lines = [labelled("query", result.query, 6), "rank  score      artist — title / path"]
+    lines = [labelled("query", result.query, 6), "rank  score      title — artist / file, or export ID"]
     for hit in result.hits:
         mark = "*" if hit.likely_derived else " "
-        lines += [fitted(f"{hit.rank:>4}  {figure(hit.score):<7} {mark}  {hit.artist or '?'} — {hit.title or '?'}"),
-                  labelled("", hit.path, 6)]
+        lines += [fitted(f"{hit.rank:>4}  {figure(hit.score):<7} {mark}  {hit_name(hit)}"),
+                  labelled("", hit_opener(hit), 6)]
     return "\n".join([*lines, labelled("", note, 0)])
 
 

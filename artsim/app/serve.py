@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
@@ -35,6 +36,9 @@ from artsim.core.images import ImageFile, ImageRejected, load_rgb, read_regular_
 from artsim.index import DEFAULT_TOP_K, RANKING_NAMES
 
 STATIC = Path(str(files("artsim.app") / "static"))
+# /docs and /redoc load Swagger UI and ReDoc from here, not from a CDN: the files of a pinned package (fastapi-offline).
+DOCS_ASSETS = Path(str(files("fastapi_offline") / "static"))
+DOCS_ASSETS_URL = "/docs-assets"
 # Entry ids are a manifest's ids, or paths relative to a folder (artsim.index.collection).
 MAX_ID_LENGTH = 1024
 # Which ImageRejected reasons are the client's "too large" or "not an image"; any other is a 400.
@@ -212,6 +216,19 @@ def page() -> FileResponse:
     return FileResponse(STATIC / "index.html", headers={"Content-Security-Policy": PAGE_POLICY})
 
 
+def swagger_page(request: Request) -> HTMLResponse:
+    return get_swagger_ui_html(openapi_url=request.app.openapi_url, title="artsim API",
+                               swagger_js_url=f"{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
+                               swagger_css_url=f"{DOCS_ASSETS_URL}/swagger-ui.css",
+                               swagger_favicon_url=f"{DOCS_ASSETS_URL}/favicon.png")
+
+
+def redoc_page(request: Request) -> HTMLResponse:
+    return get_redoc_html(openapi_url=request.app.openapi_url, title="artsim API", with_google_fonts=False,
+                          redoc_js_url=f"{DOCS_ASSETS_URL}/redoc.standalone.js",
+                          redoc_favicon_url=f"{DOCS_ASSETS_URL}/favicon.png")
+
+
 def api_error(request: Request, exc: ApiError) -> JSONResponse:
     return error_response(exc.status, exc.code, exc.detail)
 
@@ -244,8 +261,9 @@ ROUTES = [
 
 
 def create_app(state: ServiceState, limits: ServiceLimits = ServiceLimits()) -> FastAPI:
-    app = FastAPI(title="artsim", description="Was this image made from that painting? The model's and the "
-                  "descriptor score of a pair, and the originals an image most resembles.")
+    app = FastAPI(title="artsim", docs_url=None, redoc_url=None,  # served below, from local files
+                  description="Was this image made from that painting? The model's and the descriptor score of a pair, "
+                  "and the originals an image most resembles.")
     app.state.served = Served(state, limits, Admission(limits.max_concurrent, limits.max_queue))
     app.add_middleware(BodyLimit, max_bytes=limits.max_request_bytes)
     app.add_exception_handler(ApiError, api_error)
@@ -254,5 +272,8 @@ def create_app(state: ServiceState, limits: ServiceLimits = ServiceLimits()) -> 
         app.add_api_route(path, handler, methods=[method], summary=summary, openapi_extra=extra,
                           response_class=Response if handler is original else JSONResponse)
     app.add_api_route("/", page, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/docs", swagger_page, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/redoc", redoc_page, methods=["GET"], include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.mount(DOCS_ASSETS_URL, StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
     return app

@@ -1,4 +1,5 @@
-"""The originals of a collection: a workspace's ingested images (shards and loose files) or any folder.
+"""The originals of a collection: a workspace's ingested images (shards and loose files) or any folder's
+(artsim.index.folder).
 
 Each original has a stable id, its image (a loose file or a shard member) and where that lies
 relative to the collection's root (what the index stores, so that it never trusts an absolute path).
@@ -6,7 +7,7 @@ relative to the collection's root (what the index stores, so that it never trust
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -14,7 +15,6 @@ import pandas as pd
 from artsim.core import layout
 from artsim.core.images import ImageFile
 from artsim.core.shards import ShardMember, cell_text, manifest_images
-from artsim.index import IMAGE_SUFFIXES
 
 INGESTED = layout.INGESTED
 
@@ -43,6 +43,7 @@ class Original:
 class Collection:
     root: Path
     originals: list[Original]
+    problems: dict[str, str] = field(default_factory=dict)  # what of the folder's metadata CSV was ignored, and why
 
 
 def workspace_collection(workspace: Path) -> Collection:
@@ -58,14 +59,3 @@ def workspace_collection(workspace: Path) -> Collection:
                  for i, image, artist, title in zip(ids, manifest_images(manifest, root), manifest.get("artist", blank),
                                                      manifest.get("title", blank))]
     return Collection(root, originals)
-
-
-def folder_collection(folder: Path) -> Collection:
-    """Every image file under `folder` (by suffix; FIFOs and devices are not files), in a stable order;
-    id = path relative to the folder, title = file stem."""
-    if not folder.is_dir():
-        raise CollectionError(f"--originals {folder}: not a folder")
-    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not paths:
-        raise CollectionError(f"--originals {folder}: no image file ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    return Collection(folder, [Original(p.relative_to(folder).as_posix(), p, "", p.stem) for p in paths])

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from artsim.core import layout
 from artsim.core.errors import UserError
 from artsim.core.hashes import phash_bits
 from artsim.index import DEFAULT_SHORTLIST
@@ -50,6 +51,10 @@ class Hit:
     title: str
     path: str
     likely_derived: bool | None = None  # judged by its ranking's scorers' thresholds at 90% precision; None without
+    # What `artsim export image ID OUT` takes for this original (its manifest id) when the index is of a workspace's
+    # ingested originals, whose `path` may be a shard member (`…/shards/88.tar#512+107765`); None for a folder's
+    # original, whose `path` is its file.
+    export_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,8 @@ class Searcher:
         self.index, self.root = index, root  # hit paths are root / location
         self.embed, self.head, self.mark, self.shortlist = embed, head, mark, shortlist
         self.ranker = IndexSearch(index)  # its usable mask and pHashes are per index, not per query
+        # A root with a manifest is a workspace's data/ingested (artsim.index.collection): its ids are the manifest's.
+        self.exportable = (root / layout.MANIFEST).is_file()
 
     @property
     def skipped(self) -> dict[str, str]:
@@ -111,4 +118,5 @@ class Searcher:
     def _hit(self, rank: int, ranked: Ranked) -> Hit:
         entries, row = self.index.entries, ranked.row
         return Hit(entries.ids[row], rank, ranked.score, ranked.cosine, entries.artists[row], entries.titles[row],
-                   str(self.root / entries.locations[row]), self.mark(ranked.evidence))
+                   str(self.root / entries.locations[row]), self.mark(ranked.evidence),
+                   entries.ids[row] if self.exportable else None)

@@ -23,7 +23,8 @@ from artsim.params import DEFAULT_SCORE_WEIGHTS, DescribeParams, ScoreWeights
 from artsim.score.scorer import DescriptorScoreFileError, DescriptorScorer
 from artsim.app.difference import difference_maps
 from artsim.app.indexes import decoded_queries, index_collection, searcher_for
-from artsim.index.collection import Collection, Original, folder_collection
+from artsim.index.collection import Collection, Original
+from artsim.index.folder import folder_collection
 from artsim.core.shards import ShardMember, ShardWriter
 from tests.support.helpers import random_painting, write_untrained_model
 

@@ -14,7 +14,8 @@ from tests.support.helpers import random_painting
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 TOKEN = "s3cret-token-for-the-tests-0123456789"
-GATED = ["/", "/static/app.js", "/static/style.css", "/health", "/docs", "/openapi.json", "/original/painting_0.png"]
+GATED = ["/", "/static/app.js", "/static/style.css", "/health", "/docs", "/docs-assets/swagger-ui-bundle.js", "/redoc",
+         "/openapi.json", "/original/painting_0.png"]
 
 
 @pytest.fixture(scope="module")

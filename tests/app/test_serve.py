@@ -6,6 +6,7 @@ import io
 import json
 import os
 import shutil
+import re
 import subprocess
 import sys
 import threading
@@ -282,6 +283,23 @@ def test_the_openapi_page_lists_every_endpoint(client):
     assert client.get("/docs").status_code == 200
 
 
+def asset_urls(html: str) -> list[str]:
+    return re.findall(r"""(?:src|href)=["']([^"']+)["']|url: *["']([^"']+)["']""", html)
+
+
+@pytest.mark.parametrize("page, assets", [("/docs", {"swagger-ui-bundle.js", "swagger-ui.css"}),
+                                          ("/redoc", {"redoc.standalone.js"})])
+def test_the_api_docs_load_nothing_from_elsewhere_and_their_assets_are_served(client, page, assets):
+    html = client.get(page).text
+    assert not re.search(r"https?:|//", html), "an external URL in " + page
+    urls = {url for pair in asset_urls(html) for url in pair if url}
+    assert {url.rsplit("/", 1)[-1] for url in urls} >= assets | {"favicon.png"}
+    for url in urls - {"/openapi.json"}:
+        response = client.get(url)
+        assert response.status_code == 200 and len(response.content) > 1000, url
+    assert "/openapi.json" in html
+
+
 # --- untrusted input: every error status, with a reason, never a traceback --------------------
 
 def assert_error(response, status: int, code: str) -> None:
@@ -458,7 +476,8 @@ def test_a_workspace_serves_its_ingested_originals_by_their_manifest_ids(model_d
     assert sorted(hit["id"] for hit in found["results"]) == [f"{i:016x}" for i in range(5)]
     for hit in found["results"]:
         assert client.get(f"/original/{hit['id']}").content == paintings[int(hit["id"], 16)].read_bytes()
-        assert hit["title"] == paintings[int(hit["id"], 16)].stem
+        assert hit["title"] == paintings[int(hit["id"], 16)].stem and hit["artist"] == "someone"
+        assert hit["export_id"] == hit["id"]  # what `artsim export image ID OUT` takes
     by_id = client.post("/compare", files={"a": upload(paintings[2].read_bytes())}, data={"b_original": f"{2:016x}"})
     assert by_id.status_code == 200 and by_id.json()["descriptor_score"] == pytest.approx(1.0)
 

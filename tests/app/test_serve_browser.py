@@ -1,10 +1,12 @@
 """The page of `artsim serve` in a real browser: headless Chromium (Debian's chromium and
 chromium-driver, which .ci/run installs) driven by selenium through upload -> results ->
 comparison, by keyboard; errors shown in the page; readable at phone width. The steps are
-scripts/screenshots.py's, which makes docs/serve.png; a test writes only under its tmp_path.
+scripts/screenshots.py's, which makes docs/serve.png; the API docs (Swagger UI, ReDoc) drawn from the server's own files, with no
+network beyond the loopback; a test writes only under its tmp_path.
 """
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,6 +53,9 @@ def test_upload_results_and_comparison_by_keyboard(server, browser, query, tmp_p
     results = upload(browser, server, query)
     assert len(results) == 5
     scores = [float(r.find_element(By.CLASS_NAME, "score").text) for r in results]
+    # Each hit named "Title — Artist", as the sample's metadata.csv names it.
+    named = {f"{row['title']} — {row['artist']}" for row in csv.DictReader((SAMPLE_DIR / "metadata.csv").open())}
+    assert all(r.find_element(By.CLASS_NAME, "title").text in named for r in results)
     assert scores == sorted(scores, reverse=True)
     assert not browser.find_element(By.ID, "error").is_displayed()
 
@@ -110,3 +115,14 @@ def test_the_drop_zone_opens_from_the_keyboard_and_the_page_fits_a_phone(server,
         assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
     finally:
         browser.set_window_size(1200, 1500)
+
+
+@pytest.mark.parametrize("page, operation", [("/docs", ".opblock-summary-path"),
+                                             ("/redoc", "[data-section-id^='operation']")])
+def test_the_api_docs_show_every_operation_without_network(server, browser, page, operation):
+    from selenium.webdriver.common.by import By
+
+    browser.get(server + page)
+    shown = wait_for(browser, lambda: browser.find_elements(By.CSS_SELECTOR, operation), f"the operations of {page}")
+    text = browser.find_element(By.TAG_NAME, "body").text
+    assert len(shown) >= 5 and all(path in text for path in ("/compare", "/plot", "/search", "/original/", "/health"))

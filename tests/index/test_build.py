@@ -17,7 +17,7 @@ from artsim.core.fusion import RRF_K, fused_scores, ranks_from_scores, reciproca
 from artsim.core.images import ImageRejected
 from artsim.core.shards import ShardMember, ShardWriter
 from artsim.index.build import image_at, location_of, update_index
-from artsim.index.collection import folder_collection
+from artsim.index.folder import folder_collection
 from artsim.index.store import MANIFEST, NORMS, VECTORS, load_index
 from tests.support.helpers import random_painting
 

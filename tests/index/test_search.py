@@ -21,7 +21,8 @@ from artsim.app.indexes import cached_index_folder, decoded_queries, index_colle
 from artsim.app.render import pairs_header
 from artsim.core.fusion import RRF_K
 from artsim.core.shards import ShardWriter
-from artsim.index.collection import folder_collection, workspace_collection
+from artsim.index.collection import workspace_collection
+from artsim.index.folder import folder_collection
 from tests.app.test_api import images, model_dir, run_cli  # noqa: F401  (fixtures)
 from tests.support.helpers import SAMPLE_DIR, random_painting
 from tests.support.search_oracle import EmbeddingCache, search
@@ -52,13 +53,19 @@ def test_by_model_the_index_ranks_the_sample_as_the_per_query_search_did(scorer,
         np.testing.assert_allclose([h.cosine for h in result.hits], [h.cosine for h in reference.hits], atol=1e-5)
 
 
-def test_a_workspace_index_of_shard_members_ranks_as_the_per_query_search(scorer, tmp_path, images):  # noqa: F811
-    root = tmp_path / "data" / "ingested"
+def shard_workspace(workspace: Path, images: list[Path]) -> Path:  # noqa: F811
+    """A workspace whose ingested originals o0, o1, … are `images` as shard members (artist "a", title the stem)."""
+    root = workspace / "data" / "ingested"
     with ShardWriter(root / "shards") as shards:
         located = [shards.add(f"images/{p.name}", p.read_bytes(), "aa") for p in images]
     pd.DataFrame({"id": [f"o{i}" for i in range(len(images))], "path": [f"images/{p.name}" for p in images],
                   "shard": [s for s, _, _ in located], "offset": [o for _, o, _ in located], "length": [n for _, _, n in located],
                   "artist": ["a"] * len(images), "title": [p.stem for p in images]}).to_parquet(root / "manifest.parquet")
+    return workspace
+
+
+def test_a_workspace_index_of_shard_members_ranks_as_the_per_query_search(scorer, tmp_path, images):  # noqa: F811
+    shard_workspace(tmp_path, images)
     opened = index_collection(scorer, workspace_collection(tmp_path), tmp_path / "index")
     [result] = search_index(scorer, opened, [str(images[1])], top_k=4)
     reference = search(scorer, images[1], workspace_collection(tmp_path).originals, top_k=4,
@@ -172,3 +179,50 @@ def test_a_lone_unusable_query_is_answered_with_its_error(capsys, tmp_path, mode
     status, out, err = run_cli(capsys, "search", str(hostile), "--originals", str(images[0].parent), "--model", str(model_dir))
     assert status == 2 and str(hostile) in out.split("\nerror ")[0] and "corrupt_image" in out and "rank" not in out
     assert len(err.strip().splitlines()) == 1 and "query.jpg" in err
+
+
+def search_forms(capsys, *args: str) -> dict[str, str]:
+    """`artsim search ARGS` printed in each form."""
+    printed = {}
+    for form in ("text", "json", "jsonl", "csv"):
+        status, printed[form], err = run_cli(capsys, "search", *args, *([] if form == "text" else [f"--{form}"]))
+        assert status == 0, err
+    return printed
+
+
+def test_workspace_hits_name_title_artist_and_the_id_export_image_opens(capsys, tmp_path, model_dir,  # noqa: F811
+                                                                       images):  # noqa: F811
+    workspace = shard_workspace(tmp_path / "ws", images)
+    printed = search_forms(capsys, str(images[2]), "--workspace", str(workspace), "--model", str(model_dir),
+                           "--top-k", "2")
+    hits = json.loads(printed["json"])["results"]
+    assert json.loads(printed["jsonl"])["results"] == hits
+    assert [h["export_id"] for h in hits] == [h["id"] for h in hits] and "#" in hits[0]["path"]  # a shard member
+    rows = list(csv.DictReader(io.StringIO(printed["csv"])))
+    assert [(r["export_id"], r["title"], r["artist"]) for r in rows] == [(h["id"], h["title"], "a") for h in hits]
+    for hit in hits:
+        assert f"{hit['title']} — a  export {hit['id']}" in printed["text"]
+        out = tmp_path / f"{hit['id']}.png"
+        status, _, err = run_cli(capsys, "export", "image", hit["export_id"], str(out), "--workspace", str(workspace))
+        assert status == 0, err
+        assert out.read_bytes() == images[int(hit["id"][1:])].read_bytes()
+
+
+def test_folder_hits_name_title_and_artist_from_its_csv_and_the_file(capsys, tmp_path, model_dir, images):  # noqa: F811
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for image in images:
+        (folder / image.name).write_bytes(image.read_bytes())
+    (folder / "metadata.csv").write_text("filename,artist,title\n" + "".join(
+        f"{p.name},Artist {i},Title {i}\n" for i, p in enumerate(images)), encoding="utf-8")
+    printed = search_forms(capsys, str(images[1]), "--originals", str(folder), "--model", str(model_dir),
+                           "--top-k", "2")
+    hits = json.loads(printed["json"])["results"]
+    assert all(h["export_id"] is None and Path(h["path"]).is_file() for h in hits)
+    named = {p.name: i for i, p in enumerate(images)}
+    assert [(h["title"], h["artist"]) for h in hits] == [(f"Title {named[h['id']]}", f"Artist {named[h['id']]}")
+                                                         for h in hits]
+    rows = list(csv.DictReader(io.StringIO(printed["csv"])))
+    assert [(r["path"], r["export_id"]) for r in rows] == [(h["path"], "") for h in hits]
+    for hit in hits:
+        assert f"{hit['title']} — {hit['artist']}  {hit['path']}" in printed["text"]

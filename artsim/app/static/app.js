@@ -97,7 +97,7 @@ function showResults(found) {
     caption.append(element("span", "score", hit.score.toFixed(3)));
     const verdict = verdictText(hit);
     if (verdict) caption.append(element("span", "verdict", verdict));
-    caption.append(element("div", "title", [hit.artist, hit.title].filter(Boolean).join(" — ") || hit.id));
+    caption.append(element("div", "title", [hit.title, hit.artist].filter(Boolean).join(" — ") || hit.id));
     button.append(image, caption);
     button.addEventListener("click", () => compare(hit, button));
     const item = element("li");

@@ -27,7 +27,7 @@ from artsim.ingest.sources.items import BAD_ROW, LABEL_FIELDS, UNKNOWN, SourceIm
 
 # Re-exported: callers import the whole vocabulary of sources from here.
 __all__ = ["LABEL_FIELDS", "UNKNOWN", "SourceError", "SourceImage", "SourceItem", "SourceProblem", "detect_format",
-           "labels_from_path", "read_artgan", "read_folder", "read_hf_parquet", "read_source"]
+           "labels_from_path", "read_artgan", "read_folder", "read_folder_metadata", "read_hf_parquet", "read_source"]
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"}
 Format = Literal["auto", "folder", "artgan", "hf_parquet"]
@@ -68,7 +68,7 @@ def _row_problem(bad: BadRow) -> SourceProblem:
 # --- folder ------------------------------------------------------------------------------
 
 def read_folder(root: Path) -> Iterator[SourceItem]:
-    return _folder_items(root, _read_folder_metadata(root))
+    return _folder_items(root, read_folder_metadata(root))
 
 
 def _folder_items(root: Path, rows: dict[str, dict[str, str] | SourceProblem]) -> Iterator[SourceItem]:
@@ -92,7 +92,8 @@ def _folder_items(root: Path, rows: dict[str, dict[str, str] | SourceProblem]) -
         yield checked if isinstance(checked, SourceProblem) else SourceProblem(relative, "missing_file", "named in the metadata CSV")
 
 
-def _read_folder_metadata(root: Path) -> dict[str, dict[str, str] | SourceProblem]:
+def read_folder_metadata(root: Path) -> dict[str, dict[str, str] | SourceProblem]:
+    """The root's metadata.csv (or Kaggle's classes.csv): `filename` -> its labels, or its row's problem."""
     if (root / "metadata.csv").is_file():
         return _rows_by_file(root / "metadata.csv", dict)
     if (root / "classes.csv").is_file():
