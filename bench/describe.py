@@ -29,10 +29,10 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from artsim.params import DescribeParams  # noqa: E402
+from artsim.core.images import load_rgb, resize_long_side  # noqa: E402
 from artsim.describe.run import describe_to_parquet  # noqa: E402
 from artsim.describe.table import ImageEntry  # noqa: E402
-from artsim.core.images import load_rgb, resize_long_side  # noqa: E402
+from artsim.params import DescribeParams  # noqa: E402
 from bench.synthetic import write_painting  # noqa: E402
 
 
@@ -78,8 +78,13 @@ def naive_rate(paths: list[Path], size: int) -> float:
     for path in paths:
         rgb = np.asarray(resize_long_side(load_rgb(path), size), dtype=np.uint8)
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        glcm = graycomatrix(grey, [1], [0, np.pi / 4, np.pi / 2, 3 * np.pi / 4], levels=256, symmetric=True, normed=True)
-        [graycoprops(glcm, prop) for prop in ("contrast", "dissimilarity", "homogeneity", "energy", "correlation", "ASM")]
+        glcm = graycomatrix(
+            grey, [1], [0, np.pi / 4, np.pi / 2, 3 * np.pi / 4], levels=256, symmetric=True, normed=True
+        )
+        [
+            graycoprops(glcm, prop)
+            for prop in ("contrast", "dissimilarity", "homogeneity", "energy", "correlation", "ASM")
+        ]
     return len(paths) / (time.perf_counter() - started)
 
 

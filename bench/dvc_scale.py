@@ -199,13 +199,29 @@ def measure(work: Path, count: int, kind: str, until: str, source: Path, importe
     outputs = {name: workspace / "data" / name for name in ("ingested", "generated", "descriptors")}
     # The inputs come first so that what shares their inodes (the store's links to imported
     # files) counts there, then they are left out: they are the user's, not the pipeline's.
-    caches = {f"{p.name} cache": p for p in sorted(artsim_cache.iterdir())} if artsim_cache.is_dir() else {}  # variants, descriptors
-    disk = {label: kib for label, kib in disk_kib({"source": source, "import": imported, **caches, **outputs, "DVC cache": dvc_cache}).items()
-            if label not in ("source", "import")}
+    caches = (
+        {f"{p.name} cache": p for p in sorted(artsim_cache.iterdir())} if artsim_cache.is_dir() else {}
+    )  # variants, descriptors
+    disk = {
+        label: kib
+        for label, kib in disk_kib(
+            {"source": source, "import": imported, **caches, **outputs, "DVC cache": dvc_cache}
+        ).items()
+        if label not in ("source", "import")
+    }
     row = {
-        "n": count, "cache_type": kind, "revision": revision or "worktree", "until": until, "stages_s": stages, "repro_s": repro_s,
-        "dvc_s": repro_s - sum(stages.values()), "status_first_s": status_first, "status_best_s": status_best,
-        "status_clean": "up to date" in status_out, "disk_kib": disk, "images_kib": image_kib(workspace),
+        "n": count,
+        "cache_type": kind,
+        "revision": revision or "worktree",
+        "until": until,
+        "stages_s": stages,
+        "repro_s": repro_s,
+        "dvc_s": repro_s - sum(stages.values()),
+        "status_first_s": status_first,
+        "status_best_s": status_best,
+        "status_clean": "up to date" in status_out,
+        "disk_kib": disk,
+        "images_kib": image_kib(workspace),
     }
     if push_pull:
         row["push_pull"] = push_and_pull(root, workspace, until, env)
@@ -237,15 +253,25 @@ def print_row(row: dict) -> None:
     compute = sum(row["stages_s"].values())
     disk = row["disk_kib"]
     used = sum(disk.values())
-    print(f"N={row['n']:>6} {row['revision']:<9} cache.type={row['cache_type']:<8} repro {row['repro_s']:7.1f} s | stages {compute:7.1f} s ({stages})"
-          f" | DVC beyond stages {row['dvc_s']:6.1f} s = {100 * row['dvc_s'] / compute:5.1f}% | no-op status"
-          f" {row['status_first_s']:5.1f} s first, {row['status_best_s']:5.1f} s best{'' if row['status_clean'] else ' NOT CLEAN'}")
+    print(
+        f"N={row['n']:>6} {row['revision']:<9} cache.type={row['cache_type']:<8} repro {row['repro_s']:7.1f} s"
+        f" | stages {compute:7.1f} s ({stages})"
+        f" | DVC beyond stages {row['dvc_s']:6.1f} s = {100 * row['dvc_s'] / compute:5.1f}% | no-op status"
+        f" {row['status_first_s']:5.1f} s first, {row['status_best_s']:5.1f} s best"
+        f"{'' if row['status_clean'] else ' NOT CLEAN'}"
+    )
     parts = " + ".join(f"{name} {kib / 1024:.0f}" for name, kib in disk.items())
-    print(f"         disk {used / 1024:7.0f} MiB ({parts}) for {row['images_kib'] / 1024:.0f} MiB of images: x{used / max(row['images_kib'], 1):.2f}")
+    print(
+        f"         disk {used / 1024:7.0f} MiB ({parts}) for {row['images_kib'] / 1024:.0f} MiB of images: "
+        f"x{used / max(row['images_kib'], 1):.2f}"
+    )
     if "push_pull" in row:
         pp = row["push_pull"]
-        print(f"         push {pp['push_s']:.1f} s ({pp['remote_kib'] / 1024:.0f} MiB), pull into a clone {pp['pull_s']:.1f} s;"
-              f" clone status clean: {pp['clone_status_clean']}; clone repro ran: {pp['clone_repro_ran'] or 'nothing'}")
+        print(
+            f"         push {pp['push_s']:.1f} s ({pp['remote_kib'] / 1024:.0f} MiB), "
+            f"pull into a clone {pp['pull_s']:.1f} s;"
+            f" clone status clean: {pp['clone_status_clean']}; clone repro ran: {pp['clone_repro_ran'] or 'nothing'}"
+        )
     sys.stdout.flush()
 
 
@@ -257,10 +283,16 @@ def main() -> None:
     parser.add_argument("--cache-types", nargs="+", choices=sorted(CACHE_TYPES), default=["copy", "hardlink"])
     parser.add_argument("--until", choices=STAGE_ORDER, default="describe")
     parser.add_argument("--side", type=int, default=384, help="long side of the synthetic paintings")
-    parser.add_argument("--work", type=Path, default=None, help="scratch folder (kept); default: a temporary one, removed")
+    parser.add_argument(
+        "--work", type=Path, default=None, help="scratch folder (kept); default: a temporary one, removed"
+    )
     parser.add_argument("--push-pull", action="store_true")
-    parser.add_argument("--baseline", default=None, metavar="REV",
-                        help="also measure this committed revision (e.g. the commit before a change), on the same dataset")
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        metavar="REV",
+        help="also measure this committed revision (e.g. the commit before a change), on the same dataset",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="dvc-scale-"))

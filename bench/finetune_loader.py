@@ -20,11 +20,12 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from artsim.params import FinetuneParams  # noqa: E402
-from artsim.finetune.data import LabelledImages, train_loader as _train_loader  # noqa: E402
+from artsim.finetune.data import LabelledImages  # noqa: E402
+from artsim.finetune.data import train_loader as _train_loader  # noqa: E402
 from artsim.finetune.train import _classifier_epoch  # noqa: E402
 from artsim.learn.models import build_classifier, classifier_train_transform  # noqa: E402
 from artsim.learn.training import Runtime  # noqa: E402
+from artsim.params import FinetuneParams  # noqa: E402
 from tests.support.helpers import random_painting  # noqa: E402
 
 
@@ -56,7 +57,9 @@ def main() -> None:
             path = Path(tmp) / f"{i}.jpg"
             random_painting(i, (512, 384)).save(path, quality=95)
             paths.append(path)
-        dataset = LabelledImages(paths, [i % 5 for i in range(args.images)], classifier_train_transform(args.image_size))
+        dataset = LabelledImages(
+            paths, [i % 5 for i in range(args.images)], classifier_train_transform(args.image_size)
+        )
         model = build_classifier(5).to(runtime.device, memory_format=runtime.memory_format)
         loader = _train_loader(dataset, params, seed=0, runtime=runtime)
         real = min(timed(model, loader, runtime) for _ in range(args.epochs))

@@ -30,11 +30,11 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from artsim.params import GenerateParams  # noqa: E402
 from artsim.generate.assemble import assemble  # noqa: E402
-from artsim.generate.run import GenerationResult, make_batches, run_batches  # noqa: E402
 from artsim.generate.backends.sdxl import SdxlBackend, plan_sdxl  # noqa: E402
+from artsim.generate.run import GenerationResult, make_batches, run_batches  # noqa: E402
 from artsim.generate.store import VariantStore  # noqa: E402
+from artsim.params import GenerateParams  # noqa: E402
 from tests.support.tiny_sdxl import build_tiny_refiner  # noqa: E402
 
 BUDGET = 0.10
@@ -51,10 +51,14 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
     parser.add_argument("--vae", help="optional fast VAE (hub id or folder)")
-    parser.add_argument("--paper", action="store_true", help="print FLOPs per image and expected GPU throughput, run nothing")
+    parser.add_argument(
+        "--paper", action="store_true", help="print FLOPs per image and expected GPU throughput, run nothing"
+    )
     parser.add_argument("--images", type=int, default=32)
     parser.add_argument("--resolution", type=int, default=64, help="long side fed to the pipeline")
-    parser.add_argument("--source-side", type=int, default=512, help="long side of the synthetic originals (ingest.max_side)")
+    parser.add_argument(
+        "--source-side", type=int, default=512, help="long side of the synthetic originals (ingest.max_side)"
+    )
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--strength", type=float, default=0.4)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4, 8])
@@ -76,16 +80,23 @@ def main() -> None:
         start = time.perf_counter()
         backend = SdxlBackend(config, root / "ingested", args.device)
         load_seconds = time.perf_counter() - start
-        print(f"{args.model or 'tiny refiner'} on {args.device} ({backend.dtype}, torch threads {torch.get_num_threads()}), "
-              f"{args.images} originals of {side}px -> {args.resolution}px, {args.steps} steps x strength {args.strength}; "
-              f"model load {load_seconds:.2f} s (not counted)")
+        print(
+            f"{args.model or 'tiny refiner'} on {args.device} "
+            f"({backend.dtype}, torch threads {torch.get_num_threads()}), "
+            f"{args.images} originals of {side}px -> {args.resolution}px, "
+            f"{args.steps} steps x strength {args.strength}; "
+            f"model load {load_seconds:.2f} s (not counted)"
+        )
         run_once(backend, manifest, config, root / "warmup", batch_size=min(args.batch_sizes), limit=2)
         print(f"{'batch':>5} {'s/image':>9} {'pipeline s/image':>17} {'outside ms/image':>17} {'outside share':>14}")
         for batch_size in args.batch_sizes:
             total, inside = run_once(backend, manifest, config, root / f"run-{batch_size}", batch_size)
             share = (total - inside) / total
             verdict = "" if batch_size != 8 else ("  (budget 10%: ok)" if share < BUDGET else "  (budget 10%: OVER)")
-            print(f"{batch_size:>5} {total / args.images:>9.3f} {inside / args.images:>17.3f} {(total - inside) / args.images * 1000:>17.1f} {share:>14.1%}{verdict}")
+            print(
+                f"{batch_size:>5} {total / args.images:>9.3f} {inside / args.images:>17.3f} "
+                f"{(total - inside) / args.images * 1000:>17.1f} {share:>14.1%}{verdict}"
+            )
 
 
 def paper_estimate(model: str, resolution: int, steps: int, strength: float, guided: bool) -> None:
@@ -109,18 +120,29 @@ def paper_estimate(model: str, resolution: int, steps: int, strength: float, gui
             call()
         return counter.get_total_flops() / 1e12
 
-    unet_tflop = tflop(lambda: unet(latent, torch.tensor([500], device="meta"),
-                                    encoder_hidden_states=torch.empty(1, 77, unet.config.cross_attention_dim, device="meta"),
-                                    added_cond_kwargs=conditions))
+    unet_tflop = tflop(
+        lambda: unet(
+            latent,
+            torch.tensor([500], device="meta"),
+            encoder_hidden_states=torch.empty(1, 77, unet.config.cross_attention_dim, device="meta"),
+            added_cond_kwargs=conditions,
+        )
+    )
     encode = tflop(lambda: vae.encode(torch.empty(1, 3, resolution, resolution, device="meta")))
     decode = tflop(lambda: vae.decode(latent))
     evaluations = int(steps * strength) * (2 if guided else 1)
     total = evaluations * unet_tflop + encode + decode
-    print(f"{model} at {resolution}x{resolution}, {steps} steps x strength {strength} with CFG: "
-          f"{evaluations} UNet evaluations x {unet_tflop:.2f} TFLOP + VAE {encode:.1f} + {decode:.1f} = {total:.0f} TFLOP per variant")
+    print(
+        f"{model} at {resolution}x{resolution}, {steps} steps x strength {strength} with CFG: "
+        f"{evaluations} UNet evaluations x {unet_tflop:.2f} TFLOP + VAE {encode:.1f} + {decode:.1f} "
+        f"= {total:.0f} TFLOP per variant"
+    )
     for name, peak in PEAKS.items():
         seconds = total / (peak * EFFICIENCY)
-        print(f"  {name}: {seconds:.2f} s/variant, {3600 / seconds:,.0f} variants/hour at {EFFICIENCY:.0%} of {peak:.0f} TFLOP/s")
+        print(
+            f"  {name}: {seconds:.2f} s/variant, {3600 / seconds:,.0f} variants/hour "
+            f"at {EFFICIENCY:.0%} of {peak:.0f} TFLOP/s"
+        )
 
 
 def synthetic_originals(root: Path, count: int, side: int) -> pd.DataFrame:
@@ -134,12 +156,26 @@ def synthetic_originals(root: Path, count: int, side: int) -> pd.DataFrame:
         path = f"images/{digest[:16]}.jpg"
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         image.save(root / path, quality=95)
-        rows.append({"id": digest[:16], "hash": digest, "path": path, "artist": f"Artist {index}", "title": f"Painting {index}",
-                     "year": "1900", "style": "Impressionism", "genre": "landscape", "width": size[0], "height": size[1]})
+        rows.append(
+            {
+                "id": digest[:16],
+                "hash": digest,
+                "path": path,
+                "artist": f"Artist {index}",
+                "title": f"Painting {index}",
+                "year": "1900",
+                "style": "Impressionism",
+                "genre": "landscape",
+                "width": size[0],
+                "height": size[1],
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def run_once(backend: SdxlBackend, manifest, config: GenerateParams, folder: Path, batch_size: int, limit: int | None = None) -> tuple[float, float]:
+def run_once(
+    backend: SdxlBackend, manifest, config: GenerateParams, folder: Path, batch_size: int, limit: int | None = None
+) -> tuple[float, float]:
     """Wall seconds for the whole path and seconds inside pipeline calls."""
     store = VariantStore(folder / "store")
     backend.pipeline_seconds = 0.0

@@ -32,7 +32,9 @@ from bench.synthetic import write_painting  # noqa: E402
 
 
 def synthetic_painting(index: int, root: Path) -> None:
-    write_painting(root / f"Style_{index % 20:02d}" / f"artist-{index % 97}_painting-{index}-1900.jpg", index, (1024, 768))
+    write_painting(
+        root / f"Style_{index % 20:02d}" / f"artist-{index % 97}_painting-{index}-1900.jpg", index, (1024, 768)
+    )
 
 
 def make_dataset(root: Path, count: int, workers: int) -> Path:
@@ -69,7 +71,13 @@ def run_ingest(source: Path, workers: int) -> dict:
         seconds = time.perf_counter() - start
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     workers_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return {"images": report.kept, "seconds": seconds, "rate": report.kept / seconds, "main_peak_mib": own, "worker_peak_mib": workers_peak}
+    return {
+        "images": report.kept,
+        "seconds": seconds,
+        "rate": report.kept / seconds,
+        "main_peak_mib": own,
+        "worker_peak_mib": workers_peak,
+    }
 
 
 def ingest_in_fresh_process(source: Path, workers: int) -> dict:
@@ -105,10 +113,16 @@ def main() -> None:
     target = floor * args.workers / 1.5
     print(f"naive floor (full decode+resize+encode, 1 process, {len(files)} files): {naive_floor:6.1f} img/s per core")
     print(f"floor (draft decode+resize+encode, 1 process, {len(files)} files): {floor:6.1f} img/s per core")
-    print(f"ingest, {args.workers} workers, {big['images']} images: {big['rate']:6.1f} img/s "
-          f"= {big['rate'] / (floor * args.workers):.2f} x floor x {args.workers} cores (target >= {1 / 1.5:.2f}; >= {target:.1f} img/s)")
-    print(f"peak RSS main process: {little['main_peak_mib']:.0f} MiB for {little['images']} images, "
-          f"{big['main_peak_mib']:.0f} MiB for {big['images']} images: ratio {big['main_peak_mib'] / little['main_peak_mib']:.2f} (target <= 1.3)")
+    print(
+        f"ingest, {args.workers} workers, {big['images']} images: {big['rate']:6.1f} img/s "
+        f"= {big['rate'] / (floor * args.workers):.2f} x floor x {args.workers} cores "
+        f"(target >= {1 / 1.5:.2f}; >= {target:.1f} img/s)"
+    )
+    print(
+        f"peak RSS main process: {little['main_peak_mib']:.0f} MiB for {little['images']} images, "
+        f"{big['main_peak_mib']:.0f} MiB for {big['images']} images: "
+        f"ratio {big['main_peak_mib'] / little['main_peak_mib']:.2f} (target <= 1.3)"
+    )
     print(f"peak RSS largest worker: {little['worker_peak_mib']:.0f} MiB / {big['worker_peak_mib']:.0f} MiB: "
           f"ratio {big['worker_peak_mib'] / little['worker_peak_mib']:.2f}")
 

@@ -57,6 +57,7 @@ def _digest(chunks: list[bytes]) -> str:
 
 def siamese_steps() -> str:
     import torch
+
     from artsim.learn.models import SiameseRegressor
     from artsim.learn.training import make_deterministic
 

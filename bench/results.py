@@ -36,5 +36,8 @@ def record(name: str, columns: Sequence[str], rows: Sequence[Sequence[str]], not
     path = RESULTS / f"{name}.json"
     payload = {"source": source(note), "columns": list(columns), "rows": [list(map(str, row)) for row in rows]}
     path.write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"wrote {path.relative_to(RESULTS.parent.parent)} (python docs/gen_tables.py puts it in the docs)", file=sys.stderr)
+    print(
+        f"wrote {path.relative_to(RESULTS.parent.parent)} (python docs/gen_tables.py puts it in the docs)",
+        file=sys.stderr,
+    )
     return path

@@ -1,4 +1,4 @@
-"""Retrieval at a collection's scale (issue 17, 3b): the whole pipeline through `evaluate` on
+r"""Retrieval at a collection's scale (issue 17, 3b): the whole pipeline through `evaluate` on
 `bench/dvc_scale.py`'s synthetic WikiArt-shaped originals (N procedural paintings, its
 `build_dataset`), each with 3 variants derived from it here (blurred, hue-shifted, noised, more
 so at a higher strength; seeded) and adopted through the `import` backend. dvc_scale's own
@@ -16,11 +16,14 @@ needed) and prints, from the copy's metrics/evaluate.json:
   queries, candidates and test pairs,
 - each stage's wall time, and DVC's time beyond the stages.
 
-Usage (N=2000: 81 minutes on 2 shared cores, 50 of them in evaluate; N=500: 16; the dataset is kept in --work and reused):
-    nice -n 10 .venv/bin/python bench/scale_retrieval.py --n 2000 --work /tmp/scale-retrieval --json /tmp/scale-retrieval/n2000.json
+Usage (N=2000: 81 minutes on 2 shared cores, 50 of them in evaluate; N=500: 16; the dataset is kept in --work
+and reused):
+    nice -n 10 .venv/bin/python bench/scale_retrieval.py --n 2000 --work /tmp/scale-retrieval \
+        --json /tmp/scale-retrieval/n2000.json
     nice -n 10 .venv/bin/python bench/scale_retrieval.py --n 40    # a smoke run, a few minutes
     ... -S siamese.rank_weight=0.2 -S siamese.epochs=4            # params.yaml overrides, as dvc exp run -S
-    ... --then siamese.rank_weight=0 --then siamese.rank_weight=0.2  # then each on top of -S alone, rerunning what it changes
+    ... --then siamese.rank_weight=0 --then siamese.rank_weight=0.2  # then each on top of -S alone,
+                                                                     # rerunning what it changes
 """
 from __future__ import annotations
 
@@ -35,19 +38,25 @@ from typing import Any
 
 import numpy as np
 import yaml
+from dvc_scale import CACHE_TYPES, STRENGTHS, build_dataset, environment, make_workspace, run, stage_times
 from PIL import Image, ImageFilter
-from tqdm import tqdm
-
-from dvc_scale import STRENGTHS, CACHE_TYPES, build_dataset, environment, make_workspace, run, stage_times
 from seeds import dotted, parse_overrides, set_params
+from tqdm import tqdm
 
 SCORERS = ("model", "descriptor", "phash", "dhash", "ssim", "fused")
 RANKING = ("recall_at_1", "mrr", "pair_auc")
 REGRESSION = ("mse", "baseline_mse", "r2", "mae", "pearson", "spearman")
 COUNTS = ("n_queries", "n_candidates", "n_test_pairs", "n_skipped_pairs", "n_unreadable_images")
 # The params that decide how the model is trained for ranking, shown beside the figures.
-SHOWN_PARAMS = ("seed", "score.weights", "siamese.rank_weight", "siamese.rank_candidates", "siamese.augment_copies", "siamese.epochs",
-                "finetune.epochs")
+SHOWN_PARAMS = (
+    "seed",
+    "score.weights",
+    "siamese.rank_weight",
+    "siamese.rank_candidates",
+    "siamese.augment_copies",
+    "siamese.epochs",
+    "finetune.epochs",
+)
 
 
 def derive_variant(original: Image.Image, strength: float, rng: np.random.Generator) -> Image.Image:
@@ -65,7 +74,9 @@ def derive_variants(source: Path, target: Path) -> Path:
     done = target / "complete"
     if done.exists():
         return target
-    for index, original_path in enumerate(tqdm(sorted(source.rglob("*.jpg")), desc="derived variants", file=sys.stderr, mininterval=5)):
+    for index, original_path in enumerate(
+        tqdm(sorted(source.rglob("*.jpg")), desc="derived variants", file=sys.stderr, mininterval=5)
+    ):
         rng = np.random.default_rng(index)  # sorted paths: the same variants on every run
         folder = target / original_path.parent.name
         folder.mkdir(parents=True, exist_ok=True)
@@ -148,7 +159,9 @@ def report(row: dict) -> None:
           f"{counts['n_candidates']} originals, {counts['n_test_pairs']} test pairs "
           f"(skipped {counts['n_skipped_pairs']}, unreadable {counts['n_unreadable_images']})")
     print("params: " + ", ".join(f"{key}={json.dumps(value)}" for key, value in row["params"].items()))
-    print("overrides: " + (", ".join(f"{key}={json.dumps(value)}" for key, value in row["overrides"].items()) or "none"))
+    print(
+        "overrides: " + (", ".join(f"{key}={json.dumps(value)}" for key, value in row["overrides"].items()) or "none")
+    )
     print(f"{'scorer':<11}| {'plain R@1':>9} {'MRR':>6} {'AUC':>6} | {'transf R@1':>10} {'MRR':>6} {'AUC':>6}")
     for scorer in SCORERS:
         plain, transformed = row["plain"][scorer], row["transformed"][scorer]
@@ -156,7 +169,10 @@ def report(row: dict) -> None:
               f"{cell(transformed['recall_at_1']):>10} {cell(transformed['mrr'])} {cell(transformed['pair_auc'])}")
     print("gaps (goal: model - descriptor >= 0, model - phash closing on 0):")
     for label, gap in row["gaps"].items():
-        print(f"  {label:<28} R@1 {cell(gap['recall_at_1'], True)}  MRR {cell(gap['mrr'], True)}  AUC {cell(gap['pair_auc'], True)}")
+        print(
+            f"  {label:<28} R@1 {cell(gap['recall_at_1'], True)}  MRR {cell(gap['mrr'], True)}  "
+            f"AUC {cell(gap['pair_auc'], True)}"
+        )
     reg = row["regression"]
     print("regression vs the descriptor score: " + ", ".join(f"{key} {cell(reg[key]).strip()}" for key in REGRESSION))
     stages = ", ".join(f"{name} {seconds:.1f}" for name, seconds in row["stages_s"].items())
@@ -169,11 +185,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=2000, help="synthetic originals (3 variants each)")
     parser.add_argument("--side", type=int, default=384, help="long side of the synthetic paintings")
-    parser.add_argument("--work", type=Path, default=None, help="scratch folder (kept, dataset reused); default: a temporary one, removed")
-    parser.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE", help="params.yaml override, as dvc exp run -S")
-    parser.add_argument("--then", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
-                        help="a further configuration on top of -S, measured after it in the same workspace (repeatable)")
-    parser.add_argument("--json", type=Path, default=None, help="also write the figures here (a list, one row per configuration)")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=None,
+        help="scratch folder (kept, dataset reused); default: a temporary one, removed",
+    )
+    parser.add_argument(
+        "-S", "--set", action="append", default=[], metavar="KEY=VALUE", help="params.yaml override, as dvc exp run -S"
+    )
+    parser.add_argument(
+        "--then",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE[,KEY=VALUE]",
+        help="a further configuration on top of -S, measured after it in the same workspace (repeatable)",
+    )
+    parser.add_argument(
+        "--json", type=Path, default=None, help="also write the figures here (a list, one row per configuration)"
+    )
     args = parser.parse_args()
     if args.n < 1 or args.side < 32:
         sys.exit("--n must be >= 1 and --side >= 32 (ingest.min_side)")

@@ -23,8 +23,8 @@ import pandas as pd
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from artsim.params import ScoreWeights  # noqa: E402
 from artsim.describe.table import Descriptors  # noqa: E402
+from artsim.params import ScoreWeights  # noqa: E402
 from artsim.score.similarity import TextureStats, descriptor_similarities, score_pairs, weighted_score  # noqa: E402
 
 
@@ -38,10 +38,16 @@ def synthetic_descriptors(count: int, seed: int = 0) -> dict[str, Descriptors]:
 
 def synthetic_pairs(ids: list[str], count: int, seed: int = 1) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "pair_id": np.arange(count).astype(str), "original_id": rng.choice(ids, count), "generated_id": rng.choice(ids, count),
-        "positive": rng.random(count) < 0.5, "strength": 0.5, "split": "train",
-    })
+    return pd.DataFrame(
+        {
+            "pair_id": np.arange(count).astype(str),
+            "original_id": rng.choice(ids, count),
+            "generated_id": rng.choice(ids, count),
+            "positive": rng.random(count) < 0.5,
+            "strength": 0.5,
+            "split": "train",
+        }
+    )
 
 
 def main() -> None:

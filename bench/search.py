@@ -33,8 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import faiss  # noqa: E402
 
 from artsim.index.ann import approximate_index, recall_at_k, top_inner_products  # noqa: E402
-from artsim.index.store import Entries, load_index, new_vector_file, save_index  # noqa: E402
 from artsim.index.query import IndexSearch  # noqa: E402
+from artsim.index.store import Entries, load_index, new_vector_file, save_index  # noqa: E402
 
 DIM = 2048
 SHORTLIST = 100
@@ -42,7 +42,10 @@ SHORTLIST = 100
 
 def percentiles(seconds: list[float]) -> dict[str, float]:
     ordered = sorted(seconds)
-    return {"p50_ms": 1000 * statistics.median(ordered), "p95_ms": 1000 * ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]}
+    return {
+        "p50_ms": 1000 * statistics.median(ordered),
+        "p95_ms": 1000 * ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))],
+    }
 
 
 def peak_rss_mb() -> float:
@@ -121,8 +124,8 @@ def bench_real(work: Path, count: int, queries: int, pairs: int) -> dict:
     from artsim.app.bulk import compare_pairs
     from artsim.app.indexes import decoded_queries, index_collection, searcher_for
     from artsim.index.folder import folder_collection
-    from tests.support.search_oracle import EmbeddingCache, search
     from bench.dvc_scale import build_dataset
+    from tests.support.search_oracle import EmbeddingCache, search
     torch.manual_seed(0)
     scorer = _model(work)
     source, _imported = build_dataset(work / f"corpus-{count + 100}", count + 100, 512)
@@ -158,7 +161,10 @@ def bench_real(work: Path, count: int, queries: int, pairs: int) -> dict:
     started = time.perf_counter()
     list(searcher.search(decoded_queries(query_paths), 5, "model"))
     row["index_batched_ms_per_query"] = 1000 * (time.perf_counter() - started) / len(query_paths)
-    cache, candidates = EmbeddingCache(work / "embedding-cache", scorer.fingerprint), folder_collection(corpus).originals
+    cache, candidates = (
+        EmbeddingCache(work / "embedding-cache", scorer.fingerprint),
+        folder_collection(corpus).originals,
+    )
     search(scorer, query_paths[0], candidates, cache=cache)  # warm the per-query path's cache
     legacy = []
     for query in query_paths[:3]:
@@ -207,7 +213,9 @@ def _model(work: Path):
         model = SiameseRegressor(head_hidden=64)
         model.start_at(0.5)
         save_weights(model.eval(), folder / "model.safetensors")
-        (folder / "card.json").write_text(json.dumps({"image_size": 64, "head_hidden": 64, "normalisation": NORMALISATION}))
+        (folder / "card.json").write_text(
+            json.dumps({"image_size": 64, "head_hidden": 64, "normalisation": NORMALISATION})
+        )
         stats = TextureStats(mean=np.zeros(HARALICK_FEATURES), std=np.ones(HARALICK_FEATURES))
         DescriptorScorer(DescribeParams(), ScoreWeights(), stats).save(folder / "descriptor_score.json")
     return artsim.load(folder)
@@ -220,7 +228,9 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=200)
     parser.add_argument("--queries", type=int, default=50)
     parser.add_argument("--work", type=Path, default=None)
-    parser.add_argument("--hnsw", action="store_true", help="also build HNSW over each synthetic set (slow) and measure its recall@10")
+    parser.add_argument(
+        "--hnsw", action="store_true", help="also build HNSW over each synthetic set (slow) and measure its recall@10"
+    )
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-search-"))
     for count in args.synthetic:

@@ -44,6 +44,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 from bench.results import record  # noqa: E402
 from stages.common import edit_params  # noqa: E402
+
 LEARNING_STAGES = ("finetune", "siamese", "evaluate")
 
 KERNEL_SETTINGS: dict[str, dict[str, str]] = {
@@ -250,9 +251,17 @@ def write_tolerance(path: Path, summary: dict[str, dict[str, float]], args: argp
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1")
-    parser.add_argument("--kernels", default="native,avx2", help=f"comma-separated, first is the reference: {', '.join(KERNEL_SETTINGS)}")
-    parser.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE", help="params.yaml override, as dvc exp run -S")
-    parser.add_argument("--k", type=float, default=3.0, help="tolerance in seed standard deviations (at least the cross-kernel gap)")
+    parser.add_argument(
+        "--kernels",
+        default="native,avx2",
+        help=f"comma-separated, first is the reference: {', '.join(KERNEL_SETTINGS)}",
+    )
+    parser.add_argument(
+        "-S", "--set", action="append", default=[], metavar="KEY=VALUE", help="params.yaml override, as dvc exp run -S"
+    )
+    parser.add_argument(
+        "--k", type=float, default=3.0, help="tolerance in seed standard deviations (at least the cross-kernel gap)"
+    )
     parser.add_argument("--write-tolerance", type=Path, default=None, help="write the evaluate tolerances as JSON here")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the copy here instead of a temp dir")
     parser.add_argument("--source", type=Path, default=REPO_ROOT, help="the git checkout to copy (default: this one)")
@@ -270,9 +279,15 @@ def main() -> None:
             for kernel in kernels:
                 run_started = time.perf_counter()
                 results[kernel][seed] = learn(repo, seed, kernel)
-                print(f"seed {seed} {kernel:<6} {time.perf_counter() - run_started:5.0f} s  "
-                      + "  ".join(f"{name.split(' ', 1)[1]}={value:.4g}" for name, value in results[kernel][seed].items()
-                                  if value is not None and name in HEADLINE), file=sys.stderr)
+                print(
+                    f"seed {seed} {kernel:<6} {time.perf_counter() - run_started:5.0f} s  "
+                    + "  ".join(
+                        f"{name.split(' ', 1)[1]}={value:.4g}"
+                        for name, value in results[kernel][seed].items()
+                        if value is not None and name in HEADLINE
+                    ),
+                    file=sys.stderr,
+                )
     summary = summarise(results, args.k)
     print_report(summary, kernels, args.seeds)
     print(f"\ntotal {time.perf_counter() - started:.0f} s", file=sys.stderr)

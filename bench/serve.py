@@ -67,8 +67,11 @@ def build_index(args: argparse.Namespace, source: Path, cache: Path) -> tuple[Pa
     if (out / "manifest.json").is_file():
         return out, 0.0
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "artsim.app.cli", "index", str(source), "--out", str(out), "--model", str(args.model)],
-                   check=True, env={**os.environ, "ARTSIM_CACHE": str(cache)})
+    subprocess.run(
+        [sys.executable, "-m", "artsim.app.cli", "index", str(source), "--out", str(out), "--model", str(args.model)],
+        check=True,
+        env={**os.environ, "ARTSIM_CACHE": str(cache)},
+    )
     return out, round(time.perf_counter() - start, 1)
 
 
@@ -77,7 +80,9 @@ def query_images(imported: Path | None) -> list[bytes]:
     sources = sorted(imported.rglob("*.jpg"))[:QUERIES] if imported else []
     images = []
     for index in range(QUERIES):
-        image = Image.open(sources[index]) if sources else Image.new("RGB", (512, 384), (index * 30, 90, 200 - index * 20))
+        image = (
+            Image.open(sources[index]) if sources else Image.new("RGB", (512, 384), (index * 30, 90, 200 - index * 20))
+        )
         buffer = io.BytesIO()
         image.convert("RGB").resize((400, 300)).save(buffer, format="JPEG", quality=80)
         images.append(buffer.getvalue())
@@ -159,9 +164,13 @@ def main() -> None:
     parser.add_argument("--workspace", type=Path, default=None)
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--index", type=Path, default=None, help="an index made by `artsim index DIR --out INDEX`")
-    parser.add_argument("--originals", type=int, default=2000, help="scale-corpus originals when no --index/--workspace")
+    parser.add_argument(
+        "--originals", type=int, default=2000, help="scale-corpus originals when no --index/--workspace"
+    )
     parser.add_argument("--side", type=int, default=384, help="long side of the scale corpus's paintings")
-    parser.add_argument("--by", choices=("model", "phash", "fused"), default="model", help="the ranking POST /search asks for")
+    parser.add_argument(
+        "--by", choices=("model", "phash", "fused"), default="model", help="the ranking POST /search asks for"
+    )
     parser.add_argument("--requests", type=int, default=500, help="per endpoint")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--startup-timeout", type=float, default=600)
@@ -169,7 +178,9 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="artsim-bench-serve-"))
     if args.workspace is None and args.model is None:
         defaults = SiameseParams.model_fields
-        args.model = write_untrained_model(SCRATCH / "model", defaults["image_size"].default, defaults["head_hidden"].default)
+        args.model = write_untrained_model(
+            SCRATCH / "model", defaults["image_size"].default, defaults["head_hidden"].default
+        )
     imported, index_seconds = None, None
     if args.workspace is None and args.index is None:
         source, imported = scale_corpus(args.originals, args.side)
@@ -184,7 +195,10 @@ def main() -> None:
             health = client.get("/health").json()
 
             def pair(index: int) -> dict:
-                return {"a": ("a.jpg", queries[index % 8], "image/jpeg"), "b": ("b.jpg", queries[(index + 1) % 8], "image/jpeg")}
+                return {
+                    "a": ("a.jpg", queries[index % 8], "image/jpeg"),
+                    "b": ("b.jpg", queries[(index + 1) % 8], "image/jpeg"),
+                }
 
             def image(index: int) -> dict:
                 return {"image": ("q.jpg", queries[index % 8], "image/jpeg")}
@@ -202,10 +216,22 @@ def main() -> None:
     for name, served in (("compare", compare), ("search", search)):
         served["in_process_ms"] = floor[name]
         served["throughput_vs_in_process"] = round(served["throughput_rps"] * floor[name] / 1000, 2)
-    print(json.dumps({"index_size": health["index_size"], "index_build_s": index_seconds, "by": args.by,
-                      "concurrency": args.concurrency, "cpus": os.cpu_count(), "load_average": os.getloadavg(),
-                      "compare": compare, "search": search,
-                      "rss_mib": {"after_warm_up": before, "after_run": after, "growth": round(after - before, 1)}}, indent=2))
+    print(
+        json.dumps(
+            {
+                "index_size": health["index_size"],
+                "index_build_s": index_seconds,
+                "by": args.by,
+                "concurrency": args.concurrency,
+                "cpus": os.cpu_count(),
+                "load_average": os.getloadavg(),
+                "compare": compare,
+                "search": search,
+                "rss_mib": {"after_warm_up": before, "after_run": after, "growth": round(after - before, 1)},
+            },
+            indent=2,
+        )
+    )
     columns = (f"{args.requests} requests, {args.concurrency} at a time", *SERVE_COLUMNS)
     record(f"serve_{args.by}" if args.by != "model" else "serve", columns, [
         served_row("`POST /compare` (two JPEGs)", compare),

@@ -31,13 +31,13 @@ from torch import nn
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from artsim.params import SiameseParams  # noqa: E402
 from artsim.learn.features import split_trunk  # noqa: E402
 from artsim.learn.models import SiameseRegressor, drop_rejected  # noqa: E402
 from artsim.learn.pair_images import PairImages  # noqa: E402
+from artsim.learn.training import Runtime, freeze_batchnorm  # noqa: E402
+from artsim.params import SiameseParams  # noqa: E402
 from artsim.siamese.batches import GroupedPairBatches, PairTable, batch_loader  # noqa: E402
 from artsim.siamese.train import PairScorer, prepare_inputs, regressor_epoch  # noqa: E402
-from artsim.learn.training import Runtime, freeze_batchnorm  # noqa: E402
 from tests.support.helpers import random_painting  # noqa: E402
 
 

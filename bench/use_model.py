@@ -30,9 +30,9 @@ import torch
 import artsim
 from artsim.app.api import open_image
 from artsim.core.images import ImageFile
+from artsim.core.shards import manifest_images
 from artsim.index.collection import workspace_collection
 from artsim.index.query import unit_rows
-from artsim.core.shards import manifest_images
 
 
 def timed(function, repeats: int) -> float:
@@ -83,7 +83,9 @@ def shortlist_recall(scorer, workspace: Path, sizes: list[int]) -> dict[str, flo
         order = np.argsort(-cosine, kind="stable")
         for size in sizes:
             shortlist = order[:size]
-            scores = scorer.head_scores(torch.as_tensor(query[None, :]), torch.as_tensor(candidate_embeddings[shortlist]))
+            scores = scorer.head_scores(
+                torch.as_tensor(query[None, :]), torch.as_tensor(candidate_embeddings[shortlist])
+            )
             hits[size] += candidate_ids[shortlist[int(np.argmax(scores))]] == source_id
     return {("all" if size >= len(candidates) else str(size)): hits[size] / len(pairs) for size in sizes} | {
         "n_queries": len(pairs), "n_candidates": len(candidates)}
@@ -122,7 +124,9 @@ def main() -> None:
     figures["api_parts_s"] = {
         "decode": timed(lambda: [open_image(p) for p in (pair["query"], pair["source"])], args.repeats),
         "trunk_forward_2_images": timed(lambda: scorer._embed_loaded(images), args.repeats),
-        "descriptors_2_images": timed(lambda: [scorer.descriptor.describe_image(i.image) for i in images], args.repeats),
+        "descriptors_2_images": timed(
+            lambda: [scorer.descriptor.describe_image(i.image) for i in images], args.repeats
+        ),
     }
     search_args = ["search", str(query_file), "--json", "--workspace", str(workspace)]
     figures["search_process_cold_s"] = command_seconds(search_args, env)

@@ -1,7 +1,8 @@
-"""Make docs/compare.png: `artsim compare --plot` on a held-out painting of the committed sample and its
+r"""Make docs/compare.png: `artsim compare --plot` on a held-out painting of the committed sample and its
 generated variant, with a workspace after `dvc repro` (its model, its thresholds, its manifests).
 
-    python scripts/compare_picture.py [--workspace .] [--painting vincent-van-gogh_the-harvest] [--strength 0.5] [--out docs/compare.png]
+    python scripts/compare_picture.py [--workspace .] [--painting vincent-van-gogh_the-harvest] [--strength 0.5] \
+        [--out docs/compare.png]
 
 The variant is taken from the workspace's generated images (written to a temporary file, as a user would
 have it); the painting is the sample's own file, so the picture names it by its title.

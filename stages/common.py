@@ -1,4 +1,6 @@
-"""What every stage entry point shares: reading params.yaml, logging, JSON and dvclive summaries, relaunching under torchrun."""
+"""What every stage entry point shares: reading params.yaml, logging, JSON and dvclive summaries, relaunching
+under torchrun."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +15,8 @@ import yaml
 from dvclive import Live
 from ruamel.yaml import YAML
 
-from artsim.params import Params, ParamsError, parse_params
 from artsim.core.distributed import Ranks, relaunch_as_ranks
+from artsim.params import Params, ParamsError, parse_params
 
 
 def load_params(path: Path = Path("params.yaml")) -> Params:

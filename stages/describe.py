@@ -1,13 +1,15 @@
-"""Stage describe: data/ingested + data/generated -> data/descriptors (every registered descriptor of every original and variant)."""
+"""Stage describe: data/ingested + data/generated -> data/descriptors (every registered descriptor of every original
+and variant)."""
+
 from __future__ import annotations
 
 import logging
 import os
 import time
 
+from artsim.core import layout
 from artsim.describe.run import describe_manifests
 from stages.common import load_params, setup_logging
-from artsim.core import layout
 
 INGESTED = layout.INGESTED
 GENERATED = layout.GENERATED

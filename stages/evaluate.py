@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import pandas as pd
 
-from artsim.score.scorer import FILE_NAME as DESCRIPTOR_SCORE_FILE
-from artsim.score.scorer import DescriptorScorer
+from artsim.core import layout
+from artsim.core.shards import manifest_images
 from artsim.describe.table import read_descriptors
 from artsim.evaluate import PREDICTION_COLUMNS, DescribedCollection, evaluate_on_test
 from artsim.evaluate.gallery import write_gallery
 from artsim.evaluate.headline import headline
+from artsim.evaluate.verdict import ShippedThresholds
 from artsim.learn import model_folder
 from artsim.learn.pair_images import resolve_pairs
-from artsim.core.shards import manifest_images
-from artsim.evaluate.verdict import ShippedThresholds
+from artsim.score.scorer import FILE_NAME as DESCRIPTOR_SCORE_FILE
+from artsim.score.scorer import DescriptorScorer
 from stages.common import load_params, setup_logging, write_json
-from artsim.core import layout
 
 INGESTED = layout.INGESTED
 GENERATED = layout.GENERATED

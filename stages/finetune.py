@@ -9,15 +9,22 @@ import sys
 
 import pandas as pd
 
+from artsim.core import layout
 from artsim.core.distributed import process_group, ranks_from_env
 from artsim.core.errors import NotEnoughData
-from artsim.finetune.train import finetune_card, finetune_classifier
 from artsim.finetune.labels import check_labels
+from artsim.finetune.train import finetune_card, finetune_classifier
 from artsim.learn.model_folder import CARD_FILE, WEIGHTS_FILE
 from artsim.learn.models import WeightsUnavailable, initial_weights, save_weights
 from artsim.learn.training import dvclive_epoch_logger, process_group_backend, resolve_runtime
-from stages.common import load_params, main_rank_live, relaunch_under_torchrun, setup_logging, write_json, write_stage_summary
-from artsim.core import layout
+from stages.common import (
+    load_params,
+    main_rank_live,
+    relaunch_under_torchrun,
+    setup_logging,
+    write_json,
+    write_stage_summary,
+)
 
 INGESTED = layout.INGESTED
 MODEL_DIR = layout.MODELS["finetune"]

@@ -13,16 +13,22 @@ import sys
 
 import pandas as pd
 
-from artsim.generate.assemble import (assemble, failed_by_reason_table, failures_table, generate_metrics,
-                                      run_tallies, why_nothing_was_generated)
+from artsim.core import layout
 from artsim.core.distributed import process_group, ranks_from_env
+from artsim.generate.assemble import (
+    assemble,
+    failed_by_reason_table,
+    failures_table,
+    generate_metrics,
+    run_tallies,
+    why_nothing_was_generated,
+)
 from artsim.generate.backends import check_params
 from artsim.generate.backends.base import InputError
-from artsim.params import ParamsError
 from artsim.generate.run import generate
 from artsim.generate.store import VariantStore
+from artsim.params import ParamsError
 from stages.common import load_params, relaunch_under_torchrun, setup_logging, write_json
-from artsim.core import layout
 
 INGESTED = layout.INGESTED
 OUT_DIR = layout.GENERATED

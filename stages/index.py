@@ -26,7 +26,9 @@ log = logging.getLogger("stages.index")
 def main() -> None:
     setup_logging()
     params = load_params()
-    _, report = update_index(INDEX_DIR, workspace_collection(Path(".")), model_folder_embedder(MODEL_DIR), params.index.batch_size)
+    _, report = update_index(
+        INDEX_DIR, workspace_collection(Path(".")), model_folder_embedder(MODEL_DIR), params.index.batch_size
+    )
     # The metrics say what the index is; how much this run read and embedded depends on the previous
     # index (a persistent output), so it is logged.
     write_json(REPORT, {"originals": report.originals, "without_vector": len(report.skipped)})

@@ -4,10 +4,10 @@ from __future__ import annotations
 import os
 import shutil
 
+from artsim.core import layout
 from artsim.ingest.run import IngestSettings, dataset_problem, ingest, select_subset
 from artsim.ingest.sources.formats import SourceError, SourceImage, read_source
 from stages.common import load_params, setup_logging, write_json
-from artsim.core import layout
 
 OUT_DIR = layout.INGESTED
 METRICS = layout.metrics_json("ingest")

@@ -9,15 +9,15 @@ import sys
 
 import pandas as pd
 
+from artsim.core import layout
+from artsim.core.errors import NotEnoughData
+from artsim.describe.table import read_descriptors
+from artsim.score.report import score_report, score_tables
 from artsim.score.scorer import FILE_NAME as DESCRIPTOR_SCORE_FILE
 from artsim.score.scorer import DescriptorScorer
-from artsim.describe.table import read_descriptors
-from artsim.core.errors import NotEnoughData
-from artsim.score.report import score_report, score_tables
 from artsim.score.similarity import score_dataset
 from artsim.score.study import descriptor_study
 from stages.common import load_params, setup_logging, write_json
-from artsim.core import layout
 
 DESCRIPTORS = layout.DESCRIPTORS_TABLE
 ORIGINALS = layout.INGESTED / layout.MANIFEST
@@ -33,7 +33,11 @@ log = logging.getLogger("stages.score")
 def main() -> None:
     setup_logging()
     params = load_params()
-    originals, generated, descriptors = pd.read_parquet(ORIGINALS), pd.read_parquet(GENERATED), read_descriptors(DESCRIPTORS)
+    originals, generated, descriptors = (
+        pd.read_parquet(ORIGINALS),
+        pd.read_parquet(GENERATED),
+        read_descriptors(DESCRIPTORS),
+    )
     try:
         scored = score_dataset(
             originals=originals,
@@ -57,8 +61,13 @@ def main() -> None:
     tables = {**score_tables(scored.pairs), "descriptor_study.csv": study.table, "redundancy.csv": study.redundancy}
     for name, table in tables.items():
         table.to_csv(PLOTS / name, index=False)
-    log.info("scored %d pairs; descriptor study (%d held-out pairs, %d queries):\n%s", len(scored.pairs),
-             study.headline["heldout_pairs"], study.headline["retrieval"]["queries"], study.table.to_string(index=False))
+    log.info(
+        "scored %d pairs; descriptor study (%d held-out pairs, %d queries):\n%s",
+        len(scored.pairs),
+        study.headline["heldout_pairs"],
+        study.headline["retrieval"]["queries"],
+        study.table.to_string(index=False),
+    )
 
 
 if __name__ == "__main__":

@@ -10,18 +10,25 @@ import sys
 
 import pandas as pd
 
-from artsim.score.scorer import FILE_NAME as DESCRIPTOR_SCORE_FILE
-from artsim.score.scorer import DescriptorScoreFileError, DescriptorScorer
+from artsim.core import layout
 from artsim.core.distributed import process_group, ranks_from_env
 from artsim.learn.feature_cache import FeatureCacheTooLarge
 from artsim.learn.model_folder import CARD_FILE, WEIGHTS_FILE
 from artsim.learn.models import save_weights
 from artsim.learn.pair_images import resolve_pairs
+from artsim.learn.training import dvclive_epoch_logger, process_group_backend, resolve_runtime
+from artsim.score.scorer import FILE_NAME as DESCRIPTOR_SCORE_FILE
+from artsim.score.scorer import DescriptorScoreFileError, DescriptorScorer
 from artsim.siamese.model_card import model_card, training_data_summary
 from artsim.siamese.train import siamese_card, train_siamese
-from artsim.learn.training import dvclive_epoch_logger, process_group_backend, resolve_runtime
-from stages.common import load_params, main_rank_live, relaunch_under_torchrun, setup_logging, write_json, write_stage_summary
-from artsim.core import layout
+from stages.common import (
+    load_params,
+    main_rank_live,
+    relaunch_under_torchrun,
+    setup_logging,
+    write_json,
+    write_stage_summary,
+)
 
 INGESTED = layout.INGESTED
 GENERATED = layout.GENERATED

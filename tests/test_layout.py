@@ -20,8 +20,22 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = REPO_ROOT / "artsim"
 # Lowest first: a package may import only from its own layer or below. index sits below the training
 # stages and evaluate: it needs only core and learn (the model folder), so evaluate may rank through it.
-LAYERS = ["core", "params", "ingest", "generate", "describe", "score", "learn", "index", "finetune", "siamese", "evaluate",
-          "report", "export", "app"]
+LAYERS = [
+    "core",
+    "params",
+    "ingest",
+    "generate",
+    "describe",
+    "score",
+    "learn",
+    "index",
+    "finetune",
+    "siamese",
+    "evaluate",
+    "report",
+    "export",
+    "app",
+]
 MAX_LINES = 320
 # What `import artsim` may load: the package must stay light, every stage and the API import it.
 LIGHT_MODULES = {"__future__", "importlib", "typing"}
@@ -125,7 +139,11 @@ def test_the_checker_finds_an_upward_import_and_a_cycle():
         "artsim.core.cache_dirs": set(),
     }
     assert upward_imports(old_layout) == ["artsim.params -> artsim.generate"]
-    assert find_cycle(old_layout) == ["artsim.generate.backends.importer", "artsim.generate.run", "artsim.generate.backends.importer"]
+    assert find_cycle(old_layout) == [
+        "artsim.generate.backends.importer",
+        "artsim.generate.run",
+        "artsim.generate.backends.importer",
+    ]
     assert upward_imports({"artsim.app.cli": {"artsim.core"}, "artsim.evaluate.run": {"artsim.score.pairs"}}) == []
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) == []
 
@@ -215,7 +233,9 @@ def test_a_backend_module_is_imported_only_when_asked_for():
     probe = ("import sys\nfrom artsim.generate.backends import backend_named\nimport artsim.generate.run\n"
              "assert backend_named('style_transfer').name == 'style_transfer'\n"
              "print(sorted(m for m in sys.modules if m.startswith(('diffusers', 'artsim.generate.backends.'))))")
-    loaded = subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout
     assert "diffusers" not in loaded and "backends.sdxl" not in loaded and "backends.importer" not in loaded
     assert "backends.style_transfer" in loaded
 
@@ -224,7 +244,9 @@ def test_an_unknown_backend_name_fails_naming_the_allowed_ones():
     from artsim.generate.backends import backend_named
     from artsim.params import ParamsError
 
-    with pytest.raises(ParamsError, match=r"generate\.backend: unknown backend 'dall-e'; allowed: style_transfer, sdxl, import"):
+    with pytest.raises(
+        ParamsError, match=r"generate\.backend: unknown backend 'dall-e'; allowed: style_transfer, sdxl, import"
+    ):
         backend_named("dall-e")
 
 

@@ -37,7 +37,9 @@ class Admission:
     def admit(self) -> None:
         with self._lock:
             if self._admitted >= self._limit:
-                raise ApiError(503, "busy", f"{self._admitted} requests in progress or waiting (the limit): retry shortly")
+                raise ApiError(
+                    503, "busy", f"{self._admitted} requests in progress or waiting (the limit): retry shortly"
+                )
             self._admitted += 1
 
     @property
@@ -75,7 +77,9 @@ class BodyLimit:
             message = await receive()
             received += len(message.get("body", b""))
             if received > self.max_bytes:
-                raise ApiError(413, "request_too_large", f"the request body is over the limit of {self.max_bytes} bytes")
+                raise ApiError(
+                    413, "request_too_large", f"the request body is over the limit of {self.max_bytes} bytes"
+                )
             return message
 
         await self.app(scope, capped_receive, send)

@@ -26,18 +26,19 @@ import numpy as np
 import torch
 from PIL import Image
 
-from artsim.score.scorer import FILE_NAME as DESCRIPTOR_SCORE_FILE
-from artsim.score.scorer import DescriptorScoreFileError, DescriptorScorer
-from artsim.describe.table import Descriptors
 from artsim.core.errors import UserError
 from artsim.core.images import ImageRejected, load_rgb
-from artsim.evaluate.verdict import VERDICT_FILE, ShippedThresholds, Thresholds, Verdict, read_shipped, verdict_for
 from artsim.core.shards import ShardMember
+from artsim.describe.table import Descriptors
+from artsim.evaluate.verdict import VERDICT_FILE, ShippedThresholds, Thresholds, Verdict, read_shipped, verdict_for
 from artsim.index.embedder import TrunkEmbedder
 from artsim.learn import model_folder
+
 # WEIGHTS_FILE: app/service.py still takes it from here
 from artsim.learn.model_folder import WEIGHTS_FILE, ModelNotFound  # noqa: F401
 from artsim.learn.models import SiameseRegressor, pair_transform
+from artsim.score.scorer import FILE_NAME as DESCRIPTOR_SCORE_FILE
+from artsim.score.scorer import DescriptorScoreFileError, DescriptorScorer
 
 # A workspace's own images (search candidates, manifests) are shard members: taken too.
 ImageInput = Union[str, os.PathLike, Image.Image, ShardMember]
@@ -166,7 +167,9 @@ class Scorer:
     @cached_property
     def _shipped(self) -> tuple[ShippedThresholds | None, str]:
         # In the model folder (a copy made to carry them), else beside it (models/verdict.json).
-        found = [path for path in (self.model_dir / VERDICT_FILE, self.model_dir.parent / VERDICT_FILE) if path.exists()]
+        found = [
+            path for path in (self.model_dir / VERDICT_FILE, self.model_dir.parent / VERDICT_FILE) if path.exists()
+        ]
         return read_shipped(found[0] if found else self.model_dir.parent / VERDICT_FILE,
                             model_folder.weights_hash(self.model_dir))
 
@@ -221,7 +224,9 @@ class Scorer:
         return [self._comparison(float(score), a, b) for score, (a, b) in zip(model_scores, pairs)]
 
 
-def compare_payload(scorer: Scorer, a: LoadedImage, b: LoadedImage, names: tuple[str, str] | None = None) -> dict[str, Any]:
+def compare_payload(
+    scorer: Scorer, a: LoadedImage, b: LoadedImage, names: tuple[str, str] | None = None
+) -> dict[str, Any]:
     """The compare JSON (`artsim compare --json`, the service's POST /compare): the names, both scores, the
     parts, and the verdict (verdict, verdict_text, threshold, precision, pairs, positives, negatives)."""
     comparison = scorer.score(a, b)

@@ -20,14 +20,14 @@ from pathlib import Path
 from typing import NoReturn
 
 from artsim import __version__
-from artsim.app.export_command import add_export_parser, run_export
 from artsim.app.auth import TOKEN_ENV, serve_token, with_token
+from artsim.app.export_command import add_export_parser, run_export
 from artsim.app.inputs import must_exist
-from artsim.app.preflight import check_arguments, checked_queries
 from artsim.app.limits import ServiceLimits
+from artsim.app.plot_words import PLOT_FORMATS, plot_path
+from artsim.app.preflight import check_arguments, checked_queries
 from artsim.core.errors import UserError
 from artsim.index import DEFAULT_SHORTLIST, DEFAULT_TOP_K, RANKING_NAMES
-from artsim.app.plot_words import PLOT_FORMATS, plot_path
 
 EXIT_USER_ERROR = 2
 LOOPBACK = "127.0.0.1"
@@ -73,39 +73,77 @@ def build_parser() -> OneLineParser:
     common.add_argument("--json", action="store_true", help="print JSON instead of text")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
-    compare = commands.add_parser("compare", parents=[common], help="score two images (or every pair of a CSV): model, descriptor score and its parts")
+    compare = commands.add_parser(
+        "compare",
+        parents=[common],
+        help="score two images (or every pair of a CSV): model, descriptor score and its parts",
+    )
     compare.add_argument("a", nargs="?", help="an image (e.g. the generated variant)")
     compare.add_argument("b", nargs="?", help="another image (e.g. the painting)")
     compare.add_argument("--plot", type=plot_path, default=None,
                          help=f"write the picture ({', '.join(PLOT_FORMATS)}: the suffix decides): both images, "
                               "the scores in words, where they differ")
-    compare.add_argument("--pairs", type=Path, default=None, help="a CSV with columns a,b: score every pair, write a CSV")
+    compare.add_argument(
+        "--pairs", type=Path, default=None, help="a CSV with columns a,b: score every pair, write a CSV"
+    )
     compare.add_argument("--out", type=Path, default=None, help="with --pairs: write the CSV there (default: stdout)")
 
     search = commands.add_parser("search", parents=[common], help="the originals most similar to each query image")
     search.add_argument("queries", nargs="*", help="query images")
-    search.add_argument("--queries", dest="queries_dir", type=Path, default=None, help="every image in this folder is a query")
+    search.add_argument(
+        "--queries", dest="queries_dir", type=Path, default=None, help="every image in this folder is a query"
+    )
     search.add_argument("--queries-file", type=Path, default=None, help="a text file: one query image path per line")
-    search.add_argument("--top-k", type=positive_int, default=DEFAULT_TOP_K, help=f"how many results (default {DEFAULT_TOP_K})")
-    search.add_argument("--originals", type=Path, default=None,
-                        help="a folder of images to search, indexed in the user cache (default: the workspace's ingested originals)")
+    search.add_argument(
+        "--top-k", type=positive_int, default=DEFAULT_TOP_K, help=f"how many results (default {DEFAULT_TOP_K})"
+    )
+    search.add_argument(
+        "--originals",
+        type=Path,
+        default=None,
+        help="a folder of images to search, indexed in the user cache (default: the workspace's ingested originals)",
+    )
     search.add_argument("--index", type=Path, default=None, help="an index made by `artsim index DIR --out INDEX`")
-    search.add_argument("--by", dest="ranking", choices=RANKING_NAMES, default=None,
-                        help="rank by the model, pHash, or both fused (default: the best on held-out queries, metrics/evaluate/search.json)")
-    search.add_argument("--shortlist", type=positive_int, default=DEFAULT_SHORTLIST,
-                        help=f"candidates re-ranked by the model after the embedding-cosine shortlist (default {DEFAULT_SHORTLIST})")
+    search.add_argument(
+        "--by",
+        dest="ranking",
+        choices=RANKING_NAMES,
+        default=None,
+        help=(
+            "rank by the model, pHash, or both fused "
+            "(default: the best on held-out queries, metrics/evaluate/search.json)"
+        ),
+    )
+    search.add_argument(
+        "--shortlist",
+        type=positive_int,
+        default=DEFAULT_SHORTLIST,
+        help=f"candidates re-ranked by the model after the embedding-cosine shortlist (default {DEFAULT_SHORTLIST})",
+    )
     search.add_argument("--jsonl", action="store_true", help="one JSON line per query")
     search.add_argument("--csv", action="store_true", help="CSV: one row per (query, hit)")
 
-    index = commands.add_parser("index", parents=[common], help="index a folder of images (or a workspace's originals) for search")
+    index = commands.add_parser(
+        "index", parents=[common], help="index a folder of images (or a workspace's originals) for search"
+    )
     index.add_argument("folder", type=Path, help="a folder of images, or a workspace")
-    index.add_argument("--out", type=Path, default=None, help="where the index goes (default: the user cache, where search finds it)")
+    index.add_argument(
+        "--out", type=Path, default=None, help="where the index goes (default: the user cache, where search finds it)"
+    )
 
-    serve = commands.add_parser("serve", parents=[model], help="the model and the collection behind a local HTTP API and page")
-    serve.add_argument("--index", type=Path, default=None,
-                       help="an index made by `artsim index DIR --out INDEX` (default: the workspace's data/index when built "
-                            "with this model, else its ingested originals, indexed in the user cache)")
-    serve.add_argument("--originals", type=Path, default=None, help="a folder of images to search instead, indexed in the user cache")
+    serve = commands.add_parser(
+        "serve", parents=[model], help="the model and the collection behind a local HTTP API and page"
+    )
+    serve.add_argument(
+        "--index",
+        type=Path,
+        default=None,
+        help="an index made by `artsim index DIR --out INDEX` (default: the workspace's data/index when built "
+        "with this model, else its ingested originals, indexed in the user cache)",
+    )
+    serve.add_argument(
+        "--originals", type=Path, default=None, help="a folder of images to search instead, indexed in the user cache"
+    )
     serve.add_argument("--host", default=LOOPBACK, help=f"address to listen on (default {LOOPBACK}: this machine only)")
     serve.add_argument("--port", type=port_number, default=8000, help="port (default 8000)")
     limits = ServiceLimits()

@@ -22,7 +22,15 @@ from matplotlib.colors import Normalize, PowerNorm
 from matplotlib.figure import Figure
 from PIL import Image
 
-from artsim.app.plot_words import COLOUR_GLOSS, EDGE_GLOSS, SCORES_GLOSS, plain_name, plot_format, reading, verdict_words
+from artsim.app.plot_words import (
+    COLOUR_GLOSS,
+    EDGE_GLOSS,
+    SCORES_GLOSS,
+    plain_name,
+    plot_format,
+    reading,
+    verdict_words,
+)
 from artsim.core import layout
 from artsim.core.grid import cell_means
 from artsim.core.images import file_hash, resize_long_side

@@ -17,11 +17,10 @@ from artsim.app.api import LoadedImage, Scorer, UnusableImage, open_image
 from artsim.core import layout
 from artsim.core.cache_dirs import user_cache_root
 from artsim.core.errors import UserError
-from artsim.index import RANKING_NAMES
+from artsim.index import DEFAULT_SHORTLIST, RANKING_NAMES
 from artsim.index.build import BuildReport, update_index
 from artsim.index.collection import INGESTED, Collection, CollectionError, workspace_collection
 from artsim.index.folder import folder_collection
-from artsim.index import DEFAULT_SHORTLIST
 from artsim.index.search import Query, Searcher
 from artsim.index.store import StoredIndex, load_index
 
@@ -55,7 +54,11 @@ def _workspace_index(scorer: Scorer, workspace: Path) -> OpenIndex | None:
     None otherwise (the workspace's originals are then indexed in the user cache)."""
     index, problem = load_index(workspace / WORKSPACE_INDEX)
     if problem:
-        log.warning("%s cannot be used (%s): indexing the originals in the user cache instead", workspace / WORKSPACE_INDEX, problem)
+        log.warning(
+            "%s cannot be used (%s): indexing the originals in the user cache instead",
+            workspace / WORKSPACE_INDEX,
+            problem,
+        )
     if index is None or index.model != scorer.fingerprint:
         return None
     return OpenIndex(index, workspace / WORKSPACE_INDEX, workspace / INGESTED, None)
@@ -85,10 +88,15 @@ def open_index(scorer: Scorer, index_dir: Path | None, originals: Path | None, w
         return index_collection(scorer, collection)
     index, problem = load_index(index_dir)
     if index is None:
-        raise UserError(f"--index {index_dir}: " + (problem or "no index there (make one with `artsim index DIR --out`)")
-                        + "; rebuild it with `artsim index`")
+        raise UserError(
+            f"--index {index_dir}: "
+            + (problem or "no index there (make one with `artsim index DIR --out`)")
+            + "; rebuild it with `artsim index`"
+        )
     if index.model != scorer.fingerprint:
-        raise UserError(f"--index {index_dir} was built with another model: rebuild it with `artsim index` for this one")
+        raise UserError(
+            f"--index {index_dir} was built with another model: rebuild it with `artsim index` for this one"
+        )
     return OpenIndex(index, index_dir, Path(index.root), None)
 
 

@@ -18,7 +18,9 @@ def must_exist(paths: Sequence[str | Path], args: argparse.Namespace | None = No
         raise UserError(f"{location}: no such workspace or model folder")
     missing = [str(p) for p in paths if not Path(p).exists()]
     if missing:
-        raise UserError(f"no such file: {', '.join(missing[:5])}" + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
+        raise UserError(
+            f"no such file: {', '.join(missing[:5])}" + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        )
 
 
 def query_paths(args: argparse.Namespace) -> list[str]:
@@ -27,10 +29,14 @@ def query_paths(args: argparse.Namespace) -> list[str]:
     if args.queries_dir is not None:
         if not args.queries_dir.is_dir():
             raise UserError(f"--queries {args.queries_dir}: not a folder")
-        queries += sorted(str(p) for p in args.queries_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        queries += sorted(
+            str(p) for p in args.queries_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+        )
     if args.queries_file is not None:
         try:
-            queries += [line.strip() for line in args.queries_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+            queries += [
+                line.strip() for line in args.queries_file.read_text(encoding="utf-8").splitlines() if line.strip()
+            ]
         except (OSError, UnicodeDecodeError) as exc:
             raise UserError(f"--queries-file {args.queries_file}: cannot be read ({exc})") from None
     if not queries:

@@ -59,7 +59,9 @@ def verdict_words(payload: Mapping[str, Any]) -> str:
     if "few pairs" in payload.get("verdict_text", ""):
         rule += ": few pairs, a rough threshold"
     if verdict == "no_evidence":
-        return f"No evidence that one was made from the other: model score {score:.2f} is below {threshold:.2f}.\n({rule})"
+        return (
+            f"No evidence that one was made from the other: model score {score:.2f} is below {threshold:.2f}.\n({rule})"
+        )
     strength = "Very likely" if verdict == "very_likely" else "Likely"
     return f"{strength} made from one another: model score {score:.2f} is at least {threshold:.2f}.\n({rule})"
 

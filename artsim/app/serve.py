@@ -24,8 +24,8 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
 from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException
 
 from artsim.app.admission import Admission, ApiError, BodyLimit, error_response
 from artsim.app.api import LoadedImage
@@ -45,7 +45,9 @@ MAX_ID_LENGTH = 1024
 REJECTION_STATUS = {"too_many_pixels": 413, "file_too_large": 413, "not_an_image": 415}
 # The page loads nothing from elsewhere, and runs no inline script.
 LIMITS_SHOWN = ("max_image_bytes", "max_pixels", "max_concurrent", "max_queue")  # by GET /health
-PAGE_POLICY = "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+PAGE_POLICY = (
+    "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
 
 
 # --- reading a request -----------------------------------------------------------------------
@@ -75,7 +77,9 @@ def decode(name: str, data: bytes, limits: ServiceLimits) -> LoadedImage:
     except ImageRejected as exc:
         # load_rgb names a source given as bytes "<bytes>": the upload's own name says more.
         detail = f" ({exc.detail})" if exc.detail and exc.detail != "<bytes>" else ""
-        raise ApiError(REJECTION_STATUS.get(exc.reason, 400), exc.reason, f"{name}: {exc.reason.replace('_', ' ')}{detail}") from None
+        raise ApiError(
+            REJECTION_STATUS.get(exc.reason, 400), exc.reason, f"{name}: {exc.reason.replace('_', ' ')}{detail}"
+        ) from None
 
 
 def original_file(state: ServiceState, image_id: str) -> ImageFile:
@@ -235,28 +239,65 @@ def api_error(request: Request, exc: ApiError) -> JSONResponse:
 
 def http_error(request: Request, exc: HTTPException) -> JSONResponse:
     """Starlette's own errors (unknown route, a malformed multipart body) in the same shape."""
-    return error_response(exc.status_code, HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_"), str(exc.detail))
+    return error_response(
+        exc.status_code, HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_"), str(exc.detail)
+    )
 
 
 # --- the app ---------------------------------------------------------------------------------
 
 def multipart_body(*fields: str) -> dict:
     """OpenAPI for a multipart body read by hand (so that the size limits come before any parsing)."""
-    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-        "type": "object", "properties": {name: {"type": "string", "format": "binary"} if kind == "file" else {"type": "string"}
-                                         for name, kind in (f.split(":") for f in fields)}}}}}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            name: {"type": "string", "format": "binary"} if kind == "file" else {"type": "string"}
+                            for name, kind in (f.split(":") for f in fields)
+                        },
+                    }
+                }
+            },
+        }
+    }
 
 
 PAIR_FIELDS = multipart_body("a:file", "b:file", "b_original:text")
 # path, handler, method, summary, OpenAPI extra
 ROUTES = [
-    ("/compare", compare, "POST", "Both scores of a pair (b, or b_original: an original's id); ?plot=1 for the difference plot PNG",
-     PAIR_FIELDS),
-    ("/plot", plot, "POST", "The difference plot PNG of a pair: both images, the scores, where they differ", PAIR_FIELDS),
-    ("/search", search, "POST", "The originals most similar to an image, best first",
-     multipart_body("image:file", "top_k:text", "by:text")),
+    (
+        "/compare",
+        compare,
+        "POST",
+        "Both scores of a pair (b, or b_original: an original's id); ?plot=1 for the difference plot PNG",
+        PAIR_FIELDS,
+    ),
+    (
+        "/plot",
+        plot,
+        "POST",
+        "The difference plot PNG of a pair: both images, the scores, where they differ",
+        PAIR_FIELDS,
+    ),
+    (
+        "/search",
+        search,
+        "POST",
+        "The originals most similar to an image, best first",
+        multipart_body("image:file", "top_k:text", "by:text"),
+    ),
     ("/original/{image_id:path}", original, "GET", "An original of the index, by its entry id, as stored", None),
-    ("/health", health, "GET", "Model fingerprint, index size and model, and whether their files changed since loading", None),
+    (
+        "/health",
+        health,
+        "GET",
+        "Model fingerprint, index size and model, and whether their files changed since loading",
+        None,
+    ),
 ]
 
 

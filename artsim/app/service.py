@@ -22,7 +22,8 @@ from artsim.core.images import ImageFile
 from artsim.index import DEFAULT_SHORTLIST, RANKING_NAMES
 from artsim.index.build import image_at
 from artsim.index.search import Query, Searcher
-from artsim.index.store import MANIFEST as INDEX_MANIFEST, NORMS, VECTORS
+from artsim.index.store import MANIFEST as INDEX_MANIFEST
+from artsim.index.store import NORMS, VECTORS
 from artsim.score.scorer import FILE_NAME as DESCRIPTOR_SCORE_FILE
 
 MAX_TOP_K = 100
@@ -89,10 +90,17 @@ class ServiceState:
     def health(self) -> dict[str, Any]:
         changed = self.sources.changed()
         index_model = self.opened.index.model
-        return {"status": "ok", "model_fingerprint": self.scorer.fingerprint, "index_size": len(self.opened.index.entries),
-                "index_model_fingerprint": index_model, "index_model_match": index_model == self.scorer.fingerprint,
-                "stale": bool(changed), "changed": changed, "search_by": sorted(RANKING_NAMES),
-                "default_by": self.default_ranking}
+        return {
+            "status": "ok",
+            "model_fingerprint": self.scorer.fingerprint,
+            "index_size": len(self.opened.index.entries),
+            "index_model_fingerprint": index_model,
+            "index_model_match": index_model == self.scorer.fingerprint,
+            "stale": bool(changed),
+            "changed": changed,
+            "search_by": sorted(RANKING_NAMES),
+            "default_by": self.default_ranking,
+        }
 
 
 def watched_files(scorer: Scorer, opened: OpenIndex) -> list[Path]:

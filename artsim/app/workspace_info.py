@@ -105,7 +105,9 @@ def stale_stages(workspace: Path) -> list[str] | None:
     command = [sys.executable, "-m", "dvc", "status", "--json"]
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
     try:
-        result = subprocess.run(command, cwd=workspace, capture_output=True, text=True, env=env, timeout=DVC_STATUS_TIMEOUT_S)
+        result = subprocess.run(
+            command, cwd=workspace, capture_output=True, text=True, env=env, timeout=DVC_STATUS_TIMEOUT_S
+        )
         status = json.loads(result.stdout or "null")
     except (OSError, subprocess.TimeoutExpired, ValueError):
         return None

@@ -88,7 +88,15 @@ def processes_wanted(processes: int | str, device: str) -> int:
 
 def torchrun_command(processes: int, module: str) -> list[str]:
     """Relaunch `python -m module` as `processes` ranks on this machine."""
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}", "-m", module]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={processes}",
+        "-m",
+        module,
+    ]
 
 
 def relaunch_as_ranks(processes: int | str, module: str, device: str = "auto") -> int | None:

@@ -125,7 +125,9 @@ def jpeg_bytes(img: Image.Image, quality: int = 95) -> bytes:
     return buffer.getvalue()
 
 
-def write_atomically(path: Path, write: Callable[[BinaryIO], object], *, durable: bool = True, prefix: str = ".tmp-") -> None:
+def write_atomically(
+    path: Path, write: Callable[[BinaryIO], object], *, durable: bool = True, prefix: str = ".tmp-"
+) -> None:
     """Create `path` from what `write` puts into a binary file, so that it appears whole or not at all.
 
     The file is written under a temporary name (`prefix`...) in the same folder and renamed.

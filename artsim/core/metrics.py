@@ -50,12 +50,16 @@ def pair_aucs(positive: np.ndarray, scores: Mapping[str, np.ndarray]) -> dict[st
             for name, values in scores.items()}
 
 
-def strength_spearmans(positive: np.ndarray, strength: np.ndarray, scores: Mapping[str, np.ndarray]) -> dict[str, float | None]:
+def strength_spearmans(
+    positive: np.ndarray, strength: np.ndarray, scores: Mapping[str, np.ndarray]
+) -> dict[str, float | None]:
     """Spearman of each score with the variant's strength, on positive pairs only (a negative's
     strength is that of an unrelated variant). A similarity that follows strength is negative."""
     positive = np.asarray(positive, dtype=bool)
     strength = np.asarray(strength, dtype=np.float64)[positive]
-    return {name: correlation(stats.spearmanr, strength, np.asarray(values)[positive]) for name, values in scores.items()}
+    return {
+        name: correlation(stats.spearmanr, strength, np.asarray(values)[positive]) for name, values in scores.items()
+    }
 
 
 def true_source_ranks(scores: np.ndarray, true_index: np.ndarray) -> np.ndarray:
@@ -77,7 +81,9 @@ def true_source_ranks(scores: np.ndarray, true_index: np.ndarray) -> np.ndarray:
 def retrieval_metrics(ranks: np.ndarray, n_candidates: int, recall_at: Sequence[int] = RECALL_AT) -> RetrievalMetrics:
     """recall@k (share of queries whose source is in the top k), MRR, and the counts; None without queries."""
     ranks = np.asarray(ranks, dtype=np.float64)
-    metrics: RetrievalMetrics = {f"recall_at_{k}": float(np.mean(ranks <= k)) if ranks.size else None for k in recall_at}
+    metrics: RetrievalMetrics = {
+        f"recall_at_{k}": float(np.mean(ranks <= k)) if ranks.size else None for k in recall_at
+    }
     metrics["mrr"] = float(np.mean(1.0 / ranks)) if ranks.size else None
     metrics["n_queries"] = int(ranks.size)
     # recall@k is 1 by construction once k >= n_candidates: the count tells how hard the task was.

@@ -20,9 +20,15 @@ Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 
-def ordered_map(fn: Callable[[Item], Result], items: Iterable[Item], workers: int,
-                on_crash: Callable[[Item], Result], window_per_worker: int = 8,
-                mp_context: BaseContext | None = None, initializer: Callable[[], object] | None = None) -> Iterator[Result]:
+def ordered_map(
+    fn: Callable[[Item], Result],
+    items: Iterable[Item],
+    workers: int,
+    on_crash: Callable[[Item], Result],
+    window_per_worker: int = 8,
+    mp_context: BaseContext | None = None,
+    initializer: Callable[[], object] | None = None,
+) -> Iterator[Result]:
     """`map(fn, items)` over `workers` processes, in order, with a bounded number of items in
     flight (`Pool.imap` would read the whole input ahead, holding every embedded image in
     memory). An item whose process dies yields `on_crash(item)`. With one worker, `fn` runs

@@ -65,7 +65,9 @@ class ShardMember:
         before anything is decoded (ImageRejected).
         """
         if self.offset < tarfile.BLOCKSIZE or self.offset % tarfile.BLOCKSIZE or self.length < 0:
-            raise ImageRejected("bad_shard_location", f"{self}: the manifest's offset or length is missing or impossible")
+            raise ImageRejected(
+                "bad_shard_location", f"{self}: the manifest's offset or length is missing or impossible"
+            )
         descriptor = os.open(self.shard, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         try:
             status = os.fstat(descriptor)
@@ -85,8 +87,11 @@ class ShardMember:
         except tarfile.HeaderError as exc:
             raise ImageRejected("shard_mismatch", f"{self}: no tar header before it ({exc})") from None
         if member.size != self.length or (self.name and member.name != self.name):
-            raise ImageRejected("shard_mismatch", f"{self}: the shard holds {member.name!r} of {member.size} bytes there, "
-                                                  f"the manifest says {self.name!r} of {self.length}")
+            raise ImageRejected(
+                "shard_mismatch",
+                f"{self}: the shard holds {member.name!r} of {member.size} bytes there, "
+                f"the manifest says {self.name!r} of {self.length}",
+            )
 
     def __str__(self) -> str:
         return f"{self.shard}#{self.offset}+{self.length}"
@@ -169,7 +174,10 @@ def manifest_images(manifest: pd.DataFrame, root: Path) -> list[ImageFile]:
     shards = {name: _shard_inside(root, str(name)) for name in manifest["shard"].unique()}
     # A row whose offset or length is not a whole number is one bad image (rejected when read), not a bad manifest.
     offsets, lengths = (_whole_or_minus_one(manifest[column]) for column in ("offset", "length"))
-    return [ShardMember(shards[s], o, n, str(p)) for s, o, n, p in zip(manifest["shard"], offsets, lengths, manifest["path"])]
+    return [
+        ShardMember(shards[s], o, n, str(p))
+        for s, o, n, p in zip(manifest["shard"], offsets, lengths, manifest["path"])
+    ]
 
 
 def _whole_or_minus_one(column: pd.Series) -> list[int]:
@@ -181,7 +189,9 @@ def _whole_or_minus_one(column: pd.Series) -> list[int]:
 def _shard_inside(root: Path, name: str) -> Path:
     plain_root = os.path.normpath(root.absolute())
     if "\0" in name or os.path.commonpath([plain_root, os.path.normpath(os.path.join(plain_root, name))]) != plain_root:
-        raise ValueError(f"{root}: the manifest names shard {name!r}, outside its folder; the manifest is damaged: rerun its stage")
+        raise ValueError(
+            f"{root}: the manifest names shard {name!r}, outside its folder; the manifest is damaged: rerun its stage"
+        )
     return root / name
 
 

@@ -32,9 +32,9 @@ import mahotas
 import numpy as np
 import PIL
 
+from artsim.core.vector_files import read_vectors, write_vectors
 from artsim.describe.registry import DESCRIPTORS, descriptor
 from artsim.params import DescribeParams
-from artsim.core.vector_files import read_vectors, write_vectors
 
 log = logging.getLogger(__name__)
 

@@ -40,7 +40,9 @@ def orientation_grid(grey: np.ndarray) -> np.ndarray:
     orientation = (np.mod(angle, np.pi) * (ORIENTATION_BINS / np.pi)).astype(np.intp) % ORIENTATION_BINS
     cells = cell_index(*grey.shape, ORIENTATION_GRID)
     bins = cells * ORIENTATION_BINS + orientation.ravel()
-    hist = np.bincount(bins, weights=magnitude.ravel().astype(np.float64), minlength=ORIENTATION_GRID**2 * ORIENTATION_BINS)
+    hist = np.bincount(
+        bins, weights=magnitude.ravel().astype(np.float64), minlength=ORIENTATION_GRID**2 * ORIENTATION_BINS
+    )
     total = hist.sum()
     # A flat image has no gradient: all zeros, which the similarity treats as "edgeless".
     return hist / total if total > 0 else hist

@@ -23,7 +23,8 @@ LAB_DELTA_E_SCALE = 10.0
 
 @dataclass(frozen=True)
 class TextureStats:
-    """Per-feature mean and std used to z-normalise Haralick vectors (features differ in scale by orders of magnitude)."""
+    """Per-feature mean and std used to z-normalise Haralick vectors (features differ in scale by orders of
+    magnitude)."""
 
     mean: np.ndarray
     std: np.ndarray

@@ -23,15 +23,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from artsim.describe.cache import DescriptorCache
-from artsim.describe.registry import DESCRIPTORS, to_grey
-from artsim.describe.table import (Descriptors, ImageEntry, SkippedImage, descriptor_row, manifest_entries,
-                                   skipped_table)
-from artsim.params import DESCRIPTOR_NAMES, DescribeParams
 from artsim.core import layout
 from artsim.core.images import ImageRejected, content_hash, load_rgb, resize_long_side
 from artsim.core.parallel import ordered_map
 from artsim.core.shards import read_locations
+from artsim.describe.cache import DescriptorCache
+from artsim.describe.registry import DESCRIPTORS, to_grey
+from artsim.describe.table import Descriptors, ImageEntry, SkippedImage, descriptor_row, manifest_entries, skipped_table
+from artsim.params import DESCRIPTOR_NAMES, DescribeParams
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +42,8 @@ SCHEMA = pa.schema([("id", pa.string()), ("role", pa.string()),
 
 @dataclass
 class DescribeReport:
-    """What a run did: images described, vectors computed per descriptor (the rest came from the cache), entries healed."""
+    """What a run did: images described, vectors computed per descriptor (the rest came from the cache), entries
+    healed."""
 
     described: int = 0
     computed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DESCRIPTOR_NAMES, 0))
@@ -112,7 +112,9 @@ def _one_thread() -> None:
     cv2.setNumThreads(1)
 
 
-def outcomes(entries: Iterable[ImageEntry], params: DescribeParams, cache_root: Path | None, workers: int) -> Iterator[Outcome]:
+def outcomes(
+    entries: Iterable[ImageEntry], params: DescribeParams, cache_root: Path | None, workers: int
+) -> Iterator[Outcome]:
     """describe_entry of each entry, in order, over `workers` processes with a bounded number in flight."""
     work = functools.partial(describe_entry, params=params, cache_root=cache_root)
     # spawn, not fork: forking a process that already started OpenCV's threads can deadlock.

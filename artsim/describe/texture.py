@@ -21,7 +21,9 @@ def haralick_texture(grey: np.ndarray, levels: int) -> np.ndarray:
     """The 13 Haralick features averaged over the 4 directions, on `levels` grey levels."""
     quantised = (grey.astype(np.uint16) * levels // 256).astype(np.uint8)
     # Co-occurrences need a neighbour in every direction: a 1-pixel-thin image has none.
-    quantised = np.pad(quantised, ((0, max(0, 2 - quantised.shape[0])), (0, max(0, 2 - quantised.shape[1]))), mode="edge")
+    quantised = np.pad(
+        quantised, ((0, max(0, 2 - quantised.shape[0])), (0, max(0, 2 - quantised.shape[1]))), mode="edge"
+    )
     # ignore_zeros=False: level 0 is a real grey level, and a uniform image stays computable.
     features = mahotas.features.haralick(quantised, ignore_zeros=False, return_mean=True)
     # Some features are ratios that degenerate (0/0) on flat images; a flat image is not an error.

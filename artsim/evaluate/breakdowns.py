@@ -51,7 +51,11 @@ def scorer_table(
     collection and among test originals. Missing figures are NaN (a blank cell in the CSV)."""
     rows = []
     for name in order:
-        row: dict[str, Any] = {"scorer": name, "pair_auc": pair_auc.get(name), "strength_spearman": strength_spearman.get(name)}
+        row: dict[str, Any] = {
+            "scorer": name,
+            "pair_auc": pair_auc.get(name),
+            "strength_spearman": strength_spearman.get(name),
+        }
         for kind, suffix in (("collection", ""), ("test_only", "_test_only")):
             metrics = retrieval.get(name, {}).get(kind, {})
             row.update({f"{figure}{suffix}": metrics.get(figure) for figure in ("recall_at_1", "recall_at_5", "mrr")})
@@ -63,7 +67,10 @@ def scorer_headline(table: pd.DataFrame) -> dict[str, dict[str, float | None]]:
     """HEADLINE_FIGURES of each HEADLINE_SCORER, NaN as None (JSON null)."""
     indexed = table.set_index("scorer")
     return {
-        name: {figure: _none_if_nan(indexed.at[name, figure]) if name in indexed.index else None for figure in HEADLINE_FIGURES}
+        name: {
+            figure: _none_if_nan(indexed.at[name, figure]) if name in indexed.index else None
+            for figure in HEADLINE_FIGURES
+        }
         for name in HEADLINE_SCORERS
     }
 
@@ -77,4 +84,6 @@ def best_search_ranking(table: pd.DataFrame) -> str:
     missing figures go to the first listed (the model)."""
     indexed = table.set_index("scorer")
     mrr = {name: _none_if_nan(indexed.at[name, "mrr"]) if name in indexed.index else None for name in SEARCH_RANKINGS}
-    return max(SEARCH_RANKINGS, key=lambda name: (mrr[name] if mrr[name] is not None else -1.0, -SEARCH_RANKINGS.index(name)))
+    return max(
+        SEARCH_RANKINGS, key=lambda name: (mrr[name] if mrr[name] is not None else -1.0, -SEARCH_RANKINGS.index(name))
+    )

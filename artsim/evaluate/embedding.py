@@ -14,8 +14,8 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from artsim.learn.features import embed_images
 from artsim.core.images import ImageFile, as_image_file
+from artsim.learn.features import embed_images
 from artsim.learn.models import SiameseRegressor
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,12 @@ class EmbeddedImages:
 
 
 def embed_files(
-    model: SiameseRegressor, paths: Iterable[ImageFile | str], image_size: int, batch_size: int, device: torch.device, loader_workers: int = 0
+    model: SiameseRegressor,
+    paths: Iterable[ImageFile | str],
+    image_size: int,
+    batch_size: int,
+    device: torch.device,
+    loader_workers: int = 0,
 ) -> EmbeddedImages:
     """Each distinct file through the trunk once; a file that does not decode is listed, never fatal."""
     distinct = list(dict.fromkeys(as_image_file(p) for p in paths))
@@ -58,7 +63,11 @@ def score_embedding_pairs(
     """f(left[i], right[i]) for every i, from trunk embeddings."""
     model.eval()
     scores = [
-        model.score_embeddings(left[start:start + pairs_per_call].to(device), right[start:start + pairs_per_call].to(device)).float().cpu()
+        model.score_embeddings(
+            left[start : start + pairs_per_call].to(device), right[start : start + pairs_per_call].to(device)
+        )
+        .float()
+        .cpu()
         for start in range(0, len(left), pairs_per_call)
     ]
     return torch.cat(scores).numpy().astype(np.float64) if scores else np.zeros(0)
@@ -66,7 +75,11 @@ def score_embedding_pairs(
 
 @torch.no_grad()
 def model_score_blocks(
-    model: SiameseRegressor, queries: Tensor, candidates: Tensor, device: torch.device, pairs_per_call: int = PAIRS_PER_CALL
+    model: SiameseRegressor,
+    queries: Tensor,
+    candidates: Tensor,
+    device: torch.device,
+    pairs_per_call: int = PAIRS_PER_CALL,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """f(query, candidate) for every combination, as (first row, (rows, len(candidates)) block) pieces.
 

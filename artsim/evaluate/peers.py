@@ -96,7 +96,9 @@ class PeerSignatures:
         return getattr(self, name)
 
 
-def signatures_of(paths: Iterable[ImageFile | str], grey_for: Iterable[ImageFile | str] | None = None) -> PeerSignatures:
+def signatures_of(
+    paths: Iterable[ImageFile | str], grey_for: Iterable[ImageFile | str] | None = None
+) -> PeerSignatures:
     """The hashes of each distinct file, and the grey thumbnail of those in `grey_for` (None: all).
 
     A file that does not decode is listed (and logged), never fatal.
@@ -119,7 +121,9 @@ def signatures_of(paths: Iterable[ImageFile | str], grey_for: Iterable[ImageFile
         phash[row], dhash[row] = found.phash, found.dhash
         if path in grey_row_of:
             grey[grey_row_of[path]] = found.grey
-    return PeerSignatures(phash, dhash, {p: i for i, p in enumerate(distinct)}, grey, grey_row_of, frozenset(unreadable))
+    return PeerSignatures(
+        phash, dhash, {p: i for i, p in enumerate(distinct)}, grey, grey_row_of, frozenset(unreadable)
+    )
 
 
 def peer_similarities_of_pairs(signatures: PeerSignatures, left: Sequence[ImageFile | str],
@@ -128,12 +132,16 @@ def peer_similarities_of_pairs(signatures: PeerSignatures, left: Sequence[ImageF
     a, b = signatures.rows(left), signatures.rows(right)
     scores = {name: hash_similarity(signatures.hashes(name)[a], signatures.hashes(name)[b]) for name in HASH_NAMES}
     grey, row = signatures.grey, signatures.grey_row_of
-    scores["ssim"] = np.array([ssim_similarity(grey[row[as_image_file(x)]], grey[row[as_image_file(y)]]) for x, y in zip(left, right)],
-                              dtype=np.float64)
+    scores["ssim"] = np.array(
+        [ssim_similarity(grey[row[as_image_file(x)]], grey[row[as_image_file(y)]]) for x, y in zip(left, right)],
+        dtype=np.float64,
+    )
     return scores
 
 
-def hash_score_blocks(queries: np.ndarray, candidates: np.ndarray, max_pairs: int = 1 << 22) -> Iterator[tuple[int, np.ndarray]]:
+def hash_score_blocks(
+    queries: np.ndarray, candidates: np.ndarray, max_pairs: int = 1 << 22
+) -> Iterator[tuple[int, np.ndarray]]:
     """hash_similarity of every (query, candidate) as (first row, block of rows) pieces of about `max_pairs` scores."""
     rows = max(1, max_pairs // max(1, len(candidates)))
     for start in range(0, len(queries), rows):

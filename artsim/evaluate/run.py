@@ -20,7 +20,6 @@ import torch
 
 from artsim.core.alterations import EVALUATION, Alteration
 from artsim.core.metrics import pair_aucs, strength_spearmans
-from artsim.params import CLASSIC_SCORE_WEIGHTS, ScoreWeights
 from artsim.describe.table import Descriptors
 from artsim.evaluate.breakdowns import (
     HEADLINE_SCORERS,
@@ -31,14 +30,14 @@ from artsim.evaluate.breakdowns import (
     scorer_table,
 )
 from artsim.evaluate.embedding import EmbeddedImages, embed_files, score_embedding_pairs
-from artsim.evaluate.regression import evaluation_report, mae_by_kind, train_mean_score
-from artsim.evaluate.source_retrieval import RetrievalTask, retrieval_report, retrieval_task
-from artsim.learn.models import SiameseRegressor, default_device
 from artsim.evaluate.peers import HASH_NAMES, PeerSignatures, peer_similarities_of_pairs, signatures_of
+from artsim.evaluate.regression import evaluation_report, mae_by_kind, train_mean_score
 from artsim.evaluate.scorer_inputs import SCORER_NAMES, DescriptorWeighting, ScorerInputs, score_blocks
+from artsim.evaluate.source_retrieval import RetrievalTask, retrieval_report, retrieval_task
 from artsim.evaluate.transformed import AlteredReaders, evaluate_transformed, transformed_headline, transformed_task
 from artsim.evaluate.verdict import Thresholds, precision_recall_table, threshold_reports
-from artsim.params import DescribeParams
+from artsim.learn.models import SiameseRegressor, default_device
+from artsim.params import CLASSIC_SCORE_WEIGHTS, DescribeParams, ScoreWeights
 from artsim.score.scorer import DescriptorScorer
 from artsim.score.similarity import DescriptorSet, TextureStats
 
@@ -137,8 +136,10 @@ def evaluate_on_test(
                                        readers.images.embeddings[readers.images.rows(scored["generated_path"])], device)
     predictions = prediction_table(scored, prediction, dict(zip(collection["id"], collection["style"])))
     task = retrieval_task(test, collection, usable_ids(test, collection, readers, descriptor_scorer))
-    queries, candidates = (_scorer_inputs(readers, paths, ids, descriptor_scorer, ssim_ranks)
-                           for paths, ids in ((task.query_paths, task.query_ids), (task.candidate_paths, task.candidate_ids)))
+    queries, candidates = (
+        _scorer_inputs(readers, paths, ids, descriptor_scorer, ssim_ranks)
+        for paths, ids in ((task.query_paths, task.query_ids), (task.candidate_paths, task.candidate_ids))
+    )
     weighting = descriptor_scorer.weighting if descriptor_scorer is not None else None
     retrieval = retrieval_report(task, score_blocks(model, queries, candidates, weighting, device, with_fused=True))
     pair_scores = _pair_scores(scored, prediction, readers.signatures)
@@ -147,10 +148,19 @@ def evaluate_on_test(
     # Thresholds on the scored test pairs only: a train or val pair never moves them.
     thresholds = threshold_reports(positive_pairs, {name: pair_scores[name] for name in SCORER_NAMES})
     transformed = evaluate_transformed(
-        transformed_task(task, scored), candidates,
-        AlteredReaders(model, image_size, batch_size, device, _describer(descriptor_scorer),
-                       with_greys=_ssim_ranks_transformed(ssim_ranks, task, len(alterations), ssim_retrieval_max_pairs)),
-        weighting, alterations)
+        transformed_task(task, scored),
+        candidates,
+        AlteredReaders(
+            model,
+            image_size,
+            batch_size,
+            device,
+            _describer(descriptor_scorer),
+            with_greys=_ssim_ranks_transformed(ssim_ranks, task, len(alterations), ssim_retrieval_max_pairs),
+        ),
+        weighting,
+        alterations,
+    )
     target, positive = predictions["target"].to_numpy(), predictions["positive"].to_numpy()
     report = {
         **evaluation_report(target, prediction, baseline),
@@ -168,7 +178,10 @@ def evaluate_on_test(
         "error_by_style.csv": error_by_style(predictions),
         "scorers.csv": table,
         "transformed.csv": transformed,
-        **{f"precision_recall/{name}.csv": precision_recall_table(positive_pairs, pair_scores[name]) for name in SCORER_NAMES},
+        **{
+            f"precision_recall/{name}.csv": precision_recall_table(positive_pairs, pair_scores[name])
+            for name in SCORER_NAMES
+        },
     }
     return Evaluation(report, predictions, tables, thresholds, best_search_ranking(table))
 
@@ -181,15 +194,22 @@ def _ssim_ranks_transformed(ssim_ranks: bool, task: RetrievalTask, n_alterations
     return ssim_ranks and combinations <= max_pairs
 
 
-def _with_thresholds(headline: dict[str, dict[str, Any]], thresholds: Mapping[str, Thresholds]) -> dict[str, dict[str, Any]]:
+def _with_thresholds(
+    headline: dict[str, dict[str, Any]], thresholds: Mapping[str, Thresholds]
+) -> dict[str, dict[str, Any]]:
     # fused ranks only (no score of its own for one pair): no thresholds
-    return {name: {**figures, **(thresholds[name].report() if name in thresholds else {})} for name, figures in headline.items()}
+    return {
+        name: {**figures, **(thresholds[name].report() if name in thresholds else {})}
+        for name, figures in headline.items()
+    }
 
 
 def _describer(descriptor_scorer: DescribedCollection | None) -> Callable | None:
     if descriptor_scorer is None or descriptor_scorer.describe is None:
         return None
-    return DescriptorScorer(descriptor_scorer.describe, descriptor_scorer.weights, descriptor_scorer.stats).describe_image
+    return DescriptorScorer(
+        descriptor_scorer.describe, descriptor_scorer.weights, descriptor_scorer.stats
+    ).describe_image
 
 
 def _collection(originals: pd.DataFrame) -> pd.DataFrame:
@@ -224,7 +244,9 @@ def usable_ids(test_pairs: pd.DataFrame, collection: pd.DataFrame, readers: _Rea
                descriptor_scorer: DescribedCollection | None) -> set[str]:
     """Ids of the images every scorer read and, when the descriptor score ranks, that are described:
     every ranking then runs on the very same queries and candidates."""
-    ids = pd.concat([test_pairs["original_id"], test_pairs["generated_id"], collection["id"]], ignore_index=True).astype(str)
+    ids = pd.concat(
+        [test_pairs["original_id"], test_pairs["generated_id"], collection["id"]], ignore_index=True
+    ).astype(str)
     paths = [*test_pairs["original_path"], *test_pairs["generated_path"], *collection["path"]]
     described = ids.isin(list(descriptor_scorer.descriptors)).to_numpy() if descriptor_scorer is not None else True
     return set(ids[readers.readable(paths) & described])
@@ -254,7 +276,9 @@ def _pair_scores(scored: pd.DataFrame, prediction: np.ndarray, signatures: PeerS
     }
 
 
-def _scorer_figures(scored: pd.DataFrame, pair_scores: Mapping[str, np.ndarray], retrieval: Mapping[str, Any]) -> pd.DataFrame:
+def _scorer_figures(
+    scored: pd.DataFrame, pair_scores: Mapping[str, np.ndarray], retrieval: Mapping[str, Any]
+) -> pd.DataFrame:
     """Pair AUC and Spearman with strength of every scorer on the scored pairs, beside its retrieval figures."""
     positive, strength = scored["positive"].to_numpy(dtype=bool), scored["strength"].to_numpy(dtype=np.float64)
     return scorer_table(pair_aucs(positive, pair_scores), strength_spearmans(positive, strength, pair_scores),

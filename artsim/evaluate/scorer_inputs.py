@@ -82,7 +82,9 @@ def ranking_score_blocks(name: str, model: SiameseRegressor, queries: ScorerInpu
         for start, phash in hash_score_blocks(query_phash, candidate_phash):
             yield start, ranking.scores(np.full(phash.shape, -np.inf), phash)
         return
-    query_embeddings, candidate_embeddings = (inputs.embeddings.detach().cpu().numpy() for inputs in (queries, candidates))
+    query_embeddings, candidate_embeddings = (
+        inputs.embeddings.detach().cpu().numpy() for inputs in (queries, candidates)
+    )
     for start, head in model_score_blocks(model, queries.embeddings, candidates.embeddings, device):
         rows = slice(start, start + len(head))
         head = within_shortlist(head, query_embeddings[rows], candidate_embeddings, shortlist)

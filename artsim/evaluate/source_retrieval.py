@@ -47,10 +47,14 @@ def retrieval_task(test_pairs: pd.DataFrame, collection: pd.DataFrame, usable: s
     candidate has nothing to find and is left out.
     """
     candidates = collection.assign(id=collection["id"].astype(str))
-    candidates = candidates[candidates["id"].isin(usable)].drop_duplicates("id").sort_values("id").reset_index(drop=True)
+    candidates = (
+        candidates[candidates["id"].isin(usable)].drop_duplicates("id").sort_values("id").reset_index(drop=True)
+    )
     is_test = (candidates["split"] == "test").to_numpy()
     index_of = {image_id: i for i, image_id in enumerate(candidates["id"]) if is_test[i]}
-    variants = test_pairs[test_pairs["positive"].astype(bool)].drop_duplicates("generated_id").sort_values("generated_id")
+    variants = (
+        test_pairs[test_pairs["positive"].astype(bool)].drop_duplicates("generated_id").sort_values("generated_id")
+    )
     variants = variants[variants["generated_id"].isin(usable) & variants["original_id"].astype(str).isin(index_of)]
     return RetrievalTask(
         query_ids=variants["generated_id"].astype(str).tolist(),
@@ -76,7 +80,9 @@ def ranks_among_both(blocks: Iterable[tuple[int, np.ndarray]], task: RetrievalTa
     return collection, test_only
 
 
-def retrieval_report(task: RetrievalTask, scorers: Mapping[str, Callable[[], ScoreBlocks] | None]) -> dict[str, dict[str, RetrievalMetrics]]:
+def retrieval_report(
+    task: RetrievalTask, scorers: Mapping[str, Callable[[], ScoreBlocks] | None]
+) -> dict[str, dict[str, RetrievalMetrics]]:
     """recall@1, recall@5, MRR of the true source per scorer, among the collection and among test originals.
 
     `scorers` maps a name to a function giving its score blocks (queries x candidates of
@@ -86,6 +92,8 @@ def retrieval_report(task: RetrievalTask, scorers: Mapping[str, Callable[[], Sco
     report = {}
     for name, blocks in scorers.items():
         # Not ranked (no scorer, or no query): zero queries and null metrics.
-        ranks = ranks_among_both(blocks(), task) if blocks is not None and task.query_ids else (np.zeros(0), np.zeros(0))
+        ranks = (
+            ranks_among_both(blocks(), task) if blocks is not None and task.query_ids else (np.zeros(0), np.zeros(0))
+        )
         report[name] = {kind: retrieval_metrics(found, sizes[kind]) for kind, found in zip(CANDIDATE_SETS, ranks)}
     return report

@@ -52,7 +52,9 @@ def transformed_task(task: RetrievalTask, test_pairs: pd.DataFrame) -> Transform
     """The test pairs whose variant is a query and whose original a candidate of `task`."""
     row_of = {image_id: i for i, image_id in enumerate(task.query_ids)}
     column_of = {image_id: i for i, image_id in enumerate(task.candidate_ids)}
-    kept = test_pairs[test_pairs["generated_id"].astype(str).isin(row_of) & test_pairs["original_id"].astype(str).isin(column_of)]
+    kept = test_pairs[
+        test_pairs["generated_id"].astype(str).isin(row_of) & test_pairs["original_id"].astype(str).isin(column_of)
+    ]
     return TransformedTask(task,
                            np.array([row_of[str(i)] for i in kept["generated_id"]], dtype=np.int64),
                            np.array([column_of[str(i)] for i in kept["original_id"]], dtype=np.int64),
@@ -85,8 +87,11 @@ def evaluate_transformed(
         new_row = np.searchsorted(kept, setup.pair_rows[in_kept])
         for scorer in SCORER_NAMES:
             made = blocks[scorer]
-            ranks, pair_scores = (_ranks_and_pair_scores(made(), setup.task.true_index[kept], new_row, setup.pair_columns[in_kept])
-                                  if made is not None and len(kept) else (np.zeros(0, dtype=np.int64), np.zeros(0)))
+            ranks, pair_scores = (
+                _ranks_and_pair_scores(made(), setup.task.true_index[kept], new_row, setup.pair_columns[in_kept])
+                if made is not None and len(kept)
+                else (np.zeros(0, dtype=np.int64), np.zeros(0))
+            )
             positive = setup.pair_positive[in_kept] if made is not None else np.zeros(0, dtype=bool)
             pooled[scorer].append((ranks, pair_scores, positive))
             rows.append(_row(name, scorer, ranks, pair_scores, positive, len(setup.task.candidate_ids)))
@@ -96,11 +101,21 @@ def evaluate_transformed(
     return pd.DataFrame(rows, columns=TRANSFORMED_COLUMNS)
 
 
-def _row(transform: str, scorer: str, ranks: np.ndarray, scores: np.ndarray, positive: np.ndarray, n_candidates: int) -> dict:
+def _row(
+    transform: str, scorer: str, ranks: np.ndarray, scores: np.ndarray, positive: np.ndarray, n_candidates: int
+) -> dict:
     metrics = retrieval_metrics(ranks, n_candidates)
     auc = pair_aucs(positive, {scorer: scores})[scorer] if len(positive) else None
-    return {"case": f"{transform} / {scorer}", "transform": transform, "scorer": scorer, "pair_auc": auc, "recall_at_1": metrics["recall_at_1"],
-            "mrr": metrics["mrr"], "n_queries": int(len(ranks)), "n_pairs": int(len(positive))}
+    return {
+        "case": f"{transform} / {scorer}",
+        "transform": transform,
+        "scorer": scorer,
+        "pair_auc": auc,
+        "recall_at_1": metrics["recall_at_1"],
+        "mrr": metrics["mrr"],
+        "n_queries": int(len(ranks)),
+        "n_pairs": int(len(positive)),
+    }
 
 
 def _ranks_and_pair_scores(blocks: ScoreBlocks, true_index: np.ndarray, pair_rows: np.ndarray,
@@ -118,14 +133,18 @@ def _ranks_and_pair_scores(blocks: ScoreBlocks, true_index: np.ndarray, pair_row
 
 def altered_images(paths: Sequence[ImageFile], alteration: Alteration) -> Iterable[tuple[int, Image.Image]]:
     """(position, altered image) of each path that decodes; one that does not is logged and left out."""
-    for position, path in enumerate(tqdm(paths, desc=f"transformed set: {alteration.name}", unit="image", disable=None)):
+    for position, path in enumerate(
+        tqdm(paths, desc=f"transformed set: {alteration.name}", unit="image", disable=None)
+    ):
         try:
             yield position, alteration.apply(load_rgb(path))
         except ImageRejected as exc:
             log.warning("transformed set: %s does not decode (%s): left out of %s", path, exc.reason, alteration.name)
 
 
-def altered_inputs(paths: Sequence[ImageFile], alteration: Alteration, readers: AlteredReaders) -> tuple[np.ndarray, ScorerInputs]:
+def altered_inputs(
+    paths: Sequence[ImageFile], alteration: Alteration, readers: AlteredReaders
+) -> tuple[np.ndarray, ScorerInputs]:
     """The positions of the paths that were altered, and every scorer's reading of their altered images."""
     transform = pair_transform(readers.image_size)
     kept: list[int] = []
@@ -167,5 +186,14 @@ def altered_inputs(paths: Sequence[ImageFile], alteration: Alteration, readers: 
 def transformed_headline(table: pd.DataFrame) -> dict[str, dict[str, float | None]]:
     """transformed.<scorer>.<figure> of the pooled rows: fixed keys, NaN as None."""
     pooled = table[table["transform"] == OVERALL].set_index("scorer")
-    return {scorer: {figure: (None if scorer not in pooled.index or pd.isna(pooled.at[scorer, figure]) else float(pooled.at[scorer, figure]))
-                     for figure in TRANSFORMED_FIGURES} for scorer in SCORER_NAMES}
+    return {
+        scorer: {
+            figure: (
+                None
+                if scorer not in pooled.index or pd.isna(pooled.at[scorer, figure])
+                else float(pooled.at[scorer, figure])
+            )
+            for figure in TRANSFORMED_FIGURES
+        }
+        for scorer in SCORER_NAMES
+    }

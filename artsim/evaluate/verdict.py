@@ -57,7 +57,9 @@ class Thresholds:
                 "threshold_positives": self.positives, "threshold_negatives": self.negatives}
 
 
-def thresholds_at_precision(positive: np.ndarray, scores: np.ndarray, levels: tuple[float, ...] = PRECISION_LEVELS) -> Thresholds:
+def thresholds_at_precision(
+    positive: np.ndarray, scores: np.ndarray, levels: tuple[float, ...] = PRECISION_LEVELS
+) -> Thresholds:
     """Lowest threshold t with precision(score >= t) >= level, per level; None without both classes or
     where no t reaches it. NaN scores count as the lowest score."""
     positive = np.asarray(positive, dtype=bool)
@@ -203,14 +205,23 @@ class Verdict:
 
     def payload(self) -> dict[str, Any]:
         """The fields compare's JSON carries (CLI and service alike)."""
-        return {"verdict": self.verdict, "verdict_text": self.text, "threshold": self.threshold, "precision": self.precision,
-                "pairs": self.pairs, "positives": self.positives, "negatives": self.negatives}
+        return {
+            "verdict": self.verdict,
+            "verdict_text": self.text,
+            "threshold": self.threshold,
+            "precision": self.precision,
+            "pairs": self.pairs,
+            "positives": self.positives,
+            "negatives": self.negatives,
+        }
 
 
 VERDICT_WORDS = {"very_likely": "derived: very likely", "likely": "derived: likely"}
 
 
-def verdict_for(score: float, thresholds: Thresholds | None, why_none: str = "no thresholds shipped with this model") -> Verdict:
+def verdict_for(
+    score: float, thresholds: Thresholds | None, why_none: str = "no thresholds shipped with this model"
+) -> Verdict:
     """The verdict of `score` by the highest precision level whose threshold it reaches (levels in
     increasing precision: the lowest is 'likely', a higher one 'very likely'); below the lowest,
     no evidence of derivation. Every text names the threshold, its precision and its pairs."""

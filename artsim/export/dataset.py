@@ -23,8 +23,8 @@ import artsim.export.tables as tables
 from artsim.core.images import write_atomically
 from artsim.export.card import CARD, dataset_card
 from artsim.export.provenance import Provenance, read_provenance, source_licences
-from artsim.export.targets import check_dataset_target
 from artsim.export.tables import SPLIT, SPLITS, Skipped, Table
+from artsim.export.targets import check_dataset_target
 from artsim.export.writer import ShardLimits, SplitWritten, write_split
 
 log = logging.getLogger(__name__)

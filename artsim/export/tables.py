@@ -14,8 +14,7 @@ import pandas as pd
 from artsim.core import layout
 from artsim.core.errors import UserError
 from artsim.core.shards import manifest_images
-from artsim.export.features import (ORIGINAL_COLUMNS, PAIR_KEY_COLUMNS, VARIANT_COLUMNS, Column,
-                                    pair_columns)
+from artsim.export.features import ORIGINAL_COLUMNS, PAIR_KEY_COLUMNS, VARIANT_COLUMNS, Column, pair_columns
 
 # The pipeline's split names -> the names `datasets` and the Hub use.
 SPLIT_NAMES = {"train": "train", "val": "validation", "test": "test"}

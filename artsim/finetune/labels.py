@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score
 
-from artsim.params import FinetuneParams
 from artsim.core.errors import NotEnoughData
+from artsim.params import FinetuneParams
 
 OTHER = "other"
 # Label values that name no class: "unknown" is what ingest writes when the source says

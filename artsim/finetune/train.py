@@ -21,11 +21,10 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from artsim.learn.batches import global_batch_size, global_mean
-from artsim.params import FinetuneParams, result_params
 from artsim.core.distributed import gather_to_all
-from artsim.finetune.labels import check_labels, classification_metrics, learnable_classes, majority_accuracy
 from artsim.finetune.data import LabelledImages, split_dataset, train_loader, usable_labelled_files
+from artsim.finetune.labels import check_labels, classification_metrics, learnable_classes, majority_accuracy
+from artsim.learn.batches import global_batch_size, global_mean
 from artsim.learn.models import ARCH, NORMALISATION, build_classifier, drop_rejected
 from artsim.learn.training import (
     BestEpoch,
@@ -38,6 +37,7 @@ from artsim.learn.training import (
     sum_over_ranks,
     unwrapped,
 )
+from artsim.params import FinetuneParams, result_params
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +189,9 @@ def _classify(model: nn.Module, dataset: LabelledImages, params: FinetuneParams,
     """Predict `dataset` (each rank its share, gathered on every rank)."""
     model.eval()
     share = Subset(dataset, list(share_of(len(dataset), runtime.ranks)))
-    loader = DataLoader(share, batch_size=params.batch_size, num_workers=params.loader_workers, collate_fn=drop_rejected)
+    loader = DataLoader(
+        share, batch_size=params.batch_size, num_workers=params.loader_workers, collate_fn=drop_rejected
+    )
     rows: list[tuple[int, int, bool, float]] = []  # target, prediction, in top k, loss
     for batch in loader:
         if batch is None:

@@ -26,7 +26,9 @@ IMPORT_FIELDS = PROMPT_FIELDS | {"id", "hash", "stem", "source_path", "source_di
 # A format spec is checked against a sample of its field's type: `{year:>4}` and
 # `{strength:.2f}` pass, `{year:04d}` (year is text) fails at validation, not on the first image.
 NUMBER_FIELDS = frozenset({"strength"})
-SPECS_ALLOWED = "text fields take string specs such as {title:.40} or {year:>4}, {strength} number specs such as {strength:.2f}"
+SPECS_ALLOWED = (
+    "text fields take string specs such as {title:.40} or {year:>4}, {strength} number specs such as {strength:.2f}"
+)
 
 
 def check_template(template: str, allowed: Iterable[str]) -> set[str]:
@@ -47,7 +49,9 @@ def check_template(template: str, allowed: Iterable[str]) -> set[str]:
         if name not in allowed:
             raise ValueError(f"unknown field {{{name}}} in {template!r}; allowed: {', '.join(sorted(allowed))}")
         if conversion:
-            raise ValueError(f"conversion !{conversion} in {{{name}!{conversion}}} is not allowed; write the field alone: {{{name}}}")
+            raise ValueError(
+                f"conversion !{conversion} in {{{name}!{conversion}}} is not allowed; write the field alone: {{{name}}}"
+            )
         _check_spec(name, spec)
         used.add(name)
     return used
@@ -68,11 +72,16 @@ def check_import_template(template: str) -> set[str]:
     sample = template.format(**{name: 0.5 if name in NUMBER_FIELDS else "x" for name in IMPORT_FIELDS})
     problem = _path_problem(sample)
     if problem:
-        raise ValueError(f"{template!r} must be a relative path whose components are not empty, '.' or '..' ({problem} with sample values)")
+        raise ValueError(
+            f"{template!r} must be a relative path whose components are not empty, '.' or '..' "
+            f"({problem} with sample values)"
+        )
     return used
 
 
-def missing_columns(templates: Iterable[str], columns: Iterable[str], allowed: Iterable[str] = PROMPT_FIELDS) -> list[str]:
+def missing_columns(
+    templates: Iterable[str], columns: Iterable[str], allowed: Iterable[str] = PROMPT_FIELDS
+) -> list[str]:
     """Optional metadata columns the templates use that the manifest lacks."""
     have = set(columns)
     used = set().union(*(check_template(t, allowed) for t in templates))
@@ -125,7 +134,9 @@ def import_pattern(template: str, row: Mapping[str, Any], strength: float) -> st
         "strength": strength,
     }
     # Only the fields the template uses: a "." title must not fail a template without {title}.
-    values.update((name, _component(name, source.stem if name == "stem" else row.get(name))) for name in used - values.keys())
+    values.update(
+        (name, _component(name, source.stem if name == "stem" else row.get(name))) for name in used - values.keys()
+    )
     pattern = template.format(**values)
     components = pattern.split("/")
     if "" in components:

@@ -29,7 +29,16 @@ from artsim.generate.store import VariantStore
 from artsim.generate.variants import Variant
 from artsim.params import GenerateParams
 
-__all__ = ["Failure", "GenerationResult", "InputError", "check_inputs", "generate", "make_batches", "plan", "run_batches"]
+__all__ = [
+    "Failure",
+    "GenerationResult",
+    "InputError",
+    "check_inputs",
+    "generate",
+    "make_batches",
+    "plan",
+    "run_batches",
+]
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +52,17 @@ class RankReport:
     failures: list[Failure] = field(default_factory=list)
 
     def fail(self, variant: Variant, failure: ItemFailure) -> None:
-        self.failures.append(Failure(variant.key, variant.original_id, variant.strength, failure.reason, failure.detail))
-        log.warning("variant %s (original %s, strength %g) failed: %s %s", variant.key, variant.original_id, variant.strength, failure.reason, failure.detail)
+        self.failures.append(
+            Failure(variant.key, variant.original_id, variant.strength, failure.reason, failure.detail)
+        )
+        log.warning(
+            "variant %s (original %s, strength %g) failed: %s %s",
+            variant.key,
+            variant.original_id,
+            variant.strength,
+            failure.reason,
+            failure.detail,
+        )
 
 
 @dataclass
@@ -86,7 +104,9 @@ def make_batches(variants: Sequence[Variant], backend: Renderer, batch_size: int
     return batches
 
 
-def generate(originals: pd.DataFrame, originals_dir: Path, config: GenerateParams, seed: int, ranks: Ranks = ALONE) -> GenerationResult:
+def generate(
+    originals: pd.DataFrame, originals_dir: Path, config: GenerateParams, seed: int, ranks: Ranks = ALONE
+) -> GenerationResult:
     """Make every planned variant the store lacks; this rank does its share. Collective over ranks."""
     entry = check_inputs(config, originals)
     store = VariantStore(config.store)
@@ -99,7 +119,13 @@ def generate(originals: pd.DataFrame, originals_dir: Path, config: GenerateParam
         store.remove_stale_temporaries()
         sound, healed = store.present(v.key for v in variants)  # damaged variants are deleted: made again
         found = ([v.key for v in variants if v.key not in sound], healed)
-        log.info("%d variants planned: %d in the store, %d to make on %d rank(s)", len(variants), len(sound), len(found[0]), ranks.world_size)
+        log.info(
+            "%d variants planned: %d in the store, %d to make on %d rank(s)",
+            len(variants),
+            len(sound),
+            len(found[0]),
+            ranks.world_size,
+        )
     missing, healed = broadcast_from_main(found, ranks)
     wanted = set(missing)
     batches = make_batches([v for v in variants if v.key in wanted], backend, config.batch_size)
@@ -109,13 +135,21 @@ def generate(originals: pd.DataFrame, originals_dir: Path, config: GenerateParam
         variants=variants,
         reused=len(variants) - len(missing),
         computed=sum(r.computed for r in reports),
-        failures=sorted([*unplanned, *(f for r in reports for f in r.failures)], key=lambda f: (f.original_id, f.strength, f.key)),
+        failures=sorted(
+            [*unplanned, *(f for r in reports for f in r.failures)], key=lambda f: (f.original_id, f.strength, f.key)
+        ),
         unmatched=unmatched,
         healed=healed,
     )
 
 
-def run_batches(batches: Sequence[Sequence[Variant]], backend: Renderer, store: VariantStore, jpeg_quality: int, ranks: Ranks = ALONE) -> RankReport:
+def run_batches(
+    batches: Sequence[Sequence[Variant]],
+    backend: Renderer,
+    store: VariantStore,
+    jpeg_quality: int,
+    ranks: Ranks = ALONE,
+) -> RankReport:
     """Make `batches` into the store. Loading the next batch and writing finished images run
     in threads beside the backend, so a GPU does not wait for the disk."""
     report = RankReport()
@@ -123,7 +157,9 @@ def run_batches(batches: Sequence[Sequence[Variant]], backend: Renderer, store: 
     with (
         ThreadPoolExecutor(1, thread_name_prefix="generate-load") as loader,
         ThreadPoolExecutor(1, thread_name_prefix="generate-store") as writer,
-        tqdm(total=sum(map(len, batches)), desc=desc, unit="img", position=ranks.rank if ranks.launched else None) as bar,
+        tqdm(
+            total=sum(map(len, batches)), desc=desc, unit="img", position=ranks.rank if ranks.launched else None
+        ) as bar,
     ):
         writes: deque[Future] = deque()
         upcoming = loader.submit(_load_batch, backend, batches[0]) if batches else None

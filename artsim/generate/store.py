@@ -67,7 +67,9 @@ class VariantStore:
         """
         keys = list(keys)
         with ThreadPoolExecutor(CHECK_THREADS, thread_name_prefix="store-check") as pool:
-            states = list(tqdm(pool.map(self.check, keys), total=len(keys), desc="check store", unit="img", disable=None))
+            states = list(
+                tqdm(pool.map(self.check, keys), total=len(keys), desc="check store", unit="img", disable=None)
+            )
         sound = {key for key, state in zip(keys, states) if state is Entry.SOUND}
         damaged = sum(state is Entry.DAMAGED for state in states)
         if damaged:
@@ -105,7 +107,9 @@ class VariantStore:
         data = self.path(key).read_bytes()
         recorded = self._recorded_checksum(key)
         if recorded is not None and content_hash(data) != recorded:
-            raise ImageRejected("damaged_in_store", f"sha256 of its {len(data)} bytes is not the recorded {recorded[:12]}…")
+            raise ImageRejected(
+                "damaged_in_store", f"sha256 of its {len(data)} bytes is not the recorded {recorded[:12]}…"
+            )
         return data
 
     def _recorded_checksum(self, key: str) -> str | None:
@@ -167,7 +171,9 @@ class VariantStore:
     def _write_checksum(self, key: str, data: bytes) -> None:
         line = f"{content_hash(data)}  {self.path(key).name}\n".encode("ascii")
         # Not fsynced: a checksum lost to a power cut only costs a full decode of its variant (see _adopt).
-        write_atomically(self.checksum_path(key), lambda handle: handle.write(line), durable=False, prefix=self._temp_prefix())
+        write_atomically(
+            self.checksum_path(key), lambda handle: handle.write(line), durable=False, prefix=self._temp_prefix()
+        )
 
     @staticmethod
     def _temp_prefix() -> str:

@@ -45,7 +45,9 @@ class Variant:
 
 def variant_key(recipe: Mapping[str, Any]) -> str:
     """A stable hex key for a recipe (a flat mapping of JSON values)."""
-    canonical = json.dumps({"key_version": KEY_VERSION, **recipe}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    canonical = json.dumps(
+        {"key_version": KEY_VERSION, **recipe}, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()[:KEY_LENGTH]
 
 

@@ -7,9 +7,8 @@ exact search measured by bench/search.py.
 """
 from __future__ import annotations
 
-import numpy as np
-
 import faiss
+import numpy as np
 
 EXACT_LIMIT = 1_000_000
 
@@ -19,7 +18,9 @@ def top_inner_products(queries: np.ndarray, vectors: np.ndarray, k: int) -> tupl
     k = min(k, len(vectors))
     if k == 0 or len(queries) == 0:
         return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
-    scores, rows = faiss.knn(np.ascontiguousarray(queries, dtype=np.float32), vectors, k, metric=faiss.METRIC_INNER_PRODUCT)
+    scores, rows = faiss.knn(
+        np.ascontiguousarray(queries, dtype=np.float32), vectors, k, metric=faiss.METRIC_INNER_PRODUCT
+    )
     return scores, rows
 
 

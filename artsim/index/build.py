@@ -1,7 +1,8 @@
 """Bring an index up to date with its collection, reading only what changed.
 
 Per original, in collection order:
-- same id, location, size and mtime as indexed: nothing is read (hash, pHash and, for the same model, the vector are kept);
+- same id, location, size and mtime as indexed: nothing is read (hash, pHash and, for the same model, the vector
+  are kept);
 - otherwise its bytes are read and hashed; content the index already holds (a changed mtime, a move,
   a copy) keeps its pHash and vector; only new content is decoded, hashed (pHash) and embedded;
 - a new model fingerprint re-embeds every original, keeping the content hashes and pHashes;
@@ -66,7 +67,9 @@ class _Previous:
         entries = self.index.entries if self.index else Entries.empty()
         self.entries = entries
         self.row_of_id = {identifier: row for row, identifier in enumerate(entries.ids)}
-        self.row_of_sha = {sha: row for row, (sha, problem) in enumerate(zip(entries.sha256, entries.problems)) if sha and not problem}
+        self.row_of_sha = {
+            sha: row for row, (sha, problem) in enumerate(zip(entries.sha256, entries.problems)) if sha and not problem
+        }
 
 
 def location_of(image: ImageFile, root: Path) -> str:
@@ -104,7 +107,9 @@ def _read(image: ImageFile) -> bytes:
 
 
 class _Builder:
-    def __init__(self, folder: Path, collection: Collection, embedder: Embedder, previous: _Previous, batch_size: int) -> None:
+    def __init__(
+        self, folder: Path, collection: Collection, embedder: Embedder, previous: _Previous, batch_size: int
+    ) -> None:
         self.collection, self.embedder, self.previous, self.batch_size = collection, embedder, previous, batch_size
         count = len(collection.originals)
         self.vector_file, self.vectors = new_vector_file(folder, count, embedder.dim)
@@ -115,8 +120,17 @@ class _Builder:
 
     def add(self, row: int, original: Original) -> None:
         # One entry's columns (artsim.index.store.Entries), filled in as the original is looked at.
-        entry = {"ids": original.id, "locations": location_of(original.image, self.collection.root), "sha256": "",
-                 "sizes": -1, "mtimes_ns": -1, "phash": "", "artists": original.artist, "titles": original.title, "problems": ""}
+        entry = {
+            "ids": original.id,
+            "locations": location_of(original.image, self.collection.root),
+            "sha256": "",
+            "sizes": -1,
+            "mtimes_ns": -1,
+            "phash": "",
+            "artists": original.artist,
+            "titles": original.title,
+            "problems": "",
+        }
         try:
             entry["sizes"], entry["mtimes_ns"] = original.stat_key()
             source, image = self._content(original, entry)
@@ -176,13 +190,23 @@ def update_index(folder: Path, collection: Collection, embedder: Embedder, batch
     old, problem = load_index(folder)
     if problem:
         log.warning("index %s cannot be used (%s): rebuilt", folder, problem)
-    builder = _Builder(folder, collection, embedder, _Previous(old, old is not None and old.model == embedder.fingerprint), batch_size)
+    builder = _Builder(
+        folder, collection, embedder, _Previous(old, old is not None and old.model == embedder.fingerprint), batch_size
+    )
     builder.report.rebuilt_because = problem
     try:
         for row, original in enumerate(tqdm(collection.originals, desc="index originals", unit="image", disable=None)):
             builder.add(row, original)
         builder.flush()
-        save_index(folder, embedder.fingerprint, collection.root, builder.entries, builder.vector_file, builder.vectors, builder.norms)
+        save_index(
+            folder,
+            embedder.fingerprint,
+            collection.root,
+            builder.entries,
+            builder.vector_file,
+            builder.vectors,
+            builder.norms,
+        )
     finally:
         builder.vector_file.unlink(missing_ok=True)
     for identifier, why in builder.report.skipped.items():

@@ -105,7 +105,9 @@ class Searcher:
         embeddings = self.embed([query.image for query in usable]) if usable else []
         shortlists = self.ranker.shortlists(np.asarray(embeddings, dtype=np.float32).reshape(len(usable), -1),
                                             max(self.shortlist, top_k)) if usable else []
-        found = {id(query): (embedding, shortlisted) for query, embedding, shortlisted in zip(usable, embeddings, shortlists)}
+        found = {
+            id(query): (embedding, shortlisted) for query, embedding, shortlisted in zip(usable, embeddings, shortlists)
+        }
         count = len(self.index.entries)
         for query in queries:
             if id(query) not in found:

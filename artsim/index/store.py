@@ -107,7 +107,9 @@ def _file_problem(path: Path, record: dict) -> str | None:
     return None if file_hash(path) == record["sha256"] else f"{path.name} does not match its checksum"
 
 
-def save_index(folder: Path, model: str, root: Path, entries: Entries, vector_file: Path, vectors: np.ndarray, norms: np.ndarray) -> None:
+def save_index(
+    folder: Path, model: str, root: Path, entries: Entries, vector_file: Path, vectors: np.ndarray, norms: np.ndarray
+) -> None:
     """Put the index in place: `vector_file` (from new_vector_file, holding `vectors`) is renamed to
     vectors.npy; the norms, then the manifest with every checksum, are written after it."""
     if len(vectors) != len(entries) or len(norms) != len(entries):
@@ -116,9 +118,16 @@ def save_index(folder: Path, model: str, root: Path, entries: Entries, vector_fi
     os.replace(vector_file, folder / VECTORS)
     write_atomically(folder / NORMS, lambda handle: np.save(handle, np.asarray(norms, dtype=np.float32)), durable=False)
     columns = entries.as_json()
-    manifest = {"format": FORMAT_VERSION, "model": model, "root": str(root), "count": len(entries), "dim": int(vectors.shape[1]),
-                "files": {name: _file_record(folder / name) for name in (VECTORS, NORMS)},
-                "entries_sha256": _entries_checksum(columns), "entries": columns}
+    manifest = {
+        "format": FORMAT_VERSION,
+        "model": model,
+        "root": str(root),
+        "count": len(entries),
+        "dim": int(vectors.shape[1]),
+        "files": {name: _file_record(folder / name) for name in (VECTORS, NORMS)},
+        "entries_sha256": _entries_checksum(columns),
+        "entries": columns,
+    }
     write_atomically(folder / MANIFEST, lambda handle: handle.write(json.dumps(manifest).encode()), durable=False)
 
 

@@ -3,7 +3,8 @@
 Sources are read by `artsim.ingest.sources.formats`; this module decodes every image defensively (in
 parallel worker processes), writes it as an RGB JPEG named by the hash of its file,
 keeps each content once (packed into tar shards, see artsim.core.shards), assigns a split that
-never changes as the dataset grows, and reports every file it could not use with a reason. Whatever the bytes of one file do to a
+never changes as the dataset grows, and reports every file it could not use with a reason. Whatever the
+bytes of one file do to a
 decoder costs that file only; the manifest and skip list appear only when ingest finishes.
 """
 from __future__ import annotations
@@ -22,21 +23,42 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from artsim.core.images import (MAX_PIXELS, ImageRejected, content_hash, fit_within, jpeg_bytes, load_rgb,
-                                read_regular_file)
+from artsim.core.images import (
+    MAX_PIXELS,
+    ImageRejected,
+    content_hash,
+    fit_within,
+    jpeg_bytes,
+    load_rgb,
+    read_regular_file,
+)
 from artsim.core.layout import MANIFEST
-from artsim.ingest.sources.metadata_csv import legible
 from artsim.core.parallel import ordered_map
 from artsim.core.shards import SHARD_BYTES, SHARD_FOLDER, ShardWriter, bucket
 from artsim.ingest.sources.formats import LABEL_FIELDS, SourceImage, SourceItem, SourceProblem
+from artsim.ingest.sources.metadata_csv import legible
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 # `path` names the image's member in its shard; `shard`, `offset` and `length` locate it.
-MANIFEST_COLUMNS = ["id", "hash", "path", "source_path", *LABEL_FIELDS, "split", "width", "height", "shard", "offset", "length"]
+MANIFEST_COLUMNS = [
+    "id",
+    "hash",
+    "path",
+    "source_path",
+    *LABEL_FIELDS,
+    "split",
+    "width",
+    "height",
+    "shard",
+    "offset",
+    "length",
+]
 INTEGER_COLUMNS = ("width", "height", "offset", "length")
-MANIFEST_SCHEMA = pa.schema([(name, pa.int64() if name in INTEGER_COLUMNS else pa.large_string()) for name in MANIFEST_COLUMNS])
+MANIFEST_SCHEMA = pa.schema(
+    [(name, pa.int64() if name in INTEGER_COLUMNS else pa.large_string()) for name in MANIFEST_COLUMNS]
+)
 SKIPPED = "skipped.csv"
 # Manifest rows buffered before they are written out as one Parquet row group.
 ROWS_PER_GROUP = 4096
@@ -96,7 +118,9 @@ def _unit_draw(*parts: object) -> float:
     return int(digest[:16], 16) / 16**16
 
 
-def assign_split(image_hash: str, seed: int, val_fraction: float, test_fraction: float, source_split: str | None = None) -> str:
+def assign_split(
+    image_hash: str, seed: int, val_fraction: float, test_fraction: float, source_split: str | None = None
+) -> str:
     """A split that depends only on the image's own content, so adding images never moves one.
 
     With a split prescribed by the source (`from_source`), its test images stay test and
@@ -112,7 +136,9 @@ def assign_split(image_hash: str, seed: int, val_fraction: float, test_fraction:
     return "val" if draw < test_fraction + val_fraction else "train"
 
 
-def select_subset(items: Iterable[SourceItem], max_images: int | None, per_class: int | None, stratify_by: str, seed: int) -> set[str]:
+def select_subset(
+    items: Iterable[SourceItem], max_images: int | None, per_class: int | None, stratify_by: str, seed: int
+) -> set[str]:
     """The `relative` names of a deterministic, label-stratified subset of the source's images.
 
     Within each class images are ranked by a seeded hash of their name; `per_class` keeps
@@ -163,7 +189,9 @@ def ingest(items: Iterable[SourceItem], out_dir: Path, settings: IngestSettings,
             report.kept += 1
             report.splits[result["split"]] += 1
         # Inside the manifest's block: a manifest (renamed into place on leaving it) implies a skip list.
-        _write_csv_atomic(pd.DataFrame(report.skipped_files, columns=["source_path", "reason", "detail"]), out_dir / SKIPPED)
+        _write_csv_atomic(
+            pd.DataFrame(report.skipped_files, columns=["source_path", "reason", "detail"]), out_dir / SKIPPED
+        )
     return report
 
 
@@ -172,8 +200,11 @@ def dataset_problem(report: IngestReport, settings: IngestSettings, source: Path
     counts = ", ".join(f"{name} {report.splits.get(name, 0)}" for name in SPLITS)
     if report.kept == 0:
         skips = ", ".join(f"{reason} {count}" for reason, count in sorted(report.skipped.items())) or "nothing found"
-        return (f"no image kept from ingest.source={source} (skipped: {skips}; each file's reason is in {out_dir / SKIPPED}): "
-                "point ingest.source at a folder or dataset of images")
+        return (
+            f"no image kept from ingest.source={source} "
+            f"(skipped: {skips}; each file's reason is in {out_dir / SKIPPED}): "
+            "point ingest.source at a folder or dataset of images"
+        )
     if report.splits.get("train", 0) == 0:
         return (f"no kept image is in the train split, which every model trains on ({counts}): add images to "
                 "ingest.source, lower ingest.val_fraction / ingest.test_fraction, or try another ingest.split_seed")
@@ -240,7 +271,9 @@ def _normalise(item: SourceItem, settings: IngestSettings) -> dict | SourceProbl
         data = item.data if item.data is not None else read_regular_file(item.path, settings.max_file_bytes)
         if len(data) > settings.max_file_bytes:
             raise ImageRejected("file_too_large", f"{len(data)} bytes, over max_file_bytes={settings.max_file_bytes}")
-        image = load_rgb(data, max_pixels=settings.max_pixels, min_side=settings.min_side, long_side_at_least=settings.max_side)
+        image = load_rgb(
+            data, max_pixels=settings.max_pixels, min_side=settings.min_side, long_side_at_least=settings.max_side
+        )
         normalised = fit_within(image, settings.max_side)
     except ImageRejected as exc:
         return SourceProblem(item.relative, exc.reason, exc.detail)
@@ -257,7 +290,9 @@ def _normalise(item: SourceItem, settings: IngestSettings) -> dict | SourceProbl
         "path": f"images/{image_id}.jpg",
         "source_path": item.relative,
         **{key: getattr(item, key) for key in LABEL_FIELDS},
-        "split": assign_split(image_hash, settings.split_seed, settings.val_fraction, settings.test_fraction, source_split),
+        "split": assign_split(
+            image_hash, settings.split_seed, settings.val_fraction, settings.test_fraction, source_split
+        ),
         "width": normalised.width,
         "height": normalised.height,
         "jpeg": jpeg_bytes(normalised, settings.jpeg_quality),  # packed by the main process, in source order
@@ -265,4 +300,6 @@ def _normalise(item: SourceItem, settings: IngestSettings) -> dict | SourceProbl
 
 
 def _decoder_crashed(item: SourceItem) -> SourceProblem:
-    return SourceProblem(item.relative, "decoder_crashed", "its worker process died decoding it (e.g. a segfault in a C decoder)")
+    return SourceProblem(
+        item.relative, "decoder_crashed", "its worker process died decoding it (e.g. a segfault in a C decoder)"
+    )

@@ -17,8 +17,8 @@ import torchvision
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from artsim.learn.features import embed_images
 from artsim.core.images import ImageFile, ImageRejected, file_hash, write_atomically
+from artsim.learn.features import embed_images
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,9 @@ def module_digest(module: nn.Module, *extra: object) -> str:
     return digest.hexdigest()
 
 
-def feature_key(bottom: nn.Module, image_size: int, normalisation: object, device: torch.device, channels_last: bool) -> str:
+def feature_key(
+    bottom: nn.Module, image_size: int, normalisation: object, device: torch.device, channels_last: bool
+) -> str:
     """Everything besides the image that decides the bottom's features: its weights, the input
     (size, normalisation, resizing) and how they are computed. Kernels differ between library
     versions, device types and memory layouts in their last bits, and a cache must not mix

@@ -20,9 +20,9 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.models import ResNet
 from tqdm import tqdm
 
-from artsim.params import TRUNK_STAGES
 from artsim.core.images import ImageRejected, load_rgb
 from artsim.learn.models import drop_rejected, pair_transform
+from artsim.params import TRUNK_STAGES
 
 log = logging.getLogger(__name__)
 

@@ -90,7 +90,9 @@ def load_backbone_state(model: nn.Module, state: Mapping[str, Tensor]) -> None:
     result = model.load_state_dict(kept, strict=False)
     missing = [k for k in result.missing_keys if not k.startswith(CLASSIFIER_HEAD_PREFIX)]
     if missing or result.unexpected_keys:
-        raise ValueError(f"weights do not fit a ResNet-50: missing {missing[:5]}, unexpected {result.unexpected_keys[:5]}")
+        raise ValueError(
+            f"weights do not fit a ResNet-50: missing {missing[:5]}, unexpected {result.unexpected_keys[:5]}"
+        )
 
 
 def _shape_differs(own: Mapping[str, Tensor], key: str, value: Tensor) -> bool:

@@ -14,8 +14,8 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from artsim.core.images import ImageFile, ImageRejected, load_rgb
-from artsim.learn.models import SiameseRegressor, drop_rejected, pair_resize, to_normalised_tensor
 from artsim.core.shards import manifest_images
+from artsim.learn.models import SiameseRegressor, drop_rejected, pair_resize, to_normalised_tensor
 
 log = logging.getLogger(__name__)
 

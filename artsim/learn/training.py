@@ -22,8 +22,8 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.lr_scheduler import LambdaLR
 
-from artsim.params import TrainingRun
 from artsim.core.distributed import ALONE, Ranks, rank_share
+from artsim.params import TrainingRun
 
 EpochLogger = Callable[[dict[str, float]], None]
 

@@ -14,21 +14,56 @@ from pydantic import BaseModel, Field, ValidationError
 from artsim.params.base import DVC_OUTPUTS, NO_INPUT, RUN_ONLY, Block, CacheFolder, ParamsError, Processes
 from artsim.params.describe import DescribeParams
 from artsim.params.evaluate import EvaluateParams
-from artsim.params.index import IndexParams
 from artsim.params.finetune import FinetuneParams
 from artsim.params.generate import DEFAULT_MODELS, REFINER, REFINER_REVISION, GenerateParams
+from artsim.params.index import IndexParams
 from artsim.params.ingest import IngestParams
-from artsim.params.score import DESCRIPTOR_NAMES, CLASSIC_SCORE_WEIGHTS, DEFAULT_SCORE_WEIGHTS, ScoreParams, ScoreWeights
 from artsim.params.report import ReportParams
+from artsim.params.score import (
+    CLASSIC_SCORE_WEIGHTS,
+    DEFAULT_SCORE_WEIGHTS,
+    DESCRIPTOR_NAMES,
+    ScoreParams,
+    ScoreWeights,
+)
 from artsim.params.siamese import SiameseParams
 from artsim.params.training import TRUNK_STAGES, LearningRecipe, Precision, TrainingRun
 
 __all__ = [
-    "Block", "ParamsError", "RUN_ONLY", "NO_INPUT", "DVC_OUTPUTS", "CacheFolder", "Processes",
-    "IngestParams", "GenerateParams", "DEFAULT_MODELS", "REFINER", "REFINER_REVISION", "DescribeParams",
-    "ScoreParams", "ScoreWeights", "DESCRIPTOR_NAMES", "CLASSIC_SCORE_WEIGHTS", "DEFAULT_SCORE_WEIGHTS", "TrainingRun", "LearningRecipe",
-    "Precision", "TRUNK_STAGES", "FinetuneParams", "SiameseParams", "EvaluateParams", "IndexParams", "ReportParams", "Params",
-    "LOCAL_PATH_KEYS", "parse_params", "describe_errors", "result_params", "run_only_keys", "result_blocks",
+    "Block",
+    "ParamsError",
+    "RUN_ONLY",
+    "NO_INPUT",
+    "DVC_OUTPUTS",
+    "CacheFolder",
+    "Processes",
+    "IngestParams",
+    "GenerateParams",
+    "DEFAULT_MODELS",
+    "REFINER",
+    "REFINER_REVISION",
+    "DescribeParams",
+    "ScoreParams",
+    "ScoreWeights",
+    "DESCRIPTOR_NAMES",
+    "CLASSIC_SCORE_WEIGHTS",
+    "DEFAULT_SCORE_WEIGHTS",
+    "TrainingRun",
+    "LearningRecipe",
+    "Precision",
+    "TRUNK_STAGES",
+    "FinetuneParams",
+    "SiameseParams",
+    "EvaluateParams",
+    "IndexParams",
+    "ReportParams",
+    "Params",
+    "LOCAL_PATH_KEYS",
+    "parse_params",
+    "describe_errors",
+    "result_params",
+    "run_only_keys",
+    "result_blocks",
 ]
 
 
@@ -48,7 +83,11 @@ class Params(Block):
 
 # Keys that take a hub id / keyword or, in the library, a local path; from params.yaml a local
 # path goes in the key beside it, a DVC dep, so that DVC reruns the stage when it changes.
-LOCAL_PATH_KEYS = {("generate", "model"): "model_dir", ("generate", "vae"): "vae_dir", ("finetune", "weights"): "weights_file"}
+LOCAL_PATH_KEYS = {
+    ("generate", "model"): "model_dir",
+    ("generate", "vae"): "vae_dir",
+    ("finetune", "weights"): "weights_file",
+}
 
 
 def _local_paths_are_deps(raw: dict[str, Any]) -> None:

@@ -13,7 +13,9 @@ from artsim.params.training import LearningRecipe, TrainingRun
 class FinetuneParams(TrainingRun, LearningRecipe):
     weights: str = "none"
     # A state dict file is named here, a DVC dep in dvc.yaml; it stands for `weights`.
-    weights_file: Annotated[Path | None, BeforeValidator(unused_input)] = Field(None, description="a state dict file to start from")
+    weights_file: Annotated[Path | None, BeforeValidator(unused_input)] = Field(
+        None, description="a state dict file to start from"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -21,7 +23,9 @@ class FinetuneParams(TrainingRun, LearningRecipe):
         if not isinstance(raw, dict) or unused_input(raw.get("weights_file")) is None:
             return raw
         if raw.get("weights", "none") != "none":
-            raise ValueError("set finetune.weights (none | imagenet) or finetune.weights_file (a state dict file), not both")
+            raise ValueError(
+                "set finetune.weights (none | imagenet) or finetune.weights_file (a state dict file), not both"
+            )
         return {**raw, "weights": str(raw["weights_file"])}
     label: Literal["style", "genre"] = "style"
     min_class_size: int = Field(2, ge=1, description="classes with fewer train images are merged into 'other'")

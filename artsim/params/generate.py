@@ -45,12 +45,21 @@ class GenerateParams(Block):
     model: str | None = Field(None, validate_default=True)
     # A hub id names a moving repository; the commit pins it (ignored for a local folder,
     # which its content fingerprint keys instead).
-    revision: str = Field(REFINER_REVISION, pattern=r"^\S+$", validate_default=True, description="hub commit (or branch/tag) of a hub model")
+    revision: str = Field(
+        REFINER_REVISION,
+        pattern=r"^\S+$",
+        validate_default=True,
+        description="hub commit (or branch/tag) of a hub model",
+    )
     strengths: list[float] = Field(default_factory=lambda: [0.25, 0.5, 0.75], min_length=1)
     max_side: int = Field(256, ge=32, le=4096, description="style_transfer: long side of the variants")
     jpeg_quality: int = Field(95, ge=50, le=100)
     store: Annotated[CacheFolder, user_cache_when_null("variants")] = Field(
-        None, validate_default=True, description="finished variants, outside every DVC output; null = the user cache", json_schema_extra=RUN_ONLY)
+        None,
+        validate_default=True,
+        description="finished variants, outside every DVC output; null = the user cache",
+        json_schema_extra=RUN_ONLY,
+    )
     # sdxl
     prompt: str = "{title}, {genre} by {artist}, {style}, {year}"
     negative_prompt: str = ""
@@ -62,13 +71,19 @@ class GenerateParams(Block):
     vae: str | None = None
     # Local folders are named by these keys, DVC deps in dvc.yaml (changing a file reruns the
     # stage); each stands for `model` / `vae` (see _local_folders_stand_for_models).
-    model_dir: Annotated[Path | None, BeforeValidator(unused_input)] = Field(None, description="a save_pretrained pipeline folder")
-    vae_dir: Annotated[Path | None, BeforeValidator(unused_input)] = Field(None, description="a save_pretrained VAE folder")
+    model_dir: Annotated[Path | None, BeforeValidator(unused_input)] = Field(
+        None, description="a save_pretrained pipeline folder"
+    )
+    vae_dir: Annotated[Path | None, BeforeValidator(unused_input)] = Field(
+        None, description="a save_pretrained VAE folder"
+    )
     batch_size: int = Field(4, ge=1, le=256, json_schema_extra=RUN_ONLY)
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", json_schema_extra=RUN_ONLY)
     dtype: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
     cpu_offload: bool = Field(False, json_schema_extra=RUN_ONLY)
-    processes: Processes = Field(1, description="ranks on this machine; 'auto' = one per visible GPU", json_schema_extra=RUN_ONLY)
+    processes: Processes = Field(
+        1, description="ranks on this machine; 'auto' = one per visible GPU", json_schema_extra=RUN_ONLY
+    )
     # import
     import_dir: Annotated[Path | None, BeforeValidator(unused_input)] = Field(None, validate_default=True)
     import_template: str = Field("{style}/{stem}_resize768_generated.jpg", validate_default=True)

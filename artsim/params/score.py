@@ -7,7 +7,6 @@ from pydantic import ConfigDict, Field, RootModel, WrapValidator, model_validato
 
 from artsim.params.base import Block
 
-
 # The descriptor candidates of artsim.describe.registry' registry, in its order (it checks that they
 # agree at import); a copy here so that params validate without importing OpenCV.
 DESCRIPTOR_NAMES = ("color", "texture", "edges", "lab", "lbp", "orientation", "phash", "layout")
@@ -33,7 +32,9 @@ class ScoreWeights(RootModel[dict[str, Weight]]):
     def _known_and_not_all_zero(self) -> "ScoreWeights":
         unknown = sorted(set(self.root) - set(DESCRIPTOR_NAMES))
         if unknown:
-            raise ValueError(f"unknown descriptor {', '.join(map(repr, unknown))}; allowed: {', '.join(DESCRIPTOR_NAMES)}")
+            raise ValueError(
+                f"unknown descriptor {', '.join(map(repr, unknown))}; allowed: {', '.join(DESCRIPTOR_NAMES)}"
+            )
         if sum(self.root.values()) <= 0:
             raise ValueError(f"at least one weight must be positive (descriptors: {', '.join(DESCRIPTOR_NAMES)})")
         return self
@@ -56,5 +57,8 @@ class ScoreParams(Block):
         default_factory=ScoreWeights,
         description="descriptor -> weight, or 'fit': learned on the train pairs (artsim.score.fit)")
     negatives: int = Field(1, ge=0, le=100, description="negative pairs per positive pair")
-    study_queries: int = Field(2000, ge=1, description="held-out (val/test) variants whose source the descriptor study looks for among all originals")
-
+    study_queries: int = Field(
+        2000,
+        ge=1,
+        description="held-out (val/test) variants whose source the descriptor study looks for among all originals",
+    )

@@ -17,8 +17,11 @@ class SiameseParams(TrainingRun, LearningRecipe):
     # robustness"); [layer4] is the cheaper, cached alternative.
     train_layers: Literal["all"] | list[TrunkStage] = "all"
     feature_cache: Annotated[CacheFolder, user_cache_when_null("features")] = Field(
-        None, validate_default=True, description="frozen-trunk features by image and weights, outside every DVC output; null = the user cache",
-        json_schema_extra=RUN_ONLY)
+        None,
+        validate_default=True,
+        description="frozen-trunk features by image and weights, outside every DVC output; null = the user cache",
+        json_schema_extra=RUN_ONLY,
+    )
     epochs: int = Field(8, ge=1)
     batch_size: int = Field(16, ge=1, description="pairs per optimiser step, over all ranks")
     lr: float = Field(3e-4, gt=0.0)
@@ -28,9 +31,23 @@ class SiameseParams(TrainingRun, LearningRecipe):
     # README, "Training for retrieval and robustness": the ranking term at 0.05 helped the sample's
     # regression and steadied it over seeds (and trains the same model under DDP as on one
     # process); altered copies cost R², so they are off.
-    rank_weight: float = Field(0.05, ge=0.0, description="weight of the in-batch ranking term beside the MSE (artsim.siamese.ranking); 0 = MSE only")
-    rank_candidates: int = Field(0, ge=0, le=4096, description="train originals beyond the batch's own that the ranking term ranks each positive against, drawn per global batch")
-    augment_copies: int = Field(0, ge=0, le=16, description="altered copies of each train variant (artsim.learn.augment); 0 = none")
+    rank_weight: float = Field(
+        0.05,
+        ge=0.0,
+        description="weight of the in-batch ranking term beside the MSE (artsim.siamese.ranking); 0 = MSE only",
+    )
+    rank_candidates: int = Field(
+        0,
+        ge=0,
+        le=4096,
+        description=(
+            "train originals beyond the batch's own that the ranking term ranks each positive against, "
+            "drawn per global batch"
+        ),
+    )
+    augment_copies: int = Field(
+        0, ge=0, le=16, description="altered copies of each train variant (artsim.learn.augment); 0 = none"
+    )
 
     @field_validator("train_layers")
     @classmethod

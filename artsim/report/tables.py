@@ -61,9 +61,16 @@ def peers(report: Mapping[str, Any]) -> Table:
         retrieval = " / ".join(figure(f[key], 2) for key in ("recall_at_1", "recall_at_5", "mrr"))
         rows.append((SCORER_NAMES[scorer], figure(f["pair_auc"]), figure(f["strength_spearman"], 2), retrieval,
                      figure(f["recall_at_1_test_only"], 2)))
-    return Table(("scorer", "pair AUC", "Spearman with strength",
-                  f"recall@1 / recall@5 / MRR among {candidates} originals", f"recall@1 among {test_only} test originals"),
-                 tuple(rows))
+    return Table(
+        (
+            "scorer",
+            "pair AUC",
+            "Spearman with strength",
+            f"recall@1 / recall@5 / MRR among {candidates} originals",
+            f"recall@1 among {test_only} test originals",
+        ),
+        tuple(rows),
+    )
 
 
 def transformed(table: pd.DataFrame) -> Table:
@@ -72,7 +79,9 @@ def transformed(table: pd.DataFrame) -> Table:
     rows = []
     for transform, group in table.groupby("transform", sort=False):
         by_scorer = group.set_index("scorer")
-        cells = [f"{figure(by_scorer.at[s, 'recall_at_1'], 2)} / {figure(by_scorer.at[s, 'pair_auc'], 2)}" for s in scorers]
+        cells = [
+            f"{figure(by_scorer.at[s, 'recall_at_1'], 2)} / {figure(by_scorer.at[s, 'pair_auc'], 2)}" for s in scorers
+        ]
         rows.append((str(transform), *cells))
     return Table(("transform", *(f"{SCORER_NAMES[s]}: recall@1 / AUC" for s in scorers)), tuple(rows))
 
@@ -81,19 +90,37 @@ def regression(evaluate: Mapping[str, Any], score: Mapping[str, Any], finetune: 
     """The headline of a run: the descriptor score's separation, the classifier, the siamese regression."""
     auc = score["auc"]
     rows = (
-        ("descriptor ROC AUC, positives vs negatives (all pairs): colour / texture / edges / weighted score",
-         " / ".join(figure(auc[key]) for key in ("color", "texture", "edges", "score"))),
-        ("mean weighted score, positive / negative pairs",
-         f"{figure(score['mean_score']['positive'])} / {figure(score['mean_score']['negative'])}"),
-        ("finetune test top-1 / macro-F1 / always the commonest train class",
-         " / ".join(figure(finetune[key], 2) for key in ("test_accuracy", "test_macro_f1", "test_majority_accuracy"))),
+        (
+            "descriptor ROC AUC, positives vs negatives (all pairs): colour / texture / edges / weighted score",
+            " / ".join(figure(auc[key]) for key in ("color", "texture", "edges", "score")),
+        ),
+        (
+            "mean weighted score, positive / negative pairs",
+            f"{figure(score['mean_score']['positive'])} / {figure(score['mean_score']['negative'])}",
+        ),
+        (
+            "finetune test top-1 / macro-F1 / always the commonest train class",
+            " / ".join(
+                figure(finetune[key], 2) for key in ("test_accuracy", "test_macro_f1", "test_majority_accuracy")
+            ),
+        ),
         ("siamese test MSE / MAE", f"{figure(evaluate['mse'], 4)} / {figure(evaluate['mae'])}"),
-        ("mean-of-train baseline test MSE / MAE", f"{figure(evaluate['baseline_mse'], 4)} / {figure(evaluate['baseline_mae'])}"),
-        ("siamese test R² / Pearson / Spearman", " / ".join(figure(evaluate[k], 2) for k in ("r2", "pearson", "spearman"))),
-        ("siamese test MAE, positive / negative pairs",
-         f"{figure(evaluate['mae_positive'])} / {figure(evaluate['mae_negative'])}"),
-        ("test pairs / queries / originals searched",
-         " / ".join(figure(evaluate[k]) for k in ("n_test_pairs", "n_queries", "n_candidates"))),
+        (
+            "mean-of-train baseline test MSE / MAE",
+            f"{figure(evaluate['baseline_mse'], 4)} / {figure(evaluate['baseline_mae'])}",
+        ),
+        (
+            "siamese test R² / Pearson / Spearman",
+            " / ".join(figure(evaluate[k], 2) for k in ("r2", "pearson", "spearman")),
+        ),
+        (
+            "siamese test MAE, positive / negative pairs",
+            f"{figure(evaluate['mae_positive'])} / {figure(evaluate['mae_negative'])}",
+        ),
+        (
+            "test pairs / queries / originals searched",
+            " / ".join(figure(evaluate[k]) for k in ("n_test_pairs", "n_queries", "n_candidates")),
+        ),
     )
     return Table(("what", "value"), rows)
 

@@ -133,7 +133,9 @@ class _NegativeSampler:
 
     def report(self) -> None:
         if self.fallbacks:
-            log.warning("%d originals drew negatives from train or restyled after them (too few candidates)", self.fallbacks)
+            log.warning(
+                "%d originals drew negatives from train or restyled after them (too few candidates)", self.fallbacks
+            )
         if self.missing:
             log.warning("%d originals have no other painting's variant to pair as negative", self.missing)
 
@@ -176,7 +178,10 @@ def require_learnable_pairs(pairs: pd.DataFrame, originals: pd.DataFrame) -> Non
             continue
         paintings = int((originals["split"].astype(str) == split).sum())
         if paintings == 0:
-            why = f"the {split} split has no described painting; {needed_by}: ingest more paintings (ingest.source) or {fraction}"
+            why = (
+                f"the {split} split has no described painting; {needed_by}: "
+                f"ingest more paintings (ingest.source) or {fraction}"
+            )
         else:
             why = (f"none of the {paintings} described {split} paintings has a described variant; {needed_by}: "
                    "data/generated/failures.csv and data/descriptors/skipped.csv say why each is missing")

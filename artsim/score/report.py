@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from artsim.core.metrics import pair_aucs
-from artsim.params import DESCRIPTOR_NAMES, CLASSIC_SCORE_WEIGHTS
+from artsim.params import CLASSIC_SCORE_WEIGHTS, DESCRIPTOR_NAMES
 
 SPLITS = ("train", "val", "test")
 # The report's AUC keys: the default-weighted descriptors and the score, whatever the weights, so

@@ -70,11 +70,20 @@ class DescriptorScorer:
         try:
             stats = raw["texture_stats"]
             mean, std = (np.asarray(stats[k], dtype=np.float64) for k in ("mean", "std"))
-            describe, weights = DescribeParams.model_validate(raw["describe"]), ScoreWeights.model_validate(raw["weights"])
+            describe, weights = (
+                DescribeParams.model_validate(raw["describe"]),
+                ScoreWeights.model_validate(raw["weights"]),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise DescriptorScoreFileError(f"{FILE_NAME}: {type(exc).__name__}: {exc}") from None
-        if mean.shape != (HARALICK_FEATURES,) or std.shape != mean.shape or not (np.isfinite(mean).all() and (std > 0).all()):
-            raise DescriptorScoreFileError(f"{FILE_NAME}: texture_stats must be {HARALICK_FEATURES} finite means and positive stds")
+        if (
+            mean.shape != (HARALICK_FEATURES,)
+            or std.shape != mean.shape
+            or not (np.isfinite(mean).all() and (std > 0).all())
+        ):
+            raise DescriptorScoreFileError(
+                f"{FILE_NAME}: texture_stats must be {HARALICK_FEATURES} finite means and positive stds"
+            )
         return cls(describe, weights, TextureStats(mean=mean, std=std))
 
     @classmethod

@@ -117,7 +117,9 @@ def cross_similarities(a: DescriptorSet, b: DescriptorSet, stats: TextureStats,
     return {name: DESCRIPTORS[name].cross(a[name], b[name], stats) for name in names}
 
 
-def cross_scores(a: DescriptorSet, b: DescriptorSet, stats: TextureStats, weights: ScoreWeights | Mapping[str, float]) -> np.ndarray:
+def cross_scores(
+    a: DescriptorSet, b: DescriptorSet, stats: TextureStats, weights: ScoreWeights | Mapping[str, float]
+) -> np.ndarray:
     """The weighted score of every (row of a, row of b): an (len(a), len(b)) array."""
     weight_map, _ = _weights(weights)
     return combine(cross_similarities(a, b, stats, list(weight_map)), weights)
@@ -166,7 +168,9 @@ def described_only(manifest: pd.DataFrame, descriptors: Mapping[str, Descriptors
     """Drop the images describe skipped: they cannot be scored, nor drawn as negatives."""
     known = manifest["id"].astype(str).isin(list(descriptors))
     if not known.all():
-        log.warning("%d %s have no descriptors (see describe's skipped.csv) and are left out", int((~known).sum()), what)
+        log.warning(
+            "%d %s have no descriptors (see describe's skipped.csv) and are left out", int((~known).sum()), what
+        )
     return manifest.loc[known].reset_index(drop=True)
 
 

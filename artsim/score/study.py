@@ -128,7 +128,9 @@ def redundancy(scored: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 
 # --- source retrieval -------------------------------------------------------------------------
 
-def query_sample(generated: pd.DataFrame, described: set[str], original_ids: set[str], queries: int, seed: int) -> pd.DataFrame:
+def query_sample(
+    generated: pd.DataFrame, described: set[str], original_ids: set[str], queries: int, seed: int
+) -> pd.DataFrame:
     """At most `queries` described variants whose source is in `original_ids`: a seeded sample, in id order."""
     variants = pd.DataFrame({"id": generated["id"].astype(str), "original_id": generated["original_id"].astype(str)})
     usable = variants[variants["id"].isin(described) & variants["original_id"].isin(original_ids)]

@@ -19,11 +19,11 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from artsim.learn.batches import RankShares
 from artsim.core.distributed import Ranks, rank_share
+from artsim.core.images import ImageRejected
+from artsim.learn.batches import RankShares
 from artsim.learn.feature_cache import FeatureStore
 from artsim.learn.features import ImageFiles
-from artsim.core.images import ImageRejected
 from artsim.learn.training import Runtime
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,9 @@ class PairTable:
             scores=pairs["score"].to_numpy(dtype=np.float32),
             groups=first,
             # Without the column nothing is known to be positive: the ranking term then ranks nothing.
-            positive=(pairs["positive"] if "positive" in pairs else pd.Series(False, index=pairs.index)).to_numpy(dtype=bool),
+            positive=(pairs["positive"] if "positive" in pairs else pd.Series(False, index=pairs.index)).to_numpy(
+                dtype=bool
+            ),
         )
 
     def __len__(self) -> int:
@@ -109,9 +111,13 @@ class PairBatches(Dataset):
         part in every step."""
         wanted = np.asarray(getattr(pairs, "candidates", ()), dtype=np.int64)
         pairs = np.asarray(pairs, dtype=np.int64)
-        loaded, unreadable = self._load(np.union1d(np.union1d(self.table.first[pairs], self.table.second[pairs]), wanted))
+        loaded, unreadable = self._load(
+            np.union1d(np.union1d(self.table.first[pairs], self.table.second[pairs]), wanted)
+        )
         if unreadable:
-            pairs = pairs[~(np.isin(self.table.first[pairs], unreadable) | np.isin(self.table.second[pairs], unreadable))]
+            pairs = pairs[
+                ~(np.isin(self.table.first[pairs], unreadable) | np.isin(self.table.second[pairs], unreadable))
+            ]
             wanted = wanted[~np.isin(wanted, unreadable)]
         first, second = self.table.first[pairs], self.table.second[pairs]
         unique, where = np.unique(np.concatenate([first, second, wanted]), return_inverse=True)
@@ -222,7 +228,9 @@ class GroupedPairBatches(RankShares):
         return -(-len(self.groups) // self.batch_size)
 
 
-def batch_loader(dataset: PairBatches, sampler: Sampler[list[int]], loader_workers: int, runtime: Runtime) -> DataLoader:
+def batch_loader(
+    dataset: PairBatches, sampler: Sampler[list[int]], loader_workers: int, runtime: Runtime
+) -> DataLoader:
     # batch_size=None: the sampler's lists of pairs reach PairBatches whole.
     return DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=loader_workers,
                       persistent_workers=loader_workers > 0, pin_memory=runtime.device.type == "cuda")

@@ -38,7 +38,9 @@ def model_card(card: dict[str, Any], descriptor: DescriptorScorer, data: dict[st
     """The Markdown model card."""
     # Any descriptor candidate may carry weight (artsim.describe.registry); the three below are described in words.
     weights = {"color": 0.0, "texture": 0.0, "edges": 0.0, **descriptor.weights.as_dict()}
-    others = ", ".join(f"{name} (weight {w:g})" for name, w in weights.items() if name not in ("color", "texture", "edges") and w > 0)
+    others = ", ".join(
+        f"{name} (weight {w:g})" for name, w in weights.items() if name not in ("color", "texture", "edges") and w > 0
+    )
     describe = descriptor.describe.model_dump(mode="json")
     metrics = card.get("metrics", {})
     metric_rows = "\n".join(f"| {k} | {_figure(v)} |" for k, v in sorted(metrics.items()))
@@ -48,25 +50,33 @@ def model_card(card: dict[str, Any], descriptor: DescriptorScorer, data: dict[st
 ## What the score is
 `f(a, b)` in (0, 1): a ResNet-50 siamese network's estimate of artsim's **descriptor score** of
 two images, a weighted mean of classical similarities — colour (HSV histogram
-intersection, weight {weights['color']:g}), texture (13 Haralick features, z-normalised with
-statistics of the train paintings, weight {weights['texture']:g}) and edge layout (Canny
-edge density on a grid of {describe['edge_grid']}x{describe['edge_grid']} cells, weight {weights['edges']:g}){f"; also {others}" if others else ""}.
+intersection, weight {weights["color"]:g}), texture (13 Haralick features, z-normalised with
+statistics of the train paintings, weight {weights["texture"]:g}) and edge layout (Canny
+edge density on a grid of {describe["edge_grid"]}x{describe["edge_grid"]} cells, weight {weights["edges"]:g})\
+{f"; also {others}" if others else ""}.
 It is a learned, differentiable imitation of that hand-made score, **not a measure of human
 judgement** of similarity, of style, or of copying. The score is symmetric: f(a, b) == f(b, a).
 
 ## Training data
-- {data['paintings']} paintings {data['paintings_by_split']}; styles: {styles}.
-- {data['variants']} image-to-image variants {data['variants_by_backend']} (models: {', '.join(data['variant_models']) or 'unknown'};
-  strengths {data['strengths']}).
-- {sum(data['pairs_by_split'].values())} pairs {data['pairs_by_split']} ({data['positive_pairs']} positive: a painting and its own
+- {data["paintings"]} paintings {data["paintings_by_split"]}; styles: {styles}.
+- {data["variants"]} image-to-image variants {data["variants_by_backend"]} \
+(models: {", ".join(data["variant_models"]) or "unknown"};
+  strengths {data["strengths"]}).
+- {sum(data["pairs_by_split"].values())} pairs {data["pairs_by_split"]} \
+({data["positive_pairs"]} positive: a painting and its own
   variant; the others pair a painting with another painting's variant). Trained on the train
   pairs, the best epoch chosen on val; test pairs are never seen.
 
 ## Parameters
-- input: {card['image_size']}x{card['image_size']} RGB (whole image resized, aspect not kept), normalised with
-  {json.dumps(card['normalisation'])}
-- head: p + (1 - p) exp(-f(|ea - eb|)), computed as 1 - (1 - p)(1 - exp(-f)). The floor p = sigmoid(MLP: Linear(4096, {card['head_hidden']}), ReLU, Linear(1)) on the\n  standardised [|ea - eb|, ea * eb]; f = scale x softplus-weighted sum of squares of Linear(2048, {card['head_hidden']}, no bias) on the\n  standardised |ea - eb|: f >= 0 and f(0) = 0, so an image scores exactly 1 with itself; far from it the score tends to p
-- training: `{json.dumps(card.get('params', {}), sort_keys=True)}`
+- input: {card["image_size"]}x{card["image_size"]} RGB (whole image resized, aspect not kept), normalised with
+  {json.dumps(card["normalisation"])}
+- head: p + (1 - p) exp(-f(|ea - eb|)), computed as 1 - (1 - p)(1 - exp(-f)). \
+The floor p = sigmoid(MLP: Linear(4096, {card["head_hidden"]}), ReLU, Linear(1)) on the
+  standardised [|ea - eb|, ea * eb]; f = scale x softplus-weighted sum of squares of \
+Linear(2048, {card["head_hidden"]}, no bias) on the
+  standardised |ea - eb|: f >= 0 and f(0) = 0, so an image scores exactly 1 with itself; \
+far from it the score tends to p
+- training: `{json.dumps(card.get("params", {}), sort_keys=True)}`
 - descriptor score: describe `{json.dumps(describe, sort_keys=True)}` (see descriptor_score.json)
 
 ## Metrics
@@ -93,9 +103,10 @@ pairs make rough thresholds: each verdict says how many it rests on.
 ## Limits
 - It imitates the descriptor score, including its blind spots: colour and edge layout
   dominate; content, composition and meaning are not measured.
-- Trained on {data['paintings']} paintings and variants made by {', '.join(data['variants_by_backend']) or 'unknown'}: other
+- Trained on {data["paintings"]} paintings and variants made by \
+{", ".join(data["variants_by_backend"]) or "unknown"}: other
   generators, photographs or non-painting images are outside what it has seen.
-- The images are shrunk to {card['image_size']} pixels: fine detail does not count.
+- The images are shrunk to {card["image_size"]} pixels: fine detail does not count.
 - Scores of pairs from different runs or models are not comparable.
 
 ## How to load it

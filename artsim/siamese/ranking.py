@@ -47,7 +47,10 @@ def ranking_pairs(first: Tensor, second: Tensor, positive: Tensor, candidates: T
     target = torch.searchsorted(candidates, first[positive])
     sources = first[positive]
     if len(sources) and (int(target.max()) >= len(candidates) or not torch.equal(candidates[target], sources)):
-        raise ValueError("a positive pair's original is not among the ranking candidates (they must hold every original of the batch)")
+        raise ValueError(
+            "a positive pair's original is not among the ranking candidates "
+            "(they must hold every original of the batch)"
+        )
     originals = candidates
     n_variants, n_originals = len(variants), len(originals)
     return RankingPairs(

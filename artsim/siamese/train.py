@@ -21,12 +21,8 @@ from tqdm import tqdm
 
 from artsim.learn.augment import with_augmented_copies
 from artsim.learn.batches import global_batch_size, global_mean
-from artsim.params import SiameseParams, result_params
 from artsim.learn.features import split_trunk
 from artsim.learn.models import ARCH, NORMALISATION, SiameseRegressor, siamese_from_classifier
-from artsim.siamese.inputs import prepare_inputs
-from artsim.siamese.ranking import RankingPairs, ranking_loss, ranking_pairs
-from artsim.siamese.batches import DecodedImages, GroupedPairBatches, PairBatches, PairTable, batch_loader, in_order
 from artsim.learn.training import (
     BestEpoch,
     EpochLogger,
@@ -38,6 +34,10 @@ from artsim.learn.training import (
     share_of,
     sum_over_ranks,
 )
+from artsim.params import SiameseParams, result_params
+from artsim.siamese.batches import DecodedImages, GroupedPairBatches, PairBatches, PairTable, batch_loader, in_order
+from artsim.siamese.inputs import prepare_inputs
+from artsim.siamese.ranking import RankingPairs, ranking_loss, ranking_pairs
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +196,9 @@ def _train_regressor(
     scaler = runtime.grad_scaler()
     ranks = runtime.ranks
     if params.rank_candidates and not params.rank_weight:
-        log.warning("siamese.rank_candidates %d is unused: siamese.rank_weight is 0 (no ranking term)", params.rank_candidates)
+        log.warning(
+            "siamese.rank_candidates %d is unused: siamese.rank_weight is 0 (no ranking term)", params.rank_candidates
+        )
     sampler = GroupedPairBatches(train_set.table.groups, params.batch_size, seed, ranks.rank, ranks.world_size,
                                  with_candidates=params.rank_weight > 0, extra_candidates=params.rank_candidates)
     loader = batch_loader(train_set, sampler, params.loader_workers, runtime)
@@ -266,7 +268,10 @@ def mean_squared_error(scorer: PairScorer, dataset: PairBatches, batch_size: int
 def siamese_card(result: SiameseResult, params: SiameseParams, seed: int) -> dict[str, Any]:
     """What evaluate (or any user) needs to rebuild and feed models/siamese/model.safetensors."""
     return {
-        "arch": f"siamese {ARCH} trunk, DistanceHead: p + (1 - p) exp(-f(|a-b|)), p = MLP floor on [|a-b|, a*b], f(0) = 0",
+        "arch": (
+            f"siamese {ARCH} trunk, DistanceHead: p + (1 - p) exp(-f(|a-b|)), "
+            "p = MLP floor on [|a-b|, a*b], f(0) = 0"
+        ),
         "image_size": params.image_size,
         "normalisation": NORMALISATION,
         "head_hidden": params.head_hidden,

@@ -19,13 +19,13 @@ from PIL import Image
 import artsim
 from artsim.app.api import ModelNotFound
 from artsim.app.cli import main
-from artsim.params import DEFAULT_SCORE_WEIGHTS, DescribeParams, ScoreWeights
-from artsim.score.scorer import DescriptorScoreFileError, DescriptorScorer
 from artsim.app.difference import difference_maps
 from artsim.app.indexes import decoded_queries, index_collection, searcher_for
+from artsim.core.shards import ShardMember, ShardWriter
 from artsim.index.collection import Collection, Original
 from artsim.index.folder import folder_collection
-from artsim.core.shards import ShardMember, ShardWriter
+from artsim.params import DEFAULT_SCORE_WEIGHTS, DescribeParams, ScoreWeights
+from artsim.score.scorer import DescriptorScoreFileError, DescriptorScorer
 from tests.support.helpers import random_painting, write_untrained_model
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -100,12 +100,20 @@ def test_load_names_what_is_missing(tmp_path, model_dir):
         artsim.load(damaged)
 
 
-@pytest.mark.parametrize("raw", [
-    {},
-    {"format": 1, "describe": {"size": 64}, "weights": {"color": 1}, "texture_stats": {"mean": [0] * 13, "std": [0] * 13}},
-    {"format": 1, "describe": {"size": "big"}, "weights": {}, "texture_stats": {"mean": [0] * 13, "std": [1] * 13}},
-    {"format": 1, "describe": {}, "weights": {}, "texture_stats": {"mean": [0] * 3, "std": [1] * 3}},
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {},
+        {
+            "format": 1,
+            "describe": {"size": 64},
+            "weights": {"color": 1},
+            "texture_stats": {"mean": [0] * 13, "std": [0] * 13},
+        },
+        {"format": 1, "describe": {"size": "big"}, "weights": {}, "texture_stats": {"mean": [0] * 13, "std": [1] * 13}},
+        {"format": 1, "describe": {}, "weights": {}, "texture_stats": {"mean": [0] * 3, "std": [1] * 3}},
+    ],
+)
 def test_a_damaged_descriptor_score_file_is_refused_with_a_reason(raw):
     with pytest.raises(DescriptorScoreFileError, match="descriptor_score.json"):
         DescriptorScorer.from_dict(raw)
@@ -150,7 +158,9 @@ def png_header_only(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
+    )
 
 
 def hostile_files(folder: Path) -> dict[str, Path]:
@@ -257,14 +267,24 @@ def test_the_model_card_names_the_score_data_and_params_but_no_local_folder(mode
 
     pairs = pd.DataFrame({"split": ["train", "train", "test"], "positive": [True, False, True]})
     originals = pd.DataFrame({"id": ["a", "b"], "split": ["train", "test"], "style": ["Ukiyo_e", "Baroque"]})
-    generated = pd.DataFrame({"backend": ["style_transfer"] * 2, "model": ["magenta-arbitrary"] * 2, "strength": [0.25, 0.5]})
+    generated = pd.DataFrame(
+        {"backend": ["style_transfer"] * 2, "model": ["magenta-arbitrary"] * 2, "strength": [0.25, 0.5]}
+    )
     from artsim.params import SiameseParams
     from artsim.siamese.train import SiameseResult, siamese_card
 
     params = SiameseParams(epochs=8, feature_cache="/home/someone/.cache/artsim/features", loader_workers=4)
     card = siamese_card(SiameseResult(None, 0.5, {"val_mse": 0.01}, []), params, seed=42)
-    text = model_card(card, DescriptorScorer.load(model_dir / "descriptor_score.json"), training_data_summary(pairs, originals, generated))
-    assert "not a measure of human" in text and f"weight {DEFAULT_SCORE_WEIGHTS['layout']}" in text and "Ukiyo_e (1)" in text
+    text = model_card(
+        card,
+        DescriptorScorer.load(model_dir / "descriptor_score.json"),
+        training_data_summary(pairs, originals, generated),
+    )
+    assert (
+        "not a measure of human" in text
+        and f"weight {DEFAULT_SCORE_WEIGHTS['layout']}" in text
+        and "Ukiyo_e (1)" in text
+    )
     assert "magenta-arbitrary" in text and "| val_mse | 0.0100 |" in text and "artsim.load" in text
     assert "verdict.json" in text and "90% and 99% precision" in text  # where the thresholds are shipped
     assert "/home/someone" not in text and "loader_workers" not in text and '"epochs": 8' in text

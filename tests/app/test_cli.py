@@ -15,10 +15,9 @@ from PIL import Image
 
 import artsim
 from artsim.app.cli import main
-from artsim.core.images import file_hash
+from artsim.core.images import file_hash, load_rgb
 from artsim.describe.texture import HARALICK_FEATURES
 from artsim.evaluate.gallery import PICK_COLUMNS, gallery_picks, render_gallery, weights_text
-from artsim.core.images import load_rgb
 from artsim.evaluate.verdict import ShippedThresholds, Thresholds
 from artsim.index import RANKING_NAMES
 from artsim.learn.models import NORMALISATION, SiameseRegressor, save_weights
@@ -86,7 +85,9 @@ def test_compare_shows_the_parts_in_force_and_the_verdict(capsys, tmp_path, imag
     score = artsim.load(folder).score(images[0], images[1]).model_score
     ship(folder, likely=score - 0.01, very_likely=min(1.0, score + 0.2))
     plot = tmp_path / "plot.png"
-    status, out, err = run_cli(capsys, "compare", str(images[0]), str(images[1]), "--model", str(folder), "--plot", str(plot))
+    status, out, err = run_cli(
+        capsys, "compare", str(images[0]), str(images[1]), "--model", str(folder), "--plot", str(plot)
+    )
     assert status == 0, err
     weights = WEIGHTINGS[weighting] or ScoreWeights().as_dict()
     lines = out.splitlines()
@@ -101,7 +102,12 @@ def test_compare_shows_the_parts_in_force_and_the_verdict(capsys, tmp_path, imag
     status, out, _ = run_cli(capsys, "compare", str(images[0]), str(images[1]), "--model", str(folder), "--json")
     payload = json.loads(out)
     assert set(payload["similarities"]) == set(weights)
-    assert (payload["verdict"], payload["threshold"], payload["precision"], payload["pairs"]) == ("likely", pytest.approx(score - 0.01), 0.9, 72)
+    assert (payload["verdict"], payload["threshold"], payload["precision"], payload["pairs"]) == (
+        "likely",
+        pytest.approx(score - 0.01),
+        0.9,
+        72,
+    )
     assert (payload["positives"], payload["negatives"]) == (36, 36) and "few pairs" in payload["verdict_text"]
 
 
@@ -111,7 +117,9 @@ def test_compare_below_the_threshold_says_no_evidence_and_above_the_99_very_like
     ship(folder, likely=score + 0.01, very_likely=None, positives=150, negatives=300)
     _, out, _ = run_cli(capsys, "compare", str(images[0]), str(images[2]), "--model", str(folder), "--json")
     payload = json.loads(out)
-    assert payload["verdict"] == "no_evidence" and payload["verdict_text"].startswith(f"no evidence of derivation (score {score:.3f} <")
+    assert payload["verdict"] == "no_evidence" and payload["verdict_text"].startswith(
+        f"no evidence of derivation (score {score:.3f} <"
+    )
     assert payload["pairs"] == 450 and "few pairs" not in payload["verdict_text"]
     ship(folder, likely=score - 0.2, very_likely=score - 0.1)
     _, out, _ = run_cli(capsys, "compare", str(images[0]), str(images[2]), "--model", str(folder), "--json")
@@ -119,10 +127,14 @@ def test_compare_below_the_threshold_says_no_evidence_and_above_the_99_very_like
 
 
 @pytest.mark.parametrize("problem", ["absent", "other weights", "damaged"])
-def test_without_shipped_thresholds_compare_and_search_say_so_and_do_not_fail(capsys, tmp_path, images, problem) -> None:
+def test_without_shipped_thresholds_compare_and_search_say_so_and_do_not_fail(
+    capsys, tmp_path, images, problem
+) -> None:
     folder = model_folder(tmp_path, None)
     if problem == "other weights":
-        ShippedThresholds("0" * 64, Thresholds({0.9: 0.1, 0.99: 0.2}, {0.9: 1.0, 0.99: 1.0}, 5, 5)).save(folder.parent / "verdict.json")
+        ShippedThresholds("0" * 64, Thresholds({0.9: 0.1, 0.99: 0.2}, {0.9: 1.0, 0.99: 1.0}, 5, 5)).save(
+            folder.parent / "verdict.json"
+        )
     elif problem == "damaged":
         (folder.parent / "verdict.json").write_text('{"levels": [')
     status, out, err = run_cli(capsys, "compare", str(images[0]), str(images[1]), "--model", str(folder), "--json")
@@ -130,7 +142,9 @@ def test_without_shipped_thresholds_compare_and_search_say_so_and_do_not_fail(ca
     payload = json.loads(out)
     assert payload["verdict"] == "none" and payload["threshold"] is None
     assert payload["verdict_text"].startswith("no verdict: no thresholds shipped with this model")
-    status, out, err = run_cli(capsys, "search", str(images[0]), "--originals", str(images[0].parent), "--model", str(folder))
+    status, out, err = run_cli(
+        capsys, "search", str(images[0]), "--originals", str(images[0].parent), "--model", str(folder)
+    )
     assert status == 0, err
     assert "no thresholds shipped" in out and " * " not in out
 
@@ -255,7 +269,9 @@ def test_the_gallery_says_what_the_descriptor_score_is_made_of(tmp_path, weighti
                      "prediction": 0.5 + 0.1 * i, "positive": True, "strength": 0.5})
     picks = gallery_picks(pd.DataFrame(rows, columns=PICK_COLUMNS))
     legend = weights_text(weights)
-    assert all(f"{name} (weight {w:g})" in legend for name, w in weights.items()) and legend.count("weight ") == len(weights)
+    assert all(f"{name} (weight {w:g})" in legend for name, w in weights.items()) and legend.count("weight ") == len(
+        weights
+    )
     with_weights, without = render_gallery(picks, weights=weights), render_gallery(picks)
     assert with_weights.height > without.height  # the legend's lines above the rows
 

@@ -11,12 +11,12 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from artsim.app import difference
 from artsim.app.cli import main
+from artsim.app.difference import comparison_figure, difference_maps, image_label, write_comparison_plot
+from artsim.app.plot_words import PLAIN_NAMES
 from artsim.app.serve import create_app
 from artsim.app.service import load_state
-from artsim.app import difference
-from artsim.app.plot_words import PLAIN_NAMES
-from artsim.app.difference import comparison_figure, difference_maps, image_label, write_comparison_plot
 from artsim.core import layout
 from artsim.core.images import file_hash
 from artsim.params import DescribeParams, ScoreWeights
@@ -29,10 +29,21 @@ MAGIC = {".png": b"\x89PNG\r\n\x1a\n", ".jpg": b"\xff\xd8\xff", ".jpeg": b"\xff\
 def payload(model: float = 0.8, descriptor: float = 0.6) -> dict:
     """compare's payload (artsim.app.api.compare_payload) for the default weights."""
     weights = ScoreWeights().as_dict()
-    return {"a": "a.png", "b": "b.png", "model_score": model, "descriptor_score": descriptor,
-            "similarities": {name: 0.7 for name in weights} | {"color": 0.2}, "weights": weights,
-            "verdict": "likely", "verdict_text": "derived: likely (score 0.800 >= 0.700, ...; few pairs, a rough threshold)",
-            "threshold": 0.7, "precision": 0.9, "pairs": 42, "positives": 21, "negatives": 21}
+    return {
+        "a": "a.png",
+        "b": "b.png",
+        "model_score": model,
+        "descriptor_score": descriptor,
+        "similarities": {name: 0.7 for name in weights} | {"color": 0.2},
+        "weights": weights,
+        "verdict": "likely",
+        "verdict_text": "derived: likely (score 0.800 >= 0.700, ...; few pairs, a rough threshold)",
+        "threshold": 0.7,
+        "precision": 0.9,
+        "pairs": 42,
+        "positives": 21,
+        "negatives": 21,
+    }
 
 
 def figure_of(a: Image.Image, b: Image.Image, names: tuple[str, str] = ("a.png", "b.png")):
@@ -58,7 +69,9 @@ def test_an_ingested_original_is_named_by_its_title_and_any_other_file_by_its_na
     random_painting(1).save(other)
     manifest = tmp_path / layout.INGESTED / layout.MANIFEST
     manifest.parent.mkdir(parents=True)
-    pd.DataFrame({"hash": [file_hash(painting)], "title": ["Mona Lisa"], "artist": ["Leonardo da Vinci"]}).to_parquet(manifest)
+    pd.DataFrame({"hash": [file_hash(painting)], "title": ["Mona Lisa"], "artist": ["Leonardo da Vinci"]}).to_parquet(
+        manifest
+    )
     assert image_label(painting, tmp_path) == "Mona Lisa — Leonardo da Vinci"
     assert image_label(other, tmp_path) == "my variant.png"
     assert image_label(painting, tmp_path / "no workspace") == "painting.png"
@@ -91,11 +104,15 @@ def test_compare_plot_names_the_workspace_original_by_its_title(pair_and_model, 
     a, b, model = pair_and_model
     manifest = tmp_path / layout.INGESTED / layout.MANIFEST
     manifest.parent.mkdir(parents=True)
-    pd.DataFrame({"hash": [file_hash(b)], "title": ["The Harvest"], "artist": ["Vincent van Gogh"]}).to_parquet(manifest)
+    pd.DataFrame({"hash": [file_hash(b)], "title": ["The Harvest"], "artist": ["Vincent van Gogh"]}).to_parquet(
+        manifest
+    )
     drawn = []
     monkeypatch.setattr(difference, "comparison_figure", lambda *args: drawn.append(args[2]) or real_figure(*args))
     plot = tmp_path / "plot.png"
-    assert main(["compare", str(a), str(b), "--model", str(model), "--workspace", str(tmp_path), "--plot", str(plot)]) == 0
+    assert (
+        main(["compare", str(a), str(b), "--model", str(model), "--workspace", str(tmp_path), "--plot", str(plot)]) == 0
+    )
     assert drawn == [("p0.png", "The Harvest — Vincent van Gogh")] and plot.is_file()
 
 
@@ -103,7 +120,9 @@ def test_compare_plot_names_the_workspace_original_by_its_title(pair_and_model, 
 def test_plot_writes_the_format_its_suffix_names(pair_and_model, tmp_path, suffix) -> None:
     a, b, model = pair_and_model
     out = tmp_path / f"picture{suffix}"
-    assert main(["compare", str(a), str(b), "--model", str(model), "--workspace", str(tmp_path), "--plot", str(out)]) == 0
+    assert (
+        main(["compare", str(a), str(b), "--model", str(model), "--workspace", str(tmp_path), "--plot", str(out)]) == 0
+    )
     data = out.read_bytes()
     if suffix == ".svg":
         assert b"<svg" in data[:1000]
@@ -115,7 +134,17 @@ def test_plot_writes_the_format_its_suffix_names(pair_and_model, tmp_path, suffi
 def test_an_unknown_suffix_is_refused_before_any_work(tmp_path, capsys, name) -> None:
     """Status 2 naming the suffixes it takes, before the (missing) images and model are even looked at."""
     with pytest.raises(SystemExit) as exit_:
-        main(["compare", "missing-a.png", "missing-b.png", "--model", str(tmp_path / "none"), "--plot", str(tmp_path / name)])
+        main(
+            [
+                "compare",
+                "missing-a.png",
+                "missing-b.png",
+                "--model",
+                str(tmp_path / "none"),
+                "--plot",
+                str(tmp_path / name),
+            ]
+        )
     assert exit_.value.code == 2
     error = capsys.readouterr().err
     assert all(suffix in error for suffix in (".png", ".jpg", ".svg", ".pdf")) and "missing-a" not in error
@@ -142,5 +171,6 @@ def test_the_bars_name_each_part_in_force_in_plain_words() -> None:
     labels = [tick.get_text() for tick in bars.get_yticklabels()]
     weights = ScoreWeights().as_dict()
     assert labels[:2] == ["model score", "descriptor score"]
-    assert [label.split("  (")[0] for label in labels[2:]] == [PLAIN_NAMES[name]
-                                                                for name in sorted(weights, key=weights.get, reverse=True)]
+    assert [label.split("  (")[0] for label in labels[2:]] == [
+        PLAIN_NAMES[name] for name in sorted(weights, key=weights.get, reverse=True)
+    ]

@@ -5,8 +5,8 @@ import dataclasses
 import io
 import json
 import os
-import shutil
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -20,14 +20,14 @@ from PIL import Image
 import artsim
 from artsim.app.api import compare_payload, open_image
 from artsim.app.cli import build_parser, main
-from artsim.app.serve import create_app
 from artsim.app.limits import ServiceLimits
+from artsim.app.serve import create_app
 from artsim.app.service import ServiceState, load_state
-from artsim.index import RANKING_NAMES
-from artsim.evaluate.verdict import ShippedThresholds, Thresholds
-from artsim.learn.model_folder import weights_hash
 from artsim.core.shards import ShardWriter
+from artsim.evaluate.verdict import ShippedThresholds, Thresholds
+from artsim.index import RANKING_NAMES
 from artsim.index.search import Query
+from artsim.learn.model_folder import weights_hash
 from tests.app.test_api import png_header_only
 from tests.support.helpers import random_painting, write_untrained_model
 from tests.support.marks import COPIES, marked_model, unrelated_images
@@ -114,7 +114,9 @@ def test_the_state_answers_each_route_from_the_model_and_the_searcher(state, ori
 
 def test_compare_returns_the_json_of_the_cli(client, model_dir, originals, capsys):
     a, b = originals / "painting_0.png", originals / "painting_1.png"
-    response = client.post("/compare", files={"a": upload(a.read_bytes(), "a.png"), "b": upload(b.read_bytes(), "b.png")})
+    response = client.post(
+        "/compare", files={"a": upload(a.read_bytes(), "a.png"), "b": upload(b.read_bytes(), "b.png")}
+    )
     assert response.status_code == 200
     assert main(["compare", str(a), str(b), "--model", str(model_dir), "--json"]) == 0
     cli = json.loads(capsys.readouterr().out)
@@ -125,8 +127,12 @@ def test_compare_returns_the_json_of_the_cli(client, model_dir, originals, capsy
 
 def test_compare_with_an_original_by_id_scores_as_the_file_does(client, state, originals):
     query = random_painting(7)
-    by_id = client.post("/compare", files={"a": upload(png(query))}, data={"b_original": id_of(originals, "painting_2.png")})
-    by_file = client.post("/compare", files={"a": upload(png(query)), "b": upload((originals / "painting_2.png").read_bytes())})
+    by_id = client.post(
+        "/compare", files={"a": upload(png(query))}, data={"b_original": id_of(originals, "painting_2.png")}
+    )
+    by_file = client.post(
+        "/compare", files={"a": upload(png(query)), "b": upload((originals / "painting_2.png").read_bytes())}
+    )
     assert by_id.status_code == by_file.status_code == 200
     assert by_id.json()["model_score"] == by_file.json()["model_score"]
     assert by_id.json()["descriptor_score"] == by_file.json()["descriptor_score"]
@@ -143,7 +149,10 @@ def test_compare_payload_is_what_the_scorer_says(model_dir, originals):
 
 @pytest.mark.parametrize("route", ["/plot", "/compare?plot=1"])
 def test_the_plot_is_a_png_of_both_images_and_the_maps(client, originals, route):
-    files = {"a": upload((originals / "painting_0.png").read_bytes()), "b": upload((originals / "painting_4.png").read_bytes())}
+    files = {
+        "a": upload((originals / "painting_0.png").read_bytes()),
+        "b": upload((originals / "painting_4.png").read_bytes()),
+    }
     response = client.post(route, files=files)
     assert response.status_code == 200 and response.headers["content-type"] == "image/png"
     plot = Image.open(io.BytesIO(response.content))
@@ -151,13 +160,19 @@ def test_the_plot_is_a_png_of_both_images_and_the_maps(client, originals, route)
 
 
 @pytest.mark.parametrize("by", RANKING_NAMES)
-def test_search_by_each_ranking_returns_what_the_cli_search_json_does(client, model_dir, originals, cache, capsys, monkeypatch, by):
+def test_search_by_each_ranking_returns_what_the_cli_search_json_does(
+    client, model_dir, originals, cache, capsys, monkeypatch, by
+):
     monkeypatch.setenv("ARTSIM_CACHE", str(cache))  # the same index in the user cache as the server's
     query = originals / "painting_3.png"
-    response = client.post("/search", files={"image": upload(query.read_bytes(), "painting_3.png")}, data={"top_k": "3", "by": by})
+    response = client.post(
+        "/search", files={"image": upload(query.read_bytes(), "painting_3.png")}, data={"top_k": "3", "by": by}
+    )
     assert response.status_code == 200
     served = response.json()
-    cli = cli_search_json(capsys, query, "--originals", str(originals), "--model", str(model_dir), "--top-k", "3", "--by", by)
+    cli = cli_search_json(
+        capsys, query, "--originals", str(originals), "--model", str(model_dir), "--top-k", "3", "--by", by
+    )
     assert served.pop("by") == by and served.pop("query") == "painting_3.png"
     cli.pop("query")
     assert served == cli
@@ -194,8 +209,12 @@ def test_search_over_a_built_index_returns_what_the_cli_does_on_it(model_dir, bu
     client = TestClient(create_app(load_state(Path("."), model=model_dir, index=built_index)))
     query = built_index.parent / "query.png"
     random_painting(11).save(query)
-    served = client.post("/search", files={"image": upload(query.read_bytes(), "query.png")}, data={"top_k": "4", "by": by}).json()
-    cli = cli_search_json(capsys, query, "--index", str(built_index), "--model", str(model_dir), "--top-k", "4", "--by", by)
+    served = client.post(
+        "/search", files={"image": upload(query.read_bytes(), "query.png")}, data={"top_k": "4", "by": by}
+    ).json()
+    cli = cli_search_json(
+        capsys, query, "--index", str(built_index), "--model", str(model_dir), "--top-k", "4", "--by", by
+    )
     served.pop("by"), served.pop("query"), cli.pop("query")
     assert served == cli and len(served["results"]) == 4
 
@@ -218,7 +237,9 @@ def test_an_index_built_with_another_model_is_refused(model_dir, built_index, tm
     assert "built with another model: rebuild it with `artsim index`" in capsys.readouterr().err
 
 
-def test_a_workspace_index_of_another_model_is_rebuilt_in_the_user_cache(model_dir, built_index, originals, tmp_path, monkeypatch):
+def test_a_workspace_index_of_another_model_is_rebuilt_in_the_user_cache(
+    model_dir, built_index, originals, tmp_path, monkeypatch
+):
     monkeypatch.setenv("ARTSIM_CACHE", str(tmp_path / "cache"))
     workspace = ingested_workspace(tmp_path / "ws", sorted(originals.glob("painting_*.png")))
     other_model = write_untrained_model(tmp_path / "other", seed=1)
@@ -227,7 +248,9 @@ def test_a_workspace_index_of_another_model_is_rebuilt_in_the_user_cache(model_d
     assert state.opened.folder.is_relative_to(tmp_path / "cache")  # not the workspace's data/index
     health = TestClient(create_app(state)).get("/health").json()
     assert health["index_model_match"] is True and health["index_size"] == 5
-    assert load_state(workspace, model=other_model).opened.folder == workspace / "data" / "index"  # its own model: used as built
+    assert (
+        load_state(workspace, model=other_model).opened.folder == workspace / "data" / "index"
+    )  # its own model: used as built
 
 
 def test_every_search_result_is_served_by_its_id(client, originals):
@@ -247,7 +270,10 @@ def test_health_names_the_model_and_the_index_and_notices_a_change(model_dir, or
     client = TestClient(create_app(load_state(Path("."), model=model_dir, originals=collection)))
     health = client.get("/health").json()
     fingerprint = artsim.load(model_dir).fingerprint
-    assert health["model_fingerprint"] == health["index_model_fingerprint"] == fingerprint and health["index_model_match"] is True
+    assert (
+        health["model_fingerprint"] == health["index_model_fingerprint"] == fingerprint
+        and health["index_model_match"] is True
+    )
     assert health["index_size"] == 2 and health["stale"] is False and health["search_by"] == sorted(RANKING_NAMES)
     assert health["requests_admitted"] == 0
     (collection / "new.png").write_bytes((originals / "painting_2.png").read_bytes())
@@ -322,7 +348,11 @@ def test_a_bad_image_is_refused_with_its_reason(client, data, status, code):
 
 def test_a_body_over_the_limit_is_refused_from_content_length_and_from_the_stream(client):
     limit = ServiceLimits(max_image_bytes=200_000).max_request_bytes
-    declared = client.post("/search", content=b"x", headers={"content-length": str(limit + 1), "content-type": "multipart/form-data; boundary=b"})
+    declared = client.post(
+        "/search",
+        content=b"x",
+        headers={"content-length": str(limit + 1), "content-type": "multipart/form-data; boundary=b"},
+    )
     assert_error(declared, 413, "request_too_large")
 
     def chunks():  # no Content-Length: sent chunked, cut off once past the limit
@@ -332,13 +362,21 @@ def test_a_body_over_the_limit_is_refused_from_content_length_and_from_the_strea
     assert_error(streamed, 413, "request_too_large")
 
 
-@pytest.mark.parametrize("files, data, status, code", [
-    ({}, {}, 400, "missing_field"),
-    ({"a": ("a.png", b"x", "image/png")}, {}, 400, "missing_field"),
-    ({"a": ("a.png", b"x", "image/png")}, {"b_original": "../../etc/passwd"}, 404, "unknown_original"),  # not an entry id
-    ({"a": ("a.png", b"x", "image/png")}, {"b_original": "painting_0.png\x1b[2J"}, 400, "bad_id"),
-    ({"a": ("a.png", b"x", "image/png")}, {"b_original": "0123456789abcdef"}, 404, "unknown_original"),
-])
+@pytest.mark.parametrize(
+    "files, data, status, code",
+    [
+        ({}, {}, 400, "missing_field"),
+        ({"a": ("a.png", b"x", "image/png")}, {}, 400, "missing_field"),
+        (
+            {"a": ("a.png", b"x", "image/png")},
+            {"b_original": "../../etc/passwd"},
+            404,
+            "unknown_original",
+        ),  # not an entry id
+        ({"a": ("a.png", b"x", "image/png")}, {"b_original": "painting_0.png\x1b[2J"}, 400, "bad_id"),
+        ({"a": ("a.png", b"x", "image/png")}, {"b_original": "0123456789abcdef"}, 404, "unknown_original"),
+    ],
+)
 def test_compare_names_the_field_that_is_wrong(client, files, data, status, code):
     assert_error(client.post("/compare", files=files, data=data), status, code)
 
@@ -355,8 +393,17 @@ def test_a_json_body_is_a_400_not_a_500(client):
     assert_error(client.post("/compare", json={"a": "x"}), 400, "missing_field")
 
 
-@pytest.mark.parametrize("image_id, status", [("..%2F..%2Fetc%2Fpasswd", 404), ("../../etc/passwd", 404), ("x" * 1025, 400),
-                                              ("painting_0.png%00", 400), ("0123456789abcdef", 404), ("%2Fetc%2Fpasswd", 404)])
+@pytest.mark.parametrize(
+    "image_id, status",
+    [
+        ("..%2F..%2Fetc%2Fpasswd", 404),
+        ("../../etc/passwd", 404),
+        ("x" * 1025, 400),
+        ("painting_0.png%00", 400),
+        ("0123456789abcdef", 404),
+        ("%2Fetc%2Fpasswd", 404),
+    ],
+)
 def test_an_original_id_never_reaches_the_filesystem(client, image_id, status):
     response = client.get(f"/original/{image_id}")
     assert response.status_code == status and "root:" not in response.text
@@ -383,7 +430,9 @@ def test_a_fifo_in_the_collection_cannot_hang_the_server(model_dir, originals, t
     (collection / "painting_0.png").unlink()
     os.mkfifo(collection / "painting_0.png")  # the original replaced by a FIFO after startup
     assert_error(client.get("/original/painting_0.png"), 404, "unreadable_original")
-    response = client.post("/compare", files={"a": upload(png(random_painting(1)))}, data={"b_original": "painting_0.png"})
+    response = client.post(
+        "/compare", files={"a": upload(png(random_painting(1)))}, data={"b_original": "painting_0.png"}
+    )
     assert_error(response, 404, "unreadable_original")
 
 
@@ -423,7 +472,9 @@ def test_requests_beyond_the_concurrency_and_queue_limits_get_503_and_the_admitt
 
 # --- the command -----------------------------------------------------------------------------
 
-def test_serve_binds_to_loopback_by_default_and_needs_a_token_otherwise(monkeypatch, model_dir, originals, tmp_path, capsys):
+def test_serve_binds_to_loopback_by_default_and_needs_a_token_otherwise(
+    monkeypatch, model_dir, originals, tmp_path, capsys
+):
     monkeypatch.setenv("ARTSIM_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("ARTSIM_TOKEN", raising=False)
     assert build_parser().parse_args(["serve"]).host == "127.0.0.1"
@@ -432,7 +483,9 @@ def test_serve_binds_to_loopback_by_default_and_needs_a_token_otherwise(monkeypa
     args = ["serve", "--model", str(model_dir), "--originals", str(originals), "--port", "8123"]
     assert main(args) == 0
     assert calls == [("127.0.0.1", 8123)] and "warning" not in capsys.readouterr().err
-    assert main([*args, "--host", "0.0.0.0"]) == 2 and len(calls) == 1  # refused before loading (tests/app/test_auth.py)
+    assert (
+        main([*args, "--host", "0.0.0.0"]) == 2 and len(calls) == 1
+    )  # refused before loading (tests/app/test_auth.py)
     assert "--token" in capsys.readouterr().err
 
 
@@ -449,8 +502,11 @@ def test_serve_without_a_model_exits_2_in_one_line(capsys, tmp_path):
 
 
 def test_serve_help_starts_fast_without_torch_or_fastapi():
-    code = ("import sys\nfrom artsim.app.cli import main\ntry:\n    main(['serve', '--help'])\nexcept SystemExit:\n    pass\n"
-            "print('torch' in sys.modules, 'fastapi' in sys.modules, file=sys.stderr)")
+    code = (
+        "import sys\nfrom artsim.app.cli import main\n"
+        "try:\n    main(['serve', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print('torch' in sys.modules, 'fastapi' in sys.modules, file=sys.stderr)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "--index" in done.stdout and done.stderr.strip() == "False False"
 
@@ -460,10 +516,17 @@ def ingested_workspace(workspace: Path, paintings: list[Path]) -> Path:
     ingested = workspace / "data" / "ingested"
     with ShardWriter(ingested / "shards") as shards:
         located = [shards.add(f"images/{i:016x}.png", p.read_bytes(), "aa") for i, p in enumerate(paintings)]
-    pd.DataFrame({"id": [f"{i:016x}" for i in range(len(paintings))], "path": [f"images/{i:016x}.png" for i in range(len(paintings))],
-                  "artist": ["someone"] * len(paintings), "title": [p.stem for p in paintings],
-                  "shard": [s for s, _, _ in located], "offset": [o for _, o, _ in located],
-                  "length": [n for _, _, n in located]}).to_parquet(ingested / "manifest.parquet")
+    pd.DataFrame(
+        {
+            "id": [f"{i:016x}" for i in range(len(paintings))],
+            "path": [f"images/{i:016x}.png" for i in range(len(paintings))],
+            "artist": ["someone"] * len(paintings),
+            "title": [p.stem for p in paintings],
+            "shard": [s for s, _, _ in located],
+            "offset": [o for _, o, _ in located],
+            "length": [n for _, _, n in located],
+        }
+    ).to_parquet(ingested / "manifest.parquet")
     return workspace
 
 

@@ -1,7 +1,8 @@
 """The page of `artsim serve` in a real browser: headless Chromium (Debian's chromium and
 chromium-driver, which .ci/run installs) driven by selenium through upload -> results ->
 comparison, by keyboard; errors shown in the page; readable at phone width. The steps are
-scripts/screenshots.py's, which makes docs/serve.png; the API docs (Swagger UI, ReDoc) drawn from the server's own files, with no
+scripts/screenshots.py's, which makes docs/serve.png; the API docs (Swagger UI, ReDoc) drawn from the server's
+own files, with no
 network beyond the loopback; a test writes only under its tmp_path.
 """
 from __future__ import annotations
@@ -16,8 +17,17 @@ import pytest
 from PIL import Image
 
 from artsim.app.service import load_state
-from scripts.screenshots import CHROMIUM, DRIVER, chromium, mirrored_query, open_comparison, save_whole_page, \
-    serving, upload, wait_for
+from scripts.screenshots import (
+    CHROMIUM,
+    DRIVER,
+    chromium,
+    mirrored_query,
+    open_comparison,
+    save_whole_page,
+    serving,
+    upload,
+    wait_for,
+)
 from tests.support.helpers import SAMPLE_DIR, write_untrained_model
 
 pytestmark = [pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver "

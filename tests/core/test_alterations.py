@@ -44,7 +44,9 @@ def test_every_evaluation_alteration_is_deterministic_rgb_at_any_size(name: str,
     assert min(first.size) >= min(MIN_SIDE, *size)
 
 
-@pytest.mark.parametrize("bad", [lambda: centre_crop(_painting(), 0.0), lambda: shrink(_painting(), 1.5), lambda: recompress(_painting(), 0)])
+@pytest.mark.parametrize(
+    "bad", [lambda: centre_crop(_painting(), 0.0), lambda: shrink(_painting(), 1.5), lambda: recompress(_painting(), 0)]
+)
 def test_out_of_range_settings_are_refused(bad) -> None:
     with pytest.raises(ValueError):
         bad()

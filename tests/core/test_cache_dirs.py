@@ -12,28 +12,36 @@ import torch
 from PIL import Image
 
 from artsim.core.cache_dirs import CACHE_ENV, default_cache, user_cache_root
-from artsim.params import ParamsError, parse_params
-from artsim.learn.feature_cache import FeatureStore
 from artsim.generate.store import TEMP_PREFIX, Entry, VariantStore
+from artsim.learn.feature_cache import FeatureStore
+from artsim.params import ParamsError, parse_params
 
 KEYS = [f"{index:04x}{'ab' * 30}" for index in range(40)]
 ROUNDS = 3
 FEATURE_SHAPE = (8, 4, 4)
 
 
-def test_null_cache_params_name_the_user_cache_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_null_cache_params_name_the_user_cache_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "shared"))
-    params = parse_params({"ingest": {"source": "data/sample"}, "generate": {"store": None}, "siamese": {"feature_cache": None}})
+    params = parse_params(
+        {"ingest": {"source": "data/sample"}, "generate": {"store": None}, "siamese": {"feature_cache": None}}
+    )
     assert params.generate.store == tmp_path / "shared" / "variants"
     assert params.siamese.feature_cache == tmp_path / "shared" / "features"
     assert params.describe.cache == tmp_path / "shared" / "descriptors"
     # Left out, they are null too; a folder named in params is taken as it is (relative: the workspace).
     assert parse_params({"ingest": {"source": "data/sample"}}).generate.store == tmp_path / "shared" / "variants"
     assert parse_params({"ingest": {"source": "data/sample"}}).describe.cache == tmp_path / "shared" / "descriptors"
-    assert parse_params({"ingest": {"source": "data/sample"}, "generate": {"store": ".artsim/cache"}}).generate.store == Path(".artsim/cache")
+    assert parse_params(
+        {"ingest": {"source": "data/sample"}, "generate": {"store": ".artsim/cache"}}
+    ).generate.store == Path(".artsim/cache")
 
 
-def test_without_the_variable_the_platform_user_cache_folder_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_the_variable_the_platform_user_cache_folder_is_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv(CACHE_ENV)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # where platformdirs looks first on Linux
     assert user_cache_root() == tmp_path / "xdg" / "artsim"

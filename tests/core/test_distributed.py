@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from artsim.learn.batches import ShuffledBatches
 from artsim.core.distributed import DEFAULT_COLLECTIVE_TIMEOUT, TIMEOUT_VARIABLE, Ranks, collective_timeout
+from artsim.learn.batches import ShuffledBatches
 from artsim.siamese.batches import GroupedPairBatches
 from tests.support.rank_processes import run_to_deadline
 
@@ -40,7 +40,9 @@ def test_every_rank_takes_every_step_of_shuffled_images(n_items: int, batch_size
     for step, batch in enumerate(alone.global_batches()):
         assert sorted(i for rank_shares in shares for i in rank_shares[step]) == sorted(batch.tolist())
     alone.set_epoch(1)
-    assert not np.array_equal(np.concatenate(alone.global_batches()), np.concatenate(ShuffledBatches(n_items, batch_size, 0).global_batches()))
+    assert not np.array_equal(
+        np.concatenate(alone.global_batches()), np.concatenate(ShuffledBatches(n_items, batch_size, 0).global_batches())
+    )
 
 
 def test_the_collective_timeout_is_minutes_and_can_be_set() -> None:

@@ -12,10 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
-from artsim.learn.feature_cache import FeatureStore
-from artsim.generate.store import VariantStore
 from artsim.core.images import jpeg_bytes, new_file_mode
 from artsim.core.shards import ShardWriter
+from artsim.generate.store import VariantStore
+from artsim.learn.feature_cache import FeatureStore
 
 
 @pytest.fixture(params=[0o022, 0o027])

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from artsim.evaluate.source_retrieval import ranks_among_both, retrieval_report, retrieval_task
 from artsim.core.metrics import retrieval_metrics, true_source_ranks
+from artsim.evaluate.source_retrieval import ranks_among_both, retrieval_report, retrieval_task
 
 
 def _metrics(scores: list[list[float]], true_index: list[int]) -> dict:

@@ -86,7 +86,9 @@ def test_a_writer_starts_from_an_empty_folder(tmp_path):
     (tmp_path / "shards").mkdir()
     (tmp_path / "shards" / "zz.tar").write_bytes(b"left by a crashed run")
     manifest = _pack(tmp_path, _images(2))
-    assert sorted(p.name for p in (tmp_path / "shards").iterdir()) == sorted({s.split("/")[-1] for s in manifest["shard"]})
+    assert sorted(p.name for p in (tmp_path / "shards").iterdir()) == sorted(
+        {s.split("/")[-1] for s in manifest["shard"]}
+    )
 
 
 def test_a_truncated_shard_rejects_the_images_past_its_end_only(tmp_path):
@@ -110,7 +112,12 @@ def test_a_row_with_a_missing_or_absurd_location_is_one_rejected_image(tmp_path)
     manifest = _pack(tmp_path, _images(4)).astype({"offset": "float64", "length": "float64"})
     manifest.loc[0, "offset"], manifest.loc[1, "length"], manifest.loc[2, "offset"] = float("nan"), 1e15, 700.5
     images = manifest_images(manifest, tmp_path)
-    assert [_reason(image) for image in images] == ["bad_shard_location", "truncated_shard", "bad_shard_location", "accepted"]
+    assert [_reason(image) for image in images] == [
+        "bad_shard_location",
+        "truncated_shard",
+        "bad_shard_location",
+        "accepted",
+    ]
 
 
 def test_a_fifo_in_place_of_a_shard_is_rejected_without_blocking(tmp_path):

@@ -13,14 +13,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from artsim.describe import color, edges, registry, structure, texture
-from artsim.describe import run as describe_run
-from artsim.params import DescribeParams
-from artsim.describe.run import describe_to_parquet
-from artsim.describe.cache import DescriptorCache, descriptor_of
-from artsim.describe.table import ImageEntry
 from artsim.core.images import content_hash
 from artsim.core.vector_files import read_vectors, write_vectors
+from artsim.describe import color, edges, registry, structure, texture
+from artsim.describe import run as describe_run
+from artsim.describe.cache import DescriptorCache, descriptor_of
+from artsim.describe.run import describe_to_parquet
+from artsim.describe.table import ImageEntry
+from artsim.params import DescribeParams
 from tests.describe.test_run import random_image, save_jpeg
 
 PARAMS = DescribeParams()

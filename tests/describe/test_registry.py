@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
-from artsim.describe.registry import DESCRIPTORS, describe_array
-from artsim.params import DESCRIPTOR_NAMES, DescribeParams
 from artsim.core.images import read_rgb_array
 from artsim.describe.kernels import TextureStats
+from artsim.describe.registry import DESCRIPTORS, describe_array
+from artsim.params import DESCRIPTOR_NAMES, DescribeParams
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_PATHS = sorted((REPO / "data" / "sample").glob("*/*.jpg"))

@@ -9,21 +9,23 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from artsim.params import DescribeParams
-from artsim.core.images import read_rgb_array
 from artsim.core.grid import cell_index, cell_means
+from artsim.core.images import read_rgb_array
 from artsim.describe.color import color_histogram
 from artsim.describe.edges import edge_density_grid
 from artsim.describe.registry import describe_array
+from artsim.describe.run import describe_manifests, describe_to_parquet
 from artsim.describe.table import Descriptors, ImageEntry, read_descriptors
 from artsim.describe.texture import HARALICK_FEATURES, haralick_texture
-from artsim.describe.run import describe_manifests, describe_to_parquet
+from artsim.params import DescribeParams
 
 REPO = Path(__file__).resolve().parents[2]
 PARAMS = DescribeParams()
 
 
-def describe_stream(entries, params, out_dir: Path, workers: int = 1, cache_root=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def describe_stream(
+    entries, params, out_dir: Path, workers: int = 1, cache_root=None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """describe_to_parquet, read back: (descriptor table, skipped table)."""
     describe_to_parquet(entries, params, out_dir, cache_root, workers=workers)
     return pd.read_parquet(out_dir / "descriptors.parquet"), pd.read_csv(out_dir / "skipped.csv")
@@ -54,7 +56,10 @@ def test_hue_lands_in_its_opencv_bin():
     blue[..., 2] = 255
     red = np.zeros((20, 20, 3), np.uint8)
     red[..., 0] = 255
-    hue_mass = lambda rgb: color_histogram(rgb, (16, 4, 4)).reshape(16, 4, 4).sum(axis=(1, 2))
+
+    def hue_mass(rgb):
+        return color_histogram(rgb, (16, 4, 4)).reshape(16, 4, 4).sum(axis=(1, 2))
+
     assert hue_mass(blue).argmax() == 10
     assert hue_mass(red).argmax() == 0
     assert hue_mass(blue).max() == pytest.approx(1.0)
@@ -153,7 +158,9 @@ def test_stream_skips_bad_files_with_their_reason(tmp_path, workers):
     assert reasons == {"garbage": "not_an_image", "truncated": "corrupt_image", "missing": "missing_file"}
     if workers > 1:
         serial, _ = describe_stream(entries, PARAMS, tmp_path / "serial", workers=1)
-        assert all(np.array_equal(a, b) for col in ("color", "texture", "edges") for a, b in zip(serial[col], table[col]))
+        assert all(
+            np.array_equal(a, b) for col in ("color", "texture", "edges") for a, b in zip(serial[col], table[col])
+        )
 
 
 def write_fake_dataset(root: Path) -> None:

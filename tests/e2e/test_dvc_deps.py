@@ -83,7 +83,9 @@ def _imported_names(path: str) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:  # relative import
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                )
             found = [base] + [f"{base}.{alias.name}" for alias in node.names]  # `from pkg import module`
         else:
             continue
@@ -111,7 +113,9 @@ def _loaded_at_import(stage: str) -> set[str]:
         "import json, sys, stages.{0}\n"
         "print(json.dumps(sorted(m.__file__ for m in list(sys.modules.values()) if getattr(m, '__file__', None))))"
     ).format(stage)
-    listed = subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout
+    listed = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout
     files = set()
     for name in json.loads(listed):
         path = Path(name)
@@ -232,7 +236,9 @@ def _params_deps() -> dict[str, set[str]]:
 
 
 def _covering_stages(key: str) -> list[str]:
-    return sorted(stage for stage, deps in _params_deps().items() if any(key == d or key.startswith(d + ".") for d in deps))
+    return sorted(
+        stage for stage, deps in _params_deps().items() if any(key == d or key.startswith(d + ".") for d in deps)
+    )
 
 
 def test_every_params_key_is_a_params_dep_or_run_only():
@@ -240,19 +246,24 @@ def test_every_params_key_is_a_params_dep_or_run_only():
     forgotten = sorted(key for key in _leaf_keys(PARAMS) if key not in run_only and not _covering_stages(key))
     assert not forgotten, (
         f"params {forgotten} are no stage's params dep in dvc.yaml: changing them would rerun nothing. List each "
-        "under the params of the stages it decides, or, if it only says how to run, mark it RUN_ONLY in artsim/params/__init__.py"
+        "under the params of the stages it decides, or, if it only says how to run, "
+        "mark it RUN_ONLY in artsim/params/__init__.py"
     )
 
 
 def test_no_run_only_key_is_a_params_dep():
     rerunning = {key: _covering_stages(key) for key in sorted(run_only_keys())}
     rerunning = {key: stages for key, stages in rerunning.items() if stages}
-    assert not rerunning, f"run-only keys are params deps (list the stage's keys one by one instead of its block): {rerunning}"
+    assert not rerunning, (
+        f"run-only keys are params deps (list the stage's keys one by one instead of its block): {rerunning}"
+    )
 
 
 def test_every_params_dep_names_a_key_of_params_yaml():
     names = _leaf_keys(PARAMS)
-    unknown = sorted(d for deps in _params_deps().values() for d in deps if not any(k == d or k.startswith(d + ".") for k in names))
+    unknown = sorted(
+        d for deps in _params_deps().values() for d in deps if not any(k == d or k.startswith(d + ".") for k in names)
+    )
     assert not unknown, f"dvc.yaml lists params {unknown} that params.yaml lacks"
 
 
@@ -263,7 +274,9 @@ def test_run_only_keys_exist_in_params_yaml():
 # --- dvc status in a copy of the repository -----------------------------------------------
 
 def _dvc(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, DVC_NO_ANALYTICS="1", PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    env = dict(
+        os.environ, DVC_NO_ANALYTICS="1", PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    )
     result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, env=env, capture_output=True, text=True)
     assert result.returncode == 0, f"dvc {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result
@@ -366,7 +379,9 @@ def test_changing_run_only_keys_reruns_only_the_check_and_result_keys_rerun_thei
         # a stage that lists a whole block (`- describe`) is reported by the block's name
         reported = {stage for stage, keys in changed.items() if any(key == k or key.startswith(k + ".") for k in keys)}
         expected = stages | {"report", CHECK}  # the report shows every key that decides a result
-        assert reported == expected, f"{key}: dvc status reports {sorted(reported)} changed, expected {sorted(expected)}"
+        assert reported == expected, (
+            f"{key}: dvc status reports {sorted(reported)} changed, expected {sorted(expected)}"
+        )
 
 
 def _write_input(root: Path, kind: str) -> tuple[Path, Path]:
@@ -398,13 +413,19 @@ def test_replacing_one_file_of_an_outside_input_changes_its_stage(committed_repo
         replaced.unlink()
         replaced.write_bytes(b"c" * 100)  # same name and size, other content
         status = _status(committed_repo)
-        modified = [change["changed deps"] for change in status.get(stage, []) if isinstance(change, dict) and "changed deps" in change]
+        modified = [
+            change["changed deps"]
+            for change in status.get(stage, [])
+            if isinstance(change, dict) and "changed deps" in change
+        ]
         assert modified and str(path) in modified[0], f"{key}: dvc status does not see the change: {status}"
         _dvc(["commit", "--force", "--quiet", stage], committed_repo)
 
 
 def test_outside_inputs_are_the_interpolated_deps():
-    interpolated = {(match, stage) for stage, spec in STAGES.items() for dep in spec["deps"] for match in INTERPOLATION.findall(dep)}
+    interpolated = {
+        (match, stage) for stage, spec in STAGES.items() for dep in spec["deps"] for match in INTERPOLATION.findall(dep)
+    }
     assert interpolated == {("ingest.source", "ingest")} | {(key, stage) for key, stage, _ in OUTSIDE_INPUTS}
 
 

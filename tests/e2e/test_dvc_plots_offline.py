@@ -27,7 +27,8 @@ DRAWN = """
 return arguments[0].map(id => {
   const d = document.getElementById(id);
   const canvas = d && d.querySelector('canvas.marks'), svg = d && d.querySelector('svg.marks');
-  if (svg) return [id, svg.querySelectorAll('.mark-rect path, .mark-line path, .mark-symbol path').length ? 'marks' : 'axes'];
+  if (svg) return [id, svg.querySelectorAll('.mark-rect path, .mark-line path, .mark-symbol path').length \
+? 'marks' : 'axes'];
   if (!canvas || !canvas.width || !canvas.height) return [id, 'nothing'];
   const p = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
   let painted = false;
@@ -56,7 +57,9 @@ def plots_page(tmp_path: Path, template: bool) -> Path:
     with open(work / ".dvc" / "config", "w") as out:
         config.write(out)
     subprocess.run(["git", "init", "-q"], cwd=work, check=True)
-    subprocess.run([sys.executable, "-m", "dvc", "plots", "show", "-o", "out"], cwd=work, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "dvc", "plots", "show", "-o", "out"], cwd=work, check=True, capture_output=True
+    )
     return work / "out" / "index.html"
 
 
@@ -96,7 +99,9 @@ def drawn_plots(browser, page: Path) -> dict[str, str]:
     expected = plot_ids(page)
     browser.get(page.as_uri())
     try:  # vegaEmbed draws asynchronously: wait until every plot shows what it must, or give up and report
-        WebDriverWait(browser, 20).until(lambda driver: shows(dict(driver.execute_script(DRAWN, list(expected))), expected))
+        WebDriverWait(browser, 20).until(
+            lambda driver: shows(dict(driver.execute_script(DRAWN, list(expected))), expected)
+        )
     except TimeoutException:
         pass
     return dict(browser.execute_script(DRAWN, list(expected)))

@@ -32,7 +32,13 @@ def environment() -> dict[str, str]:
     env = dict(os.environ)  # $ARTSIM_CACHE from tests/conftest.py: the queue worker inherits it
     # dvc runs `python -m stages.X` through the shell: it must find this interpreter first.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env.update(DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+    env.update(
+        DVC_NO_ANALYTICS="1",
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@t",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@t",
+    )
     return env
 
 
@@ -66,9 +72,15 @@ def queued(reproduced_workspace) -> dict:
     finally:
         subprocess.run(["dvc", "queue", "stop"], cwd=repo, env=environment(), capture_output=True)
     shown = json.loads(run(["dvc", "exp", "show", "--json"], repo).stdout)
-    return {"before": before, "after": {name: (repo / name).read_text() for name in WORKSPACE_FILES},
-            "status": status, "experiments": experiments_by_name(shown),
-            "logs": {name: run(["dvc", "queue", "logs", name], repo).stdout for name in (ONLY_COLOR, COLOR_AND_ONE_STRENGTH)}}
+    return {
+        "before": before,
+        "after": {name: (repo / name).read_text() for name in WORKSPACE_FILES},
+        "status": status,
+        "experiments": experiments_by_name(shown),
+        "logs": {
+            name: run(["dvc", "queue", "logs", name], repo).stdout for name in (ONLY_COLOR, COLOR_AND_ONE_STRENGTH)
+        },
+    }
 
 
 def wait_for_queue(repo: Path) -> str:
@@ -105,7 +117,12 @@ def generate_tallies(log: str) -> dict[str, int]:
 
 
 def test_both_queued_experiments_succeed_and_are_shown_with_their_metrics(queued: dict) -> None:
-    status_of = {name: line for line in queued["status"].splitlines() for name in (ONLY_COLOR, COLOR_AND_ONE_STRENGTH) if name in line}
+    status_of = {
+        name: line
+        for line in queued["status"].splitlines()
+        for name in (ONLY_COLOR, COLOR_AND_ONE_STRENGTH)
+        if name in line
+    }
     assert all("Success" in line for line in status_of.values()) and len(status_of) == 2, queued["status"]
     for name, color in ((ONLY_COLOR, 0.5), (COLOR_AND_ONE_STRENGTH, 0.6)):
         data = queued["experiments"][name]

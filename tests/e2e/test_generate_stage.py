@@ -87,7 +87,9 @@ def clone(tmp_path_factory) -> Path:
     model = tiny_refiner(tmp_path_factory.getbasetemp())
     params = yaml.safe_load((target / "params.yaml").read_text())
     params["ingest"]["source"] = "tiny_source"
-    params["generate"].update(backend="sdxl", model_dir=str(model), resolution=32, steps=5, strengths=[0.5], batch_size=2, device="cpu")
+    params["generate"].update(
+        backend="sdxl", model_dir=str(model), resolution=32, steps=5, strengths=[0.5], batch_size=2, device="cpu"
+    )
     (target / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "init", "-q"], target)
     run(["git", "add", "-A"], target)
@@ -143,7 +145,12 @@ def kill_after(clone: Path, store: Path, count: int) -> int:
     log.parent.mkdir(exist_ok=True)
     with open(log, "w") as output:
         process = subprocess.Popen(
-            ["dvc", "repro", "generate"], cwd=clone, env=environment(), start_new_session=True, stdout=output, stderr=subprocess.STDOUT,
+            ["dvc", "repro", "generate"],
+            cwd=clone,
+            env=environment(),
+            start_new_session=True,
+            stdout=output,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 300
         while len(stored(store)) < count and process.poll() is None and time.monotonic() < deadline:
@@ -156,7 +163,9 @@ def kill_after(clone: Path, store: Path, count: int) -> int:
 
 def test_kill_9_at_random_points_then_repro_completes_computing_only_the_missing(clone):
     store = clone / ".artsim" / "killed"
-    set_generate(clone, store=".artsim/killed", strengths=[0.2, 0.4, 0.6, 0.8], batch_size=1, processes=1)  # 16 variants
+    set_generate(
+        clone, store=".artsim/killed", strengths=[0.2, 0.4, 0.6, 0.8], batch_size=1, processes=1
+    )  # 16 variants
     point = random.Random(4).randint(2, 8)
     before = kill_after(clone, store, point)
     assert 0 < before < 16, "the run was not interrupted"
@@ -164,10 +173,14 @@ def test_kill_9_at_random_points_then_repro_completes_computing_only_the_missing
         assert decodes(path), f"{path} is corrupt"
     generated = clone / "data" / "generated"
     if (generated / "manifest.parquet").exists():  # an output left behind locates only whole images
-        assert all(decodes(image) for image in manifest_images(pd.read_parquet(generated / "manifest.parquet"), generated))
+        assert all(
+            decodes(image) for image in manifest_images(pd.read_parquet(generated / "manifest.parquet"), generated)
+        )
 
     after = repro_generate(clone)
     assert (after["planned"], after["reused"], after["computed"], after["failed"]) == (16, before, 16 - before, 0)
     manifest = pd.read_parquet(generated / "manifest.parquet")
     assert len(manifest) == 16 and all(decodes(image) for image in manifest_images(manifest, generated))
-    assert not [p for p in generated.rglob("*") if p.is_file() and p.name.startswith(".")]  # no temporary left in the output
+    assert not [
+        p for p in generated.rglob("*") if p.is_file() and p.name.startswith(".")
+    ]  # no temporary left in the output

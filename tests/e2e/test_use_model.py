@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 import artsim
+from artsim.core.shards import ShardMember, manifest_images
 from artsim.index.collection import workspace_collection
 from tests.support.search_oracle import EmbeddingCache, search
-from artsim.core.shards import ShardMember, manifest_images
 
 pytestmark = [pytest.mark.e2e, pytest.mark.filterwarnings("ignore::UserWarning")]
 
@@ -55,7 +55,9 @@ def test_pairs(workspace, tmp_path_factory) -> pd.DataFrame:
 def artsim_command(workspace: Path, *args: str) -> subprocess.CompletedProcess:
     script = Path(sys.executable).with_name("artsim")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "artsim.app.cli"]
-    return subprocess.run([*command, *args, "--workspace", str(workspace)], capture_output=True, text=True, cwd=workspace)
+    return subprocess.run(
+        [*command, *args, "--workspace", str(workspace)], capture_output=True, text=True, cwd=workspace
+    )
 
 
 def test_the_api_scores_every_test_pair_as_the_pipeline_did(scorer, workspace, test_pairs):
@@ -121,7 +123,10 @@ def test_search_command_lists_the_source_of_a_test_variant_first(scorer, workspa
     assert {"rank", "score", "artist", "title", "path"} <= set(payload["results"][0])
     assert payload["results"][0]["path"] == pair.original_member
     assert payload["candidates"] == len(pd.read_parquet(workspace / "data/ingested/manifest.parquet"))
-    assert all(hit["likely_derived"] is not None for hit in payload["results"]) and "held-out pairs" in payload["threshold_note"]
+    assert (
+        all(hit["likely_derived"] is not None for hit in payload["results"])
+        and "held-out pairs" in payload["threshold_note"]
+    )
 
 
 def test_info_command_describes_the_reproduced_workspace(workspace):
@@ -146,6 +151,13 @@ def test_a_hostile_query_exits_2_in_one_line(workspace, tmp_path):
 
 def test_the_model_card_says_what_the_score_is_and_how_to_load_it(workspace):
     card = (workspace / "models/siamese/README.md").read_text(encoding="utf-8")
-    for needed in ("not a measure of human", "Training data", "Metrics", "Limits", "artsim.load", "metrics/evaluate.json"):
+    for needed in (
+        "not a measure of human",
+        "Training data",
+        "Metrics",
+        "Limits",
+        "artsim.load",
+        "metrics/evaluate.json",
+    ):
         assert needed in card
     assert (workspace / "models/siamese/descriptor_score.json").is_file()

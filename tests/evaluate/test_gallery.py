@@ -7,7 +7,17 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from artsim.evaluate.gallery import HEADER, PAD, PICK_COLUMNS, PLACEHOLDER, TEXT_WIDTH, THUMB, gallery_picks, render_gallery, write_gallery
+from artsim.evaluate.gallery import (
+    HEADER,
+    PAD,
+    PICK_COLUMNS,
+    PLACEHOLDER,
+    TEXT_WIDTH,
+    THUMB,
+    gallery_picks,
+    render_gallery,
+    write_gallery,
+)
 
 
 def _predictions(root: Path, errors: list[float]) -> pd.DataFrame:

@@ -38,7 +38,11 @@ def test_an_image_is_identical_to_itself(paintings) -> None:
 
 
 def test_similarities_are_symmetric_and_in_the_unit_interval(paintings) -> None:
-    for a, b in [(paintings[0], paintings[1]), (paintings[1], paintings[2]), (paintings[0], degraded(paintings[0], paintings[1], 2))]:
+    for a, b in [
+        (paintings[0], paintings[1]),
+        (paintings[1], paintings[2]),
+        (paintings[0], degraded(paintings[0], paintings[1], 2)),
+    ]:
         forward, backward = image_similarities(a, b), image_similarities(b, a)
         assert forward == pytest.approx(backward, abs=1e-12)
         assert all(0.0 <= value <= 1.0 for value in forward.values())
@@ -61,10 +65,14 @@ def test_hash_similarity_counts_differing_bits() -> None:
     queries, candidates = np.array([0, 1, 3], dtype=np.uint64), np.array([1, 2, 3, 7], dtype=np.uint64)
     blocks = list(hash_score_blocks(queries, candidates, max_pairs=4))
     assert [start for start, _ in blocks] == [0, 1, 2]  # one row of 4 candidates per block
-    np.testing.assert_array_equal(np.vstack([b for _, b in blocks]), hash_similarity(queries[:, None], candidates[None, :]))
+    np.testing.assert_array_equal(
+        np.vstack([b for _, b in blocks]), hash_similarity(queries[:, None], candidates[None, :])
+    )
 
 
-def test_signatures_decode_each_file_once_and_report_the_bad_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_signatures_decode_each_file_once_and_report_the_bad_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"\xff\xd8 truncated")
     decoded: list[Path] = []

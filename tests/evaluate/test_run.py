@@ -13,13 +13,12 @@ import yaml
 from PIL import Image
 from torch import Tensor, nn
 
+from artsim.core.metrics import pair_aucs, strength_spearmans
 from artsim.describe import table as descriptor_io
 from artsim.describe.run import describe_manifests
-from artsim.params import DescribeParams, ScoreWeights
 from artsim.evaluate import PREDICTION_COLUMNS, DescribedCollection, evaluate_on_test
 from artsim.evaluate.breakdowns import error_by_strength, error_by_style
 from artsim.evaluate.embedding import model_score_blocks
-from artsim.core.metrics import pair_aucs, strength_spearmans
 from artsim.evaluate.regression import (
     baseline_metrics,
     evaluation_report,
@@ -29,6 +28,7 @@ from artsim.evaluate.regression import (
 )
 from artsim.learn.models import SiameseRegressor, save_weights
 from artsim.learn.pair_images import PairImages, predict_pairs
+from artsim.params import DescribeParams, ScoreWeights
 from artsim.score.similarity import similarity, train_texture_stats
 from tests.support.tiny_project import build_tiny_project, resolved_pairs
 
@@ -200,11 +200,25 @@ def test_evaluate_on_test_predicts_usable_test_pairs(tmp_path: Path) -> None:
     json.dumps(report, allow_nan=False)
 
 
-@pytest.mark.parametrize(("broken", "skipped", "queries"), [
-    (["ingested/images/o11.jpg"], 2, 1),  # o11's two pairs; its variant g11 has no source left to find
-    (["generated/images/g11.jpg", "generated/images/g12.jpg", "generated/images/g1.jpg", "generated/images/g2.jpg"], 4, 0),
-])
-def test_unreadable_test_images_are_counted_not_fatal(tmp_path: Path, broken: list[str], skipped: int, queries: int) -> None:
+@pytest.mark.parametrize(
+    ("broken", "skipped", "queries"),
+    [
+        (["ingested/images/o11.jpg"], 2, 1),  # o11's two pairs; its variant g11 has no source left to find
+        (
+            [
+                "generated/images/g11.jpg",
+                "generated/images/g12.jpg",
+                "generated/images/g1.jpg",
+                "generated/images/g2.jpg",
+            ],
+            4,
+            0,
+        ),
+    ],
+)
+def test_unreadable_test_images_are_counted_not_fatal(
+    tmp_path: Path, broken: list[str], skipped: int, queries: int
+) -> None:
     paths = build_tiny_project(tmp_path)
     for name in broken:
         (tmp_path / "data" / name).write_bytes(b"\xff\xd8 truncated")
@@ -255,7 +269,11 @@ class PixelModel(nn.Module):
 
 def test_a_model_that_scores_the_true_source_highest_has_perfect_retrieval(tmp_path: Path) -> None:
     paths = build_tiny_project(tmp_path)
-    pairs, scorer, originals = mostly_test(resolved_pairs(paths)), descriptor_scorer(paths), collection(paths, mostly_test=True)
+    pairs, scorer, originals = (
+        mostly_test(resolved_pairs(paths)),
+        descriptor_scorer(paths),
+        collection(paths, mostly_test=True),
+    )
     evaluation = evaluate_on_test(PixelModel(), pairs, originals, image_size=32, batch_size=5, descriptor_scorer=scorer)
     report, scorers = evaluation.report, evaluation.tables["scorers.csv"].set_index("scorer")
     assert (report["n_queries"], report["n_candidates"], report["n_candidates_test_only"]) == (12, 13, 12)
@@ -270,7 +288,10 @@ def test_a_model_that_scores_the_true_source_highest_has_perfect_retrieval(tmp_p
     candidates = [f"o{i}" for i in range(13)]
     reciprocal_ranks = []
     for i in range(1, 13):
-        scores = {o: similarity(scorer.descriptors[f"g{i}"], scorer.descriptors[o], scorer.stats, scorer.weights) for o in candidates}
+        scores = {
+            o: similarity(scorer.descriptors[f"g{i}"], scorer.descriptors[o], scorer.stats, scorer.weights)
+            for o in candidates
+        }
         reciprocal_ranks.append(1 / sum(score >= scores[f"o{i}"] for score in scores.values()))
     assert report["descriptor"]["mrr"] == pytest.approx(np.mean(reciprocal_ranks))
     # The peers rank the same queries: a variant 70% its original is found by pixel-level measures too.
@@ -279,7 +300,9 @@ def test_a_model_that_scores_the_true_source_highest_has_perfect_retrieval(tmp_p
     assert scorers.at["ssim", "recall_at_1"] == 1.0 and report["ssim"]["pair_auc"] == 1.0
 
 
-def test_fused_ranks_the_held_out_queries_between_its_two_rankings_and_the_best_is_the_search_default(tmp_path: Path) -> None:
+def test_fused_ranks_the_held_out_queries_between_its_two_rankings_and_the_best_is_the_search_default(
+    tmp_path: Path,
+) -> None:
     paths = build_tiny_project(tmp_path)
     pairs, originals = mostly_test(resolved_pairs(paths)), collection(paths, mostly_test=True)
     # The flipped model ranks every source last; pHash finds them near the top: fused lies between.
@@ -311,8 +334,21 @@ def test_peers_are_judged_on_the_same_pairs_as_the_model(tmp_path: Path) -> None
     scorers = evaluation.tables["scorers.csv"].set_index("scorer")
     positive = evaluation.predictions["positive"].to_numpy()
     # The tiny project's descriptor columns hold its hand-set scores: their AUC is that of the target.
-    assert pair_aucs(positive, {"target": evaluation.predictions["target"].to_numpy()})["target"] == scorers.at["descriptor", "pair_auc"]
-    assert list(scorers.index) == ["model", "descriptor", "phash", "dhash", "ssim", "fused", "color", "texture", "edges"]
+    assert (
+        pair_aucs(positive, {"target": evaluation.predictions["target"].to_numpy()})["target"]
+        == scorers.at["descriptor", "pair_auc"]
+    )
+    assert list(scorers.index) == [
+        "model",
+        "descriptor",
+        "phash",
+        "dhash",
+        "ssim",
+        "fused",
+        "color",
+        "texture",
+        "edges",
+    ]
     # One strength in the tiny project: no correlation with it is defined.
     assert scorers["strength_spearman"].isna().all()
     assert scorers.loc[["color", "texture", "edges"], "recall_at_1"].isna().all()  # parts of the score do not rank
@@ -341,7 +377,9 @@ def test_error_by_style_uses_the_original_style(tmp_path: Path) -> None:
     paths = build_tiny_project(tmp_path)
     originals = collection(paths)
     originals["style"] = originals["style"].where(originals["id"] != "o12", None)  # an unlabelled painting
-    by_style = evaluate_on_test(random_model(), resolved_pairs(paths), originals, image_size=32, batch_size=4).tables["error_by_style.csv"]
+    by_style = evaluate_on_test(random_model(), resolved_pairs(paths), originals, image_size=32, batch_size=4).tables[
+        "error_by_style.csv"
+    ]
     assert dict(zip(by_style["style"], by_style["n"])) == {"Warm": 2, "unknown": 2}  # o11 is Warm, o12 unlabelled
 
 
@@ -349,7 +387,9 @@ def test_the_report_has_the_same_keys_on_any_data(tmp_path: Path) -> None:
     """metrics/evaluate.json is the headline: no key named after a style or a strength, a
     bounded number of leaves, the same keys whatever the data (breakdowns go to the CSVs)."""
     paths = build_tiny_project(tmp_path / "a")
-    first = evaluate_on_test(random_model(), resolved_pairs(paths), collection(paths), image_size=32, batch_size=4).report
+    first = evaluate_on_test(
+        random_model(), resolved_pairs(paths), collection(paths), image_size=32, batch_size=4
+    ).report
     other_paths = build_tiny_project(tmp_path / "b")
     other_pairs = resolved_pairs(other_paths).assign(strength=lambda d: np.where(d.index % 2, 0.8, 0.1))
     other_originals = collection(other_paths).assign(style=lambda d: [f"Style_{i}" for i in range(len(d))])
@@ -361,9 +401,15 @@ def test_the_report_has_the_same_keys_on_any_data(tmp_path: Path) -> None:
     data_words = {"Warm", "Cool", "Rare", "Style_0", "0.3", "0.8", "0.1", "unknown"}
     assert not [key for key in flat(second) for word in data_words if word in key]
     for scorer in ("model", "descriptor", "phash", "dhash", "ssim"):
-        assert {f"{scorer}.threshold_at_precision_90", f"{scorer}.threshold_at_precision_99", f"{scorer}.threshold_positives",
-                f"{scorer}.threshold_negatives", f"transformed.{scorer}.pair_auc", f"transformed.{scorer}.recall_at_1",
-                f"transformed.{scorer}.mrr"} <= set(flat(first))
+        assert {
+            f"{scorer}.threshold_at_precision_90",
+            f"{scorer}.threshold_at_precision_99",
+            f"{scorer}.threshold_positives",
+            f"{scorer}.threshold_negatives",
+            f"transformed.{scorer}.pair_auc",
+            f"transformed.{scorer}.recall_at_1",
+            f"transformed.{scorer}.mrr",
+        } <= set(flat(first))
     assert all(value is None or isinstance(value, (int, float)) for value in flat(second).values())
 
 
@@ -373,13 +419,24 @@ def test_evaluate_stage_writes_the_report_and_the_plots(tmp_path: Path, monkeypa
     describe_tiny_project(paths)
     save_weights(random_model(), tmp_path / "models/siamese/model.safetensors")
     (tmp_path / "models/siamese/card.json").write_text(json.dumps({"head_hidden": 8, "image_size": 32}))
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"ingest": {"source": "data/sample"}, "evaluate": {"batch_size": 8}}))
+    (tmp_path / "params.yaml").write_text(
+        yaml.safe_dump({"ingest": {"source": "data/sample"}, "evaluate": {"batch_size": 8}})
+    )
     monkeypatch.chdir(tmp_path)
     from stages import evaluate
 
     evaluate.main()
     report = json.loads(Path("metrics/evaluate.json").read_text())
-    assert REPORT_KEYS | {"n_skipped_pairs", "mae_positive", "mae_negative", "model", "descriptor", "phash", "dhash", "ssim"} <= set(report)
+    assert REPORT_KEYS | {
+        "n_skipped_pairs",
+        "mae_positive",
+        "mae_negative",
+        "model",
+        "descriptor",
+        "phash",
+        "dhash",
+        "ssim",
+    } <= set(report)
     # Candidates come from data/ingested/manifest.parquet: all 13 originals; the descriptor score ranks.
     assert report["n_candidates"] == 13 and report["descriptor"]["mrr"] is not None
     assert list(pd.read_csv("metrics/evaluate/predictions.csv").columns) == PREDICTION_COLUMNS
@@ -391,10 +448,21 @@ def test_evaluate_stage_writes_the_report_and_the_plots(tmp_path: Path, monkeypa
         assert gallery.format == "PNG"
     declared = yaml.safe_load((Path(__file__).resolve().parents[2] / "dvc.yaml").read_text())
     plot_files = {next(iter(p)) if isinstance(p, dict) else p for p in declared["plots"]}
-    plot_files |= {f for p in declared["plots"] if isinstance(p, dict) for spec in p.values() for f in (spec.get("y") or {})}
-    written = {f"metrics/evaluate/{name}" for name in ("predictions.csv", "error_by_strength.csv", "error_by_style.csv",
-                                                          "scorers.csv", "gallery.png", "transformed.csv",
-                                                          *(f"precision_recall/{s}.csv" for s in ("model", "descriptor", "phash", "dhash", "ssim")))}
+    plot_files |= {
+        f for p in declared["plots"] if isinstance(p, dict) for spec in p.values() for f in (spec.get("y") or {})
+    }
+    written = {
+        f"metrics/evaluate/{name}"
+        for name in (
+            "predictions.csv",
+            "error_by_strength.csv",
+            "error_by_style.csv",
+            "scorers.csv",
+            "gallery.png",
+            "transformed.csv",
+            *(f"precision_recall/{s}.csv" for s in ("model", "descriptor", "phash", "dhash", "ssim")),
+        )
+    }
     assert written <= plot_files and all(Path(name).is_file() for name in written)
     # The model's thresholds beside the model, an output of this stage; the same as the report's.
     assert "models/verdict.json" in declared["stages"]["evaluate"]["outs"]
@@ -474,7 +542,9 @@ def test_stages_chain_on_tiny_data(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert not list(tmp_path.rglob("dvc.yaml"))
 
 
-def test_missing_imagenet_weights_stop_finetune_before_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_imagenet_weights_stop_finetune_before_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     build_tiny_project(tmp_path)
     params = {"ingest": {"source": "data/sample"}, "finetune": {"weights": "imagenet"}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from artsim.core.alterations import EVALUATION, Alteration
-from artsim.evaluate import evaluate_on_test
 from artsim.core.metrics import pair_aucs
+from artsim.evaluate import evaluate_on_test
 from artsim.evaluate.peers import peer_similarities_of_pairs, signatures_of
 from artsim.evaluate.transformed import OVERALL, TRANSFORMED_COLUMNS
 from artsim.learn.models import save_weights
@@ -29,8 +29,15 @@ def project(tmp_path_factory) -> dict[str, Path]:
 
 
 def run(project: dict[str, Path], **kwargs):
-    return evaluate_on_test(random_model(), mostly_test(resolved_pairs(project)), collection(project, mostly_test=True), 32, 4,
-                            descriptor_scorer=descriptor_scorer(project), **kwargs)
+    return evaluate_on_test(
+        random_model(),
+        mostly_test(resolved_pairs(project)),
+        collection(project, mostly_test=True),
+        32,
+        4,
+        descriptor_scorer=descriptor_scorer(project),
+        **kwargs,
+    )
 
 
 def test_every_scorer_is_judged_on_every_test_variant_under_every_alteration(project) -> None:
@@ -38,14 +45,18 @@ def test_every_scorer_is_judged_on_every_test_variant_under_every_alteration(pro
     table = evaluation.tables["transformed.csv"]
     assert list(table.columns) == TRANSFORMED_COLUMNS
     assert list(table["transform"].unique()) == [*EVALUATION, OVERALL]
-    assert {t: list(rows["scorer"]) for t, rows in table.groupby("transform")} == {t: SCORERS for t in [*EVALUATION, OVERALL]}
+    assert {t: list(rows["scorer"]) for t, rows in table.groupby("transform")} == {
+        t: SCORERS for t in [*EVALUATION, OVERALL]
+    }
     queries = evaluation.report["n_queries"]
     per_transform = table[table["transform"] != OVERALL]
     assert queries > 0 and (per_transform["n_queries"] == queries).all()
     assert (table.loc[table["transform"] == OVERALL, "n_queries"] == queries * len(EVALUATION)).all()
     assert table[["pair_auc", "recall_at_1", "mrr"]].notna().all().all()
     headline = evaluation.report["transformed"]
-    assert set(headline) == set(SCORERS) and all(set(figures) == {"pair_auc", "recall_at_1", "mrr"} for figures in headline.values())
+    assert set(headline) == set(SCORERS) and all(
+        set(figures) == {"pair_auc", "recall_at_1", "mrr"} for figures in headline.values()
+    )
 
 
 def test_the_transformed_set_is_deterministic(project) -> None:
@@ -63,19 +74,29 @@ def test_an_identity_alteration_reproduces_the_plain_figures_of_every_scorer(pro
         assert table.at[scorer, "mrr"] == pytest.approx(plain["mrr"]), scorer
     # Pairs: the test pairs of the queried variants (a variant whose source is not a test original asks nothing).
     predictions = evaluation.predictions
-    queried = predictions[predictions["generated_path"].isin(set(predictions.loc[predictions["positive"], "generated_path"]))]
+    queried = predictions[
+        predictions["generated_path"].isin(set(predictions.loc[predictions["positive"], "generated_path"]))
+    ]
     assert len(queried) < len(predictions)  # the fixture has such variants: the subset matters
     signatures = signatures_of([*queried["original_path"], *queried["generated_path"]])
-    expected = {"model": queried["prediction"].to_numpy(),
-                **peer_similarities_of_pairs(signatures, list(queried["original_path"]), list(queried["generated_path"]))}
+    expected = {
+        "model": queried["prediction"].to_numpy(),
+        **peer_similarities_of_pairs(signatures, list(queried["original_path"]), list(queried["generated_path"])),
+    }
     for scorer, auc in pair_aucs(queried["positive"].to_numpy(), expected).items():
         assert table.at[scorer, "pair_auc"] == pytest.approx(auc), scorer
     assert table.at["model", "n_pairs"] == len(queried)
 
 
 def test_mirroring_changes_what_the_hashes_see(project) -> None:
-    table = run(project, alterations={"mirror": EVALUATION["mirror"]}).tables["transformed.csv"].set_index(["transform", "scorer"])
-    plain = run(project, alterations={"identity": Alteration("identity", lambda image: image)}).tables["transformed.csv"]
+    table = (
+        run(project, alterations={"mirror": EVALUATION["mirror"]})
+        .tables["transformed.csv"]
+        .set_index(["transform", "scorer"])
+    )
+    plain = run(project, alterations={"identity": Alteration("identity", lambda image: image)}).tables[
+        "transformed.csv"
+    ]
     plain = plain.set_index(["transform", "scorer"])
     assert table.at[("mirror", "phash"), "pair_auc"] != plain.at[("identity", "phash"), "pair_auc"]
 
@@ -86,7 +107,9 @@ def test_the_evaluate_stage_writes_no_altered_image(tmp_path: Path, monkeypatch:
     describe_tiny_project(paths)
     save_weights(random_model(), tmp_path / "models/siamese/model.safetensors")
     (tmp_path / "models/siamese/card.json").write_text(json.dumps({"head_hidden": 8, "image_size": 32}))
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"ingest": {"source": "data/sample"}, "evaluate": {"batch_size": 8}}))
+    (tmp_path / "params.yaml").write_text(
+        yaml.safe_dump({"ingest": {"source": "data/sample"}, "evaluate": {"batch_size": 8}})
+    )
     monkeypatch.chdir(tmp_path)
     before = sorted(p for p in Path("data").rglob("*") if p.is_file())
     from stages import evaluate
@@ -109,8 +132,12 @@ def test_only_evaluate_uses_the_held_out_alteration_settings() -> None:
     """Training may augment with the same family (core.alterations' functions), never with the
     evaluation's settings: no module outside artsim/evaluate names EVALUATION, but the report, which shows
     them on an example and trains nothing."""
-    users = {path.relative_to(REPO).as_posix() for folder in ("artsim", "stages") for path in (REPO / folder).rglob("*.py")
-             if "EVALUATION" in _names_used(path)} - {"artsim/core/alterations.py"}  # where it is defined
+    users = {
+        path.relative_to(REPO).as_posix()
+        for folder in ("artsim", "stages")
+        for path in (REPO / folder).rglob("*.py")
+        if "EVALUATION" in _names_used(path)
+    } - {"artsim/core/alterations.py"}  # where it is defined
     readers = ("artsim/evaluate/", "artsim/report/")
     assert users and all(user.startswith(readers) for user in users), users
 

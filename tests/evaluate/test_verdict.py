@@ -50,13 +50,20 @@ def test_thresholds_come_from_the_held_out_pairs_only(tmp_path: Path) -> None:
     paths = build_tiny_project(tmp_path)
     pairs = mostly_test(resolved_pairs(paths))
     described = descriptor_scorer(paths)
-    plain = evaluate_on_test(random_model(), pairs, collection(paths, mostly_test=True), 32, 4, descriptor_scorer=described)
+    plain = evaluate_on_test(
+        random_model(), pairs, collection(paths, mostly_test=True), 32, 4, descriptor_scorer=described
+    )
     train_negative = (pairs["split"] == "train") & ~pairs["positive"]
     assert train_negative.any()
     tampered = pairs.assign(score=np.where(train_negative, 0.999, pairs["score"]))
-    again = evaluate_on_test(random_model(), tampered, collection(paths, mostly_test=True), 32, 4, descriptor_scorer=described)
+    again = evaluate_on_test(
+        random_model(), tampered, collection(paths, mostly_test=True), 32, 4, descriptor_scorer=described
+    )
     assert again.thresholds["descriptor"] == plain.thresholds["descriptor"]
-    assert again.report["descriptor"]["threshold_at_precision_90"] == plain.report["descriptor"]["threshold_at_precision_90"]
+    assert (
+        again.report["descriptor"]["threshold_at_precision_90"]
+        == plain.report["descriptor"]["threshold_at_precision_90"]
+    )
     test = pairs["split"] == "test"
     assert plain.thresholds["descriptor"].pairs == int(test.sum())
     # The same computation on every split's pairs would give another threshold.
@@ -69,12 +76,33 @@ def test_thresholds_come_from_the_held_out_pairs_only(tmp_path: Path) -> None:
 THRESHOLDS = Thresholds({0.90: 0.74, 0.99: 0.9}, {0.90: 0.8, 0.99: 0.4}, positives=36, negatives=36)
 
 
-@pytest.mark.parametrize(("score", "verdict", "threshold", "precision", "start"), [
-    (0.95, "very_likely", 0.9, 0.99, "derived: very likely (score 0.950 >= 0.900, the threshold at 99% precision on 72 held-out pairs"),
-    (0.81, "likely", 0.74, 0.90, "derived: likely (score 0.810 >= 0.740, the threshold at 90% precision on 72 held-out pairs"),
-    (0.74, "likely", 0.74, 0.90, "derived: likely"),
-    (0.31, "no_evidence", 0.74, 0.90, "no evidence of derivation (score 0.310 < 0.740, the threshold at 90% precision on 72"),
-])
+@pytest.mark.parametrize(
+    ("score", "verdict", "threshold", "precision", "start"),
+    [
+        (
+            0.95,
+            "very_likely",
+            0.9,
+            0.99,
+            "derived: very likely (score 0.950 >= 0.900, the threshold at 99% precision on 72 held-out pairs",
+        ),
+        (
+            0.81,
+            "likely",
+            0.74,
+            0.90,
+            "derived: likely (score 0.810 >= 0.740, the threshold at 90% precision on 72 held-out pairs",
+        ),
+        (0.74, "likely", 0.74, 0.90, "derived: likely"),
+        (
+            0.31,
+            "no_evidence",
+            0.74,
+            0.90,
+            "no evidence of derivation (score 0.310 < 0.740, the threshold at 90% precision on 72",
+        ),
+    ],
+)
 def test_the_verdict_names_its_threshold_precision_and_pairs(score, verdict, threshold, precision, start) -> None:
     found = verdict_for(score, THRESHOLDS)
     assert (found.verdict, found.threshold, found.precision, found.pairs) == (verdict, threshold, precision, 72)
@@ -87,7 +115,11 @@ def test_without_usable_thresholds_there_is_no_verdict() -> None:
     assert verdict_for(0.9, None).verdict == "none"
     assert verdict_for(0.9, None).text == "no verdict: no thresholds shipped with this model"
     unreached = Thresholds({0.90: None, 0.99: None}, {0.90: None, 0.99: None}, positives=3, negatives=3)
-    assert verdict_for(0.9, unreached).text == "no verdict: 90% precision was not reached on 6 held-out pairs: 3 derived, 3 unrelated; few pairs, a rough threshold"
+    assert (
+        verdict_for(0.9, unreached).text
+        == "no verdict: 90% precision was not reached on 6 held-out pairs: 3 derived, 3 unrelated; "
+        "few pairs, a rough threshold"
+    )
     only_90 = Thresholds({0.90: 0.5, 0.99: None}, {0.90: 1.0, 0.99: None}, positives=200, negatives=200)
     assert verdict_for(0.99, only_90).verdict == "likely" and "few pairs" not in verdict_for(0.99, only_90).text
 
@@ -99,8 +131,13 @@ def test_shipped_thresholds_bind_to_their_weights(tmp_path: Path) -> None:
     assert read_shipped(path, "abc") == (ShippedThresholds("abc", THRESHOLDS), "")
     other, why = read_shipped(path, "def")
     assert other is None and "other weights" in why
-    for damaged in ("{", json.dumps({"model_sha256": "abc"}), json.dumps({"model_sha256": "abc", "positives": 1, "negatives": 1,
-                                                                           "levels": [{"precision": 0.9, "threshold": "NaN"}]})):
+    for damaged in (
+        "{",
+        json.dumps({"model_sha256": "abc"}),
+        json.dumps(
+            {"model_sha256": "abc", "positives": 1, "negatives": 1, "levels": [{"precision": 0.9, "threshold": "NaN"}]}
+        ),
+    ):
         path.write_text(damaged)
         found, why = read_shipped(path, "abc")
         assert found is None and "unusable" in why

@@ -11,8 +11,15 @@ import pytest
 from artsim.core import layout
 from artsim.core.errors import UserError
 from artsim.export import ShardLimits, export_dataset
-from tests.support.export_workspace import (LICENCE, ORPHAN, REPO_ROOT, build_workspace, built_and_exported,
-                                            read_card, stored_images)
+from tests.support.export_workspace import (
+    LICENCE,
+    ORPHAN,
+    REPO_ROOT,
+    build_workspace,
+    built_and_exported,
+    read_card,
+    stored_images,
+)
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,6 @@ import pytest
 import torch
 import yaml
 
-from artsim.params import FinetuneParams
-from artsim.ingest.sources import formats as sources
-from artsim.finetune.train import finetune_classifier
 from artsim.finetune.labels import (
     OTHER,
     UNLABELLED,
@@ -23,7 +20,10 @@ from artsim.finetune.labels import (
     classification_metrics,
     majority_accuracy,
 )
+from artsim.finetune.train import finetune_classifier
+from artsim.ingest.sources import formats as sources
 from artsim.learn.training import Runtime, resolve_runtime
+from artsim.params import FinetuneParams
 from tests.support.helpers import REPO_ROOT
 from tests.support.tiny_project import build_tiny_project
 
@@ -63,7 +63,9 @@ def test_classification_metrics() -> None:
     assert metrics["macro_f1"] == pytest.approx((2 / 3 + 0.8) / 2)
     assert classification_metrics([], []) == {"accuracy": None, "macro_f1": None, "top5_accuracy": None}
     assert metrics["top5_accuracy"] is None
-    assert classification_metrics([0, 1, 2], [0, 0, 0], top_k_hits=[True, True, False])["top5_accuracy"] == pytest.approx(2 / 3)
+    assert classification_metrics([0, 1, 2], [0, 0, 0], top_k_hits=[True, True, False])[
+        "top5_accuracy"
+    ] == pytest.approx(2 / 3)
 
 
 def test_majority_accuracy_is_what_always_guessing_the_commonest_train_class_scores() -> None:
@@ -107,7 +109,9 @@ def test_finetune_seed_matters(tiny: dict[str, Path]) -> None:
     assert _finetune(tiny, params, seed=0).history != _finetune(tiny, params, seed=1).history
 
 
-def test_corrupt_training_image_is_skipped_and_reported(tiny: dict[str, Path], caplog: pytest.LogCaptureFixture) -> None:
+def test_corrupt_training_image_is_skipped_and_reported(
+    tiny: dict[str, Path], caplog: pytest.LogCaptureFixture
+) -> None:
     broken = tiny["ingested"] / "images/o0.jpg"
     broken.write_bytes(broken.read_bytes()[:200])  # truncated JPEG
     with caplog.at_level(logging.WARNING):
@@ -120,7 +124,9 @@ def test_corrupt_training_image_is_skipped_and_reported(tiny: dict[str, Path], c
 def test_finetune_without_validation_keeps_the_last_epoch(tiny: dict[str, Path]) -> None:
     manifest = pd.read_parquet(tiny["ingested"] / "manifest.parquet")
     manifest = manifest[manifest["split"] != "val"]
-    result = finetune_classifier(manifest, tiny["ingested"], FINETUNE.model_copy(update={"epochs": 2}), seed=0, runtime=CPU)
+    result = finetune_classifier(
+        manifest, tiny["ingested"], FINETUNE.model_copy(update={"epochs": 2}), seed=0, runtime=CPU
+    )
     assert result.metrics["best_epoch"] == 1
     assert result.metrics["val_accuracy"] is None
     assert all("val_accuracy" not in epoch for epoch in result.history)
@@ -141,14 +147,19 @@ def test_gpu_precision_is_refused_on_a_cpu_naming_the_key() -> None:
     for precision in ("bf16", "fp16"):
         with pytest.raises(ValueError, match=rf"finetune\.precision: {precision} needs a GPU"):
             resolve_runtime(FINETUNE.model_copy(update={"precision": precision}), "finetune", gpu_available=False)
-    assert resolve_runtime(FINETUNE.model_copy(update={"precision": "auto"}), "finetune", gpu_available=False).precision == "fp32"
+    assert (
+        resolve_runtime(FINETUNE.model_copy(update={"precision": "auto"}), "finetune", gpu_available=False).precision
+        == "fp32"
+    )
 
 
 def test_finetune_runs_under_mixed_precision(tiny: dict[str, Path]) -> None:
     # CPU autocast stands in for a GPU's (the stage itself refuses bf16 on a CPU).
     runtime = Runtime(torch.device("cpu"), "bf16", channels_last=True)
     params = FINETUNE.model_copy(update={"epochs": 2, "precision": "bf16", "channels_last": True})
-    result = finetune_classifier(pd.read_parquet(tiny["ingested"] / "manifest.parquet"), tiny["ingested"], params, 0, runtime)
+    result = finetune_classifier(
+        pd.read_parquet(tiny["ingested"] / "manifest.parquet"), tiny["ingested"], params, 0, runtime
+    )
     assert all(np.isfinite(epoch["train_loss"]) for epoch in result.history)
     assert all(t.dtype == torch.float32 for t in result.model.state_dict().values() if t.is_floating_point())
 
@@ -171,18 +182,34 @@ def test_unknown_and_empty_labels_are_left_out_of_every_split_and_counted(tiny: 
     result = finetune_classifier(manifest, tiny["ingested"], params, 0, CPU)
     assert result.classes == ["landscape", "portrait"]  # no `unknown` class, and no `other` it would have needed
     assert result.metrics["unlabelled_images"] == 3
-    assert (result.metrics["n_train_images"], result.metrics["n_val_images"], result.metrics["n_test_images"]) == (8, 1, 1)
+    assert (result.metrics["n_train_images"], result.metrics["n_val_images"], result.metrics["n_test_images"]) == (
+        8,
+        1,
+        1,
+    )
     assert sources.UNKNOWN in UNLABELLED  # what ingest writes for "the source does not say"
 
 
-@pytest.mark.parametrize("label, values, says", [
-    # a path-only source: every genre unknown
-    ("genre", ["unknown"] * 13, r"finetune\.label: genre leaves 0 class\(es\) .*13 images without a genre .*set finetune\.label to style"),
-    # one real class; the others are too rare and would only make up `other`
-    ("style", ["Warm"] * 4 + ["Cool", "Rare", "Odd", "Warm", "Bold"] + ["Cool", "Cool", "Warm", "Cool"],
-     r"finetune\.label: style leaves 1 class\(es\) .*\(Warm\).*lower finetune\.min_class_size"),
-])
-def test_fewer_than_two_real_classes_fail_before_any_image_is_read(tiny: dict[str, Path], label: str, values: list[str], says: str) -> None:
+@pytest.mark.parametrize(
+    "label, values, says",
+    [
+        # a path-only source: every genre unknown
+        (
+            "genre",
+            ["unknown"] * 13,
+            r"finetune\.label: genre leaves 0 class\(es\) .*13 images without a genre .*set finetune\.label to style",
+        ),
+        # one real class; the others are too rare and would only make up `other`
+        (
+            "style",
+            ["Warm"] * 4 + ["Cool", "Rare", "Odd", "Warm", "Bold"] + ["Cool", "Cool", "Warm", "Cool"],
+            r"finetune\.label: style leaves 1 class\(es\) .*\(Warm\).*lower finetune\.min_class_size",
+        ),
+    ],
+)
+def test_fewer_than_two_real_classes_fail_before_any_image_is_read(
+    tiny: dict[str, Path], label: str, values: list[str], says: str
+) -> None:
     manifest = _relabel(tiny, label, values)
     params = FINETUNE.model_copy(update={"label": label})
     with pytest.raises(NotEnoughClasses, match=says) as caught:
@@ -191,7 +218,9 @@ def test_fewer_than_two_real_classes_fail_before_any_image_is_read(tiny: dict[st
     assert "\n" not in str(caught.value)
 
 
-def test_finetune_stage_with_one_class_exits_with_one_line(tiny: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_finetune_stage_with_one_class_exits_with_one_line(
+    tiny: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from stages import finetune as finetune_stage
 
     root = tiny["ingested"].parents[1]

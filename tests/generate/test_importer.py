@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from artsim.params import GenerateParams, ParamsError, parse_params
+from artsim.core.images import ImageRejected, content_hash
+from artsim.core.paths import resolve_inside
 from artsim.generate.assemble import assemble, failed_by_reason_table, failures_table, generate_metrics
 from artsim.generate.backends import check_params
 from artsim.generate.backends.importer import ImportBackend
@@ -16,8 +17,7 @@ from artsim.generate.prompts import import_pattern, render_prompt
 from artsim.generate.run import generate
 from artsim.generate.store import VariantStore
 from artsim.generate.variants import Variant
-from artsim.core.images import ImageRejected, content_hash
-from artsim.core.paths import resolve_inside
+from artsim.params import GenerateParams, ParamsError, parse_params
 from tests.support.generate_fixtures import make_ingested
 
 TEMPLATE = "{style}/{stem}_resize768_generated.jpg"
@@ -39,7 +39,9 @@ def plant(path: Path) -> Path:
 
 
 def run_import(originals: pd.DataFrame, folder: Path, tmp_path: Path, template: str = TEMPLATE):
-    config = GenerateParams(backend="import", import_dir=folder, import_template=template, strengths=[0.4], store=tmp_path / "store")
+    config = GenerateParams(
+        backend="import", import_dir=folder, import_template=template, strengths=[0.4], store=tmp_path / "store"
+    )
     result = generate(originals, Path("."), config, seed=1)
     reported = failures_table(result)
     return result, dict(zip(reported["original_id"], reported["reason"]))
@@ -88,7 +90,10 @@ def test_a_dot_or_dot_dot_value_cannot_be_a_path_component():
         with pytest.raises(ValueError, match="path component"):
             import_pattern(TEMPLATE, {"style": value, "source_path": "x/a.jpg"}, 0.4)
     # Inside a larger name a dot is just a dot; separators and NUL in a value are neutralised.
-    assert import_pattern(TEMPLATE, {"style": "..a/b\\c\0d", "source_path": "x/a.jpg"}, 0.4) == "..a_b_c_d/a_resize768_generated.jpg"
+    assert (
+        import_pattern(TEMPLATE, {"style": "..a/b\\c\0d", "source_path": "x/a.jpg"}, 0.4)
+        == "..a_b_c_d/a_resize768_generated.jpg"
+    )
 
 
 def test_a_name_too_long_for_the_filesystem_is_reported_not_a_crash(manifest, tmp_path):
@@ -236,25 +241,53 @@ def test_a_nul_byte_is_refused_not_raised():
 @pytest.mark.parametrize("key", ["prompt", "negative_prompt", "import_template"])
 @pytest.mark.parametrize(
     ("template", "says"),
-    [("{year:04d} {stem}", "format spec"), ("{title:{style}} {stem}", "format spec"), ("{title!r} {stem}", "conversion")],
+    [
+        ("{year:04d} {stem}", "format spec"),
+        ("{title:{style}} {stem}", "format spec"),
+        ("{title!r} {stem}", "conversion"),
+    ],
 )
 def test_format_specs_and_conversions_fail_validation_naming_the_key(key, template, says, tmp_path):
     if key != "import_template":
         template = template.replace(" {stem}", "")
-    raw = {"ingest": {"source": "x"}, "generate": {"backend": "import", "import_dir": str(tmp_path), "strengths": [0.4], key: template}}
+    raw = {
+        "ingest": {"source": "x"},
+        "generate": {"backend": "import", "import_dir": str(tmp_path), "strengths": [0.4], key: template},
+    }
     with pytest.raises(ParamsError) as error:
         check_params(parse_params(raw).generate)
     assert f"generate.{key}" in str(error.value) and says in str(error.value)
 
 
 def test_format_specs_that_suit_the_field_pass():
-    check_params(parse_params({"ingest": {"source": "x"}, "generate": {"prompt": "{title:.40}, {year:>4}", "import_template": "{strength:.2f}/{stem}.jpg"}}).generate)
+    check_params(
+        parse_params(
+            {
+                "ingest": {"source": "x"},
+                "generate": {"prompt": "{title:.40}, {year:>4}", "import_template": "{strength:.2f}/{stem}.jpg"},
+            }
+        ).generate
+    )
 
 
-@pytest.mark.parametrize("template", ["/{style}/{stem}.jpg", "../{stem}.jpg", "{style}//{stem}.jpg", "{style}/./{stem}.jpg"])
+@pytest.mark.parametrize(
+    "template", ["/{style}/{stem}.jpg", "../{stem}.jpg", "{style}//{stem}.jpg", "{style}/./{stem}.jpg"]
+)
 def test_an_import_template_must_stay_a_relative_path(template, tmp_path):
     with pytest.raises(ParamsError, match="generate.import_template.*component"):
-        check_params(parse_params({"ingest": {"source": "x"}, "generate": {"backend": "import", "import_dir": str(tmp_path), "strengths": [0.4], "import_template": template}}).generate)
+        check_params(
+            parse_params(
+                {
+                    "ingest": {"source": "x"},
+                    "generate": {
+                        "backend": "import",
+                        "import_dir": str(tmp_path),
+                        "strengths": [0.4],
+                        "import_template": template,
+                    },
+                }
+            ).generate
+        )
 
 
 @pytest.mark.parametrize("value", ["{style}", "{0}", "{title!r:>{year}}"])

@@ -11,18 +11,18 @@ import pytest
 import yaml
 from PIL import Image
 
-from artsim.params import GenerateParams, ParamsError, parse_params
-from artsim.generate.assemble import failures_table
-from artsim.generate.backends.base import InputError, ItemFailure
 from artsim.core.distributed import Ranks, processes_wanted, ranks_from_env, torchrun_command
-from artsim.generate.backends.importer import plan_import
-from artsim.generate.prompts import check_template, import_pattern, render_prompt
+from artsim.generate.assemble import failures_table
 from artsim.generate.backends import check_params
-from artsim.generate.run import check_inputs, generate, make_batches, plan, run_batches
+from artsim.generate.backends.base import InputError, ItemFailure
+from artsim.generate.backends.importer import plan_import
 from artsim.generate.backends.sdxl import fit_size, plan_sdxl
-from artsim.generate.store import TEMP_PREFIX, VariantStore
 from artsim.generate.backends.style_transfer import StyleTransferBackend, choose_style_sources, plan_style_transfer
+from artsim.generate.prompts import check_template, import_pattern, render_prompt
+from artsim.generate.run import check_inputs, generate, make_batches, plan, run_batches
+from artsim.generate.store import TEMP_PREFIX, VariantStore
 from artsim.generate.variants import Variant, variant_key, variant_seed, weights_identity
+from artsim.params import GenerateParams, ParamsError, parse_params
 from tests.support.generate_fixtures import decodes, make_ingested, originals_of
 from tests.support.helpers import REPO_ROOT
 
@@ -73,7 +73,10 @@ def test_no_variant_is_styled_after_a_painting_of_another_split():
     for seed in range(3):
         variants = plan(params(strengths=[0.25, 0.5]), manifest, seed, None).variants
         assert len(variants) == 2 * len(manifest)
-        assert all(split_of[v.style_source_id] == split_of[v.original_id] and v.style_source_id != v.original_id for v in variants)
+        assert all(
+            split_of[v.style_source_id] == split_of[v.original_id] and v.style_source_id != v.original_id
+            for v in variants
+        )
 
 
 def test_a_painting_alone_in_its_split_is_reported_and_empty_splits_are_fine():
@@ -97,7 +100,11 @@ def test_style_transfer_keys_change_with_what_determines_a_variant_and_only_that
     ):
         assert base.isdisjoint(v.key for v in plan_style_transfer(manifest, config, seed)[0])
     # how the run is executed is not part of a variant
-    for config in (params(strengths=[0.5], batch_size=9), params(strengths=[0.5], store=Path("elsewhere")), params(strengths=[0.5], processes=3)):
+    for config in (
+        params(strengths=[0.5], batch_size=9),
+        params(strengths=[0.5], store=Path("elsewhere")),
+        params(strengths=[0.5], processes=3),
+    ):
         assert base == {v.key for v in plan_style_transfer(manifest, config, 1)[0]}
 
 
@@ -107,7 +114,15 @@ class FakeSdxl:
     multiple = 8
 
     def __init__(self, **recipe):
-        self.recipe = {"backend": "sdxl", "model": "m", "steps": 25, "guidance_scale": 7.5, "resolution": 64, "dtype": "fp32", **recipe}
+        self.recipe = {
+            "backend": "sdxl",
+            "model": "m",
+            "steps": 25,
+            "guidance_scale": 7.5,
+            "resolution": 64,
+            "dtype": "fp32",
+            **recipe,
+        }
 
 
 def test_sdxl_keys_cover_prompt_strength_seed_model_and_settings(ingested):
@@ -162,14 +177,25 @@ def test_local_model_fingerprint_follows_content_not_path(tmp_path):
     data[::4096] = bytes(b ^ 0xFF for b in data[::4096])  # retrained: weights change all over the file
     (moved / "unet" / "weights.safetensors").write_bytes(bytes(data))
     assert weights_identity(str(moved)) != first
-    assert weights_identity("stabilityai/stable-diffusion-xl-refiner-1.0") == "stabilityai/stable-diffusion-xl-refiner-1.0"
+    assert (
+        weights_identity("stabilityai/stable-diffusion-xl-refiner-1.0") == "stabilityai/stable-diffusion-xl-refiner-1.0"
+    )
 
 
 # --- prompts and params ----------------------------------------------------------------------
 
 def test_prompts_read_like_text_and_leave_no_dangling_separator():
-    row = {"title": "Lion", "artist": "Albrecht Durer", "style": "Northern_Renaissance", "genre": "animal_painting", "year": ""}
-    assert render_prompt("{title}, {genre} by {artist}, {style}, {year}", row) == "Lion, animal painting by Albrecht Durer, Northern Renaissance"
+    row = {
+        "title": "Lion",
+        "artist": "Albrecht Durer",
+        "style": "Northern_Renaissance",
+        "genre": "animal_painting",
+        "year": "",
+    }
+    assert (
+        render_prompt("{title}, {genre} by {artist}, {style}, {year}", row)
+        == "Lion, animal painting by Albrecht Durer, Northern Renaissance"
+    )
     assert render_prompt("{caption}", {"caption": float("nan")}) == ""
     assert render_prompt("", row) == ""
 
@@ -184,7 +210,10 @@ def test_templates_name_their_unknown_field():
 
 def test_import_pattern_escapes_metadata_but_keeps_template_wildcards():
     row = {"style": "Ukiyo_e", "source_path": "Ukiyo_e/hokusai_wave [1].jpg", "title": "Wave"}
-    assert import_pattern("{style}/{stem}_resize768_generated*.jpg", row, 0.4) == "Ukiyo_e/hokusai_wave [[]1]_resize768_generated*.jpg"
+    assert (
+        import_pattern("{style}/{stem}_resize768_generated*.jpg", row, 0.4)
+        == "Ukiyo_e/hokusai_wave [[]1]_resize768_generated*.jpg"
+    )
     assert import_pattern("{strength:.2f}/{stem}.png", row, 0.4) == "0.40/hokusai_wave [[]1].png"
 
 
@@ -219,8 +248,27 @@ def test_model_defaults_to_the_backends_own():
 
 def test_import_with_several_strengths_needs_strength_in_the_template(tmp_path):
     with pytest.raises(ParamsError, match="generate.import_template"):
-        check_params(parse_params({"ingest": {"source": "x"}, "generate": {"backend": "import", "import_dir": str(tmp_path), "strengths": [0.2, 0.4]}}).generate)
-    check_params(parse_params({"ingest": {"source": "x"}, "generate": {"backend": "import", "import_dir": str(tmp_path), "strengths": [0.2, 0.4], "import_template": "{strength}/{stem}.jpg"}}).generate)
+        check_params(
+            parse_params(
+                {
+                    "ingest": {"source": "x"},
+                    "generate": {"backend": "import", "import_dir": str(tmp_path), "strengths": [0.2, 0.4]},
+                }
+            ).generate
+        )
+    check_params(
+        parse_params(
+            {
+                "ingest": {"source": "x"},
+                "generate": {
+                    "backend": "import",
+                    "import_dir": str(tmp_path),
+                    "strengths": [0.2, 0.4],
+                    "import_template": "{strength}/{stem}.jpg",
+                },
+            }
+        ).generate
+    )
 
 
 def test_a_prompt_field_the_data_lacks_fails_before_any_work(ingested):
@@ -312,8 +360,11 @@ class FlakyBackend:
 
 def variants_for(count: int, strengths=(0.5,)) -> list[Variant]:
     return [
-        Variant(key=variant_key({"i": i, "s": s}), original_id=f"{i:04x}", strength=s, backend="fake", model="m", seed=0)
-        for i in range(count) for s in strengths
+        Variant(
+            key=variant_key({"i": i, "s": s}), original_id=f"{i:04x}", strength=s, backend="fake", model="m", seed=0
+        )
+        for i in range(count)
+        for s in strengths
     ]
 
 
@@ -347,7 +398,9 @@ def test_batches_hold_one_group_each_and_do_not_depend_on_input_order():
     variants = variants_for(5, strengths=(0.3, 0.6))
     batches = make_batches(variants, FlakyBackend(), batch_size=2)
     assert all(len({v.strength for v in batch}) == 1 for batch in batches)
-    assert [[v.key for v in b] for b in batches] == [[v.key for v in b] for b in make_batches(variants[::-1], FlakyBackend(), 2)]
+    assert [[v.key for v in b] for b in batches] == [
+        [v.key for v in b] for b in make_batches(variants[::-1], FlakyBackend(), 2)
+    ]
 
 
 # --- style_transfer end to end through the store ------------------------------------------------
@@ -382,7 +435,9 @@ def test_resume_and_a_widened_sweep_compute_only_what_is_missing(ingested, tmp_p
     # byte-identical on a second, fresh store
     fresh = generate(manifest, root, params(strengths=[0.3], max_side=64, store=tmp_path / "fresh"), seed=3)
     for variant in fresh.variants:
-        assert (tmp_path / "fresh" / variant.key[:2] / f"{variant.key}.jpg").read_bytes() == VariantStore(tmp_path / "store").path(variant.key).read_bytes()
+        assert (tmp_path / "fresh" / variant.key[:2] / f"{variant.key}.jpg").read_bytes() == VariantStore(
+            tmp_path / "store"
+        ).path(variant.key).read_bytes()
 
 
 def test_a_broken_original_is_reported_and_the_rest_finishes(ingested, tmp_path):
@@ -407,16 +462,31 @@ def test_a_painting_alone_in_its_split_is_reported_per_strength_and_the_rest_is_
     assert result.computed == len(result.variants) == 6
     assert {v.style_source_id for v in result.variants} <= set(manifest["id"].iloc[:3])
     table = failures_table(result)
-    assert table[["original_id", "strength", "reason"]].values.tolist() == [[manifest["id"].iloc[3], s, "no_style_source"] for s in (0.5, 0.75)]
+    assert table[["original_id", "strength", "reason"]].values.tolist() == [
+        [manifest["id"].iloc[3], s, "no_style_source"] for s in (0.5, 0.75)
+    ]
     assert "'test'" in table["detail"].iloc[0]
 
 
-@pytest.mark.parametrize("generate_params, says", [
-    # one painting per split: style_transfer has no style source anywhere
-    ({}, r"^generate: style_transfer restyles each painting after another painting of its own split, and no split holds two paintings \(no_style_source: 3\); .*ingest\.source"),
-    ({"backend": "import", "import_dir": "published"}, r"^generate: generate\.import_template '\{style\}/\{stem\}_resize768_generated\.jpg' matched no file under generate\.import_dir \(published\) for any of the 3 ingested paintings"),
-])
-def test_generate_stage_that_makes_no_variant_fails_with_one_line_naming_the_param(tmp_path, monkeypatch, generate_params, says):
+@pytest.mark.parametrize(
+    "generate_params, says",
+    [
+        # one painting per split: style_transfer has no style source anywhere
+        (
+            {},
+            r"^generate: style_transfer restyles each painting after another painting of its own split, "
+            r"and no split holds two paintings \(no_style_source: 3\); .*ingest\.source",
+        ),
+        (
+            {"backend": "import", "import_dir": "published"},
+            r"^generate: generate\.import_template '\{style\}/\{stem\}_resize768_generated\.jpg' "
+            r"matched no file under generate\.import_dir \(published\) for any of the 3 ingested paintings",
+        ),
+    ],
+)
+def test_generate_stage_that_makes_no_variant_fails_with_one_line_naming_the_param(
+    tmp_path, monkeypatch, generate_params, says
+):
     from stages import generate as generate_stage
 
     manifest = make_ingested(tmp_path / "data/ingested", count=3)
@@ -460,5 +530,10 @@ def test_ranks_come_from_torchrun_environment():
     assert ranks_from_env({}) == Ranks(0, 1, 0) and not Ranks().launched
     ranks = ranks_from_env({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"})
     assert (ranks.rank, ranks.world_size, ranks.local_rank, ranks.is_main) == (3, 4, 1, False)
-    assert torchrun_command(2, "stages.generate")[-4:] == ["--standalone", "--nproc-per-node=2", "-m", "stages.generate"]
+    assert torchrun_command(2, "stages.generate")[-4:] == [
+        "--standalone",
+        "--nproc-per-node=2",
+        "-m",
+        "stages.generate",
+    ]
     assert processes_wanted(3, "auto") == 3 and processes_wanted("auto", "cpu") == 1

@@ -8,15 +8,14 @@ import pytest
 import torch
 from PIL import Image
 
-from artsim.params import GenerateParams
 from artsim.generate.backends import check_params
-from artsim.params import ParamsError
 from artsim.generate.backends.base import InputError
-from artsim.generate.run import generate, make_batches, run_batches
 from artsim.generate.backends.sdxl import SdxlBackend, fit_size, plan_sdxl, resolve_device, resolve_dtype
+from artsim.generate.run import generate, make_batches, run_batches
 from artsim.generate.store import VariantStore
-from tests.support.tiny_sdxl import build_tiny_taesd
+from artsim.params import GenerateParams, ParamsError
 from tests.support.generate_fixtures import decodes, make_ingested, originals_of, tiny_refiner
+from tests.support.tiny_sdxl import build_tiny_taesd
 
 SIZES = [(120, 90), (90, 120), (120, 90), (64, 64)]
 
@@ -48,7 +47,16 @@ def ingested(tmp_path_factory) -> tuple[pd.DataFrame, Path]:
 
 
 def sdxl_params(model: Path | str, store: Path, **values) -> GenerateParams:
-    settings = dict(backend="sdxl", model=str(model), resolution=32, steps=4, strengths=[0.5], batch_size=2, device="cpu", store=store)
+    settings = dict(
+        backend="sdxl",
+        model=str(model),
+        resolution=32,
+        steps=4,
+        strengths=[0.5],
+        batch_size=2,
+        device="cpu",
+        store=store,
+    )
     return GenerateParams(**{**settings, **values})
 
 

@@ -95,7 +95,9 @@ def test_a_new_model_re_embeds_everything_but_keeps_the_hashes(tmp_path):
     assert index.entries.sha256 == first.entries.sha256 and index.entries.phash == first.entries.phash
 
 
-@pytest.mark.parametrize("damage", ["truncate vectors", "flip a vector byte", "edit an entry", "truncate manifest", "remove norms"])
+@pytest.mark.parametrize(
+    "damage", ["truncate vectors", "flip a vector byte", "edit an entry", "truncate manifest", "remove norms"]
+)
 def test_a_damaged_index_is_detected_and_rebuilt_never_used(tmp_path, damage):
     folder, index_dir = _folder(tmp_path), tmp_path / "index"
     first, _ = _build(folder, index_dir)
@@ -166,7 +168,9 @@ def test_a_location_names_its_image_again_and_never_one_outside_the_collection(t
 def test_reciprocal_rank_fusion_follows_the_formula_and_rewards_agreement():
     np.testing.assert_array_equal(ranks_from_scores(np.array([0.2, 0.9, 0.5, 0.9])), [4, 1, 3, 1])
     fused = reciprocal_rank_fusion([np.array([1, 2, 3]), np.array([3, 1, 0])])
-    np.testing.assert_allclose(fused, [1 / (RRF_K + 1) + 1 / (RRF_K + 3), 1 / (RRF_K + 2) + 1 / (RRF_K + 1), 1 / (RRF_K + 3)])
+    np.testing.assert_allclose(
+        fused, [1 / (RRF_K + 1) + 1 / (RRF_K + 3), 1 / (RRF_K + 2) + 1 / (RRF_K + 1), 1 / (RRF_K + 3)]
+    )
     # of four, first for one scorer and last for the other loses to second for both
     model, phash = np.array([4.0, 3.0, 2.0, 1.0]), np.array([0.0, 3.0, 2.0, 4.0])
     assert int(np.argmax(fused_scores(model, phash))) == 1

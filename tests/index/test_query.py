@@ -64,7 +64,9 @@ def test_each_ranking_ranks_the_index_as_it_says(index, ranking):
         expected = {r: 1 / (RRF_K + phash_rank[r]) + (1 / (RRF_K + model_rank[r]) if r in model_rank else 0.0)
                     for r in usable}
     assert {r.row: r.score for r in ranked} == pytest.approx(expected)
-    assert [r.score for r in ranked] == sorted((r.score for r in ranked), reverse=True) and 3 not in {r.row for r in ranked}
+    assert [r.score for r in ranked] == sorted((r.score for r in ranked), reverse=True) and 3 not in {
+        r.row for r in ranked
+    }
     cosine = unit_rows(raw) @ unit_rows(query)
     assert [r.cosine for r in ranked] == pytest.approx([float(cosine[r.row]) for r in ranked], abs=1e-5)
 

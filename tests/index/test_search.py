@@ -49,7 +49,9 @@ def test_by_model_the_index_ranks_the_sample_as_the_per_query_search_did(scorer,
         reference = search(scorer, query, folder_collection(SAMPLE_DIR).originals, top_k=10, shortlist=20,
                            cache=EmbeddingCache(tmp_path / "cache", scorer.fingerprint))
         assert [h.path for h in result.hits] == [h.path for h in reference.hits]
-        np.testing.assert_allclose([h.score for h in result.hits], [h.score for h in reference.hits], rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(
+            [h.score for h in result.hits], [h.score for h in reference.hits], rtol=1e-4, atol=1e-6
+        )
         np.testing.assert_allclose([h.cosine for h in result.hits], [h.cosine for h in reference.hits], atol=1e-5)
 
 
@@ -58,9 +60,17 @@ def shard_workspace(workspace: Path, images: list[Path]) -> Path:  # noqa: F811
     root = workspace / "data" / "ingested"
     with ShardWriter(root / "shards") as shards:
         located = [shards.add(f"images/{p.name}", p.read_bytes(), "aa") for p in images]
-    pd.DataFrame({"id": [f"o{i}" for i in range(len(images))], "path": [f"images/{p.name}" for p in images],
-                  "shard": [s for s, _, _ in located], "offset": [o for _, o, _ in located], "length": [n for _, _, n in located],
-                  "artist": ["a"] * len(images), "title": [p.stem for p in images]}).to_parquet(root / "manifest.parquet")
+    pd.DataFrame(
+        {
+            "id": [f"o{i}" for i in range(len(images))],
+            "path": [f"images/{p.name}" for p in images],
+            "shard": [s for s, _, _ in located],
+            "offset": [o for _, o, _ in located],
+            "length": [n for _, _, n in located],
+            "artist": ["a"] * len(images),
+            "title": [p.stem for p in images],
+        }
+    ).to_parquet(root / "manifest.parquet")
     return workspace
 
 
@@ -71,7 +81,9 @@ def test_a_workspace_index_of_shard_members_ranks_as_the_per_query_search(scorer
     reference = search(scorer, images[1], workspace_collection(tmp_path).originals, top_k=4,
                        cache=EmbeddingCache(tmp_path / "c", scorer.fingerprint))
     assert [h.path for h in result.hits] == [h.path for h in reference.hits]
-    assert [h.title for h in result.hits] == [h.title for h in reference.hits] and {h.artist for h in result.hits} == {"a"}
+    assert [h.title for h in result.hits] == [h.title for h in reference.hits] and {h.artist for h in result.hits} == {
+        "a"
+    }
 
 
 def test_phash_finds_the_query_itself_first_and_fused_is_the_rrf_of_the_model_and_phash_ranks(scorer, tmp_path, images):  # noqa: F811
@@ -81,19 +93,36 @@ def test_phash_finds_the_query_itself_first_and_fused_is_the_rrf_of_the_model_an
     [by_model] = search_index(scorer, opened, [str(images[2])], top_k=len(images), ranking="model")
     [fused] = search_index(scorer, opened, [str(images[2])], top_k=len(images), ranking="fused")
     phash_scores = {h.path: h.score for h in by_phash.hits}
-    phash_rank = {path: 1 + sum(other > score for other in phash_scores.values()) for path, score in phash_scores.items()}  # ties share
+    phash_rank = {
+        path: 1 + sum(other > score for other in phash_scores.values()) for path, score in phash_scores.items()
+    }  # ties share
     expected = {h.path: 1 / (RRF_K + h.rank) + 1 / (RRF_K + phash_rank[h.path]) for h in by_model.hits}
     assert {h.path: h.score for h in fused.hits} == pytest.approx(expected)
     assert [h.score for h in fused.hits] == sorted(expected.values(), reverse=True)
 
 
-def test_many_queries_one_result_each_in_order_and_a_bad_query_costs_only_its_result(capsys, tmp_path, model_dir, images):  # noqa: F811
+def test_many_queries_one_result_each_in_order_and_a_bad_query_costs_only_its_result(
+    capsys, tmp_path, model_dir, images  # noqa: F811
+):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not an image")
     listed = tmp_path / "queries.txt"
     listed.write_text(f"{images[3]}\n\n")
-    status, out, err = run_cli(capsys, "search", str(images[0]), str(broken), "--queries-file", str(listed),
-                               "--originals", str(images[0].parent), "--model", str(model_dir), "--top-k", "2", "--jsonl")
+    status, out, err = run_cli(
+        capsys,
+        "search",
+        str(images[0]),
+        str(broken),
+        "--queries-file",
+        str(listed),
+        "--originals",
+        str(images[0].parent),
+        "--model",
+        str(model_dir),
+        "--top-k",
+        "2",
+        "--jsonl",
+    )
     lines = [json.loads(line) for line in out.splitlines()]
     assert status == 2 and [line["query"] for line in lines] == [str(images[0]), str(broken), str(images[3])]
     assert [len(line["results"]) for line in lines] == [2, 0, 2] and "not_an_image" in lines[1]["error"]
@@ -138,10 +167,16 @@ def test_bulk_compare_gives_each_pair_what_a_single_compare_gives(scorer, tmp_pa
 def test_compare_pairs_writes_a_csv_with_a_header_and_a_row_per_pair(capsys, tmp_path, model_dir, images):  # noqa: F811
     pairs_file, out_file = tmp_path / "pairs.csv", tmp_path / "scores.csv"
     pairs_file.write_text(f"a,b\n{images[0]},{images[1]}\n{images[1]},{tmp_path / 'gone.png'}\n")
-    status, _, err = run_cli(capsys, "compare", "--pairs", str(pairs_file), "--out", str(out_file), "--model", str(model_dir))
+    status, _, err = run_cli(
+        capsys, "compare", "--pairs", str(pairs_file), "--out", str(out_file), "--model", str(model_dir)
+    )
     rows = list(csv.DictReader(out_file.open()))
     assert status == 2 and "gone.png" in err  # a row failed: it keeps its row, with why
-    assert [r["b"] for r in rows] == [str(images[1]), str(tmp_path / "gone.png")] and rows[1]["error"] and not rows[0]["error"]
+    assert (
+        [r["b"] for r in rows] == [str(images[1]), str(tmp_path / "gone.png")]
+        and rows[1]["error"]
+        and not rows[0]["error"]
+    )
     pairs_file.write_text("left,right\nx,y\n")
     status, _, err = run_cli(capsys, "compare", "--pairs", str(pairs_file), "--model", str(model_dir))
     assert status == 2 and "columns a and b" in err
@@ -150,9 +185,11 @@ def test_compare_pairs_writes_a_csv_with_a_header_and_a_row_per_pair(capsys, tmp
 @pytest.mark.parametrize("args", [["--help"], ["search", "--help"], ["compare", "one.png"], ["search", "missing.png"],
                                   ["compare", "--pairs", "missing.csv"], ["index", "no-such-folder"]])
 def test_the_command_answers_help_and_mistakes_without_importing_torch(tmp_path, args):
-    probe = ("import sys\nfrom artsim.app.cli import main\n"
-             f"try:\n    main({args!r})\nexcept SystemExit:\n    pass\n"
-             "print(sorted(m for m in ('torch', 'torchvision', 'faiss', 'pandas', 'artsim.app.api') if m in sys.modules))")
+    probe = (
+        "import sys\nfrom artsim.app.cli import main\n"
+        f"try:\n    main({args!r})\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('torch', 'torchvision', 'faiss', 'pandas', 'artsim.app.api') if m in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path,
                             env={"PYTHONPATH": str(Path(__file__).resolve().parents[2]), "PATH": "/usr/bin:/bin"})
     assert result.stdout.strip().splitlines()[-1] == "[]", result.stderr
@@ -176,7 +213,9 @@ def test_the_default_ranking_is_what_evaluate_shipped_for_these_weights(tmp_path
 def test_a_lone_unusable_query_is_answered_with_its_error(capsys, tmp_path, model_dir, images):  # noqa: F811
     hostile = tmp_path / "query.jpg"
     hostile.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    status, out, err = run_cli(capsys, "search", str(hostile), "--originals", str(images[0].parent), "--model", str(model_dir))
+    status, out, err = run_cli(
+        capsys, "search", str(hostile), "--originals", str(images[0].parent), "--model", str(model_dir)
+    )
     assert status == 2 and str(hostile) in out.split("\nerror ")[0] and "corrupt_image" in out and "rank" not in out
     assert len(err.strip().splitlines()) == 1 and "query.jpg" in err
 

@@ -142,7 +142,9 @@ def test_subset_is_deterministic_stratified_and_capped():
     chosen = select_subset(items, max_images=100, per_class=None, stratify_by="style", seed=1)
     assert chosen == select_subset(list(reversed(items)), max_images=100, per_class=None, stratify_by="style", seed=1)
     counts = pd.Series([name.split("/")[0] for name in chosen]).value_counts()
-    assert len(chosen) == 100 and abs(counts["A"] - 60) <= 1 and abs(counts["B"] - 30) <= 1 and abs(counts["C"] - 10) <= 1
+    assert (
+        len(chosen) == 100 and abs(counts["A"] - 60) <= 1 and abs(counts["B"] - 30) <= 1 and abs(counts["C"] - 10) <= 1
+    )
     capped = select_subset(items, max_images=None, per_class=50, stratify_by="style", seed=1)
     assert pd.Series([name.split("/")[0] for name in capped]).value_counts().to_dict() == {"A": 50, "B": 50, "C": 50}
     assert chosen != select_subset(items, max_images=100, per_class=None, stratify_by="style", seed=2)
@@ -162,13 +164,18 @@ def good_row(relative: str, artist: str = "Someone") -> bytes:
 
 def outcomes(root: Path, tmp_path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     ingest(read_source(root), tmp_path / "out", IngestSettings(val_fraction=0.0))
-    return read_manifest(tmp_path / "out").set_index("source_path"), pd.read_csv(tmp_path / "out/skipped.csv").set_index("source_path")
+    return read_manifest(tmp_path / "out").set_index("source_path"), pd.read_csv(
+        tmp_path / "out/skipped.csv"
+    ).set_index("source_path")
 
 
 def test_kaggle_genre_cell_that_is_no_list_of_names_skips_that_row(tmp_path):
     root = tmp_path / "kaggle"
     write_tree(root)
-    rows = [{"filename": rel, "artist": "A", "genre": f"['{style}']", "description": "x", "subset": "train"} for rel, style, _ in FILES]
+    rows = [
+        {"filename": rel, "artist": "A", "genre": f"['{style}']", "description": "x", "subset": "train"}
+        for rel, style, _ in FILES
+    ]
     rows[1]["genre"] = "{[1]: 2}"  # ast.literal_eval raises TypeError (an unhashable key)
     rows[2]["genre"] = "Cubism"  # a bare name is still a name
     pd.DataFrame(rows).to_csv(root / "classes.csv", index=False)
@@ -213,7 +220,9 @@ def test_a_field_over_the_csv_size_limit_costs_only_its_own_row(tmp_path):
 
 def test_a_nul_in_a_metadata_file_name_is_a_problem_of_that_row(tmp_path):
     root = tmp_path / "src"
-    write_folder_with_metadata(root, [good_row(relative) for relative, _, _ in FILES] + [b"Cubism/evil\x00name.jpg,A,B,,Cubism,x\n"])
+    write_folder_with_metadata(
+        root, [good_row(relative) for relative, _, _ in FILES] + [b"Cubism/evil\x00name.jpg,A,B,,Cubism,x\n"]
+    )
     manifest, skipped = outcomes(root, tmp_path)
     assert len(manifest) == 4
     assert skipped["reason"].tolist() == ["unreadable_path"]
@@ -299,7 +308,10 @@ def test_artgan_rows_that_are_not_utf8_or_lack_an_index_cost_their_file(tmp_path
         handle.write(FILES[2][0].encode() + b",\xff\n")  # a byte that is not UTF-8
         handle.write(b"Baroque/no-index.jpg,\n")
     manifest, skipped = outcomes(root, tmp_path)
-    assert skipped.loc[FILES[2][0], "reason"] == "bad_metadata_row" and "genre_train.csv line 3" in skipped.loc[FILES[2][0], "detail"]
+    assert (
+        skipped.loc[FILES[2][0], "reason"] == "bad_metadata_row"
+        and "genre_train.csv line 3" in skipped.loc[FILES[2][0], "detail"]
+    )
     assert skipped.loc["Baroque/no-index.jpg", "reason"] == "bad_metadata_row"
     assert set(manifest.index) == {FILES[0][0], FILES[1][0], FILES[3][0]}
 

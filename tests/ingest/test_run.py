@@ -12,11 +12,11 @@ import pytest
 import yaml
 from PIL import Image
 
-from artsim.params import ParamsError, parse_params
 from artsim.core.images import content_hash, load_rgb
-from artsim.ingest.run import IngestSettings, assign_split, ingest, read_manifest
 from artsim.core.shards import manifest_images
+from artsim.ingest.run import IngestSettings, assign_split, ingest, read_manifest
 from artsim.ingest.sources.formats import labels_from_path, read_folder
+from artsim.params import ParamsError, parse_params
 from tests.support.helpers import REPO_ROOT, random_painting
 
 
@@ -50,7 +50,12 @@ def test_labels_come_from_the_path_without_metadata(sample_copy, tmp_path):
     (sample_copy / "metadata.csv").unlink()
     manifest, _ = run_ingest(sample_copy, tmp_path / "out")
     row = manifest.set_index("source_path").loc["Ukiyo_e/katsushika-hokusai_the-great-wave-off-kanagawa-1831.jpg"]
-    assert (row["artist"], row["style"], row["year"], row["genre"]) == ("Katsushika Hokusai", "Ukiyo_e", "1831", "unknown")
+    assert (row["artist"], row["style"], row["year"], row["genre"]) == (
+        "Katsushika Hokusai",
+        "Ukiyo_e",
+        "1831",
+        "unknown",
+    )
     assert row["title"] == "The Great Wave Off Kanagawa"
 
 
@@ -173,7 +178,9 @@ def test_fifo_folder_and_huge_sparse_file_are_skipped_unread(tmp_path):
         manifest, metrics = run_ingest(tmp_path / "src", tmp_path / "out")
     skipped = pd.read_csv(tmp_path / "out/skipped.csv").set_index("source_path")
     assert skipped["reason"].to_dict() == {
-        "Style/folder.jpg": "not_a_regular_file", "Style/huge.jpg": "file_too_large", "Style/pipe.jpg": "not_a_regular_file",
+        "Style/folder.jpg": "not_a_regular_file",
+        "Style/huge.jpg": "file_too_large",
+        "Style/pipe.jpg": "not_a_regular_file",
     }
     assert "FIFO" in skipped.loc["Style/pipe.jpg", "detail"]
     assert list(manifest["source_path"]) == ["Style/good.png"]
@@ -259,8 +266,12 @@ def test_stage_fails_in_one_line_when_nothing_is_kept(tmp_path, monkeypatch):
     assert len(pd.read_csv(workspace / "data/ingested/skipped.csv")) == 2
 
 
-@pytest.mark.parametrize("prescribed, empty, advice", [("test", "train", "ingest.val_fraction"), ("train", "test", "ingest.split: hash")])
-def test_stage_fails_when_a_split_the_later_stages_need_is_empty(sample_copy, tmp_path, monkeypatch, prescribed, empty, advice):
+@pytest.mark.parametrize(
+    "prescribed, empty, advice", [("test", "train", "ingest.val_fraction"), ("train", "test", "ingest.split: hash")]
+)
+def test_stage_fails_when_a_split_the_later_stages_need_is_empty(
+    sample_copy, tmp_path, monkeypatch, prescribed, empty, advice
+):
     metadata = pd.read_csv(sample_copy / "metadata.csv")
     metadata["split"] = prescribed
     metadata.to_csv(sample_copy / "metadata.csv", index=False)

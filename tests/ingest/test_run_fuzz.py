@@ -17,7 +17,13 @@ CASES = 5000
 FOLDER_CASES = 300
 # What a decodable-looking but broken file may be skipped as; anything else is a bug.
 DECODE_REASONS = {"empty_file", "not_an_image", "corrupt_image", "too_small", "too_many_pixels", "file_too_large"}
-INTERESTING_WORDS = [b"\x00\x00\x00\x00", b"\xff\xff\xff\xff", b"\x7f\xff\xff\xff", b"\x80\x00\x00\x00", b"\x00\x00\x01\x00"]
+INTERESTING_WORDS = [
+    b"\x00\x00\x00\x00",
+    b"\xff\xff\xff\xff",
+    b"\x7f\xff\xff\xff",
+    b"\x80\x00\x00\x00",
+    b"\x00\x00\x01\x00",
+]
 
 
 def encoded(image: Image.Image, **save_args) -> bytes:
@@ -132,7 +138,9 @@ def test_ingest_of_a_folder_of_mutants_accounts_for_every_file(tmp_path):
     source.mkdir(parents=True)
     for name, data in mutants(FOLDER_CASES, seed=1):
         (source / name).write_bytes(data)
-    report = ingest(read_folder(tmp_path / "source"), tmp_path / "out", IngestSettings(max_side=64, min_side=8, workers=2))
+    report = ingest(
+        read_folder(tmp_path / "source"), tmp_path / "out", IngestSettings(max_side=64, min_side=8, workers=2)
+    )
 
     manifest = read_manifest(tmp_path / "out")
     skipped = pd.read_csv(tmp_path / "out/skipped.csv", keep_default_na=False)

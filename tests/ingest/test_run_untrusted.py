@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from artsim.core.images import load_rgb
-from artsim.ingest.run import IngestSettings, ingest, read_manifest
 from artsim.core.shards import manifest_images
+from artsim.ingest.run import IngestSettings, ingest, read_manifest
 from artsim.ingest.sources.formats import read_folder
 from tests.support.helpers import random_painting
 
@@ -25,7 +25,12 @@ def png_header_only(width: int, height: int) -> bytes:
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def exif_rotated_jpeg(path: Path) -> None:
@@ -69,13 +74,21 @@ def build_odd_source(root: Path, outside: Path) -> dict[str, str]:
     add("truncated.jpg", "corrupt_image", lambda p: p.write_bytes(data[: len(data) // 3]))
     add("random-bytes.jpg", "not_an_image", lambda p: p.write_bytes(np.random.default_rng(1).bytes(4096)))
     add("a-text-file.png", "not_an_image", lambda p: p.write_text("hello, I am not a picture\n"))
-    add("grey16.png", "kept", lambda p: cv2.imwrite(str(p), (np.linspace(0, 65535, 100 * 80).reshape(80, 100)).astype(np.uint16)))
+    add(
+        "grey16.png",
+        "kept",
+        lambda p: cv2.imwrite(str(p), (np.linspace(0, 65535, 100 * 80).reshape(80, 100)).astype(np.uint16)),
+    )
     add("rgb16.png", "kept", lambda p: cv2.imwrite(str(p), np.full((80, 100, 3), 40000, np.uint16)))
     add("cmyk.jpg", "kept", lambda p: random_painting(2, size=(120, 90)).convert("CMYK").save(p))
     add("greyscale.jpg", "kept", lambda p: random_painting(3).convert("L").save(p))
     add("grey-alpha.png", "kept", lambda p: random_painting(4).convert("LA").save(p))
     add("rgba-transparent.png", "kept", lambda p: Image.new("RGBA", (80, 60), (255, 0, 0, 0)).save(p))
-    add("palette.png", "kept", lambda p: random_painting(5).convert("P", palette=Image.Palette.ADAPTIVE).save(p, transparency=0))
+    add(
+        "palette.png",
+        "kept",
+        lambda p: random_painting(5).convert("P", palette=Image.Palette.ADAPTIVE).save(p, transparency=0),
+    )
     add("one-bit.png", "kept", lambda p: random_painting(6).convert("1").save(p))
     add("animated.gif", "kept", animated_gif)
     add("scan.tiff", "kept", lambda p: random_painting(7).save(p))
@@ -86,7 +99,11 @@ def build_odd_source(root: Path, outside: Path) -> dict[str, str]:
     add("bad-tiff-tag.tif", "corrupt_image", tiff_with_rational_strip_offsets)
     add("bomb.png", "too_many_pixels", lambda p: p.write_bytes(png_header_only(100_000, 100_000)))
     add("original name.jpg", "kept", lambda p: good.save(p, quality=95))
-    add("same content, other name.jpg", "duplicate", lambda p: p.write_bytes((folder / "original name.jpg").read_bytes()))
+    add(
+        "same content, other name.jpg",
+        "duplicate",
+        lambda p: p.write_bytes((folder / "original name.jpg").read_bytes()),
+    )
     add("Ukiyo-e «Ōkubi-e» l'artiste \"quoted\".png", "kept", lambda p: random_painting(10).save(p))
     outside.mkdir(parents=True, exist_ok=True)
     random_painting(12).save(outside / "secret.png")
@@ -179,5 +196,11 @@ def test_csv_with_bom_extra_columns_and_missing_values(tmp_path):
     picasso = rows.loc["Cubism/pablo-picasso_guitar-1913.jpg"]
     assert (picasso["artist"], picasso["style"], picasso["genre"]) == ("Pablo Picasso", "Cubism", "still_life")
     gris = rows.loc["Cubism/juan-gris_still-life.jpg"]
-    assert (gris["artist"], gris["title"], gris["style"], gris["genre"], gris["year"]) == ("Juan Gris", "Still Life", "Cubism", "unknown", "")
+    assert (gris["artist"], gris["title"], gris["style"], gris["genre"], gris["year"]) == (
+        "Juan Gris",
+        "Still Life",
+        "Cubism",
+        "unknown",
+        "",
+    )
     assert report.as_metrics()["skipped"] == 0

@@ -14,17 +14,17 @@ import pytest
 import torch
 from torchvision.models import resnet50
 
-from artsim.params import GenerateParams, SiameseParams
-from artsim.learn.feature_cache import FeatureStore, cache_features, feature_key, open_feature_store
-from artsim.learn.features import split_trunk
+from artsim.core.shards import ShardMember, ShardWriter, manifest_images
 from artsim.generate.assemble import assemble, run_tallies
 from artsim.generate.run import generate
 from artsim.generate.store import VariantStore
+from artsim.learn.feature_cache import FeatureStore, cache_features, feature_key, open_feature_store
+from artsim.learn.features import split_trunk
 from artsim.learn.models import NORMALISATION, build_classifier, save_weights
+from artsim.learn.training import Runtime
+from artsim.params import GenerateParams, SiameseParams
 from artsim.siamese.batches import PairTable
 from artsim.siamese.train import prepare_inputs, train_siamese
-from artsim.learn.training import Runtime
-from artsim.core.shards import ShardMember, ShardWriter, manifest_images
 from tests.support.generate_fixtures import decodes, make_ingested
 from tests.support.tiny_project import build_tiny_project, resolved_pairs
 
@@ -121,18 +121,26 @@ def _wrong_shape(path: Path) -> None:
     np.save(path, np.load(path)[:, :1])
 
 
-def test_an_image_that_cannot_be_read_is_rejected_and_the_rest_cached(bottom, images: list[Path], tmp_path: Path) -> None:
+def test_an_image_that_cannot_be_read_is_rejected_and_the_rest_cached(
+    bottom, images: list[Path], tmp_path: Path
+) -> None:
     with ShardWriter(tmp_path / "shards") as shards:
         shard, offset, length = shards.add("images/a.jpg", images[0].read_bytes(), "aa")
     beyond = ShardMember(tmp_path / shard, offset, length + 10_000)  # a manifest longer than its shard
-    store = open_feature_store(tmp_path / "features", bottom, 32, NORMALISATION, torch.device("cpu"), False, torch.float32)
-    digests, rejected = cache_features(bottom, [beyond, tmp_path / "gone.jpg", *images[1:]], store, 32, 4, torch.device("cpu"))
+    store = open_feature_store(
+        tmp_path / "features", bottom, 32, NORMALISATION, torch.device("cpu"), False, torch.float32
+    )
+    digests, rejected = cache_features(
+        bottom, [beyond, tmp_path / "gone.jpg", *images[1:]], store, 32, 4, torch.device("cpu")
+    )
     assert rejected == {beyond: "truncated_shard", tmp_path / "gone.jpg": "missing_file"}
     assert digests[:2] == ["", ""] and all(store.usable(d) for d in digests[2:])
 
 
 @pytest.mark.parametrize("damage", [_empty, _truncated, _wrong_dtype, _wrong_shape])
-def test_a_damaged_feature_file_is_computed_again_and_counted(bottom, images: list[Path], tmp_path: Path, damage) -> None:
+def test_a_damaged_feature_file_is_computed_again_and_counted(
+    bottom, images: list[Path], tmp_path: Path, damage
+) -> None:
     store = open_feature_store(tmp_path, bottom, 32, NORMALISATION, torch.device("cpu"), False, torch.float32)
     digests, _ = cache_features(bottom, images, store, 32, 4, torch.device("cpu"))
     expected = store.load(digests[1])
@@ -166,7 +174,11 @@ def test_a_damaged_feature_file_costs_no_pairs_in_training(tmp_path: Path, caplo
     # computed again, not left out of training (alone, not in a batch: float noise differs by CPU)
     assert np.allclose(np.load(cached[0]), whole, rtol=1e-4, atol=1e-4)
     # The same pairs train the same model (up to float noise: the healed file was computed alone, not in a batch).
-    assert (second["n_train_pairs"], second["n_val_pairs"], second["skipped_pairs"]) == (first["n_train_pairs"], first["n_val_pairs"], 0)
+    assert (second["n_train_pairs"], second["n_val_pairs"], second["skipped_pairs"]) == (
+        first["n_train_pairs"],
+        first["n_val_pairs"],
+        0,
+    )
     assert second["val_mse"] == pytest.approx(first["val_mse"], rel=1e-4)
     healed = [int(n) for n in re.findall(r"(\d+) damaged cached features computed again", caplog.text)]
     assert healed == [0, 1]  # logged, not a metric: the same model on a machine whose cache was whole
@@ -182,7 +194,9 @@ def test_feature_files_are_fsynced(bottom, images: list[Path], tmp_path: Path, m
 
 # --- what the feature cache is keyed by ------------------------------------------------------
 
-def test_the_feature_key_changes_with_everything_that_can_change_features(bottom, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_feature_key_changes_with_everything_that_can_change_features(
+    bottom, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cpu = torch.device("cpu")
     base = feature_key(bottom, 32, NORMALISATION, cpu, False)
     assert feature_key(bottom, 32, NORMALISATION, cpu, False) == base
@@ -191,22 +205,32 @@ def test_the_feature_key_changes_with_everything_that_can_change_features(bottom
         "device type": feature_key(bottom, 32, NORMALISATION, torch.device("cuda", 0), False),
         "channels_last": feature_key(bottom, 32, NORMALISATION, cpu, True),
     }
-    for module, attribute in ((torch, "__version__"), (__import__("torchvision"), "__version__"), (__import__("PIL"), "__version__")):
+    for module, attribute in (
+        (torch, "__version__"),
+        (__import__("torchvision"), "__version__"),
+        (__import__("PIL"), "__version__"),
+    ):
         with monkeypatch.context() as patch:
             patch.setattr(module, attribute, "0.0.0-other")
             others[f"{module.__name__} version"] = feature_key(bottom, 32, NORMALISATION, cpu, False)
     assert base not in others.values(), [name for name, key in others.items() if key == base]
     # Precision decides the stored dtype, and with it the store's folder.
-    folders = {FeatureStore(Path("root"), base, dtype).folder for dtype in (torch.float32, torch.float16, torch.bfloat16)}
+    folders = {
+        FeatureStore(Path("root"), base, dtype).folder for dtype in (torch.float32, torch.float16, torch.bfloat16)
+    }
     assert len(folders) == 3
 
 
 def test_training_with_channels_last_uses_its_own_feature_cache(bottom, images: list[Path], tmp_path: Path) -> None:
     params = SiameseParams(image_size=32, feature_cache=tmp_path / "features")
-    table = PairTable.from_pairs(pd.DataFrame({"original_path": images[:2], "generated_path": images[2:4], "score": [0.5, 0.5]}))
+    table = PairTable.from_pairs(
+        pd.DataFrame({"original_path": images[:2], "generated_path": images[2:4], "score": [0.5, 0.5]})
+    )
     folders = set()
     for channels_last in (False, True, False):
-        inputs, _ = prepare_inputs(table.images, bottom, params, Runtime(torch.device("cpu"), channels_last=channels_last))
+        inputs, _ = prepare_inputs(
+            table.images, bottom, params, Runtime(torch.device("cpu"), channels_last=channels_last)
+        )
         folders.add(inputs.inputs.store.folder)
     bottom.to(memory_format=torch.contiguous_format)
     assert len(folders) == 2 and all(folder.is_dir() for folder in folders)

@@ -10,7 +10,16 @@ import torch
 from safetensors.torch import save_file
 from torchvision.models import resnet50
 
-from artsim.learn.models import SiameseRegressor, WeightsUnavailable, build_classifier, imagenet_checkpoint_path, initial_weights, load_siamese, save_weights, siamese_from_classifier
+from artsim.learn.models import (
+    SiameseRegressor,
+    WeightsUnavailable,
+    build_classifier,
+    imagenet_checkpoint_path,
+    initial_weights,
+    load_siamese,
+    save_weights,
+    siamese_from_classifier,
+)
 from artsim.learn.pair_images import resolve_pairs
 
 IMAGENET_FILE = "resnet50-11ad3fa6.pth"

@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 import torch
 
-from artsim.params import FinetuneParams, SiameseParams
 from artsim.finetune.train import finetune_classifier
 from artsim.learn.models import save_weights
-from artsim.siamese.train import train_siamese
 from artsim.learn.training import resolve_runtime
+from artsim.params import FinetuneParams, SiameseParams
+from artsim.siamese.train import train_siamese
 from tests.support.tiny_project import build_tiny_project, resolved_pairs
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -27,7 +27,9 @@ def test_mixed_precision_trains_both_models(tmp_path: Path, precision: str, chan
     finetune = FINETUNE.model_copy(update={"precision": precision, "channels_last": channels_last})
     runtime = resolve_runtime(finetune, "finetune")
     assert runtime.precision in ("bf16", "fp16") and runtime.device.type == "cuda"
-    result = finetune_classifier(pd.read_parquet(tiny["ingested"] / "manifest.parquet"), tiny["ingested"], finetune, 0, runtime)
+    result = finetune_classifier(
+        pd.read_parquet(tiny["ingested"] / "manifest.parquet"), tiny["ingested"], finetune, 0, runtime
+    )
     losses = [epoch["train_loss"] for epoch in result.history]
     assert all(math.isfinite(loss) for loss in losses) and losses[-1] < losses[0]
     # Weights are kept and saved in fp32 whatever the autocast precision.

@@ -43,7 +43,9 @@ def test_a_cache_inside_a_dvc_output_is_refused_naming_the_key(key: str, inside:
 
 
 @pytest.mark.parametrize("key", ["generate.store", "siamese.feature_cache", "describe.cache"])
-def test_a_cache_through_a_link_into_a_dvc_output_is_refused(key: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_cache_through_a_link_into_a_dvc_output_is_refused(
+    key: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data" / "generated").mkdir(parents=True)
     (tmp_path / "cache").symlink_to(tmp_path / "data" / "generated")
@@ -53,7 +55,9 @@ def test_a_cache_through_a_link_into_a_dvc_output_is_refused(key: str, tmp_path:
 
 @pytest.mark.parametrize("key", ["generate.store", "siamese.feature_cache", "describe.cache"])
 @pytest.mark.parametrize("outside", [".artsim/cache", "data/generated-cache", "data/cache", "metrics-cache"])
-def test_a_cache_beside_the_outputs_is_accepted(key: str, outside: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_cache_beside_the_outputs_is_accepted(
+    key: str, outside: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     block, name = key.split(".")
     assert getattr(getattr(parse_params(_params(key, outside)), block), name) == Path(outside)

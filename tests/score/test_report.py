@@ -39,7 +39,9 @@ def test_score_report_keys_do_not_depend_on_the_data() -> None:
     first, second = score_report(three_strengths), score_report(one_strength)
     assert set(flat(first)) == set(flat(second))
     assert len(flat(first)) <= 16
-    assert not [key for key in flat(first) for word in ("0.25", "0.5", "0.75", "by_strength", "by_split") if word in key]
+    assert not [
+        key for key in flat(first) for word in ("0.25", "0.5", "0.75", "by_strength", "by_split") if word in key
+    ]
     assert second["test_auc"]["score"] is None and first["test_auc"]["score"] == 1.0
     json.dumps(first, allow_nan=False)
 

@@ -59,7 +59,9 @@ def _uneven_floor(model: SiameseRegressor, bias: float, std: float = 1.0) -> Non
 def scorer(request, tmp_path_factory) -> artsim.app.api.Scorer:
     folder = tmp_path_factory.mktemp(f"model{request.param}")
     save_weights(_trained_looking_model(request.param), folder / "model.safetensors")
-    (folder / "card.json").write_text(json.dumps({"image_size": IMAGE_SIZE, "head_hidden": 16, "normalisation": NORMALISATION}))
+    (folder / "card.json").write_text(
+        json.dumps({"image_size": IMAGE_SIZE, "head_hidden": 16, "normalisation": NORMALISATION})
+    )
     stats = TextureStats(mean=np.zeros(HARALICK_FEATURES), std=np.full(HARALICK_FEATURES, 2.0))
     every_candidate = ScoreWeights({name: 1.0 for name in DESCRIPTORS})
     DescriptorScorer(DescribeParams(size=64), every_candidate, stats).save(folder / "descriptor_score.json")

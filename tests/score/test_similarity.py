@@ -13,15 +13,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from artsim.params import CLASSIC_SCORE_WEIGHTS, DescribeParams, ScoreWeights
+from artsim.core.images import read_rgb_array
 from artsim.describe.registry import describe_array
 from artsim.describe.table import Descriptors, ImageEntry, descriptor_row, descriptor_table
 from artsim.generate.backends.style_transfer import choose_style_sources
-from artsim.core.images import read_rgb_array
+from artsim.params import CLASSIC_SCORE_WEIGHTS, DescribeParams, ScoreWeights
 from artsim.score.pairs import NotEnoughPairs, build_pairs
 from artsim.score.report import score_report, score_tables
-from tests.support.similarity_oracle import (color_similarity, edge_similarity, oracle_score, oracle_similarities,
-                                     texture_similarity)
 from artsim.score.similarity import (
     DescriptorSet,
     TextureStats,
@@ -35,6 +33,13 @@ from artsim.score.similarity import (
     similarity,
     train_texture_stats,
     weighted_score,
+)
+from tests.support.similarity_oracle import (
+    color_similarity,
+    edge_similarity,
+    oracle_score,
+    oracle_similarities,
+    texture_similarity,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,7 +76,9 @@ def test_sample_is_there():
 
 
 def test_identical_images_score_exactly_one(sample_descriptors, stats):
-    extra = [describe_array(np.random.default_rng(s).integers(0, 256, (50, 70, 3), dtype=np.uint8), PARAMS) for s in range(3)]
+    extra = [
+        describe_array(np.random.default_rng(s).integers(0, 256, (50, 70, 3), dtype=np.uint8), PARAMS) for s in range(3)
+    ]
     flat = describe_array(np.full((40, 40, 3), 200, np.uint8), PARAMS)
     for desc in [*sample_descriptors[:8], *extra, flat]:
         twin = Descriptors(desc.color.copy(), desc.texture.copy(), desc.edges.copy())
@@ -125,10 +132,14 @@ def test_weighted_score_respects_weights(sample_descriptors, stats):
     assert len(set(round(v, 6) for v in sims.values())) == len(sims) == 8  # otherwise the checks below prove nothing
     only_color = ScoreWeights(color=1.0, texture=0.0, edges=0.0)
     assert similarity(a, b, stats, only_color) == pytest.approx(sims["color"], abs=1e-12)
-    assert similarity(a, b, stats, {"color": 0.0, "texture": 2.0, "edges": 0.0}) == pytest.approx(sims["texture"], abs=1e-12)
+    assert similarity(a, b, stats, {"color": 0.0, "texture": 2.0, "edges": 0.0}) == pytest.approx(
+        sims["texture"], abs=1e-12
+    )
     mixed = ScoreWeights(color=1.0, texture=0.0, edges=3.0)
     assert similarity(a, b, stats, mixed) == pytest.approx((sims["color"] + 3 * sims["edges"]) / 4, abs=1e-12)
-    assert similarity(a, b, stats, WEIGHTS) == pytest.approx(0.4 * sims["color"] + 0.3 * sims["texture"] + 0.3 * sims["edges"])
+    assert similarity(a, b, stats, WEIGHTS) == pytest.approx(
+        0.4 * sims["color"] + 0.3 * sims["texture"] + 0.3 * sims["edges"]
+    )
 
 
 def test_cross_scores_agree_with_per_pair_scoring(sample_descriptors, stats):
@@ -199,7 +210,9 @@ def test_similarity_falls_as_a_painting_is_degraded(kind, sample_images, sample_
 
 def test_another_painting_scores_below_a_mild_degradation(sample_images, sample_descriptors, stats):
     for i, (image, original) in enumerate(zip(sample_images, sample_descriptors)):
-        best_other = max(similarity(original, other, stats, WEIGHTS) for j, other in enumerate(sample_descriptors) if j != i)
+        best_other = max(
+            similarity(original, other, stats, WEIGHTS) for j, other in enumerate(sample_descriptors) if j != i
+        )
         for degrade, levels, _ in DEGRADATIONS.values():
             mild = similarity(original, describe_array(degrade(image, levels[0]), PARAMS), stats, WEIGHTS)
             assert mild > best_other, SAMPLE_PATHS[i].name
@@ -256,7 +269,9 @@ def fake_manifests(per_split: dict[str, int], variants_per_original: int = 3) ->
     return pd.DataFrame(originals, columns=["id", "split"]), pd.DataFrame(variants)
 
 
-def check_negatives(pairs: pd.DataFrame, generated: pd.DataFrame, originals: pd.DataFrame, negatives: int) -> pd.DataFrame:
+def check_negatives(
+    pairs: pd.DataFrame, generated: pd.DataFrame, originals: pd.DataFrame, negatives: int
+) -> pd.DataFrame:
     positives, negs = pairs[pairs["positive"]], pairs[~pairs["positive"]]
     assert len(positives) == len(generated)
     assert len(negs) == negatives * len(positives)
@@ -264,7 +279,9 @@ def check_negatives(pairs: pd.DataFrame, generated: pd.DataFrame, originals: pd.
     assert (negs.groupby("original_id").size() == positives.groupby("original_id").size() * negatives).all()
     source = generated.set_index("id")
     assert (source.loc[negs["generated_id"], "original_id"].to_numpy() != negs["original_id"].to_numpy()).all()
-    assert (source.loc[positives["generated_id"], "original_id"].to_numpy() == positives["original_id"].to_numpy()).all()
+    assert (
+        source.loc[positives["generated_id"], "original_id"].to_numpy() == positives["original_id"].to_numpy()
+    ).all()
     split_of = originals.set_index("id")["split"]
     assert (pairs["split"].to_numpy() == split_of.loc[pairs["original_id"]].to_numpy()).all()
     assert pairs["pair_id"].is_unique
@@ -374,12 +391,27 @@ def test_images_describe_skipped_are_left_out():
     assert train["positive"].sum() == (~train["positive"]).sum() == 8
 
 
-@pytest.mark.parametrize("per_split, undescribed, says", [
-    ({"train": 4, "val": 1}, "", r"^score: no test pair: the test split has no described painting; .*ingest\.test_fraction"),
-    ({"val": 2, "test": 2}, "", r"^score: no train pair: the train split has no described painting; .*ingest\.source"),
-    # train paintings are there but describe skipped every train variant
-    ({"train": 3, "test": 2}, "train", r"^score: no train pair: none of the 3 described train paintings has a described variant; .*failures\.csv"),
-])
+@pytest.mark.parametrize(
+    "per_split, undescribed, says",
+    [
+        (
+            {"train": 4, "val": 1},
+            "",
+            r"^score: no test pair: the test split has no described painting; .*ingest\.test_fraction",
+        ),
+        (
+            {"val": 2, "test": 2},
+            "",
+            r"^score: no train pair: the train split has no described painting; .*ingest\.source",
+        ),
+        # train paintings are there but describe skipped every train variant
+        (
+            {"train": 3, "test": 2},
+            "train",
+            r"^score: no train pair: none of the 3 described train paintings has a described variant; .*failures\.csv",
+        ),
+    ],
+)
 def test_no_train_or_no_test_pair_fails_before_scoring_saying_what_to_change(per_split, undescribed, says):
     originals, generated = fake_manifests(per_split)
     kept = generated[~generated["original_id"].str.startswith(undescribed)] if undescribed else generated
@@ -406,7 +438,9 @@ def test_negatives_with_split_local_style_sources_stay_in_split_and_unrelated_wh
     assert styled_after_own[(negs["split"] == "test").to_numpy()].all()
 
 
-def lay_out_score_inputs(root: Path, originals: pd.DataFrame, generated: pd.DataFrame, descs: dict[str, Descriptors]) -> None:
+def lay_out_score_inputs(
+    root: Path, originals: pd.DataFrame, generated: pd.DataFrame, descs: dict[str, Descriptors]
+) -> None:
     """data/ingested, data/generated and data/descriptors as the score stage reads them, and params.yaml."""
     (root / "data/ingested").mkdir(parents=True)
     (root / "data/generated").mkdir(parents=True)
@@ -429,7 +463,9 @@ def test_score_stage_without_test_pairs_exits_with_one_line_not_a_traceback(tmp_
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
-    assert done.stderr.strip().splitlines()[-1].startswith("score: no test pair: the test split has no described painting")
+    assert (
+        done.stderr.strip().splitlines()[-1].startswith("score: no test pair: the test split has no described painting")
+    )
     assert not (tmp_path / "data/pairs").exists()
 
 

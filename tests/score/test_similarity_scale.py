@@ -8,9 +8,9 @@ import functools
 import numpy as np
 import pandas as pd
 
-from artsim.score import similarity as scoring
-from artsim.params import CLASSIC_SCORE_WEIGHTS, DescribeParams, ScoreWeights
 from artsim.describe.table import Descriptors
+from artsim.params import CLASSIC_SCORE_WEIGHTS, DescribeParams, ScoreWeights
+from artsim.score import similarity as scoring
 from artsim.score.scorer import DescriptorScorer
 from artsim.score.similarity import PAIR_COLUMNS, TextureStats, pair_columns, score_pairs
 from tests.support.similarity_oracle import oracle_score, oracle_similarities

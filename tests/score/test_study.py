@@ -9,15 +9,15 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from artsim.describe.registry import DESCRIPTORS
-from artsim.params import DESCRIPTOR_NAMES, DescribeParams, ParamsError, ScoreWeights, parse_params
-from artsim.score.scorer import DescriptorScorer
-from artsim.describe.table import Descriptors
 from artsim.core.errors import NotEnoughData
-from artsim.score.similarity import PAIR_COLUMNS, combine, score_dataset
 from artsim.describe.kernels import TextureStats
-from artsim.score.study import descriptor_source_retrieval, descriptor_study
+from artsim.describe.registry import DESCRIPTORS
+from artsim.describe.table import Descriptors
+from artsim.params import DESCRIPTOR_NAMES, DescribeParams, ParamsError, ScoreWeights, parse_params
 from artsim.score.fit import fit_weights
+from artsim.score.scorer import DescriptorScorer
+from artsim.score.similarity import PAIR_COLUMNS, combine, score_dataset
+from artsim.score.study import descriptor_source_retrieval, descriptor_study
 from tests.params.test_params import committed_params
 from tests.score.test_similarity import fake_manifests, lay_out_score_inputs
 

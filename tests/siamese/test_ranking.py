@@ -7,11 +7,11 @@ import pytest
 import torch
 from torch import nn
 
+from artsim.learn.models import SiameseRegressor
+from artsim.learn.training import Runtime, make_deterministic
 from artsim.siamese.batches import BatchShare, GroupedPairBatches, PairBatch, PairBatches, PairTable
 from artsim.siamese.ranking import ranking_loss, ranking_pairs
 from artsim.siamese.train import PairScorer, regressor_epoch
-from artsim.learn.models import SiameseRegressor
-from artsim.learn.training import Runtime, make_deterministic
 
 CPU = Runtime(torch.device("cpu"))
 
@@ -103,7 +103,9 @@ def _table() -> PairTable:
     """4 originals, 2 variants each (positive pairs) and a negative pair per original."""
     rows = []
     for o in range(4):
-        rows += [{"original_path": f"o{o}", "generated_path": f"g{o}_{v}", "score": 0.7, "positive": True} for v in range(2)]
+        rows += [
+            {"original_path": f"o{o}", "generated_path": f"g{o}_{v}", "score": 0.7, "positive": True} for v in range(2)
+        ]
         rows.append({"original_path": f"o{o}", "generated_path": f"g{(o + 1) % 4}_0", "score": 0.3, "positive": False})
     return PairTable.from_pairs(pd.DataFrame(rows))
 
@@ -115,20 +117,28 @@ def _ranking_term(scorer: PairScorer, batch: PairBatch) -> tuple[torch.Tensor, i
 
 
 @pytest.mark.parametrize("world_size", [2, 3, 5])
-def test_ranks_rank_against_the_whole_global_batch_so_their_terms_and_gradients_sum_to_one_process(world_size: int) -> None:
+def test_ranks_rank_against_the_whole_global_batch_so_their_terms_and_gradients_sum_to_one_process(
+    world_size: int,
+) -> None:
     table = _table()
     embedding = {i: torch.rand(2048, generator=torch.Generator().manual_seed(i)) for i in range(len(table.images))}
     dataset = PairBatches(table, embedding.__getitem__)
     make_deterministic(0)
     scorer = PairScorer(SiameseRegressor(head_hidden=8), _Inputs())
     with torch.no_grad():
-        scorer.model.head.calibrate(torch.stack(list(embedding.values())), torch.stack(list(embedding.values())).flip(0), 0.5)
+        scorer.model.head.calibrate(
+            torch.stack(list(embedding.values())), torch.stack(list(embedding.values())).flip(0), 0.5
+        )
 
     def term_and_gradient(share: BatchShare) -> tuple[float, int, list[torch.Tensor]]:
         scorer.zero_grad()
         loss, count = _ranking_term(scorer, dataset[share])
         loss.backward()
-        return loss.item(), count, [p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in scorer.parameters()]
+        return (
+            loss.item(),
+            count,
+            [p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in scorer.parameters()],
+        )
 
     alone = GroupedPairBatches(table.groups, 6, seed=1, with_candidates=True)
     shares = [list(GroupedPairBatches(table.groups, 6, seed=1, rank=r, world_size=world_size, with_candidates=True))
@@ -163,8 +173,10 @@ def test_a_rank_ranking_against_its_own_share_only_would_train_another_model() -
 def test_extra_candidates_are_the_batchs_originals_and_others_drawn_alike_on_every_rank(extra: int) -> None:
     groups = np.repeat(np.arange(10), 4)  # 10 originals, 4 pairs each
     alone = list(GroupedPairBatches(groups, 8, seed=5, with_candidates=True, extra_candidates=extra))
-    ranks = [list(GroupedPairBatches(groups, 8, seed=5, rank=r, world_size=3, with_candidates=True, extra_candidates=extra))
-             for r in range(3)]
+    ranks = [
+        list(GroupedPairBatches(groups, 8, seed=5, rank=r, world_size=3, with_candidates=True, extra_candidates=extra))
+        for r in range(3)
+    ]
     batches = GroupedPairBatches(groups, 8, seed=5).global_batches()
     for step, (share, batch) in enumerate(zip(alone, batches)):
         own = set(groups[batch].tolist())
@@ -199,7 +211,10 @@ def test_a_batch_loads_its_extra_candidates_and_ranks_against_them() -> None:
     wider = next(iter(GroupedPairBatches(table.groups, 3, seed=1, with_candidates=True, extra_candidates=3)))
     assert list(share) == list(wider) and len(share.candidates) == 1 and len(wider.candidates) == 4
     batch = dataset[wider]
-    assert len(batch.candidates) == 4 and len(batch.inputs) == len(set(batch.first.tolist()) | set(batch.second.tolist())) + 3
+    assert (
+        len(batch.candidates) == 4
+        and len(batch.inputs) == len(set(batch.first.tolist()) | set(batch.second.tolist())) + 3
+    )
     # One original alone ranks nothing; with three more drawn the term counts every positive.
     assert _ranking_term(scorer, dataset[share])[1] == 0
     assert _ranking_term(scorer, batch)[1] == int(batch.positive.sum()) > 0

@@ -8,12 +8,13 @@ import pandas as pd
 import pytest
 import torch
 
-from artsim.params import SiameseParams
+from artsim.learn.distance_head import floor_features
 from artsim.learn.feature_cache import FeatureStore, cache_features, module_digest
 from artsim.learn.features import split_trunk
-from artsim.learn.distance_head import floor_features
 from artsim.learn.models import NORMALISATION, save_weights, siamese_from_classifier
 from artsim.learn.pair_images import PairImages
+from artsim.learn.training import Runtime
+from artsim.params import SiameseParams
 from artsim.siamese.batches import GroupedPairBatches, PairBatches, PairTable
 from artsim.siamese.train import (
     PairScorer,
@@ -23,7 +24,6 @@ from artsim.siamese.train import (
     regressor_epoch,
     train_siamese,
 )
-from artsim.learn.training import Runtime
 from tests.finetune.test_train import CPU, FINETUNE, _finetune
 from tests.support.tiny_project import build_tiny_project, resolved_pairs
 
@@ -92,8 +92,9 @@ def test_siamese_lowers_the_train_mse(tiny: dict[str, Path], trunk_weights: Path
     assert losses[-1] < 0.9 * losses[0]
 
 
-def test_augmented_copies_are_cached_one_entry_each_and_rank_weight_zero_is_allowed(tiny: dict[str, Path], trunk_weights: Path,
-                                                                                     tmp_path: Path) -> None:
+def test_augmented_copies_are_cached_one_entry_each_and_rank_weight_zero_is_allowed(
+    tiny: dict[str, Path], trunk_weights: Path, tmp_path: Path
+) -> None:
     pairs = resolved_pairs(tiny)
     used = pairs[pairs["split"].isin(["train", "val"])]
     train_variants = used.loc[used["split"] == "train", "generated_path"].nunique()
@@ -111,7 +112,11 @@ def test_only_the_trained_layers_change(tiny: dict[str, Path], trunk_weights: Pa
     start = siamese_from_classifier(trunk_weights, head_hidden=16).state_dict()
     trained = train_siamese(resolved_pairs(tiny), trunk_weights, params(tmp_path, epochs=1), seed=0, runtime=CPU)
     state = trained.model.state_dict()
-    frozen = [name for name in start if name.startswith(("trunk.conv1", "trunk.bn1", "trunk.layer1", "trunk.layer2", "trunk.layer3"))]
+    frozen = [
+        name
+        for name in start
+        if name.startswith(("trunk.conv1", "trunk.bn1", "trunk.layer1", "trunk.layer2", "trunk.layer3"))
+    ]
     weights = [name for name in start if name.startswith("trunk.layer4") and name.endswith("weight")]
     assert frozen and weights
     assert all(torch.equal(state[name], start[name]) for name in frozen)
@@ -120,9 +125,13 @@ def test_only_the_trained_layers_change(tiny: dict[str, Path], trunk_weights: Pa
     assert torch.equal(state["trunk.layer4.0.bn1.running_mean"], start["trunk.layer4.0.bn1.running_mean"])
 
 
-def test_head_only_training_leaves_the_whole_trunk_alone(tiny: dict[str, Path], trunk_weights: Path, tmp_path: Path) -> None:
+def test_head_only_training_leaves_the_whole_trunk_alone(
+    tiny: dict[str, Path], trunk_weights: Path, tmp_path: Path
+) -> None:
     start = siamese_from_classifier(trunk_weights, head_hidden=16).state_dict()
-    trained = train_siamese(resolved_pairs(tiny), trunk_weights, params(tmp_path, epochs=1, train_layers=[]), seed=0, runtime=CPU)
+    trained = train_siamese(
+        resolved_pairs(tiny), trunk_weights, params(tmp_path, epochs=1, train_layers=[]), seed=0, runtime=CPU
+    )
     state = trained.model.state_dict()
     assert all(torch.equal(state[name], start[name]) for name in start if name.startswith("trunk."))
     assert not torch.equal(state["head.hidden.weight"], start["head.hidden.weight"])
@@ -141,7 +150,9 @@ def test_siamese_skips_pairs_with_a_corrupt_image(tiny: dict[str, Path], trunk_w
 
 # --- the cached path computes what the naive path computes ------------------------------
 
-def test_cached_path_gives_the_naive_loss_on_the_same_batch(tiny: dict[str, Path], trunk_weights: Path, tmp_path: Path) -> None:
+def test_cached_path_gives_the_naive_loss_on_the_same_batch(
+    tiny: dict[str, Path], trunk_weights: Path, tmp_path: Path
+) -> None:
     pairs = resolved_pairs(tiny)
     pairs = pairs[pairs["split"] == "train"].reset_index(drop=True)
     model = siamese_from_classifier(trunk_weights, head_hidden=16).eval()
@@ -164,7 +175,9 @@ def test_cached_path_gives_the_naive_loss_on_the_same_batch(tiny: dict[str, Path
     assert torch.allclose(predictions, model(original, generated).detach(), atol=1e-5)
 
 
-def test_feature_cache_is_reused_and_keyed_by_content_and_weights(tiny: dict[str, Path], trunk_weights: Path, tmp_path: Path) -> None:
+def test_feature_cache_is_reused_and_keyed_by_content_and_weights(
+    tiny: dict[str, Path], trunk_weights: Path, tmp_path: Path
+) -> None:
     paths = sorted((tiny["ingested"] / "images").glob("*.jpg"))
     model = siamese_from_classifier(trunk_weights, head_hidden=16)
     bottom, _ = split_trunk(model.trunk, ["layer4"])
@@ -215,7 +228,9 @@ def test_grouped_batches_keep_a_paintings_pairs_together_and_do_not_depend_on_ra
     # Pairs of one original are consecutive: batches of 10 hold exactly two originals.
     assert all(len(set(groups[batch])) == 2 for batch in batches)
     for world_size in (2, 3):
-        shares = [list(GroupedPairBatches(groups, 10, seed=3, rank=r, world_size=world_size)) for r in range(world_size)]
+        shares = [
+            list(GroupedPairBatches(groups, 10, seed=3, rank=r, world_size=world_size)) for r in range(world_size)
+        ]
         for step, batch in enumerate(batches):
             assert sorted(i for share in shares for i in share[step]) == sorted(batch.tolist())
     single.set_epoch(1)
@@ -242,7 +257,9 @@ def test_a_batch_passes_each_unique_image_once(tiny: dict[str, Path]) -> None:
     assert torch.equal(stacked[second][:, 0], torch.tensor([float(table.second[0]), float(table.second[1])]))
 
 
-def test_head_differences_are_scaled_to_unit_rms_on_the_training_pairs(tiny: dict[str, Path], trunk_weights: Path, tmp_path: Path) -> None:
+def test_head_differences_are_scaled_to_unit_rms_on_the_training_pairs(
+    tiny: dict[str, Path], trunk_weights: Path, tmp_path: Path
+) -> None:
     pairs = resolved_pairs(tiny)
     pairs = pairs[pairs["split"] == "train"].reset_index(drop=True)
     model = siamese_from_classifier(trunk_weights, head_hidden=4)
@@ -293,9 +310,13 @@ def test_mixed_precision_trains_on_half_precision_features(tiny: dict[str, Path]
     # CPU autocast stands in for a GPU's here: the stages refuse it on a CPU (resolve_runtime),
     # but the dtypes meet in the same places (tests/learn/test_training_gpu.py runs it on a GPU).
     runtime = Runtime(torch.device("cpu"), precision, channels_last=True)
-    result = train_siamese(resolved_pairs(tiny), trunk_weights, params(tmp_path, epochs=2, precision=precision), 0, runtime)
+    result = train_siamese(
+        resolved_pairs(tiny), trunk_weights, params(tmp_path, epochs=2, precision=precision), 0, runtime
+    )
     assert all(np.isfinite(epoch["train_mse"]) and np.isfinite(epoch["val_mse"]) for epoch in result.history)
-    assert [p.name.rsplit("-", 1)[1] for p in (tmp_path / "features").iterdir()] == [str(runtime.compute_dtype).removeprefix("torch.")]
+    assert [p.name.rsplit("-", 1)[1] for p in (tmp_path / "features").iterdir()] == [
+        str(runtime.compute_dtype).removeprefix("torch.")
+    ]
     assert all(t.dtype == torch.float32 for t in result.model.state_dict().values() if t.is_floating_point())
 
 

@@ -34,7 +34,11 @@ PARAMS = {
 
 def run_stage(project: Path, stage: str, ranks: int = 1) -> subprocess.CompletedProcess:
     """`python -m stages.<stage>`, under torchrun when `ranks` > 1; must succeed."""
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={ranks}"] if ranks > 1 else [sys.executable]
+    launcher = (
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={ranks}"]
+        if ranks > 1
+        else [sys.executable]
+    )
     result = run_to_deadline([*launcher, "-m", f"stages.{stage}"], project)
     assert result.returncode == 0, result.stderr[-4000:]
     return result
@@ -56,7 +60,9 @@ def add_train_pairs(root: Path, count: int) -> None:
     for n in range(count):
         original, other = train[n % len(train)], train[(n + 1) % len(train)]
         row = pairs[pairs["original_id"] == f"o{original}"].iloc[0].to_dict()
-        extra.append({**row, "pair_id": f"extra{n}", "generated_id": f"g{other}", "positive": False, "score": 0.3 + 0.01 * n})
+        extra.append(
+            {**row, "pair_id": f"extra{n}", "generated_id": f"g{other}", "positive": False, "score": 0.3 + 0.01 * n}
+        )
     pd.concat([pairs, pd.DataFrame(extra)], ignore_index=True).to_parquet(path)
 
 
@@ -162,7 +168,10 @@ def test_sigterm_to_a_multi_process_stage_stops_its_ranks(tmp_path: Path) -> Non
         stage.send_signal(signal.SIGTERM)
         status = stage.wait(timeout=60)
         survivors = still_running(family, within_s=60)
-        assert not survivors, f"left running after SIGTERM: {[(p.pid, command_line(p)) for p in survivors]}\n{(tmp_path / 'stage.log').read_text()[-3000:]}"
+        assert not survivors, (
+            f"left running after SIGTERM: {[(p.pid, command_line(p)) for p in survivors]}\n"
+            f"{(tmp_path / 'stage.log').read_text()[-3000:]}"
+        )
         assert status == 128 + signal.SIGTERM
     finally:
         kill_tree(stage.pid)

@@ -68,8 +68,14 @@ def candidate_embeddings(scorer: Scorer, candidates: Sequence[Original], cache: 
         else:
             embeddings[position] = cached
     if missing:
-        computed, failed = embed_images(scorer.model.trunk, [candidates[p].image for p, _ in missing], scorer.image_size,
-                                        EMBED_BATCH, scorer.device, desc="embed candidates")
+        computed, failed = embed_images(
+            scorer.model.trunk,
+            [candidates[p].image for p, _ in missing],
+            scorer.image_size,
+            EMBED_BATCH,
+            scorer.device,
+            desc="embed candidates",
+        )
         for row, (position, content) in enumerate(missing):
             if row in failed:
                 unusable[position] = failed[row]
@@ -123,7 +129,18 @@ def search(scorer: Scorer, query: ImageInput, candidates: Sequence[Original], ca
     usable = np.ones(len(candidates), dtype=bool)
     usable[list(unusable)] = False
     ranked = head_ranked(scorer, query_embedding, embeddings, usable, max(shortlist, top_k))[:top_k]
-    hits = [Hit(candidates[p].id, rank, score, cosine, candidates[p].artist, candidates[p].title, str(candidates[p].image),
-                scorer.likely_derived({"model": score})) for rank, (p, score, cosine) in enumerate(ranked, start=1)]
+    hits = [
+        Hit(
+            candidates[p].id,
+            rank,
+            score,
+            cosine,
+            candidates[p].artist,
+            candidates[p].title,
+            str(candidates[p].image),
+            scorer.likely_derived({"model": score}),
+        )
+        for rank, (p, score, cosine) in enumerate(ranked, start=1)
+    ]
     return SearchResult(hits, len(candidates), {str(candidates[p].image): why for p, why in sorted(unusable.items())},
                         threshold_note(scorer, "model"))

@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from artsim.core.images import read_rgb_array
+from artsim.describe.registry import describe_array
+from artsim.learn.pair_images import resolve_pairs
 from artsim.params import DescribeParams, ScoreWeights
 from artsim.score.scorer import FILE_NAME as DESCRIPTOR_SCORE_FILE
 from artsim.score.scorer import DescriptorScorer
-from artsim.describe.registry import describe_array
-from artsim.core.images import read_rgb_array
-from artsim.learn.pair_images import resolve_pairs
 from artsim.score.similarity import TextureStats
 from tests.support.helpers import random_painting
 

@@ -27,14 +27,19 @@ _REGISTERED: dict[str, Backend] = {}
 def register(backend: Backend) -> Backend:
     """Called by a backend's module at import: the table's entry becomes that object."""
     if BACKENDS.get(backend.name) != type(backend).__module__:
-        raise ImportError(f"backend {backend.name!r} is defined in {type(backend).__module__}, but BACKENDS names {BACKENDS.get(backend.name)!r}")
+        raise ImportError(
+            f"backend {backend.name!r} is defined in {type(backend).__module__}, "
+            f"but BACKENDS names {BACKENDS.get(backend.name)!r}"
+        )
     _REGISTERED[backend.name] = backend
     return backend
 
 
 def backend_named(name: str) -> Backend:
     if name not in BACKENDS:
-        raise ParamsError(f"invalid params.yaml:\n  generate.backend: unknown backend {name!r}; allowed: {', '.join(BACKENDS)}")
+        raise ParamsError(
+            f"invalid params.yaml:\n  generate.backend: unknown backend {name!r}; allowed: {', '.join(BACKENDS)}"
+        )
     if name not in _REGISTERED:
         importlib.import_module(BACKENDS[name])
     return _REGISTERED[name]
@@ -46,14 +51,19 @@ def check_params(config: GenerateParams) -> Backend:
     backend = backend_named(config.backend)
     problems = [*_template_problems(config), *backend.check_params(config)]
     if problems:
-        raise ParamsError("\n".join(["invalid params.yaml:", *(f"  generate.{key}: {message}" for key, message in problems)]))
+        raise ParamsError(
+            "\n".join(["invalid params.yaml:", *(f"  generate.{key}: {message}" for key, message in problems)])
+        )
     return backend
 
 
 def _template_problems(config: GenerateParams) -> list[ParamsProblem]:
     # Every backend's templates are checked, used or not: a typo surfaces before a switch of backend.
-    checks = (("prompt", lambda t: check_template(t, PROMPT_FIELDS)), ("negative_prompt", lambda t: check_template(t, PROMPT_FIELDS)),
-              ("import_template", check_import_template))
+    checks = (
+        ("prompt", lambda t: check_template(t, PROMPT_FIELDS)),
+        ("negative_prompt", lambda t: check_template(t, PROMPT_FIELDS)),
+        ("import_template", check_import_template),
+    )
     problems = []
     for key, check in checks:
         try:

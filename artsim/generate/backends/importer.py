@@ -35,7 +35,9 @@ BACKEND = "import"
 JPEG_MAGIC = b"\xff\xd8\xff"
 
 
-def plan_import(originals: pd.DataFrame, config: GenerateParams, seed: int) -> tuple[list[Variant], list[str], list[Failure]]:
+def plan_import(
+    originals: pd.DataFrame, config: GenerateParams, seed: int
+) -> tuple[list[Variant], list[str], list[Failure]]:
     """The variants found for each original, the ids of originals with none, and the refusals."""
     assert config.import_dir is not None  # GenerateParams requires it for this backend
     root = Path(config.import_dir)
@@ -44,14 +46,20 @@ def plan_import(originals: pd.DataFrame, config: GenerateParams, seed: int) -> t
     refused: list[Failure] = []
     for row in sorted(originals.to_dict("records"), key=lambda r: r["id"]):
         refused_before = len(refused)
-        found = [variant for strength in config.strengths for variant in _find(root, config, row, float(strength), seed, refused)]
+        found = [
+            variant
+            for strength in config.strengths
+            for variant in _find(root, config, row, float(strength), seed, refused)
+        ]
         variants.extend(found)
         if not found and len(refused) == refused_before:
             unmatched.append(row["id"])
     return variants, unmatched, refused
 
 
-def _find(root: Path, config: GenerateParams, row: Mapping[str, Any], strength: float, seed: int, refused: list[Failure]) -> list[Variant]:
+def _find(
+    root: Path, config: GenerateParams, row: Mapping[str, Any], strength: float, seed: int, refused: list[Failure]
+) -> list[Variant]:
     """The variants of one original at one strength; what is refused is added to `refused`."""
     try:
         pattern = import_pattern(config.import_template, row, strength)
@@ -73,7 +81,9 @@ def _find(root: Path, config: GenerateParams, row: Mapping[str, Any], strength: 
         try:  # a regular file of a sane size only: never blocks on a FIFO, never reads 3 GB
             source_hash = content_hash(read_regular_file(path, MAX_FILE_BYTES))
         except (ImageRejected, OSError) as exc:
-            reason, detail = (exc.reason, exc.detail) if isinstance(exc, ImageRejected) else ("unreadable_path", str(exc))
+            reason, detail = (
+                (exc.reason, exc.detail) if isinstance(exc, ImageRejected) else ("unreadable_path", str(exc))
+            )
             _refuse(refused, Failure("", row["id"], strength, reason, f"{source} {detail}"))
             continue
         key = variant_key({
@@ -85,13 +95,30 @@ def _find(root: Path, config: GenerateParams, row: Mapping[str, Any], strength: 
             "content": source_hash,
             "jpeg_quality": config.jpeg_quality,
         })
-        found.append(Variant(key=key, original_id=row["id"], strength=strength, backend=BACKEND, model=config.model, seed=seed, source=source, source_hash=source_hash))
+        found.append(
+            Variant(
+                key=key,
+                original_id=row["id"],
+                strength=strength,
+                backend=BACKEND,
+                model=config.model,
+                seed=seed,
+                source=source,
+                source_hash=source_hash,
+            )
+        )
     return found
 
 
 def _refuse(refused: list[Failure], failure: Failure) -> None:
     refused.append(failure)
-    log.warning("original %s (strength %g): import refused, %s: %s", failure.original_id, failure.strength, failure.reason, failure.detail)
+    log.warning(
+        "original %s (strength %g): import refused, %s: %s",
+        failure.original_id,
+        failure.strength,
+        failure.reason,
+        failure.detail,
+    )
 
 
 class ImportBackend:
@@ -105,7 +132,9 @@ class ImportBackend:
             raise ImageRejected(path.reason, path.detail)
         data = read_regular_file(path, MAX_FILE_BYTES)  # read once: the bytes stored are the bytes checked
         if content_hash(data) != variant.source_hash:
-            raise ImageRejected("changed_since_planning", f"{variant.source} no longer has the content its key was made from")
+            raise ImageRejected(
+                "changed_since_planning", f"{variant.source} no longer has the content its key was made from"
+            )
         return path, data, load_rgb(data)  # an undecodable file is reported like a broken original
 
     def batch_group(self, variant: Variant) -> Hashable:
@@ -128,13 +157,26 @@ class Import:
     def check_params(self, config: GenerateParams) -> list[ParamsProblem]:
         problems = []
         if config.import_dir is None or not config.import_dir.is_dir():
-            problems.append(("import_dir", f"backend import needs an existing folder of generated images (got {config.import_dir!r})"))
+            problems.append(
+                (
+                    "import_dir",
+                    f"backend import needs an existing folder of generated images (got {config.import_dir!r})",
+                )
+            )
         try:
-            several_unnamed = "strength" not in check_import_template(config.import_template) and len(config.strengths) > 1
+            several_unnamed = (
+                "strength" not in check_import_template(config.import_template) and len(config.strengths) > 1
+            )
         except ValueError:
             several_unnamed = False  # reported by the template check every backend gets
         if several_unnamed:
-            problems.append(("import_template", f"with several strengths the template must tell them apart with {{strength}} (got {config.import_template!r})"))
+            problems.append(
+                (
+                    "import_template",
+                    "with several strengths the template must tell them apart with {strength} "
+                    f"(got {config.import_template!r})",
+                )
+            )
         return problems
 
     def check_inputs(self, config: GenerateParams, originals: pd.DataFrame) -> None:

@@ -12,13 +12,12 @@ from __future__ import annotations
 import gc
 import logging
 import time
+from pathlib import Path
 from typing import Any, Hashable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from PIL import Image
-
-from pathlib import Path
 
 from artsim.core.distributed import Ranks
 from artsim.core.hub import looks_like_hub_id
@@ -207,7 +206,10 @@ def _to_image(array: np.ndarray) -> Output:
     black image that would silently enter the study.
     """
     if not np.isfinite(array).all():
-        return ItemFailure("nan_image", "non-finite pixels (fp16 VAE overflow?); an fp16-safe generate.vae or dtype bf16/fp32 avoids it")
+        return ItemFailure(
+            "nan_image",
+            "non-finite pixels (fp16 VAE overflow?); an fp16-safe generate.vae or dtype bf16/fp32 avoids it",
+        )
     if float(array.max()) <= 0.0:
         return ItemFailure("nan_image", "all-black output")
     return Image.fromarray((np.clip(array, 0.0, 1.0) * 255).round().astype(np.uint8))
@@ -220,19 +222,36 @@ class Sdxl:
 
     def check_params(self, config: GenerateParams) -> list[ParamsProblem]:
         if config.model == DEFAULT_MODELS["style_transfer"]:
-            return [("model", f"backend sdxl needs a diffusers model: a hub id such as {DEFAULT_MODELS[BACKEND]!r} or a folder "
-                              f"written by save_pretrained (null = that default) (got {config.model!r})")]
+            return [
+                (
+                    "model",
+                    f"backend sdxl needs a diffusers model: a hub id such as {DEFAULT_MODELS[BACKEND]!r} or a folder "
+                    f"written by save_pretrained (null = that default) (got {config.model!r})",
+                )
+            ]
         if config.revision == REFINER_REVISION and config.model != REFINER and looks_like_hub_id(config.model):
-            return [("revision", f"the default is the commit of {REFINER}; give the commit (or main) of {config.model} (got {config.revision!r})")]
+            return [
+                (
+                    "revision",
+                    f"the default is the commit of {REFINER}; give the commit (or main) of {config.model} "
+                    f"(got {config.revision!r})",
+                )
+            ]
         return []
 
     def check_inputs(self, config: GenerateParams, originals: pd.DataFrame) -> None:
         absent = missing_columns([config.prompt, config.negative_prompt], originals.columns)
         if absent:
             field_name = "prompt" if missing_columns([config.prompt], originals.columns) else "negative_prompt"
-            raise InputError(f"generate.{field_name}: uses {{{absent[0]}}}, but the ingested manifest has no {absent[0]} column")
+            raise InputError(
+                f"generate.{field_name}: uses {{{absent[0]}}}, but the ingested manifest has no {absent[0]} column"
+            )
         for key, name in (("model", config.model), ("vae", config.vae)):
-            if name and Path(name).exists() and not (Path(name) / ("model_index.json" if key == "model" else "config.json")).is_file():
+            if (
+                name
+                and Path(name).exists()
+                and not (Path(name) / ("model_index.json" if key == "model" else "config.json")).is_file()
+            ):
                 raise InputError(f"generate.{key}: {name} is a folder but not one written by save_pretrained")
 
     def open(self, config: GenerateParams, originals: Mapping[str, ImageFile], ranks: Ranks) -> SdxlBackend:

@@ -101,11 +101,14 @@ def unstylable_originals(split_of: Mapping[str, str], chosen: Mapping[str, str])
             reasons[image_id] = ItemFailure("no_split", "the ingested manifest gives this painting no split")
         else:
             reasons[image_id] = ItemFailure(
-                "no_style_source", f"the only painting of split {split!r}: no other painting of it to take a style from")
+                "no_style_source", f"the only painting of split {split!r}: no other painting of it to take a style from"
+            )
     return reasons
 
 
-def plan_style_transfer(originals: pd.DataFrame, config: GenerateParams, seed: int) -> tuple[list[Variant], dict[str, ItemFailure]]:
+def plan_style_transfer(
+    originals: pd.DataFrame, config: GenerateParams, seed: int
+) -> tuple[list[Variant], dict[str, ItemFailure]]:
     """One variant per (original, strength), in a stable order, and the originals left out with why."""
     rows = {row.id: row for row in originals.itertuples(index=False)}
     split_of = {image_id: _split(row) for image_id, row in rows.items()}
@@ -181,14 +184,22 @@ class StyleTransfer:
 
     def check_params(self, config: GenerateParams) -> list[ParamsProblem]:
         if config.model != DEFAULT_MODELS[BACKEND]:
-            return [("model", f"backend style_transfer has the one model {DEFAULT_MODELS[BACKEND]!r} (got {config.model!r})")]
+            return [
+                (
+                    "model",
+                    f"backend style_transfer has the one model {DEFAULT_MODELS[BACKEND]!r} (got {config.model!r})",
+                )
+            ]
         return []
 
     def check_inputs(self, config: GenerateParams, originals: pd.DataFrame) -> None:
         if len(originals) < 2:
             raise InputError("generate.backend: style_transfer needs at least two ingested paintings (ingest.source)")
         if "split" not in originals.columns:
-            raise InputError("generate.backend: style_transfer takes styles from the same split, but the ingested manifest has no split column")
+            raise InputError(
+                "generate.backend: style_transfer takes styles from the same split, "
+                "but the ingested manifest has no split column"
+            )
 
     def open(self, config: GenerateParams, originals: Mapping[str, ImageFile], ranks: Ranks) -> StyleTransferBackend:
         return StyleTransferBackend(originals, config.max_side)

@@ -20,10 +20,28 @@ import ast
 from pathlib import Path
 from typing import Callable, Iterator, Literal
 
-from artsim.ingest.sources.hf_parquet import read_hf_parquet
-from artsim.ingest.sources.metadata_csv import BadRow, CsvRow, SourceError, legible, read_csv_cells, read_csv_rows, read_text_lines
 from artsim.core.paths import resolve_inside
-from artsim.ingest.sources.items import BAD_ROW, LABEL_FIELDS, UNKNOWN, SourceImage, SourceItem, SourceProblem, humanise, labels_from_path, merge_labels
+from artsim.ingest.sources.hf_parquet import read_hf_parquet
+from artsim.ingest.sources.items import (
+    BAD_ROW,
+    LABEL_FIELDS,
+    UNKNOWN,
+    SourceImage,
+    SourceItem,
+    SourceProblem,
+    humanise,
+    labels_from_path,
+    merge_labels,
+)
+from artsim.ingest.sources.metadata_csv import (
+    BadRow,
+    CsvRow,
+    SourceError,
+    legible,
+    read_csv_cells,
+    read_csv_rows,
+    read_text_lines,
+)
 
 # Re-exported: callers import the whole vocabulary of sources from here.
 __all__ = ["LABEL_FIELDS", "UNKNOWN", "SourceError", "SourceImage", "SourceItem", "SourceProblem", "detect_format",
@@ -57,7 +75,11 @@ def _resolve_inside(root: Path, relative: str) -> Path | SourceProblem:
     if "\0" in relative:  # no file can have this name; os calls would raise ValueError
         return SourceProblem(legible(relative).replace("\0", "\\0"), "unreadable_path", "a NUL character in the name")
     checked = resolve_inside(root, relative)
-    return checked if isinstance(checked, Path) else SourceProblem(legible(relative), checked.reason, legible(checked.detail))
+    return (
+        checked
+        if isinstance(checked, Path)
+        else SourceProblem(legible(relative), checked.reason, legible(checked.detail))
+    )
 
 
 def _row_problem(bad: BadRow) -> SourceProblem:
@@ -83,13 +105,19 @@ def _folder_items(root: Path, rows: dict[str, dict[str, str] | SourceProblem]) -
         if isinstance(checked, SourceProblem) or isinstance(row, SourceProblem):
             yield checked if isinstance(checked, SourceProblem) else row
             continue
-        yield SourceImage(relative=relative, path=path, source_split=row.get("split") or None, **merge_labels(relative, row))
+        yield SourceImage(
+            relative=relative, path=path, source_split=row.get("split") or None, **merge_labels(relative, row)
+        )
     for relative in sorted(set(rows) - seen):
         if isinstance(rows[relative], SourceProblem):
             yield rows[relative]
             continue
         checked = _resolve_inside(root, relative)
-        yield checked if isinstance(checked, SourceProblem) else SourceProblem(relative, "missing_file", "named in the metadata CSV")
+        yield (
+            checked
+            if isinstance(checked, SourceProblem)
+            else SourceProblem(relative, "missing_file", "named in the metadata CSV")
+        )
 
 
 def read_folder_metadata(root: Path) -> dict[str, dict[str, str] | SourceProblem]:
@@ -101,7 +129,9 @@ def read_folder_metadata(root: Path) -> dict[str, dict[str, str] | SourceProblem
     return {}
 
 
-def _rows_by_file(path: Path, labels_of: Callable[[dict[str, str]], dict[str, str]]) -> dict[str, dict[str, str] | SourceProblem]:
+def _rows_by_file(
+    path: Path, labels_of: Callable[[dict[str, str]], dict[str, str]]
+) -> dict[str, dict[str, str] | SourceProblem]:
     """`filename` -> the labels of its row, or the problem of that row (under `file:line` when no file is legible)."""
     rows: dict[str, dict[str, str] | SourceProblem] = {}
     for record in read_csv_rows(path, required=("filename",)):
@@ -110,7 +140,9 @@ def _rows_by_file(path: Path, labels_of: Callable[[dict[str, str]], dict[str, st
     return rows
 
 
-def _row_entry(path: Path, record: CsvRow | BadRow, labels_of: Callable[[dict[str, str]], dict[str, str]]) -> dict[str, str] | SourceProblem:
+def _row_entry(
+    path: Path, record: CsvRow | BadRow, labels_of: Callable[[dict[str, str]], dict[str, str]]
+) -> dict[str, str] | SourceProblem:
     if isinstance(record, BadRow):
         return _row_problem(record)
     filename, where = record.values.get("filename", ""), f"{path.name} line {record.line}"
@@ -174,7 +206,9 @@ def read_artgan(root: Path) -> Iterator[SourceItem]:
     return _artgan_items(root, labels, splits, problems)
 
 
-def _artgan_items(root: Path, labels: dict[str, dict[str, str]], splits: dict[str, str], problems: dict[str, SourceProblem]) -> Iterator[SourceItem]:
+def _artgan_items(
+    root: Path, labels: dict[str, dict[str, str]], splits: dict[str, str], problems: dict[str, SourceProblem]
+) -> Iterator[SourceItem]:
     for relative in sorted(set(labels) | set(problems)):
         checked = _resolve_inside(root, relative)
         if relative in problems or isinstance(checked, SourceProblem):
@@ -182,7 +216,12 @@ def _artgan_items(root: Path, labels: dict[str, dict[str, str]], splits: dict[st
         elif not checked.exists():  # not is_file(): a FIFO or folder is reported by ingest, unopened
             yield SourceProblem(relative, "missing_file", "named in an ArtGAN CSV")
         else:
-            yield SourceImage(relative=relative, path=checked, source_split=splits[relative], **merge_labels(relative, labels[relative]))
+            yield SourceImage(
+                relative=relative,
+                path=checked,
+                source_split=splits[relative],
+                **merge_labels(relative, labels[relative]),
+            )
 
 
 def _artgan_class_names(path: Path) -> dict[int, str]:
@@ -203,7 +242,11 @@ def _artgan_rows(path: Path) -> Iterator[tuple[str, int] | SourceProblem]:
             continue
         relative, index = record.values["0"], record.values.get("1", "")
         if not relative or not index.lstrip("-").isdigit():
-            yield SourceProblem(relative or f"{path.name}:{record.line}", BAD_ROW, f"{path.name} line {record.line}: expected `path,<class index>`")
+            yield SourceProblem(
+                relative or f"{path.name}:{record.line}",
+                BAD_ROW,
+                f"{path.name} line {record.line}: expected `path,<class index>`",
+            )
         else:
             yield relative, int(index)
 

@@ -17,8 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from artsim.ingest.sources.metadata_csv import SourceError, legible
 from artsim.ingest.sources.items import UNKNOWN, SourceImage, SourceItem, SourceProblem, merge_labels
+from artsim.ingest.sources.metadata_csv import SourceError, legible
 
 
 @dataclass(frozen=True)
@@ -58,19 +58,27 @@ def _hf_items(shards: list[_Shard], batch_rows: int) -> Iterator[SourceItem]:
             group_rows = parquet.metadata.row_group(group).num_rows
             row_number = first_row
             try:
-                for batch in parquet.iter_batches(batch_size=batch_rows, row_groups=[group], columns=["image", *shard.label_columns]):
+                for batch in parquet.iter_batches(
+                    batch_size=batch_rows, row_groups=[group], columns=["image", *shard.label_columns]
+                ):
                     for record in batch.to_pylist():
                         yield _hf_item(shard.path.name, row_number, record, shard.label_columns, shard.class_names)
                         row_number += 1
             except (pa.ArrowException, OSError) as exc:
                 last_row = first_row + group_rows - 1
-                yield SourceProblem(f"{shard.path.name}#{row_number}-{last_row}", "unreadable_rows", f"row group {group}: {exc}")
+                yield SourceProblem(
+                    f"{shard.path.name}#{row_number}-{last_row}", "unreadable_rows", f"row group {group}: {exc}"
+                )
             first_row += group_rows
 
 
-def _hf_item(shard: str, row_number: int, record: dict, label_columns: list[str], class_names: dict[str, list[str]]) -> SourceItem:
+def _hf_item(
+    shard: str, row_number: int, record: dict, label_columns: list[str], class_names: dict[str, list[str]]
+) -> SourceItem:
     image = record.get("image")
-    data, inner_path = (image, None) if isinstance(image, bytes) else ((image or {}).get("bytes"), (image or {}).get("path"))
+    data, inner_path = (
+        (image, None) if isinstance(image, bytes) else ((image or {}).get("bytes"), (image or {}).get("path"))
+    )
     inner_path = legible(str(inner_path)) if inner_path else None
     relative = f"{shard}#{row_number}" + (f":{inner_path}" if inner_path else "")
     if not data:

@@ -105,7 +105,10 @@ def _header(path: Path, first: tuple[int, list[str]] | BadRow | None, required: 
         raise SourceError(f"{path} line {line}: the header is not UTF-8 text: {legible(','.join(header))[:200]}")
     missing = [name for name in required if name not in header]
     if missing:
-        raise SourceError(f"{path} line {line}: no {', '.join(map(repr, missing))} column (columns: {', '.join(header)[:200] or 'none'})")
+        raise SourceError(
+            f"{path} line {line}: no {', '.join(map(repr, missing))} column "
+            f"(columns: {', '.join(header)[:200] or 'none'})"
+        )
     return header
 
 
@@ -113,8 +116,11 @@ def _undecodable(path: Path, line: int, cells: list[str], name_column: int) -> B
     if all(_is_utf8(cell) for cell in cells):
         return None
     named = cells[name_column].strip() if name_column < len(cells) else ""
-    return BadRow(f"{path.name}:{line}", f"{path.name} line {line}: bytes that are not UTF-8: {legible(','.join(cells))[:200]}",
-                  named if named and _is_utf8(named) else None)
+    return BadRow(
+        f"{path.name}:{line}",
+        f"{path.name} line {line}: bytes that are not UTF-8: {legible(','.join(cells))[:200]}",
+        named if named and _is_utf8(named) else None,
+    )
 
 
 def read_text_lines(path: Path) -> Iterator[tuple[int, str]]:
