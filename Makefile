@@ -24,6 +24,7 @@ repro: $(STAMP)
 	dvc repro
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
 	$(PYTHON) -m pytest -ra -n 2 --dist loadgroup
 	$(MAKE) docs
 
