@@ -29,7 +29,10 @@ THREADS = 2
 # Instruction sets above AVX2 (AVX-512 and later) that a library would pick on a newer CPU,
 # in each library's own spelling.
 _NUMPY_ABOVE_AVX2 = "X86_V4 AVX512_ICL AVX512_SPR"
-_OPENCV_ABOVE_AVX2 = "AVX512_SKX,AVX512_COMMON,AVX512_KNL,AVX512_KNM"
+# OpenCV dispatches one group above AVX2 (its build information: "AVX512_SKX", spelled AVX512-SKX at run
+# time), and warns on stderr about naming a group the CPU lacks: it is named only where the CPU has it.
+_OPENCV_ABOVE_AVX2 = "AVX512-SKX"
+_AVX512_SKX_FLAGS = {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"}
 
 ISA_PINS: dict[str, str] = {
     "ATEN_CPU_CAPABILITY": "avx2",              # PyTorch's own vectorised kernels
@@ -37,7 +40,6 @@ ISA_PINS: dict[str, str] = {
     "MKL_CBWR": "COMPATIBLE",                   # MKL (PyTorch's matrix products): one code path on Intel and AMD
     "NPY_DISABLE_CPU_FEATURES": _NUMPY_ABOVE_AVX2,
     "OPENBLAS_CORETYPE": "Haswell",             # numpy/scipy's OpenBLAS: its AVX2 kernels
-    "OPENCV_CPU_DISABLE": _OPENCV_ABOVE_AVX2,
 }
 THREAD_PINS: dict[str, str] = {
     "OMP_NUM_THREADS": str(THREADS),            # PyTorch's intra-op pool (OpenMP)
@@ -67,6 +69,12 @@ def has_avx2(machine: str | None = None, flags: set[str] | None = None) -> bool:
     return {"avx2", "fma"} <= (_cpu_flags() if flags is None else flags)
 
 
+def opencv_pins(flags: set[str] | None = None) -> dict[str, str]:
+    """OpenCV kept off its AVX-512 kernels where the CPU has them (elsewhere it cannot pick them)."""
+    has_group = _AVX512_SKX_FLAGS <= (_cpu_flags() if flags is None else flags)
+    return {"OPENCV_CPU_DISABLE": _OPENCV_ABOVE_AVX2} if has_group else {}
+
+
 def native_kernels(environ: MutableMapping[str, str] = os.environ) -> bool:
     return environ.get(OPT_OUT, "").strip().lower() in ("1", "true", "yes")
 
@@ -79,7 +87,8 @@ def pin_cpu_kernels(environ: MutableMapping[str, str] = os.environ, avx2: bool |
     """
     if native_kernels(environ):
         return {}
-    pins = {**THREAD_PINS, **(ISA_PINS if (has_avx2() if avx2 is None else avx2) else {})}
+    isa = {**ISA_PINS, **opencv_pins()} if (has_avx2() if avx2 is None else avx2) else {}
+    pins = {**THREAD_PINS, **isa}
     loaded = sorted(name for name in _READ_AT_LOAD if name in sys.modules)
     if environ is os.environ and loaded and any(environ.get(key) != value for key, value in pins.items()):
         warnings.warn(f"{', '.join(loaded)} loaded before the CPU kernels were pinned: this process computes on its "

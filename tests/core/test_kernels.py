@@ -8,7 +8,16 @@ import sys
 
 import pytest
 
-from artsim.core.kernels import ISA_PINS, OPT_OUT, THREAD_PINS, THREADS, has_avx2, pin_cpu_kernels, pinned_threads
+from artsim.core.kernels import (
+    ISA_PINS,
+    OPT_OUT,
+    THREAD_PINS,
+    THREADS,
+    has_avx2,
+    opencv_pins,
+    pin_cpu_kernels,
+    pinned_threads,
+)
 from tests.support.helpers import REPO_ROOT
 
 # What a stage's process sees once `stages` is imported: torch's kernels and thread count.
@@ -19,7 +28,8 @@ PROBE = ("import stages, json, torch; "
 def stage_process_sees(**env: str) -> list:
     """[ATen capability, torch threads] in a fresh process started with `env`, as another machine would set it
     (without the pins this session's processes inherit)."""
-    inherited = {key: value for key, value in os.environ.items() if key not in {**ISA_PINS, **THREAD_PINS}}
+    pinned = {*ISA_PINS, *THREAD_PINS, "OPENCV_CPU_DISABLE"}
+    inherited = {key: value for key, value in os.environ.items() if key not in pinned}
     environ = {**inherited, "PYTHONPATH": str(REPO_ROOT), **env}
     result = subprocess.run([sys.executable, "-c", PROBE], env=environ, cwd=REPO_ROOT, capture_output=True, text=True,
                             check=True)
@@ -38,10 +48,24 @@ def test_the_opt_out_leaves_the_machine_its_own_kernels() -> None:
 
 def test_pins_thread_counts_everywhere_and_instruction_sets_only_where_avx2_runs() -> None:
     with_avx2, without = {"OMP_NUM_THREADS": "16", "ATEN_CPU_CAPABILITY": "avx512"}, {"OMP_NUM_THREADS": "16"}
-    assert pin_cpu_kernels(with_avx2, avx2=True) == {**THREAD_PINS, **ISA_PINS}
+    assert pin_cpu_kernels(with_avx2, avx2=True) == {**THREAD_PINS, **ISA_PINS, **opencv_pins()}
     assert with_avx2["OMP_NUM_THREADS"] == str(THREADS) and with_avx2["ATEN_CPU_CAPABILITY"] == "avx2"
     assert pin_cpu_kernels(without, avx2=False) == THREAD_PINS
     assert "ATEN_CPU_CAPABILITY" not in without  # naming AVX2 kernels on a CPU without them would crash
+
+
+def test_opencv_is_kept_off_avx512_only_where_the_cpu_has_it() -> None:
+    # Naming a group the CPU lacks makes OpenCV print a warning at every import (a stage's, the CLI's).
+    assert opencv_pins({"avx2", "fma"}) == {}
+    assert opencv_pins({"avx2", "fma", "avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"}) == {
+        "OPENCV_CPU_DISABLE": "AVX512-SKX"}
+
+
+def test_importing_opencv_under_the_pins_prints_nothing() -> None:
+    environ = {**os.environ, **THREAD_PINS, **ISA_PINS, **opencv_pins()}
+    result = subprocess.run([sys.executable, "-c", "import cv2, numpy"], env=environ, capture_output=True, text=True,
+                            check=True)
+    assert result.stderr == ""
 
 
 def test_the_opt_out_changes_nothing() -> None:
