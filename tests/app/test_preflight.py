@@ -92,15 +92,16 @@ def test_search_with_no_usable_query_names_each_and_stops_before_torch(tmp_path,
     (["search", "{query}", "--index", "{missing}"], "--index {missing}: no such folder", None),
     (["search", "--queries-file", "{fifo}"], "--queries-file {fifo}: not a regular file", None),
     (["compare", "--pairs", "{folder}"], "--pairs {folder}: not a regular file", None),
-    (["compare", "{query}", "{query}", "--plot", "{folder}"], "--plot {folder}: is a folder", None),
+    (["compare", "{query}", "{query}", "--plot", "{plot_folder}"], "--plot {plot_folder}: is a folder", None),
     (["serve", "--originals", "{empty}"], "--originals {empty}: no image file", None),
 ])
 def test_a_bad_file_or_folder_option_is_named_as_given_before_torch(tmp_path, model_dir, paintings, args, named,
                                                                    unnamed):
     places = {"empty": tmp_path / "empty", "missing": tmp_path / "missing", "folder": tmp_path / "folder",
-              "fifo": tmp_path / "queries.txt", "query": paintings / "painting_0.png"}
-    places["empty"].mkdir()
-    places["folder"].mkdir()
+              "fifo": tmp_path / "queries.txt", "query": paintings / "painting_0.png",
+              "plot_folder": tmp_path / "plot.png"}  # the suffix is right (argparse checks it): a folder
+    for folder in ("empty", "folder", "plot_folder"):
+        places[folder].mkdir()
     os.mkfifo(places["fifo"])
     status, _, err, torch_imported = run_cli(*(a.format(**places) for a in args), "--model", str(model_dir))
     assert status == 2 and not torch_imported and len(err.splitlines()) == 1
