@@ -165,7 +165,14 @@ def _blocks_read(stage: str) -> set[str]:
     return read
 
 
+# The report shows every result key of every block (stages/report.py: shown_params walks them all), so it
+# reads each block without naming it.
+READS_EVERY_BLOCK = {"report"}
+
+
 def _unread_params(stage: str, keys: set[str]) -> list[str]:
+    if stage in READS_EVERY_BLOCK:
+        return []
     return sorted(key for key in keys if key.split(".", 1)[0] not in _blocks_read(stage))
 
 

@@ -89,6 +89,6 @@ def test_a_good_value_reruns_only_the_stages_downstream_of_it(workspace):
     before = fingerprint(workspace)
     result = exp_run(workspace, "--temp", "-n", "one-epoch", "-S", "siamese.epochs=1")
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    assert stages_run(result) == {"params", "siamese", "evaluate", "index"}
+    assert stages_run(result) == {"params", "siamese", "evaluate", "index", "report"}
     assert fingerprint(workspace) == before
     run(["dvc", "exp", "remove", "one-epoch"], workspace)

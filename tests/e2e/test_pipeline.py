@@ -16,7 +16,7 @@ from tests.support.helpers import REPO_ROOT
 pytestmark = pytest.mark.e2e
 
 EVALUATE_KEYS = {"mse", "mae", "rmse", "r2", "pearson", "spearman", "baseline_mse", "baseline_mae"}
-ALL_STAGES = {"ingest", "generate", "describe", "score", "finetune", "siamese", "evaluate", "index"}
+ALL_STAGES = {"ingest", "generate", "describe", "score", "finetune", "siamese", "evaluate", "index", "report"}
 # The check of params.yaml (stages/params.py): its output is in git, so a clone reruns it only when
 # dvc.lock lags behind its code; any change of params.yaml reruns it (seconds).
 CHECK = "params"
@@ -121,4 +121,4 @@ def test_second_repro_runs_nothing(clone, first_repro):
 def test_changing_a_score_weight_reruns_only_what_depends_on_it(clone, first_repro):
     edit_params(clone / "params.yaml", {"score.weights.color": 0.7})
     # A new target trains a new model, whose embeddings the index takes up.
-    assert stages_run(run(["dvc", "repro"], clone)) == {CHECK, "score", "siamese", "evaluate", "index"}
+    assert stages_run(run(["dvc", "repro"], clone)) == {CHECK, "score", "siamese", "evaluate", "index", "report"}  # the report shows the run

@@ -143,13 +143,14 @@ def test_a_damaged_feature_file_is_computed_again_and_counted(
 ) -> None:
     store = open_feature_store(tmp_path, bottom, 32, NORMALISATION, torch.device("cpu"), False, torch.float32)
     digests, _ = cache_features(bottom, images, store, 32, 4, torch.device("cpu"))
-    expected = store.load(digests[1])
+    expected = store.load(digests[1]).clone()  # a copy: the damage rewrites the file it may map
     damage(store.path(digests[1]))
 
     store = open_feature_store(tmp_path, bottom, 32, NORMALISATION, torch.device("cpu"), False, torch.float32)
     _, rejected = cache_features(bottom, images, store, 32, 4, torch.device("cpu"))
     assert not rejected
-    assert torch.allclose(store.load(digests[1]), expected, atol=1e-5)  # alone, not in a batch of 4
+    # alone, not in a batch of 4: another summation order (MKL_CBWR=COMPATIBLE), so not bit-equal
+    assert torch.allclose(store.load(digests[1]), expected, rtol=1e-3, atol=1e-4)
     assert store.healed == 1
     stamps = [store.path(d).stat().st_mtime_ns for d in digests]
 
