@@ -121,4 +121,5 @@ def test_second_repro_runs_nothing(clone, first_repro):
 def test_changing_a_score_weight_reruns_only_what_depends_on_it(clone, first_repro):
     edit_params(clone / "params.yaml", {"score.weights.color": 0.7})
     # A new target trains a new model, whose embeddings the index takes up.
-    assert stages_run(run(["dvc", "repro"], clone)) == {CHECK, "score", "siamese", "evaluate", "index", "report"}  # the report shows the run
+    # (and the report, which shows the run)
+    assert stages_run(run(["dvc", "repro"], clone)) == {CHECK, "score", "siamese", "evaluate", "index", "report"}
