@@ -5,16 +5,14 @@ Every figure in it comes from the export itself; nothing depends on the date or 
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
 from artsim import __version__
+from artsim.export.exported import Exported, ExportReport
 from artsim.export.features import card_features
 from artsim.export.tables import SPLITS
-
-if TYPE_CHECKING:
-    from artsim.export.dataset import Exported, ExportReport
 
 CARD = "README.md"
 # The Hub's size_categories, by the number of images (originals and variants).

@@ -14,43 +14,18 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
-
-import pandas as pd
 
 import artsim.export.tables as tables
 from artsim.core.images import write_atomically
 from artsim.export.card import CARD, dataset_card
-from artsim.export.provenance import Provenance, read_provenance, source_licences
+from artsim.export.exported import Exported, ExportReport
+from artsim.export.provenance import read_provenance, source_licences
 from artsim.export.tables import SPLIT, SPLITS, Skipped, Table
 from artsim.export.targets import check_dataset_target
-from artsim.export.writer import ShardLimits, SplitWritten, write_split
+from artsim.export.writer import ShardLimits, write_split
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Exported:
-    """One config as written: its columns, the rows that made it (images dropped), files per split."""
-
-    table: Table
-    splits: dict[str, SplitWritten] = field(default_factory=dict)
-
-    @property
-    def rows(self) -> pd.DataFrame:
-        return self.table.rows
-
-    def count(self, split: str | None = None) -> int:
-        return sum(w.rows for name, w in self.splits.items() if split in (None, name))
-
-
-@dataclass
-class ExportReport:
-    folder: Path
-    provenance: Provenance
-    configs: dict[str, Exported] = field(default_factory=dict)
-    skipped: list[Skipped] = field(default_factory=list)
 
 
 def export_dataset(workspace: Path, out: Path, *, force: bool = False,
