@@ -9,8 +9,9 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -29,12 +30,15 @@ def source(note: str = "") -> str:
     return f"{command}, at commit {_commit()}, on {os.cpu_count()} cores{load}" + (f"; {note}" if note else "")
 
 
-def record(name: str, columns: Sequence[str], rows: Sequence[Sequence[str]], note: str = "") -> Path:
-    """Write bench/results/<name>.json (every row as long as `columns`); returns its path."""
+def record(name: str, columns: Sequence[str], rows: Sequence[Sequence[str]], note: str = "",
+           extra: Mapping[str, Any] | None = None) -> Path:
+    """Write bench/results/<name>.json (every row as long as `columns`), with `extra`'s keys beside
+    (figures a view of docs/gen_tables.py renders); returns its path."""
     if any(len(row) != len(columns) for row in rows):
         raise ValueError(f"{name}: every row needs {len(columns)} cells")
     path = RESULTS / f"{name}.json"
-    payload = {"source": source(note), "columns": list(columns), "rows": [list(map(str, row)) for row in rows]}
+    payload = {**(extra or {}), "source": source(note), "columns": list(columns),
+               "rows": [list(map(str, row)) for row in rows]}
     path.write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     print(
         f"wrote {path.relative_to(RESULTS.parent.parent)} (python docs/gen_tables.py puts it in the docs)",

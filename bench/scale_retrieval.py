@@ -12,15 +12,21 @@ needed) and prints, from the copy's metrics/evaluate.json:
 - every scorer's recall@1, MRR and pair AUC among all originals (model, descriptor score,
   pHash, dHash, SSIM, fused), plain and on the transformed held-out set (`transformed.<scorer>`),
 - the issue's goal as explicit gaps: model - descriptor (its teacher) and model - pHash,
+- every scorer's transformed recall@1 per transform, and issue 26's goal at scale (pooled at least
+  the teacher's, no transform below 0.5),
 - the regression figures (MSE, R², against the constant baseline's MSE), the numbers of
   queries, candidates and test pairs,
 - each stage's wall time, and DVC's time beyond the stages.
+
+and records the first configuration's figures (recall@1 of every scorer, plain, per transform and
+pooled) in bench/results/scale_retrieval_<N>.json, which docs/gen_tables.py puts in the docs.
 
 Usage (N=2000: 81 minutes on 2 shared cores, 50 of them in evaluate; N=500: 16; the dataset is kept in --work
 and reused):
     nice -n 10 .venv/bin/python bench/scale_retrieval.py --n 2000 --work /tmp/scale-retrieval \
         --json /tmp/scale-retrieval/n2000.json
-    nice -n 10 .venv/bin/python bench/scale_retrieval.py --n 40    # a smoke run, a few minutes
+    nice -n 10 .venv/bin/python bench/scale_retrieval.py --n 500   # the docs' figures at N=500, defaults in force
+    nice -n 10 .venv/bin/python bench/scale_retrieval.py --quick   # a smoke run (N=40, side 128), recorded nowhere
     ... -S siamese.rank_weight=0.2 -S siamese.epochs=4            # params.yaml overrides, as dvc exp run -S
     ... --then siamese.rank_weight=0 --then siamese.rank_weight=0.2  # then each on top of -S alone,
                                                                      # rerunning what it changes
@@ -40,10 +46,18 @@ import numpy as np
 import yaml
 from dvc_scale import CACHE_TYPES, STRENGTHS, build_dataset, environment, make_workspace, run, stage_times
 from PIL import Image, ImageFilter
-from seeds import dotted, parse_overrides, set_params
+from results import record
+from seeds import MODEL, PLAIN, dotted, parse_overrides, set_params, transformed_figures
 from tqdm import tqdm
 
+from artsim.report.tables import MISSING, SCORER_NAMES, figure
+
 SCORERS = ("model", "descriptor", "phash", "dhash", "ssim", "fused")
+TEACHER = "descriptor"  # the score the model regresses
+# Issue 26's goal at N=500: transformed recall@1 pooled at least the teacher's, no transform below this.
+TRANSFORM_FLOOR = 0.5
+MIN_N = 20  # below it the hash split may leave no test or val painting (N=40 is the smallest run here)
+QUICK = {"n": 40, "side": 128}  # --quick: a smoke run of the whole harness, recorded nowhere
 RANKING = ("recall_at_1", "mrr", "pair_auc")
 REGRESSION = ("mse", "baseline_mse", "r2", "mae", "pearson", "spearman")
 COUNTS = ("n_queries", "n_candidates", "n_test_pairs", "n_skipped_pairs", "n_unreadable_images")
@@ -130,6 +144,7 @@ def repro_and_read(workspace: Path, env: dict[str, str], times: Path, count: int
         "plain": {s: {k: metrics.get(s, {}).get(k) for k in RANKING} for s in SCORERS},
         "transformed": {s: {k: metrics.get("transformed", {}).get(s, {}).get(k) for k in RANKING} for s in SCORERS},
         "gaps": gaps(metrics),
+        "per_transform": transformed_figures(workspace / "metrics" / "evaluate" / "transformed.csv"),
     }
 
 
@@ -145,6 +160,48 @@ def gaps(metrics: dict) -> dict:
                 for key in RANKING
             }
     return out
+
+
+def goal(per_transform: dict) -> dict:
+    """Issue 26's goal at collection scale: the model's pooled transformed recall@1 minus the teacher's,
+    and the transforms where the model finds fewer than TRANSFORM_FLOOR of the sources."""
+    recall = {name: {scorer: figures.get("recall_at_1") for scorer, figures in scorers.items()}
+              for name, scorers in per_transform.items()}
+    pooled = recall.get("all", {})
+    teacher_gap = (None if pooled.get(MODEL) is None or pooled.get(TEACHER) is None
+                   else pooled[MODEL] - pooled[TEACHER])
+    below = [name for name, scorers in recall.items()
+             if name != "all" and scorers.get(MODEL) is not None and scorers[MODEL] < TRANSFORM_FLOOR]
+    return {"teacher_gap": teacher_gap, "below_floor": below, "floor": TRANSFORM_FLOOR,
+            "met": teacher_gap is not None and teacher_gap >= 0 and not below}
+
+
+def record_row(row: dict) -> Path:
+    """bench/results/scale_retrieval_<N>.json: every scorer's recall@1 on the plain set, per transform and
+    pooled (the rows docs/gen_tables.py shows), the model's gap to its teacher; the whole row beside."""
+    sets = {PLAIN: row["plain"], **row["per_transform"]}
+    scorers = [s for s in SCORERS if any(s in by_scorer for by_scorer in sets.values())]
+    rows = [[name, *(figure((by_scorer.get(s) or {}).get("recall_at_1")) for s in scorers),
+             signed(gap_to_teacher(by_scorer))] for name, by_scorer in sets.items()]
+    reached = goal(row["per_transform"])
+    counts = row["counts"]
+    note = (f"recall@1 of {counts['n_queries']} test variants among {counts['n_candidates']} originals "
+            f"(side {row['side']}); goal (transformed recall@1 pooled >= the teacher's, no transform below "
+            f"{TRANSFORM_FLOOR}): {'met' if reached['met'] else 'not met'}"
+            + (f", below on {', '.join(reached['below_floor'])}" if reached["below_floor"] else "")
+            + f"; dvc repro evaluate {row['repro_s']:.0f} s")
+    header = [SCORER_NAMES[s] + (" (teacher)" if s == TEACHER else "") for s in scorers]
+    return record(f"scale_retrieval_{row['n']}", ["set", *header, "model − teacher"], rows, note=note,
+                  extra={"figures": row, "goal": reached})
+
+
+def signed(gap: float | None) -> str:
+    return MISSING if gap is None else f"{gap:+.3f}"
+
+
+def gap_to_teacher(by_scorer: dict) -> float | None:
+    model, teacher = (by_scorer.get(s, {}).get("recall_at_1") for s in (MODEL, TEACHER))
+    return None if model is None or teacher is None else model - teacher
 
 
 def cell(value: float | None, signed: bool = False) -> str:
@@ -173,6 +230,12 @@ def report(row: dict) -> None:
             f"  {label:<28} R@1 {cell(gap['recall_at_1'], True)}  MRR {cell(gap['mrr'], True)}  "
             f"AUC {cell(gap['pair_auc'], True)}"
         )
+    for name, scorers in row["per_transform"].items():
+        print(f"  transformed {name:<10} recall@1 " + "  ".join(
+            f"{scorer} {cell(figures.get('recall_at_1')).strip()}" for scorer, figures in scorers.items()))
+    reached = goal(row["per_transform"])
+    print(f"goal at scale: model - teacher pooled {cell(reached['teacher_gap'], True).strip()}, "
+          f"transforms below {TRANSFORM_FLOOR}: {', '.join(reached['below_floor']) or 'none'}")
     reg = row["regression"]
     print("regression vs the descriptor score: " + ", ".join(f"{key} {cell(reg[key]).strip()}" for key in REGRESSION))
     stages = ", ".join(f"{name} {seconds:.1f}" for name, seconds in row["stages_s"].items())
@@ -183,7 +246,7 @@ def report(row: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=2000, help="synthetic originals (3 variants each)")
+    parser.add_argument("--n", type=int, default=2000, help=f"synthetic originals (3 variants each), at least {MIN_N}")
     parser.add_argument("--side", type=int, default=384, help="long side of the synthetic paintings")
     parser.add_argument(
         "--work",
@@ -204,14 +267,20 @@ def main() -> None:
     parser.add_argument(
         "--json", type=Path, default=None, help="also write the figures here (a list, one row per configuration)"
     )
+    parser.add_argument("--quick", action="store_true",
+                        help=f"a smoke run (--n {QUICK['n']} --side {QUICK['side']}), not recorded in bench/results")
     args = parser.parse_args()
-    if args.n < 1 or args.side < 32:
-        sys.exit("--n must be >= 1 and --side >= 32 (ingest.min_side)")
+    if args.quick:
+        args.n, args.side = QUICK["n"], QUICK["side"]
+    if args.n < MIN_N or args.side < 32:
+        sys.exit(f"--n must be >= {MIN_N} (the split needs test and val paintings) and --side >= 32 (ingest.min_side)")
     overrides = parse_overrides(args.set)
     work = args.work or Path(tempfile.mkdtemp(prefix="scale-retrieval-"))
     try:
         then = [parse_overrides(step.split(",")) for step in args.then]
         rows = measure(work.resolve(), args.n, args.side, overrides, then)
+        if not args.quick:
+            record_row(rows[0])  # the -S configuration; --then rows are printed and in --json only
         if args.json:
             args.json.write_text(json.dumps(rows, indent=1))
     finally:

@@ -15,6 +15,13 @@ rounds floats differently, which is what makes two machines differ.
     avx2     AVX2 kernels everywhere, 1 thread (a laptop or an older server)
     sse      no vector extensions beyond SSE4, 1 thread (slow; differs on any x86-64)
 
+It records in bench/results/seeds.json, besides that table, every scorer's recall@1 and pair AUC
+(model, descriptor score, pHash, dHash, SSIM, fused: whichever evaluate reports) on the plain test
+set and on each held-out transform, as mean ± std over the seeds under the first kernel setting
+(`sets`), and issue 26's goal (`goal`): per set, the model's mean minus pHash's on the plain set and
+minus the best peer's on a transform. docs/gen_tables.py renders both (bench/seeds/recall_at_1,
+bench/seeds/pair_auc).
+
 With --write-tolerance FILE it records, per metric of metrics/evaluate.json, the tolerance
 a reproduction elsewhere should meet: max(largest cross-setting difference, k x seed std).
 tests/e2e/test_pipeline.py compares a fresh `dvc repro` with the committed metrics within it.
@@ -149,18 +156,27 @@ def prepare(source: Path, workdir: Path, overrides: dict[str, Any]) -> Path:
     run(["dvc", "repro", "score"], repo, env)
     print(f"data stages (once): {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return repo
-# Per held-out transform (docs/using.md, "Reading a score", compares the model with each peer):
-# every scorer's recall@1 and pair AUC from this plot file; the peers' do not move with the seed.
-TRANSFORMED_PLOT = Path("evaluate") / "transformed.csv"
-PER_TRANSFORM = {"recall_at_1": "recall@1", "pair_auc": "pair auc"}
 
+
+# Per scorer, on the plain test set (metrics/evaluate.json) and on each held-out transform
+# (metrics/evaluate/transformed.csv, its `all` rows pooling them): the figures issue 26's goal is
+# stated in. docs/gen_tables.py renders them (tables `bench/seeds/<figure>`).
+TRANSFORMED_PLOT = Path("evaluate") / "transformed.csv"
+FIGURES = ("recall_at_1", "pair_auc")
+PLAIN = "plain"
+MODEL = "model"
+# The peer the model must match on the plain set; on a transform, every peer.
+PLAIN_GOAL_PEER = "phash"
+
+# {set: {scorer: {figure: value}}}: one run's figures per set (plain, each transform, all).
+SetFigures = dict[str, dict[str, dict[str, float | None]]]
 
 # The key each headline metric was found at, for the tolerance file.
 METRIC_KEYS: dict[str, str] = {}
 
 
-def learn(repo: Path, seed: int, kernel: str) -> dict[str, float | None]:
-    """finetune, siamese, evaluate for `seed` under `kernel`; the headline metrics."""
+def learn(repo: Path, seed: int, kernel: str) -> tuple[dict[str, float | None], SetFigures]:
+    """finetune, siamese, evaluate for `seed` under `kernel`; the headline metrics and every scorer's figures."""
     set_params(repo, {"seed": seed})
     env = {**base_env(), **KERNEL_SETTINGS[kernel]}
     for stage in LEARNING_STAGES:
@@ -172,17 +188,80 @@ def learn(repo: Path, seed: int, kernel: str) -> dict[str, float | None]:
         key, value = first_present(report, keys)
         METRIC_KEYS[name] = key
         row[name] = float(value) if value is not None else None
-    return {**row, **per_transform(repo / "metrics" / TRANSFORMED_PLOT)}
+    return row, scorer_figures(repo / "metrics")
 
 
-def per_transform(path: Path) -> dict[str, float | None]:
-    """'transformed <transform> <figure> (<scorer>)' for every row of metrics/evaluate/transformed.csv."""
+def number(value: Any) -> float | None:
+    """A figure as a float; None for a missing, empty or non-numeric one (a CSV cell, a JSON null)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if value != value else value
+
+
+def scorer_figures(metrics: Path) -> SetFigures:
+    """The plain set's figures of every scorer in evaluate.json, then every transform's of transformed.csv."""
+    path = metrics / "evaluate.json"
+    report = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    plain = {scorer: {figure: number(block.get(figure)) for figure in FIGURES}
+             for scorer, block in report.items() if isinstance(block, dict) and "recall_at_1" in block}
+    return {PLAIN: plain, **transformed_figures(metrics / TRANSFORMED_PLOT)}
+
+
+def transformed_figures(path: Path) -> SetFigures:
+    """{transform: {scorer: {recall_at_1, pair_auc}}} from a metrics/evaluate/transformed.csv ({} if absent)."""
     if not path.is_file():
         return {}
     with path.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    return {f"transformed {row['transform']} {label} ({row['scorer']})": float(row[column]) if row[column] else None
-            for row in rows for column, label in PER_TRANSFORM.items()}
+    figures: SetFigures = {}
+    for row in rows:
+        by_scorer = figures.setdefault(row["transform"], {})
+        by_scorer[row["scorer"]] = {figure: number(row.get(figure)) for figure in FIGURES}
+    return figures
+
+
+def spread_by_set(runs: list[SetFigures]) -> dict[str, dict[str, dict[str, dict[str, float] | None]]]:
+    """Per set, scorer and figure: mean, std and number of runs over `runs` (None where no run has it)."""
+    values: dict[str, dict[str, dict[str, list[float | None]]]] = {}
+    for figures in runs:
+        for set_name, scorers in figures.items():
+            for scorer, by_figure in scorers.items():
+                for figure, value in by_figure.items():
+                    values.setdefault(set_name, {}).setdefault(scorer, {}).setdefault(figure, []).append(value)
+    summary = {}
+    for set_name, scorers in values.items():
+        summary[set_name] = {}
+        for scorer, by_figure in sorted(scorers.items(), key=lambda item: item[0] != MODEL):  # the model first
+            summary[set_name][scorer] = {}
+            for figure, found in by_figure.items():
+                stats = spread(found)
+                summary[set_name][scorer][figure] = None if stats is None else {
+                    "mean": stats[0], "std": stats[1], "n": sum(v is not None for v in found)}
+    return summary
+
+
+def goal(sets: dict[str, dict[str, dict[str, dict[str, float] | None]]]) -> dict[str, Any]:
+    """Issue 26's goal per set and figure: the model's mean minus the mean of the peer it must match
+    (pHash on the plain set, the best peer on a transform); `met` when no gap is negative."""
+    gaps: dict[str, dict[str, dict[str, Any] | None]] = {}
+    for set_name, scorers in sets.items():
+        gaps[set_name] = {}
+        for figure in FIGURES:
+            model = (scorers.get(MODEL) or {}).get(figure)
+            peers = {scorer: by_figure[figure] for scorer, by_figure in scorers.items()
+                     if scorer != MODEL and by_figure.get(figure) is not None
+                     and (set_name != PLAIN or scorer == PLAIN_GOAL_PEER)}
+            if model is None or not peers:
+                gaps[set_name][figure] = None
+                continue
+            peer = max(peers, key=lambda scorer: peers[scorer]["mean"])
+            gap = model["mean"] - peers[peer]["mean"]
+            gaps[set_name][figure] = {"peer": peer, "model": model["mean"], "peer_mean": peers[peer]["mean"],
+                                      "gap": gap, "met": gap >= 0}
+    return {"met": all(entry["met"] for by_figure in gaps.values() for entry in by_figure.values() if entry),
+            "sets": gaps}
 
 
 def spread(values: list[float | None]) -> tuple[float, float] | None:
@@ -227,6 +306,14 @@ def print_report(summary: dict[str, dict[str, float]], kernels: list[str], n_see
         line = f"{name:<44}" + "".join(f"{row[f'{k}_mean']:>15.4f} ± {row[f'{k}_std']:<8.4f}" for k in kernels)
         line += f"{row['cross_kernel_mean']:>12.4f} / {row['cross_kernel_max']:<9.4f}{row['tolerance']:>9.4f}"
         print(line)
+
+
+def print_goal(reached: dict[str, Any]) -> None:
+    print("\nissue 26's goal, model mean - peer mean (pHash on the plain set, the best peer on a transform):")
+    for set_name, by_figure in reached["sets"].items():
+        cells = [f"{figure} {entry['gap']:+.3f} ({entry['peer']})" for figure, entry in by_figure.items() if entry]
+        print(f"  {set_name:<12}" + "  ".join(cells))
+    print("  met" if reached["met"] else "  not met")
 
 
 def write_tolerance(path: Path, summary: dict[str, dict[str, float]], args: argparse.Namespace) -> None:
@@ -275,29 +362,34 @@ def main() -> None:
         workdir = args.workdir or Path(scratch)
         repo = prepare(args.source.resolve(), workdir, parse_overrides(args.set))
         results: dict[str, dict[int, dict[str, float | None]]] = {kernel: {} for kernel in kernels}
+        figures: list[SetFigures] = []  # the reference kernel's, one per seed
         for seed in range(args.seeds):
             for kernel in kernels:
                 run_started = time.perf_counter()
-                results[kernel][seed] = learn(repo, seed, kernel)
+                results[kernel][seed], seed_figures = learn(repo, seed, kernel)
+                if kernel == kernels[0]:
+                    figures.append(seed_figures)
                 print(
                     f"seed {seed} {kernel:<6} {time.perf_counter() - run_started:5.0f} s  "
                     + "  ".join(
                         f"{name.split(' ', 1)[1]}={value:.4g}"
                         for name, value in results[kernel][seed].items()
-                        if value is not None and name in HEADLINE
+                        if value is not None
                     ),
                     file=sys.stderr,
                 )
     summary = summarise(results, args.k)
     print_report(summary, kernels, args.seeds)
+    sets = spread_by_set(figures)
+    print_goal(goal(sets))
     print(f"\ntotal {time.perf_counter() - started:.0f} s", file=sys.stderr)
     if args.write_tolerance:
         write_tolerance(args.write_tolerance, summary, args)
     record("seeds", ["metric", *kernels, f"|{' − '.join(kernels)}| mean / max", "tolerance"], [
         [name, *(f"{row[f'{k}_mean']:.4f} ± {row[f'{k}_std']:.4f}" for k in kernels),
          f"{row['cross_kernel_mean']:.4f} / {row['cross_kernel_max']:.4f}", f"{row['tolerance']:.4f}"]
-        for name, row in summary.items()], note=f"mean ± std over seeds 0–{args.seeds - 1} per kernel setting")
-
+        for name, row in summary.items()], note=f"mean ± std over seeds 0–{args.seeds - 1} per kernel setting",
+        extra={"seeds": list(range(args.seeds)), "kernel": kernels[0], "sets": sets, "goal": goal(sets)})
 
 if __name__ == "__main__":
     main()

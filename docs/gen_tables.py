@@ -4,10 +4,12 @@
     (generated)
     <!-- /table -->
 
-NAME is a table of artsim.report.tables computed from the committed metrics, or bench/<name> for
-bench/results/<name>.json. `python docs/gen_tables.py` rewrites every page; `--check` writes
-nothing and exits 1 when a page differs from what it would write. `--exp-show` also runs the
-`dvc exp show` recipe of docs/pipeline.md and writes its output between <!-- exp-show --> markers.
+NAME is a table of artsim.report.tables computed from the committed metrics, bench/<name> for
+bench/results/<name>.json, or bench/<name>/<view> for a view of its figures (BENCH_VIEWS); a bench
+result not measured yet (PENDING) says which command writes it. `python docs/gen_tables.py`
+rewrites every page; `--check` writes nothing and exits 1 when a page differs from what it would
+write. `--exp-show` also runs the `dvc exp show` recipe of docs/pipeline.md and writes its output
+between <!-- exp-show --> markers.
 """
 from __future__ import annotations
 
@@ -54,12 +56,32 @@ METRICS_TABLES: dict[str, Callable[[], tables.Table]] = {
 }
 
 
+# Views of a bench's figures beyond its own table: bench/<name>/<view>.
+BENCH_VIEWS: dict[str, Callable[[dict], tables.Table]] = {
+    "seeds/recall_at_1": lambda result: tables.seed_spread(result, "recall_at_1"),
+    "seeds/pair_auc": lambda result: tables.seed_spread(result, "pair_auc"),
+}
+
+
+# Bench results the docs show once measured, and the command that writes each.
+PENDING: dict[str, str] = {
+    "scale_retrieval_500": "python bench/scale_retrieval.py --n 500",
+    "scale_retrieval_2000": "python bench/scale_retrieval.py --n 2000",
+}
+
+
 def table(name: str) -> str:
     """The markdown of table NAME, with the line saying where it comes from."""
     if name.startswith("bench/"):
-        result = _json(f"bench/results/{name.removeprefix('bench/')}.json")
-        note = f"Written from `{name.replace('bench/', 'bench/results/')}.json`; measured by: {result['source']}."
-        return f"{tables.bench(result).markdown()}\n\n*{note}*\n"
+        bench_name, _, view = name.removeprefix("bench/").partition("/")
+        if view and f"{bench_name}/{view}" not in BENCH_VIEWS:
+            raise SystemExit(f"unknown table {name!r}: the views are bench/{', bench/'.join(BENCH_VIEWS)}")
+        if bench_name in PENDING and not (ROOT / "bench" / "results" / f"{bench_name}.json").is_file():
+            return f"*Not measured at this commit: `{PENDING[bench_name]}` writes `bench/results/{bench_name}.json`.*\n"
+        result = _json(f"bench/results/{bench_name}.json")
+        rendered = BENCH_VIEWS[f"{bench_name}/{view}"](result) if view else tables.bench(result)
+        note = f"Written from `bench/results/{bench_name}.json`; measured by: {result['source']}."
+        return f"{rendered.markdown()}\n\n*{note}*\n"
     if name not in METRICS_TABLES:
         raise SystemExit(f"unknown table {name!r}: {sorted(METRICS_TABLES)} or bench/<name>")
     return METRICS_TABLES[name]().markdown() + "\n"

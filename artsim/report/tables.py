@@ -143,3 +143,23 @@ def bench(result: Mapping[str, Any]) -> Table:
     """A bench's JSON (bench/results/<name>.json): {"columns": [...], "rows": [[...]], "source": ...}."""
     columns: Sequence[str] = result["columns"]
     return Table(tuple(columns), tuple(tuple(figure(cell) for cell in row) for row in result["rows"]))
+
+
+def seed_spread(result: Mapping[str, Any], figure: str) -> Table:
+    """bench/results/seeds.json's `sets`: per set (plain, each transform, all), every scorer's `figure`
+    as mean ± std over the seeds, and the model's gap to the peer it must match (its `goal`)."""
+    sets: Mapping[str, Mapping[str, Any]] = result["sets"]
+    present = set().union(*sets.values())
+    scorers = [s for s in SCORER_NAMES if s in present] + sorted(present - set(SCORER_NAMES))
+    rows = []
+    for set_name, by_scorer in sets.items():
+        cells = [_mean_std((by_scorer.get(scorer) or {}).get(figure)) for scorer in scorers]
+        gap = result["goal"]["sets"].get(set_name, {}).get(figure)
+        gap_cell = MISSING if gap is None else f"{gap['gap']:+.3f} ({SCORER_NAMES.get(gap['peer'], gap['peer'])})"
+        rows.append((set_name, *cells, gap_cell))
+    first = f"set ({len(result['seeds'])} seeds, {result['kernel']} kernels)"
+    return Table((first, *(SCORER_NAMES.get(s, s) for s in scorers), "model − peer to match"), tuple(rows))
+
+
+def _mean_std(stats: Mapping[str, float] | None) -> str:
+    return MISSING if stats is None else f"{figure(stats['mean'], 2)} ± {figure(stats['std'], 2)}"

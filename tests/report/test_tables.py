@@ -35,8 +35,74 @@ def test_every_committed_table_is_what_the_generator_writes(page: Path):
 def test_the_generated_pages_hold_the_tables_from_metrics_and_benches():
     names = {m.group("name") for page in PAGES for m in GEN.MARKED.finditer(page.read_text(encoding="utf-8"))}
     assert {"thresholds", "peers", "regression", "transformed", "descriptor_study"} <= names
-    assert {name for name in names if name.startswith("bench/")} == {
-        f"bench/{path.stem}" for path in (REPO_ROOT / "bench" / "results").glob("*.json")}
+    assert {"bench/seeds/recall_at_1", "bench/seeds/pair_auc"} <= names
+    shown = {name.removeprefix("bench/").split("/")[0] for name in names if name.startswith("bench/")}
+    measured = {path.stem for path in (REPO_ROOT / "bench" / "results").glob("*.json")}
+    assert measured <= shown, "a bench result no page shows"
+    assert shown <= measured | set(GEN.PENDING), "a page names a bench result that nothing writes"
+
+
+def test_a_bench_result_not_measured_yet_names_the_command_that_writes_it(monkeypatch):
+    monkeypatch.setitem(GEN.PENDING, "never_measured", "python bench/never.py --n 3")
+    assert "`python bench/never.py --n 3` writes `bench/results/never_measured.json`" in GEN.table(
+        "bench/never_measured")
+    with pytest.raises(FileNotFoundError):
+        GEN.table("bench/no_such_result")
+    with pytest.raises(SystemExit, match="unknown table"):
+        GEN.table("bench/seeds/no_such_view")
+
+
+def _metrics(folder: Path, model_mirror: float, plain: dict[str, tuple[float | None, float | None]]) -> Path:
+    """A metrics/ folder as evaluate writes it: evaluate.json's scorers and evaluate/transformed.csv."""
+    (folder / "evaluate").mkdir(parents=True)
+    report = {"mse": 0.02, "transformed": {"model": {"recall_at_1": 0.1}},
+              **{scorer: {"recall_at_1": r1, "pair_auc": auc} for scorer, (r1, auc) in plain.items()}}
+    (folder / "evaluate.json").write_text(json.dumps(report), encoding="utf-8")
+    rows = [("mirror", "model", model_mirror, 0.8), ("mirror", "phash", 0.0, 0.35), ("mirror", "dhash", 0.6, ""),
+            ("all", "model", 0.7, 0.9), ("all", "phash", 0.7, 0.88)]
+    (folder / "evaluate" / "transformed.csv").write_text(
+        "case,transform,scorer,pair_auc,recall_at_1\n"
+        + "".join(f"{t} / {s},{t},{s},{auc},{r1}\n" for t, s, r1, auc in rows), encoding="utf-8")
+    return folder
+
+
+def test_the_seeds_bench_keeps_every_scorer_per_transform_and_the_gap_to_the_peer_to_match(tmp_path):
+    from bench import seeds
+
+    plain = {"model": (0.9, 0.95), "descriptor": (1.0, 1.0), "phash": (0.8, 0.97), "fused": (0.95, None)}
+    runs = [seeds.scorer_figures(_metrics(tmp_path / str(seed), mirror, plain))
+            for seed, mirror in enumerate((0.4, 0.6))]
+    sets = seeds.spread_by_set(runs)
+    assert list(sets) == ["plain", "mirror", "all"] and "transformed" not in sets["plain"]
+    assert sets["mirror"]["model"]["recall_at_1"] == pytest.approx({"mean": 0.5, "std": 0.1414214, "n": 2})
+    assert sets["mirror"]["dhash"]["pair_auc"] is None and sets["plain"]["fused"]["pair_auc"] is None
+    goal = seeds.goal(sets)
+    # The plain set is held to pHash alone (the descriptor score is higher); a transform to its best peer.
+    assert goal["sets"]["plain"]["recall_at_1"] == pytest.approx(
+        {"peer": "phash", "model": 0.9, "peer_mean": 0.8, "gap": 0.1, "met": True})
+    assert goal["sets"]["mirror"]["recall_at_1"]["peer"] == "dhash"
+    assert goal["sets"]["mirror"]["recall_at_1"]["gap"] == pytest.approx(-0.1)
+    assert goal["sets"]["mirror"]["pair_auc"]["peer"] == "phash" and goal["sets"]["all"]["recall_at_1"]["met"]
+    assert goal["met"] is False
+
+    table = tables.seed_spread({"seeds": [0, 1], "kernel": "native", "sets": sets, "goal": goal}, "recall_at_1")
+    assert table.header[0] == "set (2 seeds, native kernels)" and table.header[-1] == "model − peer to match"
+    assert table.rows[1] == ("mirror", "0.50 ± 0.14", "—", "0.00 ± 0.00", "0.60 ± 0.00", "—", "-0.100 (dHash)")
+    assert table.rows[0][-1] == "+0.100 (pHash)"
+
+
+def test_the_scale_bench_states_its_goal_per_transform(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "bench"))
+    import scale_retrieval
+
+    per_transform = {"mirror": {"model": {"recall_at_1": 0.06}, "descriptor": {"recall_at_1": 0.9}},
+                     "greyscale": {"model": {"recall_at_1": 0.8}},
+                     "all": {"model": {"recall_at_1": 0.59}, "descriptor": {"recall_at_1": 0.83}}}
+    reached = scale_retrieval.goal(per_transform)
+    assert reached["teacher_gap"] == pytest.approx(-0.24) and reached["below_floor"] == ["mirror"]
+    assert not reached["met"]
+    per_transform["mirror"]["model"]["recall_at_1"] = per_transform["all"]["model"]["recall_at_1"] = 0.9
+    assert scale_retrieval.goal(per_transform)["met"]
 
 
 def test_a_stale_table_is_rewritten_from_the_metrics():
