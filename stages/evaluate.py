@@ -45,6 +45,9 @@ def main() -> None:
         model, pairs, collection, card["image_size"], params.evaluate.batch_size,
         descriptor_scorer=DescribedCollection(descriptors, saved.texture, saved.weights, saved.describe),
         loader_workers=params.evaluate.loader_workers,
+        shortlist=params.evaluate.shortlist,
+        max_sampled_queries=params.evaluate.max_sampled_queries,
+        seed=params.seed,
     )
     write_json(REPORT, evaluation.report)
     write_json(layout.HEADLINE, headline(evaluation.report))

@@ -4,6 +4,7 @@
   functions; pair AUC, Spearman and retrieval metrics are artsim.core.metrics);
 - embedding.py: each image through the trunk once, pairs scored from the embeddings;
 - source_retrieval.py: each test variant's source ranked among the whole collection;
+- shortlists.py: each query's shortlist of candidates for the costly scorers (head, descriptors, SSIM);
 - breakdowns.py: the tables behind the plots, the headline figures of each scorer;
 - run.py: all of it on the test split (evaluate_on_test).
 """

@@ -31,6 +31,8 @@ PEER_NAMES = (*HASH_NAMES, "ssim")
 SSIM_SIZE = 128
 # Hashes and SSIM look at 128 px at most: a JPEG is decoded at reduced scale down to this.
 DECODE_LONG_SIDE = 2 * SSIM_SIZE
+# Side of the coarse thumbnail that shortlists candidates for SSIM (ssim_proxy): 1,024 floats an image.
+PROXY_SIDE = 32
 
 
 @dataclass(frozen=True)
@@ -148,7 +150,17 @@ def hash_score_blocks(
         yield start, hash_similarity(queries[start:start + rows, None], candidates[None, :])
 
 
-def ssim_score_blocks(queries: np.ndarray, candidates: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
-    """ssim_similarity of every (query, candidate) thumbnail, one query row per block."""
-    for start, query in enumerate(tqdm(queries, desc="ssim scores", unit="query", disable=None)):
-        yield start, np.array([[ssim_similarity(query, candidate) for candidate in candidates]], dtype=np.float64)
+def ssim_scores(queries: np.ndarray, candidates: np.ndarray, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """ssim_similarity of thumbnail queries[rows[i]] with candidates[columns[i, j]]: an array shaped as columns."""
+    return np.array([[ssim_similarity(queries[row], candidates[column]) for column in listed]
+                     for row, listed in zip(rows, columns)], dtype=np.float64).reshape(np.shape(columns))
+
+
+def ssim_proxy(greys: np.ndarray) -> np.ndarray:
+    """A vector per grey thumbnail whose inner products shortlist candidates for SSIM: the thumbnail averaged
+    down to PROXY_SIDE x PROXY_SIDE, centred and scaled to unit length (the Pearson correlation of the two
+    coarse images, the structure term SSIM measures window by window)."""
+    cell = SSIM_SIZE // PROXY_SIDE
+    coarse = greys.reshape(len(greys), PROXY_SIDE, cell, PROXY_SIDE, cell).mean(axis=(2, 4)).reshape(len(greys), -1)
+    centred = coarse - coarse.mean(axis=1, keepdims=True)
+    return (centred / np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-12)).astype(np.float32)

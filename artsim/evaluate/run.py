@@ -32,10 +32,11 @@ from artsim.evaluate.breakdowns import (
 from artsim.evaluate.embedding import EmbeddedImages, embed_files, score_embedding_pairs
 from artsim.evaluate.peers import HASH_NAMES, PeerSignatures, peer_similarities_of_pairs, signatures_of
 from artsim.evaluate.regression import evaluation_report, mae_by_kind, train_mean_score
-from artsim.evaluate.scorer_inputs import SCORER_NAMES, DescriptorWeighting, ScorerInputs, score_blocks
-from artsim.evaluate.source_retrieval import RetrievalTask, retrieval_report, retrieval_task
+from artsim.evaluate.scorer_inputs import SCORER_NAMES, DescriptorWeighting, ScorerInputs, Shortlisting, score_blocks
+from artsim.evaluate.source_retrieval import OUTSIDE_SHORTLIST, retrieval_report, retrieval_task, sampled_rows
 from artsim.evaluate.transformed import AlteredReaders, evaluate_transformed, transformed_headline, transformed_task
 from artsim.evaluate.verdict import Thresholds, precision_recall_table, threshold_reports
+from artsim.index import DEFAULT_SHORTLIST
 from artsim.learn.models import SiameseRegressor, default_device
 from artsim.params import CLASSIC_SCORE_WEIGHTS, DescribeParams, ScoreWeights
 from artsim.score.scorer import DescriptorScorer
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 
 PREDICTION_COLUMNS = ["pair_id", "target", "prediction", "positive", "strength"]
 UNKNOWN_STYLE = "unknown"
-# SSIM costs about 2 ms a pair on one core and has no index: ranking more (query, candidate)
+# SSIM costs about 2 ms a pair on one core: ranking more (sampled query, shortlisted candidate)
 # combinations than this (about a quarter of an hour) is skipped, its retrieval figures null.
 SSIM_RETRIEVAL_MAX_PAIRS = 500_000
 # The scorer table: the headline scorers, then the default-weighted descriptors (fixed rows whatever the weights).
@@ -114,6 +115,9 @@ def evaluate_on_test(
     loader_workers: int = 0,
     ssim_retrieval_max_pairs: int = SSIM_RETRIEVAL_MAX_PAIRS,
     alterations: Mapping[str, Alteration] = EVALUATION,
+    shortlist: int = DEFAULT_SHORTLIST,
+    max_sampled_queries: int | None = None,
+    seed: int = 0,
 ) -> Evaluation:
     """Score every usable test pair, and rank every test variant's source among the collection.
 
@@ -121,7 +125,8 @@ def evaluate_on_test(
     train split's mean score). `originals` is the collection: the ingested manifest (id,
     split, style) with `path` resolved to the image file. Without `descriptor_scorer` the
     descriptor score does not rank (its retrieval figures are null). `alterations`: the held-out
-    transformed set (every test variant under each).
+    transformed set (every test variant under each). `shortlist`: candidates per query of the costly scorers;
+    `max_sampled_queries` (None: all): the queries SSIM and the transformed set use, drawn with `seed`.
     """
     baseline = train_mean_score(pairs)  # before any image is read: no train pairs is a setup error
     device = default_device()
@@ -129,7 +134,7 @@ def evaluate_on_test(
     test = pairs[pairs["split"] == "test"].reset_index(drop=True)
     collection = _collection(originals)
     readers, ssim_ranks = _read_images(model, test, collection, image_size, batch_size, device, loader_workers,
-                                       ssim_retrieval_max_pairs)
+                                       ssim_retrieval_max_pairs, min(shortlist, len(collection)), max_sampled_queries)
     usable = readers.readable(test["original_path"]) & readers.readable(test["generated_path"])
     scored = test[usable].reset_index(drop=True)
     prediction = score_embedding_pairs(model, readers.images.embeddings[readers.images.rows(scored["original_path"])],
@@ -141,14 +146,16 @@ def evaluate_on_test(
         for paths, ids in ((task.query_paths, task.query_ids), (task.candidate_paths, task.candidate_ids))
     )
     weighting = descriptor_scorer.weighting if descriptor_scorer is not None else None
-    retrieval = retrieval_report(task, score_blocks(model, queries, candidates, weighting, device, with_fused=True))
+    sampled = sampled_rows(len(task.query_ids), max_sampled_queries, seed)
+    retrieval = retrieval_report(task, score_blocks(model, queries, candidates, weighting, device, with_fused=True,
+                                                    shortlisting=Shortlisting(shortlist, sampled)))
     pair_scores = _pair_scores(scored, prediction, readers.signatures)
     table = _scorer_figures(scored, pair_scores, retrieval)
     positive_pairs = scored["positive"].to_numpy(dtype=bool)
     # Thresholds on the scored test pairs only: a train or val pair never moves them.
     thresholds = threshold_reports(positive_pairs, {name: pair_scores[name] for name in SCORER_NAMES})
     transformed = evaluate_transformed(
-        transformed_task(task, scored),
+        transformed_task(task, scored, sampled),
         candidates,
         AlteredReaders(
             model,
@@ -156,10 +163,12 @@ def evaluate_on_test(
             batch_size,
             device,
             _describer(descriptor_scorer),
-            with_greys=_ssim_ranks_transformed(ssim_ranks, task, len(alterations), ssim_retrieval_max_pairs),
+            with_greys=_ssim_ranks_transformed(ssim_ranks, len(sampled) * min(shortlist, len(task.candidate_ids)),
+                                               len(alterations), ssim_retrieval_max_pairs),
         ),
         weighting,
         alterations,
+        Shortlisting(shortlist),
     )
     target, positive = predictions["target"].to_numpy(), predictions["positive"].to_numpy()
     report = {
@@ -172,6 +181,9 @@ def evaluate_on_test(
         "n_candidates_test_only": len(task.test_columns),
         **_with_thresholds(scorer_headline(table), thresholds),
         "transformed": transformed_headline(transformed),
+        "shortlist": shortlist,
+        "n_sampled_queries": len(sampled),
+        OUTSIDE_SHORTLIST: {name: figures["collection"][OUTSIDE_SHORTLIST] for name, figures in retrieval.items()},
     }
     tables = {
         "error_by_strength.csv": error_by_strength(predictions),
@@ -186,9 +198,9 @@ def evaluate_on_test(
     return Evaluation(report, predictions, tables, thresholds, best_search_ranking(table))
 
 
-def _ssim_ranks_transformed(ssim_ranks: bool, task: RetrievalTask, n_alterations: int, max_pairs: int) -> bool:
+def _ssim_ranks_transformed(ssim_ranks: bool, per_alteration: int, n_alterations: int, max_pairs: int) -> bool:
     """SSIM takes part in the transformed set within the same budget of combinations as plain retrieval."""
-    combinations = len(task.query_ids) * len(task.candidate_ids) * n_alterations
+    combinations = per_alteration * n_alterations
     if ssim_ranks and combinations > max_pairs:
         log.warning("SSIM skipped on the transformed set: %d combinations exceed %d", combinations, max_pairs)
     return ssim_ranks and combinations <= max_pairs
@@ -224,17 +236,19 @@ def _collection(originals: pd.DataFrame) -> pd.DataFrame:
 
 def _read_images(
     model: SiameseRegressor, test: pd.DataFrame, collection: pd.DataFrame, image_size: int, batch_size: int,
-    device: torch.device, loader_workers: int, ssim_retrieval_max_pairs: int,
+    device: torch.device, loader_workers: int, ssim_retrieval_max_pairs: int, shortlist: int,
+    max_sampled_queries: int | None,
 ) -> tuple[_Readers, bool]:
     """Every test pair image and every candidate, embedded once and signed once; and whether SSIM ranks."""
     pair_paths = [*test["original_path"], *test["generated_path"]]
     paths = [*pair_paths, *collection["path"]]
     images = embed_files(model, paths, image_size, batch_size, device, loader_workers)
     queries = test.loc[test["positive"].astype(bool), "generated_id"].nunique()
-    ssim_ranks = queries * len(collection) <= ssim_retrieval_max_pairs
+    queries = min(queries, max_sampled_queries or queries)  # SSIM ranks the sample, each query its shortlist
+    ssim_ranks = queries * shortlist <= ssim_retrieval_max_pairs
     if not ssim_ranks:
-        log.warning("SSIM retrieval skipped: %d queries x %d candidates exceed %d combinations",
-                    queries, len(collection), ssim_retrieval_max_pairs)
+        log.warning("SSIM retrieval skipped: %d queries x %d shortlisted candidates exceed %d combinations",
+                    queries, shortlist, ssim_retrieval_max_pairs)
     # Grey thumbnails (16 KB an image) only where SSIM is computed.
     signatures = signatures_of(paths, grey_for=None if ssim_ranks else pair_paths)
     return _Readers(images, signatures), ssim_ranks

@@ -3,8 +3,11 @@ peers' hashes and grey thumbnails), and each scorer's (queries x candidates) sco
 two such sets: one implementation for the plain test variants and for their altered copies.
 
 The scorers that are search rankings (model, phash, fused: artsim.index.query.RANKINGS) rank here as
-`artsim search` ranks: the same ranking's scores, the head's kept within the same cosine shortlist, so the
-figures (and the default ranking chosen from them) are those of the search users run.
+`artsim search` ranks: the same ranking's scores, the head's within the same cosine shortlist, so the
+figures (and the default ranking chosen from them) are those of the search users run. The head, the
+descriptor score and SSIM score each query's shortlist only (artsim.evaluate.shortlists), the hashes every
+candidate (a Hamming distance of packed bits): the cost grows as queries x shortlist, never as queries x
+candidates for a costly scorer, and no block holds more than about DENSE_PAIRS scores.
 """
 from __future__ import annotations
 
@@ -16,15 +19,25 @@ import torch
 from torch import Tensor
 
 from artsim.core.hashes import hash_similarity
-from artsim.evaluate.embedding import model_score_blocks
-from artsim.evaluate.peers import HASH_NAMES, hash_score_blocks, ssim_score_blocks
-from artsim.evaluate.source_retrieval import ScoreBlocks
+from artsim.evaluate.embedding import PAIRS_PER_CALL, score_embedding_pairs
+from artsim.evaluate.peers import HASH_NAMES, hash_score_blocks, ssim_proxy, ssim_scores
+from artsim.evaluate.shortlists import (
+    ExactScores,
+    descriptor_proxy,
+    descriptor_scores,
+    rows_per_block,
+    shortlisted_blocks,
+    units,
+)
+from artsim.evaluate.source_retrieval import ScoreBlocks, Shortlisted
 from artsim.index import DEFAULT_SHORTLIST
-from artsim.index.query import RANKINGS, within_shortlist
+from artsim.index.query import RANKINGS
 from artsim.learn.models import SiameseRegressor
-from artsim.score.similarity import DescriptorSet, TextureStats, cross_score_blocks
+from artsim.score.similarity import DescriptorSet, TextureStats
 
 SCORER_NAMES = ("model", "descriptor", *HASH_NAMES, "ssim")
+# Scores of a block that holds every candidate (the hashes', fused's): bounds memory whatever the collection.
+DENSE_PAIRS = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -36,6 +49,9 @@ class ScorerInputs:
     hashes: Mapping[str, np.ndarray]   # HASH_NAMES -> (n,) uint64
     greys: np.ndarray | None           # (n, SSIM_SIZE, SSIM_SIZE) uint8
 
+    def __len__(self) -> int:
+        return len(self.hashes["phash"])
+
 
 @dataclass(frozen=True)
 class DescriptorWeighting:
@@ -45,47 +61,90 @@ class DescriptorWeighting:
     weights: Mapping[str, float]
 
 
-def score_blocks(
-    model: SiameseRegressor, queries: ScorerInputs, candidates: ScorerInputs, weighting: DescriptorWeighting | None,
-    device: torch.device, with_fused: bool = False, shortlist: int = DEFAULT_SHORTLIST,
-) -> dict[str, Callable[[], ScoreBlocks] | None]:
-    """Each scorer's score blocks of every (query, candidate), or None where it does not score; with_fused
-    adds `fused`, the reciprocal rank fusion of the model's and pHash's ranks of the candidates."""
-    def descriptor_blocks() -> ScoreBlocks:
-        return cross_score_blocks(queries.descriptors, candidates.descriptors, weighting.stats, weighting.weights)
+@dataclass(frozen=True)
+class Shortlisting:
+    """How the costly scorers rank: each query's shortlist size, and the query rows SSIM ranks (None: all)."""
 
-    def hash_blocks(name: str) -> Callable[[], ScoreBlocks]:
-        return lambda: hash_score_blocks(queries.hashes[name], candidates.hashes[name])
+    size: int = DEFAULT_SHORTLIST
+    ssim_rows: np.ndarray | None = None
 
-    def ssim_blocks() -> ScoreBlocks:
-        return ssim_score_blocks(queries.greys, candidates.greys)
 
-    def ranked(name: str) -> Callable[[], ScoreBlocks]:
-        return lambda: ranking_score_blocks(name, model, queries, candidates, device, shortlist)
+def exact_scorers(model: SiameseRegressor, queries: ScorerInputs, candidates: ScorerInputs,
+                  weighting: DescriptorWeighting | None, device: torch.device) -> dict[str, ExactScores | None]:
+    """Each scorer's exact(rows, columns) of SCORER_NAMES, None where it does not score: what scores a
+    shortlist, and a list of pairs (columns of width 1)."""
+    def head(rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        left = queries.embeddings[torch.as_tensor(np.repeat(rows, columns.shape[1]), dtype=torch.long)]
+        right = candidates.embeddings[torch.as_tensor(np.ravel(columns), dtype=torch.long)]
+        return score_embedding_pairs(model, left, right, device).reshape(np.shape(columns))
+
+    def hashed(name: str) -> ExactScores:
+        return lambda rows, columns: hash_similarity(queries.hashes[name][rows, None], candidates.hashes[name][columns])
 
     described = weighting is not None and queries.descriptors is not None and candidates.descriptors is not None
+    greyed = queries.greys is not None and candidates.greys is not None
+    return {
+        "model": head,
+        "descriptor": (descriptor_scores(queries.descriptors, candidates.descriptors, weighting.stats,
+                                         weighting.weights) if described else None),
+        **{name: hashed(name) for name in HASH_NAMES},
+        "ssim": (lambda rows, columns: ssim_scores(queries.greys, candidates.greys, rows, columns)) if greyed else None,
+    }
+
+
+def score_blocks(
+    model: SiameseRegressor, queries: ScorerInputs, candidates: ScorerInputs, weighting: DescriptorWeighting | None,
+    device: torch.device, with_fused: bool = False, shortlisting: Shortlisting = Shortlisting(),
+) -> dict[str, Callable[[], ScoreBlocks] | None]:
+    """Each scorer's score blocks of the queries among the candidates, or None where it does not score; with_fused
+    adds `fused`, the reciprocal rank fusion of the model's and pHash's ranks of the candidates."""
+    exact = exact_scorers(model, queries, candidates, weighting, device)
+    size, every = shortlisting.size, np.arange(len(queries))
+    per_block = rows_per_block(PAIRS_PER_CALL, min(size, len(candidates)))
+
+    def hash_blocks(name: str) -> Callable[[], ScoreBlocks]:
+        return lambda: hash_score_blocks(queries.hashes[name], candidates.hashes[name], DENSE_PAIRS)
+
+    def ranked(name: str) -> Callable[[], ScoreBlocks]:
+        return lambda: ranking_score_blocks(name, exact["model"], queries, candidates, size)
+
+    def shortlisted(name: str, proxies: Callable[[], tuple[np.ndarray, np.ndarray]],
+                    rows: np.ndarray) -> Callable[[], ScoreBlocks] | None:
+        return None if exact[name] is None else (
+            lambda: shortlisted_blocks(exact[name], *proxies(), size, rows, per_block, desc=f"{name} shortlists"))
+
     return {
         "model": ranked("model"),
-        "descriptor": descriptor_blocks if described else None,
+        "descriptor": shortlisted("descriptor", lambda: descriptor_proxy(
+            queries.descriptors, candidates.descriptors, weighting.weights), every),
         **{name: ranked(name) if name in RANKINGS else hash_blocks(name) for name in HASH_NAMES},
-        "ssim": ssim_blocks if queries.greys is not None and candidates.greys is not None else None,
+        "ssim": shortlisted("ssim", lambda: (ssim_proxy(queries.greys), ssim_proxy(candidates.greys)),
+                            every if shortlisting.ssim_rows is None else shortlisting.ssim_rows),
     } | ({"fused": ranked("fused")} if with_fused else {})
 
 
-def ranking_score_blocks(name: str, model: SiameseRegressor, queries: ScorerInputs, candidates: ScorerInputs,
-                         device: torch.device, shortlist: int) -> ScoreBlocks:
-    """The scores of search ranking `name` (RANKINGS) of every (query, candidate), block by block: the head's
-    scores within each query's cosine shortlist and the pHash similarities, turned into the ranking's own."""
+def ranking_score_blocks(name: str, head: ExactScores, queries: ScorerInputs, candidates: ScorerInputs,
+                         shortlist: int) -> ScoreBlocks:
+    """The scores of search ranking `name` (RANKINGS) of every query: the head's scores of each query's cosine
+    shortlist (as IndexSearch picks it) and the pHash similarities, turned into the ranking's own; a ranking of
+    the shortlist only in Shortlisted blocks, one of every candidate in dense blocks."""
     ranking = RANKINGS[name]
     query_phash, candidate_phash = queries.hashes["phash"], candidates.hashes["phash"]
     if not ranking.uses_head:
-        for start, phash in hash_score_blocks(query_phash, candidate_phash):
+        for start, phash in hash_score_blocks(query_phash, candidate_phash, DENSE_PAIRS):
             yield start, ranking.scores(np.full(phash.shape, -np.inf), phash)
         return
-    query_embeddings, candidate_embeddings = (
-        inputs.embeddings.detach().cpu().numpy() for inputs in (queries, candidates)
-    )
-    for start, head in model_score_blocks(model, queries.embeddings, candidates.embeddings, device):
-        rows = slice(start, start + len(head))
-        head = within_shortlist(head, query_embeddings[rows], candidate_embeddings, shortlist)
-        yield start, ranking.scores(head, hash_similarity(query_phash[rows, None], candidate_phash[None, :]))
+    per_block = rows_per_block(PAIRS_PER_CALL, min(shortlist, len(candidates)))
+    if not ranking.over_shortlist:
+        per_block = min(per_block, rows_per_block(DENSE_PAIRS, len(candidates)))
+    query_units, candidate_units = (units(inputs.embeddings.detach().cpu().numpy()) for inputs in (queries, candidates))
+    for block in shortlisted_blocks(head, query_units, candidate_units, shortlist, np.arange(len(queries)),
+                                    per_block, desc=f"{name} shortlists"):
+        if ranking.over_shortlist:
+            phash = hash_similarity(query_phash[block.rows, None], candidate_phash[block.columns])
+            yield Shortlisted(block.rows, block.columns, ranking.scores(block.scores, phash))
+            continue
+        dense = np.full((len(block.rows), len(candidates)), -np.inf)
+        np.put_along_axis(dense, np.asarray(block.columns), block.scores, axis=1)
+        yield int(block.rows[0]), ranking.scores(dense, hash_similarity(query_phash[block.rows, None],
+                                                                        candidate_phash[None, :]))

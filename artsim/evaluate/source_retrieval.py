@@ -18,8 +18,22 @@ import pandas as pd
 
 from artsim.core.metrics import RetrievalMetrics, retrieval_metrics, true_source_ranks
 
-ScoreBlocks = Iterator[tuple[int, np.ndarray]]
 CANDIDATE_SETS = ("collection", "test_only")
+# The share of ranked queries whose source fell outside their shortlist (0 for a dense ranking).
+OUTSIDE_SHORTLIST = "outside_shortlist"
+
+
+@dataclass(frozen=True)
+class Shortlisted:
+    """Exact scores of each query row's shortlisted candidates; every other candidate scores lowest."""
+
+    rows: np.ndarray     # (r,) query rows of the task
+    columns: np.ndarray  # (r, k) candidate columns of each row, distinct within a row, in any order
+    scores: np.ndarray   # (r, k)
+
+
+# (first row, dense (rows, candidates) block), or a Shortlisted block of any query rows.
+ScoreBlocks = Iterator[tuple[int, np.ndarray] | Shortlisted]
 
 
 @dataclass(frozen=True)
@@ -66,18 +80,57 @@ def retrieval_task(test_pairs: pd.DataFrame, collection: pd.DataFrame, usable: s
     )
 
 
-def ranks_among_both(blocks: Iterable[tuple[int, np.ndarray]], task: RetrievalTask) -> tuple[np.ndarray, np.ndarray]:
-    """Each query's source rank among all candidates and among the test candidates, from one pass over the blocks."""
+def shortlisted_ranks(block: Shortlisted, true_index: np.ndarray, n_candidates: int,
+                      counted: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """1-based rank of each row's true candidate among all `n_candidates` (ties against it, as
+    true_source_ranks) when every candidate outside the row's shortlist scores lowest; and whether the
+    source was outside (ranked last). `counted`: (r, k) mask of the columns that take part (all: None)."""
+    scores = np.nan_to_num(np.asarray(block.scores, dtype=np.float64), nan=-np.inf)
+    counted = np.ones(scores.shape, dtype=bool) if counted is None else counted
+    hit = (block.columns == np.asarray(true_index)[:, None]) & counted
+    inside = hit.any(axis=1)
+    true_scores = np.where(hit, scores, -np.inf).max(axis=1, initial=-np.inf)
+    above = ((scores >= true_scores[:, None]) & counted).sum(axis=1)
+    # A source scoring lowest ties with every candidate left out: last, as in a dense block.
+    return np.where(inside & (true_scores > -np.inf), above, n_candidates).astype(np.int64), ~inside
+
+
+def block_ranks(block: tuple[int, np.ndarray] | Shortlisted, true_index: np.ndarray, n_candidates: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The query rows of a block, the rank of each one's true candidate (true_index: of every query row) among
+    all `n_candidates`, and whether it fell outside the row's shortlist."""
+    if isinstance(block, Shortlisted):
+        return block.rows, *shortlisted_ranks(block, true_index[block.rows], n_candidates)
+    start, scores = block
+    rows = np.arange(start, start + len(scores))
+    return rows, true_source_ranks(scores, true_index[rows]), np.zeros(len(rows), dtype=bool)
+
+
+def _among_test(block: tuple[int, np.ndarray] | Shortlisted, task: RetrievalTask
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The ranks of a block's queries among the test candidates only."""
+    if not isinstance(block, Shortlisted):
+        start, scores = block
+        return block_ranks((start, scores[:, task.test_columns]), task.test_true_index, len(task.test_columns))[:2]
+    is_test = np.zeros(len(task.candidate_ids), dtype=bool)
+    is_test[task.test_columns] = True
+    among_test = Shortlisted(block.rows, task.test_columns.searchsorted(block.columns), block.scores)
+    ranks, _ = shortlisted_ranks(among_test, task.test_true_index[block.rows], len(task.test_columns),
+                                 counted=is_test[block.columns])
+    return block.rows, ranks
+
+
+def ranks_among_both(blocks: Iterable[tuple[int, np.ndarray] | Shortlisted], task: RetrievalTask
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each ranked query's source rank among all candidates and among the test candidates (0: a query no
+    block ranked, e.g. outside a sample), and whether it fell outside its shortlist; from one pass."""
     n = len(task.query_ids)
     collection, test_only = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
-    test_true = task.test_true_index
-    for start, block in blocks:
-        rows = slice(start, start + len(block))
-        collection[rows] = true_source_ranks(block, task.true_index[rows])
-        test_only[rows] = true_source_ranks(block[:, task.test_columns], test_true[rows])
-    if n and min(collection.min(), test_only.min()) < 1:
-        raise ValueError("the blocks did not cover every query")
-    return collection, test_only
+    outside = np.zeros(n, dtype=bool)
+    for block in blocks:
+        rows, collection[rows], outside[rows] = block_ranks(block, task.true_index, len(task.candidate_ids))
+        rows, test_only[rows] = _among_test(block, task)
+    return collection, test_only, outside
 
 
 def retrieval_report(
@@ -86,14 +139,25 @@ def retrieval_report(
     """recall@1, recall@5, MRR of the true source per scorer, among the collection and among test originals.
 
     `scorers` maps a name to a function giving its score blocks (queries x candidates of
-    `task`), or to None where that scorer cannot rank this task (its metrics are then null).
+    `task`), or to None where that scorer cannot rank this task (its metrics are then null). The
+    figures are over the queries the blocks rank; the collection's also hold OUTSIDE_SHORTLIST.
     """
     sizes = {"collection": len(task.candidate_ids), "test_only": len(task.test_columns)}
     report = {}
     for name, blocks in scorers.items():
         # Not ranked (no scorer, or no query): zero queries and null metrics.
-        ranks = (
-            ranks_among_both(blocks(), task) if blocks is not None and task.query_ids else (np.zeros(0), np.zeros(0))
+        collection, test_only, outside = (
+            ranks_among_both(blocks(), task) if blocks is not None and task.query_ids else (np.zeros(0),) * 3
         )
-        report[name] = {kind: retrieval_metrics(found, sizes[kind]) for kind, found in zip(CANDIDATE_SETS, ranks)}
+        ranked = collection > 0
+        report[name] = {kind: retrieval_metrics(found[ranked], sizes[kind])
+                        for kind, found in zip(CANDIDATE_SETS, (collection, test_only))}
+        report[name]["collection"][OUTSIDE_SHORTLIST] = float(np.mean(outside[ranked])) if ranked.any() else None
     return report
+
+
+def sampled_rows(n_queries: int, at_most: int | None, seed: int) -> np.ndarray:
+    """At most `at_most` of the query rows (None: all): a seeded sample, in row order."""
+    if at_most is None or at_most >= n_queries:
+        return np.arange(n_queries)
+    return np.sort(np.random.default_rng(seed).choice(n_queries, size=at_most, replace=False))

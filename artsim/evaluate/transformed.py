@@ -3,9 +3,11 @@ artsim.core.alterations.EVALUATION (mirror, crop_70, half_size, jpeg_40, rotate_
 combined: mirror then crop_70 then jpeg_40),
 made here from the variant file and never written to disk, so no training stage can see it.
 
-Each altered variant is a query among all originals (the plain task's candidates), and each of
-its test pairs (its source: derived; the unrelated original of its negative pair) is scored
-from the same (query x candidates) blocks. Every scorer judges the very same altered images.
+Each altered variant is a query among all originals (the plain task's candidates), ranked as the
+plain queries are (artsim.evaluate.scorer_inputs: the costly scorers within each query's shortlist),
+and each of its test pairs (its source: derived; the unrelated original of its negative pair) is
+scored exactly by each scorer. Every scorer judges the very same altered images: the variants of
+a seeded sample of the plain queries (TransformedTask.query_rows; all of them unless capped).
 Every alteration is deterministic (fixed settings, no randomness), so the set is too.
 Memory: one alteration's queries at a time (an embedding, descriptors and a thumbnail each).
 """
@@ -23,34 +25,48 @@ from tqdm import tqdm
 
 from artsim.core.alterations import EVALUATION, Alteration
 from artsim.core.images import ImageFile, ImageRejected, load_rgb
-from artsim.core.metrics import pair_aucs, retrieval_metrics, true_source_ranks
+from artsim.core.metrics import pair_aucs, retrieval_metrics
 from artsim.describe.table import Descriptors
 from artsim.evaluate.peers import HASH_NAMES, signature
-from artsim.evaluate.scorer_inputs import SCORER_NAMES, DescriptorWeighting, ScorerInputs, score_blocks
-from artsim.evaluate.source_retrieval import RetrievalTask, ScoreBlocks
+from artsim.evaluate.scorer_inputs import (
+    SCORER_NAMES,
+    DescriptorWeighting,
+    ScorerInputs,
+    Shortlisting,
+    exact_scorers,
+    score_blocks,
+)
+from artsim.evaluate.shortlists import ExactScores
+from artsim.evaluate.source_retrieval import OUTSIDE_SHORTLIST, RetrievalTask, ScoreBlocks, block_ranks
 from artsim.learn.models import SiameseRegressor, pair_transform
 from artsim.score.similarity import DescriptorSet
 
 log = logging.getLogger(__name__)
 
-TRANSFORMED_COLUMNS = ["case", "transform", "scorer", "pair_auc", "recall_at_1", "mrr", "n_queries", "n_pairs"]
-TRANSFORMED_FIGURES = ("pair_auc", "recall_at_1", "mrr")
+TRANSFORMED_COLUMNS = ["case", "transform", "scorer", "pair_auc", "recall_at_1", "mrr", "n_queries", "n_pairs",
+                       OUTSIDE_SHORTLIST]
+TRANSFORMED_FIGURES = ("pair_auc", "recall_at_1", "mrr")  # the share outside the shortlist: in the table
 OVERALL = "all"
 
 
 @dataclass(frozen=True)
 class TransformedTask:
-    """The plain retrieval task, and the test pairs to score as (query row, candidate column, derived)."""
+    """The plain retrieval task, the query rows whose variants are altered (in order), and their test pairs to
+    score as (query row, candidate column, derived)."""
 
     task: RetrievalTask
     pair_rows: np.ndarray
     pair_columns: np.ndarray
     pair_positive: np.ndarray
+    query_rows: np.ndarray
 
 
-def transformed_task(task: RetrievalTask, test_pairs: pd.DataFrame) -> TransformedTask:
-    """The test pairs whose variant is a query and whose original a candidate of `task`."""
-    row_of = {image_id: i for i, image_id in enumerate(task.query_ids)}
+def transformed_task(task: RetrievalTask, test_pairs: pd.DataFrame, query_rows: np.ndarray | None = None
+                     ) -> TransformedTask:
+    """The test pairs whose variant is a query (of `query_rows`, sorted; None: all) and whose original a
+    candidate of `task`."""
+    query_rows = np.arange(len(task.query_ids)) if query_rows is None else np.asarray(query_rows, dtype=np.int64)
+    row_of = {task.query_ids[i]: int(i) for i in query_rows}
     column_of = {image_id: i for i, image_id in enumerate(task.candidate_ids)}
     kept = test_pairs[
         test_pairs["generated_id"].astype(str).isin(row_of) & test_pairs["original_id"].astype(str).isin(column_of)
@@ -58,7 +74,8 @@ def transformed_task(task: RetrievalTask, test_pairs: pd.DataFrame) -> Transform
     return TransformedTask(task,
                            np.array([row_of[str(i)] for i in kept["generated_id"]], dtype=np.int64),
                            np.array([column_of[str(i)] for i in kept["original_id"]], dtype=np.int64),
-                           kept["positive"].to_numpy(dtype=bool))
+                           kept["positive"].to_numpy(dtype=bool),
+                           query_rows)
 
 
 @dataclass(frozen=True)
@@ -75,35 +92,39 @@ class AlteredReaders:
 
 def evaluate_transformed(
     setup: TransformedTask, candidates: ScorerInputs, readers: AlteredReaders, weighting: DescriptorWeighting | None,
-    alterations: Mapping[str, Alteration] = EVALUATION,
+    alterations: Mapping[str, Alteration] = EVALUATION, shortlisting: Shortlisting = Shortlisting(),
 ) -> pd.DataFrame:
     """TRANSFORMED_COLUMNS per (alteration, scorer), then the pooled rows (transform = OVERALL)."""
-    pooled: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {name: [] for name in SCORER_NAMES}
+    pooled: dict[str, list[tuple[np.ndarray, ...]]] = {name: [] for name in SCORER_NAMES}
     rows = []
+    n_candidates = len(setup.task.candidate_ids)
     for name, alteration in alterations.items():
-        kept, queries = altered_inputs(setup.task.query_paths, alteration, readers)
-        blocks = score_blocks(readers.model, queries, candidates, weighting, readers.device)
+        kept, queries = altered_inputs([setup.task.query_paths[i] for i in setup.query_rows], alteration, readers)
+        kept = setup.query_rows[kept]  # the task's query rows of the altered variants
+        blocks = score_blocks(readers.model, queries, candidates, weighting, readers.device,
+                              shortlisting=Shortlisting(shortlisting.size))
+        exact = exact_scorers(readers.model, queries, candidates, weighting, readers.device)
         in_kept = np.isin(setup.pair_rows, kept)
         new_row = np.searchsorted(kept, setup.pair_rows[in_kept])
         for scorer in SCORER_NAMES:
-            made = blocks[scorer]
-            ranks, pair_scores = (
-                _ranks_and_pair_scores(made(), setup.task.true_index[kept], new_row, setup.pair_columns[in_kept])
-                if made is not None and len(kept)
-                else (np.zeros(0, dtype=np.int64), np.zeros(0))
+            judged = blocks[scorer] is not None and exact[scorer] is not None and len(kept) > 0
+            ranks, outside, pair_scores = (
+                _ranks_and_pair_scores(blocks[scorer](), exact[scorer], setup.task.true_index[kept], n_candidates,
+                                       new_row, setup.pair_columns[in_kept])
+                if judged
+                else (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool), np.zeros(0))
             )
-            positive = setup.pair_positive[in_kept] if made is not None else np.zeros(0, dtype=bool)
-            pooled[scorer].append((ranks, pair_scores, positive))
-            rows.append(_row(name, scorer, ranks, pair_scores, positive, len(setup.task.candidate_ids)))
+            positive = setup.pair_positive[in_kept] if judged else np.zeros(0, dtype=bool)
+            pooled[scorer].append((ranks, outside, pair_scores, positive))
+            rows.append(_row(name, scorer, ranks, outside, pair_scores, positive, n_candidates))
     for scorer, parts in pooled.items():
-        ranks, scores, positive = (np.concatenate([part[i] for part in parts]) for i in range(3))
-        rows.append(_row(OVERALL, scorer, ranks, scores, positive, len(setup.task.candidate_ids)))
+        ranks, outside, scores, positive = (np.concatenate([part[i] for part in parts]) for i in range(4))
+        rows.append(_row(OVERALL, scorer, ranks, outside, scores, positive, n_candidates))
     return pd.DataFrame(rows, columns=TRANSFORMED_COLUMNS)
 
 
-def _row(
-    transform: str, scorer: str, ranks: np.ndarray, scores: np.ndarray, positive: np.ndarray, n_candidates: int
-) -> dict:
+def _row(transform: str, scorer: str, ranks: np.ndarray, outside: np.ndarray, scores: np.ndarray,
+         positive: np.ndarray, n_candidates: int) -> dict:
     metrics = retrieval_metrics(ranks, n_candidates)
     auc = pair_aucs(positive, {scorer: scores})[scorer] if len(positive) else None
     return {
@@ -115,20 +136,19 @@ def _row(
         "mrr": metrics["mrr"],
         "n_queries": int(len(ranks)),
         "n_pairs": int(len(positive)),
+        OUTSIDE_SHORTLIST: float(np.mean(outside)) if len(outside) else None,
     }
 
 
-def _ranks_and_pair_scores(blocks: ScoreBlocks, true_index: np.ndarray, pair_rows: np.ndarray,
-                           pair_columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each query's source rank among all candidates and each pair's score, from one pass over the blocks."""
+def _ranks_and_pair_scores(blocks: ScoreBlocks, exact: ExactScores, true_index: np.ndarray, n_candidates: int,
+                           pair_rows: np.ndarray, pair_columns: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Each query's source rank among all candidates and whether it fell outside its shortlist (one pass over
+    the blocks), and each pair's exact score."""
     ranks = np.zeros(len(true_index), dtype=np.int64)
-    scores = np.full(len(pair_rows), np.nan)
-    for start, block in blocks:
-        stop = start + len(block)
-        ranks[start:stop] = true_source_ranks(block, true_index[start:stop])
-        here = (pair_rows >= start) & (pair_rows < stop)
-        scores[here] = block[pair_rows[here] - start, pair_columns[here]]
-    return ranks, scores
+    outside = np.zeros(len(true_index), dtype=bool)
+    for block in blocks:
+        rows, ranks[rows], outside[rows] = block_ranks(block, true_index, n_candidates)
+    return ranks, outside, exact(pair_rows, pair_columns[:, None]).reshape(len(pair_rows))
 
 
 def altered_images(paths: Sequence[ImageFile], alteration: Alteration) -> Iterable[tuple[int, Image.Image]]:

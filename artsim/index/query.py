@@ -119,21 +119,6 @@ def unit_rows(embeddings: np.ndarray) -> np.ndarray:
     return embeddings / np.maximum(np.linalg.norm(embeddings, axis=-1, keepdims=True), 1e-12)
 
 
-def within_shortlist(head: np.ndarray, query_embeddings: np.ndarray, candidate_embeddings: np.ndarray,
-                     shortlist: int) -> np.ndarray:
-    """Head scores (queries, candidates) kept only within each query's cosine shortlist (shortlist_rows, as
-    IndexSearch picks it), -inf elsewhere: what a search's head scores, for a block of queries at once."""
-    if shortlist >= head.shape[-1]:
-        return head  # the shortlist holds every candidate
-    everyone = np.ones(len(candidate_embeddings), dtype=bool)
-    shortlists = shortlist_rows(unit_rows(query_embeddings), unit_rows(candidate_embeddings).astype(np.float32),
-                                shortlist, everyone)
-    kept = np.full(head.shape, -np.inf)
-    for row, (columns, _) in enumerate(shortlists):
-        kept[row, columns] = head[row, columns]
-    return kept
-
-
 @dataclass(frozen=True)
 class Ranked:
     row: int

@@ -365,7 +365,8 @@ RESULT_VALUES = {
     "finetune.precision": ("bf16", {"finetune"}),
     "siamese.image_size": (96, {"siamese"}),
     "score.weights.color": (0.5, {"score"}),
-    "seed": (7, {"generate", "score", "finetune", "siamese"}),
+    "evaluate.shortlist": (50, {"evaluate"}),
+    "seed": (7, {"generate", "score", "finetune", "siamese", "evaluate"}),
 }
 
 

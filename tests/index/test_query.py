@@ -1,24 +1,18 @@
 """The search rankings (artsim.index.query.RANKINGS): each ranks an index as it says, an unknown one fails naming
-the allowed ones, and evaluate ranks through the very same code: with a shortlist that holds every candidate
-its figures are those of ranking every candidate (the embedded default: 29 originals, shortlist 100)."""
+the allowed ones (evaluate ranks through the very same code: tests/evaluate/test_shortlists.py)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from artsim.core.fusion import RRF_K, fused_scores
+from artsim.core.fusion import RRF_K
 from artsim.core.hashes import hash_similarity
-from artsim.evaluate.embedding import model_score_blocks
-from artsim.evaluate.peers import HASH_NAMES
-from artsim.evaluate.scorer_inputs import ScorerInputs, score_blocks
 from artsim.index import RANKING_NAMES
-from artsim.index.query import RANKINGS, SCORER_WORDS, IndexSearch, ranking_named, unit_rows, within_shortlist
+from artsim.index.query import RANKINGS, SCORER_WORDS, IndexSearch, ranking_named, unit_rows
 from artsim.index.search import Query, Searcher
 from artsim.index.store import Entries, StoredIndex
-from artsim.learn.models import SiameseRegressor
 
 N, DIM = 12, 8
 
@@ -91,41 +85,6 @@ def test_a_shortlist_holding_every_original_ranks_as_ranking_every_original(inde
     full = RANKINGS[ranking].scores(np.where(index.usable, head(query[None, :], raw), -np.inf),
                                     searcher.phash_similarities(query_phash))
     assert {r.row: r.score for r in ranked} == pytest.approx({row: full[row] for row in np.flatnonzero(index.usable)})
-
-
-def tiny_model() -> SiameseRegressor:
-    torch.manual_seed(0)
-    return SiameseRegressor(head_hidden=8).eval()
-
-
-def inputs(embeddings: torch.Tensor, seed: int) -> ScorerInputs:
-    hashes = {name: np.random.default_rng(seed).integers(0, 2**63, size=len(embeddings)).astype(np.uint64)
-              for name in HASH_NAMES}
-    return ScorerInputs(embeddings, None, hashes, None)
-
-
-def test_evaluate_ranks_as_before_when_the_shortlist_holds_every_candidate_and_within_it_otherwise():
-    model, generator = tiny_model(), torch.Generator().manual_seed(3)
-    queries = inputs(torch.randn(5, 2048, generator=generator), 1)
-    candidates = inputs(torch.randn(29, 2048, generator=generator), 2)
-    full_model = np.concatenate([b for _, b in model_score_blocks(model, queries.embeddings, candidates.embeddings,
-                                                                  torch.device("cpu"))])
-    phash = hash_similarity(queries.hashes["phash"][:, None], candidates.hashes["phash"][None, :])
-    blocks = score_blocks(model, queries, candidates, None, torch.device("cpu"), with_fused=True, shortlist=100)
-    found = {name: np.concatenate([b for _, b in blocks[name]()]) for name in RANKING_NAMES}
-    # Exactly the figures of ranking every candidate (what evaluate did before it ranked through the search).
-    np.testing.assert_array_equal(found["model"], full_model)
-    np.testing.assert_array_equal(found["phash"], phash)
-    np.testing.assert_array_equal(found["fused"], fused_scores(full_model, phash))
-    short = score_blocks(model, queries, candidates, None, torch.device("cpu"), with_fused=True, shortlist=4)
-    kept = np.concatenate([b for _, b in short["model"]()])
-    cosine = unit_rows(queries.embeddings.numpy()) @ unit_rows(candidates.embeddings.numpy()).T
-    for row in range(5):
-        top = set(np.argsort(-cosine[row])[:4].tolist())
-        assert set(np.flatnonzero(np.isfinite(kept[row])).tolist()) == top
-        np.testing.assert_array_equal(kept[row, sorted(top)], full_model[row, sorted(top)])
-    np.testing.assert_array_equal(within_shortlist(full_model, queries.embeddings.numpy(),
-                                                   candidates.embeddings.numpy(), 29), full_model)
 
 
 def test_every_ranking_names_the_scorers_whose_thresholds_judge_its_hits() -> None:
