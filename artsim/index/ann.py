@@ -22,7 +22,9 @@ import numpy as np
 EXACT_LIMIT = 50_000  # originals searched exactly (every row scanned); past it, CompactIndex
 COMPACT_DIM = 256     # dimensions kept by PCA for the compact copy (narrower embeddings are kept whole)
 TRAIN_PER_LIST = 40   # training points per IVF list (faiss warns below 39)
-PROBE_SHARE = 0.4     # share of the IVF lists a query reads (at least MIN_PROBES): recall@10 >= 0.99 in bench/search.py
+# IVF lists a query reads: PROBE_SCALE x sqrt(lists), at least MIN_PROBES (recall@10 >= 0.99 at 100,000 and
+# 1,000,000 in bench/search.py: a larger collection has more lists and reads a smaller share of them)
+PROBE_SCALE = 10
 MIN_PROBES = 16
 CANDIDATES = 200      # rows proposed per query before the exact re-rank (at least 2 k)
 
@@ -84,12 +86,12 @@ def compact_index(vectors: np.ndarray, usable: np.ndarray, seed: int = 0) -> Com
 
 
 def _probe(index: faiss.Index) -> None:
-    """How many IVF lists a query reads: PROBE_SHARE of them."""
+    """How many IVF lists a query reads (PROBE_SCALE)."""
     try:
         ivf = faiss.extract_index_ivf(index)
     except RuntimeError:
         raise ValueError("not an IVF index") from None
-    ivf.nprobe = min(ivf.nlist, max(MIN_PROBES, math.ceil(PROBE_SHARE * ivf.nlist)))
+    ivf.nprobe = min(ivf.nlist, max(MIN_PROBES, math.ceil(PROBE_SCALE * math.sqrt(ivf.nlist))))
 
 
 def top_inner_products(queries: np.ndarray, vectors: np.ndarray, k: int, compact: CompactIndex | None = None
