@@ -25,6 +25,7 @@ from typing import Any, Union
 import numpy as np
 import torch
 from PIL import Image
+from torchvision.transforms import v2
 
 from artsim.core.errors import UserError
 from artsim.core.images import ImageRejected, load_rgb
@@ -36,7 +37,7 @@ from artsim.learn import model_folder
 
 # WEIGHTS_FILE: app/service.py still takes it from here
 from artsim.learn.model_folder import WEIGHTS_FILE, ModelNotFound  # noqa: F401
-from artsim.learn.models import SiameseRegressor, pair_transform
+from artsim.learn.models import SiameseRegressor, pair_resize, to_normalised_tensor
 from artsim.score.scorer import FILE_NAME as DESCRIPTOR_SCORE_FILE
 from artsim.score.scorer import DescriptorScoreFileError, DescriptorScorer
 
@@ -117,7 +118,9 @@ class Scorer:
         self.model_dir = model_dir
         self.device = device or torch.device("cpu")
         self.image_size = int(card["image_size"])
-        self._transform = pair_transform(self.image_size)
+        # pair_transform split in two: `compare --pairs` resizes in worker processes, the trunk's process normalises
+        self.resize = pair_resize(self.image_size)
+        self._normalise = v2.Compose(to_normalised_tensor())
         self.model.to(self.device).eval()
 
     # --- the two scores -------------------------------------------------------------------
@@ -150,7 +153,12 @@ class Scorer:
     @torch.no_grad()
     def embed_loaded(self, images: Sequence[LoadedImage]) -> torch.Tensor:
         """Trunk embeddings of images already decoded (LoadedImage), as a (n, 2048) float32 tensor."""
-        batch = torch.stack([self._transform(loaded.image) for loaded in images]).to(self.device)
+        return self.embed_resized([self.resize(loaded.image) for loaded in images])
+
+    @torch.no_grad()
+    def embed_resized(self, resized: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Trunk embeddings of images already through `self.resize` (uint8 tensors), as a (n, 2048) tensor."""
+        batch = torch.stack([self._normalise(image) for image in resized]).to(self.device)
         return self.model.trunk(batch).float().cpu()
 
     @torch.no_grad()
@@ -210,18 +218,6 @@ class Scorer:
     def index_embedder(self) -> TrunkEmbedder:
         """This model as artsim.index embeds with it (the same transform and trunk as embed())."""
         return TrunkEmbedder(self.model.trunk, self.image_size, self.fingerprint, self.device)
-
-    def score_many(self, pairs: Sequence[tuple[LoadedImage, LoadedImage]]) -> list[Comparison]:
-        """score() of each pair, the embeddings of the batch's distinct images computed in one pass."""
-        distinct = list({id(image): image for pair in pairs for image in pair}.values())
-        if not distinct:
-            return []
-        row_of = {id(image): row for row, image in enumerate(distinct)}
-        embeddings = self.embed_loaded(distinct)
-        left = embeddings[[row_of[id(a)] for a, _ in pairs]]
-        right = embeddings[[row_of[id(b)] for _, b in pairs]]
-        model_scores = self.head_scores(left, right)
-        return [self._comparison(float(score), a, b) for score, (a, b) in zip(model_scores, pairs)]
 
 
 def compare_payload(

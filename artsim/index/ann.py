@@ -1,35 +1,110 @@
 """Nearest neighbours by inner product over the index's unit vectors (= cosine), through faiss.
 
-`faiss.knn` is the exact search of `IndexFlatIP` run on the memory-mapped array as it lies (no copy
-into an index object, so loading stays a memory map). Exact search is what the index uses up to
-EXACT_LIMIT originals; `approximate_index` (HNSW) is for collections beyond, its recall against the
-exact search measured by bench/search.py.
+Up to EXACT_LIMIT originals every search is exact: `faiss.knn` (the search of `IndexFlatIP`) run on the
+memory-mapped array as it lies, so loading stays a memory map and results are exactly today's. Past it, a
+scan of every float32 row costs what memory bandwidth allows (100,000 x 2048 x 4 bytes = 800 MB a query), so
+`CompactIndex` answers instead: an IVF over a compact copy of the vectors (PCA to at most COMPACT_DIM
+dimensions when wider, then 8-bit scalar quantisation) proposes candidates from a few of its lists, and the
+candidates are re-ranked exactly from the float32 rows. Scores are therefore exact cosines; only which rows
+get proposed is approximate (recall@10 against the exact search: bench/search.py).
+
+For unit vectors the L2 order is the inner-product order, and L2 survives PCA's centring, which an inner
+product does not: the compact index is built with the L2 metric. Any embedding width works.
 """
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
 
 import faiss
 import numpy as np
 
-EXACT_LIMIT = 1_000_000
+EXACT_LIMIT = 50_000  # originals searched exactly (every row scanned); past it, CompactIndex
+COMPACT_DIM = 256     # dimensions kept by PCA for the compact copy (narrower embeddings are kept whole)
+TRAIN_PER_LIST = 40   # training points per IVF list (faiss warns below 39)
+# IVF lists a query reads: PROBE_SCALE x sqrt(lists), at least MIN_PROBES (recall@10 >= 0.99 at 100,000 and
+# 1,000,000 in bench/search.py: a larger collection has more lists and reads a smaller share of them)
+PROBE_SCALE = 10
+MIN_PROBES = 16
+CANDIDATES = 200      # rows proposed per query before the exact re-rank (at least 2 k)
 
 
-def top_inner_products(queries: np.ndarray, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(scores, rows), each (q, k), best first: the exact k largest inner products of each query row."""
+@dataclass
+class CompactIndex:
+    """A trained faiss IVF (ids = rows of the stored vectors) over a compact copy of the unit vectors."""
+
+    index: faiss.Index
+
+    def search(self, queries: np.ndarray, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, rows), each (q, k), best first: candidates from the IVF, their exact inner products from
+        `vectors`; -inf / -1 where fewer than k rows were proposed."""
+        _, proposed = self.index.search(queries, max(CANDIDATES, 2 * k))
+        scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+        rows = np.full((len(queries), k), -1, dtype=np.int64)
+        for row, (query, candidates) in enumerate(zip(queries, proposed)):
+            candidates = np.sort(candidates[candidates >= 0])  # row order: the memory map is read front to back
+            exact = np.asarray(vectors[candidates], dtype=np.float32) @ query
+            best = np.argsort(-exact, kind="stable")[:k]
+            scores[row, :len(best)], rows[row, :len(best)] = exact[best], candidates[best]
+        return scores, rows
+
+    def to_bytes(self) -> np.ndarray:
+        return faiss.serialize_index(self.index)
+
+    @classmethod
+    def from_bytes(cls, data: np.ndarray, dim: int, count: int) -> "CompactIndex":
+        """The index of `to_bytes`; ValueError when the bytes are not one for `count` vectors of width `dim`."""
+        try:
+            index = faiss.deserialize_index(np.ascontiguousarray(data, dtype=np.uint8))
+        except RuntimeError as exc:
+            raise ValueError(f"not a faiss index ({str(exc).splitlines()[0] if str(exc) else exc})") from None
+        if index.d != dim or index.ntotal > count:
+            raise ValueError(f"a faiss index of {index.ntotal} vectors of width {index.d}, for {count} of {dim}")
+        _probe(index)  # decided by this version, not by the file
+        return cls(index)
+
+
+def compact_index(vectors: np.ndarray, usable: np.ndarray, seed: int = 0) -> CompactIndex | None:
+    """The CompactIndex of the usable rows of `vectors` (unit rows); None up to EXACT_LIMIT of them, where the
+    exact search is both affordable and exact. Deterministic for a `seed`."""
+    rows = np.flatnonzero(usable)
+    if len(rows) <= EXACT_LIMIT:
+        return None
+    count, dim = len(rows), vectors.shape[1]
+    lists = max(1, int(2 * math.sqrt(count)))
+    compact = f"PCA{COMPACT_DIM}," if dim > COMPACT_DIM else ""
+    index = faiss.index_factory(dim, f"{compact}IVF{lists},SQ8", faiss.METRIC_L2)
+    faiss.extract_index_ivf(index).cp.seed = seed
+    faiss.extract_index_ivf(index).cp.niter = 10
+    sample = np.sort(np.random.default_rng(seed).choice(rows, size=min(count, TRAIN_PER_LIST * lists), replace=False))
+    index.train(np.asarray(vectors[sample], dtype=np.float32))
+    for start in range(0, count, 50_000):
+        block = rows[start:start + 50_000]
+        index.add_with_ids(np.asarray(vectors[block], dtype=np.float32), block.astype(np.int64))
+    _probe(index)
+    return CompactIndex(index)
+
+
+def _probe(index: faiss.Index) -> None:
+    """How many IVF lists a query reads (PROBE_SCALE)."""
+    try:
+        ivf = faiss.extract_index_ivf(index)
+    except RuntimeError:
+        raise ValueError("not an IVF index") from None
+    ivf.nprobe = min(ivf.nlist, max(MIN_PROBES, math.ceil(PROBE_SCALE * math.sqrt(ivf.nlist))))
+
+
+def top_inner_products(queries: np.ndarray, vectors: np.ndarray, k: int, compact: CompactIndex | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, rows), each (q, k), best first: the k largest inner products of each query row, exact without
+    `compact`, proposed by it and scored exactly with it."""
     k = min(k, len(vectors))
     if k == 0 or len(queries) == 0:
         return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
-    scores, rows = faiss.knn(
-        np.ascontiguousarray(queries, dtype=np.float32), vectors, k, metric=faiss.METRIC_INNER_PRODUCT
-    )
-    return scores, rows
-
-
-def approximate_index(vectors: np.ndarray, neighbours: int = 32, ef_search: int = 128) -> "faiss.IndexHNSWFlat":
-    """An HNSW graph over the vectors (inner product): sub-linear queries for collections past EXACT_LIMIT."""
-    index = faiss.IndexHNSWFlat(vectors.shape[1], neighbours, faiss.METRIC_INNER_PRODUCT)
-    index.hnsw.efSearch = ef_search
-    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    return index
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    if compact is not None:
+        return compact.search(queries, vectors, k)
+    return faiss.knn(queries, vectors, k, metric=faiss.METRIC_INNER_PRODUCT)
 
 
 def recall_at_k(exact_rows: np.ndarray, approximate_rows: np.ndarray) -> float:

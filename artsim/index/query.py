@@ -19,7 +19,7 @@ import numpy as np
 
 from artsim.core.fusion import RRF_K, ranks_from_scores, reciprocal_rank_fusion
 from artsim.core.hashes import hash_similarity
-from artsim.index.ann import top_inner_products
+from artsim.index.ann import CompactIndex, top_inner_products
 from artsim.index.store import StoredIndex
 
 # The head's score of one query embedding (1, dim) against candidate embeddings (k, dim).
@@ -103,11 +103,12 @@ class FusedRanking(Ranking):
         return np.where(usable, reciprocal_rank_fusion([model_ranks, phash_ranks], k), -np.inf)
 
 
-def shortlist_rows(query_units: np.ndarray, units: np.ndarray, shortlist: int, usable: np.ndarray
-                   ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(rows, cosines) per query row: the `shortlist` usable rows of `units` of highest cosine, best first."""
-    unusable = int((~usable).sum())
-    scores, rows = top_inner_products(query_units.astype(np.float32), units, shortlist + unusable)
+def shortlist_rows(query_units: np.ndarray, units: np.ndarray, shortlist: int, usable: np.ndarray,
+                   compact: CompactIndex | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(rows, cosines) per query row: the `shortlist` usable rows of `units` of highest cosine, best first
+    (their candidates proposed by `compact`, which holds usable rows only, when given)."""
+    unusable = 0 if compact is not None else int((~usable).sum())
+    scores, rows = top_inner_products(query_units.astype(np.float32), units, shortlist + unusable, compact)
     found = []
     for score_row, index_row in zip(scores, rows):
         keep = (index_row >= 0) & usable[np.maximum(index_row, 0)]
@@ -137,7 +138,8 @@ class IndexSearch:
 
     def shortlists(self, query_embeddings: np.ndarray, shortlist: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """(rows, cosines) per query: the `shortlist` usable originals of highest cosine, best first."""
-        return shortlist_rows(unit_rows(query_embeddings), self.index.vectors, shortlist, self.usable)
+        return shortlist_rows(unit_rows(query_embeddings), self.index.vectors, shortlist, self.usable,
+                              self.index.compact)
 
     def rank(self, ranking: str, query_embedding: np.ndarray, query_phash: np.uint64,
              shortlisted: tuple[np.ndarray, np.ndarray], head: HeadScores, top_k: int) -> list[Ranked]:

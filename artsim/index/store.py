@@ -3,6 +3,10 @@
 - vectors.npy: (n, dim) float32 unit embeddings, one row per entry, loaded with mmap_mode="r" (a
   search reads the pages it touches, not the whole file); norms.npy: each embedding's length, so the
   model's head still sees the raw embedding (unit * norm).
+- ann.faiss (only past artsim.index.ann.EXACT_LIMIT usable originals): the compact approximate index
+  (artsim.index.ann.CompactIndex) that proposes the candidates a search re-ranks exactly. Its sha256 is
+  checked on every load, before faiss reads a byte of it; a bad one is reported and the index is searched
+  exactly (slower, never wrong) until it is rebuilt.
 - manifest.json: format version, the model fingerprint, the entries as columns (id, location
   relative to the collection's root, sha256, size, mtime_ns, pHash, artist, title, problem: why an
   original has no vector, "" when it has one), the sha256 of the entries, and of each array file with
@@ -25,6 +29,7 @@ import numpy as np
 
 from artsim.core.hashes import hashes_from_hex
 from artsim.core.images import content_hash, file_hash, write_atomically
+from artsim.index.ann import CompactIndex, compact_index
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +37,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 VECTORS = "vectors.npy"
 NORMS = "norms.npy"
+ANN = "ann.faiss"
 
 
 @dataclass
@@ -70,6 +76,8 @@ class StoredIndex:
     entries: Entries
     vectors: np.ndarray  # (n, dim) float32 unit rows, memory-mapped
     norms: np.ndarray    # (n,) float32
+    compact: CompactIndex | None = None  # past EXACT_LIMIT usable originals: what proposes a search's candidates
+    compact_problem: str | None = None   # why ann.faiss was not used (searched exactly instead)
 
     @property
     def usable(self) -> np.ndarray:
@@ -117,6 +125,12 @@ def save_index(
     vectors.flush()
     os.replace(vector_file, folder / VECTORS)
     write_atomically(folder / NORMS, lambda handle: np.save(handle, np.asarray(norms, dtype=np.float32)), durable=False)
+    usable = np.array([not problem for problem in entries.problems], dtype=bool)
+    compact = compact_index(vectors, usable) if len(entries) else None
+    if compact is not None:
+        write_atomically(folder / ANN, lambda handle: handle.write(compact.to_bytes().tobytes()), durable=False)
+    else:
+        (folder / ANN).unlink(missing_ok=True)
     columns = entries.as_json()
     manifest = {
         "format": FORMAT_VERSION,
@@ -124,7 +138,7 @@ def save_index(
         "root": str(root),
         "count": len(entries),
         "dim": int(vectors.shape[1]),
-        "files": {name: _file_record(folder / name) for name in (VECTORS, NORMS)},
+        "files": {name: _file_record(folder / name) for name in (VECTORS, NORMS, ANN) if (folder / name).exists()},
         "entries_sha256": _entries_checksum(columns),
         "entries": columns,
     }
@@ -150,16 +164,37 @@ def load_index(folder: Path, verify_files: bool = True) -> tuple[StoredIndex | N
         entries = Entries(**{column.name: list(columns[column.name]) for column in fields(Entries)})
         count, dim = int(manifest["count"]), int(manifest["dim"])
         if verify_files:
-            if set(manifest["files"]) != {VECTORS, NORMS}:
+            if not {VECTORS, NORMS} <= set(manifest["files"]) <= {VECTORS, NORMS, ANN}:
                 return None, f"the manifest lists files {sorted(manifest['files'])}"
             for name, record in manifest["files"].items():
+                if name == ANN:
+                    continue  # always checked by _load_compact
                 if problem := _file_problem(folder / name, record):
                     return None, problem
         vectors = np.load(folder / VECTORS, mmap_mode="r", allow_pickle=False)
         norms = np.load(folder / NORMS, allow_pickle=False)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        ann_record = manifest["files"].get(ANN)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         return None, f"{type(exc).__name__}: {exc}"
     if (vectors.shape != (count, dim) or vectors.dtype != np.float32 or norms.shape != (count,)
             or any(len(getattr(entries, f.name)) != count for f in fields(Entries))):
         return None, f"arrays of shape {vectors.shape}/{norms.shape} for {count} entries of dimension {dim}"
-    return StoredIndex(str(manifest["model"]), str(manifest["root"]), entries, vectors, norms), None
+    compact, compact_problem = _load_compact(folder, ann_record, count, dim)
+    if compact_problem:
+        log.warning("index %s: %s is not used (%s): searched exactly until rebuilt", folder, ANN, compact_problem)
+    return StoredIndex(str(manifest["model"]), str(manifest["root"]), entries, vectors, norms, compact,
+                       compact_problem), None
+
+
+def _load_compact(folder: Path, record: dict | None, count: int, dim: int) -> tuple[CompactIndex | None, str | None]:
+    """The compact index the manifest lists, read only once its bytes hash to the recorded sha256 (faiss would
+    read a damaged file as whatever its bytes say); (None, why) when it cannot be used, (None, None) for none."""
+    if record is None:
+        return None, None
+    try:
+        data = (folder / ANN).read_bytes()
+        if len(data) != record["size"] or content_hash(data) != record["sha256"]:
+            return None, f"{ANN} does not match its checksum (truncated or changed since written)"
+        return CompactIndex.from_bytes(np.frombuffer(data, dtype=np.uint8), dim, count), None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return None, f"{type(exc).__name__}: {exc}"

@@ -8,7 +8,11 @@ from pathlib import Path
 
 import pytest
 
+import artsim
+from artsim.app import bulk
+from artsim.app.api import open_image
 from artsim.app.cli import main
+from artsim.app.render import pairs_header
 from tests.support.helpers import random_painting, write_untrained_model
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -71,3 +75,40 @@ def test_json_is_refused_with_pairs_rather_than_ignored(capsys, pairs_folder):
 def test_every_row_failing_is_status_2(capsys, pairs_folder, model_dir):
     status, out, _ = run_pairs(capsys, pairs_folder / "pairs.csv", model_dir, [("images/nope.png", "images/p0.png")])
     assert status == 2 and len(out) == 1 and "missing_file" in out[0]["error"]
+
+
+def test_each_distinct_image_is_decoded_once_however_many_rows_and_batches_name_it(pairs_folder, model_dir,
+                                                                                  monkeypatch):
+    decoded: list[Path] = []
+
+    def counting_open(source):
+        decoded.append(Path(source))
+        return open_image(source)
+
+    monkeypatch.setattr(bulk, "open_image", counting_open)
+    names = [f"images/p{seed}.png" for seed in range(3)]
+    rows = [(a, b) for a in names for b in names if a != b] * 2 + [("images/p0.png", "images/missing.png")]
+    scorer = artsim.load(model_dir)
+    found = list(bulk.compare_pairs(scorer, rows, batch_size=2, base=pairs_folder, workers=0))
+    assert [(row[0], row[1]) for row in found] == rows
+    assert sorted(decoded) == sorted(pairs_folder / name for name in [*names, "images/missing.png"])
+
+
+def test_rows_from_worker_processes_equal_the_single_pair_path(pairs_folder, model_dir):
+    for seed in range(3, 8):
+        random_painting(seed, size=(160, 130)).save(pairs_folder / "images" / f"p{seed}.png")
+    names = [f"images/p{seed}.png" for seed in range(8)]
+    rows = [(names[i], names[(i * 3 + 1) % 8]) for i in range(8)] + [("images/notes.png", "images/p1.png")]
+    scorer = artsim.load(model_dir)
+    found = list(bulk.compare_pairs(scorer, rows, batch_size=3, base=pairs_folder, workers=2))
+    head = pairs_header(scorer.descriptor.weights.as_dict())
+    for (a, b), row in zip(rows, found):
+        cells = dict(zip(head, row))
+        if a.endswith("notes.png"):
+            assert "not_an_image" in cells["error"] and cells["model_score"] == ""
+            continue
+        single = scorer.score(pairs_folder / a, pairs_folder / b)
+        assert cells["error"] == "" and cells["verdict"] == scorer.verdict(single.model_score).verdict
+        assert abs(cells["model_score"] - single.model_score) <= 1e-6
+        assert abs(cells["descriptor_score"] - single.descriptor_score) <= 1e-6
+        assert all(abs(cells[name] - single.similarities[name]) <= 1e-6 for name in single.similarities)
