@@ -29,13 +29,16 @@ from artsim.evaluate.breakdowns import (
     scorer_headline,
     scorer_table,
 )
+from artsim.evaluate.calibration import held_out_verdicts
 from artsim.evaluate.embedding import EmbeddedImages, embed_files, score_embedding_pairs
+from artsim.evaluate.held_out import held_out_pairs, held_out_scores
 from artsim.evaluate.peers import HASH_NAMES, PeerSignatures, peer_similarities_of_pairs, signatures_of
 from artsim.evaluate.regression import evaluation_report, mae_by_kind, train_mean_score
-from artsim.evaluate.scorer_inputs import SCORER_NAMES, DescriptorWeighting, ScorerInputs, score_blocks
+from artsim.evaluate.scorer_inputs import DescriptorWeighting, ScorerInputs, score_blocks
 from artsim.evaluate.source_retrieval import RetrievalTask, retrieval_report, retrieval_task
 from artsim.evaluate.transformed import AlteredReaders, evaluate_transformed, transformed_headline, transformed_task
-from artsim.evaluate.verdict import Thresholds, precision_recall_table, threshold_reports
+from artsim.evaluate.verdict import Thresholds, thresholds_at_precision
+from artsim.index.query import Calibration
 from artsim.learn.models import SiameseRegressor, default_device
 from artsim.params import CLASSIC_SCORE_WEIGHTS, DescribeParams, ScoreWeights
 from artsim.score.scorer import DescriptorScorer
@@ -51,6 +54,7 @@ SSIM_RETRIEVAL_MAX_PAIRS = 500_000
 # The scorer table: the headline scorers, then the default-weighted descriptors (fixed rows whatever the weights).
 DESCRIPTOR_ROWS = tuple(CLASSIC_SCORE_WEIGHTS)
 SCORER_ORDER = (*HEADLINE_SCORERS, *DESCRIPTOR_ROWS)
+NOT_MEASURED = thresholds_at_precision(np.zeros(0, dtype=bool), np.zeros(0))
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,8 @@ class Evaluation:
     predictions: PREDICTION_COLUMNS (predictions.csv) plus style and the two image paths (for the gallery).
     tables: file name under metrics/evaluate/ -> table (error by strength and style, every scorer's
     figures, the transformed set, each scorer's precision / recall curve).
-    thresholds: each scorer's thresholds on the held-out pairs (the model's are shipped beside it).
+    thresholds: each scorer's thresholds on the held-out test pairs (every variant against every original), fused's
+    calibrated probability among them; shipped beside the model with `calibration` (fitted on val pairs only).
     search_default_by: shipped in models/verdict.json (default_by), where `artsim search` reads it.
     """
 
@@ -86,6 +91,7 @@ class Evaluation:
     tables: dict[str, pd.DataFrame]
     thresholds: dict[str, Thresholds]
     search_default_by: str  # `artsim search --by` default: the best held-out MRR of model, phash, fused
+    calibration: Calibration | None = None  # fused's; None where val has no derived and unrelated pair
 
 
 @dataclass(frozen=True)
@@ -114,6 +120,8 @@ def evaluate_on_test(
     loader_workers: int = 0,
     ssim_retrieval_max_pairs: int = SSIM_RETRIEVAL_MAX_PAIRS,
     alterations: Mapping[str, Alteration] = EVALUATION,
+    negatives_per_query: int | None = None,
+    seed: int = 0,
 ) -> Evaluation:
     """Score every usable test pair, and rank every test variant's source among the collection.
 
@@ -121,15 +129,17 @@ def evaluate_on_test(
     train split's mean score). `originals` is the collection: the ingested manifest (id,
     split, style) with `path` resolved to the image file. Without `descriptor_scorer` the
     descriptor score does not rank (its retrieval figures are null). `alterations`: the held-out
-    transformed set (every test variant under each).
+    transformed set (every test variant under each). `negatives_per_query`: unrelated originals each held-out
+    variant is judged against for the thresholds and the calibration (a sample drawn with `seed`; None: all).
     """
     baseline = train_mean_score(pairs)  # before any image is read: no train pairs is a setup error
     device = default_device()
     model.to(device).eval()
     test = pairs[pairs["split"] == "test"].reset_index(drop=True)
     collection = _collection(originals)
+    val = pairs[pairs["split"] == "val"]
     readers, ssim_ranks = _read_images(model, test, collection, image_size, batch_size, device, loader_workers,
-                                       ssim_retrieval_max_pairs)
+                                       ssim_retrieval_max_pairs, list(val["generated_path"]))
     usable = readers.readable(test["original_path"]) & readers.readable(test["generated_path"])
     scored = test[usable].reset_index(drop=True)
     prediction = score_embedding_pairs(model, readers.images.embeddings[readers.images.rows(scored["original_path"])],
@@ -141,12 +151,20 @@ def evaluate_on_test(
         for paths, ids in ((task.query_paths, task.query_ids), (task.candidate_paths, task.candidate_ids))
     )
     weighting = descriptor_scorer.weighting if descriptor_scorer is not None else None
-    retrieval = retrieval_report(task, score_blocks(model, queries, candidates, weighting, device, with_fused=True))
+    originals_table = pd.DataFrame({"id": task.candidate_ids, "path": task.candidate_paths})
+    # fused's calibration on val pairs only (model and pHash); the thresholds of every scorer on test pairs only.
+    verdicts = held_out_verdicts(
+        held_out_scores(model, readers.images, readers.signatures, device=device, pairs=held_out_pairs(
+            val[readers.readable(val["generated_path"])], originals_table, negatives_per_query, seed)),
+        held_out_scores(model, readers.images, readers.signatures, device=device, with_ssim=ssim_ranks,
+                        descriptors=descriptor_scorer.descriptors if descriptor_scorer else None, weighting=weighting,
+                        pairs=held_out_pairs(test[test["generated_id"].isin(task.query_ids)], originals_table,
+                                             negatives_per_query, seed)),
+        seed)
+    retrieval = retrieval_report(task, score_blocks(model, queries, candidates, weighting, device, with_fused=True,
+                                                    calibration=verdicts.calibration))
     pair_scores = _pair_scores(scored, prediction, readers.signatures)
     table = _scorer_figures(scored, pair_scores, retrieval)
-    positive_pairs = scored["positive"].to_numpy(dtype=bool)
-    # Thresholds on the scored test pairs only: a train or val pair never moves them.
-    thresholds = threshold_reports(positive_pairs, {name: pair_scores[name] for name in SCORER_NAMES})
     transformed = evaluate_transformed(
         transformed_task(task, scored),
         candidates,
@@ -170,20 +188,19 @@ def evaluate_on_test(
         "n_queries": len(task.query_ids),
         "n_candidates": len(task.candidate_ids),
         "n_candidates_test_only": len(task.test_columns),
-        **_with_thresholds(scorer_headline(table), thresholds),
+        **_with_thresholds(scorer_headline(table), verdicts.thresholds),
         "transformed": transformed_headline(transformed),
+        "calibration": verdicts.report,
     }
     tables = {
         "error_by_strength.csv": error_by_strength(predictions),
         "error_by_style.csv": error_by_style(predictions),
         "scorers.csv": table,
         "transformed.csv": transformed,
-        **{
-            f"precision_recall/{name}.csv": precision_recall_table(positive_pairs, pair_scores[name])
-            for name in SCORER_NAMES
-        },
+        **verdicts.tables,
     }
-    return Evaluation(report, predictions, tables, thresholds, best_search_ranking(table))
+    return Evaluation(report, predictions, tables, verdicts.thresholds, best_search_ranking(table),
+                      verdicts.calibration)
 
 
 def _ssim_ranks_transformed(ssim_ranks: bool, task: RetrievalTask, n_alterations: int, max_pairs: int) -> bool:
@@ -197,11 +214,8 @@ def _ssim_ranks_transformed(ssim_ranks: bool, task: RetrievalTask, n_alterations
 def _with_thresholds(
     headline: dict[str, dict[str, Any]], thresholds: Mapping[str, Thresholds]
 ) -> dict[str, dict[str, Any]]:
-    # fused ranks only (no score of its own for one pair): no thresholds
-    return {
-        name: {**figures, **(thresholds[name].report() if name in thresholds else {})}
-        for name, figures in headline.items()
-    }
+    # A scorer without held-out scores (fused uncalibrated, the descriptor score undescribed): the same keys, null.
+    return {name: {**figures, **thresholds.get(name, NOT_MEASURED).report()} for name, figures in headline.items()}
 
 
 def _describer(descriptor_scorer: DescribedCollection | None) -> Callable | None:
@@ -224,11 +238,12 @@ def _collection(originals: pd.DataFrame) -> pd.DataFrame:
 
 def _read_images(
     model: SiameseRegressor, test: pd.DataFrame, collection: pd.DataFrame, image_size: int, batch_size: int,
-    device: torch.device, loader_workers: int, ssim_retrieval_max_pairs: int,
+    device: torch.device, loader_workers: int, ssim_retrieval_max_pairs: int, val_paths: list[Path],
 ) -> tuple[_Readers, bool]:
-    """Every test pair image and every candidate, embedded once and signed once; and whether SSIM ranks."""
+    """Every test pair image, every candidate and every val variant (`val_paths`, for the calibration), embedded
+    once and signed once; and whether SSIM ranks."""
     pair_paths = [*test["original_path"], *test["generated_path"]]
-    paths = [*pair_paths, *collection["path"]]
+    paths = [*pair_paths, *collection["path"], *val_paths]
     images = embed_files(model, paths, image_size, batch_size, device, loader_workers)
     queries = test.loc[test["positive"].astype(bool), "generated_id"].nunique()
     ssim_ranks = queries * len(collection) <= ssim_retrieval_max_pairs

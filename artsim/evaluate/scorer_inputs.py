@@ -20,7 +20,7 @@ from artsim.evaluate.embedding import model_score_blocks
 from artsim.evaluate.peers import HASH_NAMES, hash_score_blocks, ssim_score_blocks
 from artsim.evaluate.source_retrieval import ScoreBlocks
 from artsim.index import DEFAULT_SHORTLIST
-from artsim.index.query import RANKINGS, within_shortlist
+from artsim.index.query import RANKINGS, Calibration, within_shortlist
 from artsim.learn.models import SiameseRegressor
 from artsim.score.similarity import DescriptorSet, TextureStats, cross_score_blocks
 
@@ -48,9 +48,10 @@ class DescriptorWeighting:
 def score_blocks(
     model: SiameseRegressor, queries: ScorerInputs, candidates: ScorerInputs, weighting: DescriptorWeighting | None,
     device: torch.device, with_fused: bool = False, shortlist: int = DEFAULT_SHORTLIST,
+    calibration: Calibration | None = None,
 ) -> dict[str, Callable[[], ScoreBlocks] | None]:
     """Each scorer's score blocks of every (query, candidate), or None where it does not score; with_fused
-    adds `fused`, the reciprocal rank fusion of the model's and pHash's ranks of the candidates."""
+    adds `fused`, ranked as a search ranks it with `calibration` (its calibrated probability of "derived")."""
     def descriptor_blocks() -> ScoreBlocks:
         return cross_score_blocks(queries.descriptors, candidates.descriptors, weighting.stats, weighting.weights)
 
@@ -61,7 +62,7 @@ def score_blocks(
         return ssim_score_blocks(queries.greys, candidates.greys)
 
     def ranked(name: str) -> Callable[[], ScoreBlocks]:
-        return lambda: ranking_score_blocks(name, model, queries, candidates, device, shortlist)
+        return lambda: ranking_score_blocks(name, model, queries, candidates, device, shortlist, calibration)
 
     described = weighting is not None and queries.descriptors is not None and candidates.descriptors is not None
     return {
@@ -73,14 +74,14 @@ def score_blocks(
 
 
 def ranking_score_blocks(name: str, model: SiameseRegressor, queries: ScorerInputs, candidates: ScorerInputs,
-                         device: torch.device, shortlist: int) -> ScoreBlocks:
+                         device: torch.device, shortlist: int, calibration: Calibration | None = None) -> ScoreBlocks:
     """The scores of search ranking `name` (RANKINGS) of every (query, candidate), block by block: the head's
     scores within each query's cosine shortlist and the pHash similarities, turned into the ranking's own."""
     ranking = RANKINGS[name]
     query_phash, candidate_phash = queries.hashes["phash"], candidates.hashes["phash"]
     if not ranking.uses_head:
         for start, phash in hash_score_blocks(query_phash, candidate_phash):
-            yield start, ranking.scores(np.full(phash.shape, -np.inf), phash)
+            yield start, ranking.scores(np.full(phash.shape, -np.inf), phash, calibration)
         return
     query_embeddings, candidate_embeddings = (
         inputs.embeddings.detach().cpu().numpy() for inputs in (queries, candidates)
@@ -88,4 +89,5 @@ def ranking_score_blocks(name: str, model: SiameseRegressor, queries: ScorerInpu
     for start, head in model_score_blocks(model, queries.embeddings, candidates.embeddings, device):
         rows = slice(start, start + len(head))
         head = within_shortlist(head, query_embeddings[rows], candidate_embeddings, shortlist)
-        yield start, ranking.scores(head, hash_similarity(query_phash[rows, None], candidate_phash[None, :]))
+        yield start, ranking.scores(head, hash_similarity(query_phash[rows, None], candidate_phash[None, :]),
+                                    calibration)
