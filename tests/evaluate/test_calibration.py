@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 from sklearn.linear_model import LogisticRegression
 
 from artsim.evaluate import evaluate_on_test
@@ -18,6 +19,7 @@ from artsim.evaluate.calibration import (
     reliability_table,
 )
 from artsim.evaluate.held_out import held_out_pairs
+from artsim.params import EvaluateParams
 from tests.evaluate.test_run import collection, random_model
 from tests.support.tiny_project import build_tiny_project, resolved_pairs
 
@@ -122,3 +124,10 @@ def test_evaluate_fits_fused_on_val_pairs_and_perturbed_test_pairs_do_not_move_i
                                                                           val_variants * (len(originals) - 1))
     assert "fused" in plain.thresholds and set(plain.tables["reliability.csv"].columns) == {"mean_p", "derived_share",
                                                                                            "pairs"}
+
+
+@pytest.mark.parametrize("bad", [0, -3, "all", 2.5])
+def test_a_bad_cap_on_the_unrelated_originals_is_refused_naming_its_key(bad) -> None:
+    with pytest.raises(ValidationError, match="negatives_per_query"):
+        EvaluateParams(negatives_per_query=bad)
+    assert EvaluateParams().negatives_per_query is None  # every original, by default

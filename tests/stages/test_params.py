@@ -52,7 +52,7 @@ def test_each_block_gets_its_file_without_run_only_keys(workspace):
     for block in BLOCKS:
         keys = {f"{block}.{key}" for key in json.loads(written[f"{block}.json"])}
         assert not keys & run_only
-        assert bool(keys) == (block not in ("evaluate", "index"))  # their own keys are all run-only
+        assert bool(keys) == (block != "index")  # its own keys are all run-only
     assert json.loads(written["siamese.json"])["epochs"] == 8  # the committed value
 
 
