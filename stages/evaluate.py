@@ -1,6 +1,7 @@
 """Stage evaluate: the siamese model on the test split: errors against the mean-score baseline,
 pair discrimination and source retrieval beside the descriptor score and its peers (pHash,
-dHash, SSIM), and the plots behind them."""
+dHash, SSIM), every scorer's thresholds on held-out pairs with fused's calibration (models/verdict.json), and the
+plots behind them."""
 from __future__ import annotations
 
 import pandas as pd
@@ -47,6 +48,7 @@ def main() -> None:
         loader_workers=params.evaluate.loader_workers,
         shortlist=params.evaluate.shortlist,
         max_sampled_queries=params.evaluate.max_sampled_queries,
+        negatives_per_query=params.evaluate.negatives_per_query,
         seed=params.seed,
     )
     write_json(REPORT, evaluation.report)
@@ -59,7 +61,7 @@ def main() -> None:
         (PLOTS / name).parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(PLOTS / name, index=False)
     ShippedThresholds.of(model_folder.weights_hash(MODEL_DIR), evaluation.thresholds,
-                         evaluation.search_default_by).save(VERDICT)
+                         evaluation.search_default_by, evaluation.calibration).save(VERDICT)
     write_gallery(evaluation.predictions, PLOTS / "gallery.png", weights=saved.weights.as_dict())
 
 

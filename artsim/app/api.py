@@ -31,8 +31,17 @@ from artsim.core.errors import UserError
 from artsim.core.images import ImageRejected, load_rgb
 from artsim.core.shards import ShardMember
 from artsim.describe.table import Descriptors
-from artsim.evaluate.verdict import VERDICT_FILE, ShippedThresholds, Thresholds, Verdict, read_shipped, verdict_for
+from artsim.evaluate.verdict import (
+    VALUE_NAMES,
+    VERDICT_FILE,
+    ShippedThresholds,
+    Thresholds,
+    Verdict,
+    read_shipped,
+    verdict_for,
+)
 from artsim.index.embedder import TrunkEmbedder
+from artsim.index.query import Calibration
 from artsim.learn import model_folder
 
 # WEIGHTS_FILE: app/service.py still takes it from here
@@ -192,6 +201,12 @@ class Scorer:
         return shipped.by_scorer().get(scorer) if shipped else None
 
     @property
+    def calibration(self) -> Calibration | None:
+        """fused's calibrated probability of "derived", fitted by evaluate on validation pairs; None if none shipped."""
+        shipped = self._shipped[0]
+        return shipped.calibration if shipped else None
+
+    @property
     def search_default(self) -> str | None:
         """The ranking evaluate found best for these weights (held-out MRR); None if none was shipped."""
         shipped = self._shipped[0]
@@ -202,7 +217,7 @@ class Scorer:
         shipped, why = self._shipped
         if shipped is not None and scorer not in shipped.by_scorer():
             why = f"no thresholds shipped for {scorer} ({VERDICT_FILE} predates them: run the evaluate stage)"
-        return verdict_for(score, self.thresholds_of(scorer), why_none=why)
+        return verdict_for(score, self.thresholds_of(scorer), why_none=why, value_name=VALUE_NAMES.get(scorer, "score"))
 
     def likely_derived(self, evidence: Mapping[str, float]) -> bool | None:
         """Whether every score of `evidence` (scorer -> score) reaches its own scorer's 90%-precision threshold;

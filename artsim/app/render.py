@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, TextIO
 
-from artsim.evaluate.verdict import evidence_text
+from artsim.evaluate.verdict import evidence_text, precision_text
 from artsim.index.query import SCORER_WORDS, ranking_named
 from artsim.index.search import Hit, QueryResult
 
@@ -122,8 +122,9 @@ def threshold_note(scorer: "Scorer", ranking: str) -> str:
         lowest = scorer.verdict(-float("inf"), name)  # below every threshold: judged by the lowest one
         if lowest.derived is None:
             return f"no mark by {ranking}: {lowest.text}"
-        rules.append(f"{SCORER_WORDS[name]} >= {lowest.threshold:.3f} (the threshold at {lowest.precision:.0%} "
-                     f"precision on {evidence_text(scorer.thresholds_of(name))})")
+        thresholds = scorer.thresholds_of(name)
+        rules.append(f"{SCORER_WORDS[name]} >= {lowest.threshold:.3f} (the threshold at "
+                     f"{precision_text(thresholds, lowest.precision)}, on {evidence_text(thresholds)})")
     return f"* derived likely (by {ranking}): " + " and ".join(rules)
 
 

@@ -8,6 +8,7 @@
 - breakdowns.py: the tables behind the plots, the headline figures of each scorer;
 - run.py: all of it on the test split (evaluate_on_test).
 """
-from artsim.evaluate.run import PREDICTION_COLUMNS, DescribedCollection, Evaluation, evaluate_on_test
+from artsim.evaluate.predictions import PREDICTION_COLUMNS
+from artsim.evaluate.run import DescribedCollection, Evaluation, evaluate_on_test
 
 __all__ = ["PREDICTION_COLUMNS", "DescribedCollection", "Evaluation", "evaluate_on_test"]

@@ -29,14 +29,18 @@ from artsim.evaluate.breakdowns import (
     scorer_headline,
     scorer_table,
 )
+from artsim.evaluate.calibration import held_out_verdicts
 from artsim.evaluate.embedding import EmbeddedImages, embed_files, score_embedding_pairs
+from artsim.evaluate.held_out import held_out_pairs, held_out_scores
 from artsim.evaluate.peers import HASH_NAMES, PeerSignatures, peer_similarities_of_pairs, signatures_of
+from artsim.evaluate.predictions import collection_table, prediction_table
 from artsim.evaluate.regression import evaluation_report, mae_by_kind, train_mean_score
-from artsim.evaluate.scorer_inputs import SCORER_NAMES, DescriptorWeighting, ScorerInputs, Shortlisting, score_blocks
+from artsim.evaluate.scorer_inputs import DescriptorWeighting, ScorerInputs, Shortlisting, score_blocks
 from artsim.evaluate.source_retrieval import OUTSIDE_SHORTLIST, retrieval_report, retrieval_task, sampled_rows
 from artsim.evaluate.transformed import AlteredReaders, evaluate_transformed, transformed_headline, transformed_task
-from artsim.evaluate.verdict import Thresholds, precision_recall_table, threshold_reports
+from artsim.evaluate.verdict import Thresholds, thresholds_at_precision
 from artsim.index import DEFAULT_SHORTLIST
+from artsim.index.query import Calibration
 from artsim.learn.models import SiameseRegressor, default_device
 from artsim.params import CLASSIC_SCORE_WEIGHTS, DescribeParams, ScoreWeights
 from artsim.score.scorer import DescriptorScorer
@@ -44,14 +48,13 @@ from artsim.score.similarity import DescriptorSet, TextureStats
 
 log = logging.getLogger(__name__)
 
-PREDICTION_COLUMNS = ["pair_id", "target", "prediction", "positive", "strength"]
-UNKNOWN_STYLE = "unknown"
 # SSIM costs about 2 ms a pair on one core: ranking more (sampled query, shortlisted candidate)
 # combinations than this (about a quarter of an hour) is skipped, its retrieval figures null.
 SSIM_RETRIEVAL_MAX_PAIRS = 500_000
 # The scorer table: the headline scorers, then the default-weighted descriptors (fixed rows whatever the weights).
 DESCRIPTOR_ROWS = tuple(CLASSIC_SCORE_WEIGHTS)
 SCORER_ORDER = (*HEADLINE_SCORERS, *DESCRIPTOR_ROWS)
+NOT_MEASURED = thresholds_at_precision(np.zeros(0, dtype=bool), np.zeros(0))
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,8 @@ class Evaluation:
     predictions: PREDICTION_COLUMNS (predictions.csv) plus style and the two image paths (for the gallery).
     tables: file name under metrics/evaluate/ -> table (error by strength and style, every scorer's
     figures, the transformed set, each scorer's precision / recall curve).
-    thresholds: each scorer's thresholds on the held-out pairs (the model's are shipped beside it).
+    thresholds: each scorer's thresholds on the held-out test pairs (every variant against every original), fused's
+    calibrated probability among them; shipped beside the model with `calibration` (fitted on val pairs only).
     search_default_by: shipped in models/verdict.json (default_by), where `artsim search` reads it.
     """
 
@@ -87,6 +91,7 @@ class Evaluation:
     tables: dict[str, pd.DataFrame]
     thresholds: dict[str, Thresholds]
     search_default_by: str  # `artsim search --by` default: the best held-out MRR of model, phash, fused
+    calibration: Calibration | None = None  # fused's; None where val has no derived and unrelated pair
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,7 @@ def evaluate_on_test(
     alterations: Mapping[str, Alteration] = EVALUATION,
     shortlist: int = DEFAULT_SHORTLIST,
     max_sampled_queries: int | None = None,
+    negatives_per_query: int | None = None,
     seed: int = 0,
 ) -> Evaluation:
     """Score every usable test pair, and rank every test variant's source among the collection.
@@ -127,14 +133,18 @@ def evaluate_on_test(
     descriptor score does not rank (its retrieval figures are null). `alterations`: the held-out
     transformed set (every test variant under each). `shortlist`: candidates per query of the costly scorers;
     `max_sampled_queries` (None: all): the queries SSIM and the transformed set use, drawn with `seed`.
+    `negatives_per_query`: unrelated originals each held-out
+    variant is judged against for the thresholds and the calibration (a sample drawn with `seed`; None: all).
     """
     baseline = train_mean_score(pairs)  # before any image is read: no train pairs is a setup error
     device = default_device()
     model.to(device).eval()
     test = pairs[pairs["split"] == "test"].reset_index(drop=True)
-    collection = _collection(originals)
+    collection = collection_table(originals)
+    val = pairs[pairs["split"] == "val"]
     readers, ssim_ranks = _read_images(model, test, collection, image_size, batch_size, device, loader_workers,
-                                       ssim_retrieval_max_pairs, min(shortlist, len(collection)), max_sampled_queries)
+                                       ssim_retrieval_max_pairs, min(shortlist, len(collection)), max_sampled_queries,
+                                       list(val["generated_path"]))
     usable = readers.readable(test["original_path"]) & readers.readable(test["generated_path"])
     scored = test[usable].reset_index(drop=True)
     prediction = score_embedding_pairs(model, readers.images.embeddings[readers.images.rows(scored["original_path"])],
@@ -146,14 +156,22 @@ def evaluate_on_test(
         for paths, ids in ((task.query_paths, task.query_ids), (task.candidate_paths, task.candidate_ids))
     )
     weighting = descriptor_scorer.weighting if descriptor_scorer is not None else None
+    originals_table = pd.DataFrame({"id": task.candidate_ids, "path": task.candidate_paths})
+    # fused's calibration on val pairs only (model and pHash); the thresholds of every scorer on test pairs only.
+    verdicts = held_out_verdicts(
+        held_out_scores(model, readers.images, readers.signatures, device=device, pairs=held_out_pairs(
+            val[readers.readable(val["generated_path"])], originals_table, negatives_per_query, seed)),
+        held_out_scores(model, readers.images, readers.signatures, device=device, with_ssim=ssim_ranks,
+                        descriptors=descriptor_scorer.descriptors if descriptor_scorer else None, weighting=weighting,
+                        pairs=held_out_pairs(test[test["generated_id"].isin(task.query_ids)], originals_table,
+                                             negatives_per_query, seed)),
+        seed)
     sampled = sampled_rows(len(task.query_ids), max_sampled_queries, seed)
     retrieval = retrieval_report(task, score_blocks(model, queries, candidates, weighting, device, with_fused=True,
-                                                    shortlisting=Shortlisting(shortlist, sampled)))
+                                                    shortlisting=Shortlisting(shortlist, sampled),
+                                                    calibration=verdicts.calibration))
     pair_scores = _pair_scores(scored, prediction, readers.signatures)
     table = _scorer_figures(scored, pair_scores, retrieval)
-    positive_pairs = scored["positive"].to_numpy(dtype=bool)
-    # Thresholds on the scored test pairs only: a train or val pair never moves them.
-    thresholds = threshold_reports(positive_pairs, {name: pair_scores[name] for name in SCORER_NAMES})
     transformed = evaluate_transformed(
         transformed_task(task, scored, sampled),
         candidates,
@@ -179,23 +197,22 @@ def evaluate_on_test(
         "n_queries": len(task.query_ids),
         "n_candidates": len(task.candidate_ids),
         "n_candidates_test_only": len(task.test_columns),
-        **_with_thresholds(scorer_headline(table), thresholds),
+        **_with_thresholds(scorer_headline(table), verdicts.thresholds),
         "transformed": transformed_headline(transformed),
         "shortlist": shortlist,
         "n_sampled_queries": len(sampled),
         OUTSIDE_SHORTLIST: {name: figures["collection"][OUTSIDE_SHORTLIST] for name, figures in retrieval.items()},
+        "calibration": verdicts.report,
     }
     tables = {
         "error_by_strength.csv": error_by_strength(predictions),
         "error_by_style.csv": error_by_style(predictions),
         "scorers.csv": table,
         "transformed.csv": transformed,
-        **{
-            f"precision_recall/{name}.csv": precision_recall_table(positive_pairs, pair_scores[name])
-            for name in SCORER_NAMES
-        },
+        **verdicts.tables,
     }
-    return Evaluation(report, predictions, tables, thresholds, best_search_ranking(table))
+    return Evaluation(report, predictions, tables, verdicts.thresholds, best_search_ranking(table),
+                      verdicts.calibration)
 
 
 def _ssim_ranks_transformed(ssim_ranks: bool, per_alteration: int, n_alterations: int, max_pairs: int) -> bool:
@@ -209,11 +226,8 @@ def _ssim_ranks_transformed(ssim_ranks: bool, per_alteration: int, n_alterations
 def _with_thresholds(
     headline: dict[str, dict[str, Any]], thresholds: Mapping[str, Thresholds]
 ) -> dict[str, dict[str, Any]]:
-    # fused ranks only (no score of its own for one pair): no thresholds
-    return {
-        name: {**figures, **(thresholds[name].report() if name in thresholds else {})}
-        for name, figures in headline.items()
-    }
+    # A scorer without held-out scores (fused uncalibrated, the descriptor score undescribed): the same keys, null.
+    return {name: {**figures, **thresholds.get(name, NOT_MEASURED).report()} for name, figures in headline.items()}
 
 
 def _describer(descriptor_scorer: DescribedCollection | None) -> Callable | None:
@@ -224,24 +238,16 @@ def _describer(descriptor_scorer: DescribedCollection | None) -> Callable | None
     ).describe_image
 
 
-def _collection(originals: pd.DataFrame) -> pd.DataFrame:
-    style = originals["style"] if "style" in originals else pd.Series(None, index=originals.index, dtype=object)
-    return pd.DataFrame({
-        "id": originals["id"].astype(str).to_numpy(),
-        "path": list(originals["path"]),
-        "split": originals["split"].astype(str).to_numpy(),
-        "style": [_style(value) for value in style],
-    })
-
 
 def _read_images(
     model: SiameseRegressor, test: pd.DataFrame, collection: pd.DataFrame, image_size: int, batch_size: int,
     device: torch.device, loader_workers: int, ssim_retrieval_max_pairs: int, shortlist: int,
-    max_sampled_queries: int | None,
+    max_sampled_queries: int | None, val_paths: list[Path],
 ) -> tuple[_Readers, bool]:
-    """Every test pair image and every candidate, embedded once and signed once; and whether SSIM ranks."""
+    """Every test pair image, every candidate and every val variant (`val_paths`, for the calibration), embedded
+    once and signed once; and whether SSIM ranks."""
     pair_paths = [*test["original_path"], *test["generated_path"]]
-    paths = [*pair_paths, *collection["path"]]
+    paths = [*pair_paths, *collection["path"], *val_paths]
     images = embed_files(model, paths, image_size, batch_size, device, loader_workers)
     queries = test.loc[test["positive"].astype(bool), "generated_id"].nunique()
     queries = min(queries, max_sampled_queries or queries)  # SSIM ranks the sample, each query its shortlist
@@ -297,21 +303,3 @@ def _scorer_figures(
     positive, strength = scored["positive"].to_numpy(dtype=bool), scored["strength"].to_numpy(dtype=np.float64)
     return scorer_table(pair_aucs(positive, pair_scores), strength_spearmans(positive, strength, pair_scores),
                         retrieval, SCORER_ORDER)
-
-
-def prediction_table(scored: pd.DataFrame, prediction: np.ndarray, styles: Mapping[str, str]) -> pd.DataFrame:
-    return pd.DataFrame({
-        "pair_id": scored["pair_id"].to_numpy(),
-        "target": scored["score"].to_numpy(dtype=np.float64),
-        "prediction": prediction,
-        "positive": scored["positive"].to_numpy(dtype=bool),
-        "strength": scored["strength"].to_numpy(dtype=np.float64),
-        "style": [styles.get(str(o), UNKNOWN_STYLE) for o in scored["original_id"]],
-        "original_path": scored["original_path"].to_numpy(),
-        "generated_path": scored["generated_path"].to_numpy(),
-    })
-
-
-def _style(value: object) -> str:
-    # A manifest may hold None, NaN or "" for an unlabelled painting: one bucket for all of them.
-    return UNKNOWN_STYLE if value is None or pd.isna(value) or value == "" else str(value)

@@ -31,7 +31,7 @@ from artsim.evaluate.shortlists import (
 )
 from artsim.evaluate.source_retrieval import ScoreBlocks, Shortlisted
 from artsim.index import DEFAULT_SHORTLIST
-from artsim.index.query import RANKINGS
+from artsim.index.query import RANKINGS, Calibration
 from artsim.learn.models import SiameseRegressor
 from artsim.score.similarity import DescriptorSet, TextureStats
 
@@ -95,9 +95,10 @@ def exact_scorers(model: SiameseRegressor, queries: ScorerInputs, candidates: Sc
 def score_blocks(
     model: SiameseRegressor, queries: ScorerInputs, candidates: ScorerInputs, weighting: DescriptorWeighting | None,
     device: torch.device, with_fused: bool = False, shortlisting: Shortlisting = Shortlisting(),
+    calibration: Calibration | None = None,
 ) -> dict[str, Callable[[], ScoreBlocks] | None]:
     """Each scorer's score blocks of the queries among the candidates, or None where it does not score; with_fused
-    adds `fused`, the reciprocal rank fusion of the model's and pHash's ranks of the candidates."""
+    adds `fused`, ranked as a search ranks it with `calibration` (its calibrated probability of "derived")."""
     exact = exact_scorers(model, queries, candidates, weighting, device)
     size, every = shortlisting.size, np.arange(len(queries))
     per_block = rows_per_block(PAIRS_PER_CALL, min(size, len(candidates)))
@@ -106,7 +107,7 @@ def score_blocks(
         return lambda: hash_score_blocks(queries.hashes[name], candidates.hashes[name], DENSE_PAIRS)
 
     def ranked(name: str) -> Callable[[], ScoreBlocks]:
-        return lambda: ranking_score_blocks(name, exact["model"], queries, candidates, size)
+        return lambda: ranking_score_blocks(name, exact["model"], queries, candidates, size, calibration)
 
     def shortlisted(name: str, proxies: Callable[[], tuple[np.ndarray, np.ndarray]],
                     rows: np.ndarray) -> Callable[[], ScoreBlocks] | None:
@@ -124,7 +125,7 @@ def score_blocks(
 
 
 def ranking_score_blocks(name: str, head: ExactScores, queries: ScorerInputs, candidates: ScorerInputs,
-                         shortlist: int) -> ScoreBlocks:
+                         shortlist: int, calibration: Calibration | None = None) -> ScoreBlocks:
     """The scores of search ranking `name` (RANKINGS) of every query: the head's scores of each query's cosine
     shortlist (as IndexSearch picks it) and the pHash similarities, turned into the ranking's own; a ranking of
     the shortlist only in Shortlisted blocks, one of every candidate in dense blocks."""
@@ -132,7 +133,7 @@ def ranking_score_blocks(name: str, head: ExactScores, queries: ScorerInputs, ca
     query_phash, candidate_phash = queries.hashes["phash"], candidates.hashes["phash"]
     if not ranking.uses_head:
         for start, phash in hash_score_blocks(query_phash, candidate_phash, DENSE_PAIRS):
-            yield start, ranking.scores(np.full(phash.shape, -np.inf), phash)
+            yield start, ranking.scores(np.full(phash.shape, -np.inf), phash, calibration)
         return
     per_block = rows_per_block(PAIRS_PER_CALL, min(shortlist, len(candidates)))
     if not ranking.over_shortlist:
@@ -142,9 +143,9 @@ def ranking_score_blocks(name: str, head: ExactScores, queries: ScorerInputs, ca
                                     per_block, desc=f"{name} shortlists"):
         if ranking.over_shortlist:
             phash = hash_similarity(query_phash[block.rows, None], candidate_phash[block.columns])
-            yield Shortlisted(block.rows, block.columns, ranking.scores(block.scores, phash))
+            yield Shortlisted(block.rows, block.columns, ranking.scores(block.scores, phash, calibration))
             continue
         dense = np.full((len(block.rows), len(candidates)), -np.inf)
         np.put_along_axis(dense, np.asarray(block.columns), block.scores, axis=1)
         yield int(block.rows[0]), ranking.scores(dense, hash_similarity(query_phash[block.rows, None],
-                                                                        candidate_phash[None, :]))
+                                                                        candidate_phash[None, :]), calibration)

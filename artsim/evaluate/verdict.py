@@ -1,14 +1,14 @@
 """A score people can act on: the thresholds at which "derived from" reaches a given precision on
 the held-out pairs, and the verdict they give one score.
 
-evaluate computes, for the model and every peer, the precision / recall curve of derived
-(positive pair) against unrelated (negative pair) on the test pairs only (never a train or
-val pair), and the lowest score threshold at which precision reaches PRECISION_LEVELS (the
-threshold with the most recall at that precision; None where no threshold reaches it). The
-thresholds of the model and of every peer are shipped beside the model (models/verdict.json, bound to the weights by
-their SHA-256) and `verdict_for` turns one score into the verdict line the CLI prints. The same file carries
-the model's search default (`default_by`: the ranking with the best held-out MRR), so what `artsim search` does by
-default follows the weights, not a metrics file.
+evaluate computes, for the model, every peer and the calibrated `fused` probability, the precision / recall curve
+of derived (a test variant and its source) against unrelated (it and every other original) on held-out test pairs
+only (never a train or val pair), the lowest score threshold at which precision reaches PRECISION_LEVELS (the
+threshold with the most recall at that precision; None where no threshold reaches it) and a 95% Clopper-Pearson
+interval on the precision there. The thresholds are shipped beside the model (models/verdict.json, bound to the
+weights by their SHA-256) with fused's calibration, and `verdict_for` turns one score into the verdict line every
+front end shows. The same file carries the model's search default (`default_by`: the ranking with the best
+held-out MRR), so what `artsim search` does by default follows the weights, not a metrics file.
 """
 from __future__ import annotations
 
@@ -20,14 +20,22 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import binomtest
 from sklearn.metrics import precision_recall_curve
 
 from artsim.core import layout
 from artsim.evaluate.breakdowns import SEARCH_RANKINGS
+from artsim.index.query import Calibration
 
 PRECISION_LEVELS = (0.90, 0.99)
+CONFIDENCE = 0.95  # of the interval on each threshold's precision
 VERDICT_FILE = layout.VERDICT.name
-FORMAT_VERSION = 2  # 2: the other scorers' thresholds under "scorers"; a format-1 file has the model's only
+# 1: the model's thresholds only; 2: the other scorers' under "scorers"; 3: fused's calibration and thresholds,
+# a confidence interval on each precision. Every one of them is read (an older one has no calibration).
+FORMAT_VERSION = 3
+READ_FORMATS = (1, 2, 3)
+# How a verdict names the value it judges (a score, or fused's probability).
+VALUE_NAMES = {"fused": "p"}
 # Below this many held-out positives a threshold is rough: every output that shows one says so.
 FEW_POSITIVES = 100
 CURVE_COLUMNS = ["threshold", "precision", "recall"]
@@ -46,6 +54,8 @@ class Thresholds:
     recall: dict[float, float | None]        # level -> recall of "score >= threshold"
     positives: int
     negatives: int
+    # level -> CONFIDENCE Clopper-Pearson interval on the precision of "score >= threshold" (absent: not measured)
+    interval: dict[float, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def pairs(self) -> int:
@@ -54,6 +64,8 @@ class Thresholds:
     def report(self) -> dict[str, float | int | None]:
         """The fixed keys of metrics/evaluate.json (<scorer>.threshold_at_precision_90, ...)."""
         return {**{level_key(level): value for level, value in self.at_precision.items()},
+                **{f"{level_key(level)}_precision_ci_{end}": bound for level in self.at_precision
+                   for end, bound in zip(("low", "high"), self.interval.get(level) or (None, None))},
                 "threshold_positives": self.positives, "threshold_negatives": self.negatives}
 
 
@@ -66,13 +78,22 @@ def thresholds_at_precision(
     n_pos, n_neg = int(positive.sum()), int((~positive).sum())
     found: dict[float, float | None] = dict.fromkeys(levels)
     recalls: dict[float, float | None] = dict.fromkeys(levels)
+    intervals: dict[float, tuple[float, float]] = {}
     if n_pos and n_neg:
         precision, recall, threshold = _curve(positive, scores)
+        values = np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=-np.inf)
         for level in levels:
             reached = np.flatnonzero(precision[:-1] >= level)  # the last point is sklearn's (1, 0) sentinel
             if reached.size:
                 found[level], recalls[level] = float(threshold[reached[0]]), float(recall[reached[0]])
-    return Thresholds(found, recalls, n_pos, n_neg)
+                intervals[level] = precision_interval(positive[values >= found[level]])
+    return Thresholds(found, recalls, n_pos, n_neg, intervals)
+
+
+def precision_interval(derived: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """The Clopper-Pearson (exact binomial) interval on the share of derived pairs among those passing a threshold."""
+    found = binomtest(int(np.sum(derived)), max(len(derived), 1)).proportion_ci(confidence, method="exact")
+    return float(found.low), float(found.high)
 
 
 def _curve(positive: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -106,14 +127,15 @@ class ShippedThresholds:
     thresholds: Thresholds
     others: Mapping[str, Thresholds] = field(default_factory=dict)
     default_by: str | None = None
+    calibration: Calibration | None = None  # fused's probability (None: a file before format 3, or none fitted)
 
     @classmethod
     def of(cls, model_sha256: str, by_scorer: Mapping[str, Thresholds],
-           default_by: str | None = None) -> "ShippedThresholds":
+           default_by: str | None = None, calibration: Calibration | None = None) -> "ShippedThresholds":
         """Every scorer's thresholds (evaluate's `thresholds`), the model's among them: a search ranking picks the
         ones that judge its hits (artsim.index.query.Ranking.judged_by)."""
         others = dict(by_scorer)
-        return cls(model_sha256, others.pop(MODEL_SCORER), others, default_by)
+        return cls(model_sha256, others.pop(MODEL_SCORER), others, default_by, calibration)
 
     def by_scorer(self) -> dict[str, Thresholds]:
         return {MODEL_SCORER: self.thresholds, **self.others}
@@ -122,7 +144,8 @@ class ShippedThresholds:
         return {"format": FORMAT_VERSION, "model_sha256": self.model_sha256, "split": "test",
                 **_thresholds_dict(self.thresholds),
                 "scorers": {name: _thresholds_dict(thresholds) for name, thresholds in self.others.items()},
-                **({"default_by": self.default_by} if self.default_by is not None else {})}
+                **({"default_by": self.default_by} if self.default_by is not None else {}),
+                **({"calibration": _calibration_dict(self.calibration)} if self.calibration is not None else {})}
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -131,10 +154,15 @@ class ShippedThresholds:
     @classmethod
     def from_dict(cls, raw: Any) -> "ShippedThresholds":
         """Validated; a damaged or hand-edited file raises ValueError naming what is wrong."""
+        if not isinstance(raw, dict) or raw.get("format", 1) not in READ_FORMATS:
+            found = raw.get("format") if isinstance(raw, dict) else type(raw).__name__
+            raise ValueError(f"{VERDICT_FILE}: format {found!r} is not one this artsim reads "
+                             f"({', '.join(map(str, READ_FORMATS))}): rerun the evaluate stage")
         try:
             sha = str(raw["model_sha256"])
             others = {str(name): _thresholds_from(table) for name, table in dict(raw.get("scorers") or {}).items()}
-            shipped = cls(sha, _thresholds_from(raw), others, raw.get("default_by"))
+            calibration = _calibration_from(raw["calibration"]) if raw.get("calibration") is not None else None
+            shipped = cls(sha, _thresholds_from(raw), others, raw.get("default_by"), calibration)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"{VERDICT_FILE}: {type(exc).__name__}: {exc}") from None
         if shipped.default_by is not None and shipped.default_by not in SEARCH_RANKINGS:
@@ -144,7 +172,8 @@ class ShippedThresholds:
 
 
 def _thresholds_dict(t: Thresholds) -> dict[str, Any]:
-    return {"levels": [{"precision": level, "threshold": t.at_precision[level], "recall": t.recall[level]}
+    return {"levels": [{"precision": level, "threshold": t.at_precision[level], "recall": t.recall[level],
+                        "precision_ci": list(t.interval[level]) if level in t.interval else None}
                        for level in t.at_precision],
             "positives": t.positives, "negatives": t.negatives}
 
@@ -152,10 +181,32 @@ def _thresholds_dict(t: Thresholds) -> dict[str, Any]:
 def _thresholds_from(raw: Any) -> Thresholds:
     levels = {float(row["precision"]): _finite_or_none(row["threshold"]) for row in raw["levels"]}
     recalls = {float(row["precision"]): _finite_or_none(row.get("recall")) for row in raw["levels"]}
+    intervals = {float(row["precision"]): _interval_from(row["precision_ci"])
+                 for row in raw["levels"] if row.get("precision_ci") is not None}
     positives, negatives = int(raw["positives"]), int(raw["negatives"])
     if not levels or min(positives, negatives) < 0 or not all(0 < level <= 1 for level in levels):
         raise ValueError("levels must be precisions in (0, 1], counts non-negative")
-    return Thresholds(dict(sorted(levels.items())), dict(sorted(recalls.items())), positives, negatives)
+    return Thresholds(dict(sorted(levels.items())), dict(sorted(recalls.items())), positives, negatives, intervals)
+
+
+def _interval_from(raw: Any) -> tuple[float, float]:
+    low, high = (float(value) for value in raw)
+    if not 0 <= low <= high <= 1:
+        raise ValueError(f"precision_ci {[low, high]} is not an interval within [0, 1]")
+    return low, high
+
+
+def _calibration_dict(calibration: Calibration) -> dict[str, Any]:
+    return {"features": list(calibration.features), "coefficients": list(calibration.coefficients),
+            "intercept": calibration.intercept, "fitted_on": {"split": "val", "positives": calibration.positives,
+                                                              "negatives": calibration.negatives}}
+
+
+def _calibration_from(raw: Any) -> Calibration:
+    fitted_on = raw.get("fitted_on") or {}
+    return Calibration(tuple(str(name) for name in raw["features"]),
+                       tuple(float(value) for value in raw["coefficients"]), float(raw["intercept"]),
+                       int(fitted_on.get("positives", 0)), int(fitted_on.get("negatives", 0)))
 
 
 def _finite_or_none(value: Any) -> float | None:
@@ -220,11 +271,13 @@ VERDICT_WORDS = {"very_likely": "derived: very likely", "likely": "derived: like
 
 
 def verdict_for(
-    score: float, thresholds: Thresholds | None, why_none: str = "no thresholds shipped with this model"
+    score: float, thresholds: Thresholds | None, why_none: str = "no thresholds shipped with this model",
+    value_name: str = "score",
 ) -> Verdict:
     """The verdict of `score` by the highest precision level whose threshold it reaches (levels in
     increasing precision: the lowest is 'likely', a higher one 'very likely'); below the lowest,
-    no evidence of derivation. Every text names the threshold, its precision and its pairs."""
+    no evidence of derivation. Every text names the value (`value_name`: score, or p for a probability), the
+    threshold, its precision with its confidence interval, and the held-out pairs beneath."""
     if thresholds is None:
         return Verdict("none", f"no verdict: {why_none}", None, None, None, None, None)
     levels = sorted(level for level, value in thresholds.at_precision.items() if value is not None)
@@ -237,17 +290,24 @@ def verdict_for(
     if reached:
         level = reached[-1]
         word = "very_likely" if level != levels[0] else "likely"
-        text = f"{VERDICT_WORDS[word]} (score {score:.3f} >= {thresholds.at_precision[level]:.3f}, "
+        text = f"{VERDICT_WORDS[word]} ({value_name} = {score:.3f} >= {thresholds.at_precision[level]:.3f}; "
     else:
         level, word = levels[0], "no_evidence"
-        text = f"no evidence of derivation (score {score:.3f} < {thresholds.at_precision[level]:.3f}, "
-    text += f"the threshold at {level:.0%} precision on {evidence_text(thresholds)})"
+        text = f"no evidence of derivation ({value_name} = {score:.3f} < {thresholds.at_precision[level]:.3f}; "
+    text += f"{precision_text(thresholds, level)}, on {evidence_text(thresholds)})"
     return Verdict(word, text, thresholds.at_precision[level], level, *counts)
+
+
+def precision_text(thresholds: Thresholds, level: float) -> str:
+    """"90% precision, 95% CI 0.81–0.98": a threshold's precision level and the interval measured there."""
+    interval = thresholds.interval.get(level)
+    around = f", {CONFIDENCE:.0%} CI {interval[0]:.2f}–{interval[1]:.2f}" if interval else ""
+    return f"{level:.0%} precision{around}"
 
 
 def evidence_text(thresholds: Thresholds) -> str:
     """The held-out pairs a threshold rests on, and a warning when they are few."""
-    text = f"{thresholds.pairs} held-out pairs: {thresholds.positives} derived, {thresholds.negatives} unrelated"
+    text = f"{thresholds.positives} derived / {thresholds.negatives} unrelated held-out pairs"
     if thresholds.positives < FEW_POSITIVES:
         text += "; few pairs, a rough threshold"
     return text

@@ -3,7 +3,9 @@
 - model: shortlist by cosine of trunk embeddings (exact, faiss), re-ranked by the model's head (the
   head is not a distance: it scores only the shortlist), as `artsim search` always did;
 - phash: Hamming similarity of 64-bit pHashes over every original;
-- fused: reciprocal rank fusion (artsim.core.fusion) of the model's ranks (over its shortlist) and pHash's.
+- fused: the calibrated probability that the query derives from the original (Calibration: a logistic model of
+  the head's score and the pHash similarity, fitted by evaluate on validation pairs and shipped with the weights);
+  without a calibration it orders by reciprocal rank fusion (artsim.core.fusion) of both rankings and marks nothing.
 
 A ranking turns the head's scores (-inf outside the shortlist) and the pHash similarities (-inf where an
 original is unusable) into one score per original, on arrays of any leading shape: `IndexSearch.rank` runs
@@ -11,11 +13,12 @@ it for one query, the evaluate stage for blocks of queries, so both measure and 
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+from scipy.special import expit
 
 from artsim.core.fusion import RRF_K, ranks_from_scores, reciprocal_rank_fusion
 from artsim.core.hashes import hash_similarity
@@ -24,6 +27,39 @@ from artsim.index.store import StoredIndex
 
 # The head's score of one query embedding (1, dim) against candidate embeddings (k, dim).
 HeadScores = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+# The evidence a search has for every original at no extra cost (what a calibration may combine).
+QUERY_EVIDENCE = ("model", "phash")
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """p(derived) = logistic(intercept + sum of coefficient x evidence) over `features` (QUERY_EVIDENCE names),
+    fitted on held-out validation pairs (artsim.evaluate.calibration); `positives`/`negatives`: those pairs."""
+
+    features: tuple[str, ...]
+    coefficients: tuple[float, ...]
+    intercept: float
+    positives: int = 0
+    negatives: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = set(self.features) - set(QUERY_EVIDENCE)
+        if unknown or len(self.features) != len(self.coefficients) or not self.features:
+            raise ValueError(f"a calibration combines one coefficient per feature of {', '.join(QUERY_EVIDENCE)}, "
+                             f"not {list(self.features)} with {len(self.coefficients)} coefficients")
+        if not np.all(np.isfinite([*self.coefficients, self.intercept])):
+            raise ValueError("a calibration's coefficients and intercept must be finite")
+
+    def probability(self, evidence: Mapping[str, np.ndarray]) -> np.ndarray:
+        """p(derived) of each element; a score not computed (-inf: outside the model's shortlist) counts as 0, the
+        lowest similarity, so the other evidence alone must carry it."""
+        logit = np.full(np.shape(evidence[self.features[0]]), self.intercept, dtype=np.float64)
+        for name, coefficient in zip(self.features, self.coefficients):
+            values = np.asarray(evidence[name], dtype=np.float64)
+            logit = logit + coefficient * np.where(np.isfinite(values), values, 0.0)
+        return expit(logit)
 
 
 class Ranking:
@@ -36,13 +72,14 @@ class Ranking:
     # only where each of their scores reaches its scorer's threshold, never the ranking's score another's.
     judged_by: ClassVar[tuple[str, ...]]
 
-    def scores(self, head: np.ndarray, phash: np.ndarray) -> np.ndarray:
+    def scores(self, head: np.ndarray, phash: np.ndarray, calibration: Calibration | None = None) -> np.ndarray:
         """The ranking's score of each original (higher first; -inf: not ranked) along the last axis."""
         raise NotImplementedError
 
-    def evidence(self, head: float, phash: float) -> dict[str, float]:
-        """The score of each scorer of `judged_by` for one original (the head's score, its pHash similarity)."""
-        return {name: {"model": head, "phash": phash}[name] for name in self.judged_by}
+    def evidence(self, head: float, phash: float, score: float) -> dict[str, float]:
+        """The score of each scorer of `judged_by` for one original (the head's score, its pHash similarity, the
+        ranking's own score: fused's is its calibrated probability)."""
+        return {name: {"model": head, "phash": phash, "fused": score}[name] for name in self.judged_by}
 
     @classmethod
     def scorers_named(cls) -> str:
@@ -50,7 +87,7 @@ class Ranking:
 
 
 # How a legend names each scorer's score.
-SCORER_WORDS = {"model": "model score", "phash": "pHash similarity"}
+SCORER_WORDS = {"model": "model score", "phash": "pHash similarity", "fused": "calibrated p(derived)"}
 RANKINGS: dict[str, Ranking] = {}
 
 
@@ -72,7 +109,7 @@ class ModelRanking(Ranking):
     over_shortlist = True
     judged_by = ("model",)
 
-    def scores(self, head: np.ndarray, phash: np.ndarray) -> np.ndarray:
+    def scores(self, head: np.ndarray, phash: np.ndarray, calibration: Calibration | None = None) -> np.ndarray:
         return head
 
 
@@ -82,22 +119,25 @@ class PhashRanking(Ranking):
     uses_head = False
     judged_by = ("phash",)
 
-    def scores(self, head: np.ndarray, phash: np.ndarray) -> np.ndarray:
+    def scores(self, head: np.ndarray, phash: np.ndarray, calibration: Calibration | None = None) -> np.ndarray:
         return phash
 
 
 @register
 class FusedRanking(Ranking):
-    """RRF of the model's ranks (its shortlist; the rest ranks nowhere) and pHash's ranks over every usable original.
-    Tied scores share the best rank of their group (ranks_from_scores), for the model as for pHash.
-    An RRF sum is no similarity and has no threshold: a fused hit is marked where both the model's score and
-    pHash's similarity reach their own held-out thresholds."""
+    """The calibrated probability of "derived" from the head's score (its shortlist; 0 elsewhere) and pHash's
+    similarity, over every usable original, judged by its own held-out thresholds on that probability. Without a
+    calibration (none shipped) it orders by the RRF of the model's and pHash's ranks (ties share the best rank of
+    their group) and has no thresholds: an RRF sum is no probability, so nothing is marked."""
 
     name = "fused"
-    judged_by = ("model", "phash")
+    judged_by = ("fused",)
 
-    def scores(self, head: np.ndarray, phash: np.ndarray, k: int = RRF_K) -> np.ndarray:
+    def scores(self, head: np.ndarray, phash: np.ndarray, calibration: Calibration | None = None,
+               k: int = RRF_K) -> np.ndarray:
         usable = np.isfinite(phash)
+        if calibration is not None:
+            return np.where(usable, calibration.probability({"model": head, "phash": phash}), -np.inf)
         model_ranks = np.where(np.isfinite(head), ranks_from_scores(head), 0)
         phash_ranks = np.where(usable, ranks_from_scores(phash), 0)
         return np.where(usable, reciprocal_rank_fusion([model_ranks, phash_ranks], k), -np.inf)
@@ -131,10 +171,11 @@ class Ranked:
 class IndexSearch:
     """Queries against one loaded index."""
 
-    def __init__(self, index: StoredIndex) -> None:
+    def __init__(self, index: StoredIndex, calibration: Calibration | None = None) -> None:
         self.index = index
         self.usable = index.usable
         self.phash = index.phash_bits
+        self.calibration = calibration  # fused's, shipped with the model
 
     def shortlists(self, query_embeddings: np.ndarray, shortlist: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """(rows, cosines) per query: the `shortlist` usable originals of highest cosine, best first."""
@@ -149,7 +190,7 @@ class IndexSearch:
         rows, cosines = shortlisted
         head_scores = self.head_scores(query_embedding, rows if chosen.uses_head else rows[:0], head)
         phash = self.phash_similarities(query_phash)
-        scores = chosen.scores(head_scores, phash)
+        scores = chosen.scores(head_scores, phash, self.calibration)
         ranked_rows = rows if chosen.over_shortlist else np.flatnonzero(self.usable)
         ranked = scores[ranked_rows]
         order = [i for i in np.argsort(-ranked, kind="stable")[:top_k] if np.isfinite(ranked[i])]
@@ -157,7 +198,7 @@ class IndexSearch:
         for i in order:
             row = int(ranked_rows[i])
             cosine = float(cosines[i]) if chosen.over_shortlist else self._cosine(query_embedding, row)
-            evidence = chosen.evidence(float(head_scores[row]), float(phash[row]))
+            evidence = chosen.evidence(float(head_scores[row]), float(phash[row]), float(ranked[i]))
             found.append(Ranked(row, float(ranked[i]), cosine, evidence))
         return found
 

@@ -22,7 +22,7 @@ from artsim.core import layout
 from artsim.core.errors import UserError
 from artsim.core.hashes import phash_bits
 from artsim.index import DEFAULT_SHORTLIST
-from artsim.index.query import HeadScores, IndexSearch, Ranked, ranking_named
+from artsim.index.query import Calibration, HeadScores, IndexSearch, Ranked, ranking_named
 from artsim.index.store import StoredIndex
 
 EMBED_BATCH = 16
@@ -69,12 +69,13 @@ class Searcher:
     """Searches of one index: `search(queries, top_k, ranking)` gives one QueryResult per query, in order."""
 
     def __init__(self, index: StoredIndex, root: Path, embed: Embed, head: HeadScores, mark: Mark,
-                 shortlist: int = DEFAULT_SHORTLIST) -> None:
+                 shortlist: int = DEFAULT_SHORTLIST, calibration: Calibration | None = None) -> None:
         if shortlist < 1:
             raise UserError("--shortlist must be at least 1")
         self.index, self.root = index, root  # hit paths are root / location
         self.embed, self.head, self.mark, self.shortlist = embed, head, mark, shortlist
-        self.ranker = IndexSearch(index)  # its usable mask and pHashes are per index, not per query
+        # Its usable mask and pHashes are per index, not per query; the calibration is fused's (shipped with the model).
+        self.ranker = IndexSearch(index, calibration)
         # A root with a manifest is a workspace's data/ingested (artsim.index.collection): its ids are the manifest's.
         self.exportable = (root / layout.MANIFEST).is_file()
 

@@ -1,4 +1,5 @@
-"""Block `evaluate`: how the test images are embedded (run-only keys), and how far the retrieval ranks."""
+"""Block `evaluate`: how the test images are embedded (run-only keys), how far the retrieval ranks, and how many
+unrelated originals each held-out variant is judged against (the verdict's negatives)."""
 from __future__ import annotations
 
 from pydantic import Field
@@ -24,4 +25,8 @@ class EvaluateParams(Block):
         2000,
         ge=1,
         description="held-out variants SSIM ranks and the transformed set alters (seeded sample); null = all",
+    )
+    negatives_per_query: int | None = Field(
+        None, ge=1, description="unrelated originals each held-out variant is paired with for the thresholds and "
+        "the calibration (a seeded sample); null: every original that is not its source"
     )

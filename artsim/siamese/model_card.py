@@ -92,13 +92,16 @@ stage, which runs after this one: `metrics/evaluate.json`, or `artsim info`.
 
 ## Reading a score: the verdict thresholds
 The evaluate stage also measures, on the held-out test pairs only, the model scores at which
-"derived from" (a variant and its source, against a variant and an unrelated painting) reaches
-90% and 99% precision, with the number of pairs they rest on, and ships them beside this
-folder as `../verdict.json` (bound to these weights by their SHA-256). `artsim compare` prints
-the verdict they give ("derived: likely (score 0.81 >= 0.74, the threshold at 90% precision on
-72 held-out pairs ...)"), `artsim search` marks the hits at or above the 90% threshold; without
-that file every verdict is "no verdict: no thresholds shipped with this model". Few held-out
-pairs make rough thresholds: each verdict says how many it rests on.
+"derived from" (a test variant and its source, against it and every other original) reaches
+90% and 99% precision, with a 95% confidence interval on each precision and the number of pairs
+they rest on; `fused`, a probability of "derived" combining the model score and the pHash
+similarity, is calibrated on the validation pairs only and judged on the test pairs the same way.
+They ship beside this folder as `../verdict.json` (bound to these weights by their SHA-256).
+`artsim compare` prints the verdict they give ("derived: likely (score = 0.81 >= 0.74; 90%
+precision, 95% CI 0.81–0.98, on 21 derived / 588 unrelated held-out pairs)"), `artsim search`
+marks the hits at or above their ranking's 90% threshold; without that file every verdict is
+"no verdict: no thresholds shipped with this model". Few held-out pairs make rough thresholds:
+each verdict says how many it rests on.
 
 ## Limits
 - It imitates the descriptor score, including its blind spots: colour and edge layout

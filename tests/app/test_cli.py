@@ -20,6 +20,7 @@ from artsim.describe.texture import HARALICK_FEATURES
 from artsim.evaluate.gallery import PICK_COLUMNS, gallery_picks, render_gallery, weights_text
 from artsim.evaluate.verdict import ShippedThresholds, Thresholds
 from artsim.index import RANKING_NAMES
+from artsim.index.query import Calibration
 from artsim.learn.models import NORMALISATION, SiameseRegressor, save_weights
 from artsim.params import DESCRIPTOR_NAMES, DescribeParams, ScoreWeights
 from artsim.score.fit import fit_weights
@@ -95,8 +96,8 @@ def test_compare_shows_the_parts_in_force_and_the_verdict(capsys, tmp_path, imag
     parts = [line.split()[0] for line in parts[:[line.startswith("verdict") for line in parts].index(True)]]
     assert sorted(parts) == sorted(weights)  # every part in force, one a line, no other
     verdict = " ".join(out[out.index("\nverdict "):].split())
-    assert verdict.startswith(f"verdict derived: likely (score {score:.3f} >= {score - 0.01:.3f}, "
-                              "the threshold at 90% precision on 72 held-out pairs")
+    assert verdict.startswith(f"verdict derived: likely (score = {score:.3f} >= {score - 0.01:.3f}; "
+                              "90% precision, on 36 derived / 36 unrelated held-out pairs")
     with Image.open(plot) as image:
         assert image.size[0] > 200
     status, out, _ = run_cli(capsys, "compare", str(images[0]), str(images[1]), "--model", str(folder), "--json")
@@ -118,7 +119,7 @@ def test_compare_below_the_threshold_says_no_evidence_and_above_the_99_very_like
     _, out, _ = run_cli(capsys, "compare", str(images[0]), str(images[2]), "--model", str(folder), "--json")
     payload = json.loads(out)
     assert payload["verdict"] == "no_evidence" and payload["verdict_text"].startswith(
-        f"no evidence of derivation (score {score:.3f} <"
+        f"no evidence of derivation (score = {score:.3f} <"
     )
     assert payload["pairs"] == 450 and "few pairs" not in payload["verdict_text"]
     ship(folder, likely=score - 0.2, very_likely=score - 0.1)
@@ -164,7 +165,7 @@ def test_search_marks_the_hits_at_or_above_the_90_threshold(capsys, tmp_path, im
     payload = json.loads(out)
     assert [hit["likely_derived"] for hit in payload["results"]] == [hit["score"] >= cut for hit in payload["results"]]
     assert payload["threshold_note"].startswith(f"* derived likely (by model): model score >= {cut:.3f} "
-                                                "(the threshold at 90% precision on 72")
+                                                "(the threshold at 90% precision, on 36 derived / 36 unrelated")
     _, text, _ = run_cli(capsys, *search)
     marked = [line for line in text.splitlines()[1:] if line[:4].strip().isdigit()]
     assert [" * " in line for line in marked] == [hit["likely_derived"] for hit in payload["results"]]
@@ -228,12 +229,15 @@ def test_compare_pairs_gives_each_pair_the_verdict_compare_gives(capsys, tmp_pat
 
 def test_each_ranking_is_marked_by_its_own_scorers_thresholds(capsys, tmp_path, images) -> None:
     """Thresholds where the model's would mark pHash's similarities and pHash's would not mark the model's
-    scores: each ranking's hits follow their own scorer's, fused both."""
+    scores: each ranking's hits follow their own scorer's, fused its calibrated probability's (here a steep one of
+    pHash's similarity: above one half for an identical image only)."""
     folder = model_folder(tmp_path, None)
     loose, strict = Thresholds({0.9: 0.3, 0.99: None}, {0.9: 1.0, 0.99: None}, 36, 36), \
         Thresholds({0.9: 0.9999, 0.99: None}, {0.9: 1.0, 0.99: None}, 36, 36)
-    ShippedThresholds.of(file_hash(folder / "model.safetensors"), {"model": loose, "phash": strict}).save(
-        folder.parent / "verdict.json")
+    half = Thresholds({0.9: 0.5, 0.99: None}, {0.9: 1.0, 0.99: None}, 21, 588, {0.9: (0.81, 0.98)})
+    steep = Calibration(("model", "phash"), (0.0, 1000.0), -999.9)
+    ShippedThresholds.of(file_hash(folder / "model.safetensors"), {"model": loose, "phash": strict, "fused": half},
+                         calibration=steep).save(folder.parent / "verdict.json")
     query = tmp_path / "shapes.png"
     unrelated_images()["shapes"].save(query)
     found = {}
@@ -247,14 +251,18 @@ def test_each_ranking_is_marked_by_its_own_scorers_thresholds(capsys, tmp_path, 
     assert [hit["likely_derived"] for hit in found["phash"]["results"]] == [False] * len(phash_scores)
     assert max(model_scores) < 0.9999 and min(model_scores) >= 0.3  # pHash's threshold would mark none
     assert [hit["likely_derived"] for hit in found["model"]["results"]] == [True] * len(model_scores)
-    assert not any(hit["likely_derived"] for hit in found["fused"]["results"])  # pHash's own does not agree
+    fused = found["fused"]["results"]
+    assert not any(hit["likely_derived"] for hit in fused) and max(hit["score"] for hit in fused) < 0.5
     notes = {ranking: found[ranking]["threshold_note"] for ranking in RANKING_NAMES}
     assert "pHash similarity >= 1.000" in notes["phash"] and "(by phash)" in notes["phash"]
-    assert "model score >= 0.300" in notes["fused"] and "pHash similarity" in notes["fused"]
+    assert notes["fused"] == ("* derived likely (by fused): calibrated p(derived) >= 0.500 (the threshold at 90% "
+                              "precision, 95% CI 0.81–0.98, on 21 derived / 588 unrelated held-out pairs; few pairs, "
+                              "a rough threshold)")
     _, out, _ = run_cli(capsys, "search", str(images[2]), "--originals", str(images[0].parent), "--model", str(folder),
                         "--by", "fused", "--json")
     top = json.loads(out)["results"][0]
-    assert top["path"] == str(images[2]) and top["likely_derived"] is True  # the original itself: both agree
+    assert top["path"] == str(images[2]) and top["likely_derived"] is True  # the original itself: p above one half
+    assert top["score"] == pytest.approx(1 / (1 + np.exp(-0.1)))  # ranked by its calibrated probability
 
 
 @pytest.mark.parametrize("weighting", list(WEIGHTINGS))

@@ -17,6 +17,7 @@ from artsim.evaluate.verdict import (
     thresholds_at_precision,
     verdict_for,
 )
+from artsim.index.query import Calibration
 from tests.evaluate.test_run import collection, descriptor_scorer, mostly_test, random_model
 from tests.support.tiny_project import build_tiny_project, resolved_pairs
 
@@ -31,7 +32,14 @@ def test_the_threshold_is_the_lowest_score_reaching_the_precision() -> None:
     # 0.99 only where no negative is above: >= 0.6, 9 of the 10 positives.
     assert found.at_precision[0.99] == 0.6 and found.recall[0.99] == pytest.approx(0.9)
     assert (found.positives, found.negatives, found.pairs) == (10, 2, 12)
+    # Clopper-Pearson on the precision there: 10 of 11 derived, and 9 of 9 (lower bound 0.025 ** (1 / 9)).
+    assert found.interval[0.90] == pytest.approx((0.5872, 0.9977), abs=1e-4)
+    assert found.interval[0.99] == pytest.approx((0.025 ** (1 / 9), 1.0))
     assert found.report() == {"threshold_at_precision_90": 0.5, "threshold_at_precision_99": 0.6,
+                              "threshold_at_precision_90_precision_ci_low": found.interval[0.90][0],
+                              "threshold_at_precision_90_precision_ci_high": found.interval[0.90][1],
+                              "threshold_at_precision_99_precision_ci_low": found.interval[0.99][0],
+                              "threshold_at_precision_99_precision_ci_high": found.interval[0.99][1],
                               "threshold_positives": 10, "threshold_negatives": 2}
 
 
@@ -41,12 +49,17 @@ def test_a_precision_never_reached_is_null_and_the_keys_stay() -> None:
     assert found.at_precision[0.99] is None and found.at_precision[0.90] is None
     one_class = thresholds_at_precision(np.ones(3, dtype=bool), np.array([0.2, 0.4, 0.6]))
     assert one_class.report() == {"threshold_at_precision_90": None, "threshold_at_precision_99": None,
+                                  "threshold_at_precision_90_precision_ci_low": None,
+                                  "threshold_at_precision_90_precision_ci_high": None,
+                                  "threshold_at_precision_99_precision_ci_low": None,
+                                  "threshold_at_precision_99_precision_ci_high": None,
                                   "threshold_positives": 3, "threshold_negatives": 0}
     assert precision_recall_table(np.ones(3, dtype=bool), np.array([0.2, 0.4, 0.6])).empty
 
 
-def test_thresholds_come_from_the_held_out_pairs_only(tmp_path: Path) -> None:
-    """A train pair never moves a threshold: a negative train pair scored above every test pair would."""
+def test_thresholds_rest_on_every_held_out_variant_against_every_other_original(tmp_path: Path) -> None:
+    """Each test variant against its source and every other original (not one negative per variant), and a train
+    pair never moves a threshold: a negative train pair scored above every test pair would."""
     paths = build_tiny_project(tmp_path)
     pairs = mostly_test(resolved_pairs(paths))
     described = descriptor_scorer(paths)
@@ -59,21 +72,23 @@ def test_thresholds_come_from_the_held_out_pairs_only(tmp_path: Path) -> None:
     again = evaluate_on_test(
         random_model(), tampered, collection(paths, mostly_test=True), 32, 4, descriptor_scorer=described
     )
-    assert again.thresholds["descriptor"] == plain.thresholds["descriptor"]
-    assert (
-        again.report["descriptor"]["threshold_at_precision_90"]
-        == plain.report["descriptor"]["threshold_at_precision_90"]
-    )
-    test = pairs["split"] == "test"
-    assert plain.thresholds["descriptor"].pairs == int(test.sum())
-    # The same computation on every split's pairs would give another threshold.
+    assert again.thresholds == plain.thresholds
+    queries, originals = plain.report["n_queries"], plain.report["n_candidates"]
+    for name in ("model", "descriptor", "phash", "dhash", "ssim"):
+        found = plain.thresholds[name]
+        assert (found.positives, found.negatives) == (queries, queries * (originals - 1)), name
+    # The same computation on the pairs.parquet pairs of every split would give another threshold.
     every_split = thresholds_at_precision(tampered["positive"].to_numpy(bool), tampered["score"].to_numpy())
     assert every_split.at_precision != plain.thresholds["descriptor"].at_precision
     curve = plain.tables["precision_recall/descriptor.csv"]
     assert list(curve.columns) == ["threshold", "precision", "recall"] and len(curve) > 0
+    sampled = evaluate_on_test(random_model(), pairs, collection(paths, mostly_test=True), 32, 4,
+                               negatives_per_query=3, seed=1)
+    assert (sampled.thresholds["model"].positives, sampled.thresholds["model"].negatives) == (queries, 3 * queries)
 
 
-THRESHOLDS = Thresholds({0.90: 0.74, 0.99: 0.9}, {0.90: 0.8, 0.99: 0.4}, positives=36, negatives=36)
+THRESHOLDS = Thresholds({0.90: 0.74, 0.99: 0.9}, {0.90: 0.8, 0.99: 0.4}, positives=36, negatives=36,
+                        interval={0.90: (0.81, 0.98), 0.99: (0.95, 1.0)})
 
 
 @pytest.mark.parametrize(
@@ -84,14 +99,16 @@ THRESHOLDS = Thresholds({0.90: 0.74, 0.99: 0.9}, {0.90: 0.8, 0.99: 0.4}, positiv
             "very_likely",
             0.9,
             0.99,
-            "derived: very likely (score 0.950 >= 0.900, the threshold at 99% precision on 72 held-out pairs",
+            "derived: very likely (score = 0.950 >= 0.900; 99% precision, 95% CI 0.95–1.00, on 36 derived / 36 "
+            "unrelated held-out pairs",
         ),
         (
             0.81,
             "likely",
             0.74,
             0.90,
-            "derived: likely (score 0.810 >= 0.740, the threshold at 90% precision on 72 held-out pairs",
+            "derived: likely (score = 0.810 >= 0.740; 90% precision, 95% CI 0.81–0.98, on 36 derived / 36 unrelated "
+            "held-out pairs",
         ),
         (0.74, "likely", 0.74, 0.90, "derived: likely"),
         (
@@ -99,7 +116,7 @@ THRESHOLDS = Thresholds({0.90: 0.74, 0.99: 0.9}, {0.90: 0.8, 0.99: 0.4}, positiv
             "no_evidence",
             0.74,
             0.90,
-            "no evidence of derivation (score 0.310 < 0.740, the threshold at 90% precision on 72",
+            "no evidence of derivation (score = 0.310 < 0.740; 90% precision, 95% CI 0.81–0.98, on 36 derived",
         ),
     ],
 )
@@ -107,7 +124,6 @@ def test_the_verdict_names_its_threshold_precision_and_pairs(score, verdict, thr
     found = verdict_for(score, THRESHOLDS)
     assert (found.verdict, found.threshold, found.precision, found.pairs) == (verdict, threshold, precision, 72)
     assert found.text.startswith(start)
-    assert "36 derived, 36 unrelated" in found.text
     assert ("few pairs" in found.text) == (36 < FEW_POSITIVES)
 
 
@@ -117,11 +133,19 @@ def test_without_usable_thresholds_there_is_no_verdict() -> None:
     unreached = Thresholds({0.90: None, 0.99: None}, {0.90: None, 0.99: None}, positives=3, negatives=3)
     assert (
         verdict_for(0.9, unreached).text
-        == "no verdict: 90% precision was not reached on 6 held-out pairs: 3 derived, 3 unrelated; "
+        == "no verdict: 90% precision was not reached on 3 derived / 3 unrelated held-out pairs; "
         "few pairs, a rough threshold"
     )
     only_90 = Thresholds({0.90: 0.5, 0.99: None}, {0.90: 1.0, 0.99: None}, positives=200, negatives=200)
     assert verdict_for(0.99, only_90).verdict == "likely" and "few pairs" not in verdict_for(0.99, only_90).text
+    assert "95% CI" not in verdict_for(0.99, only_90).text  # no interval measured: none is claimed
+
+
+def test_a_probability_verdict_says_how_sure_and_on_what() -> None:
+    found = verdict_for(0.93, Thresholds({0.90: 0.6, 0.99: 0.97}, {0.90: 0.9, 0.99: 0.5}, 21, 588,
+                                         {0.90: (0.8123, 0.9811), 0.99: (0.9, 1.0)}), value_name="p")
+    assert found.text == ("derived: likely (p = 0.930 >= 0.600; 90% precision, 95% CI 0.81–0.98, on 21 derived / "
+                          "588 unrelated held-out pairs; few pairs, a rough threshold)")
 
 
 def test_shipped_thresholds_bind_to_their_weights(tmp_path: Path) -> None:
@@ -170,3 +194,32 @@ def test_every_scorers_thresholds_travel_with_the_model_and_a_format_1_file_stil
     path.write_text(json.dumps(raw))
     found, why = read_shipped(path, "abc")
     assert found is None and "unusable" in why  # a damaged table of one scorer spoils the file, named
+
+
+def test_fuseds_calibration_ships_in_format_3_and_an_unknown_format_is_refused_by_name(tmp_path: Path) -> None:
+    path = tmp_path / "verdict.json"
+    calibration = Calibration(("model", "phash"), (9.5, 14.0), -17.25, positives=12, negatives=336)
+    shipped = ShippedThresholds.of("abc", {"model": THRESHOLDS, "fused": THRESHOLDS}, "fused", calibration)
+    shipped.save(path)
+    raw = json.loads(path.read_text())
+    assert raw["format"] == 3 and raw["calibration"]["fitted_on"] == {"split": "val", "positives": 12,
+                                                                      "negatives": 336}
+    assert raw["levels"][0]["precision_ci"] == [0.81, 0.98]
+    assert read_shipped(path, "abc") == (shipped, "")  # intervals and calibration read back as written
+    del raw["calibration"], raw["scorers"]["fused"]
+    for level in raw["levels"]:
+        del level["precision_ci"]
+    raw["format"] = 2
+    path.write_text(json.dumps(raw))  # a format-2 file: no calibration, no intervals, still read
+    older = read_shipped(path, "abc")[0]
+    assert older.calibration is None and older.thresholds.interval == {}
+    for damaged in ({**raw, "format": 4}, {**raw, "format": "3"}):
+        path.write_text(json.dumps(damaged))
+        found, why = read_shipped(path, "abc")
+        assert found is None and f"format {damaged['format']!r} is not one this artsim reads (1, 2, 3)" in why
+    for calibration_raw in ({"features": ["model", "ssim"], "coefficients": [1, 2], "intercept": 0},
+                            {"features": ["model"], "coefficients": [1, 2], "intercept": 0},
+                            {"features": ["model"], "coefficients": ["NaN"], "intercept": 0}):
+        path.write_text(json.dumps({**raw, "format": 3, "calibration": calibration_raw}))
+        found, why = read_shipped(path, "abc")
+        assert found is None and "unusable" in why, calibration_raw

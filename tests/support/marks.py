@@ -1,5 +1,6 @@
 """What the tests of search marks share: images unrelated to every original, and a model whose verdict.json holds
-thresholds measured as evaluate measures them (derived copies against unrelated originals), per scorer."""
+thresholds measured as evaluate measures them (derived copies against unrelated originals), per scorer, and fused's
+calibration fitted as evaluate fits it (here on those same pairs: the fixture has no val split)."""
 from __future__ import annotations
 
 from itertools import permutations
@@ -12,7 +13,9 @@ import artsim
 from artsim.core.alterations import recompress, shrink
 from artsim.core.hashes import hash_similarity, phash_bits
 from artsim.core.images import file_hash, load_rgb
+from artsim.evaluate.calibration import calibrated, fit_calibration
 from artsim.evaluate.verdict import ShippedThresholds, Thresholds, thresholds_at_precision
+from artsim.index.query import Calibration
 from tests.support.helpers import write_untrained_model
 
 COPIES = (lambda img: recompress(img, 40), lambda img: shrink(img, 0.5))
@@ -39,13 +42,19 @@ def measured_scores(model_dir: Path, originals: list[Path]) -> dict[str, tuple[n
     return {"model": (positive, model), "phash": (positive, phash)}
 
 
-def ship(model_dir: Path, by_scorer: dict[str, Thresholds]) -> None:
-    ShippedThresholds.of(file_hash(model_dir / "model.safetensors"), by_scorer).save(model_dir.parent / "verdict.json")
+def ship(model_dir: Path, by_scorer: dict[str, Thresholds], calibration: Calibration | None = None) -> None:
+    ShippedThresholds.of(file_hash(model_dir / "model.safetensors"), by_scorer, calibration=calibration).save(
+        model_dir.parent / "verdict.json")
 
 
 def marked_model(folder: Path, originals: list[Path]) -> Path:
-    """An untrained model (in folder/siamese) shipped with each scorer's thresholds measured on `originals`."""
+    """An untrained model (in folder/siamese) shipped with each scorer's thresholds measured on `originals`, fused's
+    calibration and its thresholds among them."""
     model_dir = write_untrained_model(folder / "siamese")
-    ship(model_dir, {name: thresholds_at_precision(positive, scores)
-                     for name, (positive, scores) in measured_scores(model_dir, originals).items()})
+    measured = measured_scores(model_dir, originals)
+    positive = measured["model"][0]
+    scores = {name: values for name, (_, values) in measured.items()}
+    calibration = fit_calibration(scores, positive, seed=0)
+    scores["fused"] = calibrated(calibration, scores)
+    ship(model_dir, {name: thresholds_at_precision(positive, values) for name, values in scores.items()}, calibration)
     return model_dir

@@ -1,0 +1,133 @@
+"""The held-out pairs of every variant against every original, and fused's calibration: fitted on val pairs only."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from pydantic import ValidationError
+from sklearn.linear_model import LogisticRegression
+
+from artsim.evaluate import evaluate_on_test
+from artsim.evaluate.calibration import (
+    INVERSE_REGULARISATION,
+    evidence_matrix,
+    fit_calibration,
+    held_out_verdicts,
+    reliability_table,
+)
+from artsim.evaluate.held_out import held_out_pairs
+from artsim.params import EvaluateParams
+from tests.evaluate.test_run import collection, random_model
+from tests.support.tiny_project import build_tiny_project, resolved_pairs
+
+
+def variants_and_originals(queries: int, originals: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    candidates = pd.DataFrame({"id": [f"o{i}" for i in range(originals)],
+                               "path": [Path(f"o{i}.jpg") for i in range(originals)]})
+    variants = pd.DataFrame({"generated_id": [f"g{i}" for i in range(queries)],
+                             "generated_path": [Path(f"g{i}.jpg") for i in range(queries)],
+                             "original_id": [f"o{(3 * i) % originals}" for i in range(queries)],
+                             "positive": True})
+    return variants, candidates
+
+
+def test_each_variant_meets_its_source_and_every_other_original() -> None:
+    variants, candidates = variants_and_originals(4, 7)
+    negative_pair = variants.iloc[:1].assign(generated_id="n0", positive=False)  # a negative pair asks nothing
+    gone = variants.iloc[:1].assign(generated_id="x0", original_id="unreadable")  # its source is no candidate
+    pairs = held_out_pairs(pd.concat([variants, negative_pair, gone]), candidates, None, seed=0)
+    assert len(pairs) == 4 * 7 and pairs["positive"].sum() == 4
+    for query, group in pairs.groupby("query_id"):
+        source = variants.loc[variants["generated_id"] == query, "original_id"].item()
+        assert set(group["original_id"]) == set(candidates["id"])  # every original once
+        assert group.loc[group["positive"], "original_id"].tolist() == [source]
+
+
+def test_a_cap_samples_the_unrelated_originals_with_the_seed_and_never_the_source() -> None:
+    variants, candidates = variants_and_originals(5, 50)
+    capped = held_out_pairs(variants, candidates, 6, seed=3)
+    assert len(capped) == 5 * 7 and capped["positive"].sum() == 5
+    for query, group in capped.groupby("query_id"):
+        source = variants.loc[variants["generated_id"] == query, "original_id"].item()
+        unrelated = group.loc[~group["positive"], "original_id"]
+        assert source not in set(unrelated) and unrelated.is_unique and len(unrelated) == 6
+    pd.testing.assert_frame_equal(capped, held_out_pairs(variants, candidates, 6, seed=3))
+    assert not capped.equals(held_out_pairs(variants, candidates, 6, seed=4))
+    assert len(held_out_pairs(variants, candidates, 500, seed=3)) == 5 * 50  # a cap above the collection: all
+
+
+def separable_scores(rng: np.random.Generator, derived: int, unrelated: int, shift: float = 0.0) -> dict:
+    positive = np.r_[np.ones(derived, dtype=bool), np.zeros(unrelated, dtype=bool)]
+    model = np.where(positive, rng.normal(0.7, 0.1, positive.size), rng.normal(0.4, 0.1, positive.size)) + shift
+    phash = np.where(positive, rng.normal(0.8, 0.08, positive.size), rng.normal(0.5, 0.08, positive.size))
+    return {"positive": positive, "model": model, "phash": phash, "dhash": phash.copy()}
+
+
+def test_the_calibration_is_fitted_on_val_pairs_only_and_fitting_on_test_would_move_it() -> None:
+    rng = np.random.default_rng(0)
+    val, test = separable_scores(rng, 20, 300), separable_scores(rng, 21, 588)
+    plain = held_out_verdicts(val, test, seed=0)
+    moved = {**test, "model": test["model"] + rng.normal(0.0, 0.3, test["model"].size)}  # test pairs perturbed
+    again = held_out_verdicts(val, moved, seed=0)
+    assert again.calibration == plain.calibration  # the coefficients do not move
+    assert again.report["brier"] != plain.report["brier"]  # ... though the test figures do
+    assert again.thresholds["fused"] != plain.thresholds["fused"]
+    on_test = fit_calibration(moved, moved["positive"], seed=0)
+    assert on_test.coefficients != pytest.approx(plain.calibration.coefficients, rel=0.05)  # a test fit would move
+    assert (plain.calibration.positives, plain.calibration.negatives) == (20, 300)
+    assert (plain.thresholds["fused"].positives, plain.thresholds["fused"].negatives) == (21, 588)
+
+
+def test_the_calibrated_probability_is_scikit_learns_and_the_reliability_table_counts_every_pair() -> None:
+    rng = np.random.default_rng(1)
+    val, test = separable_scores(rng, 30, 200), separable_scores(rng, 21, 588)
+    found = held_out_verdicts(val, test, seed=0)
+    reference = LogisticRegression(C=INVERSE_REGULARISATION, max_iter=1000).fit(
+        evidence_matrix(val), val["positive"])
+    probability = reference.predict_proba(evidence_matrix(test))[:, 1]
+    np.testing.assert_allclose(found.calibration.probability(test), probability, rtol=1e-4, atol=1e-6)
+    assert found.calibration.features == ("model", "phash")  # what a search has for every original
+    table = found.tables["reliability.csv"]
+    assert table["pairs"].sum() == 21 + 588 and table["mean_p"].is_monotonic_increasing
+    assert 0 <= found.report["brier"] < found.report["brier_base_rate"]  # it beats always answering the base rate
+    # Outside the model's shortlist (no head score: -inf) the model's evidence counts as its lowest, 0.
+    outside = found.calibration.probability({"model": np.array([-np.inf]), "phash": np.array([0.9])})
+    assert outside == pytest.approx(found.calibration.probability({"model": np.zeros(1), "phash": np.array([0.9])}))
+
+
+def test_one_class_of_val_pairs_fits_no_calibration() -> None:
+    rng = np.random.default_rng(2)
+    only_derived = {name: values[:5] for name, values in separable_scores(rng, 5, 5).items()}
+    found = held_out_verdicts(only_derived, separable_scores(rng, 4, 40), seed=0)
+    assert found.calibration is None and "fused" not in found.thresholds and "reliability.csv" not in found.tables
+    assert found.report["brier"] is None and found.report["coefficients"] == {"model": None, "phash": None}
+    assert set(found.report) == set(held_out_verdicts(*(separable_scores(rng, 5, 5) for _ in "ab"), seed=0).report)
+    assert reliability_table(np.zeros(0, dtype=bool), np.zeros(0)).empty
+
+
+def test_evaluate_fits_fused_on_val_pairs_and_perturbed_test_pairs_do_not_move_it(tmp_path: Path) -> None:
+    paths = build_tiny_project(tmp_path)
+    pairs, originals = resolved_pairs(paths), collection(paths)
+    plain = evaluate_on_test(random_model(), pairs, originals, 32, 4)
+    # Each test variant replaced by an exact copy of its source: the test pairs change, the val pairs do not.
+    test_variants = pairs[(pairs["split"] == "test") & pairs["positive"]]
+    for variant, source in zip(test_variants["generated_path"], test_variants["original_path"]):
+        shutil.copyfile(source, variant)
+    again = evaluate_on_test(random_model(), pairs, originals, 32, 4)
+    assert plain.calibration is not None and again.calibration == plain.calibration
+    assert again.report["calibration"]["brier"] != plain.report["calibration"]["brier"]
+    val_variants = int(((pairs["split"] == "val") & pairs["positive"]).sum())
+    assert (plain.calibration.positives, plain.calibration.negatives) == (val_variants,
+                                                                          val_variants * (len(originals) - 1))
+    assert "fused" in plain.thresholds and set(plain.tables["reliability.csv"].columns) == {"mean_p", "derived_share",
+                                                                                           "pairs"}
+
+
+@pytest.mark.parametrize("bad", [0, -3, "all", 2.5])
+def test_a_bad_cap_on_the_unrelated_originals_is_refused_naming_its_key(bad) -> None:
+    with pytest.raises(ValidationError, match="negatives_per_query"):
+        EvaluateParams(negatives_per_query=bad)
+    assert EvaluateParams().negatives_per_query is None  # every original, by default
