@@ -23,9 +23,11 @@ $(STAMP): requirements.txt pyproject.toml
 repro: $(STAMP)
 	dvc repro
 
+# Test groups (tests/conftest.py: the shared `dvc repro`, else one per module) go to the two workers
+# in the order tests/conftest.py sorts them, longest first, not by their number of tests.
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(PYTHON) -m pytest -ra -n 2 --dist loadgroup
+	$(PYTHON) -m pytest -ra -n 2 --dist loadgroup --no-loadscope-reorder
 	$(MAKE) docs
 
 # The documentation site (site/, git-ignored): its generated tables must be current, and

@@ -100,9 +100,34 @@ def reproduced_workspace(tmp_path_factory: pytest.TempPathFactory) -> Reproduced
     return ReproducedWorkspace(target, run_in(["dvc", "repro"], target))
 
 
+# The slowest modules outside tests/e2e (pytest --durations), slowest first: started early, so that the
+# last module a worker takes is a short one. Order only: a name missing here changes no result.
+RUN_EARLY = (
+    "tests/stages/test_distributed_training.py",
+    "tests/siamese/test_train.py",
+    "tests/finetune/test_train.py",
+    "tests/app/test_serve_browser.py",
+    "tests/report/test_document_browser.py",
+)
+SHARED_REPRO = "reproduced_workspace"
+
+
+def _start_order(item: pytest.Item) -> tuple[int, int]:
+    module = item.nodeid.split("::")[0]
+    if SHARED_REPRO in getattr(item, "fixturenames", ()):
+        return 0, 0
+    if item.get_closest_marker("e2e"):
+        return 1, 0
+    return (2, RUN_EARLY.index(module)) if module in RUN_EARLY else (3, 0)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # Under pytest-xdist (`make test` runs two workers) the tests that share the session's
-    # `dvc repro` go to one worker, so that the repro runs once and not once per worker.
+    # Under pytest-xdist (`make test`: -n 2 --dist loadgroup --no-loadscope-reorder) a group runs on one
+    # worker, and groups are handed out in this order. The tests that share the session's `dvc repro`
+    # form one group, so that the repro runs once and not once per worker; every other module is a group
+    # of its own, so that its module-scoped fixtures are built once, not on both workers. The longest
+    # groups go first: the shared repro, the rest of e2e, then RUN_EARLY.
     for item in items:
-        if "reproduced_workspace" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("reproduced_workspace"))
+        shared = SHARED_REPRO in getattr(item, "fixturenames", ())
+        item.add_marker(pytest.mark.xdist_group(SHARED_REPRO if shared else item.nodeid.split("::")[0]))
+    items.sort(key=_start_order)

@@ -14,6 +14,7 @@ only say how to run never rerun anything.
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import os
 import re
@@ -107,23 +108,67 @@ def _static_closure(start: str) -> set[str]:
     return seen
 
 
-def _loaded_at_import(stage: str) -> set[str]:
-    """The project files a fresh interpreter has loaded after `import stages.<stage>`."""
-    probe = (
-        "import json, sys, stages.{0}\n"
-        "print(json.dumps(sorted(m.__file__ for m in list(sys.modules.values()) if getattr(m, '__file__', None))))"
-    ).format(stage)
+# The libraries the stages share, imported once before the per-stage children fork: what makes an
+# import of a stage take seconds. They are not project code, so they change no child's answer.
+SHARED_LIBRARIES = ("numpy", "pandas", "pyarrow.parquet", "PIL.Image", "torch", "torchvision", "pydantic", "yaml",
+                    "tqdm", "cv2", "scipy", "sklearn", "matplotlib")
+# Per stage, a child forked from an interpreter that holds no project module imports stages.<stage>
+# and prints the project files then loaded: what a fresh interpreter loads with that import.
+IMPORT_PROBE = """
+import importlib, json, os, sys, traceback
+root, stages, libraries = sys.argv[1], sys.argv[2].split(","), sys.argv[3].split(",")
+def project_files():
+    return sorted(m.__file__ for m in list(sys.modules.values())
+                  if getattr(m, "__file__", None) and os.path.realpath(m.__file__).startswith(root + os.sep))
+for name in libraries:
+    importlib.import_module(name)
+assert not [f for f in project_files() if os.path.relpath(f, root).split(os.sep)[0] in ("artsim", "stages")], \
+    "a shared library imported project code"
+for stage in stages:
+    child = os.fork()
+    if child == 0:
+        try:
+            importlib.import_module("stages." + stage)
+            print(json.dumps({"stage": stage, "files": project_files()}), flush=True)
+            os._exit(0)
+        except BaseException:
+            traceback.print_exc()
+            sys.stderr.flush()
+            os._exit(1)
+    assert os.waitpid(child, 0)[1] == 0, "import of stages." + stage + " failed"
+"""
+
+
+@functools.cache
+def _loaded_by_stage() -> dict[str, set[str]]:
+    """Per stage, the project files a fresh interpreter has loaded after `import stages.<stage>`."""
     listed = subprocess.run(
-        [sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, check=True
-    ).stdout
+        [sys.executable, "-c", IMPORT_PROBE, str(REPO_ROOT.resolve()), ",".join(STAGES), ",".join(SHARED_LIBRARIES)],
+        cwd=REPO_ROOT, capture_output=True, text=True,
+    )
+    assert listed.returncode == 0, listed.stderr[-4000:]
+    found: dict[str, set[str]] = {}
+    for line in listed.stdout.splitlines():
+        answer = json.loads(line)
+        found[answer["stage"]] = _project_files(answer["files"])
+    assert set(found) == set(STAGES), listed.stderr[-4000:]
+    return found
+
+
+def _project_files(names: list[str]) -> set[str]:
     files = set()
-    for name in json.loads(listed):
+    for name in names:
         path = Path(name)
         if path.is_absolute() and path.is_file() and path.is_relative_to(REPO_ROOT):
             relative = path.relative_to(REPO_ROOT)
             if relative.parts[0] in PROJECT_PACKAGES:
                 files.add(relative.as_posix())
     return files
+
+
+def _loaded_at_import(stage: str) -> set[str]:
+    """The project files a fresh interpreter has loaded after `import stages.<stage>`."""
+    return _loaded_by_stage()[stage]
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))

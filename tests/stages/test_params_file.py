@@ -63,11 +63,24 @@ def _override(key: str, value: Any) -> str:
     return f"{key}={literal(value)}"
 
 
-def _dvc_sets(tmp_path: Path, key: str, value: Any) -> Path:
+def _dvc_sets(tmp_path: Path, values: dict[str, Any]) -> Path:
     copy = tmp_path / "params.yaml"
     shutil.copyfile(PARAMS_FILE, copy)
-    apply_overrides(copy, [_override(key, value)])
+    apply_overrides(copy, [_override(key, value) for key, value in values.items()])
     return copy
+
+
+def _by_block(keys: list[str]) -> dict[str, list[str]]:
+    """Keys by their top-level block (seed is a block of one): one DVC call sets a block's keys."""
+    blocks: dict[str, list[str]] = {}
+    for key in sorted(keys):
+        blocks.setdefault(key.split(".")[0], []).append(key)
+    return blocks
+
+
+SCALARS = _by_block([key for key, value in LEAVES.items() if not isinstance(value, list)])
+LISTS = _by_block([key for key, value in LEAVES.items() if isinstance(value, list)])
+BLOCKS = _by_block(list(LEAVES))
 
 
 def _key_line(key: str) -> int:
@@ -87,51 +100,56 @@ def _changes(before: list[str], after: list[str]) -> list[tuple[int, list[str], 
 
 def test_params_yaml_is_already_in_the_form_dvc_writes(tmp_path):
     # Setting a key to the value it has rewrites the whole file in DVC's form: it must not change a byte.
-    rewritten = _dvc_sets(tmp_path, "seed", PARAMS["seed"])
+    rewritten = _dvc_sets(tmp_path, {"seed": PARAMS["seed"]})
     assert rewritten.read_text(encoding="utf-8") == PARAMS_FILE.read_text(encoding="utf-8")
 
 
 def test_the_keys_cover_scalars_and_lists():
     kinds = {type(value) for value in LEAVES.values()}
     assert {int, float, str, bool, list, type(None)} <= kinds
+    assert sum(map(len, SCALARS.values())) + sum(map(len, LISTS.values())) == len(LEAVES)
 
 
-@pytest.mark.parametrize("key", sorted(key for key, value in LEAVES.items() if not isinstance(value, list)))
-def test_dvc_setting_a_scalar_changes_only_its_line(key, tmp_path):
-    new = _other(LEAVES[key])
+@pytest.mark.parametrize("block", sorted(SCALARS))
+def test_dvc_setting_a_scalar_changes_only_its_line(block, tmp_path):
+    # Every scalar of the block set at once: each changes its own line, and no other line changes.
+    new = {key: _other(LEAVES[key]) for key in SCALARS[block]}
     before = PARAMS_FILE.read_text(encoding="utf-8").splitlines()
-    after = _dvc_sets(tmp_path, key, new).read_text(encoding="utf-8").splitlines()
-    changes = _changes(before, after)
-    line = _key_line(key)
-    assert [(start, len(removed), len(added)) for start, removed, added in changes] == [(line, 1, 1)], changes
-    old, fresh = before[line], after[line]
-    assert fresh.split(":")[0] == old.split(":")[0]
-    if "#" in old:  # its comment stays
-        assert "#" in fresh and fresh[fresh.index("#"):] == old[old.index("#"):]
-    assert _leaves(yaml.safe_load("\n".join(after)))[key] == new
+    after = _dvc_sets(tmp_path, new).read_text(encoding="utf-8").splitlines()
+    lines = {_key_line(key): key for key in new}
+    assert len(after) == len(before), _changes(before, after)
+    changed = {line for line, (old, fresh) in enumerate(zip(before, after)) if old != fresh}
+    assert changed == set(lines), _changes(before, after)
+    for line, key in lines.items():
+        old, fresh = before[line], after[line]
+        assert fresh.split(":")[0] == old.split(":")[0], key
+        if "#" in old:  # its comment stays
+            assert "#" in fresh and fresh[fresh.index("#"):] == old[old.index("#"):], key
+    parsed = _leaves(yaml.safe_load("\n".join(after)))
+    assert {key: parsed[key] for key in new} == new
 
 
-@pytest.mark.parametrize("key", sorted(key for key, value in LEAVES.items() if isinstance(value, list)))
-def test_dvc_setting_a_list_changes_only_its_items(key, tmp_path):
-    new = _other(LEAVES[key])
+@pytest.mark.parametrize("block", sorted(LISTS))
+def test_dvc_setting_a_list_changes_only_its_items(block, tmp_path):
+    new = {key: _other(LEAVES[key]) for key in LISTS[block]}
     before = PARAMS_FILE.read_text(encoding="utf-8").splitlines()
-    after = _dvc_sets(tmp_path, key, new).read_text(encoding="utf-8").splitlines()
-    line = _key_line(key)
-    items = range(line + 1, line + 1 + len(LEAVES[key]))
+    after = _dvc_sets(tmp_path, new).read_text(encoding="utf-8").splitlines()
+    items = {line for key in new for line in range(_key_line(key) + 1, _key_line(key) + 1 + len(LEAVES[key]))}
     for start, removed, added in _changes(before, after):
-        assert start in items, f"{key}: line {start + 1} changed, outside the key's items"
+        assert start in items, f"{block}: line {start + 1} changed, outside the items of {sorted(new)}"
         assert all(text.lstrip().startswith("- ") for text in removed + added)
-    assert _leaves(yaml.safe_load("\n".join(after)))[key] == new
+    parsed = _leaves(yaml.safe_load("\n".join(after)))
+    assert {key: parsed[key] for key in new} == new
 
 
-@pytest.mark.parametrize("key", sorted(LEAVES))
-def test_the_projects_own_edit_writes_what_dvc_writes(key, tmp_path):
-    new = _other(LEAVES[key])
+@pytest.mark.parametrize("block", sorted(BLOCKS))
+def test_the_projects_own_edit_writes_what_dvc_writes(block, tmp_path):
+    new = {key: _other(LEAVES[key]) for key in BLOCKS[block]}
     ours = tmp_path / "ours" / "params.yaml"
     ours.parent.mkdir()
     shutil.copyfile(PARAMS_FILE, ours)
-    edit_params(ours, {key: new})
-    assert ours.read_text(encoding="utf-8") == _dvc_sets(tmp_path, key, new).read_text(encoding="utf-8")
+    edit_params(ours, new)
+    assert ours.read_text(encoding="utf-8") == _dvc_sets(tmp_path, new).read_text(encoding="utf-8")
 
 
 def test_the_projects_own_edit_makes_missing_blocks(tmp_path):
