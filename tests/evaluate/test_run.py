@@ -260,8 +260,10 @@ class PixelModel(nn.Module):
 
     def __init__(self, flipped: bool = False) -> None:
         super().__init__()
-        self.trunk = nn.Flatten()
         self.sign = 1.0 if flipped else -1.0
+
+    def embed(self, images: Tensor) -> Tensor:
+        return images.flatten(1)
 
     def score_embeddings(self, ea: Tensor, eb: Tensor) -> Tensor:
         return self.sign * ((ea - eb) ** 2).mean(dim=1)

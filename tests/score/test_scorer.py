@@ -42,7 +42,7 @@ def _trained_looking_model(seed: int) -> SiameseRegressor:
     model = SiameseRegressor(head_hidden=16).eval()
     images = torch.randn(12, 3, IMAGE_SIZE, IMAGE_SIZE)
     with torch.no_grad():
-        embeddings = model.trunk(images)
+        embeddings = model.embed(images)
         torch.nn.init.normal_(model.head.output_logits, std=1.0)
         model.head.calibrate(embeddings[:6], embeddings[6:], 0.5)
         _uneven_floor(model, bias=-0.8, std=0.1)
@@ -113,7 +113,7 @@ def test_head_is_its_floor_far_from_identity_and_between_floor_and_one_elsewhere
     model = _trained_looking_model(4)
     with torch.no_grad():
         images = torch.randn(12, 3, IMAGE_SIZE, IMAGE_SIZE, generator=torch.Generator().manual_seed(5))
-        ea, eb = model.trunk(images[:6]), model.trunk(images[6:])
+        ea, eb = model.embed(images[:6]), model.embed(images[6:])
         floors, ba_floors = model.head.floor(ea, eb), model.head.floor(eb, ea)
         scores = model.score_embeddings(ea, eb)
         near = model.score_embeddings(ea, ea + 1e-3 * eb)

@@ -1,0 +1,188 @@
+"""The siamese model's embedding: GeM over the image and its mirror, projected, L2 normalised; a mirrored
+copy scores 1 with its source whatever the weights; a copy detector's state dict starts the trunk."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from PIL import Image, ImageDraw
+from safetensors.torch import save_file
+from torchvision.models import resnet50
+
+from artsim.core.images import load_rgb
+from artsim.learn.copy_detector import siamese_from_copy_detector
+from artsim.learn.features import split_trunk
+from artsim.learn.models import (
+    MirrorPairs,
+    SiameseRegressor,
+    load_siamese,
+    pair_transform,
+    read_state_dict,
+    save_weights,
+)
+from artsim.params import ParamsError, SiameseParams, parse_params
+from artsim.siamese.train import starting_siamese
+
+SAMPLE_PAINTING = Path("data/sample/Northern_Renaissance/albrecht-durer_lion-1494.jpg")
+SIZE = 64
+
+
+def _drawn() -> Image.Image:
+    """An image no model has seen, and far from mirror-symmetric."""
+    image = Image.new("RGB", (80, 64), "white")
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((4, 8, 34, 38), fill="yellow")
+    draw.rectangle((50, 30, 76, 60), fill="red")
+    return image
+
+
+def _inputs() -> torch.Tensor:
+    transform = pair_transform(SIZE)
+    return torch.stack([transform(load_rgb(SAMPLE_PAINTING)), transform(_drawn())])
+
+
+def _random(embedding_dim: int | None, head: str) -> SiameseRegressor:
+    """Freshly initialised weights, with the head as the baseline, calibrated, or scrambled."""
+    torch.manual_seed(3)
+    model = SiameseRegressor(head_hidden=8, embedding_dim=embedding_dim).eval()
+    noise = torch.randn(6, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        if head == "baseline":  # the steepest distance there is: any difference scores the floor
+            model.start_at(0.3)
+        else:
+            model.head.calibrate(model.embed(noise[:3]), model.embed(noise[3:]), 0.4)
+        if head == "scrambled":
+            for parameter in model.head.parameters():
+                parameter.add_(torch.randn_like(parameter))
+    return model
+
+
+@pytest.mark.parametrize("embedding_dim", [512, None])
+@pytest.mark.parametrize("head", ["baseline", "calibrated", "scrambled"])
+def test_a_mirrored_image_scores_one_with_its_source_whatever_the_weights(embedding_dim, head) -> None:
+    model = _random(embedding_dim, head)
+    images = _inputs()  # a sample painting and a drawn image
+    with torch.no_grad():
+        mirrored, same = model(images.flip(-1), images), model(images, images)
+        apart = model(images, images.flip(0))
+        pooled = model.trunk(torch.cat([images, images.flip(-1)]))
+    assert torch.allclose(same, torch.ones(2), atol=1e-4)
+    assert torch.allclose(mirrored, torch.ones(2), atol=1e-4)
+    # Not trivially: the trunk sees the image and its mirror differently, and other pairs score below 1.
+    assert not torch.allclose(pooled[:2], pooled[2:], atol=1e-3)
+    assert bool((apart < 0.999).all())
+
+
+def test_the_embedding_is_l2_normalised_at_the_configured_width() -> None:
+    images = _inputs()
+    with torch.no_grad():
+        for width, expected in ((512, 512), (128, 128), (None, 2048)):
+            model = SiameseRegressor(head_hidden=4, embedding_dim=width).eval()
+            embedded = model.embed(images)
+            assert embedded.shape == (2, expected) and model.embedding_dim == expected
+            assert torch.allclose(embedded.norm(dim=1), torch.ones(2), atol=1e-5)
+
+
+def test_a_saved_model_loads_at_the_width_it_was_trained_with(tmp_path: Path) -> None:
+    model = _random(128, "calibrated")
+    save_weights(model, tmp_path / "model.safetensors")
+    loaded = load_siamese(tmp_path / "model.safetensors", head_hidden=8)
+    images = _inputs()
+    with torch.no_grad():
+        assert loaded.embedding_dim == 128
+        assert torch.equal(loaded.embed(images), model.embed(images))
+
+
+def test_cached_bottom_features_of_image_and_mirror_embed_as_the_images_do() -> None:
+    model = _random(512, "calibrated")
+    bottom, top = split_trunk(model.trunk, ["layer4"])
+    images = _inputs()
+    with torch.no_grad():
+        cached = MirrorPairs(bottom)(images)  # what the feature cache stores per image
+        mirrored_cached = MirrorPairs(bottom)(images.flip(-1))
+        assert cached.shape[:2] == (2, 2)
+        from_cache, direct = model.embed(cached, top), model.embed(images)
+        assert torch.allclose(from_cache, direct, atol=1e-5)
+        assert torch.equal(model.embed(mirrored_cached, top), from_cache)
+
+
+# --- a copy detector's trunk -------------------------------------------------------------------
+
+def _copy_detector_state(width: int = 512) -> dict[str, torch.Tensor]:
+    """A state dict laid out as SSCD's torchvision release: a ResNet-50 with a `width`-way fc under "backbone."."""
+    torch.manual_seed(11)
+    state = resnet50(weights=None, num_classes=width).state_dict()
+    state["conv1.weight"] = torch.full_like(state["conv1.weight"], 0.01)
+    state["fc.weight"] = torch.randn_like(state["fc.weight"]) * 0.02
+    state["fc.bias"] = torch.randn_like(state["fc.bias"])
+    return {f"backbone.{name}": value for name, value in state.items()}
+
+
+def _reference_descriptor(state: dict[str, torch.Tensor], images: torch.Tensor) -> torch.Tensor:
+    """The copy detector's own descriptor, written out here: GeM p=3, fc, L2 norm, averaged over the mirror
+    before the normalisation (the fc is linear, so averaging before or after it is the same)."""
+    network = resnet50(weights=None, num_classes=state["backbone.fc.weight"].shape[0]).eval()
+    network.load_state_dict({k.removeprefix("backbone."): v for k, v in state.items()})
+    network.avgpool = _GeMReference()
+    with torch.no_grad():
+        both = network(images) + network(images.flip(-1))
+    return torch.nn.functional.normalize(both / 2, dim=1)
+
+
+class _GeMReference(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.clamp(min=1e-6).pow(3).mean(dim=(2, 3), keepdim=True).pow(1 / 3)
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
+def test_the_copy_detector_file_starts_trunk_and_projection(tmp_path: Path, suffix: str) -> None:
+    state = _copy_detector_state()
+    path = tmp_path / f"sscd_disc_mixup.torchvision{suffix}"
+    torch.save(state, path) if suffix == ".pt" else save_file(state, path)
+    params = SiameseParams(head_hidden=8, embedding_dim=512, trunk_weights_file=path)
+    model = starting_siamese(tmp_path / "no-classifier.safetensors", params).eval()
+    assert bool((model.trunk.conv1.weight == 0.01).all())
+    assert torch.equal(model.projection.weight, state["backbone.fc.weight"])
+    images = _inputs()
+    with torch.no_grad():
+        assert torch.allclose(model.embed(images), _reference_descriptor(state, images), atol=1e-4)
+
+
+def test_a_copy_detector_without_projection_loads_its_trunk_only() -> None:
+    state = {k: v for k, v in _copy_detector_state().items() if not k.startswith("backbone.fc.")}
+    model = siamese_from_copy_detector(state, head_hidden=4, embedding_dim=256)
+    assert bool((model.trunk.conv1.weight == 0.01).all()) and model.projection.weight.shape == (256, 2048)
+
+
+def test_a_copy_detector_of_another_width_or_layout_is_refused() -> None:
+    with pytest.raises(ValueError, match="siamese.embedding_dim to 512"):
+        siamese_from_copy_detector(_copy_detector_state(512), head_hidden=4, embedding_dim=256)
+    with pytest.raises(ValueError, match="SSCD's torchvision layout"):
+        siamese_from_copy_detector(resnet50(weights=None).state_dict(), head_hidden=4)
+    broken = {k: v for k, v in _copy_detector_state().items() if not k.startswith("backbone.layer4.")}
+    with pytest.raises(ValueError, match="does not fit a ResNet-50"):
+        siamese_from_copy_detector(broken, head_hidden=4)
+
+
+def test_a_pickle_with_code_is_not_run(tmp_path: Path) -> None:
+    path = tmp_path / "evil.pt"
+    torch.save({"backbone.conv1.weight": torch.zeros(1), "note": Path("x")}, path)
+    with pytest.raises(Exception):  # weights_only refuses the non-tensor object
+        read_state_dict(path)
+
+
+def _with_siamese(**keys: object) -> dict:
+    raw = yaml.safe_load(Path("params.yaml").read_text(encoding="utf-8"))
+    return {**raw, "siamese": {**raw["siamese"], **keys}}
+
+
+def test_embedding_params_are_checked_naming_key_and_allowed_values(tmp_path: Path) -> None:
+    with pytest.raises(ParamsError, match=r"siamese.embedding_dim[\s\S]*greater than or equal to 8"):
+        parse_params(_with_siamese(embedding_dim=4))
+    with pytest.raises(ParamsError, match=r"siamese.trunk_weights_file[\s\S]*inputs/none or an existing state dict"):
+        parse_params(_with_siamese(trunk_weights_file=str(tmp_path / "absent.pt")))
+    committed = parse_params(_with_siamese()).siamese
+    assert committed.trunk_weights_file is None and committed.embedding_dim == 512
+    assert parse_params(_with_siamese(embedding_dim=None)).siamese.embedding_dim is None
