@@ -97,7 +97,7 @@ def test_self_score_is_one_whatever_the_head_weights() -> None:
     # By construction: f(0) = 0 for any weights, so no training can lose the fixed point,
     # whatever the pair-dependent floor p says (even p near 0 or near 1).
     model = _trained_looking_model(3)
-    embeddings = torch.randn(5, 2048)
+    embeddings = torch.randn(5, model.embedding_dim)
     for scale, floor_bias in ((-5.0, -8.0), (0.0, 0.0), (5.0, 3.0), (40.0, -0.8)):
         with torch.no_grad():
             model.head.log_scale.fill_(scale)
