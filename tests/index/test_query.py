@@ -106,8 +106,8 @@ def inputs(embeddings: torch.Tensor, seed: int) -> ScorerInputs:
 
 def test_evaluate_ranks_as_before_when_the_shortlist_holds_every_candidate_and_within_it_otherwise():
     model, generator = tiny_model(), torch.Generator().manual_seed(3)
-    queries = inputs(torch.randn(5, 2048, generator=generator), 1)
-    candidates = inputs(torch.randn(29, 2048, generator=generator), 2)
+    queries = inputs(torch.randn(5, model.embedding_dim, generator=generator), 1)
+    candidates = inputs(torch.randn(29, model.embedding_dim, generator=generator), 2)
     full_model = np.concatenate([b for _, b in model_score_blocks(model, queries.embeddings, candidates.embeddings,
                                                                   torch.device("cpu"))])
     phash = hash_similarity(queries.hashes["phash"][:, None], candidates.hashes["phash"][None, :])
