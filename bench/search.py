@@ -36,9 +36,10 @@ import faiss  # noqa: E402
 
 from artsim.index.ann import recall_at_k, top_inner_products  # noqa: E402
 from artsim.index.store import ANN, Entries, load_index, new_vector_file, save_index  # noqa: E402
+from artsim.learn.models import DEFAULT_EMBEDDING_DIM  # noqa: E402
 from bench.results import record  # noqa: E402
 
-DIM = 2048
+DIM = DEFAULT_EMBEDDING_DIM  # the siamese model's embedding width
 SHORTLIST = 100
 
 
@@ -234,7 +235,7 @@ def record_synthetic(rows: list[dict]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--synthetic", type=synthetic_size, nargs="*", default=[(100_000, DIM)],
-                        help="COUNT[:DIM] synthetic indexes (DIM default 2048)")
+                        help="COUNT[:DIM] synthetic indexes (DIM default: the model's embedding width)")
     parser.add_argument("--real", type=int, default=2000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--work", type=Path, default=None)

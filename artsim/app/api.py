@@ -3,7 +3,7 @@
     scorer = artsim.load(".")                  # a workspace after `dvc repro`, or models/siamese
     result = scorer.score("variant.jpg", "painting.jpg")
     result.model_score, result.descriptor_score, result.similarities["edges"]
-    vectors = scorer.embed(["a.jpg", pil_image])   # (n, 2048) trunk embeddings
+    vectors = scorer.embed(["a.jpg", pil_image])   # (n, embedding_dim) embeddings
     scorer.verdict(result.model_score).text        # "derived: likely (score 0.81 >= 0.74, ...)"
 
 Images are paths or PIL images, decoded as the pipeline decodes its own (EXIF orientation,
@@ -154,21 +154,21 @@ class Scorer:
     # --- embeddings -----------------------------------------------------------------------
 
     def embed(self, images: Sequence[ImageInput] | ImageInput) -> np.ndarray:
-        """Trunk embeddings, (n, 2048) float32, in input order; one image gives (1, 2048)."""
+        """Embeddings (SiameseRegressor.embed), (n, embedding_dim) float32, in input order; one image gives one row."""
         if isinstance(images, (str, os.PathLike, Image.Image, ShardMember)):
             images = [images]
         return self.embed_loaded([open_image(image) for image in images]).numpy()
 
     @torch.no_grad()
     def embed_loaded(self, images: Sequence[LoadedImage]) -> torch.Tensor:
-        """Trunk embeddings of images already decoded (LoadedImage), as a (n, 2048) float32 tensor."""
+        """Embeddings of images already decoded (LoadedImage), as a (n, embedding_dim) float32 tensor."""
         return self.embed_resized([self.resize(loaded.image) for loaded in images])
 
     @torch.no_grad()
     def embed_resized(self, resized: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Trunk embeddings of images already through `self.resize` (uint8 tensors), as a (n, 2048) tensor."""
+        """Embeddings of images already through `self.resize` (uint8 tensors), as a (n, embedding_dim) tensor."""
         batch = torch.stack([self._normalise(image) for image in resized]).to(self.device)
-        return self.model.trunk(batch).float().cpu()
+        return self.model.embed(batch).float().cpu()
 
     @torch.no_grad()
     def head_scores(self, queries: torch.Tensor | np.ndarray, candidates: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -231,8 +231,8 @@ class Scorer:
         return model_folder.fingerprint(self.model_dir, self.image_size)
 
     def index_embedder(self) -> TrunkEmbedder:
-        """This model as artsim.index embeds with it (the same transform and trunk as embed())."""
-        return TrunkEmbedder(self.model.trunk, self.image_size, self.fingerprint, self.device)
+        """This model as artsim.index embeds with it (the same transform and embedding as embed())."""
+        return TrunkEmbedder(self.model, self.image_size, self.fingerprint, self.device)
 
 
 def compare_payload(

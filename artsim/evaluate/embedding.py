@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from artsim.core.images import ImageFile, as_image_file
 from artsim.learn.features import embed_images
-from artsim.learn.models import SiameseRegressor
+from artsim.learn.models import ImageEmbedding, SiameseRegressor
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +47,9 @@ def embed_files(
     device: torch.device,
     loader_workers: int = 0,
 ) -> EmbeddedImages:
-    """Each distinct file through the trunk once; a file that does not decode is listed, never fatal."""
+    """Each distinct file embedded once (SiameseRegressor.embed); a file that does not decode is listed, never fatal."""
     distinct = list(dict.fromkeys(as_image_file(p) for p in paths))
-    embeddings, failed = embed_images(model.trunk, distinct, image_size, batch_size, device, loader_workers,
+    embeddings, failed = embed_images(ImageEmbedding(model), distinct, image_size, batch_size, device, loader_workers,
                                       desc="embed evaluation images")
     for position, reason in failed.items():
         log.warning("image %s does not decode (%s): its pairs are skipped", distinct[position], reason)

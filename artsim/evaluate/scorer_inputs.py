@@ -44,7 +44,7 @@ DENSE_PAIRS = 1 << 22
 class ScorerInputs:
     """Rows of images as each scorer reads them; descriptors / greys None where that scorer does not run."""
 
-    embeddings: Tensor                 # (n, 2048)
+    embeddings: Tensor                 # (n, embedding_dim)
     descriptors: DescriptorSet | None
     hashes: Mapping[str, np.ndarray]   # HASH_NAMES -> (n,) uint64
     greys: np.ndarray | None           # (n, SSIM_SIZE, SSIM_SIZE) uint8

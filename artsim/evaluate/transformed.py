@@ -177,7 +177,7 @@ def altered_inputs(
     def flush() -> None:
         if batch:
             with torch.no_grad():
-                embeddings.append(readers.model.trunk(torch.stack(batch).to(readers.device)).float().cpu())
+                embeddings.append(readers.model.embed(torch.stack(batch).to(readers.device)).float().cpu())
             batch.clear()
 
     readers.model.eval()

@@ -27,7 +27,11 @@ IMAGENET_WEIGHTS = ResNet50_Weights.IMAGENET1K_V2
 # The ImageNet statistics are kept even when training from scratch, so that a model
 # trained here and one started from ImageNet take identically normalised inputs.
 NORMALISATION = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
-EMBEDDING_DIM = 2048
+# The trunk's pooled width, and the compact embedding projected from it by default (as SSCD, the
+# copy-detection descriptor: GeM p=3 over layer4, a linear projection to 512, L2 normalised).
+POOLED_DIM = 2048
+DEFAULT_EMBEDDING_DIM = 512
+GEM_POWER = 3.0
 CLASSIFIER_HEAD_PREFIX = "fc."
 
 
@@ -111,26 +115,77 @@ def build_classifier(num_classes: int, initial_state: Mapping[str, Tensor] | Non
 # Siamese regressor
 # ---------------------------------------------------------------------------
 
+class GeM(nn.Module):
+    """Generalised-mean pooling over the spatial positions, (n, c, h, w) -> (n, c): the mean of x^p, to
+    the 1/p. p > 1 weights the strongest activations more than average pooling does (p = 1)."""
+
+    def __init__(self, power: float = GEM_POWER) -> None:
+        super().__init__()
+        self.power = power
+
+    def forward(self, features: Tensor) -> Tensor:
+        # In float32: cubes of activations overflow half precision.
+        powered = features.float().clamp_min(1e-6).pow(self.power)
+        return powered.mean(dim=(2, 3)).pow(1.0 / self.power)
+
+
+class MirrorPairs(nn.Module):
+    """`module` on each image and on its left-right mirror, in one batched pass: (n, ...) -> (n, 2, ...)."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, images: Tensor) -> Tensor:
+        outputs = self.module(torch.cat([images, images.flip(-1)]))
+        return torch.stack([outputs[: len(images)], outputs[len(images):]], dim=1)
+
+
 class SiameseRegressor(nn.Module):
     """f(a, b) in [0, 1], f(a, a) == 1: one shared ResNet-50 trunk, a DistanceHead on the pair's
     embeddings (a learned floor from [|ea - eb|, ea * eb], lifted to 1 as |ea - eb| -> 0).
 
-    Each image goes through the trunk on its own and the head's features are symmetric, so
-    f(a, b) == f(b, a) bit for bit, and an image with itself scores 1 by construction
-    (artsim.learn.distance_head).
+    An image's embedding (embed) is the mean of the GeM-pooled trunk features of the image and of its
+    left-right mirror, projected to `embedding_dim` (None: no projection, the 2048 pooled features)
+    and L2 normalised. A mirror swaps the two halves of the mean and a sum of two is commutative in
+    floating point, so an image and its mirror have the same embedding and score 1 with each other,
+    whatever the weights. The head's features are symmetric, so f(a, b) == f(b, a) bit for bit, and
+    an image with itself scores 1 by construction (artsim.learn.distance_head).
     """
 
-    def __init__(self, head_hidden: int) -> None:
+    def __init__(self, head_hidden: int, embedding_dim: int | None = DEFAULT_EMBEDDING_DIM) -> None:
         super().__init__()
         self.trunk = resnet50(weights=None)
+        self.trunk.avgpool = GeM()
         self.trunk.fc = nn.Identity()
-        self.head = DistanceHead(EMBEDDING_DIM, head_hidden)
+        self.embedding_dim = embedding_dim or POOLED_DIM
+        self.projection = nn.Identity() if embedding_dim is None else _projection(embedding_dim)
+        self.head = DistanceHead(self.embedding_dim, head_hidden)
 
     def forward(self, a: Tensor, b: Tensor) -> Tensor:
-        return self.score_embeddings(self.trunk(a), self.trunk(b))
+        return self.score_embeddings(self.embed(a), self.embed(b))
+
+    def embed(self, images: Tensor, top: nn.Module | None = None) -> Tensor:
+        """The embeddings (n, embedding_dim) of normalised images (n, 3, h, w): the one way to get them.
+
+        With `top`, the trained top of a split trunk (artsim.learn.features.split_trunk), `images` may
+        instead be the frozen bottom's features of each image and its mirror, (n, 2, c, h, w), as
+        MirrorPairs(bottom) gives them (what the feature cache holds).
+        """
+        top = self.trunk if top is None else top
+        if images.dim() == 4:
+            pooled = MirrorPairs(top)(images)
+        else:
+            pooled = top(images.flatten(0, 1)).unflatten(0, (len(images), 2))
+        return self.embed_pooled(pooled)
+
+    def embed_pooled(self, pooled: Tensor) -> Tensor:
+        """Embeddings from the pooled trunk features of each image and its mirror, (n, 2, 2048)."""
+        both = pooled[:, 0] + pooled[:, 1]  # one commutative sum: a mirror gives it bit for bit
+        return nn.functional.normalize(self.projection(both / 2), dim=1)
 
     def score_embeddings(self, ea: Tensor, eb: Tensor) -> Tensor:
-        """f(a, b) from trunk embeddings computed elsewhere (e.g. once per unique image)."""
+        """f(a, b) from embeddings computed elsewhere (e.g. once per unique image)."""
         return self.head(ea, eb)
 
     def start_at(self, score: float) -> None:
@@ -138,9 +193,30 @@ class SiameseRegressor(nn.Module):
         self.head.start_at(score)
 
 
-def siamese_from_classifier(weights_path: Path, head_hidden: int) -> SiameseRegressor:
+class ImageEmbedding(nn.Module):
+    """SiameseRegressor.embed as a module, for what runs modules over images (features.embed_images)."""
+
+    def __init__(self, model: SiameseRegressor) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.model.embed(images)
+
+
+def _projection(embedding_dim: int) -> nn.Linear:
+    # Orthogonal rows: the projection starts as a rotation onto a subspace, keeping the pooled features'
+    # distances as far as a narrower space can.
+    projection = nn.Linear(POOLED_DIM, embedding_dim)
+    nn.init.orthogonal_(projection.weight)
+    nn.init.zeros_(projection.bias)
+    return projection
+
+
+def siamese_from_classifier(weights_path: Path, head_hidden: int,
+                            embedding_dim: int | None = DEFAULT_EMBEDDING_DIM) -> SiameseRegressor:
     """A siamese model whose trunk is the fine-tuned classifier's (its fc is dropped)."""
-    model = SiameseRegressor(head_hidden)
+    model = SiameseRegressor(head_hidden, embedding_dim)
     state = {k: v for k, v in load_file(weights_path).items() if not k.startswith(CLASSIFIER_HEAD_PREFIX)}
     model.trunk.load_state_dict(state, strict=True)
     return model
@@ -153,9 +229,12 @@ def save_weights(model: nn.Module, path: Path) -> None:
 
 
 def load_siamese(path: Path, head_hidden: int) -> SiameseRegressor:
-    """A trained siamese model from safetensors, in eval mode."""
-    model = SiameseRegressor(head_hidden)
-    model.load_state_dict(load_file(path), strict=True)
+    """A trained siamese model from safetensors, in eval mode; its embedding width is the one its
+    weights were trained with (the projection's, or the pooled width where it has none)."""
+    state = load_file(path)
+    projection = state.get("projection.weight")
+    model = SiameseRegressor(head_hidden, None if projection is None else int(projection.shape[0]))
+    model.load_state_dict(state, strict=True)
     return model.eval()
 
 

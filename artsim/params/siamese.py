@@ -1,11 +1,12 @@
 """Block `siamese`: the siamese ResNet-50 that regresses the descriptor score."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator
 
-from artsim.params.base import RUN_ONLY, CacheFolder, user_cache_when_null
+from artsim.params.base import RUN_ONLY, CacheFolder, unused_input, user_cache_when_null
 from artsim.params.training import TRUNK_STAGES, LearningRecipe, TrainingRun, TrunkStage
 
 
@@ -28,6 +29,19 @@ class SiameseParams(TrainingRun, LearningRecipe):
     trunk_lr_scale: float = Field(0.1, gt=0.0, le=1.0, description="the trained trunk stages learn at lr x this")
     weight_decay: float = Field(1e-4, ge=0.0)
     head_hidden: int = Field(256, ge=1)
+    # As SSCD, the copy-detection descriptor: GeM-pooled layer4 projected to 512 and L2 normalised; a
+    # quarter of the bytes a search scans beside the 2048 pooled features.
+    embedding_dim: int | None = Field(
+        512, ge=8, le=2048,
+        description="width of the L2-normalised embedding projected from the 2048 GeM-pooled trunk features; "
+        "null = no projection (the 2048 pooled features)",
+    )
+    # A file is named here, a DVC dep in dvc.yaml (inputs/none = unused), as finetune.weights_file.
+    trunk_weights_file: Annotated[Path | None, BeforeValidator(unused_input)] = Field(
+        None,
+        description="a copy detector's state dict in SSCD's torchvision layout (docs/training-at-scale.md, "
+        "'A copy-detection start') to start the trunk and projection from, instead of the fine-tuned classifier's",
+    )
     # README, "Training for retrieval and robustness": the ranking term at 0.05 helped the sample's
     # regression and steadied it over seeds (and trains the same model under DDP as on one
     # process); altered copies cost R², so they are off.
@@ -48,6 +62,17 @@ class SiameseParams(TrainingRun, LearningRecipe):
     augment_copies: int = Field(
         0, ge=0, le=16, description="altered copies of each train variant (artsim.learn.augment); 0 = none"
     )
+
+    @field_validator("trunk_weights_file")
+    @classmethod
+    def _trunk_weights_readable(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return value
+        if value.suffix not in (".safetensors", ".pth", ".pt") or not value.is_file():
+            raise ValueError(
+                "must be inputs/none or an existing state dict file (.safetensors, .pth or .pt; "
+                f"docs/training-at-scale.md, 'A copy-detection start'), got {str(value)!r}")
+        return value
 
     @field_validator("train_layers")
     @classmethod

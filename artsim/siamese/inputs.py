@@ -11,7 +11,7 @@ from torch import nn
 
 from artsim.core.distributed import gather_to_all
 from artsim.learn.feature_cache import cache_features, open_feature_store
-from artsim.learn.models import NORMALISATION, screen_images
+from artsim.learn.models import NORMALISATION, MirrorPairs, screen_images
 from artsim.learn.training import Runtime, share_of
 from artsim.params import SiameseParams
 from artsim.siamese.batches import CachedFeatures, DecodedImages, ImageInputs, PairBatches, PairTable
@@ -47,6 +47,7 @@ def prepare_inputs(images: Sequence[Path], bottom: nn.Module, params: SiamesePar
         rejected = set(screen_images(images))
         return PreparedInputs(DecodedImages(images, params.image_size), position), rejected
     bottom.to(runtime.device, memory_format=runtime.memory_format)
+    bottom = MirrorPairs(bottom)  # each image's features and its mirror's, as SiameseRegressor.embed reads them
     store = open_feature_store(params.feature_cache, bottom, params.image_size, NORMALISATION, runtime.device,
                                runtime.channels_last, runtime.compute_dtype)
     mine = list(share_of(len(images), runtime.ranks))

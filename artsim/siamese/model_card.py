@@ -45,6 +45,7 @@ def model_card(card: dict[str, Any], descriptor: DescriptorScorer, data: dict[st
     metrics = card.get("metrics", {})
     metric_rows = "\n".join(f"| {k} | {_figure(v)} |" for k, v in sorted(metrics.items()))
     styles = ", ".join(f"{k} ({v})" for k, v in data["styles"].items()) or "unknown"
+    width = card["embedding_dim"]
     return f"""# artsim siamese similarity model
 
 ## What the score is
@@ -70,10 +71,12 @@ judgement** of similarity, of style, or of copying. The score is symmetric: f(a,
 ## Parameters
 - input: {card["image_size"]}x{card["image_size"]} RGB (whole image resized, aspect not kept), normalised with
   {json.dumps(card["normalisation"])}
+- embedding: GeM (p = 3) over the ResNet-50's layer4, averaged over the image and its left-right mirror (a \
+mirrored copy embeds exactly as its source), projected to {width} dimensions and L2 normalised
 - head: p + (1 - p) exp(-f(|ea - eb|)), computed as 1 - (1 - p)(1 - exp(-f)). \
-The floor p = sigmoid(MLP: Linear(4096, {card["head_hidden"]}), ReLU, Linear(1)) on the
+The floor p = sigmoid(MLP: Linear({2 * width}, {card["head_hidden"]}), ReLU, Linear(1)) on the
   standardised [|ea - eb|, ea * eb]; f = scale x softplus-weighted sum of squares of \
-Linear(2048, {card["head_hidden"]}, no bias) on the
+Linear({width}, {card["head_hidden"]}, no bias) on the
   standardised |ea - eb|: f >= 0 and f(0) = 0, so an image scores exactly 1 with itself; \
 far from it the score tends to p
 - training: `{json.dumps(card.get("params", {}), sort_keys=True)}`
@@ -122,7 +125,7 @@ import artsim
 scorer = artsim.load("models/siamese")        # or a workspace after `dvc repro`
 result = scorer.score("variant.jpg", "painting.jpg")
 result.model_score, result.descriptor_score, result.similarities
-scorer.embed(["a.jpg", "b.jpg"])               # (2, 2048) trunk embeddings
+scorer.embed(["a.jpg", "b.jpg"])               # (2, {width}) embeddings
 ```
 Files: `model.safetensors` (weights, loaded without unpickling), `card.json` (architecture,
 input size, params, metrics), `descriptor_score.json` (describe params, weights, texture

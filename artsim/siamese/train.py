@@ -21,8 +21,16 @@ from tqdm import tqdm
 
 from artsim.learn.augment import with_augmented_copies
 from artsim.learn.batches import global_batch_size, global_mean
+from artsim.learn.copy_detector import siamese_from_copy_detector
 from artsim.learn.features import split_trunk
-from artsim.learn.models import ARCH, NORMALISATION, SiameseRegressor, siamese_from_classifier
+from artsim.learn.models import (
+    ARCH,
+    NORMALISATION,
+    POOLED_DIM,
+    SiameseRegressor,
+    read_state_dict,
+    siamese_from_classifier,
+)
 from artsim.learn.training import (
     BestEpoch,
     EpochLogger,
@@ -59,7 +67,7 @@ class PairScorer(nn.Module):
         self.top = top
 
     def forward(self, inputs: Tensor, first: Tensor, second: Tensor) -> Tensor:
-        embeddings = self.top(inputs)
+        embeddings = self.model.embed(inputs, self.top)
         return self.model.score_embeddings(embeddings[first], embeddings[second])
 
 
@@ -113,7 +121,7 @@ def train_siamese(
     and both image paths.
     """
     make_deterministic(seed)
-    model = siamese_from_classifier(trunk_weights, params.head_hidden)
+    model = starting_siamese(trunk_weights, params)
     bottom, top = split_trunk(model.trunk, params.train_layers)
     pairs = pairs[pairs["split"].isin(["train", "val"])].reset_index(drop=True)
     pairs = with_augmented_copies(pairs, params.augment_copies, seed)
@@ -150,6 +158,15 @@ def train_siamese(
     return SiameseResult(model.cpu().eval(), train_mean, metrics, history)
 
 
+def starting_siamese(classifier_weights: Path, params: SiameseParams) -> SiameseRegressor:
+    """The untrained model: the copy detector's trunk where siamese.trunk_weights_file names one,
+    else the fine-tuned classifier's."""
+    if params.trunk_weights_file is not None:
+        return siamese_from_copy_detector(read_state_dict(params.trunk_weights_file), params.head_hidden,
+                                          params.embedding_dim)
+    return siamese_from_classifier(classifier_weights, params.head_hidden, params.embedding_dim)
+
+
 @torch.no_grad()
 def calibrate_head(scorer: PairScorer, pairs: PairBatches, batch_size: int, mean_score: float, runtime: Runtime,
                    max_pairs: int = CALIBRATION_PAIRS) -> None:
@@ -167,7 +184,7 @@ def calibrate_head(scorer: PairScorer, pairs: PairBatches, batch_size: int, mean
         _, inputs, first, second, *_ = batch
         inputs = runtime.to_device(inputs) if inputs.dim() == 4 else inputs.to(runtime.device)
         with runtime.autocast():
-            embeddings = scorer.top(inputs).float()
+            embeddings = scorer.model.embed(inputs, scorer.top).float()
         firsts.append(embeddings[first.to(runtime.device)])
         seconds.append(embeddings[second.to(runtime.device)])
     if not firsts or sum(len(f) for f in firsts) == 0:
@@ -269,12 +286,14 @@ def siamese_card(result: SiameseResult, params: SiameseParams, seed: int) -> dic
     """What evaluate (or any user) needs to rebuild and feed models/siamese/model.safetensors."""
     return {
         "arch": (
-            f"siamese {ARCH} trunk, DistanceHead: p + (1 - p) exp(-f(|a-b|)), "
+            f"siamese {ARCH} trunk, GeM over the image and its mirror, projected and L2 normalised; "
+            "DistanceHead: p + (1 - p) exp(-f(|a-b|)), "
             "p = MLP floor on [|a-b|, a*b], f(0) = 0"
         ),
         "image_size": params.image_size,
         "normalisation": NORMALISATION,
         "head_hidden": params.head_hidden,
+        "embedding_dim": params.embedding_dim or POOLED_DIM,
         "train_mean_score": result.train_mean_score,
         "params": {"seed": seed, **result_params(params)},  # run-only keys decide nothing
         "metrics": result.metrics,

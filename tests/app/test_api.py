@@ -80,7 +80,7 @@ def test_a_pil_image_scores_as_its_file_does(model_dir, images):
 def test_embed_gives_one_row_per_image_in_order(model_dir, images):
     scorer = artsim.load(model_dir)
     together = scorer.embed(images[:3])
-    assert together.shape == (3, 2048)
+    assert together.shape == (3, scorer.model.embedding_dim) == (3, 512)
     # Batches of different sizes take different kernels: equal to float32 round-off.
     np.testing.assert_allclose(scorer.embed(images[2]), together[2:3], rtol=1e-4, atol=1e-4)
 

@@ -451,14 +451,16 @@ def _write_input(root: Path, kind: str) -> tuple[Path, Path]:
 
 # Each params key naming an input outside the repository, the stage it decides, what it names.
 OUTSIDE_INPUTS = [("generate.import_dir", "generate", "folder"), ("generate.model_dir", "generate", "folder"),
-                  ("generate.vae_dir", "generate", "folder"), ("finetune.weights_file", "finetune", "file")]
+                  ("generate.vae_dir", "generate", "folder"), ("finetune.weights_file", "finetune", "file"),
+                  ("siamese.trunk_weights_file", "siamese", "file")]
 
 
 def test_replacing_one_file_of_an_outside_input_changes_its_stage(committed_repo, tmp_path):
     named = {key: _write_input(tmp_path / key, kind) for key, _, kind in OUTSIDE_INPUTS}
     _edit_params(committed_repo, {key: str(path) for key, (path, _) in named.items()})
     # the report shows the params, so their new values change it too
-    _dvc(["commit", "--force", "--quiet", CHECK, "generate", "finetune", "report"], committed_repo)
+    _dvc(["commit", "--force", "--quiet", CHECK, "generate", "finetune", "siamese", "report"],
+         committed_repo)
     assert _status(committed_repo) == {}
 
     for key, stage, _ in OUTSIDE_INPUTS:  # one at a time: each must show on its own

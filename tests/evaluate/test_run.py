@@ -161,8 +161,13 @@ def mostly_test(pairs: pd.DataFrame) -> pd.DataFrame:
 
 
 def random_model(seed: int = 0) -> SiameseRegressor:
+    """Random weights, the head calibrated on random images so that pairs of unit embeddings spread out."""
     torch.manual_seed(seed)
-    return SiameseRegressor(head_hidden=8).eval()
+    model = SiameseRegressor(head_hidden=8).eval()
+    noise = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        model.head.calibrate(model.embed(noise[:4]), model.embed(noise[4:]), 0.4)
+    return model
 
 
 def flat(report: dict, prefix: str = "") -> dict:
@@ -260,8 +265,10 @@ class PixelModel(nn.Module):
 
     def __init__(self, flipped: bool = False) -> None:
         super().__init__()
-        self.trunk = nn.Flatten()
         self.sign = 1.0 if flipped else -1.0
+
+    def embed(self, images: Tensor) -> Tensor:
+        return images.flatten(1)
 
     def score_embeddings(self, ea: Tensor, eb: Tensor) -> Tensor:
         return self.sign * ((ea - eb) ** 2).mean(dim=1)
@@ -364,7 +371,7 @@ def test_ssim_retrieval_beyond_its_budget_is_null_not_slow(tmp_path: Path) -> No
 
 def test_model_score_blocks_cover_every_combination_in_bounded_calls() -> None:
     model = random_model()
-    queries, candidates = torch.randn(7, 2048), torch.randn(5, 2048)
+    queries, candidates = torch.randn(7, model.embedding_dim), torch.randn(5, model.embedding_dim)
     blocks = list(model_score_blocks(model, queries, candidates, torch.device("cpu"), pairs_per_call=3))
     assert [start for start, _ in blocks] == list(range(7))  # fewer pairs per call than candidates: one row a block
     got = np.vstack([block for _, block in blocks])

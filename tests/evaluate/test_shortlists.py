@@ -24,7 +24,7 @@ from artsim.evaluate.source_retrieval import (
 from artsim.evaluate.transformed import OVERALL
 from artsim.index import DEFAULT_SHORTLIST
 from artsim.index.query import unit_rows
-from artsim.learn.models import SiameseRegressor
+from artsim.learn.models import DEFAULT_EMBEDDING_DIM, SiameseRegressor
 from artsim.params import ParamsError, parse_params
 from artsim.params.evaluate import DEFAULT_EVALUATE_SHORTLIST
 from artsim.score.similarity import DescriptorSet, TextureStats, cross_scores
@@ -63,13 +63,13 @@ def setup() -> tuple[RetrievalTask, ScorerInputs, ScorerInputs, DescriptorWeight
     """Queries that are noisy copies of their sources (so a proxy finds most of them), 29 candidates."""
     rng, generator = np.random.default_rng(0), torch.Generator().manual_seed(3)
     true_index = rng.choice(np.arange(0, N_CANDIDATES, 2), size=N_QUERIES)  # sources among the even columns
-    candidate_embeddings = torch.randn(N_CANDIDATES, 2048, generator=generator)
+    candidate_embeddings = torch.randn(N_CANDIDATES, DEFAULT_EMBEDDING_DIM, generator=generator)
     candidate_greys = rng.integers(0, 256, size=(N_CANDIDATES, SSIM_SIZE, SSIM_SIZE), dtype=np.uint8)
     candidate_descriptors = descriptors(rng, N_CANDIDATES)
     candidate_hashes = {name: rng.integers(0, 2**63, size=N_CANDIDATES).astype(np.uint64) for name in HASH_NAMES}
     others = candidate_greys[rng.integers(0, N_CANDIDATES, size=N_QUERIES)]
     queries = ScorerInputs(
-        candidate_embeddings[true_index] + 6.0 * torch.randn(N_QUERIES, 2048, generator=generator),
+        candidate_embeddings[true_index] + 6.0 * torch.randn(N_QUERIES, DEFAULT_EMBEDDING_DIM, generator=generator),
         near(rng, candidate_descriptors, true_index),
         {name: values[true_index] ^ (bits(rng) & (bits(rng) | bits(rng))) for name, values in candidate_hashes.items()},
         (0.45 * candidate_greys[true_index] + 0.55 * others).astype(np.uint8),

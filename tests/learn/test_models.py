@@ -35,7 +35,7 @@ def _trained_looking_siamese(seed: int = 0) -> SiameseRegressor:
     model = SiameseRegressor(head_hidden=8)
     with torch.no_grad():
         model.eval()
-        model.head.calibrate(model.trunk(_images(10, n=6)), model.trunk(_images(11, n=6)), 0.4)
+        model.head.calibrate(model.embed(_images(10, n=6)), model.embed(_images(11, n=6)), 0.4)
         torch.nn.init.normal_(model.head.output_logits, std=0.5)
     return model
 
@@ -46,7 +46,7 @@ def test_siamese_is_exactly_symmetric_with_outputs_in_unit_interval(training: bo
     a, b = _images(1), _images(2)
     with torch.no_grad():
         # Calibrated in the mode it runs in (training mode normalises by the batch's statistics).
-        model.head.calibrate(model.trunk(a), model.trunk(b), 0.4)
+        model.head.calibrate(model.embed(a), model.embed(b), 0.4)
         ab, ba = model(a, b), model(b, a)
     assert ab.shape == (3,)
     assert torch.equal(ab, ba)
@@ -60,14 +60,15 @@ def test_siamese_trunk_is_one_shared_parameter_set() -> None:
     trunk = resnet50(weights=None)
     trunk_size = sum(p.numel() for name, p in trunk.named_parameters() if not name.startswith("fc."))
     head_size = sum(p.numel() for p in model.head.parameters())
-    assert sum(p.numel() for p in model.parameters()) == trunk_size + head_size
+    projection_size = 2048 * 512 + 512
+    assert sum(p.numel() for p in model.parameters()) == trunk_size + projection_size + head_size
     # Both inputs go through the very same module: changing it moves both embeddings.
     a = _images(3, n=2)
     model.eval()
     with torch.no_grad():
-        before = model.trunk(a)
+        before = model.embed(a)
         model.trunk.conv1.weight.mul_(2.0)
-        assert not torch.equal(model.trunk(a), before)
+        assert not torch.equal(model.embed(a), before)
 
 
 def test_start_at_predicts_that_score_for_every_pair_of_different_images() -> None:
@@ -84,7 +85,7 @@ def test_calibrated_head_starts_at_the_mean_for_the_median_pair_and_varies() -> 
     model = _trained_looking_siamese()
     torch.nn.init.zeros_(model.head.output_logits)
     with torch.no_grad():
-        ea, eb = model.trunk(_images(10, n=6)), model.trunk(_images(11, n=6))
+        ea, eb = model.embed(_images(10, n=6)), model.embed(_images(11, n=6))
         model.head.calibrate(ea, eb, 0.4)
         scores = model.score_embeddings(ea, eb)
     assert float((scores - 0.4).abs().min()) < 1e-5  # the pair of median distance

@@ -42,7 +42,7 @@ def _trained_looking_model(seed: int) -> SiameseRegressor:
     model = SiameseRegressor(head_hidden=16).eval()
     images = torch.randn(12, 3, IMAGE_SIZE, IMAGE_SIZE)
     with torch.no_grad():
-        embeddings = model.trunk(images)
+        embeddings = model.embed(images)
         torch.nn.init.normal_(model.head.output_logits, std=1.0)
         model.head.calibrate(embeddings[:6], embeddings[6:], 0.5)
         _uneven_floor(model, bias=-0.8, std=0.1)
@@ -97,7 +97,7 @@ def test_self_score_is_one_whatever_the_head_weights() -> None:
     # By construction: f(0) = 0 for any weights, so no training can lose the fixed point,
     # whatever the pair-dependent floor p says (even p near 0 or near 1).
     model = _trained_looking_model(3)
-    embeddings = torch.randn(5, 2048)
+    embeddings = torch.randn(5, model.embedding_dim)
     for scale, floor_bias in ((-5.0, -8.0), (0.0, 0.0), (5.0, 3.0), (40.0, -0.8)):
         with torch.no_grad():
             model.head.log_scale.fill_(scale)
@@ -113,7 +113,7 @@ def test_head_is_its_floor_far_from_identity_and_between_floor_and_one_elsewhere
     model = _trained_looking_model(4)
     with torch.no_grad():
         images = torch.randn(12, 3, IMAGE_SIZE, IMAGE_SIZE, generator=torch.Generator().manual_seed(5))
-        ea, eb = model.trunk(images[:6]), model.trunk(images[6:])
+        ea, eb = model.embed(images[:6]), model.embed(images[6:])
         floors, ba_floors = model.head.floor(ea, eb), model.head.floor(eb, ea)
         scores = model.score_embeddings(ea, eb)
         near = model.score_embeddings(ea, ea + 1e-3 * eb)

@@ -46,7 +46,8 @@ def test_the_term_is_low_when_the_source_ranks_first_and_high_when_it_does_not()
 
 
 class _Inputs(nn.Module):
-    """A stand-in trained top: the inputs are the embeddings, passed through a learnable scale."""
+    """A stand-in trained top: the inputs are the pooled features of each image and its mirror (n, 2, 2048),
+    passed through a learnable scale."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -58,7 +59,7 @@ class _Inputs(nn.Module):
 
 def _batch(seed: int) -> tuple[torch.Tensor, ...]:
     generator = torch.Generator().manual_seed(seed)
-    inputs = torch.rand(5, 2048, generator=generator)
+    inputs = torch.rand(5, 2, 2048, generator=generator)
     scores = torch.tensor([0.7, 0.6, 0.65, 0.3, 0.35])
     return PairBatch(torch.arange(5), inputs, FIRST, SECOND, scores, POSITIVE, CANDIDATES)
 
@@ -70,7 +71,8 @@ def _train(rank_weight: float, steps: int = 3) -> tuple[dict[str, torch.Tensor],
     scorer = PairScorer(model, top)
     batches = [_batch(seed) for seed in range(steps)]
     with torch.no_grad():
-        model.head.calibrate(batches[0][1][FIRST], batches[0][1][SECOND], 0.5)
+        embedded = model.embed(batches[0][1], top)
+        model.head.calibrate(embedded[FIRST], embedded[SECOND], 0.5)
     optimizer = torch.optim.AdamW([p for p in scorer.parameters() if p.requires_grad], lr=1e-2)
     mse = regressor_epoch(scorer, batches, optimizer, CPU.grad_scaler(), CPU, rank_weight)
     return {k: v.clone() for k, v in scorer.state_dict().items()}, mse
@@ -84,7 +86,8 @@ def test_rank_weight_zero_is_exactly_the_mse_loss_and_a_positive_weight_changes_
     scorer = PairScorer(model, top)
     batches = [_batch(seed) for seed in range(3)]
     with torch.no_grad():
-        model.head.calibrate(batches[0][1][FIRST], batches[0][1][SECOND], 0.5)
+        embedded = model.embed(batches[0][1], top)
+        model.head.calibrate(embedded[FIRST], embedded[SECOND], 0.5)
     optimizer = torch.optim.AdamW([p for p in scorer.parameters() if p.requires_grad], lr=1e-2)
     scorer.train()
     for _, inputs, first, second, scores, *_ in batches:
@@ -121,14 +124,13 @@ def test_ranks_rank_against_the_whole_global_batch_so_their_terms_and_gradients_
     world_size: int,
 ) -> None:
     table = _table()
-    embedding = {i: torch.rand(2048, generator=torch.Generator().manual_seed(i)) for i in range(len(table.images))}
+    embedding = {i: torch.rand(2, 2048, generator=torch.Generator().manual_seed(i)) for i in range(len(table.images))}
     dataset = PairBatches(table, embedding.__getitem__)
     make_deterministic(0)
     scorer = PairScorer(SiameseRegressor(head_hidden=8), _Inputs())
     with torch.no_grad():
-        scorer.model.head.calibrate(
-            torch.stack(list(embedding.values())), torch.stack(list(embedding.values())).flip(0), 0.5
-        )
+        embedded = scorer.model.embed(torch.stack(list(embedding.values())), scorer.top)
+        scorer.model.head.calibrate(embedded, embedded.flip(0), 0.5)
 
     def term_and_gradient(share: BatchShare) -> tuple[float, int, list[torch.Tensor]]:
         scorer.zero_grad()
@@ -158,7 +160,7 @@ def test_a_rank_ranking_against_its_own_share_only_would_train_another_model() -
     """What DDP did before the candidates travelled with each share: a rank's share of a batch
     holds fewer originals, its positives meet fewer candidates, and the term changes."""
     table = _table()
-    dataset = PairBatches(table, lambda image: torch.rand(2048, generator=torch.Generator().manual_seed(image)))
+    dataset = PairBatches(table, lambda image: torch.rand(2, 2048, generator=torch.Generator().manual_seed(image)))
     make_deterministic(0)
     scorer = PairScorer(SiameseRegressor(head_hidden=8), _Inputs())
     changed = 0
@@ -204,7 +206,7 @@ def test_a_positive_whose_source_is_not_a_candidate_is_an_error_not_a_wrong_targ
 
 def test_a_batch_loads_its_extra_candidates_and_ranks_against_them() -> None:
     table = _table()
-    dataset = PairBatches(table, lambda image: torch.rand(2048, generator=torch.Generator().manual_seed(image)))
+    dataset = PairBatches(table, lambda image: torch.rand(2, 2048, generator=torch.Generator().manual_seed(image)))
     make_deterministic(0)
     scorer = PairScorer(SiameseRegressor(head_hidden=8), _Inputs())
     share = next(iter(GroupedPairBatches(table.groups, 3, seed=1, with_candidates=True)))

@@ -272,9 +272,9 @@ def test_head_differences_are_scaled_to_unit_rms_on_the_training_pairs(
     generated = torch.stack([train[i][2] for i in range(len(train))])
     with torch.no_grad():
         model.eval()
-        difference = (model.trunk(original) - model.trunk(generated)).abs()
+        difference = (model.embed(original) - model.embed(generated)).abs()
         scaled = difference * model.head.feature_scale
-        ea, eb = model.trunk(original), model.trunk(generated)
+        ea, eb = model.embed(original), model.embed(generated)
         standardised = (floor_features(ea, eb) - model.head.floor_mean) * model.head.floor_scale
         scores = model(original, generated)
     # A scale only (no shift: a zero difference must stay zero), to unit root mean square.

@@ -49,11 +49,13 @@ def write_untrained_model(folder: Path, image_size: int = 32, head_hidden: int =
     folder.mkdir(parents=True, exist_ok=True)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        model = SiameseRegressor(head_hidden=head_hidden)
-        model.start_at(0.5)
-        # Off the constant baseline in both parts of the head: a pair-dependent floor and distance.
+        model = SiameseRegressor(head_hidden=head_hidden).eval()
+        # Off the constant baseline in both parts of the head: the distance calibrated on random images (unit
+        # embeddings sit close: uncalibrated, every pair would score 1), and a pair-dependent floor.
+        noise = torch.randn(8, 3, image_size, image_size)
+        with torch.no_grad():
+            model.head.calibrate(model.embed(noise[:4]), model.embed(noise[4:]), 0.5)
         model.head.floor_output.weight.data.normal_(0, 0.01)
-        model.head.log_scale.data.fill_(-6.0)
     save_weights(model.eval(), folder / "model.safetensors")
     card = {"image_size": image_size, "head_hidden": head_hidden, "normalisation": NORMALISATION}
     (folder / "card.json").write_text(json.dumps(card))

@@ -20,7 +20,7 @@ from artsim.index import DEFAULT_SHORTLIST
 from artsim.index.collection import Original
 from artsim.index.search import EMBED_BATCH, Hit
 from artsim.learn.features import embed_images
-from artsim.learn.models import EMBEDDING_DIM
+from artsim.learn.models import ImageEmbedding
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +36,9 @@ class EmbeddingCache:
     def _path(self, content: str) -> Path:
         return self.folder / content[:2] / f"{content}.npy"
 
-    def get(self, content: str) -> np.ndarray | None:
+    def get(self, content: str, width: int) -> np.ndarray | None:
         path = self._path(content)
-        vector, problem = read_vector(path, np.float32, EMBEDDING_DIM)
+        vector, problem = read_vector(path, np.float32, width)
         if problem:
             log.warning("damaged cached embedding %s (%s): computed again", path, problem)
         return vector
@@ -49,8 +49,9 @@ class EmbeddingCache:
 
 def candidate_embeddings(scorer: Scorer, candidates: Sequence[Original], cache: EmbeddingCache
                          ) -> tuple[np.ndarray, dict[int, str]]:
-    """(n, 2048) embeddings in candidate order, and the positions that could not be used, with why."""
-    embeddings = np.zeros((len(candidates), EMBEDDING_DIM), dtype=np.float32)
+    """(n, embedding_dim) embeddings in candidate order, and the positions that could not be used, with why."""
+    width = scorer.model.embedding_dim
+    embeddings = np.zeros((len(candidates), width), dtype=np.float32)
     unusable: dict[int, str] = {}
     missing: list[tuple[int, str]] = []
     for position, candidate in enumerate(candidates):
@@ -62,14 +63,14 @@ def candidate_embeddings(scorer: Scorer, candidates: Sequence[Original], cache: 
         except ImageRejected as exc:  # a shard shorter than its manifest says
             unusable[position] = str(exc)
             continue
-        cached = cache.get(content)
+        cached = cache.get(content, width)
         if cached is None:
             missing.append((position, content))
         else:
             embeddings[position] = cached
     if missing:
         computed, failed = embed_images(
-            scorer.model.trunk,
+            ImageEmbedding(scorer.model),
             [candidates[p].image for p, _ in missing],
             scorer.image_size,
             EMBED_BATCH,
