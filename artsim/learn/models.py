@@ -129,6 +129,10 @@ class SiameseRegressor(nn.Module):
     def forward(self, a: Tensor, b: Tensor) -> Tensor:
         return self.score_embeddings(self.trunk(a), self.trunk(b))
 
+    def embed(self, images: Tensor) -> Tensor:
+        """The embeddings the head compares, of a batch of normalised images."""
+        return self.trunk(images)
+
     def score_embeddings(self, ea: Tensor, eb: Tensor) -> Tensor:
         """f(a, b) from trunk embeddings computed elsewhere (e.g. once per unique image)."""
         return self.head(ea, eb)
