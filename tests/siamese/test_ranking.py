@@ -260,16 +260,21 @@ def test_queued_negatives_count_and_a_positives_own_source_never_does() -> None:
     assert float(own) == pytest.approx(float(only_third), rel=1e-6)
 
 
+def _train_with(terms: LossTerms, steps: int) -> dict[str, torch.Tensor]:
+    """The stand-in scorer's weights after an epoch of `steps` batches under `terms`."""
+    make_deterministic(0)
+    scorer = PairScorer(SiameseRegressor(head_hidden=8), _Inputs())
+    batches = [_batch(seed) for seed in range(steps)]
+    with torch.no_grad():
+        scorer.model.head.calibrate(batches[0][1][FIRST], batches[0][1][SECOND], 0.5)
+    optimizer = torch.optim.AdamW(scorer.parameters(), lr=1e-2)
+    regressor_epoch(scorer, batches, optimizer, CPU.grad_scaler(), CPU, terms=terms)
+    return {k: v.clone() for k, v in scorer.state_dict().items()}
+
+
 def test_an_epoch_fills_the_queue_and_the_queue_changes_the_steps() -> None:
     def train(queue: EmbeddingQueue | None) -> dict[str, torch.Tensor]:
-        make_deterministic(0)
-        scorer = PairScorer(SiameseRegressor(head_hidden=8), _Inputs())
-        batches = [_batch(seed) for seed in range(3)]
-        with torch.no_grad():
-            scorer.model.head.calibrate(batches[0][1][FIRST], batches[0][1][SECOND], 0.5)
-        optimizer = torch.optim.AdamW(scorer.parameters(), lr=1e-2)
-        regressor_epoch(scorer, batches, optimizer, CPU.grad_scaler(), CPU, terms=LossTerms(0.5, queue=queue))
-        return {k: v.clone() for k, v in scorer.state_dict().items()}
+        return _train_with(LossTerms(0.5, queue=queue), steps=3)
 
     queue = EmbeddingQueue(16)
     with_queue, without = train(queue), train(None)
@@ -304,14 +309,7 @@ def test_the_spreading_term_pushes_the_nearest_embeddings_apart() -> None:
 
 def test_the_spreading_term_changes_the_steps_and_is_the_same_on_every_rank() -> None:
     def train(spread_weight: float) -> dict[str, torch.Tensor]:
-        make_deterministic(0)
-        scorer = PairScorer(SiameseRegressor(head_hidden=8), _Inputs())
-        batches = [_batch(seed) for seed in range(2)]
-        with torch.no_grad():
-            scorer.model.head.calibrate(batches[0][1][FIRST], batches[0][1][SECOND], 0.5)
-        optimizer = torch.optim.AdamW(scorer.parameters(), lr=1e-2)
-        regressor_epoch(scorer, batches, optimizer, CPU.grad_scaler(), CPU, terms=LossTerms(0.05, spread_weight))
-        return {k: v.clone() for k, v in scorer.state_dict().items()}
+        return _train_with(LossTerms(0.05, spread_weight), steps=2)
 
     plain, spread = train(0.0), train(1.0)
     assert not torch.equal(plain["top.scale"], spread["top.scale"])
