@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from PIL import Image, ImageOps
+from PIL import Image, ImageEnhance, ImageOps
 
 # Never shrink or crop below this many pixels on a side: the trunk and the peers need some.
 MIN_SIDE = 8
@@ -65,6 +65,13 @@ def greyscale(img: Image.Image) -> Image.Image:
     return ImageOps.grayscale(img).convert("RGB")
 
 
+def jitter_colour(img: Image.Image, brightness: float, contrast: float, saturation: float) -> Image.Image:
+    """Brightness, contrast and saturation each multiplied by its factor (1: unchanged)."""
+    img = ImageEnhance.Brightness(img).enhance(brightness)
+    img = ImageEnhance.Contrast(img).enhance(contrast)
+    return ImageEnhance.Color(img).enhance(saturation)
+
+
 @dataclass(frozen=True)
 class Alteration:
     """One named alteration at one setting: `apply(img)` alters a copy."""
@@ -73,17 +80,32 @@ class Alteration:
     apply: Callable[[Image.Image], Image.Image]
 
 
+# The settings of evaluate's held-out alterations, by the function they are the argument of:
+# training draws its settings from ranges that hold none of them (artsim.learn.augment checks).
+HELD_OUT_CROP_AREA = 0.70
+HELD_OUT_SCALE = 0.5
+HELD_OUT_JPEG_QUALITY = 40
+HELD_OUT_DEGREES = 5.0
+HELD_OUT_SETTINGS: Mapping[str, tuple[float, ...]] = {
+    "centre_crop": (HELD_OUT_CROP_AREA,),
+    "shrink": (HELD_OUT_SCALE,),
+    "recompress": (HELD_OUT_JPEG_QUALITY,),
+    "rotate": (HELD_OUT_DEGREES, -HELD_OUT_DEGREES),
+    "greyscale": (1.0,),  # the fraction desaturated: evaluation's greyscale takes all of the colour
+}
+
 # The held-out transformed set of evaluate: fixed settings, never drawn in training.
 EVALUATION: Mapping[str, Alteration] = {
     alteration.name: alteration
     for alteration in (
         Alteration("mirror", mirror),
-        Alteration("crop_70", lambda img: centre_crop(img, 0.70)),
-        Alteration("half_size", lambda img: shrink(img, 0.5)),
-        Alteration("jpeg_40", lambda img: recompress(img, 40)),
-        Alteration("rotate_5", lambda img: rotate(img, 5.0)),
+        Alteration("crop_70", lambda img: centre_crop(img, HELD_OUT_CROP_AREA)),
+        Alteration("half_size", lambda img: shrink(img, HELD_OUT_SCALE)),
+        Alteration("jpeg_40", lambda img: recompress(img, HELD_OUT_JPEG_QUALITY)),
+        Alteration("rotate_5", lambda img: rotate(img, HELD_OUT_DEGREES)),
         Alteration("greyscale", greyscale),
         # Copies travel through several alterations at once: mirrored, then cropped, then recompressed.
-        Alteration("combined", lambda img: recompress(centre_crop(mirror(img), 0.70), 40)),
+        Alteration("combined", lambda img: recompress(centre_crop(mirror(img), HELD_OUT_CROP_AREA),
+                                                      HELD_OUT_JPEG_QUALITY)),
     )
 }

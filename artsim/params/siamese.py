@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from artsim.params.base import RUN_ONLY, CacheFolder, unused_input, user_cache_when_null
 from artsim.params.training import TRUNK_STAGES, LearningRecipe, TrainingRun, TrunkStage
@@ -62,6 +62,41 @@ class SiameseParams(TrainingRun, LearningRecipe):
     augment_copies: int = Field(
         0, ge=0, le=16, description="altered copies of each train variant (artsim.learn.augment); 0 = none"
     )
+    augment_prob: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "chance that a train image (original or variant, each on its own) is altered in an epoch by a chain "
+            "of the training alterations (artsim.learn.augment); 0 = never. Needs train_layers: all"
+        ),
+    )
+    rank_queue: int = Field(
+        0,
+        ge=0,
+        le=65536,
+        description=(
+            "embeddings of the last originals ranked against (detached), ranked against each positive "
+            "as well (artsim.siamese.ranking); 0 = none. Needs rank_weight > 0"
+        ),
+    )
+    spread_weight: float = Field(
+        0.0,
+        ge=0.0,
+        description="weight of the spreading (KoLeo entropy) term on the batch's originals' embeddings; 0 = none",
+    )
+
+    @model_validator(mode="after")
+    def _terms_have_what_they_need(self) -> "SiameseParams":
+        if self.augment_prob > 0 and self.train_layers != "all":
+            raise ValueError(
+                f"augment_prob {self.augment_prob} needs train_layers: all (allowed with {self.train_layers!r}: "
+                "augment_prob 0; the frozen stages' features are cached unaltered, use augment_copies instead)")
+        if self.rank_queue > 0 and self.rank_weight == 0:
+            raise ValueError(
+                f"rank_queue {self.rank_queue} needs rank_weight > 0 (the queue's entries are ranking negatives); "
+                "allowed with rank_weight 0: rank_queue 0")
+        return self
 
     @field_validator("trunk_weights_file")
     @classmethod

@@ -20,7 +20,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from artsim.core.distributed import Ranks, rank_share
-from artsim.core.images import ImageRejected
+from artsim.core.images import ImageRejected, load_rgb
+from artsim.learn.augment import TrainingViews
 from artsim.learn.batches import RankShares
 from artsim.learn.feature_cache import FeatureStore
 from artsim.learn.features import ImageFiles
@@ -34,16 +35,19 @@ class BatchShare(list):
     originals of the whole global batch (image positions): the ranking term's candidates
     (artsim.siamese.ranking). Every rank embeds all of them, so that its positives are ranked
     against the same candidates, with the same gradients, as one process ranks them all; empty
-    when nothing ranks."""
+    when nothing ranks. `epoch`: the training epoch whose altered views of the images the batch
+    takes (artsim.learn.augment.TrainingViews); None, the images as they are."""
 
-    def __init__(self, pairs: Sequence[int], candidates: Sequence[int] = ()) -> None:
+    def __init__(self, pairs: Sequence[int], candidates: Sequence[int] = (), epoch: int | None = None) -> None:
         super().__init__(pairs)
         self.candidates = list(candidates)
+        self.epoch = epoch
 
 
 class PairBatch(NamedTuple):
     """One PairBatches item. `first`, `second` and `candidates` index `inputs`, the batch's unique
-    images, in the order of their positions in the table (so candidates are sorted as in one process)."""
+    images, in the order of their positions in the table (so candidates are sorted as in one process);
+    `images` holds those positions."""
 
     pairs: Tensor
     inputs: Tensor
@@ -52,6 +56,7 @@ class PairBatch(NamedTuple):
     scores: Tensor
     positive: Tensor
     candidates: Tensor
+    images: Tensor | None = None
 
 
 @dataclass
@@ -110,9 +115,10 @@ class PairBatches(Dataset):
         batch of no pairs, which still runs through the model: under DDP every rank must take
         part in every step."""
         wanted = np.asarray(getattr(pairs, "candidates", ()), dtype=np.int64)
+        epoch = getattr(pairs, "epoch", None)
         pairs = np.asarray(pairs, dtype=np.int64)
         loaded, unreadable = self._load(
-            np.union1d(np.union1d(self.table.first[pairs], self.table.second[pairs]), wanted)
+            np.union1d(np.union1d(self.table.first[pairs], self.table.second[pairs]), wanted), epoch
         )
         if unreadable:
             pairs = pairs[
@@ -126,13 +132,14 @@ class PairBatches(Dataset):
         count = len(pairs)
         return PairBatch(torch.from_numpy(pairs), stacked, where[:count], where[count:2 * count],
                          torch.from_numpy(self.table.scores[pairs]), torch.from_numpy(self.table.positive[pairs]),
-                         where[2 * count:])
+                         where[2 * count:], torch.from_numpy(unique).long())
 
-    def _load(self, images: np.ndarray) -> tuple[dict[int, Tensor], list[int]]:
+    def _load(self, images: np.ndarray, epoch: int | None = None) -> tuple[dict[int, Tensor], list[int]]:
         loaded, unreadable = {}, []
         for image in images.tolist():
             try:
-                loaded[image] = self.inputs(image)
+                # The epoch only where there is one: an ImageInputs of images as they are may take none.
+                loaded[image] = self.inputs(image) if epoch is None else self.inputs(image, epoch)
             except (ImageRejected, OSError, ValueError) as exc:
                 log.warning("leaving out the pairs of image %d: %s", image, exc)
                 unreadable.append(image)
@@ -149,9 +156,10 @@ class PairBatches(Dataset):
 
 
 class ImageInputs:
-    """Image position -> the trained part's input tensor."""
+    """Image position (and the epoch whose altered view to take, None: as it is) -> the trained
+    part's input tensor."""
 
-    def __call__(self, image: int) -> Tensor:
+    def __call__(self, image: int, epoch: int | None = None) -> Tensor:
         raise NotImplementedError
 
 
@@ -160,16 +168,24 @@ class CachedFeatures(ImageInputs):
         self.store = store
         self.digests = list(digests)
 
-    def __call__(self, image: int) -> Tensor:
+    def __call__(self, image: int, epoch: int | None = None) -> Tensor:
+        # Features of the image as it is: altered views need the images (siamese.augment_prob).
         return self.store.load(self.digests[image])
 
 
 class DecodedImages(ImageInputs):
-    def __init__(self, paths: Sequence[Path], image_size: int) -> None:
+    """The images decoded and resized; with `views`, in a training epoch an altered view of
+    each (artsim.learn.augment.TrainingViews)."""
+
+    def __init__(self, paths: Sequence[Path], image_size: int, views: TrainingViews | None = None) -> None:
         self.image_size = image_size
         self.files = ImageFiles(paths, image_size)
+        self.views = views
 
-    def __call__(self, image: int) -> Tensor:
+    def __call__(self, image: int, epoch: int | None = None) -> Tensor:
+        chain = None if self.views is None or epoch is None else self.views.chain(str(self.files.paths[image]), epoch)
+        if chain is not None:
+            return self.files.transform(chain.apply(load_rgb(self.files.paths[image])))
         item = self.files[image]
         if item is None:  # screened before training: only a file changed since can get here
             raise ImageRejected("no_longer_decodes", str(self.files.paths[image]))
@@ -181,7 +197,8 @@ class GroupedPairBatches(RankShares):
     artsim.learn.batches: an empty share too, so that every rank takes every step), as a
     BatchShare: `with_candidates`, it carries the originals of the whole global batch and
     `extra_candidates` more originals of these pairs, drawn per batch (harder ranking: a batch
-    of grouped pairs holds only a few originals).
+    of grouped pairs holds only a few originals); `altered`, it names the epoch, whose altered
+    views of the images the batch takes.
 
     Every epoch shuffles the groups (originals) with (seed, epoch) and lays their pairs
     end to end before cutting batches, so the pairs of a painting travel together. The
@@ -189,19 +206,20 @@ class GroupedPairBatches(RankShares):
     """
 
     def __init__(self, groups: np.ndarray, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
-                 with_candidates: bool = False, extra_candidates: int = 0) -> None:
+                 with_candidates: bool = False, extra_candidates: int = 0, altered: bool = False) -> None:
         super().__init__(Ranks(rank, world_size))
         self.groups = np.asarray(groups)
         self.batch_size = batch_size
         self.seed = seed
         self.with_candidates = with_candidates
         self.extra_candidates = extra_candidates
+        self.altered = altered
         self.originals = np.unique(self.groups)  # once: a sampler step must not cost O(pairs)
 
     def __iter__(self) -> Iterator[BatchShare]:
         for step, batch in enumerate(self.global_batches()):
             candidates = self.candidates(batch, step) if self.with_candidates else ()
-            yield BatchShare(rank_share(batch, self.ranks).tolist(), candidates)
+            yield BatchShare(rank_share(batch, self.ranks).tolist(), candidates, self.epoch if self.altered else None)
 
     def candidates(self, batch: np.ndarray, step: int) -> list[int]:
         """The batch's originals and `extra_candidates` others of these groups (all there are, if

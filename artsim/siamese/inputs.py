@@ -10,6 +10,7 @@ import pandas as pd
 from torch import nn
 
 from artsim.core.distributed import gather_to_all
+from artsim.learn.augment import TrainingViews
 from artsim.learn.feature_cache import cache_features, open_feature_store
 from artsim.learn.models import NORMALISATION, MirrorPairs, screen_images
 from artsim.learn.training import Runtime, share_of
@@ -25,13 +26,14 @@ class PreparedInputs:
     position: dict[Path, int]
     healed: int = 0  # damaged cache entries found (over all ranks), deleted and computed again
 
-    def batches(self, pairs: pd.DataFrame) -> PairBatches:
-        """`pairs` (resolved, a subset of those prepared) as PairBatches over these inputs."""
+    def batches(self, pairs: pd.DataFrame, views: TrainingViews | None = None) -> PairBatches:
+        """`pairs` (resolved, a subset of those prepared) as PairBatches over these inputs; with
+        `views`, their images altered in training epochs (decoded images only)."""
         table = PairTable.from_pairs(pairs)
         if isinstance(self.inputs, CachedFeatures):
             inputs = CachedFeatures(self.inputs.store, [self.inputs.digests[self.position[p]] for p in table.images])
         else:
-            inputs = DecodedImages(table.images, self.inputs.image_size)
+            inputs = DecodedImages(table.images, self.inputs.image_size, views)
         return PairBatches(table, inputs)
 
 

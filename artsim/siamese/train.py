@@ -7,7 +7,6 @@ top and the head on them, in batches of pairs grouped by original (artsim.siames
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,11 +14,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from torch import Tensor, nn
+from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from artsim.learn.augment import with_augmented_copies
+from artsim.learn.augment import TrainingViews, with_augmented_copies
 from artsim.learn.batches import global_batch_size, global_mean
 from artsim.learn.copy_detector import siamese_from_copy_detector
 from artsim.learn.features import split_trunk
@@ -45,52 +44,15 @@ from artsim.learn.training import (
 from artsim.params import SiameseParams, result_params
 from artsim.siamese.batches import DecodedImages, GroupedPairBatches, PairBatches, PairTable, batch_loader, in_order
 from artsim.siamese.inputs import prepare_inputs
-from artsim.siamese.ranking import RankingPairs, ranking_loss, ranking_pairs
+from artsim.siamese.ranking import EmbeddingQueue
+from artsim.siamese.scoring import LossTerms, PairScorer, batch_scores, scores_and_ranking
+
+__all__ = ["PairScorer", "batch_scores", "regressor_epoch", "train_siamese", "calibrate_head", "siamese_card"]
 
 log = logging.getLogger(__name__)
 
 # Enough pairs to estimate the head's input statistics without a pass over a huge set.
 CALIBRATION_PAIRS = 2048
-
-
-# ---------------------------------------------------------------------------
-# The trained part
-# ---------------------------------------------------------------------------
-
-class PairScorer(nn.Module):
-    """The trained top of the trunk and the head as one module (what DDP wraps):
-    unique inputs -> embeddings -> a score per pair."""
-
-    def __init__(self, model: SiameseRegressor, top: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-        self.top = top
-
-    def forward(self, inputs: Tensor, first: Tensor, second: Tensor) -> Tensor:
-        embeddings = self.model.embed(inputs, self.top)
-        return self.model.score_embeddings(embeddings[first], embeddings[second])
-
-
-def batch_scores(scorer: nn.Module, batch: Sequence[Tensor], runtime: Runtime) -> tuple[Tensor, Tensor]:
-    """(predictions, targets) of one PairBatches item, on the runtime's device."""
-    predictions, targets, _ = scores_and_ranking(scorer, batch, runtime, rank=False)
-    return predictions, targets
-
-
-def scores_and_ranking(scorer: nn.Module, batch: Sequence[Tensor], runtime: Runtime,
-                       rank: bool) -> tuple[Tensor, Tensor, tuple[Tensor, RankingPairs] | None]:
-    """(predictions, targets, and with `rank` the ranking pairs' scores and the pairs) of one
-    PairBatches item: one pass of the batch's unique inputs scores both kinds of pair."""
-    _, inputs, first, second, scores, positive, candidates = batch
-    inputs = runtime.to_device(inputs) if inputs.dim() == 4 else inputs.to(runtime.device)
-    extra = ranking_pairs(first, second, positive, candidates) if rank else None
-    if extra is not None:
-        first, second = torch.cat([first, extra.first]), torch.cat([second, extra.second])
-    with runtime.autocast():
-        predictions = scorer(inputs, first.to(runtime.device), second.to(runtime.device)).float()
-    count = len(scores)
-    ranking = None if extra is None else (predictions[count:], extra)
-    return predictions[:count], scores.to(runtime.device), ranking
 
 
 # ---------------------------------------------------------------------------
@@ -114,8 +76,9 @@ def train_siamese(
     on_epoch: EpochLogger | None = None,
 ) -> SiameseResult:
     """Regress the descriptor `score` of (original, generated) pairs with an MSE loss (and the
-    ranking term, siamese.rank_weight), on the train pairs and siamese.augment_copies altered
-    copies of each (artsim.learn.augment).
+    ranking term, siamese.rank_weight, with siamese.rank_queue more negatives, and the spreading
+    term, siamese.spread_weight), on the train pairs and siamese.augment_copies altered copies
+    of each, their images altered per epoch with siamese.augment_prob (artsim.learn.augment).
 
     `pairs` is the output of `artsim.learn.pair_images.resolve_pairs`: it carries split, score
     and both image paths.
@@ -135,8 +98,9 @@ def train_siamese(
     train_mean = float(train_pairs["score"].mean())
 
     model.to(runtime.device, memory_format=runtime.memory_format)
-    scorer = PairScorer(model, top)
-    train_set, val_set = inputs.batches(train_pairs), inputs.batches(val_pairs)
+    scorer = PairScorer(model, top if len(bottom) else None)
+    views = TrainingViews(seed, params.augment_prob) if params.augment_prob > 0 else None
+    train_set, val_set = inputs.batches(train_pairs, views), inputs.batches(val_pairs)
     calibrate_head(scorer, train_set, params.batch_size, train_mean, runtime)
     best, history = _train_regressor(scorer, train_set, val_set, params, seed, runtime, on_epoch)
     model.load_state_dict(best.state)
@@ -184,7 +148,7 @@ def calibrate_head(scorer: PairScorer, pairs: PairBatches, batch_size: int, mean
         _, inputs, first, second, *_ = batch
         inputs = runtime.to_device(inputs) if inputs.dim() == 4 else inputs.to(runtime.device)
         with runtime.autocast():
-            embeddings = scorer.model.embed(inputs, scorer.top).float()
+            embeddings = scorer.embed(inputs).float()
         firsts.append(embeddings[first.to(runtime.device)])
         seconds.append(embeddings[second.to(runtime.device)])
     if not firsts or sum(len(f) for f in firsts) == 0:
@@ -193,7 +157,8 @@ def calibrate_head(scorer: PairScorer, pairs: PairBatches, batch_size: int, mean
 
 
 def _siamese_optimizer(scorer: PairScorer, params: SiameseParams) -> torch.optim.Optimizer:
-    trunk = [p for p in scorer.top.parameters() if p.requires_grad]
+    head = {id(p) for p in scorer.model.head.parameters()}
+    trunk = [p for p in scorer.parameters() if p.requires_grad and id(p) not in head]
     groups = [{"params": scorer.model.head.parameters(), "lr": params.lr}]
     if trunk:
         groups.insert(0, {"params": trunk, "lr": params.lr * params.trunk_lr_scale})
@@ -216,15 +181,18 @@ def _train_regressor(
         log.warning(
             "siamese.rank_candidates %d is unused: siamese.rank_weight is 0 (no ranking term)", params.rank_candidates
         )
+    ranked = params.rank_weight > 0 or params.spread_weight > 0
     sampler = GroupedPairBatches(train_set.table.groups, params.batch_size, seed, ranks.rank, ranks.world_size,
-                                 with_candidates=params.rank_weight > 0, extra_candidates=params.rank_candidates)
+                                 with_candidates=ranked, extra_candidates=params.rank_candidates,
+                                 altered=params.augment_prob > 0)
+    terms = LossTerms(params.rank_weight, params.spread_weight, EmbeddingQueue(params.rank_queue))
     loader = batch_loader(train_set, sampler, params.loader_workers, runtime)
     follow_recipe(optimizer, params.epochs * len(sampler), params.warmup, params.grad_clip)
     trained = distribute(scorer, runtime)
     best, history = BestEpoch(), []
     for epoch in tqdm(range(params.epochs), desc="siamese", unit="epoch", disable=not ranks.is_main or None):
         sampler.set_epoch(epoch)
-        figures = {"train_mse": regressor_epoch(trained, loader, optimizer, scaler, runtime, params.rank_weight)}
+        figures = {"train_mse": regressor_epoch(trained, loader, optimizer, scaler, runtime, terms=terms)}
         val_mse = mean_squared_error(scorer, val_set, params.batch_size, runtime)
         key = None
         if val_mse is not None:
@@ -238,16 +206,18 @@ def _train_regressor(
 
 
 def regressor_epoch(scorer: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
-                    scaler: torch.amp.GradScaler, runtime: Runtime, rank_weight: float = 0.0) -> float:
+                    scaler: torch.amp.GradScaler, runtime: Runtime, rank_weight: float = 0.0,
+                    terms: LossTerms | None = None) -> float:
     """One pass over the training pairs; the mean squared error over all of them.
 
-    The loss is the MSE plus, with `rank_weight` > 0, that times the in-batch ranking term
-    (artsim.siamese.ranking), each a mean over the global batch."""
+    The loss is the MSE plus the `terms` (or, given `rank_weight` > 0 alone, that times the
+    in-batch ranking term; artsim.siamese.ranking), each a mean over the global batch."""
+    terms = terms or LossTerms(rank_weight)
     scorer.train()
     freeze_batchnorm(scorer)
     total, seen = 0.0, 0
     for batch in loader:
-        predictions, targets, ranking = scores_and_ranking(scorer, batch, runtime, rank=rank_weight > 0)
+        predictions, targets, ranking = scores_and_ranking(scorer, batch, runtime, rank=terms.any, queue=terms.queue)
         squared, count = nn.functional.mse_loss(predictions, targets, reduction="sum"), len(targets)
         # Shares of a batch may differ in size (by one pair; all of it when a share is
         # empty or its images became unreadable: that rank still runs backward, with zero
@@ -255,8 +225,9 @@ def regressor_epoch(scorer: nn.Module, loader: DataLoader, optimizer: torch.opti
         global_count = global_batch_size(count, runtime.ranks)
         loss = global_mean(squared, global_count, runtime.ranks)
         if ranking is not None:
-            ranked, positives = ranking_loss(*ranking)
-            loss = loss + rank_weight * global_mean(ranked, global_batch_size(positives, runtime.ranks), runtime.ranks)
+            loss = loss + terms.loss(ranking, runtime.ranks)
+            if terms.queue is not None:
+                terms.queue.push(ranking.candidates, ranking.candidate_images)
         optimizer.zero_grad()
         scaler.scale(loss).backward()
         if global_count:

@@ -1,5 +1,6 @@
-"""Training-time augmentation (issue 17 §3): altered copies of train variants keep their targets,
-are deterministic given the seed, never reach the evaluation's settings, never touch val/test."""
+"""Training-time augmentation (issues 17 §3, 26 §4): altered copies of train variants keep their targets,
+are deterministic given the seed, never reach the evaluation's settings, never touch val/test; chains of
+alterations per image and epoch (altered views) likewise."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,7 +12,16 @@ from PIL import Image
 
 from artsim.core import alterations
 from artsim.core.images import file_hash, load_rgb
-from artsim.learn.augment import TRAINING, AugmentedImage, draw_augmentation, with_augmented_copies
+from artsim.learn.augment import (
+    LONGEST_CHAIN,
+    TRAINING,
+    AugmentedImage,
+    TrainingAlteration,
+    TrainingViews,
+    draw_augmentation,
+    draw_chain,
+    with_augmented_copies,
+)
 
 
 @pytest.fixture()
@@ -62,8 +72,8 @@ def test_copies_are_deterministic_given_the_seed_and_differ_between_seeds(painti
     assert draws == again and draws != other
     assert len({d.kind for d in draws}) >= 4  # the family, not one kind
     # One variant's copies are of different kinds, so never the same image twice.
-    six = [draw_augmentation(painting, "g0", copy, seed=5) for copy in range(1, 7)]
-    assert {d.kind for d in six} == set(TRAINING)
+    every = [draw_augmentation(painting, "g0", copy, seed=5) for copy in range(1, len(TRAINING) + 1)]
+    assert {d.kind for d in every} == set(TRAINING)
     assert draws[0].read_bytes() == again[0].read_bytes()
     assert file_hash(draws[0]) == file_hash(again[0]) != file_hash(painting)
 
@@ -90,3 +100,68 @@ def test_training_settings_never_coincide_with_the_evaluation_ones(painting: Pat
     # The ranges themselves stay clear of the published settings.
     assert TRAINING["crop"].low > 0.70 and TRAINING["shrink"].low > 0.5 and TRAINING["jpeg"].low > 40
     assert TRAINING["rotate"].high < 5.0 and TRAINING["desaturate"].high < 1.0 and TRAINING["mirror_crop"].high < 1.0
+
+
+HELD_OUT_CROP = alterations.HELD_OUT_SETTINGS["centre_crop"]
+HELD_OUT_OF = {"crop": "centre_crop", "mirror_crop": "centre_crop", "shrink": "shrink", "jpeg": "recompress",
+               "rotate": "rotate", "desaturate": "greyscale"}
+
+
+def test_no_training_setting_equals_one_of_evaluates() -> None:
+    """Every crop area, scale, JPEG quality, angle and grey fraction training draws, alone or in a chain,
+    differs from evaluate's (core.alterations.HELD_OUT_SETTINGS); a range holding one is refused."""
+    for kind, function in HELD_OUT_OF.items():
+        assert TRAINING[kind].held_out == alterations.HELD_OUT_SETTINGS[function], kind
+    rng = np.random.default_rng(0)
+    drawn: dict[str, set[float]] = {kind: set() for kind in TRAINING}
+    for _ in range(3000):
+        for kind, setting in draw_chain(rng).steps:
+            drawn[kind].add(setting)
+    for kind, settings in drawn.items():
+        assert settings, kind  # every kind is drawn
+        held_out = set(alterations.HELD_OUT_SETTINGS.get(HELD_OUT_OF.get(kind, ""), ()))
+        assert not settings & held_out, kind
+        assert all(TRAINING[kind].low <= abs(value) <= TRAINING[kind].high for value in settings), kind
+    assert {-1.0, 1.0} == {float(np.sign(v)) for v in drawn["rotate"]}
+    with pytest.raises(ValueError, match="held-out setting 0.7"):
+        TrainingAlteration("crop", alterations.centre_crop, 0.6, 0.9, held_out=HELD_OUT_CROP)
+    with pytest.raises(ValueError, match="held-out setting -5"):
+        TrainingAlteration("rotate", alterations.rotate, 1.0, 6.0, either_sign=True, held_out=(-5.0,))
+
+
+def test_chains_combine_up_to_three_kinds_of_different_groups() -> None:
+    rng = np.random.default_rng(1)
+    chains = [draw_chain(rng) for _ in range(400)]
+    assert {len(chain.steps) for chain in chains} == set(range(1, LONGEST_CHAIN + 1))
+    order = list(TRAINING)
+    for chain in chains:
+        kinds = [kind for kind, _ in chain.steps]
+        assert kinds == sorted(kinds, key=order.index)  # geometry, colour, then JPEG
+        groups = [TRAINING[kind].group or kind for kind in kinds]
+        assert len(groups) == len(set(groups))  # never two crops (they would compose into evaluate's area)
+
+
+def test_views_are_drawn_per_image_and_epoch_from_the_seed(painting: Path) -> None:
+    views = TrainingViews(seed=3, probability=0.5)
+    names = [f"images/o{i}.jpg" for i in range(40)]
+    epoch0 = [views.chain(name, 0) for name in names]
+    assert epoch0 == [TrainingViews(3, 0.5).chain(name, 0) for name in names]
+    assert epoch0 != [views.chain(name, 1) for name in names]
+    assert epoch0 != [TrainingViews(4, 0.5).chain(name, 0) for name in names]
+    altered = sum(chain is not None for chain in epoch0)
+    assert 8 <= altered <= 32  # about half
+    assert all(TrainingViews(3, 1.0).chain(name, 0) is not None for name in names)
+    assert all(TrainingViews(3, 0.0).chain(name, 0) is None for name in names)
+    img = load_rgb(painting)
+    chain = next(chain for chain in epoch0 if chain is not None)
+    assert np.array_equal(np.asarray(chain.apply(img)), np.asarray(chain.apply(img)))
+
+
+def test_colour_jitter_moves_brightness_contrast_and_saturation(painting: Path) -> None:
+    img = load_rgb(painting)
+    same = alterations.jitter_colour(img, 1.0, 1.0, 1.0)
+    assert np.array_equal(np.asarray(same), np.asarray(img))
+    brighter = np.asarray(alterations.jitter_colour(img, 1.3, 1.0, 1.0), dtype=float)
+    assert brighter.mean() > np.asarray(img, dtype=float).mean()
+    duller = np.asarray(alterations.jitter_colour(img, 1.0, 1.0, 0.7), dtype=float)
+    assert duller.std(axis=2).mean() < np.asarray(img, dtype=float).std(axis=2).mean()

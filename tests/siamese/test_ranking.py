@@ -1,4 +1,5 @@
-"""The siamese loss's ranking term (issue 17 §3b): in-batch InfoNCE over the positives."""
+"""The siamese loss's ranking term (issue 17 §3b): in-batch InfoNCE over the positives; its queue of
+more negatives and the spreading term (issue 26 §4)."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,7 +11,14 @@ from torch import nn
 from artsim.learn.models import SiameseRegressor
 from artsim.learn.training import Runtime, make_deterministic
 from artsim.siamese.batches import BatchShare, GroupedPairBatches, PairBatch, PairBatches, PairTable
-from artsim.siamese.ranking import ranking_loss, ranking_pairs
+from artsim.siamese.ranking import (
+    EmbeddingQueue,
+    ranking_loss,
+    ranking_loss_with_queue,
+    ranking_pairs,
+    spreading_loss,
+)
+from artsim.siamese.scoring import LossTerms
 from artsim.siamese.train import PairScorer, regressor_epoch
 
 CPU = Runtime(torch.device("cpu"))
@@ -114,7 +122,7 @@ def _table() -> PairTable:
 
 
 def _ranking_term(scorer: PairScorer, batch: PairBatch) -> tuple[torch.Tensor, int]:
-    _, inputs, first, second, _, positive, candidates = batch
+    _, inputs, first, second, _, positive, candidates, *_ = batch
     pairs = ranking_pairs(first, second, positive, candidates)
     return ranking_loss(scorer(inputs, pairs.first, pairs.second), pairs)
 
@@ -220,3 +228,101 @@ def test_a_batch_loads_its_extra_candidates_and_ranks_against_them() -> None:
     # One original alone ranks nothing; with three more drawn the term counts every positive.
     assert _ranking_term(scorer, dataset[share])[1] == 0
     assert _ranking_term(scorer, batch)[1] == int(batch.positive.sum()) > 0
+
+
+# --- more negatives: a queue of recent originals' embeddings ------------------------------
+
+def test_the_queue_keeps_the_newest_entries_detached_and_who_they_are() -> None:
+    queue = EmbeddingQueue(3)
+    first = torch.rand(2, 4, requires_grad=True)
+    queue.push(first, torch.tensor([10, 11]))
+    queue.push(torch.rand(2, 4), torch.tensor([12, 13]))
+    assert len(queue) == 3 and queue.images.tolist() == [12, 13, 10]
+    assert not queue.embeddings.requires_grad
+    assert torch.equal(queue.embeddings[2], first[0].detach())
+    entries, variants = queue.pairs(torch.tensor([5, 6]))
+    assert entries.tolist() == [0, 1, 2, 0, 1, 2] and variants.tolist() == [5, 5, 5, 6, 6, 6]
+    none = EmbeddingQueue(0)
+    none.push(first, torch.tensor([10, 11]))
+    assert len(none) == 0
+
+
+def test_queued_negatives_count_and_a_positives_own_source_never_does() -> None:
+    pairs = ranking_pairs(FIRST, SECOND, POSITIVE, CANDIDATES)
+    scores = torch.tensor([0.9, 0.3, 0.8, 0.35, 0.3, 0.85])  # every variant closest to its own source
+    plain, count = ranking_loss(scores, pairs)
+    sources = torch.tensor([100, 100, 101])  # image positions of the positives' originals
+    # Another painting (image 7) scoring near each variant: a harder negative, a higher loss.
+    harder, counted = ranking_loss_with_queue(scores, pairs, torch.full((3,), 0.88), torch.tensor([7]), sources)
+    assert counted == count == 3 and float(harder) > float(plain) + 1.0
+    # The queue's entry of a positive's own source (an older embedding of image 100) counts for nothing.
+    own, _ = ranking_loss_with_queue(scores, pairs, torch.tensor([0.99, 0.99, 0.2]), torch.tensor([100]), sources)
+    only_third, _ = ranking_loss_with_queue(
+        scores, pairs, torch.tensor([-1e4, -1e4, 0.2]), torch.tensor([100]), sources)
+    assert float(own) == pytest.approx(float(only_third), rel=1e-6)
+
+
+def _train_with(terms: LossTerms, steps: int) -> dict[str, torch.Tensor]:
+    """The stand-in scorer's weights after an epoch of `steps` batches under `terms`."""
+    make_deterministic(0)
+    scorer = PairScorer(SiameseRegressor(head_hidden=8), _Inputs())
+    batches = [_batch(seed) for seed in range(steps)]
+    with torch.no_grad():
+        scorer.model.head.calibrate(batches[0][1][FIRST], batches[0][1][SECOND], 0.5)
+    optimizer = torch.optim.AdamW(scorer.parameters(), lr=1e-2)
+    regressor_epoch(scorer, batches, optimizer, CPU.grad_scaler(), CPU, terms=terms)
+    return {k: v.clone() for k, v in scorer.state_dict().items()}
+
+
+def test_an_epoch_fills_the_queue_and_the_queue_changes_the_steps() -> None:
+    def train(queue: EmbeddingQueue | None) -> dict[str, torch.Tensor]:
+        return _train_with(LossTerms(0.5, queue=queue), steps=3)
+
+    queue = EmbeddingQueue(16)
+    with_queue, without = train(queue), train(None)
+    assert len(queue) == 3 * len(CANDIDATES)  # each step's candidates, pushed after it
+    assert not all(torch.equal(with_queue[name], without[name]) for name in without)
+    assert train(EmbeddingQueue(0)).keys() == without.keys()
+    assert all(torch.equal(train(EmbeddingQueue(0))[name], without[name]) for name in without)
+
+
+# --- the spreading term ---------------------------------------------------------------------
+
+def test_the_spreading_term_pushes_the_nearest_embeddings_apart() -> None:
+    embeddings = torch.tensor([[1.0, 0.0, 0.0], [0.99, 0.1, 0.0], [0.0, 0.0, 1.0]], requires_grad=True)
+    loss = spreading_loss(embeddings)
+    loss.backward()
+    assert embeddings.grad is not None and float(embeddings.grad[:2].abs().sum()) > 0
+    with torch.no_grad():
+        moved = embeddings - 0.05 * embeddings.grad
+
+    def nearest(rows: torch.Tensor) -> float:
+        unit = nn.functional.normalize(rows, dim=1)
+        return float(torch.pdist(unit).min())
+
+    assert nearest(moved) > nearest(embeddings.detach())
+    assert float(spreading_loss(moved)) < float(loss.detach())
+    # One row spreads nothing; two equal rows give a finite gradient.
+    assert float(spreading_loss(torch.rand(1, 3))) == 0.0
+    same = torch.ones(2, 3, requires_grad=True)
+    spreading_loss(same).backward()
+    assert torch.isfinite(same.grad).all()
+
+
+def test_the_spreading_term_changes_the_steps_and_is_the_same_on_every_rank() -> None:
+    def train(spread_weight: float) -> dict[str, torch.Tensor]:
+        return _train_with(LossTerms(0.05, spread_weight), steps=2)
+
+    plain, spread = train(0.0), train(1.0)
+    assert not torch.equal(plain["top.scale"], spread["top.scale"])
+    # Computed from the candidates, which every rank's share of a global batch holds whole.
+    table = _table()
+    embedding = {i: torch.rand(2048, generator=torch.Generator().manual_seed(i)) for i in range(len(table.images))}
+    dataset = PairBatches(table, embedding.__getitem__)
+    shares = [next(iter(GroupedPairBatches(table.groups, 6, seed=1, rank=r, world_size=3, with_candidates=True)))
+              for r in range(3)]
+    terms = []
+    for share in shares:
+        batch = dataset[share]
+        terms.append(float(spreading_loss(batch.inputs[batch.candidates])))
+    assert terms[0] == terms[1] == terms[2]
