@@ -268,7 +268,8 @@ def _train_with(terms: LossTerms, steps: int) -> dict[str, torch.Tensor]:
     scorer = PairScorer(SiameseRegressor(head_hidden=8), _Inputs())
     batches = [_batch(seed) for seed in range(steps)]
     with torch.no_grad():
-        scorer.model.head.calibrate(batches[0][1][FIRST], batches[0][1][SECOND], 0.5)
+        embedded = scorer.embed(batches[0][1])
+        scorer.model.head.calibrate(embedded[FIRST], embedded[SECOND], 0.5)
     optimizer = torch.optim.AdamW(scorer.parameters(), lr=1e-2)
     regressor_epoch(scorer, batches, optimizer, CPU.grad_scaler(), CPU, terms=terms)
     return {k: v.clone() for k, v in scorer.state_dict().items()}
