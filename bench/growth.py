@@ -1,0 +1,226 @@
+r"""How every stage grows with the collection (issue 28): the whole DAG on `bench/scale_retrieval.py`'s
+synthetic WikiArt-shaped data (`bench/dvc_scale.py`'s procedural originals, 3 derived variants each,
+adopted through the `import` backend) at several N, with cheap training params (CHEAP, printed), one
+stage at a time (`dvc repro -s STAGE`, each timed by dvc_scale's wrapper: wall time and the peak
+resident set of the stage's largest process).
+
+Per stage it fits the exponent k of time ~ N^k (least squares on log-log) and projects the stage to
+the study's scale, 81,444 originals x 3 variants:
+
+- CPU stages (as measured here): t(N_max) x (81,444 / N_max)^max(k, 1), so that a fixed start-up
+  cost, which flattens k at small N, never makes the projection optimistic;
+- GPU stages (SDXL generation, finetune, siamese at params.yaml's own image sizes and epochs): FLOPs
+  per image (ResNet-50 counted on the meta device; the SDXL UNet's figure an ASSUMPTION, see
+  SDXL_UNET_TFLOP) over ASSUMED sustained GPU throughput (bench/generate_sdxl.py's PEAKS and
+  EFFICIENCY). No GPU figure is measured on this machine.
+
+Goals (issue 28): every exponent <= 1.1, peak RSS <= 4 GB at N=4,000 and flat, the whole study in
+one day on one 8-GPU node. Writes bench/results/growth.json (after every N) and prints the table.
+
+    nice -n 10 .venv/bin/python bench/growth.py --n 500 1000 2000 4000 --work /tmp/growth
+    nice -n 10 .venv/bin/python bench/growth.py --n 50 --work /tmp/growth --no-record   # a smoke run
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from dvc_scale import CACHE_TYPES, STRENGTHS, build_dataset, environment, make_workspace, run
+from scale_retrieval import derive_variants
+from seeds import set_params
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.results import record  # noqa: E402
+
+STUDY_ORIGINALS = 81_444
+STAGES = ["params", "ingest", "generate", "describe", "score", "finetune", "siamese", "index", "evaluate", "report"]
+# Cheap training so that the CPU run measures growth, not learning; the GPU projection uses params.yaml's own.
+CHEAP = {
+    "finetune.epochs": 1,
+    "siamese.epochs": 1,
+    "siamese.train_layers": ["layer4"],  # trunk frozen below layer4: the feature cache in use
+    "finetune.image_size": 64,
+    "siamese.image_size": 64,
+    "report.pdf": False,  # the HTML report only: WeasyPrint's PDF needs system libraries
+}
+GPU_STAGES = ("generate", "finetune", "siamese")
+GPUS_PER_NODE = 8
+DAY_S = 86_400.0
+# ASSUMPTIONS, not measurements (python bench/generate_sdxl.py --paper counts them from a model's configs):
+SDXL_UNET_TFLOP = 6.0  # one SDXL-class UNet evaluation at 1024 px (a 128 x 128 latent)
+SDXL_VAE_TFLOP = 4.0  # VAE encode + decode of one 1024 px variant
+RESNET_EFFICIENCY = 0.25  # of the fp16 peak a ResNet-50 sustains at 64-96 px (small images: low utilisation)
+GPU = "H100 SXM"
+
+
+# --- the measurements ---------------------------------------------------------------------------
+
+def measure(work: Path, count: int, side: int, revision: str | None) -> dict[str, Any]:
+    """One workspace at N=count, its stages run one by one: {stage: {seconds, peak_rss_mib}}."""
+    dataset = work / f"dataset-{count}-side{side}"
+    source, _independent = build_dataset(dataset, count, side)
+    imported = derive_variants(source, dataset / "derived")
+    root = work / f"n{count}-growth"
+    shutil.rmtree(root, ignore_errors=True)
+    workspace, times = root / "repo", root / "times.jsonl"
+    env = environment(root / "artsim-cache", times)
+    make_workspace(workspace, source, imported, CACHE_TYPES["hardlink"], env, revision)
+    set_params(workspace, CHEAP)
+    stages: dict[str, dict[str, float]] = {}
+    for stage in STAGES:
+        started = time.perf_counter()
+        run(["dvc", "repro", "-s", stage], workspace, env)
+        record_ = [json.loads(line) for line in times.read_text().splitlines()][-1]
+        stages[stage] = {"seconds": record_["seconds"], "peak_rss_mib": record_["peak_rss_mib"],
+                         "dvc_seconds": time.perf_counter() - started - record_["seconds"]}
+        print(f"N={count} {stage:<9} {record_['seconds']:8.1f} s  peak RSS {record_['peak_rss_mib']:7.0f} MiB",
+              flush=True)
+    return {"n": count, "side": side, "revision": revision or "worktree", "stages": stages}
+
+
+# --- fit and projection -------------------------------------------------------------------------
+
+def exponent(counts: list[int], seconds: list[float]) -> float | None:
+    """k of seconds ~ N^k, least squares on log-log; None with fewer than two sizes."""
+    if len(counts) < 2:
+        return None
+    return float(np.polyfit(np.log(counts), np.log(np.maximum(seconds, 1e-3)), 1)[0])
+
+
+def cpu_projection(counts: list[int], seconds: list[float], k: float | None) -> float:
+    """Seconds at the study's scale from the largest measured N, never below linear growth."""
+    largest = int(np.argmax(counts))
+    return seconds[largest] * (STUDY_ORIGINALS / counts[largest]) ** max(k or 1.0, 1.0)
+
+
+def resnet50_tflop(image_size: int) -> float:
+    """One ResNet-50 forward at image_size px, counted on the meta device (no weights)."""
+    import torch
+    import torchvision
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        model = torchvision.models.resnet50()
+        with FlopCounterMode(display=False) as counter:
+            model(torch.empty(1, 3, image_size, image_size))
+    return counter.get_total_flops() / 1e12
+
+
+def gpu_projections(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Seconds on one GPU for each GPU stage at the study's scale, from FLOPs and assumed throughput."""
+    from generate_sdxl import EFFICIENCY, PEAKS
+
+    peak = PEAKS[GPU]
+    generate, finetune, siamese = params["generate"], params["finetune"], params["siamese"]
+    unet_evaluations = sum(int(generate["steps"] * s) * 2 for s in STRENGTHS)  # classifier-free guidance: x2
+    sdxl = STUDY_ORIGINALS * (unet_evaluations * SDXL_UNET_TFLOP + len(STRENGTHS) * SDXL_VAE_TFLOP)
+    variants = STUDY_ORIGINALS * len(STRENGTHS)
+    pairs = variants * (1 + params["score"]["negatives"])
+    # training: forward + backward ~ 3 forwards; siamese: both images of a pair; every original trains (an upper bound)
+    fine = 3 * resnet50_tflop(finetune["image_size"]) * STUDY_ORIGINALS * finetune["epochs"]
+    twin = 3 * resnet50_tflop(siamese["image_size"]) * 2 * pairs * siamese["epochs"]
+    return {
+        "generate": {"tflop": sdxl, "seconds": sdxl / (peak * EFFICIENCY),
+                     "basis": f"{unet_evaluations} UNet x {SDXL_UNET_TFLOP} TFLOP + VAE per original at "
+                              f"{EFFICIENCY:.0%} of {GPU} {peak:.0f} TFLOP/s (assumed)"},
+        "finetune": {"tflop": fine, "seconds": fine / (peak * RESNET_EFFICIENCY),
+                     "basis": f"ResNet-50 {finetune['image_size']} px x {finetune['epochs']} epochs at "
+                              f"{RESNET_EFFICIENCY:.0%} of {GPU} (assumed)"},
+        "siamese": {"tflop": twin, "seconds": twin / (peak * RESNET_EFFICIENCY),
+                    "basis": f"ResNet-50 {siamese['image_size']} px, {pairs:,} pairs x 2 images x "
+                             f"{siamese['epochs']} epochs at {RESNET_EFFICIENCY:.0%} of {GPU} (assumed)"},
+    }
+
+
+def summarise(rows: list[dict[str, Any]], gpu: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per stage: times and peaks by N, exponent, projection at the study's scale and its basis."""
+    summary = []
+    for stage in STAGES:
+        measured = [(row["n"], row["stages"][stage]) for row in rows if stage in row["stages"]]
+        counts = [n for n, _ in measured]
+        seconds = [m["seconds"] for _, m in measured]
+        k = exponent(counts, seconds)
+        cpu = cpu_projection(counts, seconds, k) if measured else math.nan
+        projected, basis = cpu, "CPU, from the fit (2 cores)"
+        if stage in gpu:
+            projected, basis = gpu[stage]["seconds"] / GPUS_PER_NODE, f"GPU / {GPUS_PER_NODE}: {gpu[stage]['basis']}"
+        summary.append({"stage": stage, "seconds": dict(zip(counts, seconds)),
+                        "peak_rss_mib": {n: m["peak_rss_mib"] for n, m in measured}, "exponent": k,
+                        "cpu_projection_s": cpu, "projection_s": projected, "basis": basis})
+    return summary
+
+
+def table(summary: list[dict[str, Any]], counts: list[int]) -> tuple[list[str], list[list[str]]]:
+    columns = ["stage", *(f"N={n} s" for n in counts), *(f"N={n} peak MiB" for n in counts), "exponent",
+               f"projected at {STUDY_ORIGINALS:,} (h)", "basis"]
+    rows = []
+    for entry in summary:
+        k = entry["exponent"]
+        rows.append([entry["stage"], *(f"{entry['seconds'].get(n, math.nan):.1f}" for n in counts),
+                     *(f"{entry['peak_rss_mib'].get(n, math.nan):.0f}" for n in counts),
+                     "n/a" if k is None else f"{k:.2f}", f"{entry['projection_s'] / 3600:.1f}", entry["basis"]])
+    total = sum(entry["projection_s"] for entry in summary)
+    rows.append(["total", *([""] * (2 * len(counts) + 1)), f"{total / 3600:.1f}",
+                 f"one {GPUS_PER_NODE}-GPU node: {'fits' if total <= DAY_S else 'does NOT fit'} in one day"])
+    return columns, rows
+
+
+def gaps(summary: list[dict[str, Any]], counts: list[int]) -> list[str]:
+    out = []
+    for entry in summary:
+        k, peak = entry["exponent"], max(entry["peak_rss_mib"].values(), default=0.0)
+        if k is not None and k > 1.1:
+            out.append(f"{entry['stage']}: exponent {k:.2f} > 1.1")
+        if peak > 4096:
+            out.append(f"{entry['stage']}: peak RSS {peak:.0f} MiB > 4 GB")
+    if max(counts, default=0) < 4000:
+        out.append(f"measured up to N={max(counts, default=0)} only: the goal's N=4,000 not run")
+    return out
+
+
+def print_table(columns: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(str(c)) for c in column) for column in zip(columns, *rows)]
+    for line in [columns, *rows]:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(line[:-1], widths)) + "  " + line[-1])
+
+
+def main() -> None:
+    import yaml
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, nargs="+", default=[500, 1000, 2000, 4000])
+    parser.add_argument("--side", type=int, default=384, help="long side of the synthetic paintings")
+    parser.add_argument("--work", type=Path, required=True, help="scratch folder (kept, datasets reused)")
+    parser.add_argument("--revision", default=None, help="measure this commit (default: the worktree as it is)")
+    parser.add_argument("--no-record", action="store_true", help="do not write bench/results/growth.json")
+    args = parser.parse_args()
+    if min(args.n) < 20 or args.side < 32:
+        sys.exit("--n must be >= 20 (every split needs paintings) and --side >= 32 (ingest.min_side)")
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text(encoding="utf-8"))
+    gpu = gpu_projections(params)
+    print("cheap training params: " + ", ".join(f"{k}={json.dumps(v)}" for k, v in CHEAP.items()), flush=True)
+    rows = []
+    for count in sorted(args.n):
+        rows.append(measure(args.work.resolve(), count, args.side, args.revision))
+        counts = [row["n"] for row in rows]
+        summary = summarise(rows, gpu)
+        columns, lines = table(summary, counts)
+        print_table(columns, lines)
+        missing = gaps(summary, counts)
+        print("gaps: " + ("; ".join(missing) or "none"), flush=True)
+        if not args.no_record:
+            note = ("cheap training: " + ", ".join(f"{k}={json.dumps(v)}" for k, v in CHEAP.items())
+                    + "; GPU stages from FLOPs and ASSUMED throughput, no GPU measured; gaps: "
+                    + ("; ".join(missing) or "none"))
+            record("growth", columns, lines, note)
+
+
+if __name__ == "__main__":
+    main()
