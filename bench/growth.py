@@ -82,7 +82,7 @@ def measure(work: Path, count: int, side: int, revision: str | None) -> dict[str
                          "dvc_seconds": time.perf_counter() - started - record_["seconds"]}
         print(f"N={count} {stage:<9} {record_['seconds']:8.1f} s  peak RSS {record_['peak_rss_mib']:7.0f} MiB",
               flush=True)
-    return {"n": count, "side": side, "revision": revision or "worktree", "stages": stages}
+    return {"n": count, "side": side, "revision": revision or "the worktree", "stages": stages}
 
 
 # --- fit and projection -------------------------------------------------------------------------
@@ -95,9 +95,17 @@ def exponent(counts: list[int], seconds: list[float]) -> float | None:
 
 
 def cpu_projection(counts: list[int], seconds: list[float], k: float | None) -> float:
-    """Seconds at the study's scale from the largest measured N, never below linear growth."""
-    largest = int(np.argmax(counts))
-    return seconds[largest] * (STUDY_ORIGINALS / counts[largest]) ** max(k or 1.0, 1.0)
+    """Seconds at the study's scale. Growing faster than N^1.1: the fitted power law from the largest N.
+    Otherwise linear: the largest N's time plus the marginal cost per original between the two largest
+    sizes (a fixed start-up cost is not multiplied), or through the origin with a single size."""
+    order = np.argsort(counts)
+    sizes, times = np.asarray(counts)[order], np.asarray(seconds)[order]
+    if k is not None and k > 1.1:
+        return float(times[-1] * (STUDY_ORIGINALS / sizes[-1]) ** k)
+    if len(sizes) < 2:
+        return float(times[-1] * STUDY_ORIGINALS / sizes[-1])
+    marginal = max(0.0, (times[-1] - times[-2]) / (sizes[-1] - sizes[-2]))
+    return float(times[-1] + marginal * (STUDY_ORIGINALS - sizes[-1]))
 
 
 def resnet50_tflop(image_size: int) -> float:
@@ -165,9 +173,9 @@ def table(summary: list[dict[str, Any]], counts: list[int]) -> tuple[list[str], 
         k = entry["exponent"]
         rows.append([entry["stage"], *(f"{entry['seconds'].get(n, math.nan):.1f}" for n in counts),
                      *(f"{entry['peak_rss_mib'].get(n, math.nan):.0f}" for n in counts),
-                     "n/a" if k is None else f"{k:.2f}", f"{entry['projection_s'] / 3600:.1f}", entry["basis"]])
+                     "n/a" if k is None else f"{k:.2f}", f"{entry['projection_s'] / 3600:.2f}", entry["basis"]])
     total = sum(entry["projection_s"] for entry in summary)
-    rows.append(["total", *([""] * (2 * len(counts) + 1)), f"{total / 3600:.1f}",
+    rows.append(["total", *([""] * (2 * len(counts) + 1)), f"{total / 3600:.2f}",
                  f"one {GPUS_PER_NODE}-GPU node: {'fits' if total <= DAY_S else 'does NOT fit'} in one day"])
     return columns, rows
 
@@ -198,28 +206,41 @@ def main() -> None:
     parser.add_argument("--n", type=int, nargs="+", default=[500, 1000, 2000, 4000])
     parser.add_argument("--side", type=int, default=384, help="long side of the synthetic paintings")
     parser.add_argument("--work", type=Path, required=True, help="scratch folder (kept, datasets reused)")
-    parser.add_argument("--revision", default=None, help="measure this commit (default: the worktree as it is)")
+    parser.add_argument("--revision", default=None,
+                        help="measure this commit (default: the worktree as it is; a commit is named in the results)")
     parser.add_argument("--no-record", action="store_true", help="do not write bench/results/growth.json")
+    parser.add_argument("--from-rows", action="store_true",
+                        help="run nothing: summarise the measurements a previous run kept in --work")
     args = parser.parse_args()
     if min(args.n) < 20 or args.side < 32:
         sys.exit("--n must be >= 20 (every split needs paintings) and --side >= 32 (ingest.min_side)")
     params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text(encoding="utf-8"))
     gpu = gpu_projections(params)
     print("cheap training params: " + ", ".join(f"{k}={json.dumps(v)}" for k, v in CHEAP.items()), flush=True)
-    rows = []
-    for count in sorted(args.n):
+    kept = args.work / "growth-rows.json"
+    rows = json.loads(kept.read_text()) if args.from_rows else []
+    if args.from_rows:
+        report(rows, gpu, record_it=not args.no_record)
+    for count in [] if args.from_rows else sorted(args.n):
         rows.append(measure(args.work.resolve(), count, args.side, args.revision))
-        counts = [row["n"] for row in rows]
-        summary = summarise(rows, gpu)
-        columns, lines = table(summary, counts)
-        print_table(columns, lines)
-        missing = gaps(summary, counts)
-        print("gaps: " + ("; ".join(missing) or "none"), flush=True)
-        if not args.no_record:
-            note = ("cheap training: " + ", ".join(f"{k}={json.dumps(v)}" for k, v in CHEAP.items())
-                    + "; GPU stages from FLOPs and ASSUMED throughput, no GPU measured; gaps: "
-                    + ("; ".join(missing) or "none"))
-            record("growth", columns, lines, note)
+        kept.write_text(json.dumps(rows, indent=1))
+        report(rows, gpu, record_it=not args.no_record)  # after every N: an interrupted run keeps what it measured
+
+
+def report(rows: list[dict[str, Any]], gpu: dict[str, dict[str, Any]], record_it: bool) -> None:
+    """The table and the gaps of the measurements so far; bench/results/growth.json when record_it."""
+    counts = [row["n"] for row in rows]
+    summary = summarise(rows, gpu)
+    columns, lines = table(summary, counts)
+    print_table(columns, lines)
+    missing = gaps(summary, counts)
+    print("gaps: " + ("; ".join(missing) or "none"), flush=True)
+    if record_it:
+        note = ("cheap training: " + ", ".join(f"{k}={json.dumps(v)}" for k, v in CHEAP.items())
+                + "; GPU stages from FLOPs and ASSUMED throughput, no GPU measured; measured at the commit "
+                + ", ".join(f"N={row['n']}: {row['revision']}" for row in rows) + "; gaps: "
+                + ("; ".join(missing) or "none"))
+        record("growth", columns, lines, note)
 
 
 if __name__ == "__main__":
