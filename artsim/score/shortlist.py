@@ -101,6 +101,7 @@ def shortlist_source_ranks(queries: DescriptorSet, candidates: DescriptorSet, ta
                            max_pairs: int = 1 << 21) -> ShortlistRanks:
     """Rank of candidate targets[q] for query q by each descriptor and the score, re-ranked on a shortlist."""
     names = [n for n in queries.names if n in candidates.names]
+    combine({name: np.zeros(1) for name in names}, weights)  # fails naming a weighted descriptor not described
     keys = (*names, SCORE)
     by_key = proxies(candidates, names, weights)
     ranks = {key: np.empty(len(queries), dtype=np.int64) for key in keys}

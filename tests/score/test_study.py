@@ -292,3 +292,10 @@ def test_a_short_shortlist_runs_the_exact_kernels_queries_x_shortlist_times_and_
     assert 0.3 < ranked.outside["color"] < 1.0
     for name in full:  # a shortlist only ever leaves out candidates that might outrank the source
         assert (ranked.ranks[name] <= full[name]).all() and (ranked.ranks[name] <= shortlist).all()
+
+
+def test_a_weighted_descriptor_the_images_lack_fails_naming_it_before_any_ranking():
+    queries, candidates, targets = _retrieval_problem()
+    without_layout = DescriptorSet({n: v for n, v in candidates.vectors.items() if n != "layout"})
+    with pytest.raises(ValueError, match=r"weighted descriptors \['layout'\] were not described"):
+        shortlist_source_ranks(queries, without_layout, targets, STATS, ScoreWeights(layout=1.0), 3)
