@@ -19,6 +19,7 @@ one day on one 8-GPU node. Writes bench/results/growth.json (after every N) and 
 
     nice -n 10 .venv/bin/python bench/growth.py --n 500 1000 2000 4000 --work /tmp/growth
     nice -n 10 .venv/bin/python bench/growth.py --n 50 --work /tmp/growth --no-record   # a smoke run
+    .venv/bin/python bench/growth.py --work /tmp/growth --summarise   # the table again, from what was measured
 """
 from __future__ import annotations
 
@@ -27,7 +28,6 @@ import json
 import math
 import shutil
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -73,16 +73,23 @@ def measure(work: Path, count: int, side: int, revision: str | None) -> dict[str
     env = environment(root / "artsim-cache", times)
     make_workspace(workspace, source, imported, CACHE_TYPES["hardlink"], env, revision)
     set_params(workspace, CHEAP)
-    stages: dict[str, dict[str, float]] = {}
+    (root / "revision.txt").write_text(revision or "the worktree")
     for stage in STAGES:
-        started = time.perf_counter()
         run(["dvc", "repro", "-s", stage], workspace, env)
-        record_ = [json.loads(line) for line in times.read_text().splitlines()][-1]
-        stages[stage] = {"seconds": record_["seconds"], "peak_rss_mib": record_["peak_rss_mib"],
-                         "dvc_seconds": time.perf_counter() - started - record_["seconds"]}
-        print(f"N={count} {stage:<9} {record_['seconds']:8.1f} s  peak RSS {record_['peak_rss_mib']:7.0f} MiB",
-              flush=True)
-    return {"n": count, "side": side, "revision": revision or "the worktree", "stages": stages}
+        done = json.loads(times.read_text().splitlines()[-1])
+        print(f"N={count} {stage:<9} {done['seconds']:8.1f} s  peak RSS {done['peak_rss_mib']:7.0f} MiB", flush=True)
+    return measured(root)
+
+
+def measured(root: Path) -> dict[str, Any]:
+    """What one workspace's stages recorded (those that finished, if the run was cut short)."""
+    count = int(root.name.removeprefix("n").removesuffix("-growth"))
+    times = root / "times.jsonl"
+    records = [json.loads(line) for line in times.read_text().splitlines()] if times.exists() else []
+    stages = {r["stage"]: {"seconds": r["seconds"], "peak_rss_mib": r["peak_rss_mib"]} for r in records
+              if r.get("returncode", 0) == 0}
+    revision = root / "revision.txt"
+    return {"n": count, "revision": revision.read_text() if revision.exists() else "unrecorded", "stages": stages}
 
 
 # --- fit and projection -------------------------------------------------------------------------
@@ -151,16 +158,16 @@ def summarise(rows: list[dict[str, Any]], gpu: dict[str, dict[str, Any]]) -> lis
     """Per stage: times and peaks by N, exponent, projection at the study's scale and its basis."""
     summary = []
     for stage in STAGES:
-        measured = [(row["n"], row["stages"][stage]) for row in rows if stage in row["stages"]]
-        counts = [n for n, _ in measured]
-        seconds = [m["seconds"] for _, m in measured]
+        points = [(row["n"], row["stages"][stage]) for row in rows if stage in row["stages"]]
+        counts = [n for n, _ in points]
+        seconds = [m["seconds"] for _, m in points]
         k = exponent(counts, seconds)
-        cpu = cpu_projection(counts, seconds, k) if measured else math.nan
+        cpu = cpu_projection(counts, seconds, k) if points else math.nan
         projected, basis = cpu, "CPU, from the fit (2 cores)"
         if stage in gpu:
             projected, basis = gpu[stage]["seconds"] / GPUS_PER_NODE, f"GPU / {GPUS_PER_NODE}: {gpu[stage]['basis']}"
         summary.append({"stage": stage, "seconds": dict(zip(counts, seconds)),
-                        "peak_rss_mib": {n: m["peak_rss_mib"] for n, m in measured}, "exponent": k,
+                        "peak_rss_mib": {n: m["peak_rss_mib"] for n, m in points}, "exponent": k,
                         "cpu_projection_s": cpu, "projection_s": projected, "basis": basis})
     return summary
 
@@ -209,21 +216,21 @@ def main() -> None:
     parser.add_argument("--revision", default=None,
                         help="measure this commit (default: the worktree as it is; a commit is named in the results)")
     parser.add_argument("--no-record", action="store_true", help="do not write bench/results/growth.json")
-    parser.add_argument("--from-rows", action="store_true",
-                        help="run nothing: summarise the measurements a previous run kept in --work")
+    parser.add_argument("--summarise", action="store_true",
+                        help="run nothing: summarise what the runs in --work measured (finished stages only)")
     args = parser.parse_args()
     if min(args.n) < 20 or args.side < 32:
         sys.exit("--n must be >= 20 (every split needs paintings) and --side >= 32 (ingest.min_side)")
     params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text(encoding="utf-8"))
     gpu = gpu_projections(params)
     print("cheap training params: " + ", ".join(f"{k}={json.dumps(v)}" for k, v in CHEAP.items()), flush=True)
-    kept = args.work / "growth-rows.json"
-    rows = json.loads(kept.read_text()) if args.from_rows else []
-    if args.from_rows:
-        report(rows, gpu, record_it=not args.no_record)
-    for count in [] if args.from_rows else sorted(args.n):
+    if args.summarise:
+        roots = sorted(args.work.glob("n*-growth"), key=lambda root: measured(root)["n"])
+        report([measured(root) for root in roots if measured(root)["stages"]], gpu, record_it=not args.no_record)
+        return
+    rows = []
+    for count in sorted(args.n):
         rows.append(measure(args.work.resolve(), count, args.side, args.revision))
-        kept.write_text(json.dumps(rows, indent=1))
         report(rows, gpu, record_it=not args.no_record)  # after every N: an interrupted run keeps what it measured
 
 
