@@ -172,17 +172,21 @@ def summarise(rows: list[dict[str, Any]], gpu: dict[str, dict[str, Any]]) -> lis
     return summary
 
 
+def duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 360 else f"{seconds:.0f} s"
+
+
 def table(summary: list[dict[str, Any]], counts: list[int]) -> tuple[list[str], list[list[str]]]:
     columns = ["stage", *(f"N={n} s" for n in counts), *(f"N={n} peak MiB" for n in counts), "exponent",
-               f"projected at {STUDY_ORIGINALS:,} (h)", "basis"]
+               f"projected at {STUDY_ORIGINALS:,}", "basis"]
     rows = []
     for entry in summary:
         k = entry["exponent"]
         rows.append([entry["stage"], *(f"{entry['seconds'].get(n, math.nan):.1f}" for n in counts),
                      *(f"{entry['peak_rss_mib'].get(n, math.nan):.0f}" for n in counts),
-                     "n/a" if k is None else f"{k:.2f}", f"{entry['projection_s'] / 3600:.2f}", entry["basis"]])
+                     "n/a" if k is None else f"{k:.2f}", duration(entry["projection_s"]), entry["basis"]])
     total = sum(entry["projection_s"] for entry in summary)
-    rows.append(["total", *([""] * (2 * len(counts) + 1)), f"{total / 3600:.2f}",
+    rows.append(["total", *([""] * (2 * len(counts) + 1)), duration(total),
                  f"one {GPUS_PER_NODE}-GPU node: {'fits' if total <= DAY_S else 'does NOT fit'} in one day"])
     return columns, rows
 
