@@ -86,8 +86,8 @@ def measured(root: Path) -> dict[str, Any]:
     count = int(root.name.removeprefix("n").removesuffix("-growth"))
     times = root / "times.jsonl"
     records = [json.loads(line) for line in times.read_text().splitlines()] if times.exists() else []
-    stages = {r["stage"]: {"seconds": r["seconds"], "peak_rss_mib": r["peak_rss_mib"]} for r in records
-              if r.get("returncode", 0) == 0}
+    stages = {r["stage"]: {"seconds": r["seconds"], "peak_rss_mib": r["peak_rss_mib"],
+                           "failed": r.get("returncode", 0) != 0} for r in records}
     revision = root / "revision.txt"
     return {"n": count, "revision": revision.read_text() if revision.exists() else "unrecorded", "stages": stages}
 
@@ -158,16 +158,22 @@ def summarise(rows: list[dict[str, Any]], gpu: dict[str, dict[str, Any]]) -> lis
     """Per stage: times and peaks by N, exponent, projection at the study's scale and its basis."""
     summary = []
     for stage in STAGES:
-        points = [(row["n"], row["stages"][stage]) for row in rows if stage in row["stages"]]
+        # a stage that failed is shown (its time a lower bound) but not fitted
+        failed = {row["n"]: row["stages"][stage] for row in rows if row["stages"].get(stage, {}).get("failed")}
+        points = [(row["n"], row["stages"][stage]) for row in rows
+                  if stage in row["stages"] and row["n"] not in failed]
         counts = [n for n, _ in points]
         seconds = [m["seconds"] for _, m in points]
         k = exponent(counts, seconds)
+        # with a failed size's time as a lower bound: a lower bound on the exponent where it is the largest size
+        bound = exponent([*counts, *failed], [*seconds, *(m["seconds"] for m in failed.values())]) if failed else None
         cpu = cpu_projection(counts, seconds, k) if points else math.nan
         projected, basis = cpu, "CPU, from the fit (2 cores)"
         if stage in gpu:
             projected, basis = gpu[stage]["seconds"] / GPUS_PER_NODE, f"GPU / {GPUS_PER_NODE}: {gpu[stage]['basis']}"
-        summary.append({"stage": stage, "seconds": dict(zip(counts, seconds)),
+        summary.append({"stage": stage, "seconds": dict(zip(counts, seconds)), "failed": failed,
                         "peak_rss_mib": {n: m["peak_rss_mib"] for n, m in points}, "exponent": k,
+                        "exponent_at_least": bound if failed and max(failed) > max(counts, default=0) else None,
                         "cpu_projection_s": cpu, "projection_s": projected, "basis": basis})
     return summary
 
@@ -176,15 +182,26 @@ def duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 360 else f"{seconds:.0f} s"
 
 
+def exponent_cell(entry: dict[str, Any]) -> str:
+    if entry["exponent_at_least"] is not None:
+        return f">={entry['exponent_at_least']:.2f}"
+    return "n/a" if entry["exponent"] is None else f"{entry['exponent']:.2f}"
+
+
+def time_cell(entry: dict[str, Any], count: int) -> str:
+    if count in entry["failed"]:
+        return f">{entry['failed'][count]['seconds']:.0f} (failed)"
+    return f"{entry['seconds'][count]:.1f}" if count in entry["seconds"] else "—"
+
+
 def table(summary: list[dict[str, Any]], counts: list[int]) -> tuple[list[str], list[list[str]]]:
     columns = ["stage", *(f"N={n} s" for n in counts), *(f"N={n} peak MiB" for n in counts), "exponent",
                f"projected at {STUDY_ORIGINALS:,}", "basis"]
     rows = []
     for entry in summary:
-        k = entry["exponent"]
-        rows.append([entry["stage"], *(f"{entry['seconds'].get(n, math.nan):.1f}" for n in counts),
-                     *(f"{entry['peak_rss_mib'].get(n, math.nan):.0f}" for n in counts),
-                     "n/a" if k is None else f"{k:.2f}", duration(entry["projection_s"]), entry["basis"]])
+        rows.append([entry["stage"], *(time_cell(entry, n) for n in counts),
+                     *(f"{entry['peak_rss_mib'][n]:.0f}" if n in entry["peak_rss_mib"] else "—" for n in counts),
+                     exponent_cell(entry), duration(entry["projection_s"]), entry["basis"]])
     total = sum(entry["projection_s"] for entry in summary)
     rows.append(["total", *([""] * (2 * len(counts) + 1)), duration(total),
                  f"one {GPUS_PER_NODE}-GPU node: {'fits' if total <= DAY_S else 'does NOT fit'} in one day"])
@@ -195,6 +212,8 @@ def gaps(summary: list[dict[str, Any]], counts: list[int]) -> list[str]:
     out = []
     for entry in summary:
         k, peak = entry["exponent"], max(entry["peak_rss_mib"].values(), default=0.0)
+        for count in entry["failed"]:
+            out.append(f"{entry['stage']}: failed at N={count} (after {entry['failed'][count]['seconds']:.0f} s)")
         if k is not None and k > 1.1:
             out.append(f"{entry['stage']}: exponent {k:.2f} > 1.1")
         if peak > 4096:
