@@ -89,7 +89,7 @@ def measured(root: Path) -> dict[str, Any]:
     stages = {r["stage"]: {"seconds": r["seconds"], "peak_rss_mib": r["peak_rss_mib"],
                            "failed": r.get("returncode", 0) != 0} for r in records}
     revision = root / "revision.txt"
-    return {"n": count, "revision": revision.read_text() if revision.exists() else "unrecorded", "stages": stages}
+    return {"n": count, "revision": revision.read_text().strip() if revision.exists() else "unrecorded", "stages": stages}
 
 
 # --- fit and projection -------------------------------------------------------------------------
