@@ -89,7 +89,8 @@ def measured(root: Path) -> dict[str, Any]:
     stages = {r["stage"]: {"seconds": r["seconds"], "peak_rss_mib": r["peak_rss_mib"],
                            "failed": r.get("returncode", 0) != 0} for r in records}
     revision = root / "revision.txt"
-    return {"n": count, "revision": revision.read_text().strip() if revision.exists() else "unrecorded", "stages": stages}
+    commit = revision.read_text().strip() if revision.exists() else "unrecorded"
+    return {"n": count, "revision": commit, "stages": stages}
 
 
 # --- fit and projection -------------------------------------------------------------------------
