@@ -7,8 +7,8 @@ resident set of the stage's largest process).
 Per stage it fits the exponent k of time ~ N^k (least squares on log-log) and projects the stage to
 the study's scale, 81,444 originals x 3 variants:
 
-- CPU stages (as measured here): t(N_max) x (81,444 / N_max)^max(k, 1), so that a fixed start-up
-  cost, which flattens k at small N, never makes the projection optimistic;
+- CPU stages (as measured here): t(N_max) x (81,444 / N_max)^max(k, 1): a fixed start-up cost
+  (which flattens k at small N) or a noisy marginal cost never makes the projection optimistic;
 - GPU stages (SDXL generation, finetune, siamese at params.yaml's own image sizes and epochs): FLOPs
   per image (ResNet-50 counted on the meta device; the SDXL UNet's figure an ASSUMPTION, see
   SDXL_UNET_TFLOP) over ASSUMED sustained GPU throughput (bench/generate_sdxl.py's PEAKS and
@@ -103,17 +103,10 @@ def exponent(counts: list[int], seconds: list[float]) -> float | None:
 
 
 def cpu_projection(counts: list[int], seconds: list[float], k: float | None) -> float:
-    """Seconds at the study's scale. Growing faster than N^1.1: the fitted power law from the largest N.
-    Otherwise linear: the largest N's time plus the marginal cost per original between the two largest
-    sizes (a fixed start-up cost is not multiplied), or through the origin with a single size."""
-    order = np.argsort(counts)
-    sizes, times = np.asarray(counts)[order], np.asarray(seconds)[order]
-    if k is not None and k > 1.1:
-        return float(times[-1] * (STUDY_ORIGINALS / sizes[-1]) ** k)
-    if len(sizes) < 2:
-        return float(times[-1] * STUDY_ORIGINALS / sizes[-1])
-    marginal = max(0.0, (times[-1] - times[-2]) / (sizes[-1] - sizes[-2]))
-    return float(times[-1] + marginal * (STUDY_ORIGINALS - sizes[-1]))
+    """Seconds at the study's scale from the largest measured N, never below linear growth: on shared cores
+    the times are noisy, and a marginal cost between two sizes can come out near zero or negative."""
+    largest = int(np.argmax(counts))
+    return float(seconds[largest] * (STUDY_ORIGINALS / counts[largest]) ** max(k or 1.0, 1.0))
 
 
 def resnet50_tflop(image_size: int) -> float:
