@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -51,11 +52,15 @@ TIMES_ENV = "DVC_SCALE_TIMES"
 # --- the stage wrapper: runs inside `dvc repro` ---------------------------------------------
 
 def timed(stage: str, command: list[str]) -> int:
-    """Run one stage's command and append its wall time to $DVC_SCALE_TIMES (outside the workspace)."""
+    """Run one stage's command and append its wall time and peak memory to $DVC_SCALE_TIMES (outside the
+    workspace). The peak is the largest resident set of any one process of the stage (the stage or a worker
+    of it), in MiB: what one process of it needs, not the sum over its workers."""
     started = time.perf_counter()
     code = subprocess.call(command)
+    peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
     with open(os.environ[TIMES_ENV], "a") as times:
-        times.write(json.dumps({"stage": stage, "seconds": time.perf_counter() - started}) + "\n")
+        times.write(json.dumps({"stage": stage, "seconds": time.perf_counter() - started, "peak_rss_mib": peak_mib,
+                                "returncode": code}) + "\n")
     return code
 
 

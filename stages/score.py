@@ -55,7 +55,8 @@ def main() -> None:
     # model), with the weights the score used: fitted ones included.
     DescriptorScorer(params.describe, scored.weights, scored.stats).save(DESCRIPTOR_SCORE)
     study = descriptor_study(scored.pairs, descriptors, originals, generated, scored.stats, scored.weights,
-                             scored.fitted, params.score.study_queries, params.seed)
+                             scored.fitted, params.score.study_queries, params.seed,
+                             params.score.study_shortlist)
     write_json(METRICS, {**score_report(scored.pairs), "study": study.headline})
     PLOTS.mkdir(parents=True, exist_ok=True)
     tables = {**score_tables(scored.pairs), "descriptor_study.csv": study.table, "redundancy.csv": study.redundancy}

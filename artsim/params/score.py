@@ -62,3 +62,9 @@ class ScoreParams(Block):
         ge=1,
         description="held-out (val/test) variants whose source the descriptor study looks for among all originals",
     )
+    study_shortlist: int = Field(
+        1000,
+        ge=1,
+        description="originals per study query re-ranked with the exact kernels, the nearest by a vector proxy "
+                    "(all of them when the collection is no larger: the full ranking)",
+    )

@@ -109,6 +109,9 @@ class DescriptorSet:
     def rows(self, start: int, stop: int) -> "DescriptorSet":
         return DescriptorSet({name: v[start:stop] for name, v in self.vectors.items()})
 
+    def take(self, indices: np.ndarray) -> "DescriptorSet":
+        return DescriptorSet({name: v[indices] for name, v in self.vectors.items()})
+
 
 def cross_similarities(a: DescriptorSet, b: DescriptorSet, stats: TextureStats,
                        names: Sequence[str] | None = None) -> dict[str, np.ndarray]:

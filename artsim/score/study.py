@@ -8,15 +8,19 @@ on held-out data, the fitted row, the default one and every descriptor compare o
 
 Per descriptor, and for the weighted score (the metrics themselves: artsim.core.metrics):
 - pair AUC: ROC AUC of the similarity, positive pairs against negative pairs (held-out pairs);
-- recall@1 and MRR: a held-out variant's similarity to every described original (of every
+- recall@1 and MRR: a held-out variant's similarity to the described originals (of every
   split: the candidates a search faces), the rank of its own source among them, ties counted
   against it; over a deterministic sample of at most `queries` variants (seeded), because every
-  variant against every original is too many at WikiArt scale (240k x 80k);
+  variant against every original is too many at WikiArt scale (240k x 80k), and re-ranked exactly
+  on each query's `shortlist` nearest originals by a vector proxy (artsim.score.shortlist), so that
+  the exact kernels run queries x shortlist times however many originals there are: the full
+  ranking when the shortlist holds them all; the share of queries whose source the proxy missed
+  is reported;
 - Spearman with strength: rank correlation of the similarity with the generation strength on
   the held-out positive pairs (negative: the similarity falls as the variant strays further);
 - redundancy: Spearman correlation between the descriptors' similarities over the held-out pairs.
 
-Retrieval goes in blocks of whole queries against all originals (about `max_pairs` at a time).
+The proxy goes in blocks of whole queries against all originals (about `max_pairs` at a time).
 """
 from __future__ import annotations
 
@@ -27,18 +31,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
-from artsim.core.metrics import pair_aucs, retrieval_metrics, strength_spearmans, true_source_ranks
+from artsim.core.metrics import pair_aucs, retrieval_metrics, strength_spearmans
 from artsim.describe.kernels import TextureStats
 from artsim.describe.registry import DESCRIPTORS
 from artsim.describe.table import Descriptors
 from artsim.params import DESCRIPTOR_NAMES, ScoreWeights
-from artsim.score.similarity import DescriptorSet, combine, cross_similarities
+from artsim.score.shortlist import SCORE, shortlist_source_ranks
+from artsim.score.similarity import DescriptorSet
 
 log = logging.getLogger(__name__)
 
-SCORE = "score"
 STUDY_COLUMNS = ["descriptor", "family", "weight", "auc", "recall_at_1", "mrr", "spearman_strength"]
 TRAIN = "train"  # the split `score.weights: fit` learns from: the study leaves it out
 
@@ -54,12 +57,15 @@ class Study:
 
 @dataclass(frozen=True)
 class Retrieval:
-    """Source retrieval figures by descriptor (and the score), and how many queries and candidates."""
+    """Source retrieval figures by descriptor (and the score), how many queries and candidates, the
+    shortlist re-ranked exactly and the share of queries whose source the shortlist's proxy missed."""
 
     recall_at_1: dict[str, float | None]
     mrr: dict[str, float | None]
     queries: int
     candidates: int
+    shortlist: int
+    outside: dict[str, float]
 
 
 def heldout_pairs(scored: pd.DataFrame) -> pd.DataFrame:
@@ -74,13 +80,13 @@ def heldout_originals(originals: pd.DataFrame) -> set[str]:
 
 def descriptor_study(scored: pd.DataFrame, descriptors: Mapping[str, Descriptors], originals: pd.DataFrame,
                      generated: pd.DataFrame, stats: TextureStats, weights: ScoreWeights, fitted: bool,
-                     queries: int, seed: int) -> Study:
+                     queries: int, seed: int, shortlist: int) -> Study:
     """The study of the held-out pairs and of held-out variants' retrieval among all described originals."""
     names = [n for n in DESCRIPTOR_NAMES if n in scored.columns]
     columns = [*names, SCORE]
     heldout = heldout_pairs(scored)
     retrieval = descriptor_source_retrieval(descriptors, originals, generated, stats, weights, queries, seed,
-                                 sources=heldout_originals(originals))
+                                            shortlist, sources=heldout_originals(originals))
     aucs, spearmans = heldout_aucs(heldout, columns), heldout_spearmans(heldout, columns)
     weight_map = weights.as_dict()
     table = pd.DataFrame([
@@ -102,7 +108,9 @@ def study_headline(weights: Mapping[str, float], fitted: bool, pairs: int, aucs:
         "heldout_pairs": pairs,
         "score_auc": aucs.get(SCORE),
         "retrieval": {"queries": retrieval.queries, "candidates": retrieval.candidates,
-                      "score_recall_at_1": retrieval.recall_at_1.get(SCORE), "score_mrr": retrieval.mrr.get(SCORE)},
+                      "score_recall_at_1": retrieval.recall_at_1.get(SCORE), "score_mrr": retrieval.mrr.get(SCORE),
+                      "shortlist": retrieval.shortlist,
+                      "score_outside_shortlist": retrieval.outside.get(SCORE)},
         "score_spearman_strength": spearmans.get(SCORE),
     }
 
@@ -143,8 +151,10 @@ def query_sample(
 
 def descriptor_source_retrieval(descriptors: Mapping[str, Descriptors], originals: pd.DataFrame,
                                 generated: pd.DataFrame, stats: TextureStats, weights: ScoreWeights, queries: int,
-                                seed: int, max_pairs: int = 1 << 21, sources: set[str] | None = None) -> Retrieval:
-    """Recall@1 and MRR of finding each sampled variant's source among all described originals.
+                                seed: int, shortlist: int, max_pairs: int = 1 << 21,
+                                sources: set[str] | None = None) -> Retrieval:
+    """Recall@1 and MRR of finding each sampled variant's source among all described originals,
+    re-ranked exactly on each query's `shortlist` nearest by the proxy (artsim.score.shortlist).
 
     sources: the originals whose variants may be queries (default: every one); the candidates
     are every described original whatever its split.
@@ -154,31 +164,14 @@ def descriptor_source_retrieval(descriptors: Mapping[str, Descriptors], original
     sample = query_sample(generated, set(descriptors), query_sources, queries, seed)
     if sample.empty:
         log.warning("descriptor study: no described variant of a described source to query: no retrieval figures")
-        return Retrieval({}, {}, 0, len(candidate_ids))
+        return Retrieval({}, {}, 0, len(candidate_ids), shortlist, {})
     candidates = DescriptorSet.stack([descriptors[i] for i in candidate_ids])
     query_set = DescriptorSet.stack([descriptors[i] for i in sample["id"]])
     position = {image_id: row for row, image_id in enumerate(candidate_ids)}
     targets = sample["original_id"].map(position).to_numpy()
-    ranks = source_ranks(query_set, candidates, targets, stats, weights, max_pairs)
-    metrics = {name: retrieval_metrics(r, len(candidate_ids), recall_at=(1,)) for name, r in ranks.items()}
+    ranked = shortlist_source_ranks(query_set, candidates, targets, stats, weights, shortlist, max_pairs)
+    metrics = {name: retrieval_metrics(r, len(candidate_ids), recall_at=(1,)) for name, r in ranked.ranks.items()}
     return Retrieval(
         recall_at_1={name: m["recall_at_1"] for name, m in metrics.items()},
         mrr={name: m["mrr"] for name, m in metrics.items()},
-        queries=len(sample), candidates=len(candidate_ids))
-
-
-def source_ranks(queries: DescriptorSet, candidates: DescriptorSet, targets: np.ndarray, stats: TextureStats,
-                 weights: ScoreWeights, max_pairs: int = 1 << 21) -> dict[str, np.ndarray]:
-    """Rank (1 = best, ties against the source: artsim.core.metrics) of candidate targets[q] for
-    query q, by each descriptor and the score."""
-    names = [n for n in queries.names if n in candidates.names]
-    ranks = {name: np.empty(len(queries), dtype=np.int64) for name in (*names, SCORE)}
-    rows = max(1, max_pairs // max(1, len(candidates)))
-    for start in tqdm(range(0, len(queries), rows), desc="descriptor study", unit="block", disable=None):
-        block = queries.rows(start, start + rows)
-        sims = cross_similarities(block, candidates, stats, names)
-        sims[SCORE] = combine(sims, weights)
-        own = targets[start:start + len(block)]
-        for name, matrix in sims.items():
-            ranks[name][start:start + len(block)] = true_source_ranks(matrix, own)
-    return ranks
+        queries=len(sample), candidates=len(candidate_ids), shortlist=shortlist, outside=ranked.outside)

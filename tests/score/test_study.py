@@ -1,6 +1,7 @@
 """score.weights (numbers or `fit`), and the descriptor study the score stage writes."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
@@ -10,13 +11,15 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from artsim.core.errors import NotEnoughData
+from artsim.core.metrics import true_source_ranks
 from artsim.describe.kernels import TextureStats
 from artsim.describe.registry import DESCRIPTORS
 from artsim.describe.table import Descriptors
 from artsim.params import DESCRIPTOR_NAMES, DescribeParams, ParamsError, ScoreWeights, parse_params
 from artsim.score.fit import fit_weights
 from artsim.score.scorer import DescriptorScorer
-from artsim.score.similarity import PAIR_COLUMNS, combine, score_dataset
+from artsim.score.shortlist import SCORE, shortlist_source_ranks
+from artsim.score.similarity import PAIR_COLUMNS, DescriptorSet, combine, cross_similarities, score_dataset
 from artsim.score.study import descriptor_source_retrieval, descriptor_study
 from tests.params.test_params import committed_params
 from tests.score.test_similarity import fake_manifests, lay_out_score_inputs
@@ -131,7 +134,7 @@ def test_a_descriptor_that_always_finds_the_source_gets_auc_and_recall_one():
     weights = ScoreWeights(layout=1.0, color=1.0)
     scored = score_dataset(originals, generated, descs, weights, negatives=1, seed=0)
     study = descriptor_study(scored.pairs, descs, originals, generated, scored.stats, scored.weights, False,
-                             queries=1000, seed=0)
+                             queries=1000, seed=0, shortlist=1000)
     table = study.table.set_index("descriptor")
     assert list(table.index) == [*DESCRIPTOR_NAMES, "score"]
     assert table.loc["layout", ["auc", "recall_at_1", "mrr"]].tolist() == [1.0, 1.0, 1.0]
@@ -144,7 +147,8 @@ def test_a_descriptor_that_always_finds_the_source_gets_auc_and_recall_one():
     np.testing.assert_allclose(redundancy.to_numpy(dtype=float), redundancy.to_numpy(dtype=float).T, atol=1e-12)
     heldout_variants = int((~generated["original_id"].str.startswith("train")).sum())  # the queries: val/test only
     assert study.headline["retrieval"] == {"queries": heldout_variants, "candidates": len(originals),
-                                           "score_recall_at_1": 1.0, "score_mrr": 1.0}
+                                           "score_recall_at_1": 1.0, "score_mrr": 1.0, "shortlist": 1000,
+                                           "score_outside_shortlist": 0.0}
     json.dumps(study.headline, allow_nan=False)
 
 
@@ -154,7 +158,8 @@ def test_retrieval_takes_a_seeded_bounded_sample_of_queries_and_ranks_ties_again
     # Every variant and every original the same: all candidates tie, so no source is found first.
     same = descs[originals["id"].iloc[0]]
     descs = {i: same for i in descs}
-    first = descriptor_source_retrieval(descs, originals, generated, STATS, ScoreWeights(), queries=5, seed=3)
+    first = descriptor_source_retrieval(descs, originals, generated, STATS, ScoreWeights(), queries=5, seed=3,
+                                        shortlist=100)
     assert first.queries == 5 and first.candidates == len(originals)
     assert first.recall_at_1["color"] == 0.0 and first.mrr["color"] == pytest.approx(1 / len(originals))
 
@@ -204,7 +209,7 @@ def test_the_study_headline_has_the_same_few_keys_on_any_data():
         # Without variants in the descriptors the study has no query: the keys must not change.
         study_descs = {i: d for i, d in descs.items() if i in set(originals["id"])} if drop_variants else descs
         study = descriptor_study(scored.pairs, study_descs, originals, generated, scored.stats, scored.weights,
-                                 scored.fitted, queries=10, seed=0)
+                                 scored.fitted, queries=10, seed=0, shortlist=1000)
         headlines.append({**score_report(scored.pairs), "study": study.headline})
     assert set(flat(headlines[0])) == set(flat(headlines[1]))
     assert len(flat(headlines[0])) <= 50
@@ -221,7 +226,7 @@ def test_the_study_measures_fitted_weights_on_held_out_pairs_and_queries_only():
     all_pairs_auc = roc_auc_score(scored.pairs["positive"], scored.pairs["score"])
     assert all_pairs_auc > 0.85  # in-sample: what the study must not report
     study = descriptor_study(scored.pairs, descs, originals, generated, scored.stats, scored.weights, True,
-                             queries=1000, seed=0)
+                             queries=1000, seed=0, shortlist=1000)
     table = study.table.set_index("descriptor")
     assert table.loc["score", "auc"] < 0.75 and table.loc["lbp", "auc"] < 0.75
     assert table.loc["color", ["auc", "recall_at_1", "mrr"]].tolist() == [1.0, 1.0, 1.0]
@@ -230,5 +235,69 @@ def test_the_study_measures_fitted_weights_on_held_out_pairs_and_queries_only():
     assert study.headline["heldout_pairs"] == 2 * heldout_variants
     assert study.headline["retrieval"] == {
         "queries": heldout_variants, "candidates": len(originals),  # candidates: the originals of every split
-        "score_recall_at_1": table.loc["score", "recall_at_1"], "score_mrr": table.loc["score", "mrr"]}
+        "score_recall_at_1": table.loc["score", "recall_at_1"], "score_mrr": table.loc["score", "mrr"],
+        "shortlist": 1000, "score_outside_shortlist": 0.0}
     assert study.headline["score_auc"] == table.loc["score", "auc"]
+
+
+# --- retrieval on a shortlist -------------------------------------------------------------------
+
+def _retrieval_problem(originals: int = 12, seed: int = 0):
+    """Queries (variants) with layout copied from their source, the rest random; their sources' rows."""
+    manifest, generated = fake_manifests({"train": originals})
+    descs = full_descriptors([*manifest["id"], *generated["id"]], seed=seed)
+    copy_source(descs, generated, {"layout"}, generated["id"] == generated["id"])
+    candidates = DescriptorSet.stack([descs[i] for i in manifest["id"]])
+    queries = DescriptorSet.stack([descs[i] for i in generated["id"]])
+    targets = generated["original_id"].map({i: row for row, i in enumerate(manifest["id"])}).to_numpy()
+    return queries, candidates, targets
+
+
+def _full_ranks(queries, candidates, targets, weights):
+    """Every query against every candidate, as the study ranked before the shortlist."""
+    sims = cross_similarities(queries, candidates, STATS)
+    sims[SCORE] = combine(sims, weights)
+    return {name: true_source_ranks(matrix, targets) for name, matrix in sims.items()}
+
+
+@pytest.mark.parametrize("shortlist", [12, 1000])
+def test_a_shortlist_holding_every_original_gives_the_full_ranking_exactly(shortlist):
+    queries, candidates, targets = _retrieval_problem()
+    weights = ScoreWeights(layout=0.5, color=0.3, phash=0.2)
+    ranked = shortlist_source_ranks(queries, candidates, targets, STATS, weights, shortlist, max_pairs=50)
+    full = _full_ranks(queries, candidates, targets, weights)
+    assert set(ranked.ranks) == set(full)
+    for name in full:
+        assert ranked.ranks[name].tolist() == full[name].tolist(), name
+        assert ranked.outside[name] == 0.0
+
+
+def test_a_short_shortlist_runs_the_exact_kernels_on_the_shortlists_not_all_originals_and_reports_misses(
+        monkeypatch):
+    queries, candidates, targets = _retrieval_problem(originals=60)
+    weights = ScoreWeights(layout=0.5, color=0.5)
+    calls = []
+    for name, entry in list(DESCRIPTORS.items()):
+        def counting(a, b, stats, kernel=entry.cross):
+            calls.append((len(a), len(b)))
+            return kernel(a, b, stats)
+        monkeypatch.setitem(DESCRIPTORS, name, dataclasses.replace(entry, cross=counting))
+    shortlist = 3
+    ranked = shortlist_source_ranks(queries, candidates, targets, STATS, weights, shortlist)
+    monkeypatch.undo()
+    # one query at a time against its shortlist, by each descriptor and the score's two: never all 60
+    assert len(calls) == len(queries) * (len(DESCRIPTOR_NAMES) + 2)
+    assert set(calls) == {(1, shortlist)}
+    full = _full_ranks(queries, candidates, targets, weights)
+    assert ranked.outside["layout"] == 0.0 and ranked.ranks["layout"].tolist() == full["layout"].tolist()
+    # random vectors: the proxy's 3 of 60 miss most sources, and says so
+    assert 0.5 < ranked.outside["color"] < 1.0
+    for name in full:  # a shortlist only ever leaves out candidates that might outrank the source
+        assert (ranked.ranks[name] <= full[name]).all() and (ranked.ranks[name] <= shortlist).all()
+
+
+def test_a_weighted_descriptor_the_images_lack_fails_naming_it_before_any_ranking():
+    queries, candidates, targets = _retrieval_problem()
+    without_layout = DescriptorSet({n: v for n, v in candidates.vectors.items() if n != "layout"})
+    with pytest.raises(ValueError, match=r"weighted descriptors \['layout'\] were not described"):
+        shortlist_source_ranks(queries, without_layout, targets, STATS, ScoreWeights(layout=1.0), 3)

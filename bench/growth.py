@@ -1,0 +1,271 @@
+r"""How every stage grows with the collection (issue 28): the whole DAG on `bench/scale_retrieval.py`'s
+synthetic WikiArt-shaped data (`bench/dvc_scale.py`'s procedural originals, 3 derived variants each,
+adopted through the `import` backend) at several N, with cheap training params (CHEAP, printed), one
+stage at a time (`dvc repro -s STAGE`, each timed by dvc_scale's wrapper: wall time and the peak
+resident set of the stage's largest process).
+
+Per stage it fits the exponent k of time ~ N^k (least squares on log-log) and projects the stage to
+the study's scale, 81,444 originals x 3 variants:
+
+- CPU stages (as measured here): t(N_max) x (81,444 / N_max)^max(k, 1): a fixed start-up cost
+  (which flattens k at small N) or a noisy marginal cost never makes the projection optimistic;
+- GPU stages (SDXL generation, finetune, siamese at params.yaml's own image sizes and epochs): FLOPs
+  per image (ResNet-50 counted on the meta device; the SDXL UNet's figure an ASSUMPTION, see
+  SDXL_UNET_TFLOP) over ASSUMED sustained GPU throughput (bench/generate_sdxl.py's PEAKS and
+  EFFICIENCY). No GPU figure is measured on this machine.
+
+Goals (issue 28): every exponent <= 1.1, peak RSS <= 4 GB at N=4,000 and flat, the whole study in
+one day on one 8-GPU node. Writes bench/results/growth.json (after every N) and prints the table.
+
+    nice -n 10 .venv/bin/python bench/growth.py --n 500 1000 2000 4000 --work /tmp/growth
+    nice -n 10 .venv/bin/python bench/growth.py --n 50 --work /tmp/growth --no-record   # a smoke run
+    .venv/bin/python bench/growth.py --work /tmp/growth --summarise   # the table again, from what was measured
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from dvc_scale import CACHE_TYPES, STRENGTHS, build_dataset, environment, make_workspace, run
+from scale_retrieval import derive_variants
+from seeds import set_params
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.results import record  # noqa: E402
+
+STUDY_ORIGINALS = 81_444
+STAGES = ["params", "ingest", "generate", "describe", "score", "finetune", "siamese", "index", "evaluate", "report"]
+# Cheap training so that the CPU run measures growth, not learning; the GPU projection uses params.yaml's own.
+CHEAP = {
+    "finetune.epochs": 1,
+    "siamese.epochs": 1,
+    "siamese.train_layers": ["layer4"],  # trunk frozen below layer4: the feature cache in use
+    "finetune.image_size": 64,
+    "siamese.image_size": 64,
+    "report.pdf": False,  # the HTML report only: WeasyPrint's PDF needs system libraries
+}
+GPU_STAGES = ("generate", "finetune", "siamese")
+GPUS_PER_NODE = 8
+DAY_S = 86_400.0
+# ASSUMPTIONS, not measurements (python bench/generate_sdxl.py --paper counts them from a model's configs):
+SDXL_UNET_TFLOP = 6.0  # one SDXL-class UNet evaluation at 1024 px (a 128 x 128 latent)
+SDXL_VAE_TFLOP = 4.0  # VAE encode + decode of one 1024 px variant
+RESNET_EFFICIENCY = 0.25  # of the fp16 peak a ResNet-50 sustains at 64-96 px (small images: low utilisation)
+GPU = "H100 SXM"
+
+
+# --- the measurements ---------------------------------------------------------------------------
+
+def measure(work: Path, count: int, side: int, revision: str | None) -> dict[str, Any]:
+    """One workspace at N=count, its stages run one by one: {stage: {seconds, peak_rss_mib}}."""
+    dataset = work / f"dataset-{count}-side{side}"
+    source, _independent = build_dataset(dataset, count, side)
+    imported = derive_variants(source, dataset / "derived")
+    root = work / f"n{count}-growth"
+    shutil.rmtree(root, ignore_errors=True)
+    workspace, times = root / "repo", root / "times.jsonl"
+    env = environment(root / "artsim-cache", times)
+    make_workspace(workspace, source, imported, CACHE_TYPES["hardlink"], env, revision)
+    set_params(workspace, CHEAP)
+    (root / "revision.txt").write_text(revision or "the worktree")
+    for stage in STAGES:
+        run(["dvc", "repro", "-s", stage], workspace, env)
+        done = json.loads(times.read_text().splitlines()[-1])
+        print(f"N={count} {stage:<9} {done['seconds']:8.1f} s  peak RSS {done['peak_rss_mib']:7.0f} MiB", flush=True)
+    return measured(root)
+
+
+def measured(root: Path) -> dict[str, Any]:
+    """What one workspace's stages recorded (those that finished, if the run was cut short)."""
+    count = int(root.name.removeprefix("n").removesuffix("-growth"))
+    times = root / "times.jsonl"
+    records = [json.loads(line) for line in times.read_text().splitlines()] if times.exists() else []
+    stages = {r["stage"]: {"seconds": r["seconds"], "peak_rss_mib": r["peak_rss_mib"],
+                           "failed": r.get("returncode", 0) != 0} for r in records}
+    revision = root / "revision.txt"
+    commit = revision.read_text().strip() if revision.exists() else "unrecorded"
+    return {"n": count, "revision": commit, "stages": stages}
+
+
+# --- fit and projection -------------------------------------------------------------------------
+
+def exponent(counts: list[int], seconds: list[float]) -> float | None:
+    """k of seconds ~ N^k, least squares on log-log; None with fewer than two sizes."""
+    if len(counts) < 2:
+        return None
+    return float(np.polyfit(np.log(counts), np.log(np.maximum(seconds, 1e-3)), 1)[0])
+
+
+def cpu_projection(counts: list[int], seconds: list[float], k: float | None) -> float:
+    """Seconds at the study's scale from the largest measured N, never below linear growth: on shared cores
+    the times are noisy, and a marginal cost between two sizes can come out near zero or negative."""
+    largest = int(np.argmax(counts))
+    return float(seconds[largest] * (STUDY_ORIGINALS / counts[largest]) ** max(k or 1.0, 1.0))
+
+
+def resnet50_tflop(image_size: int) -> float:
+    """One ResNet-50 forward at image_size px, counted on the meta device (no weights)."""
+    import torch
+    import torchvision
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        model = torchvision.models.resnet50()
+        with FlopCounterMode(display=False) as counter:
+            model(torch.empty(1, 3, image_size, image_size))
+    return counter.get_total_flops() / 1e12
+
+
+def gpu_projections(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Seconds on one GPU for each GPU stage at the study's scale, from FLOPs and assumed throughput."""
+    from generate_sdxl import EFFICIENCY, PEAKS
+
+    peak = PEAKS[GPU]
+    generate, finetune, siamese = params["generate"], params["finetune"], params["siamese"]
+    unet_evaluations = sum(int(generate["steps"] * s) * 2 for s in STRENGTHS)  # classifier-free guidance: x2
+    sdxl = STUDY_ORIGINALS * (unet_evaluations * SDXL_UNET_TFLOP + len(STRENGTHS) * SDXL_VAE_TFLOP)
+    variants = STUDY_ORIGINALS * len(STRENGTHS)
+    pairs = variants * (1 + params["score"]["negatives"])
+    # training: forward + backward ~ 3 forwards; siamese: both images of a pair; every original trains (an upper bound)
+    fine = 3 * resnet50_tflop(finetune["image_size"]) * STUDY_ORIGINALS * finetune["epochs"]
+    twin = 3 * resnet50_tflop(siamese["image_size"]) * 2 * pairs * siamese["epochs"]
+    return {
+        "generate": {"tflop": sdxl, "seconds": sdxl / (peak * EFFICIENCY),
+                     "basis": f"{unet_evaluations} UNet x {SDXL_UNET_TFLOP} TFLOP + VAE per original at "
+                              f"{EFFICIENCY:.0%} of {GPU} {peak:.0f} TFLOP/s (assumed)"},
+        "finetune": {"tflop": fine, "seconds": fine / (peak * RESNET_EFFICIENCY),
+                     "basis": f"ResNet-50 {finetune['image_size']} px x {finetune['epochs']} epochs at "
+                              f"{RESNET_EFFICIENCY:.0%} of {GPU} (assumed)"},
+        "siamese": {"tflop": twin, "seconds": twin / (peak * RESNET_EFFICIENCY),
+                    "basis": f"ResNet-50 {siamese['image_size']} px, {pairs:,} pairs x 2 images x "
+                             f"{siamese['epochs']} epochs at {RESNET_EFFICIENCY:.0%} of {GPU} (assumed)"},
+    }
+
+
+def summarise(rows: list[dict[str, Any]], gpu: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per stage: times and peaks by N, exponent, projection at the study's scale and its basis."""
+    summary = []
+    for stage in STAGES:
+        # a stage that failed is shown (its time a lower bound) but not fitted
+        failed = {row["n"]: row["stages"][stage] for row in rows if row["stages"].get(stage, {}).get("failed")}
+        points = [(row["n"], row["stages"][stage]) for row in rows
+                  if stage in row["stages"] and row["n"] not in failed]
+        counts = [n for n, _ in points]
+        seconds = [m["seconds"] for _, m in points]
+        k = exponent(counts, seconds)
+        # with a failed size's time as a lower bound: a lower bound on the exponent where it is the largest size
+        bound = exponent([*counts, *failed], [*seconds, *(m["seconds"] for m in failed.values())]) if failed else None
+        cpu = cpu_projection(counts, seconds, k) if points else math.nan
+        projected, basis = cpu, "CPU, from the fit (2 cores)"
+        if stage in gpu:
+            projected, basis = gpu[stage]["seconds"] / GPUS_PER_NODE, f"GPU / {GPUS_PER_NODE}: {gpu[stage]['basis']}"
+        summary.append({"stage": stage, "seconds": dict(zip(counts, seconds)), "failed": failed,
+                        "peak_rss_mib": {n: m["peak_rss_mib"] for n, m in points}, "exponent": k,
+                        "exponent_at_least": bound if failed and max(failed) > max(counts, default=0) else None,
+                        "cpu_projection_s": cpu, "projection_s": projected, "basis": basis})
+    return summary
+
+
+def duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 360 else f"{seconds:.0f} s"
+
+
+def exponent_cell(entry: dict[str, Any]) -> str:
+    if entry["exponent_at_least"] is not None:
+        return f">={entry['exponent_at_least']:.2f}"
+    return "n/a" if entry["exponent"] is None else f"{entry['exponent']:.2f}"
+
+
+def time_cell(entry: dict[str, Any], count: int) -> str:
+    if count in entry["failed"]:
+        return f">{entry['failed'][count]['seconds']:.0f} (failed)"
+    return f"{entry['seconds'][count]:.1f}" if count in entry["seconds"] else "—"
+
+
+def table(summary: list[dict[str, Any]], counts: list[int]) -> tuple[list[str], list[list[str]]]:
+    columns = ["stage", *(f"N={n} s" for n in counts), *(f"N={n} peak MiB" for n in counts), "exponent",
+               f"projected at {STUDY_ORIGINALS:,}", "basis"]
+    rows = []
+    for entry in summary:
+        rows.append([entry["stage"], *(time_cell(entry, n) for n in counts),
+                     *(f"{entry['peak_rss_mib'][n]:.0f}" if n in entry["peak_rss_mib"] else "—" for n in counts),
+                     exponent_cell(entry), duration(entry["projection_s"]), entry["basis"]])
+    total = sum(entry["projection_s"] for entry in summary)
+    rows.append(["total", *([""] * (2 * len(counts) + 1)), duration(total),
+                 f"one {GPUS_PER_NODE}-GPU node: {'fits' if total <= DAY_S else 'does NOT fit'} in one day"])
+    return columns, rows
+
+
+def gaps(summary: list[dict[str, Any]], counts: list[int]) -> list[str]:
+    out = []
+    for entry in summary:
+        k, peak = entry["exponent"], max(entry["peak_rss_mib"].values(), default=0.0)
+        for count in entry["failed"]:
+            out.append(f"{entry['stage']}: failed at N={count} (after {entry['failed'][count]['seconds']:.0f} s)")
+        if k is not None and k > 1.1:
+            out.append(f"{entry['stage']}: exponent {k:.2f} > 1.1")
+        if peak > 4096:
+            out.append(f"{entry['stage']}: peak RSS {peak:.0f} MiB > 4 GB")
+    if max(counts, default=0) < 4000:
+        out.append(f"measured up to N={max(counts, default=0)} only: the goal's N=4,000 not run")
+    return out
+
+
+def print_table(columns: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(str(c)) for c in column) for column in zip(columns, *rows)]
+    for line in [columns, *rows]:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(line[:-1], widths)) + "  " + line[-1])
+
+
+def main() -> None:
+    import yaml
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, nargs="+", default=[500, 1000, 2000, 4000])
+    parser.add_argument("--side", type=int, default=384, help="long side of the synthetic paintings")
+    parser.add_argument("--work", type=Path, required=True, help="scratch folder (kept, datasets reused)")
+    parser.add_argument("--revision", default=None,
+                        help="measure this commit (default: the worktree as it is; a commit is named in the results)")
+    parser.add_argument("--no-record", action="store_true", help="do not write bench/results/growth.json")
+    parser.add_argument("--summarise", action="store_true",
+                        help="run nothing: summarise what the runs in --work measured (finished stages only)")
+    args = parser.parse_args()
+    if min(args.n) < 20 or args.side < 32:
+        sys.exit("--n must be >= 20 (every split needs paintings) and --side >= 32 (ingest.min_side)")
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text(encoding="utf-8"))
+    gpu = gpu_projections(params)
+    print("cheap training params: " + ", ".join(f"{k}={json.dumps(v)}" for k, v in CHEAP.items()), flush=True)
+    if args.summarise:
+        roots = sorted(args.work.glob("n*-growth"), key=lambda root: measured(root)["n"])
+        report([measured(root) for root in roots if measured(root)["stages"]], gpu, record_it=not args.no_record)
+        return
+    rows = []
+    for count in sorted(args.n):
+        rows.append(measure(args.work.resolve(), count, args.side, args.revision))
+        report(rows, gpu, record_it=not args.no_record)  # after every N: an interrupted run keeps what it measured
+
+
+def report(rows: list[dict[str, Any]], gpu: dict[str, dict[str, Any]], record_it: bool) -> None:
+    """The table and the gaps of the measurements so far; bench/results/growth.json when record_it."""
+    counts = [row["n"] for row in rows]
+    summary = summarise(rows, gpu)
+    columns, lines = table(summary, counts)
+    print_table(columns, lines)
+    missing = gaps(summary, counts)
+    print("gaps: " + ("; ".join(missing) or "none"), flush=True)
+    if record_it:
+        note = ("cheap training: " + ", ".join(f"{k}={json.dumps(v)}" for k, v in CHEAP.items())
+                + "; GPU stages from FLOPs and ASSUMED throughput, no GPU measured; measured at the commit "
+                + ", ".join(f"N={row['n']}: {row['revision']}" for row in rows) + "; gaps: "
+                + ("; ".join(missing) or "none"))
+        record("growth", columns, lines, note)
+
+
+if __name__ == "__main__":
+    main()
