@@ -14,7 +14,7 @@ import pandas as pd
 
 # The scorers of metrics/evaluate.json, in the order the docs show them, with their names for people.
 SCORER_NAMES = {"model": "siamese model", "descriptor": "descriptor score", "phash": "pHash", "dhash": "dHash",
-                "ssim": "SSIM (grey, 128 px)", "fused": "fused (RRF of model and pHash ranks)"}
+                "ssim": "SSIM (grey, 128 px)", "fused": "fused (calibrated p of model and pHash)"}
 PAIR_SCORERS = ("model", "descriptor", "phash", "dhash", "ssim")
 MISSING = "—"
 
@@ -41,15 +41,23 @@ def figure(value: Any, digits: int = 3) -> str:
 
 
 def thresholds(report: Mapping[str, Any]) -> Table:
-    """Per scorer: the lowest score at 90% and 99% held-out precision, and the pairs they rest on."""
+    """Per scorer (fused's calibrated probability too, where evaluate judged it): the lowest score at 90% and 99%
+    held-out precision, the 95% interval on the precision measured there, and the pairs they rest on."""
+    judged = [s for s in SCORER_NAMES if s in PAIR_SCORERS or "threshold_at_precision_90" in report.get(s, {})]
     rows = []
-    for scorer in PAIR_SCORERS:
+    for scorer in judged:
         figures = report[scorer]
         pairs = f"{figure(figures['threshold_positives'])} / {figure(figures['threshold_negatives'])}"
-        rows.append((SCORER_NAMES[scorer], figure(figures["threshold_at_precision_90"]),
-                     figure(figures["threshold_at_precision_99"]), pairs))
-    return Table(("scorer", "threshold at 90% precision", "threshold at 99% precision", "pairs (derived / unrelated)"),
-                 tuple(rows))
+        rows.append((SCORER_NAMES[scorer], figure(figures["threshold_at_precision_90"]), _interval(figures, 90),
+                     figure(figures["threshold_at_precision_99"]), _interval(figures, 99), pairs))
+    return Table(("scorer", "threshold at 90% precision", "its precision's 95% CI", "threshold at 99% precision",
+                  "its precision's 95% CI", "pairs (derived / unrelated)"), tuple(rows))
+
+
+def _interval(figures: Mapping[str, Any], level: int) -> str:
+    """The Clopper-Pearson interval evaluate measured on a threshold's precision, as "0.81–0.98" (a dash: none)."""
+    low, high = (figures.get(f"threshold_at_precision_{level}_precision_ci_{end}") for end in ("low", "high"))
+    return MISSING if low is None or high is None else f"{figure(low, 2)}–{figure(high, 2)}"
 
 
 def peers(report: Mapping[str, Any]) -> Table:
