@@ -21,12 +21,11 @@ from artsim.evaluate.gallery import PICK_COLUMNS, gallery_picks, render_gallery,
 from artsim.evaluate.verdict import ShippedThresholds, Thresholds
 from artsim.index import RANKING_NAMES
 from artsim.index.query import Calibration
-from artsim.learn.models import NORMALISATION, SiameseRegressor, save_weights
 from artsim.params import DESCRIPTOR_NAMES, DescribeParams, ScoreWeights
 from artsim.score.fit import fit_weights
 from artsim.score.scorer import DescriptorScorer
 from artsim.score.similarity import TextureStats
-from tests.support.helpers import random_painting
+from tests.support.helpers import random_painting, write_untrained_model
 from tests.support.marks import COPIES, marked_model, unrelated_images
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -46,13 +45,7 @@ WEIGHTINGS = {"default": None, "fit": fitted_weights(), "layout": {"layout": 1.0
 
 def model_folder(root: Path, weights: dict[str, float] | None) -> Path:
     """models/siamese as the siamese stage ships it (untrained), under root/models."""
-    folder = root / "models" / "siamese"
-    folder.mkdir(parents=True)
-    torch_model = SiameseRegressor(head_hidden=8)
-    torch_model.start_at(0.5)
-    torch_model.head.log_scale.data.fill_(-6.0)  # not the constant baseline: rankings come from the head
-    save_weights(torch_model.eval(), folder / "model.safetensors")
-    (folder / "card.json").write_text(json.dumps({"image_size": 32, "head_hidden": 8, "normalisation": NORMALISATION}))
+    folder = write_untrained_model(root / "models" / "siamese")
     stats = TextureStats(mean=np.zeros(HARALICK_FEATURES), std=np.full(HARALICK_FEATURES, 2.0))
     weighting = ScoreWeights() if weights is None else ScoreWeights(weights)
     DescriptorScorer(DescribeParams(size=64), weighting, stats).save(folder / "descriptor_score.json")

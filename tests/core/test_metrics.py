@@ -104,12 +104,13 @@ def test_ranks_among_both_candidate_sets_from_one_pass() -> None:
     #                    a1   t1   t2   t3   v1
     scores = np.array([[0.9, 0.8, 0.1, 0.2, 0.85],   # g1 (source t1): 3rd of all, 1st of the test ones
                        [0.1, 0.2, 0.3, 0.4, 0.0]])   # g2 (source t2): 2nd of all, 2nd of the test ones
-    collection_ranks, test_ranks = ranks_among_both([(0, scores[:1]), (1, scores[1:])], task)
-    assert collection_ranks.tolist() == [3, 2] and test_ranks.tolist() == [1, 2]
-    with pytest.raises(ValueError, match="cover"):
-        ranks_among_both([(0, scores[:1])], task)
+    collection_ranks, test_ranks, outside = ranks_among_both([(0, scores[:1]), (1, scores[1:])], task)
+    assert collection_ranks.tolist() == [3, 2] and test_ranks.tolist() == [1, 2] and not outside.any()
+    # A query no block ranks (outside a sample) has rank 0: the figures are over the ranked queries only.
+    collection_ranks, test_ranks, _ = ranks_among_both([(0, scores[:1])], task)
+    assert collection_ranks.tolist() == [3, 0] and test_ranks.tolist() == [1, 0]
     report = retrieval_report(task, {"perfect_on_test": lambda: iter([(0, scores)]), "absent": None})
     assert report["perfect_on_test"]["collection"]["mrr"] == pytest.approx((1 / 3 + 1 / 2) / 2)
     assert report["perfect_on_test"]["test_only"]["n_candidates"] == 3
     assert report["absent"]["collection"] == {"recall_at_1": None, "recall_at_5": None, "mrr": None,
-                                              "n_queries": 0, "n_candidates": 5}
+                                              "n_queries": 0, "n_candidates": 5, "outside_shortlist": None}
