@@ -6,13 +6,12 @@ Scoring from embeddings runs only the head, which is what makes scoring every
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm import tqdm
 
 from artsim.core.images import ImageFile, as_image_file
 from artsim.learn.features import embed_images
@@ -71,30 +70,3 @@ def score_embedding_pairs(
         for start in range(0, len(left), pairs_per_call)
     ]
     return torch.cat(scores).numpy().astype(np.float64) if scores else np.zeros(0)
-
-
-@torch.no_grad()
-def model_score_blocks(
-    model: SiameseRegressor,
-    queries: Tensor,
-    candidates: Tensor,
-    device: torch.device,
-    pairs_per_call: int = PAIRS_PER_CALL,
-) -> Iterator[tuple[int, np.ndarray]]:
-    """f(query, candidate) for every combination, as (first row, (rows, len(candidates)) block) pieces.
-
-    Pairs are gathered from the embeddings per call, so at most `pairs_per_call` pair
-    features exist at any time, never a queries x candidates x 4096 tensor.
-    """
-    model.eval()
-    queries, candidates = queries.to(device), candidates.to(device)
-    n_candidates = len(candidates)
-    rows = max(1, pairs_per_call // max(1, n_candidates))
-    for start in tqdm(range(0, len(queries), rows), desc="model scores", unit="block", disable=None):
-        block = queries[start:start + rows]
-        flat = torch.arange(len(block) * n_candidates, device=device)
-        scores = torch.cat([
-            model.score_embeddings(block[chunk // n_candidates], candidates[chunk % n_candidates]).float()
-            for chunk in flat.split(pairs_per_call)
-        ])
-        yield start, scores.view(len(block), n_candidates).cpu().numpy()

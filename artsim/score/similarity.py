@@ -11,13 +11,12 @@ each descriptor separates them and finds a variant's source.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from artsim.describe.kernels import TextureStats, unit_array
 from artsim.describe.registry import DESCRIPTORS, descriptor
@@ -127,18 +126,6 @@ def cross_scores(
     weight_map, _ = _weights(weights)
     return combine(cross_similarities(a, b, stats, list(weight_map)), weights)
 
-
-def cross_score_blocks(
-    a: DescriptorSet,
-    b: DescriptorSet,
-    stats: TextureStats,
-    weights: ScoreWeights | Mapping[str, float],
-    max_pairs: int = 1 << 20,
-) -> Iterator[tuple[int, np.ndarray]]:
-    """cross_scores in blocks of whole rows of a, (first row, block), each about `max_pairs` scores at most."""
-    rows = max(1, max_pairs // max(1, len(b)))
-    for start in tqdm(range(0, len(a), rows), desc="descriptor scores", unit="block", disable=None):
-        yield start, cross_scores(a.rows(start, start + rows), b, stats, weights)
 
 
 # --- texture statistics --------------------------------------------------------------------

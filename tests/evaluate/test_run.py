@@ -18,7 +18,6 @@ from artsim.describe import table as descriptor_io
 from artsim.describe.run import describe_manifests
 from artsim.evaluate import PREDICTION_COLUMNS, DescribedCollection, evaluate_on_test
 from artsim.evaluate.breakdowns import error_by_strength, error_by_style
-from artsim.evaluate.embedding import model_score_blocks
 from artsim.evaluate.regression import (
     baseline_metrics,
     evaluation_report,
@@ -30,6 +29,7 @@ from artsim.learn.models import SiameseRegressor, save_weights
 from artsim.learn.pair_images import PairImages, predict_pairs
 from artsim.params import DescribeParams, ScoreWeights
 from artsim.score.similarity import similarity, train_texture_stats
+from tests.support.full_ranking import model_score_blocks
 from tests.support.tiny_project import build_tiny_project, resolved_pairs
 
 REPORT_KEYS = {"mse", "mae", "rmse", "r2", "pearson", "spearman", "baseline_mse", "baseline_mae", "n_test_pairs"}

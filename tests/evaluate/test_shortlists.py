@@ -10,7 +10,6 @@ import torch
 
 from artsim.core.fusion import fused_scores
 from artsim.core.hashes import hash_similarity
-from artsim.evaluate.embedding import model_score_blocks
 from artsim.evaluate.peers import HASH_NAMES, SSIM_SIZE, ssim_proxy, ssim_similarity
 from artsim.evaluate.scorer_inputs import DescriptorWeighting, ScorerInputs, Shortlisting, score_blocks
 from artsim.evaluate.shortlists import descriptor_proxy
@@ -30,6 +29,7 @@ from artsim.params.evaluate import DEFAULT_EVALUATE_SHORTLIST
 from artsim.score.similarity import DescriptorSet, TextureStats, cross_scores
 from tests.evaluate.test_run import collection, descriptor_scorer, mostly_test, random_model
 from tests.params.test_params import committed_params
+from tests.support.full_ranking import model_score_blocks
 from tests.support.tiny_project import build_tiny_project, resolved_pairs
 
 N_QUERIES, N_CANDIDATES = 12, 29

@@ -23,7 +23,6 @@ from artsim.score.report import score_report, score_tables
 from artsim.score.similarity import (
     DescriptorSet,
     TextureStats,
-    cross_score_blocks,
     cross_scores,
     cross_similarities,
     descriptor_similarities,
@@ -34,6 +33,7 @@ from artsim.score.similarity import (
     train_texture_stats,
     weighted_score,
 )
+from tests.support.full_ranking import cross_score_blocks
 from tests.support.similarity_oracle import (
     color_similarity,
     edge_similarity,
