@@ -27,7 +27,7 @@ repro: $(STAMP)
 # in the order tests/conftest.py sorts them, longest first, not by their number of tests.
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(PYTHON) -m pytest -ra -n 2 --dist loadgroup --no-loadscope-reorder
+	$(PYTHON) -m pytest -ra -n 2 --dist loadscope --no-loadscope-reorder
 	$(MAKE) docs
 
 # The documentation site (site/, git-ignored): its generated tables must be current, and

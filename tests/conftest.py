@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from xdist.scheduler import LoadScopeScheduling
 
 from artsim.core.cache_dirs import CACHE_ENV
 from tests.support.helpers import SAMPLE_DIR, copy_worktree
@@ -110,11 +111,19 @@ RUN_EARLY = (
     "tests/report/test_document_browser.py",
 )
 SHARED_REPRO = "reproduced_workspace"
+# The modules whose tests share the session's `dvc repro`: one worker runs them all, so that the repro
+# runs once, not once per worker. Checked at collection: a module using the fixture must be listed.
+SHARED_REPRO_MODULES = frozenset(f"tests/e2e/{name}.py" for name in (
+    "test_pipeline", "test_use_model", "test_failed_experiments", "test_experiments"))
+
+
+def _module(nodeid: str) -> str:
+    return nodeid.split("::")[0]
 
 
 def _start_order(item: pytest.Item) -> tuple[int, int]:
-    module = item.nodeid.split("::")[0]
-    if SHARED_REPRO in getattr(item, "fixturenames", ()):
+    module = _module(item.nodeid)
+    if module in SHARED_REPRO_MODULES:
         return 0, 0
     if item.get_closest_marker("e2e"):
         return 1, 0
@@ -122,12 +131,24 @@ def _start_order(item: pytest.Item) -> tuple[int, int]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # Under pytest-xdist (`make test`: -n 2 --dist loadgroup --no-loadscope-reorder) a group runs on one
-    # worker, and groups are handed out in this order. The tests that share the session's `dvc repro`
-    # form one group, so that the repro runs once and not once per worker; every other module is a group
-    # of its own, so that its module-scoped fixtures are built once, not on both workers. The longest
-    # groups go first: the shared repro, the rest of e2e, then RUN_EARLY.
-    for item in items:
-        shared = SHARED_REPRO in getattr(item, "fixturenames", ())
-        item.add_marker(pytest.mark.xdist_group(SHARED_REPRO if shared else item.nodeid.split("::")[0]))
+    # The scheduler below hands the groups out in this order, the longest first: the shared repro, the
+    # rest of e2e, then RUN_EARLY.
+    strays = {_module(item.nodeid) for item in items if SHARED_REPRO in getattr(item, "fixturenames", ())}
+    if strays - SHARED_REPRO_MODULES:
+        raise pytest.UsageError(f"add {sorted(strays - SHARED_REPRO_MODULES)} to SHARED_REPRO_MODULES")
     items.sort(key=_start_order)
+
+
+class ModuleGroups(LoadScopeScheduling):
+    """`make test`'s scheduling (-n 2 --dist loadscope --no-loadscope-reorder): a module runs on one worker,
+    so that its module-scoped fixtures are built once, and the modules sharing the session's repro run on
+    one worker together. (xdist's own `loadgroup` no longer groups under pytest 9.2, whose node ids it
+    cannot suffix.)"""
+
+    def _split_scope(self, nodeid: str) -> str:
+        module = _module(nodeid)
+        return SHARED_REPRO if module in SHARED_REPRO_MODULES else module
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log) -> LoadScopeScheduling | None:
+    return ModuleGroups(config, log) if config.getvalue("dist") == "loadscope" else None
