@@ -182,13 +182,15 @@ class Scorer:
     # --- the verdict --------------------------------------------------------------------------
 
     @cached_property
+    def verdict_file(self) -> Path:
+        """Where the thresholds are read: in the model folder (a copy made to carry them), else beside it
+        (models/verdict.json)."""
+        inside = self.model_dir / VERDICT_FILE
+        return inside if inside.exists() else self.model_dir.parent / VERDICT_FILE
+
+    @cached_property
     def _shipped(self) -> tuple[ShippedThresholds | None, str]:
-        # In the model folder (a copy made to carry them), else beside it (models/verdict.json).
-        found = [
-            path for path in (self.model_dir / VERDICT_FILE, self.model_dir.parent / VERDICT_FILE) if path.exists()
-        ]
-        return read_shipped(found[0] if found else self.model_dir.parent / VERDICT_FILE,
-                            model_folder.weights_hash(self.model_dir))
+        return read_shipped(self.verdict_file, model_folder.weights_hash(self.model_dir))
 
     @property
     def thresholds(self) -> Thresholds | None:
