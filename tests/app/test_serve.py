@@ -26,11 +26,12 @@ from artsim.app.service import ServiceState, load_state
 from artsim.core.shards import ShardWriter
 from artsim.evaluate.verdict import ShippedThresholds, Thresholds
 from artsim.index import RANKING_NAMES
+from artsim.index.query import ranking_named
 from artsim.index.search import Query
 from artsim.learn.model_folder import weights_hash
 from tests.app.test_api import png_header_only
 from tests.support.helpers import random_painting, write_untrained_model
-from tests.support.marks import COPIES, marked_model, unrelated_images
+from tests.support.marks import COPIES, check_hit_verdict, marked_model, unrelated_images
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -202,6 +203,9 @@ def test_the_service_marks_no_unrelated_image_by_any_ranking(marked_client, orig
     found = marked_client.post("/search", files={"image": upload(png(copy), "copy.png")}, data={"by": by}).json()
     assert [hit["likely_derived"] for hit in found["results"]] == [True] + [False] * (len(found["results"]) - 1)
     assert found["results"][0]["id"].startswith("painting_2")
+    [scorer] = ranking_named(by).judged_by
+    for hit in found["results"]:  # each says why, by its ranking's own scorer
+        check_hit_verdict(hit, scorer, marked_client.app.state.served.state.scorer.thresholds_of(scorer))
 
 
 @pytest.mark.parametrize("by", RANKING_NAMES)
