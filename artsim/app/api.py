@@ -4,7 +4,7 @@
     result = scorer.score("variant.jpg", "painting.jpg")
     result.model_score, result.descriptor_score, result.similarities["edges"]
     vectors = scorer.embed(["a.jpg", pil_image])   # (n, embedding_dim) embeddings
-    scorer.verdict(result.model_score).text        # "derived: likely (score 0.81 >= 0.74, ...)"
+    scorer.verdict(result.model_score).text        # "derived: likely (score = 0.81 >= 0.74; ...)"
 
 Images are paths or PIL images, decoded as the pipeline decodes its own (EXIF orientation,
 any mode to RGB, size limits before decoding). The descriptor score uses the describe
@@ -41,7 +41,8 @@ from artsim.evaluate.verdict import (
     verdict_for,
 )
 from artsim.index.embedder import TrunkEmbedder
-from artsim.index.query import Calibration
+from artsim.index.query import SCORER_WORDS, Calibration
+from artsim.index.search import Judgement
 from artsim.learn import model_folder
 
 # WEIGHTS_FILE: app/service.py still takes it from here
@@ -182,13 +183,15 @@ class Scorer:
     # --- the verdict --------------------------------------------------------------------------
 
     @cached_property
+    def verdict_file(self) -> Path:
+        """Where the thresholds are read: in the model folder (a copy made to carry them), else beside it
+        (models/verdict.json)."""
+        inside = self.model_dir / VERDICT_FILE
+        return inside if inside.exists() else self.model_dir.parent / VERDICT_FILE
+
+    @cached_property
     def _shipped(self) -> tuple[ShippedThresholds | None, str]:
-        # In the model folder (a copy made to carry them), else beside it (models/verdict.json).
-        found = [
-            path for path in (self.model_dir / VERDICT_FILE, self.model_dir.parent / VERDICT_FILE) if path.exists()
-        ]
-        return read_shipped(found[0] if found else self.model_dir.parent / VERDICT_FILE,
-                            model_folder.weights_hash(self.model_dir))
+        return read_shipped(self.verdict_file, model_folder.weights_hash(self.model_dir))
 
     @property
     def thresholds(self) -> Thresholds | None:
@@ -212,18 +215,25 @@ class Scorer:
         shipped = self._shipped[0]
         return shipped.default_by if shipped else None
 
-    def verdict(self, score: float, scorer: str = "model") -> Verdict:
-        """What a score of `scorer` means by that scorer's own shipped thresholds (evaluate.verdict.verdict_for)."""
+    def verdict(self, score: float, scorer: str = "model", value_name: str | None = None) -> Verdict:
+        """What a score of `scorer` means by that scorer's own shipped thresholds (evaluate.verdict.verdict_for); its
+        text names the value `value_name` (default: "score", fused's "p")."""
         shipped, why = self._shipped
         if shipped is not None and scorer not in shipped.by_scorer():
             why = f"no thresholds shipped for {scorer} ({VERDICT_FILE} predates them: run the evaluate stage)"
-        return verdict_for(score, self.thresholds_of(scorer), why_none=why, value_name=VALUE_NAMES.get(scorer, "score"))
+        return verdict_for(score, self.thresholds_of(scorer), why_none=why,
+                           value_name=value_name or VALUE_NAMES.get(scorer, "score"))
 
-    def likely_derived(self, evidence: Mapping[str, float]) -> bool | None:
-        """Whether every score of `evidence` (scorer -> score) reaches its own scorer's 90%-precision threshold;
-        None where one of them has no threshold."""
-        marks = [self.verdict(score, scorer).derived for scorer, score in evidence.items()]
-        return None if not marks or None in marks else all(marks)
+    def judge(self, evidence: Mapping[str, float]) -> Judgement:
+        """A search hit judged by the scores of `evidence` (scorer -> score, Ranking.evidence), each by its own
+        scorer's thresholds: likely derived where every one reaches its 90%-precision threshold (None where one has
+        none); in words, the verdicts that decide it (all where it is marked, else those that fall short or have no
+        threshold), each naming its scorer, so a hit of a ranking judged by several says whose threshold judged it."""
+        verdicts = {scorer: self.verdict(score, scorer, SCORER_WORDS[scorer]) for scorer, score in evidence.items()}
+        marks = [verdict.derived for verdict in verdicts.values()]
+        derived = None if not marks or None in marks else all(marks)
+        deciding = [_named(scorer, verdict) for scorer, verdict in verdicts.items() if verdict.derived is derived]
+        return Judgement(derived, " and ".join(deciding))
 
     @cached_property
     def fingerprint(self) -> str:
@@ -233,6 +243,13 @@ class Scorer:
     def index_embedder(self) -> TrunkEmbedder:
         """This model as artsim.index embeds with it (the same transform and embedding as embed())."""
         return TrunkEmbedder(self.model, self.image_size, self.fingerprint, self.device)
+
+
+def _named(scorer: str, verdict: Verdict) -> str:
+    """A verdict's text naming its scorer: one with a threshold names the scorer's value; one without says whose."""
+    if verdict.derived is not None:
+        return verdict.text
+    return f"no verdict by {SCORER_WORDS[scorer]}: {verdict.text.removeprefix('no verdict: ')}"
 
 
 def compare_payload(

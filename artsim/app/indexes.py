@@ -101,9 +101,9 @@ def open_index(scorer: Scorer, index_dir: Path | None, originals: Path | None, w
 
 
 def searcher_for(scorer: Scorer, opened: OpenIndex, shortlist: int = DEFAULT_SHORTLIST) -> Searcher:
-    """The search of an opened index with this model: its trunk embeds, its head scores, its thresholds mark, its
-    calibration gives fused's probability."""
-    return Searcher(opened.index, opened.root, scorer.embed, scorer.head_scores, scorer.likely_derived, shortlist,
+    """The search of an opened index with this model: its trunk embeds, its head scores, its thresholds judge each
+    hit (its mark and verdict sentence), its calibration gives fused's probability."""
+    return Searcher(opened.index, opened.root, scorer.embed, scorer.head_scores, scorer.judge, shortlist,
                     scorer.calibration)
 
 

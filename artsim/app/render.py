@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     from artsim.app.api import Scorer
 
 SEARCH_FORMATS = ("text", "json", "jsonl", "csv")
-SEARCH_CSV_HEADER = ["query", "rank", "score", "cosine", "likely_derived", "artist", "title", "path", "id",
-                      "export_id", "error"]
+SEARCH_CSV_HEADER = ["query", "rank", "score", "cosine", "likely_derived", "verdict_text", "artist", "title", "path",
+                     "id", "export_id", "error"]
 TEXT_WIDTH = 100
 LABEL_WIDTH = 18  # compare's labels ("descriptor score  ")
 KEEP_TOGETHER = "\xa0"  # a space `labelled` never breaks a line at (textwrap splits at ASCII whitespace only)
@@ -149,8 +149,8 @@ def served_search_json(ranking: str, result: QueryResult, skipped: dict[str, str
 
 
 def search_csv_rows(result: QueryResult) -> list[list[object]]:
-    rows = [[result.query, h.rank, h.score, h.cosine, "" if h.likely_derived is None else h.likely_derived, h.artist,
-             h.title, h.path, h.id, h.export_id or "", ""] for h in result.hits]
+    rows = [[result.query, h.rank, h.score, h.cosine, "" if h.likely_derived is None else h.likely_derived,
+             h.verdict_text, h.artist, h.title, h.path, h.id, h.export_id or "", ""] for h in result.hits]
     return rows or [[result.query, *[""] * (len(SEARCH_CSV_HEADER) - 2), result.error or ""]]
 
 
@@ -180,7 +180,8 @@ def search_text(result: QueryResult, note: str) -> str:
 def write_search_results(form: str, results: Iterable[QueryResult], skipped: dict[str, str], note: str) -> int:
     """Print each query's result as it comes in `form` (SEARCH_FORMATS), hits at the 90%-precision threshold
     marked and the note saying on how many pairs it rests, an unusable query with its error (and a line on
-    stderr); the number of queries that could not be used."""
+    stderr); the number of queries that could not be used. JSON, JSONL and CSV give each hit its verdict sentence
+    (`verdict_text`); the text keeps to the mark, which the note explains."""
     failed, collected = 0, []
     writer = csv.writer(sys.stdout, lineterminator="\n") if form == "csv" else None
     if writer:

@@ -22,8 +22,8 @@ from artsim.core.images import ImageFile
 from artsim.index import DEFAULT_SHORTLIST, RANKING_NAMES
 from artsim.index.build import image_at
 from artsim.index.search import Query, Searcher
+from artsim.index.store import ANN, NORMS, VECTORS
 from artsim.index.store import MANIFEST as INDEX_MANIFEST
-from artsim.index.store import NORMS, VECTORS
 from artsim.score.scorer import FILE_NAME as DESCRIPTOR_SCORE_FILE
 
 MAX_TOP_K = 100
@@ -104,10 +104,12 @@ class ServiceState:
 
 
 def watched_files(scorer: Scorer, opened: OpenIndex) -> list[Path]:
-    """What the state was loaded from: the model's files, the index's own, and the collection's listing (its
-    manifest, or a folder's own entry, whose mtime changes when a file is added or removed)."""
-    model_files = [scorer.model_dir / WEIGHTS_FILE, scorer.model_dir / DESCRIPTOR_SCORE_FILE]
-    index_files = [opened.folder / name for name in (INDEX_MANIFEST, VECTORS, NORMS)]
+    """What the state was loaded from: the model's files (its verdict thresholds among them), the index's own (its
+    approximate index among them, which only a large collection has: one appearing, rebuilt or gone counts), and
+    the collection's listing (its manifest, or a folder's own entry, whose mtime changes when a file is added or
+    removed)."""
+    model_files = [scorer.model_dir / WEIGHTS_FILE, scorer.model_dir / DESCRIPTOR_SCORE_FILE, scorer.verdict_file]
+    index_files = [opened.folder / name for name in (INDEX_MANIFEST, VECTORS, NORMS, ANN)]
     listing = opened.root / layout.MANIFEST
     return [*model_files, *index_files, listing if listing.is_file() else opened.root]
 

@@ -4,8 +4,8 @@
 Queries are embedded in batches; each is ranked by a ranking of artsim.index.query.RANKINGS. The head is not
 a distance, so scoring a query against every original with it costs one head pass per original; instead the
 originals are shortlisted by cosine similarity of trunk embeddings and only the shortlist is scored by the head.
-What embeds, what scores a pair and what marks a likely derived hit are given (the app's model), so this
-package knows no model file and no verdict.
+What embeds, what scores a pair and what judges a hit (its mark and verdict sentence) are given (the app's
+model), so this package knows no model file and no verdict.
 """
 from __future__ import annotations
 
@@ -29,9 +29,19 @@ EMBED_BATCH = 16
 
 # Trunk embeddings (n, dim) of decoded RGB images, in order.
 Embed = Callable[[Sequence[Image.Image]], np.ndarray]
-# Whether the scores judging a hit (Ranked.evidence: scorer -> score) each reach their own scorer's threshold at
-# 90% precision, marking a likely derived image; None where a scorer has no threshold.
-Mark = Callable[[Mapping[str, float]], "bool | None"]
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """What the scores judging a hit (Ranked.evidence: scorer -> score) say by their own scorers' thresholds:
+    `likely_derived` where each reaches its scorer's threshold at 90% precision (None where a scorer has none), and
+    `text`, the verdict in words (which scorer's threshold, at what precision, on how many held-out pairs)."""
+
+    likely_derived: bool | None
+    text: str
+
+
+Judge = Callable[[Mapping[str, float]], Judgement]
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,7 @@ class Hit:
     title: str
     path: str
     likely_derived: bool | None = None  # judged by its ranking's scorers' thresholds at 90% precision; None without
+    verdict_text: str = ""  # that judgement in words, as compare words its verdict, naming the scorers judging it
     # What `artsim export image ID OUT` takes for this original (its manifest id) when the index is of a workspace's
     # ingested originals, whose `path` may be a shard member (`…/shards/88.tar#512+107765`); None for a folder's
     # original, whose `path` is its file.
@@ -68,12 +79,12 @@ class QueryResult:
 class Searcher:
     """Searches of one index: `search(queries, top_k, ranking)` gives one QueryResult per query, in order."""
 
-    def __init__(self, index: StoredIndex, root: Path, embed: Embed, head: HeadScores, mark: Mark,
+    def __init__(self, index: StoredIndex, root: Path, embed: Embed, head: HeadScores, judge: Judge,
                  shortlist: int = DEFAULT_SHORTLIST, calibration: Calibration | None = None) -> None:
         if shortlist < 1:
             raise UserError("--shortlist must be at least 1")
         self.index, self.root = index, root  # hit paths are root / location
-        self.embed, self.head, self.mark, self.shortlist = embed, head, mark, shortlist
+        self.embed, self.head, self.judge, self.shortlist = embed, head, judge, shortlist
         # Its usable mask and pHashes are per index, not per query; the calibration is fused's (shipped with the model).
         self.ranker = IndexSearch(index, calibration)
         # A root with a manifest is a workspace's data/ingested (artsim.index.collection): its ids are the manifest's.
@@ -120,6 +131,7 @@ class Searcher:
 
     def _hit(self, rank: int, ranked: Ranked) -> Hit:
         entries, row = self.index.entries, ranked.row
+        judged = self.judge(ranked.evidence)
         return Hit(entries.ids[row], rank, ranked.score, ranked.cosine, entries.artists[row], entries.titles[row],
-                   str(self.root / entries.locations[row]), self.mark(ranked.evidence),
+                   str(self.root / entries.locations[row]), judged.likely_derived, judged.text,
                    entries.ids[row] if self.exportable else None)

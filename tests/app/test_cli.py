@@ -20,13 +20,13 @@ from artsim.describe.texture import HARALICK_FEATURES
 from artsim.evaluate.gallery import PICK_COLUMNS, gallery_picks, render_gallery, weights_text
 from artsim.evaluate.verdict import ShippedThresholds, Thresholds
 from artsim.index import RANKING_NAMES
-from artsim.index.query import Calibration
+from artsim.index.query import Calibration, ranking_named
 from artsim.params import DESCRIPTOR_NAMES, DescribeParams, ScoreWeights
 from artsim.score.fit import fit_weights
 from artsim.score.scorer import DescriptorScorer
 from artsim.score.similarity import TextureStats
 from tests.support.helpers import random_painting, write_untrained_model
-from tests.support.marks import COPIES, marked_model, unrelated_images
+from tests.support.marks import COPIES, check_hit_verdict, marked_model, unrelated_images
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -205,6 +205,29 @@ def test_an_image_unrelated_to_every_original_gets_no_mark_by_any_ranking_in_any
         assert not any(mark for name in ("flat.png", "noise.png", "shapes.png") for mark in marks[name]), (form, marks)
 
 
+@pytest.mark.parametrize("ranking", RANKING_NAMES)
+def test_each_hit_carries_its_verdict_sentence_alike_in_json_jsonl_and_csv(capsys, tmp_path, images, marked,
+                                                                          ranking) -> None:
+    """The copy's source marked, the other originals not: each hit says why, by its ranking's own scorer."""
+    COPIES[0](load_rgb(images[1])).save(tmp_path / "copy.png")
+    common = ["search", str(tmp_path / "copy.png"), "--originals", str(images[0].parent), "--model", str(marked),
+              "--by", ranking, "--top-k", "3"]
+    status, out, err = run_cli(capsys, *common, "--json")
+    assert status == 0, err
+    hits = json.loads(out)["results"]
+    [scorer] = ranking_named(ranking).judged_by
+    assert [hit["likely_derived"] for hit in hits] == [True, False, False]
+    for hit in hits:
+        check_hit_verdict(hit, scorer, artsim.load(marked).thresholds_of(scorer))
+    _, out, _ = run_cli(capsys, *common, "--jsonl")
+    assert [hit["verdict_text"] for hit in json.loads(out)["results"]] == [hit["verdict_text"] for hit in hits]
+    _, out, _ = run_cli(capsys, *common, "--csv")
+    rows = pd.read_csv(io.StringIO(out), dtype=str, keep_default_na=False)
+    assert list(rows["verdict_text"]) == [hit["verdict_text"] for hit in hits]
+    _, out, _ = run_cli(capsys, *common)
+    assert not any(hit["verdict_text"] in out for hit in hits)  # the text table keeps to the mark and its legend
+
+
 def test_compare_pairs_gives_each_pair_the_verdict_compare_gives(capsys, tmp_path, images, marked) -> None:
     copy, shapes = tmp_path / "copy.png", tmp_path / "shapes.png"
     COPIES[0](load_rgb(images[0])).save(copy)
@@ -256,6 +279,31 @@ def test_each_ranking_is_marked_by_its_own_scorers_thresholds(capsys, tmp_path, 
     top = json.loads(out)["results"][0]
     assert top["path"] == str(images[2]) and top["likely_derived"] is True  # the original itself: p above one half
     assert top["score"] == pytest.approx(1 / (1 + np.exp(-0.1)))  # ranked by its calibrated probability
+
+
+def test_a_hit_judged_by_several_scorers_names_whose_threshold_decides(tmp_path) -> None:
+    """A ranking may be judged by several scorers (Ranking.judged_by): a hit is marked where each reaches its own
+    threshold, and its sentence gives the verdicts that decide, each naming its scorer's value."""
+    folder = model_folder(tmp_path, None)
+    loose = Thresholds({0.9: 0.3, 0.99: None}, {0.9: 1.0, 0.99: None}, 36, 36, {0.9: (0.7, 0.95)})
+    strict = Thresholds({0.9: 0.9, 0.99: None}, {0.9: 1.0, 0.99: None}, 21, 588, {0.9: (0.81, 0.98)})
+    ShippedThresholds.of(file_hash(folder / "model.safetensors"), {"model": loose, "phash": strict}).save(
+        folder.parent / "verdict.json")
+    scorer = artsim.load(folder)
+    both = scorer.judge({"model": 0.5, "phash": 0.95})
+    assert both.likely_derived is True and both.text == (
+        "derived: likely (model score = 0.500 >= 0.300; 90% precision, 95% CI 0.70–0.95, on 36 derived / 36 "
+        "unrelated held-out pairs; few pairs, a rough threshold) and derived: likely (pHash similarity = 0.950 >= "
+        "0.900; 90% precision, 95% CI 0.81–0.98, on 21 derived / 588 unrelated held-out pairs; few pairs, a rough "
+        "threshold)")
+    short = scorer.judge({"model": 0.5, "phash": 0.6})  # the model's threshold reached, pHash's not: pHash's decides
+    assert short.likely_derived is False and short.text == (
+        "no evidence of derivation (pHash similarity = 0.600 < 0.900; 90% precision, 95% CI 0.81–0.98, on 21 "
+        "derived / 588 unrelated held-out pairs; few pairs, a rough threshold)")
+    unknown = scorer.judge({"model": 0.5, "fused": 0.7})  # this file ships no thresholds for fused
+    assert unknown.likely_derived is None and unknown.text == (
+        "no verdict by calibrated p(derived): no thresholds shipped for fused (verdict.json predates them: run the "
+        "evaluate stage)")
 
 
 @pytest.mark.parametrize("weighting", list(WEIGHTINGS))

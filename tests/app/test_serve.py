@@ -26,11 +26,12 @@ from artsim.app.service import ServiceState, load_state
 from artsim.core.shards import ShardWriter
 from artsim.evaluate.verdict import ShippedThresholds, Thresholds
 from artsim.index import RANKING_NAMES
+from artsim.index.query import ranking_named
 from artsim.index.search import Query
 from artsim.learn.model_folder import weights_hash
 from tests.app.test_api import png_header_only
 from tests.support.helpers import random_painting, write_untrained_model
-from tests.support.marks import COPIES, marked_model, unrelated_images
+from tests.support.marks import COPIES, check_hit_verdict, marked_model, unrelated_images
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -202,6 +203,9 @@ def test_the_service_marks_no_unrelated_image_by_any_ranking(marked_client, orig
     found = marked_client.post("/search", files={"image": upload(png(copy), "copy.png")}, data={"by": by}).json()
     assert [hit["likely_derived"] for hit in found["results"]] == [True] + [False] * (len(found["results"]) - 1)
     assert found["results"][0]["id"].startswith("painting_2")
+    [scorer] = ranking_named(by).judged_by
+    for hit in found["results"]:  # each says why, by its ranking's own scorer
+        check_hit_verdict(hit, scorer, marked_client.app.state.served.state.scorer.thresholds_of(scorer))
 
 
 @pytest.mark.parametrize("by", RANKING_NAMES)
@@ -280,16 +284,31 @@ def test_health_names_the_model_and_the_index_and_notices_a_change(model_dir, or
     assert client.get("/health").json()["stale"] is True
 
 
-def test_health_notices_the_index_rewritten_since_loading(model_dir, built_index, tmp_path):
+# ann.faiss: the approximate index, which only a collection past artsim.index.ann.EXACT_LIMIT has (none here): one
+# written since loading (the index rebuilt past the limit) is a change as much as a rewritten one.
+@pytest.mark.parametrize("rewritten", ["norms.npy", "ann.faiss"])
+def test_health_notices_the_index_rewritten_since_loading(model_dir, built_index, tmp_path, rewritten):
     index = tmp_path / "index"
     index.mkdir()
     for part in built_index.iterdir():
         (index / part.name).write_bytes(part.read_bytes())
     client = TestClient(create_app(load_state(Path("."), model=model_dir, index=index)))
     assert client.get("/health").json()["stale"] is False
-    (index / "norms.npy").write_bytes((index / "norms.npy").read_bytes() + b"\0")
+    before = (index / rewritten).read_bytes() if (index / rewritten).exists() else b""
+    (index / rewritten).write_bytes(before + b"\0")
     health = client.get("/health").json()
-    assert health["stale"] is True and health["changed"] == ["norms.npy"]
+    assert health["stale"] is True and health["changed"] == [rewritten]
+
+
+def test_health_notices_the_verdict_thresholds_shipped_since_loading(model_dir, built_index, tmp_path):
+    shipped = tmp_path / "models" / "siamese"
+    shutil.copytree(model_dir, shipped)
+    client = TestClient(create_app(load_state(Path("."), model=shipped, index=built_index)))
+    assert client.get("/health").json()["stale"] is False
+    thresholds = Thresholds({0.9: 0.5, 0.99: 0.8}, {0.9: 1.0, 0.99: 0.5}, 10, 10)
+    ShippedThresholds(weights_hash(shipped), thresholds).save(shipped.parent / "verdict.json")  # evaluate reran
+    health = client.get("/health").json()
+    assert health["stale"] is True and health["changed"] == ["verdict.json"]
 
 
 def test_the_page_and_its_files_come_from_the_server_only(client):

@@ -16,7 +16,10 @@ from urllib.request import urlopen
 import pytest
 from PIL import Image
 
+from artsim.app.api import open_image
 from artsim.app.service import load_state
+from artsim.evaluate.verdict import ShippedThresholds, Thresholds
+from artsim.learn.model_folder import weights_hash
 from scripts.screenshots import (
     CHROMIUM,
     DRIVER,
@@ -36,11 +39,34 @@ pytestmark = [pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[str]:
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, cache) -> Iterator[str]:
     """A real uvicorn on the loopback, serving an untrained model over the sample paintings."""
     model = write_untrained_model(tmp_path_factory.mktemp("model"))
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("ARTSIM_CACHE", str(tmp_path_factory.mktemp("cache")))
+        patch.setenv("ARTSIM_CACHE", str(cache))
+        state = load_state(Path("."), model=model, originals=SAMPLE_DIR)
+    with serving(state) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def marked_server(tmp_path_factory, cache, query) -> Iterator[str]:
+    """The same, its model shipping a threshold on its score (at 90% precision, on 21 derived / 588 unrelated pairs)
+    that the query's best hit reaches and its second does not."""
+    model = write_untrained_model(tmp_path_factory.mktemp("marked") / "siamese")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ARTSIM_CACHE", str(cache))
+        found = load_state(Path("."), model=model, originals=SAMPLE_DIR).search(open_image(query), 2, "model")
+        first, second = (hit["score"] for hit in found["results"])
+        assert first > second
+        thresholds = Thresholds({0.9: (first + second) / 2, 0.99: None}, {0.9: 0.9, 0.99: None}, 21, 588,
+                                {0.9: (0.81, 0.98)})
+        ShippedThresholds(weights_hash(model), thresholds, default_by="model").save(model.parent / "verdict.json")
         state = load_state(Path("."), model=model, originals=SAMPLE_DIR)
     with serving(state) as url:
         yield url
@@ -68,6 +94,9 @@ def test_upload_results_and_comparison_by_keyboard(server, browser, query, tmp_p
     assert all(r.find_element(By.CLASS_NAME, "title").text in named for r in results)
     assert scores == sorted(scores, reverse=True)
     assert not browser.find_element(By.ID, "error").is_displayed()
+    # Each card says what its score means: here, that no thresholds ship with this model.
+    verdicts = [r.find_element(By.CLASS_NAME, "verdict").text for r in results]
+    assert all(v.startswith("no verdict by model score: no thresholds shipped with this model") for v in verdicts)
 
     open_comparison(browser, results[0])
     shown = browser.find_element(By.ID, "scores").text
@@ -81,6 +110,19 @@ def test_upload_results_and_comparison_by_keyboard(server, browser, query, tmp_p
     page_height = browser.execute_script("return document.documentElement.scrollHeight")
     with Image.open(screenshot) as image:  # the whole page, not the window's part of it
         assert image.format == "PNG" and image.height >= page_height
+
+
+def test_each_hit_card_shows_its_verdict_sentence(marked_server, browser, query):
+    from selenium.webdriver.common.by import By
+
+    results = upload(browser, marked_server, query)
+    verdicts = [r.find_element(By.CLASS_NAME, "verdict") for r in results]
+    evidence = "; 90% precision, 95% CI 0.81–0.98, on 21 derived / 588 unrelated held-out pairs; few pairs"
+    assert verdicts[0].text.startswith("derived: likely (model score = ") and evidence in verdicts[0].text
+    assert "derived" in verdicts[0].get_attribute("class").split()  # set apart from the unmarked
+    for verdict in verdicts[1:]:
+        assert verdict.text.startswith("no evidence of derivation (model score = ") and evidence in verdict.text
+        assert "derived" not in verdict.get_attribute("class").split()
 
 
 def test_the_page_names_the_ranking_in_force_and_lets_the_user_choose_it(server, browser, query):

@@ -58,3 +58,20 @@ def marked_model(folder: Path, originals: list[Path]) -> Path:
     scores["fused"] = calibrated(calibration, scores)
     ship(model_dir, {name: thresholds_at_precision(positive, values) for name, values in scores.items()}, calibration)
     return model_dir
+
+
+# How a hit's verdict sentence names the value each scorer judges it by.
+VALUE_WORDS = {"model": "model score", "phash": "pHash similarity", "fused": "calibrated p(derived)"}
+
+
+def check_hit_verdict(hit: dict, scorer: str, thresholds: Thresholds) -> None:
+    """A search hit's verdict sentence (`verdict_text`) by `scorer`'s own thresholds: the value it judges named,
+    with the threshold, its precision and interval, and the held-out pairs beneath; derived for a marked hit, no
+    evidence (below the 90% threshold) for an unmarked one."""
+    text, value = hit["verdict_text"], f"{VALUE_WORDS[scorer]} = {hit['score']:.3f}"
+    assert f"on {thresholds.positives} derived / {thresholds.negatives} unrelated held-out pairs" in text, text
+    if hit["likely_derived"]:
+        assert text.startswith(("derived: likely (", "derived: very likely (")) and f"({value} >= " in text, text
+    else:
+        start = f"no evidence of derivation ({value} < {thresholds.at_precision[0.9]:.3f}; 90% precision, 95% CI "
+        assert hit["likely_derived"] is False and text.startswith(start), text

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -139,7 +139,7 @@ def search(scorer: Scorer, query: ImageInput, candidates: Sequence[Original], ca
             candidates[p].artist,
             candidates[p].title,
             str(candidates[p].image),
-            scorer.likely_derived({"model": score}),
+            *astuple(scorer.judge({"model": score})),
         )
         for rank, (p, score, cosine) in enumerate(ranked, start=1)
     ]

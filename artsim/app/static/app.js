@@ -35,9 +35,8 @@ function element(tag, className, text) {
 }
 
 function verdictText(payload) {
-  // The verdict in words, where the server gives one: a search hit's mark (judged by the thresholds of the
-  // ranking's own scorers, which the status line names), or compare's sentence (verdict_text).
-  if (payload.likely_derived === true) return "derived: likely";
+  // The verdict as the server words it (verdict_text): compare's sentence, or a search hit's, judged by the
+  // thresholds of the ranking's own scorers and naming them, the precision and the held-out pairs beneath.
   return payload.verdict_text || "";
 }
 
@@ -96,7 +95,7 @@ function showResults(found) {
     const caption = element("div", "caption");
     caption.append(element("span", "score", hit.score.toFixed(3)));
     const verdict = verdictText(hit);
-    if (verdict) caption.append(element("span", "verdict", verdict));
+    if (verdict) caption.append(element("div", hit.likely_derived ? "verdict derived" : "verdict", verdict));
     caption.append(element("div", "title", [hit.title, hit.artist].filter(Boolean).join(" — ") || hit.id));
     button.append(image, caption);
     button.addEventListener("click", () => compare(hit, button));
