@@ -7,7 +7,7 @@
 NAME is a table of artsim.report.tables computed from the committed metrics, bench/<name> for
 bench/results/<name>.json, or bench/<name>/<view> for a view of its figures (BENCH_VIEWS); a bench
 result not measured yet (PENDING) says which command writes it. `python docs/gen_tables.py`
-rewrites every page; `--check` writes nothing and exits 1 when a page differs from what it would
+rewrites every page (README.md and docs/); `--check` writes nothing and exits 1 when a page differs from what it would
 write. `--exp-show` also runs the `dvc exp show` recipe of docs/pipeline.md and writes its output
 between <!-- exp-show --> markers.
 """
@@ -102,7 +102,7 @@ def filled(text: str, with_exp_show: bool = False) -> str:
 
 
 def pages() -> list[Path]:
-    return sorted(DOCS.rglob("*.md"))
+    return [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]
 
 
 def main() -> int:
