@@ -3,10 +3,14 @@
 Up to EXACT_LIMIT originals every search is exact: `faiss.knn` (the search of `IndexFlatIP`) run on the
 memory-mapped array as it lies, so loading stays a memory map and results are exactly today's. Past it, a
 scan of every float32 row costs what memory bandwidth allows (100,000 x 2048 x 4 bytes = 800 MB a query), so
-`CompactIndex` answers instead: an IVF over a compact copy of the vectors (PCA to at most COMPACT_DIM
-dimensions when wider, then 8-bit scalar quantisation) proposes candidates from a few of its lists, and the
-candidates are re-ranked exactly from the float32 rows. Scores are therefore exact cosines; only which rows
-get proposed is approximate (recall@10 against the exact search: bench/search.py).
+`CompactIndex` answers instead: an IVF over a compact copy of the vectors (8-bit scalar quantisation, after
+PCA to COMPACT_DIM dimensions when the embedding is wider than the model's) proposes candidates from a few of its
+lists, and the candidates are re-ranked exactly from the float32 rows. Scores are therefore exact cosines; only
+which rows get proposed is approximate (recall@10 against the exact search: bench/search.py).
+
+Where a query's time goes (bench/search.py --profile): reading the probed lists dominates, so the lists are many
+and short (LISTS_PER_ROOT x sqrt(n)) and a query reads few of them; the coarse quantiser (one product with every
+list's centre) and the exact re-score of CANDIDATES rows cost a fraction of a millisecond.
 
 For unit vectors the L2 order is the inner-product order, and L2 survives PCA's centring, which an inner
 product does not: the compact index is built with the L2 metric. Any embedding width works.
@@ -20,11 +24,13 @@ import faiss
 import numpy as np
 
 EXACT_LIMIT = 50_000  # originals searched exactly (every row scanned); past it, CompactIndex
-COMPACT_DIM = 256     # dimensions kept by PCA for the compact copy (narrower embeddings are kept whole)
+COMPACT_DIM = 512     # the model's embedding width, kept whole; a wider embedding is PCA'd to it
+LISTS_PER_ROOT = 4    # IVF lists: LISTS_PER_ROOT x sqrt(n), faiss's guideline (1,264 at 100,000; 4,000 at 1,000,000)
 TRAIN_PER_LIST = 40   # training points per IVF list (faiss warns below 39)
-# IVF lists a query reads: PROBE_SCALE x sqrt(lists), at least MIN_PROBES (recall@10 >= 0.99 at 100,000 and
-# 1,000,000 in bench/search.py: a larger collection has more lists and reads a smaller share of them)
-PROBE_SCALE = 10
+# IVF lists a query reads: PROBE_SCALE x sqrt(lists), at least MIN_PROBES. Chosen by bench/search.py's measured
+# recall@10 >= 0.99 at 100,000 and 1,000,000 clustered synthetic embeddings (a larger collection has more lists
+# and reads a smaller share of them).
+PROBE_SCALE = 3
 MIN_PROBES = 16
 CANDIDATES = 200      # rows proposed per query before the exact re-rank (at least 2 k)
 
@@ -60,6 +66,7 @@ class CompactIndex:
             raise ValueError(f"not a faiss index ({str(exc).splitlines()[0] if str(exc) else exc})") from None
         if index.d != dim or index.ntotal > count:
             raise ValueError(f"a faiss index of {index.ntotal} vectors of width {index.d}, for {count} of {dim}")
+        _check_layout(index)
         _probe(index)  # decided by this version, not by the file
         return cls(index)
 
@@ -71,7 +78,7 @@ def compact_index(vectors: np.ndarray, usable: np.ndarray, seed: int = 0) -> Com
     if len(rows) <= EXACT_LIMIT:
         return None
     count, dim = len(rows), vectors.shape[1]
-    lists = max(1, int(2 * math.sqrt(count)))
+    lists = _lists(count)
     compact = f"PCA{COMPACT_DIM}," if dim > COMPACT_DIM else ""
     index = faiss.index_factory(dim, f"{compact}IVF{lists},SQ8", faiss.METRIC_L2)
     faiss.extract_index_ivf(index).cp.seed = seed
@@ -85,12 +92,29 @@ def compact_index(vectors: np.ndarray, usable: np.ndarray, seed: int = 0) -> Com
     return CompactIndex(index)
 
 
-def _probe(index: faiss.Index) -> None:
-    """How many IVF lists a query reads (PROBE_SCALE)."""
+def _lists(count: int) -> int:
+    return max(1, int(LISTS_PER_ROOT * math.sqrt(count)))
+
+
+def _ivf(index: faiss.Index) -> faiss.IndexIVF:
     try:
-        ivf = faiss.extract_index_ivf(index)
+        return faiss.extract_index_ivf(index)
     except RuntimeError:
         raise ValueError("not an IVF index") from None
+
+
+def _check_layout(index: faiss.Index) -> None:
+    """ValueError unless `index` is laid out as compact_index builds it now (one of an older version, e.g. with
+    fewer and longer lists, would not reach the recall PROBE_SCALE was chosen for): searched exactly, rebuilt."""
+    ivf, lists, width = _ivf(index), _lists(index.ntotal), min(index.d, COMPACT_DIM)
+    if ivf.nlist != lists or ivf.d != width:
+        raise ValueError(f"an IVF of {ivf.nlist} lists over {ivf.d} dimensions, this version builds {lists} over "
+                         f"{width} (written by another version)")
+
+
+def _probe(index: faiss.Index) -> None:
+    """How many IVF lists a query reads (PROBE_SCALE)."""
+    ivf = _ivf(index)
     ivf.nprobe = min(ivf.nlist, max(MIN_PROBES, math.ceil(PROBE_SCALE * math.sqrt(ivf.nlist))))
 
 
