@@ -109,7 +109,8 @@ def bench_synthetic(work: Path, count: int, dim: int, queries: int, baseline: st
     same vectors) and the stored compact index, query by query in turn; latency, recall@10, where the time goes."""
     folder = work / f"synthetic-{count}-{dim}"
     built = folder / "build_s.json"  # a rerun in the same --work measures the index already written
-    if not built.exists() or load_index(folder, verify_files=False)[0] is None:
+    stored = load_index(folder, verify_files=False)[0] if built.exists() else None
+    if stored is None or stored.compact_problem:  # none yet, or one this version does not use
         built.write_text(json.dumps(synthetic_index(folder, count, dim)))
     build_s = json.loads(built.read_text())
     load_verified = _seconds(lambda: load_index(folder, verify_files=True))

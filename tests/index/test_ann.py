@@ -57,7 +57,7 @@ def test_up_to_the_limit_the_search_is_exact_and_no_compact_index_is_stored(tmp_
     assert np.array_equal(np.array([scores for _, scores in found]), exact_scores.astype(np.float64))
 
 
-@pytest.mark.parametrize("dim", [24, 600])  # narrower than COMPACT_DIM (kept whole) and wider (PCA)
+@pytest.mark.parametrize("dim", [24, 25, 600])  # narrower than COMPACT_DIM (kept whole; odd too) and wider (PCA)
 def test_past_the_limit_a_stored_compact_index_finds_the_exact_neighbours_with_exact_scores(tmp_path, monkeypatch,
                                                                                             dim):
     monkeypatch.setattr(ann, "EXACT_LIMIT", 500)
