@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import sys
@@ -276,7 +277,8 @@ def record_synthetic(rows: list[dict]) -> None:
     profiles = {f"{r['n']}x{r['dim']}": {name: r[f"{name}_profile_ms"] for name in ("baseline", "compact")
                                          if f"{name}_profile_ms" in r} for r in rows}
     record("search", columns, cells, extra={"profile_ms": profiles},
-           note="one core (taskset, faiss threads 1), one query at a time, shortlist 100; clustered synthetic "
+           note=f"pinned to {len(os.sched_getaffinity(0))} core(s), faiss threads 1, one query at a time, "
+           "shortlist 100; clustered synthetic "
            "embeddings (bench/ann_compare.py), queries are stored rows plus noise (cosine ~0.9); recall@10 against "
            "the exact search; baseline: artsim/index/ann.py at " + (", ".join(baselines) or "none") + ", measured "
            "in turn with the others, query by query, over the same vectors; floors: bytes a query reads at the "
