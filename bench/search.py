@@ -282,7 +282,8 @@ def record_synthetic(rows: list[dict]) -> None:
            "embeddings (bench/ann_compare.py), queries are stored rows plus noise (cosine ~0.9); recall@10 against "
            "the exact search; baseline: artsim/index/ann.py at " + (", ".join(baselines) or "none") + ", measured "
            "in turn with the others, query by query, over the same vectors; floors: bytes a query reads at the "
-           "measured single-core read rate; profile_ms: median ms per part of one compact query")
+           "measured single-core read rate; build s: timed by the run that wrote the index (a rerun in the same --work "
+           "reuses it); profile_ms: median ms per part of one compact query")
 
 
 def main() -> None:
