@@ -5,9 +5,9 @@ memory-mapped array as it lies, so loading stays a memory map and results are ex
 scan of every float32 row costs what memory bandwidth allows (100,000 x 2048 x 4 bytes = 800 MB a query), so
 `CompactIndex` answers instead: an IVF over a compact copy of the vectors (4-bit product quantisation of each pair
 of dimensions, scanned by faiss's SIMD "fast scan", after PCA to COMPACT_DIM dimensions when the embedding is wider
-than the model's) proposes CANDIDATES rows from a few of its lists, and they are re-ranked exactly from the float32
-rows. Scores are therefore exact cosines; only
-which rows get proposed is approximate (recall@10 against the exact search: bench/search.py).
+than the model's) proposes CANDIDATES rows from a share of its lists (PROBE_SHARE), and they are re-ranked exactly
+from the float32 rows. Scores are therefore exact cosines; only which rows get proposed is approximate (recall@10
+against the exact search: bench/search.py).
 
 Where a query's time goes (bench/search.py, profile_ms): scanning the probed lists dominates (with 8-bit scalar
 codes a query at 1,000,000 spent 40 of its 42 ms there and still missed recall@10 0.99), so the codes are the
