@@ -77,9 +77,9 @@ class CompactIndex:
 def compact_index(vectors: np.ndarray, usable: np.ndarray, seed: int = 0) -> CompactIndex | None:
     """The CompactIndex of the usable rows of `vectors` (unit rows); None up to EXACT_LIMIT of them, where the
     exact search is both affordable and exact. Deterministic for a `seed`."""
-    rows = np.flatnonzero(usable)
-    if len(rows) <= EXACT_LIMIT:
+    if not wants_compact(usable):
         return None
+    rows = np.flatnonzero(usable)
     count, dim = len(rows), vectors.shape[1]
     lists = _lists(count)
     compact = f"PCA{COMPACT_DIM}," if dim > COMPACT_DIM else ""
@@ -94,6 +94,11 @@ def compact_index(vectors: np.ndarray, usable: np.ndarray, seed: int = 0) -> Com
         index.add_with_ids(np.asarray(vectors[block], dtype=np.float32), block.astype(np.int64))
     _probe(index)
     return CompactIndex(index)
+
+
+def wants_compact(usable: np.ndarray) -> bool:
+    """Whether these usable rows are searched through a CompactIndex: past EXACT_LIMIT of them."""
+    return int(np.count_nonzero(usable)) > EXACT_LIMIT
 
 
 def _lists(count: int) -> int:

@@ -6,7 +6,9 @@
 - ann.faiss (only past artsim.index.ann.EXACT_LIMIT usable originals): the compact approximate index
   (artsim.index.ann.CompactIndex) that proposes the candidates a search re-ranks exactly. Its sha256 is
   checked on every load, before faiss reads a byte of it; a bad one is reported and the index is searched
-  exactly (slower, never wrong) until it is rebuilt.
+  exactly (slower, never wrong) until it is rebuilt. Building it takes minutes at a million originals, so its
+  record also says what it was built from (the vectors' sha256 and which rows are usable): a save of the same
+  vectors keeps it, and an update that changes nothing (is_current) writes nothing at all.
 - manifest.json: format version, the model fingerprint, the entries as columns (id, location
   relative to the collection's root, sha256, size, mtime_ns, pHash, artist, title, problem: why an
   original has no vector, "" when it has one), the sha256 of the entries, and of each array file with
@@ -29,7 +31,7 @@ import numpy as np
 
 from artsim.core.hashes import hashes_from_hex
 from artsim.core.images import content_hash, file_hash, write_atomically
-from artsim.index.ann import CompactIndex, compact_index
+from artsim.index.ann import CompactIndex, compact_index, wants_compact
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,7 @@ class StoredIndex:
     norms: np.ndarray    # (n,) float32
     compact: CompactIndex | None = None  # past EXACT_LIMIT usable originals: what proposes a search's candidates
     compact_problem: str | None = None   # why ann.faiss was not used (searched exactly instead)
+    compact_record: dict | None = None   # the manifest's record of ann.faiss, when `compact` was read from it
 
     @property
     def usable(self) -> np.ndarray:
@@ -115,22 +118,31 @@ def _file_problem(path: Path, record: dict) -> str | None:
     return None if file_hash(path) == record["sha256"] else f"{path.name} does not match its checksum"
 
 
+def is_current(index: StoredIndex, model: str, root: Path, entries: Entries) -> bool:
+    """Whether `index`, as load_index read it with its files verified, already is what save_index would write for
+    these: the same model, root and entries (an original whose entry is unchanged keeps its vector, so the
+    vectors are the same too), and a compact index that loaded when this version wants one, none when not."""
+    return (index.model == model and index.root == str(root) and index.entries == entries
+            and index.compact_problem is None and (index.compact is not None) == wants_compact(index.usable))
+
+
 def save_index(
-    folder: Path, model: str, root: Path, entries: Entries, vector_file: Path, vectors: np.ndarray, norms: np.ndarray
+    folder: Path, model: str, root: Path, entries: Entries, vector_file: Path, vectors: np.ndarray, norms: np.ndarray,
+    previous: StoredIndex | None = None,
 ) -> None:
     """Put the index in place: `vector_file` (from new_vector_file, holding `vectors`) is renamed to
-    vectors.npy; the norms, then the manifest with every checksum, are written after it."""
+    vectors.npy; the norms, the compact index (kept from `previous`, the index load_index read from `folder`,
+    when built from the same vectors), then the manifest with every checksum, are written after it."""
     if len(vectors) != len(entries) or len(norms) != len(entries):
         raise ValueError(f"{len(entries)} entries but {len(vectors)} vectors and {len(norms)} norms")
     vectors.flush()
     os.replace(vector_file, folder / VECTORS)
     write_atomically(folder / NORMS, lambda handle: np.save(handle, np.asarray(norms, dtype=np.float32)), durable=False)
+    files = {name: _file_record(folder / name) for name in (VECTORS, NORMS)}
     usable = np.array([not problem for problem in entries.problems], dtype=bool)
-    compact = compact_index(vectors, usable) if len(entries) else None
-    if compact is not None:
-        write_atomically(folder / ANN, lambda handle: handle.write(compact.to_bytes().tobytes()), durable=False)
-    else:
-        (folder / ANN).unlink(missing_ok=True)
+    if ann_record := _save_compact(folder, vectors, usable, _compact_source(files[VECTORS]["sha256"], usable),
+                                   previous):
+        files[ANN] = ann_record
     columns = entries.as_json()
     manifest = {
         "format": FORMAT_VERSION,
@@ -138,11 +150,31 @@ def save_index(
         "root": str(root),
         "count": len(entries),
         "dim": int(vectors.shape[1]),
-        "files": {name: _file_record(folder / name) for name in (VECTORS, NORMS, ANN) if (folder / name).exists()},
+        "files": files,
         "entries_sha256": _entries_checksum(columns),
         "entries": columns,
     }
     write_atomically(folder / MANIFEST, lambda handle: handle.write(json.dumps(manifest).encode()), durable=False)
+
+
+def _compact_source(vectors_sha256: str, usable: np.ndarray) -> str:
+    """What a compact index is built from: the vectors (their file's sha256) and which of their rows are usable."""
+    return content_hash(vectors_sha256.encode() + usable.astype(np.uint8).tobytes())
+
+
+def _save_compact(folder: Path, vectors: np.ndarray, usable: np.ndarray, source: str,
+                  previous: StoredIndex | None) -> dict | None:
+    """The record of ann.faiss for vectors built from `source`: `previous`'s, file untouched, when it loaded and was
+    built from the same source; else built and written anew. None, and no file, when no compact index is wanted."""
+    if not wants_compact(usable):
+        (folder / ANN).unlink(missing_ok=True)
+        return None
+    kept = previous.compact_record if previous is not None and previous.compact is not None else None
+    if kept is not None and kept.get("built_from") == source:
+        return kept
+    compact = compact_index(vectors, usable)
+    write_atomically(folder / ANN, lambda handle: handle.write(compact.to_bytes().tobytes()), durable=False)
+    return {**_file_record(folder / ANN), "built_from": source}
 
 
 def load_index(folder: Path, verify_files: bool = True) -> tuple[StoredIndex | None, str | None]:
@@ -183,7 +215,7 @@ def load_index(folder: Path, verify_files: bool = True) -> tuple[StoredIndex | N
     if compact_problem:
         log.warning("index %s: %s is not used (%s): searched exactly until rebuilt", folder, ANN, compact_problem)
     return StoredIndex(str(manifest["model"]), str(manifest["root"]), entries, vectors, norms, compact,
-                       compact_problem), None
+                       compact_problem, ann_record if compact is not None else None), None
 
 
 def _load_compact(folder: Path, record: dict | None, count: int, dim: int) -> tuple[CompactIndex | None, str | None]:

@@ -16,9 +16,10 @@ from PIL import Image
 from artsim.core.fusion import RRF_K, fused_scores, ranks_from_scores, reciprocal_rank_fusion
 from artsim.core.images import ImageRejected
 from artsim.core.shards import ShardMember, ShardWriter
+from artsim.index import ann, build, store
 from artsim.index.build import image_at, location_of, update_index
 from artsim.index.folder import folder_collection
-from artsim.index.store import MANIFEST, NORMS, VECTORS, load_index
+from artsim.index.store import ANN, MANIFEST, NORMS, VECTORS, load_index
 from tests.support.helpers import random_painting
 
 
@@ -123,6 +124,98 @@ def test_a_damaged_index_is_detected_and_rebuilt_never_used(tmp_path, damage):
     rebuilt, report = _build(folder, index_dir, embedder)
     assert report.rebuilt_because and embedder.embedded == 5
     assert load_index(index_dir)[1] is None and rebuilt.entries.locations[0] == "p0.png"
+
+
+COMPACT_ORIGINALS = 30  # past the EXACT_LIMIT the `compact` fixture sets: the compact index is built
+
+
+@pytest.fixture
+def compact(monkeypatch):
+    """The compact-index path forced with a small EXACT_LIMIT; records the usable rows of each compact index built,
+    and counts the saves."""
+    monkeypatch.setattr(ann, "EXACT_LIMIT", 20)
+    calls = {"built": [], "saves": 0}
+
+    def spy_compact_index(vectors, usable, *args, **kwargs):
+        calls["built"].append(int(usable.sum()))
+        return ann.compact_index(vectors, usable, *args, **kwargs)
+
+    def spy_save_index(*args, **kwargs):
+        calls["saves"] += 1
+        return store.save_index(*args, **kwargs)
+
+    monkeypatch.setattr(store, "compact_index", spy_compact_index)
+    monkeypatch.setattr(build, "save_index", spy_save_index)
+    return calls
+
+
+def test_an_update_that_changes_nothing_writes_nothing_and_builds_no_compact_index(tmp_path, compact):
+    folder, index_dir = _folder(tmp_path, COMPACT_ORIGINALS), tmp_path / "index"
+    first, _ = _build(folder, index_dir)
+    assert first.compact is not None and compact == {"built": [COMPACT_ORIGINALS], "saves": 1}
+    written = {path.name: path.read_bytes() for path in index_dir.iterdir()}
+    index, report = _build(folder, index_dir)
+    assert report.unchanged == COMPACT_ORIGINALS and compact == {"built": [COMPACT_ORIGINALS], "saves": 1}
+    assert {path.name: path.read_bytes() for path in index_dir.iterdir()} == written and ANN in written
+    assert index.compact is not None and index.compact.index.ntotal == COMPACT_ORIGINALS
+
+
+def test_new_entries_over_the_same_vectors_keep_the_compact_index(tmp_path, compact):
+    folder, index_dir = _folder(tmp_path, COMPACT_ORIGINALS), tmp_path / "index"
+    _build(folder, index_dir)
+    before = (index_dir / ANN).read_bytes()
+    os.utime(folder / "p3.png", ns=(1, 1))  # a new mtime, the same bytes: the same vector
+    index, report = _build(folder, index_dir)
+    assert report.hashed == 1 and compact == {"built": [COMPACT_ORIGINALS], "saves": 2}
+    assert (index_dir / ANN).read_bytes() == before
+    reloaded, problem = load_index(index_dir)
+    assert problem is None and reloaded.compact is not None
+    assert reloaded.entries.mtimes_ns[reloaded.entries.ids.index("p3.png")] == 1
+
+
+@pytest.mark.parametrize("change, usable", [("add", 31), ("remove", 29), ("change", 30), ("break", 29)])
+def test_a_changed_original_rebuilds_the_compact_index_once(tmp_path, compact, change, usable):
+    folder, index_dir = _folder(tmp_path, COMPACT_ORIGINALS), tmp_path / "index"
+    _build(folder, index_dir)
+    _build(folder, index_dir)  # nothing changed: nothing built
+    if change == "add":
+        random_painting(100).save(folder / "new.png")
+    elif change == "remove":
+        (folder / "p5.png").unlink()
+    elif change == "change":
+        random_painting(101).save(folder / "p5.png")
+    else:
+        (folder / "p5.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    index, _ = _build(folder, index_dir)
+    assert compact["built"] == [COMPACT_ORIGINALS, usable] and index.compact.index.ntotal == usable
+    _, problem = load_index(index_dir)
+    assert problem is None
+    if change != "remove":  # the compact index proposes the new vector of p5.png, or no longer proposes it
+        row = index.entries.ids.index("new.png" if change == "add" else "p5.png")
+        _, proposed = index.compact.index.search(np.asarray(index.vectors[row:row + 1]), 1)
+        assert (proposed[0, 0] == row) == (change != "break")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "another version's layout"])
+def test_a_compact_index_that_does_not_check_out_is_rebuilt_at_the_next_update(tmp_path, monkeypatch, compact,
+                                                                             damage):
+    folder, index_dir = _folder(tmp_path, COMPACT_ORIGINALS), tmp_path / "index"
+    if damage == "truncated":
+        _build(folder, index_dir)
+        good = (index_dir / ANN).read_bytes()
+        (index_dir / ANN).write_bytes(good[: len(good) // 2])
+    else:  # its checksum is right, its lists are not this version's
+        with monkeypatch.context() as older:
+            older.setattr(ann, "LISTS_PER_ROOT", 2)
+            _build(folder, index_dir)
+        good = None
+    assert load_index(index_dir)[0].compact_problem
+    index, report = _build(folder, index_dir)
+    assert compact["built"] == [COMPACT_ORIGINALS] * 2 and report.embedded == 0
+    assert index.compact is not None and index.compact_problem is None
+    assert good is None or (index_dir / ANN).read_bytes() == good  # the same vectors give the same bytes
+    _build(folder, index_dir)  # current again: nothing built
+    assert compact["built"] == [COMPACT_ORIGINALS] * 2
 
 
 def test_an_unreadable_original_is_reported_kept_out_and_not_retried(tmp_path):
