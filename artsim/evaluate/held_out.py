@@ -1,9 +1,10 @@
 """The held-out pairs a verdict rests on, and every scorer's score of them.
 
 The held-out pairs of a split are each of its variants with its source (derived) and with every other original of
-the collection (unrelated): 21 x 28 = 588 unrelated pairs on the sample, not one per variant. At scale a seeded
-sample of `negatives_per_query` unrelated originals per variant keeps them linear in the collection. Every score
-comes from what evaluate already read of each image (its embedding, its peer signature, its descriptors).
+the collection (unrelated): 21 x 28 = 588 unrelated pairs on the sample, not one per variant. Where the collection
+holds more than `negatives_per_query` other originals, a seeded sample of that many per variant keeps the pairs linear
+in the collection (a cap at least as large takes every one, as null does). They are scored a chunk at a time. Every
+score comes from what evaluate already read of each image (its embedding, its peer signature, its descriptors).
 """
 from __future__ import annotations
 
@@ -12,19 +13,21 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 import torch
+from tqdm import tqdm
 
-from artsim.core.hashes import hash_similarity
 from artsim.describe.registry import descriptor
 from artsim.describe.table import Descriptors
-from artsim.evaluate.embedding import EmbeddedImages, score_embedding_pairs
-from artsim.evaluate.peers import HASH_NAMES, PeerSignatures, ssim_similarity
+from artsim.evaluate.embedding import PAIRS_PER_CALL, EmbeddedImages, score_embedding_pairs
+from artsim.evaluate.peers import PeerSignatures, hash_similarities_of_pairs, ssim_of_pairs
 from artsim.evaluate.scorer_inputs import DescriptorWeighting
 from artsim.learn.models import SiameseRegressor
 from artsim.score.similarity import DescriptorSet, combine
 
 PAIR_COLUMNS = ["query_id", "query_path", "original_id", "original_path", "positive"]
-# Pairs whose descriptors are stacked at once (a few MB of vectors).
-DESCRIPTOR_CHUNK = 4096
+# Held-out pairs scored at once, whatever the collection: their embeddings (~130 MB), descriptors and SSIMs. As many
+# as one call of the head, so the head runs on the very batches of one call over all pairs (float32 sums round
+# differently by batch size): the scores are those of scoring every pair at once.
+PAIRS_PER_CHUNK = PAIRS_PER_CALL
 
 
 def held_out_pairs(variants: pd.DataFrame, candidates: pd.DataFrame, per_query: int | None, seed: int
@@ -61,17 +64,28 @@ def held_out_scores(model: SiameseRegressor, images: EmbeddedImages, signatures:
                     weighting: DescriptorWeighting | None = None) -> dict[str, np.ndarray]:
     """Whether each pair of `pairs` (PAIR_COLUMNS) is derived ("positive"), the model's score and the pHash /
     dHash similarities of each; SSIM where the grey thumbnails were kept, the descriptor score where the descriptors
-    and their weighting are given."""
+    and their weighting are given. PAIRS_PER_CHUNK pairs at a time: what is gathered of each pair (its embeddings,
+    its descriptors) stays bounded however many pairs there are."""
+    chunks = [
+        _chunk_scores(model, images, signatures, pairs.iloc[start:start + PAIRS_PER_CHUNK], device, with_ssim,
+                      descriptors, weighting)
+        for start in tqdm(range(0, len(pairs), PAIRS_PER_CHUNK) or [0], desc="held-out pairs", unit="chunk",
+                          disable=None)
+    ]
+    return {name: np.concatenate([chunk[name] for chunk in chunks]) for name in chunks[0]}
+
+
+def _chunk_scores(model: SiameseRegressor, images: EmbeddedImages, signatures: PeerSignatures, pairs: pd.DataFrame,
+                  device: torch.device, with_ssim: bool, descriptors: Mapping[str, Descriptors] | None,
+                  weighting: DescriptorWeighting | None) -> dict[str, np.ndarray]:
     left, right = list(pairs["query_path"]), list(pairs["original_path"])
     embeddings = images.embeddings
     scores = {"positive": pairs["positive"].to_numpy(dtype=bool),
               "model": score_embedding_pairs(model, embeddings[images.rows(left)], embeddings[images.rows(right)],
-                                             device)}
-    a, b = signatures.rows(left), signatures.rows(right)
-    scores |= {name: hash_similarity(signatures.hashes(name)[a], signatures.hashes(name)[b]) for name in HASH_NAMES}
+                                             device),
+              **hash_similarities_of_pairs(signatures, left, right)}
     if with_ssim:
-        grey_a, grey_b = signatures.greys(left), signatures.greys(right)
-        scores["ssim"] = np.array([ssim_similarity(x, y) for x, y in zip(grey_a, grey_b)], dtype=np.float64)
+        scores["ssim"] = ssim_of_pairs(signatures, left, right)
     if descriptors is not None and weighting is not None:
         scores["descriptor"] = descriptor_pair_scores(descriptors, list(pairs["query_id"]),
                                                       list(pairs["original_id"]), weighting)
@@ -80,13 +94,11 @@ def held_out_scores(model: SiameseRegressor, images: EmbeddedImages, signatures:
 
 def descriptor_pair_scores(descriptors: Mapping[str, Descriptors], left: list[str], right: list[str],
                            weighting: DescriptorWeighting) -> np.ndarray:
-    """The weighted descriptor score of each (left[i], right[i]) by id, a chunk of pairs at a time."""
+    """The weighted descriptor score of each (left[i], right[i]) by id (a chunk of pairs: their vectors are stacked)."""
+    if not left:
+        return np.zeros(0)
     weighted = [name for name, weight in weighting.weights.items() if weight > 0]
-    found = []
-    for start in range(0, len(left), DESCRIPTOR_CHUNK):
-        stop = start + DESCRIPTOR_CHUNK
-        a = DescriptorSet.stack([descriptors[i] for i in left[start:stop]])
-        b = DescriptorSet.stack([descriptors[i] for i in right[start:stop]])
-        found.append(combine({name: descriptor(name).paired(a[name], b[name], weighting.stats) for name in weighted},
-                             weighting.weights))
-    return np.concatenate(found) if found else np.zeros(0)
+    a = DescriptorSet.stack([descriptors[i] for i in left])
+    b = DescriptorSet.stack([descriptors[i] for i in right])
+    return combine({name: descriptor(name).paired(a[name], b[name], weighting.stats) for name in weighted},
+                   weighting.weights)

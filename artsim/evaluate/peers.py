@@ -131,14 +131,25 @@ def signatures_of(
 def peer_similarities_of_pairs(signatures: PeerSignatures, left: Sequence[ImageFile | str],
                                right: Sequence[ImageFile | str]) -> dict[str, np.ndarray]:
     """Each peer similarity of (left[i], right[i]) for every i (all files must have signatures)."""
+    return {**hash_similarities_of_pairs(signatures, left, right), "ssim": ssim_of_pairs(signatures, left, right)}
+
+
+def hash_similarities_of_pairs(signatures: PeerSignatures, left: Sequence[ImageFile | str],
+                               right: Sequence[ImageFile | str]) -> dict[str, np.ndarray]:
+    """The pHash and dHash similarity of (left[i], right[i]) for every i."""
     a, b = signatures.rows(left), signatures.rows(right)
-    scores = {name: hash_similarity(signatures.hashes(name)[a], signatures.hashes(name)[b]) for name in HASH_NAMES}
+    return {name: hash_similarity(signatures.hashes(name)[a], signatures.hashes(name)[b]) for name in HASH_NAMES}
+
+
+def ssim_of_pairs(signatures: PeerSignatures, left: Sequence[ImageFile | str],
+                  right: Sequence[ImageFile | str]) -> np.ndarray:
+    """ssim_similarity of (left[i], right[i]) for every i, each pair's thumbnails looked up in place (no copy of
+    every pair's thumbnails at once)."""
     grey, row = signatures.grey, signatures.grey_row_of
-    scores["ssim"] = np.array(
+    return np.array(
         [ssim_similarity(grey[row[as_image_file(x)]], grey[row[as_image_file(y)]]) for x, y in zip(left, right)],
         dtype=np.float64,
     )
-    return scores
 
 
 def hash_score_blocks(

@@ -8,6 +8,8 @@ from artsim.params.base import RUN_ONLY, Block
 
 # As many as `artsim search` re-ranks by default (artsim.index.DEFAULT_SHORTLIST; params import no index code).
 DEFAULT_EVALUATE_SHORTLIST = 100
+# Unrelated originals per held-out variant: the held-out pairs grow as queries x (this + 1), not queries x collection.
+DEFAULT_NEGATIVES_PER_QUERY = 100
 
 
 class EvaluateParams(Block):
@@ -27,6 +29,7 @@ class EvaluateParams(Block):
         description="held-out variants SSIM ranks and the transformed set alters (seeded sample); null = all",
     )
     negatives_per_query: int | None = Field(
-        None, ge=1, description="unrelated originals each held-out variant is paired with for the thresholds and "
-        "the calibration (a seeded sample); null: every original that is not its source"
+        DEFAULT_NEGATIVES_PER_QUERY, ge=1, description="unrelated originals each held-out variant is paired with for "
+        "the thresholds and the calibration (a seeded sample where the collection has more; at least the collection's "
+        "size, or null: every original that is not its source)"
     )

@@ -10,7 +10,8 @@ import pytest
 from pydantic import ValidationError
 from sklearn.linear_model import LogisticRegression
 
-from artsim.evaluate import evaluate_on_test
+from artsim.evaluate import evaluate_on_test, held_out
+from artsim.evaluate import run as evaluate_run
 from artsim.evaluate.calibration import (
     INVERSE_REGULARISATION,
     evidence_matrix,
@@ -18,9 +19,11 @@ from artsim.evaluate.calibration import (
     held_out_verdicts,
     reliability_table,
 )
-from artsim.evaluate.held_out import held_out_pairs
+from artsim.evaluate.embedding import PAIRS_PER_CALL
+from artsim.evaluate.held_out import held_out_pairs, held_out_scores
 from artsim.params import EvaluateParams
-from tests.evaluate.test_run import collection, random_model
+from artsim.params.evaluate import DEFAULT_NEGATIVES_PER_QUERY
+from tests.evaluate.test_run import collection, descriptor_scorer, random_model
 from tests.support.tiny_project import build_tiny_project, resolved_pairs
 
 
@@ -57,6 +60,47 @@ def test_a_cap_samples_the_unrelated_originals_with_the_seed_and_never_the_sourc
     pd.testing.assert_frame_equal(capped, held_out_pairs(variants, candidates, 6, seed=3))
     assert not capped.equals(held_out_pairs(variants, candidates, 6, seed=4))
     assert len(held_out_pairs(variants, candidates, 500, seed=3)) == 5 * 50  # a cap above the collection: all
+
+
+@pytest.mark.parametrize("cap", [49, 50, 100])
+def test_a_cap_at_least_the_other_originals_gives_the_very_pairs_of_no_cap(cap) -> None:
+    """The default cap on a collection smaller than it (the embedded sample) changes no pair nor their order."""
+    variants, candidates = variants_and_originals(5, 50)
+    every = held_out_pairs(variants, candidates, None, seed=3)
+    pd.testing.assert_frame_equal(held_out_pairs(variants, candidates, cap, seed=3), every)
+    assert len(every) == 5 * 50
+    assert not held_out_pairs(variants, candidates, 48, seed=3).equals(every)
+
+
+def test_held_out_pairs_are_scored_a_chunk_at_a_time_with_the_scores_of_one_chunk(tmp_path: Path, monkeypatch) -> None:
+    assert held_out.PAIRS_PER_CHUNK % PAIRS_PER_CALL == 0  # the stage's chunks are whole batches of the head
+    paths = build_tiny_project(tmp_path)
+    pairs, originals, described = resolved_pairs(paths), collection(paths), descriptor_scorer(paths)
+    scored, chunk_sizes = [], []
+
+    def recorded_scores(*args, **kwargs) -> dict[str, np.ndarray]:
+        scored.append(held_out_scores(*args, **kwargs))
+        return scored[-1]
+
+    def counted_chunk(model, images, signatures, chunk, *args) -> dict[str, np.ndarray]:
+        chunk_sizes.append(len(chunk))
+        return chunk_scores(model, images, signatures, chunk, *args)
+
+    monkeypatch.setattr(evaluate_run, "held_out_scores", recorded_scores)
+    whole = evaluate_on_test(random_model(), pairs, originals, 32, 4, descriptor_scorer=described)
+    one_chunk, scored[:] = list(scored), []
+    chunk_scores = held_out._chunk_scores
+    monkeypatch.setattr(held_out, "_chunk_scores", counted_chunk)
+    monkeypatch.setattr(held_out, "PAIRS_PER_CHUNK", 7)
+    chunked = evaluate_on_test(random_model(), pairs, originals, 32, 4, descriptor_scorer=described)
+    assert max(chunk_sizes) == 7 and sum(chunk_sizes) == sum(len(scores["positive"]) for scores in scored) > 7 * 2
+    assert [sorted(scores) for scores in scored] == [sorted(scores) for scores in one_chunk]
+    assert {"ssim", "descriptor"} <= set(scored[1])  # every scorer of the test pairs went through the chunks
+    for scores, whole_scores in zip(scored, one_chunk, strict=True):
+        for name, values in scores.items():
+            # The head's float32 sums round differently in batches of 7; the chunk of the stage is one head batch.
+            np.testing.assert_allclose(values, whole_scores[name], rtol=1e-6 if name == "model" else 0, err_msg=name)
+    assert chunked.thresholds.keys() == whole.thresholds.keys()
 
 
 def separable_scores(rng: np.random.Generator, derived: int, unrelated: int, shift: float = 0.0) -> dict:
@@ -130,4 +174,5 @@ def test_evaluate_fits_fused_on_val_pairs_and_perturbed_test_pairs_do_not_move_i
 def test_a_bad_cap_on_the_unrelated_originals_is_refused_naming_its_key(bad) -> None:
     with pytest.raises(ValidationError, match="negatives_per_query"):
         EvaluateParams(negatives_per_query=bad)
-    assert EvaluateParams().negatives_per_query is None  # every original, by default
+    assert EvaluateParams().negatives_per_query == DEFAULT_NEGATIVES_PER_QUERY == 100  # linear pairs by default
+    assert EvaluateParams(negatives_per_query=None).negatives_per_query is None  # null: every other original
