@@ -228,6 +228,9 @@ def gaps(summary: list[dict[str, Any]], counts: list[int]) -> list[str]:
         k, peaks = entry["exponent"], entry["peak_rss_mib"]
         for count in entry["failed"]:
             out.append(f"{entry['stage']}: failed at N={count} (after {entry['failed'][count]['seconds']:.0f} s)")
+        unmeasured = [n for n in counts if n not in entry["seconds"] and n not in entry["failed"]]
+        if unmeasured:
+            out.append(f"{entry['stage']}: not run at N={', '.join(map(str, unmeasured))}")
         if k is not None and k > 1.1:
             out.append(f"{entry['stage']}: exponent {k:.2f} > 1.1")
         if max(peaks.values(), default=0.0) > 4096:
