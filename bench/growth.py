@@ -174,6 +174,8 @@ def summarise(rows: list[dict[str, Any]], gpu: dict[str, dict[str, Any]]) -> lis
         bound = exponent([*counts, *(n for n, _ in lower)], [*cpu_seconds, *(s for _, s in lower)]) if lower else None
         cpu = cpu_projection(counts, cpu_seconds, k) if counts else math.nan
         projected, basis = cpu, "CPU time from the fit (one core's worth)"
+        if k is None and counts:
+            basis = f"CPU time at N={counts[0]} only, linear growth assumed (one core's worth)"
         if stage in gpu:
             projected, basis = gpu[stage]["seconds"] / GPUS_PER_NODE, f"GPU / {GPUS_PER_NODE}: {gpu[stage]['basis']}"
         summary.append({"stage": stage, "cpu_seconds": dict(zip(counts, cpu_seconds)), "failed": failed,
