@@ -52,14 +52,20 @@ TIMES_ENV = "DVC_SCALE_TIMES"
 # --- the stage wrapper: runs inside `dvc repro` ---------------------------------------------
 
 def timed(stage: str, command: list[str]) -> int:
-    """Run one stage's command and append its wall time and peak memory to $DVC_SCALE_TIMES (outside the
-    workspace). The peak is the largest resident set of any one process of the stage (the stage or a worker
-    of it), in MiB: what one process of it needs, not the sum over its workers."""
-    started = time.perf_counter()
+    """Run one stage's command and append its wall time, CPU time, peak memory and the machine's load to
+    $DVC_SCALE_TIMES (outside the workspace). The CPU time is user + system of the stage's process tree (its
+    workers included, once they are waited for): unlike wall time, it hardly moves when other jobs share the
+    cores. The peak is the largest resident set of any one process of the stage (the stage or a worker of
+    it), in MiB: what one process of it needs, not the sum over its workers."""
+    load_before = os.getloadavg()[0]
+    started, usage_before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     code = subprocess.call(command)
-    peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = (usage.ru_utime + usage.ru_stime) - (usage_before.ru_utime + usage_before.ru_stime)
     with open(os.environ[TIMES_ENV], "a") as times:
-        times.write(json.dumps({"stage": stage, "seconds": time.perf_counter() - started, "peak_rss_mib": peak_mib,
+        times.write(json.dumps({"stage": stage, "seconds": time.perf_counter() - started, "cpu_seconds": cpu_s,
+                                "peak_rss_mib": usage.ru_maxrss / 1024,  # KiB on Linux
+                                "load_average": [load_before, os.getloadavg()[0]],  # 1-minute, at start and end
                                 "returncode": code}) + "\n")
     return code
 

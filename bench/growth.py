@@ -1,13 +1,14 @@
 r"""How every stage grows with the collection (issue 28): the whole DAG on `bench/scale_retrieval.py`'s
 synthetic WikiArt-shaped data (`bench/dvc_scale.py`'s procedural originals, 3 derived variants each,
 adopted through the `import` backend) at several N, with cheap training params (CHEAP, printed), one
-stage at a time (`dvc repro -s STAGE`, each timed by dvc_scale's wrapper: wall time and the peak
-resident set of the stage's largest process).
+stage at a time (`dvc repro -s STAGE`, each timed by dvc_scale's wrapper: CPU time of the stage's
+process tree, wall time, the load average, and the peak resident set of the stage's largest process).
 
-Per stage it fits the exponent k of time ~ N^k (least squares on log-log) and projects the stage to
+Per stage it fits the exponent k of CPU time ~ N^k (least squares on log-log; on a shared machine other
+jobs stretch wall time, hardly CPU time; wall time's exponent is shown beside) and projects the stage to
 the study's scale, 81,444 originals x 3 variants:
 
-- CPU stages (as measured here): t(N_max) x (81,444 / N_max)^max(k, 1): a fixed start-up cost
+- CPU stages (as measured here): CPU time t(N_max) x (81,444 / N_max)^max(k, 1): a fixed start-up cost
   (which flattens k at small N) or a noisy marginal cost never makes the projection optimistic;
 - GPU stages (SDXL generation, finetune, siamese at params.yaml's own image sizes and epochs): FLOPs
   per image (ResNet-50 counted on the meta device; the SDXL UNet's figure an ASSUMPTION, see
@@ -58,12 +59,14 @@ SDXL_UNET_TFLOP = 6.0  # one SDXL-class UNet evaluation at 1024 px (a 128 x 128 
 SDXL_VAE_TFLOP = 4.0  # VAE encode + decode of one 1024 px variant
 RESNET_EFFICIENCY = 0.25  # of the fp16 peak a ResNet-50 sustains at 64-96 px (small images: low utilisation)
 GPU = "H100 SXM"
+GOAL_SIZES = (500, 1000, 2000, 4000)
+PEAK_FLAT = 1.25  # a peak that grows more than this from the smallest N to the largest is not flat
 
 
 # --- the measurements ---------------------------------------------------------------------------
 
 def measure(work: Path, count: int, side: int, revision: str | None) -> dict[str, Any]:
-    """One workspace at N=count, its stages run one by one: {stage: {seconds, peak_rss_mib}}."""
+    """One workspace at N=count, its stages run one by one: see `measured`."""
     dataset = work / f"dataset-{count}-side{side}"
     source, _independent = build_dataset(dataset, count, side)
     imported = derive_variants(source, dataset / "derived")
@@ -77,20 +80,25 @@ def measure(work: Path, count: int, side: int, revision: str | None) -> dict[str
     for stage in STAGES:
         run(["dvc", "repro", "-s", stage], workspace, env)
         done = json.loads(times.read_text().splitlines()[-1])
-        print(f"N={count} {stage:<9} {done['seconds']:8.1f} s  peak RSS {done['peak_rss_mib']:7.0f} MiB", flush=True)
+        print(f"N={count} {stage:<9} {done['cpu_seconds']:8.1f} s CPU {done['seconds']:8.1f} s wall  peak RSS "
+              f"{done['peak_rss_mib']:7.0f} MiB  load {done['load_average'][1]:.1f}", flush=True)
     return measured(root)
 
 
 def measured(root: Path) -> dict[str, Any]:
-    """What one workspace's stages recorded (those that finished, if the run was cut short)."""
+    """What one workspace's stages recorded (those that finished, if the run was cut short): per stage
+    {seconds (wall), cpu_seconds (None where the wrapper did not record it), peak_rss_mib, failed}, and the
+    machine's mean 1-minute load average over the stages' starts and ends."""
     count = int(root.name.removeprefix("n").removesuffix("-growth"))
     times = root / "times.jsonl"
     records = [json.loads(line) for line in times.read_text().splitlines()] if times.exists() else []
-    stages = {r["stage"]: {"seconds": r["seconds"], "peak_rss_mib": r["peak_rss_mib"],
-                           "failed": r.get("returncode", 0) != 0} for r in records}
+    stages = {r["stage"]: {"seconds": r["seconds"], "cpu_seconds": r.get("cpu_seconds"),
+                           "peak_rss_mib": r["peak_rss_mib"], "failed": r.get("returncode", 0) != 0}
+              for r in records}
+    loads = [load for r in records for load in r.get("load_average", [])]
     revision = root / "revision.txt"
     commit = revision.read_text().strip() if revision.exists() else "unrecorded"
-    return {"n": count, "revision": commit, "stages": stages}
+    return {"n": count, "revision": commit, "stages": stages, "load": float(np.mean(loads)) if loads else None}
 
 
 # --- fit and projection -------------------------------------------------------------------------
@@ -149,71 +157,92 @@ def gpu_projections(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def summarise(rows: list[dict[str, Any]], gpu: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per stage: times and peaks by N, exponent, projection at the study's scale and its basis."""
+    """Per stage: CPU and wall times and peaks by N, the exponent fitted on CPU time (other jobs on the
+    cores stretch wall time, hardly CPU time) and on wall time beside, the projection at the study's scale
+    (from CPU time) and its basis."""
     summary = []
     for stage in STAGES:
         # a stage that failed is shown (its time a lower bound) but not fitted
         failed = {row["n"]: row["stages"][stage] for row in rows if row["stages"].get(stage, {}).get("failed")}
         points = [(row["n"], row["stages"][stage]) for row in rows
                   if stage in row["stages"] and row["n"] not in failed]
-        counts = [n for n, _ in points]
-        seconds = [m["seconds"] for _, m in points]
-        k = exponent(counts, seconds)
+        timed_cpu = [(n, m) for n, m in points if m["cpu_seconds"] is not None]
+        counts, cpu_seconds = [n for n, _ in timed_cpu], [m["cpu_seconds"] for _, m in timed_cpu]
+        k = exponent(counts, cpu_seconds)
         # with a failed size's time as a lower bound: a lower bound on the exponent where it is the largest size
-        bound = exponent([*counts, *failed], [*seconds, *(m["seconds"] for m in failed.values())]) if failed else None
-        cpu = cpu_projection(counts, seconds, k) if points else math.nan
-        projected, basis = cpu, "CPU, from the fit (2 cores)"
+        lower = [(n, m["cpu_seconds"]) for n, m in failed.items() if m["cpu_seconds"] is not None]
+        bound = exponent([*counts, *(n for n, _ in lower)], [*cpu_seconds, *(s for _, s in lower)]) if lower else None
+        cpu = cpu_projection(counts, cpu_seconds, k) if counts else math.nan
+        projected, basis = cpu, "CPU time from the fit (one core's worth)"
+        if k is None and counts:
+            basis = f"CPU time at N={counts[0]} only, linear growth assumed (one core's worth)"
         if stage in gpu:
             projected, basis = gpu[stage]["seconds"] / GPUS_PER_NODE, f"GPU / {GPUS_PER_NODE}: {gpu[stage]['basis']}"
-        summary.append({"stage": stage, "seconds": dict(zip(counts, seconds)), "failed": failed,
+        summary.append({"stage": stage, "cpu_seconds": dict(zip(counts, cpu_seconds)), "failed": failed,
+                        "seconds": {n: m["seconds"] for n, m in points},
                         "peak_rss_mib": {n: m["peak_rss_mib"] for n, m in points}, "exponent": k,
-                        "exponent_at_least": bound if failed and max(failed) > max(counts, default=0) else None,
+                        "wall_exponent": exponent([n for n, _ in points], [m["seconds"] for _, m in points]),
+                        "exponent_at_least": bound if lower and max(failed) > max(counts, default=0) else None,
                         "cpu_projection_s": cpu, "projection_s": projected, "basis": basis})
     return summary
 
 
 def duration(seconds: float) -> str:
+    if math.isnan(seconds):
+        return "n/a"
     return f"{seconds / 3600:.1f} h" if seconds >= 360 else f"{seconds:.0f} s"
 
 
-def exponent_cell(entry: dict[str, Any]) -> str:
-    if entry["exponent_at_least"] is not None:
+def exponent_cell(entry: dict[str, Any], key: str = "exponent") -> str:
+    if key == "exponent" and entry["exponent_at_least"] is not None:
         return f">={entry['exponent_at_least']:.2f}"
-    return "n/a" if entry["exponent"] is None else f"{entry['exponent']:.2f}"
+    return "n/a" if entry[key] is None else f"{entry[key]:.2f}"
 
 
-def time_cell(entry: dict[str, Any], count: int) -> str:
+def time_cell(entry: dict[str, Any], count: int, key: str) -> str:
     if count in entry["failed"]:
-        return f">{entry['failed'][count]['seconds']:.0f} (failed)"
-    return f"{entry['seconds'][count]:.1f}" if count in entry["seconds"] else "—"
+        seconds = entry["failed"][count][key]
+        return "— (failed)" if seconds is None else f">{seconds:.0f} (failed)"
+    return f"{entry[key][count]:.1f}" if count in entry[key] else "—"
 
 
 def table(summary: list[dict[str, Any]], counts: list[int]) -> tuple[list[str], list[list[str]]]:
-    columns = ["stage", *(f"N={n} s" for n in counts), *(f"N={n} peak MiB" for n in counts), "exponent",
+    columns = ["stage", *(f"N={n} CPU s" for n in counts), *(f"N={n} wall s" for n in counts),
+               *(f"N={n} peak MiB" for n in counts), "exponent (CPU)", "exponent (wall)",
                f"projected at {STUDY_ORIGINALS:,}", "basis"]
     rows = []
     for entry in summary:
-        rows.append([entry["stage"], *(time_cell(entry, n) for n in counts),
+        rows.append([entry["stage"], *(time_cell(entry, n, "cpu_seconds") for n in counts),
+                     *(time_cell(entry, n, "seconds") for n in counts),
                      *(f"{entry['peak_rss_mib'][n]:.0f}" if n in entry["peak_rss_mib"] else "—" for n in counts),
-                     exponent_cell(entry), duration(entry["projection_s"]), entry["basis"]])
+                     exponent_cell(entry), exponent_cell(entry, "wall_exponent"), duration(entry["projection_s"]),
+                     entry["basis"]])
     total = sum(entry["projection_s"] for entry in summary)
-    rows.append(["total", *([""] * (2 * len(counts) + 1)), duration(total),
-                 f"one {GPUS_PER_NODE}-GPU node: {'fits' if total <= DAY_S else 'does NOT fit'} in one day"])
+    verdict = ("not every stage measured" if math.isnan(total) else
+               f"one {GPUS_PER_NODE}-GPU node: {'fits' if total <= DAY_S else 'does NOT fit'} in one day")
+    rows.append(["total", *([""] * (3 * len(counts) + 2)), duration(total), verdict])
     return columns, rows
 
 
 def gaps(summary: list[dict[str, Any]], counts: list[int]) -> list[str]:
     out = []
     for entry in summary:
-        k, peak = entry["exponent"], max(entry["peak_rss_mib"].values(), default=0.0)
+        k, peaks = entry["exponent"], entry["peak_rss_mib"]
         for count in entry["failed"]:
             out.append(f"{entry['stage']}: failed at N={count} (after {entry['failed'][count]['seconds']:.0f} s)")
+        unmeasured = [n for n in counts if n not in entry["seconds"] and n not in entry["failed"]]
+        if unmeasured:
+            out.append(f"{entry['stage']}: not run at N={', '.join(map(str, unmeasured))}")
         if k is not None and k > 1.1:
             out.append(f"{entry['stage']}: exponent {k:.2f} > 1.1")
-        if peak > 4096:
-            out.append(f"{entry['stage']}: peak RSS {peak:.0f} MiB > 4 GB")
-    if max(counts, default=0) < 4000:
-        out.append(f"measured up to N={max(counts, default=0)} only: the goal's N=4,000 not run")
+        if max(peaks.values(), default=0.0) > 4096:
+            out.append(f"{entry['stage']}: peak RSS {max(peaks.values()):.0f} MiB > 4 GB")
+        if len(peaks) > 1 and peaks[max(peaks)] > PEAK_FLAT * peaks[min(peaks)]:
+            out.append(f"{entry['stage']}: peak RSS not flat, {peaks[min(peaks)]:.0f} MiB at N={min(peaks)} to "
+                       f"{peaks[max(peaks)]:.0f} MiB at N={max(peaks)}")
+    missing = [f"{n:,}" for n in GOAL_SIZES if n not in counts]
+    if missing:
+        out.append(f"the goal's N={' and '.join(missing)} not run")
     return out
 
 
@@ -227,7 +256,7 @@ def main() -> None:
     import yaml
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, nargs="+", default=[500, 1000, 2000, 4000])
+    parser.add_argument("--n", type=int, nargs="+", default=list(GOAL_SIZES))
     parser.add_argument("--side", type=int, default=384, help="long side of the synthetic paintings")
     parser.add_argument("--work", type=Path, required=True, help="scratch folder (kept, datasets reused)")
     parser.add_argument("--revision", default=None,
@@ -262,7 +291,12 @@ def report(rows: list[dict[str, Any]], gpu: dict[str, dict[str, Any]], record_it
     if record_it:
         note = ("cheap training: " + ", ".join(f"{k}={json.dumps(v)}" for k, v in CHEAP.items())
                 + "; GPU stages from FLOPs and ASSUMED throughput, no GPU measured; measured at the commit "
-                + ", ".join(f"N={row['n']}: {row['revision']}" for row in rows) + "; gaps: "
+                + ", ".join(f"N={row['n']}: {row['revision']}" for row in rows)
+                + "; mean 1-minute load average over the stages' starts and ends "
+                + ", ".join(f"N={row['n']}: " + ("unrecorded" if row["load"] is None else f"{row['load']:.1f}")
+                            for row in rows)
+                + "; exponents fitted on CPU time (user + system of each stage's processes), wall time beside"
+                + "; gaps: "
                 + ("; ".join(missing) or "none"))
         record("growth", columns, lines, note)
 
