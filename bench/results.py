@@ -23,9 +23,16 @@ def _commit() -> str:
     return commit + (" with uncommitted changes" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
+def _portable(argument: str) -> str:
+    """An argument without this machine's paths: an absolute path (a scratch folder, an output file), alone or
+    as the value of `KEY=`, reads PATH; the command stays runnable anywhere with one's own paths."""
+    key, equals, value = argument.partition("=") if "=" in argument else ("", "", argument)
+    return f"{key}{equals}PATH" if os.path.isabs(value) else argument
+
+
 def source(note: str = "") -> str:
     """`python bench/<script> <its arguments>, at commit <sha>`, the machine's cores, and `note`."""
-    command = " ".join(["python", f"bench/{Path(sys.argv[0]).name}", *sys.argv[1:]])
+    command = " ".join(["python", f"bench/{Path(sys.argv[0]).name}", *map(_portable, sys.argv[1:])])
     load = ", load average {:.1f}".format(os.getloadavg()[0]) if hasattr(os, "getloadavg") else ""
     return f"{command}, at commit {_commit()}, on {os.cpu_count()} cores{load}" + (f"; {note}" if note else "")
 

@@ -50,10 +50,9 @@ from results import record
 from seeds import MODEL, PLAIN, dotted, parse_overrides, set_params, transformed_figures
 from tqdm import tqdm
 
-from artsim.report.tables import MISSING, SCORER_NAMES, figure
+from artsim.report.tables import SCORER_NAMES, TEACHER, figure, scale_goal, signed
 
 SCORERS = ("model", "descriptor", "phash", "dhash", "ssim", "fused")
-TEACHER = "descriptor"  # the score the model regresses
 # Issue 26's goal at N=500: transformed recall@1 pooled at least the teacher's, no transform below this.
 TRANSFORM_FLOOR = 0.5
 MIN_N = 20  # below it the hash split may leave no test or val painting (N=40 is the smallest run here)
@@ -163,17 +162,8 @@ def gaps(metrics: dict) -> dict:
 
 
 def goal(per_transform: dict) -> dict:
-    """Issue 26's goal at collection scale: the model's pooled transformed recall@1 minus the teacher's,
-    and the transforms where the model finds fewer than TRANSFORM_FLOOR of the sources."""
-    recall = {name: {scorer: figures.get("recall_at_1") for scorer, figures in scorers.items()}
-              for name, scorers in per_transform.items()}
-    pooled = recall.get("all", {})
-    teacher_gap = (None if pooled.get(MODEL) is None or pooled.get(TEACHER) is None
-                   else pooled[MODEL] - pooled[TEACHER])
-    below = [name for name, scorers in recall.items()
-             if name != "all" and scorers.get(MODEL) is not None and scorers[MODEL] < TRANSFORM_FLOOR]
-    return {"teacher_gap": teacher_gap, "below_floor": below, "floor": TRANSFORM_FLOOR,
-            "met": teacher_gap is not None and teacher_gap >= 0 and not below}
+    """Issue 26's goal at collection scale, per transformed set (artsim.report.tables.scale_goal)."""
+    return scale_goal(per_transform, TRANSFORM_FLOOR)
 
 
 def record_row(row: dict) -> Path:
@@ -193,10 +183,6 @@ def record_row(row: dict) -> Path:
     header = [SCORER_NAMES[s] + (" (teacher)" if s == TEACHER else "") for s in scorers]
     return record(f"scale_retrieval_{row['n']}", ["set", *header, "model − teacher"], rows, note=note,
                   extra={"figures": row, "goal": reached})
-
-
-def signed(gap: float | None) -> str:
-    return MISSING if gap is None else f"{gap:+.3f}"
 
 
 def gap_to_teacher(by_scorer: dict) -> float | None:

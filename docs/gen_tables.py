@@ -60,6 +60,9 @@ METRICS_TABLES: dict[str, Callable[[], tables.Table]] = {
 BENCH_VIEWS: dict[str, Callable[[dict], tables.Table]] = {
     "seeds/recall_at_1": lambda result: tables.seed_spread(result, "recall_at_1"),
     "seeds/pair_auc": lambda result: tables.seed_spread(result, "pair_auc"),
+    # Issue 26's goal at collection scale, as gaps: per transform to the floor, pooled to the teacher's.
+    "scale_retrieval_500/goal": tables.scale_goal_table,
+    "scale_retrieval_2000/goal": tables.scale_goal_table,
 }
 
 

@@ -17,6 +17,8 @@ SCORER_NAMES = {"model": "siamese model", "descriptor": "descriptor score", "pha
                 "ssim": "SSIM (grey, 128 px)", "fused": "fused (calibrated p of model and pHash)"}
 PAIR_SCORERS = ("model", "descriptor", "phash", "dhash", "ssim")
 MISSING = "—"
+MODEL, TEACHER = "model", "descriptor"  # the teacher: the score the model regresses
+POOLED = "all"  # the transformed set of every transform together
 
 
 @dataclass(frozen=True)
@@ -171,3 +173,38 @@ def seed_spread(result: Mapping[str, Any], figure: str) -> Table:
 
 def _mean_std(stats: Mapping[str, float] | None) -> str:
     return MISSING if stats is None else f"{figure(stats['mean'], 2)} ± {figure(stats['std'], 2)}"
+
+
+def signed(value: float | None) -> str:
+    """A gap as the docs print it: with its sign (negative: a shortfall), a dash when unknown."""
+    return MISSING if value is None else f"{value:+.3f}"
+
+
+def scale_goal(per_transform: Mapping[str, Mapping[str, Mapping[str, Any] | None]], floor: float) -> dict[str, Any]:
+    """Issue 26's goal at collection scale (bench/scale_retrieval.py), from {transform: {scorer: figures}}:
+    the model's transformed recall@1 pooled at least the teacher's, and on every transform at least `floor`.
+    Per set, the model's figure, the one it is held to and the gap (negative: short by that much)."""
+    sets = {}
+    for name, by_scorer in per_transform.items():
+        model = (by_scorer.get(MODEL) or {}).get("recall_at_1")
+        target = (by_scorer.get(TEACHER) or {}).get("recall_at_1") if name == POOLED else floor
+        sets[name] = {"model": model, "target": target,
+                      "gap": None if model is None or target is None else model - target}
+    teacher_gap = sets.get(POOLED, {}).get("gap")
+    below = [name for name, entry in sets.items() if name != POOLED and entry["gap"] is not None and entry["gap"] < 0]
+    return {"teacher_gap": teacher_gap, "below_floor": below, "floor": floor, "sets": sets,
+            "met": teacher_gap is not None and teacher_gap >= 0 and not below}
+
+
+def scale_goal_table(result: Mapping[str, Any]) -> Table:
+    """bench/results/scale_retrieval_<N>.json's goal, per transformed set: the model's recall@1, what it is
+    held to (the floor on a transform, the teacher's pooled) and the gap, computed from its figures."""
+    reached = scale_goal(result["figures"]["per_transform"], result["goal"]["floor"])
+    rows = []
+    for name, entry in reached["sets"].items():
+        held_to = (f"{SCORER_NAMES[TEACHER]} (teacher) {figure(entry['target'])}" if name == POOLED
+                   else f"floor {figure(entry['target'])}")
+        met = MISSING if entry["gap"] is None else ("met" if entry["gap"] >= 0 else "not met")
+        rows.append((name, figure(entry["model"]), held_to, signed(entry["gap"]), met))
+    header = ("transformed set", f"{SCORER_NAMES[MODEL]} recall@1", "held to", "gap (negative: short by)", "goal")
+    return Table(header, tuple(rows))
