@@ -169,7 +169,7 @@ def _save_compact(folder: Path, vectors: np.ndarray, usable: np.ndarray, source:
     if not wants_compact(usable):
         (folder / ANN).unlink(missing_ok=True)
         return None
-    kept = previous.compact_record if previous is not None and previous.compact is not None else None
+    kept = previous.compact_record if previous is not None else None  # set only where its compact index loaded
     if kept is not None and kept.get("built_from") == source:
         return kept
     compact = compact_index(vectors, usable)

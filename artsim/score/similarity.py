@@ -127,7 +127,6 @@ def cross_scores(
     return combine(cross_similarities(a, b, stats, list(weight_map)), weights)
 
 
-
 # --- texture statistics --------------------------------------------------------------------
 
 def train_texture_stats(descriptors: Mapping[str, Descriptors], originals: pd.DataFrame) -> TextureStats:

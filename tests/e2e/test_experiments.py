@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support.helpers import stages_in
+
 pytestmark = pytest.mark.e2e
 
 # Queued runs of two experiments, each rerunning a few stages: minutes on a busy machine.
@@ -140,7 +142,7 @@ def test_both_queued_experiments_succeed_and_are_shown_with_their_metrics(queued
 def test_a_good_value_reruns_only_the_stages_downstream_of_it(queued: dict) -> None:
     # generate may run in the queue's copy of the workspace, reusing every variant (the next test); its
     # outputs unchanged, nothing below it reruns for it.
-    ran = set(re.findall(r"Running stage '([\w-]+)'", queued["logs"][ONLY_COLOR])) - {"generate"}
+    ran = stages_in(queued["logs"][ONLY_COLOR]) - {"generate"}
     assert ran == {"params", "score", "siamese", "evaluate", "index", "report"}, queued["logs"][ONLY_COLOR][-3000:]
 
 

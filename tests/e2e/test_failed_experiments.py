@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 
 from tests.conftest import run_in as run
 from tests.stages.test_params import BAD_VALUES
+from tests.support.helpers import stages_run
 
 pytestmark = pytest.mark.e2e
 
@@ -36,10 +36,6 @@ def exp_run(repo: Path, *args: str) -> subprocess.CompletedProcess:
                GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return subprocess.run(["dvc", "exp", "run", *args], cwd=repo, env=env, capture_output=True, text=True)
-
-
-def stages_run(result: subprocess.CompletedProcess) -> set[str]:
-    return set(re.findall(r"Running stage '([\w-]+)'", result.stdout + result.stderr))
 
 
 def status(repo: Path) -> dict:

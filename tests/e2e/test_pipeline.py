@@ -11,7 +11,7 @@ import yaml
 from stages.common import edit_params
 from tests.conftest import POISON
 from tests.conftest import run_in as run
-from tests.support.helpers import REPO_ROOT
+from tests.support.helpers import REPO_ROOT, stages_run
 
 pytestmark = pytest.mark.e2e
 
@@ -20,10 +20,6 @@ ALL_STAGES = {"ingest", "generate", "describe", "score", "finetune", "siamese", 
 # The check of params.yaml (stages/params.py): its output is in git, so a clone reruns it only when
 # dvc.lock lags behind its code; any change of params.yaml reruns it (seconds).
 CHECK = "params"
-
-
-def stages_run(result: subprocess.CompletedProcess) -> set[str]:
-    return set(re.findall(r"Running stage '([\w-]+)'", result.stdout + result.stderr))
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,6 +19,16 @@ from artsim.score.similarity import TextureStats
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_DIR = REPO_ROOT / "data" / "sample"
+
+
+def stages_in(log: str) -> set[str]:
+    """The stages a DVC run's output says it ran ("Running stage 'X'")."""
+    return set(re.findall(r"Running stage '([\w-]+)'", log))
+
+
+def stages_run(result: subprocess.CompletedProcess) -> set[str]:
+    """The stages a `dvc repro` or `dvc exp run` ran."""
+    return stages_in(result.stdout + result.stderr)
 
 
 def random_painting(seed: int, size: tuple[int, int] = (120, 90)) -> Image.Image:
