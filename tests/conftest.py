@@ -91,8 +91,8 @@ def reproduced_workspace(tmp_path_factory: pytest.TempPathFactory) -> Reproduced
     first: evaluate's outputs are in git and could match its rebuilt (deterministic) inputs, so
     without the poison a skipped evaluate would leave the committed figures looking like fresh ones.
 
-    test_pipeline.py changes params and reruns in it after its first checks; whoever uses it must
-    rely only on it being a reproduced workspace (dvc status clean), not on the default params."""
+    test_experiments.py commits it and queues an experiment in it; whoever uses it must rely only on
+    it being a reproduced workspace (dvc status clean) of the default params."""
     target = tmp_path_factory.mktemp("clone")
     copy_worktree(target)
     for command in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-q", "-m", "snapshot"]):

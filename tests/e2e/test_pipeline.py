@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 import yaml
 
-from stages.common import edit_params
 from tests.conftest import POISON
 from tests.conftest import run_in as run
 from tests.support.helpers import REPO_ROOT, stages_run
@@ -113,10 +112,3 @@ def test_reproduced_evaluation_matches_the_committed_one_within_the_measured_tol
 def test_second_repro_runs_nothing(clone, first_repro):
     assert stages_run(run(["dvc", "repro"], clone)) == set()
     assert "up to date" in run(["dvc", "status"], clone).stdout
-
-
-def test_changing_a_score_weight_reruns_only_what_depends_on_it(clone, first_repro):
-    edit_params(clone / "params.yaml", {"score.weights.color": 0.7})
-    # A new target trains a new model, whose embeddings the index takes up.
-    # (and the report, which shows the run)
-    assert stages_run(run(["dvc", "repro"], clone)) == {CHECK, "score", "siamese", "evaluate", "index", "report"}
