@@ -1,7 +1,7 @@
 """End to end: nothing lost on a bad experiment. `dvc exp run -S` of a bad value in any params block
 fails at stage params, before DVC removes any stage's outputs: it exits non-zero with the line naming
 the key and what is allowed, and every output and metric stays as it was (docs/experiments.md). That a
-good value reruns only what it decides is checked on the queued experiments (tests/e2e/test_experiments.py),
+good value reruns only what it decides is checked on the queued experiment (tests/e2e/test_experiments.py),
 which run anyway."""
 from __future__ import annotations
 
