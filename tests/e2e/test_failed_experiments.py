@@ -2,7 +2,7 @@
 fails at stage params, before DVC removes any stage's outputs: it exits non-zero with the line naming
 the key and what is allowed, and every output and metric stays as it was (docs/experiments.md). That a
 good value reruns only what it decides is checked on the queued experiment (tests/e2e/test_experiments.py),
-which run anyway."""
+which runs anyway."""
 from __future__ import annotations
 
 import hashlib
