@@ -78,13 +78,16 @@ def test_the_embedding_is_l2_normalised_at_the_configured_width() -> None:
             assert torch.allclose(embedded.norm(dim=1), torch.ones(2), atol=1e-5)
 
 
-def test_a_saved_model_loads_at_the_width_it_was_trained_with(tmp_path: Path) -> None:
-    model = _random(128, "calibrated")
+@pytest.mark.parametrize(("width", "expected"), [(128, 128), (None, 2048)])  # None: no projection (the pooled features)
+def test_a_saved_model_loads_at_the_width_it_was_trained_with(tmp_path: Path, width: int | None,
+                                                              expected: int) -> None:
+    model = _random(width, "calibrated")
     save_weights(model, tmp_path / "model.safetensors")
     loaded = load_siamese(tmp_path / "model.safetensors", head_hidden=8)
     images = _inputs()
     with torch.no_grad():
-        assert loaded.embedding_dim == 128
+        assert loaded.embedding_dim == expected
+        assert isinstance(loaded.projection, torch.nn.Identity) == (width is None)
         assert torch.equal(loaded.embed(images), model.embed(images))
 
 
