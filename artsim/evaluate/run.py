@@ -22,14 +22,16 @@ from artsim.core.alterations import EVALUATION, Alteration
 from artsim.core.metrics import pair_aucs, strength_spearmans
 from artsim.describe.table import Descriptors
 from artsim.evaluate.breakdowns import (
+    DEFAULT_MRR,
     HEADLINE_SCORERS,
     best_search_ranking,
     error_by_strength,
     error_by_style,
+    mrr_plain_and_transformed,
     scorer_headline,
     scorer_table,
 )
-from artsim.evaluate.calibration import held_out_verdicts
+from artsim.evaluate.calibration import calibrated, held_out_verdicts
 from artsim.evaluate.embedding import EmbeddedImages, embed_files, score_embedding_pairs
 from artsim.evaluate.held_out import held_out_pairs, held_out_scores
 from artsim.evaluate.peers import HASH_NAMES, PeerSignatures, peer_similarities_of_pairs, signatures_of
@@ -83,14 +85,15 @@ class Evaluation:
     figures, the transformed set, each scorer's precision / recall curve).
     thresholds: each scorer's thresholds on the held-out test pairs (every variant against every original), fused's
     calibrated probability among them; shipped beside the model with `calibration` (fitted on val pairs only).
-    search_default_by: shipped in models/verdict.json (default_by), where `artsim search` reads it.
+    search_default_by: shipped in models/verdict.json (default_by), where `artsim search` reads it: the search ranking
+    of best MRR over the held-out queries plain and transformed (report[DEFAULT_MRR]).
     """
 
     report: dict[str, Any]
     predictions: pd.DataFrame
     tables: dict[str, pd.DataFrame]
     thresholds: dict[str, Thresholds]
-    search_default_by: str  # `artsim search --by` default: the best held-out MRR of model, phash, fused
+    search_default_by: str  # `artsim search --by` default: of model, phash, fused, the best report[DEFAULT_MRR]
     calibration: Calibration | None = None  # fused's; None where val has no derived and unrelated pair
 
 
@@ -170,7 +173,7 @@ def evaluate_on_test(
     retrieval = retrieval_report(task, score_blocks(model, queries, candidates, weighting, device, with_fused=True,
                                                     shortlisting=Shortlisting(shortlist, sampled),
                                                     calibration=verdicts.calibration))
-    pair_scores = _pair_scores(scored, prediction, readers.signatures)
+    pair_scores = _pair_scores(scored, prediction, readers.signatures, verdicts.calibration)
     table = _scorer_figures(scored, pair_scores, retrieval)
     transformed = evaluate_transformed(
         transformed_task(task, scored, sampled),
@@ -187,7 +190,9 @@ def evaluate_on_test(
         weighting,
         alterations,
         Shortlisting(shortlist),
+        verdicts.calibration,
     )
+    default_mrr = mrr_plain_and_transformed(retrieval, transformed)
     target, positive = predictions["target"].to_numpy(), predictions["positive"].to_numpy()
     report = {
         **evaluation_report(target, prediction, baseline),
@@ -199,6 +204,7 @@ def evaluate_on_test(
         "n_candidates_test_only": len(task.test_columns),
         **_with_thresholds(scorer_headline(table), verdicts.thresholds),
         "transformed": transformed_headline(transformed),
+        DEFAULT_MRR: default_mrr,
         "shortlist": shortlist,
         "n_sampled_queries": len(sampled),
         OUTSIDE_SHORTLIST: {name: figures["collection"][OUTSIDE_SHORTLIST] for name, figures in retrieval.items()},
@@ -211,7 +217,7 @@ def evaluate_on_test(
         "transformed.csv": transformed,
         **verdicts.tables,
     }
-    return Evaluation(report, predictions, tables, verdicts.thresholds, best_search_ranking(table),
+    return Evaluation(report, predictions, tables, verdicts.thresholds, best_search_ranking(default_mrr),
                       verdicts.calibration)
 
 
@@ -236,7 +242,6 @@ def _describer(descriptor_scorer: DescribedCollection | None) -> Callable | None
     return DescriptorScorer(
         descriptor_scorer.describe, descriptor_scorer.weights, descriptor_scorer.stats
     ).describe_image
-
 
 
 def _read_images(
@@ -286,14 +291,17 @@ def _scorer_inputs(readers: _Readers, paths: list[Path], ids: list[str], descrip
     )
 
 
-def _pair_scores(scored: pd.DataFrame, prediction: np.ndarray, signatures: PeerSignatures) -> dict[str, np.ndarray]:
-    """Every scorer's score of each scored pair (and the default weights' descriptors)."""
-    return {
+def _pair_scores(scored: pd.DataFrame, prediction: np.ndarray, signatures: PeerSignatures,
+                 calibration: Calibration | None) -> dict[str, np.ndarray]:
+    """Every scorer's score of each scored pair (and the default weights' descriptors; fused's calibrated probability
+    where a calibration was fitted)."""
+    scores = {
         "model": prediction,
         "descriptor": scored["score"].to_numpy(dtype=np.float64),
         **peer_similarities_of_pairs(signatures, list(scored["original_path"]), list(scored["generated_path"])),
         **{name: scored[name].to_numpy(dtype=np.float64) for name in DESCRIPTOR_ROWS},
     }
+    return scores | ({"fused": calibrated(calibration, scores)} if calibration is not None else {})
 
 
 def _scorer_figures(

@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from artsim.core import layout
@@ -125,6 +126,17 @@ def test_a_changed_metric_changes_its_table():
     report["model"] = {**report["model"], "threshold_at_precision_90": 0.123456, "threshold_positives": 1000}
     after = tables.thresholds(report).markdown()
     assert "| siamese model | 0.123 |" in after and "1,000 /" in after and before != after
+
+
+def test_the_transformed_table_shows_fused_beside_every_scorer_evaluate_judged():
+    """fused's figures per transform and pooled, as evaluate writes them; a dash only where it scores no pair."""
+    rows = [(t, s, r1, auc) for t in ("mirror", "all") for s, r1, auc in
+            (("model", 0.8, 0.9), ("phash", 0.0, 0.35), ("fused", 0.75, None))]
+    table = tables.transformed(pd.DataFrame(rows, columns=["transform", "scorer", "recall_at_1", "pair_auc"]))
+    assert table.header == ("transform", "siamese model: recall@1 / AUC", "pHash: recall@1 / AUC",
+                            "fused (calibrated p of model and pHash): recall@1 / AUC")
+    assert table.rows == (("mirror", "0.80 / 0.90", "0.00 / 0.35", "0.75 / —"),
+                          ("all", "0.80 / 0.90", "0.00 / 0.35", "0.75 / —"))
 
 
 def test_missing_figures_print_as_a_dash_and_an_unknown_table_fails():
