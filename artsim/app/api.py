@@ -249,7 +249,7 @@ def _named(scorer: str, verdict: Verdict) -> str:
     """A verdict's text naming its scorer: one with a threshold names the scorer's value; one without says whose."""
     if verdict.derived is not None:
         return verdict.text
-    return f"no verdict by {SCORER_WORDS[scorer]}: {verdict.text.removeprefix('no verdict: ')}"
+    return f"no verdict by {SCORER_WORDS[scorer]}: {verdict.why_none}"
 
 
 def compare_payload(
