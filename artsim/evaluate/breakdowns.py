@@ -12,7 +12,6 @@ from typing import Any
 import pandas as pd
 
 from artsim.core.metrics import RetrievalMetrics
-from artsim.evaluate.transformed import OVERALL
 from artsim.index.query import RANKINGS
 
 # Scorers compared in the headline: the model, the descriptor score it learns, the peers, and fused (the calibrated
@@ -84,12 +83,12 @@ def _none_if_nan(value: object) -> float | None:
     return None if value is None or pd.isna(value) else float(value)
 
 
-def mrr_plain_and_transformed(retrieval: Mapping[str, Mapping[str, RetrievalMetrics]], transformed: pd.DataFrame
+def mrr_plain_and_transformed(retrieval: Mapping[str, Mapping[str, RetrievalMetrics]], pooled: pd.DataFrame
                               ) -> dict[str, float | None]:
     """Per SEARCH_RANKINGS ranking, the MRR of the source over every held-out query: the plain test queries
-    (`retrieval`, among the collection) and every altered one (`transformed`, its pooled rows), each query counting
-    once; None where it ranked none. What a user meets: a plain variant, or a mirrored, cropped, recompressed one."""
-    pooled = transformed[transformed["transform"] == OVERALL].set_index("scorer")
+    (`retrieval`, among the collection) and every altered one (`pooled`: the transformed set's rows of every
+    transform together, by scorer, with mrr and n_queries), each query counting once; None where it ranked none.
+    What a user meets: a plain variant, or a mirrored, cropped, recompressed one."""
     figures = {}
     for name in SEARCH_RANKINGS:
         plain = retrieval.get(name, {}).get("collection", {})

@@ -39,7 +39,13 @@ from artsim.evaluate.predictions import collection_table, prediction_table
 from artsim.evaluate.regression import evaluation_report, mae_by_kind, train_mean_score
 from artsim.evaluate.scorer_inputs import DescriptorWeighting, ScorerInputs, Shortlisting, score_blocks
 from artsim.evaluate.source_retrieval import OUTSIDE_SHORTLIST, retrieval_report, retrieval_task, sampled_rows
-from artsim.evaluate.transformed import AlteredReaders, evaluate_transformed, transformed_headline, transformed_task
+from artsim.evaluate.transformed import (
+    AlteredReaders,
+    evaluate_transformed,
+    pooled_rows,
+    transformed_headline,
+    transformed_task,
+)
 from artsim.evaluate.verdict import Thresholds, thresholds_at_precision
 from artsim.index import DEFAULT_SHORTLIST
 from artsim.index.query import Calibration
@@ -85,15 +91,14 @@ class Evaluation:
     figures, the transformed set, each scorer's precision / recall curve).
     thresholds: each scorer's thresholds on the held-out test pairs (every variant against every original), fused's
     calibrated probability among them; shipped beside the model with `calibration` (fitted on val pairs only).
-    search_default_by: shipped in models/verdict.json (default_by), where `artsim search` reads it: the search ranking
-    of best MRR over the held-out queries plain and transformed (report[DEFAULT_MRR]).
+    search_default_by: shipped in models/verdict.json (default_by), where `artsim search` reads it.
     """
 
     report: dict[str, Any]
     predictions: pd.DataFrame
     tables: dict[str, pd.DataFrame]
     thresholds: dict[str, Thresholds]
-    search_default_by: str  # `artsim search --by` default: of model, phash, fused, the best report[DEFAULT_MRR]
+    search_default_by: str  # of model, phash, fused: the best MRR on held-out queries plain and transformed
     calibration: Calibration | None = None  # fused's; None where val has no derived and unrelated pair
 
 
@@ -192,7 +197,7 @@ def evaluate_on_test(
         Shortlisting(shortlist),
         verdicts.calibration,
     )
-    default_mrr = mrr_plain_and_transformed(retrieval, transformed)
+    default_mrr = mrr_plain_and_transformed(retrieval, pooled_rows(transformed))
     target, positive = predictions["target"].to_numpy(), predictions["positive"].to_numpy()
     report = {
         **evaluation_report(target, prediction, baseline),

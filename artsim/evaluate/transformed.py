@@ -221,9 +221,14 @@ def altered_inputs(
     return np.array(kept, dtype=np.int64), inputs
 
 
+def pooled_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of every transform together (transform = OVERALL), by scorer."""
+    return table[table["transform"] == OVERALL].set_index("scorer")
+
+
 def transformed_headline(table: pd.DataFrame) -> dict[str, dict[str, float | None]]:
     """transformed.<scorer>.<figure> of the pooled rows: fixed keys, NaN as None."""
-    pooled = table[table["transform"] == OVERALL].set_index("scorer")
+    pooled = pooled_rows(table)
     return {
         scorer: {
             figure: (

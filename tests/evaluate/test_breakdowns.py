@@ -6,7 +6,7 @@ import pytest
 
 from artsim.core.metrics import retrieval_metrics
 from artsim.evaluate.breakdowns import SEARCH_RANKINGS, best_search_ranking, mrr_plain_and_transformed
-from artsim.evaluate.transformed import OVERALL, TRANSFORMED_COLUMNS
+from artsim.evaluate.transformed import OVERALL, TRANSFORMED_COLUMNS, pooled_rows
 
 
 def plain_retrieval(ranks: dict[str, list[int]], candidates: int = 29) -> dict:
@@ -15,11 +15,10 @@ def plain_retrieval(ranks: dict[str, list[int]], candidates: int = 29) -> dict:
 
 
 def transformed_table(pooled: dict[str, tuple[float | None, int]]) -> pd.DataFrame:
-    """transformed.csv's rows: one transform (made to mislead: only the pooled rows count) and the pooled ones."""
-    rows = [{"transform": transform, "scorer": name, "mrr": mrr, "n_queries": n}
+    """transformed.csv's pooled rows (beside one transform's, made to mislead: only the pooled rows count)."""
+    rows = [{"transform": transform, "scorer": name, "mrr": mrr if transform == OVERALL else 1.0, "n_queries": n}
             for name, (mrr, n) in pooled.items() for transform in ("mirror", OVERALL)]
-    rows += [{"transform": "mirror", "scorer": name, "mrr": 1.0, "n_queries": 1} for name in ("ssim",)]
-    return pd.DataFrame(rows).reindex(columns=TRANSFORMED_COLUMNS)
+    return pooled_rows(pd.DataFrame(rows).reindex(columns=TRANSFORMED_COLUMNS))
 
 
 def test_pooled_over_plain_and_transformed_picks_what_plain_alone_would_not() -> None:
