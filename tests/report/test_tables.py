@@ -60,7 +60,7 @@ def _metrics(folder: Path, model_mirror: float, plain: dict[str, tuple[float | N
               **{scorer: {"recall_at_1": r1, "pair_auc": auc} for scorer, (r1, auc) in plain.items()}}
     (folder / "evaluate.json").write_text(json.dumps(report), encoding="utf-8")
     rows = [("mirror", "model", model_mirror, 0.8), ("mirror", "phash", 0.0, 0.35), ("mirror", "dhash", 0.6, ""),
-            ("all", "model", 0.7, 0.9), ("all", "phash", 0.7, 0.88)]
+            ("mirror", "fused", 0.9, 0.95), ("all", "model", 0.7, 0.9), ("all", "phash", 0.7, 0.88)]
     (folder / "evaluate" / "transformed.csv").write_text(
         "case,transform,scorer,pair_auc,recall_at_1\n"
         + "".join(f"{t} / {s},{t},{s},{auc},{r1}\n" for t, s, r1, auc in rows), encoding="utf-8")
@@ -81,14 +81,15 @@ def test_the_seeds_bench_keeps_every_scorer_per_transform_and_the_gap_to_the_pee
     # The plain set is held to pHash alone (the descriptor score is higher); a transform to its best peer.
     assert goal["sets"]["plain"]["recall_at_1"] == pytest.approx(
         {"peer": "phash", "model": 0.9, "peer_mean": 0.8, "gap": 0.1, "met": True})
-    assert goal["sets"]["mirror"]["recall_at_1"]["peer"] == "dhash"
+    assert goal["sets"]["mirror"]["recall_at_1"]["peer"] == "dhash"  # fused, higher, is the model helped: no peer
     assert goal["sets"]["mirror"]["recall_at_1"]["gap"] == pytest.approx(-0.1)
     assert goal["sets"]["mirror"]["pair_auc"]["peer"] == "phash" and goal["sets"]["all"]["recall_at_1"]["met"]
     assert goal["met"] is False
 
     table = tables.seed_spread({"seeds": [0, 1], "kernel": "native", "sets": sets, "goal": goal}, "recall_at_1")
     assert table.header[0] == "set (2 seeds, native kernels)" and table.header[-1] == "model − peer to match"
-    assert table.rows[1] == ("mirror", "0.50 ± 0.14", "—", "0.00 ± 0.00", "0.60 ± 0.00", "—", "-0.100 (dHash)")
+    assert table.rows[1] == ("mirror", "0.50 ± 0.14", "—", "0.00 ± 0.00", "0.60 ± 0.00", "0.90 ± 0.00",
+                             "-0.100 (dHash)")
     assert table.rows[0][-1] == "+0.100 (pHash)"
 
 
