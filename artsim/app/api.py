@@ -211,7 +211,8 @@ class Scorer:
 
     @property
     def search_default(self) -> str | None:
-        """The ranking evaluate found best for these weights (held-out MRR); None if none was shipped."""
+        """The ranking evaluate found best for these weights (MRR over held-out queries, plain and transformed); None
+        if none was shipped."""
         shipped = self._shipped[0]
         return shipped.default_by if shipped else None
 
