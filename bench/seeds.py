@@ -165,8 +165,10 @@ TRANSFORMED_PLOT = Path("evaluate") / "transformed.csv"
 FIGURES = ("recall_at_1", "pair_auc")
 PLAIN = "plain"
 MODEL = "model"
-# The peer the model must match on the plain set; on a transform, every peer.
+# The peer the model must match on the plain set; on a transform, every peer. fused is none: it combines the
+# model's own score with pHash's.
 PLAIN_GOAL_PEER = "phash"
+NOT_PEERS = frozenset({MODEL, "fused"})
 
 # {set: {scorer: {figure: value}}}: one run's figures per set (plain, each transform, all).
 SetFigures = dict[str, dict[str, dict[str, float | None]]]
@@ -251,7 +253,7 @@ def goal(sets: dict[str, dict[str, dict[str, dict[str, float] | None]]]) -> dict
         for figure in FIGURES:
             model = (scorers.get(MODEL) or {}).get(figure)
             peers = {scorer: by_figure[figure] for scorer, by_figure in scorers.items()
-                     if scorer != MODEL and by_figure.get(figure) is not None
+                     if scorer not in NOT_PEERS and by_figure.get(figure) is not None
                      and (set_name != PLAIN or scorer == PLAIN_GOAL_PEER)}
             if model is None or not peers:
                 gaps[set_name][figure] = None

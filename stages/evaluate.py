@@ -10,6 +10,7 @@ from artsim.core import layout
 from artsim.core.shards import manifest_images
 from artsim.describe.table import read_descriptors
 from artsim.evaluate import PREDICTION_COLUMNS, DescribedCollection, evaluate_on_test
+from artsim.evaluate.breakdowns import DEFAULT_MRR
 from artsim.evaluate.gallery import write_gallery
 from artsim.evaluate.headline import headline
 from artsim.evaluate.verdict import ShippedThresholds
@@ -55,8 +56,10 @@ def main() -> None:
     write_json(layout.HEADLINE, headline(evaluation.report))
     PLOTS.mkdir(parents=True, exist_ok=True)
     evaluation.predictions[PREDICTION_COLUMNS].to_csv(PLOTS / "predictions.csv", index=False)
-    # A result (which ranking won on held-out queries); the app reads it from VERDICT, bound to the weights.
-    write_json(PLOTS / "search.json", {"default_by": evaluation.search_default_by})
+    # A result (which ranking won on held-out queries, plain and transformed, and by what); the app reads it from
+    # VERDICT, bound to the weights.
+    write_json(PLOTS / "search.json", {"default_by": evaluation.search_default_by,
+                                       DEFAULT_MRR: evaluation.report[DEFAULT_MRR]})
     for name, table in evaluation.tables.items():
         (PLOTS / name).parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(PLOTS / name, index=False)

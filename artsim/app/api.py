@@ -211,7 +211,8 @@ class Scorer:
 
     @property
     def search_default(self) -> str | None:
-        """The ranking evaluate found best for these weights (held-out MRR); None if none was shipped."""
+        """The ranking evaluate found best for these weights (MRR over held-out queries, plain and transformed); None
+        if none was shipped."""
         shipped = self._shipped[0]
         return shipped.default_by if shipped else None
 
@@ -249,7 +250,7 @@ def _named(scorer: str, verdict: Verdict) -> str:
     """A verdict's text naming its scorer: one with a threshold names the scorer's value; one without says whose."""
     if verdict.derived is not None:
         return verdict.text
-    return f"no verdict by {SCORER_WORDS[scorer]}: {verdict.text.removeprefix('no verdict: ')}"
+    return f"no verdict by {SCORER_WORDS[scorer]}: {verdict.why_none}"
 
 
 def compare_payload(

@@ -14,11 +14,15 @@ import pandas as pd
 from artsim.core.metrics import RetrievalMetrics
 from artsim.index.query import RANKINGS
 
-# Scorers compared in the headline: the model, the descriptor score it learns, the peers, and the
-# model's and pHash's ranks fused (artsim.core.fusion: a ranking only, so no pair figures).
+# Scorers compared in the headline: the model, the descriptor score it learns, the peers, and fused (the calibrated
+# probability of the model's score and pHash's, artsim.evaluate.calibration; without a calibration a rank fusion,
+# artsim.core.fusion, that scores no pair).
 HEADLINE_SCORERS = ("model", "descriptor", "phash", "dhash", "ssim", "fused")
-# What `artsim search --by` may default to: the search ranking with the best held-out MRR.
+# What `artsim search --by` may default to: the search ranking with the best MRR over the held-out queries, plain and
+# transformed (its key DEFAULT_MRR in metrics/evaluate.json); MRRs equal to TIE_DIGITS decimals tie.
 SEARCH_RANKINGS = tuple(RANKINGS)
+DEFAULT_MRR = "mrr_plain_and_transformed"
+TIE_DIGITS = 12
 SCORER_COLUMNS = ["scorer", "pair_auc", "strength_spearman", "recall_at_1", "recall_at_5", "mrr",
                   "recall_at_1_test_only", "recall_at_5_test_only", "mrr_test_only"]
 HEADLINE_FIGURES = ("pair_auc", "strength_spearman", "recall_at_1", "recall_at_5", "mrr", "recall_at_1_test_only")
@@ -79,11 +83,32 @@ def _none_if_nan(value: object) -> float | None:
     return None if value is None or pd.isna(value) else float(value)
 
 
-def best_search_ranking(table: pd.DataFrame) -> str:
-    """The SEARCH_RANKINGS scorer with the best MRR among the collection (held-out queries); ties and
-    missing figures go to the first listed (the model)."""
-    indexed = table.set_index("scorer")
-    mrr = {name: _none_if_nan(indexed.at[name, "mrr"]) if name in indexed.index else None for name in SEARCH_RANKINGS}
-    return max(
-        SEARCH_RANKINGS, key=lambda name: (mrr[name] if mrr[name] is not None else -1.0, -SEARCH_RANKINGS.index(name))
-    )
+def mrr_plain_and_transformed(retrieval: Mapping[str, Mapping[str, RetrievalMetrics]], pooled: pd.DataFrame
+                              ) -> dict[str, float | None]:
+    """Per SEARCH_RANKINGS ranking, the MRR of the source over every held-out query: the plain test queries
+    (`retrieval`, among the collection) and every altered one (`pooled`: the transformed set's rows of every
+    transform together, by scorer, with mrr and n_queries), each query counting once; None where it ranked none.
+    What a user meets: a plain variant, or a mirrored, cropped, recompressed one."""
+    figures = {}
+    for name in SEARCH_RANKINGS:
+        plain = retrieval.get(name, {}).get("collection", {})
+        altered = (pooled.at[name, "mrr"], pooled.at[name, "n_queries"]) if name in pooled.index else (None, 0)
+        figures[name] = _mrr_over_queries([(plain.get("mrr"), plain.get("n_queries") or 0), altered])
+    return figures
+
+
+def _mrr_over_queries(parts: Sequence[tuple[float | None, int]]) -> float | None:
+    """The MRR of the queries of every (MRR, queries) part together; None without a query."""
+    counted = [(float(mrr), int(n)) for mrr, n in parts if _none_if_nan(mrr) is not None and n > 0]
+    queries = sum(n for _, n in counted)
+    return sum(mrr * n for mrr, n in counted) / queries if queries else None
+
+
+def best_search_ranking(mrr: Mapping[str, float | None]) -> str:
+    """The SEARCH_RANKINGS ranking of best `mrr` (mrr_plain_and_transformed); ties (to TIE_DIGITS decimals) and
+    missing figures go to the first listed: the model, then pHash, then fused."""
+    def merit(name: str) -> tuple[float, int]:
+        value = mrr.get(name)
+        return (round(value, TIE_DIGITS) if value is not None else -1.0, -SEARCH_RANKINGS.index(name))
+
+    return max(SEARCH_RANKINGS, key=merit)

@@ -22,14 +22,16 @@ from artsim.core.alterations import EVALUATION, Alteration
 from artsim.core.metrics import pair_aucs, strength_spearmans
 from artsim.describe.table import Descriptors
 from artsim.evaluate.breakdowns import (
+    DEFAULT_MRR,
     HEADLINE_SCORERS,
     best_search_ranking,
     error_by_strength,
     error_by_style,
+    mrr_plain_and_transformed,
     scorer_headline,
     scorer_table,
 )
-from artsim.evaluate.calibration import held_out_verdicts
+from artsim.evaluate.calibration import calibrated, held_out_verdicts
 from artsim.evaluate.embedding import EmbeddedImages, embed_files, score_embedding_pairs
 from artsim.evaluate.held_out import held_out_pairs, held_out_scores
 from artsim.evaluate.peers import HASH_NAMES, PeerSignatures, peer_similarities_of_pairs, signatures_of
@@ -37,7 +39,13 @@ from artsim.evaluate.predictions import collection_table, prediction_table
 from artsim.evaluate.regression import evaluation_report, mae_by_kind, train_mean_score
 from artsim.evaluate.scorer_inputs import DescriptorWeighting, ScorerInputs, Shortlisting, score_blocks
 from artsim.evaluate.source_retrieval import OUTSIDE_SHORTLIST, retrieval_report, retrieval_task, sampled_rows
-from artsim.evaluate.transformed import AlteredReaders, evaluate_transformed, transformed_headline, transformed_task
+from artsim.evaluate.transformed import (
+    AlteredReaders,
+    evaluate_transformed,
+    pooled_rows,
+    transformed_headline,
+    transformed_task,
+)
 from artsim.evaluate.verdict import Thresholds, thresholds_at_precision
 from artsim.index import DEFAULT_SHORTLIST
 from artsim.index.query import Calibration
@@ -90,7 +98,7 @@ class Evaluation:
     predictions: pd.DataFrame
     tables: dict[str, pd.DataFrame]
     thresholds: dict[str, Thresholds]
-    search_default_by: str  # `artsim search --by` default: the best held-out MRR of model, phash, fused
+    search_default_by: str  # of model, phash, fused: the best MRR on held-out queries plain and transformed
     calibration: Calibration | None = None  # fused's; None where val has no derived and unrelated pair
 
 
@@ -170,7 +178,7 @@ def evaluate_on_test(
     retrieval = retrieval_report(task, score_blocks(model, queries, candidates, weighting, device, with_fused=True,
                                                     shortlisting=Shortlisting(shortlist, sampled),
                                                     calibration=verdicts.calibration))
-    pair_scores = _pair_scores(scored, prediction, readers.signatures)
+    pair_scores = _pair_scores(scored, prediction, readers.signatures, verdicts.calibration)
     table = _scorer_figures(scored, pair_scores, retrieval)
     transformed = evaluate_transformed(
         transformed_task(task, scored, sampled),
@@ -187,7 +195,9 @@ def evaluate_on_test(
         weighting,
         alterations,
         Shortlisting(shortlist),
+        verdicts.calibration,
     )
+    default_mrr = mrr_plain_and_transformed(retrieval, pooled_rows(transformed))
     target, positive = predictions["target"].to_numpy(), predictions["positive"].to_numpy()
     report = {
         **evaluation_report(target, prediction, baseline),
@@ -199,6 +209,7 @@ def evaluate_on_test(
         "n_candidates_test_only": len(task.test_columns),
         **_with_thresholds(scorer_headline(table), verdicts.thresholds),
         "transformed": transformed_headline(transformed),
+        DEFAULT_MRR: default_mrr,
         "shortlist": shortlist,
         "n_sampled_queries": len(sampled),
         OUTSIDE_SHORTLIST: {name: figures["collection"][OUTSIDE_SHORTLIST] for name, figures in retrieval.items()},
@@ -211,7 +222,7 @@ def evaluate_on_test(
         "transformed.csv": transformed,
         **verdicts.tables,
     }
-    return Evaluation(report, predictions, tables, verdicts.thresholds, best_search_ranking(table),
+    return Evaluation(report, predictions, tables, verdicts.thresholds, best_search_ranking(default_mrr),
                       verdicts.calibration)
 
 
@@ -236,7 +247,6 @@ def _describer(descriptor_scorer: DescribedCollection | None) -> Callable | None
     return DescriptorScorer(
         descriptor_scorer.describe, descriptor_scorer.weights, descriptor_scorer.stats
     ).describe_image
-
 
 
 def _read_images(
@@ -286,14 +296,17 @@ def _scorer_inputs(readers: _Readers, paths: list[Path], ids: list[str], descrip
     )
 
 
-def _pair_scores(scored: pd.DataFrame, prediction: np.ndarray, signatures: PeerSignatures) -> dict[str, np.ndarray]:
-    """Every scorer's score of each scored pair (and the default weights' descriptors)."""
-    return {
+def _pair_scores(scored: pd.DataFrame, prediction: np.ndarray, signatures: PeerSignatures,
+                 calibration: Calibration | None) -> dict[str, np.ndarray]:
+    """Every scorer's score of each scored pair (and the default weights' descriptors; fused's calibrated probability
+    where a calibration was fitted)."""
+    scores = {
         "model": prediction,
         "descriptor": scored["score"].to_numpy(dtype=np.float64),
         **peer_similarities_of_pairs(signatures, list(scored["original_path"]), list(scored["generated_path"])),
         **{name: scored[name].to_numpy(dtype=np.float64) for name in DESCRIPTOR_ROWS},
     }
+    return scores | ({"fused": calibrated(calibration, scores)} if calibration is not None else {})
 
 
 def _scorer_figures(

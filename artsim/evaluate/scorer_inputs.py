@@ -35,7 +35,8 @@ from artsim.index.query import RANKINGS, Calibration
 from artsim.learn.models import SiameseRegressor
 from artsim.score.similarity import DescriptorSet, TextureStats
 
-SCORER_NAMES = ("model", "descriptor", *HASH_NAMES, "ssim")
+# Every scorer evaluate judges, in its tables' order; fused (a search ranking of RANKINGS) ranks only where asked.
+SCORER_NAMES = ("model", "descriptor", *HASH_NAMES, "ssim", "fused")
 # Scores of a block that holds every candidate (the hashes', fused's): bounds memory whatever the collection.
 DENSE_PAIRS = 1 << 22
 
@@ -70,9 +71,11 @@ class Shortlisting:
 
 
 def exact_scorers(model: SiameseRegressor, queries: ScorerInputs, candidates: ScorerInputs,
-                  weighting: DescriptorWeighting | None, device: torch.device) -> dict[str, ExactScores | None]:
+                  weighting: DescriptorWeighting | None, device: torch.device,
+                  calibration: Calibration | None = None) -> dict[str, ExactScores | None]:
     """Each scorer's exact(rows, columns) of SCORER_NAMES, None where it does not score: what scores a
-    shortlist, and a list of pairs (columns of width 1)."""
+    shortlist, and a list of pairs (columns of width 1). fused's is the search ranking's calibrated probability of
+    the head's score and the pHash similarity (None without `calibration`: its rank fusion scores no pair)."""
     def head(rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
         left = queries.embeddings[torch.as_tensor(np.repeat(rows, columns.shape[1]), dtype=torch.long)]
         right = candidates.embeddings[torch.as_tensor(np.ravel(columns), dtype=torch.long)]
@@ -89,6 +92,8 @@ def exact_scorers(model: SiameseRegressor, queries: ScorerInputs, candidates: Sc
                                          weighting.weights) if described else None),
         **{name: hashed(name) for name in HASH_NAMES},
         "ssim": (lambda rows, columns: ssim_scores(queries.greys, candidates.greys, rows, columns)) if greyed else None,
+        "fused": (lambda rows, columns: RANKINGS["fused"].scores(head(rows, columns), hashed("phash")(rows, columns),
+                                                                 calibration)) if calibration is not None else None,
     }
 
 
@@ -99,7 +104,7 @@ def score_blocks(
 ) -> dict[str, Callable[[], ScoreBlocks] | None]:
     """Each scorer's score blocks of the queries among the candidates, or None where it does not score; with_fused
     adds `fused`, ranked as a search ranks it with `calibration` (its calibrated probability of "derived")."""
-    exact = exact_scorers(model, queries, candidates, weighting, device)
+    exact = exact_scorers(model, queries, candidates, weighting, device, calibration)
     size, every = shortlisting.size, np.arange(len(queries))
     per_block = rows_per_block(PAIRS_PER_CALL, min(size, len(candidates)))
 

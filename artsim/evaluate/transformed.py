@@ -6,7 +6,8 @@ made here from the variant file and never written to disk, so no training stage 
 Each altered variant is a query among all originals (the plain task's candidates), ranked as the
 plain queries are (artsim.evaluate.scorer_inputs: the costly scorers within each query's shortlist),
 and each of its test pairs (its source: derived; the unrelated original of its negative pair) is
-scored exactly by each scorer. Every scorer judges the very same altered images: the variants of
+scored exactly by each scorer; fused as on the plain set (the search ranking, with the calibration fitted on val
+plain pairs). Every scorer judges the very same altered images: the variants of
 a seeded sample of the plain queries (TransformedTask.query_rows; all of them unless capped).
 Every alteration is deterministic (fixed settings, no randomness), so the set is too.
 Memory: one alteration's queries at a time (an embedding, descriptors and a thumbnail each).
@@ -16,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -38,6 +40,7 @@ from artsim.evaluate.scorer_inputs import (
 )
 from artsim.evaluate.shortlists import ExactScores
 from artsim.evaluate.source_retrieval import OUTSIDE_SHORTLIST, RetrievalTask, ScoreBlocks, block_ranks
+from artsim.index.query import Calibration
 from artsim.learn.models import SiameseRegressor, pair_transform
 from artsim.score.similarity import DescriptorSet
 
@@ -93,62 +96,77 @@ class AlteredReaders:
 def evaluate_transformed(
     setup: TransformedTask, candidates: ScorerInputs, readers: AlteredReaders, weighting: DescriptorWeighting | None,
     alterations: Mapping[str, Alteration] = EVALUATION, shortlisting: Shortlisting = Shortlisting(),
+    calibration: Calibration | None = None,
 ) -> pd.DataFrame:
-    """TRANSFORMED_COLUMNS per (alteration, scorer), then the pooled rows (transform = OVERALL)."""
-    pooled: dict[str, list[tuple[np.ndarray, ...]]] = {name: [] for name in SCORER_NAMES}
+    """TRANSFORMED_COLUMNS per (alteration, scorer), then the pooled rows (transform = OVERALL). fused ranks and
+    scores pairs as on the plain set, with `calibration` (fitted on val plain pairs: nothing here moves it)."""
+    pooled: dict[str, list[_Judged]] = {}
     rows = []
     n_candidates = len(setup.task.candidate_ids)
     for name, alteration in alterations.items():
         kept, queries = altered_inputs([setup.task.query_paths[i] for i in setup.query_rows], alteration, readers)
         kept = setup.query_rows[kept]  # the task's query rows of the altered variants
-        blocks = score_blocks(readers.model, queries, candidates, weighting, readers.device,
-                              shortlisting=Shortlisting(shortlisting.size))
-        exact = exact_scorers(readers.model, queries, candidates, weighting, readers.device)
-        in_kept = np.isin(setup.pair_rows, kept)
-        new_row = np.searchsorted(kept, setup.pair_rows[in_kept])
-        for scorer in SCORER_NAMES:
-            judged = blocks[scorer] is not None and exact[scorer] is not None and len(kept) > 0
-            ranks, outside, pair_scores = (
-                _ranks_and_pair_scores(blocks[scorer](), exact[scorer], setup.task.true_index[kept], n_candidates,
-                                       new_row, setup.pair_columns[in_kept])
-                if judged
-                else (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool), np.zeros(0))
-            )
-            positive = setup.pair_positive[in_kept] if judged else np.zeros(0, dtype=bool)
-            pooled[scorer].append((ranks, outside, pair_scores, positive))
-            rows.append(_row(name, scorer, ranks, outside, pair_scores, positive, n_candidates))
+        blocks = score_blocks(readers.model, queries, candidates, weighting, readers.device, with_fused=True,
+                              shortlisting=Shortlisting(shortlisting.size), calibration=calibration)
+        exact = exact_scorers(readers.model, queries, candidates, weighting, readers.device, calibration)
+        for scorer in blocks:
+            judged = _judged(setup, kept, blocks[scorer], exact[scorer])
+            pooled.setdefault(scorer, []).append(judged)
+            rows.append(_row(name, scorer, judged, n_candidates))
     for scorer, parts in pooled.items():
-        ranks, outside, scores, positive = (np.concatenate([part[i] for part in parts]) for i in range(4))
-        rows.append(_row(OVERALL, scorer, ranks, outside, scores, positive, n_candidates))
+        rows.append(_row(OVERALL, scorer, _Judged(*(np.concatenate(arrays) for arrays in zip(*parts))), n_candidates))
     return pd.DataFrame(rows, columns=TRANSFORMED_COLUMNS)
 
 
-def _row(transform: str, scorer: str, ranks: np.ndarray, outside: np.ndarray, scores: np.ndarray,
-         positive: np.ndarray, n_candidates: int) -> dict:
-    metrics = retrieval_metrics(ranks, n_candidates)
-    auc = pair_aucs(positive, {scorer: scores})[scorer] if len(positive) else None
+class _Judged(NamedTuple):
+    """One scorer's judgement of altered queries: each query's source rank and whether it fell outside its
+    shortlist (empty: it does not rank), each test pair's score and whether it is derived (empty: no pair score)."""
+
+    ranks: np.ndarray
+    outside: np.ndarray
+    pair_scores: np.ndarray
+    positive: np.ndarray
+
+
+def _judged(setup: TransformedTask, kept: np.ndarray, blocks: Callable[[], ScoreBlocks] | None,
+            exact: ExactScores | None) -> _Judged:
+    """A scorer's ranks of the `kept` query rows (from its score `blocks`) and scores of their test pairs (`exact`);
+    either left empty where the scorer does not rank or score."""
+    ranks, outside = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
+    if blocks is not None and len(kept):
+        ranks, outside = _ranks(blocks(), setup.task.true_index[kept], len(setup.task.candidate_ids))
+    if exact is None or not len(kept):
+        return _Judged(ranks, outside, np.zeros(0), np.zeros(0, dtype=bool))
+    in_kept = np.isin(setup.pair_rows, kept)
+    new_rows, columns = np.searchsorted(kept, setup.pair_rows[in_kept]), setup.pair_columns[in_kept]
+    return _Judged(ranks, outside, exact(new_rows, columns[:, None]).reshape(len(new_rows)),
+                   setup.pair_positive[in_kept])
+
+
+def _row(transform: str, scorer: str, judged: _Judged, n_candidates: int) -> dict:
+    metrics = retrieval_metrics(judged.ranks, n_candidates)
+    positive = judged.positive
     return {
         "case": f"{transform} / {scorer}",
         "transform": transform,
         "scorer": scorer,
-        "pair_auc": auc,
+        "pair_auc": pair_aucs(positive, {scorer: judged.pair_scores})[scorer] if len(positive) else None,
         "recall_at_1": metrics["recall_at_1"],
         "mrr": metrics["mrr"],
-        "n_queries": int(len(ranks)),
+        "n_queries": int(len(judged.ranks)),
         "n_pairs": int(len(positive)),
-        OUTSIDE_SHORTLIST: float(np.mean(outside)) if len(outside) else None,
+        OUTSIDE_SHORTLIST: float(np.mean(judged.outside)) if len(judged.outside) else None,
     }
 
 
-def _ranks_and_pair_scores(blocks: ScoreBlocks, exact: ExactScores, true_index: np.ndarray, n_candidates: int,
-                           pair_rows: np.ndarray, pair_columns: np.ndarray) -> tuple[np.ndarray, ...]:
+def _ranks(blocks: ScoreBlocks, true_index: np.ndarray, n_candidates: int) -> tuple[np.ndarray, np.ndarray]:
     """Each query's source rank among all candidates and whether it fell outside its shortlist (one pass over
-    the blocks), and each pair's exact score."""
+    the blocks)."""
     ranks = np.zeros(len(true_index), dtype=np.int64)
     outside = np.zeros(len(true_index), dtype=bool)
     for block in blocks:
         rows, ranks[rows], outside[rows] = block_ranks(block, true_index, n_candidates)
-    return ranks, outside, exact(pair_rows, pair_columns[:, None]).reshape(len(pair_rows))
+    return ranks, outside
 
 
 def altered_images(paths: Sequence[ImageFile], alteration: Alteration) -> Iterable[tuple[int, Image.Image]]:
@@ -203,9 +221,14 @@ def altered_inputs(
     return np.array(kept, dtype=np.int64), inputs
 
 
+def pooled_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of every transform together (transform = OVERALL), by scorer."""
+    return table[table["transform"] == OVERALL].set_index("scorer")
+
+
 def transformed_headline(table: pd.DataFrame) -> dict[str, dict[str, float | None]]:
     """transformed.<scorer>.<figure> of the pooled rows: fixed keys, NaN as None."""
-    pooled = table[table["transform"] == OVERALL].set_index("scorer")
+    pooled = pooled_rows(table)
     return {
         scorer: {
             figure: (

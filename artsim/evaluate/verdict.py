@@ -236,7 +236,8 @@ def read_shipped(path: Path, model_sha256: str) -> tuple[ShippedThresholds | Non
 
 @dataclass(frozen=True)
 class Verdict:
-    """What one score means. verdict: very_likely | likely | no_evidence | none (no usable threshold)."""
+    """What one score means. verdict: very_likely | likely | no_evidence | none (no usable threshold); why_none: the
+    reason there is none (`text` says "no verdict: " and it), so a caller wording it otherwise cuts no text."""
 
     verdict: str
     text: str
@@ -245,6 +246,7 @@ class Verdict:
     pairs: int | None
     positives: int | None
     negatives: int | None
+    why_none: str = ""
 
     @property
     def derived(self) -> bool | None:
@@ -279,13 +281,12 @@ def verdict_for(
     no evidence of derivation. Every text names the value (`value_name`: score, or p for a probability), the
     threshold, its precision with its confidence interval, and the held-out pairs beneath."""
     if thresholds is None:
-        return Verdict("none", f"no verdict: {why_none}", None, None, None, None, None)
+        return _no_verdict(why_none, (None, None, None))
     levels = sorted(level for level, value in thresholds.at_precision.items() if value is not None)
     counts = (thresholds.pairs, thresholds.positives, thresholds.negatives)
     if not levels:
         lowest = min(thresholds.at_precision)
-        return Verdict("none", f"no verdict: {lowest:.0%} precision was not reached on {evidence_text(thresholds)}",
-                       None, None, *counts)
+        return _no_verdict(f"{lowest:.0%} precision was not reached on {evidence_text(thresholds)}", counts)
     reached = [level for level in levels if score >= thresholds.at_precision[level]]
     if reached:
         level = reached[-1]
@@ -296,6 +297,10 @@ def verdict_for(
         text = f"no evidence of derivation ({value_name} = {score:.3f} < {thresholds.at_precision[level]:.3f}; "
     text += f"{precision_text(thresholds, level)}, on {evidence_text(thresholds)})"
     return Verdict(word, text, thresholds.at_precision[level], level, *counts)
+
+
+def _no_verdict(why: str, counts: tuple[int | None, int | None, int | None]) -> Verdict:
+    return Verdict("none", f"no verdict: {why}", None, None, *counts, why_none=why)
 
 
 def precision_text(thresholds: Thresholds, level: float) -> str:

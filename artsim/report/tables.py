@@ -84,8 +84,9 @@ def peers(report: Mapping[str, Any]) -> Table:
 
 
 def transformed(table: pd.DataFrame) -> Table:
-    """metrics/evaluate/transformed.csv: per held-out transform, each scorer's recall@1 / pair AUC."""
-    scorers = [s for s in PAIR_SCORERS if s in set(table["scorer"])]
+    """metrics/evaluate/transformed.csv: per held-out transform, each scorer's recall@1 / pair AUC (fused's too, a
+    dash where it scores no pair)."""
+    scorers = [s for s in SCORER_NAMES if s in set(table["scorer"])]
     rows = []
     for transform, group in table.groupby("transform", sort=False):
         by_scorer = group.set_index("scorer")

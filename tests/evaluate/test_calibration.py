@@ -10,6 +10,7 @@ import pytest
 from pydantic import ValidationError
 from sklearn.linear_model import LogisticRegression
 
+from artsim.core.alterations import EVALUATION
 from artsim.evaluate import evaluate_on_test, held_out
 from artsim.evaluate import run as evaluate_run
 from artsim.evaluate.calibration import (
@@ -152,10 +153,19 @@ def test_one_class_of_val_pairs_fits_no_calibration() -> None:
     assert reliability_table(np.zeros(0, dtype=bool), np.zeros(0)).empty
 
 
+def fused_transformed(evaluation) -> pd.DataFrame:
+    table = evaluation.tables["transformed.csv"]
+    return table[table["scorer"] == "fused"].set_index("transform")[["pair_auc", "recall_at_1", "mrr", "n_pairs"]]
+
+
 def test_evaluate_fits_fused_on_val_pairs_and_perturbed_test_pairs_do_not_move_it(tmp_path: Path) -> None:
     paths = build_tiny_project(tmp_path)
     pairs, originals = resolved_pairs(paths), collection(paths)
     plain = evaluate_on_test(random_model(), pairs, originals, 32, 4)
+    # Another transformed set (one alteration, not seven): the calibration is the same, the transformed figures not.
+    mirrored = evaluate_on_test(random_model(), pairs, originals, 32, 4, alterations={"mirror": EVALUATION["mirror"]})
+    assert mirrored.calibration == plain.calibration
+    assert list(fused_transformed(mirrored).index) == ["mirror", "all"]
     # Each test variant replaced by an exact copy of its source: the test pairs change, the val pairs do not.
     test_variants = pairs[(pairs["split"] == "test") & pairs["positive"]]
     for variant, source in zip(test_variants["generated_path"], test_variants["original_path"]):
@@ -163,6 +173,9 @@ def test_evaluate_fits_fused_on_val_pairs_and_perturbed_test_pairs_do_not_move_i
     again = evaluate_on_test(random_model(), pairs, originals, 32, 4)
     assert plain.calibration is not None and again.calibration == plain.calibration
     assert again.report["calibration"]["brier"] != plain.report["calibration"]["brier"]
+    # fused is judged on the transformed set with that calibration (its pairs scored), and moves with its data.
+    assert (fused_transformed(plain)["n_pairs"] > 0).all() and fused_transformed(plain)["mrr"].notna().all()
+    assert not fused_transformed(again).equals(fused_transformed(plain))
     val_variants = int(((pairs["split"] == "val") & pairs["positive"]).sum())
     assert (plain.calibration.positives, plain.calibration.negatives) == (val_variants,
                                                                           val_variants * (len(originals) - 1))

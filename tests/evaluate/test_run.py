@@ -17,7 +17,7 @@ from artsim.core.metrics import pair_aucs, strength_spearmans
 from artsim.describe import table as descriptor_io
 from artsim.describe.run import describe_manifests
 from artsim.evaluate import PREDICTION_COLUMNS, DescribedCollection, evaluate_on_test
-from artsim.evaluate.breakdowns import error_by_strength, error_by_style
+from artsim.evaluate.breakdowns import DEFAULT_MRR, best_search_ranking, error_by_strength, error_by_style
 from artsim.evaluate.regression import (
     baseline_metrics,
     evaluation_report,
@@ -322,6 +322,14 @@ def test_fused_ranks_the_held_out_queries_between_its_two_rankings_and_the_best_
     # The right model finds every source first: fused agrees at least as often as pHash alone.
     right = evaluate_on_test(PixelModel(), pairs, originals, image_size=32, batch_size=5)
     assert right.report["fused"]["mrr"] >= right.report["phash"]["mrr"] and right.search_default_by == "model"
+    # The default is chosen on every held-out query, plain and transformed, each counting once.
+    for evaluation in (flipped, right):
+        pooled = evaluation.tables["transformed.csv"].query("transform == 'all'").set_index("scorer")
+        queries = evaluation.report["n_queries"]
+        assert evaluation.report[DEFAULT_MRR] == pytest.approx({
+            name: (evaluation.report[name]["mrr"] * queries + pooled.at[name, "mrr"] * pooled.at[name, "n_queries"])
+            / (queries + pooled.at[name, "n_queries"]) for name in ("model", "phash", "fused")})
+        assert evaluation.search_default_by == best_search_ranking(evaluation.report[DEFAULT_MRR])
 
 
 def test_train_originals_and_test_originals_without_a_variant_are_candidates(tmp_path: Path) -> None:
@@ -403,12 +411,14 @@ def test_the_report_has_the_same_keys_on_any_data(tmp_path: Path) -> None:
     second = evaluate_on_test(random_model(1), other_pairs, other_originals, image_size=32, batch_size=4).report
     assert set(flat(first)) == set(flat(second))
     # 6 headline scorers x (6 figures + 8 threshold keys: two thresholds, the interval on each precision, the pairs)
-    # + 5 scorers x 3 transformed figures + fused's calibration (9) + the shortlist's (8: its size, the sampled
-    # queries, each ranking's fraction outside) + the regression and count keys.
-    assert len(flat(first)) <= 133
+    # + 6 scorers x 3 transformed figures + fused's calibration (9) + the shortlist's (8: its size, the sampled
+    # queries, each ranking's fraction outside) + each search ranking's MRR over plain and transformed queries (3)
+    # + the regression and count keys.
+    assert len(flat(first)) <= 139
     data_words = {"Warm", "Cool", "Rare", "Style_0", "0.3", "0.8", "0.1", "unknown"}
     assert not [key for key in flat(second) for word in data_words if word in key]
-    for scorer in ("model", "descriptor", "phash", "dhash", "ssim"):
+    assert {f"{DEFAULT_MRR}.{name}" for name in ("model", "phash", "fused")} <= set(flat(first))
+    for scorer in ("model", "descriptor", "phash", "dhash", "ssim", "fused"):
         assert {
             f"{scorer}.threshold_at_precision_90",
             f"{scorer}.threshold_at_precision_99",
@@ -480,8 +490,13 @@ def test_evaluate_stage_writes_the_report_and_the_plots(tmp_path: Path, monkeypa
     assert shipped["positives"] == report["model"]["threshold_positives"]
     # The search default is shipped with them (artsim search reads it there, bound to the weights); the
     # result file keeps the same ranking.
-    assert shipped["default_by"] == json.loads(Path("metrics/evaluate/search.json").read_text())["default_by"]
-    assert shipped["default_by"] in ("model", "phash", "fused")
+    search = json.loads(Path("metrics/evaluate/search.json").read_text())
+    assert shipped["default_by"] == search["default_by"] == best_search_ranking(search[DEFAULT_MRR])
+    assert search[DEFAULT_MRR] == report[DEFAULT_MRR] and set(search[DEFAULT_MRR]) == {"model", "phash", "fused"}
+    # fused judged on the transformed set as every other scorer, per transform and pooled.
+    transformed = pd.read_csv("metrics/evaluate/transformed.csv")
+    assert transformed.query("scorer == 'fused'")["mrr"].notna().all()
+    assert report["transformed"]["fused"]["mrr"] is not None
     # Every other scorer's beside it, so that a search ranked by pHash is marked by pHash's own thresholds.
     assert shipped["scorers"]["phash"]["levels"][0]["threshold"] == report["phash"]["threshold_at_precision_90"]
 

@@ -6,6 +6,7 @@ import ast
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -20,7 +21,7 @@ from tests.evaluate.test_run import collection, describe_tiny_project, descripto
 from tests.support.tiny_project import build_tiny_project, resolved_pairs
 
 REPO = Path(__file__).resolve().parents[2]
-SCORERS = ["model", "descriptor", "phash", "dhash", "ssim"]
+SCORERS = ["model", "descriptor", "phash", "dhash", "ssim", "fused"]
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +29,15 @@ def project(tmp_path_factory) -> dict[str, Path]:
     return build_tiny_project(tmp_path_factory.mktemp("tiny"))
 
 
+def with_val(pairs: pd.DataFrame) -> pd.DataFrame:
+    """mostly_test, but the val originals' pairs (o9, o10) kept in val: fused's calibration is fitted on them."""
+    return mostly_test(pairs).assign(split=lambda d: np.where(d["original_id"].isin(["o9", "o10"]), "val", d["split"]))
+
+
 def run(project: dict[str, Path], **kwargs):
     return evaluate_on_test(
         random_model(),
-        mostly_test(resolved_pairs(project)),
+        with_val(resolved_pairs(project)),
         collection(project, mostly_test=True),
         32,
         4,
@@ -48,6 +54,7 @@ def test_every_scorer_is_judged_on_every_test_variant_under_every_alteration(pro
     assert {t: list(rows["scorer"]) for t, rows in table.groupby("transform")} == {
         t: SCORERS for t in [*EVALUATION, OVERALL]
     }
+    assert evaluation.calibration is not None  # fused is its calibrated probability, as in search
     queries = evaluation.report["n_queries"]
     per_transform = table[table["transform"] != OVERALL]
     assert queries > 0 and (per_transform["n_queries"] == queries).all()
@@ -83,9 +90,17 @@ def test_an_identity_alteration_reproduces_the_plain_figures_of_every_scorer(pro
         "model": queried["prediction"].to_numpy(),
         **peer_similarities_of_pairs(signatures, list(queried["original_path"]), list(queried["generated_path"])),
     }
+    expected["fused"] = evaluation.calibration.probability(expected)  # the val-fitted calibration, as search has it
     for scorer, auc in pair_aucs(queried["positive"].to_numpy(), expected).items():
         assert table.at[scorer, "pair_auc"] == pytest.approx(auc), scorer
-    assert table.at["model", "n_pairs"] == len(queried)
+    assert table.at["model", "n_pairs"] == table.at["fused", "n_pairs"] == len(queried)
+    # On the plain set too, fused's pair score is that calibrated probability.
+    left, right = list(predictions["original_path"]), list(predictions["generated_path"])
+    plain_fused = evaluation.calibration.probability({"model": predictions["prediction"].to_numpy(),
+                                                      **peer_similarities_of_pairs(signatures_of(left + right),
+                                                                                   left, right)})
+    assert evaluation.report["fused"]["pair_auc"] == pytest.approx(
+        pair_aucs(predictions["positive"].to_numpy(), {"fused": plain_fused})["fused"])
 
 
 def test_mirroring_changes_what_the_hashes_see(project) -> None:

@@ -130,14 +130,17 @@ def test_the_verdict_names_its_threshold_precision_and_pairs(score, verdict, thr
 def test_without_usable_thresholds_there_is_no_verdict() -> None:
     assert verdict_for(0.9, None).verdict == "none"
     assert verdict_for(0.9, None).text == "no verdict: no thresholds shipped with this model"
+    assert verdict_for(0.9, None, why_none="the file is gone").why_none == "the file is gone"  # the reason alone
     unreached = Thresholds({0.90: None, 0.99: None}, {0.90: None, 0.99: None}, positives=3, negatives=3)
     assert (
         verdict_for(0.9, unreached).text
         == "no verdict: 90% precision was not reached on 3 derived / 3 unrelated held-out pairs; "
         "few pairs, a rough threshold"
     )
+    assert verdict_for(0.9, unreached).text == f"no verdict: {verdict_for(0.9, unreached).why_none}"
     only_90 = Thresholds({0.90: 0.5, 0.99: None}, {0.90: 1.0, 0.99: None}, positives=200, negatives=200)
     assert verdict_for(0.99, only_90).verdict == "likely" and "few pairs" not in verdict_for(0.99, only_90).text
+    assert verdict_for(0.99, only_90).why_none == verdict_for(0.1, only_90).why_none == ""  # a verdict: no reason
     assert "95% CI" not in verdict_for(0.99, only_90).text  # no interval measured: none is claimed
 
 

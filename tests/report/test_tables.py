@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from artsim.core import layout
@@ -59,7 +60,7 @@ def _metrics(folder: Path, model_mirror: float, plain: dict[str, tuple[float | N
               **{scorer: {"recall_at_1": r1, "pair_auc": auc} for scorer, (r1, auc) in plain.items()}}
     (folder / "evaluate.json").write_text(json.dumps(report), encoding="utf-8")
     rows = [("mirror", "model", model_mirror, 0.8), ("mirror", "phash", 0.0, 0.35), ("mirror", "dhash", 0.6, ""),
-            ("all", "model", 0.7, 0.9), ("all", "phash", 0.7, 0.88)]
+            ("mirror", "fused", 0.9, 0.95), ("all", "model", 0.7, 0.9), ("all", "phash", 0.7, 0.88)]
     (folder / "evaluate" / "transformed.csv").write_text(
         "case,transform,scorer,pair_auc,recall_at_1\n"
         + "".join(f"{t} / {s},{t},{s},{auc},{r1}\n" for t, s, r1, auc in rows), encoding="utf-8")
@@ -80,14 +81,15 @@ def test_the_seeds_bench_keeps_every_scorer_per_transform_and_the_gap_to_the_pee
     # The plain set is held to pHash alone (the descriptor score is higher); a transform to its best peer.
     assert goal["sets"]["plain"]["recall_at_1"] == pytest.approx(
         {"peer": "phash", "model": 0.9, "peer_mean": 0.8, "gap": 0.1, "met": True})
-    assert goal["sets"]["mirror"]["recall_at_1"]["peer"] == "dhash"
+    assert goal["sets"]["mirror"]["recall_at_1"]["peer"] == "dhash"  # fused, higher, is the model helped: no peer
     assert goal["sets"]["mirror"]["recall_at_1"]["gap"] == pytest.approx(-0.1)
     assert goal["sets"]["mirror"]["pair_auc"]["peer"] == "phash" and goal["sets"]["all"]["recall_at_1"]["met"]
     assert goal["met"] is False
 
     table = tables.seed_spread({"seeds": [0, 1], "kernel": "native", "sets": sets, "goal": goal}, "recall_at_1")
     assert table.header[0] == "set (2 seeds, native kernels)" and table.header[-1] == "model − peer to match"
-    assert table.rows[1] == ("mirror", "0.50 ± 0.14", "—", "0.00 ± 0.00", "0.60 ± 0.00", "—", "-0.100 (dHash)")
+    assert table.rows[1] == ("mirror", "0.50 ± 0.14", "—", "0.00 ± 0.00", "0.60 ± 0.00", "0.90 ± 0.00",
+                             "-0.100 (dHash)")
     assert table.rows[0][-1] == "+0.100 (pHash)"
 
 
@@ -125,6 +127,17 @@ def test_a_changed_metric_changes_its_table():
     report["model"] = {**report["model"], "threshold_at_precision_90": 0.123456, "threshold_positives": 1000}
     after = tables.thresholds(report).markdown()
     assert "| siamese model | 0.123 |" in after and "1,000 /" in after and before != after
+
+
+def test_the_transformed_table_shows_fused_beside_every_scorer_evaluate_judged():
+    """fused's figures per transform and pooled, as evaluate writes them; a dash only where it scores no pair."""
+    rows = [(t, s, r1, auc) for t in ("mirror", "all") for s, r1, auc in
+            (("model", 0.8, 0.9), ("phash", 0.0, 0.35), ("fused", 0.75, None))]
+    table = tables.transformed(pd.DataFrame(rows, columns=["transform", "scorer", "recall_at_1", "pair_auc"]))
+    assert table.header == ("transform", "siamese model: recall@1 / AUC", "pHash: recall@1 / AUC",
+                            "fused (calibrated p of model and pHash): recall@1 / AUC")
+    assert table.rows == (("mirror", "0.80 / 0.90", "0.00 / 0.35", "0.75 / —"),
+                          ("all", "0.80 / 0.90", "0.00 / 0.35", "0.75 / —"))
 
 
 def test_missing_figures_print_as_a_dash_and_an_unknown_table_fails():
