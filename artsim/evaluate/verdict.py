@@ -8,7 +8,8 @@ threshold with the most recall at that precision; None where no threshold reache
 interval on the precision there. The thresholds are shipped beside the model (models/verdict.json, bound to the
 weights by their SHA-256) with fused's calibration, and `verdict_for` turns one score into the verdict line every
 front end shows. The same file carries the model's search default (`default_by`: the ranking with the best
-MRR over the held-out queries, plain and transformed), so what `artsim search` does by default follows the weights, not a metrics file.
+MRR over the held-out queries, plain and transformed), so what `artsim search` does by default follows the
+weights, not a metrics file.
 """
 from __future__ import annotations
 
