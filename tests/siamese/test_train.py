@@ -55,17 +55,19 @@ def _losses(result, name: str) -> list[float]:
 
 # --- training ---------------------------------------------------------------
 
-# Six epochs on 18 pairs move the train MSE by rounding more than by learning: its last/first
+# A few epochs on 18 pairs move the train MSE by rounding more than by learning: its last/first
 # ratio was 0.77 to 1.11 over seeds 0-1 on the pinned kernels, 0.89 to 0.94 with ATen's portable
 # kernels (ARTSIM_NATIVE_KERNELS=1 ATEN_CPU_CAPABILITY=default, seed 0), 0.96 on an AVX-512 Xeon,
-# over train_layers and rank_weight. So this test holds what is true on any kernels (the same
-# run twice gives the same bits); test_siamese_lowers_the_train_mse trains long enough to learn.
-@pytest.mark.parametrize("rank_weight", [0.0, SiameseParams().rank_weight])
-@pytest.mark.parametrize("train_layers", [["layer4"], "all"])
+# over train_layers and rank_weight (six epochs). So this test holds what is true on any kernels (the
+# same run twice gives the same bits); test_siamese_lowers_the_train_mse trains long enough to learn.
+# Two epochs: the second reshuffles the batches from the seed.
+# Each path that could bring chance in once: the shipped default (every layer trained, images decoded
+# per batch, the ranking term and its candidates), and layer4 over cached features with MSE alone.
+@pytest.mark.parametrize(("train_layers", "rank_weight"), [("all", SiameseParams().rank_weight), (["layer4"], 0.0)])
 def test_siamese_training_is_deterministic(tiny: dict[str, Path], trunk_weights: Path, tmp_path: Path,
                                            train_layers, rank_weight: float) -> None:
     pairs = resolved_pairs(tiny)
-    chosen = params(tmp_path, train_layers=train_layers, lr=3e-4, epochs=6, rank_weight=rank_weight)
+    chosen = params(tmp_path, train_layers=train_layers, lr=3e-4, epochs=2, rank_weight=rank_weight)
     first = train_siamese(pairs, trunk_weights, chosen, seed=0, runtime=CPU)
     # The second run of the cached path reads every feature from the cache.
     second = train_siamese(pairs, trunk_weights, chosen, seed=0, runtime=CPU)
@@ -311,7 +313,7 @@ def test_mixed_precision_trains_on_half_precision_features(tiny: dict[str, Path]
     # but the dtypes meet in the same places (tests/learn/test_training_gpu.py runs it on a GPU).
     runtime = Runtime(torch.device("cpu"), precision, channels_last=True)
     result = train_siamese(
-        resolved_pairs(tiny), trunk_weights, params(tmp_path, epochs=2, precision=precision), 0, runtime
+        resolved_pairs(tiny), trunk_weights, params(tmp_path, epochs=1, precision=precision), 0, runtime
     )
     assert all(np.isfinite(epoch["train_mse"]) and np.isfinite(epoch["val_mse"]) for epoch in result.history)
     assert [p.name.rsplit("-", 1)[1] for p in (tmp_path / "features").iterdir()] == [
