@@ -3,13 +3,16 @@
 Pairs of distinct synthetic 512 px paintings (bench/synthetic.py: every image in one pair only, the worst case
 for reuse), scored by the model the pipeline ships at params.yaml's sizes (siamese image_size, describe size;
 untrained: an untrained model costs what a trained one does):
-- bulk: artsim.app.bulk.compare_pairs in this process (workers decode and describe, the trunk batched);
+- bulk: artsim.app.bulk.compare_pairs after the model is loaded (workers decode, describe and embed), its wall
+  time and its CPU time (the workers' included: what a loaded machine does not distort much);
+- baseline (--baseline REVISION, e.g. main): the same at another commit's artsim, in turn with bulk (--rounds),
+  and the largest difference between their scores;
 - single: Scorer.score per pair, as `artsim compare a b` scores (decoded, described and embedded per pair);
 - cli: `artsim compare --pairs` as a user runs it, process start included;
 - start: a fresh process's imports and model load, measured apart (the cli's pairs/s less it is the bulk's);
 - per image, one core: decode, descriptors and trunk, what the bulk path spreads over the cores.
 
-Usage (2-core CPU, a few minutes): nice -n 10 .venv/bin/python bench/bulk.py --pairs 200
+Usage (2-core CPU, a few minutes): nice -n 10 .venv/bin/python bench/bulk.py --pairs 200 --baseline main
 Writes bench/results/bulk.json.
 """
 from __future__ import annotations
@@ -39,6 +42,21 @@ import artsim, artsim.app.cli, artsim.app.bulk
 imported = time.perf_counter()
 artsim.load({folder!r})
 print(imported - started, time.perf_counter() - imported)
+"""
+
+BULK = """
+import json, resource, sys, time
+from pathlib import Path
+import artsim
+from artsim.app.bulk import compare_pairs, read_pairs
+scorer, csv_path = artsim.load({folder!r}), Path({csv_path!r})
+pairs = read_pairs(csv_path)
+def cpu():
+    own, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime
+cpu_before, started = cpu(), time.perf_counter()
+rows = list(compare_pairs(scorer, pairs, base=csv_path.parent))
+print(json.dumps({{"s": time.perf_counter() - started, "cpu_s": cpu() - cpu_before, "rows": rows}}))
 """
 
 
@@ -90,6 +108,57 @@ def process_start(folder: Path) -> tuple[float, float]:
     return float(out[0]), float(out[1])
 
 
+def code_at(revision: str, work: Path) -> Path:
+    """A folder holding `revision`'s artsim package (extracted once per --work folder), to put on PYTHONPATH."""
+    folder = work / f"code-{revision.replace('/', '_')}"
+    if not (folder / "artsim").is_dir():
+        folder.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "archive", revision, "artsim"], cwd=ROOT, check=True, capture_output=True)
+        subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    return folder
+
+
+def bulk_run(code: Path, folder: Path, csv_path: Path) -> dict:
+    """compare_pairs over the CSV in a fresh process running `code`'s artsim, timed after the model is loaded:
+    seconds, CPU seconds (its workers' included) and the rows."""
+    command = [sys.executable, "-c", BULK.format(folder=str(folder), csv_path=str(csv_path))]
+    env = {**os.environ, "PYTHONPATH": str(code)}
+    out = subprocess.run(command, capture_output=True, text=True, check=True, cwd=code, env=env)
+    return json.loads(out.stdout)
+
+
+def largest_difference(rows: list[list], others: list[list]) -> float:
+    """The largest difference between two runs' scores (their numeric cells), the same rows in the same order."""
+    pairs = [(x, y) for row, other in zip(rows, others, strict=True) for x, y in zip(row, other, strict=True)
+             if isinstance(x, float) and isinstance(y, float)]
+    return max((abs(x - y) for x, y in pairs), default=0.0)
+
+
+def compare_bulk(folder: Path, csv_path: Path, baseline: Path | None, rounds: int) -> dict[str, dict]:
+    """Each code's best of `rounds` runs (baseline and this checkout in turn, so that both see the same load),
+    with their CPU time, and how far the baseline's scores are from this checkout's."""
+    codes = {"bulk": ROOT, **({"baseline": baseline} if baseline else {})}
+    runs: dict[str, list[dict]] = {name: [] for name in codes}
+    for _ in range(rounds):
+        for name, code in codes.items():
+            runs[name].append(bulk_run(code, folder, csv_path))
+    best = {name: min(found, key=lambda run: run["s"]) for name, found in runs.items()}
+    if baseline:
+        best["baseline"]["largest_difference"] = largest_difference(best["bulk"]["rows"], best["baseline"]["rows"])
+    return best
+
+
+def bulk_rows(bulk: dict[str, dict], pairs: int, baseline: str | None) -> list[list[str]]:
+    """The table's rows of the bulk path and of its baseline (pairs/s, CPU per pair, how far the scores are)."""
+    images = f"{pairs} pairs, {2 * pairs} distinct {SIZE[0]} px images"
+    notes = {"bulk": ("bulk (compare_pairs, model loaded)", images),
+             "baseline": (f"the same at {baseline} (in turn with it)",
+                          f"scores within {bulk.get('baseline', {}).get('largest_difference', 0):.0e} of it")}
+    return [[notes[name][0], f"{pairs / run['s']:.1f}",
+             f"{notes[name][1]}; {1000 * run['cpu_s'] / pairs:.0f} ms of CPU per pair (workers included)"]
+            for name, run in bulk.items()]
+
+
 def cli_seconds(folder: Path, csv_path: Path, out: Path) -> float:
     command = [sys.executable, "-m", "artsim.app.cli", "compare", "--pairs", str(csv_path), "--model", str(folder),
                "--out", str(out)]
@@ -121,6 +190,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=200)
     parser.add_argument("--single", type=int, default=40, help="pairs scored one by one (the single-pair path)")
+    parser.add_argument("--baseline", default=None, metavar="REVISION", help="also time this commit's bulk path")
+    parser.add_argument("--rounds", type=int, default=2, help="bulk runs of each code, in turn (the best is kept)")
     parser.add_argument("--work", type=Path, default=None)
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-bulk-"))
@@ -129,34 +200,39 @@ def main() -> None:
     csv_path = distinct_pairs(work, args.pairs)
     imports_s, load_s = process_start(folder)
     cli_s = cli_seconds(folder, csv_path, work / "out.csv")
+    bulk = compare_bulk(folder, csv_path, code_at(args.baseline, work) if args.baseline else None, args.rounds)
 
     import artsim
-    from artsim.app.bulk import compare_pairs, read_pairs
+    from artsim.app.bulk import read_pairs
 
     scorer = artsim.load(folder)
     pairs = read_pairs(csv_path)
-    bulk_s = seconds(lambda: list(compare_pairs(scorer, pairs, base=csv_path.parent)))
     chosen = pairs[:args.single]
     single_s = seconds(lambda: [scorer.score(csv_path.parent / a, csv_path.parent / b) for a, b in chosen])
+    cost = per_image_ms(scorer, csv_path)
     figures = {
         "pairs": len(pairs), "cores": os.cpu_count(), "image_px": SIZE[0], "siamese_image_size": image_size,
-        "describe_size": describe_size, "bulk_pairs_per_s": len(pairs) / bulk_s,
-        "single_pairs_per_s": len(chosen) / single_s, "cli_pairs_per_s_with_start": len(pairs) / cli_s,
-        "cli_s": cli_s, "start_imports_s": imports_s, "start_model_load_s": load_s,
-        "per_image_ms_one_core": per_image_ms(scorer, csv_path),
+        "describe_size": describe_size, "single_pairs_per_s": len(chosen) / single_s,
+        "cli_pairs_per_s_with_start": len(pairs) / cli_s, "cli_s": cli_s, "start_imports_s": imports_s,
+        "start_model_load_s": load_s, "per_image_ms_one_core": cost,
+        # Every image costs its decode, descriptors and trunk on some core: the most the cores can give.
+        "ceiling_pairs_per_s": (os.cpu_count() or 1) * 1000 / (2 * sum(cost.values())),
+        **{f"{name}_pairs_per_s": len(pairs) / run["s"] for name, run in bulk.items()},
+        **{f"{name}_cpu_ms_per_pair": 1000 * run["cpu_s"] / len(pairs) for name, run in bulk.items()},
+        "baseline_largest_score_difference": bulk.get("baseline", {}).get("largest_difference"),
     }
     print(json.dumps(figures, indent=1))
-    cost = figures["per_image_ms_one_core"]
     record("bulk", ["path", "pairs/s", "note"], [
-        ["bulk (compare_pairs, in process)", f"{figures['bulk_pairs_per_s']:.1f}",
-         f"{len(pairs)} pairs, {2 * len(pairs)} distinct {SIZE[0]} px images"],
+        *bulk_rows(bulk, len(pairs), args.baseline),
         ["single pair (Scorer.score per pair)", f"{figures['single_pairs_per_s']:.1f}", f"{len(chosen)} pairs"],
         ["artsim compare --pairs (process start included)", f"{figures['cli_pairs_per_s_with_start']:.1f}",
          f"{cli_s:.1f} s in all"],
         ["process start", "", f"imports {imports_s:.1f} s, model load {load_s:.1f} s"],
-        ["per image on one core", "", f"decode {cost['decode']:.1f} ms, descriptors {cost['describe']:.1f} ms, "
-                                      f"trunk {cost['trunk_batched']:.1f} ms (batched)"],
-    ], note=f"siamese image_size {image_size}, describe size {describe_size} (params.yaml)")
+        ["per image on one core", f"at most {figures['ceiling_pairs_per_s']:.1f}",
+         f"decode {cost['decode']:.1f} ms, descriptors {cost['describe']:.1f} ms, trunk {cost['trunk_batched']:.1f} "
+         f"ms (batched); pairs/s: all cores busy with nothing else"],
+    ], note=f"siamese image_size {image_size}, describe size {describe_size} (params.yaml); bulk: best of "
+            f"{args.rounds}; OMP_WAIT_POLICY {os.environ.get('OMP_WAIT_POLICY', 'unset')}")
 
 
 if __name__ == "__main__":

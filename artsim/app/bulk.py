@@ -4,7 +4,8 @@ The output is a CSV: a header, then one row per input pair in input order (model
 score, each descriptor similarity, the model score's verdict); a pair with an unusable image keeps its row,
 with the reason in `error` and the scores empty, and the command's status is 2 (the columns:
 artsim.app.render.pairs_header). A relative path is read from the CSV's folder. Each distinct image is decoded
-once, in worker processes that also compute its descriptors, and the trunk embeds the images in batches.
+once, in worker processes (one per core, one thread each) that also compute its descriptors and embed it with the
+trunk, a batch at a time.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
@@ -43,39 +45,41 @@ def read_pairs(path: Path) -> list[tuple[str, str]]:
 
 
 @dataclass
-class Prepared:
-    """One distinct image of the CSV, decoded once (in a worker): its descriptors and the model's input."""
-
-    descriptors: Descriptors
-    resized: torch.Tensor  # through Scorer.resize (uint8): the trunk's process only normalises it
-
-
-@dataclass
 class Embedded:
+    """One distinct image of the CSV, decoded once (in a worker): its descriptors and its embedding."""
+
     descriptors: Descriptors
     embedding: torch.Tensor
 
 
 class _DistinctImages(Dataset):
-    """The CSV's distinct names, in first-use order, each decoded, described and resized where it is read
-    (a DataLoader worker): what crosses back is small (descriptors, a model-sized image), never the decode."""
+    """The CSV's distinct names, in first-use order, in batches; each batch decoded, described and embedded
+    where it is read (a DataLoader worker, one thread): what crosses back is descriptors and embeddings, never an
+    image, and the trunk of each worker runs without waiting on another's."""
 
-    def __init__(self, names: list[str], base: Path, scorer: Scorer) -> None:
-        self.names, self.base = names, base
-        self.describe, self.resize = scorer.descriptor.describe_image, scorer.resize
+    def __init__(self, names: list[str], base: Path, scorer: Scorer, batch_size: int) -> None:
+        self.names, self.base, self.scorer, self.batch_size = names, base, scorer, batch_size
 
     def __len__(self) -> int:
-        return len(self.names)
+        return -(-len(self.names) // self.batch_size)
 
-    def __getitem__(self, position: int) -> Prepared | str:
-        name = self.names[position]
+    def __getitem__(self, batch: int) -> list[Embedded | str]:
+        start = batch * self.batch_size
+        prepared = [self._prepared(name) for name in self.names[start:start + self.batch_size]]
+        usable = [item for item in prepared if not isinstance(item, str)]
+        embeddings = iter(self.scorer.embed_resized([resized for _, resized in usable]) if usable else ())
+        return [item if isinstance(item, str) else Embedded(item[0], next(embeddings)) for item in prepared]
+
+    def _prepared(self, name: str) -> tuple[Descriptors, torch.Tensor] | str:
+        """Its descriptors and its model-sized image (Scorer.resize), or why it is unusable; the decode is
+        dropped here, so a batch holds model-sized images only."""
         if not name:
             return "empty path"
         try:
             image = open_image(self.base / name).image
         except UnusableImage as exc:
             return str(exc)
-        return Prepared(self.describe(image), self.resize(image))
+        return self.scorer.descriptor.describe_image(image), self.scorer.resize(image)
 
 
 def compare_pairs(scorer: Scorer, pairs: list[tuple[str, str]], batch_size: int = PAIR_BATCH,
@@ -84,18 +88,20 @@ def compare_pairs(scorer: Scorer, pairs: list[tuple[str, str]], batch_size: int 
     (the CSV's folder), an absolute one itself.
 
     Each distinct path is decoded once however many rows name it: `workers` processes (default: one per core)
-    decode, describe and resize, the trunk embeds `batch_size` images at a time, and a row is written as soon
-    as both its images are embedded; an image is dropped after the last row that names it (memory follows how
-    far apart a name's rows are, not the CSV's length)."""
+    each decode, describe and embed a batch of at most `batch_size` images (the batches as even as the workers
+    allow), and a row is written as soon as both its images are embedded; an image is dropped after the last row
+    that names it (memory follows how far apart a name's rows are, not the CSV's length)."""
     names = list(dict.fromkeys(name for pair in pairs for name in pair))
     last_row = {name: row for row, pair in enumerate(pairs) for name in pair}
-    loader = DataLoader(_DistinctImages(names, base, scorer), batch_size=batch_size, collate_fn=list,
-                        num_workers=_worker_count(workers, len(names)))
+    workers = _worker_count(workers, len(names))
+    per_batch = _even_batch(len(names), batch_size, workers)
+    loader = DataLoader(_DistinctImages(names, base, scorer, per_batch), batch_size=None, collate_fn=list,
+                        num_workers=workers)
     ready: dict[str, Embedded | str] = {}
     done = 0
     with tqdm(total=len(pairs), desc="compare pairs", unit="pair", disable=None) as progress:
-        for start, batch in zip(range(0, len(names), batch_size), loader):
-            ready.update(_embedded(scorer, names[start:start + batch_size], batch))
+        for start, batch in zip(range(0, len(names), per_batch), _batches(loader)):
+            ready.update(zip(names[start:start + per_batch], batch))
             until = done
             while until < len(pairs) and all(name in ready for name in pairs[until]):
                 until += 1
@@ -106,21 +112,41 @@ def compare_pairs(scorer: Scorer, pairs: list[tuple[str, str]], batch_size: int 
             done = until
 
 
+def _batches(loader: DataLoader) -> Iterator[list[Embedded | str]]:
+    """The loader's batches, its workers started with one thread each: the workers are the parallelism, one per
+    core, and threads inside them would oversubscribe the cores (a team whose thread is preempted stalls at its
+    next barrier). The DataLoader gives each worker one torch thread; OpenCV's count is inherited, so the workers
+    are forked while it is 1 (reconfiguring in a forked child the pool its parent started can hang: the pool's
+    threads are not there to answer)."""
+    if loader.num_workers == 0:
+        return iter(loader)
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        return iter(loader)
+    finally:
+        cv2.setNumThreads(threads)
+
+
 def _worker_count(workers: int | None, images: int) -> int:
-    """`workers`, else one per core once there is more than a batch (starting processes would cost more)."""
+    """`workers`, else one per core this process may run on once there is more than a batch (starting
+    processes would cost more)."""
     if workers is not None:
         return workers
-    return 0 if images <= PAIR_BATCH else os.cpu_count() or 1
+    return 0 if images <= PAIR_BATCH else _usable_cores()
 
 
-def _embedded(scorer: Scorer, names: list[str], batch: list[Prepared | str]) -> dict[str, Embedded | str]:
-    usable = [(name, item) for name, item in zip(names, batch) if isinstance(item, Prepared)]
-    found: dict[str, Embedded | str] = {name: item for name, item in zip(names, batch) if isinstance(item, str)}
-    if usable:
-        embeddings = scorer.embed_resized([item.resized for _, item in usable])
-        found.update({name: Embedded(item.descriptors, embedding)
-                      for (name, item), embedding in zip(usable, embeddings)})
-    return found
+def _usable_cores() -> int:
+    # The cores this process may run on (taskset, a container's cpuset), not the machine's count.
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _even_batch(images: int, batch_size: int, workers: int) -> int:
+    """The largest batch up to `batch_size` that gives every worker the same number of batches: no worker is
+    left idle while another embeds the last batch alone."""
+    processes = max(workers, 1)
+    rounds = max(1, -(-images // (batch_size * processes)))
+    return max(1, -(-images // (rounds * processes)))
 
 
 def _rows(scorer: Scorer, pairs: list[tuple[str, str]], ready: dict[str, Embedded | str]) -> Iterator[list[object]]:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import artsim
@@ -24,6 +25,7 @@ from artsim.app.indexes import decoded_queries, index_collection, searcher_for
 from artsim.core.shards import ShardMember, ShardWriter
 from artsim.index.collection import Collection, Original
 from artsim.index.folder import folder_collection
+from artsim.learn.models import pair_transform
 from artsim.params import DEFAULT_SCORE_WEIGHTS, DescribeParams, ScoreWeights
 from artsim.score.scorer import DescriptorScoreFileError, DescriptorScorer
 from tests.support.helpers import random_painting, write_untrained_model
@@ -83,6 +85,16 @@ def test_embed_gives_one_row_per_image_in_order(model_dir, images):
     assert together.shape == (3, scorer.model.embedding_dim) == (3, 512)
     # Batches of different sizes take different kernels: equal to float32 round-off.
     np.testing.assert_allclose(scorer.embed(images[2]), together[2:3], rtol=1e-4, atol=1e-4)
+
+
+def test_the_scorers_embedding_is_the_models_own_to_float_rounding(model_dir, images):
+    """The scorer feeds the trunk a channels-last batch (cheaper on CPU): the figures stay the model's own, as the
+    pipeline computes them on a plain batch."""
+    scorer = artsim.load(model_dir)
+    plain = torch.stack([pair_transform(scorer.image_size)(Image.open(path).convert("RGB")) for path in images])
+    with torch.no_grad():
+        expected = scorer.model.embed(plain.contiguous()).numpy()
+    np.testing.assert_allclose(scorer.embed(images), expected, rtol=0, atol=1e-5)
 
 
 def test_load_names_what_is_missing(tmp_path, model_dir):

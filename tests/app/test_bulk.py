@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from pathlib import Path
 
+import cv2
 import pytest
+import torch
 
 import artsim
 from artsim.app import bulk
-from artsim.app.api import open_image
+from artsim.app.api import Scorer, open_image
 from artsim.app.cli import main
 from artsim.app.render import pairs_header
 from tests.support.helpers import random_painting, write_untrained_model
@@ -112,3 +115,33 @@ def test_rows_from_worker_processes_equal_the_single_pair_path(pairs_folder, mod
         assert abs(cells["model_score"] - single.model_score) <= 1e-6
         assert abs(cells["descriptor_score"] - single.descriptor_score) <= 1e-6
         assert all(abs(cells[name] - single.similarities[name]) <= 1e-6 for name in single.similarities)
+
+
+def test_each_worker_decodes_describes_and_embeds_on_one_thread_the_main_process_only_pairs(pairs_folder, model_dir,
+                                                                                            monkeypatch):
+    """One process per core, one thread each: threads inside the workers would oversubscribe the cores, and a
+    trunk in the main process would wait on the workers' cores (forked workers inherit the patch)."""
+    main_process, embed = os.getpid(), Scorer.embed_resized
+
+    def embed_in_a_worker(self, resized):
+        assert os.getpid() != main_process, "the trunk ran in the main process"
+        assert (torch.get_num_threads(), cv2.getNumThreads()) == (1, 1)
+        return embed(self, resized)
+
+    monkeypatch.setattr(Scorer, "embed_resized", embed_in_a_worker)
+    rows = [(f"images/p{a}.png", f"images/p{b}.png") for a in range(3) for b in range(3) if a != b]
+    found = list(bulk.compare_pairs(artsim.load(model_dir), rows, batch_size=2, base=pairs_folder, workers=2))
+    assert [row[-1] for row in found] == [""] * len(rows) and all(0 <= row[2] <= 1 for row in found)
+
+
+@pytest.mark.parametrize("images,batch_size,workers", [(400, 32, 2), (33, 32, 2), (5, 32, 4), (100, 7, 3), (1, 32, 2)])
+def test_the_batches_keep_every_worker_busy_to_the_last_round(images, batch_size, workers):
+    per_batch = bulk._even_batch(images, batch_size, workers)
+    batches, rounds = -(-images // per_batch), -(-images // (batch_size * workers))
+    assert 1 <= per_batch <= batch_size
+    # As few rounds as batches of batch_size need, and no round but the last with an idle worker.
+    assert (rounds - 1) * workers < batches <= rounds * workers
+
+
+def test_a_csv_without_rows_gives_none(model_dir):
+    assert list(bulk.compare_pairs(artsim.load(model_dir), [], workers=2)) == []
