@@ -3,8 +3,10 @@
 A logistic regression (scikit-learn) of the evidence a search has for every original at no extra cost
 (artsim.index.query.QUERY_EVIDENCE: the model's score, the pHash similarity; dHash and the descriptor parts are not
 in the index, so a search could not supply them), fitted on the **val** split's held-out pairs
-(artsim.evaluate.held_out) only and judged on the test split's: a reliability table, the Brier score, and the
-thresholds at a precision (artsim.evaluate.verdict) on that probability, as for every other scorer.
+(artsim.evaluate.held_out) only, plain and with the val variant under each held-out alteration
+(artsim.evaluate.calibration_pairs: so that a high model score with a low pHash similarity, a mirrored copy, counts
+as derived), and judged on the test split's: a reliability table, the Brier score, and the thresholds at a
+precision (artsim.evaluate.verdict) on that probability, as for every other scorer.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from sklearn.calibration import calibration_curve
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss
 
+from artsim.evaluate.calibration_pairs import pairs_by_kind
 from artsim.evaluate.verdict import Thresholds, precision_recall_table, threshold_reports
 from artsim.index.query import QUERY_EVIDENCE, Calibration
 
@@ -67,11 +70,12 @@ def reliability_table(positive: np.ndarray, probability: np.ndarray, bins: int =
                         columns=RELIABILITY_COLUMNS)
 
 
-def calibration_figures(calibration: Calibration | None, positive: np.ndarray, probability: np.ndarray | None
-                        ) -> dict[str, Any]:
-    """What metrics/evaluate.json says of the calibration: its coefficients, the val pairs it was fitted on, and the
+def calibration_figures(calibration: Calibration | None, positive: np.ndarray, probability: np.ndarray | None,
+                        val_pairs: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """What metrics/evaluate.json says of the calibration: its coefficients, the val pairs it was fitted on
+    (`val_pairs`: derived / unrelated, plain / altered, and under how many alterations; see pairs_by_kind), and the
     Brier score on the test pairs (beside the base rate's: always answering the share of derived). The same keys
-    without a calibration (null figures), so that `dvc metrics diff` compares any two runs."""
+    without a calibration (null figures, no pair fitted on), so that `dvc metrics diff` compares any two runs."""
     positive = np.asarray(positive, dtype=bool)
     fitted = calibration is not None and len(positive) > 0
     return {
@@ -79,8 +83,8 @@ def calibration_figures(calibration: Calibration | None, positive: np.ndarray, p
         "coefficients": {name: dict(zip(calibration.features, calibration.coefficients)).get(name, 0.0)
                          if calibration else None for name in QUERY_EVIDENCE},
         "intercept": calibration.intercept if calibration else None,
-        "fitted_on_val": {"positives": calibration.positives if calibration else 0,
-                          "negatives": calibration.negatives if calibration else 0},
+        "fitted_on_val": {key: count if calibration else 0
+                          for key, count in (val_pairs or pairs_by_kind({"positive": np.zeros(0)})).items()},
         "brier": float(brier_score_loss(positive, probability)) if fitted else None,
         "brier_base_rate": float(brier_score_loss(positive, np.full(len(positive), positive.mean())))
         if fitted else None,
@@ -102,8 +106,9 @@ class HeldOutVerdicts:
 
 
 def held_out_verdicts(val: Mapping[str, np.ndarray], test: Mapping[str, np.ndarray], seed: int) -> HeldOutVerdicts:
-    """fused's calibration fitted on `val` alone (scorer -> scores, and "positive") and every scorer of `test`
-    judged on the test pairs: a test pair never moves the calibration, nor a val pair a threshold."""
+    """fused's calibration fitted on `val` alone (scorer -> scores, "positive", and the kind of each pair:
+    artsim.evaluate.calibration_pairs.fitting_scores; plain without one) and every scorer of `test` judged on the test
+    pairs: a test pair never moves the calibration, nor a val pair a threshold."""
     calibration = fit_calibration(val, val["positive"], seed)
     positive = np.asarray(test["positive"], dtype=bool)
     scores = {name: values for name, values in test.items() if name != "positive"}
@@ -114,4 +119,4 @@ def held_out_verdicts(val: Mapping[str, np.ndarray], test: Mapping[str, np.ndarr
     if calibration is not None:
         tables["reliability.csv"] = reliability_table(positive, scores[FUSED])
     return HeldOutVerdicts(threshold_reports(positive, scores), calibration,
-                           calibration_figures(calibration, positive, scores.get(FUSED)), tables)
+                           calibration_figures(calibration, positive, scores.get(FUSED), pairs_by_kind(val)), tables)

@@ -32,6 +32,7 @@ from artsim.evaluate.breakdowns import (
     scorer_table,
 )
 from artsim.evaluate.calibration import calibrated, held_out_verdicts
+from artsim.evaluate.calibration_pairs import ValPairs, fitting_scores
 from artsim.evaluate.embedding import EmbeddedImages, embed_files, score_embedding_pairs
 from artsim.evaluate.held_out import held_out_pairs, held_out_scores
 from artsim.evaluate.peers import HASH_NAMES, PeerSignatures, peer_similarities_of_pairs, signatures_of
@@ -128,6 +129,7 @@ def evaluate_on_test(
     loader_workers: int = 0,
     ssim_retrieval_max_pairs: int = SSIM_RETRIEVAL_MAX_PAIRS,
     alterations: Mapping[str, Alteration] = EVALUATION,
+    calibration_alterations: Mapping[str, Alteration] = EVALUATION,
     shortlist: int = DEFAULT_SHORTLIST,
     max_sampled_queries: int | None = None,
     negatives_per_query: int | None = None,
@@ -139,7 +141,9 @@ def evaluate_on_test(
     train split's mean score). `originals` is the collection: the ingested manifest (id,
     split, style) with `path` resolved to the image file. Without `descriptor_scorer` the
     descriptor score does not rank (its retrieval figures are null). `alterations`: the held-out
-    transformed set (every test variant under each). `shortlist`: candidates per query of the costly scorers;
+    transformed set (every test variant under each); `calibration_alterations`: those of the val variants in fused's
+    calibration (artsim.evaluate.calibration_pairs; the transformed set's settings, whichever test set is judged).
+    `shortlist`: candidates per query of the costly scorers;
     `max_sampled_queries` (None: all): the queries SSIM and the transformed set use, drawn with `seed`.
     `negatives_per_query`: unrelated originals each held-out
     variant is judged against for the thresholds and the calibration (a sample drawn with `seed`; None: all).
@@ -165,38 +169,27 @@ def evaluate_on_test(
     )
     weighting = descriptor_scorer.weighting if descriptor_scorer is not None else None
     originals_table = pd.DataFrame({"id": task.candidate_ids, "path": task.candidate_paths})
-    # fused's calibration on val pairs only (model and pHash); the thresholds of every scorer on test pairs only.
+    sampled = sampled_rows(len(task.query_ids), max_sampled_queries, seed)
+    altered = AlteredReaders(model, image_size, batch_size, device, _describer(descriptor_scorer), with_greys=(
+        _ssim_ranks_transformed(ssim_ranks, len(sampled) * min(shortlist, len(task.candidate_ids)),
+                                len(alterations), ssim_retrieval_max_pairs)))
+    val_pairs = held_out_pairs(val[readers.readable(val["generated_path"])], originals_table, negatives_per_query, seed)
+    # fused's calibration on val pairs only, plain and altered; the thresholds of every scorer on test pairs only.
     verdicts = held_out_verdicts(
-        held_out_scores(model, readers.images, readers.signatures, device=device, pairs=held_out_pairs(
-            val[readers.readable(val["generated_path"])], originals_table, negatives_per_query, seed)),
+        fitting_scores(held_out_scores(model, readers.images, readers.signatures, val_pairs, device),
+                       ValPairs(val_pairs, candidates, task.candidate_ids, altered), calibration_alterations),
         held_out_scores(model, readers.images, readers.signatures, device=device, with_ssim=ssim_ranks,
                         descriptors=descriptor_scorer.descriptors if descriptor_scorer else None, weighting=weighting,
                         pairs=held_out_pairs(test[test["generated_id"].isin(task.query_ids)], originals_table,
                                              negatives_per_query, seed)),
         seed)
-    sampled = sampled_rows(len(task.query_ids), max_sampled_queries, seed)
     retrieval = retrieval_report(task, score_blocks(model, queries, candidates, weighting, device, with_fused=True,
                                                     shortlisting=Shortlisting(shortlist, sampled),
                                                     calibration=verdicts.calibration))
     pair_scores = _pair_scores(scored, prediction, readers.signatures, verdicts.calibration)
     table = _scorer_figures(scored, pair_scores, retrieval)
-    transformed = evaluate_transformed(
-        transformed_task(task, scored, sampled),
-        candidates,
-        AlteredReaders(
-            model,
-            image_size,
-            batch_size,
-            device,
-            _describer(descriptor_scorer),
-            with_greys=_ssim_ranks_transformed(ssim_ranks, len(sampled) * min(shortlist, len(task.candidate_ids)),
-                                               len(alterations), ssim_retrieval_max_pairs),
-        ),
-        weighting,
-        alterations,
-        Shortlisting(shortlist),
-        verdicts.calibration,
-    )
+    transformed = evaluate_transformed(transformed_task(task, scored, sampled), candidates, altered, weighting,
+                                       alterations, Shortlisting(shortlist), verdicts.calibration)
     default_mrr = mrr_plain_and_transformed(retrieval, pooled_rows(transformed))
     target, positive = predictions["target"].to_numpy(), predictions["positive"].to_numpy()
     report = {

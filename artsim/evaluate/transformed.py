@@ -7,8 +7,9 @@ Each altered variant is a query among all originals (the plain task's candidates
 plain queries are (artsim.evaluate.scorer_inputs: the costly scorers within each query's shortlist),
 and each of its test pairs (its source: derived; the unrelated original of its negative pair) is
 scored exactly by each scorer; fused as on the plain set (the search ranking, with the calibration fitted on val
-plain pairs). Every scorer judges the very same altered images: the variants of
-a seeded sample of the plain queries (TransformedTask.query_rows; all of them unless capped).
+pairs, plain and with the val variants under these alterations: artsim.evaluate.calibration_pairs). Every scorer
+judges the very same altered images: the variants of a seeded sample of the plain queries
+(TransformedTask.query_rows; all of them unless capped).
 Every alteration is deterministic (fixed settings, no randomness), so the set is too.
 Memory: one alteration's queries at a time (an embedding, descriptors and a thumbnail each).
 """
@@ -99,7 +100,7 @@ def evaluate_transformed(
     calibration: Calibration | None = None,
 ) -> pd.DataFrame:
     """TRANSFORMED_COLUMNS per (alteration, scorer), then the pooled rows (transform = OVERALL). fused ranks and
-    scores pairs as on the plain set, with `calibration` (fitted on val plain pairs: nothing here moves it)."""
+    scores pairs as on the plain set, with `calibration` (fitted on val pairs alone: nothing here moves it)."""
     pooled: dict[str, list[_Judged]] = {}
     rows = []
     n_candidates = len(setup.task.candidate_ids)

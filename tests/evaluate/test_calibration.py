@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 from pydantic import ValidationError
 from sklearn.linear_model import LogisticRegression
 
@@ -25,6 +26,7 @@ from artsim.evaluate.held_out import held_out_pairs, held_out_scores
 from artsim.params import EvaluateParams
 from artsim.params.evaluate import DEFAULT_NEGATIVES_PER_QUERY
 from tests.evaluate.test_run import collection, descriptor_scorer, random_model
+from tests.evaluate.test_transformed import with_val
 from tests.support.tiny_project import build_tiny_project, resolved_pairs
 
 
@@ -123,6 +125,8 @@ def test_the_calibration_is_fitted_on_val_pairs_only_and_fitting_on_test_would_m
     on_test = fit_calibration(moved, moved["positive"], seed=0)
     assert on_test.coefficients != pytest.approx(plain.calibration.coefficients, rel=0.05)  # a test fit would move
     assert (plain.calibration.positives, plain.calibration.negatives) == (20, 300)
+    assert plain.report["fitted_on_val"] == {"derived_plain": 20, "unrelated_plain": 300, "derived_altered": 0,
+                                             "unrelated_altered": 0, "n_alterations": 0}  # no kind given: plain
     assert (plain.thresholds["fused"].positives, plain.thresholds["fused"].negatives) == (21, 588)
 
 
@@ -176,11 +180,76 @@ def test_evaluate_fits_fused_on_val_pairs_and_perturbed_test_pairs_do_not_move_i
     # fused is judged on the transformed set with that calibration (its pairs scored), and moves with its data.
     assert (fused_transformed(plain)["n_pairs"] > 0).all() and fused_transformed(plain)["mrr"].notna().all()
     assert not fused_transformed(again).equals(fused_transformed(plain))
-    val_variants = int(((pairs["split"] == "val") & pairs["positive"]).sum())
-    assert (plain.calibration.positives, plain.calibration.negatives) == (val_variants,
-                                                                          val_variants * (len(originals) - 1))
+    # Fitted on every val variant with its source and every other original, plain and under each alteration.
+    val_variants, kinds = int(((pairs["split"] == "val") & pairs["positive"]).sum()), 1 + len(EVALUATION)
+    assert (plain.calibration.positives, plain.calibration.negatives) == (kinds * val_variants,
+                                                                          kinds * val_variants * (len(originals) - 1))
+    assert plain.report["calibration"]["fitted_on_val"] == {
+        "derived_plain": val_variants, "unrelated_plain": val_variants * (len(originals) - 1),
+        "derived_altered": len(EVALUATION) * val_variants,
+        "unrelated_altered": len(EVALUATION) * val_variants * (len(originals) - 1), "n_alterations": len(EVALUATION)}
     assert "fused" in plain.thresholds and set(plain.tables["reliability.csv"].columns) == {"mean_p", "derived_share",
                                                                                            "pairs"}
+
+
+def val_project(tmp_path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    paths = build_tiny_project(tmp_path)
+    return with_val(resolved_pairs(paths)), collection(paths, mostly_test=True)
+
+
+def test_fitting_on_mirrored_val_pairs_makes_fused_find_the_mirrored_copies_plain_val_pairs_hide(tmp_path) -> None:
+    """A mirror defeats pHash but not the model (mirror-invariant by construction): fitted on plain val pairs alone,
+    where pHash separates, fused leans on pHash and misses mirrored test copies; fitted on the val pairs mirrored
+    too (as by default: under every held-out alteration), it learns that a high model score with a low pHash
+    similarity is a copy."""
+    pairs, originals = val_project(tmp_path)
+    mirror = {"mirror": EVALUATION["mirror"]}
+    plain_fit = evaluate_on_test(random_model(), pairs, originals, 32, 4, alterations=mirror,
+                                 calibration_alterations={})
+    altered_fit = evaluate_on_test(random_model(), pairs, originals, 32, 4, alterations=mirror)
+    judged = altered_fit.tables["transformed.csv"].set_index(["transform", "scorer"])
+    assert judged.at[("mirror", "model"), "recall_at_1"] > judged.at[("mirror", "phash"), "recall_at_1"]
+    before, after = fused_transformed(plain_fit).loc["mirror"], fused_transformed(altered_fit).loc["mirror"]
+    assert after["recall_at_1"] > before["recall_at_1"] and after["pair_auc"] > before["pair_auc"]
+    model_weight = [fit.calibration.coefficients[0] / fit.calibration.coefficients[1] for fit in (plain_fit,
+                                                                                                    altered_fit)]
+    assert altered_fit.calibration.features == ("model", "phash") and model_weight[1] > model_weight[0]
+    counts = [fit.report["calibration"]["fitted_on_val"] for fit in (plain_fit, altered_fit)]
+    assert counts[0]["n_alterations"] == counts[0]["derived_altered"] == 0
+    assert counts[1]["n_alterations"] == len(EVALUATION)
+    assert counts[1]["derived_altered"] / len(EVALUATION) == counts[1]["derived_plain"] == counts[0]["derived_plain"]
+    assert counts[1]["derived_plain"] > 0
+    assert counts[1]["unrelated_altered"] / len(EVALUATION) == counts[1]["unrelated_plain"] > 0
+
+
+def test_an_altered_val_pair_is_scored_as_the_altered_file_would_be_and_no_test_pair_is_fitted(tmp_path,
+                                                                                            monkeypatch) -> None:
+    """The altered val pairs are the plain val pairs with the variant altered in memory and read as any image: the
+    very scores of the plain pairs once the altered variant is written over the file. No test variant is altered
+    for the fit (the fitting pairs are the val pairs, kind by kind)."""
+    pairs, originals = val_project(tmp_path)
+    fitted_on: list[dict[str, np.ndarray]] = []
+
+    def recorded(val, test, seed):
+        fitted_on.append(val)
+        return held_out_verdicts(val, test, seed)
+
+    monkeypatch.setattr(evaluate_run, "held_out_verdicts", recorded)
+    evaluate_on_test(random_model(), pairs, originals, 32, 4, alterations={},
+                     calibration_alterations={"mirror": EVALUATION["mirror"]})
+    val_variants = pairs[(pairs["split"] == "val") & pairs["positive"]]
+    for path in val_variants["generated_path"]:
+        mirrored = EVALUATION["mirror"].apply(Image.open(path).convert("RGB"))
+        mirrored.save(path, format="PNG")  # lossless: the file holds the very pixels altered in memory
+    evaluate_on_test(random_model(), pairs, originals, 32, 4, alterations={}, calibration_alterations={})
+    altered, plain_of_mirrored = fitted_on
+    kind = altered["kind"]
+    assert list(dict.fromkeys(kind)) == ["plain", "mirror"] and (kind == "plain").sum() == (kind == "mirror").sum()
+    assert set(altered) == {"positive", "model", "phash", "dhash", "kind"}
+    for name in ("positive", "phash", "dhash", "model"):
+        np.testing.assert_allclose(altered[name][kind == "mirror"], plain_of_mirrored[name],
+                                   rtol=1e-6 if name == "model" else 0, err_msg=name)
+    assert altered["positive"].sum() == 2 * len(val_variants)  # the val variants only, plain and mirrored
 
 
 @pytest.mark.parametrize("bad", [0, -3, "all", 2.5])
