@@ -169,10 +169,6 @@ class Scorer:
     def embed_resized(self, resized: Sequence[torch.Tensor]) -> torch.Tensor:
         """Embeddings of images already through `self.resize` (uint8 tensors), as a (n, embedding_dim) tensor."""
         batch = torch.stack([self._normalise(image) for image in resized]).to(self.device)
-        if batch.device.type == "cpu":
-            # oneDNN's convolutions are ~10% cheaper on a channels-last input, the same figures to float rounding
-            # (bench/bulk.py); the model's own weights are left as they are, for the other paths that use it.
-            batch = batch.contiguous(memory_format=torch.channels_last)
         return self.model.embed(batch).float().cpu()
 
     @torch.no_grad()

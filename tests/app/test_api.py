@@ -87,14 +87,14 @@ def test_embed_gives_one_row_per_image_in_order(model_dir, images):
     np.testing.assert_allclose(scorer.embed(images[2]), together[2:3], rtol=1e-4, atol=1e-4)
 
 
-def test_the_scorers_embedding_is_the_models_own_to_float_rounding(model_dir, images):
-    """The scorer feeds the trunk a channels-last batch (cheaper on CPU): the figures stay the model's own, as the
-    pipeline computes them on a plain batch."""
+def test_the_scorers_embedding_is_the_models_own(model_dir, images):
+    """The scorer's figures are the model's own on a plain batch, as the pipeline computes them: a channels-last
+    batch (~10% cheaper on CPU) moved model scores by ~1e-6 from the pipeline's, which a user would see."""
     scorer = artsim.load(model_dir)
     plain = torch.stack([pair_transform(scorer.image_size)(Image.open(path).convert("RGB")) for path in images])
     with torch.no_grad():
         expected = scorer.model.embed(plain.contiguous()).numpy()
-    np.testing.assert_allclose(scorer.embed(images), expected, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(scorer.embed(images), expected, rtol=0, atol=1e-7)
 
 
 def test_load_names_what_is_missing(tmp_path, model_dir):
