@@ -71,7 +71,7 @@ def reliability_table(positive: np.ndarray, probability: np.ndarray, bins: int =
 
 
 def calibration_figures(calibration: Calibration | None, positive: np.ndarray, probability: np.ndarray | None,
-                        val_pairs: Mapping[str, int] | None = None) -> dict[str, Any]:
+                        val_pairs: Mapping[str, int]) -> dict[str, Any]:
     """What metrics/evaluate.json says of the calibration: its coefficients, the val pairs it was fitted on
     (`val_pairs`: derived / unrelated, plain / altered, and under how many alterations; see pairs_by_kind), and the
     Brier score on the test pairs (beside the base rate's: always answering the share of derived). The same keys
@@ -83,8 +83,7 @@ def calibration_figures(calibration: Calibration | None, positive: np.ndarray, p
         "coefficients": {name: dict(zip(calibration.features, calibration.coefficients)).get(name, 0.0)
                          if calibration else None for name in QUERY_EVIDENCE},
         "intercept": calibration.intercept if calibration else None,
-        "fitted_on_val": {key: count if calibration else 0
-                          for key, count in (val_pairs or pairs_by_kind({"positive": np.zeros(0)})).items()},
+        "fitted_on_val": {key: count if calibration else 0 for key, count in val_pairs.items()},
         "brier": float(brier_score_loss(positive, probability)) if fitted else None,
         "brier_base_rate": float(brier_score_loss(positive, np.full(len(positive), positive.mean())))
         if fitted else None,
