@@ -224,26 +224,47 @@ def table(summary: list[dict[str, Any]], counts: list[int]) -> tuple[list[str], 
     return columns, rows
 
 
-def gaps(summary: list[dict[str, Any]], counts: list[int]) -> list[str]:
+def stage_gaps(entry: dict[str, Any], counts: list[int]) -> list[str]:
+    """Where one stage misses the goal (exponent <= 1.1, peak RSS <= 4 GB and flat) or was not measured."""
     out = []
-    for entry in summary:
-        k, peaks = entry["exponent"], entry["peak_rss_mib"]
-        for count in entry["failed"]:
-            out.append(f"{entry['stage']}: failed at N={count} (after {entry['failed'][count]['seconds']:.0f} s)")
-        unmeasured = [n for n in counts if n not in entry["seconds"] and n not in entry["failed"]]
-        if unmeasured:
-            out.append(f"{entry['stage']}: not run at N={', '.join(map(str, unmeasured))}")
-        if k is not None and k > 1.1:
-            out.append(f"{entry['stage']}: exponent {k:.2f} > 1.1")
-        if max(peaks.values(), default=0.0) > 4096:
-            out.append(f"{entry['stage']}: peak RSS {max(peaks.values()):.0f} MiB > 4 GB")
-        if len(peaks) > 1 and peaks[max(peaks)] > PEAK_FLAT * peaks[min(peaks)]:
-            out.append(f"{entry['stage']}: peak RSS not flat, {peaks[min(peaks)]:.0f} MiB at N={min(peaks)} to "
-                       f"{peaks[max(peaks)]:.0f} MiB at N={max(peaks)}")
+    k, peaks = entry["exponent"], entry["peak_rss_mib"]
+    for count in entry["failed"]:
+        out.append(f"failed at N={count} (after {entry['failed'][count]['seconds']:.0f} s)")
+    unmeasured = [n for n in counts if n not in entry["seconds"] and n not in entry["failed"]]
+    if unmeasured:
+        out.append(f"not run at N={', '.join(map(str, unmeasured))}")
+    if k is not None and k > 1.1:
+        out.append(f"exponent {k:.2f} > 1.1")
+    if max(peaks.values(), default=0.0) > 4096:
+        out.append(f"peak RSS {max(peaks.values()):.0f} MiB > 4 GB")
+    if len(peaks) > 1 and peaks[max(peaks)] > PEAK_FLAT * peaks[min(peaks)]:
+        out.append(f"peak RSS not flat, {peaks[min(peaks)]:.0f} MiB at N={min(peaks)} to "
+                   f"{peaks[max(peaks)]:.0f} MiB at N={max(peaks)}")
+    return out
+
+
+def gaps(summary: list[dict[str, Any]], counts: list[int]) -> list[str]:
+    out = [f"{entry['stage']}: {gap}" for entry in summary for gap in stage_gaps(entry, counts)]
     missing = [f"{n:,}" for n in GOAL_SIZES if n not in counts]
     if missing:
         out.append(f"the goal's N={' and '.join(missing)} not run")
     return out
+
+
+def projection(summary: list[dict[str, Any]], counts: list[int]) -> dict[str, Any]:
+    """The figures the README's projection view renders: per stage its exponent, peak at the largest N,
+    projected seconds at the study's scale (and on what), and its gaps to the goal; the total."""
+    largest = max(counts)
+    stages = [{"stage": entry["stage"], "exponent": entry["exponent"],
+               "peak_rss_mib": entry["peak_rss_mib"].get(largest),
+               "projection_s": None if math.isnan(entry["projection_s"]) else entry["projection_s"],
+               "on": f"{GPUS_PER_NODE} GPUs" if entry["stage"] in GPU_STAGES else "1 CPU core",
+               "gaps": stage_gaps(entry, counts)} for entry in summary]
+    total = sum(entry["projection_s"] for entry in summary)
+    return {"largest_n": largest, "study_originals": STUDY_ORIGINALS, "stages": stages,
+            "node": f"one {GPUS_PER_NODE}-GPU node", "total_s": None if math.isnan(total) else total,
+            "fits_in_a_day": None if math.isnan(total) else total <= DAY_S,
+            "sizes_not_run": [n for n in GOAL_SIZES if n not in counts]}
 
 
 def print_table(columns: list[str], rows: list[list[str]]) -> None:
@@ -298,7 +319,7 @@ def report(rows: list[dict[str, Any]], gpu: dict[str, dict[str, Any]], record_it
                 + "; exponents fitted on CPU time (user + system of each stage's processes), wall time beside"
                 + "; gaps: "
                 + ("; ".join(missing) or "none"))
-        record("growth", columns, lines, note)
+        record("growth", columns, lines, note, extra={"projection": projection(summary, counts)})
 
 
 if __name__ == "__main__":

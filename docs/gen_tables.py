@@ -63,6 +63,8 @@ BENCH_VIEWS: dict[str, Callable[[dict], tables.Table]] = {
     # Issue 26's goal at collection scale, as gaps: per transform to the floor, pooled to the teacher's.
     "scale_retrieval_500/goal": tables.scale_goal_table,
     "scale_retrieval_2000/goal": tables.scale_goal_table,
+    # Issue 28's goal: every stage linear, bounded memory, the study in a day on one 8-GPU node.
+    "growth/projection": tables.growth_projection,
 }
 
 

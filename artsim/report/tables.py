@@ -209,3 +209,26 @@ def scale_goal_table(result: Mapping[str, Any]) -> Table:
         rows.append((name, figure(entry["model"]), held_to, signed(entry["gap"]), met))
     header = ("transformed set", f"{SCORER_NAMES[MODEL]} recall@1", "held to", "gap (negative: short by)", "goal")
     return Table(header, tuple(rows))
+
+
+def _hours(seconds: float | None) -> str:
+    return MISSING if seconds is None else f"{seconds / 3600:.1f} h"
+
+
+def growth_projection(result: Mapping[str, Any]) -> Table:
+    """bench/results/growth.json's projection: per stage its exponent, peak memory at the largest N measured,
+    the time projected at the study's scale and where it runs, and the goal met or its gaps; then the total."""
+    projected = result["projection"]
+    largest = projected["largest_n"]
+    rows = []
+    for stage in projected["stages"]:
+        exponent = MISSING if stage["exponent"] is None else f"{stage['exponent']:.2f}"
+        peak = MISSING if stage["peak_rss_mib"] is None else f"{stage['peak_rss_mib']:.0f}"
+        goal = "; ".join(stage["gaps"]) or "met"
+        rows.append((stage["stage"], exponent, peak, _hours(stage["projection_s"]), stage["on"], goal))
+    fits = projected["fits_in_a_day"]
+    verdict = MISSING if fits is None else ("fits in one day" if fits else "does not fit in one day")
+    rows.append(("total", "", "", _hours(projected["total_s"]), projected["node"], verdict))
+    header = ("stage", "exponent (CPU time)", f"peak MiB at N={largest:,}",
+              f"projected at {projected['study_originals']:,}", "on", "goal (exponent <= 1.1, peak <= 4 GB, flat)")
+    return Table(header, tuple(rows))

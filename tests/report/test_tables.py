@@ -197,3 +197,37 @@ def test_a_bench_records_its_table_with_the_command_and_commit_that_made_it(tmp_
                                         "-S ingest.source=PATH rel/dir, at commit abc1234")
     with pytest.raises(ValueError, match="2 cells"):
         results.record("serve", ["what", "p50"], [["only one"]])
+
+
+def test_the_growth_bench_projects_each_stage_and_states_its_gaps(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "bench"))
+    import growth
+
+    def run(count: int, seconds_of: dict, peak_of: dict) -> dict:
+        return {"n": count, "revision": "abc", "load": 1.0,
+                "stages": {stage: {"seconds": seconds_of[stage](count), "cpu_seconds": seconds_of[stage](count),
+                                   "peak_rss_mib": peak_of[stage](count), "failed": False}
+                           for stage in seconds_of}}
+
+    seconds_of = {stage: (lambda n: 0.1 * n) for stage in growth.STAGES}
+    seconds_of["evaluate"] = lambda n: 1e-4 * n * n  # quadratic
+    peak_of = {stage: (lambda n: 500.0) for stage in growth.STAGES}
+    peak_of["score"] = lambda n: 0.5 * n  # grows with N
+    rows = [run(n, seconds_of, peak_of) for n in (500, 1000)]
+    gpu = {stage: {"seconds": 8 * 3600.0, "basis": "assumed"} for stage in growth.GPU_STAGES}
+    summary = growth.summarise(rows, gpu)
+    table = tables.growth_projection({"projection": growth.projection(summary, [500, 1000])})
+
+    by_stage = {row[0]: row for row in table.rows}
+    assert table.header[2] == "peak MiB at N=1,000" and table.header[3] == "projected at 81,444"
+    assert by_stage["ingest"][1:] == ("1.00", "500", "2.3 h", "1 CPU core", "met")  # 0.1 s x 81,444, linear
+    assert by_stage["evaluate"][1] == "2.00" and "exponent 2.00 > 1.1" in by_stage["evaluate"][5]
+    assert by_stage["evaluate"][3] == f"{1e-4 * 1000 ** 2 * (81_444 / 1000) ** 2 / 3600:.1f} h"  # from the fit
+    assert "peak RSS not flat, 250 MiB at N=500 to 500 MiB at N=1000" in by_stage["score"][5]
+    assert by_stage["siamese"][3:5] == ("1.0 h", "8 GPUs")  # a GPU stage: its GPU time over the node's 8 GPUs
+    assert by_stage["total"][-1] == "does not fit in one day"  # evaluate's quadratic alone is ~1,500 h
+
+    seconds_of["evaluate"] = lambda n: 0.01 * n
+    summary = growth.summarise([run(n, seconds_of, peak_of) for n in (500, 1000)], gpu)
+    linear = tables.growth_projection({"projection": growth.projection(summary, [500, 1000])})
+    assert linear.rows[-1][-1] == "fits in one day" and linear.rows[-1][4] == "one 8-GPU node"
