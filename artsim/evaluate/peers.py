@@ -2,7 +2,7 @@
 
 - pHash and dHash (artsim.core.hashes: `imagehash`'s, the hashing methods imagededup computes):
   64-bit perceptual hashes of the image; similarity = 1 - Hamming distance / 64.
-- SSIM (scikit-image `structural_similarity`, its default 7 x 7 window) of the two images in
+- SSIM (as scikit-image's `structural_similarity` computes it, its default 7 x 7 window) of the two images in
   greyscale, each resized to SSIM_SIZE x SSIM_SIZE (aspect not kept: SSIM compares pixel grids
   of one shape, and a variant keeps its original's aspect anyway); mapped from [-1, 1] to
   [0, 1] as (1 + SSIM) / 2, which keeps every ranking and AUC.
@@ -16,9 +16,9 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from PIL import Image
-from skimage.metrics import structural_similarity
 from tqdm import tqdm
 
 from artsim.core.hashes import dhash_bits, hash_similarity, phash_bits
@@ -31,6 +31,8 @@ PEER_NAMES = (*HASH_NAMES, "ssim")
 SSIM_SIZE = 128
 # Hashes and SSIM look at 128 px at most: a JPEG is decoded at reduced scale down to this.
 DECODE_LONG_SIDE = 2 * SSIM_SIZE
+SSIM_WINDOW = 7  # scikit-image's default: a 7 x 7 uniform window
+SSIM_K1, SSIM_K2 = 0.01, 0.03
 # Side of the coarse thumbnail that shortlists candidates for SSIM (ssim_proxy): 1,024 floats an image.
 PROXY_SIDE = 32
 
@@ -48,6 +50,28 @@ def signature(image: Image.Image) -> PeerSignature:
     grey = image.convert("L")
     thumbnail = np.asarray(grey.resize((SSIM_SIZE, SSIM_SIZE), Image.Resampling.LANCZOS), dtype=np.uint8)
     return PeerSignature(phash=phash_bits(grey), dhash=dhash_bits(grey), grey=thumbnail)
+
+
+def _window_mean(image: np.ndarray) -> np.ndarray:
+    # The border rows it reflects into are cropped from the mean below: no window that counts reaches them.
+    return cv2.boxFilter(image, cv2.CV_64F, (SSIM_WINDOW, SSIM_WINDOW), borderType=cv2.BORDER_REFLECT)
+
+
+def structural_similarity(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> float:
+    """Mean SSIM of two grey images of one shape, as scikit-image's `structural_similarity(a, b, data_range)`
+    computes it (uniform 7 x 7 window, sample covariance, K1 = 0.01, K2 = 0.03, half a window cropped at the
+    border): equal to it up to rounding (tested). Its window means are OpenCV's box filter, about five times
+    faster than the scipy filter scikit-image calls, which was most of evaluate's time at scale."""
+    x, y = a.astype(np.float64), b.astype(np.float64)
+    cov_norm = SSIM_WINDOW**2 / (SSIM_WINDOW**2 - 1)
+    ux, uy = _window_mean(x), _window_mean(y)
+    vx = cov_norm * (_window_mean(x * x) - ux * ux)
+    vy = cov_norm * (_window_mean(y * y) - uy * uy)
+    vxy = cov_norm * (_window_mean(x * y) - ux * uy)
+    c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
+    local = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux**2 + uy**2 + c1) * (vx + vy + c2))
+    pad = (SSIM_WINDOW - 1) // 2
+    return float(local[pad:-pad, pad:-pad].mean(dtype=np.float64))
 
 
 def ssim_similarity(a: np.ndarray, b: np.ndarray) -> float:

@@ -6,8 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image, ImageFilter
+from skimage.metrics import structural_similarity as skimage_ssim
 
 from artsim.core.images import load_rgb
+from artsim.evaluate import peers
 from artsim.evaluate.peers import (
     PEER_NAMES,
     hash_score_blocks,
@@ -93,3 +95,19 @@ def test_signatures_decode_each_file_once_and_report_the_bad_one(
     assert {name: values[0] for name, values in pairs.items()} == {name: 1.0 for name in PEER_NAMES}
     # The reduced-scale decode hardly moves the figures (the sample's long side is at most 512).
     assert {name: values[1] for name, values in pairs.items()} == pytest.approx(direct, abs=0.05)
+
+
+@pytest.mark.parametrize("shape", [(128, 128), (64, 96), (7, 7)])
+def test_ssim_equals_scikit_images_structural_similarity(shape) -> None:
+    """Our SSIM is scikit-image's, its window means taken by OpenCV: equal up to rounding, on unrelated images,
+    on a noisy copy, on flat images (no variance: the constants alone keep it finite) and on an image itself."""
+    rng = np.random.default_rng(7)
+    a = rng.integers(0, 256, shape, dtype=np.uint8)
+    noisy = np.clip(a.astype(int) + rng.integers(-40, 41, shape), 0, 255).astype(np.uint8)
+    flat, other_flat = np.full(shape, 90, dtype=np.uint8), np.full(shape, 200, dtype=np.uint8)
+    for left, right in [(a, rng.integers(0, 256, shape, dtype=np.uint8)), (a, noisy), (flat, other_flat),
+                        (a, 255 - a), (flat, a)]:
+        expected = skimage_ssim(left, right, data_range=255)
+        assert peers.structural_similarity(left, right) == pytest.approx(expected, abs=1e-12)
+        assert peers.ssim_similarity(left, right) == pytest.approx((1 + expected) / 2, abs=1e-12)
+    assert peers.structural_similarity(a, a) == 1.0
