@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -89,8 +90,9 @@ def _save_painting(rng, size: tuple[int, int], grains: list, path: Path) -> None
     path.with_name(".tmp-" + path.name).rename(path)
 
 
-def build_dataset(root: Path, count: int, side: int) -> tuple[Path, Path]:
-    """`source/<Style>/<artist>_<title>-<year>.jpg` and `import/<Style>/<stem>_<strength>.jpg` (3 per original)."""
+def build_dataset(root: Path, count: int, side: int, strengths: Sequence[float] = STRENGTHS) -> tuple[Path, Path]:
+    """`source/<Style>/<artist>_<title>-<year>.jpg` and `import/<Style>/<stem>_<strength>.jpg` (one per strength;
+    `strengths=()`: originals only, other originals than with variants, as the variants draw from the same stream)."""
     import numpy as np
     from tqdm import tqdm
 
@@ -107,7 +109,7 @@ def build_dataset(root: Path, count: int, side: int) -> tuple[Path, Path]:
         (source / style).mkdir(parents=True, exist_ok=True)
         (imported / style).mkdir(parents=True, exist_ok=True)
         _save_painting(rng, size, grains, source / style / f"{stem}.jpg")
-        for strength in STRENGTHS:
+        for strength in strengths:
             _save_painting(rng, size, grains, imported / style / f"{stem}_{strength}.jpg")
     done.touch()
     return source, imported

@@ -2,6 +2,10 @@
 cells ({"source", "columns", "rows"}) that docs/gen_tables.py writes into the pages
 (artsim.report.tables.bench). `source` names the command and the commit that produced it, so a
 figure in the docs always says where it comes from; the next run of the bench replaces it.
+
+A result may also hold parts: a table of the same shape under a key of its own, recorded by another kind of run of
+the same bench (`record(..., part=KEY)`, e.g. bench/search.py's real collection beside its synthetic vectors) and
+shown as the view bench/<name>/<KEY>; recording one part (or the result's own table) keeps the others.
 """
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from artsim.report.tables import bench_parts
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -38,14 +44,17 @@ def source(note: str = "") -> str:
 
 
 def record(name: str, columns: Sequence[str], rows: Sequence[Sequence[str]], note: str = "",
-           extra: Mapping[str, Any] | None = None) -> Path:
+           extra: Mapping[str, Any] | None = None, part: str | None = None) -> Path:
     """Write bench/results/<name>.json (every row as long as `columns`), with `extra`'s keys beside
-    (figures a view of docs/gen_tables.py renders); returns its path."""
+    (figures a view of docs/gen_tables.py renders); returns its path. With `part`, the table goes under that key of
+    the result, the rest of it as it was; without, the result's own table is replaced and its parts kept."""
     if any(len(row) != len(columns) for row in rows):
         raise ValueError(f"{name}: every row needs {len(columns)} cells")
     path = RESULTS / f"{name}.json"
-    payload = {**(extra or {}), "source": source(note), "columns": list(columns),
-               "rows": [list(map(str, row)) for row in rows]}
+    recorded = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    table = {**(extra or {}), "source": source(note), "columns": list(columns),
+             "rows": [list(map(str, row)) for row in rows]}
+    payload = {**recorded, part: table} if part else {**table, **bench_parts(recorded)}
     path.write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     print(
         f"wrote {path.relative_to(RESULTS.parent.parent)} (python docs/gen_tables.py puts it in the docs)",

@@ -11,26 +11,27 @@
   memory-bandwidth floor measured here (one core summing 1 GB in RAM) under a full scan of the float32 vectors
   and under what a compact query reads. Issue 28's goal (p50 <= 20 ms at 100,000, <= 50 ms at 1,000,000,
   recall@10 >= 0.99) is said met or the gap stated. Writes bench/results/search.json.
-- real: the scale corpus (bench/dvc_scale.py's generator) indexed with a model built in code (the
-  siamese at the embedded default's image size, untrained: costs are the same as a trained one's):
-  first build, +100 originals, a call with nothing changed, load, query p50/p95 through the index
-  against the per-query path it replaced (tests/support/search_oracle.py, embedding cache warm).
+- real COUNT: a collection of COUNT images on disk indexed and searched end to end through the app's own
+  functions, as `artsim index` and `artsim search --index` run them (bench/search_real.py: first build, +100
+  originals, a call with nothing changed, opening the index, query p50/p95 one at a time and batched, recall@10
+  of the shortlist against the exact search, whether each altered original finds its source first, the per-query
+  path the index replaced on a few queries, peak RSS of the build). Writes the "real" part of
+  bench/results/search.json, keeping the synthetic figures (and a synthetic run keeps it).
 Bulk `compare --pairs`: bench/bulk.py.
 
 Usage (2-core CPU; 1,000,000 x 512 needs ~2.5 GB of disk in --work; a rerun with the same --work reuses the
-indexes it built, so build once, then measure pinned):
-    nice -n 10 .venv/bin/python bench/search.py --synthetic 100000:512 1000000:512 --real 0 --baseline main \
+indexes and images it made, so build once, then measure pinned):
+    nice -n 10 .venv/bin/python bench/search.py --synthetic 100000:512 1000000:512 --baseline main \
         --work /tmp/bench-search
     nice -n 10 taskset -c 1 .venv/bin/python bench/search.py ... (the same)
-    nice -n 10 .venv/bin/python bench/search.py --synthetic --real 2000
+    nice -n 10 .venv/bin/python bench/search.py --real 20000 --work /tmp/index20k   # ~40 min on 2 shared cores
+`--synthetic` alone measures 100000:512.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import resource
-import statistics
 import sys
 import tempfile
 import time
@@ -55,23 +56,14 @@ from bench.ann_compare import (  # noqa: E402
     variant_queries,
 )
 from bench.results import record  # noqa: E402
+from bench.search_real import SIDE, bench_real, peak_rss_mb, percentiles  # noqa: E402
+from bench.search_real import cells as real_cells  # noqa: E402
 
 DIM = DEFAULT_EMBEDDING_DIM  # the siamese model's embedding width
 SHORTLIST = 100
 GOAL_P50_MS = {100_000: 20.0, 1_000_000: 50.0}  # issue 28: one core, one query at a time
 GOAL_RECALL = 0.99
-
-
-def percentiles(seconds: list[float]) -> dict[str, float]:
-    ordered = sorted(seconds)
-    return {
-        "p50_ms": 1000 * statistics.median(ordered),
-        "p95_ms": 1000 * ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))],
-    }
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+DEFAULT_SYNTHETIC = (100_000, DIM)
 
 
 def synthetic_index(folder: Path, count: int, dim: int, seed: int = 0) -> float:
@@ -161,86 +153,6 @@ def bench_synthetic(work: Path, count: int, dim: int, queries: int, baseline: st
     return row
 
 
-def bench_real(work: Path, count: int, queries: int) -> dict:
-    import torch
-
-    from artsim.app.indexes import decoded_queries, index_collection, searcher_for
-    from artsim.index.folder import folder_collection
-    from bench.dvc_scale import build_dataset
-    from tests.support.search_oracle import EmbeddingCache, search
-    torch.manual_seed(0)
-    scorer = _model(work)
-    source, _imported = build_dataset(work / f"corpus-{count + 100}", count + 100, 512)
-    originals = sorted(source.rglob("*.jpg"))
-    corpus = work / f"originals-{count}"
-    if not corpus.exists():
-        corpus.mkdir()
-        for path in originals[:count]:
-            (corpus / path.name).symlink_to(path)
-    row: dict = {"n": count}
-    timings = {}
-    for label in ("first", "unchanged"):
-        started = time.perf_counter()
-        opened = index_collection(scorer, folder_collection(corpus), work / f"index-{count}")
-        timings[label] = time.perf_counter() - started
-    for path in originals[count:count + 100]:
-        (corpus / path.name).symlink_to(path)
-    started = time.perf_counter()
-    opened = index_collection(scorer, folder_collection(corpus), work / f"index-{count}")
-    timings["plus_100"] = time.perf_counter() - started
-    row["build_s"] = timings
-    started = time.perf_counter()
-    load_index(work / f"index-{count}")
-    row["load_s"] = time.perf_counter() - started
-    query_paths = [str(p) for p in originals[: queries]]
-    searcher = searcher_for(scorer, opened)
-    one = []
-    for query in query_paths:
-        started = time.perf_counter()
-        list(searcher.search(decoded_queries([query]), 5, "model"))
-        one.append(time.perf_counter() - started)
-    row["index_query"] = percentiles(one)
-    started = time.perf_counter()
-    list(searcher.search(decoded_queries(query_paths), 5, "model"))
-    row["index_batched_ms_per_query"] = 1000 * (time.perf_counter() - started) / len(query_paths)
-    cache, candidates = (
-        EmbeddingCache(work / "embedding-cache", scorer.fingerprint),
-        folder_collection(corpus).originals,
-    )
-    search(scorer, query_paths[0], candidates, cache=cache)  # warm the per-query path's cache
-    legacy = []
-    for query in query_paths[:3]:
-        started = time.perf_counter()
-        search(scorer, query, candidates, cache=cache)
-        legacy.append(time.perf_counter() - started)
-    row["per_query_path"] = percentiles(legacy)
-    row["peak_rss_mb"] = peak_rss_mb()
-    return row
-
-
-def _model(work: Path):
-    """The siamese model folder the pipeline ships, from an untrained model at image_size 64 (params.yaml siamese)."""
-    import artsim
-    from artsim.describe.texture import HARALICK_FEATURES
-    from artsim.learn.models import NORMALISATION, SiameseRegressor, save_weights
-    from artsim.params import DescribeParams, ScoreWeights
-    from artsim.score.scorer import DescriptorScorer
-    from artsim.score.similarity import TextureStats
-
-    folder = work / "model"
-    if not (folder / "model.safetensors").exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        model = SiameseRegressor(head_hidden=64)
-        model.start_at(0.5)
-        save_weights(model.eval(), folder / "model.safetensors")
-        (folder / "card.json").write_text(
-            json.dumps({"image_size": 64, "head_hidden": 64, "normalisation": NORMALISATION})
-        )
-        stats = TextureStats(mean=np.zeros(HARALICK_FEATURES), std=np.ones(HARALICK_FEATURES))
-        DescriptorScorer(DescribeParams(), ScoreWeights(), stats).save(folder / "descriptor_score.json")
-    return artsim.load(folder)
-
-
 def synthetic_size(text: str) -> tuple[int, int]:
     count, _, dim = text.partition(":")
     return int(count), int(dim or DIM)
@@ -288,23 +200,33 @@ def record_synthetic(rows: list[dict]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--synthetic", type=synthetic_size, nargs="*", default=[(100_000, DIM)],
-                        help="COUNT[:DIM] synthetic indexes (DIM default: the model's embedding width)")
-    parser.add_argument("--real", type=int, default=2000)
+    parser.add_argument("--synthetic", type=synthetic_size, nargs="*", default=None,
+                        help="COUNT[:DIM] synthetic indexes (DIM default: the model's embedding width; none given: "
+                        f"{DEFAULT_SYNTHETIC[0]:,}:{DEFAULT_SYNTHETIC[1]})")
+    parser.add_argument("--real", type=int, default=0, metavar="COUNT",
+                        help="also index and search a collection of COUNT images end to end (bench/search_real.py)")
     parser.add_argument("--baseline", default=None, metavar="REVISION",
                         help="also measure artsim/index/ann.py at this git revision (e.g. main), in the same run")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--work", type=Path, default=None)
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-search-"))
+    if args.synthetic is None and not args.real:
+        parser.error("give --synthetic [COUNT[:DIM] ...] and/or --real COUNT")
+    synthetic = ([DEFAULT_SYNTHETIC] if args.synthetic == [] else args.synthetic) or []
     rows = []
-    for count, dim in args.synthetic:
+    for count, dim in synthetic:
         rows.append(bench_synthetic(work, count, dim, args.queries, args.baseline))
         print(json.dumps({"synthetic": rows[-1]}), flush=True)
     if rows:
         record_synthetic(rows)
     if args.real:
-        print(json.dumps({"real": bench_real(work, args.real, min(args.queries, 20))}), flush=True)
+        real = bench_real(work, args.real, args.queries)
+        print(json.dumps({"real": real}), flush=True)
+        record("search", ["step", "figure", "note"], real_cells(real), part="real", extra={"figures": real},
+               note=f"a collection of {args.real:,} procedural {SIDE} px originals (bench/dvc_scale.py) on disk, "
+               "indexed and searched through the app's functions (bench/search_real.py); model: an untrained siamese "
+               "shaped as params.yaml's, so costs are a trained one's and rankings are not; load average at the end")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@
     <!-- /table -->
 
 NAME is a table of artsim.report.tables computed from the committed metrics, bench/<name> for
-bench/results/<name>.json, or bench/<name>/<view> for a view of its figures (BENCH_VIEWS); a bench
+bench/results/<name>.json, or bench/<name>/<view> for a view of its figures (BENCH_VIEWS) or a part of it (a table
+recorded beside it by another run of the bench: tables.bench_parts); a bench
 result not measured yet (PENDING) says which command writes it. `python docs/gen_tables.py`
 rewrites every page (README.md and docs/); `--check` writes nothing and exits 1 when a page differs from what it would
 write. `--exp-show` also runs the `dvc exp show` recipe of docs/pipeline.md and writes its output
@@ -79,13 +80,18 @@ def table(name: str) -> str:
     """The markdown of table NAME, with the line saying where it comes from."""
     if name.startswith("bench/"):
         bench_name, _, view = name.removeprefix("bench/").partition("/")
-        if view and f"{bench_name}/{view}" not in BENCH_VIEWS:
-            raise SystemExit(f"unknown table {name!r}: the views are bench/{', bench/'.join(BENCH_VIEWS)}")
         if bench_name in PENDING and not (ROOT / "bench" / "results" / f"{bench_name}.json").is_file():
             return f"*Not measured at this commit: `{PENDING[bench_name]}` writes `bench/results/{bench_name}.json`.*\n"
-        result = _json(f"bench/results/{bench_name}.json")
-        rendered = BENCH_VIEWS[f"{bench_name}/{view}"](result) if view else tables.bench(result)
-        note = f"Written from `bench/results/{bench_name}.json`; measured by: {result['source']}."
+        where, result = f"bench/results/{bench_name}.json", _json(f"bench/results/{bench_name}.json")
+        if view in tables.bench_parts(result):  # a table recorded by another run of the bench, with its own source
+            where, result = f"{where}`, `{view}", tables.bench_parts(result)[view]
+            rendered = tables.bench(result)
+        elif view and f"{bench_name}/{view}" not in BENCH_VIEWS:
+            raise SystemExit(f"unknown table {name!r}: the views are bench/{', bench/'.join(BENCH_VIEWS)} "
+                             f"and the parts of bench/{bench_name}: {sorted(tables.bench_parts(result))}")
+        else:
+            rendered = BENCH_VIEWS[f"{bench_name}/{view}"](result) if view else tables.bench(result)
+        note = f"Written from `{where}`; measured by: {result['source']}."
         return f"{rendered.markdown()}\n\n*{note}*\n"
     if name not in METRICS_TABLES:
         raise SystemExit(f"unknown table {name!r}: {sorted(METRICS_TABLES)} or bench/<name>")

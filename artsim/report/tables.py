@@ -156,6 +156,13 @@ def bench(result: Mapping[str, Any]) -> Table:
     return Table(tuple(columns), tuple(tuple(figure(cell) for cell in row) for row in result["rows"]))
 
 
+def bench_parts(result: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """The parts of a bench's JSON: keys holding a table of their own (source, columns, rows), recorded beside the
+    result's table by another run of the same bench (bench/results.py)."""
+    return {key: value for key, value in result.items()
+            if isinstance(value, Mapping) and {"source", "columns", "rows"} <= set(value)}
+
+
 def seed_spread(result: Mapping[str, Any], figure: str) -> Table:
     """bench/results/seeds.json's `sets`: per set (plain, each transform, all), every scorer's `figure`
     as mean ± std over the seeds, and the model's gap to the peer it must match (its `goal`)."""

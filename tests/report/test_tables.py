@@ -149,8 +149,9 @@ def test_missing_figures_print_as_a_dash_and_an_unknown_table_fails():
 @pytest.mark.parametrize("path", sorted((REPO_ROOT / "bench" / "results").glob("*.json")), ids=lambda p: p.stem)
 def test_every_bench_result_says_where_it_comes_from(path: Path):
     result = json.loads(path.read_text(encoding="utf-8"))
-    assert result["source"].strip() and result["columns"] and result["rows"]
-    assert all(len(row) == len(result["columns"]) for row in result["rows"])
+    for table in (result, *tables.bench_parts(result).values()):
+        assert table["source"].strip() and table["columns"] and table["rows"]
+        assert all(len(row) == len(table["columns"]) for row in table["rows"])
 
 
 def test_the_shown_dvc_exp_show_output_carries_the_committed_headline():
@@ -231,3 +232,40 @@ def test_the_growth_bench_projects_each_stage_and_states_its_gaps(monkeypatch):
     summary = growth.summarise([run(n, seconds_of, peak_of) for n in (500, 1000)], gpu)
     linear = tables.growth_projection({"projection": growth.projection(summary, [500, 1000])})
     assert linear.rows[-1][-1] == "fits in one day" and linear.rows[-1][4] == "one 8-GPU node"
+
+
+def test_a_part_of_a_bench_result_is_recorded_beside_its_table_and_neither_run_drops_the_other(tmp_path, monkeypatch):
+    """bench/search.py --synthetic and --real record one result in separate runs (hours apart): each keeps the
+    other's figures, and the docs show each with the command that measured it."""
+    from bench import results
+
+    monkeypatch.setattr(results, "RESULTS", tmp_path / "bench" / "results")
+    monkeypatch.setattr(GEN, "ROOT", tmp_path)
+    monkeypatch.setattr(results, "_commit", lambda: "abc1234")
+    results.RESULTS.mkdir(parents=True)
+
+    def run(argv: list[str], *args, **kwargs) -> dict:
+        monkeypatch.setattr(results.sys, "argv", argv)
+        return json.loads(results.record("search", *args, **kwargs).read_text(encoding="utf-8"))
+
+    synthetic = ["bench/search.py", "--synthetic", "100000:512"]
+    run(synthetic, ["originals", "p50 ms"], [["100,000", "6.3"]], extra={"profile_ms": {"100000x512": 1}})
+    written = run(["bench/search.py", "--real", "20000"], ["step", "figure"], [["first build", "612 s"]],
+                  part="real", extra={"figures": {"n": 20000}})
+    assert written["rows"] == [["100,000", "6.3"]] and written["profile_ms"] == {"100000x512": 1}
+    assert written["source"].startswith("python bench/search.py --synthetic 100000:512, at commit abc1234")
+    assert written["real"]["rows"] == [["first build", "612 s"]] and written["real"]["figures"] == {"n": 20000}
+    assert written["real"]["source"].startswith("python bench/search.py --real 20000, at commit abc1234")
+    # The synthetic figures measured again: the real part stays, the synthetic extras are the new run's.
+    written = run(synthetic, ["originals", "p50 ms"], [["100,000", "5.9"]], extra={"profile_ms": {}})
+    assert written["rows"] == [["100,000", "5.9"]] and written["profile_ms"] == {}
+    assert written["real"]["rows"] == [["first build", "612 s"]]
+    assert set(tables.bench_parts(written)) == {"real"}
+
+    real, synthetic_table = GEN.table("bench/search/real"), GEN.table("bench/search")
+    assert "| first build | 612 s |" in real and "5.9" not in real
+    assert "`bench/results/search.json`, `real`; measured by: python bench/search.py --real 20000," in real
+    assert "| 100,000 | 5.9 |" in synthetic_table and "first build" not in synthetic_table
+    assert "measured by: python bench/search.py --synthetic 100000:512," in synthetic_table
+    with pytest.raises(SystemExit, match="the parts of bench/search: \\['real'\\]"):
+        GEN.table("bench/search/no_such_part")
