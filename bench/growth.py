@@ -252,16 +252,16 @@ def gaps(summary: list[dict[str, Any]], counts: list[int]) -> list[str]:
 
 
 def projection(summary: list[dict[str, Any]], counts: list[int]) -> dict[str, Any]:
-    """The figures the README's projection view renders: per stage its exponent, peak at the largest N,
+    """The figures the README's projection view renders: per stage its exponent, peak at its largest N,
     projected seconds at the study's scale (and on what), and its gaps to the goal; the total."""
-    largest = max(counts)
     stages = [{"stage": entry["stage"], "exponent": entry["exponent"],
-               "peak_rss_mib": entry["peak_rss_mib"].get(largest),
+               "peak_at_n": max(entry["peak_rss_mib"], default=None),
+               "peak_rss_mib": max(entry["peak_rss_mib"].items(), default=(None, None))[1],
                "projection_s": None if math.isnan(entry["projection_s"]) else entry["projection_s"],
                "on": f"{GPUS_PER_NODE} GPUs" if entry["stage"] in GPU_STAGES else "1 CPU core",
                "gaps": stage_gaps(entry, counts)} for entry in summary]
     total = sum(entry["projection_s"] for entry in summary)
-    return {"largest_n": largest, "study_originals": STUDY_ORIGINALS, "stages": stages,
+    return {"study_originals": STUDY_ORIGINALS, "stages": stages,
             "node": f"one {GPUS_PER_NODE}-GPU node", "total_s": None if math.isnan(total) else total,
             "fits_in_a_day": None if math.isnan(total) else total <= DAY_S,
             "sizes_not_run": [n for n in GOAL_SIZES if n not in counts]}

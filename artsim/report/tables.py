@@ -218,24 +218,25 @@ def scale_goal_table(result: Mapping[str, Any]) -> Table:
     return Table(header, tuple(rows))
 
 
-def _hours(seconds: float | None) -> str:
-    return MISSING if seconds is None else f"{seconds / 3600:.1f} h"
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return MISSING
+    return f"{seconds / 3600:.1f} h" if seconds >= 360 else f"{seconds:.0f} s"
 
 
 def growth_projection(result: Mapping[str, Any]) -> Table:
-    """bench/results/growth.json's projection: per stage its exponent, peak memory at the largest N measured,
+    """bench/results/growth.json's projection: per stage its exponent, peak memory at the largest N it ran at,
     the time projected at the study's scale and where it runs, and the goal met or its gaps; then the total."""
     projected = result["projection"]
-    largest = projected["largest_n"]
     rows = []
     for stage in projected["stages"]:
         exponent = MISSING if stage["exponent"] is None else f"{stage['exponent']:.2f}"
-        peak = MISSING if stage["peak_rss_mib"] is None else f"{stage['peak_rss_mib']:.0f}"
+        peak = MISSING if stage["peak_rss_mib"] is None else f"{stage['peak_rss_mib']:.0f} (N={stage['peak_at_n']:,})"
         goal = "; ".join(stage["gaps"]) or "met"
-        rows.append((stage["stage"], exponent, peak, _hours(stage["projection_s"]), stage["on"], goal))
+        rows.append((stage["stage"], exponent, peak, _duration(stage["projection_s"]), stage["on"], goal))
     fits = projected["fits_in_a_day"]
     verdict = MISSING if fits is None else ("fits in one day" if fits else "does not fit in one day")
-    rows.append(("total", "", "", _hours(projected["total_s"]), projected["node"], verdict))
-    header = ("stage", "exponent (CPU time)", f"peak MiB at N={largest:,}",
+    rows.append(("total", "", "", _duration(projected["total_s"]), projected["node"], verdict))
+    header = ("stage", "exponent (CPU time)", "peak MiB (at the largest N run)",
               f"projected at {projected['study_originals']:,}", "on", "goal (exponent <= 1.1, peak <= 4 GB, flat)")
     return Table(header, tuple(rows))

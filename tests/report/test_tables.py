@@ -220,8 +220,8 @@ def test_the_growth_bench_projects_each_stage_and_states_its_gaps(monkeypatch):
     table = tables.growth_projection({"projection": growth.projection(summary, [500, 1000])})
 
     by_stage = {row[0]: row for row in table.rows}
-    assert table.header[2] == "peak MiB at N=1,000" and table.header[3] == "projected at 81,444"
-    assert by_stage["ingest"][1:] == ("1.00", "500", "2.3 h", "1 CPU core", "met")  # 0.1 s x 81,444, linear
+    assert table.header[3] == "projected at 81,444"
+    assert by_stage["ingest"][1:] == ("1.00", "500 (N=1,000)", "2.3 h", "1 CPU core", "met")  # 0.1 s x 81,444
     assert by_stage["evaluate"][1] == "2.00" and "exponent 2.00 > 1.1" in by_stage["evaluate"][5]
     assert by_stage["evaluate"][3] == f"{1e-4 * 1000 ** 2 * (81_444 / 1000) ** 2 / 3600:.1f} h"  # from the fit
     assert "peak RSS not flat, 250 MiB at N=500 to 500 MiB at N=1000" in by_stage["score"][5]
