@@ -46,8 +46,14 @@ def run(project: dict[str, Path], **kwargs):
     )
 
 
-def test_every_scorer_is_judged_on_every_test_variant_under_every_alteration(project) -> None:
-    evaluation = run(project)
+@pytest.fixture(scope="module")
+def plain(project):
+    """One run under every evaluation alteration (seconds each): the tests that read it only read it."""
+    return run(project)
+
+
+def test_every_scorer_is_judged_on_every_test_variant_under_every_alteration(plain) -> None:
+    evaluation = plain
     table = evaluation.tables["transformed.csv"]
     assert list(table.columns) == TRANSFORMED_COLUMNS
     assert list(table["transform"].unique()) == [*EVALUATION, OVERALL]
@@ -66,8 +72,8 @@ def test_every_scorer_is_judged_on_every_test_variant_under_every_alteration(pro
     )
 
 
-def test_the_transformed_set_is_deterministic(project) -> None:
-    first, second = run(project).tables["transformed.csv"], run(project).tables["transformed.csv"]
+def test_the_transformed_set_is_deterministic(project, plain) -> None:
+    first, second = plain.tables["transformed.csv"], run(project).tables["transformed.csv"]
     pd.testing.assert_frame_equal(first, second)
 
 
@@ -157,8 +163,7 @@ def test_only_evaluate_uses_the_held_out_alteration_settings() -> None:
     assert users and all(user.startswith(readers) for user in users), users
 
 
-def test_ssim_on_the_transformed_set_keeps_the_plain_budget(project) -> None:
-    plain = run(project)
+def test_ssim_on_the_transformed_set_keeps_the_plain_budget(project, plain) -> None:
     budget = plain.report["n_queries"] * plain.report["n_candidates"]  # plain retrieval fits, six times more does not
     evaluation = run(project, ssim_retrieval_max_pairs=budget)
     assert evaluation.report["ssim"]["recall_at_1"] is not None
