@@ -101,12 +101,20 @@ def reproduced_workspace(tmp_path_factory: pytest.TempPathFactory) -> Reproduced
     return ReproducedWorkspace(target, run_in(["dvc", "repro"], target))
 
 
-# The slowest modules outside tests/e2e (pytest --durations), slowest first: started early, so that the
-# last module a worker takes is a short one. Order only: a name missing here changes no result.
-RUN_EARLY = (
+# The slowest modules but the shared repro's, slowest first (pytest --durations, e2e or not): started early, so
+# that the last module a worker takes is a short one. Order only: a name missing here changes no result.
+LONGEST_FIRST = (
     "tests/stages/test_distributed_training.py",
+    "tests/e2e/test_generate_stage.py",
     "tests/siamese/test_train.py",
+    "tests/app/test_cli.py",
+    "tests/e2e/test_dvc_deps.py",
+    "tests/evaluate/test_run.py",
+    "tests/evaluate/test_transformed.py",
     "tests/finetune/test_train.py",
+    "tests/learn/test_feature_cache.py",
+    "tests/siamese/test_train_robust.py",
+    "tests/evaluate/test_calibration.py",
     "tests/app/test_serve_browser.py",
     "tests/report/test_document_browser.py",
 )
@@ -125,14 +133,14 @@ def _start_order(item: pytest.Item) -> tuple[int, int]:
     module = _module(item.nodeid)
     if module in SHARED_REPRO_MODULES:
         return 0, 0
-    if item.get_closest_marker("e2e"):
-        return 1, 0
-    return (2, RUN_EARLY.index(module)) if module in RUN_EARLY else (3, 0)
+    if module in LONGEST_FIRST:
+        return 1, LONGEST_FIRST.index(module)
+    return (2, 0) if item.get_closest_marker("e2e") else (3, 0)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # The scheduler below hands the groups out in this order, the longest first: the shared repro, the
-    # rest of e2e, then RUN_EARLY.
+    # The scheduler below hands the groups out in this order, the longest first: the shared repro, then
+    # LONGEST_FIRST, the rest of e2e, the rest.
     strays = {_module(item.nodeid) for item in items if SHARED_REPRO in getattr(item, "fixturenames", ())}
     if strays - SHARED_REPRO_MODULES:
         raise pytest.UsageError(f"add {sorted(strays - SHARED_REPRO_MODULES)} to SHARED_REPRO_MODULES")

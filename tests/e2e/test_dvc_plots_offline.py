@@ -41,6 +41,9 @@ return arguments[0].map(id => {
 });
 """
 
+# Loading the page (browser.get) runs its <script src> tags first, loaded or failed.
+NO_VEGA_EMBED = "return typeof vegaEmbed === 'undefined'"
+
 
 def plots_page(tmp_path: Path, template: bool) -> Path:
     """`dvc plots show` of the committed metrics, in a copy of what it reads; its page."""
@@ -99,8 +102,10 @@ def drawn_plots(browser, page: Path) -> dict[str, str]:
     expected = plot_ids(page)
     browser.get(page.as_uri())
     try:  # vegaEmbed draws asynchronously: wait until every plot shows what it must, or give up and report
+        # (at once where the page loaded without Vega-Embed: its scripts failed to load, nothing will ever draw)
         WebDriverWait(browser, 20).until(
-            lambda driver: shows(dict(driver.execute_script(DRAWN, list(expected))), expected)
+            lambda driver: driver.execute_script(NO_VEGA_EMBED)
+            or shows(dict(driver.execute_script(DRAWN, list(expected))), expected)
         )
     except TimeoutException:
         pass

@@ -25,7 +25,7 @@ from artsim.evaluate.embedding import PAIRS_PER_CALL
 from artsim.evaluate.held_out import held_out_pairs, held_out_scores
 from artsim.params import EvaluateParams
 from artsim.params.evaluate import DEFAULT_NEGATIVES_PER_QUERY
-from tests.evaluate.test_run import collection, descriptor_scorer, random_model
+from tests.evaluate.test_run import NO_TRANSFORMED_SET, collection, descriptor_scorer, random_model
 from tests.evaluate.test_transformed import with_val
 from tests.support.tiny_project import build_tiny_project, resolved_pairs
 
@@ -90,12 +90,14 @@ def test_held_out_pairs_are_scored_a_chunk_at_a_time_with_the_scores_of_one_chun
         return chunk_scores(model, images, signatures, chunk, *args)
 
     monkeypatch.setattr(evaluate_run, "held_out_scores", recorded_scores)
-    whole = evaluate_on_test(random_model(), pairs, originals, 32, 4, descriptor_scorer=described)
+    whole = evaluate_on_test(random_model(), pairs, originals, 32, 4, descriptor_scorer=described,
+                             alterations=NO_TRANSFORMED_SET)
     one_chunk, scored[:] = list(scored), []
     chunk_scores = held_out._chunk_scores
     monkeypatch.setattr(held_out, "_chunk_scores", counted_chunk)
     monkeypatch.setattr(held_out, "PAIRS_PER_CHUNK", 7)
-    chunked = evaluate_on_test(random_model(), pairs, originals, 32, 4, descriptor_scorer=described)
+    chunked = evaluate_on_test(random_model(), pairs, originals, 32, 4, descriptor_scorer=described,
+                               alterations=NO_TRANSFORMED_SET)
     assert max(chunk_sizes) == 7 and sum(chunk_sizes) == sum(len(scores["positive"]) for scores in scored) > 7 * 2
     assert [sorted(scores) for scores in scored] == [sorted(scores) for scores in one_chunk]
     assert {"ssim", "descriptor"} <= set(scored[1])  # every scorer of the test pairs went through the chunks

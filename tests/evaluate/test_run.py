@@ -32,6 +32,11 @@ from artsim.score.similarity import similarity, train_texture_stats
 from tests.support.full_ranking import model_score_blocks
 from tests.support.tiny_project import build_tiny_project, resolved_pairs
 
+# The held-out transformed set (every test variant under each evaluation alteration) is most of an
+# evaluate_on_test run on the tiny project: tests that read nothing of it (tests/evaluate/test_transformed.py
+# does) leave it out.
+NO_TRANSFORMED_SET: dict = {}
+
 REPORT_KEYS = {"mse", "mae", "rmse", "r2", "pearson", "spearman", "baseline_mse", "baseline_mae", "n_test_pairs"}
 
 
@@ -186,7 +191,7 @@ def test_evaluate_on_test_predicts_usable_test_pairs(tmp_path: Path) -> None:
     model.start_at(train_mean_score(pairs))
 
     evaluation = evaluate_on_test(model, pairs, collection(paths), image_size=32, batch_size=3,
-                                  descriptor_scorer=descriptor_scorer(paths))
+                                  descriptor_scorer=descriptor_scorer(paths), alterations=NO_TRANSFORMED_SET)
     report, predictions = evaluation.report, evaluation.predictions
     assert set(PREDICTION_COLUMNS) <= set(predictions.columns)
     assert report["n_test_pairs"] == len(predictions) == 3
@@ -245,7 +250,8 @@ def test_embed_once_gives_the_predictions_of_two_passes_per_pair(tmp_path: Path)
     paths = build_tiny_project(tmp_path)
     pairs = mostly_test(resolved_pairs(paths))
     model = random_model()
-    evaluation = evaluate_on_test(model, pairs, collection(paths, mostly_test=True), image_size=32, batch_size=5)
+    evaluation = evaluate_on_test(model, pairs, collection(paths, mostly_test=True), image_size=32, batch_size=5,
+                                  alterations=NO_TRANSFORMED_SET)
 
     test = pairs[pairs["split"] == "test"].reset_index(drop=True)
     indices, old = predict_pairs(model, PairImages(test, image_size=32), batch_size=24)  # the former path: model(a, b)
@@ -281,13 +287,15 @@ def test_a_model_that_scores_the_true_source_highest_has_perfect_retrieval(tmp_p
         descriptor_scorer(paths),
         collection(paths, mostly_test=True),
     )
-    evaluation = evaluate_on_test(PixelModel(), pairs, originals, image_size=32, batch_size=5, descriptor_scorer=scorer)
+    evaluation = evaluate_on_test(PixelModel(), pairs, originals, image_size=32, batch_size=5, descriptor_scorer=scorer,
+                                  alterations=NO_TRANSFORMED_SET)
     report, scorers = evaluation.report, evaluation.tables["scorers.csv"].set_index("scorer")
     assert (report["n_queries"], report["n_candidates"], report["n_candidates_test_only"]) == (12, 13, 12)
     assert {key: report["model"][key] for key in ("recall_at_1", "recall_at_5", "mrr", "recall_at_1_test_only")} == {
         "recall_at_1": 1.0, "recall_at_5": 1.0, "mrr": 1.0, "recall_at_1_test_only": 1.0}
     # Flipped, the same model ranks the true source last: 13th among all, 12th among the test originals.
-    flipped = evaluate_on_test(PixelModel(flipped=True), pairs, originals, image_size=32, batch_size=5)
+    flipped = evaluate_on_test(PixelModel(flipped=True), pairs, originals, image_size=32, batch_size=5,
+                               alterations=NO_TRANSFORMED_SET)
     assert flipped.report["model"]["recall_at_1"] == 0.0 and flipped.report["model"]["mrr"] == pytest.approx(1 / 13)
     assert flipped.tables["scorers.csv"].set_index("scorer").at["model", "mrr_test_only"] == pytest.approx(1 / 12)
 
@@ -338,14 +346,16 @@ def test_train_originals_and_test_originals_without_a_variant_are_candidates(tmp
     paths = build_tiny_project(tmp_path)
     pairs = resolved_pairs(paths)
     without_variant = pairs[pairs["original_id"] != "o12"]  # o12's generation failed: no pair names it
-    report = evaluate_on_test(PixelModel(), without_variant, collection(paths), image_size=32, batch_size=5).report
+    report = evaluate_on_test(PixelModel(), without_variant, collection(paths), image_size=32, batch_size=5,
+                              alterations=NO_TRANSFORMED_SET).report
     assert (report["n_queries"], report["n_candidates"], report["n_candidates_test_only"]) == (1, 13, 2)
 
 
 def test_peers_are_judged_on_the_same_pairs_as_the_model(tmp_path: Path) -> None:
     paths = build_tiny_project(tmp_path)
     pairs = mostly_test(resolved_pairs(paths))
-    evaluation = evaluate_on_test(PixelModel(), pairs, collection(paths, mostly_test=True), image_size=32, batch_size=5)
+    evaluation = evaluate_on_test(PixelModel(), pairs, collection(paths, mostly_test=True), image_size=32, batch_size=5,
+                                  alterations=NO_TRANSFORMED_SET)
     scorers = evaluation.tables["scorers.csv"].set_index("scorer")
     positive = evaluation.predictions["positive"].to_numpy()
     # The tiny project's descriptor columns hold its hand-set scores: their AUC is that of the target.
@@ -372,7 +382,8 @@ def test_peers_are_judged_on_the_same_pairs_as_the_model(tmp_path: Path) -> None
 def test_ssim_retrieval_beyond_its_budget_is_null_not_slow(tmp_path: Path) -> None:
     paths = build_tiny_project(tmp_path)
     report = evaluate_on_test(PixelModel(), mostly_test(resolved_pairs(paths)), collection(paths, mostly_test=True),
-                              image_size=32, batch_size=5, ssim_retrieval_max_pairs=12 * 13 - 1).report
+                              image_size=32, batch_size=5, ssim_retrieval_max_pairs=12 * 13 - 1,
+                              alterations=NO_TRANSFORMED_SET).report
     assert report["ssim"]["recall_at_1"] is None and report["ssim"]["pair_auc"] == 1.0
     assert report["phash"]["recall_at_5"] == 1.0
 
@@ -392,9 +403,8 @@ def test_error_by_style_uses_the_original_style(tmp_path: Path) -> None:
     paths = build_tiny_project(tmp_path)
     originals = collection(paths)
     originals["style"] = originals["style"].where(originals["id"] != "o12", None)  # an unlabelled painting
-    by_style = evaluate_on_test(random_model(), resolved_pairs(paths), originals, image_size=32, batch_size=4).tables[
-        "error_by_style.csv"
-    ]
+    by_style = evaluate_on_test(random_model(), resolved_pairs(paths), originals, image_size=32, batch_size=4,
+                                alterations=NO_TRANSFORMED_SET).tables["error_by_style.csv"]
     assert dict(zip(by_style["style"], by_style["n"])) == {"Warm": 2, "unknown": 2}  # o11 is Warm, o12 unlabelled
 
 

@@ -27,7 +27,7 @@ from artsim.learn.models import DEFAULT_EMBEDDING_DIM, SiameseRegressor
 from artsim.params import ParamsError, parse_params
 from artsim.params.evaluate import DEFAULT_EVALUATE_SHORTLIST
 from artsim.score.similarity import DescriptorSet, TextureStats, cross_scores
-from tests.evaluate.test_run import collection, descriptor_scorer, mostly_test, random_model
+from tests.evaluate.test_run import NO_TRANSFORMED_SET, collection, descriptor_scorer, mostly_test, random_model
 from tests.params.test_params import committed_params
 from tests.support.full_ranking import model_score_blocks
 from tests.support.tiny_project import build_tiny_project, resolved_pairs
@@ -177,7 +177,7 @@ def evaluated(project: dict[str, Path], **kwargs):
 
 
 def test_evaluate_reports_the_shortlist_the_share_outside_it_and_the_sampled_queries(project) -> None:
-    whole = evaluated(project)
+    whole = evaluated(project, alterations=NO_TRANSFORMED_SET)
     short = evaluated(project, shortlist=2, max_sampled_queries=3, seed=5)
     report = short.report
     assert report["shortlist"] == 2 and report["n_sampled_queries"] == 3 < whole.report["n_queries"]

@@ -46,8 +46,14 @@ def run(project: dict[str, Path], **kwargs):
     )
 
 
-def test_every_scorer_is_judged_on_every_test_variant_under_every_alteration(project) -> None:
-    evaluation = run(project)
+@pytest.fixture(scope="module")
+def plain(project):
+    """One run under every evaluation alteration (seconds each): the tests that read it only read it."""
+    return run(project)
+
+
+def test_every_scorer_is_judged_on_every_test_variant_under_every_alteration(plain) -> None:
+    evaluation = plain
     table = evaluation.tables["transformed.csv"]
     assert list(table.columns) == TRANSFORMED_COLUMNS
     assert list(table["transform"].unique()) == [*EVALUATION, OVERALL]
@@ -66,14 +72,21 @@ def test_every_scorer_is_judged_on_every_test_variant_under_every_alteration(pro
     )
 
 
-def test_the_transformed_set_is_deterministic(project) -> None:
-    first, second = run(project).tables["transformed.csv"], run(project).tables["transformed.csv"]
+def test_the_transformed_set_is_deterministic(project, plain) -> None:
+    first, second = plain.tables["transformed.csv"], run(project).tables["transformed.csv"]
     pd.testing.assert_frame_equal(first, second)
 
 
-def test_an_identity_alteration_reproduces_the_plain_figures_of_every_scorer(project) -> None:
+@pytest.fixture(scope="module")
+def identity_and_mirror(project):
+    """One run judging an identity alteration beside the mirror (each transform's rows its own)."""
+    return run(project, alterations={"identity": Alteration("identity", lambda image: image),
+                                     "mirror": EVALUATION["mirror"]})
+
+
+def test_an_identity_alteration_reproduces_the_plain_figures_of_every_scorer(identity_and_mirror) -> None:
     """The altered queries are read as the plain ones are: unaltered, every scorer finds what it found."""
-    evaluation = run(project, alterations={"identity": Alteration("identity", lambda image: image)})
+    evaluation = identity_and_mirror
     table = evaluation.tables["transformed.csv"].query("transform == 'identity'").set_index("scorer")
     for scorer in SCORERS:
         plain = evaluation.report[scorer]
@@ -103,17 +116,9 @@ def test_an_identity_alteration_reproduces_the_plain_figures_of_every_scorer(pro
         pair_aucs(predictions["positive"].to_numpy(), {"fused": plain_fused})["fused"])
 
 
-def test_mirroring_changes_what_the_hashes_see(project) -> None:
-    table = (
-        run(project, alterations={"mirror": EVALUATION["mirror"]})
-        .tables["transformed.csv"]
-        .set_index(["transform", "scorer"])
-    )
-    plain = run(project, alterations={"identity": Alteration("identity", lambda image: image)}).tables[
-        "transformed.csv"
-    ]
-    plain = plain.set_index(["transform", "scorer"])
-    assert table.at[("mirror", "phash"), "pair_auc"] != plain.at[("identity", "phash"), "pair_auc"]
+def test_mirroring_changes_what_the_hashes_see(identity_and_mirror) -> None:
+    table = identity_and_mirror.tables["transformed.csv"].set_index(["transform", "scorer"])
+    assert table.at[("mirror", "phash"), "pair_auc"] != table.at[("identity", "phash"), "pair_auc"]
 
 
 def test_the_evaluate_stage_writes_no_altered_image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -157,8 +162,7 @@ def test_only_evaluate_uses_the_held_out_alteration_settings() -> None:
     assert users and all(user.startswith(readers) for user in users), users
 
 
-def test_ssim_on_the_transformed_set_keeps_the_plain_budget(project) -> None:
-    plain = run(project)
+def test_ssim_on_the_transformed_set_keeps_the_plain_budget(project, plain) -> None:
     budget = plain.report["n_queries"] * plain.report["n_candidates"]  # plain retrieval fits, six times more does not
     evaluation = run(project, ssim_retrieval_max_pairs=budget)
     assert evaluation.report["ssim"]["recall_at_1"] is not None

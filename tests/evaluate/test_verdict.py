@@ -18,7 +18,7 @@ from artsim.evaluate.verdict import (
     verdict_for,
 )
 from artsim.index.query import Calibration
-from tests.evaluate.test_run import collection, descriptor_scorer, mostly_test, random_model
+from tests.evaluate.test_run import NO_TRANSFORMED_SET, collection, descriptor_scorer, mostly_test, random_model
 from tests.support.tiny_project import build_tiny_project, resolved_pairs
 
 
@@ -63,15 +63,13 @@ def test_thresholds_rest_on_every_held_out_variant_against_every_other_original(
     paths = build_tiny_project(tmp_path)
     pairs = mostly_test(resolved_pairs(paths))
     described = descriptor_scorer(paths)
-    plain = evaluate_on_test(
-        random_model(), pairs, collection(paths, mostly_test=True), 32, 4, descriptor_scorer=described
-    )
+    plain = evaluate_on_test(random_model(), pairs, collection(paths, mostly_test=True), 32, 4,
+                             descriptor_scorer=described, alterations=NO_TRANSFORMED_SET)
     train_negative = (pairs["split"] == "train") & ~pairs["positive"]
     assert train_negative.any()
     tampered = pairs.assign(score=np.where(train_negative, 0.999, pairs["score"]))
-    again = evaluate_on_test(
-        random_model(), tampered, collection(paths, mostly_test=True), 32, 4, descriptor_scorer=described
-    )
+    again = evaluate_on_test(random_model(), tampered, collection(paths, mostly_test=True), 32, 4,
+                             descriptor_scorer=described, alterations=NO_TRANSFORMED_SET)
     assert again.thresholds == plain.thresholds
     queries, originals = plain.report["n_queries"], plain.report["n_candidates"]
     for name in ("model", "descriptor", "phash", "dhash", "ssim"):
@@ -83,7 +81,7 @@ def test_thresholds_rest_on_every_held_out_variant_against_every_other_original(
     curve = plain.tables["precision_recall/descriptor.csv"]
     assert list(curve.columns) == ["threshold", "precision", "recall"] and len(curve) > 0
     sampled = evaluate_on_test(random_model(), pairs, collection(paths, mostly_test=True), 32, 4,
-                               negatives_per_query=3, seed=1)
+                               negatives_per_query=3, seed=1, alterations=NO_TRANSFORMED_SET)
     assert (sampled.thresholds["model"].positives, sampled.thresholds["model"].negatives) == (queries, 3 * queries)
 
 

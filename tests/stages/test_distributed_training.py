@@ -140,13 +140,23 @@ def test_siamese_under_ddp_matches_one_process(alone: Path, tmp_path: Path, chos
     assert (ddp / "metrics/siamese.json").is_file() and (ddp / "metrics/siamese/plots/metrics/val_mse.tsv").is_file()
 
 
-def test_finetune_under_ddp_matches_one_process(alone: Path, tmp_path: Path) -> None:
-    # `finetune.processes: 2` relaunches the stage under torchrun. Every global batch of 3 leaves one rank a single
-    # image, which BatchNorm cannot normalise on its own (the 32-pixel images end in 1x1 maps): a step is taken.
-    ddp = project(tmp_path, finetune={"processes": 2})
-    run_stage(ddp, "finetune")
+def test_finetune_under_ddp_matches_one_process_and_survives_an_image_breaking_on_one_rank(
+    alone: Path, tmp_path: Path
+) -> None:
+    # One two-rank run for both (each costs a torchrun and two ranks starting torch): every global batch of 3
+    # leaves one rank a single image, which BatchNorm cannot normalise on its own (the 32-pixel images end in
+    # 1x1 maps): a step is taken. And o0.jpg decodes at screening, then fails every time training reads it: the
+    # rank holding it in a step has one image of its two, or none. (`finetune.processes: 2`, which relaunches
+    # the stage under torchrun, is test_sigterm_to_a_multi_process_stage_stops_its_ranks's; the relaunch run to
+    # its end, the siamese's.)
+    ddp = project(tmp_path)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+               "-m", "tests.support.stage_with_broken_image", "finetune", "o0.jpg"]
+    result = run_to_deadline(command, ddp)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "o0.jpg" in result.stderr and "broken after screening" in result.stderr
     one, two = card(alone, "finetune")["metrics"], card(ddp, "finetune")["metrics"]
-    assert two["n_train_images"] == one["n_train_images"]
+    assert two["n_train_images"] == one["n_train_images"] == 9
     # The same images in every global batch; but on CPUs BatchNorm normalises each rank's
     # half of a batch on its own (SyncBatchNorm is GPU-only), which over the two steps here
     # moves an untrained ResNet's loss more than the ranks' arithmetic could (measured:
@@ -156,19 +166,6 @@ def test_finetune_under_ddp_matches_one_process(alone: Path, tmp_path: Path) -> 
     confusion = ddp / "metrics/finetune/plots/sklearn/confusion_matrix.json"
     rows = json.loads(confusion.read_text())
     assert len(rows) == two["n_test_images"] and {row["actual"] for row in rows} == {"Warm", "Cool"}
-
-
-def test_finetune_under_ddp_survives_an_image_breaking_on_one_rank(tmp_path: Path) -> None:
-    # o0.jpg decodes at screening, then fails every time training reads it: the rank
-    # holding it in a step has one image of its two, or none.
-    ddp = project(tmp_path, finetune={"batch_size": 4})
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-               "-m", "tests.support.stage_with_broken_image", "finetune", "o0.jpg"]
-    result = run_to_deadline(command, ddp)
-    assert result.returncode == 0, result.stderr[-4000:]
-    assert "o0.jpg" in result.stderr and "broken after screening" in result.stderr
-    metrics = card(ddp, "finetune")["metrics"]
-    assert metrics["n_train_images"] == 9 and math.isfinite(metrics["train_loss"])
 
 
 # --- stopping a multi-process stage -----------------------------------------
