@@ -24,8 +24,14 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from artsim.describe.table import Descriptors  # noqa: E402
-from artsim.params import ScoreWeights  # noqa: E402
-from artsim.score.similarity import TextureStats, descriptor_similarities, score_pairs, weighted_score  # noqa: E402
+from artsim.params import CLASSIC_SCORE_WEIGHTS, ScoreWeights  # noqa: E402
+from artsim.score.similarity import (  # noqa: E402
+    DescriptorSet,
+    TextureStats,
+    descriptor_similarities,
+    score_pairs,
+    weighted_score,
+)
 
 
 def synthetic_descriptors(count: int, seed: int = 0) -> dict[str, Descriptors]:
@@ -59,11 +65,12 @@ def main() -> None:
 
     descriptors = synthetic_descriptors(args.images)
     pairs = synthetic_pairs(list(descriptors), args.pairs)
-    stats, weights = TextureStats(mean=np.zeros(13), std=np.ones(13)), ScoreWeights()
+    stats, weights = TextureStats(mean=np.zeros(13), std=np.ones(13)), ScoreWeights(CLASSIC_SCORE_WEIGHTS)
+    described = DescriptorSet.of(descriptors)  # as the stage holds them: one matrix per descriptor
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     started = time.perf_counter()
-    scored = score_pairs(pairs, descriptors, stats, weights)
+    scored = score_pairs(pairs, described, stats, weights)
     vectorised_s = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 

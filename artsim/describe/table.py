@@ -6,18 +6,24 @@ exist is artsim.describe.registry. Column order follows the registry's (artsim.p
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from artsim.core.images import ImageFile
 from artsim.core.shards import manifest_images
 from artsim.params import DESCRIPTOR_NAMES
 
 SKIPPED_COLUMNS = ["id", "path", "reason", "detail"]
+BAD_DESCRIPTORS = "bad descriptors"  # the reason a row of descriptors.parquet is left out when read
+
+log = logging.getLogger(__name__)
 
 
 class Descriptors:
@@ -95,15 +101,171 @@ def skipped_table(skipped: list[SkippedImage]) -> pd.DataFrame:
     return pd.DataFrame([vars(s) for s in skipped], columns=SKIPPED_COLUMNS)
 
 
-def read_descriptors(path: Path) -> dict[str, Descriptors]:
-    """Descriptors by image id from a descriptors.parquet file (the descriptors it has columns for)."""
-    return descriptors_by_id(pd.read_parquet(path))
+@dataclass(frozen=True)
+class DescriptorSet:
+    """The descriptors of n images stacked row-wise, by descriptor: name -> (n, vector length) float64;
+    with `ids`, the image id of each row (a set read from descriptors.parquet, or selected by id).
+
+    Memory per image is its floats: no object per image (one image's vectors: `image`, row views).
+    """
+
+    vectors: dict[str, np.ndarray]
+    ids: pd.Index | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.ids is not None and self.vectors and len(self.ids) != len(self):
+            raise ValueError(f"{len(self.ids)} ids for {len(self)} rows of descriptors")
+
+    @classmethod
+    def stack(cls, descriptors: Sequence[Descriptors], ids: Sequence[str] | None = None) -> "DescriptorSet":
+        if not descriptors:
+            raise ValueError("DescriptorSet.stack needs at least one image")
+        names = [name for name in DESCRIPTOR_NAMES if all(name in d.vectors for d in descriptors)]
+        return cls({name: np.stack([d[name] for d in descriptors]) for name in names},
+                   None if ids is None else pd.Index(ids, dtype=object))
+
+    @classmethod
+    def of(cls, images: Mapping[str, Descriptors]) -> "DescriptorSet":
+        """The images of a mapping id -> Descriptors, in its order (empty: no row, no descriptor)."""
+        if not images:
+            return cls({}, pd.Index([], dtype=object))
+        return cls.stack(list(images.values()), ids=[str(i) for i in images])
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.vectors)
+
+    def __len__(self) -> int:
+        if not self.vectors:
+            return 0 if self.ids is None else len(self.ids)
+        return len(next(iter(self.vectors.values())))
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.vectors[name]
+
+    def rows(self, start: int, stop: int) -> "DescriptorSet":
+        return DescriptorSet({name: v[start:stop] for name, v in self.vectors.items()},
+                             None if self.ids is None else self.ids[start:stop])
+
+    def take(self, indices: np.ndarray) -> "DescriptorSet":
+        return DescriptorSet({name: v[indices] for name, v in self.vectors.items()},
+                             None if self.ids is None else self.ids[indices])
+
+    # --- by image id (a set that has ids) ---
+
+    def _ids(self) -> pd.Index:
+        if self.ids is None:
+            raise ValueError("these descriptors have no image ids")
+        return self.ids
+
+    def described(self, ids: Iterable[str]) -> np.ndarray:
+        """For each id, whether it has a row here."""
+        return self._ids().get_indexer(pd.Index(list(ids), dtype=object)) >= 0
+
+    def positions(self, ids: Iterable[str]) -> np.ndarray:
+        """The row of each id (KeyError naming the first id that has none)."""
+        wanted = pd.Index(list(ids), dtype=object)
+        rows = self._ids().get_indexer(wanted)
+        if (rows < 0).any():
+            raise KeyError(f"no descriptors for image {wanted[int(np.argmax(rows < 0))]!r}")
+        return rows
+
+    def select(self, ids: Iterable[str]) -> "DescriptorSet":
+        """The rows of these ids, in their order (a copy of those rows only)."""
+        return self.take(self.positions(ids))
+
+    def image(self, image_id: str) -> Descriptors:
+        """One image's descriptors (views on its rows)."""
+        row = int(self.positions([image_id])[0])
+        return Descriptors(**{name: v[row] for name, v in self.vectors.items()})
 
 
-def descriptors_by_id(table: pd.DataFrame) -> dict[str, Descriptors]:
-    names = [name for name in DESCRIPTOR_NAMES if name in table.columns]
-    columns = [table[name].to_numpy() for name in names]
-    return {
-        str(image_id): Descriptors(**{name: column[row] for name, column in zip(names, columns)})
-        for row, image_id in enumerate(table["id"])
-    }
+# --- descriptors.parquet -> one matrix per descriptor --------------------------------------------
+
+def read_descriptors(path: Path) -> DescriptorSet:
+    """Every image of a descriptors.parquet file (the descriptors it has columns for), one float64 matrix
+    per descriptor, read a column at a time; a row that is not whole (a null, a vector of another length
+    than the column's, a repeated id) is left out and logged with its reason."""
+    images, bad = descriptor_matrices(path)
+    for skipped in bad:
+        log.warning("%s: image %r left out: %s (%s)", path, skipped.id, skipped.reason, skipped.detail)
+    return images
+
+
+def descriptor_matrices(path: Path) -> tuple[DescriptorSet, list[SkippedImage]]:
+    """The matrices of descriptors.parquet's whole rows, and the rows left out (reason BAD_DESCRIPTORS).
+
+    Read a row group of one column at a time, so that what is held beside the matrices is one row group's floats."""
+    parquet = pq.ParquetFile(path)
+    names = [name for name in DESCRIPTOR_NAMES if name in parquet.schema_arrow.names]
+    # The ids are the one Python object per image: the index that finds an image's row.
+    ids = pd.Index(parquet.read(columns=["id"])["id"].to_pylist(), dtype=object)
+    problems: dict[int, list[str]] = {}
+    for row in np.flatnonzero(ids.isna()):
+        problems.setdefault(int(row), []).append("no id")
+    for row in np.flatnonzero(ids.duplicated() & ~ids.isna()):
+        problems.setdefault(int(row), []).append("an id given before")
+    vectors = {}
+    for name in names:
+        vectors[name], column_problems = list_matrix(lambda name=name: _row_groups(parquet, name))
+        for row, problem in column_problems.items():
+            problems.setdefault(row, []).append(f"{name}: {problem}")
+    if not problems:
+        return DescriptorSet(vectors, ids), []
+    bad = [SkippedImage(id=str(ids[row]), path=str(path), reason=BAD_DESCRIPTORS, detail="; ".join(problems[row]))
+           for row in sorted(problems)]
+    whole = np.ones(len(ids), dtype=bool)
+    whole[sorted(problems)] = False
+    for name in names:  # one matrix at a time, so that a copy of one is all the extra held
+        vectors[name] = vectors[name][whole]
+    return DescriptorSet(vectors, ids[whole].astype(str)), bad
+
+
+def _row_groups(parquet: pq.ParquetFile, name: str) -> Iterator[pa.ListArray]:
+    for group in range(parquet.num_row_groups):
+        for chunk in parquet.read_row_group(group, columns=[name])[name].chunks:
+            if len(chunk) and not (pa.types.is_list(chunk.type) or pa.types.is_large_list(chunk.type)):
+                raise ValueError(f"descriptors column {name!r} holds {chunk.type}, not lists of floats")
+            if len(chunk):
+                yield chunk
+
+
+def list_matrix(chunks: Callable[[], Iterable[pa.ListArray]]) -> tuple[np.ndarray, dict[int, str]]:
+    """A list<double> column (its chunks, in order, each time `chunks` is called) as an (n, d) float64
+    matrix, d its most common length, and the rows that are not d floats (by row number: what is
+    wrong), left zero in the matrix. Two passes: the lengths decide d before any float is copied."""
+    lengths, nulls, holes = [], [], []
+    for chunk in chunks():
+        offset = chunk.offsets.to_numpy()
+        lengths.append(np.diff(offset))
+        nulls.append(chunk.is_null().to_numpy(zero_copy_only=False))
+        holes.append(_null_values(chunk.values, offset))
+    lengths, nulls, holes = (np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+                             for parts in (lengths, nulls, holes))
+    nulls = nulls.astype(bool)
+    width = int(np.argmax(np.bincount(lengths[~nulls]))) if (~nulls).any() else 0
+    problems = {int(row): f"{holes[row]} null values" for row in np.flatnonzero(holes > 0)}
+    problems.update({int(row): f"{lengths[row]} values, not {width}" for row in np.flatnonzero(lengths != width)})
+    problems.update({int(row): "no vector" for row in np.flatnonzero(nulls)})
+    whole = np.ones(len(lengths), dtype=bool)
+    whole[list(problems)] = False
+    matrix = np.zeros((len(lengths), width))
+    start = 0
+    for chunk in chunks():
+        offset, rows = chunk.offsets.to_numpy(), slice(start, start + len(chunk))
+        start += len(chunk)
+        floats = chunk.values.to_numpy(zero_copy_only=False)
+        if whole[rows].all() and offset[-1] - offset[0] == len(chunk) * width:  # the usual case: one block of floats
+            matrix[rows] = floats[offset[0]:offset[-1]].reshape(len(chunk), width)
+        else:
+            kept = np.flatnonzero(whole[rows])
+            matrix[start - len(chunk) + kept] = floats[offset[:-1][kept][:, None] + np.arange(width)]
+    return matrix, problems
+
+
+def _null_values(values: pa.Array, offset: np.ndarray) -> np.ndarray:
+    """How many null floats each list of a chunk holds."""
+    if not values.null_count:
+        return np.zeros(len(offset) - 1, dtype=np.int64)
+    seen = np.concatenate([[0], np.cumsum(values.is_null().to_numpy(zero_copy_only=False))])
+    return seen[offset[1:]] - seen[offset[:-1]]

@@ -16,7 +16,6 @@ import torch
 from tqdm import tqdm
 
 from artsim.describe.registry import descriptor
-from artsim.describe.table import Descriptors
 from artsim.evaluate.embedding import PAIRS_PER_CALL, EmbeddedImages, score_embedding_pairs
 from artsim.evaluate.peers import PeerSignatures, hash_similarities_of_pairs, ssim_of_pairs
 from artsim.evaluate.scorer_inputs import DescriptorWeighting
@@ -60,7 +59,7 @@ def held_out_pairs(variants: pd.DataFrame, candidates: pd.DataFrame, per_query: 
 
 def held_out_scores(model: SiameseRegressor, images: EmbeddedImages, signatures: PeerSignatures, pairs: pd.DataFrame,
                     device: torch.device, *, with_ssim: bool = False,
-                    descriptors: Mapping[str, Descriptors] | None = None,
+                    descriptors: DescriptorSet | None = None,
                     weighting: DescriptorWeighting | None = None) -> dict[str, np.ndarray]:
     """Whether each pair of `pairs` (PAIR_COLUMNS) is derived ("positive"), the model's score and the pHash /
     dHash similarities of each; SSIM where the grey thumbnails were kept, the descriptor score where the descriptors
@@ -76,7 +75,7 @@ def held_out_scores(model: SiameseRegressor, images: EmbeddedImages, signatures:
 
 
 def _chunk_scores(model: SiameseRegressor, images: EmbeddedImages, signatures: PeerSignatures, pairs: pd.DataFrame,
-                  device: torch.device, with_ssim: bool, descriptors: Mapping[str, Descriptors] | None,
+                  device: torch.device, with_ssim: bool, descriptors: DescriptorSet | None,
                   weighting: DescriptorWeighting | None) -> dict[str, np.ndarray]:
     left, right = list(pairs["query_path"]), list(pairs["original_path"])
     embeddings = images.embeddings
@@ -92,13 +91,12 @@ def _chunk_scores(model: SiameseRegressor, images: EmbeddedImages, signatures: P
     return scores
 
 
-def descriptor_pair_scores(descriptors: Mapping[str, Descriptors], left: list[str], right: list[str],
+def descriptor_pair_scores(descriptors: DescriptorSet, left: list[str], right: list[str],
                            weighting: DescriptorWeighting) -> np.ndarray:
     """The weighted descriptor score of each (left[i], right[i]) by id (a chunk of pairs: their vectors are stacked)."""
     if not left:
         return np.zeros(0)
     weighted = [name for name, weight in weighting.weights.items() if weight > 0]
-    a = DescriptorSet.stack([descriptors[i] for i in left])
-    b = DescriptorSet.stack([descriptors[i] for i in right])
+    a, b = descriptors.select(left), descriptors.select(right)
     return combine({name: descriptor(name).paired(a[name], b[name], weighting.stats) for name in weighted},
                    weighting.weights)

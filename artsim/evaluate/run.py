@@ -20,7 +20,6 @@ import torch
 
 from artsim.core.alterations import EVALUATION, Alteration
 from artsim.core.metrics import pair_aucs, strength_spearmans
-from artsim.describe.table import Descriptors
 from artsim.evaluate.breakdowns import (
     DEFAULT_MRR,
     HEADLINE_SCORERS,
@@ -71,7 +70,7 @@ class DescribedCollection:
     """Every image's descriptors with the texture stats and weights: the descriptor score of any
     pair of them (the retrieval baseline). artsim.score.scorer.DescriptorScorer scores new images."""
 
-    descriptors: Mapping[str, Descriptors]
+    descriptors: DescriptorSet
     stats: TextureStats
     weights: ScoreWeights
     # How the pipeline described its images: evaluate describes the altered test variants with it
@@ -271,7 +270,7 @@ def usable_ids(test_pairs: pd.DataFrame, collection: pd.DataFrame, readers: _Rea
         [test_pairs["original_id"], test_pairs["generated_id"], collection["id"]], ignore_index=True
     ).astype(str)
     paths = [*test_pairs["original_path"], *test_pairs["generated_path"], *collection["path"]]
-    described = ids.isin(list(descriptor_scorer.descriptors)).to_numpy() if descriptor_scorer is not None else True
+    described = descriptor_scorer.descriptors.described(ids) if descriptor_scorer is not None else True
     return set(ids[readers.readable(paths) & described])
 
 
@@ -283,7 +282,7 @@ def _scorer_inputs(readers: _Readers, paths: list[Path], ids: list[str], descrip
     described = descriptor_scorer is not None and len(ids) > 0
     return ScorerInputs(
         embeddings=images.embeddings[images.rows(paths)],
-        descriptors=DescriptorSet.stack([descriptor_scorer.descriptors[i] for i in ids]) if described else None,
+        descriptors=descriptor_scorer.descriptors.select(ids) if described else None,
         hashes={name: signatures.hashes(name)[rows] for name in HASH_NAMES},
         greys=signatures.greys(paths) if with_greys else None,
     )

@@ -49,11 +49,15 @@ class Proxy:
     @classmethod
     def fit(cls, parts: Sequence[tuple[np.ndarray, float]]) -> "Proxy":
         """parts: (candidate vectors, factor) per descriptor, concatenated after standardisation."""
-        stacked = np.concatenate([vectors.astype(np.float64) for vectors, _ in parts], axis=1)
+        # One float64 copy of the candidates' vectors, standardised in place: the only transient as large as them.
+        stacked = np.concatenate([vectors.astype(np.float64, copy=False) for vectors, _ in parts], axis=1)
         factors = np.concatenate([np.full(vectors.shape[1], factor) for vectors, factor in parts])
         mean, spread = stacked.mean(0), stacked.std(0)
         scale = factors / np.where(spread > 0, spread, 1.0)
-        candidates = ((stacked - mean) * scale).astype(np.float32)
+        stacked -= mean
+        stacked *= scale
+        candidates = stacked.astype(np.float32)
+        del stacked
         return cls(mean, scale, candidates, (candidates.astype(np.float64) ** 2).sum(1))
 
     def nearest(self, vectors: np.ndarray, count: int) -> np.ndarray:

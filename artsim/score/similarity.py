@@ -20,7 +20,7 @@ import pandas as pd
 
 from artsim.describe.kernels import TextureStats, unit_array
 from artsim.describe.registry import DESCRIPTORS, descriptor
-from artsim.describe.table import Descriptors
+from artsim.describe.table import Descriptors, DescriptorSet
 from artsim.params import DESCRIPTOR_NAMES, ScoreWeights
 from artsim.score.fit import fit_weights
 from artsim.score.pairs import build_pairs, require_learnable_pairs
@@ -82,36 +82,6 @@ def combine(similarities: Mapping[str, np.ndarray], weights: ScoreWeights | Mapp
 
 # --- every image of one set against every image of another -------------------------------
 
-@dataclass(frozen=True)
-class DescriptorSet:
-    """The descriptors of n images stacked row-wise, by descriptor: name -> (n, vector length)."""
-
-    vectors: dict[str, np.ndarray]
-
-    @classmethod
-    def stack(cls, descriptors: Sequence[Descriptors]) -> "DescriptorSet":
-        if not descriptors:
-            raise ValueError("DescriptorSet.stack needs at least one image")
-        names = [name for name in DESCRIPTOR_NAMES if all(name in d.vectors for d in descriptors)]
-        return cls({name: np.stack([d[name] for d in descriptors]) for name in names})
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(self.vectors)
-
-    def __len__(self) -> int:
-        return len(next(iter(self.vectors.values())))
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        return self.vectors[name]
-
-    def rows(self, start: int, stop: int) -> "DescriptorSet":
-        return DescriptorSet({name: v[start:stop] for name, v in self.vectors.items()})
-
-    def take(self, indices: np.ndarray) -> "DescriptorSet":
-        return DescriptorSet({name: v[indices] for name, v in self.vectors.items()})
-
-
 def cross_similarities(a: DescriptorSet, b: DescriptorSet, stats: TextureStats,
                        names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
     """Each descriptor's similarity of every (row of a, row of b), as (len(a), len(b)) arrays."""
@@ -129,16 +99,21 @@ def cross_scores(
 
 # --- texture statistics --------------------------------------------------------------------
 
-def train_texture_stats(descriptors: Mapping[str, Descriptors], originals: pd.DataFrame) -> TextureStats:
+def train_texture_stats(descriptors: DescriptorSet, originals: pd.DataFrame) -> TextureStats:
     """Texture stats from the TRAIN-split originals only, so val/test images never shape the metric."""
-    train_ids = [i for i in originals.loc[originals["split"] == "train", "id"].astype(str) if i in descriptors]
+    train_ids = _described_ids(originals.loc[originals["split"] == "train", "id"], descriptors)
     if not train_ids:
         # Only possible on toy data; still better than failing the stage.
         log.warning("no described train original: texture stats fall back to all described originals")
-        train_ids = [i for i in originals["id"].astype(str) if i in descriptors]
+        train_ids = _described_ids(originals["id"], descriptors)
     if not train_ids:
         raise ValueError("no described original to compute texture statistics from")
-    return TextureStats.fit(np.stack([descriptors[i].texture for i in sorted(train_ids)]))
+    return TextureStats.fit(descriptors["texture"][descriptors.positions(sorted(train_ids))])
+
+
+def _described_ids(ids: pd.Series, descriptors: DescriptorSet) -> list[str]:
+    ids = ids.astype(str)
+    return list(ids[descriptors.described(ids)])
 
 
 # --- scoring -------------------------------------------------------------------------------
@@ -153,9 +128,9 @@ class Scored:
     fitted: bool = False
 
 
-def described_only(manifest: pd.DataFrame, descriptors: Mapping[str, Descriptors], what: str) -> pd.DataFrame:
+def described_only(manifest: pd.DataFrame, descriptors: DescriptorSet, what: str) -> pd.DataFrame:
     """Drop the images describe skipped: they cannot be scored, nor drawn as negatives."""
-    known = manifest["id"].astype(str).isin(list(descriptors))
+    known = descriptors.described(manifest["id"].astype(str))
     if not known.all():
         log.warning(
             "%d %s have no descriptors (see describe's skipped.csv) and are left out", int((~known).sum()), what
@@ -166,7 +141,7 @@ def described_only(manifest: pd.DataFrame, descriptors: Mapping[str, Descriptors
 def score_dataset(
     originals: pd.DataFrame,
     generated: pd.DataFrame,
-    descriptors: Mapping[str, Descriptors],
+    descriptors: DescriptorSet,
     weights: ScoreWeights | Literal["fit"],
     negatives: int,
     seed: int,
@@ -193,7 +168,7 @@ def score_dataset(
 
 
 def score_pairs(
-    pairs: pd.DataFrame, descriptors: Mapping[str, Descriptors], stats: TextureStats, weights: ScoreWeights
+    pairs: pd.DataFrame, descriptors: DescriptorSet, stats: TextureStats, weights: ScoreWeights
 ) -> pd.DataFrame:
     """Add every descriptor's similarity and the weighted score to each pair (vectorised over pairs)."""
     return with_score(pair_similarities(pairs, descriptors, stats), weights)
@@ -206,13 +181,13 @@ def with_score(similarities: pd.DataFrame, weights: ScoreWeights | Mapping[str, 
     return scored[pair_columns(names)]
 
 
-def pair_similarities(pairs: pd.DataFrame, descriptors: Mapping[str, Descriptors], stats: TextureStats) -> pd.DataFrame:
+def pair_similarities(pairs: pd.DataFrame, descriptors: DescriptorSet, stats: TextureStats) -> pd.DataFrame:
     """The pairs with one column per descriptor the images hold: its similarity (no score yet)."""
-    # Each image's descriptors are stacked once; a pair is then two row numbers.
-    rows, ids = pd.factorize(pd.concat([pairs["original_id"], pairs["generated_id"]], ignore_index=True).astype(str))
-    first, second = rows[:len(pairs)], rows[len(pairs):]
-    if len(ids):
-        sims = paired_similarities(DescriptorSet.stack([descriptors[i] for i in ids]), first, second, stats)
+    # A pair is two row numbers of the descriptors' matrices: no image's vectors are copied whole.
+    ids = pd.concat([pairs["original_id"], pairs["generated_id"]], ignore_index=True).astype(str)
+    rows = descriptors.positions(ids)
+    if len(rows):
+        sims = paired_similarities(descriptors, rows[:len(pairs)], rows[len(pairs):], stats)
     else:
         sims = {name: np.empty(0) for name in DESCRIPTOR_NAMES}
     out = pairs[PAIR_KEYS].copy()

@@ -35,10 +35,9 @@ import pandas as pd
 from artsim.core.metrics import pair_aucs, retrieval_metrics, strength_spearmans
 from artsim.describe.kernels import TextureStats
 from artsim.describe.registry import DESCRIPTORS
-from artsim.describe.table import Descriptors
+from artsim.describe.table import DescriptorSet
 from artsim.params import DESCRIPTOR_NAMES, ScoreWeights
 from artsim.score.shortlist import SCORE, shortlist_source_ranks
-from artsim.score.similarity import DescriptorSet
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +77,7 @@ def heldout_originals(originals: pd.DataFrame) -> set[str]:
     return set(originals.loc[originals["split"].astype(str) != TRAIN, "id"].astype(str))
 
 
-def descriptor_study(scored: pd.DataFrame, descriptors: Mapping[str, Descriptors], originals: pd.DataFrame,
+def descriptor_study(scored: pd.DataFrame, descriptors: DescriptorSet, originals: pd.DataFrame,
                      generated: pd.DataFrame, stats: TextureStats, weights: ScoreWeights, fitted: bool,
                      queries: int, seed: int, shortlist: int) -> Study:
     """The study of the held-out pairs and of held-out variants' retrieval among all described originals."""
@@ -137,11 +136,11 @@ def redundancy(scored: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 # --- source retrieval -------------------------------------------------------------------------
 
 def query_sample(
-    generated: pd.DataFrame, described: set[str], original_ids: set[str], queries: int, seed: int
+    generated: pd.DataFrame, descriptors: DescriptorSet, original_ids: set[str], queries: int, seed: int
 ) -> pd.DataFrame:
     """At most `queries` described variants whose source is in `original_ids`: a seeded sample, in id order."""
     variants = pd.DataFrame({"id": generated["id"].astype(str), "original_id": generated["original_id"].astype(str)})
-    usable = variants[variants["id"].isin(described) & variants["original_id"].isin(original_ids)]
+    usable = variants[descriptors.described(variants["id"]) & variants["original_id"].isin(original_ids)]
     usable = usable.sort_values("id", kind="stable").reset_index(drop=True)
     if len(usable) > queries:
         chosen = np.sort(np.random.default_rng(seed).choice(len(usable), size=queries, replace=False))
@@ -149,7 +148,7 @@ def query_sample(
     return usable
 
 
-def descriptor_source_retrieval(descriptors: Mapping[str, Descriptors], originals: pd.DataFrame,
+def descriptor_source_retrieval(descriptors: DescriptorSet, originals: pd.DataFrame,
                                 generated: pd.DataFrame, stats: TextureStats, weights: ScoreWeights, queries: int,
                                 seed: int, shortlist: int, max_pairs: int = 1 << 21,
                                 sources: set[str] | None = None) -> Retrieval:
@@ -159,14 +158,14 @@ def descriptor_source_retrieval(descriptors: Mapping[str, Descriptors], original
     sources: the originals whose variants may be queries (default: every one); the candidates
     are every described original whatever its split.
     """
-    candidate_ids = sorted({str(i) for i in originals["id"]} & set(descriptors))
+    original_ids = originals["id"].astype(str)
+    candidate_ids = sorted(set(original_ids[descriptors.described(original_ids)]))
     query_sources = set(candidate_ids) if sources is None else set(candidate_ids) & sources
-    sample = query_sample(generated, set(descriptors), query_sources, queries, seed)
+    sample = query_sample(generated, descriptors, query_sources, queries, seed)
     if sample.empty:
         log.warning("descriptor study: no described variant of a described source to query: no retrieval figures")
         return Retrieval({}, {}, 0, len(candidate_ids), shortlist, {})
-    candidates = DescriptorSet.stack([descriptors[i] for i in candidate_ids])
-    query_set = DescriptorSet.stack([descriptors[i] for i in sample["id"]])
+    candidates, query_set = descriptors.select(candidate_ids), descriptors.select(sample["id"])
     position = {image_id: row for row, image_id in enumerate(candidate_ids)}
     targets = sample["original_id"].map(position).to_numpy()
     ranked = shortlist_source_ranks(query_set, candidates, targets, stats, weights, shortlist, max_pairs)

@@ -126,11 +126,11 @@ def test_describe_is_deterministic_and_roundtrips_parquet(tmp_path):
         save_jpeg(random_image(i, (40 + 10 * i, 60)), entry.path)
     describe_stream(entries, PARAMS, tmp_path / "out")
     loaded = read_descriptors(tmp_path / "out" / "descriptors.parquet")
-    assert list(loaded) == ["img0", "img1", "img2"]
+    assert list(loaded.ids) == ["img0", "img1", "img2"]
     for entry in entries:
         direct = describe_array(read_rgb_array(entry.path, long_side=PARAMS.size), PARAMS)
         for name in ("color", "texture", "edges"):
-            assert np.array_equal(getattr(loaded[entry.id], name), getattr(direct, name))
+            assert np.array_equal(getattr(loaded.image(entry.id), name), getattr(direct, name))
 
 
 def make_broken_files(folder: Path) -> dict[str, Path]:
@@ -214,4 +214,4 @@ def test_empty_skip_list_still_has_a_header(tmp_path):
     save_jpeg(random_image(5), entry.path)
     describe_stream([entry], PARAMS, tmp_path / "out")
     assert (tmp_path / "out" / "skipped.csv").read_text().splitlines() == ["id,path,reason,detail"]
-    assert isinstance(read_descriptors(tmp_path / "out" / "descriptors.parquet")["only"], Descriptors)
+    assert isinstance(read_descriptors(tmp_path / "out" / "descriptors.parquet").image("only"), Descriptors)

@@ -304,7 +304,7 @@ def test_a_model_that_scores_the_true_source_highest_has_perfect_retrieval(tmp_p
     reciprocal_ranks = []
     for i in range(1, 13):
         scores = {
-            o: similarity(scorer.descriptors[f"g{i}"], scorer.descriptors[o], scorer.stats, scorer.weights)
+            o: similarity(scorer.descriptors.image(f"g{i}"), scorer.descriptors.image(o), scorer.stats, scorer.weights)
             for o in candidates
         }
         reciprocal_ranks.append(1 / sum(score >= scores[f"o{i}"] for score in scores.values()))

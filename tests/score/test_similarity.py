@@ -232,7 +232,7 @@ def fake_descriptors(ids: list[str], seed: int = 0) -> dict[str, Descriptors]:
 def test_texture_stats_use_train_originals_only():
     originals = pd.DataFrame({"id": ["a", "b", "c", "d", "e"], "split": ["train", "train", "train", "val", "test"]})
     descs = fake_descriptors(["a", "b", "c", "d", "e", "variant"])
-    stats = train_texture_stats(descs, originals)
+    stats = train_texture_stats(DescriptorSet.of(descs), originals)
     train = np.stack([descs[i].texture for i in "abc"])
     assert np.allclose(stats.mean, train.mean(axis=0)) and np.allclose(stats.std, train.std(axis=0))
 
@@ -242,9 +242,9 @@ def test_texture_stats_use_train_originals_only():
         return changed
 
     for held_out in ("d", "e", "variant"):
-        again = train_texture_stats(with_texture(held_out, np.full(13, 1e6)), originals)
+        again = train_texture_stats(DescriptorSet.of(with_texture(held_out, np.full(13, 1e6))), originals)
         assert np.array_equal(again.mean, stats.mean) and np.array_equal(again.std, stats.std)
-    moved = train_texture_stats(with_texture("a", np.full(13, 1e6)), originals)
+    moved = train_texture_stats(DescriptorSet.of(with_texture("a", np.full(13, 1e6))), originals)
     assert not np.allclose(moved.mean, stats.mean)
 
 
@@ -356,7 +356,7 @@ def test_scored_pairs_and_report():
     for variant_id, original_id in zip(generated["id"], generated["original_id"]):
         base = descs[original_id]
         descs[variant_id] = Descriptors(base.color, base.texture + rng.normal(0, 0.05, 13), base.edges * 0.95)
-    scored = score_dataset(originals, generated, descs, WEIGHTS, negatives=1, seed=0).pairs
+    scored = score_dataset(originals, generated, DescriptorSet.of(descs), WEIGHTS, negatives=1, seed=0).pairs
     assert list(scored.columns) == pair_columns(NAMES)
     assert scored[["color", "texture", "edges", "score"]].apply(lambda c: c.between(0, 1).all()).all()
     report = score_report(scored)
@@ -384,7 +384,7 @@ def test_images_describe_skipped_are_left_out():
     originals, generated = fake_manifests({"train": 4, "test": 2})
     descs = fake_descriptors([*originals["id"], *generated["id"]])
     del descs["train00-v1"], descs["train03"]
-    scored = score_dataset(originals, generated, descs, WEIGHTS, negatives=1, seed=0).pairs
+    scored = score_dataset(originals, generated, DescriptorSet.of(descs), WEIGHTS, negatives=1, seed=0).pairs
     assert "train03" not in set(scored["original_id"])
     assert "train00-v1" not in set(scored["generated_id"])
     train = scored[scored["split"] == "train"]
@@ -417,7 +417,7 @@ def test_no_train_or_no_test_pair_fails_before_scoring_saying_what_to_change(per
     kept = generated[~generated["original_id"].str.startswith(undescribed)] if undescribed else generated
     descs = fake_descriptors([*originals["id"], *kept["id"]])
     with pytest.raises(NotEnoughPairs, match=says) as caught:
-        score_dataset(originals, generated, descs, WEIGHTS, negatives=1, seed=0)
+        score_dataset(originals, generated, DescriptorSet.of(descs), WEIGHTS, negatives=1, seed=0)
     assert "\n" not in str(caught.value)
 
 
@@ -482,6 +482,7 @@ def test_score_stage_writes_pairs_and_metrics(tmp_path, monkeypatch):
     assert list(pairs.columns) == pair_columns(NAMES) and len(pairs) == 2 * len(generated)
     assert metrics["pairs"]["total"] == len(pairs)
     assert set(metrics["auc"]) == {*NAMES, "score"}
-    recomputed = score_pairs(pairs.drop(columns=[*NAMES, "score"]), descs,
-                             train_texture_stats(descs, originals), WEIGHTS)
+    described = DescriptorSet.of(descs)
+    recomputed = score_pairs(pairs.drop(columns=[*NAMES, "score"]), described,
+                             train_texture_stats(described, originals), WEIGHTS)
     np.testing.assert_allclose(recomputed["score"], pairs["score"])

@@ -8,7 +8,7 @@ import functools
 import numpy as np
 import pandas as pd
 
-from artsim.describe.table import Descriptors
+from artsim.describe.table import Descriptors, DescriptorSet
 from artsim.params import CLASSIC_SCORE_WEIGHTS, DescribeParams, ScoreWeights
 from artsim.score import similarity as scoring
 from artsim.score.scorer import DescriptorScorer
@@ -47,7 +47,7 @@ def test_vectorised_scores_equal_the_per_pair_oracle(monkeypatch):
     stats = TextureStats(mean=np.zeros(13), std=np.linspace(0.5, 3.0, 13))
     # A small block size so that the pairs span several blocks, as hundreds of thousands do.
     monkeypatch.setattr(scoring, "paired_similarities", functools.partial(scoring.paired_similarities, block=256))
-    scored = score_pairs(pairs, descs, stats, WEIGHTS)
+    scored = score_pairs(pairs, DescriptorSet.of(descs), stats, WEIGHTS)
     assert list(scored.columns) == pair_columns(NAMES)
     for k, (o, g) in enumerate(zip(pairs["original_id"], pairs["generated_id"])):
         expected = oracle_similarities(descs[o], descs[g], stats)
@@ -63,7 +63,7 @@ def test_the_saved_scorer_scores_a_pair_exactly_as_pairs_parquet():
     pairs = random_pairs(list(descs), 400, seed=4)
     stats = TextureStats(mean=np.zeros(13), std=np.linspace(0.5, 3.0, 13))
     weights = ScoreWeights(color=0.35, texture=0.4, edges=0.25)
-    scored = score_pairs(pairs, descs, stats, weights)
+    scored = score_pairs(pairs, DescriptorSet.of(descs), stats, weights)
     scorer = DescriptorScorer(DescribeParams(), weights, stats)
     for k, (o, g) in enumerate(zip(pairs["original_id"], pairs["generated_id"])):
         sims = scorer.similarities(descs[o], descs[g])
@@ -80,13 +80,13 @@ def test_scoring_makes_no_python_call_per_pair(monkeypatch):
 
     monkeypatch.setattr(scoring, "descriptor_similarities", per_pair)
     monkeypatch.setattr(scoring, "weighted_score", per_pair)
-    scored = score_pairs(pairs, descs, TextureStats(mean=np.zeros(13), std=np.ones(13)), WEIGHTS)
+    scored = score_pairs(pairs, DescriptorSet.of(descs), TextureStats(mean=np.zeros(13), std=np.ones(13)), WEIGHTS)
     assert len(scored) == 500 and scored["score"].between(0, 1).all()
 
 
 def test_no_pairs_give_an_empty_table():
     empty = random_pairs(["a"], 0)
-    scored = score_pairs(empty, {}, TextureStats(mean=np.zeros(13), std=np.ones(13)), WEIGHTS)
+    scored = score_pairs(empty, DescriptorSet.of({}), TextureStats(mean=np.zeros(13), std=np.ones(13)), WEIGHTS)
     assert list(scored.columns) == PAIR_COLUMNS and scored.empty
 
 

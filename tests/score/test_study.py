@@ -113,7 +113,8 @@ def _fitted_where_train_and_held_out_disagree(train: int):
     in_train = generated["original_id"].str.startswith("train")
     copy_source(descs, generated, {"lbp"}, in_train)
     copy_source(descs, generated, {"color"}, ~in_train)
-    return originals, generated, descs, score_dataset(originals, generated, descs, "fit", negatives=1, seed=0)
+    scored = score_dataset(originals, generated, DescriptorSet.of(descs), "fit", negatives=1, seed=0)
+    return originals, generated, descs, scored
 
 
 def test_fit_learns_on_the_train_pairs_only_and_scores_every_pair_with_its_weights():
@@ -132,9 +133,9 @@ def test_a_descriptor_that_always_finds_the_source_gets_auc_and_recall_one():
     descs = full_descriptors([*originals["id"], *generated["id"]])
     copy_source(descs, generated, {"layout"}, generated["id"] == generated["id"])
     weights = ScoreWeights(layout=1.0, color=1.0)
-    scored = score_dataset(originals, generated, descs, weights, negatives=1, seed=0)
-    study = descriptor_study(scored.pairs, descs, originals, generated, scored.stats, scored.weights, False,
-                             queries=1000, seed=0, shortlist=1000)
+    scored = score_dataset(originals, generated, DescriptorSet.of(descs), weights, negatives=1, seed=0)
+    study = descriptor_study(scored.pairs, DescriptorSet.of(descs), originals, generated, scored.stats,
+                             scored.weights, False, queries=1000, seed=0, shortlist=1000)
     table = study.table.set_index("descriptor")
     assert list(table.index) == [*DESCRIPTOR_NAMES, "score"]
     assert table.loc["layout", ["auc", "recall_at_1", "mrr"]].tolist() == [1.0, 1.0, 1.0]
@@ -157,7 +158,7 @@ def test_retrieval_takes_a_seeded_bounded_sample_of_queries_and_ranks_ties_again
     descs = full_descriptors([*originals["id"], *generated["id"]])
     # Every variant and every original the same: all candidates tie, so no source is found first.
     same = descs[originals["id"].iloc[0]]
-    descs = {i: same for i in descs}
+    descs = DescriptorSet.of({i: same for i in descs})
     first = descriptor_source_retrieval(descs, originals, generated, STATS, ScoreWeights(), queries=5, seed=3,
                                         shortlist=100)
     assert first.queries == 5 and first.candidates == len(originals)
@@ -205,11 +206,11 @@ def test_the_study_headline_has_the_same_few_keys_on_any_data():
     for per_split, drop_variants in (({"train": 6, "test": 3}, False), ({"train": 2, "val": 1, "test": 1}, True)):
         originals, generated = fake_manifests(per_split)
         descs = full_descriptors([*originals["id"], *generated["id"]])
-        scored = score_dataset(originals, generated, descs, "fit", negatives=1, seed=0)
+        scored = score_dataset(originals, generated, DescriptorSet.of(descs), "fit", negatives=1, seed=0)
         # Without variants in the descriptors the study has no query: the keys must not change.
         study_descs = {i: d for i, d in descs.items() if i in set(originals["id"])} if drop_variants else descs
-        study = descriptor_study(scored.pairs, study_descs, originals, generated, scored.stats, scored.weights,
-                                 scored.fitted, queries=10, seed=0, shortlist=1000)
+        study = descriptor_study(scored.pairs, DescriptorSet.of(study_descs), originals, generated, scored.stats,
+                                 scored.weights, scored.fitted, queries=10, seed=0, shortlist=1000)
         headlines.append({**score_report(scored.pairs), "study": study.headline})
     assert set(flat(headlines[0])) == set(flat(headlines[1]))
     assert len(flat(headlines[0])) <= 50
@@ -225,8 +226,8 @@ def test_the_study_measures_fitted_weights_on_held_out_pairs_and_queries_only():
     assert max(scored.weights.as_dict(), key=scored.weights.as_dict().get) == "lbp"
     all_pairs_auc = roc_auc_score(scored.pairs["positive"], scored.pairs["score"])
     assert all_pairs_auc > 0.85  # in-sample: what the study must not report
-    study = descriptor_study(scored.pairs, descs, originals, generated, scored.stats, scored.weights, True,
-                             queries=1000, seed=0, shortlist=1000)
+    study = descriptor_study(scored.pairs, DescriptorSet.of(descs), originals, generated, scored.stats,
+                             scored.weights, True, queries=1000, seed=0, shortlist=1000)
     table = study.table.set_index("descriptor")
     assert table.loc["score", "auc"] < 0.75 and table.loc["lbp", "auc"] < 0.75
     assert table.loc["color", ["auc", "recall_at_1", "mrr"]].tolist() == [1.0, 1.0, 1.0]
