@@ -28,15 +28,10 @@ from artsim.index.folder import folder_collection
 from artsim.learn.models import pair_transform
 from artsim.params import DEFAULT_SCORE_WEIGHTS, DescribeParams, ScoreWeights
 from artsim.score.scorer import DescriptorScoreFileError, DescriptorScorer
-from tests.support.helpers import random_painting, write_untrained_model
+from tests.support.helpers import random_painting
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    """What the siamese stage ships, from an untrained model: weights, card, descriptor score."""
-    return write_untrained_model(tmp_path_factory.mktemp("model"))
 
 
 @pytest.fixture(scope="module")

@@ -16,14 +16,10 @@ from artsim.app import bulk
 from artsim.app.api import Scorer, open_image
 from artsim.app.cli import main
 from artsim.app.render import pairs_header
-from tests.support.helpers import random_painting, write_untrained_model
+from tests.support.helpers import random_painting
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    return write_untrained_model(tmp_path_factory.mktemp("model"))
 
 
 @pytest.fixture()

@@ -6,6 +6,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -43,13 +46,32 @@ def fitted_weights() -> dict[str, float]:
 WEIGHTINGS = {"default": None, "fit": fitted_weights(), "layout": {"layout": 1.0}}
 
 
-def model_folder(root: Path, weights: dict[str, float] | None) -> Path:
+def build_model_folder(root: Path, weights: dict[str, float] | None) -> Path:
     """models/siamese as the siamese stage ships it (untrained), under root/models."""
     folder = write_untrained_model(root / "models" / "siamese")
     stats = TextureStats(mean=np.zeros(HARALICK_FEATURES), std=np.full(HARALICK_FEATURES, 2.0))
     weighting = ScoreWeights() if weights is None else ScoreWeights(weights)
     DescriptorScorer(DescribeParams(size=64), weighting, stats).save(folder / "descriptor_score.json")
     return folder
+
+
+@pytest.fixture(scope="module")
+def built_models(tmp_path_factory) -> dict[str, Path]:
+    """One model folder per weighting, built once for the module; its files read-only, so no test can alter it."""
+    built = {name: build_model_folder(tmp_path_factory.mktemp(f"model-{name}"), weights)
+             for name, weights in WEIGHTINGS.items()}
+    for path in (path for folder in built.values() for path in folder.iterdir()):
+        path.chmod(0o444)
+    return built
+
+
+@pytest.fixture
+def model_folder(tmp_path, built_models) -> Callable[[str], Path]:
+    """A test's own models/siamese (under tmp_path/models, where it ships its thresholds): hard links to the
+    module's built folder of that weighting."""
+    def own_copy(weighting: str = "default") -> Path:
+        return Path(shutil.copytree(built_models[weighting], tmp_path / "models" / "siamese", copy_function=os.link))
+    return own_copy
 
 
 def ship(folder: Path, likely: float, very_likely: float | None, positives: int = 36, negatives: int = 36) -> None:
@@ -74,8 +96,8 @@ def run_cli(capsys, *args: str) -> tuple[int, str, str]:
 
 
 @pytest.mark.parametrize("weighting", list(WEIGHTINGS))
-def test_compare_shows_the_parts_in_force_and_the_verdict(capsys, tmp_path, images, weighting) -> None:
-    folder = model_folder(tmp_path, WEIGHTINGS[weighting])
+def test_compare_shows_the_parts_in_force_and_the_verdict(capsys, tmp_path, model_folder, images, weighting) -> None:
+    folder = model_folder(weighting)
     score = artsim.load(folder).score(images[0], images[1]).model_score
     ship(folder, likely=score - 0.01, very_likely=min(1.0, score + 0.2))
     plot = tmp_path / "plot.png"
@@ -105,8 +127,9 @@ def test_compare_shows_the_parts_in_force_and_the_verdict(capsys, tmp_path, imag
     assert (payload["positives"], payload["negatives"]) == (36, 36) and "few pairs" in payload["verdict_text"]
 
 
-def test_compare_below_the_threshold_says_no_evidence_and_above_the_99_very_likely(capsys, tmp_path, images) -> None:
-    folder = model_folder(tmp_path, None)
+def test_compare_below_the_threshold_says_no_evidence_and_above_the_99_very_likely(capsys, model_folder,
+                                                                                  images) -> None:
+    folder = model_folder()
     score = artsim.load(folder).score(images[0], images[2]).model_score
     ship(folder, likely=score + 0.01, very_likely=None, positives=150, negatives=300)
     _, out, _ = run_cli(capsys, "compare", str(images[0]), str(images[2]), "--model", str(folder), "--json")
@@ -122,9 +145,9 @@ def test_compare_below_the_threshold_says_no_evidence_and_above_the_99_very_like
 
 @pytest.mark.parametrize("problem", ["absent", "other weights", "damaged"])
 def test_without_shipped_thresholds_compare_and_search_say_so_and_do_not_fail(
-    capsys, tmp_path, images, problem
+    capsys, model_folder, images, problem
 ) -> None:
-    folder = model_folder(tmp_path, None)
+    folder = model_folder()
     if problem == "other weights":
         ShippedThresholds("0" * 64, Thresholds({0.9: 0.1, 0.99: 0.2}, {0.9: 1.0, 0.99: 1.0}, 5, 5)).save(
             folder.parent / "verdict.json"
@@ -144,8 +167,8 @@ def test_without_shipped_thresholds_compare_and_search_say_so_and_do_not_fail(
 
 
 @pytest.mark.parametrize("weighting", list(WEIGHTINGS))
-def test_search_marks_the_hits_at_or_above_the_90_threshold(capsys, tmp_path, images, weighting) -> None:
-    folder = model_folder(tmp_path, WEIGHTINGS[weighting])
+def test_search_marks_the_hits_at_or_above_the_90_threshold(capsys, model_folder, images, weighting) -> None:
+    folder = model_folder(weighting)
     by_model = ("--by", "model")  # the model's threshold judges the model's ranking (not the workspace's default)
     search = ("search", str(images[0]), "--originals", str(images[0].parent), "--model", str(folder), *by_model)
     status, out, _ = run_cli(capsys, *search, "--json")
@@ -164,25 +187,31 @@ def test_search_marks_the_hits_at_or_above_the_90_threshold(capsys, tmp_path, im
     assert [" * " in line for line in marked] == [hit["likely_derived"] for hit in payload["results"]]
 
 
-def search_outputs(capsys, queries: list[Path], *args: str) -> dict[str, dict[str, list[bool]]]:
-    """Each query's hits' marks as every output form of `artsim search` gives them: {form: {query name: marks}}."""
-    found: dict[str, dict[str, list[bool]]] = {}
-    common = [*map(str, queries), *args]
-    status, out, err = run_cli(capsys, "search", *common, "--json")
-    assert status == 0, err
-    found["json"] = {Path(r["query"]).name: [h["likely_derived"] for h in r["results"]] for r in json.loads(out)}
-    _, out, _ = run_cli(capsys, "search", *common, "--jsonl")
-    found["jsonl"] = {Path(r["query"]).name: [h["likely_derived"] for h in r["results"]]
-                      for r in map(json.loads, out.splitlines())}
-    _, out, _ = run_cli(capsys, "search", *common, "--csv")
-    rows = pd.read_csv(io.StringIO(out), dtype=str)
-    found["csv"] = {Path(q).name: list(group["likely_derived"] == "True")
-                    for q, group in rows.groupby("query", sort=False)}
-    _, out, _ = run_cli(capsys, "search", *common)
+def search_outputs(capsys, queries: list[Path], *args: str) -> dict[str, str]:
+    """What every output form of `artsim search` prints for the same call: {form: its output}."""
+    outputs = {}
+    for form in ("json", "jsonl", "csv", "text"):
+        flags = [] if form == "text" else [f"--{form}"]
+        status, out, err = run_cli(capsys, "search", *map(str, queries), *args, *flags)
+        assert status == 0, err
+        outputs[form] = out
+    return outputs
+
+
+def hits_by_query(form: str, out: str) -> dict[str, list[tuple[bool, str | None]]]:
+    """Each query's hits as an output form gives them: {query name: [(mark, verdict sentence)]}; the text table
+    gives no sentence (None)."""
+    if form in ("json", "jsonl"):
+        results = json.loads(out) if form == "json" else list(map(json.loads, out.splitlines()))
+        return {Path(r["query"]).name: [(h["likely_derived"], h["verdict_text"]) for h in r["results"]]
+                for r in results}
+    if form == "csv":
+        rows = pd.read_csv(io.StringIO(out), dtype=str, keep_default_na=False)
+        return {Path(q).name: list(zip(group["likely_derived"] == "True", group["verdict_text"]))
+                for q, group in rows.groupby("query", sort=False)}
     blocks = [block.splitlines() for block in ("\n" + out).split("\nquery ")[1:]]
-    found["text"] = {Path(block[0]).name: [" * " in line for line in block[2:] if line[:4].strip().isdigit()]
-                     for block in blocks}
-    return found
+    return {Path(block[0]).name: [(" * " in line, None) for line in block[2:] if line[:4].strip().isdigit()]
+            for block in blocks}
 
 
 @pytest.fixture(scope="module")
@@ -191,41 +220,31 @@ def marked(tmp_path_factory, images) -> Path:
 
 
 @pytest.mark.parametrize("ranking", RANKING_NAMES)
-def test_an_image_unrelated_to_every_original_gets_no_mark_by_any_ranking_in_any_form(capsys, tmp_path, images, marked,
-                                                                                     ranking) -> None:
+def test_only_a_copy_is_marked_by_any_ranking_and_each_hit_says_why_alike_in_every_form(capsys, tmp_path, images,
+                                                                                        marked, ranking) -> None:
+    """A copy of one original among images unrelated to every original: only the copy's source is marked, in every
+    output form; each hit carries its verdict sentence by its ranking's own scorer, alike in json, jsonl and csv,
+    and the text table keeps to the mark and its legend."""
     for name, image in unrelated_images().items():
         image.save(tmp_path / f"{name}.png")
     COPIES[0](load_rgb(images[1])).save(tmp_path / "copy.png")  # derived: its source is marked, so marks are live
-    queries = sorted(tmp_path.glob("*.png"))
-    outputs = search_outputs(capsys, queries, "--originals", str(images[0].parent), "--model", str(marked),
-                             "--by", ranking, "--top-k", "3")
-    for form, marks in outputs.items():
+    outputs = search_outputs(capsys, sorted(tmp_path.glob("*.png")), "--originals", str(images[0].parent),
+                             "--model", str(marked), "--by", ranking, "--top-k", "3")
+    answers = {form: hits_by_query(form, out) for form, out in outputs.items()}
+    for form, hits in answers.items():
+        marks = {name: [bool(mark) for mark, _ in found] for name, found in hits.items()}
         assert set(marks) == {"copy.png", "flat.png", "noise.png", "shapes.png"}, form
-        assert marks["copy.png"][0] is True and not any(marks["copy.png"][1:]), (form, marks)
+        assert marks["copy.png"] == [True, False, False], (form, marks)
         assert not any(mark for name in ("flat.png", "noise.png", "shapes.png") for mark in marks[name]), (form, marks)
-
-
-@pytest.mark.parametrize("ranking", RANKING_NAMES)
-def test_each_hit_carries_its_verdict_sentence_alike_in_json_jsonl_and_csv(capsys, tmp_path, images, marked,
-                                                                          ranking) -> None:
-    """The copy's source marked, the other originals not: each hit says why, by its ranking's own scorer."""
-    COPIES[0](load_rgb(images[1])).save(tmp_path / "copy.png")
-    common = ["search", str(tmp_path / "copy.png"), "--originals", str(images[0].parent), "--model", str(marked),
-              "--by", ranking, "--top-k", "3"]
-    status, out, err = run_cli(capsys, *common, "--json")
-    assert status == 0, err
-    hits = json.loads(out)["results"]
     [scorer] = ranking_named(ranking).judged_by
-    assert [hit["likely_derived"] for hit in hits] == [True, False, False]
-    for hit in hits:
-        check_hit_verdict(hit, scorer, artsim.load(marked).thresholds_of(scorer))
-    _, out, _ = run_cli(capsys, *common, "--jsonl")
-    assert [hit["verdict_text"] for hit in json.loads(out)["results"]] == [hit["verdict_text"] for hit in hits]
-    _, out, _ = run_cli(capsys, *common, "--csv")
-    rows = pd.read_csv(io.StringIO(out), dtype=str, keep_default_na=False)
-    assert list(rows["verdict_text"]) == [hit["verdict_text"] for hit in hits]
-    _, out, _ = run_cli(capsys, *common)
-    assert not any(hit["verdict_text"] in out for hit in hits)  # the text table keeps to the mark and its legend
+    thresholds = artsim.load(marked).thresholds_of(scorer)
+    for result in json.loads(outputs["json"]):
+        for hit in result["results"]:
+            check_hit_verdict(hit, scorer, thresholds)
+    sentences = {name: [text for _, text in found] for name, found in answers["json"].items()}
+    for form in ("jsonl", "csv"):
+        assert {name: [text for _, text in found] for name, found in answers[form].items()} == sentences, form
+    assert not any(text in outputs["text"] for texts in sentences.values() for text in texts)
 
 
 def test_compare_pairs_gives_each_pair_the_verdict_compare_gives(capsys, tmp_path, images, marked) -> None:
@@ -243,11 +262,11 @@ def test_compare_pairs_gives_each_pair_the_verdict_compare_gives(capsys, tmp_pat
     assert [row["verdict"] for row in rows] == ["very_likely", "no_evidence", ""] and rows[2]["error"]
 
 
-def test_each_ranking_is_marked_by_its_own_scorers_thresholds(capsys, tmp_path, images) -> None:
+def test_each_ranking_is_marked_by_its_own_scorers_thresholds(capsys, tmp_path, model_folder, images) -> None:
     """Thresholds where the model's would mark pHash's similarities and pHash's would not mark the model's
     scores: each ranking's hits follow their own scorer's, fused its calibrated probability's (here a steep one of
     pHash's similarity: above one half for an identical image only)."""
-    folder = model_folder(tmp_path, None)
+    folder = model_folder()
     loose, strict = Thresholds({0.9: 0.3, 0.99: None}, {0.9: 1.0, 0.99: None}, 36, 36), \
         Thresholds({0.9: 0.9999, 0.99: None}, {0.9: 1.0, 0.99: None}, 36, 36)
     half = Thresholds({0.9: 0.5, 0.99: None}, {0.9: 1.0, 0.99: None}, 21, 588, {0.9: (0.81, 0.98)})
@@ -281,10 +300,10 @@ def test_each_ranking_is_marked_by_its_own_scorers_thresholds(capsys, tmp_path, 
     assert top["score"] == pytest.approx(1 / (1 + np.exp(-0.1)))  # ranked by its calibrated probability
 
 
-def test_a_hit_judged_by_several_scorers_names_whose_threshold_decides(tmp_path) -> None:
+def test_a_hit_judged_by_several_scorers_names_whose_threshold_decides(model_folder) -> None:
     """A ranking may be judged by several scorers (Ranking.judged_by): a hit is marked where each reaches its own
     threshold, and its sentence gives the verdicts that decide, each naming its scorer's value."""
-    folder = model_folder(tmp_path, None)
+    folder = model_folder()
     loose = Thresholds({0.9: 0.3, 0.99: None}, {0.9: 1.0, 0.99: None}, 36, 36, {0.9: (0.7, 0.95)})
     strict = Thresholds({0.9: 0.9, 0.99: None}, {0.9: 1.0, 0.99: None}, 21, 588, {0.9: (0.81, 0.98)})
     ShippedThresholds.of(file_hash(folder / "model.safetensors"), {"model": loose, "phash": strict}).save(
@@ -357,10 +376,10 @@ def search_answers(form: str, out: str) -> dict[str, tuple[int, str | None]]:
 
 
 @pytest.mark.parametrize("form", ["text", "json", "jsonl", "csv"])
-def test_search_answers_every_usable_query_and_reports_each_unusable_one(capsys, tmp_path, images, form,
+def test_search_answers_every_usable_query_and_reports_each_unusable_one(capsys, tmp_path, model_folder, images, form,
                                                                         monkeypatch) -> None:
     monkeypatch.setenv("ARTSIM_CACHE", str(tmp_path / "cache"))
-    folder = model_folder(tmp_path, None)
+    folder = model_folder()
     bad = unusable_queries(tmp_path / "queries")
     flags = [] if form == "text" else [f"--{form}"]
     status, out, err = run_cli(capsys, "search", str(bad["missing_file"]), str(images[0]), str(bad["not_an_image"]),
@@ -378,8 +397,8 @@ def test_search_answers_every_usable_query_and_reports_each_unusable_one(capsys,
 
 
 @pytest.mark.parametrize("reason", ["missing_file", "not_an_image"])
-def test_compare_answers_an_unusable_pair_in_its_json_with_why(capsys, tmp_path, images, reason) -> None:
-    folder = model_folder(tmp_path, None)
+def test_compare_answers_an_unusable_pair_in_its_json_with_why(capsys, tmp_path, model_folder, images, reason) -> None:
+    folder = model_folder()
     bad = unusable_queries(tmp_path / "queries")[reason]
     status, out, err = run_cli(capsys, "compare", str(images[0]), str(bad), "--model", str(folder), "--json")
     assert status == 2 and len(err.strip().splitlines()) == 1 and reason in err and str(bad) in err
@@ -389,8 +408,8 @@ def test_compare_answers_an_unusable_pair_in_its_json_with_why(capsys, tmp_path,
         assert reason in payload["error"] and str(bad) in payload["error"]
 
 
-def test_index_text_says_what_its_json_says(capsys, tmp_path, images) -> None:
-    folder, originals = model_folder(tmp_path, None), tmp_path / "originals"
+def test_index_text_says_what_its_json_says(capsys, tmp_path, model_folder, images) -> None:
+    folder, originals = model_folder(), tmp_path / "originals"
     originals.mkdir()
     for path in images:
         (originals / path.name).write_bytes(path.read_bytes())

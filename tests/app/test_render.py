@@ -13,7 +13,7 @@ import pytest
 from artsim.app.cli import main
 from artsim.app.render import TEXT_WIDTH, figure
 from artsim.core import layout
-from tests.support.helpers import SAMPLE_DIR, write_untrained_model
+from tests.support.helpers import SAMPLE_DIR
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -37,10 +37,6 @@ def assert_for_people(text: str) -> None:
         assert len(line) <= TEXT_WIDTH or (" " not in line and Path(line).suffix), line
         assert all(significant_digits(m) <= 3 for m in DECIMAL.findall(line)), line
 
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    return write_untrained_model(tmp_path_factory.mktemp("model"))
 
 
 @pytest.fixture()

@@ -36,10 +36,6 @@ from tests.support.marks import COPIES, check_hit_verdict, marked_model, unrelat
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    return write_untrained_model(tmp_path_factory.mktemp("model"))
-
 
 @pytest.fixture(scope="module")
 def originals(tmp_path_factory) -> Path:
