@@ -8,8 +8,6 @@ score comes from what evaluate already read of each image (its embedding, its pe
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import numpy as np
 import pandas as pd
 import torch

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from artsim.describe.run import DescriptorWriter
 from artsim.describe.table import (
     BAD_DESCRIPTORS,
     Descriptors,
@@ -21,7 +22,6 @@ from artsim.describe.table import (
     descriptor_table,
     read_descriptors,
 )
-from artsim.describe.run import DescriptorWriter
 from artsim.params import DESCRIPTOR_NAMES
 
 LENGTHS = {name: 3 + i for i, name in enumerate(DESCRIPTOR_NAMES)}
