@@ -23,7 +23,8 @@ from artsim.core.fusion import RRF_K
 from artsim.core.shards import ShardWriter
 from artsim.index.collection import workspace_collection
 from artsim.index.folder import folder_collection
-from tests.app.test_api import images, model_dir, run_cli  # noqa: F401  (fixtures)
+from tests.app.conftest import model_dir  # noqa: F401  (a fixture)
+from tests.app.test_api import images, run_cli  # noqa: F401  (fixtures)
 from tests.support.helpers import SAMPLE_DIR, random_painting
 from tests.support.search_oracle import EmbeddingCache, search
 
