@@ -202,7 +202,7 @@ def test_a_bench_records_its_table_with_the_command_and_commit_that_made_it(tmp_
 
 def test_the_growth_bench_projects_each_stage_and_states_its_gaps(monkeypatch):
     monkeypatch.syspath_prepend(str(REPO_ROOT / "bench"))
-    import growth
+    import growth_fit
 
     def run(count: int, seconds_of: dict, peak_of: dict) -> dict:
         return {"n": count, "revision": "abc", "load": 1.0,
@@ -210,14 +210,14 @@ def test_the_growth_bench_projects_each_stage_and_states_its_gaps(monkeypatch):
                                    "peak_rss_mib": peak_of[stage](count), "failed": False}
                            for stage in seconds_of}}
 
-    seconds_of = {stage: (lambda n: 0.1 * n) for stage in growth.STAGES}
+    seconds_of = {stage: (lambda n: 0.1 * n) for stage in growth_fit.STAGES}
     seconds_of["evaluate"] = lambda n: 1e-4 * n * n  # quadratic
-    peak_of = {stage: (lambda n: 500.0) for stage in growth.STAGES}
+    peak_of = {stage: (lambda n: 500.0) for stage in growth_fit.STAGES}
     peak_of["score"] = lambda n: 0.5 * n  # grows with N
     rows = [run(n, seconds_of, peak_of) for n in (500, 1000)]
-    gpu = {stage: {"seconds": 8 * 3600.0, "basis": "assumed"} for stage in growth.GPU_STAGES}
-    summary = growth.summarise(rows, gpu)
-    table = tables.growth_projection({"projection": growth.projection(summary, [500, 1000])})
+    gpu = {stage: {"seconds": 8 * 3600.0, "basis": "assumed"} for stage in growth_fit.GPU_STAGES}
+    summary = growth_fit.summarise(rows, gpu)
+    table = tables.growth_projection({"projection": growth_fit.projection(summary, [500, 1000])})
 
     by_stage = {row[0]: row for row in table.rows}
     assert table.header[3] == "projected at 81,444"
@@ -229,9 +229,64 @@ def test_the_growth_bench_projects_each_stage_and_states_its_gaps(monkeypatch):
     assert by_stage["total"][-1] == "does not fit in one day"  # evaluate's quadratic alone is ~1,500 h
 
     seconds_of["evaluate"] = lambda n: 0.01 * n
-    summary = growth.summarise([run(n, seconds_of, peak_of) for n in (500, 1000)], gpu)
-    linear = tables.growth_projection({"projection": growth.projection(summary, [500, 1000])})
+    summary = growth_fit.summarise([run(n, seconds_of, peak_of) for n in (500, 1000)], gpu)
+    linear = tables.growth_projection({"projection": growth_fit.projection(summary, [500, 1000])})
     assert linear.rows[-1][-1] == "fits in one day" and linear.rows[-1][4] == "one 8-GPU node"
+
+
+def _growth_rows(growth_fit, seconds_of: dict, counts=(500, 1000)) -> list[dict]:
+    """Measurements as bench/growth.py keeps them: evaluate's held-out queries 0.6 N, all sampled below the cap."""
+    return [{"n": n, "revision": "abc", "load": 1.0, "queries": {"queries": 0.6 * n, "sampled_queries": 0.6 * n},
+             "stages": {stage: {"seconds": seconds_of(stage, n), "cpu_seconds": seconds_of(stage, n),
+                                "peak_rss_mib": 500.0, "failed": False}
+                        for stage in [*growth_fit.STAGES, growth_fit.UNSAMPLED]}} for n in counts]
+
+
+def test_evaluate_is_projected_in_its_two_parts_the_sampled_queries_capped(monkeypatch):
+    """Below the cap every held-out query is sampled, so evaluate's straight line through N=500 and 1,000 would
+    count the sampled work (SSIM's ranks, the transformed set) for all 48,866 of the study's queries: it counts it
+    for the cap's 2,000, beside the unsampled part's own fit; the unsampled row is shown, not added twice."""
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "bench"))
+    import growth_fit
+
+    def seconds_of(stage: str, n: int) -> float:
+        return {"evaluate": 0.5 * n, growth_fit.UNSAMPLED: 0.1 * n}.get(stage, 0.01 * n)
+
+    rows = _growth_rows(growth_fit, seconds_of)
+    gpu = {stage: {"seconds": 3600.0, "basis": "assumed"} for stage in growth_fit.GPU_STAGES}
+    by_stage = {entry["stage"]: entry for entry in growth_fit.summarise(rows, gpu, sampled_cap=2000)}
+    per_query = (500 - 100) / (600 - 1)  # the sampled part at N=1,000 over its sampled queries (the second run: 1)
+    assert by_stage["evaluate"]["projection_s"] == pytest.approx(0.1 * 81_444 + per_query * 2000)
+    assert "x 2,000 sampled of 48,866 queries" in by_stage["evaluate"]["basis"]
+    total = growth_fit.projection(list(by_stage.values()), [500, 1000])["total_s"]
+    assert total == pytest.approx(sum(e["projection_s"] for s, e in by_stage.items() if s != growth_fit.UNSAMPLED))
+    uncapped = {e["stage"]: e for e in growth_fit.summarise(rows, gpu, sampled_cap=None)}
+    assert uncapped["evaluate"]["projection_s"] == pytest.approx(0.1 * 81_444 + per_query * 48_866)
+
+
+def test_growth_measurements_are_read_back_from_the_record_and_merged_with_a_new_run(tmp_path, monkeypatch):
+    """A scratch workspace does not outlive its machine: growth.json keeps the measurements (or, written before it
+    did, its table), so that a run at other sizes keeps N=4,000's."""
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "bench"))
+    import growth
+    import growth_fit
+
+    rows = _growth_rows(growth_fit, lambda stage, n: 0.01 * n + 1.25, counts=(500, 4000))
+    columns, lines = growth_fit.table(growth_fit.summarise(rows, {}), [500, 4000])
+    legacy = tmp_path / "growth.json"
+    legacy.write_text(json.dumps({"source": "python bench/growth.py; measured at the commit N=500: f3207fd, "
+                                            "N=4000: 5ebb39e; mean 1-minute load average over the stages' starts "
+                                            "and ends N=500: 2.7, N=4000: 6.0; gaps: none",
+                                  "columns": columns, "rows": lines}))
+    read = {row["n"]: row for row in growth.recorded_measurements(legacy)}
+    assert (read[4000]["revision"], read[4000]["load"], read[500]["revision"]) == ("5ebb39e", 6.0, "f3207fd")
+    assert read[4000]["stages"]["ingest"]["cpu_seconds"] == pytest.approx(41.25, abs=0.05)
+    assert growth_fit.UNSAMPLED not in read[4000]["stages"]  # a part, not a stage of the pipeline
+    legacy.write_text(json.dumps({"measurements": rows}))
+    assert growth.recorded_measurements(legacy) == rows
+    new = _growth_rows(growth_fit, lambda stage, n: 0.02 * n, counts=(500, 1000))
+    assert [(r["n"], r["stages"]["ingest"]["cpu_seconds"]) for r in growth.merged(rows, new)] == [
+        (500, 10.0), (1000, 20.0), (4000, 41.25)]
 
 
 def test_a_part_of_a_bench_result_is_recorded_beside_its_table_and_neither_run_drops_the_other(tmp_path, monkeypatch):
