@@ -23,6 +23,7 @@ SDXL_UNET_TFLOP = 6.0  # one SDXL-class UNet evaluation at 1024 px (a 128 x 128 
 SDXL_VAE_TFLOP = 4.0  # VAE encode + decode of one 1024 px variant
 RESNET_EFFICIENCY = 0.25  # of the fp16 peak a ResNet-50 sustains at 64-96 px (small images: low utilisation)
 GPU = "H100 SXM"
+COMPUTE_ONLY = "; compute only, decoding the images not counted"
 GOAL_SIZES = (500, 1000, 2000, 4000)
 PEAK_FLAT = 1.25  # a peak that grows more than this from the smallest N to the largest is not flat
 
@@ -73,10 +74,10 @@ def gpu_projections(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
                               f"{EFFICIENCY:.0%} of {GPU} {peak:.0f} TFLOP/s (assumed)"},
         "finetune": {"tflop": fine, "seconds": fine / (peak * RESNET_EFFICIENCY),
                      "basis": f"ResNet-50 {finetune['image_size']} px x {finetune['epochs']} epochs at "
-                              f"{RESNET_EFFICIENCY:.0%} of {GPU} (assumed)"},
+                              f"{RESNET_EFFICIENCY:.0%} of {GPU} (assumed){COMPUTE_ONLY}"},
         "siamese": {"tflop": twin, "seconds": twin / (peak * RESNET_EFFICIENCY),
                     "basis": f"ResNet-50 {siamese['image_size']} px, {pairs:,} pairs x 2 images x "
-                             f"{siamese['epochs']} epochs at {RESNET_EFFICIENCY:.0%} of {GPU} (assumed)"},
+                             f"{siamese['epochs']} epochs at {RESNET_EFFICIENCY:.0%} of {GPU} (assumed){COMPUTE_ONLY}"},
     }
 
 
@@ -177,6 +178,16 @@ def table(summary: list[dict[str, Any]], counts: list[int]) -> tuple[list[str], 
     return columns, rows
 
 
+def peak_at_study(peaks: dict[int, float]) -> float | None:
+    """Peak MiB at the study's scale: the largest measured, plus the growth per original between the smallest and
+    the largest N (never negative) for the originals beyond; None with fewer than two sizes."""
+    if len(peaks) < 2:
+        return None
+    low, high = min(peaks), max(peaks)
+    per_original = max(peaks[high] - peaks[low], 0.0) / (high - low)
+    return peaks[high] + per_original * (STUDY_ORIGINALS - high)
+
+
 def stage_gaps(entry: dict[str, Any], counts: list[int]) -> list[str]:
     """Where one stage misses the goal (exponent <= 1.1, peak RSS <= 4 GB and flat) or was not measured."""
     out = []
@@ -190,6 +201,9 @@ def stage_gaps(entry: dict[str, Any], counts: list[int]) -> list[str]:
         out.append(f"exponent {k:.2f} > 1.1")
     if max(peaks.values(), default=0.0) > 4096:
         out.append(f"peak RSS {max(peaks.values()):.0f} MiB > 4 GB")
+    at_study = peak_at_study(peaks)
+    if at_study is not None and at_study > 4096:
+        out.append(f"peak RSS {at_study / 1024:.1f} GB > 4 GB at {STUDY_ORIGINALS:,} (linear in N)")
     if len(peaks) > 1 and peaks[max(peaks)] > PEAK_FLAT * peaks[min(peaks)]:
         out.append(f"peak RSS not flat, {peaks[min(peaks)]:.0f} MiB at N={min(peaks)} to "
                    f"{peaks[max(peaks)]:.0f} MiB at N={max(peaks)}")
@@ -210,6 +224,7 @@ def projection(summary: list[dict[str, Any]], counts: list[int]) -> dict[str, An
     stages = [{"stage": entry["stage"], "exponent": entry["exponent"],
                "peak_at_n": max(entry["peak_rss_mib"], default=None),
                "peak_rss_mib": max(entry["peak_rss_mib"].items(), default=(None, None))[1],
+               "peak_at_study_mib": peak_at_study(entry["peak_rss_mib"]),
                "projection_s": None if math.isnan(entry["projection_s"]) else entry["projection_s"],
                "on": f"{GPUS_PER_NODE} GPUs" if entry["stage"] in GPU_STAGES else "1 CPU core",
                "gaps": stage_gaps(entry, counts)} for entry in summary]

@@ -220,18 +220,20 @@ def test_the_growth_bench_projects_each_stage_and_states_its_gaps(monkeypatch):
     table = tables.growth_projection({"projection": growth_fit.projection(summary, [500, 1000])})
 
     by_stage = {row[0]: row for row in table.rows}
-    assert table.header[3] == "projected at 81,444"
-    assert by_stage["ingest"][1:] == ("1.00", "500 (N=1,000)", "2.3 h", "1 CPU core", "met")  # 0.1 s x 81,444
-    assert by_stage["evaluate"][1] == "2.00" and "exponent 2.00 > 1.1" in by_stage["evaluate"][5]
-    assert by_stage["evaluate"][3] == f"{1e-4 * 1000 ** 2 * (81_444 / 1000) ** 2 / 3600:.1f} h"  # from the fit
-    assert "peak RSS not flat, 250 MiB at N=500 to 500 MiB at N=1000" in by_stage["score"][5]
-    assert by_stage["siamese"][3:5] == ("1.0 h", "8 GPUs")  # a GPU stage: its GPU time over the node's 8 GPUs
+    assert table.header[3:5] == ("peak MiB at 81,444 (linear)", "projected at 81,444")
+    assert by_stage["ingest"][1:] == ("1.00", "500 (N=1,000)", "500", "2.3 h", "1 CPU core", "met")  # 0.1 s x 81,444
+    assert by_stage["evaluate"][1] == "2.00" and "exponent 2.00 > 1.1" in by_stage["evaluate"][6]
+    assert by_stage["evaluate"][4] == f"{1e-4 * 1000 ** 2 * (81_444 / 1000) ** 2 / 3600:.1f} h"  # from the fit
+    assert "peak RSS not flat, 250 MiB at N=500 to 500 MiB at N=1000" in by_stage["score"][6]
+    # 0.5 MiB per original: 40,722 MiB at the study's scale
+    assert by_stage["score"][3] == "40722" and "peak RSS 39.8 GB > 4 GB at 81,444" in by_stage["score"][6]
+    assert by_stage["siamese"][4:6] == ("1.0 h", "8 GPUs")  # a GPU stage: its GPU time over the node's 8 GPUs
     assert by_stage["total"][-1] == "does not fit in one day"  # evaluate's quadratic alone is ~1,500 h
 
     seconds_of["evaluate"] = lambda n: 0.01 * n
     summary = growth_fit.summarise([run(n, seconds_of, peak_of) for n in (500, 1000)], gpu)
     linear = tables.growth_projection({"projection": growth_fit.projection(summary, [500, 1000])})
-    assert linear.rows[-1][-1] == "fits in one day" and linear.rows[-1][4] == "one 8-GPU node"
+    assert linear.rows[-1][-1] == "fits in one day" and linear.rows[-1][5] == "one 8-GPU node"
 
 
 def _growth_rows(growth_fit, seconds_of: dict, counts=(500, 1000)) -> list[dict]:
