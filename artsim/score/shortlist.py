@@ -47,18 +47,26 @@ class Proxy:
     squared_norms: np.ndarray
 
     @classmethod
-    def fit(cls, parts: Sequence[tuple[np.ndarray, float]]) -> "Proxy":
-        """parts: (candidate vectors, factor) per descriptor, concatenated after standardisation."""
-        # One float64 copy of the candidates' vectors, standardised in place: the only transient as large as them.
-        stacked = np.concatenate([vectors.astype(np.float64, copy=False) for vectors, _ in parts], axis=1)
-        factors = np.concatenate([np.full(vectors.shape[1], factor) for vectors, factor in parts])
-        mean, spread = stacked.mean(0), stacked.std(0)
-        scale = factors / np.where(spread > 0, spread, 1.0)
-        stacked -= mean
-        stacked *= scale
-        candidates = stacked.astype(np.float32)
-        del stacked
-        return cls(mean, scale, candidates, (candidates.astype(np.float64) ** 2).sum(1))
+    def fit(cls, parts: Sequence[tuple[np.ndarray, float]], rows: np.ndarray) -> "Proxy":
+        """parts: (vectors, factor) per descriptor, the candidates being their `rows`, concatenated after
+        standardisation."""
+        candidates = np.empty((len(rows), sum(vectors.shape[1] for vectors, _ in parts)), dtype=np.float32)
+        means, scales, offset = [], [], 0
+        for vectors, factor in parts:
+            # One descriptor at a time: the float64 transients are one descriptor's rows (the columns are
+            # standardised independently), never every candidate vector at once, nor a copy of `vectors`.
+            part = vectors[rows].astype(np.float64, copy=False)
+            mean, spread = part.mean(0), part.std(0)
+            scale = factor / np.where(spread > 0, spread, 1.0)
+            part -= mean
+            part *= scale
+            candidates[:, offset:offset + part.shape[1]] = part
+            means.append(mean)
+            scales.append(scale)
+            offset += part.shape[1]
+        squared_norms = np.concatenate([(block.astype(np.float64) ** 2).sum(1)
+                                        for block in np.array_split(candidates, max(1, len(candidates) // 4096))])
+        return cls(np.concatenate(means), np.concatenate(scales), candidates, squared_norms)
 
     def nearest(self, vectors: np.ndarray, count: int) -> np.ndarray:
         """(len(vectors), count) candidate rows nearest each query, the farthest of them last."""
@@ -67,11 +75,12 @@ class Proxy:
         return np.argpartition(-closeness, count - 1, axis=1)[:, :count]
 
 
-def proxies(candidates: DescriptorSet, names: Sequence[str], weights: ScoreWeights) -> dict[str, Proxy]:
-    """One proxy per descriptor, and one for the weighted score over its weighted descriptors."""
-    out = {name: Proxy.fit([(candidates[name], 1.0)]) for name in names}
+def proxies(images: DescriptorSet, rows: np.ndarray, names: Sequence[str], weights: ScoreWeights) -> dict[str, Proxy]:
+    """One proxy per descriptor, and one for the weighted score over its weighted descriptors, of the candidates
+    `rows` of `images`."""
+    out = {name: Proxy.fit([(images[name], 1.0)], rows) for name in names}
     weighted = {name: w for name, w in weights.as_dict().items() if w > 0 and name in names}
-    out[SCORE] = Proxy.fit([(candidates[name], np.sqrt(w / candidates[name].shape[1])) for name, w in weighted.items()])
+    out[SCORE] = Proxy.fit([(images[name], np.sqrt(w / images[name].shape[1])) for name, w in weighted.items()], rows)
     return out
 
 
@@ -118,28 +127,33 @@ def full_source_ranks(queries: DescriptorSet, candidates: DescriptorSet, targets
 
 def shortlist_source_ranks(queries: DescriptorSet, candidates: DescriptorSet, targets: np.ndarray,
                            stats: TextureStats, weights: ScoreWeights, shortlist: int,
-                           max_pairs: int = 1 << 21) -> ShortlistRanks:
-    """Rank of candidate targets[q] for query q by each descriptor and the score, re-ranked on a shortlist."""
+                           max_pairs: int = 1 << 21, rows: np.ndarray | None = None) -> ShortlistRanks:
+    """Rank of candidate targets[q] for query q by each descriptor and the score, re-ranked on a shortlist.
+
+    rows: the candidates are these rows of `candidates` (targets index them), read in place (default: every row).
+    """
     names = [n for n in queries.names if n in candidates.names]
     combine({name: np.zeros(1) for name in names}, weights)  # fails naming a weighted descriptor not described
     keys = (*names, SCORE)
-    if shortlist >= len(candidates):  # the shortlist is everything: the full ranking, in blocks of queries
-        return ShortlistRanks(full_source_ranks(queries, candidates, targets, stats, weights, names, max_pairs),
+    rows = np.arange(len(candidates)) if rows is None else rows
+    if shortlist >= len(rows):  # the shortlist is everything: the full ranking, in blocks of queries
+        every = candidates if len(rows) == len(candidates) else candidates.take(rows)
+        return ShortlistRanks(full_source_ranks(queries, every, targets, stats, weights, names, max_pairs),
                               {key: 0.0 for key in keys})
-    by_key = proxies(candidates, names, weights)
+    by_key = proxies(candidates, rows, names, weights)
     ranks = {key: np.empty(len(queries), dtype=np.int64) for key in keys}
     missed = {key: 0 for key in keys}
-    rows = max(1, max_pairs // len(candidates))
-    for start in tqdm(range(0, len(queries), rows), desc="descriptor study", unit="block", disable=None):
-        block, own = queries.rows(start, start + rows), targets[start:start + rows]
+    per_block = max(1, max_pairs // len(rows))
+    for start in tqdm(range(0, len(queries), per_block), desc="descriptor study", unit="block", disable=None):
+        block, own = queries.rows(start, start + per_block), targets[start:start + per_block]
         near = {}
         for key in keys:
             near[key], missing = _with_sources(
                 by_key[key].nearest(_query_vectors(block, key, names, weights), shortlist), own)
             missed[key] += int(missing.sum())
         for row in range(len(block)):
-            ranked = _exact_ranks(block.rows(row, row + 1), candidates, {key: near[key][row] for key in keys},
-                                  own[row], stats, weights)
+            listed = {key: rows[near[key][row]] for key in keys}
+            ranked = _exact_ranks(block.rows(row, row + 1), candidates, listed, rows[own[row]], stats, weights)
             for key, rank in ranked.items():
                 ranks[key][start + row] = rank
     outside = {key: missed[key] / len(queries) if len(queries) else 0.0 for key in keys}

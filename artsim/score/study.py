@@ -165,10 +165,12 @@ def descriptor_source_retrieval(descriptors: DescriptorSet, originals: pd.DataFr
     if sample.empty:
         log.warning("descriptor study: no described variant of a described source to query: no retrieval figures")
         return Retrieval({}, {}, 0, len(candidate_ids), shortlist, {})
-    candidates, query_set = descriptors.select(candidate_ids), descriptors.select(sample["id"])
+    # the candidates are row numbers of `descriptors`: their vectors are not copied (a copy per original)
+    candidate_rows, query_set = descriptors.positions(candidate_ids), descriptors.select(sample["id"])
     position = {image_id: row for row, image_id in enumerate(candidate_ids)}
     targets = sample["original_id"].map(position).to_numpy()
-    ranked = shortlist_source_ranks(query_set, candidates, targets, stats, weights, shortlist, max_pairs)
+    ranked = shortlist_source_ranks(query_set, descriptors, targets, stats, weights, shortlist, max_pairs,
+                                    rows=candidate_rows)
     metrics = {name: retrieval_metrics(r, len(candidate_ids), recall_at=(1,)) for name, r in ranked.ranks.items()}
     return Retrieval(
         recall_at_1={name: m["recall_at_1"] for name, m in metrics.items()},

@@ -297,6 +297,24 @@ def test_a_short_shortlist_runs_the_exact_kernels_on_the_shortlists_not_all_orig
         assert (ranked.ranks[name] <= full[name]).all() and (ranked.ranks[name] <= shortlist).all()
 
 
+@pytest.mark.parametrize("shortlist", [3, 60])
+def test_candidates_read_in_place_as_rows_of_every_image_rank_as_a_copy_of_them_does(shortlist):
+    """The study's candidates are the originals' rows of the matrices that hold every image (not a copy of them,
+    a copy per original at the study's scale): ranks and misses are those of the copied candidates."""
+    queries, candidates, targets = _retrieval_problem(originals=60)
+    every = DescriptorSet({name: np.concatenate([queries[name], candidates[name]]) for name in candidates.names})
+    rows = np.arange(len(queries), len(every))[::-1].copy()  # the candidates after the queries, reversed
+    reversed_targets = len(candidates) - 1 - targets
+    weights = ScoreWeights(layout=0.5, color=0.5)
+    in_place = shortlist_source_ranks(queries, every, reversed_targets, STATS, weights, shortlist, rows=rows)
+    copied = shortlist_source_ranks(queries, every.take(rows), reversed_targets, STATS, weights, shortlist)
+    assert in_place.outside == copied.outside
+    for name, ranks in copied.ranks.items():
+        assert in_place.ranks[name].tolist() == ranks.tolist(), name
+    if shortlist == 3:  # the proxy misses some of the random descriptors' sources: the rows are not all alike
+        assert 0.0 < in_place.outside["color"] < 1.0
+
+
 def test_a_weighted_descriptor_the_images_lack_fails_naming_it_before_any_ranking():
     queries, candidates, targets = _retrieval_problem()
     without_layout = DescriptorSet({n: v for n, v in candidates.vectors.items() if n != "layout"})
