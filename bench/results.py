@@ -26,7 +26,9 @@ def _commit() -> str:
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=RESULTS.parent, capture_output=True, text=True).stdout.strip()
     commit = git("rev-parse", "--short", "HEAD") or "an unknown commit"
-    return commit + (" with uncommitted changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+    # the recorded results themselves are not the code that measured them
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results")
+    return commit + (" with uncommitted changes" if changed else "")
 
 
 def _portable(argument: str) -> str:

@@ -140,9 +140,11 @@ def main() -> None:
                          f"{measured['peak_rss_mib']:.0f}", f"{measured['cpu_s']:.0f}", f"{measured['wall_s']:.0f}",
                          "the same bytes" if digest == first else "DIFFER"])
             print(rows[-1], flush=True)
+    source_originals = len(pd.read_parquet(args.source / INPUTS[0]))
     record("score_at_scale", ["originals", "variants", "code", "descriptor floats MiB", "peak RSS MiB", "CPU s",
                               "wall s", "outputs (as the first row of its size)"], rows,
-           note=f"the inputs of {args.source.name} replicated (same vectors, new ids); params.yaml's defaults",
+           note=f"the score inputs of a growth workspace of {source_originals:,} originals replicated (same vectors, "
+                "new ids); params.yaml's defaults",
            extra={"figures": figures})
 
 
