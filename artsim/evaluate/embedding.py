@@ -57,16 +57,16 @@ def embed_files(
 
 @torch.no_grad()
 def score_embedding_pairs(
-    model: SiameseRegressor, left: Tensor, right: Tensor, device: torch.device, pairs_per_call: int = PAIRS_PER_CALL
+    model: SiameseRegressor, left: Tensor, right: Tensor, device: torch.device, pairs_per_call: int = PAIRS_PER_CALL,
+    rows: tuple[Tensor, Tensor] | None = None,
 ) -> np.ndarray:
-    """f(left[i], right[i]) for every i, from trunk embeddings."""
+    """f(left[i], right[i]) for every i, from trunk embeddings; with rows = (l, r), f(left[l[i]], right[r[i]]), the
+    pairs' embeddings gathered a call at a time, never all at once (the same calls, so the same scores)."""
     model.eval()
-    scores = [
-        model.score_embeddings(
-            left[start : start + pairs_per_call].to(device), right[start : start + pairs_per_call].to(device)
-        )
-        .float()
-        .cpu()
-        for start in range(0, len(left), pairs_per_call)
-    ]
+    count = len(left) if rows is None else len(rows[0])
+    scores = []
+    for start in range(0, count, pairs_per_call):
+        part = slice(start, start + pairs_per_call)
+        a, b = (left[part], right[part]) if rows is None else (left[rows[0][part]], right[rows[1][part]])
+        scores.append(model.score_embeddings(a.to(device), b.to(device)).float().cpu())
     return torch.cat(scores).numpy().astype(np.float64) if scores else np.zeros(0)

@@ -78,8 +78,8 @@ def _chunk_scores(model: SiameseRegressor, images: EmbeddedImages, signatures: P
     left, right = list(pairs["query_path"]), list(pairs["original_path"])
     embeddings = images.embeddings
     scores = {"positive": pairs["positive"].to_numpy(dtype=bool),
-              "model": score_embedding_pairs(model, embeddings[images.rows(left)], embeddings[images.rows(right)],
-                                             device),
+              "model": score_embedding_pairs(model, embeddings, embeddings, device,
+                                             rows=(images.rows(left), images.rows(right))),
               **hash_similarities_of_pairs(signatures, left, right)}
     if with_ssim:
         scores["ssim"] = ssim_of_pairs(signatures, left, right)

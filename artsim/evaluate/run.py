@@ -158,8 +158,9 @@ def evaluate_on_test(
                                        list(val["generated_path"]))
     usable = readers.readable(test["original_path"]) & readers.readable(test["generated_path"])
     scored = test[usable].reset_index(drop=True)
-    prediction = score_embedding_pairs(model, readers.images.embeddings[readers.images.rows(scored["original_path"])],
-                                       readers.images.embeddings[readers.images.rows(scored["generated_path"])], device)
+    embeddings = readers.images.embeddings
+    prediction = score_embedding_pairs(model, embeddings, embeddings, device, rows=(
+        readers.images.rows(scored["original_path"]), readers.images.rows(scored["generated_path"])))
     predictions = prediction_table(scored, prediction, dict(zip(collection["id"], collection["style"])))
     task = retrieval_task(test, collection, usable_ids(test, collection, readers, descriptor_scorer))
     queries, candidates = (

@@ -77,9 +77,10 @@ def exact_scorers(model: SiameseRegressor, queries: ScorerInputs, candidates: Sc
     shortlist, and a list of pairs (columns of width 1). fused's is the search ranking's calibrated probability of
     the head's score and the pHash similarity (None without `calibration`: its rank fusion scores no pair)."""
     def head(rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
-        left = queries.embeddings[torch.as_tensor(np.repeat(rows, columns.shape[1]), dtype=torch.long)]
-        right = candidates.embeddings[torch.as_tensor(np.ravel(columns), dtype=torch.long)]
-        return score_embedding_pairs(model, left, right, device).reshape(np.shape(columns))
+        pairs = (torch.as_tensor(np.repeat(rows, columns.shape[1]), dtype=torch.long),
+                 torch.as_tensor(np.ravel(columns), dtype=torch.long))
+        return score_embedding_pairs(model, queries.embeddings, candidates.embeddings, device,
+                                     rows=pairs).reshape(np.shape(columns))
 
     def hashed(name: str) -> ExactScores:
         return lambda rows, columns: hash_similarity(queries.hashes[name][rows, None], candidates.hashes[name][columns])
