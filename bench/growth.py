@@ -32,12 +32,13 @@ import argparse
 import json
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from dvc_scale import CACHE_TYPES, build_dataset, environment, make_workspace, run
+from dvc_scale import CACHE_TYPES, REPO_ROOT, build_dataset, environment, make_workspace, run
 from growth_fit import GOAL_SIZES, STAGES, UNSAMPLED, gaps, gpu_projections, projection, summarise, table
 from scale_retrieval import derive_variants
 from seeds import set_params
@@ -71,13 +72,38 @@ def measure(work: Path, count: int, side: int, revision: str | None) -> dict[str
     make_workspace(workspace, source, imported, CACHE_TYPES["hardlink"], env, revision)
     set_params(workspace, CHEAP)
     (root / "revision.txt").write_text(revision or "the worktree")
-    for stage in STAGES:
+    run_stages(workspace, root, env, STAGES, count)
+    return measured(root)
+
+
+def remeasure(work: Path, count: int, revision: str, first: str, cap: int | None) -> dict[str, Any]:
+    """The workspace at N=count measured again from stage `first` on with `revision`'s code (artsim/ and stages/;
+    its params and dvc.yaml kept, evaluate's cap restored to `cap`): a stage's code changed, and the hours of the
+    stages before it are not spent again. The revision note names both commits."""
+    root = work / f"n{count}-growth"
+    workspace = root / "repo"
+    env = environment(root / "artsim-cache", root / "times.jsonl")
+    archive = subprocess.run(["git", "archive", revision, "artsim", "stages"], cwd=REPO_ROOT, capture_output=True,
+                             check=True).stdout
+    for folder in ("artsim", "stages"):
+        shutil.rmtree(workspace / folder)
+    subprocess.run(["tar", "x", "-C", str(workspace)], input=archive, check=True)
+    set_params(workspace, {"evaluate.max_sampled_queries": cap})
+    before = (root / "revision.txt").read_text().strip()
+    (root / "revision.txt").write_text(f"{before}, {first} on at {revision}")
+    run_stages(workspace, root, env, STAGES[STAGES.index(first):], count)
+    return measured(root)
+
+
+def run_stages(workspace: Path, root: Path, env: dict[str, str], stages: list[str], count: int) -> None:
+    times = root / "times.jsonl"
+    for stage in stages:
         run(["dvc", "repro", "-s", stage], workspace, env)
         done = json.loads(times.read_text().splitlines()[-1])
         print(f"N={count} {stage:<9} {done['cpu_seconds']:8.1f} s CPU {done['seconds']:8.1f} s wall  peak RSS "
               f"{done['peak_rss_mib']:7.0f} MiB  load {done['load_average'][1]:.1f}", flush=True)
-    time_unsampled_evaluate(workspace, root, env)
-    return measured(root)
+    if "evaluate" in stages:
+        time_unsampled_evaluate(workspace, root, env)
 
 
 def time_unsampled_evaluate(workspace: Path, root: Path, env: dict[str, str]) -> None:
@@ -150,6 +176,8 @@ def main() -> None:
     parser.add_argument("--no-record", action="store_true", help="do not write bench/results/growth.json")
     parser.add_argument("--summarise", action="store_true",
                         help="run nothing: summarise what the runs in --work measured (finished stages only)")
+    parser.add_argument("--from-stage", choices=STAGES, default=None,
+                        help="measure the workspaces in --work again from this stage on, with --revision's code")
     parser.add_argument("--keep-recorded", action="store_true",
                         help="with the sizes bench/results/growth.json holds that this run does not measure")
     args = parser.parse_args()
@@ -165,9 +193,12 @@ def main() -> None:
         rows = [measured(root) for root in roots if measured(root)["stages"]]
         report(merged(kept, rows), gpu, cap, record_it=not args.no_record)
         return
+    if args.from_stage and not args.revision:
+        sys.exit("--from-stage needs --revision: the commit whose code measures the stages again")
     rows = []
     for count in sorted(args.n):
-        rows.append(measure(args.work.resolve(), count, args.side, args.revision))
+        rows.append(remeasure(args.work.resolve(), count, args.revision, args.from_stage, cap) if args.from_stage
+                    else measure(args.work.resolve(), count, args.side, args.revision))
         # after every N: an interrupted run keeps what it measured
         report(merged(kept, rows), gpu, cap, record_it=not args.no_record)
 
