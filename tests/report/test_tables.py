@@ -263,7 +263,7 @@ def test_evaluate_is_projected_in_its_two_parts_the_sampled_queries_capped(monke
     total = growth_fit.projection(list(by_stage.values()), [500, 1000])["total_s"]
     assert total == pytest.approx(sum(e["projection_s"] for s, e in by_stage.items() if s != growth_fit.UNSAMPLED))
     uncapped = {e["stage"]: e for e in growth_fit.summarise(rows, gpu, sampled_cap=None)}
-    assert uncapped["evaluate"]["projection_s"] == pytest.approx(0.1 * 81_444 + per_query * 48_866)
+    assert uncapped["evaluate"]["projection_s"] == pytest.approx(0.1 * 81_444 + per_query * 0.6 * 81_444)
 
 
 def test_growth_measurements_are_read_back_from_the_record_and_merged_with_a_new_run(tmp_path, monkeypatch):
