@@ -39,7 +39,18 @@ from typing import Any
 
 import numpy as np
 from dvc_scale import CACHE_TYPES, REPO_ROOT, build_dataset, environment, make_workspace, run
-from growth_fit import GOAL_SIZES, STAGES, UNSAMPLED, gaps, gpu_projections, projection, summarise, table
+from growth_fit import (
+    GOAL_SIZES,
+    STAGES,
+    STUDY_ORIGINALS,
+    UNSAMPLED,
+    gaps,
+    gpu_projections,
+    projection,
+    summarise,
+    table,
+    with_measured_peaks,
+)
 from scale_retrieval import derive_variants
 from seeds import set_params
 
@@ -56,6 +67,7 @@ CHEAP = {
     "report.pdf": False,  # the HTML report only: WeasyPrint's PDF needs system libraries
 }
 RECORD = Path(__file__).resolve().parent / "results" / "growth.json"
+SCORE_AT_SCALE = RECORD.parent / "score_at_scale.json"
 
 
 # --- the measurements ---------------------------------------------------------------------------
@@ -203,6 +215,16 @@ def main() -> None:
         report(merged(kept, rows), gpu, cap, record_it=not args.no_record)
 
 
+def measured_study_peaks(path: Path = SCORE_AT_SCALE) -> dict[str, float]:
+    """Peaks measured at the study's size (stage -> MiB): bench/score_at_scale.py's score stage, with the code of the
+    commit that measured it (its record names it)."""
+    if not path.is_file():
+        return {}
+    figures = json.loads(path.read_text(encoding="utf-8")).get("figures", [])
+    return {"score": f["peak_rss_mib"] for f in figures
+            if f["code"] == "this commit" and f["originals"] == STUDY_ORIGINALS}
+
+
 def merged(kept: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """rows, with the kept measurements of the other sizes, by N."""
     measured_now = {row["n"] for row in rows}
@@ -212,7 +234,7 @@ def merged(kept: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[dict[
 def report(rows: list[dict[str, Any]], gpu: dict[str, dict[str, Any]], cap: int | None, record_it: bool) -> None:
     """The table and the gaps of the measurements so far; bench/results/growth.json when record_it."""
     counts = [row["n"] for row in rows]
-    summary = summarise(rows, gpu, cap)
+    summary = with_measured_peaks(summarise(rows, gpu, cap), measured_study_peaks())
     columns, lines = table(summary, counts)
     print_table(columns, lines)
     missing = gaps(summary, counts)

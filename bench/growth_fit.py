@@ -178,14 +178,24 @@ def table(summary: list[dict[str, Any]], counts: list[int]) -> tuple[list[str], 
     return columns, rows
 
 
-def peak_at_study(peaks: dict[int, float]) -> float | None:
-    """Peak MiB at the study's scale: the largest measured, plus the growth per original between the smallest and
-    the largest N (never negative) for the originals beyond; None with fewer than two sizes."""
+def peak_at_study(entry: dict[str, Any]) -> tuple[float | None, str]:
+    """Peak MiB at the study's scale and its basis: measured there where a bench did (the entry's
+    `measured_peak_at_study`, see `with_measured_peaks`); else the largest measured, plus the growth per original
+    between the smallest and the largest N (never negative) for the originals beyond; None with fewer than two
+    sizes."""
+    if entry.get("measured_peak_at_study") is not None:
+        return entry["measured_peak_at_study"], "measured"
+    peaks = entry["peak_rss_mib"]
     if len(peaks) < 2:
-        return None
+        return None, "linear in N"
     low, high = min(peaks), max(peaks)
     per_original = max(peaks[high] - peaks[low], 0.0) / (high - low)
-    return peaks[high] + per_original * (STUDY_ORIGINALS - high)
+    return peaks[high] + per_original * (STUDY_ORIGINALS - high), "linear in N"
+
+
+def with_measured_peaks(summary: list[dict[str, Any]], measured: dict[str, float]) -> list[dict[str, Any]]:
+    """The summary with the peaks a bench measured at the study's scale (stage -> MiB), which replace the line."""
+    return [{**entry, "measured_peak_at_study": measured.get(entry["stage"])} for entry in summary]
 
 
 def stage_gaps(entry: dict[str, Any], counts: list[int]) -> list[str]:
@@ -201,9 +211,9 @@ def stage_gaps(entry: dict[str, Any], counts: list[int]) -> list[str]:
         out.append(f"exponent {k:.2f} > 1.1")
     if max(peaks.values(), default=0.0) > 4096:
         out.append(f"peak RSS {max(peaks.values()):.0f} MiB > 4 GB")
-    at_study = peak_at_study(peaks)
+    at_study, basis = peak_at_study(entry)
     if at_study is not None and at_study > 4096:
-        out.append(f"peak RSS {at_study / 1024:.1f} GB > 4 GB at {STUDY_ORIGINALS:,} (linear in N)")
+        out.append(f"peak RSS {at_study / 1024:.1f} GB > 4 GB at {STUDY_ORIGINALS:,} ({basis})")
     if len(peaks) > 1 and peaks[max(peaks)] > PEAK_FLAT * peaks[min(peaks)]:
         out.append(f"peak RSS not flat, {peaks[min(peaks)]:.0f} MiB at N={min(peaks)} to "
                    f"{peaks[max(peaks)]:.0f} MiB at N={max(peaks)}")
@@ -224,7 +234,7 @@ def projection(summary: list[dict[str, Any]], counts: list[int]) -> dict[str, An
     stages = [{"stage": entry["stage"], "exponent": entry["exponent"],
                "peak_at_n": max(entry["peak_rss_mib"], default=None),
                "peak_rss_mib": max(entry["peak_rss_mib"].items(), default=(None, None))[1],
-               "peak_at_study_mib": peak_at_study(entry["peak_rss_mib"]),
+               "peak_at_study_mib": peak_at_study(entry)[0], "peak_at_study_basis": peak_at_study(entry)[1],
                "projection_s": None if math.isnan(entry["projection_s"]) else entry["projection_s"],
                "on": f"{GPUS_PER_NODE} GPUs" if entry["stage"] in GPU_STAGES else "1 CPU core",
                "gaps": stage_gaps(entry, counts)} for entry in summary]

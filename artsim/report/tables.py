@@ -233,13 +233,15 @@ def growth_projection(result: Mapping[str, Any]) -> Table:
         exponent = MISSING if stage["exponent"] is None else f"{stage['exponent']:.2f}"
         peak = MISSING if stage["peak_rss_mib"] is None else f"{stage['peak_rss_mib']:.0f} (N={stage['peak_at_n']:,})"
         at_study = stage.get("peak_at_study_mib")
+        measured = " (measured)" if stage.get("peak_at_study_basis") == "measured" else ""
         goal = "; ".join(stage["gaps"]) or "met"
-        rows.append((stage["stage"], exponent, peak, MISSING if at_study is None else f"{at_study:.0f}",
+        rows.append((stage["stage"], exponent, peak, MISSING if at_study is None else f"{at_study:.0f}{measured}",
                      _duration(stage["projection_s"]), stage["on"], goal))
     fits = projected["fits_in_a_day"]
     verdict = MISSING if fits is None else ("fits in one day" if fits else "does not fit in one day")
     rows.append(("total", "", "", "", _duration(projected["total_s"]), projected["node"], verdict))
     study = f"{projected['study_originals']:,}"
-    header = ("stage", "exponent (CPU time)", "peak MiB (at the largest N run)", f"peak MiB at {study} (linear)",
-              f"projected at {study}", "on", "goal (exponent <= 1.1, peak <= 4 GB, flat)")
+    header = ("stage", "exponent (CPU time)", "peak MiB (at the largest N run)",
+              f"peak MiB at {study} (linear unless measured)", f"projected at {study}", "on",
+              "goal (exponent <= 1.1, peak <= 4 GB, flat)")
     return Table(header, tuple(rows))

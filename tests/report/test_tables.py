@@ -220,7 +220,7 @@ def test_the_growth_bench_projects_each_stage_and_states_its_gaps(monkeypatch):
     table = tables.growth_projection({"projection": growth_fit.projection(summary, [500, 1000])})
 
     by_stage = {row[0]: row for row in table.rows}
-    assert table.header[3:5] == ("peak MiB at 81,444 (linear)", "projected at 81,444")
+    assert table.header[3:5] == ("peak MiB at 81,444 (linear unless measured)", "projected at 81,444")
     assert by_stage["ingest"][1:] == ("1.00", "500 (N=1,000)", "500", "2.3 h", "1 CPU core", "met")  # 0.1 s x 81,444
     assert by_stage["evaluate"][1] == "2.00" and "exponent 2.00 > 1.1" in by_stage["evaluate"][6]
     assert by_stage["evaluate"][4] == f"{1e-4 * 1000 ** 2 * (81_444 / 1000) ** 2 / 3600:.1f} h"  # from the fit
@@ -228,6 +228,11 @@ def test_the_growth_bench_projects_each_stage_and_states_its_gaps(monkeypatch):
     # 0.5 MiB per original: 40,722 MiB at the study's scale
     assert by_stage["score"][3] == "40722" and "peak RSS 39.8 GB > 4 GB at 81,444" in by_stage["score"][6]
     assert by_stage["siamese"][4:6] == ("1.0 h", "8 GPUs")  # a GPU stage: its GPU time over the node's 8 GPUs
+    # a peak a bench measured at the study's size replaces the line, and the goal is judged on it
+    measured = growth_fit.with_measured_peaks(summary, {"score": 3000.0})
+    by_stage = {row[0]: row for row in tables.growth_projection(
+        {"projection": growth_fit.projection(measured, [500, 1000])}).rows}
+    assert by_stage["score"][3] == "3000 (measured)" and "GB > 4 GB" not in by_stage["score"][6]
     assert by_stage["total"][-1] == "does not fit in one day"  # evaluate's quadratic alone is ~1,500 h
 
     seconds_of["evaluate"] = lambda n: 0.01 * n
