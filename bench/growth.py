@@ -103,14 +103,17 @@ def remeasure(work: Path, count: int, revision: str, first: str, cap: int | None
     set_params(workspace, {"evaluate.max_sampled_queries": cap})
     before = (root / "revision.txt").read_text().strip()
     (root / "revision.txt").write_text(f"{before}, {first} on at {revision}")
-    run_stages(workspace, root, env, STAGES[STAGES.index(first):], count)
+    run_stages(workspace, root, env, STAGES[STAGES.index(first):], count, force=True)
     return measured(root)
 
 
-def run_stages(workspace: Path, root: Path, env: dict[str, str], stages: list[str], count: int) -> None:
+def run_stages(workspace: Path, root: Path, env: dict[str, str], stages: list[str], count: int,
+               force: bool = False) -> None:
+    """`dvc repro -s` each stage in turn (forced: run even where its inputs did not change, so that every stage
+    named is measured again), then evaluate's unsampled part where evaluate ran."""
     times = root / "times.jsonl"
     for stage in stages:
-        run(["dvc", "repro", "-s", stage], workspace, env)
+        run(["dvc", "repro", *(["-f"] if force else []), "-s", stage], workspace, env)
         done = json.loads(times.read_text().splitlines()[-1])
         print(f"N={count} {stage:<9} {done['cpu_seconds']:8.1f} s CPU {done['seconds']:8.1f} s wall  peak RSS "
               f"{done['peak_rss_mib']:7.0f} MiB  load {done['load_average'][1]:.1f}", flush=True)
@@ -162,7 +165,8 @@ def recorded_measurements(path: Path = RECORD) -> list[dict[str, Any]]:
         cells = {row[0]: dict(zip(columns, row)) for row in result["rows"] if row[0] in STAGES}
         stages = {stage: {"seconds": float(c[f"N={count} wall s"]), "cpu_seconds": float(c[f"N={count} CPU s"]),
                           "peak_rss_mib": float(c[f"N={count} peak MiB"]), "failed": False}
-                  for stage, c in cells.items() if c[f"N={count} CPU s"] not in ("—", "")}
+                  for stage, c in cells.items()
+                  if c[f"N={count} CPU s"] not in ("—", "") and not c[f"N={count} CPU s"].endswith("(failed)")}
         commit = re.search(rf"N={count}: (\w+)[,;]", note.split("measured at the commit", 1)[-1])
         load = re.search(rf"N={count}: ([0-9.]+)", note.split("load average over", 1)[-1])
         out.append({"n": count, "revision": commit.group(1) if commit else "unrecorded", "stages": stages,
@@ -188,7 +192,8 @@ def main() -> None:
     parser.add_argument("--no-record", action="store_true", help="do not write bench/results/growth.json")
     parser.add_argument("--summarise", action="store_true",
                         help="run nothing: summarise what the runs in --work measured (finished stages only)")
-    parser.add_argument("--from-stage", choices=STAGES, default=None,
+    # evaluate's cap changes between its two runs: report (after it) is measured again only with evaluate
+    parser.add_argument("--from-stage", choices=STAGES[:STAGES.index("evaluate") + 1], default=None,
                         help="measure the workspaces in --work again from this stage on, with --revision's code")
     parser.add_argument("--keep-recorded", action="store_true",
                         help="with the sizes bench/results/growth.json holds that this run does not measure")
@@ -215,13 +220,15 @@ def main() -> None:
         report(merged(kept, rows), gpu, cap, record_it=not args.no_record)
 
 
-def measured_study_peaks(path: Path = SCORE_AT_SCALE) -> dict[str, float]:
-    """Peaks measured at the study's size (stage -> MiB): bench/score_at_scale.py's score stage, with the code of the
-    commit that measured it (its record names it)."""
+def measured_study_peaks(path: Path = SCORE_AT_SCALE) -> dict[str, tuple[float, str]]:
+    """Peaks measured at the study's size (stage -> (MiB, basis naming the commit whose code it measured)):
+    bench/score_at_scale.py's score stage."""
     if not path.is_file():
         return {}
-    figures = json.loads(path.read_text(encoding="utf-8")).get("figures", [])
-    return {"score": f["peak_rss_mib"] for f in figures
+    result = json.loads(path.read_text(encoding="utf-8"))
+    commit = re.search(r"at commit (\w+)", result["source"])
+    basis = f"measured at {commit.group(1) if commit else 'an unrecorded commit'}"
+    return {"score": (f["peak_rss_mib"], basis) for f in result.get("figures", [])
             if f["code"] == "this commit" and f["originals"] == STUDY_ORIGINALS}
 
 

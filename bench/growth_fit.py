@@ -178,23 +178,25 @@ def table(summary: list[dict[str, Any]], counts: list[int]) -> tuple[list[str], 
     return columns, rows
 
 
-def peak_at_study(entry: dict[str, Any]) -> tuple[float | None, str]:
+def peak_at_study(entry: dict[str, Any]) -> tuple[float | None, str | None]:
     """Peak MiB at the study's scale and its basis: measured there where a bench did (the entry's
-    `measured_peak_at_study`, see `with_measured_peaks`); else the largest measured, plus the growth per original
-    between the smallest and the largest N (never negative) for the originals beyond; None with fewer than two
-    sizes."""
+    `measured_peak_at_study`, see `with_measured_peaks`, its basis saying so); else (basis None) the largest
+    measured, plus the growth per original between the smallest and the largest N (never negative) for the
+    originals beyond; None with fewer than two sizes."""
     if entry.get("measured_peak_at_study") is not None:
-        return entry["measured_peak_at_study"], "measured"
+        return entry["measured_peak_at_study"]
     peaks = entry["peak_rss_mib"]
     if len(peaks) < 2:
-        return None, "linear in N"
+        return None, None
     low, high = min(peaks), max(peaks)
     per_original = max(peaks[high] - peaks[low], 0.0) / (high - low)
-    return peaks[high] + per_original * (STUDY_ORIGINALS - high), "linear in N"
+    return peaks[high] + per_original * (STUDY_ORIGINALS - high), None
 
 
-def with_measured_peaks(summary: list[dict[str, Any]], measured: dict[str, float]) -> list[dict[str, Any]]:
-    """The summary with the peaks a bench measured at the study's scale (stage -> MiB), which replace the line."""
+def with_measured_peaks(summary: list[dict[str, Any]], measured: dict[str, tuple[float, str]]
+                        ) -> list[dict[str, Any]]:
+    """The summary with the peaks a bench measured at the study's scale (stage -> (MiB, its basis: which code it
+    measured)), which replace the line."""
     return [{**entry, "measured_peak_at_study": measured.get(entry["stage"])} for entry in summary]
 
 
@@ -213,7 +215,7 @@ def stage_gaps(entry: dict[str, Any], counts: list[int]) -> list[str]:
         out.append(f"peak RSS {max(peaks.values()):.0f} MiB > 4 GB")
     at_study, basis = peak_at_study(entry)
     if at_study is not None and at_study > 4096:
-        out.append(f"peak RSS {at_study / 1024:.1f} GB > 4 GB at {STUDY_ORIGINALS:,} ({basis})")
+        out.append(f"peak RSS {at_study / 1024:.1f} GB > 4 GB at {STUDY_ORIGINALS:,} ({basis or 'linear in N'})")
     if len(peaks) > 1 and peaks[max(peaks)] > PEAK_FLAT * peaks[min(peaks)]:
         out.append(f"peak RSS not flat, {peaks[min(peaks)]:.0f} MiB at N={min(peaks)} to "
                    f"{peaks[max(peaks)]:.0f} MiB at N={max(peaks)}")

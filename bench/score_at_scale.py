@@ -129,6 +129,8 @@ def main() -> None:
             counts = {"originals": originals, "variants": len(pd.read_parquet(folder / INPUTS[1]))}
         floats = floats_mib(folder)
         for label, revision in codes.items():
+            for outputs in (folder / "data" / "pairs", folder / "metrics"):  # each run's digest its own outputs'
+                shutil.rmtree(outputs, ignore_errors=True)
             # a child's ru_maxrss is the largest of any child so far: one process per measurement
             measured = json.loads(subprocess.run(
                 [sys.executable, __file__, "--measure", str(folder), str(code_at(revision, args.work))],

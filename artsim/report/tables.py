@@ -233,7 +233,8 @@ def growth_projection(result: Mapping[str, Any]) -> Table:
         exponent = MISSING if stage["exponent"] is None else f"{stage['exponent']:.2f}"
         peak = MISSING if stage["peak_rss_mib"] is None else f"{stage['peak_rss_mib']:.0f} (N={stage['peak_at_n']:,})"
         at_study = stage.get("peak_at_study_mib")
-        measured = " (measured)" if stage.get("peak_at_study_basis") == "measured" else ""
+        basis = stage.get("peak_at_study_basis")  # None: the straight line through the sizes run
+        measured = f" ({basis})" if basis else ""
         goal = "; ".join(stage["gaps"]) or "met"
         rows.append((stage["stage"], exponent, peak, MISSING if at_study is None else f"{at_study:.0f}{measured}",
                      _duration(stage["projection_s"]), stage["on"], goal))

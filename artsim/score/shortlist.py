@@ -37,6 +37,13 @@ class ShortlistRanks:
     outside: dict[str, float]
 
 
+def _column_stats(part: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation of each column of `part`, one part of a matrix `width` columns wide, in that
+    matrix's bits: numpy sums a lone column pairwise but the columns of a wider matrix row by row."""
+    wide = np.concatenate([part, part], axis=1) if part.shape[1] == 1 < width else part
+    return wide.mean(0)[:part.shape[1]], wide.std(0)[:part.shape[1]]
+
+
 @dataclass(frozen=True)
 class Proxy:
     """Per-dimension standardisation fitted on the candidates, and the candidates' proxy vectors."""
@@ -50,13 +57,14 @@ class Proxy:
     def fit(cls, parts: Sequence[tuple[np.ndarray, float]], rows: np.ndarray) -> "Proxy":
         """parts: (vectors, factor) per descriptor, the candidates being their `rows`, concatenated after
         standardisation."""
-        candidates = np.empty((len(rows), sum(vectors.shape[1] for vectors, _ in parts)), dtype=np.float32)
+        width = sum(vectors.shape[1] for vectors, _ in parts)
+        candidates = np.empty((len(rows), width), dtype=np.float32)
         means, scales, offset = [], [], 0
         for vectors, factor in parts:
             # One descriptor at a time: the float64 transients are one descriptor's rows (the columns are
             # standardised independently), never every candidate vector at once, nor a copy of `vectors`.
             part = vectors[rows].astype(np.float64, copy=False)
-            mean, spread = part.mean(0), part.std(0)
+            mean, spread = _column_stats(part, width)
             scale = factor / np.where(spread > 0, spread, 1.0)
             part -= mean
             part *= scale
@@ -137,7 +145,7 @@ def shortlist_source_ranks(queries: DescriptorSet, candidates: DescriptorSet, ta
     keys = (*names, SCORE)
     rows = np.arange(len(candidates)) if rows is None else rows
     if shortlist >= len(rows):  # the shortlist is everything: the full ranking, in blocks of queries
-        every = candidates if len(rows) == len(candidates) else candidates.take(rows)
+        every = candidates if np.array_equal(rows, np.arange(len(candidates))) else candidates.take(rows)
         return ShortlistRanks(full_source_ranks(queries, every, targets, stats, weights, names, max_pairs),
                               {key: 0.0 for key in keys})
     by_key = proxies(candidates, rows, names, weights)

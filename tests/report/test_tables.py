@@ -229,10 +229,10 @@ def test_the_growth_bench_projects_each_stage_and_states_its_gaps(monkeypatch):
     assert by_stage["score"][3] == "40722" and "peak RSS 39.8 GB > 4 GB at 81,444" in by_stage["score"][6]
     assert by_stage["siamese"][4:6] == ("1.0 h", "8 GPUs")  # a GPU stage: its GPU time over the node's 8 GPUs
     # a peak a bench measured at the study's size replaces the line, and the goal is judged on it
-    measured = growth_fit.with_measured_peaks(summary, {"score": 3000.0})
+    measured = growth_fit.with_measured_peaks(summary, {"score": (3000.0, "measured at abc1234")})
     by_stage = {row[0]: row for row in tables.growth_projection(
         {"projection": growth_fit.projection(measured, [500, 1000])}).rows}
-    assert by_stage["score"][3] == "3000 (measured)" and "GB > 4 GB" not in by_stage["score"][6]
+    assert by_stage["score"][3] == "3000 (measured at abc1234)" and "GB > 4 GB" not in by_stage["score"][6]
     assert by_stage["total"][-1] == "does not fit in one day"  # evaluate's quadratic alone is ~1,500 h
 
     seconds_of["evaluate"] = lambda n: 0.01 * n

@@ -18,7 +18,7 @@ from artsim.describe.table import Descriptors
 from artsim.params import DESCRIPTOR_NAMES, DescribeParams, ParamsError, ScoreWeights, parse_params
 from artsim.score.fit import fit_weights
 from artsim.score.scorer import DescriptorScorer
-from artsim.score.shortlist import SCORE, shortlist_source_ranks
+from artsim.score.shortlist import SCORE, Proxy, shortlist_source_ranks
 from artsim.score.similarity import PAIR_COLUMNS, DescriptorSet, combine, cross_similarities, score_dataset
 from artsim.score.study import descriptor_source_retrieval, descriptor_study
 from tests.params.test_params import committed_params
@@ -313,6 +313,21 @@ def test_candidates_read_in_place_as_rows_of_every_image_rank_as_a_copy_of_them_
         assert in_place.ranks[name].tolist() == ranks.tolist(), name
     if shortlist == 3:  # the proxy misses some of the random descriptors' sources: the rows are not all alike
         assert 0.0 < in_place.outside["color"] < 1.0
+
+
+def test_a_proxy_fitted_a_descriptor_at_a_time_has_the_bits_of_one_standardised_on_all_its_columns_at_once():
+    """The score's proxy standardises each descriptor's columns in turn (one descriptor's transients, not all of
+    them): the same floats as standardising the concatenated candidates, a one-column descriptor included (numpy
+    sums a lone column pairwise, a column of a wider matrix row by row)."""
+    rng = np.random.default_rng(0)
+    one, wide = rng.random((3000, 1)) * 1e3, rng.random((3000, 5))
+    rows = np.arange(0, 3000, 2)[::-1]
+    proxy = Proxy.fit([(one, 0.5), (wide, 2.0)], rows)
+    stacked = np.concatenate([one[rows], wide[rows]], axis=1)
+    mean, spread = stacked.mean(0), stacked.std(0)
+    scale = np.concatenate([np.full(1, 0.5), np.full(5, 2.0)]) / np.where(spread > 0, spread, 1.0)
+    assert proxy.mean.tobytes() == mean.tobytes() and proxy.scale.tobytes() == scale.tobytes()
+    assert proxy.candidates.tobytes() == ((stacked - mean) * scale).astype(np.float32).tobytes()
 
 
 def test_a_weighted_descriptor_the_images_lack_fails_naming_it_before_any_ranking():
