@@ -31,6 +31,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.dvc_scale import extract_revision  # noqa: E402
 from bench.results import record  # noqa: E402
 from bench.synthetic import write_painting  # noqa: E402
 
@@ -112,9 +113,7 @@ def code_at(revision: str, work: Path) -> Path:
     """A folder holding `revision`'s artsim package (extracted once per --work folder), to put on PYTHONPATH."""
     folder = work / f"code-{revision.replace('/', '_')}"
     if not (folder / "artsim").is_dir():
-        folder.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(["git", "archive", revision, "artsim"], cwd=ROOT, check=True, capture_output=True)
-        subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+        extract_revision(revision, folder, ("artsim",))
     return folder
 
 

@@ -135,6 +135,14 @@ def run(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
     return seconds, result.stdout + result.stderr
 
 
+def extract_revision(revision: str, target: Path, paths: Sequence[str] = ()) -> None:
+    """`revision`'s tracked files (only `paths` of them where given) written into `target`, as git archive has them."""
+    target.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "archive", revision, *paths], cwd=REPO_ROOT, capture_output=True,
+                             check=True).stdout
+    subprocess.run(["tar", "x", "-C", str(target)], input=archive, check=True)
+
+
 def make_workspace(target: Path, source: Path, imported: Path, cache_type: str, env: dict[str, str],
                    revision: str | None = None) -> None:
     """A copy of the repository (what git tracks or would track, or a committed `revision` of it),
@@ -149,8 +157,7 @@ def make_workspace(target: Path, source: Path, imported: Path, cache_type: str, 
     if revision is None:
         copy_worktree(target)
     else:
-        archive = subprocess.run(["git", "archive", revision], cwd=REPO_ROOT, capture_output=True, check=True).stdout
-        subprocess.run(["tar", "x", "-C", str(target)], input=archive, check=True)
+        extract_revision(revision, target)
     edit_params(target / "params.yaml", {"ingest.source": str(source), "generate.backend": "import",
                                          "generate.import_dir": str(imported), "generate.strengths": STRENGTHS,
                                          "generate.import_template": "{style}/{stem}_{strength}.jpg"})

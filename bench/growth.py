@@ -32,13 +32,12 @@ import argparse
 import json
 import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from dvc_scale import CACHE_TYPES, REPO_ROOT, build_dataset, environment, make_workspace, run
+from dvc_scale import CACHE_TYPES, build_dataset, environment, extract_revision, make_workspace, run
 from growth_fit import (
     GOAL_SIZES,
     STAGES,
@@ -95,11 +94,9 @@ def remeasure(work: Path, count: int, revision: str, first: str, cap: int | None
     root = work / f"n{count}-growth"
     workspace = root / "repo"
     env = environment(root / "artsim-cache", root / "times.jsonl")
-    archive = subprocess.run(["git", "archive", revision, "artsim", "stages"], cwd=REPO_ROOT, capture_output=True,
-                             check=True).stdout
     for folder in ("artsim", "stages"):
         shutil.rmtree(workspace / folder)
-    subprocess.run(["tar", "x", "-C", str(workspace)], input=archive, check=True)
+    extract_revision(revision, workspace, ("artsim", "stages"))
     set_params(workspace, {"evaluate.max_sampled_queries": cap})
     before = (root / "revision.txt").read_text().strip()
     (root / "revision.txt").write_text(f"{before}, {first} on at {revision}")

@@ -236,7 +236,7 @@ def projection(summary: list[dict[str, Any]], counts: list[int]) -> dict[str, An
     stages = [{"stage": entry["stage"], "exponent": entry["exponent"],
                "peak_at_n": max(entry["peak_rss_mib"], default=None),
                "peak_rss_mib": max(entry["peak_rss_mib"].items(), default=(None, None))[1],
-               "peak_at_study_mib": peak_at_study(entry)[0], "peak_at_study_basis": peak_at_study(entry)[1],
+               **dict(zip(("peak_at_study_mib", "peak_at_study_basis"), peak_at_study(entry))),
                "projection_s": None if math.isnan(entry["projection_s"]) else entry["projection_s"],
                "on": f"{GPUS_PER_NODE} GPUs" if entry["stage"] in GPU_STAGES else "1 CPU core",
                "gaps": stage_gaps(entry, counts)} for entry in summary]

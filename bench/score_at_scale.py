@@ -29,6 +29,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from artsim.core import layout  # noqa: E402
+from bench.dvc_scale import extract_revision  # noqa: E402
 from bench.results import record  # noqa: E402
 
 INPUTS = (layout.INGESTED / layout.MANIFEST, layout.GENERATED / layout.MANIFEST, layout.DESCRIPTORS_TABLE)
@@ -75,10 +76,7 @@ def code_at(revision: str | None, work: Path) -> Path:
         return REPO_ROOT
     folder = work / f"code-{revision}"
     if not folder.exists():
-        folder.mkdir(parents=True)
-        archive = subprocess.run(["git", "archive", revision, "artsim", "stages"], cwd=REPO_ROOT,
-                                 capture_output=True, check=True).stdout
-        subprocess.run(["tar", "x", "-C", str(folder)], input=archive, check=True)
+        extract_revision(revision, folder, ("artsim", "stages"))
     return folder
 
 
