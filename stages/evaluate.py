@@ -9,7 +9,7 @@ import pandas as pd
 from artsim.core import layout
 from artsim.core.shards import manifest_images
 from artsim.describe.table import read_descriptors
-from artsim.evaluate import PREDICTION_COLUMNS, DescribedCollection, evaluate_on_test
+from artsim.evaluate import PREDICTION_COLUMNS, DescribedCollection, described_ids, evaluate_on_test
 from artsim.evaluate.breakdowns import DEFAULT_MRR
 from artsim.evaluate.gallery import write_gallery
 from artsim.evaluate.headline import headline
@@ -39,7 +39,7 @@ def main() -> None:
     collection = originals.assign(path=manifest_images(originals, INGESTED))
     pairs = resolve_pairs(pd.read_parquet(PAIRS), originals, pd.read_parquet(GENERATED / layout.MANIFEST),
                           INGESTED, GENERATED)
-    descriptors = read_descriptors(DESCRIPTORS)
+    descriptors = read_descriptors(DESCRIPTORS, described_ids(pairs, collection))
     # The weights the pairs were scored with (score.weights, or those `fit` learned) and the texture
     # statistics they used, as the score stage saved them: read, never fitted again.
     saved = DescriptorScorer.load(PAIRS.parent / DESCRIPTOR_SCORE_FILE)

@@ -7,7 +7,7 @@ exist is artsim.describe.registry. Column order follows the registry's (artsim.p
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -182,42 +182,46 @@ class DescriptorSet:
 
 # --- descriptors.parquet -> one matrix per descriptor --------------------------------------------
 
-def read_descriptors(path: Path) -> DescriptorSet:
-    """Every image of a descriptors.parquet file (the descriptors it has columns for), one float64 matrix
-    per descriptor, read a column at a time; a row that is not whole (a null, a vector of another length
-    than the column's, a repeated id) is left out and logged with its reason."""
-    images, bad = descriptor_matrices(path)
+def read_descriptors(path: Path, ids: Collection[str] | None = None) -> DescriptorSet:
+    """Every image of a descriptors.parquet file (the descriptors it has columns for), or those of `ids` only, one
+    float64 matrix per descriptor, read a column at a time; a row that is not whole (a null, a vector of another
+    length than the column's, a repeated id) is left out and logged with its reason. A stage that reads a few of the
+    file's images passes `ids`: the matrices then hold their rows only, the same floats a whole read holds."""
+    images, bad = descriptor_matrices(path, ids)
     for skipped in bad:
         log.warning("%s: image %r left out: %s (%s)", path, skipped.id, skipped.reason, skipped.detail)
     return images
 
 
-def descriptor_matrices(path: Path) -> tuple[DescriptorSet, list[SkippedImage]]:
-    """The matrices of descriptors.parquet's whole rows, and the rows left out (reason BAD_DESCRIPTORS).
+def descriptor_matrices(path: Path, wanted: Collection[str] | None = None
+                        ) -> tuple[DescriptorSet, list[SkippedImage]]:
+    """The matrices of descriptors.parquet's whole rows (of the images of `wanted` only; None: all), and the rows
+    left out (reason BAD_DESCRIPTORS).
 
     Read a row group of one column at a time, so that what is held beside the matrices is one row group's floats."""
     parquet = pq.ParquetFile(path)
     names = [name for name in DESCRIPTOR_NAMES if name in parquet.schema_arrow.names]
     # The ids are the one Python object per image: the index that finds an image's row.
     ids = pd.Index(parquet.read(columns=["id"])["id"].to_pylist(), dtype=object)
+    read = np.ones(len(ids), dtype=bool) if wanted is None else ids.isin(list(wanted))
     problems: dict[int, list[str]] = {}
-    for row in np.flatnonzero(ids.isna()):
+    for row in np.flatnonzero(ids.isna() & read):
         problems.setdefault(int(row), []).append("no id")
-    for row in np.flatnonzero(ids.duplicated() & ~ids.isna()):
+    for row in np.flatnonzero(ids.duplicated() & ~ids.isna() & read):
         problems.setdefault(int(row), []).append("an id given before")
     vectors = {}
     for name in names:
-        vectors[name], column_problems = list_matrix(lambda name=name: _row_groups(parquet, name))
+        vectors[name], column_problems = list_matrix(lambda name=name: _row_groups(parquet, name), read)
         for row, problem in column_problems.items():
             problems.setdefault(row, []).append(f"{name}: {problem}")
     if not problems:
-        return DescriptorSet(vectors, ids), []
+        return DescriptorSet(vectors, ids[read]), []
     bad = [SkippedImage(id=str(ids[row]), path=str(path), reason=BAD_DESCRIPTORS, detail="; ".join(problems[row]))
            for row in sorted(problems)]
-    whole = np.ones(len(ids), dtype=bool)
+    whole = read.copy()
     whole[sorted(problems)] = False
     for name in names:  # one matrix at a time, so that a copy of one is all the extra held
-        vectors[name] = vectors[name][whole]
+        vectors[name] = vectors[name][whole[read]]
     return DescriptorSet(vectors, ids[whole].astype(str)), bad
 
 
@@ -230,10 +234,13 @@ def _row_groups(parquet: pq.ParquetFile, name: str) -> Iterator[pa.ListArray]:
                 yield chunk
 
 
-def list_matrix(chunks: Callable[[], Iterable[pa.ListArray]]) -> tuple[np.ndarray, dict[int, str]]:
+def list_matrix(chunks: Callable[[], Iterable[pa.ListArray]], read: np.ndarray | None = None
+                ) -> tuple[np.ndarray, dict[int, str]]:
     """A list<double> column (its chunks, in order, each time `chunks` is called) as an (n, d) float64
     matrix, d its most common length, and the rows that are not d floats (by row number: what is
-    wrong), left zero in the matrix. Two passes: the lengths decide d before any float is copied."""
+    wrong), left zero in the matrix. Two passes: the lengths decide d before any float is copied.
+    `read` (a mask of the column's rows) keeps those rows only: the matrix holds them, in order, and
+    the problems are theirs; d is still decided by every row, so a row reads the same either way."""
     lengths, nulls, holes = [], [], []
     for chunk in chunks():
         offset = chunk.offsets.to_numpy()
@@ -243,23 +250,27 @@ def list_matrix(chunks: Callable[[], Iterable[pa.ListArray]]) -> tuple[np.ndarra
     lengths, nulls, holes = (np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
                              for parts in (lengths, nulls, holes))
     nulls = nulls.astype(bool)
+    read = np.ones(len(lengths), dtype=bool) if read is None else np.asarray(read, dtype=bool)
     width = int(np.argmax(np.bincount(lengths[~nulls]))) if (~nulls).any() else 0
-    problems = {int(row): f"{holes[row]} null values" for row in np.flatnonzero(holes > 0)}
-    problems.update({int(row): f"{lengths[row]} values, not {width}" for row in np.flatnonzero(lengths != width)})
-    problems.update({int(row): "no vector" for row in np.flatnonzero(nulls)})
-    whole = np.ones(len(lengths), dtype=bool)
+    problems = {int(row): f"{holes[row]} null values" for row in np.flatnonzero((holes > 0) & read)}
+    problems.update({int(row): f"{lengths[row]} values, not {width}"
+                     for row in np.flatnonzero((lengths != width) & read)})
+    problems.update({int(row): "no vector" for row in np.flatnonzero(nulls & read)})
+    whole = read.copy()
     whole[list(problems)] = False
-    matrix = np.zeros((len(lengths), width))
+    matrix_row = np.cumsum(read) - 1  # of each row read
+    matrix = np.zeros((int(read.sum()), width))
     start = 0
     for chunk in chunks():
         offset, rows = chunk.offsets.to_numpy(), slice(start, start + len(chunk))
         start += len(chunk)
         floats = chunk.values.to_numpy(zero_copy_only=False)
         if whole[rows].all() and offset[-1] - offset[0] == len(chunk) * width:  # the usual case: one block of floats
-            matrix[rows] = floats[offset[0]:offset[-1]].reshape(len(chunk), width)
+            first = matrix_row[rows.start]
+            matrix[first:first + len(chunk)] = floats[offset[0]:offset[-1]].reshape(len(chunk), width)
         else:
             kept = np.flatnonzero(whole[rows])
-            matrix[start - len(chunk) + kept] = floats[offset[:-1][kept][:, None] + np.arange(width)]
+            matrix[matrix_row[rows.start + kept]] = floats[offset[:-1][kept][:, None] + np.arange(width)]
     return matrix, problems
 
 

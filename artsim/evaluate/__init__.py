@@ -9,6 +9,6 @@
 - run.py: all of it on the test split (evaluate_on_test).
 """
 from artsim.evaluate.predictions import PREDICTION_COLUMNS
-from artsim.evaluate.run import DescribedCollection, Evaluation, evaluate_on_test
+from artsim.evaluate.run import DescribedCollection, Evaluation, described_ids, evaluate_on_test
 
-__all__ = ["PREDICTION_COLUMNS", "DescribedCollection", "Evaluation", "evaluate_on_test"]
+__all__ = ["PREDICTION_COLUMNS", "DescribedCollection", "Evaluation", "described_ids", "evaluate_on_test"]

@@ -17,9 +17,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
-import pandas as pd
 
 from artsim.core.alterations import Alteration
+from artsim.evaluate.held_out import HeldOutPairs
 from artsim.evaluate.scorer_inputs import ScorerInputs, exact_scorers
 from artsim.evaluate.transformed import AlteredReaders, altered_inputs
 
@@ -30,10 +30,10 @@ POSITIVE = "positive"
 
 @dataclass(frozen=True)
 class ValPairs:
-    """The held-out val pairs (artsim.evaluate.held_out.PAIR_COLUMNS) and what their variants are altered and scored
+    """The held-out val pairs (artsim.evaluate.held_out.HeldOutPairs) and what their variants are altered and scored
     against: the candidates' readings (ScorerInputs, in `candidate_ids` order; every pair's original among them)."""
 
-    pairs: pd.DataFrame
+    pairs: HeldOutPairs
     candidates: ScorerInputs
     candidate_ids: Sequence[str]
     readers: AlteredReaders
@@ -52,18 +52,18 @@ def fitting_scores(plain: Mapping[str, np.ndarray], val: ValPairs, alterations: 
 def altered_scores(val: ValPairs, kind: str, alteration: Alteration, scorers: Sequence[str]) -> dict[str, np.ndarray]:
     """Each of `scorers`' exact score of the val pairs with their variant under `alteration` (each variant altered
     once); the pairs of a variant that does not decode are left out (altered_images logs it)."""
-    queries = list(dict.fromkeys(val.pairs["query_path"]))
+    queries = list(val.pairs.variants["generated_path"])
     # Only the model and the hashes score a fitting pair: the descriptors and grey thumbnails are not read.
     kept, inputs = altered_inputs(queries, alteration, replace(val.readers, describe=None, with_greys=False))
     row_of_query = np.full(len(queries), -1, dtype=np.int64)
     row_of_query[kept] = np.arange(len(kept))
-    query_of = {path: i for i, path in enumerate(queries)}
-    rows = row_of_query[[query_of[path] for path in val.pairs["query_path"]]]
+    rows = row_of_query[val.pairs.query_rows]
     altered = rows >= 0
     column_of = {str(image_id): column for column, image_id in enumerate(val.candidate_ids)}
-    columns = np.array([column_of[str(i)] for i in val.pairs.loc[altered, "original_id"]], dtype=np.int64)
+    column_of_original = np.array([column_of[image_id] for image_id in val.pairs.candidates["id"]], dtype=np.int64)
+    columns = column_of_original[val.pairs.columns[altered]]
     exact = exact_scorers(val.readers.model, inputs, val.candidates, None, val.readers.device)
-    return {POSITIVE: val.pairs[POSITIVE].to_numpy(dtype=bool)[altered],
+    return {POSITIVE: val.pairs.positive[altered],
             **{name: exact[name](rows[altered], columns[:, None]).reshape(len(columns)) for name in scorers},
             KIND: np.full(len(columns), kind)}
 

@@ -8,6 +8,8 @@ score comes from what evaluate already read of each image (its embedding, its pe
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import torch
@@ -27,44 +29,69 @@ PAIR_COLUMNS = ["query_id", "query_path", "original_id", "original_path", "posit
 PAIRS_PER_CHUNK = PAIRS_PER_CALL
 
 
+@dataclass(frozen=True)
+class HeldOutPairs:
+    """Held-out pairs as row numbers: pair i is variant `query_rows[i]` of `variants` (generated_id, generated_path,
+    in id order) with original `columns[i]` of `candidates` (id, path, in id order): 17 bytes a pair, where a table
+    of their ids and paths held four objects a pair and was built from lists of Python ints. The study's ~9 M pairs
+    are ~150 MB; `frame` writes the ids and paths of one chunk at a time."""
+
+    variants: pd.DataFrame
+    candidates: pd.DataFrame
+    query_rows: np.ndarray  # (pairs,) int64 rows of `variants`
+    columns: np.ndarray     # (pairs,) int64 rows of `candidates`
+    positive: np.ndarray    # (pairs,) bool: the pair is a variant with its source
+
+    def __len__(self) -> int:
+        return len(self.positive)
+
+    def frame(self, start: int = 0, stop: int | None = None) -> pd.DataFrame:
+        """Pairs start:stop as PAIR_COLUMNS (ids as str)."""
+        queries = self.variants.iloc[self.query_rows[start:stop]]
+        originals = self.candidates.iloc[self.columns[start:stop]]
+        return pd.DataFrame({
+            "query_id": queries["generated_id"].astype(str).to_numpy(), "query_path": list(queries["generated_path"]),
+            "original_id": originals["id"].to_numpy(), "original_path": list(originals["path"]),
+            "positive": self.positive[start:stop],
+        }, columns=PAIR_COLUMNS)
+
+
 def held_out_pairs(variants: pd.DataFrame, candidates: pd.DataFrame, per_query: int | None, seed: int
-                   ) -> pd.DataFrame:
+                   ) -> HeldOutPairs:
     """Each variant of `variants` (positive pairs: generated_id, generated_path, original_id) with its source and
     with every other original of `candidates` (id, path), or a seeded sample of `per_query` of them (None: all);
-    PAIR_COLUMNS, variants in id order. A variant whose source is no candidate has no derived pair and is left out."""
+    variants in id order. A variant whose source is no candidate has no derived pair and is left out."""
     candidates = candidates.assign(id=candidates["id"].astype(str)).drop_duplicates("id").sort_values("id")
     column_of = {image_id: i for i, image_id in enumerate(candidates["id"])}
     variants = variants[variants["positive"].astype(bool)].drop_duplicates("generated_id").sort_values("generated_id")
     variants = variants[variants["original_id"].astype(str).isin(column_of)]
     rng, others = np.random.default_rng(seed), len(candidates) - 1
-    query_rows, columns, positive = [], [], []
-    for row, original_id in enumerate(variants["original_id"].astype(str)):
+    columns = []
+    for original_id in variants["original_id"].astype(str):
         source = column_of[original_id]
         # Positions among the other originals, shifted past the source: linear in `per_query`, not the collection.
         picked = (np.arange(others) if per_query is None or per_query >= others
                   else np.sort(rng.choice(others, size=per_query, replace=False)))
-        unrelated = picked + (picked >= source)
-        query_rows += [row] * (1 + len(unrelated))
-        columns += [source, *unrelated.tolist()]
-        positive += [True] + [False] * len(unrelated)
-    queries, originals = variants.iloc[query_rows], candidates.iloc[columns]
-    return pd.DataFrame({
-        "query_id": queries["generated_id"].astype(str).to_numpy(), "query_path": list(queries["generated_path"]),
-        "original_id": originals["id"].to_numpy(), "original_path": list(originals["path"]),
-        "positive": np.array(positive, dtype=bool),
-    }, columns=PAIR_COLUMNS)
+        columns.append(np.concatenate([[source], picked + (picked >= source)]))
+    per_variant = np.array([len(part) for part in columns], dtype=np.int64)
+    starts = np.cumsum(per_variant) - per_variant
+    positive = np.zeros(int(per_variant.sum()), dtype=bool)
+    positive[starts] = True
+    return HeldOutPairs(variants.reset_index(drop=True), candidates.reset_index(drop=True),
+                        np.repeat(np.arange(len(variants), dtype=np.int64), per_variant),
+                        np.concatenate(columns or [np.zeros(0)]).astype(np.int64), positive)
 
 
-def held_out_scores(model: SiameseRegressor, images: EmbeddedImages, signatures: PeerSignatures, pairs: pd.DataFrame,
+def held_out_scores(model: SiameseRegressor, images: EmbeddedImages, signatures: PeerSignatures, pairs: HeldOutPairs,
                     device: torch.device, *, with_ssim: bool = False,
                     descriptors: DescriptorSet | None = None,
                     weighting: DescriptorWeighting | None = None) -> dict[str, np.ndarray]:
-    """Whether each pair of `pairs` (PAIR_COLUMNS) is derived ("positive"), the model's score and the pHash /
+    """Whether each pair of `pairs` is derived ("positive"), the model's score and the pHash /
     dHash similarities of each; SSIM where the grey thumbnails were kept, the descriptor score where the descriptors
     and their weighting are given. PAIRS_PER_CHUNK pairs at a time: what is gathered of each pair (its embeddings,
     its descriptors) stays bounded however many pairs there are."""
     chunks = [
-        _chunk_scores(model, images, signatures, pairs.iloc[start:start + PAIRS_PER_CHUNK], device, with_ssim,
+        _chunk_scores(model, images, signatures, pairs.frame(start, start + PAIRS_PER_CHUNK), device, with_ssim,
                       descriptors, weighting)
         for start in tqdm(range(0, len(pairs), PAIRS_PER_CHUNK) or [0], desc="held-out pairs", unit="chunk",
                           disable=None)

@@ -258,9 +258,18 @@ def _read_images(
     if not ssim_ranks:
         log.warning("SSIM retrieval skipped: %d queries x %d shortlisted candidates exceed %d combinations",
                     queries, shortlist, ssim_retrieval_max_pairs)
-    # Grey thumbnails (16 KB an image) only where SSIM is computed.
-    signatures = signatures_of(paths, grey_for=None if ssim_ranks else pair_paths)
+    # Grey thumbnails (16 KB an image) only where SSIM is computed: never of a val variant (the calibration's pairs
+    # are scored by the model and the hashes), of the candidates only where SSIM ranks.
+    signatures = signatures_of(paths, grey_for=[*pair_paths, *collection["path"]] if ssim_ranks else pair_paths)
     return _Readers(images, signatures), ssim_ranks
+
+
+def described_ids(pairs: pd.DataFrame, collection: pd.DataFrame) -> set[str]:
+    """The images whose descriptors evaluate_on_test reads: every original of `collection` and both images of every
+    test pair of `pairs`. The train and val variants are never scored by the descriptor score here (at the study
+    they are most of descriptors.parquet), so a stage reads these rows only (read_descriptors(path, ids))."""
+    test = pairs[pairs["split"] == "test"]
+    return set(pd.concat([collection["id"], test["original_id"], test["generated_id"]]).astype(str))
 
 
 def usable_ids(test_pairs: pd.DataFrame, collection: pd.DataFrame, readers: _Readers,

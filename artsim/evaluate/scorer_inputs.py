@@ -78,7 +78,7 @@ def exact_scorers(model: SiameseRegressor, queries: ScorerInputs, candidates: Sc
     the head's score and the pHash similarity (None without `calibration`: its rank fusion scores no pair)."""
     def head(rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
         pairs = (torch.as_tensor(np.repeat(rows, columns.shape[1]), dtype=torch.long),
-                 torch.as_tensor(np.ravel(columns), dtype=torch.long))
+                 torch.tensor(np.ravel(columns), dtype=torch.long))  # a copy: a shortlist's columns are read-only
         return score_embedding_pairs(model, queries.embeddings, candidates.embeddings, device,
                                      rows=pairs).reshape(np.shape(columns))
 

@@ -86,6 +86,28 @@ def test_rows_that_are_not_whole_are_left_out_with_their_reason(tmp_path: Path, 
         assert np.array_equal(loaded[name], np.stack([described[i][name] for i in kept]))
 
 
+@pytest.mark.parametrize("rows_per_group", [1_000_000, 4])
+def test_a_read_of_some_ids_holds_their_rows_only_as_a_whole_read_has_them(tmp_path: Path, caplog,
+                                                                         rows_per_group: int) -> None:
+    """What evaluate reads: the images it scores, not the training variants; a bad row of an image not asked for is
+    neither held nor reported."""
+    described = images(12)
+    table = descriptor_table([descriptor_row(ImageEntry(i, "original", tmp_path), d) for i, d in described.items()])
+    table.at[2, "color"] = table.at[2, "color"][:-1]  # bad, and not asked for
+    table.at[6, "texture"] = None  # bad, and asked for
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.Table.from_pandas(table, preserve_index=False), path, row_group_size=rows_per_group)
+    wanted = {"img010", "img001", "img006", "img005", "img007", "nowhere"}
+    with caplog.at_level(logging.WARNING):
+        some = read_descriptors(path, wanted)
+    assert "img006" in caplog.text and "img002" not in caplog.text
+    assert list(some.ids) == ["img001", "img005", "img007", "img010"]  # the file's order
+    whole = read_descriptors(path).select(list(some.ids))
+    for name, length in LENGTHS.items():
+        assert some[name].shape == (4, length) and np.array_equal(some[name], whole[name])
+    assert len(read_descriptors(path, set())) == 0
+
+
 def test_an_empty_file_reads_as_no_image(tmp_path: Path) -> None:
     path = tmp_path / "d.parquet"
     DescriptorWriter(path).close()

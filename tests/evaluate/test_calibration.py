@@ -44,7 +44,7 @@ def test_each_variant_meets_its_source_and_every_other_original() -> None:
     variants, candidates = variants_and_originals(4, 7)
     negative_pair = variants.iloc[:1].assign(generated_id="n0", positive=False)  # a negative pair asks nothing
     gone = variants.iloc[:1].assign(generated_id="x0", original_id="unreadable")  # its source is no candidate
-    pairs = held_out_pairs(pd.concat([variants, negative_pair, gone]), candidates, None, seed=0)
+    pairs = held_out_pairs(pd.concat([variants, negative_pair, gone]), candidates, None, seed=0).frame()
     assert len(pairs) == 4 * 7 and pairs["positive"].sum() == 4
     for query, group in pairs.groupby("query_id"):
         source = variants.loc[variants["generated_id"] == query, "original_id"].item()
@@ -54,14 +54,14 @@ def test_each_variant_meets_its_source_and_every_other_original() -> None:
 
 def test_a_cap_samples_the_unrelated_originals_with_the_seed_and_never_the_source() -> None:
     variants, candidates = variants_and_originals(5, 50)
-    capped = held_out_pairs(variants, candidates, 6, seed=3)
+    capped = held_out_pairs(variants, candidates, 6, seed=3).frame()
     assert len(capped) == 5 * 7 and capped["positive"].sum() == 5
     for query, group in capped.groupby("query_id"):
         source = variants.loc[variants["generated_id"] == query, "original_id"].item()
         unrelated = group.loc[~group["positive"], "original_id"]
         assert source not in set(unrelated) and unrelated.is_unique and len(unrelated) == 6
-    pd.testing.assert_frame_equal(capped, held_out_pairs(variants, candidates, 6, seed=3))
-    assert not capped.equals(held_out_pairs(variants, candidates, 6, seed=4))
+    pd.testing.assert_frame_equal(capped, held_out_pairs(variants, candidates, 6, seed=3).frame())
+    assert not capped.equals(held_out_pairs(variants, candidates, 6, seed=4).frame())
     assert len(held_out_pairs(variants, candidates, 500, seed=3)) == 5 * 50  # a cap above the collection: all
 
 
@@ -69,10 +69,10 @@ def test_a_cap_samples_the_unrelated_originals_with_the_seed_and_never_the_sourc
 def test_a_cap_at_least_the_other_originals_gives_the_very_pairs_of_no_cap(cap) -> None:
     """The default cap on a collection smaller than it (the embedded sample) changes no pair nor their order."""
     variants, candidates = variants_and_originals(5, 50)
-    every = held_out_pairs(variants, candidates, None, seed=3)
-    pd.testing.assert_frame_equal(held_out_pairs(variants, candidates, cap, seed=3), every)
+    every = held_out_pairs(variants, candidates, None, seed=3).frame()
+    pd.testing.assert_frame_equal(held_out_pairs(variants, candidates, cap, seed=3).frame(), every)
     assert len(every) == 5 * 50
-    assert not held_out_pairs(variants, candidates, 48, seed=3).equals(every)
+    assert not held_out_pairs(variants, candidates, 48, seed=3).frame().equals(every)
 
 
 def test_held_out_pairs_are_scored_a_chunk_at_a_time_with_the_scores_of_one_chunk(tmp_path: Path, monkeypatch) -> None:
@@ -260,3 +260,23 @@ def test_a_bad_cap_on_the_unrelated_originals_is_refused_naming_its_key(bad) -> 
         EvaluateParams(negatives_per_query=bad)
     assert EvaluateParams().negatives_per_query == DEFAULT_NEGATIVES_PER_QUERY == 100  # linear pairs by default
     assert EvaluateParams(negatives_per_query=None).negatives_per_query is None  # null: every other original
+
+
+def test_held_out_pairs_are_rows_whose_chunks_write_the_table_of_every_pair() -> None:
+    """The pairs are kept as row numbers; a chunk's table is the same rows of the whole table, so scoring chunk by
+    chunk reads every pair once, as it was read from one table."""
+    variants, candidates = variants_and_originals(9, 40)
+    pairs = held_out_pairs(variants.sample(frac=1, random_state=0), candidates, 5, seed=1)
+    whole = pairs.frame()
+    assert len(pairs) == len(whole) == 9 * 6
+    chunks = pd.concat([pairs.frame(start, start + 7) for start in range(0, len(pairs), 7)], ignore_index=True)
+    pd.testing.assert_frame_equal(chunks, whole)
+    assert list(whole["query_id"]) == sorted(whole["query_id"])  # variants in id order, whatever the input's order
+    assert all(array.dtype.itemsize * len(pairs) == array.nbytes for array in (pairs.query_rows, pairs.columns))
+    assert pairs.query_rows.dtype == pairs.columns.dtype == np.int64 and pairs.positive.dtype == bool
+
+
+def test_no_variant_gives_no_pair_and_one_empty_chunk() -> None:
+    variants, candidates = variants_and_originals(3, 5)
+    pairs = held_out_pairs(variants.iloc[:0], candidates, 2, seed=0)
+    assert len(pairs) == 0 and list(pairs.frame().columns) == held_out.PAIR_COLUMNS and pairs.frame().empty
