@@ -111,7 +111,14 @@ class PeerSignatures:
         return np.array([self.row_of[as_image_file(p)] for p in paths], dtype=np.int64)
 
     def greys(self, paths: Iterable[ImageFile | str]) -> np.ndarray:
-        return self.grey[np.array([self.grey_row_of[as_image_file(p)] for p in paths], dtype=np.int64)]
+        """The thumbnails of `paths` in their order: a read-only view where their rows follow one another (files
+        asked for in the order signatures_of kept them: no second 16 KB an image), else a copy."""
+        rows = np.array([self.grey_row_of[as_image_file(p)] for p in paths], dtype=np.int64)
+        if len(rows) and np.array_equal(rows, np.arange(rows[0], rows[0] + len(rows))):
+            view = self.grey[rows[0]:rows[0] + len(rows)]
+            view.flags.writeable = False
+            return view
+        return self.grey[rows]
 
     def readable(self, paths: Iterable[ImageFile | str]) -> np.ndarray:
         return np.array([as_image_file(p) not in self.unreadable for p in paths], dtype=bool)
@@ -125,13 +132,15 @@ class PeerSignatures:
 def signatures_of(
     paths: Iterable[ImageFile | str], grey_for: Iterable[ImageFile | str] | None = None
 ) -> PeerSignatures:
-    """The hashes of each distinct file, and the grey thumbnail of those in `grey_for` (None: all).
+    """The hashes of each distinct file, and the grey thumbnail of those in `grey_for` (None: all), kept in the
+    order of `grey_for` (of `paths` where None).
 
     A file that does not decode is listed (and logged), never fatal.
     """
     distinct = list(dict.fromkeys(as_image_file(p) for p in paths))
-    wanted = set(distinct) if grey_for is None else {as_image_file(p) for p in grey_for}
-    grey_paths = [p for p in distinct if p in wanted]
+    known = set(distinct)
+    grey_paths = distinct if grey_for is None else [
+        p for p in dict.fromkeys(as_image_file(p) for p in grey_for) if p in known]
     phash = np.zeros(len(distinct), dtype=np.uint64)
     dhash = np.zeros(len(distinct), dtype=np.uint64)
     grey = np.zeros((len(grey_paths), SSIM_SIZE, SSIM_SIZE), dtype=np.uint8)

@@ -259,8 +259,11 @@ def _read_images(
         log.warning("SSIM retrieval skipped: %d queries x %d shortlisted candidates exceed %d combinations",
                     queries, shortlist, ssim_retrieval_max_pairs)
     # Grey thumbnails (16 KB an image) only where SSIM is computed: never of a val variant (the calibration's pairs
-    # are scored by the model and the hashes), of the candidates only where SSIM ranks.
-    signatures = signatures_of(paths, grey_for=[*pair_paths, *collection["path"]] if ssim_ranks else pair_paths)
+    # are scored by the model and the hashes), of the candidates only where SSIM ranks; kept in the order of the
+    # retrieval's candidates and queries, which then read them in place (PeerSignatures.greys).
+    ranked = retrieval_task(test, collection, set(pd.concat([collection["id"], test["generated_id"]]).astype(str)))
+    signatures = signatures_of(paths, grey_for=[*ranked.candidate_paths, *ranked.query_paths, *pair_paths]
+                               if ssim_ranks else pair_paths)
     return _Readers(images, signatures), ssim_ranks
 
 

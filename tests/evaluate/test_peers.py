@@ -97,6 +97,19 @@ def test_signatures_decode_each_file_once_and_report_the_bad_one(
     assert {name: values[1] for name, values in pairs.items()} == pytest.approx(direct, abs=0.05)
 
 
+def test_thumbnails_asked_for_in_the_order_kept_are_read_in_place_others_copied() -> None:
+    """Evaluate keeps the thumbnails in its candidates' order and reads them back so: one copy of 16 KB an image,
+    however many originals; asked for in another order, the same values in a copy."""
+    signatures = signatures_of([*PAINTINGS, PAINTINGS[0]], grey_for=[PAINTINGS[2], PAINTINGS[0], PAINTINGS[1]])
+    assert [signatures.grey_row_of[p] for p in (PAINTINGS[2], PAINTINGS[0], PAINTINGS[1])] == [0, 1, 2]
+    in_place = signatures.greys([PAINTINGS[0], PAINTINGS[1]])
+    assert np.shares_memory(in_place, signatures.grey) and not in_place.flags.writeable
+    copied = signatures.greys([PAINTINGS[1], PAINTINGS[0]])
+    assert not np.shares_memory(copied, signatures.grey)
+    assert np.array_equal(copied, in_place[::-1]) and in_place.any()
+    assert signatures.greys([]).shape == (0, *signatures.grey.shape[1:])
+
+
 @pytest.mark.parametrize("shape", [(128, 128), (64, 96), (7, 7)])
 def test_ssim_equals_scikit_images_structural_similarity(shape) -> None:
     """Our SSIM is scikit-image's, its window means taken by OpenCV: equal up to rounding, on unrelated images,

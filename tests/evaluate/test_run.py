@@ -293,6 +293,22 @@ def test_evaluate_reads_no_descriptor_nor_grey_thumbnail_it_does_not_score(tmp_p
     assert {as_image_file(p) for p in originals["path"]} <= greyed[0]  # SSIM ranks: every candidate's thumbnail
 
 
+def test_the_candidates_and_queries_read_their_thumbnails_in_place(tmp_path: Path, monkeypatch) -> None:
+    paths = build_tiny_project(tmp_path)
+    inputs, scorer_inputs = [], evaluate_run._scorer_inputs
+
+    def recorded(readers, *args):
+        inputs.append((readers.signatures.grey, scorer_inputs(readers, *args)))
+        return inputs[-1][1]
+
+    monkeypatch.setattr(evaluate_run, "_scorer_inputs", recorded)
+    evaluate_on_test(random_model(), mostly_test(resolved_pairs(paths)), collection(paths, mostly_test=True), 32, 4,
+                     alterations=NO_TRANSFORMED_SET)
+    (kept, queries), (_, candidates) = inputs
+    assert len(queries) and len(candidates) and len(kept) >= len(queries) + len(candidates)
+    assert np.shares_memory(queries.greys, kept) and np.shares_memory(candidates.greys, kept)
+
+
 class PixelModel(nn.Module):
     """Embeds an image as its pixels and scores a pair by closeness (or, flipped, by distance).
 
