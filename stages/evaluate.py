@@ -49,6 +49,7 @@ def main() -> None:
         loader_workers=params.evaluate.loader_workers,
         shortlist=params.evaluate.shortlist,
         max_sampled_queries=params.evaluate.max_sampled_queries,
+        calibration_max_queries=params.evaluate.calibration_max_queries,
         negatives_per_query=params.evaluate.negatives_per_query,
         seed=params.seed,
     )

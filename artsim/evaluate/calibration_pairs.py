@@ -17,10 +17,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
+import pandas as pd
 
 from artsim.core.alterations import Alteration
 from artsim.evaluate.held_out import HeldOutPairs
 from artsim.evaluate.scorer_inputs import ScorerInputs, exact_scorers
+from artsim.evaluate.source_retrieval import sampled_rows
 from artsim.evaluate.transformed import AlteredReaders, altered_inputs
 
 KIND = "kind"  # of each fitting pair: PLAIN or the name of the alteration its val variant is under
@@ -37,6 +39,16 @@ class ValPairs:
     candidates: ScorerInputs
     candidate_ids: Sequence[str]
     readers: AlteredReaders
+
+
+def calibration_variants(val: pd.DataFrame, at_most: int | None, seed: int) -> pd.DataFrame:
+    """The derived val pairs (`val`'s positive rows) of at most `at_most` of its variants, a seeded sample (None:
+    all): what the calibration is fitted on. Three coefficients need no more; bounded, the fit and the reading of
+    its variants under every alteration cost at the study's scale what they cost at a few thousand paintings."""
+    derived = val[val["positive"].astype(bool)]
+    variants = np.sort(derived["generated_id"].astype(str).unique())
+    kept = variants[sampled_rows(len(variants), at_most, seed)]
+    return derived[derived["generated_id"].astype(str).isin(kept)]
 
 
 def fitting_scores(plain: Mapping[str, np.ndarray], val: ValPairs, alterations: Mapping[str, Alteration]

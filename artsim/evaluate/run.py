@@ -31,7 +31,7 @@ from artsim.evaluate.breakdowns import (
     scorer_table,
 )
 from artsim.evaluate.calibration import calibrated, held_out_verdicts
-from artsim.evaluate.calibration_pairs import ValPairs, fitting_scores
+from artsim.evaluate.calibration_pairs import ValPairs, calibration_variants, fitting_scores
 from artsim.evaluate.embedding import EmbeddedImages, embed_files, score_embedding_pairs
 from artsim.evaluate.held_out import held_out_pairs, held_out_scores
 from artsim.evaluate.peers import HASH_NAMES, PeerSignatures, peer_similarities_of_pairs, signatures_of
@@ -131,6 +131,7 @@ def evaluate_on_test(
     calibration_alterations: Mapping[str, Alteration] = EVALUATION,
     shortlist: int = DEFAULT_SHORTLIST,
     max_sampled_queries: int | None = None,
+    calibration_max_queries: int | None = None,
     negatives_per_query: int | None = None,
     seed: int = 0,
 ) -> Evaluation:
@@ -143,7 +144,8 @@ def evaluate_on_test(
     transformed set (every test variant under each); `calibration_alterations`: those of the val variants in fused's
     calibration (artsim.evaluate.calibration_pairs; the transformed set's settings, whichever test set is judged).
     `shortlist`: candidates per query of the costly scorers;
-    `max_sampled_queries` (None: all): the queries SSIM and the transformed set use, drawn with `seed`.
+    `max_sampled_queries` (None: all): the queries SSIM and the transformed set use, drawn with `seed`;
+    `calibration_max_queries` (None: all): the val variants fused's calibration is fitted on, drawn with `seed`.
     `negatives_per_query`: unrelated originals each held-out
     variant is judged against for the thresholds and the calibration (a sample drawn with `seed`; None: all).
     """
@@ -152,7 +154,7 @@ def evaluate_on_test(
     model.to(device).eval()
     test = pairs[pairs["split"] == "test"].reset_index(drop=True)
     collection = collection_table(originals)
-    val = pairs[pairs["split"] == "val"]
+    val = calibration_variants(pairs[pairs["split"] == "val"], calibration_max_queries, seed)
     readers, ssim_ranks = _read_images(model, test, collection, image_size, batch_size, device, loader_workers,
                                        ssim_retrieval_max_pairs, min(shortlist, len(collection)), max_sampled_queries,
                                        list(val["generated_path"]))

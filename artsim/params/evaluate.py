@@ -28,6 +28,12 @@ class EvaluateParams(Block):
         ge=1,
         description="held-out variants SSIM ranks and the transformed set alters (seeded sample); null = all",
     )
+    calibration_max_queries: int | None = Field(
+        2000,
+        ge=1,
+        description="val variants fused's calibration is fitted on, plain and under each alteration (seeded "
+                    "sample); null = all",
+    )
     negatives_per_query: int | None = Field(
         DEFAULT_NEGATIVES_PER_QUERY, ge=1, description="unrelated originals each held-out variant is paired with for "
         "the thresholds and the calibration (a seeded sample where the collection has more; at least the collection's "

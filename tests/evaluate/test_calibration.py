@@ -21,6 +21,7 @@ from artsim.evaluate.calibration import (
     held_out_verdicts,
     reliability_table,
 )
+from artsim.evaluate.calibration_pairs import calibration_variants
 from artsim.evaluate.embedding import PAIRS_PER_CALL
 from artsim.evaluate.held_out import held_out_pairs, held_out_scores
 from artsim.params import EvaluateParams
@@ -280,3 +281,22 @@ def test_no_variant_gives_no_pair_and_one_empty_chunk() -> None:
     variants, candidates = variants_and_originals(3, 5)
     pairs = held_out_pairs(variants.iloc[:0], candidates, 2, seed=0)
     assert len(pairs) == 0 and list(pairs.frame().columns) == held_out.PAIR_COLUMNS and pairs.frame().empty
+
+
+def test_the_calibration_is_fitted_on_a_seeded_sample_of_val_variants_at_most_the_cap(tmp_path) -> None:
+    """The fit, and the reading of its variants under every alteration, stay bounded at the study's scale: at most
+    `calibration_max_queries` val variants (their derived pairs and theirs only), the same sample for the same seed."""
+    val = pd.DataFrame({"generated_id": [f"g{i}" for i in range(40)] * 2, "positive": [True] * 40 + [False] * 40,
+                        "original_id": [f"o{i}" for i in range(40)] + [f"o{(i + 1) % 40}" for i in range(40)]})
+    sample = calibration_variants(val, 7, seed=3)
+    assert len(sample) == 7 and sample["positive"].all() and sample["generated_id"].is_unique
+    assert sample.equals(calibration_variants(val, 7, seed=3))
+    assert not sample.equals(calibration_variants(val, 7, seed=4))
+    for cap in (40, 41, None):  # a cap at least the val variants: every derived pair
+        assert calibration_variants(val, cap, seed=3).equals(val[val["positive"]])
+    pairs, originals = val_project(tmp_path)
+    fitted = [evaluate_on_test(random_model(), pairs, originals, 32, 4, alterations={}, calibration_max_queries=cap,
+                               seed=5).report["calibration"]["fitted_on_val"] for cap in (1, None)]
+    val_variants = pairs.loc[(pairs["split"] == "val") & pairs["positive"], "generated_id"].nunique()
+    assert fitted[0]["derived_plain"] == 1 < val_variants == fitted[1]["derived_plain"]
+    assert fitted[0]["derived_altered"] == len(EVALUATION)  # the one variant under every alteration
