@@ -9,14 +9,12 @@ combinations are scored from those.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from artsim.core.alterations import EVALUATION, Alteration
 from artsim.core.metrics import pair_aucs, strength_spearmans
@@ -32,12 +30,13 @@ from artsim.evaluate.breakdowns import (
 )
 from artsim.evaluate.calibration import calibrated, held_out_verdicts
 from artsim.evaluate.calibration_pairs import ValPairs, calibration_variants, fitting_scores
-from artsim.evaluate.embedding import EmbeddedImages, embed_files, score_embedding_pairs
+from artsim.evaluate.embedding import score_embedding_pairs
 from artsim.evaluate.held_out import held_out_pairs, held_out_scores
-from artsim.evaluate.peers import HASH_NAMES, PeerSignatures, peer_similarities_of_pairs, signatures_of
+from artsim.evaluate.peers import PeerSignatures, peer_similarities_of_pairs
 from artsim.evaluate.predictions import collection_table, prediction_table
+from artsim.evaluate.readings import DescribedCollection, describer, read_images, scorer_inputs, usable_ids
 from artsim.evaluate.regression import evaluation_report, mae_by_kind, train_mean_score
-from artsim.evaluate.scorer_inputs import DescriptorWeighting, ScorerInputs, Shortlisting, score_blocks
+from artsim.evaluate.scorer_inputs import Shortlisting, score_blocks
 from artsim.evaluate.source_retrieval import OUTSIDE_SHORTLIST, retrieval_report, retrieval_task, sampled_rows
 from artsim.evaluate.transformed import (
     AlteredReaders,
@@ -50,9 +49,7 @@ from artsim.evaluate.verdict import Thresholds, thresholds_at_precision
 from artsim.index import DEFAULT_SHORTLIST
 from artsim.index.query import Calibration
 from artsim.learn.models import SiameseRegressor, default_device
-from artsim.params import CLASSIC_SCORE_WEIGHTS, DescribeParams, ScoreWeights
-from artsim.score.scorer import DescriptorScorer
-from artsim.score.similarity import DescriptorSet, TextureStats
+from artsim.params import CLASSIC_SCORE_WEIGHTS
 
 log = logging.getLogger(__name__)
 
@@ -63,23 +60,6 @@ SSIM_RETRIEVAL_MAX_PAIRS = 500_000
 DESCRIPTOR_ROWS = tuple(CLASSIC_SCORE_WEIGHTS)
 SCORER_ORDER = (*HEADLINE_SCORERS, *DESCRIPTOR_ROWS)
 NOT_MEASURED = thresholds_at_precision(np.zeros(0, dtype=bool), np.zeros(0))
-
-
-@dataclass(frozen=True)
-class DescribedCollection:
-    """Every image's descriptors with the texture stats and weights: the descriptor score of any
-    pair of them (the retrieval baseline). artsim.score.scorer.DescriptorScorer scores new images."""
-
-    descriptors: DescriptorSet
-    stats: TextureStats
-    weights: ScoreWeights
-    # How the pipeline described its images: evaluate describes the altered test variants with it
-    # (None: the descriptor score does not take part in the transformed evaluation).
-    describe: DescribeParams | None = None
-
-    @property
-    def weighting(self) -> DescriptorWeighting:
-        return DescriptorWeighting(self.stats, self.weights.as_dict())
 
 
 @dataclass(frozen=True)
@@ -100,21 +80,6 @@ class Evaluation:
     thresholds: dict[str, Thresholds]
     search_default_by: str  # of model, phash, fused: the best MRR on held-out queries plain and transformed
     calibration: Calibration | None = None  # fused's; None where val has no derived and unrelated pair
-
-
-@dataclass(frozen=True)
-class _Readers:
-    """What every scorer read of each image: the model's embeddings and the peers' signatures."""
-
-    images: EmbeddedImages
-    signatures: PeerSignatures
-
-    def readable(self, paths: pd.Series | list[Path]) -> np.ndarray:
-        return self.images.readable(paths) & self.signatures.readable(paths)
-
-    @property
-    def unreadable(self) -> frozenset[Path]:
-        return self.images.unreadable | self.signatures.unreadable
 
 
 def evaluate_on_test(
@@ -155,7 +120,7 @@ def evaluate_on_test(
     test = pairs[pairs["split"] == "test"].reset_index(drop=True)
     collection = collection_table(originals)
     val = calibration_variants(pairs[pairs["split"] == "val"], calibration_max_queries, seed)
-    readers, ssim_ranks = _read_images(model, test, collection, image_size, batch_size, device, loader_workers,
+    readers, ssim_ranks = read_images(model, test, collection, image_size, batch_size, device, loader_workers,
                                        ssim_retrieval_max_pairs, min(shortlist, len(collection)), max_sampled_queries,
                                        list(val["generated_path"]))
     usable = readers.readable(test["original_path"]) & readers.readable(test["generated_path"])
@@ -166,13 +131,13 @@ def evaluate_on_test(
     predictions = prediction_table(scored, prediction, dict(zip(collection["id"], collection["style"])))
     task = retrieval_task(test, collection, usable_ids(test, collection, readers, descriptor_scorer))
     queries, candidates = (
-        _scorer_inputs(readers, paths, ids, descriptor_scorer, ssim_ranks)
+        scorer_inputs(readers, paths, ids, descriptor_scorer, ssim_ranks)
         for paths, ids in ((task.query_paths, task.query_ids), (task.candidate_paths, task.candidate_ids))
     )
     weighting = descriptor_scorer.weighting if descriptor_scorer is not None else None
     originals_table = pd.DataFrame({"id": task.candidate_ids, "path": task.candidate_paths})
     sampled = sampled_rows(len(task.query_ids), max_sampled_queries, seed)
-    altered = AlteredReaders(model, image_size, batch_size, device, _describer(descriptor_scorer), with_greys=(
+    altered = AlteredReaders(model, image_size, batch_size, device, describer(descriptor_scorer), with_greys=(
         _ssim_ranks_transformed(ssim_ranks, len(sampled) * min(shortlist, len(task.candidate_ids)),
                                 len(alterations), ssim_retrieval_max_pairs)))
     val_pairs = held_out_pairs(val[readers.readable(val["generated_path"])], originals_table, negatives_per_query, seed)
@@ -234,73 +199,6 @@ def _with_thresholds(
 ) -> dict[str, dict[str, Any]]:
     # A scorer without held-out scores (fused uncalibrated, the descriptor score undescribed): the same keys, null.
     return {name: {**figures, **thresholds.get(name, NOT_MEASURED).report()} for name, figures in headline.items()}
-
-
-def _describer(descriptor_scorer: DescribedCollection | None) -> Callable | None:
-    if descriptor_scorer is None or descriptor_scorer.describe is None:
-        return None
-    return DescriptorScorer(
-        descriptor_scorer.describe, descriptor_scorer.weights, descriptor_scorer.stats
-    ).describe_image
-
-
-def _read_images(
-    model: SiameseRegressor, test: pd.DataFrame, collection: pd.DataFrame, image_size: int, batch_size: int,
-    device: torch.device, loader_workers: int, ssim_retrieval_max_pairs: int, shortlist: int,
-    max_sampled_queries: int | None, val_paths: list[Path],
-) -> tuple[_Readers, bool]:
-    """Every test pair image, every candidate and every val variant (`val_paths`, for the calibration), embedded
-    once and signed once; and whether SSIM ranks."""
-    pair_paths = [*test["original_path"], *test["generated_path"]]
-    paths = [*pair_paths, *collection["path"], *val_paths]
-    images = embed_files(model, paths, image_size, batch_size, device, loader_workers)
-    queries = test.loc[test["positive"].astype(bool), "generated_id"].nunique()
-    queries = min(queries, max_sampled_queries or queries)  # SSIM ranks the sample, each query its shortlist
-    ssim_ranks = queries * shortlist <= ssim_retrieval_max_pairs
-    if not ssim_ranks:
-        log.warning("SSIM retrieval skipped: %d queries x %d shortlisted candidates exceed %d combinations",
-                    queries, shortlist, ssim_retrieval_max_pairs)
-    # Grey thumbnails (16 KB an image) only where SSIM is computed: never of a val variant (the calibration's pairs
-    # are scored by the model and the hashes), of the candidates only where SSIM ranks; kept in the order of the
-    # retrieval's candidates and queries, which then read them in place (PeerSignatures.greys).
-    ranked = retrieval_task(test, collection, set(pd.concat([collection["id"], test["generated_id"]]).astype(str)))
-    signatures = signatures_of(paths, grey_for=[*ranked.candidate_paths, *ranked.query_paths, *pair_paths]
-                               if ssim_ranks else pair_paths)
-    return _Readers(images, signatures), ssim_ranks
-
-
-def described_ids(pairs: pd.DataFrame, collection: pd.DataFrame) -> set[str]:
-    """The images whose descriptors evaluate_on_test reads: every original of `collection` and both images of every
-    test pair of `pairs`. The train and val variants are never scored by the descriptor score here (at the study
-    they are most of descriptors.parquet), so a stage reads these rows only (read_descriptors(path, ids))."""
-    test = pairs[pairs["split"] == "test"]
-    return set(pd.concat([collection["id"], test["original_id"], test["generated_id"]]).astype(str))
-
-
-def usable_ids(test_pairs: pd.DataFrame, collection: pd.DataFrame, readers: _Readers,
-               descriptor_scorer: DescribedCollection | None) -> set[str]:
-    """Ids of the images every scorer read and, when the descriptor score ranks, that are described:
-    every ranking then runs on the very same queries and candidates."""
-    ids = pd.concat(
-        [test_pairs["original_id"], test_pairs["generated_id"], collection["id"]], ignore_index=True
-    ).astype(str)
-    paths = [*test_pairs["original_path"], *test_pairs["generated_path"], *collection["path"]]
-    described = descriptor_scorer.descriptors.described(ids) if descriptor_scorer is not None else True
-    return set(ids[readers.readable(paths) & described])
-
-
-def _scorer_inputs(readers: _Readers, paths: list[Path], ids: list[str], descriptor_scorer: DescribedCollection | None,
-                   with_greys: bool) -> ScorerInputs:
-    """Every scorer's reading of these images (all read by every scorer: see usable_ids)."""
-    images, signatures = readers.images, readers.signatures
-    rows = signatures.rows(paths)
-    described = descriptor_scorer is not None and len(ids) > 0
-    return ScorerInputs(
-        embeddings=images.embeddings[images.rows(paths)],
-        descriptors=descriptor_scorer.descriptors.select(ids) if described else None,
-        hashes={name: signatures.hashes(name)[rows] for name in HASH_NAMES},
-        greys=signatures.greys(paths) if with_greys else None,
-    )
 
 
 def _pair_scores(scored: pd.DataFrame, prediction: np.ndarray, signatures: PeerSignatures,

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +13,10 @@ import yaml
 from PIL import Image
 from torch import Tensor, nn
 
-from artsim.core.images import as_image_file
 from artsim.core.metrics import pair_aucs, strength_spearmans
 from artsim.describe import table as descriptor_io
 from artsim.describe.run import describe_manifests
-from artsim.evaluate import PREDICTION_COLUMNS, DescribedCollection, described_ids, evaluate_on_test
-from artsim.evaluate import run as evaluate_run
+from artsim.evaluate import PREDICTION_COLUMNS, DescribedCollection, evaluate_on_test
 from artsim.evaluate.breakdowns import DEFAULT_MRR, best_search_ranking, error_by_strength, error_by_style
 from artsim.evaluate.regression import (
     baseline_metrics,
@@ -263,50 +260,6 @@ def test_embed_once_gives_the_predictions_of_two_passes_per_pair(tmp_path: Path)
     assert len(got) == len(expected) == 24
     np.testing.assert_allclose(got.loc[expected.index].to_numpy(), expected.to_numpy(), atol=1e-5)
     assert np.ptp(expected.to_numpy()) > 0.05  # a constant model would agree with anything
-
-
-def test_evaluate_reads_no_descriptor_nor_grey_thumbnail_it_does_not_score(tmp_path: Path, monkeypatch) -> None:
-    """The stage reads the descriptors of the collection and of the test pairs only (described_ids), and keeps the
-    grey thumbnail of no val variant: the figures are those of reading every image's descriptors."""
-    paths = build_tiny_project(tmp_path)
-    pairs = mostly_test(resolved_pairs(paths))
-    pairs = pairs.assign(split=np.where(pairs["original_id"].isin(["o9", "o10"]), "val", pairs["split"]))
-    originals, every = collection(paths, mostly_test=True), descriptor_scorer(paths)
-    needed = described_ids(pairs, originals)
-    test = pairs[pairs["split"] == "test"]
-    val = pairs[(pairs["split"] == "val") & ~pairs["generated_id"].isin(test["generated_id"])]  # in no test pair
-    assert len(val) and needed.isdisjoint(val["generated_id"]) and needed < set(every.descriptors.ids)
-    some = replace(every, descriptors=descriptor_io.read_descriptors(describe_tiny_project(paths), needed))
-    assert len(some.descriptors) == len(needed) < len(every.descriptors)
-    greyed, signatures_of = [], evaluate_run.signatures_of
-
-    def recorded_signatures(paths, grey_for=None):
-        greyed.append(None if grey_for is None else {as_image_file(p) for p in grey_for})
-        return signatures_of(paths, grey_for)
-
-    monkeypatch.setattr(evaluate_run, "signatures_of", recorded_signatures)
-    reports = [json.dumps(evaluate_on_test(random_model(), pairs, originals, 32, 4, descriptor_scorer=described,
-                                           alterations=NO_TRANSFORMED_SET).report, sort_keys=True)
-               for described in (every, some)]
-    assert reports[0] == reports[1] and '"n_queries": 0' not in reports[0]
-    assert greyed[0] is not None and greyed[0].isdisjoint(as_image_file(p) for p in val["generated_path"])
-    assert {as_image_file(p) for p in originals["path"]} <= greyed[0]  # SSIM ranks: every candidate's thumbnail
-
-
-def test_the_candidates_and_queries_read_their_thumbnails_in_place(tmp_path: Path, monkeypatch) -> None:
-    paths = build_tiny_project(tmp_path)
-    inputs, scorer_inputs = [], evaluate_run._scorer_inputs
-
-    def recorded(readers, *args):
-        inputs.append((readers.signatures.grey, scorer_inputs(readers, *args)))
-        return inputs[-1][1]
-
-    monkeypatch.setattr(evaluate_run, "_scorer_inputs", recorded)
-    evaluate_on_test(random_model(), mostly_test(resolved_pairs(paths)), collection(paths, mostly_test=True), 32, 4,
-                     alterations=NO_TRANSFORMED_SET)
-    (kept, queries), (_, candidates) = inputs
-    assert len(queries) and len(candidates) and len(kept) >= len(queries) + len(candidates)
-    assert np.shares_memory(queries.greys, kept) and np.shares_memory(candidates.greys, kept)
 
 
 class PixelModel(nn.Module):

@@ -1,0 +1,66 @@
+"""What evaluate reads of each image: the descriptors and thumbnails it scores, and no others; each read once."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from artsim.core.images import as_image_file
+from artsim.describe import table as descriptor_io
+from artsim.evaluate import described_ids, evaluate_on_test, readings
+from artsim.evaluate import run as evaluate_run
+from tests.evaluate.test_run import (
+    NO_TRANSFORMED_SET,
+    collection,
+    describe_tiny_project,
+    descriptor_scorer,
+    mostly_test,
+    random_model,
+)
+from tests.support.tiny_project import build_tiny_project, resolved_pairs
+
+
+def test_evaluate_reads_no_descriptor_nor_grey_thumbnail_it_does_not_score(tmp_path: Path, monkeypatch) -> None:
+    """The stage reads the descriptors of the collection and of the test pairs only (described_ids), and keeps the
+    grey thumbnail of no val variant: the figures are those of reading every image's descriptors."""
+    paths = build_tiny_project(tmp_path)
+    pairs = mostly_test(resolved_pairs(paths))
+    pairs = pairs.assign(split=np.where(pairs["original_id"].isin(["o9", "o10"]), "val", pairs["split"]))
+    originals, every = collection(paths, mostly_test=True), descriptor_scorer(paths)
+    needed = described_ids(pairs, originals)
+    test = pairs[pairs["split"] == "test"]
+    val = pairs[(pairs["split"] == "val") & ~pairs["generated_id"].isin(test["generated_id"])]  # in no test pair
+    assert len(val) and needed.isdisjoint(val["generated_id"]) and needed < set(every.descriptors.ids)
+    some = replace(every, descriptors=descriptor_io.read_descriptors(describe_tiny_project(paths), needed))
+    assert len(some.descriptors) == len(needed) < len(every.descriptors)
+    greyed, signatures_of = [], readings.signatures_of
+
+    def recorded_signatures(paths, grey_for=None):
+        greyed.append(None if grey_for is None else {as_image_file(p) for p in grey_for})
+        return signatures_of(paths, grey_for)
+
+    monkeypatch.setattr(readings, "signatures_of", recorded_signatures)
+    reports = [json.dumps(evaluate_on_test(random_model(), pairs, originals, 32, 4, descriptor_scorer=described,
+                                           alterations=NO_TRANSFORMED_SET).report, sort_keys=True)
+               for described in (every, some)]
+    assert reports[0] == reports[1] and '"n_queries": 0' not in reports[0]
+    assert greyed[0] is not None and greyed[0].isdisjoint(as_image_file(p) for p in val["generated_path"])
+    assert {as_image_file(p) for p in originals["path"]} <= greyed[0]  # SSIM ranks: every candidate's thumbnail
+
+
+def test_the_candidates_and_queries_read_their_thumbnails_in_place(tmp_path: Path, monkeypatch) -> None:
+    paths = build_tiny_project(tmp_path)
+    inputs, scorer_inputs = [], evaluate_run.scorer_inputs
+
+    def recorded(readers, *args):
+        inputs.append((readers.signatures.grey, scorer_inputs(readers, *args)))
+        return inputs[-1][1]
+
+    monkeypatch.setattr(evaluate_run, "scorer_inputs", recorded)
+    evaluate_on_test(random_model(), mostly_test(resolved_pairs(paths)), collection(paths, mostly_test=True), 32, 4,
+                     alterations=NO_TRANSFORMED_SET)
+    (kept, queries), (_, candidates) = inputs
+    assert len(queries) and len(candidates) and len(kept) >= len(queries) + len(candidates)
+    assert np.shares_memory(queries.greys, kept) and np.shares_memory(candidates.greys, kept)
