@@ -1,0 +1,127 @@
+"""The parts of evaluate's memory that grow with the collection, measured at the study's scale (issue 28) on
+bench/score_at_scale.py's replicated inputs (81,444 originals, their variants, descriptors.parquet and the score
+stage's pairs.parquet with their splits). evaluate itself cannot run there on this machine (it embeds every image:
+hours); these are its data structures at that size, each built in a fresh process as the stage builds it:
+
+- descriptors: read_descriptors of the whole file, and of the images evaluate scores (described_ids: the collection
+  and the test pairs) as the stage now reads it;
+- held-out pairs: each split's variants with their source and `evaluate.negatives_per_query` unrelated originals
+  (params.yaml's), built and then walked a chunk at a time as held_out_scores walks them; the val split's capped to
+  `evaluate.calibration_max_queries` variants where the code has that cap.
+
+Each row is peak RSS above the process's RSS once its inputs are loaded (ru_maxrss; MiB). --baseline REV measures the
+held-out pairs with REV's code too, on the same inputs, in the same run.
+
+    nice .venv/bin/python bench/evaluate_at_scale.py --source /tmp/score-scale/n81444 --work /tmp/evaluate-scale \
+        --baseline ad89c12
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# After PYTHONPATH: a measuring child imports the artsim of the code it was given (a baseline's, or this commit's).
+sys.path.append(str(REPO_ROOT))
+
+from bench.results import record, source  # noqa: E402
+from bench.score_at_scale import INPUTS, code_at  # noqa: E402
+
+PAIRS = Path("data/pairs/pairs.parquet")
+SPLITS = ("val", "test")
+
+
+def rss_mib() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * 4096 / 2**20
+
+
+def measure_descriptors(folder: Path, scored_only: bool) -> dict[str, float]:
+    import pandas as pd
+
+    from artsim.describe.table import read_descriptors
+    from artsim.evaluate import described_ids
+
+    ids = (described_ids(pd.read_parquet(folder / PAIRS), pd.read_parquet(folder / INPUTS[0]))
+           if scored_only else None)
+    start = rss_mib()
+    images = read_descriptors(folder / INPUTS[2], ids)
+    return {"images": len(images), "peak_above_start_mib": peak_mib() - start}
+
+
+def measure_pairs(folder: Path, split: str, negatives: int | None, calibration_cap: int | None, seed: int
+                  ) -> dict[str, float]:
+    import pandas as pd
+
+    from artsim.evaluate import calibration_pairs, held_out
+
+    pairs = pd.read_parquet(folder / PAIRS, columns=["original_id", "generated_id", "positive", "split"])
+    originals = pd.read_parquet(folder / INPUTS[0], columns=["id", "path"])
+    variants = pairs[pairs["split"] == split]
+    variants = variants.assign(generated_path=[Path(f"data/generated/{i}.jpg") for i in variants["generated_id"]])
+    if split == "val" and hasattr(calibration_pairs, "calibration_variants"):  # code that caps the calibration's
+        variants = calibration_pairs.calibration_variants(variants, calibration_cap, seed)
+    start = rss_mib()
+    built = held_out.held_out_pairs(variants, originals, negatives, seed)
+    chunk = built.frame if hasattr(built, "frame") else (lambda first, last: built.iloc[first:last])
+    for first in range(0, len(built), held_out.PAIRS_PER_CHUNK):  # as held_out_scores walks them
+        chunk(first, first + held_out.PAIRS_PER_CHUNK)
+    return {"pairs": len(built), "peak_above_start_mib": peak_mib() - start}
+
+
+def peak_mib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child(kind: str, folder: Path, code: Path, *args: str) -> dict[str, float]:
+    """One measurement in a fresh process running `code`'s artsim (its ru_maxrss is its own)."""
+    env = {"PYTHONPATH": str(code), "OMP_WAIT_POLICY": "PASSIVE", "PATH": str(Path(sys.executable).parent)}
+    completed = subprocess.run([sys.executable, __file__, "--measure", kind, str(folder), *args], check=True,
+                               capture_output=True, text=True, env=env)
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--source", type=Path, help="bench/score_at_scale.py's folder at one size (required)")
+    parser.add_argument("--work", type=Path, help="where a baseline's code is written (required)")
+    parser.add_argument("--baseline", default=None, help="a commit whose held-out pairs are measured too")
+    parser.add_argument("--measure", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        kind, folder, *rest = args.measure
+        figures = (measure_descriptors(Path(folder), rest == ["scored"]) if kind == "descriptors" else
+                   measure_pairs(Path(folder), rest[0], *(None if v == "null" else int(v) for v in rest[1:])))
+        print(json.dumps(figures))
+        return
+    if args.source is None or args.work is None:
+        parser.error("--source and --work are required")
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))
+    negatives, cap = params["evaluate"]["negatives_per_query"], params["evaluate"]["calibration_max_queries"]
+    settings = [str(negatives), str(cap), str(params["seed"])]
+    codes = {"this commit": None, **({f"at {args.baseline}": args.baseline} if args.baseline else {})}
+    rows = []
+    for what, label in (("whole", "every image (as before)"), ("scored", "described_ids (as the stage reads)")):
+        figures = child("descriptors", args.source, REPO_ROOT, what)
+        rows.append(["descriptors", label, f"{figures['images']:,}", f"{figures['peak_above_start_mib']:.0f}"])
+        print(rows[-1], flush=True)
+    for split in SPLITS:
+        for label, revision in codes.items():
+            figures = child("pairs", args.source, code_at(revision, args.work), split, *settings)
+            rows.append([f"held-out pairs, {split}", label, f"{figures['pairs']:,}",
+                         f"{figures['peak_above_start_mib']:.0f}"])
+            print(rows[-1], flush=True)
+    record("evaluate_at_scale", ["structure", "read or built by", "images or pairs", "peak MiB above its inputs"],
+           rows, note=source(f"inputs: {args.source.name} (bench/score_at_scale.py); negatives_per_query "
+                             f"{negatives}, calibration_max_queries {cap}"))
+
+
+if __name__ == "__main__":
+    main()
