@@ -98,10 +98,16 @@ def remeasure(work: Path, count: int, revision: str, first: str, cap: int | None
         shutil.rmtree(workspace / folder)
     extract_revision(revision, workspace, ("artsim", "stages"))
     set_params(workspace, {"evaluate.max_sampled_queries": cap})
-    before = (root / "revision.txt").read_text().strip()
-    (root / "revision.txt").write_text(f"{before}, {first} on at {revision}")
+    (root / "revision.txt").write_text(revision_note((root / "revision.txt").read_text().strip(), first, revision))
     run_stages(workspace, root, env, STAGES[STAGES.index(first):], count, force=True)
     return measured(root)
+
+
+def revision_note(before: str, first: str, revision: str) -> str:
+    """The workspace's revision note once the stages from `first` on are measured with `revision`: what an earlier
+    remeasure said of those stages (now measured again, or cut short) is dropped."""
+    later = "|".join(map(re.escape, STAGES[STAGES.index(first):]))
+    return f"{re.sub(rf', ({later}) on at [^,]+', '', before)}, {first} on at {revision}"
 
 
 def run_stages(workspace: Path, root: Path, env: dict[str, str], stages: list[str], count: int,

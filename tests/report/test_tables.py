@@ -331,3 +331,17 @@ def test_a_part_of_a_bench_result_is_recorded_beside_its_table_and_neither_run_d
     assert "measured by: python bench/search.py --synthetic 100000:512," in synthetic_table
     with pytest.raises(SystemExit, match="the parts of bench/search: \\['real'\\]"):
         GEN.table("bench/search/no_such_part")
+
+
+def test_a_stage_measured_again_is_named_with_the_last_commit_that_measured_it(monkeypatch):
+    """growth --from-stage: an earlier remeasure of the same stages (or one cut short) no longer describes them."""
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "bench"))
+    import growth
+
+    again = growth.revision_note("dc61336, evaluate on at b62dec0, evaluate on at 81ae1f6", "evaluate", "23a928b")
+    assert again == "dc61336, evaluate on at 23a928b"
+    assert growth.revision_note("dc61336", "siamese", "abc1234") == "dc61336, siamese on at abc1234"
+    earlier_stage = growth.revision_note("dc61336, siamese on at abc1234", "evaluate", "def5678")
+    assert earlier_stage == "dc61336, siamese on at abc1234, evaluate on at def5678"
+    later_stage = growth.revision_note("dc61336, evaluate on at def5678", "siamese", "0a1b2c3")
+    assert later_stage == "dc61336, siamese on at 0a1b2c3"
