@@ -7,7 +7,9 @@ hours); these are its data structures at that size, each built in a fresh proces
   and the test pairs) as the stage now reads it;
 - held-out pairs: each split's variants with their source and `evaluate.negatives_per_query` unrelated originals
   (params.yaml's), built and then walked a chunk at a time as held_out_scores walks them; the val split's capped to
-  `evaluate.calibration_max_queries` variants where the code has that cap.
+  `evaluate.calibration_max_queries` variants where the code has that cap (and, for this commit, without it);
+- thumbnails: the grey thumbnails (16 KB an image) of the collection and the test variants held as the peer signatures
+  hold them, then read by the retrieval's candidates and queries and made SSIM proxies (what SSIM shortlists with).
 
 Each row is peak RSS above the process's RSS once its inputs are loaded (ru_maxrss; MiB). --baseline REV measures the
 held-out pairs with REV's code too, on the same inputs, in the same run.
@@ -64,7 +66,7 @@ def measure_pairs(folder: Path, split: str, negatives: int | None, calibration_c
     originals = pd.read_parquet(folder / INPUTS[0], columns=["id", "path"])
     variants = pairs[pairs["split"] == split]
     variants = variants.assign(generated_path=[Path(f"data/generated/{i}.jpg") for i in variants["generated_id"]])
-    if split == "val" and hasattr(calibration_pairs, "calibration_variants"):  # code that caps the calibration's
+    if split == "val" and calibration_cap and hasattr(calibration_pairs, "calibration_variants"):  # code with the cap
         variants = calibration_pairs.calibration_variants(variants, calibration_cap, seed)
     start = rss_mib()
     built = held_out.held_out_pairs(variants, originals, negatives, seed)
@@ -72,6 +74,26 @@ def measure_pairs(folder: Path, split: str, negatives: int | None, calibration_c
     for first in range(0, len(built), held_out.PAIRS_PER_CHUNK):  # as held_out_scores walks them
         chunk(first, first + held_out.PAIRS_PER_CHUNK)
     return {"pairs": len(built), "peak_above_start_mib": peak_mib() - start}
+
+
+def measure_thumbnails(folder: Path) -> dict[str, float]:
+    import numpy as np
+    import pandas as pd
+
+    from artsim.evaluate.peers import SSIM_SIZE, PeerSignatures, ssim_proxy
+
+    pairs = pd.read_parquet(folder / PAIRS, columns=["generated_id", "positive", "split"])
+    candidates = pd.read_parquet(folder / INPUTS[0], columns=["id"])["id"].astype(str).tolist()
+    queries = sorted(set(pairs.loc[(pairs["split"] == "test") & pairs["positive"], "generated_id"].astype(str)))
+    paths = [Path(f"{image_id}.jpg") for image_id in [*candidates, *queries]]
+    row_of = {path: row for row, path in enumerate(paths)}
+    grey = np.random.default_rng(0).integers(0, 256, (len(paths), SSIM_SIZE, SSIM_SIZE), dtype=np.uint8)
+    signatures = PeerSignatures(np.zeros(len(paths), np.uint64), np.zeros(len(paths), np.uint64), row_of, grey,
+                                row_of, frozenset())
+    start = rss_mib()
+    held = [(greys, ssim_proxy(greys)) for greys in (signatures.greys(paths[:len(candidates)]),
+                                                     signatures.greys(paths[len(candidates):]))]
+    return {"images": sum(len(greys) for greys, _ in held), "peak_above_start_mib": peak_mib() - start}
 
 
 def peak_mib() -> float:
@@ -98,6 +120,7 @@ def main() -> None:
     if args.measure:
         kind, folder, *rest = args.measure
         figures = (measure_descriptors(Path(folder), rest == ["scored"]) if kind == "descriptors" else
+                   measure_thumbnails(Path(folder)) if kind == "thumbnails" else
                    measure_pairs(Path(folder), rest[0], *(None if v == "null" else int(v) for v in rest[1:])))
         print(json.dumps(figures))
         return
@@ -105,7 +128,7 @@ def main() -> None:
         parser.error("--source and --work are required")
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))
     negatives, cap = params["evaluate"]["negatives_per_query"], params["evaluate"]["calibration_max_queries"]
-    settings = [str(negatives), str(cap), str(params["seed"])]
+    settings = ["null" if value is None else str(value) for value in (negatives, cap, params["seed"])]
     codes = {"this commit": None, **({f"at {args.baseline}": args.baseline} if args.baseline else {})}
     rows = []
     for what, label in (("whole", "every image (as before)"), ("scored", "described_ids (as the stage reads)")):
@@ -113,11 +136,19 @@ def main() -> None:
         rows.append(["descriptors", label, f"{figures['images']:,}", f"{figures['peak_above_start_mib']:.0f}"])
         print(rows[-1], flush=True)
     for split in SPLITS:
-        for label, revision in codes.items():
-            figures = child("pairs", args.source, code_at(revision, args.work), split, *settings)
+        runs = [(label, revision, settings) for label, revision in codes.items()]
+        if split == "val":  # the cap apart from the row numbers
+            runs.insert(1, ("this commit, no calibration cap", None, [settings[0], "null", settings[2]]))
+        for label, revision, these in runs:
+            figures = child("pairs", args.source, code_at(revision, args.work), split, *these)
             rows.append([f"held-out pairs, {split}", label, f"{figures['pairs']:,}",
                          f"{figures['peak_above_start_mib']:.0f}"])
             print(rows[-1], flush=True)
+    for label, revision in codes.items():
+        figures = child("thumbnails", args.source, code_at(revision, args.work))
+        rows.append(["thumbnails and SSIM proxies, candidates and test queries", label, f"{figures['images']:,}",
+                     f"{figures['peak_above_start_mib']:.0f}"])
+        print(rows[-1], flush=True)
     record("evaluate_at_scale", ["structure", "read or built by", "images or pairs", "peak MiB above its inputs"],
            rows, note=source(f"inputs: {args.source.name} (bench/score_at_scale.py); negatives_per_query "
                              f"{negatives}, calibration_max_queries {cap}"))

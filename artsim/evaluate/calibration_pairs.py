@@ -72,8 +72,11 @@ def altered_scores(val: ValPairs, kind: str, alteration: Alteration, scorers: Se
     rows = row_of_query[val.pairs.query_rows]
     altered = rows >= 0
     column_of = {str(image_id): column for column, image_id in enumerate(val.candidate_ids)}
-    column_of_original = np.array([column_of[image_id] for image_id in val.pairs.candidates["id"]], dtype=np.int64)
-    columns = column_of_original[val.pairs.columns[altered]]
+    paired, ids = val.pairs.columns[altered], val.pairs.candidates["id"].to_numpy()
+    column_of_original = np.zeros(len(ids), dtype=np.int64)  # of the originals paired: only they need a column
+    used = np.unique(paired)
+    column_of_original[used] = [column_of[str(ids[original])] for original in used]
+    columns = column_of_original[paired]
     exact = exact_scorers(val.readers.model, inputs, val.candidates, None, val.readers.device)
     return {POSITIVE: val.pairs.positive[altered],
             **{name: exact[name](rows[altered], columns[:, None]).reshape(len(columns)) for name in scorers},

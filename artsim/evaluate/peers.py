@@ -35,6 +35,7 @@ SSIM_WINDOW = 7  # scikit-image's default: a 7 x 7 uniform window
 SSIM_K1, SSIM_K2 = 0.01, 0.03
 # Side of the coarse thumbnail that shortlists candidates for SSIM (ssim_proxy): 1,024 floats an image.
 PROXY_SIDE = 32
+PROXY_BLOCK = 4096  # thumbnails made proxies at once
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,22 @@ def image_similarities(a: Image.Image, b: Image.Image) -> dict[str, float]:
 # --- many images ------------------------------------------------------------------------
 
 @dataclass(frozen=True)
+class Thumbnails:
+    """Grey thumbnails as rows of an array that holds them (PeerSignatures.grey): thumbnail i is
+    array[rows[i]], read in place. Indexed as the (n, SSIM_SIZE, SSIM_SIZE) array they stand for: by a row (a view)
+    or a slice (those rows, copied)."""
+
+    array: np.ndarray
+    rows: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int | slice) -> np.ndarray:
+        return self.array[self.rows[index]]
+
+
+@dataclass(frozen=True)
 class PeerSignatures:
     """Hashes of distinct image files (each decoded once), grey thumbnails of those asked for,
     and the files that did not decode."""
@@ -110,15 +127,9 @@ class PeerSignatures:
     def rows(self, paths: Iterable[ImageFile | str]) -> np.ndarray:
         return np.array([self.row_of[as_image_file(p)] for p in paths], dtype=np.int64)
 
-    def greys(self, paths: Iterable[ImageFile | str]) -> np.ndarray:
-        """The thumbnails of `paths` in their order: a read-only view where their rows follow one another (files
-        asked for in the order signatures_of kept them: no second 16 KB an image), else a copy."""
-        rows = np.array([self.grey_row_of[as_image_file(p)] for p in paths], dtype=np.int64)
-        if len(rows) and np.array_equal(rows, np.arange(rows[0], rows[0] + len(rows))):
-            view = self.grey[rows[0]:rows[0] + len(rows)]
-            view.flags.writeable = False
-            return view
-        return self.grey[rows]
+    def greys(self, paths: Iterable[ImageFile | str]) -> Thumbnails:
+        """The thumbnails of `paths` in their order, read where they are (no second 16 KB an image)."""
+        return Thumbnails(self.grey, np.array([self.grey_row_of[as_image_file(p)] for p in paths], dtype=np.int64))
 
     def readable(self, paths: Iterable[ImageFile | str]) -> np.ndarray:
         return np.array([as_image_file(p) not in self.unreadable for p in paths], dtype=bool)
@@ -132,15 +143,13 @@ class PeerSignatures:
 def signatures_of(
     paths: Iterable[ImageFile | str], grey_for: Iterable[ImageFile | str] | None = None
 ) -> PeerSignatures:
-    """The hashes of each distinct file, and the grey thumbnail of those in `grey_for` (None: all), kept in the
-    order of `grey_for` (of `paths` where None).
+    """The hashes of each distinct file, and the grey thumbnail of those in `grey_for` (None: all).
 
     A file that does not decode is listed (and logged), never fatal.
     """
     distinct = list(dict.fromkeys(as_image_file(p) for p in paths))
-    known = set(distinct)
-    grey_paths = distinct if grey_for is None else [
-        p for p in dict.fromkeys(as_image_file(p) for p in grey_for) if p in known]
+    wanted = set(distinct) if grey_for is None else {as_image_file(p) for p in grey_for}
+    grey_paths = [p for p in distinct if p in wanted]
     phash = np.zeros(len(distinct), dtype=np.uint64)
     dhash = np.zeros(len(distinct), dtype=np.uint64)
     grey = np.zeros((len(grey_paths), SSIM_SIZE, SSIM_SIZE), dtype=np.uint8)
@@ -194,16 +203,25 @@ def hash_score_blocks(
         yield start, hash_similarity(queries[start:start + rows, None], candidates[None, :])
 
 
-def ssim_scores(queries: np.ndarray, candidates: np.ndarray, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+def ssim_scores(queries: np.ndarray | Thumbnails, candidates: np.ndarray | Thumbnails, rows: np.ndarray,
+                columns: np.ndarray) -> np.ndarray:
     """ssim_similarity of thumbnail queries[rows[i]] with candidates[columns[i, j]]: an array shaped as columns."""
     return np.array([[ssim_similarity(queries[row], candidates[column]) for column in listed]
                      for row, listed in zip(rows, columns)], dtype=np.float64).reshape(np.shape(columns))
 
 
-def ssim_proxy(greys: np.ndarray) -> np.ndarray:
+def ssim_proxy(greys: np.ndarray | Thumbnails) -> np.ndarray:
     """A vector per grey thumbnail whose inner products shortlist candidates for SSIM: the thumbnail averaged
     down to PROXY_SIDE x PROXY_SIDE, centred and scaled to unit length (the Pearson correlation of the two
-    coarse images, the structure term SSIM measures window by window)."""
+    coarse images, the structure term SSIM measures window by window). PROXY_BLOCK thumbnails at a time: the
+    float64 transients (~28 KB a thumbnail) stay bounded however many candidates there are."""
+    proxies = np.zeros((len(greys), PROXY_SIDE * PROXY_SIDE), dtype=np.float32)
+    for start in range(0, len(greys), PROXY_BLOCK):
+        proxies[start:start + PROXY_BLOCK] = _coarse_unit_vectors(np.asarray(greys[start:start + PROXY_BLOCK]))
+    return proxies
+
+
+def _coarse_unit_vectors(greys: np.ndarray) -> np.ndarray:
     cell = SSIM_SIZE // PROXY_SIDE
     coarse = greys.reshape(len(greys), PROXY_SIDE, cell, PROXY_SIDE, cell).mean(axis=(2, 4)).reshape(len(greys), -1)
     centred = coarse - coarse.mean(axis=1, keepdims=True)

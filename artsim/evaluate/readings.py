@@ -2,8 +2,8 @@
 every candidate and the calibration's val variants; the descriptors of the collection and the test pairs
 (described_ids: a stage reads those rows only); and each scorer's reading of the retrieval's queries and candidates.
 
-Grey thumbnails (16 KB an image) are kept only where SSIM is computed, in the order of the retrieval's candidates and
-queries, which read them in place: memory grows with the collection by what one reading of each image holds.
+Grey thumbnails (16 KB an image) are kept only where SSIM is computed, and the retrieval's queries and candidates read
+them where they are (peers.Thumbnails): memory grows with the collection by what one reading of each image holds.
 """
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from artsim.core.images import as_image_file
 from artsim.evaluate.embedding import EmbeddedImages, embed_files
 from artsim.evaluate.peers import HASH_NAMES, PeerSignatures, signatures_of
 from artsim.evaluate.scorer_inputs import DescriptorWeighting, ScorerInputs
-from artsim.evaluate.source_retrieval import retrieval_task
 from artsim.learn.models import SiameseRegressor
 from artsim.params import DescribeParams, ScoreWeights
 from artsim.score.scorer import DescriptorScorer
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class DescribedCollection:
-    """Every image's descriptors with the texture stats and weights: the descriptor score of any
+    """The scored images' descriptors (described_ids) with the texture stats and weights: the descriptor score of any
     pair of them (the retrieval baseline). artsim.score.scorer.DescriptorScorer scores new images."""
 
     descriptors: DescriptorSet
@@ -54,10 +54,6 @@ class Readers:
 
     def readable(self, paths: pd.Series | list[Path]) -> np.ndarray:
         return self.images.readable(paths) & self.signatures.readable(paths)
-
-    @property
-    def unreadable(self) -> frozenset[Path]:
-        return self.images.unreadable | self.signatures.unreadable
 
 
 def describer(descriptor_scorer: DescribedCollection | None) -> Callable | None:
@@ -86,30 +82,37 @@ def read_images(
         log.warning("SSIM retrieval skipped: %d queries x %d shortlisted candidates exceed %d combinations",
                     queries, shortlist, ssim_retrieval_max_pairs)
     # Grey thumbnails (16 KB an image) only where SSIM is computed: never of a val variant (the calibration's pairs
-    # are scored by the model and the hashes), of the candidates only where SSIM ranks; kept in the order of the
-    # retrieval's candidates and queries, which then read them in place (PeerSignatures.greys).
-    ranked = retrieval_task(test, collection, set(pd.concat([collection["id"], test["generated_id"]]).astype(str)))
-    signatures = signatures_of(paths, grey_for=[*ranked.candidate_paths, *ranked.query_paths, *pair_paths]
-                               if ssim_ranks else pair_paths)
+    # are scored by the model and the hashes), of the candidates only where SSIM ranks.
+    signatures = signatures_of(paths, grey_for=[*pair_paths, *collection["path"]] if ssim_ranks else pair_paths)
     return Readers(images, signatures), ssim_ranks
 
 
+def scored_images(test_pairs: pd.DataFrame, collection: pd.DataFrame) -> tuple[pd.Series, list[Path]]:
+    """The ids (as str) and files of the images evaluate scores: both images of every test pair, then every original of
+    the collection (an image may come more than once)."""
+    ids = pd.concat([test_pairs["original_id"], test_pairs["generated_id"], collection["id"]], ignore_index=True)
+    return ids.astype(str), [*test_pairs["original_path"], *test_pairs["generated_path"], *collection["path"]]
+
+
+def unreadable_scored(readers: Readers, test_pairs: pd.DataFrame, collection: pd.DataFrame) -> int:
+    """How many of the images scored (scored_images, each once) did not decode. The calibration's val variants are a
+    sample (calibration_variants): counting them would make the figure hang on it."""
+    paths = list(dict.fromkeys(map(as_image_file, scored_images(test_pairs, collection)[1])))
+    return int((~readers.readable(paths)).sum())
+
+
 def described_ids(pairs: pd.DataFrame, collection: pd.DataFrame) -> set[str]:
-    """The images whose descriptors evaluate_on_test reads: every original of `collection` and both images of every
-    test pair of `pairs`. The train and val variants are never scored by the descriptor score here (at the study
-    they are most of descriptors.parquet), so a stage reads these rows only (read_descriptors(path, ids))."""
-    test = pairs[pairs["split"] == "test"]
-    return set(pd.concat([collection["id"], test["original_id"], test["generated_id"]]).astype(str))
+    """The images whose descriptors evaluate_on_test reads (scored_images of the test split's pairs). The train and val
+    variants are never scored by the descriptor score here (at the study they are most of descriptors.parquet), so a
+    stage reads these rows only (read_descriptors(path, ids))."""
+    return set(scored_images(pairs[pairs["split"] == "test"], collection)[0])
 
 
 def usable_ids(test_pairs: pd.DataFrame, collection: pd.DataFrame, readers: Readers,
                descriptor_scorer: DescribedCollection | None) -> set[str]:
     """Ids of the images every scorer read and, when the descriptor score ranks, that are described:
     every ranking then runs on the very same queries and candidates."""
-    ids = pd.concat(
-        [test_pairs["original_id"], test_pairs["generated_id"], collection["id"]], ignore_index=True
-    ).astype(str)
-    paths = [*test_pairs["original_path"], *test_pairs["generated_path"], *collection["path"]]
+    ids, paths = scored_images(test_pairs, collection)
     described = descriptor_scorer.descriptors.described(ids) if descriptor_scorer is not None else True
     return set(ids[readers.readable(paths) & described])
 

@@ -34,7 +34,14 @@ from artsim.evaluate.embedding import score_embedding_pairs
 from artsim.evaluate.held_out import held_out_pairs, held_out_scores
 from artsim.evaluate.peers import PeerSignatures, peer_similarities_of_pairs
 from artsim.evaluate.predictions import collection_table, prediction_table
-from artsim.evaluate.readings import DescribedCollection, describer, read_images, scorer_inputs, usable_ids
+from artsim.evaluate.readings import (
+    DescribedCollection,
+    describer,
+    read_images,
+    scorer_inputs,
+    unreadable_scored,
+    usable_ids,
+)
 from artsim.evaluate.regression import evaluation_report, mae_by_kind, train_mean_score
 from artsim.evaluate.scorer_inputs import Shortlisting, score_blocks
 from artsim.evaluate.source_retrieval import OUTSIDE_SHORTLIST, retrieval_report, retrieval_task, sampled_rows
@@ -163,7 +170,7 @@ def evaluate_on_test(
         **evaluation_report(target, prediction, baseline),
         **mae_by_kind(target, prediction, positive),
         "n_skipped_pairs": int((~usable).sum()),
-        "n_unreadable_images": len(readers.unreadable),
+        "n_unreadable_images": unreadable_scored(readers, test, collection),
         "n_queries": len(task.query_ids),
         "n_candidates": len(task.candidate_ids),
         "n_candidates_test_only": len(task.test_columns),

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from artsim.core.hashes import hash_similarity
 from artsim.evaluate.embedding import PAIRS_PER_CALL, score_embedding_pairs
-from artsim.evaluate.peers import HASH_NAMES, hash_score_blocks, ssim_proxy, ssim_scores
+from artsim.evaluate.peers import HASH_NAMES, Thumbnails, hash_score_blocks, ssim_proxy, ssim_scores
 from artsim.evaluate.shortlists import (
     ExactScores,
     descriptor_proxy,
@@ -48,7 +48,7 @@ class ScorerInputs:
     embeddings: Tensor                 # (n, embedding_dim)
     descriptors: DescriptorSet | None
     hashes: Mapping[str, np.ndarray]   # HASH_NAMES -> (n,) uint64
-    greys: np.ndarray | None           # (n, SSIM_SIZE, SSIM_SIZE) uint8
+    greys: np.ndarray | Thumbnails | None  # (n, SSIM_SIZE, SSIM_SIZE) uint8, or rows of the array holding them
 
     def __len__(self) -> int:
         return len(self.hashes["phash"])
@@ -78,7 +78,7 @@ def exact_scorers(model: SiameseRegressor, queries: ScorerInputs, candidates: Sc
     the head's score and the pHash similarity (None without `calibration`: its rank fusion scores no pair)."""
     def head(rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
         pairs = (torch.as_tensor(np.repeat(rows, columns.shape[1]), dtype=torch.long),
-                 torch.tensor(np.ravel(columns), dtype=torch.long))  # a copy: a shortlist's columns are read-only
+                 torch.tensor(np.ravel(columns), dtype=torch.long))  # a copy: torch warns on a read-only array
         return score_embedding_pairs(model, queries.embeddings, candidates.embeddings, device,
                                      rows=pairs).reshape(np.shape(columns))
 

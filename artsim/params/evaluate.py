@@ -1,5 +1,6 @@
-"""Block `evaluate`: how the test images are embedded (run-only keys), how far the retrieval ranks, and how many
-unrelated originals each held-out variant is judged against (the verdict's negatives)."""
+"""Block `evaluate`: how the test images are embedded (run-only keys), how far the retrieval ranks, how many held-out
+variants the costly parts sample (SSIM's ranking and the transformed set; fused's calibration), and how many unrelated
+originals each held-out variant is judged against (the verdict's negatives)."""
 from __future__ import annotations
 
 from pydantic import Field

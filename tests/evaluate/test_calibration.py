@@ -273,11 +273,10 @@ def test_held_out_pairs_are_rows_whose_chunks_write_the_table_of_every_pair() ->
     chunks = pd.concat([pairs.frame(start, start + 7) for start in range(0, len(pairs), 7)], ignore_index=True)
     pd.testing.assert_frame_equal(chunks, whole)
     assert list(whole["query_id"]) == sorted(whole["query_id"])  # variants in id order, whatever the input's order
-    assert all(array.dtype.itemsize * len(pairs) == array.nbytes for array in (pairs.query_rows, pairs.columns))
-    assert pairs.query_rows.dtype == pairs.columns.dtype == np.int64 and pairs.positive.dtype == bool
+    assert sum(array.nbytes for array in (pairs.query_rows, pairs.columns, pairs.positive)) == 17 * len(pairs)
 
 
-def test_no_variant_gives_no_pair_and_one_empty_chunk() -> None:
+def test_no_variant_gives_no_pair() -> None:
     variants, candidates = variants_and_originals(3, 5)
     pairs = held_out_pairs(variants.iloc[:0], candidates, 2, seed=0)
     assert len(pairs) == 0 and list(pairs.frame().columns) == held_out.PAIR_COLUMNS and pairs.frame().empty

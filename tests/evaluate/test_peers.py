@@ -17,6 +17,7 @@ from artsim.evaluate.peers import (
     image_similarities,
     peer_similarities_of_pairs,
     signatures_of,
+    ssim_proxy,
 )
 from tests.support.helpers import SAMPLE_DIR
 
@@ -97,17 +98,20 @@ def test_signatures_decode_each_file_once_and_report_the_bad_one(
     assert {name: values[1] for name, values in pairs.items()} == pytest.approx(direct, abs=0.05)
 
 
-def test_thumbnails_asked_for_in_the_order_kept_are_read_in_place_others_copied() -> None:
-    """Evaluate keeps the thumbnails in its candidates' order and reads them back so: one copy of 16 KB an image,
-    however many originals; asked for in another order, the same values in a copy."""
-    signatures = signatures_of([*PAINTINGS, PAINTINGS[0]], grey_for=[PAINTINGS[2], PAINTINGS[0], PAINTINGS[1]])
-    assert [signatures.grey_row_of[p] for p in (PAINTINGS[2], PAINTINGS[0], PAINTINGS[1])] == [0, 1, 2]
-    in_place = signatures.greys([PAINTINGS[0], PAINTINGS[1]])
-    assert np.shares_memory(in_place, signatures.grey) and not in_place.flags.writeable
-    copied = signatures.greys([PAINTINGS[1], PAINTINGS[0]])
-    assert not np.shares_memory(copied, signatures.grey)
-    assert np.array_equal(copied, in_place[::-1]) and in_place.any()
-    assert signatures.greys([]).shape == (0, *signatures.grey.shape[1:])
+def test_thumbnails_are_read_where_they_are_kept_in_any_order(monkeypatch) -> None:
+    """Evaluate's queries and candidates read the thumbnails in place (no second 16 KB an image, whichever images
+    are left out); their SSIM proxies are those of a copy, made a block at a time with the same bits."""
+    signatures = signatures_of([*PAINTINGS, PAINTINGS[0]])
+    picked = signatures.greys([PAINTINGS[2], PAINTINGS[0]])
+    assert picked.array is signatures.grey and len(picked) == 2
+    copied = signatures.grey[[signatures.grey_row_of[PAINTINGS[2]], signatures.grey_row_of[PAINTINGS[0]]]]
+    assert np.array_equal(picked[1], copied[1]) and np.array_equal(picked[0:2], copied) and copied.any()
+    assert np.array_equal(ssim_proxy(picked), ssim_proxy(copied))
+    assert len(signatures.greys([])) == 0 and ssim_proxy(signatures.greys([])).shape == (0, peers.PROXY_SIDE ** 2)
+    many = np.random.default_rng(3).integers(0, 256, (23, peers.SSIM_SIZE, peers.SSIM_SIZE), dtype=np.uint8)
+    whole = ssim_proxy(many)
+    monkeypatch.setattr(peers, "PROXY_BLOCK", 5)
+    assert np.array_equal(ssim_proxy(many), whole)
 
 
 @pytest.mark.parametrize("shape", [(128, 128), (64, 96), (7, 7)])

@@ -63,4 +63,4 @@ def test_the_candidates_and_queries_read_their_thumbnails_in_place(tmp_path: Pat
                      alterations=NO_TRANSFORMED_SET)
     (kept, queries), (_, candidates) = inputs
     assert len(queries) and len(candidates) and len(kept) >= len(queries) + len(candidates)
-    assert np.shares_memory(queries.greys, kept) and np.shares_memory(candidates.greys, kept)
+    assert queries.greys.array is kept and candidates.greys.array is kept  # rows of the one array, not a copy

@@ -196,6 +196,8 @@ def test_evaluate_reports_the_shortlist_the_share_outside_it_and_the_sampled_que
 @pytest.mark.parametrize(("key", "value", "allowed"), [
     ("shortlist", 0, "greater than or equal to 1"),
     ("max_sampled_queries", 0, "greater than or equal to 1"),
+    ("calibration_max_queries", 0, "greater than or equal to 1"),
+    ("calibration_max_queries", "all", "integer"),
     ("shortlist", "all", "integer"),
 ])
 def test_a_bad_evaluate_value_is_refused_naming_the_key_and_the_allowed_values(key, value, allowed) -> None:
