@@ -87,32 +87,36 @@ def read_images(
     return Readers(images, signatures), ssim_ranks
 
 
-def scored_images(test_pairs: pd.DataFrame, collection: pd.DataFrame) -> tuple[pd.Series, list[Path]]:
-    """The ids (as str) and files of the images evaluate scores: both images of every test pair, then every original of
-    the collection (an image may come more than once)."""
-    ids = pd.concat([test_pairs["original_id"], test_pairs["generated_id"], collection["id"]], ignore_index=True)
-    return ids.astype(str), [*test_pairs["original_path"], *test_pairs["generated_path"], *collection["path"]]
+def scored_ids(test_pairs: pd.DataFrame, collection: pd.DataFrame) -> pd.Series:
+    """The ids (as str) of the images evaluate scores: both images of every test pair, then every original of the
+    collection (an image may come more than once); scored_paths are their files, in the same order."""
+    return pd.concat([test_pairs["original_id"], test_pairs["generated_id"], collection["id"]],
+                     ignore_index=True).astype(str)
+
+
+def scored_paths(test_pairs: pd.DataFrame, collection: pd.DataFrame) -> list[Path]:
+    return [*test_pairs["original_path"], *test_pairs["generated_path"], *collection["path"]]
 
 
 def unreadable_scored(readers: Readers, test_pairs: pd.DataFrame, collection: pd.DataFrame) -> int:
-    """How many of the images scored (scored_images, each once) did not decode. The calibration's val variants are a
+    """How many of the images scored (scored_paths, each once) did not decode. The calibration's val variants are a
     sample (calibration_variants): counting them would make the figure hang on it."""
-    paths = list(dict.fromkeys(map(as_image_file, scored_images(test_pairs, collection)[1])))
+    paths = list(dict.fromkeys(map(as_image_file, scored_paths(test_pairs, collection))))
     return int((~readers.readable(paths)).sum())
 
 
 def described_ids(pairs: pd.DataFrame, collection: pd.DataFrame) -> set[str]:
-    """The images whose descriptors evaluate_on_test reads (scored_images of the test split's pairs). The train and val
+    """The images whose descriptors evaluate_on_test reads (scored_ids of the test split's pairs). The train and val
     variants are never scored by the descriptor score here (at the study they are most of descriptors.parquet), so a
     stage reads these rows only (read_descriptors(path, ids))."""
-    return set(scored_images(pairs[pairs["split"] == "test"], collection)[0])
+    return set(scored_ids(pairs[pairs["split"] == "test"], collection))
 
 
 def usable_ids(test_pairs: pd.DataFrame, collection: pd.DataFrame, readers: Readers,
                descriptor_scorer: DescribedCollection | None) -> set[str]:
     """Ids of the images every scorer read and, when the descriptor score ranks, that are described:
     every ranking then runs on the very same queries and candidates."""
-    ids, paths = scored_images(test_pairs, collection)
+    ids, paths = scored_ids(test_pairs, collection), scored_paths(test_pairs, collection)
     described = descriptor_scorer.descriptors.described(ids) if descriptor_scorer is not None else True
     return set(ids[readers.readable(paths) & described])
 

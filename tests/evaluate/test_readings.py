@@ -30,6 +30,9 @@ def test_evaluate_reads_no_descriptor_nor_grey_thumbnail_it_does_not_score(tmp_p
     pairs = pairs.assign(split=np.where(pairs["original_id"].isin(["o9", "o10"]), "val", pairs["split"]))
     originals, every = collection(paths, mostly_test=True), descriptor_scorer(paths)
     needed = described_ids(pairs, originals)
+    # From the pairs table and the manifest alone (no file paths): what a stage knows before resolving any file.
+    unresolved = pairs.drop(columns=["original_path", "generated_path"])
+    assert described_ids(unresolved, originals.drop(columns="path")) == needed
     test = pairs[pairs["split"] == "test"]
     val = pairs[(pairs["split"] == "val") & ~pairs["generated_id"].isin(test["generated_id"])]  # in no test pair
     assert len(val) and needed.isdisjoint(val["generated_id"]) and needed < set(every.descriptors.ids)
