@@ -31,7 +31,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # After PYTHONPATH: a measuring child imports the artsim of the code it was given (a baseline's, or this commit's).
 sys.path.append(str(REPO_ROOT))
 
-from bench.results import record, source  # noqa: E402
+from bench.results import record  # noqa: E402
 from bench.score_at_scale import INPUTS, code_at  # noqa: E402
 
 PAIRS = Path("data/pairs/pairs.parquet")
@@ -150,8 +150,8 @@ def main() -> None:
                      f"{figures['peak_above_start_mib']:.0f}"])
         print(rows[-1], flush=True)
     record("evaluate_at_scale", ["structure", "read or built by", "images or pairs", "peak MiB above its inputs"],
-           rows, note=source(f"inputs: {args.source.name} (bench/score_at_scale.py); negatives_per_query "
-                             f"{negatives}, calibration_max_queries {cap}"))
+           rows, note=f"inputs: {args.source.name} (bench/score_at_scale.py); negatives_per_query {negatives}, "
+                      f"calibration_max_queries {cap}")
 
 
 if __name__ == "__main__":
