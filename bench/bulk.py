@@ -31,7 +31,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.dvc_scale import extract_revision  # noqa: E402
+from bench.dvc_scale import code_at  # noqa: E402
 from bench.results import record  # noqa: E402
 from bench.synthetic import write_painting  # noqa: E402
 
@@ -107,14 +107,6 @@ def process_start(folder: Path) -> tuple[float, float]:
     out = subprocess.run([sys.executable, "-c", START.format(folder=str(folder))], capture_output=True, text=True,
                          check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout.split()
     return float(out[0]), float(out[1])
-
-
-def code_at(revision: str, work: Path) -> Path:
-    """A folder holding `revision`'s artsim package (extracted once per --work folder), to put on PYTHONPATH."""
-    folder = work / f"code-{revision.replace('/', '_')}"
-    if not (folder / "artsim").is_dir():
-        extract_revision(revision, folder, ("artsim",))
-    return folder
 
 
 def bulk_run(code: Path, folder: Path, csv_path: Path) -> dict:

@@ -143,6 +143,17 @@ def extract_revision(revision: str, target: Path, paths: Sequence[str] = ()) -> 
     subprocess.run(["tar", "x", "-C", str(target)], input=archive, check=True)
 
 
+def code_at(revision: str | None, work: Path) -> Path:
+    """A folder holding `revision`'s artsim/ and stages/ (extracted once per `work` folder), to put on PYTHONPATH;
+    this worktree where `revision` is None."""
+    if revision is None:
+        return REPO_ROOT
+    folder = work / f"code-{revision.replace('/', '_')}"
+    if not (folder / "artsim").is_dir():
+        extract_revision(revision, folder, ("artsim", "stages"))
+    return folder
+
+
 def make_workspace(target: Path, source: Path, imported: Path, cache_type: str, env: dict[str, str],
                    revision: str | None = None) -> None:
     """A copy of the repository (what git tracks or would track, or a committed `revision` of it),

@@ -31,8 +31,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # After PYTHONPATH: a measuring child imports the artsim of the code it was given (a baseline's, or this commit's).
 sys.path.append(str(REPO_ROOT))
 
+from bench.dvc_scale import code_at  # noqa: E402
 from bench.results import record  # noqa: E402
-from bench.score_at_scale import INPUTS, code_at  # noqa: E402
+from bench.score_at_scale import INPUTS  # noqa: E402
 
 PAIRS = Path("data/pairs/pairs.parquet")
 SPLITS = ("val", "test")

@@ -29,7 +29,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from artsim.core import layout  # noqa: E402
-from bench.dvc_scale import extract_revision  # noqa: E402
+from bench.dvc_scale import code_at  # noqa: E402
 from bench.results import record  # noqa: E402
 
 INPUTS = (layout.INGESTED / layout.MANIFEST, layout.GENERATED / layout.MANIFEST, layout.DESCRIPTORS_TABLE)
@@ -68,16 +68,6 @@ def replicate(source: Path, target: Path, originals: int) -> dict[str, int]:
     pd.concat(frames, ignore_index=True).to_parquet(target / INPUTS[0], index=False)
     pd.concat(variant_frames, ignore_index=True).to_parquet(target / INPUTS[1], index=False)
     return {"originals": sum(map(len, frames)), "variants": sum(map(len, variant_frames))}
-
-
-def code_at(revision: str | None, work: Path) -> Path:
-    """A folder holding artsim/ and stages/ at `revision` (None: this worktree)."""
-    if revision is None:
-        return REPO_ROOT
-    folder = work / f"code-{revision}"
-    if not folder.exists():
-        extract_revision(revision, folder, ("artsim", "stages"))
-    return folder
 
 
 def run_score(folder: Path, code: Path) -> dict[str, float]:
