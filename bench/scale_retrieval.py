@@ -21,8 +21,9 @@ needed) and prints, from the copy's metrics/evaluate.json:
 and records the first configuration's figures (recall@1 of every scorer, plain, per transform and
 pooled) in bench/results/scale_retrieval_<N>.json, which docs/gen_tables.py puts in the docs.
 
-Usage (N=2000: 81 minutes on 2 shared cores, 50 of them in evaluate; N=500: 16; the dataset is kept in --work
-and reused):
+Usage (the dataset is kept in --work and reused; each run's wall time, by stage, is recorded in
+bench/results/scale_retrieval_<N>.json: with the defaults in force siamese's training is most of it, and it grows
+with N):
     nice -n 10 .venv/bin/python bench/scale_retrieval.py --n 2000 --work /tmp/scale-retrieval \
         --json /tmp/scale-retrieval/n2000.json
     nice -n 10 .venv/bin/python bench/scale_retrieval.py --n 500   # the docs' figures at N=500, defaults in force

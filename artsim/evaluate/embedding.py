@@ -13,14 +13,20 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from artsim.core.heap import give_back_freed_memory
 from artsim.core.images import ImageFile, as_image_file
 from artsim.learn.features import embed_images
 from artsim.learn.models import ImageEmbedding, SiameseRegressor
 
 log = logging.getLogger(__name__)
 
-# Pairs per call of the head: bounds memory (each pair is a 4096-float feature) whatever the test size.
-PAIRS_PER_CALL = 8192
+# Pairs per call of the head: bounds memory whatever the test size. Each pair makes ~2 KB of float32 features at
+# once, so a call's transients are ~5 MiB per 1,024 pairs; 8,192 left ~170 MiB more resident than 2,048 at scale
+# (bench/heap.py), for no speed (the head's matrices are small). The scores are the same bits (tested).
+PAIRS_PER_CALL = 2048
+# (query, candidate) scores a block of a ranking holds, and held-out pairs a chunk: the head scores them a call at a
+# time, the same bits whatever the call's size (tested).
+PAIRS_PER_BLOCK = 4 * PAIRS_PER_CALL
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,7 @@ def embed_files(
                                       desc="embed evaluation images")
     for position, reason in failed.items():
         log.warning("image %s does not decode (%s): its pairs are skipped", distinct[position], reason)
+    give_back_freed_memory()  # the trunk's activations, freed but resident (artsim.core.heap)
     return EmbeddedImages(embeddings, {p: i for i, p in enumerate(distinct)}, frozenset(distinct[i] for i in failed))
 
 
@@ -69,4 +76,5 @@ def score_embedding_pairs(
         part = slice(start, start + pairs_per_call)
         a, b = (left[part], right[part]) if rows is None else (left[rows[0][part]], right[rows[1][part]])
         scores.append(model.score_embeddings(a.to(device), b.to(device)).float().cpu())
+    give_back_freed_memory()  # each call's features, freed but resident (artsim.core.heap)
     return torch.cat(scores).numpy().astype(np.float64) if scores else np.zeros(0)

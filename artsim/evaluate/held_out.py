@@ -16,17 +16,16 @@ import torch
 from tqdm import tqdm
 
 from artsim.describe.registry import descriptor
-from artsim.evaluate.embedding import PAIRS_PER_CALL, EmbeddedImages, score_embedding_pairs
+from artsim.evaluate.embedding import PAIRS_PER_BLOCK, EmbeddedImages, score_embedding_pairs
 from artsim.evaluate.peers import PeerSignatures, hash_similarities_of_pairs, ssim_of_pairs
 from artsim.evaluate.scorer_inputs import DescriptorWeighting
 from artsim.learn.models import SiameseRegressor
 from artsim.score.similarity import DescriptorSet, combine
 
 PAIR_COLUMNS = ["query_id", "query_path", "original_id", "original_path", "positive"]
-# Held-out pairs scored at once, whatever the collection: their embeddings (~130 MB), descriptors and SSIMs. As many
-# as one call of the head, so the head runs on the very batches of one call over all pairs (float32 sums round
-# differently by batch size): the scores are those of scoring every pair at once.
-PAIRS_PER_CHUNK = PAIRS_PER_CALL
+# Held-out pairs scored at once, whatever the collection: their ids, descriptors and SSIMs. Whole calls of the head,
+# so the head runs on the very batches of one call over all pairs: the scores are those of scoring every pair at once.
+PAIRS_PER_CHUNK = PAIRS_PER_BLOCK
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from artsim.core.hashes import hash_similarity
-from artsim.evaluate.embedding import PAIRS_PER_CALL, score_embedding_pairs
+from artsim.evaluate.embedding import PAIRS_PER_BLOCK, score_embedding_pairs
 from artsim.evaluate.peers import HASH_NAMES, Thumbnails, hash_score_blocks, ssim_proxy, ssim_scores
 from artsim.evaluate.shortlists import (
     ExactScores,
@@ -107,7 +107,7 @@ def score_blocks(
     adds `fused`, ranked as a search ranks it with `calibration` (its calibrated probability of "derived")."""
     exact = exact_scorers(model, queries, candidates, weighting, device, calibration)
     size, every = shortlisting.size, np.arange(len(queries))
-    per_block = rows_per_block(PAIRS_PER_CALL, min(size, len(candidates)))
+    per_block = rows_per_block(PAIRS_PER_BLOCK, min(size, len(candidates)))
 
     def hash_blocks(name: str) -> Callable[[], ScoreBlocks]:
         return lambda: hash_score_blocks(queries.hashes[name], candidates.hashes[name], DENSE_PAIRS)
@@ -141,7 +141,7 @@ def ranking_score_blocks(name: str, head: ExactScores, queries: ScorerInputs, ca
         for start, phash in hash_score_blocks(query_phash, candidate_phash, DENSE_PAIRS):
             yield start, ranking.scores(np.full(phash.shape, -np.inf), phash, calibration)
         return
-    per_block = rows_per_block(PAIRS_PER_CALL, min(shortlist, len(candidates)))
+    per_block = rows_per_block(PAIRS_PER_BLOCK, min(shortlist, len(candidates)))
     if not ranking.over_shortlist:
         per_block = min(per_block, rows_per_block(DENSE_PAIRS, len(candidates)))
     query_units, candidate_units = (units(inputs.embeddings.detach().cpu().numpy()) for inputs in (queries, candidates))

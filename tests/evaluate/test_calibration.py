@@ -77,7 +77,7 @@ def test_a_cap_at_least_the_other_originals_gives_the_very_pairs_of_no_cap(cap) 
 
 
 def test_held_out_pairs_are_scored_a_chunk_at_a_time_with_the_scores_of_one_chunk(tmp_path: Path, monkeypatch) -> None:
-    assert held_out.PAIRS_PER_CHUNK % PAIRS_PER_CALL == 0  # the stage's chunks are whole batches of the head
+    assert held_out.PAIRS_PER_CHUNK % PAIRS_PER_CALL == 0  # the stage's chunks are whole calls of the head
     paths = build_tiny_project(tmp_path)
     pairs, originals, described = resolved_pairs(paths), collection(paths), descriptor_scorer(paths)
     scored, chunk_sizes = [], []
