@@ -5,7 +5,7 @@ when freed; but each time such a block is freed it raises the threshold to the b
 then on blocks of that size come from its heap, where a freed one stays resident until the heap's top is free. A loop
 that makes and frees tensors of a few MiB (evaluate's head, a call of pairs at a time) then leaves hundreds of MiB
 resident that nothing holds, on top of what the next step holds (bench/heap.py measures it). Fixing the threshold
-instead would map every large block afresh: convolutions then run slower by a third or more (the same bench).
+instead would map every large block afresh, and every convolution pays for it (the same bench times a training step).
 """
 from __future__ import annotations
 
