@@ -20,9 +20,8 @@ from artsim.learn.models import ImageEmbedding, SiameseRegressor
 
 log = logging.getLogger(__name__)
 
-# Pairs per call of the head: bounds memory whatever the test size. Each pair makes ~2 KB of float32 features at
-# once, so a call's transients are ~5 MiB per 1,024 pairs; 8,192 left ~170 MiB more resident than 2,048 at scale
-# (bench/heap.py), for no speed (the head's matrices are small). The scores are the same bits (tested).
+# Pairs per call of the head: bounds memory whatever the test size, as a call's transients grow with it (its features
+# are float32 rows of twice the embedding). bench/heap.py compares 8,192 (the peak higher) with 2,048 (no slower).
 PAIRS_PER_CALL = 2048
 # (query, candidate) scores a block of a ranking holds, and held-out pairs a chunk: the head scores them a call at a
 # time, the same bits whatever the call's size (tested).
