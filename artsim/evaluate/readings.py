@@ -73,7 +73,8 @@ def read_images(
     """Every test pair image, every candidate and every val variant (`val_paths`, for the calibration), embedded
     once and signed once; and whether SSIM ranks."""
     pair_paths = [*test["original_path"], *test["generated_path"]]
-    paths = [*scored_paths(test, collection), *val_paths]
+    scored = scored_paths(test, collection)
+    paths = [*scored, *val_paths]
     images = embed_files(model, paths, image_size, batch_size, device, loader_workers)
     queries = test.loc[test["positive"].astype(bool), "generated_id"].nunique()
     queries = min(queries, max_sampled_queries or queries)  # SSIM ranks the sample, each query its shortlist
@@ -83,7 +84,7 @@ def read_images(
                     queries, shortlist, ssim_retrieval_max_pairs)
     # Grey thumbnails (16 KB an image) only where SSIM is computed: never of a val variant (the calibration's pairs
     # are scored by the model and the hashes), of the candidates only where SSIM ranks.
-    signatures = signatures_of(paths, grey_for=scored_paths(test, collection) if ssim_ranks else pair_paths)
+    signatures = signatures_of(paths, grey_for=scored if ssim_ranks else pair_paths)
     return Readers(images, signatures), ssim_ranks
 
 
