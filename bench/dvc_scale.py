@@ -52,23 +52,49 @@ TIMES_ENV = "DVC_SCALE_TIMES"
 
 # --- the stage wrapper: runs inside `dvc repro` ---------------------------------------------
 
+# How often a running stage's time so far is written down: what is counted if the run is killed.
+HEARTBEAT_S = 30
+
+
 def timed(stage: str, command: list[str]) -> int:
     """Run one stage's command and append its wall time, CPU time, peak memory and the machine's load to
     $DVC_SCALE_TIMES (outside the workspace). The CPU time is user + system of the stage's process tree (its
     workers included, once they are waited for): unlike wall time, it hardly moves when other jobs share the
     cores. The peak is the largest resident set of any one process of the stage (the stage or a worker of
-    it), in MiB: what one process of it needs, not the sum over its workers."""
+    it), in MiB: what one process of it needs, not the sum over its workers.
+
+    While the stage runs, its time so far is written every HEARTBEAT_S seconds beside the file; a run killed
+    with it (a session's end) leaves that record, and the next stage to start appends it, marked
+    `interrupted`, so a stage resumed from its checkpoint (artsim.learn.resume) counts every part it ran."""
+    times = Path(os.environ[TIMES_ENV])
+    running = times.with_suffix(".running")
+    _append_interrupted(times, running)
     load_before = os.getloadavg()[0]
     started, usage_before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
-    code = subprocess.call(command)
+    process = subprocess.Popen(command)
+    while True:
+        try:
+            code = process.wait(timeout=HEARTBEAT_S)
+            break
+        except subprocess.TimeoutExpired:
+            running.write_text(json.dumps({"stage": stage, "seconds": time.perf_counter() - started,
+                                           "load_average": [load_before, os.getloadavg()[0]]}))
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_s = (usage.ru_utime + usage.ru_stime) - (usage_before.ru_utime + usage_before.ru_stime)
-    with open(os.environ[TIMES_ENV], "a") as times:
-        times.write(json.dumps({"stage": stage, "seconds": time.perf_counter() - started, "cpu_seconds": cpu_s,
-                                "peak_rss_mib": usage.ru_maxrss / 1024,  # KiB on Linux
-                                "load_average": [load_before, os.getloadavg()[0]],  # 1-minute, at start and end
-                                "returncode": code}) + "\n")
+    with open(times, "a") as out:
+        out.write(json.dumps({"stage": stage, "seconds": time.perf_counter() - started, "cpu_seconds": cpu_s,
+                              "peak_rss_mib": usage.ru_maxrss / 1024,  # KiB on Linux
+                              "load_average": [load_before, os.getloadavg()[0]],  # 1-minute, at start and end
+                              "returncode": code}) + "\n")
+    running.unlink(missing_ok=True)
     return code
+
+
+def _append_interrupted(times: Path, running: Path) -> None:
+    if running.exists():
+        with open(times, "a") as out:
+            out.write(json.dumps({**json.loads(running.read_text()), "interrupted": True}) + "\n")
+        running.unlink()
 
 
 # --- the synthetic dataset ------------------------------------------------------------------
@@ -206,10 +232,14 @@ def image_kib(workspace: Path) -> int:
     return (total + sum(seen.values())) // 1024
 
 
+def time_records(times: Path) -> list[dict]:
+    return [json.loads(line) for line in times.read_text().splitlines()] if times.exists() else []
+
+
 def stage_times(times: Path) -> dict[str, float]:
+    """Each stage's wall time, summed over its runs (and the parts of it a killed run ran)."""
     totals: dict[str, float] = {}
-    for line in times.read_text().splitlines() if times.exists() else []:
-        record = json.loads(line)
+    for record in time_records(times):
         totals[record["stage"]] = totals.get(record["stage"], 0.0) + record["seconds"]
     return totals
 

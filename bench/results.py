@@ -22,7 +22,8 @@ from artsim.report.tables import bench_parts
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def _commit() -> str:
+def commit() -> str:
+    """HEAD's short hash, `with uncommitted changes` where the code differs from it."""
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=RESULTS.parent, capture_output=True, text=True).stdout.strip()
     commit = git("rev-parse", "--short", "HEAD") or "an unknown commit"
@@ -42,7 +43,7 @@ def source(note: str = "") -> str:
     """`python bench/<script> <its arguments>, at commit <sha>`, the machine's cores, and `note`."""
     command = " ".join(["python", f"bench/{Path(sys.argv[0]).name}", *map(_portable, sys.argv[1:])])
     load = ", load average {:.1f}".format(os.getloadavg()[0]) if hasattr(os, "getloadavg") else ""
-    return f"{command}, at commit {_commit()}, on {os.cpu_count()} cores{load}" + (f"; {note}" if note else "")
+    return f"{command}, at commit {commit()}, on {os.cpu_count()} cores{load}" + (f"; {note}" if note else "")
 
 
 def record(name: str, columns: Sequence[str], rows: Sequence[Sequence[str]], note: str = "",

@@ -26,6 +26,8 @@ bench/results/scale_retrieval_<N>.json: with the defaults in force siamese's tra
 with N):
     nice -n 10 .venv/bin/python bench/scale_retrieval.py --n 2000 --work /tmp/scale-retrieval \
         --json /tmp/scale-retrieval/n2000.json
+    ... --resume       # the same command again after it was killed: finished stages kept, training resumed
+                       # from its last epoch (artsim.learn.resume), each stage's time summed over its parts
     nice -n 10 .venv/bin/python bench/scale_retrieval.py --n 500   # the docs' figures at N=500, defaults in force
     nice -n 10 .venv/bin/python bench/scale_retrieval.py --quick   # a smoke run (N=40, side 128), recorded nowhere
     ... -S siamese.rank_weight=0.2 -S siamese.epochs=4            # params.yaml overrides, as dvc exp run -S
@@ -45,9 +47,18 @@ from typing import Any
 
 import numpy as np
 import yaml
-from dvc_scale import CACHE_TYPES, STRENGTHS, build_dataset, environment, make_workspace, run, stage_times
+from dvc_scale import (
+    CACHE_TYPES,
+    STRENGTHS,
+    build_dataset,
+    environment,
+    make_workspace,
+    run,
+    stage_times,
+    time_records,
+)
 from PIL import Image, ImageFilter
-from results import record
+from results import commit, record
 from seeds import MODEL, PLAIN, dotted, parse_overrides, set_params, transformed_figures
 from tqdm import tqdm
 
@@ -103,26 +114,34 @@ def derive_variants(source: Path, target: Path) -> Path:
 
 
 def measure(work: Path, count: int, side: int, overrides: dict[str, Any],
-            then: list[dict[str, Any]] = ()) -> list[dict]:
+            then: list[dict[str, Any]] = (), resume: bool = False) -> list[dict]:
     """The figures of `overrides`, then of each of `then` on top of them (not of the steps before it),
     in one workspace: after the first `dvc repro evaluate`, each further one reruns only the stages
-    whose params differ from the previous step's."""
+    whose params differ from the previous step's. With `resume`, the first step goes on in the
+    workspace a killed run left (its finished stages kept, training from its checkpoint), its stage
+    times summed over the parts run."""
     dataset = work / f"dataset-{count}-side{side}"
     source, _unrelated = build_dataset(dataset, count, side)
     imported = derive_variants(source, dataset / "derived")
     root = work / f"n{count}-retrieval"
-    shutil.rmtree(root, ignore_errors=True)  # a rerun starts from scratch: stage times comparable
     workspace, times = root / "repo", root / "times.jsonl"
     env = environment(root / "artsim-cache", times)
-    make_workspace(workspace, source, imported, CACHE_TYPES["hardlink"], env)
-    base_params = (workspace / "params.yaml").read_text(encoding="utf-8")
+    resuming = resume and (workspace / "params.yaml").is_file()
+    if not resuming:
+        shutil.rmtree(root, ignore_errors=True)  # a rerun starts from scratch: stage times comparable
+        make_workspace(workspace, source, imported, CACHE_TYPES["hardlink"], env)
+        (root / "base-params.yaml").write_text((workspace / "params.yaml").read_text(encoding="utf-8"))
+        (root / "made-at").write_text(commit())  # a resumed run's code is the workspace's, not HEAD's
+    base_params = (root / "base-params.yaml").read_text(encoding="utf-8")
     rows = []
-    for step in [overrides, *({**overrides, **more} for more in then)]:
+    for index, step in enumerate([overrides, *({**overrides, **more} for more in then)]):
         # Each step on the workspace's own params: a step's keys must not linger into the next.
         (workspace / "params.yaml").write_text(base_params, encoding="utf-8")
         set_params(workspace, step)
-        times.unlink(missing_ok=True)
-        rows.append(repro_and_read(workspace, env, times, count, side, step))
+        if not (resuming and index == 0):
+            times.unlink(missing_ok=True)
+        rows.append({**repro_and_read(workspace, env, times, count, side, step),
+                     "made_at": (root / "made-at").read_text()})
         report(rows[-1])
     return rows
 
@@ -132,13 +151,15 @@ def repro_and_read(workspace: Path, env: dict[str, str], times: Path, count: int
     params = yaml.safe_load((workspace / "params.yaml").read_text(encoding="utf-8"))
     started = time.perf_counter()
     run(["dvc", "repro", "evaluate"], workspace, env)
-    repro_s = time.perf_counter() - started
+    # A resumed run: the parts of stages a killed run ran count too (DVC's own time in it is not known).
+    interrupted_s = sum(record["seconds"] for record in time_records(times) if record.get("interrupted"))
+    repro_s = time.perf_counter() - started + interrupted_s
     stages = stage_times(times)
     metrics = json.loads((workspace / "metrics" / "evaluate.json").read_text())
     return {
         "n": count, "side": side, "overrides": overrides,
         "params": {key: dotted(params, key) for key in SHOWN_PARAMS},
-        "stages_s": stages, "repro_s": repro_s, "dvc_s": repro_s - sum(stages.values()),
+        "stages_s": stages, "repro_s": repro_s, "dvc_s": repro_s - sum(stages.values()), "interrupted_s": interrupted_s,
         "counts": {key: metrics.get(key) for key in COUNTS},
         "regression": {key: metrics.get(key) for key in REGRESSION},
         "plain": {s: {k: metrics.get(s, {}).get(k) for k in RANKING} for s in SCORERS},
@@ -180,7 +201,9 @@ def record_row(row: dict) -> Path:
             f"(side {row['side']}); goal (transformed recall@1 pooled >= the teacher's, no transform below "
             f"{TRANSFORM_FLOOR}): {'met' if reached['met'] else 'not met'}"
             + (f", below on {', '.join(reached['below_floor'])}" if reached["below_floor"] else "")
-            + f"; dvc repro evaluate {row['repro_s']:.0f} s")
+            + f"; dvc repro evaluate {row['repro_s']:.0f} s"
+            + (f", {row['interrupted_s']:.0f} s of it in runs killed and resumed" if row["interrupted_s"] else "")
+            + f"; the workspace's code is commit {row['made_at']}")
     header = [SCORER_NAMES[s] + (" (teacher)" if s == TEACHER else "") for s in scorers]
     return record(f"scale_retrieval_{row['n']}", ["set", *header, "model − teacher"], rows, note=note,
                   extra={"figures": row, "goal": reached})
@@ -254,6 +277,8 @@ def main() -> None:
     parser.add_argument(
         "--json", type=Path, default=None, help="also write the figures here (a list, one row per configuration)"
     )
+    parser.add_argument("--resume", action="store_true",
+                        help="go on with the run a killed one left in --work (same --n, --side, -S)")
     parser.add_argument("--quick", action="store_true",
                         help=f"a smoke run (--n {QUICK['n']} --side {QUICK['side']}), not recorded in bench/results")
     args = parser.parse_args()
@@ -265,7 +290,7 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="scale-retrieval-"))
     try:
         then = [parse_overrides(step.split(",")) for step in args.then]
-        rows = measure(work.resolve(), args.n, args.side, overrides, then)
+        rows = measure(work.resolve(), args.n, args.side, overrides, then, args.resume)
         if not args.quick:
             record_row(rows[0])  # the -S configuration; --then rows are printed and in --json only
         if args.json:

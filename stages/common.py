@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,8 @@ from ruamel.yaml import YAML
 from artsim.core.distributed import Ranks, relaunch_as_ranks
 from artsim.params import Params, ParamsError, parse_params
 
+INTERPOLATION = re.compile(r"\$\{([^}]+)\}")  # dvc.yaml's ${key} templating
+
 
 def load_params(path: Path = Path("params.yaml")) -> Params:
     """Read and validate params.yaml; exit with the offending keys named if it is invalid."""
@@ -27,6 +31,37 @@ def load_params(path: Path = Path("params.yaml")) -> Params:
         return parse_params(raw)
     except ParamsError as exc:
         sys.exit(str(exc))
+
+
+@dataclass(frozen=True)
+class StageInputs:
+    """What DVC watches of a stage: its deps (each ${key} filled from params.yaml, as DVC fills
+    it) and the values of its params keys."""
+
+    deps: list[Path]
+    params: dict[str, Any]
+
+    @classmethod
+    def of(cls, stage: str, root: Path = Path(".")) -> StageInputs | None:
+        """None when the stage runs outside a DVC project (no dvc.yaml): nothing says what it depends on."""
+        if not (root / "dvc.yaml").is_file():
+            return None
+        spec = yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8"))["stages"][stage]
+        values = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8")) or {}
+        return cls([root / interpolate(dep, values) for dep in spec.get("deps", [])],
+                   {key: params_value(values, key) for key in spec.get("params", [])})
+
+
+def params_value(params: Mapping[str, Any], dotted: str) -> Any:
+    tree: Any = params
+    for part in dotted.split("."):
+        tree = tree[part]
+    return tree
+
+
+def interpolate(entry: str, params: Mapping[str, Any]) -> str:
+    """`entry` with each ${dotted.key} replaced by that params value."""
+    return INTERPOLATION.sub(lambda match: str(params_value(params, match.group(1))), entry)
 
 
 def edit_params(path: Path, values: Mapping[str, Any]) -> None:

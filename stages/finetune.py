@@ -16,8 +16,10 @@ from artsim.finetune.labels import check_labels
 from artsim.finetune.train import finetune_card, finetune_classifier
 from artsim.learn.model_folder import CARD_FILE, WEIGHTS_FILE
 from artsim.learn.models import WeightsUnavailable, initial_weights, save_weights
+from artsim.learn.resume import EpochCheckpoint
 from artsim.learn.training import dvclive_epoch_logger, process_group_backend, resolve_runtime
 from stages.common import (
+    StageInputs,
     load_params,
     main_rank_live,
     relaunch_under_torchrun,
@@ -44,10 +46,13 @@ def main() -> None:
         initial_state = initial_weights(params.finetune.weights)
     except (ValueError, WeightsUnavailable) as exc:  # NotEnoughData is a ValueError
         sys.exit(str(exc))
+    inputs = StageInputs.of("finetune")
+    # Outside a DVC project nothing says what the run depends on: then no checkpoint is kept.
+    checkpoint = inputs and EpochCheckpoint.for_stage("finetune", inputs.deps, inputs.params, writer=ranks.is_main)
     with process_group(ranks, process_group_backend()), main_rank_live(METRICS_DIR, ranks) as live:
         try:
             result = finetune_classifier(manifest, INGESTED, params.finetune, params.seed, runtime, initial_state,
-                                         on_epoch=live and dvclive_epoch_logger(live))
+                                         on_epoch=live and dvclive_epoch_logger(live), checkpoint=checkpoint)
         except NotEnoughData as exc:  # undecodable images emptied a class
             sys.exit(str(exc))
         if live is None:
@@ -57,6 +62,8 @@ def main() -> None:
     write_stage_summary(SUMMARY, METRICS_DIR, result.metrics)
     save_weights(result.model, MODEL_DIR / WEIGHTS_FILE)
     write_json(MODEL_DIR / CARD_FILE, finetune_card(result, params.finetune, params.seed))
+    if checkpoint is not None:
+        checkpoint.discard()  # the outputs are written: nothing left to resume
 
 
 if __name__ == "__main__":

@@ -16,12 +16,14 @@ from artsim.learn.feature_cache import FeatureCacheTooLarge
 from artsim.learn.model_folder import CARD_FILE, WEIGHTS_FILE
 from artsim.learn.models import save_weights
 from artsim.learn.pair_images import resolve_pairs
+from artsim.learn.resume import EpochCheckpoint
 from artsim.learn.training import dvclive_epoch_logger, process_group_backend, resolve_runtime
 from artsim.score.scorer import FILE_NAME as DESCRIPTOR_SCORE_FILE
 from artsim.score.scorer import DescriptorScoreFileError, DescriptorScorer
 from artsim.siamese.model_card import model_card, training_data_summary
 from artsim.siamese.train import siamese_card, train_siamese
 from stages.common import (
+    StageInputs,
     load_params,
     main_rank_live,
     relaunch_under_torchrun,
@@ -60,10 +62,13 @@ def main() -> None:
         INGESTED,
         GENERATED,
     )
+    inputs = StageInputs.of("siamese")
+    # Outside a DVC project nothing says what the run depends on: then no checkpoint is kept.
+    checkpoint = inputs and EpochCheckpoint.for_stage("siamese", inputs.deps, inputs.params, writer=ranks.is_main)
     with process_group(ranks, process_group_backend()), main_rank_live(METRICS_DIR, ranks) as live:
         try:
             result = train_siamese(pairs, FINETUNED, params.siamese, params.seed, runtime,
-                                   on_epoch=live and dvclive_epoch_logger(live))
+                                   on_epoch=live and dvclive_epoch_logger(live), checkpoint=checkpoint)
         except FeatureCacheTooLarge as exc:  # found before any feature is computed
             sys.exit(str(exc))
         if live is None:
@@ -73,6 +78,8 @@ def main() -> None:
     card = siamese_card(result, params.siamese, params.seed)
     write_json(MODEL_DIR / CARD_FILE, card)
     ship_for_use(card, descriptor)
+    if checkpoint is not None:
+        checkpoint.discard()  # the outputs are written: nothing left to resume
 
 
 def ship_for_use(card: dict, descriptor: DescriptorScorer) -> None:

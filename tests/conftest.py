@@ -122,7 +122,7 @@ SHARED_REPRO = "reproduced_workspace"
 # The modules whose tests share the session's `dvc repro`: one worker runs them all, so that the repro
 # runs once, not once per worker. Checked at collection: a module using the fixture must be listed.
 SHARED_REPRO_MODULES = frozenset(f"tests/e2e/{name}.py" for name in (
-    "test_pipeline", "test_use_model", "test_failed_experiments", "test_experiments"))
+    "test_pipeline", "test_use_model", "test_failed_experiments", "test_experiments", "test_resume_training"))
 
 
 def _module(nodeid: str) -> str:

@@ -16,7 +16,7 @@ from typing import Literal
 from platformdirs import user_cache_dir
 
 CACHE_ENV = "ARTSIM_CACHE"
-CacheKind = Literal["variants", "features", "descriptors"]
+CacheKind = Literal["variants", "features", "descriptors", "checkpoints"]
 
 
 def user_cache_root() -> Path:
@@ -33,5 +33,5 @@ def user_cache_root() -> Path:
 
 def default_cache(kind: CacheKind) -> Path:
     """The folder of one cache (`variants`: generate's store, `features`: siamese's frozen-trunk features,
-    `descriptors`: describe's per-image descriptors)."""
+    `descriptors`: describe's per-image descriptors, `checkpoints`: the training stages' last epoch)."""
     return user_cache_root() / kind

@@ -3,9 +3,10 @@ rank's share of each global batch."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -63,18 +64,43 @@ def split_dataset(files: pd.DataFrame, split: str, params: FinetuneParams, class
     return LabelledImages(list(rows.loc[keep, "file"]), targets[keep].tolist(), transform)
 
 
+class EpochTaggedBatches(ShuffledBatches):
+    """ShuffledBatches whose items are (index, epoch), for SeededViews."""
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for share in super().__iter__():
+            yield [(index, self.epoch) for index in share]
+
+
+class SeededViews(Dataset):
+    """`dataset`'s item `index` in epoch `epoch`, its random augmentation drawn from torch's RNG
+    seeded with (seed, epoch, index) alone: the same crops whichever process makes them (any
+    number of loader workers or ranks) and after a run resumed from a checkpoint."""
+
+    def __init__(self, dataset: Dataset, seed: int) -> None:
+        self.dataset, self.seed = dataset, seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, item: tuple[int, int]) -> Any:
+        index, epoch = item
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(np.random.SeedSequence([self.seed, epoch, index]).generate_state(1)[0]))
+            return self.dataset[index]
+
+
 def train_loader(dataset: LabelledImages, params: FinetuneParams, seed: int, runtime: Runtime) -> DataLoader:
     """This rank's share of every global batch of `params.batch_size` images (artsim.learn.batches):
     one process and N ranks step through the same global batches, and every rank takes
     every step, with an empty share if need be."""
     return DataLoader(
-        dataset,
-        batch_sampler=ShuffledBatches(len(dataset), params.batch_size, seed, runtime.ranks),
+        SeededViews(dataset, seed),
+        batch_sampler=EpochTaggedBatches(len(dataset), params.batch_size, seed, runtime.ranks),
         num_workers=params.loader_workers,
         persistent_workers=params.loader_workers > 0,
         pin_memory=runtime.device.type == "cuda",
         collate_fn=partial(collate_share, image_size=params.image_size),
-        generator=torch.Generator().manual_seed(seed),  # seeds the workers' augmentation
     )
 
 

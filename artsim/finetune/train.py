@@ -26,6 +26,7 @@ from artsim.finetune.data import LabelledImages, split_dataset, train_loader, us
 from artsim.finetune.labels import check_labels, classification_metrics, learnable_classes, majority_accuracy
 from artsim.learn.batches import global_batch_size, global_mean
 from artsim.learn.models import ARCH, NORMALISATION, build_classifier, drop_rejected
+from artsim.learn.resume import EpochCheckpoint, ResumableEpochs
 from artsim.learn.training import (
     BestEpoch,
     EpochLogger,
@@ -65,8 +66,10 @@ def finetune_classifier(
     runtime: Runtime,
     initial_state: Mapping[str, Tensor] | None = None,
     on_epoch: EpochLogger | None = None,
+    checkpoint: EpochCheckpoint | None = None,
 ) -> FinetuneResult:
-    """Fine-tune a ResNet-50 to predict `params.label` from the ingested images."""
+    """Fine-tune a ResNet-50 to predict `params.label` from the ingested images, saving each
+    epoch to `checkpoint` and resuming from it (artsim.learn.resume)."""
     make_deterministic(seed)
     check_labels(manifest, params)  # before decoding any image
     files, rejected, unlabelled = usable_labelled_files(manifest, Path(images_dir), params.label)
@@ -76,7 +79,8 @@ def finetune_classifier(
              len(splits["train"]), len(splits["val"]), len(splits["test"]))
 
     model = build_classifier(len(classes), initial_state).to(runtime.device, memory_format=runtime.memory_format)
-    best, history = _train_classifier(distribute(model, runtime), splits, params, seed, runtime, on_epoch)
+    best, history = _train_classifier(distribute(model, runtime), splits, params, seed, runtime, on_epoch,
+                                      checkpoint)
     model.load_state_dict(best.state)
 
     val = _classify(model, splits["val"], params, runtime)
@@ -106,15 +110,19 @@ def _train_classifier(
     seed: int,
     runtime: Runtime,
     on_epoch: EpochLogger | None,
+    checkpoint: EpochCheckpoint | None,
 ) -> tuple[BestEpoch, list[dict[str, float]]]:
     optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
     scaler = runtime.grad_scaler()
     loader = train_loader(splits["train"], params, seed, runtime)
     # A global batch of one image takes no step (see _classifier_epoch).
-    follow_recipe(optimizer, params.epochs * (len(loader) - (len(splits["train"]) % params.batch_size == 1)),
-                  params.warmup, params.grad_clip)
+    schedule = follow_recipe(optimizer, params.epochs * (len(loader) - (len(splits["train"]) % params.batch_size == 1)),
+                             params.warmup, params.grad_clip)
     best, history = BestEpoch(), []
-    for epoch in tqdm(range(params.epochs), desc="finetune", unit="epoch", disable=not runtime.ranks.is_main or None):
+    epochs = ResumableEpochs(checkpoint, unwrapped(model), optimizer=optimizer, schedule=schedule, scaler=scaler)
+    first = epochs.resume(best, history, on_epoch)
+    for epoch in tqdm(range(first, params.epochs), desc="finetune", unit="epoch", initial=first, total=params.epochs,
+                      disable=not runtime.ranks.is_main or None):
         loader.batch_sampler.set_epoch(epoch)
         figures = {"train_loss": _classifier_epoch(model, loader, optimizer, scaler, runtime)}
         val = _classify(unwrapped(model), splits["val"], params, runtime)
@@ -127,6 +135,7 @@ def _train_classifier(
         if on_epoch is not None:
             on_epoch(figures)
         best.offer(epoch, key if params.select_epoch == "best_val" else None, model, figures)
+        epochs.epoch_done(best, history)
     return best, history
 
 

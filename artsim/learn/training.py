@@ -197,6 +197,16 @@ class BestEpoch:
             self.epoch, self.key, self.figures = epoch, key, dict(figures)
             self.state = copy.deepcopy(unwrapped(model).state_dict())
 
+    def state_dict(self, weights: bool = True) -> dict[str, Any]:
+        """What a checkpoint keeps of it (artsim.learn.resume); without `weights` when they are
+        the model's own (the best epoch is the last one run)."""
+        return {"epoch": self.epoch, "key": self.key, "figures": self.figures, "state": self.state if weights else None}
+
+    def load_state_dict(self, saved: dict[str, Any], model: nn.Module) -> None:
+        self.epoch, self.key, self.figures = saved["epoch"], saved["key"], dict(saved["figures"])
+        weights = saved["state"] if saved["state"] is not None else unwrapped(model).state_dict()
+        self.state = copy.deepcopy(weights)
+
 
 def unwrapped(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, DistributedDataParallel) else model

@@ -101,9 +101,16 @@ class EmbeddingQueue:
             return
         fresh = embeddings.detach().float()
         if self.embeddings is not None:
-            fresh = torch.cat([fresh, self.embeddings])
+            fresh = torch.cat([fresh, self.embeddings.to(fresh.device)])
         self.embeddings = fresh[:self.size]
         self.images = torch.cat([images.cpu().long(), self.images])[:self.size]
+
+    def state_dict(self) -> dict[str, Tensor | None]:
+        return {"embeddings": self.embeddings, "images": self.images}
+
+    def load_state_dict(self, state: dict[str, Tensor | None]) -> None:
+        # A checkpoint holds them on the CPU: push moves them back beside the fresh ones.
+        self.embeddings, self.images = state["embeddings"], state["images"]
 
     def pairs(self, variants: Tensor) -> tuple[Tensor, Tensor]:
         """(queue entry, variant) for every entry and each of `variants` (positions among the

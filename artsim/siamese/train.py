@@ -30,6 +30,7 @@ from artsim.learn.models import (
     read_state_dict,
     siamese_from_classifier,
 )
+from artsim.learn.resume import EpochCheckpoint, ResumableEpochs
 from artsim.learn.training import (
     BestEpoch,
     EpochLogger,
@@ -74,6 +75,7 @@ def train_siamese(
     seed: int,
     runtime: Runtime,
     on_epoch: EpochLogger | None = None,
+    checkpoint: EpochCheckpoint | None = None,
 ) -> SiameseResult:
     """Regress the descriptor `score` of (original, generated) pairs with an MSE loss (and the
     ranking term, siamese.rank_weight, with siamese.rank_queue more negatives, and the spreading
@@ -81,7 +83,8 @@ def train_siamese(
     of each, their images altered per epoch with siamese.augment_prob (artsim.learn.augment).
 
     `pairs` is the output of `artsim.learn.pair_images.resolve_pairs`: it carries split, score
-    and both image paths.
+    and both image paths. Each epoch is saved to `checkpoint`, and a run resumes from it
+    (artsim.learn.resume).
     """
     make_deterministic(seed)
     model = starting_siamese(trunk_weights, params)
@@ -102,7 +105,7 @@ def train_siamese(
     views = TrainingViews(seed, params.augment_prob) if params.augment_prob > 0 else None
     train_set, val_set = inputs.batches(train_pairs, views), inputs.batches(val_pairs)
     calibrate_head(scorer, train_set, params.batch_size, train_mean, runtime)
-    best, history = _train_regressor(scorer, train_set, val_set, params, seed, runtime, on_epoch)
+    best, history = _train_regressor(scorer, train_set, val_set, params, seed, runtime, on_epoch, checkpoint)
     model.load_state_dict(best.state)
 
     val_scores = val_pairs["score"].to_numpy(dtype=np.float64)
@@ -173,6 +176,7 @@ def _train_regressor(
     seed: int,
     runtime: Runtime,
     on_epoch: EpochLogger | None,
+    checkpoint: EpochCheckpoint | None,
 ) -> tuple[BestEpoch, list[dict[str, float]]]:
     optimizer = _siamese_optimizer(scorer, params)
     scaler = runtime.grad_scaler()
@@ -187,10 +191,14 @@ def _train_regressor(
                                  altered=params.augment_prob > 0)
     terms = LossTerms(params.rank_weight, params.spread_weight, EmbeddingQueue(params.rank_queue))
     loader = batch_loader(train_set, sampler, params.loader_workers, runtime)
-    follow_recipe(optimizer, params.epochs * len(sampler), params.warmup, params.grad_clip)
+    schedule = follow_recipe(optimizer, params.epochs * len(sampler), params.warmup, params.grad_clip)
     trained = distribute(scorer, runtime)
     best, history = BestEpoch(), []
-    for epoch in tqdm(range(params.epochs), desc="siamese", unit="epoch", disable=not ranks.is_main or None):
+    epochs = ResumableEpochs(checkpoint, scorer.model, optimizer=optimizer, schedule=schedule, scaler=scaler,
+                             queue=terms.queue)
+    first = epochs.resume(best, history, on_epoch)
+    for epoch in tqdm(range(first, params.epochs), desc="siamese", unit="epoch", initial=first, total=params.epochs,
+                      disable=not ranks.is_main or None):
         sampler.set_epoch(epoch)
         figures = {"train_mse": regressor_epoch(trained, loader, optimizer, scaler, runtime, terms=terms)}
         val_mse = mean_squared_error(scorer, val_set, params.batch_size, runtime)
@@ -202,6 +210,7 @@ def _train_regressor(
         if on_epoch is not None:
             on_epoch(figures)
         best.offer(epoch, key if params.select_epoch == "best_val" else None, scorer.model, figures)
+        epochs.epoch_done(best, history)
     return best, history
 
 

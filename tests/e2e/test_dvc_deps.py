@@ -17,7 +17,6 @@ import ast
 import functools
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,27 +27,20 @@ import yaml
 
 from artsim.core import layout
 from artsim.params import NO_INPUT, ParamsError, parse_params, run_only_keys
-from stages.common import edit_params
+from stages.common import INTERPOLATION, edit_params, interpolate, params_value
 from tests.support.helpers import REPO_ROOT, copy_worktree
 
 DVC_YAML = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())
 STAGES = DVC_YAML["stages"]
 PARAMS = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
 PROJECT_PACKAGES = ("artsim", "stages")
-INTERPOLATION = re.compile(r"\$\{([^}]+)\}")
 # The stage that checks the whole of params.yaml before the others (stages/params.py).
 CHECK = "params"
 
 
-def _select(tree: dict[str, Any], dotted: str) -> Any:
-    for part in dotted.split("."):
-        tree = tree[part]
-    return tree
-
-
 def _resolve(entry: str) -> str:
     """A dvc.yaml string with its ${key} interpolated from params.yaml, as DVC does."""
-    return INTERPOLATION.sub(lambda match: str(_select(PARAMS, match.group(1))), entry)
+    return interpolate(entry, PARAMS)
 
 
 def _deps(stage: str) -> list[str]:
@@ -487,7 +479,7 @@ def test_outside_inputs_are_the_interpolated_deps():
 def test_an_unused_outside_input_names_the_placeholder_and_parses_as_none():
     params = parse_params(PARAMS)
     for key, _, _ in OUTSIDE_INPUTS:
-        assert _select(PARAMS, key) == NO_INPUT.as_posix()
+        assert params_value(PARAMS, key) == NO_INPUT.as_posix()
         block, name = key.split(".")
         assert getattr(getattr(params, block), name) is None
 

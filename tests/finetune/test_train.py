@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 import torch
 import yaml
 
+from artsim.finetune.data import SeededViews, split_dataset, usable_labelled_files
 from artsim.finetune.labels import (
     OTHER,
     UNLABELLED,
@@ -22,6 +24,7 @@ from artsim.finetune.labels import (
 )
 from artsim.finetune.train import finetune_classifier
 from artsim.ingest.sources import formats as sources
+from artsim.learn.resume import EpochCheckpoint
 from artsim.learn.training import Runtime, resolve_runtime
 from artsim.params import FinetuneParams
 from tests.support.helpers import REPO_ROOT
@@ -76,9 +79,9 @@ def test_majority_accuracy_is_what_always_guessing_the_commonest_train_class_sco
 
 # --- classifier -------------------------------------------------------------
 
-def _finetune(paths: dict[str, Path], params: FinetuneParams = FINETUNE, seed: int = 0):
+def _finetune(paths: dict[str, Path], params: FinetuneParams = FINETUNE, seed: int = 0, **options):
     manifest = pd.read_parquet(paths["ingested"] / "manifest.parquet")
-    return finetune_classifier(manifest, paths["ingested"], params, seed, CPU)
+    return finetune_classifier(manifest, paths["ingested"], params, seed, CPU, **options)
 
 
 def _losses(result, name: str) -> list[float]:
@@ -102,6 +105,58 @@ def test_finetune_lowers_the_loss_and_is_deterministic(tiny: dict[str, Path]) ->
     assert first.metrics["n_train_images"] == 9
     assert first.metrics["skipped_images"] == 0
     assert 0.0 <= first.metrics["test_accuracy"] <= 1.0
+
+
+class Stopped(Exception):
+    """The run killed mid-training."""
+
+
+def stopping_in_epoch(epoch: int) -> Callable[[dict[str, float]], None]:
+    """An epoch logger that stops the run in epoch `epoch` (0-based), after the checkpoint of the one before."""
+    seen: list[dict[str, float]] = []
+
+    def log(figures: dict[str, float]) -> None:
+        seen.append(figures)
+        if len(seen) > epoch:
+            raise Stopped
+    return log
+
+
+# The crops come from torch's global RNG and the batches from (seed, epoch): a resumed run must
+# restore the one and take up the other where the stopped run left them.
+@pytest.mark.parametrize("select_epoch", ["last", "best_val"])
+def test_a_stopped_finetune_resumes_and_ends_as_an_uninterrupted_run(tiny: dict[str, Path], tmp_path: Path,
+                                                                      select_epoch: str) -> None:
+    chosen = FINETUNE.model_copy(update={"epochs": 3, "select_epoch": select_epoch})
+    checkpoint = EpochCheckpoint(tmp_path / "checkpoints", "run")
+    whole = _finetune(tiny, chosen)
+    with pytest.raises(Stopped):
+        _finetune(tiny, chosen, on_epoch=stopping_in_epoch(2), checkpoint=checkpoint)
+    assert len(checkpoint.load()["history"]) == 2
+    logged: list[dict[str, float]] = []
+    resumed = _finetune(tiny, chosen, on_epoch=logged.append, checkpoint=checkpoint)
+    assert logged == resumed.history == whole.history  # the first two replayed to the logger
+    assert resumed.metrics == whole.metrics
+    for name, tensor in whole.model.state_dict().items():
+        assert torch.equal(tensor, resumed.model.state_dict()[name]), name
+
+
+def test_crops_are_drawn_per_image_and_epoch_whichever_process_draws_them(tiny: dict[str, Path]) -> None:
+    manifest = pd.read_parquet(tiny["ingested"] / "manifest.parquet")
+    files, _, _ = usable_labelled_files(manifest, tiny["ingested"], FINETUNE.label)
+    views = SeededViews(split_dataset(files, "train", FINETUNE, ["Cool", "Warm", OTHER]), seed=0)
+    state = torch.get_rng_state()
+    first = views[(1, 0)][0]
+    assert torch.equal(torch.get_rng_state(), state)  # the process's own draws are left alone
+    torch.manual_seed(123)
+    assert torch.equal(views[(1, 0)][0], first)
+    assert not torch.equal(views[(1, 1)][0], first)  # another epoch, another crop
+    # Loader workers draw the crops the main process would: the same model with or without them.
+    chosen = FINETUNE.model_copy(update={"epochs": 2})
+    alone, with_workers = _finetune(tiny, chosen), _finetune(tiny, chosen.model_copy(update={"loader_workers": 2}))
+    assert alone.history == with_workers.history
+    for name, tensor in alone.model.state_dict().items():
+        assert torch.equal(tensor, with_workers.model.state_dict()[name]), name
 
 
 def test_finetune_seed_matters(tiny: dict[str, Path]) -> None:

@@ -184,7 +184,7 @@ def test_a_bench_records_its_table_with_the_command_and_commit_that_made_it(tmp_
 
     monkeypatch.setattr(results, "RESULTS", tmp_path)
     monkeypatch.setattr(results.sys, "argv", ["bench/serve.py", "--requests", "10"])
-    monkeypatch.setattr(results, "_commit", lambda: "abc1234")
+    monkeypatch.setattr(results, "commit", lambda: "abc1234")
     path = results.record("serve", ["what", "p50"], [["POST /compare", "12 ms"]], note="RSS 1 MiB")
     written = json.loads(path.read_text(encoding="utf-8"))
     assert written["source"].startswith("python bench/serve.py --requests 10, at commit abc1234, on ")
@@ -303,7 +303,7 @@ def test_a_part_of_a_bench_result_is_recorded_beside_its_table_and_neither_run_d
 
     monkeypatch.setattr(results, "RESULTS", tmp_path / "bench" / "results")
     monkeypatch.setattr(GEN, "ROOT", tmp_path)
-    monkeypatch.setattr(results, "_commit", lambda: "abc1234")
+    monkeypatch.setattr(results, "commit", lambda: "abc1234")
     results.RESULTS.mkdir(parents=True)
 
     def run(argv: list[str], *args, **kwargs) -> dict:

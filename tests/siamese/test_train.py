@@ -13,6 +13,7 @@ from artsim.learn.feature_cache import FeatureStore, cache_features, module_dige
 from artsim.learn.features import split_trunk
 from artsim.learn.models import NORMALISATION, save_weights, siamese_from_classifier
 from artsim.learn.pair_images import PairImages
+from artsim.learn.resume import EpochCheckpoint
 from artsim.learn.training import Runtime
 from artsim.params import SiameseParams
 from artsim.siamese.batches import GroupedPairBatches, PairBatches, PairTable
@@ -24,7 +25,7 @@ from artsim.siamese.train import (
     regressor_epoch,
     train_siamese,
 )
-from tests.finetune.test_train import CPU, FINETUNE, _finetune
+from tests.finetune.test_train import CPU, FINETUNE, Stopped, _finetune, stopping_in_epoch
 from tests.support.tiny_project import build_tiny_project, resolved_pairs
 
 # Layer4 trained over cached frozen features unless a test says otherwise (the default trains all).
@@ -81,6 +82,29 @@ def test_siamese_training_is_deterministic(tiny: dict[str, Path], trunk_weights:
     # Frozen layers' features go to the store; with every layer training there is nothing to cache.
     assert any((tmp_path / "features").rglob("*.npy")) == (train_layers != "all")
     assert not {"cached_features", "healed_cache_entries"} & set(first.metrics)
+
+
+# Every path: the shipped default (every layer trained, images decoded per batch, altered per epoch,
+# the ranking term with its queue of past originals), and layer4 over cached features.
+@pytest.mark.parametrize("train_layers", ["all", ["layer4"]])
+def test_a_stopped_siamese_run_resumes_and_ends_as_an_uninterrupted_one(
+        tiny: dict[str, Path], trunk_weights: Path, tmp_path: Path, train_layers) -> None:
+    pairs = resolved_pairs(tiny)
+    chosen = params(tmp_path, train_layers=train_layers, epochs=3, rank_queue=8, select_epoch="best_val",
+                    augment_prob=0.5 if train_layers == "all" else 0.0)
+    checkpoint = EpochCheckpoint(tmp_path / "checkpoints", "run")
+    whole = train_siamese(pairs, trunk_weights, chosen, seed=0, runtime=CPU)
+    with pytest.raises(Stopped):
+        train_siamese(pairs, trunk_weights, chosen, seed=0, runtime=CPU, on_epoch=stopping_in_epoch(2),
+                      checkpoint=checkpoint)
+    assert len(checkpoint.load()["parts"]["queue"]["images"]) == 8
+    logged: list[dict[str, float]] = []
+    resumed = train_siamese(pairs, trunk_weights, chosen, seed=0, runtime=CPU, on_epoch=logged.append,
+                            checkpoint=checkpoint)
+    assert logged == resumed.history == whole.history
+    assert resumed.metrics == whole.metrics
+    for name, tensor in whole.model.state_dict().items():
+        assert torch.equal(tensor, resumed.model.state_dict()[name]), name
 
 
 # Learning shows through the rounding with enough steps: 15 epochs at lr 1e-3 of layer4 (over cached
