@@ -76,9 +76,11 @@ def timed(stage: str, command: list[str]) -> int:
         try:
             code = process.wait(timeout=HEARTBEAT_S)
             break
-        except subprocess.TimeoutExpired:
-            running.write_text(json.dumps({"stage": stage, "seconds": time.perf_counter() - started,
+        except subprocess.TimeoutExpired:  # written whole or not at all: a kill may come at any moment
+            partial = running.with_suffix(".partial")
+            partial.write_text(json.dumps({"stage": stage, "seconds": time.perf_counter() - started,
                                            "load_average": [load_before, os.getloadavg()[0]]}))
+            os.replace(partial, running)
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_s = (usage.ru_utime + usage.ru_stime) - (usage_before.ru_utime + usage_before.ru_stime)
     with open(times, "a") as out:
@@ -95,6 +97,12 @@ def _append_interrupted(times: Path, running: Path) -> None:
         with open(times, "a") as out:
             out.write(json.dumps({**json.loads(running.read_text()), "interrupted": True}) + "\n")
         running.unlink()
+
+
+def running_seconds(times: Path) -> float:
+    """The time a killed stage had run, as its wrapper last wrote it down (0 when none was cut short)."""
+    running = times.with_suffix(".running")
+    return json.loads(running.read_text())["seconds"] if running.exists() else 0.0
 
 
 # --- the synthetic dataset ------------------------------------------------------------------

@@ -5,6 +5,9 @@ hours); these are its data structures at that size, each built in a fresh proces
 
 - descriptors: read_descriptors of the whole file, and of the images evaluate scores (described_ids: the collection
   and the test pairs) as the stage now reads it;
+- the descriptors of the retrieval's candidates and test queries, taken from those read: copied (as before) or read
+  in place (as scorer_inputs takes them);
+- the descriptor score's shortlisting proxies of those (--baseline REV's code too);
 - held-out pairs: each split's variants with their source and `evaluate.negatives_per_query` unrelated originals
   (params.yaml's), built and then walked a chunk at a time as held_out_scores walks them; the val split's capped to
   `evaluate.calibration_max_queries` variants where the code has that cap (and, for this commit, without it);
@@ -55,6 +58,45 @@ def measure_descriptors(folder: Path, scored_only: bool) -> dict[str, float]:
     start = rss_mib()
     images = read_descriptors(folder / INPUTS[2], ids)
     return {"images": len(images), "peak_above_start_mib": peak_mib() - start}
+
+
+def measure_selected(folder: Path, how: str) -> dict[str, float]:
+    """The retrieval's candidates' and test queries' descriptors taken from those read (described_ids): copied, as
+    DescriptorSet.select copies them, or read in place (rows_of), as scorer_inputs now takes them."""
+    import pandas as pd
+
+    from artsim.describe.table import read_descriptors
+    from artsim.evaluate import described_ids
+
+    pairs, originals = pd.read_parquet(folder / PAIRS), pd.read_parquet(folder / INPUTS[0])
+    images = read_descriptors(folder / INPUTS[2], described_ids(pairs, originals))
+    test = pairs[(pairs["split"] == "test") & pairs["positive"]]
+    wanted = [sorted(set(ids.astype(str))) for ids in (originals["id"], test["generated_id"])]
+    wanted = [[i for i, known in zip(ids, images.described(ids)) if known] for ids in wanted]
+    start = rss_mib()
+    pick = images.select if how == "copy" else images.rows_of
+    held = [pick(ids) for ids in wanted]
+    return {"images": sum(len(rows) for rows in held), "peak_above_start_mib": peak_mib() - start}
+
+
+def measure_proxies(folder: Path) -> dict[str, float]:
+    """The descriptor score's shortlisting proxies (shortlists.descriptor_proxy, params.yaml's weights) of the
+    retrieval's candidates and test queries, from their descriptors copied out (as every commit can take them)."""
+    import pandas as pd
+
+    from artsim.describe.table import read_descriptors
+    from artsim.evaluate import described_ids, shortlists
+
+    pairs, originals = pd.read_parquet(folder / PAIRS), pd.read_parquet(folder / INPUTS[0])
+    images = read_descriptors(folder / INPUTS[2], described_ids(pairs, originals))
+    test = pairs[(pairs["split"] == "test") & pairs["positive"]]
+    wanted = [sorted(set(ids.astype(str))) for ids in (test["generated_id"], originals["id"])]
+    queries, candidates = (images.select([i for i, known in zip(ids, images.described(ids)) if known])
+                           for ids in wanted)
+    weights = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))["score"]["weights"]
+    start = rss_mib()
+    made = shortlists.descriptor_proxy(queries, candidates, weights)
+    return {"images": sum(len(proxies) for proxies in made), "peak_above_start_mib": peak_mib() - start}
 
 
 def measure_pairs(folder: Path, split: str, negatives: int | None, calibration_cap: int | None, seed: int
@@ -121,6 +163,8 @@ def main() -> None:
     if args.measure:
         kind, folder, *rest = args.measure
         figures = (measure_descriptors(Path(folder), rest == ["scored"]) if kind == "descriptors" else
+                   measure_selected(Path(folder), rest[0]) if kind == "selected" else
+                   measure_proxies(Path(folder)) if kind == "proxies" else
                    measure_thumbnails(Path(folder)) if kind == "thumbnails" else
                    measure_pairs(Path(folder), rest[0], *(None if v == "null" else int(v) for v in rest[1:])))
         print(json.dumps(figures))
@@ -135,6 +179,16 @@ def main() -> None:
     for what, label in (("whole", "every image (as before)"), ("scored", "described_ids (as the stage reads)")):
         figures = child("descriptors", args.source, REPO_ROOT, what)
         rows.append(["descriptors", label, f"{figures['images']:,}", f"{figures['peak_above_start_mib']:.0f}"])
+        print(rows[-1], flush=True)
+    for how, label in (("copy", "copied (select), as before"), ("in-place", "read in place (rows_of), as the stage")):
+        figures = child("selected", args.source, REPO_ROOT, how)
+        rows.append(["descriptors of the candidates and test queries", label, f"{figures['images']:,}",
+                     f"{figures['peak_above_start_mib']:.0f}"])
+        print(rows[-1], flush=True)
+    for label, revision in codes.items():
+        figures = child("proxies", args.source, code_at(revision, args.work))
+        rows.append(["descriptor proxies, candidates and test queries", label, f"{figures['images']:,}",
+                     f"{figures['peak_above_start_mib']:.0f}"])
         print(rows[-1], flush=True)
     for split in SPLITS:
         runs = [(label, revision, settings) for label, revision in codes.items()]

@@ -141,6 +141,7 @@ def measured(root: Path) -> dict[str, Any]:
     count = int(root.name.removeprefix("n").removesuffix("-growth"))
     times = root / "times.jsonl"
     records = [json.loads(line) for line in times.read_text().splitlines()] if times.exists() else []
+    records = [r for r in records if not r.get("interrupted")]  # a part of a stage a killed run ran
     stages = {r["stage"]: {"seconds": r["seconds"], "cpu_seconds": r.get("cpu_seconds"),
                            "peak_rss_mib": r["peak_rss_mib"], "failed": r.get("returncode", 0) != 0}
               for r in records}

@@ -54,6 +54,7 @@ from dvc_scale import (
     environment,
     make_workspace,
     run,
+    running_seconds,
     stage_times,
     time_records,
 )
@@ -126,7 +127,8 @@ def measure(work: Path, count: int, side: int, overrides: dict[str, Any],
     root = work / f"n{count}-retrieval"
     workspace, times = root / "repo", root / "times.jsonl"
     env = environment(root / "artsim-cache", times)
-    resuming = resume and (workspace / "params.yaml").is_file()
+    # made-at is written last: a workspace without it was cut short while being made, and is made again.
+    resuming = resume and (root / "made-at").is_file()
     if not resuming:
         shutil.rmtree(root, ignore_errors=True)  # a rerun starts from scratch: stage times comparable
         make_workspace(workspace, source, imported, CACHE_TYPES["hardlink"], env)
@@ -149,17 +151,18 @@ def measure(work: Path, count: int, side: int, overrides: dict[str, Any],
 def repro_and_read(workspace: Path, env: dict[str, str], times: Path, count: int, side: int,
                    overrides: dict[str, Any]) -> dict:
     params = yaml.safe_load((workspace / "params.yaml").read_text(encoding="utf-8"))
+    # A resumed run: what the killed runs' stages ran (finished, or cut short and written down by the stage
+    # wrapper's heartbeat) counts too; DVC's own time in those runs is not known.
+    earlier_s = sum(record["seconds"] for record in time_records(times)) + running_seconds(times)
     started = time.perf_counter()
     run(["dvc", "repro", "evaluate"], workspace, env)
-    # A resumed run: the parts of stages a killed run ran count too (DVC's own time in it is not known).
-    interrupted_s = sum(record["seconds"] for record in time_records(times) if record.get("interrupted"))
-    repro_s = time.perf_counter() - started + interrupted_s
+    repro_s = time.perf_counter() - started + earlier_s
     stages = stage_times(times)
     metrics = json.loads((workspace / "metrics" / "evaluate.json").read_text())
     return {
         "n": count, "side": side, "overrides": overrides,
         "params": {key: dotted(params, key) for key in SHOWN_PARAMS},
-        "stages_s": stages, "repro_s": repro_s, "dvc_s": repro_s - sum(stages.values()), "interrupted_s": interrupted_s,
+        "stages_s": stages, "repro_s": repro_s, "dvc_s": repro_s - sum(stages.values()), "earlier_runs_s": earlier_s,
         "counts": {key: metrics.get(key) for key in COUNTS},
         "regression": {key: metrics.get(key) for key in REGRESSION},
         "plain": {s: {k: metrics.get(s, {}).get(k) for k in RANKING} for s in SCORERS},
@@ -202,7 +205,7 @@ def record_row(row: dict) -> Path:
             f"{TRANSFORM_FLOOR}): {'met' if reached['met'] else 'not met'}"
             + (f", below on {', '.join(reached['below_floor'])}" if reached["below_floor"] else "")
             + f"; dvc repro evaluate {row['repro_s']:.0f} s"
-            + (f", {row['interrupted_s']:.0f} s of it in runs killed and resumed" if row["interrupted_s"] else "")
+            + (f", {row['earlier_runs_s']:.0f} s of it in runs killed before" if row["earlier_runs_s"] else "")
             + f"; the workspace's code is commit {row['made_at']}")
     header = [SCORER_NAMES[s] + (" (teacher)" if s == TEACHER else "") for s in scorers]
     return record(f"scale_retrieval_{row['n']}", ["set", *header, "model − teacher"], rows, note=note,
@@ -282,6 +285,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help=f"a smoke run (--n {QUICK['n']} --side {QUICK['side']}), not recorded in bench/results")
     args = parser.parse_args()
+    if args.resume and args.then:
+        parser.error("--resume goes on with the one configuration of -S; run --then configurations afresh")
     if args.quick:
         args.n, args.side = QUICK["n"], QUICK["side"]
     if args.n < MIN_N or args.side < 32:

@@ -36,10 +36,12 @@ def load_params(path: Path = Path("params.yaml")) -> Params:
 @dataclass(frozen=True)
 class StageInputs:
     """What DVC watches of a stage: its deps (each ${key} filled from params.yaml, as DVC fills
-    it) and the values of its params keys."""
+    it), the values of its params keys, and the hash dvc.lock records for each dep that another
+    stage outputs (`dvc repro` brings those up to date, and checks them, before it runs this one)."""
 
     deps: list[Path]
     params: dict[str, Any]
+    recorded: dict[Path, str]
 
     @classmethod
     def of(cls, stage: str, root: Path = Path(".")) -> StageInputs | None:
@@ -48,8 +50,19 @@ class StageInputs:
             return None
         spec = yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8"))["stages"][stage]
         values = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8")) or {}
-        return cls([root / interpolate(dep, values) for dep in spec.get("deps", [])],
-                   {key: params_value(values, key) for key in spec.get("params", [])})
+        deps = [interpolate(dep, values) for dep in spec.get("deps", [])]
+        outputs = recorded_outputs(root / "dvc.lock", skip=stage)
+        return cls([root / dep for dep in deps], {key: params_value(values, key) for key in spec.get("params", [])},
+                   {root / dep: outputs[dep] for dep in deps if dep in outputs})
+
+
+def recorded_outputs(lock: Path, skip: str) -> dict[str, str]:
+    """Each stage's outputs (but `skip`'s) as dvc.lock records them: path -> md5."""
+    if not lock.is_file():
+        return {}
+    stages = (yaml.safe_load(lock.read_text(encoding="utf-8")) or {}).get("stages", {})
+    return {out["path"]: str(out.get("md5")) for name, entry in stages.items() if name != skip
+            for out in entry.get("outs", []) if out.get("md5")}
 
 
 def params_value(params: Mapping[str, Any], dotted: str) -> Any:

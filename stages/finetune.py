@@ -48,7 +48,8 @@ def main() -> None:
         sys.exit(str(exc))
     inputs = StageInputs.of("finetune")
     # Outside a DVC project nothing says what the run depends on: then no checkpoint is kept.
-    checkpoint = inputs and EpochCheckpoint.for_stage("finetune", inputs.deps, inputs.params, writer=ranks.is_main)
+    checkpoint = inputs and EpochCheckpoint.for_stage("finetune", inputs.deps, inputs.params, runtime.describe(),
+                                                      inputs.recorded, writer=ranks.is_main)
     with process_group(ranks, process_group_backend()), main_rank_live(METRICS_DIR, ranks) as live:
         try:
             result = finetune_classifier(manifest, INGESTED, params.finetune, params.seed, runtime, initial_state,

@@ -64,7 +64,8 @@ def main() -> None:
     )
     inputs = StageInputs.of("siamese")
     # Outside a DVC project nothing says what the run depends on: then no checkpoint is kept.
-    checkpoint = inputs and EpochCheckpoint.for_stage("siamese", inputs.deps, inputs.params, writer=ranks.is_main)
+    checkpoint = inputs and EpochCheckpoint.for_stage("siamese", inputs.deps, inputs.params, runtime.describe(),
+                                                      inputs.recorded, writer=ranks.is_main)
     with process_group(ranks, process_group_backend()), main_rank_live(METRICS_DIR, ranks) as live:
         try:
             result = train_siamese(pairs, FINETUNED, params.siamese, params.seed, runtime,

@@ -174,10 +174,40 @@ class DescriptorSet:
         """The rows of these ids, in their order (a copy of those rows only)."""
         return self.take(self.positions(ids))
 
+    def rows_of(self, ids: Iterable[str]) -> "DescriptorRows":
+        """The rows of these ids, in their order, read where they are (no copy: see DescriptorRows)."""
+        return DescriptorRows(self, self.positions(ids))
+
     def image(self, image_id: str) -> Descriptors:
         """One image's descriptors (views on its rows)."""
         row = int(self.positions([image_id])[0])
         return Descriptors(**{name: v[row] for name, v in self.vectors.items()})
+
+
+@dataclass(frozen=True)
+class DescriptorRows:
+    """Rows of a DescriptorSet (`positions` of `source`), read in place: row i is source row positions[i]. What a
+    scorer reads of a set of images (the retrieval's queries, its candidates) without a second copy of their
+    floats; each read copies only the rows it asks for (one descriptor's, or a few images')."""
+
+    source: DescriptorSet
+    positions: np.ndarray
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.source.names
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.source[name][self.positions]
+
+    def rows(self, start: int, stop: int) -> DescriptorSet:
+        return self.source.take(self.positions[start:stop])
+
+    def take(self, indices: np.ndarray) -> DescriptorSet:
+        return self.source.take(self.positions[indices])
 
 
 # --- descriptors.parquet -> one matrix per descriptor --------------------------------------------

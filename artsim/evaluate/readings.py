@@ -130,7 +130,7 @@ def scorer_inputs(readers: Readers, paths: list[Path], ids: list[str], descripto
     described = descriptor_scorer is not None and len(ids) > 0
     return ScorerInputs(
         embeddings=images.embeddings[images.rows(paths)],
-        descriptors=descriptor_scorer.descriptors.select(ids) if described else None,
+        descriptors=descriptor_scorer.descriptors.rows_of(ids) if described else None,  # in place: no second copy
         hashes={name: signatures.hashes(name)[rows] for name in HASH_NAMES},
         greys=signatures.greys(paths) if with_greys else None,
     )

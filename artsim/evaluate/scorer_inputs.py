@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from artsim.core.hashes import hash_similarity
+from artsim.describe.table import DescriptorRows
 from artsim.evaluate.embedding import PAIRS_PER_BLOCK, score_embedding_pairs
 from artsim.evaluate.peers import HASH_NAMES, Thumbnails, hash_score_blocks, ssim_proxy, ssim_scores
 from artsim.evaluate.shortlists import (
@@ -46,7 +47,7 @@ class ScorerInputs:
     """Rows of images as each scorer reads them; descriptors / greys None where that scorer does not run."""
 
     embeddings: Tensor                 # (n, embedding_dim)
-    descriptors: DescriptorSet | None
+    descriptors: DescriptorSet | DescriptorRows | None  # DescriptorRows: read in place
     hashes: Mapping[str, np.ndarray]   # HASH_NAMES -> (n,) uint64
     greys: np.ndarray | Thumbnails | None  # (n, SSIM_SIZE, SSIM_SIZE) uint8, or rows of the array holding them
 

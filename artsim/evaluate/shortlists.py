@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 import numpy as np
 from tqdm import tqdm
 
+from artsim.describe.table import DescriptorRows
 from artsim.evaluate.source_retrieval import Shortlisted
 from artsim.index.query import shortlist_rows, unit_rows
 from artsim.score.similarity import DescriptorSet, TextureStats, cross_scores
@@ -49,33 +50,46 @@ def units(vectors: np.ndarray) -> np.ndarray:
     return unit_rows(np.asarray(vectors)).astype(np.float32)
 
 
-def descriptor_proxy(queries: DescriptorSet, candidates: DescriptorSet, weights: Mapping[str, float]
-                     ) -> tuple[np.ndarray, np.ndarray]:
+def descriptor_proxy(queries: DescriptorSet | DescriptorRows, candidates: DescriptorSet | DescriptorRows,
+                     weights: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
     """Unit vectors of the queries and candidates whose inner product approximates the descriptor score: each
     weighted descriptor's vector standardised by the candidates' spread per feature and scaled to unit length,
-    times the square root of its share of the weights, side by side (their weighted mean cosine)."""
+    times the square root of its share of the weights, side by side (their weighted mean cosine).
+
+    One side at a time, written into one matrix and scaled there: besides the two results, the largest thing held is
+    one side's float64 matrix (not every descriptor's parts, their concatenation and its scaled copy at once)."""
     weighted = {name: w for name, w in weights.items() if w > 0 and name in queries.names and name in candidates.names}
     total = sum(weighted.values())
-    parts: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
-    for name, weight in weighted.items():
-        mean, std = candidates[name].mean(axis=0), candidates[name].std(axis=0)
-        for part, vectors in zip(parts, (queries[name], candidates[name])):
-            part.append(units((vectors - mean) / np.where(std > 0, std, 1.0)) * np.sqrt(weight / total))
-    return units(np.hstack(parts[0])), units(np.hstack(parts[1]))
+    spreads = {}
+    for name in weighted:
+        vectors = candidates[name]
+        spreads[name] = (vectors.mean(axis=0), vectors.std(axis=0))
+    return tuple(_weighted_units(side, spreads, weighted, total) for side in (queries, candidates))
 
 
-def descriptor_scores(queries: DescriptorSet, candidates: DescriptorSet, stats: TextureStats,
+def _weighted_units(side: DescriptorSet | DescriptorRows, spreads: Mapping[str, tuple[np.ndarray, np.ndarray]],
+                    weighted: Mapping[str, float], total: float) -> np.ndarray:
+    widths = [len(spreads[name][0]) for name in weighted]
+    joined = np.empty((len(side), sum(widths)), dtype=np.float64)
+    column = 0
+    for (name, weight), width in zip(weighted.items(), widths):
+        mean, std = spreads[name]
+        joined[:, column:column + width] = units((side[name] - mean) / np.where(std > 0, std, 1.0)) * np.sqrt(
+            weight / total)
+        column += width
+    joined /= np.maximum(np.linalg.norm(joined, axis=-1, keepdims=True), 1e-12)  # unit_rows, in place
+    return joined.astype(np.float32)
+
+
+def descriptor_scores(queries: DescriptorSet | DescriptorRows, candidates: DescriptorSet | DescriptorRows,
+                      stats: TextureStats,
                       weights: Mapping[str, float]) -> ExactScores:
     """The descriptor score's exact(rows, columns), by the kernels that score every pair (cross_scores)."""
     def exact(rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
         if not len(rows):
             return np.zeros(np.shape(columns))
         return np.stack([
-            cross_scores(queries.rows(row, row + 1), _taken(candidates, listed), stats, weights)[0]
+            cross_scores(queries.rows(row, row + 1), candidates.take(listed), stats, weights)[0]
             for row, listed in zip(rows, columns)
         ]).reshape(np.shape(columns))
     return exact
-
-
-def _taken(descriptors: DescriptorSet, rows: np.ndarray) -> DescriptorSet:
-    return DescriptorSet({name: vectors[rows] for name, vectors in descriptors.vectors.items()})

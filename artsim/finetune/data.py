@@ -85,8 +85,9 @@ class SeededViews(Dataset):
 
     def __getitem__(self, item: tuple[int, int]) -> Any:
         index, epoch = item
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(np.random.SeedSequence([self.seed, epoch, index]).generate_state(1)[0]))
+        seed = int(np.random.SeedSequence([self.seed, epoch, index]).generate_state(1)[0])
+        with torch.random.fork_rng(devices=[]):  # the CPU generator's state, restored after; no GPU's touched
+            torch.default_generator.manual_seed(seed)
             return self.dataset[index]
 
 

@@ -50,12 +50,18 @@ class Stateful(Protocol):
     def load_state_dict(self, state: dict[str, Any]) -> Any: ...
 
 
-def files_fingerprint(paths: Iterable[Path], salt: str = "") -> str:
+def files_fingerprint(paths: Iterable[Path], salt: str = "", recorded: Mapping[Path, str] | None = None) -> str:
     """A digest of `paths` (files, or folders walked in name order): each file's path, and its
     content up to CONTENT_HASHED_BYTES, else its size and modification time; a missing path counts
-    as missing. `salt` adds what else decides the result (the stage's name, torch's version)."""
+    as missing. A path in `recorded` counts by the hash given there instead (what dvc.lock records
+    of another stage's output: it survives a copy of the workspace, a `dvc pull`). `salt` adds what
+    else decides the result (the stage's name, its params, torch's version, the device)."""
     digest = hashlib.sha256(salt.encode())
+    recorded = recorded or {}
     for path in paths:
+        if path in recorded:
+            digest.update(os.fsencode(path) + b"\0recorded:" + recorded[path].encode())
+            continue
         for file in _files_under(Path(path)):
             digest.update(os.fsencode(file) + b"\0")
             digest.update(_file_digest(file))
@@ -93,12 +99,15 @@ class EpochCheckpoint:
         return self.root / self.fingerprint / CHECKPOINT_FILE
 
     @classmethod
-    def for_stage(cls, stage: str, deps: Iterable[Path], params: Mapping[str, Any], writer: bool = True,
+    def for_stage(cls, stage: str, deps: Iterable[Path], params: Mapping[str, Any], runtime: str,
+                  recorded: Mapping[Path, str] | None = None, writer: bool = True,
                   root: Path | None = None) -> EpochCheckpoint:
-        """The checkpoint of `stage` run on `deps` with `params` (its DVC deps and params values),
-        under `root` (default: the user cache's `checkpoints`)."""
-        salt = json.dumps({"stage": stage, "params": params, "torch": torch.__version__}, sort_keys=True, default=str)
-        return cls((root or default_cache("checkpoints")) / stage, files_fingerprint(deps, salt), writer)
+        """The checkpoint of `stage` run on `deps` (those in `recorded` by their recorded hash) with
+        `params` (its DVC deps and params values) on `runtime` (device and precision: a checkpoint of
+        another holds other states), under `root` (default: the user cache's `checkpoints`)."""
+        salt = json.dumps({"stage": stage, "params": params, "torch": torch.__version__, "runtime": runtime},
+                          sort_keys=True, default=str)
+        return cls((root or default_cache("checkpoints")) / stage, files_fingerprint(deps, salt, recorded), writer)
 
     def load(self) -> dict[str, Any] | None:
         """The saved state, or None when there is none or it does not load (reported)."""
@@ -133,8 +142,12 @@ class EpochCheckpoint:
             return
         now = time.time()
         for folder in self.root.iterdir():
-            # A folder's time moves with every checkpoint renamed into it (and a save cut short).
-            if folder.is_dir() and now - folder.stat().st_mtime > ABANDONED_AFTER_S:
+            try:  # another run may be removing it too
+                # A folder's time moves with every checkpoint renamed into it (and a save cut short).
+                abandoned = folder.is_dir() and now - folder.stat().st_mtime > ABANDONED_AFTER_S
+            except OSError:
+                continue
+            if abandoned:
                 log.info("removing checkpoint %s: untouched for %d days", folder, ABANDONED_AFTER_S // 86400)
                 shutil.rmtree(folder, ignore_errors=True)
 

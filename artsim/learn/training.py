@@ -126,6 +126,10 @@ class Runtime:
         # fp16 gradients underflow without loss scaling; bf16 and fp32 do not need it.
         return torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
 
+    def describe(self) -> str:
+        """What decides the numbers a run here gives, beside its inputs: the device's kind and the precision."""
+        return f"{self.device.type} {self.precision}"
+
     def to_device(self, images: Tensor) -> Tensor:
         return images.to(self.device, memory_format=self.memory_format, non_blocking=True)
 

@@ -53,8 +53,10 @@ def test_evaluate_reads_no_descriptor_nor_grey_thumbnail_it_does_not_score(tmp_p
     assert {as_image_file(p) for p in originals["path"]} <= greyed[0]  # SSIM ranks: every candidate's thumbnail
 
 
-def test_the_candidates_and_queries_read_their_thumbnails_in_place(tmp_path: Path, monkeypatch) -> None:
+def test_the_candidates_and_queries_read_their_thumbnails_and_descriptors_in_place(tmp_path: Path,
+                                                                                    monkeypatch) -> None:
     paths = build_tiny_project(tmp_path)
+    described = descriptor_scorer(paths)
     inputs, scorer_inputs = [], evaluate_run.scorer_inputs
 
     def recorded(readers, *args):
@@ -63,7 +65,21 @@ def test_the_candidates_and_queries_read_their_thumbnails_in_place(tmp_path: Pat
 
     monkeypatch.setattr(evaluate_run, "scorer_inputs", recorded)
     evaluate_on_test(random_model(), mostly_test(resolved_pairs(paths)), collection(paths, mostly_test=True), 32, 4,
-                     alterations=NO_TRANSFORMED_SET)
+                     descriptor_scorer=described, alterations=NO_TRANSFORMED_SET)
     (kept, queries), (_, candidates) = inputs
     assert len(queries) and len(candidates) and len(kept) >= len(queries) + len(candidates)
     assert queries.greys.array is kept and candidates.greys.array is kept  # rows of the one array, not a copy
+    for inputs_of in (queries, candidates):  # the rows of the descriptors read, not a second copy of their floats
+        assert inputs_of.descriptors.source is described.descriptors
+        assert len(inputs_of.descriptors) == len(inputs_of)
+
+
+def test_descriptor_rows_read_in_place_are_the_rows_a_copy_holds(tmp_path: Path) -> None:
+    descriptors = descriptor_scorer(build_tiny_project(tmp_path)).descriptors
+    ids = list(descriptors.ids[::-2])
+    copied, in_place = descriptors.select(ids), descriptors.rows_of(ids)
+    assert in_place.names == copied.names and len(in_place) == len(copied) == len(ids)
+    for name in copied.names:
+        assert np.array_equal(in_place[name], copied[name])
+        assert np.array_equal(in_place.rows(1, 3)[name], copied.rows(1, 3)[name])
+        assert np.array_equal(in_place.take(np.array([2, 0]))[name], copied.take(np.array([2, 0]))[name])

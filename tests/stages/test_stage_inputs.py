@@ -30,9 +30,10 @@ def test_deps_are_interpolated_from_params_and_params_are_the_listed_keys(tmp_pa
     assert inputs.params == {"seed": 1, "train.epochs": 2}
 
 
-def _fingerprint(root: Path) -> str:
+def _fingerprint(root: Path, runtime: str = "cpu fp32") -> str:
     inputs = StageInputs.of("train", root)
-    return EpochCheckpoint.for_stage("train", inputs.deps, inputs.params, root=root / "cache").fingerprint
+    return EpochCheckpoint.for_stage("train", inputs.deps, inputs.params, runtime, inputs.recorded,
+                                     root=root / "cache").fingerprint
 
 
 def test_the_checkpoint_key_moves_with_what_decides_the_output_and_only_with_it(tmp_path: Path) -> None:
@@ -48,6 +49,28 @@ def test_the_checkpoint_key_moves_with_what_decides_the_output_and_only_with_it(
     assert third not in {first, second}
     (root / "code" / "train.py").write_text("x = 2\n")
     assert _fingerprint(root) not in {first, second, third}
+    assert _fingerprint(root, "cuda fp16") != _fingerprint(root)  # another device holds other states
+
+
+def _lock(root: Path, md5: str) -> None:
+    (root / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": {
+        "make": {"cmd": "make", "outs": [{"path": "inputs/w.bin", "hash": "md5", "md5": md5, "size": 7}]},
+        "train": {"cmd": "train", "outs": [{"path": "code", "md5": "ignored.dir"}]},
+    }}))
+
+
+def test_another_stages_output_counts_by_the_hash_dvc_lock_records(tmp_path: Path) -> None:
+    # A copied workspace (dvc exp run --temp, a queued experiment) or a `dvc pull` on a fresh machine gives
+    # the same data new modification times: the recorded hash keeps the run's checkpoint found.
+    root = _project(tmp_path)
+    _lock(root, "a" * 32)
+    inputs = StageInputs.of("train", root)
+    assert inputs.recorded == {root / "inputs" / "w.bin": "a" * 32}  # its own outputs are no input
+    first = _fingerprint(root)
+    (root / "inputs" / "w.bin").write_bytes(b"weights, rewritten")
+    assert _fingerprint(root) == first
+    _lock(root, "b" * 32)
+    assert _fingerprint(root) != first
 
 
 def test_the_training_stages_inputs_name_their_outside_weights_file() -> None:
