@@ -19,6 +19,8 @@ from artsim.evaluate.source_retrieval import Shortlisted
 from artsim.index.query import shortlist_rows, unit_rows
 from artsim.score.similarity import DescriptorSet, TextureStats, cross_scores
 
+# Rows of a side made descriptor proxies at once: their float64 parts are the transient (~7 KB a row).
+PROXY_ROWS = 8192
 # exact(rows, columns) -> scores: the exact score of query rows[i] with candidate columns[i, j], shaped as columns.
 ExactScores = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -56,8 +58,8 @@ def descriptor_proxy(queries: DescriptorSet | DescriptorRows, candidates: Descri
     weighted descriptor's vector standardised by the candidates' spread per feature and scaled to unit length,
     times the square root of its share of the weights, side by side (their weighted mean cosine).
 
-    One side at a time, written into one matrix and scaled there: besides the two results, the largest thing held is
-    one side's float64 matrix (not every descriptor's parts, their concatenation and its scaled copy at once)."""
+    Each side PROXY_ROWS rows at a time, written into the float32 result: besides the results, what is held is one
+    descriptor's matrix of the candidates (for its spread) or one block's float64 parts, however many images."""
     weighted = {name: w for name, w in weights.items() if w > 0 and name in queries.names and name in candidates.names}
     total = sum(weighted.values())
     spreads = {}
@@ -70,15 +72,19 @@ def descriptor_proxy(queries: DescriptorSet | DescriptorRows, candidates: Descri
 def _weighted_units(side: DescriptorSet | DescriptorRows, spreads: Mapping[str, tuple[np.ndarray, np.ndarray]],
                     weighted: Mapping[str, float], total: float) -> np.ndarray:
     widths = [len(spreads[name][0]) for name in weighted]
-    joined = np.empty((len(side), sum(widths)), dtype=np.float64)
-    column = 0
-    for (name, weight), width in zip(weighted.items(), widths):
-        mean, std = spreads[name]
-        joined[:, column:column + width] = units((side[name] - mean) / np.where(std > 0, std, 1.0)) * np.sqrt(
-            weight / total)
-        column += width
-    joined /= np.maximum(np.linalg.norm(joined, axis=-1, keepdims=True), 1e-12)  # unit_rows, in place
-    return joined.astype(np.float32)
+    proxies = np.empty((len(side), sum(widths)), dtype=np.float32)
+    for start in range(0, len(side), PROXY_ROWS):
+        block = side.rows(start, start + PROXY_ROWS)
+        joined = np.empty((len(block), sum(widths)), dtype=np.float64)
+        column = 0
+        for (name, weight), width in zip(weighted.items(), widths):
+            mean, std = spreads[name]
+            joined[:, column:column + width] = units((block[name] - mean) / np.where(std > 0, std, 1.0)) * np.sqrt(
+                weight / total)
+            column += width
+        joined /= np.maximum(np.linalg.norm(joined, axis=-1, keepdims=True), 1e-12)  # unit_rows, in place
+        proxies[start:start + len(block)] = joined
+    return proxies
 
 
 def descriptor_scores(queries: DescriptorSet | DescriptorRows, candidates: DescriptorSet | DescriptorRows,

@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from artsim.core.fusion import fused_scores
 from artsim.core.hashes import hash_similarity
+from artsim.evaluate import shortlists
 from artsim.evaluate.peers import HASH_NAMES, SSIM_SIZE, ssim_proxy, ssim_similarity
 from artsim.evaluate.scorer_inputs import DescriptorWeighting, ScorerInputs, Shortlisting, score_blocks
 from artsim.evaluate.shortlists import descriptor_proxy
@@ -155,6 +157,18 @@ def test_the_costly_scorers_score_only_each_querys_shortlist(setup) -> None:
     for block in blocks["model"]():
         assert isinstance(block, Shortlisted) and block.columns.shape == (len(block.rows), size)
     assert sum(scored) == N_QUERIES * size  # the head never scores the whole (queries x candidates)
+
+
+def test_descriptor_proxies_made_a_block_of_rows_at_a_time_are_those_of_one_pass(monkeypatch) -> None:
+    rng = np.random.default_rng(3)
+    queries, candidates = descriptors(rng, 7), descriptors(rng, 11)
+    whole = descriptor_proxy(queries, candidates, WEIGHTS)
+    monkeypatch.setattr(shortlists, "PROXY_ROWS", 3)  # blocks of 3, the last one short
+    named = DescriptorSet(candidates.vectors, ids=pd.Index([f"c{i}" for i in range(11)], dtype=object))
+    blocked = descriptor_proxy(queries, named.rows_of([f"c{i}" for i in range(11)]), WEIGHTS)  # read in place
+    for made, expected in zip(blocked, whole):
+        assert made.dtype == np.float32 and np.array_equal(made, expected)
+        assert np.allclose(np.linalg.norm(made, axis=1), 1.0, atol=1e-6)
 
 
 def test_ranks_from_a_shortlist_count_ties_against_the_source_and_put_an_unlisted_one_last() -> None:
