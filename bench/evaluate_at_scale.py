@@ -82,15 +82,20 @@ def measure_selected(folder: Path, how: str) -> dict[str, float]:
 def measure_proxies(folder: Path) -> dict[str, float]:
     """The descriptor score's shortlisting proxies (shortlists.descriptor_proxy, params.yaml's weights) of the
     retrieval's candidates and test queries, from their descriptors copied out (as every commit can take them)."""
+    import inspect
+
     import pandas as pd
 
     from artsim.describe.table import read_descriptors
-    from artsim.evaluate import described_ids, shortlists
+    from artsim.evaluate import shortlists
 
     pairs, originals = pd.read_parquet(folder / PAIRS), pd.read_parquet(folder / INPUTS[0])
-    images = read_descriptors(folder / INPUTS[2], described_ids(pairs, originals))
     test = pairs[(pairs["split"] == "test") & pairs["positive"]]
     wanted = [sorted(set(ids.astype(str))) for ids in (test["generated_id"], originals["id"])]
+    # Code older than described_ids reads every image's descriptors (before the start: not counted).
+    some = "ids" in inspect.signature(read_descriptors).parameters
+    images = read_descriptors(folder / INPUTS[2], {*wanted[0], *wanted[1]}) if some else read_descriptors(
+        folder / INPUTS[2])
     queries, candidates = (images.select([i for i, known in zip(ids, images.described(ids)) if known])
                            for ids in wanted)
     weights = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))["score"]["weights"]
