@@ -27,6 +27,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -60,19 +61,28 @@ def measure_descriptors(folder: Path, scored_only: bool) -> dict[str, float]:
     return {"images": len(images), "peak_above_start_mib": peak_mib() - start}
 
 
-def measure_selected(folder: Path, how: str) -> dict[str, float]:
-    """The retrieval's candidates' and test queries' descriptors taken from those read (described_ids): copied, as
-    DescriptorSet.select copies them, or read in place (rows_of), as scorer_inputs now takes them."""
+def retrieval_descriptors(folder: Path) -> tuple[Any, list[list[str]]]:
+    """The descriptors read, and the ids of the retrieval's test queries and of its candidates that have some. Code
+    older than described_ids reads every image's (before a measurement starts: not counted)."""
+    import inspect
+
     import pandas as pd
 
     from artsim.describe.table import read_descriptors
-    from artsim.evaluate import described_ids
 
     pairs, originals = pd.read_parquet(folder / PAIRS), pd.read_parquet(folder / INPUTS[0])
-    images = read_descriptors(folder / INPUTS[2], described_ids(pairs, originals))
     test = pairs[(pairs["split"] == "test") & pairs["positive"]]
-    wanted = [sorted(set(ids.astype(str))) for ids in (originals["id"], test["generated_id"])]
-    wanted = [[i for i, known in zip(ids, images.described(ids)) if known] for ids in wanted]
+    wanted = [sorted(set(ids.astype(str))) for ids in (test["generated_id"], originals["id"])]
+    some = "ids" in inspect.signature(read_descriptors).parameters
+    images = (read_descriptors(folder / INPUTS[2], {*wanted[0], *wanted[1]}) if some
+              else read_descriptors(folder / INPUTS[2]))
+    return images, [[i for i, known in zip(ids, images.described(ids)) if known] for ids in wanted]
+
+
+def measure_selected(folder: Path, how: str) -> dict[str, float]:
+    """The retrieval's candidates' and test queries' descriptors taken from those read: copied, as
+    DescriptorSet.select copies them, or read in place (rows_of), as scorer_inputs now takes them."""
+    images, wanted = retrieval_descriptors(folder)
     start = rss_mib()
     pick = images.select if how == "copy" else images.rows_of
     held = [pick(ids) for ids in wanted]
@@ -82,22 +92,10 @@ def measure_selected(folder: Path, how: str) -> dict[str, float]:
 def measure_proxies(folder: Path) -> dict[str, float]:
     """The descriptor score's shortlisting proxies (shortlists.descriptor_proxy, params.yaml's weights) of the
     retrieval's candidates and test queries, from their descriptors copied out (as every commit can take them)."""
-    import inspect
-
-    import pandas as pd
-
-    from artsim.describe.table import read_descriptors
     from artsim.evaluate import shortlists
 
-    pairs, originals = pd.read_parquet(folder / PAIRS), pd.read_parquet(folder / INPUTS[0])
-    test = pairs[(pairs["split"] == "test") & pairs["positive"]]
-    wanted = [sorted(set(ids.astype(str))) for ids in (test["generated_id"], originals["id"])]
-    # Code older than described_ids reads every image's descriptors (before the start: not counted).
-    some = "ids" in inspect.signature(read_descriptors).parameters
-    images = read_descriptors(folder / INPUTS[2], {*wanted[0], *wanted[1]}) if some else read_descriptors(
-        folder / INPUTS[2])
-    queries, candidates = (images.select([i for i, known in zip(ids, images.described(ids)) if known])
-                           for ids in wanted)
+    images, wanted = retrieval_descriptors(folder)
+    queries, candidates = (images.select(ids) for ids in wanted)
     weights = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))["score"]["weights"]
     start = rss_mib()
     made = shortlists.descriptor_proxy(queries, candidates, weights)
@@ -180,35 +178,29 @@ def main() -> None:
     negatives, cap = params["evaluate"]["negatives_per_query"], params["evaluate"]["calibration_max_queries"]
     settings = ["null" if value is None else str(value) for value in (negatives, cap, params["seed"])]
     codes = {"this commit": None, **({f"at {args.baseline}": args.baseline} if args.baseline else {})}
-    rows = []
+    rows: list[list[str]] = []
+
+    def add(structure: str, label: str, figures: dict[str, float], counted: str = "images") -> None:
+        rows.append([structure, label, f"{figures[counted]:,}", f"{figures['peak_above_start_mib']:.0f}"])
+        print(rows[-1], flush=True)
+
     for what, label in (("whole", "every image (as before)"), ("scored", "described_ids (as the stage reads)")):
-        figures = child("descriptors", args.source, REPO_ROOT, what)
-        rows.append(["descriptors", label, f"{figures['images']:,}", f"{figures['peak_above_start_mib']:.0f}"])
-        print(rows[-1], flush=True)
+        add("descriptors", label, child("descriptors", args.source, REPO_ROOT, what))
     for how, label in (("copy", "copied (select), as before"), ("in-place", "read in place (rows_of), as the stage")):
-        figures = child("selected", args.source, REPO_ROOT, how)
-        rows.append(["descriptors of the candidates and test queries", label, f"{figures['images']:,}",
-                     f"{figures['peak_above_start_mib']:.0f}"])
-        print(rows[-1], flush=True)
+        add("descriptors of the candidates and test queries", label, child("selected", args.source, REPO_ROOT, how))
     for label, revision in codes.items():
-        figures = child("proxies", args.source, code_at(revision, args.work))
-        rows.append(["descriptor proxies, candidates and test queries", label, f"{figures['images']:,}",
-                     f"{figures['peak_above_start_mib']:.0f}"])
-        print(rows[-1], flush=True)
+        add("descriptor proxies, candidates and test queries", label,
+            child("proxies", args.source, code_at(revision, args.work)))
     for split in SPLITS:
         runs = [(label, revision, settings) for label, revision in codes.items()]
         if split == "val":  # the cap apart from the row numbers
             runs.insert(1, ("this commit, no calibration cap", None, [settings[0], "null", settings[2]]))
         for label, revision, these in runs:
-            figures = child("pairs", args.source, code_at(revision, args.work), split, *these)
-            rows.append([f"held-out pairs, {split}", label, f"{figures['pairs']:,}",
-                         f"{figures['peak_above_start_mib']:.0f}"])
-            print(rows[-1], flush=True)
+            add(f"held-out pairs, {split}", label,
+                child("pairs", args.source, code_at(revision, args.work), split, *these), counted="pairs")
     for label, revision in codes.items():
-        figures = child("thumbnails", args.source, code_at(revision, args.work))
-        rows.append(["thumbnails and SSIM proxies, candidates and test queries", label, f"{figures['images']:,}",
-                     f"{figures['peak_above_start_mib']:.0f}"])
-        print(rows[-1], flush=True)
+        add("thumbnails and SSIM proxies, candidates and test queries", label,
+            child("thumbnails", args.source, code_at(revision, args.work)))
     record("evaluate_at_scale", ["structure", "read or built by", "images or pairs", "peak MiB above its inputs"],
            rows, note=f"inputs: {args.source.name} (bench/score_at_scale.py); negatives_per_query {negatives}, "
                       f"calibration_max_queries {cap}")

@@ -62,11 +62,14 @@ def descriptor_proxy(queries: DescriptorSet | DescriptorRows, candidates: Descri
     descriptor's matrix of the candidates (for its spread) or one block's float64 parts, however many images."""
     weighted = {name: w for name, w in weights.items() if w > 0 and name in queries.names and name in candidates.names}
     total = sum(weighted.values())
-    spreads = {}
-    for name in weighted:
-        vectors = candidates[name]
-        spreads[name] = (vectors.mean(axis=0), vectors.std(axis=0))
+    spreads = {name: _spread(candidates[name]) for name in weighted}
     return tuple(_weighted_units(side, spreads, weighted, total) for side in (queries, candidates))
+
+
+def _spread(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each feature's mean and the scale it is divided by (its standard deviation, 1 where that is 0)."""
+    std = vectors.std(axis=0)
+    return vectors.mean(axis=0), np.where(std > 0, std, 1.0)
 
 
 def _weighted_units(side: DescriptorSet | DescriptorRows, spreads: Mapping[str, tuple[np.ndarray, np.ndarray]],
@@ -75,12 +78,11 @@ def _weighted_units(side: DescriptorSet | DescriptorRows, spreads: Mapping[str, 
     proxies = np.empty((len(side), sum(widths)), dtype=np.float32)
     for start in range(0, len(side), PROXY_ROWS):
         block = side.rows(start, start + PROXY_ROWS)
-        joined = np.empty((len(block), sum(widths)), dtype=np.float64)
+        joined = np.empty((len(block), proxies.shape[1]), dtype=np.float64)
         column = 0
         for (name, weight), width in zip(weighted.items(), widths):
-            mean, std = spreads[name]
-            joined[:, column:column + width] = units((block[name] - mean) / np.where(std > 0, std, 1.0)) * np.sqrt(
-                weight / total)
+            mean, scale = spreads[name]
+            joined[:, column:column + width] = units((block[name] - mean) / scale) * np.sqrt(weight / total)
             column += width
         joined /= np.maximum(np.linalg.norm(joined, axis=-1, keepdims=True), 1e-12)  # unit_rows, in place
         proxies[start:start + len(block)] = joined

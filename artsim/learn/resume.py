@@ -4,7 +4,7 @@ After each epoch the main rank writes one checkpoint holding everything later ep
 the weights, the optimizer, the learning-rate schedule, the loss scaler, every RNG the process
 draws from, the best epoch so far and the per-epoch history. The next run of the same stage on
 the same inputs starts after the last epoch written and ends where an uninterrupted run ends
-(bit for bit on the same machine: tests/learn/test_resume.py).
+(bit for bit on the same machine: the resume tests of tests/finetune and tests/siamese).
 
 The checkpoint lives outside the workspace, as the other caches do (artsim.core.cache_dirs), in a
 folder named by a fingerprint of everything that decides the stage's output
@@ -176,8 +176,8 @@ class ResumableEpochs:
         best.load_state_dict(state["best"], self.model)
         restore_rng(state["rng"])
         history.extend(state["history"])
-        for figures in history:
-            if on_epoch is not None:
+        if on_epoch is not None:
+            for figures in history:
                 on_epoch(figures)
         log.info("resuming from %s: %d epochs done", self.checkpoint.path, len(history))
         return len(history)
